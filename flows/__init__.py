@@ -1,0 +1,1 @@
+"""Prefect flows: the wiring of vidbatch's tasks into runs."""

@@ -1,0 +1,101 @@
+"""The provider contract and the registry that maps route ids to providers.
+
+A provider has an id, capability attributes, a pure `estimate_cost(request)`, `unavailable()`
+(None when it can serve, else why not), and one verb, `generate(request, workdir) -> Clip`.
+The registry holds factories `policy -> provider`; tests and benches re-bind them with `bound`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from vidbatch.policy import Policy
+
+__all__ = ["ClipRequest", "Clip", "Provider", "Registry", "registry"]
+
+
+@dataclass(frozen=True)
+class ClipRequest:
+    """What to render. `seconds` is the footage needed (trimmed head + finished clip)."""
+
+    item_id: str
+    prompt: str
+    seconds: float
+    width: int
+    height: int
+    model: str
+    resolution: str = "480p"
+    negative_prompt: str = ""
+    seed: int = 0
+    image: Path | None = None
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A finished generation: a local MP4 and what it cost."""
+
+    path: Path
+    seconds: float
+    cost_usd: float
+    job_id: str | None = None
+    detail: str = ""
+    sandbox: bool = False
+
+
+@runtime_checkable
+class Provider(Protocol):
+    id: str
+    max_seconds: float
+    image_input: bool
+    remix: bool
+    extend: bool
+
+    def unavailable(self) -> str | None: ...
+
+    def estimate_cost(self, request: ClipRequest) -> float: ...
+
+    def generate(self, request: ClipRequest, workdir: Path) -> Clip: ...
+
+
+Factory = Callable[[Policy], Provider]
+
+
+@dataclass
+class Registry:
+    """Route id -> factory. `build(policy)` makes the providers of one run."""
+
+    factories: dict[str, Factory] = field(default_factory=dict)
+
+    def register(self, route: str, factory: Factory) -> None:
+        self.factories[route] = factory
+
+    def build(self, policy: Policy) -> dict[str, Provider]:
+        return {route: make(policy) for route, make in self.factories.items()}
+
+    @contextlib.contextmanager
+    def bound(self, overrides: dict[str, Factory | None]) -> Iterator[None]:
+        """Temporarily replace (or, with None, remove) factories."""
+        saved = dict(self.factories)
+        for route, factory in overrides.items():
+            if factory is None:
+                self.factories.pop(route, None)
+            else:
+                self.factories[route] = factory
+        try:
+            yield
+        finally:
+            self.factories.clear()
+            self.factories.update(saved)
+
+
+def _wan(policy: Policy) -> Provider:
+    from vidbatch.providers.wan import WanProvider
+
+    return WanProvider(policy.wan)
+
+
+registry = Registry({"wan": _wan})

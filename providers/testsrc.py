@@ -1,0 +1,60 @@
+"""A stand-in provider for tests, rehearsals and benchmarks: renders real ffmpeg test-pattern MP4s.
+
+It plays a GPU route we do not have: configurable latency, price per second, and scripted
+failures (raised in call order, like a flaky service), so retries and the ledger are exercised
+for real. Never registered by default; bind it with `registry.bound({"wan": ...})`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from vidbatch.errors import ProviderError
+from vidbatch.media import testsrc
+from vidbatch.providers import Clip, ClipRequest
+
+__all__ = ["TestsrcProvider"]
+
+
+class TestsrcProvider:
+    """Renders `testsrc2` clips of the requested size; counts calls per item."""
+
+    __test__ = False  # not a pytest test class
+    image_input = True
+    remix = False
+    extend = True
+
+    def __init__(self, *, id: str = "wan", fps: int = 16, usd_per_s: float = 0.001, latency_s: float = 0.0,
+                 failures: Iterable[ProviderError] = (), max_seconds: float = 5.0625, sandbox: bool = False):
+        self.id = id
+        self.fps = fps
+        self.usd_per_s = usd_per_s
+        self.latency_s = latency_s
+        self.max_seconds = max_seconds
+        self.sandbox = sandbox
+        self._failures = list(failures)
+        self._lock = threading.Lock()
+        self.calls: list[str] = []
+
+    def unavailable(self) -> str | None:
+        return None
+
+    def estimate_cost(self, request: ClipRequest) -> float:
+        return request.seconds * self.usd_per_s
+
+    def generate(self, request: ClipRequest, workdir: Path) -> Clip:
+        with self._lock:
+            self.calls.append(request.item_id)
+            failure = self._failures.pop(0) if self._failures else None
+        if self.latency_s:
+            time.sleep(self.latency_s)
+        if failure is not None:
+            raise failure
+        frames = max(1, round(request.seconds * self.fps + 0.4999))
+        path = testsrc(workdir / f"{request.item_id}.src.mp4", frames / self.fps, request.width, request.height,
+                       self.fps)
+        return Clip(path=path, seconds=frames / self.fps, cost_usd=self.estimate_cost(request),
+                    detail=f"testsrc seed {request.seed}", sandbox=self.sandbox)

@@ -1,0 +1,215 @@
+"""Wan 2.1 through diffusers: text-to-video and image-to-video on a local GPU (or CPU).
+
+Steps of one generation:
+  1. resolve the model entry of the policy (hub id, local path, or the in-code `tiny` preset);
+  2. load its pipeline once per process (cached, thread-safe) and reuse it for every clip;
+  3. plan the shots (each 4k+1 frames, at most `max_shot_frames`) covering the footage asked for;
+  4. render each shot with its own seeded generator (image-to-video continues from the last frame);
+  5. encode the frames as one 16 fps MP4 and price the GPU seconds actually used.
+
+torch and diffusers are imported lazily, so vidbatch imports without them.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from vidbatch.errors import ContentRejected, ProviderUnavailable, TransientProviderError
+from vidbatch.media import write_frames
+from vidbatch.policy import WanModel, WanRoute
+from vidbatch.pricing import wan_estimate_usd, wan_shot_frames
+from vidbatch.providers import Clip, ClipRequest
+
+__all__ = ["WanProvider", "build_tiny_pipeline", "pipeline_loads"]
+
+_PIPELINES: dict[tuple[str, str, str], Any] = {}
+_LOAD_LOCK = threading.Lock()
+_LOADS = {"count": 0}
+# A word list for the tiny model's tokenizer: prompts outside it map to <unk>, which is fine for
+# random weights; what matters is that the real tokenizer/encoder code path runs.
+_TINY_WORDS = ("a the of on in at with and to from by over under city street beach sea sky night day "
+               "sunset sunrise car cat dog bird people person woman man child runs walks flies drives "
+               "slow fast close wide shot camera pan zoom light dark rain snow fog red blue green gold "
+               "product bottle shoe phone coffee cup table kitchen studio logo text neon forest mountain").split()
+
+
+# ---- 1. model entries --------------------------------------------------------------------------
+
+def _device(route: WanRoute) -> str:
+    import torch
+
+    if route.device != "auto":
+        return route.device
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _dtype(route: WanRoute, device: str):
+    import torch
+
+    if device == "cpu":  # bf16 convolutions on CPU are slow and some kernels are missing
+        return torch.float32
+    return getattr(torch, route.dtype)
+
+
+# ---- 2. loading, once per process ----------------------------------------------------------------
+
+def build_tiny_pipeline(task: str = "t2v"):
+    """A Wan pipeline with tiny random components and a tokenizer built in code (no hub).
+
+    Deterministic: the same weights in every process, so seeded outputs are reproducible.
+    """
+    import torch
+    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
+
+    if task != "t2v":
+        raise ProviderUnavailable("the tiny preset has no image-to-video variant; configure an i2v model")
+    torch.manual_seed(0)
+    transformer = WanTransformer3DModel(
+        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16, out_channels=16,
+        text_dim=32, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads", rope_max_seq_len=1024)
+    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                           temperal_downsample=[False, True, True])
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{w: i + 3 for i, w in enumerate(_TINY_WORDS)}}
+    word_level = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    word_level.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=word_level, pad_token="<pad>", eos_token="</s>",
+                                        unk_token="<unk>", model_max_length=64)
+    text_encoder = UMT5EncoderModel(UMT5Config(d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
+                                               vocab_size=len(vocab), relative_attention_num_buckets=8))
+    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0)
+    return WanPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
+                       scheduler=scheduler)
+
+
+def _load(entry: WanModel, device: str, dtype):
+    import torch
+    from diffusers import AutoencoderKLWan, WanImageToVideoPipeline, WanPipeline
+
+    if entry.source == "tiny":
+        pipe = build_tiny_pipeline(entry.task)
+    else:
+        cls = WanImageToVideoPipeline if entry.task == "i2v" else WanPipeline
+        try:
+            # The Wan VAE stays in float32 (the model card's advice): bf16 decoding bands colours.
+            vae = AutoencoderKLWan.from_pretrained(entry.source, subfolder="vae", torch_dtype=torch.float32)
+            pipe = cls.from_pretrained(entry.source, vae=vae, torch_dtype=dtype)
+        except (OSError, ValueError) as err:
+            raise ProviderUnavailable(f"cannot load Wan model {entry.source!r}: {err}") from err
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(device, dtype) if entry.source == "tiny" else pipe.to(device)
+
+
+def pipeline_loads() -> int:
+    """How many pipelines this process has loaded (a worker should load each model once)."""
+    return _LOADS["count"]
+
+
+def _pipeline(entry: WanModel, route: WanRoute):
+    device = _device(route)
+    key = (entry.source, entry.task, device)
+    with _LOAD_LOCK:
+        if key not in _PIPELINES:
+            _PIPELINES[key] = _load(entry, device, _dtype(route, device))
+            _LOADS["count"] += 1
+        return _PIPELINES[key]
+
+
+# ---- the provider --------------------------------------------------------------------------------
+
+class WanProvider:
+    """Wan 2.1 on the GPU this process runs on."""
+
+    id = "wan"
+    image_input = True
+    remix = False
+    extend = True
+
+    def __init__(self, route: WanRoute):
+        self.route = route
+        self.max_seconds = route.max_shot_frames / route.fps
+        self._render_lock = threading.Lock()  # one pipeline call at a time per process
+
+    def unavailable(self) -> str | None:
+        try:
+            import diffusers  # noqa: F401
+            import torch  # noqa: F401
+        except ImportError as err:
+            return f"Wan route needs torch and diffusers ({err.name} is not installed: pip install 'vidbatch[wan]')"
+        return None
+
+    def estimate_cost(self, request: ClipRequest) -> float:
+        return wan_estimate_usd(self.route, request.model, request.resolution, request.seconds)
+
+    def generate(self, request: ClipRequest, workdir: Path) -> Clip:
+        import numpy as np
+        import torch
+
+        # 1. the model entry
+        entry = self.route.models.get(request.model)
+        if entry is None:
+            raise ContentRejected(f"unknown Wan model {request.model!r}")
+        if request.width % 16 or request.height % 16:
+            raise ContentRejected(f"size {request.width}x{request.height} is not divisible by 16")
+        # 2. the pipeline, loaded once
+        pipe = _pipeline(entry, self.route)
+        # 3. shots
+        shots = wan_shot_frames(request.seconds, self.route.fps, self.route.max_shot_frames)
+        image = _load_image(request.image, request.width, request.height) if entry.task == "i2v" else None
+        frames: list = []
+        started = time.perf_counter()
+        with self._render_lock:
+            self._set_flow_shift(pipe, entry, request.resolution)
+            for index, count in enumerate(shots):
+                # 4. one seeded shot; i2v continues from the previous shot's last frame
+                generator = torch.Generator(device="cpu").manual_seed(request.seed + index)
+                kwargs = dict(prompt=request.prompt, negative_prompt=request.negative_prompt or None,
+                              height=request.height, width=request.width, num_frames=count,
+                              num_inference_steps=entry.steps, guidance_scale=entry.guidance,
+                              generator=generator, output_type="np")
+                if image is not None:
+                    kwargs["image"] = image if index == 0 else _to_image(frames[-1][-1])
+                try:
+                    out = pipe(**kwargs).frames[0]
+                except torch.cuda.OutOfMemoryError as err:
+                    torch.cuda.empty_cache()
+                    raise TransientProviderError(f"GPU out of memory on shot {index + 1}/{len(shots)}",
+                                                 cost_usd=self._usd(time.perf_counter() - started)) from err
+                frames.append(out)
+        gpu_s = time.perf_counter() - started
+        # 5. encode and price
+        path = write_frames(np.concatenate(frames), workdir / f"{request.item_id}.wan.mp4", self.route.fps)
+        total = sum(len(f) for f in frames)
+        return Clip(path=path, seconds=total / self.route.fps, cost_usd=self._usd(gpu_s),
+                    detail=f"{len(shots)} shot(s), {total} frames, seed {request.seed}, {gpu_s:.1f} GPU s")
+
+    def _usd(self, gpu_s: float) -> float:
+        return gpu_s * self.route.gpu_usd_per_hour / 3600
+
+    @staticmethod
+    def _set_flow_shift(pipe, entry: WanModel, resolution: str) -> None:
+        shift = entry.flow_shift.get(resolution)
+        if shift is not None and pipe.scheduler.config.get("flow_shift") != shift:
+            pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, flow_shift=shift)
+
+
+def _to_image(frame):
+    from PIL import Image
+
+    return Image.fromarray((frame.clip(0, 1) * 255).round().astype("uint8"))
+
+
+def _load_image(path: Path | None, width: int, height: int):
+    from PIL import Image
+
+    if path is None:
+        raise ContentRejected("image-to-video model chosen but the item has no image_uri")
+    try:
+        return Image.open(path).convert("RGB").resize((width, height))
+    except OSError as err:
+        raise ContentRejected(f"cannot read image {path.name}: {err}") from err

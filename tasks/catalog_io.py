@@ -1,0 +1,48 @@
+"""Loading a catalog (local or s3://) and writing a run's tables next to its outputs."""
+
+from __future__ import annotations
+
+import polars as pl
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from vidbatch.catalog import validate_catalog, with_fingerprints
+from vidbatch.errors import CatalogError
+from vidbatch.storage import OutputRoot, read_catalog
+
+__all__ = ["load_catalog", "write_run_table"]
+
+
+@task(name="load-catalog", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE,
+      retry_condition_fn=lambda task, run, state: not isinstance(state.result(raise_on_failure=False),
+                                                                 CatalogError))
+def load_catalog(uri: str, campaign: str | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict[int, str]]:
+    """(valid rows with fingerprints, rejects, row -> campaign) for one catalog.
+
+    With `campaign`, rows of other campaigns are left out before validation (not rejected).
+    """
+    raw = read_catalog(uri)
+    if campaign is not None:
+        if "campaign" not in raw.columns:
+            raise CatalogError(f"{uri} has no 'campaign' column to filter on")
+        raw = raw.with_row_index("__pos").filter(pl.col("campaign") == campaign)
+        if raw.is_empty():
+            raise CatalogError(f"{uri} has no rows for campaign {campaign!r}")
+        positions = raw["__pos"].to_list()
+        raw = raw.drop("__pos")
+    else:
+        positions = list(range(raw.height))
+    valid, rejects = validate_catalog(raw)
+    campaigns = raw["campaign"].cast(pl.String, strict=False).to_list()
+    campaign_of = {positions[r]: campaigns[r] for r in rejects["row"].to_list()}
+    # Report row numbers of the file, not of the filtered frame.
+    to_file = dict(enumerate(positions))
+    valid = valid.with_columns(pl.col("row").replace_strict(to_file, return_dtype=pl.Int64))
+    rejects = rejects.with_columns(pl.col("row").replace_strict(to_file, return_dtype=pl.Int64))
+    return with_fingerprints(valid), rejects, campaign_of
+
+
+@task(name="write-run-table", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def write_run_table(root: OutputRoot, frame: pl.DataFrame, key: str) -> str:
+    """Write a run's table (plan, rejects, manifest) as Parquet; returns its URI."""
+    return root.write_parquet(frame, key)

@@ -1,0 +1,188 @@
+"""The catalog contract: columns, types, and row validation. Pure: polars only.
+
+`validate_catalog(frame)` splits a raw catalog into the rows that may be planned and a rejects
+frame (row, item_id, column, value, reason). Row numbers are 0-based positions in the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+import polars as pl
+
+from vidbatch.errors import CatalogError
+
+__all__ = [
+    "REQUIRED_COLUMNS",
+    "OPTIONAL_COLUMNS",
+    "ROUTES",
+    "REJECTS_SCHEMA",
+    "validate_catalog",
+    "with_fingerprints",
+]
+
+ROUTES = ("wan", "sora")
+ASPECTS = ("16:9", "9:16")
+REALISMS = ("low", "medium", "high")
+RESOLUTIONS = ("480p", "720p")
+MAX_PROMPT_CHARS = 32_000
+FRAME_TOLERANCE_S = 1 / 16  # one Wan frame: trim points closer than this are the same cut
+
+REQUIRED_COLUMNS: dict[str, pl.DataType] = {
+    "item_id": pl.String(),
+    "campaign": pl.String(),
+    "prompt": pl.String(),
+    "duration_s": pl.Float64(),
+    "aspect": pl.String(),
+    "realism": pl.String(),
+}
+OPTIONAL_COLUMNS: dict[str, pl.DataType] = {
+    "negative_prompt": pl.String(),
+    "resolution": pl.String(),
+    "priority": pl.Int64(),
+    "storyboard_id": pl.String(),
+    "scene_index": pl.Int64(),
+    "image_uri": pl.String(),
+    "trim_start_s": pl.Float64(),
+    "trim_end_s": pl.Float64(),
+    "seed": pl.Int64(),
+    "provider": pl.String(),
+    "max_cost_usd": pl.Float64(),
+}
+DEFAULTS = {"negative_prompt": "", "resolution": "480p", "priority": 0, "trim_start_s": 0.0}
+# The fields that decide what gets generated: change one and the item is new work.
+FINGERPRINT_FIELDS = ("prompt", "negative_prompt", "duration_s", "aspect", "realism", "resolution",
+                      "image_uri", "trim_start_s", "seed", "storyboard_id", "scene_index")
+
+REJECTS_SCHEMA = {"row": pl.Int64, "item_id": pl.String, "column": pl.String,
+                  "value": pl.String, "reason": pl.String}
+
+
+def _rule(column: str, failed: pl.Expr, reason: pl.Expr | str) -> pl.Expr:
+    """One check as a struct column: null where the row passes, the reason where it fails."""
+    reason_expr = pl.lit(reason) if isinstance(reason, str) else reason
+    return (
+        pl.when(failed.fill_null(False))
+        .then(pl.struct(pl.lit(column).alias("column"),
+                        pl.col(column).cast(pl.String).alias("value"),
+                        reason_expr.alias("reason")))
+    )
+
+
+def _blank(column: str) -> pl.Expr:
+    return pl.col(column).is_null() | (pl.col(column).str.strip_chars() == "")
+
+
+def _one_of(column: str, allowed: tuple[str, ...]) -> pl.Expr:
+    return pl.format("must be one of {}, got '{}'", pl.lit(" | ".join(allowed)), pl.col(column))
+
+
+def _rules(cast_failures: list[pl.Expr]) -> list[pl.Expr]:
+    n_chars = pl.col("prompt").str.len_chars()
+    has_story = pl.col("storyboard_id").is_not_null()
+    has_scene = pl.col("scene_index").is_not_null()
+    item_count = pl.len().over("item_id")
+    scene_count = pl.len().over("storyboard_id", "scene_index")
+    trim_window = pl.col("trim_end_s") - pl.col("trim_start_s")
+    return [
+        *cast_failures,
+        _rule("item_id", _blank("item_id"), "missing item_id"),
+        _rule("item_id", pl.col("item_id").is_not_null() & (item_count > 1),
+              pl.format("item_id appears {} times in the catalog; it must be unique", item_count)),
+        _rule("campaign", _blank("campaign"), "missing campaign"),
+        _rule("prompt", _blank("prompt"), "missing prompt"),
+        _rule("prompt", n_chars > MAX_PROMPT_CHARS,
+              pl.format("prompt has {} characters; at most 32000 allowed", n_chars)),
+        _rule("duration_s", pl.col("duration_s").is_null(), "missing duration_s"),
+        _rule("duration_s", ~pl.col("duration_s").is_finite() | (pl.col("duration_s") <= 0),
+              pl.format("duration_s must be a number > 0, got {}", pl.col("duration_s"))),
+        _rule("aspect", ~pl.col("aspect").is_in(ASPECTS), _one_of("aspect", ASPECTS)),
+        _rule("realism", ~pl.col("realism").is_in(REALISMS), _one_of("realism", REALISMS)),
+        _rule("resolution", ~pl.col("resolution").is_in(RESOLUTIONS), _one_of("resolution", RESOLUTIONS)),
+        _rule("storyboard_id", has_story & ~has_scene, "storyboard_id is set but scene_index is missing"),
+        _rule("scene_index", has_scene & ~has_story, "scene_index is set but storyboard_id is missing"),
+        _rule("scene_index", pl.col("scene_index") < 0,
+              pl.format("scene_index must be >= 0, got {}", pl.col("scene_index"))),
+        _rule("scene_index", has_story & has_scene & (scene_count > 1),
+              pl.format("scene {} of storyboard '{}' appears {} times", pl.col("scene_index"),
+                        pl.col("storyboard_id"), scene_count)),
+        _rule("trim_start_s", ~pl.col("trim_start_s").is_finite() | (pl.col("trim_start_s") < 0),
+              pl.format("trim_start_s must be >= 0, got {}", pl.col("trim_start_s"))),
+        _rule("trim_end_s", pl.col("trim_end_s").is_not_null()
+              & ((trim_window - pl.col("duration_s")).abs() > FRAME_TOLERANCE_S),
+              pl.format("trim window {}–{} s lasts {} s but duration_s is {} s "
+                        "(trim_end_s must be trim_start_s + duration_s)",
+                        pl.col("trim_start_s"), pl.col("trim_end_s"), trim_window, pl.col("duration_s"))),
+        _rule("seed", pl.col("seed") < 0, pl.format("seed must be >= 0, got {}", pl.col("seed"))),
+        _rule("provider", pl.col("provider").is_not_null() & ~pl.col("provider").is_in(ROUTES),
+              _one_of("provider", ROUTES)),
+        _rule("max_cost_usd", pl.col("max_cost_usd").is_not_null()
+              & (~pl.col("max_cost_usd").is_finite() | (pl.col("max_cost_usd") <= 0)),
+              pl.format("max_cost_usd must be > 0, got {}", pl.col("max_cost_usd"))),
+        _rule("image_uri", pl.col("image_uri").is_not_null() & _blank("image_uri"),
+              "image_uri is blank; leave it null for text-to-video"),
+    ]
+
+
+def _typed(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[pl.Expr]]:
+    """Cast known columns to their contract types; a value that does not cast becomes a reject."""
+    casts, failures = [], []
+    for name, dtype in {**REQUIRED_COLUMNS, **OPTIONAL_COLUMNS}.items():
+        if name not in frame.columns:
+            casts.append(pl.lit(None, dtype=dtype).alias(name))
+            continue
+        if frame.schema[name] == dtype:
+            continue
+        raw = f"__raw_{name}"
+        casts.append(pl.col(name).alias(raw))
+        casts.append(pl.col(name).cast(dtype, strict=False).alias(name))
+        failed = pl.col(raw).is_not_null() & pl.col(name).is_null()
+        failures.append(
+            pl.when(failed).then(pl.struct(
+                pl.lit(name).alias("column"), pl.col(raw).cast(pl.String).alias("value"),
+                pl.format("cannot read '{}' as {}", pl.col(raw).cast(pl.String), pl.lit(str(dtype)))
+                .alias("reason"))))
+    typed = frame.with_columns(casts) if casts else frame
+    defaults = [pl.col(k).fill_null(v) for k, v in DEFAULTS.items()]
+    return typed.with_columns(defaults), failures
+
+
+def validate_catalog(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split a raw catalog into (valid rows, rejects).
+
+    Raises CatalogError when a required column is missing. Unknown columns are kept untouched.
+    The valid frame gains a 0-based `row` column; the rejects frame has one line per problem.
+    """
+    missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
+    if missing:
+        raise CatalogError(
+            f"catalog lacks required column(s): {', '.join(missing)} "
+            f"(required: {', '.join(REQUIRED_COLUMNS)}; found: {', '.join(frame.columns) or 'none'})")
+    if "row" in frame.columns:
+        raise CatalogError("catalog has a column named 'row', which vidbatch reserves for row numbers")
+    typed, cast_failures = _typed(frame.with_row_index("row").with_columns(pl.col("row").cast(pl.Int64)))
+    rules = _rules(cast_failures)
+    rule_cols = [f"__rule_{i}" for i in range(len(rules))]
+    checked = typed.with_columns(rule.alias(name) for rule, name in zip(rules, rule_cols))
+    problems = (
+        checked.select("row", "item_id", pl.concat_list(rule_cols).alias("problem"))
+        .explode("problem").drop_nulls("problem").unnest("problem")
+        .select(list(REJECTS_SCHEMA)).cast(REJECTS_SCHEMA)
+        # A value that failed to cast is null afterwards: report the cast, not "missing" too.
+        .unique(["row", "column"], keep="first", maintain_order=True)
+    )
+    scratch = [c for c in checked.columns if c.startswith("__")]
+    valid = checked.filter(~pl.col("row").is_in(problems["row"].implode())).drop(scratch)
+    return valid, problems.sort("row")
+
+
+def with_fingerprints(frame: pl.DataFrame) -> pl.DataFrame:
+    """Add `fingerprint`: a stable sha256 (first 16 hex) of what decides an item's output.
+
+    Stable across polars versions on purpose (polars' own hash is not), because the ledger keeps it.
+    """
+    joined = frame.select(
+        pl.concat_str([pl.col(c).cast(pl.String).fill_null("") for c in FINGERPRINT_FIELDS],
+                      separator="\x1f")).to_series()
+    digests = [hashlib.sha256(s.encode()).hexdigest()[:16] for s in joined.to_list()]
+    return frame.with_columns(pl.Series("fingerprint", digests, dtype=pl.String))

@@ -1,0 +1,73 @@
+"""The exception tree of vidbatch.
+
+    VidbatchError
+    ├── CatalogError          the catalog file itself is unusable (not Parquet, missing column)
+    ├── PolicyError           the policy file is invalid
+    ├── BudgetExceeded        a reservation would break a cap (a bug guard: the planner prevents it)
+    ├── StorageError          an output root cannot be read or written
+    ├── MediaError            ffmpeg failed or a clip is not what it claims to be
+    └── ProviderError         a provider call failed
+        ├── TransientProviderError   worth retrying: 429, 5xx, timeouts, lost connections
+        ├── ContentRejected          permanent for this item: bad input, moderation
+        └── ProviderUnavailable      the route is gone for this run: no key, model gone, auth
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "VidbatchError",
+    "CatalogError",
+    "PolicyError",
+    "BudgetExceeded",
+    "StorageError",
+    "MediaError",
+    "ProviderError",
+    "TransientProviderError",
+    "ContentRejected",
+    "ProviderUnavailable",
+]
+
+
+class VidbatchError(Exception):
+    """Base of every error vidbatch raises on purpose."""
+
+
+class CatalogError(VidbatchError):
+    """The catalog as a whole cannot be used (row-level problems become rejects instead)."""
+
+
+class PolicyError(VidbatchError):
+    """The policy file is missing, unreadable or fails validation."""
+
+
+class BudgetExceeded(VidbatchError):
+    """Spending would exceed a cap."""
+
+
+class StorageError(VidbatchError):
+    """An output root or catalog URI cannot be read or written."""
+
+
+class MediaError(VidbatchError):
+    """ffmpeg failed, or a media file does not match what was expected."""
+
+
+class ProviderError(VidbatchError):
+    """A provider call failed. `cost_usd` is what the failed call still cost."""
+
+    def __init__(self, message: str, *, cost_usd: float = 0.0, job_id: str | None = None):
+        super().__init__(message)
+        self.cost_usd = cost_usd
+        self.job_id = job_id
+
+
+class TransientProviderError(ProviderError):
+    """A failure that a retry may fix (rate limit, server error, timeout)."""
+
+
+class ContentRejected(ProviderError):
+    """The provider refused this item's input for good (validation, moderation)."""
+
+
+class ProviderUnavailable(ProviderError):
+    """The route cannot serve anything in this run (not configured, model gone, auth)."""

@@ -1,0 +1,149 @@
+"""Shot planning and cost estimates for both routes. Pure: polars expressions and small functions.
+
+The vectorised expressions price a whole catalog at once for the planner; the list functions give
+one item's shot plan to a provider. Tests hold the two to the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import polars as pl
+
+from vidbatch.policy import ClosedRoute, Policy, WanRoute
+
+__all__ = [
+    "raw_seconds",
+    "wan_shot_frames",
+    "closed_segments",
+    "closed_size",
+    "wan_size",
+    "wan_options",
+    "closed_options",
+    "wan_estimate_usd",
+    "closed_estimate_usd",
+]
+
+_EPS = 1e-9
+
+
+def raw_seconds() -> pl.Expr:
+    """Seconds of footage a route must produce: the head trimmed away plus the finished clip."""
+    return pl.col("trim_start_s") + pl.col("duration_s")
+
+
+# ---- one item at a time (providers) ---------------------------------------------------------
+
+def wan_shot_frames(seconds: float, fps: int, max_frames: int) -> list[int]:
+    """Frame counts of the shots that cover `seconds`: each 4k+1 (the Wan VAE's rule), <= max_frames."""
+    needed = max(1, math.ceil(seconds * fps - _EPS))
+    shots = math.ceil(needed / max_frames)
+    per_shot = math.ceil(needed / shots)
+    per_shot = per_shot + (-(per_shot - 1)) % 4  # round up to 4k+1
+    return [min(per_shot, max_frames)] * shots
+
+
+def _smallest_at_least(value: float, options: list[int]) -> int | None:
+    return next((o for o in sorted(options) if o + _EPS >= value), None)
+
+
+def closed_segments(seconds: float, route: ClosedRoute) -> list[int]:
+    """Billed seconds of each call that covers `seconds`: a clip, then extensions or more clips."""
+    longest = max(route.clip_seconds)
+    if seconds <= longest + _EPS:
+        return [_smallest_at_least(seconds, route.clip_seconds)]
+    rest = seconds - longest
+    step = longest if route.long_clips == "shots" else max(route.extension_seconds)
+    pieces = route.clip_seconds if route.long_clips == "shots" else route.extension_seconds
+    full = math.floor(rest / step + _EPS)
+    tail = rest - full * step
+    segments = [longest] + [step] * full
+    if tail > _EPS:
+        segments.append(_smallest_at_least(tail, pieces))
+    return segments
+
+
+def closed_size(aspect: str) -> str:
+    """The Videos API size for an aspect (the route's smallest size; it has no 480p)."""
+    return "1280x720" if aspect == "16:9" else "720x1280"
+
+
+def wan_size(route: WanRoute, model: str, resolution: str, aspect: str) -> tuple[int, int]:
+    """(width, height) the Wan model renders for this resolution and aspect."""
+    w, h = route.models[model].sizes[resolution]
+    return (w, h) if aspect == "16:9" else (h, w)
+
+
+# ---- whole catalog (planner) ----------------------------------------------------------------
+
+def _pick(table: dict[str, object], key: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    return key.replace_strict(table, default=None, return_dtype=dtype)
+
+
+def wan_options(policy: Policy) -> list[pl.Expr]:
+    """Columns wan_model, wan_size, wan_shots, wan_gpu_s, wan_cost (null where Wan cannot serve)."""
+    route = policy.wan
+    image = pl.col("image_uri").is_not_null()
+    model = (pl.when(image).then(_pick(route.i2v_model, pl.col("resolution"), pl.String))
+             .otherwise(_pick(route.t2v_model, pl.col("resolution"), pl.String)))
+    gpu_table = {f"{name}|{res}": s for name, m in route.models.items() for res, s in m.gpu_s_per_shot.items()}
+    size_table = {f"{name}|{res}": f"{w}x{h}" for name, m in route.models.items() for res, (w, h) in m.sizes.items()}
+    key = pl.concat_str([model, pl.col("resolution")], separator="|")
+    needed = (raw_seconds() * route.fps - _EPS).ceil().clip(lower_bound=1)
+    shots = (needed / route.max_shot_frames).ceil()
+    per_shot = (needed / shots).ceil()
+    per_shot = per_shot + ((1 - per_shot) % 4)
+    gpu_s = shots * _pick(gpu_table, key, pl.Float64) * per_shot / route.max_shot_frames
+    landscape = _pick(size_table, key, pl.String)
+    portrait = landscape.str.split("x").list.reverse().list.join("x")
+    return [
+        model.alias("wan_model"),
+        pl.when(pl.col("aspect") == "16:9").then(landscape).otherwise(portrait).alias("wan_size"),
+        shots.cast(pl.Int64).alias("wan_shots"),
+        gpu_s.alias("wan_gpu_s"),
+        (gpu_s * route.gpu_usd_per_hour / 3600).alias("wan_cost"),
+    ]
+
+
+def _smallest_at_least_expr(value: pl.Expr, options: list[int]) -> pl.Expr:
+    expr = pl.lit(None, dtype=pl.Float64)
+    for option in sorted(options, reverse=True):
+        expr = pl.when(value <= option + _EPS).then(pl.lit(float(option))).otherwise(expr)
+    return expr
+
+
+def closed_options(policy: Policy) -> list[pl.Expr]:
+    """Columns closed_model, closed_size, closed_billed_s, closed_cost (null where it cannot serve)."""
+    route = policy.closed
+    model = _pick(route.model_by_realism, pl.col("realism"), pl.String)
+    size = pl.when(pl.col("aspect") == "16:9").then(pl.lit("1280x720")).otherwise(pl.lit("720x1280"))
+    prices = {f"{m}|{s}": p for m, by_size in route.price_usd_per_s.items() for s, p in by_size.items()}
+    price = _pick(prices, pl.concat_str([model, size], separator="|"), pl.Float64)
+    raw = raw_seconds()
+    longest = max(route.clip_seconds)
+    step = longest if route.long_clips == "shots" else max(route.extension_seconds)
+    pieces = route.clip_seconds if route.long_clips == "shots" else route.extension_seconds
+    rest = raw - longest
+    full = (rest / step + _EPS).floor()
+    tail = rest - full * step
+    tail_billed = pl.when(tail > _EPS).then(_smallest_at_least_expr(tail, pieces)).otherwise(0.0)
+    billed = (pl.when(raw <= longest + _EPS).then(_smallest_at_least_expr(raw, route.clip_seconds))
+              .otherwise(longest + full * step + tail_billed))
+    return [
+        model.alias("closed_model"),
+        size.alias("closed_size"),
+        billed.alias("closed_billed_s"),
+        (billed * price).alias("closed_cost"),
+    ]
+
+
+def wan_estimate_usd(route: WanRoute, model: str, resolution: str, seconds: float) -> float:
+    """One item's Wan estimate: GPU seconds per full shot, scaled by each shot's frames."""
+    shots = wan_shot_frames(seconds, route.fps, route.max_shot_frames)
+    gpu_s = route.models[model].gpu_s_per_shot[resolution] * sum(shots) / route.max_shot_frames
+    return gpu_s * route.gpu_usd_per_hour / 3600
+
+
+def closed_estimate_usd(route: ClosedRoute, model: str, size: str, seconds: float) -> float:
+    """One item's closed-route estimate: billed seconds of every call times the model's price."""
+    return sum(closed_segments(seconds, route)) * route.price_usd_per_s[model][size]

@@ -1,0 +1,183 @@
+"""Where things live: catalogs to read, and an output root (local folder or s3://bucket/prefix).
+
+This is the IO edge. URIs are resolved once into an `OutputRoot`; the rest of the code passes the
+root and relative keys, never concatenated path strings. S3 goes through boto3 with the standard
+credential chain; AWS_ENDPOINT_URL_S3 points it at an S3-compatible store.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import polars as pl
+
+from vidbatch.errors import CatalogError, StorageError
+
+__all__ = ["OutputRoot", "LocalRoot", "S3Root", "open_root", "read_catalog", "fetch_to"]
+
+
+def _s3_client():
+    import boto3  # lazy: nothing heavy at import time
+
+    return boto3.client("s3")
+
+
+def _split_s3(uri: str) -> tuple[str, str]:
+    parsed = urlparse(uri)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise StorageError(f"not an s3:// URI: {uri}")
+    return parsed.netloc, parsed.path.lstrip("/")
+
+
+class OutputRoot:
+    """An output root. Keys are relative, '/'-separated (e.g. 'assets/spring/a1.mp4')."""
+
+    uri: str
+
+    def key_uri(self, key: str) -> str:
+        raise NotImplementedError
+
+    def put_file(self, local: Path, key: str) -> str:
+        """Copy a local file to `key`; returns its URI."""
+        raise NotImplementedError
+
+    def write_parquet(self, frame: pl.DataFrame, key: str) -> str:
+        raise NotImplementedError
+
+    def read_parquet_dir(self, prefix: str, schema: dict) -> pl.DataFrame:
+        """All Parquet parts under `prefix` as one frame (empty frame with `schema` if none)."""
+        raise NotImplementedError
+
+    def append_part(self, frame: pl.DataFrame, prefix: str) -> str:
+        """Append-only write: a new uniquely named Parquet part under `prefix`."""
+        return self.write_parquet(frame, f"{prefix}/part-{uuid.uuid4().hex}.parquet")
+
+
+@dataclass
+class LocalRoot(OutputRoot):
+    path: Path
+
+    @property
+    def uri(self) -> str:  # type: ignore[override]
+        return str(self.path)
+
+    def key_uri(self, key: str) -> str:
+        return str(self.path.joinpath(*key.split("/")))
+
+    def _target(self, key: str) -> Path:
+        target = self.path.joinpath(*key.split("/"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    def put_file(self, local: Path, key: str) -> str:
+        target = self._target(key)
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        shutil.copyfile(local, tmp)
+        os.replace(tmp, target)  # atomic: readers never see half a file
+        return str(target)
+
+    def write_parquet(self, frame: pl.DataFrame, key: str) -> str:
+        target = self._target(key)
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+        frame.write_parquet(tmp)
+        os.replace(tmp, target)
+        return str(target)
+
+    def read_parquet_dir(self, prefix: str, schema: dict) -> pl.DataFrame:
+        folder = self.path.joinpath(*prefix.split("/"))
+        parts = sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
+        if not parts:
+            return pl.DataFrame(schema=schema)
+        return pl.read_parquet(parts, schema=schema) if parts else pl.DataFrame(schema=schema)
+
+
+@dataclass
+class S3Root(OutputRoot):
+    bucket: str
+    prefix: str
+
+    @property
+    def uri(self) -> str:  # type: ignore[override]
+        return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
+
+    def _key(self, key: str) -> str:
+        return f"{self.prefix.rstrip('/')}/{key}" if self.prefix else key
+
+    def key_uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+    def put_file(self, local: Path, key: str) -> str:
+        _s3_client().upload_file(str(local), self.bucket, self._key(key))
+        return self.key_uri(key)
+
+    def write_parquet(self, frame: pl.DataFrame, key: str) -> str:
+        buffer = io.BytesIO()
+        frame.write_parquet(buffer)
+        _s3_client().put_object(Bucket=self.bucket, Key=self._key(key), Body=buffer.getvalue())
+        return self.key_uri(key)
+
+    def read_parquet_dir(self, prefix: str, schema: dict) -> pl.DataFrame:
+        client = _s3_client()
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
+                                                                 Prefix=self._key(prefix) + "/part-")
+        keys = sorted(o["Key"] for page in pages for o in page.get("Contents", []))
+        frames = [pl.read_parquet(io.BytesIO(client.get_object(Bucket=self.bucket, Key=k)["Body"].read()),
+                                  schema=schema) for k in keys]
+        return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+
+
+def open_root(uri: str | Path) -> OutputRoot:
+    """Resolve an output root once: `s3://bucket/prefix` or a local folder (created if missing)."""
+    text = str(uri)
+    if text.startswith("s3://"):
+        bucket, prefix = _split_s3(text)
+        return S3Root(bucket, prefix.rstrip("/"))
+    if "://" in text:
+        raise StorageError(f"unsupported output root {text!r}: use a local folder or s3://bucket/prefix")
+    path = Path(text).expanduser().resolve()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise StorageError(f"cannot create output folder {path}: {err.strerror}") from err
+    return LocalRoot(path)
+
+
+def _read_bytes(uri: str) -> bytes:
+    if uri.startswith("s3://"):
+        bucket, key = _split_s3(uri)
+        try:
+            return _s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+        except Exception as err:  # botocore's errors are many; name the URI and the cause
+            raise StorageError(f"cannot read {uri}: {err}") from err
+    try:
+        return Path(uri).expanduser().read_bytes()
+    except OSError as err:
+        raise StorageError(f"cannot read {uri}: {err.strerror}") from err
+
+
+def read_catalog(uri: str) -> pl.DataFrame:
+    """Read a catalog Parquet file from a local path or s3:// URI; CatalogError if it is not Parquet."""
+    try:
+        data = _read_bytes(uri)
+    except StorageError as err:
+        raise CatalogError(str(err)) from err
+    if not data.startswith(b"PAR1"):
+        raise CatalogError(f"{uri} is not a Parquet file (no PAR1 magic bytes)")
+    try:
+        return pl.read_parquet(io.BytesIO(data))
+    except Exception as err:  # polars raises several types for corrupt files
+        raise CatalogError(f"{uri} is not a readable Parquet file: {err}") from err
+
+
+def fetch_to(uri: str, folder: Path) -> Path:
+    """Make a local copy of an input file (image reference) and return its path."""
+    data = _read_bytes(uri)
+    target = folder / Path(urlparse(uri).path).name
+    target.write_bytes(data)
+    return target
