@@ -83,6 +83,8 @@ def build_tiny_pipeline(task: str = "t2v"):
     text_encoder = UMT5EncoderModel(UMT5Config(d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
                                                vocab_size=len(vocab), relative_attention_num_buckets=8))
     scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0)
+    for module in (transformer, vae, text_encoder):
+        module.eval()  # freshly built modules train (dropout on); from_pretrained ones do not
     return WanPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
                        scheduler=scheduler)
 
@@ -97,8 +99,8 @@ def _load(entry: WanModel, device: str, dtype):
         cls = WanImageToVideoPipeline if entry.task == "i2v" else WanPipeline
         try:
             # The Wan VAE stays in float32 (the model card's advice): bf16 decoding bands colours.
-            vae = AutoencoderKLWan.from_pretrained(entry.source, subfolder="vae", torch_dtype=torch.float32)
-            pipe = cls.from_pretrained(entry.source, vae=vae, torch_dtype=dtype)
+            vae = AutoencoderKLWan.from_pretrained(entry.source, subfolder="vae", dtype=torch.float32)
+            pipe = cls.from_pretrained(entry.source, vae=vae, dtype=dtype)
         except (OSError, ValueError) as err:
             raise ProviderUnavailable(f"cannot load Wan model {entry.source!r}: {err}") from err
     pipe.set_progress_bar_config(disable=True)

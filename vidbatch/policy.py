@@ -7,7 +7,6 @@ raises PolicyError naming the field at fault. Pure: no IO beyond reading the one
 from __future__ import annotations
 
 import tomllib
-from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -132,7 +131,7 @@ def _parse(text: str, origin: str) -> Policy:
 
 def default_policy() -> Policy:
     """The policy shipped with vidbatch (production Wan checkpoints, OpenAI list prices)."""
-    text = resources.files("vidbatch").joinpath("policy_default.toml").read_text()
+    text = Path(__file__).with_name("policy_default.toml").read_text()
     return _parse(text, "policy_default.toml")
 
 

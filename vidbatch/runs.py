@@ -72,11 +72,12 @@ def plan_run(catalog: pl.DataFrame, policy: Policy, ledger: pl.DataFrame, night:
     changed = todo.filter(pl.col("settled_fp").is_not_null()).select("item_id", "campaign", "settled_run")
     plan = plan.join(changed, on=["campaign", "item_id"], how="left", maintain_order="left").with_columns(
         pl.when(pl.col("settled_run").is_not_null())
-        .then(pl.format("{}; changed since settled in run {}", pl.col("reason"), pl.col("settled_run")))
+        .then(pl.format("{}; changed since settled in run {}", pl.col("reason"),
+                        pl.col("settled_run").str.slice(0, 8)))
         .otherwise(pl.col("reason")).alias("reason")).drop("settled_run")
     done_rows = done.with_columns(
         pl.lit("done").alias("status"), pl.lit(0.0).alias("est_cost_usd"),
-        pl.format("already settled in run {} (cost {})", pl.col("settled_run"),
+        pl.format("already settled in run {} (cost ${})", pl.col("settled_run").str.slice(0, 8),
                   pl.col("settled_cost").round(4)).alias("reason"),
     ).drop("settled_fp", "settled_run", "settled_cost")
     return pl.concat([plan, done_rows], how="diagonal_relaxed")

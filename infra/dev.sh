@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Set up a virtualenv (first time, or when pyproject.toml changed) and run one of:
+#   demo  - the sample campaign end to end on the embedded default (ephemeral Prefect, tiny Wan, ./out/demo)
+#   test  - the test suite
+# torch==2.13.0 comes first so pip takes the local CPU wheel where there is one; on a GPU box,
+# install your CUDA torch into the venv before running this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${VIDBATCH_VENV:-.venv}"
+export PREFECT_SERVER_ANALYTICS_ENABLED=false
+
+setup() {
+  if [ -x "$VENV/bin/vidbatch" ] && [ "$VENV/.installed" -nt pyproject.toml ]; then return; fi
+  echo "setting up $VENV (about a minute)..." >&2
+  python3 -m venv "$VENV"
+  "$VENV/bin/python" -c 'import torch' 2>/dev/null || "$VENV/bin/pip" install -q torch==2.13.0
+  "$VENV/bin/pip" install -q -e ".[wan,test]"
+  touch "$VENV/.installed"
+}
+
+case "${1:-}" in
+  demo)
+    setup
+    shift
+    out="${VIDBATCH_DEMO_OUT:-out/demo}"
+    "$VENV/bin/vidbatch" run catalogs/sample.parquet --policy catalogs/demo-policy.toml --out "$out" "$@"
+    "$VENV/bin/vidbatch" ledger --out "$out"
+    ;;
+  test)
+    setup
+    shift
+    exec "$VENV/bin/python" -m pytest "$@"
+    ;;
+  *)
+    echo "usage: infra/dev.sh demo|test [args...]" >&2
+    exit 64
+    ;;
+esac

@@ -1,0 +1,45 @@
+"""Shared fixtures: a real Prefect API for the session, temporary homes, small catalogs."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO_POLICY = REPO / "catalogs" / "demo-policy.toml"
+
+
+@pytest.fixture(scope="session")
+def prefect_api(tmp_path_factory):
+    """A real Prefect API (temporary server on loopback) for every flow test in the session."""
+    os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """Each test gets its own output root and scratch folder."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+
+
+def catalog(rows: list[dict], **defaults) -> pl.DataFrame:
+    """A catalog frame from partial rows: required columns get harmless defaults."""
+    base = {"campaign": "c1", "prompt": "a cat on the beach", "duration_s": 2.0, "aspect": "16:9",
+            "realism": "low", **defaults}
+    full = [{**base, "item_id": f"i{n}", **row} for n, row in enumerate(rows)]
+    return pl.DataFrame(full)
+
+
+def write_catalog(path: Path, rows: list[dict], **defaults) -> str:
+    catalog(rows, **defaults).write_parquet(path)
+    return str(path)

@@ -1,0 +1,93 @@
+"""The catalog flow against a real Prefect API (temporary server), end to end."""
+
+import polars as pl
+import pytest
+
+from tests.conftest import DEMO_POLICY, write_catalog
+from vidbatch.errors import CatalogError, ContentRejected, TransientProviderError
+from vidbatch.flows.produce_catalog import produce_catalog
+from vidbatch.ledger import LEDGER_SCHEMA
+from vidbatch.media import probe
+from vidbatch.providers import registry
+from vidbatch.providers.testsrc import TestsrcProvider
+from vidbatch.storage import open_root
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+
+def ledger_of(out) -> pl.DataFrame:
+    return open_root(out).read_parquet_dir("ledger", LEDGER_SCHEMA)
+
+
+def run(tmp_path, rows, provider=None, **kwargs):
+    catalog = write_catalog(tmp_path / "catalog.parquet", rows)
+    overrides = {"wan": (lambda policy: provider)} if provider else {}
+    with registry.bound(overrides):
+        return produce_catalog(catalog, out=str(tmp_path / "out"), policy=str(DEMO_POLICY), **kwargs)
+
+
+def test_real_tiny_wan_end_to_end_with_trim_ledger_and_rerun(tmp_path):
+    rows = [{"duration_s": 1.0}, {"duration_s": 1.5, "trim_start_s": 0.5, "trim_end_s": 2.0},
+            {"realism": "high"}, {"duration_s": -2.0}]
+    summary = run(tmp_path, rows)
+    assert summary["status_counts"] == {"finished": 2, "deferred": 1}
+    assert summary["rejected_rows"] == 1 and summary["failed"] == []
+    out = tmp_path / "out"
+    for item, frames in (("i0", 16), ("i1", 24)):
+        info = probe(out / "assets" / "c1" / f"{item}.mp4")
+        assert (info.width, info.height, info.frames) == (256, 144, frames)
+    ledger = ledger_of(out)
+    settled = ledger.filter(pl.col("status") == "settled")
+    assert sorted(settled["item_id"]) == ["i0", "i1"]
+    assert settled["sha256"].str.len_chars().to_list() == [64, 64]
+    assert ledger.filter(pl.col("status") == "reserved").height == 2
+    deferred = ledger.filter(pl.col("status") == "deferred").row(0, named=True)
+    assert deferred["item_id"] == "i2" and "closed route not configured" in deferred["reason"]
+    assert "row 3: duration_s" in ledger.filter(pl.col("status") == "rejected")["reason"][0]
+    rejects = pl.read_parquet(out / "runs" / summary["run_id"] / "rejects.parquet")
+    assert rejects["row"].to_list() == [3]
+    assert abs(summary["cost_usd"] - settled["cost_usd"].sum()) < 1e-12
+
+    again = run(tmp_path, rows)
+    assert again["status_counts"] == {"done": 2, "deferred": 1}
+    assert again["cost_usd"] == 0.0
+    assert ledger_of(out).filter(pl.col("status") == "settled").height == 2  # nothing paid twice
+
+
+def test_transient_errors_are_retried_and_each_attempt_is_bracketed(tmp_path):
+    flaky = TestsrcProvider(failures=[TransientProviderError("503 from the GPU pool", cost_usd=0.01)])
+    summary = run(tmp_path, [{}], provider=flaky)
+    assert summary["status_counts"] == {"finished": 1}
+    assert flaky.calls == ["i0", "i0"]
+    ledger = ledger_of(tmp_path / "out").sort("created_at")
+    assert ledger["status"].to_list() == ["reserved", "failed", "reserved", "settled"]
+    assert ledger["attempt"].to_list() == [1, 1, 2, 2]
+    assert ledger.filter(pl.col("status") == "failed")["cost_usd"].to_list() == [0.01]
+    settled_cost = ledger.filter(pl.col("status") == "settled")["cost_usd"][0]
+    assert abs(summary["cost_usd"] - (0.01 + settled_cost)) < 1e-12
+
+
+def test_content_rejection_is_not_retried_and_fails_only_that_item(tmp_path):
+    picky = TestsrcProvider(failures=[ContentRejected("prompt violates policy")])
+    summary = run(tmp_path, [{}, {}], provider=picky)
+    assert summary["status_counts"] == {"finished": 1, "failed": 1}
+    assert len(picky.calls) == 2  # one call each: no retry for the rejected one
+    assert "prompt violates policy" in summary["failed"][0]["reason"]
+    failed = ledger_of(tmp_path / "out").filter(pl.col("status") == "failed")
+    assert failed.height == 1 and failed["reason"][0].startswith("ContentRejected")
+
+
+def test_changed_item_is_regenerated_and_unchanged_is_not(tmp_path):
+    provider = TestsrcProvider()
+    run(tmp_path, [{}, {}], provider=provider)
+    summary = run(tmp_path, [{}, {"prompt": "a dog in the city"}], provider=provider)
+    assert summary["status_counts"] == {"done": 1, "finished": 1}
+    assert sorted(provider.calls) == ["i0", "i1", "i1"]
+
+
+def test_campaign_filter_and_unusable_catalog(tmp_path):
+    summary = run(tmp_path, [{"campaign": "a"}, {"campaign": "b"}], provider=TestsrcProvider(), campaign="b")
+    assert summary["status_counts"] == {"finished": 1}
+    (tmp_path / "bad.parquet").write_text("item_id,prompt\n")
+    with pytest.raises(CatalogError, match="not a Parquet file"):
+        produce_catalog(str(tmp_path / "bad.parquet"), out=str(tmp_path / "out"), policy=str(DEMO_POLICY))

@@ -1,0 +1,70 @@
+"""The Wan route with tiny components built in code: the real diffusers pipeline, on CPU."""
+
+from pathlib import Path
+
+import pytest
+
+from vidbatch.errors import ContentRejected
+from vidbatch.media import probe, sha256_of
+from vidbatch.policy import load_policy
+from vidbatch.providers import ClipRequest
+from vidbatch.providers import wan as wan_module
+from vidbatch.providers.wan import WanProvider, build_tiny_pipeline, pipeline_loads
+from tests.conftest import DEMO_POLICY
+
+ROUTE = load_policy(DEMO_POLICY).wan
+
+
+def request(**overrides) -> ClipRequest:
+    base = dict(item_id="w1", prompt="a dog runs on the beach", seconds=1.0, width=256, height=144,
+                model="tiny", seed=7)
+    return ClipRequest(**{**base, **overrides})
+
+
+def test_generates_a_16fps_mp4_of_the_asked_size_and_length(tmp_path):
+    clip = WanProvider(ROUTE).generate(request(), tmp_path)
+    info = probe(clip.path)
+    assert (info.width, info.height, info.fps) == (256, 144, 16.0)
+    assert info.frames == 17 and clip.seconds == 17 / 16
+    assert clip.cost_usd > 0 and "seed 7" in clip.detail
+
+
+def test_seed_is_honoured(tmp_path):
+    provider = WanProvider(ROUTE)
+    a = provider.generate(request(item_id="a"), tmp_path)
+    b = provider.generate(request(item_id="b"), tmp_path)
+    c = provider.generate(request(item_id="c", seed=8), tmp_path)
+    assert sha256_of(a.path) == sha256_of(b.path)
+    assert sha256_of(a.path) != sha256_of(c.path)
+
+
+def test_long_items_are_several_shots_joined(tmp_path):
+    clip = WanProvider(ROUTE).generate(request(seconds=6.0), tmp_path)
+    assert probe(clip.path).frames == 2 * 49 and "2 shot(s)" in clip.detail
+
+
+def test_pipeline_is_loaded_once_per_process(tmp_path):
+    provider = WanProvider(ROUTE)
+    provider.generate(request(item_id="x"), tmp_path)
+    before = pipeline_loads()
+    WanProvider(ROUTE).generate(request(item_id="y"), tmp_path)
+    assert pipeline_loads() == before
+
+
+def test_real_loading_code_reads_a_saved_checkpoint(tmp_path, monkeypatch):
+    """from_pretrained on a local path, as production does with a hub id or a mirror."""
+    checkpoint = tmp_path / "wan-tiny"
+    build_tiny_pipeline().save_pretrained(checkpoint)
+    entry = ROUTE.models["tiny"].model_copy(update={"source": str(checkpoint)})
+    route = ROUTE.model_copy(update={"models": {"tiny": entry}})
+    monkeypatch.setattr(wan_module, "_PIPELINES", {})
+    clip = WanProvider(route).generate(request(), tmp_path)
+    reference = WanProvider(ROUTE).generate(request(item_id="ref"), tmp_path)
+    assert probe(clip.path).frames == 17
+    assert sha256_of(clip.path) == sha256_of(reference.path)  # same weights, same seed, same clip
+
+
+def test_bad_size_is_rejected_before_any_gpu_work(tmp_path):
+    with pytest.raises(ContentRejected, match="not divisible by 16"):
+        WanProvider(ROUTE).generate(request(width=250), tmp_path)
+    assert not list(Path(tmp_path).glob("*.mp4"))

@@ -1,0 +1,76 @@
+import polars as pl
+import pytest
+
+from tests.conftest import catalog
+from vidbatch.catalog import validate_catalog, with_fingerprints
+from vidbatch.errors import CatalogError
+
+
+def reasons(rejects: pl.DataFrame) -> dict[tuple[int, str], str]:
+    return {(r["row"], r["column"]): r["reason"] for r in rejects.iter_rows(named=True)}
+
+
+def test_good_rows_pass_with_defaults_and_extra_columns_kept():
+    valid, rejects = validate_catalog(catalog([{"notes": "keep me"}, {}]))
+    assert rejects.is_empty()
+    assert valid["row"].to_list() == [0, 1]
+    assert valid["resolution"].to_list() == ["480p", "480p"]
+    assert valid["priority"].to_list() == [0, 0]
+    assert valid["trim_start_s"].to_list() == [0.0, 0.0]
+    assert valid["notes"].to_list() == ["keep me", None]
+
+
+def test_each_bad_value_is_rejected_with_row_column_and_reason():
+    frame = catalog([
+        {},                                                  # 0 fine
+        {"duration_s": -1.0},                                # 1
+        {"aspect": "4:3"},                                   # 2
+        {"realism": "photoreal"},                            # 3
+        {"prompt": "x" * 32_001},                            # 4
+        {"prompt": ""},                                      # 5
+        {"storyboard_id": "s"},                              # 6 scene missing
+        {"trim_start_s": 1.0, "trim_end_s": 2.0},            # 7 window 1 s but duration 2 s
+        {"provider": "runway"},                              # 8
+        {"max_cost_usd": 0.0},                               # 9
+        {"resolution": "1080p"},                             # 10
+    ])
+    valid, rejects = validate_catalog(frame)
+    assert valid["row"].to_list() == [0]
+    got = reasons(rejects)
+    assert "must be a number > 0, got -1.0" in got[(1, "duration_s")]
+    assert "16:9 | 9:16" in got[(2, "aspect")] and "'4:3'" in got[(2, "aspect")]
+    assert "photoreal" in got[(3, "realism")]
+    assert "32001 characters" in got[(4, "prompt")]
+    assert got[(5, "prompt")] == "missing prompt"
+    assert "scene_index is missing" in got[(6, "storyboard_id")]
+    assert "lasts 1.0 s but duration_s is 2.0 s" in got[(7, "trim_end_s")]
+    assert "wan | sora" in got[(8, "provider")]
+    assert "> 0" in got[(9, "max_cost_usd")]
+    assert "1080p" in got[(10, "resolution")]
+
+
+def test_duplicates_and_uncastable_values():
+    frame = catalog([{"item_id": "a"}, {"item_id": "a"}, {"duration_s": "ten"},
+                     {"storyboard_id": "s", "scene_index": 0}, {"storyboard_id": "s", "scene_index": 0}],
+                    ).with_columns(pl.col("duration_s").cast(pl.String))
+    frame = frame.with_columns(pl.when(pl.col("item_id") == "i2").then(pl.lit("ten"))
+                               .otherwise(pl.col("duration_s")).alias("duration_s"))
+    valid, rejects = validate_catalog(frame)
+    got = reasons(rejects)
+    assert "appears 2 times" in got[(0, "item_id")] and "appears 2 times" in got[(1, "item_id")]
+    assert got[(2, "duration_s")] == "cannot read 'ten' as Float64"
+    assert (2, "duration_s") in got and len([k for k in got if k == (2, "duration_s")]) == 1
+    assert "scene 0 of storyboard 's' appears 2 times" in got[(3, "scene_index")]
+    assert valid.is_empty()
+
+
+def test_missing_required_column_fails_fast_naming_it():
+    with pytest.raises(CatalogError, match="lacks required column\\(s\\): realism"):
+        validate_catalog(catalog([{}]).drop("realism"))
+
+
+def test_fingerprint_is_stable_and_changes_with_the_prompt():
+    valid, _ = validate_catalog(catalog([{}, {"prompt": "another"}]))
+    fp = with_fingerprints(valid)["fingerprint"].to_list()
+    assert fp == with_fingerprints(valid)["fingerprint"].to_list()
+    assert fp[0] != fp[1] and len(fp[0]) == 16

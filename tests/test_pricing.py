@@ -1,0 +1,53 @@
+import polars as pl
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tests.conftest import catalog
+from vidbatch.catalog import validate_catalog
+from vidbatch.policy import default_policy
+from vidbatch.pricing import (closed_estimate_usd, closed_options, closed_segments, wan_estimate_usd,
+                              wan_options, wan_shot_frames)
+
+POLICY = default_policy()
+
+
+def priced(rows):
+    valid, _ = validate_catalog(catalog(rows))
+    return valid.with_columns(*wan_options(POLICY), *closed_options(POLICY))
+
+
+def test_wan_shots_follow_the_vae_rule_and_cover_the_footage():
+    assert wan_shot_frames(5.0, 16, 81) == [81]
+    assert wan_shot_frames(2.0, 16, 81) == [33]
+    assert wan_shot_frames(8.0, 16, 81) == [65, 65]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.floats(0.05, 120.0))
+def test_shot_plans_match_the_vectorised_prices(seconds):
+    frames = wan_shot_frames(seconds, 16, 81)
+    assert all((f - 1) % 4 == 0 and f <= 81 for f in frames)
+    assert sum(frames) >= seconds * 16 - 1e-6
+    segments = closed_segments(seconds, POLICY.closed)
+    assert sum(segments) >= seconds - 1e-6
+    row = priced([{"duration_s": seconds, "realism": "medium"}]).row(0, named=True)
+    assert abs(row["wan_cost"] - wan_estimate_usd(POLICY.wan, "wan2.1-t2v-1.3b", "480p", seconds)) < 1e-9
+    assert row["closed_billed_s"] == sum(segments)
+    assert abs(row["closed_cost"] - closed_estimate_usd(POLICY.closed, "sora-2", "1280x720", seconds)) < 1e-9
+
+
+def test_closed_route_prices_and_extension_plan():
+    assert closed_segments(3.0, POLICY.closed) == [4]
+    assert closed_segments(12.0, POLICY.closed) == [12]
+    assert closed_segments(30.0, POLICY.closed) == [12, 20]
+    assert closed_segments(45.0, POLICY.closed) == [12, 20, 16]
+    frame = priced([{"duration_s": 8.0, "realism": "high", "aspect": "9:16"}])
+    assert frame["closed_model"][0] == "sora-2-pro" and frame["closed_size"][0] == "720x1280"
+    assert abs(frame["closed_cost"][0] - 8 * 0.30) < 1e-9
+
+
+def test_wan_picks_model_and_portrait_size_by_resolution():
+    frame = priced([{"resolution": "720p", "aspect": "9:16"}, {}])
+    assert frame["wan_model"].to_list() == ["wan2.1-t2v-14b", "wan2.1-t2v-1.3b"]
+    assert frame["wan_size"].to_list() == ["720x1280", "832x480"]
+    assert frame.schema["wan_cost"] == pl.Float64

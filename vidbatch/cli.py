@@ -1,0 +1,154 @@
+"""The `vidbatch` command line: plan, run and ledger."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from vidbatch.errors import CatalogError, PolicyError, StorageError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Turn Parquet catalogs of video prompts into clips and a cost ledger.")
+out_console = Console()
+err_console = Console(stderr=True)
+
+PolicyOpt = Annotated[Optional[Path], typer.Option("--policy", help="policy TOML (default: the shipped one)")]
+OutOpt = Annotated[str, typer.Option("--out", help="output root: a folder or s3://bucket/prefix")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output, one JSON object per line")]
+
+
+def _fail(message: str, code: int) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _table(title: str, frame, columns: list[str]) -> Table:
+    table = Table(title=title, show_lines=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    for row in frame.select(columns).iter_rows():
+        table.add_row(*("" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v) for v in row))
+    return table
+
+
+@app.command()
+def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], typer.Option(
+             "--out", help="output root whose ledger counts (settled items, spend tonight)")] = None,
+         as_json: JsonOpt = False) -> None:
+    """Forecast routes, models and costs for a catalog without spending anything."""
+    from datetime import datetime, timezone
+
+    import polars as pl
+
+    from vidbatch.catalog import validate_catalog, with_fingerprints
+    from vidbatch.flows.produce_catalog import _unavailable
+    from vidbatch.ledger import LEDGER_SCHEMA
+    from vidbatch.policy import load_policy
+    from vidbatch.providers import registry
+    from vidbatch.runs import night_of, plan_run
+    from vidbatch.storage import open_root, read_catalog
+
+    try:
+        pol = load_policy(policy)
+        valid, rejects = validate_catalog(read_catalog(catalog))
+        ledger = open_root(out).read_parquet_dir("ledger", LEDGER_SCHEMA) if out else pl.DataFrame(
+            schema=LEDGER_SCHEMA)
+    except (CatalogError, PolicyError, StorageError) as err:
+        _fail(str(err), 2)
+    night = night_of(datetime.now(timezone.utc), pol.caps.timezone)
+    result = plan_run(with_fingerprints(valid), pol, ledger, night, _unavailable(registry.build(pol)))
+    columns = ["item_id", "provider", "model", "est_cost_usd", "status", "reason"]
+    if as_json:
+        for row in result.select(columns).iter_rows(named=True):
+            print(json.dumps(row))
+        for row in rejects.iter_rows(named=True):
+            print(json.dumps({"status": "rejected", **row}))
+        return
+    out_console.print(_table(f"plan for {catalog} (night {night})", result, columns))
+    planned = result.filter(pl.col("status") == "planned")
+    out_console.print(f"{planned.height} planned, est ${planned['est_cost_usd'].sum():.2f}; "
+                      f"{result.filter(pl.col('status') == 'deferred').height} deferred; "
+                      f"{result.filter(pl.col('status') == 'done').height} already done; "
+                      f"{rejects['row'].n_unique()} rejected rows")
+    if rejects.height:
+        out_console.print(_table("rejected rows", rejects, ["row", "item_id", "column", "reason"]))
+
+
+@app.command()
+def run(catalog: str, policy: PolicyOpt = None, out: OutOpt = "vidbatch-out",
+        campaign: Annotated[Optional[str], typer.Option(help="only this campaign's rows")] = None) -> None:
+    """Produce a catalog: generate, trim and store clips, and write the ledger."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    from vidbatch.flows.produce_catalog import LISTENERS, produce_catalog
+
+    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), console=err_console, transient=False)
+    bar = {}
+
+    def listen(event: dict) -> None:
+        if event["event"] == "planned":
+            bar["id"] = progress.add_task("clips", total=event["total"])
+        elif event["event"] == "clip":
+            progress.update(bar["id"], advance=1, description=f"{event['item_id']}: {event['outcome']}")
+
+    LISTENERS.append(listen)
+    try:
+        with progress:
+            summary = produce_catalog(catalog=catalog, out=out, policy=str(policy) if policy else None,
+                                      campaign=campaign)
+    except (CatalogError, PolicyError, StorageError) as err:
+        _fail(str(err), 2)
+    finally:
+        LISTENERS.remove(listen)
+    counts = summary["status_counts"]
+    out_console.print(f"run {summary['run_id']} (night {summary['night']}) -> {summary['out']}")
+    out_console.print("  " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
+                      + f"; rejected rows: {summary['rejected_rows']}")
+    out_console.print(f"  estimated ${summary['est_cost_usd']:.4f}, actual ${summary['cost_usd']:.4f}")
+    if summary["rejected_rows"]:
+        out_console.print(f"  rejects: {summary['out']}/runs/{summary['run_id']}/rejects.parquet")
+    for failure in summary["failed"]:
+        err_console.print(f"  [red]failed[/] {failure['item_id']}: {failure['reason']}", highlight=False)
+    if summary["failed"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def ledger(out: OutOpt = "vidbatch-out", as_json: JsonOpt = False) -> None:
+    """Spend by campaign, provider and night: estimated vs actual."""
+    import polars as pl
+
+    from vidbatch.ledger import LEDGER_SCHEMA
+    from vidbatch.report import spend_by
+    from vidbatch.storage import open_root
+
+    try:
+        rows = open_root(out).read_parquet_dir("ledger", LEDGER_SCHEMA)
+    except StorageError as err:
+        _fail(str(err), 2)
+    table = spend_by(rows.filter(pl.col("provider").is_not_null()), ["night", "campaign", "provider"])
+    if as_json:
+        for row in table.iter_rows(named=True):
+            print(json.dumps(row))
+        return
+    if table.is_empty():
+        out_console.print(f"no spend recorded under {out}")
+        return
+    out_console.print(_table(f"ledger {out}", table, table.columns))
+    out_console.print(f"total actual ${table['actual_usd'].sum():.4f} (estimated ${table['est_usd'].sum():.4f})")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
