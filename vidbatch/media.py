@@ -94,6 +94,8 @@ def write_frames(frames: np.ndarray, dst: Path, fps: int) -> Path:
 def cut(src: Path, dst: Path, start_s: float, duration_s: float, fps: float) -> Path:
     """Frame-accurate cut of [start_s, start_s + duration_s) by re-encoding (stream copy would snap
     to the previous keyframe). Frame numbers are rounded to the nearest frame."""
+    if Path(src).resolve() == Path(dst).resolve():
+        raise MediaError(f"cannot cut {src.name} onto itself")
     first = round(start_s * fps)
     count = round(duration_s * fps)
     info = probe(src)

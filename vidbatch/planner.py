@@ -71,30 +71,29 @@ def _accept(frame: pl.DataFrame, cost: str, policy: Policy, committed: Committed
             extra_by_campaign: pl.DataFrame | None, extra_night: float) -> pl.DataFrame:
     """Add `ok` and `cap_reason` for the rows with a non-null `cost`, prefix sums in frame order."""
     caps = policy.caps
-    used = pl.DataFrame({"campaign": list(committed.by_campaign),
-                         "used": list(committed.by_campaign.values())},
-                        schema={"campaign": pl.String, "used": pl.Float64})
+    used = {c: committed.by_campaign.get(c, 0.0) for c in frame["campaign"].unique().to_list()}
     if extra_by_campaign is not None:
-        used = pl.concat([used, extra_by_campaign.rename({"spent": "used"})]).group_by("campaign").agg(
-            pl.col("used").sum())
-    cap_table = {c: caps.for_campaign(c) for c in frame["campaign"].unique().to_list()}
+        for campaign, spent in extra_by_campaign.iter_rows():
+            used[campaign] = used.get(campaign, 0.0) + spent
+    # Per-campaign facts are a small table: format the refusal text there, not once per row.
+    table = pl.DataFrame({"campaign": list(used), "used": list(used.values()),
+                          "ccap": [caps.for_campaign(c) for c in used]},
+                         schema={"campaign": pl.String, "used": pl.Float64, "ccap": pl.Float64})
+    table = table.with_columns(pl.format("campaign cap {} would be exceeded ({} already committed)",
+                                         _money(pl.col("ccap")), _money(pl.col("used"))).alias("camp_reason"))
     night_used = committed.night_usd + extra_night
+    night_reason = (f"night cap ${caps.night_usd:.2f} would be exceeded "
+                    f"(${night_used:.2f} already committed)")
     c = pl.col(cost).fill_null(0.0)
-    out = (frame.join(used, on="campaign", how="left", maintain_order="left")
-           .with_columns(pl.col("used").fill_null(0.0),
-                         pl.col("campaign").replace_strict(cap_table, return_dtype=pl.Float64).alias("ccap"))
+    out = (frame.join(table, on="campaign", how="left", maintain_order="left")
            .with_columns((c.cum_sum().over("campaign") + pl.col("used") <= pl.col("ccap") + 1e-9)
                          .alias("ok_campaign")))
     night_sum = (c * pl.col("ok_campaign")).cum_sum() + night_used
     out = out.with_columns(
         (pl.col("ok_campaign") & (night_sum <= caps.night_usd + 1e-9) & pl.col(cost).is_not_null()).alias("ok"),
-        pl.when(~pl.col("ok_campaign"))
-        .then(pl.format("campaign cap {} would be exceeded ({} already committed)",
-                        _money(pl.col("ccap")), _money(pl.col("used"))))
-        .otherwise(pl.format("night cap {} would be exceeded ({} already committed)",
-                             _money(pl.lit(caps.night_usd)), _money(pl.lit(night_used))))
+        pl.when(~pl.col("ok_campaign")).then(pl.col("camp_reason")).otherwise(pl.lit(night_reason))
         .alias("cap_reason"))
-    return out.drop("used", "ccap", "ok_campaign")
+    return out.drop("used", "ccap", "camp_reason", "ok_campaign")
 
 
 def plan_catalog(catalog: pl.DataFrame, policy: Policy, *, committed: Committed = Committed(),

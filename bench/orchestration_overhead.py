@@ -1,0 +1,82 @@
+"""Orchestration overhead per clip: the catalog flow with a zero-latency provider, against a bare
+Prefect `task.map` of the same count, both on one ephemeral Prefect API in the same process.
+
+The zero-latency provider does no rendering at all (it copies one pre-rendered 1 s MP4), so what
+remains is vidbatch's per-clip work: ledger reservation + settlement, trim, asset write, 3 task runs.
+Run: .venv/bin/python bench/orchestration_overhead.py [N]
+"""
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+import polars as pl  # noqa: E402
+from prefect import flow, task  # noqa: E402
+from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
+
+from vidbatch.flows.produce_catalog import produce_catalog  # noqa: E402
+from vidbatch.media import testsrc  # noqa: E402
+from vidbatch.providers import Clip, registry  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+
+
+class ZeroLatency:
+    id, max_seconds, image_input, remix, extend = "wan", 5.0, False, False, False
+
+    def __init__(self, template: Path):
+        self.template = template
+
+    def unavailable(self):
+        return None
+
+    def estimate_cost(self, request):
+        return 0.0001
+
+    def generate(self, request, workdir):
+        path = workdir / f"{request.item_id}.mp4"
+        shutil.copyfile(self.template, path)
+        return Clip(path=path, seconds=1.0, cost_usd=0.0001)
+
+
+@task
+def noop(i: int) -> int:
+    return i
+
+
+@flow(task_runner=ThreadPoolTaskRunner(max_workers=8))
+def bare(n: int) -> None:
+    noop.map(range(n)).wait()
+
+
+def main(n: int) -> None:
+    scratch = Path(tempfile.mkdtemp())
+    template = testsrc(scratch / "t.mp4", 1.0, 256, 144, 16)
+    rows = [{"item_id": f"c{i}", "campaign": "bench", "prompt": "p", "duration_s": 0.5, "aspect": "16:9",
+             "realism": "low"} for i in range(n)]
+    pl.DataFrame(rows).write_parquet(scratch / "catalog.parquet")
+    bare(2)  # warm the ephemeral API so neither side pays its start-up
+    t0 = time.perf_counter()
+    bare(n)
+    t1 = time.perf_counter()
+    with registry.bound({"wan": lambda policy: ZeroLatency(template)}):
+        t2 = time.perf_counter()
+        summary = produce_catalog(str(scratch / "catalog.parquet"), out=str(scratch / "out"),
+                                  policy=str(HERE.parent / "catalogs" / "demo-policy.toml"))
+        t3 = time.perf_counter()
+    assert summary["status_counts"] == {"finished": n}, summary
+    bare_ms, ours_ms = (t1 - t0) / n * 1000, (t3 - t2) / n * 1000
+    print(f"clips                               {n}")
+    print(f"bare task.map                       {t1 - t0:.2f} s  ({bare_ms:.1f} ms/task)")
+    print(f"produce_catalog, zero-latency       {t3 - t2:.2f} s  ({ours_ms:.1f} ms/clip)")
+    print(f"overhead per clip beyond bare task  {ours_ms - bare_ms:.1f} ms;  ratio {ours_ms / bare_ms:.1f}x")
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 200)
