@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VIDBATCH_VENV:-.venv}"
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
+export PREFECT_LOGGING_LEVEL="${PREFECT_LOGGING_LEVEL:-WARNING}"  # keep the progress bar readable
 
 setup() {
   if [ -x "$VENV/bin/vidbatch" ] && [ "$VENV/.installed" -nt pyproject.toml ]; then return; fi
