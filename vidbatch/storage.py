@@ -94,7 +94,7 @@ class LocalRoot(OutputRoot):
         parts = sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
         if not parts:
             return pl.DataFrame(schema=schema)
-        return pl.read_parquet(parts, schema=schema) if parts else pl.DataFrame(schema=schema)
+        return pl.read_parquet(parts, schema=schema)
 
 
 @dataclass
