@@ -36,18 +36,11 @@ __all__ = ["produce_catalog", "LISTENERS"]
 
 # In-process observers of run events (the CLI's progress bar); never serialised.
 LISTENERS: list = []
-NOT_CONFIGURED = {"wan": "Wan route not configured", "sora": "closed route not configured"}
 
 
 def _emit(event: dict) -> None:
     for listener in LISTENERS:
         listener(event)
-
-
-def _unavailable(providers: dict) -> dict[str, str]:
-    gone = {route: why for route, why in NOT_CONFIGURED.items() if route not in providers}
-    gone.update({route: why for route, p in providers.items() if (why := p.unavailable())})
-    return gone
 
 
 def _outcome(job, gen_future, out_future) -> dict:
@@ -77,7 +70,7 @@ def produce_catalog(catalog: str, out: str = "vidbatch-out", policy: str | None 
     valid, rejects, campaign_of = load_catalog(catalog, campaign)
     providers = registry.build(pol)
     ledger = read_ledger(root)
-    plan = plan_run(valid, pol, ledger, night, _unavailable(providers))
+    plan = plan_run(valid, pol, ledger, night, registry.unavailable(providers))
     write_run_table(root, plan.select(PLAN_COLUMNS), f"runs/{run_id}/plan.parquet")
     if rejects.height:
         write_run_table(root, rejects, f"runs/{run_id}/rejects.parquet")

@@ -62,6 +62,7 @@ class Provider(Protocol):
 
 
 Factory = Callable[[Policy], Provider]
+NOT_CONFIGURED = {"wan": "Wan route not configured", "sora": "closed route not configured"}
 
 
 @dataclass
@@ -75,6 +76,13 @@ class Registry:
 
     def build(self, policy: Policy) -> dict[str, Provider]:
         return {route: make(policy) for route, make in self.factories.items()}
+
+    @staticmethod
+    def unavailable(providers: dict[str, Provider]) -> dict[str, str]:
+        """Route -> why it cannot serve this run (not configured, or the provider says so)."""
+        gone = {route: why for route, why in NOT_CONFIGURED.items() if route not in providers}
+        gone.update({route: why for route, p in providers.items() if (why := p.unavailable())})
+        return gone
 
     @contextlib.contextmanager
     def bound(self, overrides: dict[str, Factory | None]) -> Iterator[None]:

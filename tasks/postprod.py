@@ -30,8 +30,7 @@ class FinishedClip:
 def trim_clip(clip: GeneratedClip) -> Path:
     """Frame-accurate cut to [trim_start_s, trim_start_s + duration_s) at the clip's own fps."""
     job = clip.job
-    fps = probe(clip.path).fps
-    return cut(clip.path, clip.path.with_name(f"{job.item_id}.cut.mp4"), job.trim_start_s, job.duration_s, fps)
+    return cut(clip.path, clip.path.with_name(f"{job.item_id}.cut.mp4"), job.trim_start_s, job.duration_s)
 
 
 @task(name="write-asset", task_run_name="write {key}", retries=3, retry_delay_seconds=[1, 5, 15],

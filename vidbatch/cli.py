@@ -49,7 +49,6 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
     import polars as pl
 
     from vidbatch.catalog import validate_catalog, with_fingerprints
-    from vidbatch.flows.produce_catalog import _unavailable
     from vidbatch.ledger import LEDGER_SCHEMA
     from vidbatch.policy import load_policy
     from vidbatch.providers import registry
@@ -64,7 +63,7 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
     except (CatalogError, PolicyError, StorageError) as err:
         _fail(str(err), 2)
     night = night_of(datetime.now(timezone.utc), pol.caps.timezone)
-    result = plan_run(with_fingerprints(valid), pol, ledger, night, _unavailable(registry.build(pol)))
+    result = plan_run(with_fingerprints(valid), pol, ledger, night, registry.unavailable(registry.build(pol)))
     columns = ["item_id", "provider", "model", "est_cost_usd", "status", "reason"]
     if as_json:
         for row in result.select(columns).iter_rows(named=True):

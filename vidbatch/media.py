@@ -91,14 +91,16 @@ def write_frames(frames: np.ndarray, dst: Path, fps: int) -> Path:
     return dst
 
 
-def cut(src: Path, dst: Path, start_s: float, duration_s: float, fps: float) -> Path:
+def cut(src: Path, dst: Path, start_s: float, duration_s: float, fps: float | None = None) -> Path:
     """Frame-accurate cut of [start_s, start_s + duration_s) by re-encoding (stream copy would snap
-    to the previous keyframe). Frame numbers are rounded to the nearest frame."""
+    to the previous keyframe). Frame numbers are rounded to the nearest frame; `fps` defaults to
+    the source's own."""
     if Path(src).resolve() == Path(dst).resolve():
         raise MediaError(f"cannot cut {src.name} onto itself")
+    info = probe(src)
+    fps = fps or info.fps
     first = round(start_s * fps)
     count = round(duration_s * fps)
-    info = probe(src)
     if first + count > info.frames:
         raise MediaError(f"cannot cut frames {first}..{first + count} from {src.name}: it has {info.frames}")
     source = ffmpeg.input(str(src))
