@@ -11,14 +11,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import polars as pl
-from prefect import flow, get_run_logger
+from prefect import allow_failure, flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 from prefect.futures import as_completed
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from vidbatch.budget import LiveBudget
-from vidbatch.errors import BudgetExceeded
+from vidbatch.errors import Deferred
 from vidbatch.ledger import committed_spend
 from vidbatch.planner import PLAN_COLUMNS
 from vidbatch.policy import load_policy
@@ -27,7 +27,7 @@ from vidbatch.report import run_outcomes, spend_by
 from vidbatch.runs import clip_jobs, night_of, plan_ledger_rows, plan_run, reject_ledger_rows
 from vidbatch.storage import open_root
 from vidbatch.tasks.catalog_io import load_catalog, write_run_table
-from vidbatch.tasks.context import RunContext
+from vidbatch.tasks.context import RunContext, ensure_limits
 from vidbatch.tasks.generate import generate_clip
 from vidbatch.tasks.ledger_io import append_ledger, read_ledger
 from vidbatch.tasks.postprod import trim_clip, write_asset
@@ -47,17 +47,19 @@ def _outcome(job, gen_future, out_future) -> dict:
     out_future.wait()  # as_completed can yield before the state is readable
     gen_future.wait()
     state = out_future.state
-    row = {"item_id": job.item_id, "campaign": job.campaign, "asset_uri": None}
+    row = {"item_id": job.item_id, "campaign": job.campaign, "asset_uri": None, "provider": None, "model": None}
+    gen = gen_future.state.result(raise_on_failure=False)
     if state.is_completed():
-        return {**row, "outcome": "finished", "detail": None, "asset_uri": out_future.result().asset_uri}
-    gen_error = gen_future.state.result(raise_on_failure=False)
-    if isinstance(gen_error, BudgetExceeded):
+        return {**row, "outcome": "finished", "detail": gen.note or None, "asset_uri": out_future.result().asset_uri,
+                "provider": gen.job.provider, "model": gen.job.model}
+    gen_error = gen
+    if isinstance(gen_error, Deferred):
         return {**row, "outcome": "deferred", "detail": f"deferred: {gen_error}"}
     error = gen_error if isinstance(gen_error, BaseException) else state.result(raise_on_failure=False)
     return {**row, "outcome": "failed", "detail": f"{type(error).__name__}: {error}"}
 
 
-@flow(name="produce-catalog", task_runner=ThreadPoolTaskRunner(max_workers=8))
+@flow(name="produce-catalog", task_runner=ThreadPoolTaskRunner(max_workers=32))
 def produce_catalog(catalog: str, out: str = "vidbatch-out", policy: str | None = None,
                     campaign: str | None = None, sandbox: bool = False) -> dict:
     """Produce every item of a catalog that is not already settled, within the policy's caps."""
@@ -70,7 +72,12 @@ def produce_catalog(catalog: str, out: str = "vidbatch-out", policy: str | None 
     valid, rejects, campaign_of = load_catalog(catalog, campaign)
     providers = registry.build(pol)
     ledger = read_ledger(root)
-    plan = plan_run(valid, pol, ledger, night, registry.unavailable(providers))
+    unavailable = registry.unavailable(providers)
+    for route, why in unavailable.items():
+        log.warning("route %s unavailable for this run: %s", route, why)
+    if "sora" not in unavailable:
+        ensure_limits(pol, sandbox)
+    plan = plan_run(valid, pol, ledger, night, unavailable)
     write_run_table(root, plan.select(PLAN_COLUMNS), f"runs/{run_id}/plan.parquet")
     if rejects.height:
         write_run_table(root, rejects, f"runs/{run_id}/rejects.parquet")
@@ -84,10 +91,15 @@ def produce_catalog(catalog: str, out: str = "vidbatch-out", policy: str | None 
     _emit({"event": "planned", "total": len(jobs), "plan": plan, "rejects": rejects})
     ctx = RunContext(run_id=run_id, night=night, root=root, policy=pol, providers=providers,
                      budget=LiveBudget(pol.caps, committed_spend(ledger, night)),
-                     workdir=Path(tempfile.mkdtemp(prefix=f"vidbatch-{run_id[:8]}-")), sandbox=sandbox)
+                     workdir=Path(tempfile.mkdtemp(prefix=f"vidbatch-{run_id[:8]}-")), sandbox=sandbox,
+                     in_flight={j.item_id: (j.resume_reservation_id, j.resume_job_ids)
+                                for j in jobs if j.resume_reservation_id})
     progress = create_progress_artifact(0.0, description=f"clips finished of {len(jobs)}")
 
-    generated = {job.item_id: generate_clip.submit(job, ctx) for job in jobs}
+    generated = {}
+    for job in sorted(jobs, key=lambda j: j.remix_of is not None):  # remix sources first
+        source = generated.get(job.remix_of) if job.remix_of and not job.remix_job_id else None
+        generated[job.item_id] = generate_clip.submit(job, ctx, source=allow_failure(source) if source else None)
     written = {}
     for job in jobs:
         trimmed = trim_clip.submit(generated[job.item_id])
@@ -103,7 +115,8 @@ def produce_catalog(catalog: str, out: str = "vidbatch-out", policy: str | None 
 
     outcome_frame = pl.DataFrame(outcomes, schema={"item_id": pl.String, "campaign": pl.String,
                                                    "asset_uri": pl.String, "outcome": pl.String,
-                                                   "detail": pl.String})
+                                                   "detail": pl.String, "provider": pl.String,
+                                                   "model": pl.String})
     items = run_outcomes(plan, outcome_frame)
     write_run_table(root, items, f"runs/{run_id}/items.parquet")
     this_run = read_ledger(root).filter(pl.col("run_id") == run_id)
@@ -118,6 +131,10 @@ def produce_catalog(catalog: str, out: str = "vidbatch-out", policy: str | None 
         "est_cost_usd": float(this_run.filter(pl.col("status") == "reserved")["est_cost_usd"].sum()),
         "cost_usd": float(this_run.filter(pl.col("status").is_in(["settled", "failed"]))["cost_usd"].sum()),
         "failed": items.filter(pl.col("status") == "failed").select("item_id", "reason").to_dicts(),
+        "unavailable": unavailable,
+        "fell_back": items.filter(pl.col("reason").str.contains("fell back", literal=True)
+                                  & (pl.col("status") == "finished")).select("item_id", "reason").to_dicts(),
+        "deferred": items.filter(pl.col("status") == "deferred").select("item_id", "reason").to_dicts(),
     }
     log.info("run %s finished: %s", run_id, summary["status_counts"])
     return summary

@@ -1,7 +1,9 @@
 """The provider contract and the registry that maps route ids to providers.
 
 A provider has an id, capability attributes, a pure `estimate_cost(request)`, `unavailable()`
-(None when it can serve, else why not), and one verb, `generate(request, workdir) -> Clip`.
+(None when it can serve, else why not), and one verb, `generate(request, workdir, journal) -> Clip`.
+The journal links a paid call to the ledger: job ids created earlier for this request (a provider
+resumes them and never creates them again), and a hook that records each new job id at once.
 The registry holds factories `policy -> provider`; tests and benches re-bind them with `bound`.
 """
 
@@ -15,7 +17,7 @@ from typing import Protocol, runtime_checkable
 
 from vidbatch.policy import Policy
 
-__all__ = ["ClipRequest", "Clip", "Provider", "Registry", "registry"]
+__all__ = ["ClipRequest", "Clip", "Journal", "Provider", "Registry", "registry"]
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,21 @@ class ClipRequest:
     negative_prompt: str = ""
     seed: int = 0
     image: Path | None = None
+    remix_job_id: str | None = None  # the provider job whose video this request remixes
+
+
+@dataclass
+class Journal:
+    """A request's provider jobs: those created earlier (resume them), and hooks for new ones.
+
+    `on_job(job_id, note)` must persist the id before the provider waits on it, so a killed run
+    resumes the job instead of paying for a second one. `before_submit()` is called before every
+    paid submit (the run's rate limit).
+    """
+
+    job_ids: tuple[str, ...] = ()
+    on_job: Callable[[str, str], None] = lambda job_id, note: None
+    before_submit: Callable[[], None] = lambda: None
 
 
 @dataclass(frozen=True)
@@ -58,7 +75,7 @@ class Provider(Protocol):
 
     def estimate_cost(self, request: ClipRequest) -> float: ...
 
-    def generate(self, request: ClipRequest, workdir: Path) -> Clip: ...
+    def generate(self, request: ClipRequest, workdir: Path, journal: Journal | None = None) -> Clip: ...
 
 
 Factory = Callable[[Policy], Provider]
@@ -106,4 +123,10 @@ def _wan(policy: Policy) -> Provider:
     return WanProvider(policy.wan)
 
 
-registry = Registry({"wan": _wan})
+def _closed(policy: Policy) -> Provider:
+    from vidbatch.providers.openai_video import OpenAIVideoProvider
+
+    return OpenAIVideoProvider(policy.closed)
+
+
+registry = Registry({"wan": _wan, "sora": _closed})

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from vidbatch.errors import ProviderError
 from vidbatch.media import testsrc
-from vidbatch.providers import Clip, ClipRequest
+from vidbatch.providers import Clip, ClipRequest, Journal
 
 __all__ = ["TestsrcProvider"]
 
@@ -45,7 +45,7 @@ class TestsrcProvider:
     def estimate_cost(self, request: ClipRequest) -> float:
         return request.seconds * self.usd_per_s
 
-    def generate(self, request: ClipRequest, workdir: Path) -> Clip:
+    def generate(self, request: ClipRequest, workdir: Path, journal: Journal | None = None) -> Clip:
         with self._lock:
             self.calls.append(request.item_id)
             failure = self._failures.pop(0) if self._failures else None

@@ -21,7 +21,7 @@ from vidbatch.errors import ContentRejected, ProviderUnavailable, TransientProvi
 from vidbatch.media import write_frames
 from vidbatch.policy import WanModel, WanRoute
 from vidbatch.pricing import wan_estimate_usd, wan_shot_frames
-from vidbatch.providers import Clip, ClipRequest
+from vidbatch.providers import Clip, ClipRequest, Journal
 
 __all__ = ["WanProvider", "build_tiny_pipeline", "pipeline_loads"]
 
@@ -148,7 +148,7 @@ class WanProvider:
     def estimate_cost(self, request: ClipRequest) -> float:
         return wan_estimate_usd(self.route, request.model, request.resolution, request.seconds)
 
-    def generate(self, request: ClipRequest, workdir: Path) -> Clip:
+    def generate(self, request: ClipRequest, workdir: Path, journal: Journal | None = None) -> Clip:
         import numpy as np
         import torch
 

@@ -1,18 +1,46 @@
-"""What every task of one run shares: ids, the output root, providers, the live budget."""
+"""What every task of one run shares: ids, the output root, providers, the live budget, the gates.
+
+The closed route's gates are Prefect global concurrency limits, so every run and process that
+talks to the same account shares them: `<prefix>-jobs` caps jobs in flight (closed.concurrency)
+and `<prefix>-submits` is a rate limit on paid submits (closed.submits_per_minute, slot decay).
+The policy is their source of truth: `ensure_limits` writes them at the start of each run.
+The Wan route's gate is a semaphore: it guards the GPU of this process.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from prefect.client.orchestration import get_client
+from prefect.concurrency.sync import concurrency, rate_limit
 
 from vidbatch.budget import LiveBudget
 from vidbatch.policy import Policy
 from vidbatch.providers import Provider
 from vidbatch.storage import OutputRoot
 
-__all__ = ["RunContext"]
+__all__ = ["RunContext", "ensure_limits", "limit_names"]
+
+
+def limit_names(sandbox: bool) -> tuple[str, str]:
+    """(jobs in flight, submits) limit names; a sandbox run never takes production slots."""
+    prefix = "vidbatch-sora-sandbox" if sandbox else "vidbatch-sora"
+    return f"{prefix}-jobs", f"{prefix}-submits"
+
+
+def ensure_limits(policy: Policy, sandbox: bool) -> None:
+    """Create or update the closed route's global concurrency and rate limits from the policy."""
+    jobs, submits = limit_names(sandbox)
+    per_minute = policy.closed.submits_per_minute
+    with get_client(sync_client=True) as client:
+        client.upsert_global_concurrency_limit_by_name(jobs, policy.closed.concurrency)
+        # A burst of up to one minute's worth (at least 1), refilled continuously.
+        client.upsert_global_concurrency_limit_by_name(submits, max(1, int(per_minute)),
+                                                       slot_decay_per_second=per_minute / 60)
 
 
 @dataclass
@@ -27,10 +55,31 @@ class RunContext:
     sandbox: bool = False
     on_event: Callable[[dict], None] = lambda event: None
     gates: dict[str, threading.BoundedSemaphore] = field(default_factory=dict)
+    # item_id -> (reservation_id, provider job ids) for reservations whose jobs exist at a provider
+    in_flight: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def gate(self, route: str) -> threading.BoundedSemaphore:
-        """The per-route concurrency gate (clips in flight on that route in this process)."""
-        if route not in self.gates:
-            limit = self.policy.wan.concurrency if route == "wan" else self.policy.closed.concurrency
-            self.gates[route] = threading.BoundedSemaphore(limit)
+    def gate(self, route: str) -> contextlib.AbstractContextManager:
+        """Held while a clip is in flight on `route`."""
+        if route == "sora":
+            return concurrency(limit_names(self.sandbox)[0], occupy=1, strict=True)
+        with self.lock:
+            if route not in self.gates:
+                self.gates[route] = threading.BoundedSemaphore(self.policy.wan.concurrency)
         return self.gates[route]
+
+    def before_submit(self, route: str) -> Callable[[], None]:
+        """Called before each paid submit: the closed route's rate limit."""
+        if route != "sora":
+            return lambda: None
+        return lambda: rate_limit(limit_names(self.sandbox)[1], occupy=1, strict=True)
+
+    def remember_job(self, item_id: str, reservation_id: str, job_id: str) -> tuple[str, ...]:
+        with self.lock:
+            _, known = self.in_flight.get(item_id, (reservation_id, ()))
+            self.in_flight[item_id] = (reservation_id, known + (job_id,))
+            return self.in_flight[item_id][1]
+
+    def forget_jobs(self, item_id: str) -> None:
+        with self.lock:
+            self.in_flight.pop(item_id, None)

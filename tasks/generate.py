@@ -1,12 +1,16 @@
 """The paid step: one task run per clip, bracketed in the ledger.
 
-reserve (ledger) -> provider.generate -> store the raw clip -> settle (ledger). A failed call
-writes a `failed` row with what it cost. Prefect retries only TransientProviderError (429, 5xx,
-timeouts); each retry is a new, separately reserved call.
+reserve (ledger) -> provider.generate -> store the raw clip -> settle (ledger). Each provider job
+id is written to the ledger (`submitted`) the moment it exists, so a retry or a later run resumes
+that job instead of paying for another. A failed call writes a `failed` row with what it cost.
+Prefect retries only TransientProviderError (429, 5xx, timeouts); a retry whose jobs already
+exist keeps the open reservation and resumes them. When the closed route goes dark (model or
+endpoint gone, key refused), the item is re-routed by the policy's fallback rule or deferred.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,25 +18,30 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import task_run
 
-from vidbatch.errors import BudgetExceeded, ProviderError, TransientProviderError, VidbatchError
+from vidbatch.errors import (BudgetExceeded, Deferred, ProviderError, ProviderUnavailable, TransientProviderError,
+                             VidbatchError)
 from vidbatch.ledger import ledger_row, new_reservation_id
 from vidbatch.media import sha256_of
-from vidbatch.providers import ClipRequest
-from vidbatch.runs import ClipJob
+from vidbatch.providers import NOT_CONFIGURED, ClipRequest, Journal
+from vidbatch.runs import ClipJob, fallback_job
 from vidbatch.storage import fetch_to
 from vidbatch.tasks.context import RunContext
 from vidbatch.tasks.ledger_io import write_ledger_rows
 
 __all__ = ["GeneratedClip", "generate_clip", "retry_transient_only"]
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class GeneratedClip:
-    job: ClipJob
+    job: ClipJob  # as made: after a fallback, the Wan job
     path: Path
     raw_uri: str
     seconds: float
     cost_usd: float
+    job_id: str | None = None
+    note: str = ""
 
 
 def retry_transient_only(task, task_run, state) -> bool:
@@ -44,52 +53,105 @@ def _request(job: ClipJob, workdir: Path) -> ClipRequest:
     image = fetch_to(job.image_uri, workdir) if job.image_uri else None
     return ClipRequest(item_id=job.item_id, prompt=job.prompt, negative_prompt=job.negative_prompt,
                        seconds=job.raw_seconds, width=job.width, height=job.height, model=job.model,
-                       resolution=job.resolution, seed=job.seed, image=image)
+                       resolution=job.resolution, seed=job.seed, image=image, remix_job_id=job.remix_job_id)
 
 
 @task(name="generate-clip", task_run_name="generate {job.item_id}", retries=3,
       retry_delay_seconds=[2, 10, 30], retry_jitter_factor=0.5, retry_condition_fn=retry_transient_only,
       cache_policy=NO_CACHE)
-def generate_clip(job: ClipJob, ctx: RunContext) -> GeneratedClip:
-    provider = ctx.providers[job.provider]
+def generate_clip(job: ClipJob, ctx: RunContext, source: object = None) -> GeneratedClip:
+    """Make one item's raw clip. `source`: for a remix, the source item's result in this run."""
+    if job.remix_of and not job.remix_job_id:
+        job = _bind_remix_source(job, source, ctx)
+    try:
+        return _produce(job, ctx)
+    except ProviderUnavailable as err:
+        rerouted = fallback_job(job, ctx.policy, str(err))
+        if isinstance(rerouted, str):
+            _defer(job, ctx, rerouted)
+        note = f"{job.provider} unavailable ({err}); fell back to {rerouted.provider}"
+        log.warning("%s: %s", job.item_id, note)
+        return _produce(rerouted, ctx, note=note)
+
+
+def _bind_remix_source(job: ClipJob, source: object, ctx: RunContext) -> ClipJob:
+    if isinstance(source, GeneratedClip) and source.job.provider == "sora" and source.job_id:
+        return job.model_copy(update={"remix_job_id": source.job_id})
+    what = (f"it was made on {source.job.provider}" if isinstance(source, GeneratedClip)
+            else f"it was not made ({type(source).__name__}: {source})" if isinstance(source, BaseException)
+            else "it is not in this run")
+    _defer(job, ctx, f"remix source {job.remix_of} has no closed-route video: {what}; deferred")
+
+
+def _defer(job: ClipJob, ctx: RunContext, reason: str, error: type[Deferred] = Deferred):
+    write_ledger_rows(ctx.root, [ledger_row(
+        run_id=ctx.run_id, night=ctx.night, item_id=job.item_id, campaign=job.campaign, fingerprint=job.fingerprint,
+        provider=job.provider, model=job.model, status="deferred", reason=reason, sandbox=ctx.sandbox)])
+    raise error(reason)
+
+
+def _produce(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
+    provider = ctx.providers.get(job.provider)
+    why = NOT_CONFIGURED.get(job.provider, "not configured") if provider is None else provider.unavailable()
+    if why:
+        raise ProviderUnavailable(why)
     workdir = ctx.workdir / job.item_id
     workdir.mkdir(parents=True, exist_ok=True)
     request = _request(job, workdir)
+    resumed = ctx.in_flight.get(job.item_id)
+    if resumed:
+        reservation_id, job_ids = resumed
+    else:
+        refused = ctx.budget.try_reserve(job.campaign, job.est_cost_usd)
+        if refused:  # actual costs ran over estimates: wait for a later run rather than break a cap
+            _defer(job, ctx, refused, BudgetExceeded)
+        reservation_id, job_ids = new_reservation_id(), ()
     common = dict(run_id=ctx.run_id, night=ctx.night, item_id=job.item_id, campaign=job.campaign,
                   fingerprint=job.fingerprint, provider=job.provider, model=job.model,
-                  est_cost_usd=job.est_cost_usd, reservation_id=new_reservation_id(),
+                  est_cost_usd=job.est_cost_usd, reservation_id=reservation_id,
                   attempt=task_run.run_count, sandbox=ctx.sandbox)
-    refused = ctx.budget.try_reserve(job.campaign, job.est_cost_usd)
-    if refused:  # actual costs ran over estimates: wait for a later run rather than break a cap
-        write_ledger_rows(ctx.root, [ledger_row(status="deferred", reason=refused,
-                                                **{**common, "est_cost_usd": 0.0})])
-        raise BudgetExceeded(refused)
-    write_ledger_rows(ctx.root, [ledger_row(status="reserved", reason="before generate", **common)])
+    if not resumed:
+        write_ledger_rows(ctx.root, [ledger_row(status="reserved", reason=note or "before generate", **common)])
+
+    def close(status: str, cost: float, reason: str, **extra) -> None:
+        ctx.forget_jobs(job.item_id)
+        ctx.budget.settle(job.campaign, job.est_cost_usd, cost)
+        write_ledger_rows(ctx.root, [ledger_row(status=status, cost_usd=cost, reason=reason, **{**common, **extra})])
+
+    def on_job(job_id: str, what: str) -> None:
+        ctx.remember_job(job.item_id, reservation_id, job_id)
+        write_ledger_rows(ctx.root, [ledger_row(status="submitted", job_id=job_id, reason=what, **common)])
+
+    journal = Journal(job_ids=job_ids, on_job=on_job, before_submit=ctx.before_submit(job.provider))
     try:
         with ctx.gate(job.provider):
-            clip = provider.generate(request, workdir)
+            clip = provider.generate(request, workdir, journal)
+    except TransientProviderError as err:
+        if job.item_id in ctx.in_flight:  # its job exists: the next attempt (or run) resumes it
+            log.warning("%s: %s; reservation %s stays open for job(s) %s", job.item_id, err, reservation_id,
+                        ", ".join(ctx.in_flight[job.item_id][1]))
+            raise
+        close("failed", err.cost_usd, f"{type(err).__name__}: {err}", job_id=err.job_id)
+        raise
+    except ProviderUnavailable as err:
+        spent = job.item_id in ctx.in_flight or err.cost_usd
+        close("failed" if spent else "released", err.cost_usd, f"route unavailable: {err}", job_id=err.job_id)
+        raise
     except ProviderError as err:
-        ctx.budget.settle(job.campaign, job.est_cost_usd, err.cost_usd)
-        write_ledger_rows(ctx.root, [ledger_row(status="failed", cost_usd=err.cost_usd, job_id=err.job_id,
-                                                reason=f"{type(err).__name__}: {err}", **common)])
+        close("failed", err.cost_usd, f"{type(err).__name__}: {err}", job_id=err.job_id)
         raise
-    except BaseException as err:  # a bug or an interrupt: close the reservation, then let it fly
-        ctx.budget.settle(job.campaign, job.est_cost_usd, job.est_cost_usd)
-        write_ledger_rows(ctx.root, [ledger_row(status="failed", cost_usd=job.est_cost_usd,
-                                                reason=f"interrupted ({type(err).__name__}: {err}); "
-                                                       "charged the estimate", **common)])
+    except BaseException as err:  # a bug or an interrupt
+        if job.item_id in ctx.in_flight:  # the job runs on at the provider: leave it for the next run
+            raise
+        close("failed", job.est_cost_usd, f"interrupted ({type(err).__name__}: {err}); charged the estimate")
         raise
-    ctx.budget.settle(job.campaign, job.est_cost_usd, clip.cost_usd)
     key = f"raw/{job.campaign}/{job.item_id}-{job.fingerprint}.mp4"
     try:
         raw_uri = ctx.root.put_file(clip.path, key)
     except (OSError, VidbatchError) as err:
-        write_ledger_rows(ctx.root, [ledger_row(status="failed", cost_usd=clip.cost_usd, job_id=clip.job_id,
-                                                reason=f"generated but the raw clip could not be stored: {err}",
-                                                **common)])
+        close("failed", clip.cost_usd, f"generated but the raw clip could not be stored: {err}", job_id=clip.job_id)
         raise
-    write_ledger_rows(ctx.root, [ledger_row(
-        status="settled", cost_usd=clip.cost_usd, seconds=clip.seconds, asset_uri=raw_uri,
-        sha256=sha256_of(clip.path), job_id=clip.job_id, reason=clip.detail,
-        **{**common, "sandbox": ctx.sandbox or clip.sandbox})])
-    return GeneratedClip(job=job, path=clip.path, raw_uri=raw_uri, seconds=clip.seconds, cost_usd=clip.cost_usd)
+    close("settled", clip.cost_usd, "; ".join(filter(None, [note, clip.detail])), seconds=clip.seconds,
+          asset_uri=raw_uri, sha256=sha256_of(clip.path), job_id=clip.job_id, sandbox=ctx.sandbox or clip.sandbox)
+    return GeneratedClip(job=job, path=clip.path, raw_uri=raw_uri, seconds=clip.seconds, cost_usd=clip.cost_usd,
+                         job_id=clip.job_id, note=note)

@@ -30,6 +30,8 @@ def _isolated(tmp_path, monkeypatch):
     """Each test gets its own output root and scratch folder."""
     monkeypatch.setenv("TMPDIR", str(tmp_path))
     monkeypatch.chdir(tmp_path)
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):  # never reach a real endpoint from a test
+        monkeypatch.delenv(name, raising=False)
 
 
 def catalog(rows: list[dict], **defaults) -> pl.DataFrame:

@@ -26,7 +26,7 @@ def test_plan_json_lists_items_and_rejects(tmp_path):
     by_id = {line["item_id"]: line for line in lines}
     assert set(by_id["i0"]) == {"item_id", "provider", "model", "est_cost_usd", "status", "reason"}
     assert by_id["i0"]["status"] == "planned" and by_id["i0"]["provider"] == "wan"
-    assert by_id["i1"]["status"] == "deferred" and "closed route not configured" in by_id["i1"]["reason"]
+    assert by_id["i1"]["status"] == "deferred" and "sora unavailable: no API key" in by_id["i1"]["reason"]
     assert by_id["i2"]["status"] == "rejected" and by_id["i2"]["column"] == "aspect"
 
 

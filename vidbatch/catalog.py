@@ -48,11 +48,12 @@ OPTIONAL_COLUMNS: dict[str, pl.DataType] = {
     "seed": pl.Int64(),
     "provider": pl.String(),
     "max_cost_usd": pl.Float64(),
+    "remix_of": pl.String(),
 }
 DEFAULTS = {"negative_prompt": "", "resolution": "480p", "priority": 0, "trim_start_s": 0.0}
 # The fields that decide what gets generated: change one and the item is new work.
 FINGERPRINT_FIELDS = ("prompt", "negative_prompt", "duration_s", "aspect", "realism", "resolution",
-                      "image_uri", "trim_start_s", "seed", "storyboard_id", "scene_index")
+                      "image_uri", "trim_start_s", "seed", "storyboard_id", "scene_index", "remix_of")
 
 REJECTS_SCHEMA = {"row": pl.Int64, "item_id": pl.String, "column": pl.String,
                   "value": pl.String, "reason": pl.String}
@@ -121,7 +122,37 @@ def _rules(cast_failures: list[pl.Expr]) -> list[pl.Expr]:
               pl.format("max_cost_usd must be > 0, got {}", pl.col("max_cost_usd"))),
         _rule("image_uri", pl.col("image_uri").is_not_null() & _blank("image_uri"),
               "image_uri is blank; leave it null for text-to-video"),
+        *_remix_rules(),
     ]
+
+
+def _remix_rules() -> list[pl.Expr]:
+    """A remix names an earlier item of the same campaign whose closed-route video it re-prompts."""
+    remix = pl.col("remix_of").is_not_null()
+    raw = pl.col("trim_start_s") + pl.col("duration_s")
+    return [
+        _rule("remix_of", remix & (pl.col("remix_of") == pl.col("item_id")), "an item cannot remix itself"),
+        _rule("remix_of", remix & (pl.col("remix_of") != pl.col("item_id")) & pl.col("__src_raw").is_null(),
+              pl.format("remix_of '{}' names no item of campaign '{}' in this catalog",
+                        pl.col("remix_of"), pl.col("campaign"))),
+        _rule("remix_of", remix & pl.col("__src_remix").fill_null(False),
+              pl.format("remix_of '{}' is itself a remix; remix the original", pl.col("remix_of"))),
+        _rule("provider", remix & (pl.col("provider") == "wan"),
+              "a remix needs the closed route (leave provider empty or set it to sora)"),
+        _rule("image_uri", remix & pl.col("image_uri").is_not_null(), "a remix takes no image_uri"),
+        _rule("duration_s", remix & (raw > pl.col("__src_raw") + FRAME_TOLERANCE_S),
+              pl.format("a remix is as long as its source ({} s); trim_start_s + duration_s is {} s",
+                        pl.col("__src_raw"), raw)),
+    ]
+
+
+def _with_remix_sources(frame: pl.DataFrame) -> pl.DataFrame:
+    """Columns the remix rules read: the source's footage length and whether it is a remix too."""
+    sources = (frame.select("campaign", pl.col("item_id").alias("remix_of"),
+                            (pl.col("trim_start_s") + pl.col("duration_s")).alias("__src_raw"),
+                            pl.col("remix_of").is_not_null().alias("__src_remix"))
+               .drop_nulls("remix_of").unique(["campaign", "remix_of"], keep="first"))
+    return frame.join(sources, on=["campaign", "remix_of"], how="left", maintain_order="left")
 
 
 def _typed(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[pl.Expr]]:
@@ -163,6 +194,8 @@ def validate_catalog(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     typed, cast_failures = _typed(frame.with_row_index("row").with_columns(pl.col("row").cast(pl.Int64)))
     rules = _rules(cast_failures)
     rule_cols = [f"__rule_{i}" for i in range(len(rules))]
+    typed = _with_remix_sources(typed).with_columns(
+        pl.when(pl.col("remix_of").is_not_null()).then(pl.col("__src_raw")).alias("remix_source_s"))
     checked = typed.with_columns(rule.alias(name) for rule, name in zip(rules, rule_cols))
     problems = (
         checked.select("row", "item_id", pl.concat_list(rule_cols).alias("problem"))

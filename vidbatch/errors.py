@@ -3,7 +3,8 @@
     VidbatchError
     ├── CatalogError          the catalog file itself is unusable (not Parquet, missing column)
     ├── PolicyError           the policy file is invalid
-    ├── BudgetExceeded        a reservation would break a cap (a bug guard: the planner prevents it)
+    ├── Deferred              an item was not attempted in this run; a later run picks it up
+    │   └── BudgetExceeded    a reservation would break a cap
     ├── StorageError          an output root cannot be read or written
     ├── MediaError            ffmpeg failed or a clip is not what it claims to be
     └── ProviderError         a provider call failed
@@ -18,6 +19,7 @@ __all__ = [
     "VidbatchError",
     "CatalogError",
     "PolicyError",
+    "Deferred",
     "BudgetExceeded",
     "StorageError",
     "MediaError",
@@ -40,7 +42,11 @@ class PolicyError(VidbatchError):
     """The policy file is missing, unreadable or fails validation."""
 
 
-class BudgetExceeded(VidbatchError):
+class Deferred(VidbatchError):
+    """The item waits for a later run (its route is gone with no fallback, its source is missing...)."""
+
+
+class BudgetExceeded(Deferred):
     """Spending would exceed a cap."""
 
 

@@ -3,6 +3,9 @@
 The ledger is append-only. A paid or GPU call is bracketed by two rows sharing a reservation_id:
 `reserved` (estimate, written before the call) and exactly one of `settled` (the clip exists),
 `failed` (the call failed; cost_usd is what it still cost) or `released` (nothing was spent).
+In between, a `submitted` row records each provider job id the moment the provider returns it:
+a reservation still open with submitted jobs is resumed by the next attempt or run, never paid
+again. It stays open across retries while its job exists at the provider.
 `deferred` and `rejected` rows record items a run did not attempt, with the reason.
 """
 
@@ -18,9 +21,9 @@ import polars as pl
 from vidbatch.planner import Committed
 
 __all__ = ["LEDGER_SCHEMA", "STATUSES", "ledger_row", "ledger_frame", "committed_spend", "settled_items",
-           "open_reservations", "new_reservation_id"]
+           "open_reservations", "jobs_in_flight", "new_reservation_id"]
 
-STATUSES = ("reserved", "settled", "failed", "released", "deferred", "rejected")
+STATUSES = ("reserved", "submitted", "settled", "failed", "released", "deferred", "rejected")
 CLOSING = ("settled", "failed", "released")
 
 LEDGER_SCHEMA: dict[str, pl.DataType] = {
@@ -100,4 +103,18 @@ def settled_items(ledger: pl.DataFrame) -> pl.DataFrame:
     return (ledger.filter(pl.col("status") == "settled")
             .sort("created_at")
             .group_by("campaign", "item_id", maintain_order=True).last()
-            .select("campaign", "item_id", "fingerprint", "run_id", "asset_uri", "cost_usd", "created_at"))
+            .select("campaign", "item_id", "fingerprint", "run_id", "asset_uri", "cost_usd", "created_at",
+                    "job_id"))
+
+
+def jobs_in_flight(ledger: pl.DataFrame) -> pl.DataFrame:
+    """Open reservations that already have provider jobs: what a new attempt must resume.
+
+    One row per reservation: campaign, item_id, fingerprint, provider, model, est_cost_usd,
+    reservation_id, run_id, and job_ids (in submit order).
+    """
+    still_open = open_reservations(ledger).select(
+        "reservation_id", "campaign", "item_id", "fingerprint", "provider", "model", "est_cost_usd", "run_id")
+    jobs = (ledger.filter(pl.col("status") == "submitted").sort("created_at")
+            .group_by("reservation_id", maintain_order=True).agg(pl.col("job_id").alias("job_ids")))
+    return still_open.join(jobs, on="reservation_id", how="inner", maintain_order="left")

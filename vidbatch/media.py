@@ -19,7 +19,8 @@ import numpy as np
 
 from vidbatch.errors import MediaError
 
-__all__ = ["MediaInfo", "ffmpeg_exe", "probe", "write_frames", "cut", "concat", "testsrc", "sha256_of"]
+__all__ = ["MediaInfo", "ffmpeg_exe", "probe", "write_frames", "cut", "concat", "testsrc", "first_frame",
+           "fit_image", "sha256_of"]
 
 
 @functools.cache
@@ -131,6 +132,20 @@ def testsrc(dst: Path, seconds: float, width: int, height: int, fps: int, *, pat
     if audio:
         streams.append(ffmpeg.input(f"sine=frequency=440:duration={seconds}", format="lavfi"))
     _run(ffmpeg.output(*streams, str(dst), **_h264(acodec="aac")).overwrite_output(), f"render {dst.name}")
+    return dst
+
+
+def first_frame(src: Path, dst: Path) -> Path:
+    """The first frame of a video as an image (format from dst's suffix)."""
+    _run(ffmpeg.input(str(src)).output(str(dst), vframes=1).overwrite_output(), f"grab a frame of {src.name}")
+    return dst
+
+
+def fit_image(src: Path, dst: Path, width: int, height: int) -> Path:
+    """Scale an image to cover width x height and centre-crop it to exactly that size."""
+    scaled = ffmpeg.input(str(src)).filter("scale", width, height, force_original_aspect_ratio="increase")
+    _run(scaled.filter("crop", width, height).output(str(dst), vframes=1).overwrite_output(),
+         f"fit {src.name} to {width}x{height}")
     return dst
 
 

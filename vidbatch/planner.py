@@ -43,12 +43,15 @@ def _why_preferred(policy: Policy) -> tuple[pl.Expr, pl.Expr]:
     r = policy.routing
     raw = raw_seconds()
     forced = pl.col("provider").is_not_null()
+    remix = pl.col("remix_of").is_not_null()
     realism_closed = pl.col("realism").is_in(r.closed_for_realism)
     too_long = raw > r.wan_max_coherent_s
-    route = (pl.when(forced).then(pl.col("provider"))
+    route = (pl.when(remix).then(pl.lit("sora"))
+             .when(forced).then(pl.col("provider"))
              .when(realism_closed | too_long).then(pl.lit("sora"))
              .otherwise(pl.lit("wan")))
-    reason = (pl.when(forced).then(pl.format("catalog forces {}", pl.col("provider")))
+    reason = (pl.when(remix).then(pl.format("remix of {} (closed route only)", pl.col("remix_of")))
+              .when(forced).then(pl.format("catalog forces {}", pl.col("provider")))
               .when(realism_closed).then(pl.format("realism {} prefers sora", pl.col("realism")))
               .when(too_long).then(pl.format("{} s is longer than one coherent Wan shot ({} s), prefers sora",
                                              raw.round(2), pl.lit(r.wan_max_coherent_s)))
@@ -108,7 +111,11 @@ def plan_catalog(catalog: pl.DataFrame, policy: Policy, *, committed: Committed 
     route_pref, why = _why_preferred(policy)
     item_cap = pl.min_horizontal(pl.lit(policy.caps.item_usd), pl.col("max_cost_usd").fill_null(float("inf")))
     r = policy.routing
-    fallback = (pl.when(pl.col("provider").is_null() & (route_pref == "sora")
+    for column in ("remix_of", "remix_source_s"):  # frames that skipped validate_catalog
+        if column not in catalog.columns:
+            catalog = catalog.with_columns(pl.lit(None, dtype=pl.String if column == "remix_of" else pl.Float64)
+                                           .alias(column))
+    fallback = (pl.when(pl.col("provider").is_null() & pl.col("remix_of").is_null() & (route_pref == "sora")
                         & pl.col("realism").is_in(r.fallback_to_wan_for_realism))
                 .then(pl.lit("wan")).otherwise(pl.lit(None, dtype=pl.String)))
     priced = (catalog.with_columns(*wan_options(policy), *closed_options(policy))
@@ -160,6 +167,7 @@ def plan_catalog(catalog: pl.DataFrame, policy: Policy, *, committed: Committed 
     on_wan = pl.col("provider_chosen") == "wan"
     return (plan.with_columns(
         pl.col("provider_chosen").fill_null(pl.col("pref")).alias("provider"),
+        pl.col("provider").is_not_null().alias("provider_forced"),
         pl.when(on_wan).then(pl.col("wan_model")).otherwise(pl.col("closed_model")).alias("model"),
         pl.when(on_wan).then(pl.col("wan_size")).otherwise(pl.col("closed_size")).alias("size"),
         pl.when(on_wan).then(pl.col("wan_shots")).otherwise(pl.lit(None, dtype=pl.Int64)).alias("shots"),

@@ -100,8 +100,13 @@ class ClosedRoute(_Strict):
     clip_seconds: list[PositiveInt] = [4, 8, 12]
     extension_seconds: list[PositiveInt] = [4, 8, 12, 16, 20]
     long_clips: Literal["extend", "shots"] = "extend"
-    concurrency: PositiveInt = 4
-    base_url: str | None = None
+    concurrency: PositiveInt = Field(4, description="jobs in flight at once, across every run (Prefect limit)")
+    submits_per_minute: PositiveFloat = Field(60.0, description="paid submits per minute (Prefect rate limit)")
+    base_url: str | None = Field(None, description="else the SDK's OPENAI_BASE_URL, else api.openai.com")
+    api_key_env: str = Field("OPENAI_API_KEY", description="the environment variable that holds the key; "
+                             "the key itself never goes in a policy file")
+    max_retries: int = Field(2, ge=0, description="SDK retries of reads, and of submits refused with 429")
+    request_timeout_s: PositiveFloat = 60.0
     poll_deadline_s: PositiveFloat = 1800.0
 
     @model_validator(mode="after")

@@ -119,8 +119,12 @@ def closed_options(policy: Policy) -> list[pl.Expr]:
     size = pl.when(pl.col("aspect") == "16:9").then(pl.lit("1280x720")).otherwise(pl.lit("720x1280"))
     prices = {f"{m}|{s}": p for m, by_size in route.price_usd_per_s.items() for s, p in by_size.items()}
     price = _pick(prices, pl.concat_str([model, size], separator="|"), pl.Float64)
-    raw = raw_seconds()
     longest = max(route.clip_seconds)
+    remix = pl.col("remix_of").is_not_null()
+    # A remix bills its source video's length; in "shots" mode a long source is several videos.
+    raw = pl.when(remix).then(pl.col("remix_source_s")).otherwise(raw_seconds())
+    if route.long_clips == "shots":
+        price = pl.when(remix & (raw > longest + _EPS)).then(None).otherwise(price)
     step = longest if route.long_clips == "shots" else max(route.extension_seconds)
     pieces = route.clip_seconds if route.long_clips == "shots" else route.extension_seconds
     rest = raw - longest

@@ -2,7 +2,10 @@
 
 `plan_run` extends the planner with the ledger's memory: items already settled with the same
 fingerprint are `done` (nothing spent again), spend committed tonight counts against the caps.
-`clip_jobs` turns planned rows into `ClipJob`s, the unit a generate task works on.
+Items whose reservation is still open with provider jobs (a killed run, or an attempt that ran
+out of retries) are planned as resumptions of those jobs: no new estimate, no new job.
+`clip_jobs` turns planned rows into `ClipJob`s, the unit a generate task works on;
+`fallback_job` re-routes one when its route goes dark in the middle of a run.
 """
 
 from __future__ import annotations
@@ -14,11 +17,13 @@ from zoneinfo import ZoneInfo
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
-from vidbatch.ledger import committed_spend, ledger_row, settled_items
+from vidbatch.ledger import committed_spend, jobs_in_flight, ledger_row, settled_items
 from vidbatch.planner import plan_catalog
 from vidbatch.policy import Policy
+from vidbatch.pricing import closed_size, wan_estimate_usd, wan_size
 
-__all__ = ["ClipJob", "night_of", "plan_run", "clip_jobs", "plan_ledger_rows", "reject_ledger_rows"]
+__all__ = ["ClipJob", "night_of", "plan_run", "clip_jobs", "fallback_job", "plan_ledger_rows",
+           "reject_ledger_rows"]
 
 
 class ClipJob(BaseModel):
@@ -41,8 +46,15 @@ class ClipJob(BaseModel):
     seed: int
     image_uri: str | None
     est_cost_usd: float
+    realism: str = "low"
+    aspect: str = "16:9"
+    forced: bool = False                 # the catalog named the provider
     storyboard_id: str | None = None
     scene_index: int | None = None
+    remix_of: str | None = None          # item whose closed-route video this one remixes
+    remix_job_id: str | None = None      # that video's job id, when it was made in an earlier run
+    resume_reservation_id: str | None = None  # an open reservation whose jobs this run resumes
+    resume_job_ids: tuple[str, ...] = ()
 
     @property
     def raw_seconds(self) -> float:
@@ -67,6 +79,11 @@ def plan_run(catalog: pl.DataFrame, policy: Policy, ledger: pl.DataFrame, night:
     same = pl.col("settled_fp") == pl.col("fingerprint")
     done = joined.filter(same.fill_null(False))
     todo = joined.filter(~same.fill_null(False))
+    inflight = jobs_in_flight(ledger).filter(pl.col("provider") == "sora").unique(
+        ["campaign", "item_id", "fingerprint"], keep="last")
+    keys = ["campaign", "item_id", "fingerprint"]
+    resumed = _resumptions(todo.join(inflight, on=keys, how="inner", maintain_order="left"), unavailable)
+    todo = todo.join(inflight.select(keys), on=keys, how="anti", maintain_order="left")
     plan = plan_catalog(todo.drop("settled_fp", "settled_run", "settled_cost"), policy,
                         committed=committed_spend(ledger, night), unavailable=unavailable)
     changed = todo.filter(pl.col("settled_fp").is_not_null()).select("item_id", "campaign", "settled_run")
@@ -80,7 +97,27 @@ def plan_run(catalog: pl.DataFrame, policy: Policy, ledger: pl.DataFrame, night:
         pl.format("already settled in run {} (cost ${})", pl.col("settled_run").str.slice(0, 8),
                   pl.col("settled_cost").round(4)).alias("reason"),
     ).drop("settled_fp", "settled_run", "settled_cost")
-    return pl.concat([plan, done_rows], how="diagonal_relaxed")
+    remix_ids = settled_items(ledger).select("campaign", pl.col("item_id").alias("remix_of"),
+                                             pl.col("job_id").alias("remix_job_id"))
+    return (pl.concat([resumed, plan, done_rows], how="diagonal_relaxed")
+            .join(remix_ids, on=["campaign", "remix_of"], how="left", maintain_order="left"))
+
+
+def _resumptions(rows: pl.DataFrame, unavailable: Mapping[str, str]) -> pl.DataFrame:
+    """Plan rows for items with jobs in flight: resume them (their estimate is already reserved)."""
+    gone = unavailable.get("sora")
+    jobs = pl.col("job_ids").list.join(", ")
+    return rows.drop("settled_fp", "settled_run", "settled_cost").with_columns(
+        pl.lit("sora").alias("provider"),
+        pl.when(pl.col("aspect") == "16:9").then(pl.lit(closed_size("16:9"))).otherwise(pl.lit(closed_size("9:16")))
+        .alias("size"),
+        pl.lit("deferred" if gone else "planned").alias("status"),
+        pl.col("reservation_id").alias("resume_reservation_id"),
+        pl.col("job_ids").alias("resume_job_ids"),
+        (pl.format("resuming job(s) {} submitted in run {} (already reserved)", jobs, pl.col("run_id").str.slice(0, 8))
+         if not gone else pl.format("job(s) {} in flight at sora, which is unavailable ({}); waiting for it",
+                                    jobs, pl.lit(gone))).alias("reason"),
+    ).drop("reservation_id", "job_ids", "run_id")
 
 
 def _seed(row: dict) -> int:
@@ -98,9 +135,34 @@ def clip_jobs(plan: pl.DataFrame) -> list[ClipJob]:
             provider=row["provider"], model=row["model"], width=width, height=height,
             resolution=row["resolution"], prompt=row["prompt"], negative_prompt=row["negative_prompt"],
             duration_s=row["duration_s"], trim_start_s=row["trim_start_s"], seed=_seed(row),
-            image_uri=row["image_uri"], est_cost_usd=row["est_cost_usd"],
-            storyboard_id=row["storyboard_id"], scene_index=row["scene_index"]))
+            image_uri=row["image_uri"], est_cost_usd=row["est_cost_usd"], realism=row["realism"],
+            aspect=row["aspect"], forced=bool(row.get("provider_forced")), storyboard_id=row["storyboard_id"],
+            scene_index=row["scene_index"], remix_of=row.get("remix_of"), remix_job_id=row.get("remix_job_id"),
+            resume_reservation_id=row.get("resume_reservation_id"),
+            resume_job_ids=tuple(row.get("resume_job_ids") or ())))
     return jobs
+
+
+def fallback_job(job: ClipJob, policy: Policy, why: str) -> ClipJob | str:
+    """The same item on the Wan route after its closed route went dark, or why it must wait.
+
+    The policy's fallback rule applies as in planning: only unforced, non-remix items of the
+    realism levels it lists move to Wan; the Wan estimate must fit the item cap."""
+    route = policy.wan
+    if job.provider != "sora":
+        return f"{job.provider} unavailable ({why}); no fallback from {job.provider}"
+    if job.forced or job.remix_of:
+        return f"sora unavailable ({why}); {'catalog forces sora' if job.forced else 'a remix needs sora'}; deferred"
+    if job.realism not in policy.routing.fallback_to_wan_for_realism:
+        return f"sora unavailable ({why}); realism {job.realism} has no fallback to wan; deferred"
+    table = route.i2v_model if job.image_uri else route.t2v_model
+    model = table.get(job.resolution)
+    if model is None:
+        return f"sora unavailable ({why}); wan has no model for {job.resolution}; deferred"
+    est = wan_estimate_usd(route, model, job.resolution, job.raw_seconds)
+    width, height = wan_size(route, model, job.resolution, job.aspect)
+    return job.model_copy(update=dict(provider="wan", model=model, width=width, height=height, est_cost_usd=est,
+                                      resume_reservation_id=None, resume_job_ids=()))
 
 
 def plan_ledger_rows(plan: pl.DataFrame, *, run_id: str, night: str, sandbox: bool) -> list[dict]:

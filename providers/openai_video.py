@@ -1,0 +1,371 @@
+"""The closed route: the OpenAI Videos API contract (Sora) through the official `openai` SDK.
+
+Any endpoint that speaks the contract can serve it: OpenAI, gateways, proxies, Azure-style
+deployments, or vidbatch's own sandbox. The base URL and key come from the SDK's usual settings
+(OPENAI_BASE_URL, OPENAI_API_KEY) or the policy (`closed.base_url`, `closed.api_key_env`).
+
+  1. a client: reads (retrieve, content, list) are retried by the SDK; submits (create,
+     extensions, remix) are retried by the SDK only when refused with 429. The API has no
+     idempotency key, so a blind retry of a submit that timed out could create, and bill, a
+     second job: an ambiguous submit failure is reconciled against the job list instead.
+  2. health: no key, or an endpoint that does not serve GET /videos, makes the route unavailable;
+     so does a submit answered "model not found" / 404 / 410, or 401/403, later in the run.
+  3. the calls an item needs: one clip, then extensions or more clips (`pricing.closed_segments`),
+     or one remix.
+  4. each call is submitted unless the journal already holds its job id (a resumed run never pays
+     twice); a new job id goes to the journal before anything waits on it.
+  5. poll with the server's `openai-poll-after-ms` hint, under an overall deadline.
+  6. download as soon as a job completes (hosted outputs expire); join shots.
+  7. cost: the endpoint's billed figure when it reports one, else billed seconds x price.
+
+The SDK marks every `videos.*` method deprecated (the Sora API's shutdown, scheduled for
+2026-09-24). That is expected here: the route says so once per process in the log and ignores
+exactly that warning for its own calls; every other warning still shows.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from vidbatch.errors import ContentRejected, ProviderError, ProviderUnavailable, TransientProviderError
+from vidbatch.media import concat, fit_image
+from vidbatch.policy import ClosedRoute
+from vidbatch.pricing import closed_estimate_usd, closed_segments
+from vidbatch.providers import Clip, ClipRequest, Journal
+
+__all__ = ["OpenAIVideoProvider", "SORA_DEPRECATION"]
+
+log = logging.getLogger(__name__)
+SORA_DEPRECATION = "The Sora API is scheduled to permanently shut down"
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+_NOTICE = threading.Event()
+
+
+# ---- 1. the client ---------------------------------------------------------------------------
+
+def _submit_once_transport():
+    """An httpx2 transport that tells the SDK not to retry a submit whose fate is unknown.
+
+    A POST answered 5xx, or cut off after it was sent, may still have created a job: it is
+    marked `x-should-retry: false` (the SDK honours it) and the provider reconciles instead.
+    A 429, or a connection that never opened, created nothing and is retried by the SDK.
+    """
+    import httpx2
+
+    class SubmitOnce(httpx2.BaseTransport):
+        def __init__(self) -> None:
+            self._inner = httpx2.HTTPTransport()
+
+        def handle_request(self, request):
+            submit = request.method == "POST"
+            try:
+                response = self._inner.handle_request(request)
+            except (httpx2.ConnectError, httpx2.ConnectTimeout):
+                raise
+            except httpx2.TransportError as err:
+                if not submit:
+                    raise
+                return httpx2.Response(502, headers={"x-should-retry": "false"}, request=request, json={
+                    "error": {"message": f"no answer to the submit ({type(err).__name__}); the job may exist",
+                              "code": "vidbatch_submit_unanswered", "type": "server_error"}})
+            if submit and response.status_code >= 500:
+                response.headers["x-should-retry"] = "false"
+            return response
+
+        def close(self) -> None:
+            self._inner.close()
+
+    return SubmitOnce()
+
+
+def _make_client(route: ClosedRoute):
+    from openai import DefaultHttpxClient, OpenAI
+
+    key = os.environ.get(route.api_key_env)
+    if not key:
+        return None
+    return OpenAI(api_key=key, base_url=route.base_url or None, max_retries=route.max_retries,
+                  timeout=route.request_timeout_s,
+                  http_client=DefaultHttpxClient(transport=_submit_once_transport()))
+
+
+def _redacted(url: str) -> str:
+    """A base URL fit for logs and ledgers: no user info, no query string."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}{parts.path}"
+
+
+@contextmanager
+def _sora_calls():
+    """Calls inside expect the SDK's Sora deprecation warning: that warning, and only it, is ignored.
+
+    A process-wide filter (not catch_warnings, which is not thread-safe), re-installed if a test
+    harness reset the filters. The first call says why in the log."""
+    if not _NOTICE.is_set():
+        _NOTICE.set()
+        log.warning("closed route: the openai SDK marks the Videos API deprecated (Sora API shutdown "
+                    "scheduled for 2026-09-24); an endpoint that is gone makes the route unavailable "
+                    "and its items fall back to Wan or wait")
+    if not any(f[0] == "ignore" and f[1] is not None and f[1].pattern == SORA_DEPRECATION
+               for f in warnings.filters):
+        warnings.filterwarnings("ignore", message=SORA_DEPRECATION, category=DeprecationWarning)
+    yield
+
+
+class OpenAIVideoProvider:
+    """Sora-class clips through any endpoint that speaks the OpenAI Videos API."""
+
+    id = "sora"
+    image_input = True
+    remix = True
+    extend = True
+
+    def __init__(self, route: ClosedRoute, client=None):
+        self.route = route
+        self.max_seconds = float(max(route.clip_seconds))
+        self._client = client if client is not None else _make_client(route)
+        base = str(self._client.base_url) if self._client is not None else (route.base_url or DEFAULT_BASE_URL)
+        self.endpoint = _redacted(base)
+        self._dark: str | None = None
+        self._health: str | None = None
+        self._checked = False
+        self._lock = threading.Lock()
+        self._seen: set[str] = set()  # job ids this process created or adopted
+
+    # ---- 2. health ---------------------------------------------------------------------------
+
+    def unavailable(self) -> str | None:
+        if self._client is None:
+            return f"no API key for {self.endpoint} (set {self.route.api_key_env})"
+        with self._lock:
+            if not self._checked:
+                self._checked = True
+                self._health = self._check()
+        return self._dark or self._health
+
+    def _check(self) -> str | None:
+        import openai
+
+        try:
+            with _sora_calls():
+                self._client.with_options(max_retries=0, timeout=15).videos.list(limit=1)
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as err:
+            return f"{self.endpoint} refused the API key ({err.status_code}: {_message(err)})"
+        except openai.APIStatusError as err:
+            if err.status_code in (404, 410):
+                return f"{self.endpoint} does not serve the Videos API ({err.status_code}: {_message(err)})"
+            return None  # 429 / 5xx: busy, not gone
+        except openai.APIConnectionError as err:
+            return f"{self.endpoint} is unreachable ({type(err).__name__})"
+        return None
+
+    def _go_dark(self, why: str) -> ProviderUnavailable:
+        self._dark = self._dark or why
+        log.warning("closed route unavailable for the rest of this run: %s", why)
+        return ProviderUnavailable(why)
+
+    def estimate_cost(self, request: ClipRequest) -> float:
+        size = f"{request.width}x{request.height}"
+        return closed_estimate_usd(self.route, request.model, size, request.seconds)
+
+    # ---- 3-7. one item -----------------------------------------------------------------------
+
+    def generate(self, request: ClipRequest, workdir: Path, journal: Journal | None = None) -> Clip:
+        journal = journal or Journal()
+        why = self.unavailable()
+        if why:
+            raise ProviderUnavailable(why)
+        size = f"{request.width}x{request.height}"
+        price = self.route.price_usd_per_s.get(request.model, {}).get(size)
+        if price is None:
+            raise ContentRejected(f"no price for {request.model} at {size} in the policy")
+        calls = self._calls(request)
+        reference = self._reference(request, workdir, size)
+        deadline = time.monotonic() + self.route.poll_deadline_s
+        videos, cost = [], 0.0
+        for index, (kind, seconds) in enumerate(calls):
+            if index < len(journal.job_ids):
+                job_id = journal.job_ids[index]
+                self._seen.add(job_id)
+            else:
+                journal.before_submit()
+                previous = videos[-1].id if videos and kind == "extend" else None
+                job_id = self._submit(kind, request, seconds, size, previous, reference if index == 0 else None)
+                journal.on_job(job_id, f"call {index + 1}/{len(calls)}: {kind} {seconds or ''}".strip())
+            video = self._wait(job_id, deadline)
+            billed_s = int(video.seconds) if kind != "extend" else seconds
+            cost += _billed_usd(video, billed_s, price)
+            if video.status == "failed":
+                error = video.error
+                raise ContentRejected(f"job {job_id} failed: {error.code if error else 'unknown'}: "
+                                      f"{error.message if error else 'no message'}", cost_usd=cost, job_id=job_id)
+            videos.append(video)
+        path = self._download(videos, calls, request, workdir)
+        last = videos[-1]
+        return Clip(path=path, seconds=float(sum(int(v.seconds) for v in videos) if self._shots(calls)
+                                             else int(last.seconds)),
+                    cost_usd=cost, job_id=last.id, sandbox=bool((last.model_extra or {}).get("sandbox")),
+                    detail=f"{' + '.join(k + (f' {s}s' if s else '') for k, s in calls)} at {self.endpoint}")
+
+    def _calls(self, request: ClipRequest) -> list[tuple[str, int | None]]:
+        if request.remix_job_id:
+            return [("remix", None)]
+        segments = closed_segments(request.seconds, self.route)
+        later = "create" if self.route.long_clips == "shots" else "extend"
+        return [("create", segments[0])] + [(later, s) for s in segments[1:]]
+
+    @staticmethod
+    def _shots(calls) -> bool:
+        return sum(kind == "create" for kind, _ in calls) > 1
+
+    @staticmethod
+    def _reference(request: ClipRequest, workdir: Path, size: str) -> Path | None:
+        """The image reference, fitted to the output size (the API wants exactly that size)."""
+        if request.image is None:
+            return None
+        width, height = (int(v) for v in size.split("x"))
+        try:
+            return fit_image(request.image, workdir / f"{request.item_id}.reference.png", width, height)
+        except Exception as err:  # a MediaError from ffmpeg: this item's input is unusable
+            raise ContentRejected(f"cannot use image {request.image.name} as input_reference: {err}") from err
+
+    # ---- 4. submit -----------------------------------------------------------------------------
+
+    def _submit(self, kind: str, request: ClipRequest, seconds: int | None, size: str, previous: str | None,
+                reference: Path | None) -> str:
+        from openai.types import Video
+
+        started = time.time()
+        try:
+            with self._translate(f"{kind} for {request.item_id}", submit=kind), _sora_calls():
+                if kind == "remix":
+                    video = self._client.videos.remix(request.remix_job_id, prompt=request.prompt)
+                elif kind == "extend":
+                    # videos.extend() of openai 3.57 rejects the documented {"id": ...} reference
+                    # (extract_files wants a file); post the same multipart request through the SDK.
+                    video = self._client.post("/videos/extensions", cast_to=Video, body={
+                        "prompt": request.prompt, "seconds": str(seconds), "video": {"id": previous}},
+                        options={"headers": {"Content-Type": "multipart/form-data"}})
+                else:
+                    extra = {"input_reference": reference} if reference is not None else {}
+                    video = self._client.videos.create(prompt=request.prompt, model=request.model,
+                                                       seconds=str(seconds), size=size, **extra)
+        except TransientProviderError as err:
+            if not getattr(err, "ambiguous", False):
+                raise
+            adopted = self._adopt(kind, request, seconds, size, started)
+            if adopted is None:
+                raise
+            log.warning("%s: the submit failed (%s) but created job %s; adopting it", request.item_id, err, adopted)
+            return adopted
+        self._seen.add(video.id)
+        return video.id
+
+    def _adopt(self, kind: str, request: ClipRequest, seconds: int | None, size: str, since: float) -> str | None:
+        """After a submit of unknown fate: the job it created, if the endpoint lists one."""
+        with self._translate(f"reconcile {request.item_id}", submit=None), _sora_calls():
+            page = self._client.videos.list(limit=100, order="desc")
+        for video in page.data:
+            if video.created_at < since - 5:
+                break
+            same = (video.id not in self._seen and video.prompt == request.prompt and video.size == size
+                    and (kind != "create" or (video.model == request.model and str(video.seconds) == str(seconds)))
+                    and (kind != "remix" or video.remixed_from_video_id == request.remix_job_id))
+            if same:
+                self._seen.add(video.id)
+                return video.id
+        return None
+
+    # ---- 5. poll -------------------------------------------------------------------------------
+
+    def _wait(self, job_id: str, deadline: float):
+        while True:
+            with self._translate(f"retrieve {job_id}", submit=None, job_id=job_id), _sora_calls():
+                raw = self._client.videos.with_raw_response.retrieve(job_id)
+            video = raw.parse()
+            if video.status in ("completed", "failed"):
+                return video
+            hint = raw.headers.get("openai-poll-after-ms")
+            delay = max(0.05, int(hint) / 1000) if hint and hint.isdigit() else 1.0
+            if time.monotonic() + delay > deadline:
+                raise TransientProviderError(
+                    f"job {job_id} still {video.status} at the poll deadline "
+                    f"({self.route.poll_deadline_s:g} s); the next attempt resumes it", job_id=job_id)
+            time.sleep(delay)
+
+    # ---- 6. download ---------------------------------------------------------------------------
+
+    def _download(self, videos, calls, request: ClipRequest, workdir: Path) -> Path:
+        wanted = videos if self._shots(calls) else videos[-1:]
+        parts = []
+        for index, video in enumerate(wanted):
+            part = workdir / f"{request.item_id}.sora{index}.mp4"
+            with self._translate(f"download {video.id}", submit=None, job_id=video.id), _sora_calls():
+                with self._client.videos.with_streaming_response.download_content(video.id) as response:
+                    response.stream_to_file(part)
+            parts.append(part)
+        if len(parts) == 1:
+            return parts[0]
+        return concat(parts, workdir / f"{request.item_id}.sora.mp4")
+
+    # ---- errors ----------------------------------------------------------------------------------
+
+    @contextmanager
+    def _translate(self, what: str, *, submit: str | None, job_id: str | None = None):
+        """SDK errors to vidbatch's tree; `submit` is the kind of submit, None for reads."""
+        import openai
+
+        try:
+            yield
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as err:
+            raise self._go_dark(f"{self.endpoint} refused the API key ({err.status_code}: {_message(err)})") from err
+        except openai.RateLimitError as err:
+            raise TransientProviderError(f"{what}: rate limited (429) after {self.route.max_retries} SDK "
+                                         f"retries: {_message(err)}", job_id=job_id) from err
+        except openai.NotFoundError as err:
+            if submit == "create" or err.code == "model_not_found":
+                raise self._go_dark(f"{self.endpoint}: model or Videos API gone (404: {_message(err)})") from err
+            raise ProviderError(f"{what}: not found (404: {_message(err)})", job_id=job_id) from err
+        except (openai.BadRequestError, openai.UnprocessableEntityError) as err:
+            raise ContentRejected(f"{what}: refused ({err.status_code} {err.code}: {_message(err)})",
+                                  job_id=job_id) from err
+        except openai.InternalServerError as err:
+            raise _ambiguous(f"{what}: server error ({err.status_code}: {_message(err)})", submit, job_id) from err
+        except openai.APIStatusError as err:
+            if err.status_code == 410:
+                raise self._go_dark(f"{self.endpoint}: Videos API gone (410: {_message(err)})") from err
+            if err.status_code in (408, 409):
+                raise _ambiguous(f"{what}: {err.status_code}: {_message(err)}", submit, job_id) from err
+            raise ProviderError(f"{what}: unexpected {err.status_code}: {_message(err)}", job_id=job_id) from err
+        except openai.APIConnectionError as err:  # includes APITimeoutError
+            raise _ambiguous(f"{what}: {type(err).__name__}", submit, job_id) from err
+
+
+def _ambiguous(message: str, submit: str | None, job_id: str | None) -> TransientProviderError:
+    err = TransientProviderError(message, job_id=job_id)
+    err.ambiguous = submit is not None  # a submit that may have created a job: reconcile first
+    return err
+
+
+def _message(err) -> str:
+    body = err.body if isinstance(getattr(err, "body", None), dict) else {}
+    return str(body.get("message") or err.message)
+
+
+def _billed_usd(video, billed_seconds: int, price: float) -> float:
+    """What one job cost: the endpoint's own figure when it reports one, else seconds x price.
+
+    A failed job costs nothing unless the endpoint bills it (OpenAI does not bill failed jobs)."""
+    billing = (video.model_extra or {}).get("billing")
+    if isinstance(billing, dict) and isinstance(billing.get("usd"), (int, float)):
+        return float(billing["usd"])
+    return 0.0 if video.status == "failed" else billed_seconds * price
