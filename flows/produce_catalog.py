@@ -28,6 +28,7 @@ from vidbatch.runs import clip_jobs, night_of, plan_ledger_rows, plan_run, rejec
 from vidbatch.storage import open_root
 from vidbatch.tasks.catalog_io import load_catalog, write_run_table
 from vidbatch.tasks.context import RunContext, ensure_limits
+from vidbatch.tasks.routes import run_providers
 from vidbatch.tasks.generate import generate_clip
 from vidbatch.tasks.ledger_io import append_ledger, read_ledger
 from vidbatch.tasks.postprod import trim_clip, write_asset
@@ -61,8 +62,16 @@ def _outcome(job, gen_future, out_future) -> dict:
 
 @flow(name="produce-catalog", task_runner=ThreadPoolTaskRunner(max_workers=32))
 def produce_catalog(catalog: str, out: str = "vidbatch-out", policy: str | None = None,
-                    campaign: str | None = None, sandbox: bool = False) -> dict:
-    """Produce every item of a catalog that is not already settled, within the policy's caps."""
+                    campaign: str | None = None, sandbox: bool = False, sandbox_latency_s: float = 2.0) -> dict:
+    """Produce every item of a catalog that is not already settled, within the policy's caps.
+
+    `sandbox`: the closed route talks to a loopback Videos API server (no money; rows marked)."""
+    with run_providers(load_policy(policy), sandbox, sandbox_latency_s) as providers:
+        return _produce(catalog, out, policy, campaign, sandbox, providers)
+
+
+def _produce(catalog: str, out: str, policy: str | None, campaign: str | None, sandbox: bool,
+             providers: dict) -> dict:
     log = get_run_logger()
     pol = load_policy(policy)
     root = open_root(out)
@@ -70,7 +79,6 @@ def produce_catalog(catalog: str, out: str = "vidbatch-out", policy: str | None 
     night = night_of(datetime.now(timezone.utc), pol.caps.timezone)
 
     valid, rejects, campaign_of = load_catalog(catalog, campaign)
-    providers = registry.build(pol)
     ledger = read_ledger(root)
     unavailable = registry.unavailable(providers)
     for route, why in unavailable.items():

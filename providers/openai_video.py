@@ -40,7 +40,7 @@ from vidbatch.policy import ClosedRoute
 from vidbatch.pricing import closed_estimate_usd, closed_segments
 from vidbatch.providers import Clip, ClipRequest, Journal
 
-__all__ = ["OpenAIVideoProvider", "SORA_DEPRECATION"]
+__all__ = ["OpenAIVideoProvider", "SORA_DEPRECATION", "make_client"]
 
 log = logging.getLogger(__name__)
 SORA_DEPRECATION = "The Sora API is scheduled to permanently shut down"
@@ -85,13 +85,15 @@ def _submit_once_transport():
     return SubmitOnce()
 
 
-def _make_client(route: ClosedRoute):
+def make_client(route: ClosedRoute, *, base_url: str | None = None, api_key: str | None = None):
+    """An SDK client for the route: key from `api_key` or the route's env variable (None when
+    there is none), base URL from `base_url`, the policy, or the SDK's own OPENAI_BASE_URL."""
     from openai import DefaultHttpxClient, OpenAI
 
-    key = os.environ.get(route.api_key_env)
+    key = api_key or os.environ.get(route.api_key_env)
     if not key:
         return None
-    return OpenAI(api_key=key, base_url=route.base_url or None, max_retries=route.max_retries,
+    return OpenAI(api_key=key, base_url=base_url or route.base_url or None, max_retries=route.max_retries,
                   timeout=route.request_timeout_s,
                   http_client=DefaultHttpxClient(transport=_submit_once_transport()))
 
@@ -132,9 +134,9 @@ class OpenAIVideoProvider:
     def __init__(self, route: ClosedRoute, client=None):
         self.route = route
         self.max_seconds = float(max(route.clip_seconds))
-        self._client = client if client is not None else _make_client(route)
+        self._client = client if client is not None else make_client(route)
         base = str(self._client.base_url) if self._client is not None else (route.base_url or DEFAULT_BASE_URL)
-        self.endpoint = _redacted(base)
+        self.endpoint = _redacted(base).rstrip("/")
         self._dark: str | None = None
         self._health: str | None = None
         self._checked = False

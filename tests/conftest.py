@@ -45,3 +45,28 @@ def catalog(rows: list[dict], **defaults) -> pl.DataFrame:
 def write_catalog(path: Path, rows: list[dict], **defaults) -> str:
     catalog(rows, **defaults).write_parquet(path)
     return str(path)
+
+
+@pytest.fixture
+def sandbox():
+    """A loopback Videos API server (quick jobs) for one test."""
+    from vidbatch.videos_sandbox import VideosSandbox
+
+    with VideosSandbox(latency_s=0.3, poll_after_ms=50) as box:
+        yield box
+
+
+def closed_provider(box, **route_changes):
+    """The real closed-route provider (real openai SDK) pointed at a sandbox."""
+    from vidbatch.policy import default_policy
+    from vidbatch.providers.openai_video import OpenAIVideoProvider, make_client
+
+    route = default_policy().closed.model_copy(update=route_changes)
+    return OpenAIVideoProvider(route, client=make_client(route, base_url=box.base_url, api_key=box.api_key))
+
+
+def policy_file(path: Path, **closed) -> str:
+    """The demo policy with some [closed] settings changed."""
+    lines = "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in closed.items())
+    path.write_text(DEMO_POLICY.read_text().replace("[closed]\n", "[closed]\n" + lines, 1))
+    return str(path)

@@ -1,4 +1,4 @@
-"""The `vidbatch` command line: plan, run and ledger."""
+"""The `vidbatch` command line: plan, run, ledger, and the Videos API sandbox."""
 
 from __future__ import annotations
 
@@ -23,6 +23,8 @@ err_console = Console(stderr=True)
 PolicyOpt = Annotated[Optional[Path], typer.Option("--policy", help="policy TOML (default: the shipped one)")]
 OutOpt = Annotated[str, typer.Option("--out", help="output root: a folder or s3://bucket/prefix")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output, one JSON object per line")]
+SandboxOpt = Annotated[bool, typer.Option("--sandbox", help="closed route on a loopback Videos API server: "
+                                          "no money spent, ledger rows marked sandbox")]
 
 
 def _fail(message: str, code: int) -> None:
@@ -42,7 +44,7 @@ def _table(title: str, frame, columns: list[str]) -> Table:
 @app.command()
 def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], typer.Option(
              "--out", help="output root whose ledger counts (settled items, spend tonight)")] = None,
-         as_json: JsonOpt = False) -> None:
+         as_json: JsonOpt = False, sandbox: SandboxOpt = False) -> None:
     """Forecast routes, models and costs for a catalog without spending anything."""
     from datetime import datetime, timezone
 
@@ -54,6 +56,7 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
     from vidbatch.providers import registry
     from vidbatch.runs import night_of, plan_run
     from vidbatch.storage import open_root, read_catalog
+    from vidbatch.tasks.routes import run_providers
 
     try:
         pol = load_policy(policy)
@@ -63,7 +66,9 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
     except (CatalogError, PolicyError, StorageError) as err:
         _fail(str(err), 2)
     night = night_of(datetime.now(timezone.utc), pol.caps.timezone)
-    result = plan_run(with_fingerprints(valid), pol, ledger, night, registry.unavailable(registry.build(pol)))
+    with run_providers(pol, sandbox) as providers:
+        unavailable = registry.unavailable(providers)
+    result = plan_run(with_fingerprints(valid), pol, ledger, night, unavailable)
     columns = ["item_id", "provider", "model", "est_cost_usd", "status", "reason"]
     if as_json:
         for row in result.select(columns).iter_rows(named=True):
@@ -83,7 +88,9 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
 
 @app.command()
 def run(catalog: str, policy: PolicyOpt = None, out: OutOpt = "vidbatch-out",
-        campaign: Annotated[Optional[str], typer.Option(help="only this campaign's rows")] = None) -> None:
+        campaign: Annotated[Optional[str], typer.Option(help="only this campaign's rows")] = None,
+        sandbox: SandboxOpt = False,
+        sandbox_latency: Annotated[float, typer.Option(help="seconds a sandbox job takes")] = 2.0) -> None:
     """Produce a catalog: generate, trim and store clips, and write the ledger."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     from vidbatch.flows.produce_catalog import LISTENERS, produce_catalog
@@ -102,7 +109,7 @@ def run(catalog: str, policy: PolicyOpt = None, out: OutOpt = "vidbatch-out",
     try:
         with progress:
             summary = produce_catalog(catalog=catalog, out=out, policy=str(policy) if policy else None,
-                                      campaign=campaign)
+                                      campaign=campaign, sandbox=sandbox, sandbox_latency_s=sandbox_latency)
     except (CatalogError, PolicyError, StorageError) as err:
         _fail(str(err), 2)
     finally:
@@ -114,6 +121,12 @@ def run(catalog: str, policy: PolicyOpt = None, out: OutOpt = "vidbatch-out",
     out_console.print(f"  estimated ${summary['est_cost_usd']:.4f}, actual ${summary['cost_usd']:.4f}")
     if summary["rejected_rows"]:
         out_console.print(f"  rejects: {summary['out']}/runs/{summary['run_id']}/rejects.parquet")
+    for route, why in summary["unavailable"].items():
+        out_console.print(f"  [yellow]route {route} unavailable[/]: {why}", highlight=False)
+    for item in summary["fell_back"]:
+        out_console.print(f"  [yellow]fell back[/] {item['item_id']}: {item['reason']}", highlight=False)
+    for item in summary["deferred"]:
+        out_console.print(f"  [yellow]deferred[/] {item['item_id']}: {item['reason']}", highlight=False)
     for failure in summary["failed"]:
         err_console.print(f"  [red]failed[/] {failure['item_id']}: {failure['reason']}", highlight=False)
     if summary["failed"]:
@@ -143,6 +156,29 @@ def ledger(out: OutOpt = "vidbatch-out", as_json: JsonOpt = False) -> None:
         return
     out_console.print(_table(f"ledger {out}", table, table.columns))
     out_console.print(f"total actual ${table['actual_usd'].sum():.4f} (estimated ${table['est_usd'].sum():.4f})")
+
+
+@app.command()
+def sandbox(port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8787,
+            latency: Annotated[float, typer.Option(help="seconds each job takes")] = 5.0,
+            key: Annotated[str, typer.Option(help="the bearer key it accepts")] = "sk-sandbox",
+            max_in_flight: Annotated[Optional[int], typer.Option(help="429 beyond this many jobs in flight")] = None,
+            rate_limit_p: Annotated[float, typer.Option(help="chance that a submit answers 429")] = 0.0) -> None:
+    """Serve the loopback Videos API (Sora contract) for rehearsals: point OPENAI_BASE_URL at it."""
+    import time
+
+    from vidbatch.videos_sandbox import Faults, VideosSandbox
+
+    box = VideosSandbox(api_key=key, latency_s=latency,
+                        faults=Faults(max_in_flight=max_in_flight, rate_limit_p=rate_limit_p))
+    url = box.start(port=port)
+    out_console.print(f"Videos API sandbox at {url} (billing: {url}/sandbox/billing); Ctrl-C stops it\n"
+                      f"  export OPENAI_BASE_URL={url} OPENAI_API_KEY={key}", highlight=False)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        box.stop()
 
 
 def main() -> None:

@@ -159,13 +159,13 @@ class VideosSandbox:
 
     # ---- serving ----------------------------------------------------------------------------
 
-    def start(self) -> str:
-        """Serve on a free loopback port in a background thread; returns the base URL (…/v1)."""
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve in a background thread (port 0: a free one); returns the base URL (…/v1)."""
         import uvicorn
 
         from vidbatch.videos_sandbox_app import build_app
 
-        config = uvicorn.Config(build_app(self), host="127.0.0.1", port=0, log_level="warning",
+        config = uvicorn.Config(build_app(self), host=host, port=port, log_level="warning",
                                 lifespan="off")
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="videos-sandbox", daemon=True)
@@ -176,7 +176,7 @@ class VideosSandbox:
                 raise RuntimeError("the Videos API sandbox did not start")
             time.sleep(0.02)
         port = self._server.servers[0].sockets[0].getsockname()[1]
-        self.base_url = f"http://127.0.0.1:{port}/v1"
+        self.base_url = f"http://{host}:{port}/v1"
         return self.base_url
 
     def stop(self) -> None:

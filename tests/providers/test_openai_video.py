@@ -1,0 +1,162 @@
+"""The closed route with the real openai SDK against the loopback Videos API server."""
+
+import warnings
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import closed_provider
+from vidbatch.errors import ContentRejected, ProviderUnavailable, TransientProviderError
+from vidbatch import media
+from vidbatch.media import probe
+from vidbatch.policy import default_policy
+from vidbatch.providers import ClipRequest, Journal
+from vidbatch.providers.openai_video import OpenAIVideoProvider
+
+
+def request(item="i0", prompt="a cat surfing", seconds=3.0, size=(1280, 720), model="sora-2", **kw):
+    return ClipRequest(item_id=item, prompt=prompt, seconds=seconds, width=size[0], height=size[1], model=model, **kw)
+
+
+def creates(box, kind="create"):
+    return [j for j in box.jobs.values() if j.kind == kind]
+
+
+def test_text_to_video_is_a_real_clip_billed_like_the_server(sandbox, tmp_path):
+    provider = closed_provider(sandbox)
+    recorded = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the SDK's Sora deprecation must not leak; nothing else may warn
+        clip = provider.generate(request(), tmp_path, Journal(on_job=lambda job, note: recorded.append(job)))
+    info = probe(clip.path)
+    assert (info.width, info.height, info.duration_s, info.has_audio) == (1280, 720, 4.0, True)
+    assert recorded == [clip.job_id] and clip.sandbox
+    assert clip.cost_usd == pytest.approx(0.4) == sandbox.total_billed_usd()
+    assert provider.estimate_cost(request()) == pytest.approx(0.4)
+
+
+def test_long_item_is_one_clip_plus_an_extension(sandbox, tmp_path):
+    clip = closed_provider(sandbox).generate(request(seconds=18.0, size=(720, 1280)), tmp_path)
+    assert [(j.kind, j.billed_seconds) for j in sandbox.jobs.values()] == [("create", 12), ("extend", 8)]
+    assert probe(clip.path).duration_s == 20.0 and clip.cost_usd == pytest.approx(2.0) == sandbox.total_billed_usd()
+
+
+def test_long_item_as_shots_is_joined(sandbox, tmp_path):
+    clip = closed_provider(sandbox, long_clips="shots").generate(request(seconds=16.0), tmp_path)
+    assert [j.billed_seconds for j in creates(sandbox)] == [12, 4]
+    assert probe(clip.path).duration_s == 16.0 and clip.cost_usd == pytest.approx(1.6)
+
+
+def test_image_to_video_uploads_a_reference_fitted_to_the_size(sandbox, tmp_path):
+    still = media.testsrc(tmp_path / "still.mp4", 1, 640, 480, 1)
+    from vidbatch.media import first_frame
+
+    image = first_frame(still, tmp_path / "still.png")
+    clip = closed_provider(sandbox).generate(request(image=image), tmp_path)
+    assert probe(clip.path).width == 1280
+    assert any(path == "/v1/videos" and status == 200 for _, path, status in sandbox.requests)
+
+
+def test_remix_reprompts_an_earlier_video(sandbox, tmp_path):
+    provider = closed_provider(sandbox)
+    source = provider.generate(request(seconds=8.0), tmp_path)
+    remix = provider.generate(request(item="i1", prompt="the same, at night", remix_job_id=source.job_id), tmp_path)
+    job = sandbox.jobs[remix.job_id]
+    assert job.kind == "remix" and job.remixed_from == source.job_id
+    assert remix.cost_usd == pytest.approx(0.8) and sandbox.total_billed_usd() == pytest.approx(1.6)
+
+
+def test_rate_limits_are_retried_by_the_sdk_honouring_retry_after(sandbox, tmp_path):
+    sandbox.faults.rate_limit_next, sandbox.faults.retry_after_s = 2, 0.1
+    clip = closed_provider(sandbox).generate(request(), tmp_path)
+    assert [s for m, p, s in sandbox.requests if m == "POST"] == [429, 429, 200]
+    assert len(creates(sandbox)) == 1 and clip.cost_usd == pytest.approx(0.4)
+
+
+def test_a_429_storm_beyond_the_sdk_retries_is_transient_and_creates_nothing(sandbox, tmp_path):
+    sandbox.faults.rate_limit_next, sandbox.faults.retry_after_s = 5, 0.05
+    with pytest.raises(TransientProviderError, match="429"):
+        closed_provider(sandbox).generate(request(), tmp_path)
+    assert creates(sandbox) == []
+
+
+def test_server_errors_on_reads_are_retried(sandbox, tmp_path):
+    provider = closed_provider(sandbox)
+    journal = Journal(job_ids=(provider.generate(request(), tmp_path).job_id,))
+    sandbox.faults.server_error_next = 2  # the next poll answers 500 twice
+    clip = provider.generate(request(), tmp_path, journal)  # resumes the job: no new create
+    assert [s for m, p, s in sandbox.requests if m == "GET"][-4:-1] == [500, 500, 200]
+    assert len(creates(sandbox)) == 1 and clip.job_id == journal.job_ids[0]
+
+
+def test_a_submit_whose_reply_was_lost_is_adopted_not_paid_twice(sandbox, tmp_path):
+    sandbox.faults.lost_reply_next = 1  # the job is created, the client sees a 502
+    recorded = []
+    clip = closed_provider(sandbox).generate(request(), tmp_path, Journal(on_job=lambda j, n: recorded.append(j)))
+    assert len(creates(sandbox)) == 1 and recorded == [clip.job_id]
+    assert [s for m, p, s in sandbox.requests if m == "POST"] == [502]  # the SDK did not retry the submit
+
+
+def test_a_submit_failing_before_any_job_is_transient(sandbox, tmp_path):
+    sandbox.faults.server_error_next = 1
+    provider = closed_provider(sandbox)
+    provider._checked = True  # skip the health check so the 500 hits the submit
+    with pytest.raises(TransientProviderError, match="500"):
+        provider.generate(request(), tmp_path)
+    assert creates(sandbox) == []
+
+
+def test_moderation_failure_is_permanent_with_the_providers_message(sandbox, tmp_path):
+    sandbox.faults.moderate = "forbidden"
+    with pytest.raises(ContentRejected, match="moderation_blocked: Your request was blocked") as caught:
+        closed_provider(sandbox).generate(request(prompt="something forbidden"), tmp_path)
+    assert caught.value.job_id in sandbox.jobs and caught.value.cost_usd == 0.0
+
+
+def test_bad_input_is_permanent(sandbox, tmp_path):
+    with pytest.raises(ContentRejected, match="no price for sora-2 at 1792x1024"):  # caught before any call
+        closed_provider(sandbox).generate(request(size=(1792, 1024)), tmp_path)
+    optimistic = closed_provider(sandbox, price_usd_per_s={"sora-2": {"1792x1024": 0.1}})
+    with pytest.raises(ContentRejected, match="400 invalid_value: size 1792x1024 is not available for sora-2"):
+        optimistic.generate(request(size=(1792, 1024)), tmp_path)
+    assert sandbox.jobs == {}
+
+
+def test_model_gone_makes_the_route_unavailable_for_the_run(sandbox, tmp_path):
+    provider = closed_provider(sandbox)
+    sandbox.faults.gone_models = {"sora-2"}
+    with pytest.raises(ProviderUnavailable, match="model or Videos API gone"):
+        provider.generate(request(), tmp_path)
+    assert "404" in provider.unavailable()
+    with pytest.raises(ProviderUnavailable):
+        provider.generate(request(model="sora-2-pro"), tmp_path)  # no further calls once dark
+    assert [p for _, p, _ in sandbox.requests].count("/v1/videos") == 2  # health check + one submit
+
+
+def test_health_check_and_keys(sandbox, monkeypatch):
+    sandbox.faults.api_gone = True
+    assert "does not serve the Videos API (410" in closed_provider(sandbox).unavailable()
+    sandbox.faults.api_gone = False
+    wrong = closed_provider(sandbox)
+    wrong._client = wrong._client.with_options(api_key="sk-wrong")
+    why = wrong.unavailable()
+    assert "refused the API key (401" in why and "sk-wrong" not in why
+    assert OpenAIVideoProvider(default_policy().closed).unavailable() == (
+        "no API key for https://api.openai.com/v1 (set OPENAI_API_KEY)")
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://user:secret@127.0.0.1:9/v1")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-live-secret")
+    unreachable = OpenAIVideoProvider(default_policy().closed)
+    assert unreachable.endpoint == "http://127.0.0.1:9/v1"  # credentials never reach logs or ledgers
+    assert "unreachable" in unreachable.unavailable()
+
+
+def test_poll_deadline_leaves_the_job_to_resume(sandbox, tmp_path):
+    sandbox.latency_s = 5.0
+    provider = closed_provider(sandbox, poll_deadline_s=0.5)
+    recorded = []
+    with pytest.raises(TransientProviderError, match="poll deadline") as caught:
+        provider.generate(request(), tmp_path, Journal(on_job=lambda j, n: recorded.append(j)))
+    assert caught.value.job_id == recorded[0]
+    sandbox.latency_s = 0.3
+    clip = provider.generate(request(), tmp_path, Journal(job_ids=tuple(recorded)))
+    assert clip.job_id == recorded[0] and len(creates(sandbox)) == 1
