@@ -66,6 +66,7 @@ class Clip:
 @runtime_checkable
 class Provider(Protocol):
     id: str
+    sandbox: bool  # it makes nothing that is paid for: the ledger marks its rows
     max_seconds: float
     image_input: bool
     remix: bool

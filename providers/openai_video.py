@@ -127,6 +127,7 @@ class OpenAIVideoProvider:
     """Sora-class clips through any endpoint that speaks the OpenAI Videos API."""
 
     id = "sora"
+    sandbox = False  # True once the health check finds vidbatch's sandbox behind the endpoint
     image_input = True
     remix = True
     extend = True
@@ -159,7 +160,8 @@ class OpenAIVideoProvider:
 
         try:
             with _sora_calls():
-                self._client.with_options(max_retries=0, timeout=15).videos.list(limit=1)
+                raw = self._client.with_options(max_retries=0, timeout=15).videos.with_raw_response.list(limit=1)
+            self.sandbox = raw.headers.get("x-vidbatch-sandbox") == "1"
         except (openai.AuthenticationError, openai.PermissionDeniedError) as err:
             return f"{self.endpoint} refused the API key ({err.status_code}: {_message(err)})"
         except openai.APIStatusError as err:

@@ -128,6 +128,7 @@ class WanProvider:
     """Wan 2.1 on the GPU this process runs on."""
 
     id = "wan"
+    sandbox = False
     image_input = True
     remix = False
     extend = True

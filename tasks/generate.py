@@ -109,7 +109,7 @@ def _produce(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
     common = dict(run_id=ctx.run_id, night=ctx.night, item_id=job.item_id, campaign=job.campaign,
                   fingerprint=job.fingerprint, provider=job.provider, model=job.model,
                   est_cost_usd=job.est_cost_usd, reservation_id=reservation_id,
-                  attempt=task_run.run_count, sandbox=ctx.sandbox)
+                  attempt=task_run.run_count, sandbox=ctx.sandbox or bool(getattr(provider, "sandbox", False)))
     if not resumed:
         write_ledger_rows(ctx.root, [ledger_row(status="reserved", reason=note or "before generate", **common)])
 
@@ -152,6 +152,6 @@ def _produce(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
         close("failed", clip.cost_usd, f"generated but the raw clip could not be stored: {err}", job_id=clip.job_id)
         raise
     close("settled", clip.cost_usd, "; ".join(filter(None, [note, clip.detail])), seconds=clip.seconds,
-          asset_uri=raw_uri, sha256=sha256_of(clip.path), job_id=clip.job_id, sandbox=ctx.sandbox or clip.sandbox)
+          asset_uri=raw_uri, sha256=sha256_of(clip.path), job_id=clip.job_id, sandbox=common["sandbox"] or clip.sandbox)
     return GeneratedClip(job=job, path=clip.path, raw_uri=raw_uri, seconds=clip.seconds, cost_usd=clip.cost_usd,
                          job_id=clip.job_id, note=note)

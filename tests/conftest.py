@@ -65,8 +65,13 @@ def closed_provider(box, **route_changes):
     return OpenAIVideoProvider(route, client=make_client(route, base_url=box.base_url, api_key=box.api_key))
 
 
-def policy_file(path: Path, **closed) -> str:
-    """The demo policy with some [closed] settings changed."""
+def policy_file(path: Path, night_usd=100.0, campaign_usd=50.0, item_usd=10.0, **closed) -> str:
+    """The demo policy with roomier caps and some [closed] settings changed."""
+    import re
+
+    text = DEMO_POLICY.read_text()
+    for key, value in (("night_usd", night_usd), ("campaign_usd", campaign_usd), ("item_usd", item_usd)):
+        text = re.sub(rf"^{key} = .*$", f"{key} = {value}", text, count=1, flags=re.M)
     lines = "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in closed.items())
-    path.write_text(DEMO_POLICY.read_text().replace("[closed]\n", "[closed]\n" + lines, 1))
+    path.write_text(text.replace("[closed]\n", "[closed]\n" + lines, 1))
     return str(path)

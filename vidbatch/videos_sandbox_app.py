@@ -34,6 +34,7 @@ def build_app(box: VideosSandbox) -> FastAPI:
         if response is None:
             response = await call_next(request)
         box.requests.append((request.method, request.url.path, response.status_code))
+        response.headers["x-vidbatch-sandbox"] = "1"  # clients mark what they make here as sandbox
         return response
 
     async def _gate(request: Request):
