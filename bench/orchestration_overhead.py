@@ -39,7 +39,7 @@ class ZeroLatency:
     def estimate_cost(self, request):
         return 0.0001
 
-    def generate(self, request, workdir):
+    def generate(self, request, workdir, journal=None):
         path = workdir / f"{request.item_id}.mp4"
         shutil.copyfile(self.template, path)
         return Clip(path=path, seconds=1.0, cost_usd=0.0001)

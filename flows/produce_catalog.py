@@ -18,7 +18,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from vidbatch.budget import LiveBudget
-from vidbatch.errors import Deferred
+from vidbatch.errors import Deferred, TransientProviderError
 from vidbatch.ledger import committed_spend
 from vidbatch.planner import PLAN_COLUMNS
 from vidbatch.policy import load_policy
@@ -56,6 +56,9 @@ def _outcome(job, gen_future, out_future) -> dict:
     gen_error = gen
     if isinstance(gen_error, Deferred):
         return {**row, "outcome": "deferred", "detail": f"deferred: {gen_error}"}
+    if isinstance(gen_error, TransientProviderError):  # out of retries, nothing lost: a later run goes on
+        return {**row, "outcome": "deferred",
+                "detail": f"deferred: still failing after retries ({gen_error}); the next run tries again"}
     error = gen_error if isinstance(gen_error, BaseException) else state.result(raise_on_failure=False)
     return {**row, "outcome": "failed", "detail": f"{type(error).__name__}: {error}"}
 

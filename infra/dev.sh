@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up a virtualenv (first time, or when pyproject.toml changed) and run one of:
-#   demo  - the sample campaign end to end on the embedded default (ephemeral Prefect, tiny Wan, ./out/demo)
+#   demo  - the sample campaign end to end on the embedded default (ephemeral Prefect, tiny Wan,
+#           closed route on the loopback Videos API sandbox, ./out/demo)
 #   test  - the test suite
 # torch==2.13.0 comes first so pip takes the local CPU wheel where there is one; on a GPU box,
 # install your CUDA torch into the venv before running this.
@@ -24,7 +25,7 @@ case "${1:-}" in
     setup
     shift
     out="${VIDBATCH_DEMO_OUT:-out/demo}"
-    "$VENV/bin/vidbatch" run catalogs/sample.parquet --policy catalogs/demo-policy.toml --out "$out" "$@"
+    "$VENV/bin/vidbatch" run catalogs/sample.parquet --policy catalogs/demo-policy.toml --out "$out" --sandbox "$@"
     "$VENV/bin/vidbatch" ledger --out "$out"
     ;;
   test)

@@ -4,7 +4,9 @@ The closed route's gates are Prefect global concurrency limits, so every run and
 talks to the same account shares them: `<prefix>-jobs` caps jobs in flight (closed.concurrency)
 and `<prefix>-submits` is a rate limit on paid submits (closed.submits_per_minute, slot decay).
 The policy is their source of truth: `ensure_limits` writes them at the start of each run.
-The Wan route's gate is a semaphore: it guards the GPU of this process.
+In front of the Prefect limit sits a semaphore of the same size, so this process's waiters queue
+locally (first come, first served) instead of polling the API; the Wan route's gate is a
+semaphore only: it guards the GPU of this process.
 """
 
 from __future__ import annotations
@@ -59,14 +61,19 @@ class RunContext:
     in_flight: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def gate(self, route: str) -> contextlib.AbstractContextManager:
+    @contextlib.contextmanager
+    def gate(self, route: str):
         """Held while a clip is in flight on `route`."""
-        if route == "sora":
-            return concurrency(limit_names(self.sandbox)[0], occupy=1, strict=True)
         with self.lock:
             if route not in self.gates:
-                self.gates[route] = threading.BoundedSemaphore(self.policy.wan.concurrency)
-        return self.gates[route]
+                limit = self.policy.closed.concurrency if route == "sora" else self.policy.wan.concurrency
+                self.gates[route] = threading.BoundedSemaphore(limit)
+        with self.gates[route]:
+            if route != "sora":
+                yield
+                return
+            with concurrency(limit_names(self.sandbox)[0], occupy=1, strict=True):
+                yield
 
     def before_submit(self, route: str) -> Callable[[], None]:
         """Called before each paid submit: the closed route's rate limit."""
