@@ -6,12 +6,11 @@ settlement, from the ledger), the flow's wall time (which adds trimming and stor
 the 429s the server sent, and whether every item was paid exactly once.
 Scenarios: clean; 30 % of submits answered 429 (Retry-After 0.5 s); an account that allows only
 C jobs while the policy asks for 2C (a misconfiguration: a 429 storm); and, as the baseline, the
-clean run with Prefect's global limits swapped for no-ops (only the in-process semaphore), which
-isolates what the Prefect concurrency/rate limits cost per job.
+clean run with `closed.global_limits = false` (only the in-process semaphore), which isolates what
+the Prefect concurrency/rate limits cost per job.
 Run: .venv/bin/python bench/closed_route.py [N] [C] [L]
 """
 
-import contextlib
 import math
 import os
 import sys
@@ -35,19 +34,21 @@ from vidbatch.videos_sandbox import Faults, VideosSandbox  # noqa: E402
 HERE = Path(__file__).resolve().parent
 
 
-def policy_file(path: Path, concurrency: int) -> Path:
+def policy_file(path: Path, concurrency: int, global_limits: bool = True) -> Path:
     text = (HERE.parent / "catalogs" / "demo-policy.toml").read_text()
     text = text.replace("night_usd = 5.0", "night_usd = 1000.0").replace("campaign_usd = 3.0", "campaign_usd = 1000.0")
-    path.write_text(text.replace("[closed]\n", f"[closed]\nconcurrency = {concurrency}\nsubmits_per_minute = 600\n"))
+    path.write_text(text.replace("[closed]\n", f"[closed]\nconcurrency = {concurrency}\nsubmits_per_minute = 600\n"
+                                              f"global_limits = {str(global_limits).lower()}\n"))
     return path
 
 
-def scenario(name: str, n: int, c: int, latency: float, faults: Faults, policy_concurrency: int) -> None:
+def scenario(name: str, n: int, c: int, latency: float, faults: Faults, policy_concurrency: int,
+             global_limits: bool = True) -> None:
     scratch = Path(tempfile.mkdtemp())
     rows = [{"item_id": f"s{i}", "campaign": "bench", "prompt": f"shot {i}", "duration_s": 4.0, "aspect": "16:9",
              "realism": "high"} for i in range(n)]
     pl.DataFrame(rows).write_parquet(scratch / "catalog.parquet")
-    policy = policy_file(scratch / "policy.toml", policy_concurrency)
+    policy = policy_file(scratch / "policy.toml", policy_concurrency, global_limits)
     with VideosSandbox(latency_s=latency, poll_after_ms=250, faults=faults) as box:
         box.render(type("J", (), {"size": "1280x720", "seconds": 4})())  # pre-render the shared MP4
 
@@ -80,11 +81,7 @@ def main(n: int, c: int, latency: float) -> None:
     scenario("30% of submits answer 429", n, c, latency, Faults(rate_limit_p=0.3, retry_after_s=0.5), c)
     scenario(f"account allows {c}, policy asks {2 * c}", n, c, latency,
              Faults(max_in_flight=c, retry_after_s=0.5), 2 * c)
-    import vidbatch.tasks.context as context
-
-    context.concurrency = lambda *args, **kwargs: contextlib.nullcontext()
-    context.rate_limit = lambda *args, **kwargs: None
-    scenario("baseline: clean, no Prefect limits", n, c, latency, Faults(), c)
+    scenario("baseline: clean, global_limits=false", n, c, latency, Faults(), c, global_limits=False)
 
 
 if __name__ == "__main__":

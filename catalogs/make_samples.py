@@ -21,6 +21,8 @@ SAMPLE = [
     ("long-story", "autumn-teaser", "a bird flies over the sea at sunrise", 8.0, "16:9", "medium", {}),
     ("night-rain", "autumn-teaser", "rain on the city street at night", 3.0, "9:16", "low",
      {"negative_prompt": "text, logo"}),
+    ("pour-hifi-night", "spring-launch", "the same coffee cup at night, candle light", 4.0, "16:9", "high",
+     {"remix_of": "pour-hifi"}),
 ]
 
 
@@ -32,7 +34,7 @@ def sample_frame() -> pl.DataFrame:
     schema = {"item_id": pl.String, "campaign": pl.String, "prompt": pl.String, "duration_s": pl.Float64,
               "aspect": pl.String, "realism": pl.String, "priority": pl.Int64, "seed": pl.Int64,
               "negative_prompt": pl.String, "storyboard_id": pl.String, "scene_index": pl.Int64,
-              "trim_start_s": pl.Float64, "trim_end_s": pl.Float64}
+              "trim_start_s": pl.Float64, "trim_end_s": pl.Float64, "remix_of": pl.String}
     return pl.DataFrame(rows, schema=schema)
 
 

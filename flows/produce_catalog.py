@@ -86,7 +86,7 @@ def _produce(catalog: str, out: str, policy: str | None, campaign: str | None, s
     unavailable = registry.unavailable(providers)
     for route, why in unavailable.items():
         log.warning("route %s unavailable for this run: %s", route, why)
-    if "sora" not in unavailable:
+    if "sora" not in unavailable and pol.closed.global_limits:
         ensure_limits(pol, sandbox)
     plan = plan_run(valid, pol, ledger, night, unavailable)
     write_run_table(root, plan.select(PLAN_COLUMNS), f"runs/{run_id}/plan.parquet")

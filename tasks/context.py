@@ -63,13 +63,14 @@ class RunContext:
 
     @contextlib.contextmanager
     def gate(self, route: str):
-        """Held while a clip is in flight on `route`."""
+        """Held while a clip is in flight on `route`. Without `closed.global_limits`, only the
+        semaphore: the SDK's Retry-After handling is then the only brake on submits."""
         with self.lock:
             if route not in self.gates:
                 limit = self.policy.closed.concurrency if route == "sora" else self.policy.wan.concurrency
                 self.gates[route] = threading.BoundedSemaphore(limit)
         with self.gates[route]:
-            if route != "sora":
+            if route != "sora" or not self.policy.closed.global_limits:
                 yield
                 return
             with concurrency(limit_names(self.sandbox)[0], occupy=1, strict=True):
@@ -77,7 +78,7 @@ class RunContext:
 
     def before_submit(self, route: str) -> Callable[[], None]:
         """Called before each paid submit: the closed route's rate limit."""
-        if route != "sora":
+        if route != "sora" or not self.policy.closed.global_limits:
             return lambda: None
         return lambda: rate_limit(limit_names(self.sandbox)[1], occupy=1, strict=True)
 

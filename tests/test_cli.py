@@ -70,3 +70,24 @@ def test_run_exits_nonzero_when_an_item_fails(tmp_path):
         result = CliRunner().invoke(app, ["run", catalog, "--policy", str(DEMO_POLICY), "--out",
                                           str(tmp_path / "out")])
     assert result.exit_code == 1 and "nope" in result.output
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_run_sandbox_sends_the_closed_route_to_the_loopback_videos_api(tmp_path):
+    from vidbatch.ledger import LEDGER_SCHEMA
+    from vidbatch.storage import open_root
+
+    catalog = write_catalog(tmp_path / "c.parquet", [{}, {"realism": "high"}])
+    out = str(tmp_path / "out")
+    planned = vidbatch("plan", catalog, "--policy", str(DEMO_POLICY), "--json", "--sandbox")
+    assert {json.loads(line)["item_id"]: json.loads(line)["provider"] for line in planned.stdout.splitlines()} == {
+        "i0": "wan", "i1": "sora"}
+    with registry.bound({"wan": lambda policy: TestsrcProvider()}):
+        result = CliRunner().invoke(app, ["run", catalog, "--policy", str(DEMO_POLICY), "--out", out,
+                                          "--sandbox", "--sandbox-latency", "0.3"])
+    assert result.exit_code == 0, result.output
+    assert "finished: 2" in result.output
+    ledger = open_root(out).read_parquet_dir("ledger", LEDGER_SCHEMA)
+    sora = ledger.filter(pl.col("provider") == "sora")
+    assert sorted(sora["status"]) == ["reserved", "settled", "submitted"]
+    assert ledger["sandbox"].all()  # a sandbox run marks every row, both routes

@@ -94,6 +94,12 @@ def test_a_429_storm_keeps_every_item_and_pays_each_once(tmp_path, sandbox):
     assert any(status == 429 for _, _, status in sandbox.requests)
     assert_paid_once(sandbox, ledger_of(tmp_path / "out"))
     assert len(sandbox.jobs) == 6
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:  # the policy's limits, as the Prefect UI shows them
+        jobs = client.read_global_concurrency_limit_by_name("vidbatch-sora-jobs")
+        submits = client.read_global_concurrency_limit_by_name("vidbatch-sora-submits")
+    assert jobs.limit == 4 and submits.limit == 60 and submits.slot_decay_per_second == pytest.approx(1.0)
 
 
 def test_a_killed_run_resumes_its_jobs_without_creating_new_ones(tmp_path, sandbox):
