@@ -28,7 +28,7 @@ HERE = Path(__file__).resolve().parent
 
 
 class ZeroLatency:
-    id, max_seconds, image_input, remix, extend = "wan", 5.0, False, False, False
+    id, max_seconds, image_input, remix, extend, sandbox = "wan", 5.0, False, False, False, False
 
     def __init__(self, template: Path):
         self.template = template

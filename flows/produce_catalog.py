@@ -21,7 +21,7 @@ from vidbatch.budget import LiveBudget
 from vidbatch.errors import Deferred, TransientProviderError
 from vidbatch.ledger import committed_spend
 from vidbatch.planner import PLAN_COLUMNS
-from vidbatch.policy import load_policy
+from vidbatch.policy import Policy, load_policy
 from vidbatch.providers import registry
 from vidbatch.report import run_outcomes, spend_by
 from vidbatch.runs import clip_jobs, night_of, plan_ledger_rows, plan_run, reject_ledger_rows
@@ -53,13 +53,12 @@ def _outcome(job, gen_future, out_future) -> dict:
     if state.is_completed():
         return {**row, "outcome": "finished", "detail": gen.note or None, "asset_uri": out_future.result().asset_uri,
                 "provider": gen.job.provider, "model": gen.job.model}
-    gen_error = gen
-    if isinstance(gen_error, Deferred):
-        return {**row, "outcome": "deferred", "detail": f"deferred: {gen_error}"}
-    if isinstance(gen_error, TransientProviderError):  # out of retries, nothing lost: a later run goes on
+    if isinstance(gen, Deferred):
+        return {**row, "outcome": "deferred", "detail": f"deferred: {gen}"}
+    if isinstance(gen, TransientProviderError):  # out of retries, nothing lost: a later run goes on
         return {**row, "outcome": "deferred",
-                "detail": f"deferred: still failing after retries ({gen_error}); the next run tries again"}
-    error = gen_error if isinstance(gen_error, BaseException) else state.result(raise_on_failure=False)
+                "detail": f"deferred: still failing after retries ({gen}); the next run tries again"}
+    error = gen if isinstance(gen, BaseException) else state.result(raise_on_failure=False)
     return {**row, "outcome": "failed", "detail": f"{type(error).__name__}: {error}"}
 
 
@@ -69,14 +68,13 @@ def produce_catalog(catalog: str, out: str = "vidbatch-out", policy: str | None 
     """Produce every item of a catalog that is not already settled, within the policy's caps.
 
     `sandbox`: the closed route talks to a loopback Videos API server (no money; rows marked)."""
-    with run_providers(load_policy(policy), sandbox, sandbox_latency_s) as providers:
-        return _produce(catalog, out, policy, campaign, sandbox, providers)
-
-
-def _produce(catalog: str, out: str, policy: str | None, campaign: str | None, sandbox: bool,
-             providers: dict) -> dict:
-    log = get_run_logger()
     pol = load_policy(policy)
+    with run_providers(pol, sandbox, sandbox_latency_s) as providers:
+        return _produce(catalog, out, pol, campaign, sandbox, providers)
+
+
+def _produce(catalog: str, out: str, pol: Policy, campaign: str | None, sandbox: bool, providers: dict) -> dict:
+    log = get_run_logger()
     root = open_root(out)
     run_id = flow_run.get_id() or uuid.uuid4().hex
     night = night_of(datetime.now(timezone.utc), pol.caps.timezone)

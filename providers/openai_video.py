@@ -34,7 +34,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from vidbatch.errors import ContentRejected, ProviderError, ProviderUnavailable, TransientProviderError
+from vidbatch.errors import ContentRejected, MediaError, ProviderError, ProviderUnavailable, TransientProviderError
 from vidbatch.media import concat, fit_image
 from vidbatch.policy import ClosedRoute
 from vidbatch.pricing import closed_estimate_usd, closed_segments
@@ -106,9 +106,8 @@ def _redacted(url: str) -> str:
     return f"{parts.scheme}://{host}{port}{parts.path}"
 
 
-@contextmanager
-def _sora_calls():
-    """Calls inside expect the SDK's Sora deprecation warning: that warning, and only it, is ignored.
+def _expect_sora_deprecation() -> None:
+    """The SDK's Sora deprecation warning is expected: that warning, and only it, is ignored.
 
     A process-wide filter (not catch_warnings, which is not thread-safe), re-installed if a test
     harness reset the filters. The first call says why in the log."""
@@ -120,7 +119,6 @@ def _sora_calls():
     if not any(f[0] == "ignore" and f[1] is not None and f[1].pattern == SORA_DEPRECATION
                for f in warnings.filters):
         warnings.filterwarnings("ignore", message=SORA_DEPRECATION, category=DeprecationWarning)
-    yield
 
 
 class OpenAIVideoProvider:
@@ -158,9 +156,9 @@ class OpenAIVideoProvider:
     def _check(self) -> str | None:
         import openai
 
+        _expect_sora_deprecation()
         try:
-            with _sora_calls():
-                raw = self._client.with_options(max_retries=0, timeout=15).videos.with_raw_response.list(limit=1)
+            raw = self._client.with_options(max_retries=0, timeout=15).videos.with_raw_response.list(limit=1)
             self.sandbox = raw.headers.get("x-vidbatch-sandbox") == "1"
         except (openai.AuthenticationError, openai.PermissionDeniedError) as err:
             return f"{self.endpoint} refused the API key ({err.status_code}: {_message(err)})"
@@ -217,7 +215,7 @@ class OpenAIVideoProvider:
         last = videos[-1]
         return Clip(path=path, seconds=float(sum(int(v.seconds) for v in videos) if self._shots(calls)
                                              else int(last.seconds)),
-                    cost_usd=cost, job_id=last.id, sandbox=bool((last.model_extra or {}).get("sandbox")),
+                    cost_usd=cost, job_id=last.id, sandbox=self.sandbox,
                     detail=f"{' + '.join(k + (f' {s}s' if s else '') for k, s in calls)} at {self.endpoint}")
 
     def _calls(self, request: ClipRequest) -> list[tuple[str, int | None]]:
@@ -239,7 +237,7 @@ class OpenAIVideoProvider:
         width, height = (int(v) for v in size.split("x"))
         try:
             return fit_image(request.image, workdir / f"{request.item_id}.reference.png", width, height)
-        except Exception as err:  # a MediaError from ffmpeg: this item's input is unusable
+        except MediaError as err:  # ffmpeg cannot read it: this item's input is unusable
             raise ContentRejected(f"cannot use image {request.image.name} as input_reference: {err}") from err
 
     # ---- 4. submit -----------------------------------------------------------------------------
@@ -250,7 +248,7 @@ class OpenAIVideoProvider:
 
         started = time.time()
         try:
-            with self._translate(f"{kind} for {request.item_id}", submit=kind), _sora_calls():
+            with self._translate(f"{kind} for {request.item_id}", submit=kind):
                 if kind == "remix":
                     video = self._client.videos.remix(request.remix_job_id, prompt=request.prompt)
                 elif kind == "extend":
@@ -276,7 +274,7 @@ class OpenAIVideoProvider:
 
     def _adopt(self, kind: str, request: ClipRequest, seconds: int | None, size: str, since: float) -> str | None:
         """After a submit of unknown fate: the job it created, if the endpoint lists one."""
-        with self._translate(f"reconcile {request.item_id}", submit=None), _sora_calls():
+        with self._translate(f"reconcile {request.item_id}", submit=None):
             page = self._client.videos.list(limit=100, order="desc")
         for video in page.data:
             if video.created_at < since - 5:
@@ -293,7 +291,7 @@ class OpenAIVideoProvider:
 
     def _wait(self, job_id: str, deadline: float):
         while True:
-            with self._translate(f"retrieve {job_id}", submit=None, job_id=job_id), _sora_calls():
+            with self._translate(f"retrieve {job_id}", submit=None, job_id=job_id):
                 raw = self._client.videos.with_raw_response.retrieve(job_id)
             video = raw.parse()
             if video.status in ("completed", "failed"):
@@ -313,7 +311,7 @@ class OpenAIVideoProvider:
         parts = []
         for index, video in enumerate(wanted):
             part = workdir / f"{request.item_id}.sora{index}.mp4"
-            with self._translate(f"download {video.id}", submit=None, job_id=video.id), _sora_calls():
+            with self._translate(f"download {video.id}", submit=None, job_id=video.id):
                 with self._client.videos.with_streaming_response.download_content(video.id) as response:
                     response.stream_to_file(part)
             parts.append(part)
@@ -328,6 +326,7 @@ class OpenAIVideoProvider:
         """SDK errors to vidbatch's tree; `submit` is the kind of submit, None for reads."""
         import openai
 
+        _expect_sora_deprecation()
         try:
             yield
         except (openai.AuthenticationError, openai.PermissionDeniedError) as err:

@@ -82,11 +82,10 @@ class RunContext:
             return lambda: None
         return lambda: rate_limit(limit_names(self.sandbox)[1], occupy=1, strict=True)
 
-    def remember_job(self, item_id: str, reservation_id: str, job_id: str) -> tuple[str, ...]:
+    def remember_job(self, item_id: str, reservation_id: str, job_id: str) -> None:
         with self.lock:
             _, known = self.in_flight.get(item_id, (reservation_id, ()))
             self.in_flight[item_id] = (reservation_id, known + (job_id,))
-            return self.in_flight[item_id][1]
 
     def forget_jobs(self, item_id: str) -> None:
         with self.lock:

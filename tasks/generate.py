@@ -109,7 +109,7 @@ def _produce(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
     common = dict(run_id=ctx.run_id, night=ctx.night, item_id=job.item_id, campaign=job.campaign,
                   fingerprint=job.fingerprint, provider=job.provider, model=job.model,
                   est_cost_usd=job.est_cost_usd, reservation_id=reservation_id,
-                  attempt=task_run.run_count, sandbox=ctx.sandbox or bool(getattr(provider, "sandbox", False)))
+                  attempt=task_run.run_count, sandbox=ctx.sandbox or provider.sandbox)
     if not resumed:
         write_ledger_rows(ctx.root, [ledger_row(status="reserved", reason=note or "before generate", **common)])
 

@@ -6,8 +6,8 @@ extensions, list, delete; bearer auth; per-second billing it can report; a confi
 and faults to inject (429 with Retry-After, 5xx, moderation failures, model gone, API gone, a cap
 on jobs in flight). Jobs advance with the clock, so nothing runs in the background; a completed
 job serves a real MP4 of its size and length with an audio track (rendered once per size and
-length, then reused). Every video it returns carries `"sandbox": true`, which the provider copies
-into the ledger. Used only when asked for: `vidbatch run --sandbox`, `vidbatch sandbox`, tests.
+length, then reused). Every response carries `x-vidbatch-sandbox: 1`; the provider reads it in
+its health check and the ledger marks the run's rows sandbox. Used only when asked for: `vidbatch run --sandbox`, `vidbatch sandbox`, tests.
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ class VideosSandbox:
             "progress": 100 if status in ("completed", "failed") else int(100 * age / self.latency_s),
             "seconds": str(job.seconds), "size": job.size, "created_at": created_at,
             "completed_at": None, "expires_at": None, "error": None,
-            "remixed_from_video_id": job.remixed_from, "sandbox": True,
+            "remixed_from_video_id": job.remixed_from,
         }
         if status in ("completed", "failed"):
             body["completed_at"] = int(created_at + self.latency_s)
