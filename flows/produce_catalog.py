@@ -1,4 +1,5 @@
-"""The catalog flow: load + validate -> plan -> generate -> trim -> write assets -> ledger.
+"""The catalog flow: load + validate -> plan -> generate -> cut + QA -> write assets -> stitch
+storyboards -> report. The ledger brackets every paid call.
 
 Reads like a recipe; the decisions live in vidbatch's pure modules, the IO in vidbatch.tasks.
 """
@@ -18,7 +19,6 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from vidbatch.budget import LiveBudget
-from vidbatch.errors import Deferred, TransientProviderError
 from vidbatch.ledger import committed_spend
 from vidbatch.planner import PLAN_COLUMNS
 from vidbatch.policy import Policy, load_policy
@@ -28,10 +28,13 @@ from vidbatch.runs import clip_jobs, night_of, plan_ledger_rows, plan_run, rejec
 from vidbatch.storage import open_root
 from vidbatch.tasks.catalog_io import load_catalog, write_run_table
 from vidbatch.tasks.context import RunContext, ensure_limits
-from vidbatch.tasks.routes import run_providers
 from vidbatch.tasks.generate import generate_clip
 from vidbatch.tasks.ledger_io import append_ledger, read_ledger
-from vidbatch.tasks.postprod import trim_clip, write_asset
+from vidbatch.tasks.outcomes import OUTCOME_SCHEMA, outcome_of, run_summary
+from vidbatch.tasks.postprod import finish_clip, write_asset
+from vidbatch.tasks.report import sheet_key, write_report
+from vidbatch.tasks.routes import run_providers
+from vidbatch.tasks.stitch import stitch_storyboards
 
 __all__ = ["produce_catalog", "LISTENERS"]
 
@@ -42,24 +45,6 @@ LISTENERS: list = []
 def _emit(event: dict) -> None:
     for listener in LISTENERS:
         listener(event)
-
-
-def _outcome(job, gen_future, out_future) -> dict:
-    out_future.wait()  # as_completed can yield before the state is readable
-    gen_future.wait()
-    state = out_future.state
-    row = {"item_id": job.item_id, "campaign": job.campaign, "asset_uri": None, "provider": None, "model": None}
-    gen = gen_future.state.result(raise_on_failure=False)
-    if state.is_completed():
-        return {**row, "outcome": "finished", "detail": gen.note or None, "asset_uri": out_future.result().asset_uri,
-                "provider": gen.job.provider, "model": gen.job.model}
-    if isinstance(gen, Deferred):
-        return {**row, "outcome": "deferred", "detail": f"deferred: {gen}"}
-    if isinstance(gen, TransientProviderError):  # out of retries, nothing lost: a later run goes on
-        return {**row, "outcome": "deferred",
-                "detail": f"deferred: still failing after retries ({gen}); the next run tries again"}
-    error = gen if isinstance(gen, BaseException) else state.result(raise_on_failure=False)
-    return {**row, "outcome": "failed", "detail": f"{type(error).__name__}: {error}"}
 
 
 @flow(name="produce-catalog", task_runner=ThreadPoolTaskRunner(max_workers=32))
@@ -79,7 +64,7 @@ def _produce(catalog: str, out: str, pol: Policy, campaign: str | None, sandbox:
     run_id = flow_run.get_id() or uuid.uuid4().hex
     night = night_of(datetime.now(timezone.utc), pol.caps.timezone)
 
-    valid, rejects, campaign_of = load_catalog(catalog, campaign)
+    valid, rejects, campaign_of, rejected_scenes = load_catalog(catalog, campaign)
     ledger = read_ledger(root)
     unavailable = registry.unavailable(providers)
     for route, why in unavailable.items():
@@ -98,9 +83,9 @@ def _produce(catalog: str, out: str, pol: Policy, campaign: str | None, sandbox:
     log.info("run %s (night %s): %d to make, %d rejected rows, %d already done", run_id, night, len(jobs),
              rejects["row"].n_unique(), plan.filter(pl.col("status") == "done").height)
     _emit({"event": "planned", "total": len(jobs), "plan": plan, "rejects": rejects})
+    workdir = Path(tempfile.mkdtemp(prefix=f"vidbatch-{run_id[:8]}-"))
     ctx = RunContext(run_id=run_id, night=night, root=root, policy=pol, providers=providers,
-                     budget=LiveBudget(pol.caps, committed_spend(ledger, night)),
-                     workdir=Path(tempfile.mkdtemp(prefix=f"vidbatch-{run_id[:8]}-")), sandbox=sandbox,
+                     budget=LiveBudget(pol.caps, committed_spend(ledger, night)), workdir=workdir, sandbox=sandbox,
                      in_flight={j.item_id: (j.resume_reservation_id, j.resume_job_ids)
                                 for j in jobs if j.resume_reservation_id})
     progress = create_progress_artifact(0.0, description=f"clips finished of {len(jobs)}")
@@ -109,41 +94,34 @@ def _produce(catalog: str, out: str, pol: Policy, campaign: str | None, sandbox:
     for job in sorted(jobs, key=lambda j: j.remix_of is not None):  # remix sources first
         source = generated.get(job.remix_of) if job.remix_of and not job.remix_job_id else None
         generated[job.item_id] = generate_clip.submit(job, ctx, source=allow_failure(source) if source else None)
-    written = {}
+    pipelines = {}
     for job in jobs:
-        trimmed = trim_clip.submit(generated[job.item_id])
-        written[job.item_id] = write_asset.submit(root, trimmed, f"assets/{job.campaign}/{job.item_id}.mp4",
-                                                  job.item_id, job.campaign)
-    by_future = {id(f): job for job, f in zip(jobs, written.values())}
+        finished = finish_clip.submit(generated[job.item_id], ctx)
+        written = write_asset.submit(root, finished, f"assets/{job.campaign}/{job.item_id}.mp4",
+                                     sheet_key(run_id, job.campaign, job.item_id))
+        pipelines[id(written)] = (job, [generated[job.item_id], finished, written])
     outcomes = []
-    for done, future in enumerate(as_completed(list(written.values())), start=1):
-        job = by_future[id(future)]
-        outcomes.append(_outcome(job, generated[job.item_id], future))
+    for done, future in enumerate(as_completed([f[-1] for _, f in pipelines.values()]), start=1):
+        outcomes.append(outcome_of(*pipelines[id(future)]))
         update_progress_artifact(progress, 100.0 * done / len(jobs))
         _emit({"event": "clip", **outcomes[-1]})
 
-    outcome_frame = pl.DataFrame(outcomes, schema={"item_id": pl.String, "campaign": pl.String,
-                                                   "asset_uri": pl.String, "outcome": pl.String,
-                                                   "detail": pl.String, "provider": pl.String,
-                                                   "model": pl.String})
-    items = run_outcomes(plan, outcome_frame)
+    items = run_outcomes(plan, pl.DataFrame(outcomes, schema=OUTCOME_SCHEMA)).join(
+        plan.select("campaign", "item_id", "storyboard_id", "scene_index"), on=["campaign", "item_id"], how="left",
+        maintain_order="left")
+    boards = stitch_storyboards(root, run_id, items, plan, rejected_scenes, pol, workdir)
     write_run_table(root, items, f"runs/{run_id}/items.parquet")
-    this_run = read_ledger(root).filter(pl.col("run_id") == run_id)
+    ledger = read_ledger(root)
+    this_run = ledger.filter(pl.col("run_id") == run_id)
     spend = spend_by(this_run.filter(pl.col("provider").is_not_null()), ["provider"])
     counts = items.group_by("provider", "status").agg(pl.len().alias("items")).sort("provider", "status")
     create_table_artifact(counts.join(spend, on="provider", how="left").to_dicts(), key="run-summary",
                           description=f"vidbatch run {run_id}: items per provider and status, est vs actual USD")
-    summary = {
-        "run_id": run_id, "night": night, "out": root.uri,
-        "status_counts": dict(items.group_by("status").len().iter_rows()),
-        "rejected_rows": int(rejects["row"].n_unique()),
-        "est_cost_usd": float(this_run.filter(pl.col("status") == "reserved")["est_cost_usd"].sum()),
-        "cost_usd": float(this_run.filter(pl.col("status").is_in(["settled", "failed"]))["cost_usd"].sum()),
-        "failed": items.filter(pl.col("status") == "failed").select("item_id", "reason").to_dicts(),
-        "unavailable": unavailable,
-        "fell_back": items.filter(pl.col("reason").str.contains("fell back", literal=True)
-                                  & (pl.col("status") == "finished")).select("item_id", "reason").to_dicts(),
-        "deferred": items.filter(pl.col("status") == "deferred").select("item_id", "reason").to_dicts(),
-    }
-    log.info("run %s finished: %s", run_id, summary["status_counts"])
+    summary = run_summary(run_id, night, root.uri, items, rejects, this_run, unavailable, boards, sandbox)
+    costs = this_run.filter(pl.col("status").is_in(["settled", "failed"])).group_by("campaign", "item_id").agg(
+        pl.col("cost_usd").sum())
+    summary["report"] = write_report(root, summary, items.join(costs, on=["campaign", "item_id"], how="left"),
+                                     boards, ledger, pol, workdir)
+    log.info("run %s finished: %s; report %s", run_id, summary["status_counts"], summary["report"])
     return summary
+

@@ -35,6 +35,7 @@ class ClipRequest:
     seed: int = 0
     image: Path | None = None
     remix_job_id: str | None = None  # the provider job whose video this request remixes
+    extend_s: float = 0.0            # then extend the clip by this much, continuing from its last frame
 
 
 @dataclass

@@ -11,7 +11,7 @@ deployments, or vidbatch's own sandbox. The base URL and key come from the SDK's
   2. health: no key, or an endpoint that does not serve GET /videos, makes the route unavailable;
      so does a submit answered "model not found" / 404 / 410, or 401/403, later in the run.
   3. the calls an item needs: one clip, then extensions or more clips (`pricing.closed_segments`),
-     or one remix.
+     or one remix; then the extensions an item's `extend_s` asks for.
   4. each call is submitted unless the journal already holds its job id (a resumed run never pays
      twice); a new job id goes to the journal before anything waits on it.
   5. poll with the server's `openai-poll-after-ms` hint, under an overall deadline.
@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 from vidbatch.errors import ContentRejected, MediaError, ProviderError, ProviderUnavailable, TransientProviderError
 from vidbatch.media import concat, fit_image
 from vidbatch.policy import ClosedRoute
-from vidbatch.pricing import closed_estimate_usd, closed_segments
+from vidbatch.pricing import closed_estimate_usd, closed_extension_segments, closed_segments
 from vidbatch.providers import Clip, ClipRequest, Journal
 
 __all__ = ["OpenAIVideoProvider", "SORA_DEPRECATION", "make_client"]
@@ -177,7 +177,7 @@ class OpenAIVideoProvider:
 
     def estimate_cost(self, request: ClipRequest) -> float:
         size = f"{request.width}x{request.height}"
-        return closed_estimate_usd(self.route, request.model, size, request.seconds)
+        return closed_estimate_usd(self.route, request.model, size, request.seconds, request.extend_s)
 
     # ---- 3-7. one item -----------------------------------------------------------------------
 
@@ -211,11 +211,10 @@ class OpenAIVideoProvider:
                 raise ContentRejected(f"job {job_id} failed: {error.code if error else 'unknown'}: "
                                       f"{error.message if error else 'no message'}", cost_usd=cost, job_id=job_id)
             videos.append(video)
-        path = self._download(videos, calls, request, workdir)
-        last = videos[-1]
-        return Clip(path=path, seconds=float(sum(int(v.seconds) for v in videos) if self._shots(calls)
-                                             else int(last.seconds)),
-                    cost_usd=cost, job_id=last.id, sandbox=self.sandbox,
+        finals = self._finals(videos, calls)
+        path = self._download(finals, request, workdir)
+        return Clip(path=path, seconds=float(sum(int(v.seconds) for v in finals)),
+                    cost_usd=cost, job_id=videos[-1].id, sandbox=self.sandbox,
                     detail=f"{' + '.join(k + (f' {s}s' if s else '') for k, s in calls)} at {self.endpoint}")
 
     def _calls(self, request: ClipRequest) -> list[tuple[str, int | None]]:
@@ -223,11 +222,20 @@ class OpenAIVideoProvider:
             return [("remix", None)]
         segments = closed_segments(request.seconds, self.route)
         later = "create" if self.route.long_clips == "shots" else "extend"
-        return [("create", segments[0])] + [(later, s) for s in segments[1:]]
+        grown = closed_extension_segments(request.extend_s, self.route) if request.extend_s > 0 else []
+        return [("create", segments[0])] + [(later, s) for s in segments[1:]] + [("extend", s) for s in grown]
 
     @staticmethod
-    def _shots(calls) -> bool:
-        return sum(kind == "create" for kind, _ in calls) > 1
+    def _finals(videos, calls) -> list:
+        """The videos to download: each create (or remix) starts a shot, each extension replaces
+        its shot's video with the longer one."""
+        finals = []
+        for video, (kind, _) in zip(videos, calls):
+            if kind == "extend":
+                finals[-1] = video
+            else:
+                finals.append(video)
+        return finals
 
     @staticmethod
     def _reference(request: ClipRequest, workdir: Path, size: str) -> Path | None:
@@ -306,10 +314,9 @@ class OpenAIVideoProvider:
 
     # ---- 6. download ---------------------------------------------------------------------------
 
-    def _download(self, videos, calls, request: ClipRequest, workdir: Path) -> Path:
-        wanted = videos if self._shots(calls) else videos[-1:]
+    def _download(self, finals, request: ClipRequest, workdir: Path) -> Path:
         parts = []
-        for index, video in enumerate(wanted):
+        for index, video in enumerate(finals):
             part = workdir / f"{request.item_id}.sora{index}.mp4"
             with self._translate(f"download {video.id}", submit=None, job_id=video.id):
                 with self._client.videos.with_streaming_response.download_content(video.id) as response:

@@ -5,7 +5,9 @@ Steps of one generation:
   2. load its pipeline once per process (cached, thread-safe) and reuse it for every clip;
   3. plan the shots (each 4k+1 frames, at most `max_shot_frames`) covering the footage asked for;
   4. render each shot with its own seeded generator (image-to-video continues from the last frame);
-  5. encode the frames as one 16 fps MP4 and price the GPU seconds actually used.
+  5. extend, when asked: image-to-video shots from the last frame (the route's i2v model), joined
+     in memory (each shot's first frame repeats the previous last one and is dropped);
+  6. encode the frames as one 16 fps MP4 and price the GPU seconds actually used.
 
 torch and diffusers are imported lazily, so vidbatch imports without them.
 """
@@ -20,7 +22,7 @@ from typing import Any
 from vidbatch.errors import ContentRejected, ProviderUnavailable, TransientProviderError
 from vidbatch.media import write_frames
 from vidbatch.policy import WanModel, WanRoute
-from vidbatch.pricing import wan_estimate_usd, wan_shot_frames
+from vidbatch.pricing import wan_estimate_usd, wan_extension_frames, wan_shot_frames
 from vidbatch.providers import Clip, ClipRequest, Journal
 
 __all__ = ["WanProvider", "build_tiny_pipeline", "pipeline_loads"]
@@ -66,13 +68,12 @@ def build_tiny_pipeline(task: str = "t2v"):
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
 
-    if task != "t2v":
-        raise ProviderUnavailable("the tiny preset has no image-to-video variant; configure an i2v model")
     torch.manual_seed(0)
+    i2v = task == "i2v"  # image-to-video: 16 noise + 16 image latents + 4 mask channels, CLIP image features
     transformer = WanTransformer3DModel(
-        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=16, out_channels=16,
-        text_dim=32, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads", rope_max_seq_len=1024)
+        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=36 if i2v else 16,
+        out_channels=16, text_dim=32, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads", rope_max_seq_len=1024, image_dim=4 if i2v else None)
     vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
                            temperal_downsample=[False, True, True])
     vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{w: i + 3 for i, w in enumerate(_TINY_WORDS)}}
@@ -85,8 +86,22 @@ def build_tiny_pipeline(task: str = "t2v"):
     scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0)
     for module in (transformer, vae, text_encoder):
         module.eval()  # freshly built modules train (dropout on); from_pretrained ones do not
-    return WanPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
-                       scheduler=scheduler)
+    if not i2v:
+        return WanPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
+                           scheduler=scheduler)
+    from diffusers import WanImageToVideoPipeline
+    from transformers import CLIPVisionConfig, CLIPVisionModel
+
+    try:  # transformers >= 5 names the PIL-only processor (no torchvision needed) separately
+        from transformers import CLIPImageProcessorPil as ImageProcessor
+    except ImportError:
+        from transformers import CLIPImageProcessor as ImageProcessor
+    image_encoder = CLIPVisionModel(CLIPVisionConfig(hidden_size=4, projection_dim=4, num_hidden_layers=2,
+                                                     num_attention_heads=2, image_size=32, intermediate_size=16,
+                                                     patch_size=1)).eval()
+    return WanImageToVideoPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
+                                   scheduler=scheduler, image_encoder=image_encoder,
+                                   image_processor=ImageProcessor(crop_size=32, size=32))
 
 
 def _load(entry: WanModel, device: str, dtype):
@@ -147,11 +162,10 @@ class WanProvider:
         return None
 
     def estimate_cost(self, request: ClipRequest) -> float:
-        return wan_estimate_usd(self.route, request.model, request.resolution, request.seconds)
+        return wan_estimate_usd(self.route, request.model, request.resolution, request.seconds, request.extend_s)
 
     def generate(self, request: ClipRequest, workdir: Path, journal: Journal | None = None) -> Clip:
         import numpy as np
-        import torch
 
         # 1. the model entry
         entry = self.route.models.get(request.model)
@@ -159,6 +173,13 @@ class WanProvider:
             raise ContentRejected(f"unknown Wan model {request.model!r}")
         if request.width % 16 or request.height % 16:
             raise ContentRejected(f"size {request.width}x{request.height} is not divisible by 16")
+        extender = None
+        if request.extend_s > 0:
+            name = self.route.i2v_model.get(request.resolution)
+            if name is None:
+                raise ContentRejected(f"extending needs an image-to-video model for {request.resolution} "
+                                      "(wan.i2v_model)")
+            extender = self.route.models[name]
         # 2. the pipeline, loaded once
         pipe = _pipeline(entry, self.route)
         # 3. shots
@@ -167,29 +188,48 @@ class WanProvider:
         frames: list = []
         started = time.perf_counter()
         with self._render_lock:
-            self._set_flow_shift(pipe, entry, request.resolution)
             for index, count in enumerate(shots):
                 # 4. one seeded shot; i2v continues from the previous shot's last frame
-                generator = torch.Generator(device="cpu").manual_seed(request.seed + index)
-                kwargs = dict(prompt=request.prompt, negative_prompt=request.negative_prompt or None,
-                              height=request.height, width=request.width, num_frames=count,
-                              num_inference_steps=entry.steps, guidance_scale=entry.guidance,
-                              generator=generator, output_type="np")
-                if image is not None:
-                    kwargs["image"] = image if index == 0 else _to_image(frames[-1][-1])
-                try:
-                    out = pipe(**kwargs).frames[0]
-                except torch.cuda.OutOfMemoryError as err:
-                    torch.cuda.empty_cache()
-                    raise TransientProviderError(f"GPU out of memory on shot {index + 1}/{len(shots)}",
-                                                 cost_usd=self._usd(time.perf_counter() - started)) from err
-                frames.append(out)
+                start = image if index == 0 or image is None else _to_image(frames[-1][-1])
+                frames.append(self._render(pipe, entry, request, count, request.seed + index, start,
+                                           f"shot {index + 1}/{len(shots)}", started))
+            extension = wan_extension_frames(request.extend_s, self.route.fps, self.route.max_shot_frames) \
+                if extender else []
+            if extender:
+                pipe_i2v = _pipeline(extender, self.route)
+                for index, count in enumerate(extension):
+                    # 5. extend from the last frame; that frame comes back first and is dropped
+                    out = self._render(pipe_i2v, extender, request, count, request.seed + len(shots) + index,
+                                       _to_image(frames[-1][-1]), f"extension {index + 1}/{len(extension)}",
+                                       started)
+                    frames.append(out[1:])
         gpu_s = time.perf_counter() - started
-        # 5. encode and price
+        # 6. encode and price
         path = write_frames(np.concatenate(frames), workdir / f"{request.item_id}.wan.mp4", self.route.fps)
         total = sum(len(f) for f in frames)
+        added = sum(len(f) for f in frames[len(shots):])
+        grown = f" + extension {added} frames (i2v from the last frame)" if extender else ""
         return Clip(path=path, seconds=total / self.route.fps, cost_usd=self._usd(gpu_s),
-                    detail=f"{len(shots)} shot(s), {total} frames, seed {request.seed}, {gpu_s:.1f} GPU s")
+                    detail=f"{len(shots)} shot(s){grown}, {total} frames, seed {request.seed}, {gpu_s:.1f} GPU s")
+
+    def _render(self, pipe, entry: WanModel, request: ClipRequest, count: int, seed: int, image, what: str,
+                started: float):
+        """One pipeline call of `count` frames (an image starts an image-to-video shot)."""
+        import torch
+
+        self._set_flow_shift(pipe, entry, request.resolution)
+        kwargs = dict(prompt=request.prompt, negative_prompt=request.negative_prompt or None,
+                      height=request.height, width=request.width, num_frames=count,
+                      num_inference_steps=entry.steps, guidance_scale=entry.guidance,
+                      generator=torch.Generator(device="cpu").manual_seed(seed), output_type="np")
+        if image is not None:
+            kwargs["image"] = image
+        try:
+            return pipe(**kwargs).frames[0]
+        except torch.cuda.OutOfMemoryError as err:
+            torch.cuda.empty_cache()
+            raise TransientProviderError(f"GPU out of memory on {what}",
+                                         cost_usd=self._usd(time.perf_counter() - started)) from err
 
     def _usd(self, gpu_s: float) -> float:
         return gpu_s * self.route.gpu_usd_per_hour / 3600

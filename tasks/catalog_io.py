@@ -16,10 +16,13 @@ __all__ = ["load_catalog", "write_run_table"]
 @task(name="load-catalog", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE,
       retry_condition_fn=lambda task, run, state: not isinstance(state.result(raise_on_failure=False),
                                                                  CatalogError))
-def load_catalog(uri: str, campaign: str | None = None) -> tuple[pl.DataFrame, pl.DataFrame, dict[int, str]]:
-    """(valid rows with fingerprints, rejects, row -> campaign) for one catalog.
+def load_catalog(uri: str, campaign: str | None = None
+                 ) -> tuple[pl.DataFrame, pl.DataFrame, dict[int, str], pl.DataFrame]:
+    """(valid rows with fingerprints, rejects, row -> campaign, rejected scenes) for one catalog.
 
-    With `campaign`, rows of other campaigns are left out before validation (not rejected).
+    Rejected scenes (row, item_id, campaign, storyboard_id, scene_index) are rejected rows that
+    name a storyboard: their storyboard must wait for them. With `campaign`, rows of other
+    campaigns are left out before validation (not rejected).
     """
     raw = read_catalog(uri)
     if campaign is not None:
@@ -39,7 +42,18 @@ def load_catalog(uri: str, campaign: str | None = None) -> tuple[pl.DataFrame, p
     to_file = dict(enumerate(positions))
     valid = valid.with_columns(pl.col("row").replace_strict(to_file, return_dtype=pl.Int64))
     rejects = rejects.with_columns(pl.col("row").replace_strict(to_file, return_dtype=pl.Int64))
-    return with_fingerprints(valid), rejects, campaign_of
+    return with_fingerprints(valid), rejects, campaign_of, _rejected_scenes(raw, rejects, positions)
+
+
+def _rejected_scenes(raw: pl.DataFrame, rejects: pl.DataFrame, positions: list[int]) -> pl.DataFrame:
+    schema = {"row": pl.Int64, "item_id": pl.String, "campaign": pl.String, "storyboard_id": pl.String,
+              "scene_index": pl.Int64}
+    if "storyboard_id" not in raw.columns:
+        return pl.DataFrame(schema=schema)
+    picked = raw.with_columns(pl.Series("row", positions, dtype=pl.Int64)).filter(
+        pl.col("row").is_in(rejects["row"].implode()))
+    return picked.select(pl.col(c).cast(t, strict=False) if c in picked.columns else pl.lit(None, dtype=t).alias(c)
+                         for c, t in schema.items()).filter(pl.col("storyboard_id").is_not_null())
 
 
 @task(name="write-run-table", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)

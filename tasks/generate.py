@@ -42,6 +42,8 @@ class GeneratedClip:
     cost_usd: float
     job_id: str | None = None
     note: str = ""
+    reservation_id: str = ""  # the ledger reservation that paid for it
+    sandbox: bool = False
 
 
 def retry_transient_only(task, task_run, state) -> bool:
@@ -53,23 +55,25 @@ def _request(job: ClipJob, workdir: Path) -> ClipRequest:
     image = fetch_to(job.image_uri, workdir) if job.image_uri else None
     return ClipRequest(item_id=job.item_id, prompt=job.prompt, negative_prompt=job.negative_prompt,
                        seconds=job.raw_seconds, width=job.width, height=job.height, model=job.model,
-                       resolution=job.resolution, seed=job.seed, image=image, remix_job_id=job.remix_job_id)
+                       resolution=job.resolution, seed=job.seed, image=image, remix_job_id=job.remix_job_id,
+                       extend_s=job.extend_s)
 
 
 @task(name="generate-clip", task_run_name="generate {job.item_id}", retries=3,
       retry_delay_seconds=[2, 10, 30], retry_jitter_factor=0.5, retry_condition_fn=retry_transient_only,
       cache_policy=NO_CACHE)
-def generate_clip(job: ClipJob, ctx: RunContext, source: object = None) -> GeneratedClip:
-    """Make one item's raw clip. `source`: for a remix, the source item's result in this run."""
+def generate_clip(job: ClipJob, ctx: RunContext, source: object = None, why: str = "") -> GeneratedClip:
+    """Make one item's raw clip. `source`: for a remix, the source item's result in this run;
+    `why`: recorded on the reservation when this is not the item's first clip (a QA regeneration)."""
     if job.remix_of and not job.remix_job_id:
         job = _bind_remix_source(job, source, ctx)
     try:
-        return _produce(job, ctx)
+        return _produce(job, ctx, note=why)
     except ProviderUnavailable as err:
         rerouted = fallback_job(job, ctx.policy, str(err))
         if isinstance(rerouted, str):
             _defer(job, ctx, rerouted)
-        note = f"{job.provider} unavailable ({err}); fell back to {rerouted.provider}"
+        note = "; ".join(filter(None, [why, f"{job.provider} unavailable ({err}); fell back to {rerouted.provider}"]))
         log.warning("%s: %s", job.item_id, note)
         return _produce(rerouted, ctx, note=note)
 
@@ -145,7 +149,7 @@ def _produce(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
             raise
         close("failed", job.est_cost_usd, f"interrupted ({type(err).__name__}: {err}); charged the estimate")
         raise
-    key = f"raw/{job.campaign}/{job.item_id}-{job.fingerprint}.mp4"
+    key = f"raw/{job.campaign}/{job.item_id}-{job.fingerprint}-s{job.seed}.mp4"  # a QA regeneration has its own
     try:
         raw_uri = ctx.root.put_file(clip.path, key)
     except (OSError, VidbatchError) as err:
@@ -154,4 +158,5 @@ def _produce(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
     close("settled", clip.cost_usd, "; ".join(filter(None, [note, clip.detail])), seconds=clip.seconds,
           asset_uri=raw_uri, sha256=sha256_of(clip.path), job_id=clip.job_id, sandbox=common["sandbox"] or clip.sandbox)
     return GeneratedClip(job=job, path=clip.path, raw_uri=raw_uri, seconds=clip.seconds, cost_usd=clip.cost_usd,
-                         job_id=clip.job_id, note=note)
+                         job_id=clip.job_id, note=note, reservation_id=reservation_id,
+                         sandbox=common["sandbox"] or clip.sandbox)

@@ -1,4 +1,11 @@
-"""Post-production tasks: cut a generated clip to the finished window, and write deliverables."""
+"""Post-production of one clip: cut it to the finished window, pass the QA gate, write the deliverable.
+
+finish_clip: a frame-accurate cut of [trim_start_s, trim_start_s + duration_s + extend_s), then
+the QA gate (length, size, fps; black and frozen stretches). A failing clip gets a `qa_failed`
+ledger row and is made once more with a new seed (a new reservation: paid again, recorded as a
+QA regeneration), or the item fails with the QA reason.
+write_asset: the deliverable under assets/, and its contact sheet beside the run's report.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +15,25 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from vidbatch.media import cut, probe, sha256_of
+from vidbatch.errors import QAFailed
+from vidbatch.ledger import ledger_row
+from vidbatch.media import MediaInfo, contact_sheet, cut, detect_defects, probe, sha256_of
+from vidbatch.policy import Policy
+from vidbatch.qa import Expected, qa_failures, qa_summary
 from vidbatch.storage import OutputRoot
-from vidbatch.tasks.generate import GeneratedClip
+from vidbatch.tasks.context import RunContext
+from vidbatch.tasks.generate import GeneratedClip, generate_clip
+from vidbatch.tasks.ledger_io import write_ledger_rows
 
-__all__ = ["FinishedClip", "trim_clip", "write_asset"]
+__all__ = ["CheckedClip", "FinishedClip", "finish_clip", "write_asset", "check_clip"]
+
+
+@dataclass(frozen=True)
+class CheckedClip:
+    clip: GeneratedClip  # the clip accepted (after a QA regeneration, the second one)
+    path: Path           # the finished cut
+    info: MediaInfo
+    qa: str
 
 
 @dataclass(frozen=True)
@@ -24,18 +45,76 @@ class FinishedClip:
     seconds: float
     width: int
     height: int
+    provider: str = ""
+    model: str = ""
+    note: str = ""
+    qa: str = ""
+    sheet_uri: str | None = None
 
 
-@task(name="trim-clip", task_run_name="trim {clip.job.item_id}", retries=1, cache_policy=NO_CACHE)
-def trim_clip(clip: GeneratedClip) -> Path:
-    """Frame-accurate cut to [trim_start_s, trim_start_s + duration_s) at the clip's own fps."""
+def check_clip(path: Path, clip: GeneratedClip, policy: Policy) -> tuple[MediaInfo, list[str]]:
+    """Measure a finished cut and judge it against what its item asked for."""
+    info = probe(path)
+    if not policy.qa.enabled:
+        return info, []
+    qa = policy.qa
+    defects = detect_defects(path, black_min_s=qa.black_min_s, black_pixel_threshold=qa.black_pixel_threshold,
+                             black_picture_ratio=qa.black_picture_ratio, freeze_min_s=qa.freeze_min_s,
+                             freeze_noise_db=qa.freeze_noise_db)
     job = clip.job
-    return cut(clip.path, clip.path.with_name(f"{job.item_id}.cut.mp4"), job.trim_start_s, job.duration_s)
+    expected = Expected(seconds=job.finished_seconds, width=job.width, height=job.height,
+                        fps=float(policy.wan.fps) if job.provider == "wan" else None)
+    return info, qa_failures(info, defects, expected, qa)
+
+
+def _cut(clip: GeneratedClip) -> Path:
+    job = clip.job
+    return cut(clip.path, clip.path.with_name(f"{job.item_id}-s{job.seed}.cut.mp4"), job.trim_start_s,
+               job.finished_seconds)
+
+
+def _qa_failed(clip: GeneratedClip, ctx: RunContext, verdict: str) -> None:
+    job = clip.job
+    write_ledger_rows(ctx.root, [ledger_row(
+        run_id=ctx.run_id, night=ctx.night, item_id=job.item_id, campaign=job.campaign, fingerprint=job.fingerprint,
+        provider=job.provider, model=job.model, status="qa_failed", reason=f"QA {verdict}",
+        reservation_id=clip.reservation_id, job_id=clip.job_id, asset_uri=clip.raw_uri, sandbox=clip.sandbox)])
+
+
+@task(name="finish-clip", task_run_name="finish {clip.job.item_id}", cache_policy=NO_CACHE)
+def finish_clip(clip: GeneratedClip, ctx: RunContext) -> CheckedClip:
+    """Cut, check, and regenerate once if the clip fails QA. Never retried as a whole: a retry
+    could pay for a second regeneration (the paid step inside has its own retries)."""
+    path = _cut(clip)
+    info, failures = check_clip(path, clip, ctx.policy)
+    if not failures:
+        return CheckedClip(clip, path, info, qa_summary([]) if ctx.policy.qa.enabled else "not checked")
+    first = qa_summary(failures)
+    _qa_failed(clip, ctx, first)
+    if not ctx.policy.qa.regenerate_once:
+        raise QAFailed(f"QA {first} (qa.regenerate_once is off)")
+    seed = clip.job.seed + 1
+    job = clip.job.model_copy(update={"seed": seed, "resume_reservation_id": None, "resume_job_ids": ()})
+    again = generate_clip(job, ctx, why=f"QA regeneration with seed {seed}: the first clip {first}")
+    path = _cut(again)
+    info, failures = check_clip(path, again, ctx.policy)
+    if failures:
+        second = qa_summary(failures)
+        _qa_failed(again, ctx, second)
+        raise QAFailed(f"QA failed twice: seed {clip.job.seed} {first}; seed {seed} {second}")
+    return CheckedClip(again, path, info, f"passed on regeneration (seed {seed}); the first clip {first}")
 
 
 @task(name="write-asset", task_run_name="write {key}", retries=3, retry_delay_seconds=[1, 5, 15],
       cache_policy=NO_CACHE)
-def write_asset(root: OutputRoot, path: Path, key: str, item_id: str, campaign: str) -> FinishedClip:
-    info = probe(path)
-    return FinishedClip(item_id=item_id, campaign=campaign, asset_uri=root.put_file(path, key),
-                        sha256=sha256_of(path), seconds=info.duration_s, width=info.width, height=info.height)
+def write_asset(root: OutputRoot, checked: CheckedClip, key: str, sheet_key: str | None = None) -> FinishedClip:
+    """Store the deliverable at `key` (and its contact sheet at `sheet_key`)."""
+    job = checked.clip.job
+    sheet_uri = None
+    if sheet_key:
+        sheet = contact_sheet(checked.path, checked.path.with_suffix(".sheet.jpg"))
+        sheet_uri = root.put_file(sheet, sheet_key)
+    return FinishedClip(item_id=job.item_id, campaign=job.campaign, asset_uri=root.put_file(checked.path, key),
+                        sha256=sha256_of(checked.path), seconds=checked.info.duration_s, width=checked.info.width,
+                        height=checked.info.height, provider=job.provider, model=job.model,
+                        note=checked.clip.note, qa=checked.qa, sheet_uri=sheet_uri)

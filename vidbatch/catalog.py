@@ -49,11 +49,14 @@ OPTIONAL_COLUMNS: dict[str, pl.DataType] = {
     "provider": pl.String(),
     "max_cost_usd": pl.Float64(),
     "remix_of": pl.String(),
+    "extend_s": pl.Float64(),
+    "crossfade_s": pl.Float64(),
 }
 DEFAULTS = {"negative_prompt": "", "resolution": "480p", "priority": 0, "trim_start_s": 0.0}
 # The fields that decide what gets generated: change one and the item is new work.
 FINGERPRINT_FIELDS = ("prompt", "negative_prompt", "duration_s", "aspect", "realism", "resolution",
-                      "image_uri", "trim_start_s", "seed", "storyboard_id", "scene_index", "remix_of")
+                      "image_uri", "trim_start_s", "seed", "storyboard_id", "scene_index", "remix_of",
+                      "extend_s")
 
 REJECTS_SCHEMA = {"row": pl.Int64, "item_id": pl.String, "column": pl.String,
                   "value": pl.String, "reason": pl.String}
@@ -123,6 +126,34 @@ def _rules(cast_failures: list[pl.Expr]) -> list[pl.Expr]:
         _rule("image_uri", pl.col("image_uri").is_not_null() & _blank("image_uri"),
               "image_uri is blank; leave it null for text-to-video"),
         *_remix_rules(),
+        *_recut_rules(),
+    ]
+
+
+def _recut_rules() -> list[pl.Expr]:
+    """Extensions and storyboard transitions."""
+    extend = pl.col("extend_s")
+    fade = pl.col("crossfade_s")
+    story = pl.col("storyboard_id").is_not_null()
+    fades = fade.drop_nulls().unique().sort().cast(pl.String).str.join(", ").over("storyboard_id")
+    campaigns = pl.col("campaign").n_unique().over("storyboard_id")
+    finished = pl.col("duration_s") + extend.fill_null(0.0)
+    return [
+        _rule("extend_s", extend.is_not_null() & (~extend.is_finite() | (extend <= 0)),
+              pl.format("extend_s must be a number > 0, got {}", extend)),
+        _rule("extend_s", extend.is_not_null() & pl.col("remix_of").is_not_null(),
+              "a remix cannot be extended; extend its source instead"),
+        _rule("crossfade_s", fade.is_not_null() & ~story, "crossfade_s needs a storyboard_id"),
+        _rule("crossfade_s", fade.is_not_null() & (~fade.is_finite() | (fade < 0)),
+              pl.format("crossfade_s must be >= 0, got {}", fade)),
+        _rule("crossfade_s", story & (fade.drop_nulls().n_unique().over("storyboard_id") > 1),
+              pl.format("scenes of storyboard '{}' ask for different crossfades ({} s); give one value",
+                        pl.col("storyboard_id"), fades)),
+        _rule("crossfade_s", fade.is_not_null() & (fade >= finished),
+              pl.format("a crossfade of {} s does not fit in this {} s scene", fade, finished)),
+        _rule("storyboard_id", story & (campaigns > 1),
+              pl.format("storyboard '{}' spans {} campaigns; its scenes must share one", pl.col("storyboard_id"),
+                        campaigns)),
     ]
 
 

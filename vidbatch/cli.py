@@ -127,9 +127,17 @@ def run(catalog: str, policy: PolicyOpt = None, out: OutOpt = "vidbatch-out",
         out_console.print(f"  [yellow]fell back[/] {item['item_id']}: {item['reason']}", highlight=False)
     for item in summary["deferred"]:
         out_console.print(f"  [yellow]deferred[/] {item['item_id']}: {item['reason']}", highlight=False)
+    for item in summary["qa_regenerated"]:
+        out_console.print(f"  [yellow]QA regenerated[/] {item['item_id']}: {item['qa']}", highlight=False)
+    for board in summary["storyboards"]:
+        colour = {"stitched": "green", "done": "green", "failed": "red"}.get(board["status"], "yellow")
+        where = f" -> {board['asset_uri']}" if board["asset_uri"] else ""
+        out_console.print(f"  storyboard {board['storyboard_id']}: [{colour}]{board['status']}[/] "
+                          f"({board['reason']}){where}", highlight=False)
     for failure in summary["failed"]:
         err_console.print(f"  [red]failed[/] {failure['item_id']}: {failure['reason']}", highlight=False)
-    if summary["failed"]:
+    out_console.print(f"  report: {summary['report']}", highlight=False, soft_wrap=True)
+    if summary["failed"] or any(b["status"] == "failed" for b in summary["storyboards"]):
         raise typer.Exit(1)
 
 

@@ -7,6 +7,7 @@
     │   └── BudgetExceeded    a reservation would break a cap
     ├── StorageError          an output root cannot be read or written
     ├── MediaError            ffmpeg failed or a clip is not what it claims to be
+    │   └── QAFailed          a finished clip failed the QA gate (and its one regeneration)
     └── ProviderError         a provider call failed
         ├── TransientProviderError   worth retrying: 429, 5xx, timeouts, lost connections
         ├── ContentRejected          permanent for this item: bad input, moderation
@@ -23,6 +24,7 @@ __all__ = [
     "BudgetExceeded",
     "StorageError",
     "MediaError",
+    "QAFailed",
     "ProviderError",
     "TransientProviderError",
     "ContentRejected",
@@ -56,6 +58,10 @@ class StorageError(VidbatchError):
 
 class MediaError(VidbatchError):
     """ffmpeg failed, or a media file does not match what was expected."""
+
+
+class QAFailed(MediaError):
+    """A finished clip failed the QA gate: wrong length, size or fps, black or frozen stretches."""
 
 
 class ProviderError(VidbatchError):

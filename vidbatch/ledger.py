@@ -7,6 +7,8 @@ In between, a `submitted` row records each provider job id the moment the provid
 a reservation still open with submitted jobs is resumed by the next attempt or run, never paid
 again. It stays open across retries while its job exists at the provider.
 `deferred` and `rejected` rows record items a run did not attempt, with the reason.
+A `qa_failed` row follows the `settled` row of a clip that failed the QA gate (same
+reservation_id, cost 0: the money is in the settled row); that clip does not count as made.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from vidbatch.planner import Committed
 __all__ = ["LEDGER_SCHEMA", "STATUSES", "ledger_row", "ledger_frame", "committed_spend", "settled_items",
            "open_reservations", "jobs_in_flight", "new_reservation_id"]
 
-STATUSES = ("reserved", "submitted", "settled", "failed", "released", "deferred", "rejected")
+STATUSES = ("reserved", "submitted", "settled", "failed", "released", "deferred", "rejected", "qa_failed")
 CLOSING = ("settled", "failed", "released")
 
 LEDGER_SCHEMA: dict[str, pl.DataType] = {
@@ -99,8 +101,9 @@ def committed_spend(ledger: pl.DataFrame, night: str) -> Committed:
 
 
 def settled_items(ledger: pl.DataFrame) -> pl.DataFrame:
-    """The latest settled row per (campaign, item_id): what already exists and what it cost."""
-    return (ledger.filter(pl.col("status") == "settled")
+    """The latest settled row per (campaign, item_id) that passed QA: what already exists."""
+    rejected = ledger.filter(pl.col("status") == "qa_failed")["reservation_id"].implode()
+    return (ledger.filter((pl.col("status") == "settled") & ~pl.col("reservation_id").is_in(rejected))
             .sort("created_at")
             .group_by("campaign", "item_id", maintain_order=True).last()
             .select("campaign", "item_id", "fingerprint", "run_id", "asset_uri", "cost_usd", "created_at",

@@ -19,8 +19,8 @@ import numpy as np
 
 from vidbatch.errors import MediaError
 
-__all__ = ["MediaInfo", "ffmpeg_exe", "probe", "write_frames", "cut", "concat", "testsrc", "first_frame",
-           "fit_image", "sha256_of"]
+__all__ = ["MediaInfo", "ffmpeg_exe", "probe", "write_frames", "cut", "concat", "normalise_join", "testsrc",
+           "first_frame", "last_frame", "fit_image", "contact_sheet", "detect_defects", "sha256_of"]
 
 
 @functools.cache
@@ -45,7 +45,11 @@ class MediaInfo:
     frames: int
     duration_s: float
     has_audio: bool
-    codec: str
+    codec: str            # with its profile, e.g. "h264 (High)"
+    pix_fmt: str = ""
+    sar: str = "1:1"
+    timebase: str = ""    # the stream's tbn, e.g. "16384 tbn"
+    audio: str = ""       # codec, rate and layout of the first audio stream, e.g. "aac 44100 Hz mono"
 
 
 def _run(stream, what: str, **kwargs) -> tuple[bytes, bytes]:
@@ -56,24 +60,37 @@ def _run(stream, what: str, **kwargs) -> tuple[bytes, bytes]:
         raise MediaError(f"ffmpeg failed to {what}: {' | '.join(tail)}") from err
 
 
-_VIDEO = re.compile(r"Stream #0:\d+.*?: Video: (\w+).*?, (\d+)x(\d+)[, \[].*?, ([\d.]+) (?:fps|tbr)")
+_VIDEO = re.compile(r"Stream #0:\d+.*?: Video: (\w+(?: \([^)]*\))?).*?, (\w+)(?:\([^)]*\))?, (\d+)x(\d+)"
+                    r"(?: \[SAR (\d+:\d+))?.*?, ([\d.]+) (?:fps|tbr)(?:.*?, ([\d.k]+ tbn))?")
+_AUDIO = re.compile(r"Stream #0:\d+.*?: Audio: (\w+).*?, (\d+ Hz), ([^,]+)")
 _FRAMES = re.compile(r"frame=\s*(\d+)")
 _TIME = re.compile(r"time=(\d+):(\d+):([\d.]+)")
 
 
-def probe(path: Path) -> MediaInfo:
-    """Size, fps, exact frame count and duration of a video file (decodes the video stream once)."""
-    _, err = _run(ffmpeg.input(str(path)).output("-", format="null", map="0:v:0"), f"probe {path}")
+_DURATION = re.compile(r"Duration: (\d+):(\d+):([\d.]+)")
+
+
+def probe(path: Path, *, decode: bool = True) -> MediaInfo:
+    """Stream parameters of a video file. With `decode` (the default) the video is decoded once
+    for its exact frame count; without, the container's duration is read from the header (fast)."""
+    limit = {} if decode else {"frames:v": 0}
+    _, err = _run(ffmpeg.input(str(path)).output("-", format="null", map="0:v:0", **limit), f"probe {path}")
     text = err.decode(errors="replace")
     video = _VIDEO.search(text)
     frames = _FRAMES.findall(text)
+    if not decode:
+        header = _DURATION.search(text)
+        frames = [round((int(header.group(1)) * 3600 + int(header.group(2)) * 60 + float(header.group(3)))
+                        * float(video.group(6)))] if header and video else []
     if not video or not frames:
         raise MediaError(f"{path} has no readable video stream")
-    fps = float(video.group(4))
+    fps = float(video.group(6))
     n = int(frames[-1])
-    return MediaInfo(width=int(video.group(2)), height=int(video.group(3)), fps=fps, frames=n,
-                     duration_s=n / fps, has_audio=bool(re.search(r"Stream #0:\d+.*?: Audio:", text)),
-                     codec=video.group(1))
+    audio = _AUDIO.search(text)
+    return MediaInfo(width=int(video.group(3)), height=int(video.group(4)), fps=fps, frames=n,
+                     duration_s=n / fps, has_audio=audio is not None, codec=video.group(1),
+                     pix_fmt=video.group(2), sar=video.group(5) or "1:1", timebase=video.group(7) or "",
+                     audio=" ".join(audio.groups()) if audio else "")
 
 
 def _h264(**extra) -> dict:
@@ -124,11 +141,80 @@ def concat(parts: list[Path], dst: Path) -> Path:
     return dst
 
 
+def _fitted(video, width: int, height: int, fit: str):
+    """Scale to cover and centre-crop (`crop`), or scale to fit and letterbox (`pad`)."""
+    if fit == "crop":
+        return video.filter("scale", width, height, force_original_aspect_ratio="increase").filter(
+            "crop", width, height)
+    return video.filter("scale", width, height, force_original_aspect_ratio="decrease",
+                        force_divisible_by=2).filter("pad", width, height, "(ow-iw)/2", "(oh-ih)/2")
+
+
+def normalise_join(parts: list[tuple[Path, MediaInfo]], dst: Path, *, width: int, height: int, fps: int,
+                   fit: str = "crop", crossfade_s: float = 0.0, audio: bool = False) -> Path:
+    """Join clips of any encoding in one re-encode: each is fitted to width x height, square
+    pixels, `fps` and yuv420p; with `audio`, clips without a track get silence. Scene k ends on
+    frame round(sum of the first k durations x fps), so the join is within one frame of the sum.
+    With `crossfade_s`, neighbours overlap by that much (xfade + acrossfade)."""
+    ends, total = [0], 0.0
+    for _, info in parts:
+        total += info.duration_s
+        ends.append(round(total * fps))
+    videos, audios, seconds = [], [], []
+    silent = sum(not info.has_audio for _, info in parts)
+    silence = (ffmpeg.input("anullsrc=r=48000:cl=stereo", format="lavfi").audio.filter_multi_output(
+        "asplit", silent) if audio and silent else None)
+    for index, (path, info) in enumerate(parts):
+        count = ends[index + 1] - ends[index]
+        source = ffmpeg.input(str(path))
+        videos.append(_fitted(source.video, width, height, fit).filter("setsar", 1).filter("fps", fps)
+                      .filter("tpad", stop_mode="clone", stop=2).filter("trim", end_frame=count)
+                      .filter("setpts", "PTS-STARTPTS").filter("format", "yuv420p"))
+        seconds.append(count / fps)
+        if audio:
+            if info.has_audio:
+                track = source.audio
+            else:
+                track, silent = silence.stream(silent - 1), silent - 1
+            audios.append(track.filter("aresample", 48000).filter("aformat", sample_fmts="fltp",
+                                                                   channel_layouts="stereo")
+                          .filter("apad", whole_dur=count / fps).filter("atrim", duration=count / fps)
+                          .filter("asetpts", "PTS-STARTPTS"))
+    if crossfade_s > 0:
+        video, track, offset = videos[0], audios[0] if audio else None, 0.0
+        for index in range(1, len(parts)):
+            offset += seconds[index - 1] - crossfade_s
+            video = ffmpeg.filter([video, videos[index]], "xfade", transition="fade", duration=crossfade_s,
+                                  offset=round(offset, 6))
+            if audio:
+                track = ffmpeg.filter([track, audios[index]], "acrossfade", d=crossfade_s)
+        streams = [video] + ([track] if audio else [])
+    else:
+        pairs = [s for pair in zip(videos, audios if audio else [None] * len(videos)) for s in pair if s is not None]
+        joined = ffmpeg.concat(*pairs, v=1, a=1 if audio else 0).node
+        streams = [joined[0]] + ([joined[1]] if audio else [])
+    extra = {"acodec": "aac", "ar": 48000} if audio else {}
+    _run(ffmpeg.output(*streams, str(dst), r=fps, **_h264(**extra)).overwrite_output(),
+         f"normalise and join {len(parts)} clips")
+    return dst
+
+
 def testsrc(dst: Path, seconds: float, width: int, height: int, fps: int, *, pattern: str = "testsrc2",
             audio: bool = False) -> Path:
-    """A real test-pattern MP4 (ffmpeg lavfi), optionally with a tone as its audio track."""
-    video = ffmpeg.input(f"{pattern}=size={width}x{height}:rate={fps}:duration={seconds}", format="lavfi")
-    streams = [video]
+    """A real test-pattern MP4 (ffmpeg lavfi), optionally with a tone as its audio track.
+
+    `pattern`: a lavfi source (`testsrc2`, `smptebars`, ...), `black`, `still` (one frozen
+    picture), or `color:NAME` (that colour with moving noise: distinct and never frozen)."""
+    size = f"size={width}x{height}:rate={fps}:duration={seconds}"
+    if pattern == "black":
+        spec = f"color=c=black:{size}"
+    elif pattern == "still":
+        spec = f"smptebars={size}"
+    elif pattern.startswith("color:"):
+        spec = f"color=c={pattern.split(':', 1)[1]}:{size},noise=alls=30:allf=t+u"
+    else:
+        spec = f"{pattern}={size}"
+    streams = [ffmpeg.input(spec, format="lavfi")]
     if audio:
         streams.append(ffmpeg.input(f"sine=frequency=440:duration={seconds}", format="lavfi"))
     _run(ffmpeg.output(*streams, str(dst), **_h264(acodec="aac")).overwrite_output(), f"render {dst.name}")
@@ -139,6 +225,51 @@ def first_frame(src: Path, dst: Path) -> Path:
     """The first frame of a video as an image (format from dst's suffix)."""
     _run(ffmpeg.input(str(src)).output(str(dst), vframes=1).overwrite_output(), f"grab a frame of {src.name}")
     return dst
+
+
+def last_frame(src: Path, dst: Path) -> Path:
+    """The last frame of a video as an image (read from its final second)."""
+    _run(ffmpeg.input(str(src), sseof=-1).output(str(dst), update=1).overwrite_output(),
+         f"grab the last frame of {src.name}")
+    return dst
+
+
+def contact_sheet(src: Path, dst: Path, *, columns: int = 6, thumb_width: int = 192) -> Path:
+    """One image of `columns` thumbnails taken evenly through the clip (JPEG or PNG by suffix)."""
+    info = probe(src)
+    rate = columns / max(info.duration_s, 1 / info.fps)
+    sheet = (ffmpeg.input(str(src)).video.filter("fps", rate, round="down")
+             .filter("scale", thumb_width, -2).filter("tile", f"{columns}x1", padding=4, margin=4))
+    _run(sheet.output(str(dst), vframes=1, **{"q:v": 4}).overwrite_output(), f"contact sheet of {src.name}")
+    return dst
+
+
+_BLACK = re.compile(r"black_start:([\d.]+) black_end:([\d.]+)")
+_FREEZE = re.compile(r"lavfi\.freezedetect\.freeze_(start|end): ([\d.]+)")
+
+
+def detect_defects(src: Path, *, black_min_s: float, black_pixel_threshold: float, black_picture_ratio: float,
+                   freeze_min_s: float, freeze_noise_db: float) -> list[tuple[str, float, float]]:
+    """Black and frozen stretches ((`black`|`frozen`, start_s, end_s)) at least the given lengths,
+    found by ffmpeg's blackdetect and freezedetect in one decode. A stretch still open at the end
+    of the clip ends there."""
+    info = probe(src)
+    video = ffmpeg.input(str(src)).video.filter("blackdetect", d=black_min_s, pix_th=black_pixel_threshold,
+                                                pic_th=black_picture_ratio)
+    video = video.filter("freezedetect", n=f"{freeze_noise_db}dB", d=freeze_min_s)
+    _, err = _run(video.output("-", format="null"), f"scan {src.name} for black or frozen video")
+    text = err.decode(errors="replace")
+    found = [("black", float(a), float(b)) for a, b in _BLACK.findall(text)]
+    start = None
+    for edge, at in _FREEZE.findall(text):
+        if edge == "start":
+            start = float(at)
+        elif start is not None:
+            found.append(("frozen", start, float(at)))
+            start = None
+    if start is not None and info.duration_s - start >= freeze_min_s - 1 / info.fps:
+        found.append(("frozen", start, info.duration_s))
+    return sorted(found, key=lambda d: d[1])
 
 
 def fit_image(src: Path, dst: Path, width: int, height: int) -> Path:

@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, V
 
 from vidbatch.errors import PolicyError
 
-__all__ = ["Policy", "Caps", "Routing", "WanRoute", "WanModel", "ClosedRoute", "load_policy", "default_policy"]
+__all__ = ["Policy", "Caps", "Routing", "WanRoute", "WanModel", "ClosedRoute", "QA", "Stitch", "load_policy",
+           "default_policy"]
 
 Realism = Literal["low", "medium", "high"]
 Resolution = Literal["480p", "720p"]
@@ -119,11 +120,41 @@ class ClosedRoute(_Strict):
         return self
 
 
+class QA(_Strict):
+    """The gate every finished clip passes before it is accepted (see vidbatch.qa)."""
+
+    enabled: bool = True
+    black_min_s: PositiveFloat = Field(1.0, description="a black stretch at least this long fails the clip")
+    black_pixel_threshold: float = Field(0.10, ge=0, le=1, description="blackdetect pix_th: a pixel this "
+                                         "dark (fraction of full luma) counts as black")
+    black_picture_ratio: float = Field(0.98, ge=0, le=1, description="blackdetect pic_th: a frame this "
+                                       "much black counts as black")
+    freeze_min_s: PositiveFloat = Field(2.0, description="a frozen stretch at least this long fails the clip")
+    freeze_noise_db: float = Field(-60.0, lt=0, description="freezedetect noise tolerance (dB)")
+    min_fps: PositiveFloat = Field(15.0, description="lowest fps accepted where the route promises none "
+                                   "(the closed route); Wan clips must have exactly wan.fps")
+    regenerate_once: bool = Field(True, description="a failing clip is made once more with a new seed "
+                                  "(paid again) before the item is marked failed")
+
+
+class Stitch(_Strict):
+    """How the scenes of a storyboard are joined."""
+
+    crossfade_s: float = Field(0.0, ge=0, description="default crossfade between scenes; a catalog's "
+                               "crossfade_s column overrides it per storyboard")
+    fit: Literal["crop", "pad"] = Field("crop", description="a scene of another shape is scaled to cover "
+                                        "and centre-cropped, or scaled to fit and letterboxed")
+    fps: PositiveInt | None = Field(None, description="frame rate of a re-encoded storyboard; default: "
+                                    "the highest among its scenes")
+
+
 class Policy(_Strict):
     caps: Caps
     routing: Routing = Routing()
     wan: WanRoute
     closed: ClosedRoute
+    qa: QA = QA()
+    stitch: Stitch = Stitch()
 
 
 def _parse(text: str, origin: str) -> Policy:

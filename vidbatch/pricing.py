@@ -16,6 +16,8 @@ __all__ = [
     "raw_seconds",
     "wan_shot_frames",
     "closed_segments",
+    "wan_extension_frames",
+    "closed_extension_segments",
     "closed_size",
     "wan_size",
     "wan_options",
@@ -41,6 +43,24 @@ def wan_shot_frames(seconds: float, fps: int, max_frames: int) -> list[int]:
     per_shot = math.ceil(needed / shots)
     per_shot = per_shot + (-(per_shot - 1)) % 4  # round up to 4k+1
     return [min(per_shot, max_frames)] * shots
+
+
+def wan_extension_frames(extend_s: float, fps: int, max_frames: int) -> list[int]:
+    """Frame counts of the image-to-video shots that extend a clip by `extend_s`: equal shots,
+    each starting on the previous last frame (dropped afterwards), so each renders one frame more
+    than it adds, rounded up to 4k+1."""
+    new_frames = max(1, math.ceil(extend_s * fps - _EPS))
+    shots = math.ceil(new_frames / (max_frames - 1))
+    per_shot = math.ceil(new_frames / shots) + 1
+    return [per_shot + (-(per_shot - 1)) % 4] * shots
+
+
+def closed_extension_segments(extend_s: float, route: ClosedRoute) -> list[int]:
+    """Billed seconds of the extension calls that add `extend_s` to a clip."""
+    step = max(route.extension_seconds)
+    full = math.floor(extend_s / step + _EPS)
+    tail = extend_s - full * step
+    return [step] * full + ([_smallest_at_least(tail, route.extension_seconds)] if tail > _EPS else [])
 
 
 def _smallest_at_least(value: float, options: list[int]) -> int | None:
@@ -94,6 +114,7 @@ def wan_options(policy: Policy) -> list[pl.Expr]:
     per_shot = (needed / shots).ceil()
     per_shot = per_shot + ((1 - per_shot) % 4)
     gpu_s = shots * _pick(gpu_table, key, pl.Float64) * per_shot / route.max_shot_frames
+    gpu_s = gpu_s + _wan_extension_gpu_s(route)
     landscape = _pick(size_table, key, pl.String)
     portrait = landscape.str.split("x").list.reverse().list.join("x")
     return [
@@ -103,6 +124,21 @@ def wan_options(policy: Policy) -> list[pl.Expr]:
         gpu_s.alias("wan_gpu_s"),
         (gpu_s * route.gpu_usd_per_hour / 3600).alias("wan_cost"),
     ]
+
+
+def _wan_extension_gpu_s(route: WanRoute) -> pl.Expr:
+    """GPU seconds of an item's extension (0 without one; null when no i2v model can make it).
+
+    Shots of up to max_shot_frames frames, each re-rendering the previous last frame."""
+    extend = pl.col("extend_s").fill_null(0.0)
+    model = _pick(route.i2v_model, pl.col("resolution"), pl.String)
+    gpu_table = {f"{name}|{res}": s for name, m in route.models.items() for res, s in m.gpu_s_per_shot.items()}
+    per_full_shot = _pick(gpu_table, pl.concat_str([model, pl.col("resolution")], separator="|"), pl.Float64)
+    new_frames = (extend * route.fps - _EPS).ceil().clip(lower_bound=1)
+    shots = (new_frames / (route.max_shot_frames - 1)).ceil()
+    per_shot = (new_frames / shots).ceil() + 1
+    per_shot = per_shot + ((1 - per_shot) % 4)
+    return pl.when(extend <= 0).then(0.0).otherwise(shots * per_full_shot * per_shot / route.max_shot_frames)
 
 
 def _smallest_at_least_expr(value: pl.Expr, options: list[int]) -> pl.Expr:
@@ -133,6 +169,7 @@ def closed_options(policy: Policy) -> list[pl.Expr]:
     tail_billed = pl.when(tail > _EPS).then(_smallest_at_least_expr(tail, pieces)).otherwise(0.0)
     billed = (pl.when(raw <= longest + _EPS).then(_smallest_at_least_expr(raw, route.clip_seconds))
               .otherwise(longest + full * step + tail_billed))
+    billed = billed + _closed_extension_billed_s(route)
     return [
         model.alias("closed_model"),
         size.alias("closed_size"),
@@ -141,13 +178,31 @@ def closed_options(policy: Policy) -> list[pl.Expr]:
     ]
 
 
-def wan_estimate_usd(route: WanRoute, model: str, resolution: str, seconds: float) -> float:
-    """One item's Wan estimate: GPU seconds per full shot, scaled by each shot's frames."""
+def _closed_extension_billed_s(route: ClosedRoute) -> pl.Expr:
+    extend = pl.col("extend_s").fill_null(0.0)
+    step = max(route.extension_seconds)
+    full = (extend / step + _EPS).floor()
+    tail = extend - full * step
+    return full * step + pl.when(tail > _EPS).then(_smallest_at_least_expr(tail, route.extension_seconds)).otherwise(0.0)
+
+
+def wan_estimate_usd(route: WanRoute, model: str, resolution: str, seconds: float, extend_s: float = 0.0) -> float:
+    """One item's Wan estimate: GPU seconds per full shot, scaled by each shot's frames; an
+    extension is priced on the route's image-to-video model (inf when there is none)."""
     shots = wan_shot_frames(seconds, route.fps, route.max_shot_frames)
     gpu_s = route.models[model].gpu_s_per_shot[resolution] * sum(shots) / route.max_shot_frames
+    if extend_s > 0:
+        i2v = route.i2v_model.get(resolution)
+        if i2v is None:
+            return float("inf")
+        frames = wan_extension_frames(extend_s, route.fps, route.max_shot_frames)
+        gpu_s += route.models[i2v].gpu_s_per_shot[resolution] * sum(frames) / route.max_shot_frames
     return gpu_s * route.gpu_usd_per_hour / 3600
 
 
-def closed_estimate_usd(route: ClosedRoute, model: str, size: str, seconds: float) -> float:
+def closed_estimate_usd(route: ClosedRoute, model: str, size: str, seconds: float, extend_s: float = 0.0) -> float:
     """One item's closed-route estimate: billed seconds of every call times the model's price."""
-    return sum(closed_segments(seconds, route)) * route.price_usd_per_s[model][size]
+    billed = sum(closed_segments(seconds, route))
+    if extend_s > 0:
+        billed += sum(closed_extension_segments(extend_s, route))
+    return billed * route.price_usd_per_s[model][size]

@@ -55,10 +55,17 @@ class ClipJob(BaseModel):
     remix_job_id: str | None = None      # that video's job id, when it was made in an earlier run
     resume_reservation_id: str | None = None  # an open reservation whose jobs this run resumes
     resume_job_ids: tuple[str, ...] = ()
+    extend_s: float = 0.0                # continue the clip this much past its generated footage
 
     @property
     def raw_seconds(self) -> float:
+        """Footage the route generates before any extension: the trimmed head plus the clip."""
         return self.trim_start_s + self.duration_s
+
+    @property
+    def finished_seconds(self) -> float:
+        """Length of the deliverable: the clip plus its extension."""
+        return self.duration_s + self.extend_s
 
 
 def night_of(moment: datetime, timezone: str) -> str:
@@ -139,7 +146,7 @@ def clip_jobs(plan: pl.DataFrame) -> list[ClipJob]:
             aspect=row["aspect"], forced=bool(row.get("provider_forced")), storyboard_id=row["storyboard_id"],
             scene_index=row["scene_index"], remix_of=row.get("remix_of"), remix_job_id=row.get("remix_job_id"),
             resume_reservation_id=row.get("resume_reservation_id"),
-            resume_job_ids=tuple(row.get("resume_job_ids") or ())))
+            resume_job_ids=tuple(row.get("resume_job_ids") or ()), extend_s=row.get("extend_s") or 0.0))
     return jobs
 
 
@@ -159,7 +166,9 @@ def fallback_job(job: ClipJob, policy: Policy, why: str) -> ClipJob | str:
     model = table.get(job.resolution)
     if model is None:
         return f"sora unavailable ({why}); wan has no model for {job.resolution}; deferred"
-    est = wan_estimate_usd(route, model, job.resolution, job.raw_seconds)
+    if job.extend_s and job.resolution not in route.i2v_model:
+        return f"sora unavailable ({why}); wan cannot extend {job.resolution} clips (no i2v model); deferred"
+    est = wan_estimate_usd(route, model, job.resolution, job.raw_seconds, job.extend_s)
     width, height = wan_size(route, model, job.resolution, job.aspect)
     return job.model_copy(update=dict(provider="wan", model=model, width=width, height=height, est_cost_usd=est,
                                       resume_reservation_id=None, resume_job_ids=()))

@@ -1,0 +1,54 @@
+"""What became of each item of a run, read from its task futures, and the run's summary."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from vidbatch.errors import Deferred, TransientProviderError
+
+__all__ = ["OUTCOME_SCHEMA", "outcome_of", "run_summary"]
+
+OUTCOME_SCHEMA = {"item_id": pl.String, "campaign": pl.String, "asset_uri": pl.String, "outcome": pl.String,
+                  "detail": pl.String, "provider": pl.String, "model": pl.String, "qa": pl.String,
+                  "sheet_uri": pl.String}
+
+
+def outcome_of(job, futures: list) -> dict:
+    """finished / deferred / failed for one item, from its futures in pipeline order
+    (generate, finish, write): the first one that failed says why."""
+    for future in futures:
+        future.wait()  # as_completed can yield before the state is readable
+    row = dict.fromkeys(OUTCOME_SCHEMA) | {"item_id": job.item_id, "campaign": job.campaign}
+    last = futures[-1]
+    if last.state.is_completed():
+        done = last.result()
+        return row | {"outcome": "finished", "detail": done.note or None, "asset_uri": done.asset_uri,
+                      "provider": done.provider, "model": done.model, "qa": done.qa, "sheet_uri": done.sheet_uri}
+    error = next((r for f in futures if isinstance(r := f.state.result(raise_on_failure=False), BaseException)),
+                 None)
+    if isinstance(error, Deferred):
+        return row | {"outcome": "deferred", "detail": f"deferred: {error}"}
+    if isinstance(error, TransientProviderError):  # out of retries, nothing lost: a later run goes on
+        return row | {"outcome": "deferred",
+                      "detail": f"deferred: still failing after retries ({error}); the next run tries again"}
+    return row | {"outcome": "failed", "detail": f"{type(error).__name__}: {error}"}
+
+
+def run_summary(run_id: str, night: str, out: str, items: pl.DataFrame, rejects: pl.DataFrame,
+                this_run: pl.DataFrame, unavailable: dict, boards: pl.DataFrame, sandbox: bool) -> dict:
+    """The flow's return value: counts, money, and every item or storyboard that needs a look."""
+    return {
+        "run_id": run_id, "night": night, "out": out, "sandbox": sandbox,
+        "status_counts": dict(items.group_by("status").len().iter_rows()),
+        "rejected_rows": int(rejects["row"].n_unique()),
+        "est_cost_usd": float(this_run.filter(pl.col("status") == "reserved")["est_cost_usd"].sum()),
+        "cost_usd": float(this_run.filter(pl.col("status").is_in(["settled", "failed"]))["cost_usd"].sum()),
+        "failed": items.filter(pl.col("status") == "failed").select("item_id", "reason").to_dicts(),
+        "unavailable": unavailable,
+        "fell_back": items.filter(pl.col("reason").str.contains("fell back", literal=True)
+                                  & (pl.col("status") == "finished")).select("item_id", "reason").to_dicts(),
+        "deferred": items.filter(pl.col("status") == "deferred").select("item_id", "reason").to_dicts(),
+        "qa_regenerated": items.filter(pl.col("qa").str.starts_with("passed on regeneration").fill_null(False))
+                               .select("item_id", "qa").to_dicts(),
+        "storyboards": boards.select("storyboard_id", "status", "reason", "asset_uri").to_dicts(),
+    }

@@ -1,0 +1,124 @@
+"""Stitching a storyboard: its scenes' finished clips joined in scene order into one deliverable.
+
+Stream copy (the concat demuxer, no re-encode) when every scene has the same codec, pixel format,
+size, SAR, fps, timebase and audio layout and no crossfade is asked; otherwise one re-encode that
+fits every scene to the storyboard's shape (see storyboards.stitch_target), with silence where a
+scene has no audio, and the crossfades. The result is checked: its length must be the scenes'
+sum minus the crossfades, within one frame. Each stitch is recorded under `storyboards/` (append-
+only Parquet) so a later run does not stitch the same scenes again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import polars as pl
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from vidbatch.errors import MediaError
+from vidbatch.media import concat, contact_sheet, normalise_join, probe
+from vidbatch.policy import Policy, Stitch
+from vidbatch.storage import OutputRoot, fetch_to
+from vidbatch.storyboards import incompatibilities, stitch_target, storyboard_table
+from vidbatch.tasks.report import sheet_key
+
+__all__ = ["STITCHES_PREFIX", "STITCH_SCHEMA", "Stitched", "stitch_storyboard", "stitch_storyboards",
+           "read_stitches"]
+
+STITCHES_PREFIX = "storyboards"
+STITCH_SCHEMA = {"run_id": pl.String, "campaign": pl.String, "storyboard_id": pl.String,
+                 "stitch_fingerprint": pl.String, "asset_uri": pl.String, "seconds": pl.Float64,
+                 "scenes": pl.Int64, "mode": pl.String, "created_at": pl.Datetime("us", "UTC")}
+
+
+@dataclass(frozen=True)
+class Stitched:
+    campaign: str
+    storyboard_id: str
+    asset_uri: str
+    seconds: float
+    mode: str
+    sheet_uri: str | None = None
+
+
+def read_stitches(root: OutputRoot) -> pl.DataFrame:
+    """Every storyboard stitched under this root so far."""
+    return root.read_parquet_dir(STITCHES_PREFIX, STITCH_SCHEMA)
+
+
+@task(name="stitch-storyboard", task_run_name="stitch {board[storyboard_id]}", retries=1,
+      retry_delay_seconds=2, cache_policy=NO_CACHE)
+def stitch_storyboard(root: OutputRoot, board: dict, scenes: list[str], aspect: str, stitch: Stitch,
+                      workdir: Path, run_id: str, key: str, sheet_key: str | None = None) -> Stitched:
+    """Join `scenes` (local paths or URIs of finished clips, in scene order) and store the result at `key`."""
+    name = board["storyboard_id"]
+    folder = workdir / f"storyboard-{name}"
+    folder.mkdir(parents=True, exist_ok=True)
+    local = [Path(s) if Path(s).exists() else fetch_to(s, folder) for s in scenes]
+    infos = [probe(p, decode=False) for p in local]
+    crossfade = float(board["crossfade_s"])
+    short = [f"scene {n} ({i.duration_s:.2f} s)" for n, i in enumerate(infos) if i.duration_s <= crossfade]
+    if short:
+        raise MediaError(f"storyboard {name}: a {crossfade:g} s crossfade does not fit {', '.join(short)}")
+    dst = folder / f"{name}.mp4"
+    problems = incompatibilities(infos)
+    if not problems and not crossfade:
+        concat(local, dst)
+        mode = "stream copy"
+    else:
+        target = stitch_target(infos, aspect, stitch)
+        normalise_join(list(zip(local, infos)), dst, width=target.width, height=target.height, fps=target.fps,
+                       fit=stitch.fit, crossfade_s=crossfade, audio=target.audio)
+        why = "; ".join(problems) if problems else f"{crossfade:g} s crossfades"
+        mode = f"re-encoded to {target.width}x{target.height} at {target.fps} fps ({why})"
+    result = probe(dst)
+    wanted = sum(i.duration_s for i in infos) - crossfade * (len(infos) - 1)
+    if abs(result.duration_s - wanted) > 1 / result.fps + 1e-6:
+        raise MediaError(f"storyboard {name} came out {result.duration_s:.3f} s long, expected {wanted:.3f} s")
+    asset_uri = root.put_file(dst, key)
+    sheet_uri = root.put_file(contact_sheet(dst, folder / f"{name}.sheet.jpg", columns=max(6, len(infos) * 2)),
+                              sheet_key) if sheet_key else None
+    root.append_part(pl.DataFrame([{
+        "run_id": run_id, "campaign": board["campaign"], "storyboard_id": name,
+        "stitch_fingerprint": board["stitch_fingerprint"], "asset_uri": asset_uri, "seconds": result.duration_s,
+        "scenes": len(infos), "mode": mode, "created_at": datetime.now(timezone.utc)}], schema=STITCH_SCHEMA),
+        STITCHES_PREFIX)
+    return Stitched(campaign=board["campaign"], storyboard_id=name, asset_uri=asset_uri,
+                    seconds=result.duration_s, mode=mode, sheet_uri=sheet_uri)
+
+
+def stitch_storyboards(root: OutputRoot, run_id: str, items: pl.DataFrame, plan: pl.DataFrame, rejected_scenes: pl.DataFrame,
+                        pol: Policy, workdir: Path) -> pl.DataFrame:
+    """Stitch every storyboard whose scenes all exist (one task run each); the others say which
+    scene they wait for. Returns storyboard_table's rows with status `stitched` (plus asset_uri,
+    seconds, mode, sheet_uri), `failed` (the stitch itself failed), `blocked` or `done`."""
+    wanted = [c for c in ("storyboard_id", "scene_index", "fingerprint", "crossfade_s", "aspect") if c not in items.columns]
+    scenes = items.join(plan.select("campaign", "item_id", *wanted), on=["campaign", "item_id"], how="left")
+    boards = storyboard_table(scenes, rejected_scenes, read_stitches(root), pol.stitch)
+    uris = {(r["campaign"], r["item_id"]): r["asset_uri"] or root.key_uri(f"assets/{r['campaign']}/{r['item_id']}.mp4")
+            for r in scenes.iter_rows(named=True)}
+    aspect = dict(zip(zip(scenes["campaign"], scenes["item_id"]), scenes["aspect"]))
+    futures = {}
+    for board in boards.filter(pl.col("status") == "ready").iter_rows(named=True):
+        c, name = board["campaign"], board["storyboard_id"]
+        futures[name] = stitch_storyboard.submit(
+            root, board, [uris[(c, i)] for i in board["item_ids"]], aspect[(c, board["item_ids"][0])], pol.stitch,
+            workdir, run_id, f"assets/{c}/storyboards/{name}.mp4", sheet_key(run_id, c, f"storyboard-{name}"))
+    made = []
+    for name, future in futures.items():
+        state = future.wait() or future.state
+        result = state.result(raise_on_failure=False)
+        made.append({"storyboard_id": name, "stitched": not isinstance(result, BaseException),
+                     "error": f"{type(result).__name__}: {result}" if isinstance(result, BaseException) else None,
+                     **({k: getattr(result, k) for k in ("asset_uri", "seconds", "mode", "sheet_uri")}
+                        if not isinstance(result, BaseException) else {})})
+    result = pl.DataFrame(made, schema={"storyboard_id": pl.String, "stitched": pl.Boolean, "error": pl.String,
+                                        "asset_uri": pl.String, "seconds": pl.Float64, "mode": pl.String,
+                                        "sheet_uri": pl.String})
+    return boards.join(result, on="storyboard_id", how="left").with_columns(
+        pl.when(pl.col("stitched")).then(pl.lit("stitched"))
+        .when(pl.col("error").is_not_null()).then(pl.lit("failed")).otherwise(pl.col("status")).alias("status"),
+        pl.coalesce("error", "reason").alias("reason")).drop("stitched", "error")
