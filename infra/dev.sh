@@ -20,6 +20,20 @@ setup() {
   touch "$VENV/.installed"
 }
 
+# The report test opens the HTML in a real headless browser: Debian's chromium. CI installs it;
+# elsewhere the test is skipped (with its reason) when there is none and no root to install it.
+browser() {
+  if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then return; fi
+  local sudo=""; [ "$(id -u)" = 0 ] || sudo="$(command -v sudo || true)"
+  if [ "$(id -u)" = 0 ] || [ -n "$sudo" ]; then
+    echo "installing chromium for the report test..." >&2
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+  elif [ "${CI:-}" = true ]; then
+    echo "CI needs chromium for the report test and cannot install it (no root, no sudo)" >&2
+    exit 1
+  fi
+}
+
 case "${1:-}" in
   demo)
     setup
@@ -30,6 +44,7 @@ case "${1:-}" in
     ;;
   test)
     setup
+    browser
     shift
     exec "$VENV/bin/python" -m pytest "$@"
     ;;

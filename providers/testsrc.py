@@ -2,7 +2,9 @@
 
 It plays a GPU route we do not have: configurable latency, price per second, and scripted
 failures (raised in call order, like a flaky service), so retries and the ledger are exercised
-for real. Never registered by default; bind it with `registry.bound({"wan": ...})`.
+for real. `patterns` scripts what each item's successive clips show (`media.testsrc` patterns:
+a distinct colour per scene, a black or frozen clip for the QA gate); `audio` adds a tone, as
+the closed route's clips have. Never registered by default; bind it with `registry.bound(...)`.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ class TestsrcProvider:
     extend = True
 
     def __init__(self, *, id: str = "wan", fps: int = 16, usd_per_s: float = 0.001, latency_s: float = 0.0,
-                 failures: Iterable[ProviderError] = (), max_seconds: float = 5.0625, sandbox: bool = False):
+                 failures: Iterable[ProviderError] = (), max_seconds: float = 5.0625, sandbox: bool = False,
+                 patterns: dict[str, list[str]] | None = None, audio: bool = False):
         self.id = id
         self.fps = fps
         self.usd_per_s = usd_per_s
@@ -36,6 +39,8 @@ class TestsrcProvider:
         self.max_seconds = max_seconds
         self.sandbox = sandbox
         self._failures = list(failures)
+        self._patterns = {item: list(seq) for item, seq in (patterns or {}).items()}
+        self.audio = audio
         self._lock = threading.Lock()
         self.calls: list[str] = []
 
@@ -43,18 +48,20 @@ class TestsrcProvider:
         return None
 
     def estimate_cost(self, request: ClipRequest) -> float:
-        return request.seconds * self.usd_per_s
+        return (request.seconds + request.extend_s) * self.usd_per_s
 
     def generate(self, request: ClipRequest, workdir: Path, journal: Journal | None = None) -> Clip:
         with self._lock:
             self.calls.append(request.item_id)
             failure = self._failures.pop(0) if self._failures else None
+            queue = self._patterns.get(request.item_id, [])
+            pattern = (queue.pop(0) if len(queue) > 1 else queue[0]) if queue else "testsrc2"
         if self.latency_s:
             time.sleep(self.latency_s)
         if failure is not None:
             raise failure
-        frames = max(1, round(request.seconds * self.fps + 0.4999))
-        path = testsrc(workdir / f"{request.item_id}.src.mp4", frames / self.fps, request.width, request.height,
-                       self.fps)
+        frames = max(1, round((request.seconds + request.extend_s) * self.fps + 0.4999))
+        path = testsrc(workdir / f"{request.item_id}-s{request.seed}.src.mp4", frames / self.fps, request.width,
+                       request.height, self.fps, pattern=pattern, audio=self.audio)
         return Clip(path=path, seconds=frames / self.fps, cost_usd=self.estimate_cost(request),
-                    detail=f"testsrc seed {request.seed}", sandbox=self.sandbox)
+                    detail=f"testsrc {pattern} seed {request.seed}", sandbox=self.sandbox)

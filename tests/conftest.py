@@ -65,6 +65,10 @@ def closed_provider(box, **route_changes):
     return OpenAIVideoProvider(route, client=make_client(route, base_url=box.base_url, api_key=box.api_key))
 
 
+def toml_value(value) -> str:
+    return str(value).lower() if isinstance(value, bool) else repr(value).replace("'", '"')
+
+
 def policy_file(path: Path, night_usd=100.0, campaign_usd=50.0, item_usd=10.0, **closed) -> str:
     """The demo policy with roomier caps and some [closed] settings changed."""
     import re
@@ -72,6 +76,6 @@ def policy_file(path: Path, night_usd=100.0, campaign_usd=50.0, item_usd=10.0, *
     text = DEMO_POLICY.read_text()
     for key, value in (("night_usd", night_usd), ("campaign_usd", campaign_usd), ("item_usd", item_usd)):
         text = re.sub(rf"^{key} = .*$", f"{key} = {value}", text, count=1, flags=re.M)
-    lines = "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in closed.items())
+    lines = "".join(f"{k} = {toml_value(v)}\n" for k, v in closed.items())
     path.write_text(text.replace("[closed]\n", "[closed]\n" + lines, 1))
     return str(path)

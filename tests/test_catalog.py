@@ -49,6 +49,28 @@ def test_each_bad_value_is_rejected_with_row_column_and_reason():
     assert "1080p" in got[(10, "resolution")]
 
 
+def test_extension_and_crossfade_rules():
+    frame = catalog([
+        {"extend_s": 2.0},                                                          # 0 fine
+        {"extend_s": 0.0},                                                          # 1
+        {"crossfade_s": 0.5},                                                       # 2 no storyboard
+        {"storyboard_id": "a", "scene_index": 0, "crossfade_s": 0.5},              # 3 } two values
+        {"storyboard_id": "a", "scene_index": 1, "crossfade_s": 1.0},              # 4 }
+        {"storyboard_id": "b", "scene_index": 0, "crossfade_s": 2.5, "extend_s": 0.5},  # 5 fits 2 + 0.5? no
+        {"storyboard_id": "b", "scene_index": 1, "campaign": "c2"},                # 6 other campaign
+        {"item_id": "r", "remix_of": "i0", "extend_s": 1.0, "duration_s": 1.0},    # 7
+    ])
+    valid, rejects = validate_catalog(frame)
+    assert valid["row"].to_list() == [0]
+    got = reasons(rejects)
+    assert "extend_s must be a number > 0, got 0.0" in got[(1, "extend_s")]
+    assert got[(2, "crossfade_s")] == "crossfade_s needs a storyboard_id"
+    assert "ask for different crossfades (0.5, 1.0 s)" in got[(3, "crossfade_s")] == got[(4, "crossfade_s")]
+    assert got[(5, "crossfade_s")] == "a crossfade of 2.5 s does not fit in this 2.5 s scene"
+    assert "spans 2 campaigns" in got[(6, "storyboard_id")]
+    assert "a remix cannot be extended" in got[(7, "extend_s")]
+
+
 def test_duplicates_and_uncastable_values():
     frame = catalog([{"item_id": "a"}, {"item_id": "a"}, {"duration_s": "ten"},
                      {"storyboard_id": "s", "scene_index": 0}, {"storyboard_id": "s", "scene_index": 0}],

@@ -5,8 +5,8 @@ from hypothesis import strategies as st
 from tests.conftest import catalog
 from vidbatch.catalog import validate_catalog
 from vidbatch.policy import default_policy
-from vidbatch.pricing import (closed_estimate_usd, closed_options, closed_segments, wan_estimate_usd,
-                              wan_options, wan_shot_frames)
+from vidbatch.pricing import (closed_estimate_usd, closed_extension_segments, closed_options, closed_segments,
+                              wan_estimate_usd, wan_extension_frames, wan_options, wan_shot_frames)
 
 POLICY = default_policy()
 
@@ -51,3 +51,24 @@ def test_wan_picks_model_and_portrait_size_by_resolution():
     assert frame["wan_model"].to_list() == ["wan2.1-t2v-14b", "wan2.1-t2v-1.3b"]
     assert frame["wan_size"].to_list() == ["720x1280", "832x480"]
     assert frame.schema["wan_cost"] == pl.Float64
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.floats(0.5, 30.0), st.floats(0.05, 40.0))
+def test_extensions_are_priced_the_same_item_by_item_and_vectorised(seconds, extend):
+    frames = wan_extension_frames(extend, 16, 81)
+    assert all((f - 1) % 4 == 0 and f <= 81 for f in frames)
+    assert sum(f - 1 for f in frames) >= extend * 16 - 1e-6  # each shot's first frame is dropped
+    assert sum(closed_extension_segments(extend, POLICY.closed)) >= extend - 1e-6
+    row = priced([{"duration_s": seconds, "realism": "medium", "extend_s": extend}]).row(0, named=True)
+    wan = wan_estimate_usd(POLICY.wan, "wan2.1-t2v-1.3b", "480p", seconds, extend)
+    assert abs(row["wan_cost"] - wan) < 1e-9 and wan > wan_estimate_usd(POLICY.wan, "wan2.1-t2v-1.3b", "480p", seconds)
+    closed = closed_estimate_usd(POLICY.closed, "sora-2", "1280x720", seconds, extend)
+    assert abs(row["closed_cost"] - closed) < 1e-9
+
+
+def test_an_extension_on_wan_needs_an_i2v_model():
+    route = POLICY.wan.model_copy(update={"i2v_model": {}})
+    assert wan_estimate_usd(route, "wan2.1-t2v-1.3b", "480p", 2.0, 1.0) == float("inf")
+    assert closed_extension_segments(3.0, POLICY.closed) == [4]
+    assert closed_extension_segments(26.0, POLICY.closed) == [20, 8]

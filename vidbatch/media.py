@@ -20,7 +20,7 @@ import numpy as np
 from vidbatch.errors import MediaError
 
 __all__ = ["MediaInfo", "ffmpeg_exe", "probe", "write_frames", "cut", "concat", "normalise_join", "testsrc",
-           "first_frame", "last_frame", "fit_image", "contact_sheet", "detect_defects", "sha256_of"]
+           "first_frame", "last_frame", "frame_at", "fit_image", "contact_sheet", "detect_defects", "sha256_of"]
 
 
 @functools.cache
@@ -80,6 +80,8 @@ def probe(path: Path, *, decode: bool = True) -> MediaInfo:
     frames = _FRAMES.findall(text)
     if not decode:
         header = _DURATION.search(text)
+        if header is None and video:  # no duration in the header (an image, a raw stream): count frames
+            return probe(path)
         frames = [round((int(header.group(1)) * 3600 + int(header.group(2)) * 60 + float(header.group(3)))
                         * float(video.group(6)))] if header and video else []
     if not video or not frames:
@@ -211,7 +213,7 @@ def testsrc(dst: Path, seconds: float, width: int, height: int, fps: int, *, pat
     elif pattern == "still":
         spec = f"smptebars={size}"
     elif pattern.startswith("color:"):
-        spec = f"color=c={pattern.split(':', 1)[1]}:{size},noise=alls=30:allf=t+u"
+        spec = f"color=c={pattern.split(':', 1)[1]}:{size},noise=alls=4:allf=t"
     else:
         spec = f"{pattern}={size}"
     streams = [ffmpeg.input(spec, format="lavfi")]
@@ -232,6 +234,14 @@ def last_frame(src: Path, dst: Path) -> Path:
     _run(ffmpeg.input(str(src), sseof=-1).output(str(dst), update=1).overwrite_output(),
          f"grab the last frame of {src.name}")
     return dst
+
+
+def frame_at(src: Path, at_s: float) -> np.ndarray:
+    """The frame shown at `at_s` seconds as an (H, W, 3) uint8 array."""
+    info = probe(src, decode=False)
+    out, _ = _run(ffmpeg.input(str(src), ss=at_s).output("pipe:", vframes=1, format="rawvideo", pix_fmt="rgb24"),
+                  f"read a frame of {src.name} at {at_s:.3f} s")
+    return np.frombuffer(out, np.uint8).reshape(info.height, info.width, 3)
 
 
 def contact_sheet(src: Path, dst: Path, *, columns: int = 6, thumb_width: int = 192) -> Path:

@@ -47,6 +47,22 @@ def test_long_item_as_shots_is_joined(sandbox, tmp_path):
     assert probe(clip.path).duration_s == 16.0 and clip.cost_usd == pytest.approx(1.6)
 
 
+def test_extend_s_appends_extension_calls_priced_per_segment(sandbox, tmp_path):
+    provider = closed_provider(sandbox)
+    wanted = request(seconds=4.0, extend_s=3.0)
+    clip = provider.generate(wanted, tmp_path)
+    assert [(j.kind, j.billed_seconds) for j in sandbox.jobs.values()] == [("create", 4), ("extend", 4)]
+    assert probe(clip.path).duration_s == 8.0 and clip.seconds == 8.0
+    assert clip.cost_usd == pytest.approx(0.8) == sandbox.total_billed_usd() == provider.estimate_cost(wanted)
+
+
+def test_shots_are_extended_at_the_last_shot(sandbox, tmp_path):
+    clip = closed_provider(sandbox, long_clips="shots").generate(request(seconds=16.0, extend_s=4.0), tmp_path)
+    assert [(j.kind, j.billed_seconds) for j in sandbox.jobs.values()] == [("create", 12), ("create", 4),
+                                                                          ("extend", 4)]
+    assert probe(clip.path).duration_s == 20.0 and clip.cost_usd == pytest.approx(2.0)
+
+
 def test_image_to_video_uploads_a_reference_fitted_to_the_size(sandbox, tmp_path):
     still = media.testsrc(tmp_path / "still.mp4", 1, 640, 480, 1)
     from vidbatch.media import first_frame

@@ -68,3 +68,43 @@ def test_bad_size_is_rejected_before_any_gpu_work(tmp_path):
     with pytest.raises(ContentRejected, match="not divisible by 16"):
         WanProvider(ROUTE).generate(request(width=250), tmp_path)
     assert not list(Path(tmp_path).glob("*.mp4"))
+
+
+class Spy:
+    """The real pipeline, watched: records what each call was given and what it returned."""
+
+    def __init__(self, pipe):
+        self.pipe, self.calls, self.outputs = pipe, [], []
+        self.scheduler = pipe.scheduler
+
+    def __call__(self, **kwargs):
+        self.calls.append(kwargs)
+        self.outputs.append(self.pipe(**kwargs))
+        return self.outputs[-1]
+
+
+def test_extension_continues_from_the_last_frame_with_the_i2v_model(tmp_path, monkeypatch):
+    import numpy as np
+
+    provider = WanProvider(ROUTE)
+    spies = {}
+    for name in (ROUTE.t2v_model["480p"], ROUTE.i2v_model["480p"]):
+        entry = ROUTE.models[name]
+        spies[entry.task] = Spy(wan_module._pipeline(entry, ROUTE))
+        monkeypatch.setitem(wan_module._PIPELINES, (entry.source, entry.task, "cpu"), spies[entry.task])
+    clip = provider.generate(request(extend_s=1.0), tmp_path)
+    info = probe(clip.path)
+    assert info.frames == 17 + 16 and clip.seconds == 33 / 16  # a 17-frame i2v shot, its first frame dropped
+    assert "+ extension 16 frames (i2v from the last frame)" in clip.detail
+    [call] = spies["i2v"].calls
+    assert call["num_frames"] == 17
+    last_rendered = (spies["t2v"].outputs[-1].frames[0][-1].clip(0, 1) * 255).round().astype(np.uint8)
+    assert np.array_equal(np.asarray(call["image"]), last_rendered)
+    assert provider.estimate_cost(request(extend_s=1.0)) > provider.estimate_cost(request())
+    assert clip.cost_usd > 0
+
+
+def test_extension_without_an_i2v_model_is_refused_before_rendering(tmp_path):
+    route = ROUTE.model_copy(update={"i2v_model": {}})
+    with pytest.raises(ContentRejected, match="extending needs an image-to-video model"):
+        WanProvider(route).generate(request(extend_s=1.0), tmp_path)

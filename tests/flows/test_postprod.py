@@ -1,0 +1,162 @@
+"""Post-production in the catalog flow against a real Prefect API: storyboards, QA, the report."""
+
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import polars as pl
+import pytest
+
+from tests.conftest import policy_file, toml_value, write_catalog
+from tests.test_media import nearest_colour
+from vidbatch.flows.produce_catalog import produce_catalog
+from vidbatch.ledger import LEDGER_SCHEMA
+from vidbatch.media import frame_at, probe
+from vidbatch.providers import registry
+from vidbatch.providers.testsrc import TestsrcProvider
+from vidbatch.storage import open_root
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+
+def ledger_of(out) -> pl.DataFrame:
+    return open_root(str(out)).read_parquet_dir("ledger", LEDGER_SCHEMA).sort("created_at")
+
+
+def run(tmp_path, rows, wan, sora=None, **policy):
+    catalog = write_catalog(tmp_path / "catalog.parquet", rows)
+    pol = policy_file(tmp_path / "p.toml", global_limits=False)
+    if policy:
+        with open(pol, "a") as handle:
+            handle.write("\n[qa]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in policy.items()))
+    with registry.bound({"wan": lambda p: wan, "sora": (lambda p: sora) if sora else None}):
+        return produce_catalog(catalog, out=str(tmp_path / "out"), policy=pol)
+
+
+def scene(index, **extra):
+    return {"item_id": f"s{index}", "storyboard_id": "sb", "scene_index": index, **extra}
+
+
+def test_mixed_route_storyboard_is_normalised_crossfaded_in_order_and_reported(tmp_path):
+    wan = TestsrcProvider(patterns={"s0": ["color:red"], "s2": ["color:yellow"]})
+    sora = TestsrcProvider(id="sora", fps=30, audio=True, patterns={"s1": ["color:blue"]})
+    rows = [scene(2, duration_s=1.5, trim_start_s=0.5, crossfade_s=0.25),  # catalog order is not scene order
+            scene(0, duration_s=1.0, crossfade_s=0.25),
+            scene(1, duration_s=4.0, realism="high", crossfade_s=0.25),
+            {"item_id": "solo", "duration_s": 1.0, "extend_s": 1.0}]
+    summary = run(tmp_path, rows, wan, sora)
+    assert summary["status_counts"] == {"finished": 4} and summary["failed"] == []
+    [board] = summary["storyboards"]
+    assert board["status"] == "stitched", board
+    out = tmp_path / "out"
+    stitched = probe(out / "assets" / "c1" / "storyboards" / "sb.mp4")
+    assert abs(stitched.duration_s - (1.0 + 4.0 + 1.5 - 2 * 0.25)) <= 1 / stitched.fps + 1e-9
+    assert (stitched.width, stitched.height, stitched.fps) == (1280, 720, 30.0) and stitched.has_audio
+    path = out / "assets" / "c1" / "storyboards" / "sb.mp4"
+    assert [nearest_colour(frame_at(path, t)) for t in (0.4, 2.5, 5.5)] == ["red", "blue", "yellow"]
+    record = pl.read_parquet(out / "storyboards" / "*.parquet").row(0, named=True)
+    assert record["mode"].startswith("re-encoded to 1280x720 at 30 fps") and "fps differs" in record["mode"]
+    solo = probe(out / "assets" / "c1" / "solo.mp4")  # extended by 1 s on the (test) Wan route
+    assert abs(solo.duration_s - 2.0) <= 1 / 16
+
+    report = summary["report"]
+    assert report == str(out / "runs" / summary["run_id"] / "report" / "index.html")
+    _check_report_in_a_browser(report, tmp_path, clips=4, storyboards=1)
+    _check_artifacts(summary["run_id"])
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is missing: infra/dev.sh test installs Debian's chromium in CI")
+        pytest.skip("chromium not installed (apt-get install chromium)")
+    return found
+
+
+def _check_report_in_a_browser(report: str, tmp_path, clips: int, storyboards: int) -> None:
+    """Load the report in headless chromium: every contact sheet decodes, every clip has a row."""
+    browser = _chromium()
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--virtual-time-budget=5000"]
+    dom = subprocess.run([browser, *flags, "--dump-dom", f"file://{report}"], capture_output=True, text=True,
+                         timeout=60, check=True).stdout
+    assert f'data-images="{clips + storyboards}"' in dom and 'data-broken="0"' in dom
+    assert dom.count('<span class="badge ok">finished</span>') == clips
+    assert '<span class="badge ok">stitched</span>' in dom and "<svg" in dom
+    shot = tmp_path / "report.png"
+    subprocess.run([browser, *flags, "--window-size=1400,1800", f"--screenshot={shot}", f"file://{report}"],
+                   capture_output=True, timeout=60, check=True)
+    pixels = frame_at(shot, 0)
+    assert pixels.shape[:2] == (1800, 1400) and np.unique(pixels.reshape(-1, 3), axis=0).shape[0] > 50
+    keep = os.environ.get("VIDBATCH_KEEP_SCREENSHOT")
+    if keep:
+        shutil.copyfile(shot, keep)
+
+
+def _check_artifacts(run_id: str) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
+    by_key = {a.key: a for a in artifacts if a.key}
+    assert {"campaign-report", "clips", "report-link", "run-summary"} <= set(by_key)
+    assert "| c1 |" in by_key["campaign-report"].data and "stitched" in by_key["campaign-report"].data
+    assert by_key["report-link"].data.startswith("[campaign report (HTML)](file://")
+
+
+def test_a_missing_scene_blocks_its_storyboard_until_a_later_run_makes_it(tmp_path):
+    rows = [scene(0), scene(1, max_cost_usd=0.0001)]
+    wan = TestsrcProvider()
+    first = run(tmp_path, rows, wan)
+    [board] = first["storyboards"]
+    assert board["status"] == "blocked" and board["reason"].startswith("waits for scene 1 (s1): deferred")
+    assert not (tmp_path / "out" / "assets" / "c1" / "storyboards").exists()
+
+    rows[1].pop("max_cost_usd")
+    second = run(tmp_path, rows, wan)
+    assert wan.calls == ["s0", "s1"]  # scene 0 was not made again
+    [board] = second["storyboards"]
+    assert board["status"] == "stitched"
+    record = pl.read_parquet(tmp_path / "out" / "storyboards" / "*.parquet").row(0, named=True)
+    assert record["mode"] == "stream copy" and abs(record["seconds"] - 4.0) <= 1 / 16
+
+    third = run(tmp_path, rows, wan)
+    assert third["storyboards"][0]["status"] == "done" and wan.calls == ["s0", "s1"]
+    assert pl.read_parquet(tmp_path / "out" / "storyboards" / "*.parquet").height == 1
+
+
+def test_qa_regenerates_a_black_clip_once_and_fails_a_clip_frozen_twice(tmp_path):
+    wan = TestsrcProvider(patterns={"dark": ["black", "testsrc2"], "stuck": ["still"]})
+    rows = [{"item_id": "dark", "duration_s": 2.5}, {"item_id": "stuck", "duration_s": 2.5},
+            {"item_id": "fine", "duration_s": 2.5}]
+    summary = run(tmp_path, rows, wan)
+    assert summary["status_counts"] == {"finished": 2, "failed": 1}
+    [regenerated] = summary["qa_regenerated"]
+    assert regenerated["item_id"] == "dark" and "the first clip failed: black from 0.00 s" in regenerated["qa"]
+    [failure] = summary["failed"]
+    assert failure["item_id"] == "stuck" and failure["reason"].startswith("QAFailed: QA failed twice")
+    assert "frozen from 0.00 s" in failure["reason"]
+
+    ledger = ledger_of(tmp_path / "out")
+    for item, settled, rejected in (("dark", 2, 1), ("stuck", 2, 2), ("fine", 1, 0)):
+        rows_of = ledger.filter(pl.col("item_id") == item)
+        assert rows_of.filter(pl.col("status") == "settled").height == settled
+        assert rows_of.filter(pl.col("status") == "qa_failed").height == rejected
+        assert rows_of.filter(pl.col("status") == "reserved").height == settled  # each regeneration paid once
+    second = ledger.filter((pl.col("item_id") == "dark") & (pl.col("status") == "reserved"))["reason"][1]
+    assert second.startswith("QA regeneration with seed")
+    paid = ledger.filter(pl.col("status") == "settled")["cost_usd"].sum()
+    assert summary["cost_usd"] == pytest.approx(paid)
+
+    again = run(tmp_path, rows, wan)  # the QA-failed item is still to make; the others are done
+    assert again["status_counts"] == {"done": 2, "failed": 1}
+
+
+def test_qa_without_regeneration_fails_at_once(tmp_path):
+    wan = TestsrcProvider(patterns={"dark": ["black", "testsrc2"]})
+    summary = run(tmp_path, [{"item_id": "dark", "duration_s": 2.0}], wan, regenerate_once=False)
+    assert summary["failed"][0]["reason"].startswith("QAFailed: QA failed: black")
+    assert wan.calls == ["dark"]
