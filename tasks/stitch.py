@@ -19,7 +19,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from vidbatch.errors import MediaError
-from vidbatch.media import concat, contact_sheet, normalise_join, probe
+from vidbatch.media import concat, contact_sheet, normalise_join, probe_headers
 from vidbatch.policy import Policy, Stitch
 from vidbatch.storage import OutputRoot, fetch_to
 from vidbatch.storyboards import incompatibilities, stitch_target, storyboard_table
@@ -58,7 +58,7 @@ def stitch_storyboard(root: OutputRoot, board: dict, scenes: list[str], aspect: 
     folder = workdir / f"storyboard-{name}"
     folder.mkdir(parents=True, exist_ok=True)
     local = [Path(s) if Path(s).exists() else fetch_to(s, folder) for s in scenes]
-    infos = [probe(p, decode=False) for p in local]
+    infos = probe_headers(local)
     crossfade = float(board["crossfade_s"])
     short = [f"scene {n} ({i.duration_s:.2f} s)" for n, i in enumerate(infos) if i.duration_s <= crossfade]
     if short:
@@ -74,7 +74,7 @@ def stitch_storyboard(root: OutputRoot, board: dict, scenes: list[str], aspect: 
                        fit=stitch.fit, crossfade_s=crossfade, audio=target.audio)
         why = "; ".join(problems) if problems else f"{crossfade:g} s crossfades"
         mode = f"re-encoded to {target.width}x{target.height} at {target.fps} fps ({why})"
-    result = probe(dst)
+    result = probe_headers([dst])[0]
     wanted = sum(i.duration_s for i in infos) - crossfade * (len(infos) - 1)
     if abs(result.duration_s - wanted) > 1 / result.fps + 1e-6:
         raise MediaError(f"storyboard {name} came out {result.duration_s:.3f} s long, expected {wanted:.3f} s")

@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from vidbatch import media
-from vidbatch.media import (concat, contact_sheet, cut, detect_defects, frame_at, last_frame, normalise_join, probe)
+from vidbatch.errors import MediaError
+from vidbatch.media import (concat, contact_sheet, cut, detect_defects, frame_at, last_frame, normalise_join, probe,
+                            probe_headers)
 from vidbatch.storyboards import incompatibilities
 
 COLOURS = {"red": (255, 0, 0), "lime": (0, 255, 0), "blue": (0, 0, 255), "yellow": (255, 255, 0)}
@@ -91,3 +93,13 @@ def test_contact_sheet_and_last_frame_are_real_images(tmp_path):
     image = frame_at(sheet, 0)
     assert image.shape[1] == 4 * 64 + 5 * 4 and nearest_colour(image[10:-10, 10:60]) == "lime"
     assert nearest_colour(frame_at(last_frame(clip, tmp_path / "last.png"), 0)) == "lime"
+
+
+def test_header_probes_of_many_files_in_one_process_name_an_unreadable_one(tmp_path):
+    good = [scene(tmp_path, "red", 0.5), scene(tmp_path, "blue", 1.0, audio=True)]
+    infos = probe_headers(good)
+    assert [i.frames for i in infos] == [8, 16] and [i.has_audio for i in infos] == [False, True]
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video")
+    with pytest.raises(MediaError, match="cannot read .*broken.mp4"):
+        probe_headers([good[0], broken, good[1]])

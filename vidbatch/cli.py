@@ -115,7 +115,7 @@ def run(catalog: str, policy: PolicyOpt = None, out: OutOpt = "vidbatch-out",
     finally:
         LISTENERS.remove(listen)
     counts = summary["status_counts"]
-    out_console.print(f"run {summary['run_id']} (night {summary['night']}) -> {summary['out']}")
+    out_console.print(f"run {summary['run_id']} (night {summary['night']}) -> {summary['out']}", soft_wrap=True)
     out_console.print("  " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
                       + f"; rejected rows: {summary['rejected_rows']}")
     out_console.print(f"  estimated ${summary['est_cost_usd']:.4f}, actual ${summary['cost_usd']:.4f}")
@@ -133,7 +133,7 @@ def run(catalog: str, policy: PolicyOpt = None, out: OutOpt = "vidbatch-out",
         colour = {"stitched": "green", "done": "green", "failed": "red"}.get(board["status"], "yellow")
         where = f" -> {board['asset_uri']}" if board["asset_uri"] else ""
         out_console.print(f"  storyboard {board['storyboard_id']}: [{colour}]{board['status']}[/] "
-                          f"({board['reason']}){where}", highlight=False)
+                          f"({board['reason']}){where}", highlight=False, soft_wrap=True)
     for failure in summary["failed"]:
         err_console.print(f"  [red]failed[/] {failure['item_id']}: {failure['reason']}", highlight=False)
     out_console.print(f"  report: {summary['report']}", highlight=False, soft_wrap=True)
