@@ -165,8 +165,10 @@ class VideosSandbox:
 
         from vidbatch.videos_sandbox_app import build_app
 
+        # log_config=None: uvicorn's default dictConfig() shuts down existing handlers, and with
+        # Prefect's API log handler installed that deadlocks (seen: a demo run hung in flush()).
         config = uvicorn.Config(build_app(self), host=host, port=port, log_level="warning",
-                                lifespan="off")
+                                lifespan="off", log_config=None)
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, name="videos-sandbox", daemon=True)
         self._thread.start()
