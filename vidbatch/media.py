@@ -7,7 +7,6 @@ imageio-ffmpeg wheel. No ffprobe is needed: `probe` reads ffmpeg's own stream re
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import re
 import shutil
@@ -19,6 +18,7 @@ import ffmpeg
 import numpy as np
 
 from vidbatch.errors import MediaError
+from vidbatch.storage import sha256_of  # noqa: F401  (re-exported: clips are hashed where they are made)
 
 __all__ = ["MediaInfo", "ffmpeg_exe", "probe", "probe_headers", "write_frames", "cut", "concat", "normalise_join", "testsrc",
            "first_frame", "last_frame", "frame_at", "fit_image", "contact_sheet", "detect_defects", "sha256_of"]
@@ -305,11 +305,3 @@ def fit_image(src: Path, dst: Path, width: int, height: int) -> Path:
     _run(scaled.filter("crop", width, height).output(str(dst), vframes=1).overwrite_output(),
          f"fit {src.name} to {width}x{height}")
     return dst
-
-
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

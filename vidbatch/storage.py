@@ -7,6 +7,7 @@ credential chain; AWS_ENDPOINT_URL_S3 points it at an S3-compatible store.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import shutil
@@ -19,13 +20,22 @@ import polars as pl
 
 from vidbatch.errors import CatalogError, StorageError
 
-__all__ = ["OutputRoot", "LocalRoot", "S3Root", "open_root", "read_catalog", "fetch_to"]
+__all__ = ["OutputRoot", "LocalRoot", "S3Root", "open_root", "read_catalog", "fetch_to", "sha256_of"]
 
 
 def _s3_client():
     import boto3  # lazy: nothing heavy at import time
 
     return boto3.client("s3")
+
+
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _split_s3(uri: str) -> tuple[str, str]:
@@ -99,8 +109,14 @@ class LocalRoot(OutputRoot):
 
 @dataclass
 class S3Root(OutputRoot):
+    """An S3 prefix. Files go up checksummed (SHA-256 per part, verified by S3), multipart above
+    `multipart_threshold`, and idempotently: an object already holding the same bytes (its
+    `sha256` metadata) is not uploaded again, so a retried task never re-sends a finished upload."""
+
     bucket: str
     prefix: str
+    multipart_threshold: int = 64 << 20
+    multipart_chunksize: int = 16 << 20
 
     @property
     def uri(self) -> str:  # type: ignore[override]
@@ -113,7 +129,20 @@ class S3Root(OutputRoot):
         return f"s3://{self.bucket}/{self._key(key)}"
 
     def put_file(self, local: Path, key: str) -> str:
-        _s3_client().upload_file(str(local), self.bucket, self._key(key))
+        from boto3.s3.transfer import TransferConfig
+        from botocore.exceptions import ClientError
+
+        client, target, digest = _s3_client(), self._key(key), sha256_of(local)
+        try:
+            if client.head_object(Bucket=self.bucket, Key=target).get("Metadata", {}).get("sha256") == digest:
+                return self.key_uri(key)  # already there, same bytes
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
+                raise StorageError(f"cannot check {self.key_uri(key)}: {err}") from err
+        config = TransferConfig(multipart_threshold=self.multipart_threshold,
+                                multipart_chunksize=self.multipart_chunksize)
+        client.upload_file(str(local), self.bucket, target, Config=config,
+                           ExtraArgs={"ChecksumAlgorithm": "SHA256", "Metadata": {"sha256": digest}})
         return self.key_uri(key)
 
     def write_parquet(self, frame: pl.DataFrame, key: str) -> str:
