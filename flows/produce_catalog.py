@@ -49,12 +49,14 @@ def _emit(event: dict) -> None:
 
 @flow(name="produce-catalog", task_runner=ThreadPoolTaskRunner(max_workers=32))
 def produce_catalog(catalog: str, out: str = "vidbatch-out", policy: str | None = None,
-                    campaign: str | None = None, sandbox: bool = False, sandbox_latency_s: float = 2.0) -> dict:
+                    campaign: str | None = None, sandbox: bool = False, sandbox_latency_s: float = 2.0,
+                    sandbox_faults: dict | None = None) -> dict:
     """Produce every item of a catalog that is not already settled, within the policy's caps.
 
-    `sandbox`: the closed route talks to a loopback Videos API server (no money; rows marked)."""
+    `sandbox`: the closed route talks to a loopback Videos API server (no money; rows marked);
+    `sandbox_faults` injects its failures for a rehearsal (e.g. {"rate_limit_next": 3})."""
     pol = load_policy(policy)
-    with run_providers(pol, sandbox, sandbox_latency_s) as providers:
+    with run_providers(pol, sandbox, sandbox_latency_s, sandbox_faults) as providers:
         return _produce(catalog, out, pol, campaign, sandbox, providers)
 
 

@@ -42,6 +42,9 @@ case "${1:-}" in
     "$VENV/bin/vidbatch" run catalogs/sample.parquet --policy catalogs/demo-policy.toml --out "$out" --sandbox "$@"
     "$VENV/bin/vidbatch" ledger --out "$out"
     ;;
+  setup-only)
+    setup
+    ;;
   test)
     setup
     browser
@@ -49,7 +52,7 @@ case "${1:-}" in
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
   *)
-    echo "usage: infra/dev.sh demo|test [args...]" >&2
+    echo "usage: infra/dev.sh demo|test|setup-only [args...]" >&2
     exit 64
     ;;
 esac

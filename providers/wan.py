@@ -14,6 +14,8 @@ torch and diffusers are imported lazily, so vidbatch imports without them.
 
 from __future__ import annotations
 
+import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -210,7 +212,8 @@ class WanProvider:
         added = sum(len(f) for f in frames[len(shots):])
         grown = f" + extension {added} frames (i2v from the last frame)" if extender else ""
         return Clip(path=path, seconds=total / self.route.fps, cost_usd=self._usd(gpu_s),
-                    detail=f"{len(shots)} shot(s){grown}, {total} frames, seed {request.seed}, {gpu_s:.1f} GPU s")
+                    detail=f"{len(shots)} shot(s){grown}, {total} frames, seed {request.seed}, {gpu_s:.1f} GPU s "
+                           f"on {socket.gethostname()}:{os.getpid()}")
 
     def _render(self, pipe, entry: WanModel, request: ClipRequest, count: int, seed: int, image, what: str,
                 started: float):

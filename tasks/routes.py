@@ -12,16 +12,19 @@ __all__ = ["run_providers"]
 
 
 @contextmanager
-def run_providers(policy: Policy, sandbox: bool, sandbox_latency_s: float = 2.0) -> Iterator[dict[str, Provider]]:
+def run_providers(policy: Policy, sandbox: bool, sandbox_latency_s: float = 2.0,
+                  sandbox_faults: dict | None = None) -> Iterator[dict[str, Provider]]:
     """Build the run's providers. With `sandbox`, the closed route talks to a loopback Videos API
-    server started for this run (no money spent; the ledger marks its rows sandbox)."""
+    server started for this run (no money spent; the ledger marks its rows sandbox);
+    `sandbox_faults` (fields of videos_sandbox.Faults) rehearses what goes wrong."""
     if not sandbox:
         yield registry.build(policy)
         return
     from vidbatch.providers.openai_video import OpenAIVideoProvider, make_client
-    from vidbatch.videos_sandbox import VideosSandbox
+    from vidbatch.videos_sandbox import Faults, VideosSandbox
 
-    with VideosSandbox(latency_s=sandbox_latency_s, poll_after_ms=max(50, int(sandbox_latency_s * 100))) as box:
+    with VideosSandbox(latency_s=sandbox_latency_s, poll_after_ms=max(50, int(sandbox_latency_s * 100)),
+                       faults=Faults(**(sandbox_faults or {}))) as box:
         def closed(pol: Policy) -> Provider:
             return OpenAIVideoProvider(pol.closed, client=make_client(pol.closed, base_url=box.base_url,
                                                                       api_key=box.api_key))

@@ -90,9 +90,18 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
 def run(catalog: str, policy: PolicyOpt = None, out: OutOpt = "vidbatch-out",
         campaign: Annotated[Optional[str], typer.Option(help="only this campaign's rows")] = None,
         sandbox: SandboxOpt = False,
-        sandbox_latency: Annotated[float, typer.Option(help="seconds a sandbox job takes")] = 2.0) -> None:
+        sandbox_latency: Annotated[float, typer.Option(help="seconds a sandbox job takes")] = 2.0,
+        submit: Annotated[bool, typer.Option("--submit", help="run on the Prefect server's workers (the "
+                                             "deployment below) instead of here")] = False,
+        deployment: Annotated[str, typer.Option(help="deployment that --submit runs")] = "produce-catalog/adhoc",
+        wait: Annotated[bool, typer.Option("--wait", help="with --submit: wait for the run to end")] = False) -> None:
     """Produce a catalog: generate, trim and store clips, and write the ledger."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if submit:
+        _submit(deployment, wait, catalog=_shared(catalog), out=_shared(out),
+                policy=_shared(str(policy)) if policy else None, campaign=campaign, sandbox=sandbox,
+                sandbox_latency_s=sandbox_latency)
+        return
     from vidbatch.flows.produce_catalog import LISTENERS, produce_catalog
 
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
@@ -114,6 +123,34 @@ def run(catalog: str, policy: PolicyOpt = None, out: OutOpt = "vidbatch-out",
         _fail(str(err), 2)
     finally:
         LISTENERS.remove(listen)
+    _print_summary(summary)
+
+
+def _shared(location: str) -> str:
+    """A path a worker elsewhere can use: URIs as they are, local paths made absolute."""
+    return location if "://" in location else str(Path(location).expanduser().resolve())
+
+
+def _submit(deployment: str, wait: bool, **parameters) -> None:
+    """Create a run of `deployment` on the Prefect server (PREFECT_API_URL) for its workers."""
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+
+    if not PREFECT_API_URL.value():
+        _fail("--submit needs a Prefect server: set PREFECT_API_URL (see README, Operating)", 2)
+    try:
+        run = run_deployment(deployment, parameters={k: v for k, v in parameters.items() if v is not None},
+                             timeout=None if wait else 0)
+    except Exception as err:  # prefect raises several types: name the deployment and the cause
+        _fail(f"cannot submit to {deployment} at {PREFECT_API_URL.value()}: {type(err).__name__}: {err}", 2)
+    ui = PREFECT_UI_URL.value()
+    out_console.print(f"submitted flow run {run.name} ({run.id}) of {deployment}: {run.state.name}"
+                      + (f"\n  {ui}/runs/flow-run/{run.id}" if ui else ""), highlight=False, soft_wrap=True)
+    if wait and not run.state.is_completed():
+        raise typer.Exit(1)
+
+
+def _print_summary(summary: dict) -> None:
     counts = summary["status_counts"]
     out_console.print(f"run {summary['run_id']} (night {summary['night']}) -> {summary['out']}", soft_wrap=True)
     out_console.print("  " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))

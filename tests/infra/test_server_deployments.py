@@ -1,0 +1,167 @@
+"""The deployments in infra/prefect.yaml on a real `prefect server start` (SQLite, loopback) with a
+real process worker running the flow in its own processes, checked through the Prefect API."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from tests.conftest import REPO, DEMO_POLICY, write_catalog
+
+PREFECT = str(Path(sys.executable).with_name("prefect"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """`prefect server start` + the `vidbatch` process pool + infra/prefect.yaml deployed + one worker."""
+    import httpx
+
+    home = tmp_path_factory.mktemp("prefect-server")
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           "PREFECT_LOGGING_LEVEL": "INFO", "VIDBATCH_HOME": str(REPO), "VIDBATCH_TIMEZONE": "Europe/Paris",
+           "VIDBATCH_NIGHTLY_ACTIVE": "false", "VIDBATCH_CATALOG": str(home / "nightly.parquet"),
+           "VIDBATCH_OUT": str(home / "out"), "VIDBATCH_POLICY": str(DEMO_POLICY)}
+    env.pop("PREFECT_PROFILES_PATH", None)
+    logs = home / "logs"
+    logs.mkdir()
+    started = [subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
+                                stdout=open(logs / "server.log", "w"), stderr=subprocess.STDOUT)]
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, (logs / "server.log").read_text()[-2000:]
+            time.sleep(0.5)
+        subprocess.run([PREFECT, "work-pool", "create", "vidbatch", "--type", "process"], env=env, check=True,
+                       capture_output=True, cwd=REPO)
+        subprocess.run([PREFECT, "--no-prompt", "deploy", "--prefect-file", "infra/prefect.yaml", "--all"], env=env,
+                       check=True, capture_output=True, cwd=REPO)
+        started.append(subprocess.Popen([PREFECT, "worker", "start", "--pool", "vidbatch", "--limit", "4"], env=env,
+                                        stdout=open(logs / "worker.log", "w"), stderr=subprocess.STDOUT, cwd=home))
+        yield {"api": api, "home": home, "env": env, "worker": started[-1]}
+    finally:
+        for process in reversed(started):
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def client(server):
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    class Scoped:
+        def __enter__(self):
+            self.settings = temporary_settings({PREFECT_API_URL: server["api"]})
+            self.settings.__enter__()
+            self.client = get_client(sync_client=True).__enter__()
+            return self.client
+
+        def __exit__(self, *exc):
+            self.client.__exit__(*exc)
+            self.settings.__exit__(*exc)
+
+    return Scoped()
+
+
+def run_nightly(server, timeout=300, **parameters):
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: server["api"]}):
+        return run_deployment("produce-catalog/nightly", parameters=parameters, timeout=timeout)
+
+
+def test_deployments_carry_the_schedule_time_zone_parameters_and_no_overlap(server):
+    with client(server) as api:
+        nightly = api.read_deployment_by_name("produce-catalog/nightly")
+        adhoc = api.read_deployment_by_name("produce-catalog/adhoc")
+    [schedule] = nightly.schedules
+    assert (schedule.schedule.cron, schedule.schedule.timezone) == ("0 1 * * *", "Europe/Paris")
+    assert set(nightly.parameters) == {"catalog", "out", "policy"}
+    assert nightly.concurrency_options.collision_strategy.value == "ENQUEUE"
+    assert nightly.global_concurrency_limit.limit == 1
+    assert adhoc.work_pool_name == nightly.work_pool_name == "vidbatch"
+
+
+def test_nightly_run_on_a_worker_retries_transient_faults_and_attaches_artifacts(server):
+    write_catalog(Path(server["env"]["VIDBATCH_CATALOG"]), [
+        {"item_id": "w0", "duration_s": 1.0}, {"item_id": "w1", "duration_s": 1.5},
+        {"item_id": "s0", "duration_s": 4.0, "realism": "high"}, {"item_id": "s1", "duration_s": 4.0, "realism": "high"}])
+    run = run_nightly(server, sandbox=True, sandbox_latency_s=0.3,
+                      sandbox_faults={"rate_limit_next": 12, "retry_after_s": 0.05})
+    assert run.state.is_completed(), run.state
+    from prefect.client.schemas.filters import (ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter,
+                                                FlowRunFilterId)
+
+    with client(server) as api:
+        tasks = api.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
+        generate = {t.name: t for t in tasks if t.name.startswith("generate ")}
+        histories = {name: [s.name for s in api.read_task_run_states(t.id)] for name, t in generate.items()}
+        artifacts = api.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
+    assert set(generate) == {"generate w0", "generate w1", "generate s0", "generate s1"}
+    assert {t.name.split(" ")[0] for t in tasks} >= {"generate", "finish", "write"}
+    retried = [name for name, states in histories.items() if "AwaitingRetry" in states]
+    assert retried and all(generate[name].run_count >= 2 for name in retried), histories
+    assert all(histories[name][-1] == "Completed" for name in generate)
+    assert {"campaign-report", "clips", "report-link", "run-summary"} <= {a.key for a in artifacts}
+
+    ledger = pl.read_parquet(Path(server["env"]["VIDBATCH_OUT"]) / "ledger" / "*.parquet")
+    made_by = ledger.filter((pl.col("status") == "settled") & (pl.col("provider") == "wan"))["reason"]
+    pids = {reason.rsplit(":", 1)[-1] for reason in made_by}
+    assert pids == {run.infrastructure_pid.rsplit(":", 1)[-1]} and str(os.getpid()) not in pids
+    assert ledger.filter(pl.col("status") == "settled").height == 4
+
+
+def test_a_second_nightly_run_waits_for_the_first(server):
+    write_catalog(Path(server["env"]["VIDBATCH_CATALOG"]), [{"item_id": f"q{n}", "duration_s": 1.0} for n in range(3)])
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: server["api"]}):
+        first = run_deployment("produce-catalog/nightly", timeout=0)
+        second = run_deployment("produce-catalog/nightly", timeout=0)
+    deadline = time.monotonic() + 300
+    with client(server) as api:
+        while True:
+            runs = [api.read_flow_run(r.id) for r in (first, second)]
+            if all(r.state.is_final() for r in runs):
+                break
+            assert time.monotonic() < deadline, [r.state for r in runs]
+            time.sleep(1)
+        histories = [[s.name for s in api.read_flow_run_states(r.id)] for r in runs]
+    assert all(r.state.is_completed() for r in runs), histories
+    waited = [h for h in histories if "AwaitingConcurrencySlot" in h]
+    assert waited, histories
+    one, two = sorted(runs, key=lambda r: r.start_time)
+    assert two.start_time >= one.end_time  # never overlapping
+
+
+def test_cli_submits_an_ad_hoc_campaign_to_the_workers(server, tmp_path):
+    catalog = write_catalog(tmp_path / "adhoc.parquet", [{"item_id": "a0", "campaign": "adhoc", "duration_s": 1.0}])
+    vidbatch = str(Path(sys.executable).with_name("vidbatch"))
+    command = [vidbatch, "run", catalog, "--out", "adhoc-out", "--policy", str(DEMO_POLICY), "--submit", "--wait"]
+    done = subprocess.run(command, env=server["env"], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "of produce-catalog/adhoc: Completed" in done.stdout
+    assert (tmp_path / "adhoc-out" / "assets" / "adhoc" / "a0.mp4").exists()  # relative --out made absolute
+
+    alone = {k: v for k, v in server["env"].items() if k != "PREFECT_API_URL"}
+    refused = subprocess.run(command, env=alone, capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert refused.returncode == 2 and "--submit needs a Prefect server" in refused.stderr
