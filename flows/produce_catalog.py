@@ -35,6 +35,7 @@ from vidbatch.tasks.postprod import finish_clip, write_asset
 from vidbatch.tasks.report import sheet_key, write_report
 from vidbatch.tasks.routes import run_providers
 from vidbatch.tasks.stitch import stitch_storyboards
+from vidbatch.tasks.workers import render_on_workers
 
 __all__ = ["produce_catalog", "LISTENERS"]
 
@@ -57,10 +58,12 @@ def produce_catalog(catalog: str, out: str = "vidbatch-out", policy: str | None 
     `sandbox_faults` injects its failures for a rehearsal (e.g. {"rate_limit_next": 3})."""
     pol = load_policy(policy)
     with run_providers(pol, sandbox, sandbox_latency_s, sandbox_faults) as providers:
-        return _produce(catalog, out, pol, campaign, sandbox, providers)
+        shared_policy = str(Path(policy).resolve()) if policy and "://" not in policy else policy
+        return _produce(catalog, out, pol, campaign, sandbox, providers, shared_policy)
 
 
-def _produce(catalog: str, out: str, pol: Policy, campaign: str | None, sandbox: bool, providers: dict) -> dict:
+def _produce(catalog: str, out: str, pol: Policy, campaign: str | None, sandbox: bool, providers: dict,
+             policy_path: str | None) -> dict:
     log = get_run_logger()
     root = open_root(out)
     run_id = flow_run.get_id() or uuid.uuid4().hex
@@ -69,6 +72,8 @@ def _produce(catalog: str, out: str, pol: Policy, campaign: str | None, sandbox:
     valid, rejects, campaign_of, rejected_scenes = load_catalog(catalog, campaign)
     ledger = read_ledger(root)
     unavailable = registry.unavailable(providers)
+    if pol.wan.workers == "pool":  # the GPU workers have torch and the weights; this process need not
+        unavailable.pop("wan", None)
     for route, why in unavailable.items():
         log.warning("route %s unavailable for this run: %s", route, why)
     if "sora" not in unavailable and pol.closed.global_limits:
@@ -92,21 +97,31 @@ def _produce(catalog: str, out: str, pol: Policy, campaign: str | None, sandbox:
                                 for j in jobs if j.resume_reservation_id})
     progress = create_progress_artifact(0.0, description=f"clips finished of {len(jobs)}")
 
+    remote = [j for j in jobs if j.provider == "wan"] if pol.wan.workers == "pool" else []
+    local = [j for j in jobs if j.provider != "wan"] if remote else jobs
     generated = {}
-    for job in sorted(jobs, key=lambda j: j.remix_of is not None):  # remix sources first
+    for job in sorted(local, key=lambda j: j.remix_of is not None):  # remix sources first
         source = generated.get(job.remix_of) if job.remix_of and not job.remix_job_id else None
         generated[job.item_id] = generate_clip.submit(job, ctx, source=allow_failure(source) if source else None)
     pipelines = {}
-    for job in jobs:
+    for job in local:
         finished = finish_clip.submit(generated[job.item_id], ctx)
         written = write_asset.submit(root, finished, f"assets/{job.campaign}/{job.item_id}.mp4",
                                      sheet_key(run_id, job.campaign, job.item_id))
         pipelines[id(written)] = (job, [generated[job.item_id], finished, written])
     outcomes = []
-    for done, future in enumerate(as_completed([f[-1] for _, f in pipelines.values()]), start=1):
-        outcomes.append(outcome_of(*pipelines[id(future)]))
-        update_progress_artifact(progress, 100.0 * done / len(jobs))
-        _emit({"event": "clip", **outcomes[-1]})
+
+    def record(row: dict) -> None:
+        outcomes.append(row)
+        update_progress_artifact(progress, 100.0 * len(outcomes) / len(jobs))
+        _emit({"event": "clip", **row})
+
+    if remote:  # Wan clips in batches on the GPU pool, while the closed route's run here
+        render_on_workers(remote, root=root, run_id=run_id, night=night, policy_path=policy_path,
+                          deployment=pol.wan.deployment, batch_size=pol.wan.batch_size,
+                          attempts=pol.wan.batch_attempts, sandbox=sandbox, on_outcome=record)
+    for future in as_completed([f[-1] for _, f in pipelines.values()]):
+        record(outcome_of(*pipelines[id(future)]))
 
     items = run_outcomes(plan, pl.DataFrame(outcomes, schema=OUTCOME_SCHEMA)).join(
         plan.select("campaign", "item_id", "storyboard_id", "scene_index"), on=["campaign", "item_id"], how="left",

@@ -213,7 +213,7 @@ class WanProvider:
         grown = f" + extension {added} frames (i2v from the last frame)" if extender else ""
         return Clip(path=path, seconds=total / self.route.fps, cost_usd=self._usd(gpu_s),
                     detail=f"{len(shots)} shot(s){grown}, {total} frames, seed {request.seed}, {gpu_s:.1f} GPU s "
-                           f"on {socket.gethostname()}:{os.getpid()}")
+                           f"on {socket.gethostname()}:{os.getpid()} (model loads in this process: {pipeline_loads()})")
 
     def _render(self, pipe, entry: WanModel, request: ClipRequest, count: int, seed: int, image, what: str,
                 started: float):

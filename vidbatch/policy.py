@@ -79,6 +79,12 @@ class WanRoute(_Strict):
     concurrency: PositiveInt = 1
     device: str = "auto"
     dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+    workers: Literal["local", "pool"] = Field("local", description="local: Wan clips render in the flow's own "
+                                              "process; pool: in batches on the GPU work pool's workers")
+    deployment: str = Field("render-wan/gpu", description="the batch deployment GPU workers serve")
+    batch_size: PositiveInt = Field(8, description="clips per batch: one model load, then clip after clip")
+    batch_attempts: PositiveInt = Field(2, description="a batch whose worker died is resubmitted (its "
+                                        "unfinished clips) this many times in all")
 
     @model_validator(mode="after")
     def _models_exist(self) -> "WanRoute":

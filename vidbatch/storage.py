@@ -64,6 +64,13 @@ class OutputRoot:
         """All Parquet parts under `prefix` as one frame (empty frame with `schema` if none)."""
         raise NotImplementedError
 
+    def read_parquet(self, key: str, schema: dict) -> pl.DataFrame:
+        """One Parquet file; FileNotFoundError when there is none at `key`."""
+        raise NotImplementedError
+
+    def exists(self, key: str) -> bool:
+        raise NotImplementedError
+
     def append_part(self, frame: pl.DataFrame, prefix: str) -> str:
         """Append-only write: a new uniquely named Parquet part under `prefix`."""
         return self.write_parquet(frame, f"{prefix}/part-{uuid.uuid4().hex}.parquet")
@@ -98,6 +105,12 @@ class LocalRoot(OutputRoot):
         frame.write_parquet(tmp)
         os.replace(tmp, target)
         return str(target)
+
+    def read_parquet(self, key: str, schema: dict) -> pl.DataFrame:
+        return pl.read_parquet(self.path.joinpath(*key.split("/")), schema=schema)
+
+    def exists(self, key: str) -> bool:
+        return self.path.joinpath(*key.split("/")).is_file()
 
     def read_parquet_dir(self, prefix: str, schema: dict) -> pl.DataFrame:
         folder = self.path.joinpath(*prefix.split("/"))
@@ -150,6 +163,25 @@ class S3Root(OutputRoot):
         frame.write_parquet(buffer)
         _s3_client().put_object(Bucket=self.bucket, Key=self._key(key), Body=buffer.getvalue())
         return self.key_uri(key)
+
+    def exists(self, key: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            _s3_client().head_object(Bucket=self.bucket, Key=self._key(key))
+            return True
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise StorageError(f"cannot check {self.key_uri(key)}: {err}") from err
+
+    def read_parquet(self, key: str, schema: dict) -> pl.DataFrame:
+        client = _s3_client()
+        try:
+            body = client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        except client.exceptions.NoSuchKey as err:
+            raise FileNotFoundError(self.key_uri(key)) from err
+        return pl.read_parquet(io.BytesIO(body), schema=schema)
 
     def read_parquet_dir(self, prefix: str, schema: dict) -> pl.DataFrame:
         client = _s3_client()

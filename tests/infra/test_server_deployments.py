@@ -49,13 +49,18 @@ def server(tmp_path_factory):
                 pass
             assert time.monotonic() < deadline, (logs / "server.log").read_text()[-2000:]
             time.sleep(0.5)
-        subprocess.run([PREFECT, "work-pool", "create", "vidbatch", "--type", "process"], env=env, check=True,
-                       capture_output=True, cwd=REPO)
+        for pool in ("vidbatch", "vidbatch-gpu"):
+            subprocess.run([PREFECT, "work-pool", "create", pool, "--type", "process"], env=env, check=True,
+                           capture_output=True, cwd=REPO)
         subprocess.run([PREFECT, "--no-prompt", "deploy", "--prefect-file", "infra/prefect.yaml", "--all"], env=env,
                        check=True, capture_output=True, cwd=REPO)
         started.append(subprocess.Popen([PREFECT, "worker", "start", "--pool", "vidbatch", "--limit", "4"], env=env,
                                         stdout=open(logs / "worker.log", "w"), stderr=subprocess.STDOUT, cwd=home))
-        yield {"api": api, "home": home, "env": env, "worker": started[-1]}
+        for n in range(2):  # two "GPU boxes", one batch at a time each
+            started.append(subprocess.Popen([PREFECT, "worker", "start", "--pool", "vidbatch-gpu", "--limit", "1",
+                                             "--name", f"gpu-{n}"], env=env, cwd=home,
+                                            stdout=open(logs / f"gpu-{n}.log", "w"), stderr=subprocess.STDOUT))
+        yield {"api": api, "home": home, "env": env, "logs": logs}
     finally:
         for process in reversed(started):
             process.terminate()
@@ -124,7 +129,7 @@ def test_nightly_run_on_a_worker_retries_transient_faults_and_attaches_artifacts
 
     ledger = pl.read_parquet(Path(server["env"]["VIDBATCH_OUT"]) / "ledger" / "*.parquet")
     made_by = ledger.filter((pl.col("status") == "settled") & (pl.col("provider") == "wan"))["reason"]
-    pids = {reason.rsplit(":", 1)[-1] for reason in made_by}
+    pids = set(made_by.str.extract(r" on \S+:(\d+)").to_list())
     assert pids == {run.infrastructure_pid.rsplit(":", 1)[-1]} and str(os.getpid()) not in pids
     assert ledger.filter(pl.col("status") == "settled").height == 4
 
@@ -165,3 +170,71 @@ def test_cli_submits_an_ad_hoc_campaign_to_the_workers(server, tmp_path):
     alone = {k: v for k, v in server["env"].items() if k != "PREFECT_API_URL"}
     refused = subprocess.run(command, env=alone, capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert refused.returncode == 2 and "--submit needs a Prefect server" in refused.stderr
+
+
+def _gpu_policy(path: Path) -> str:
+    path.write_text(DEMO_POLICY.read_text().replace("[wan]\n", '[wan]\nworkers = "pool"\nbatch_size = 3\n', 1))
+    return str(path)
+
+
+def _kill_a_batch_mid_clip(api, out: Path, deadline: float) -> int:
+    """SIGKILL a GPU batch's process once it has settled one clip and reserved the next."""
+    import signal
+
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter
+
+    while time.monotonic() < deadline:
+        ledger_parts = list((out / "ledger").glob("part-*.parquet"))
+        ledger = pl.read_parquet(ledger_parts) if ledger_parts else None
+        runs = api.read_flow_runs(deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["gpu"])))
+        for run in runs:
+            if ledger is None or not run.state.is_running() or not run.infrastructure_pid:
+                continue
+            pid = run.infrastructure_pid.rsplit(":", 1)[-1]
+            mine = ledger.filter(pl.col("reason").str.contains(f":{pid} ", literal=True)
+                                 & (pl.col("status") == "settled"))
+            reserved = ledger.filter(pl.col("status") == "reserved")["reservation_id"]
+            closed = ledger.filter(pl.col("status").is_in(["settled", "failed", "released"]))["reservation_id"]
+            if mine.height >= 1 and set(reserved) - set(closed):
+                os.kill(int(pid), signal.SIGKILL)
+                return int(pid)
+        time.sleep(0.1)
+    raise AssertionError("no GPU batch was caught mid-clip")
+
+
+def test_wan_batches_run_on_gpu_workers_load_once_and_survive_a_dead_worker(server, tmp_path):
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    items = [{"item_id": f"g{n}", "campaign": "gpu", "duration_s": 1.0} for n in range(5)]
+    catalog = write_catalog(tmp_path / "gpu.parquet", items)
+    out = tmp_path / "out"
+    with temporary_settings({PREFECT_API_URL: server["api"]}):
+        orchestrator = run_deployment("produce-catalog/adhoc", timeout=0, parameters={
+            "catalog": catalog, "out": str(out), "policy": _gpu_policy(tmp_path / "gpu.toml")})
+    deadline = time.monotonic() + 400
+    with client(server) as api:
+        killed = _kill_a_batch_mid_clip(api, out, deadline)
+        while not api.read_flow_run(orchestrator.id).state.is_final():
+            assert time.monotonic() < deadline
+            time.sleep(1)
+        final = api.read_flow_run(orchestrator.id)
+        batches = api.read_flow_runs(deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["gpu"])))
+    assert final.state.is_completed(), final.state
+    states = {run.parameters["batch"]: run.state.name for run in batches}
+    assert sorted(states.values()).count("Crashed") == 1, states
+    assert any(key.endswith("-a2") and name == "Completed" for key, name in states.items()), states
+
+    ledger = pl.read_parquet(out / "ledger" / "*.parquet")
+    settled = ledger.filter(pl.col("status") == "settled")
+    assert sorted(settled["item_id"]) == [f"g{n}" for n in range(5)]  # one clip each: nothing made twice
+    assert all("(model loads in this process: 1)" in r for r in settled["reason"])  # once per batch process
+    made_in = settled["reason"].str.extract(r" on \S+:(\d+)")
+    assert made_in.n_unique() == 3 and str(killed) in made_in.to_list()  # two batches + the resubmission
+    abandoned = ledger.filter(pl.col("reason").str.contains("mid-clip", literal=True))
+    assert abandoned.height == 1 and abandoned["status"][0] == "failed"  # the killed clip's reservation
+    reserved = ledger.filter(pl.col("status") == "reserved")
+    closing = ledger.filter(pl.col("status").is_in(["settled", "failed", "released"]))
+    assert sorted(reserved["reservation_id"]) == sorted(closing["reservation_id"])  # every bracket closed
+    assert all((out / "assets" / "gpu" / f"g{n}.mp4").exists() for n in range(5))

@@ -1,0 +1,103 @@
+"""Sending the Wan route's clips to the GPU work pool, in batches, and collecting what came back.
+
+Each batch is a run of the `render-wan/gpu` deployment (flows/render_wan.py), created with an
+idempotency key made of the night, the batch's items (id, fingerprint, seed) and the attempt: a
+retried or restarted catalog flow that submits the same batch gets the same flow run back, so a
+worker never renders an item twice. When a batch's run ends without an outcome for some of its
+clips (its worker died: the run is Crashed), those clips go out again in a new batch (next
+attempt) for any worker to take; clips already finished are read from the batch's table and the
+ledger, never made again. After `wan.batch_attempts` the rest are deferred to a later run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+
+import polars as pl
+
+from vidbatch.ledger import LEDGER_SCHEMA, ledger_row, open_reservations
+from vidbatch.runs import ClipJob
+from vidbatch.storage import OutputRoot
+from vidbatch.tasks.ledger_io import LEDGER_PREFIX, write_ledger_rows
+from vidbatch.tasks.outcomes import OUTCOME_SCHEMA
+
+__all__ = ["batches_of", "batch_key", "render_on_workers"]
+
+
+def batches_of(jobs: list[ClipJob], size: int) -> list[list[ClipJob]]:
+    """Consecutive batches of at most `size` clips, in allocation order."""
+    return [jobs[i:i + size] for i in range(0, len(jobs), size)]
+
+
+def batch_key(night: str, jobs: list[ClipJob], attempt: int) -> str:
+    """The same batch of the same night always gets the same key (per attempt)."""
+    text = "\x1f".join([night, *sorted(f"{j.campaign}/{j.item_id}/{j.fingerprint}/{j.seed}" for j in jobs)])
+    return f"{hashlib.sha256(text.encode()).hexdigest()[:16]}-a{attempt}"
+
+
+def _read_outcomes(root: OutputRoot, run_id: str, batch: str) -> list[dict]:
+    from vidbatch.flows.render_wan import batch_table_key
+
+    try:
+        return root.read_parquet(batch_table_key(run_id, batch), OUTCOME_SCHEMA).to_dicts()
+    except FileNotFoundError:
+        return []
+
+
+def _close_abandoned(root: OutputRoot, run_id: str, night: str, jobs: list[ClipJob], why: str) -> None:
+    """A dead worker's open reservations for `jobs`: closed as failed at their estimate (the GPU
+    time was rented), so every reservation keeps exactly one closing row."""
+    wanted = {j.item_id for j in jobs}
+    ledger = root.read_parquet_dir(LEDGER_PREFIX, LEDGER_SCHEMA)
+    stale = open_reservations(ledger.filter(pl.col("run_id") == run_id)).filter(pl.col("item_id").is_in(list(wanted)))
+    write_ledger_rows(root, [ledger_row(
+        run_id=run_id, night=night, item_id=r["item_id"], campaign=r["campaign"], fingerprint=r["fingerprint"],
+        provider=r["provider"], model=r["model"], status="failed", est_cost_usd=r["est_cost_usd"],
+        cost_usd=r["est_cost_usd"], reason=f"{why}; charged the estimate", reservation_id=r["reservation_id"],
+        attempt=r["attempt"], sandbox=r["sandbox"]) for r in stale.iter_rows(named=True)])
+
+
+def render_on_workers(jobs: list[ClipJob], *, root: OutputRoot, run_id: str, night: str, policy_path: str | None,
+                      deployment: str, batch_size: int, attempts: int, sandbox: bool,
+                      on_outcome: Callable[[dict], None], poll_s: float = 2.0) -> list[dict]:
+    """Render `jobs` on the GPU pool; returns one outcome row per job (OUTCOME_SCHEMA)."""
+    from prefect.client.orchestration import get_client
+    from prefect.deployments import run_deployment
+
+    outcomes: dict[str, dict] = {}
+    remaining = list(jobs)
+    for attempt in range(1, attempts + 1):
+        runs = {}
+        for batch in batches_of(remaining, batch_size):
+            key = batch_key(night, batch, attempt)
+            run = run_deployment(deployment, timeout=0, idempotency_key=key, as_subflow=True, parameters={
+                "jobs": [j.model_dump(mode="json") for j in batch], "out": root.uri, "run_id": run_id,
+                "night": night, "batch": key, "allowance_usd": sum(j.est_cost_usd for j in batch),
+                "policy": policy_path, "sandbox": sandbox})
+            runs[run.id] = (key, batch)
+        with get_client(sync_client=True) as client:
+            while runs:
+                for run_id_, (key, batch) in list(runs.items()):
+                    state = client.read_flow_run(run_id_).state
+                    if not state.is_final():
+                        continue
+                    del runs[run_id_]
+                    for row in _read_outcomes(root, run_id, key):
+                        if row["item_id"] not in outcomes:
+                            outcomes[row["item_id"]] = row
+                            on_outcome(row)
+                    lost = [j for j in batch if j.item_id not in outcomes]
+                    if lost:
+                        _close_abandoned(root, run_id, night, lost, f"GPU batch {key} ended {state.name} mid-clip")
+                time.sleep(poll_s if runs else 0)
+        remaining = [j for j in remaining if j.item_id not in outcomes]
+        if not remaining:
+            break
+    for job in remaining:
+        row = {**dict.fromkeys(OUTCOME_SCHEMA), "item_id": job.item_id, "campaign": job.campaign,
+               "outcome": "deferred", "detail": f"deferred: no GPU worker finished it in {attempts} attempt(s)"}
+        outcomes[job.item_id] = row
+        on_outcome(row)
+    return [outcomes[j.item_id] for j in jobs]

@@ -1,0 +1,63 @@
+"""The GPU batch flow in-process (real Prefect API, test-pattern stand-in for the GPU)."""
+
+import polars as pl
+import pytest
+
+from tests.conftest import DEMO_POLICY
+from vidbatch.flows.render_wan import batch_table_key, render_wan
+from vidbatch.ledger import LEDGER_SCHEMA
+from vidbatch.providers import registry
+from vidbatch.providers.testsrc import TestsrcProvider
+from vidbatch.runs import ClipJob
+from vidbatch.storage import open_root
+from vidbatch.tasks.outcomes import OUTCOME_SCHEMA
+from vidbatch.tasks.workers import batch_key, batches_of
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+
+def job(n: int, **extra) -> ClipJob:
+    return ClipJob(item_id=f"b{n}", campaign="c", fingerprint=f"fp{n}", provider="wan", model="tiny", width=256,
+                   height=144, resolution="480p", prompt="a dog", negative_prompt="", duration_s=1.0,
+                   trim_start_s=0.0, seed=n, image_uri=None, est_cost_usd=0.01, **extra)
+
+
+def test_batches_are_stable_per_night_items_and_attempt():
+    jobs = [job(n) for n in range(7)]
+    assert [len(b) for b in batches_of(jobs, 3)] == [3, 3, 1]
+    assert batch_key("2026-11-24", jobs[:3], 1) == batch_key("2026-11-24", list(reversed(jobs[:3])), 1)
+    assert batch_key("2026-11-24", jobs[:3], 1) != batch_key("2026-11-24", jobs[:3], 2)
+    assert batch_key("2026-11-24", jobs[:3], 1) != batch_key("2026-11-25", jobs[:3], 1)
+    changed = [jobs[0].model_copy(update={"fingerprint": "other"}), *jobs[1:3]]
+    assert batch_key("2026-11-24", changed, 1) != batch_key("2026-11-24", jobs[:3], 1)
+
+
+def test_a_resubmitted_batch_renders_nothing_twice_and_delivers_what_was_paid_for(tmp_path):
+    gpu = TestsrcProvider()
+    out = tmp_path / "out"
+    jobs = [job(n).model_dump(mode="json") for n in range(3)]
+    args = dict(out=str(out), run_id="run1", night="2026-11-24", allowance_usd=0.03, policy=str(DEMO_POLICY))
+    with registry.bound({"wan": lambda pol: gpu}):
+        assert render_wan(jobs=jobs, batch="k-a1", **args) == 3
+        assert gpu.calls == ["b0", "b1", "b2"]
+        (out / "assets" / "c" / "b1.mp4").unlink()  # paid and settled, but the worker died before delivering
+        assert render_wan(jobs=jobs, batch="k-a2", **args) == 3
+    assert gpu.calls == ["b0", "b1", "b2"]  # nothing rendered again
+    assert (out / "assets" / "c" / "b1.mp4").exists()
+    rows = open_root(str(out)).read_parquet(batch_table_key("run1", "k-a2"), OUTCOME_SCHEMA)
+    details = dict(zip(rows["item_id"], rows["detail"]))
+    assert details["b0"] == details["b2"] == "finished by an earlier attempt of this batch"
+    assert details["b1"].startswith("recovered: made by an earlier attempt")
+    ledger = open_root(str(out)).read_parquet_dir("ledger", LEDGER_SCHEMA)
+    assert ledger.filter(pl.col("status") == "settled").height == 3
+
+
+def test_a_batch_never_spends_beyond_its_allowance(tmp_path):
+    gpu = TestsrcProvider(usd_per_s=0.02)  # each clip costs $0.02 against a $0.01 estimate
+    jobs = [job(n).model_dump(mode="json") for n in range(3)]
+    with registry.bound({"wan": lambda pol: gpu}):
+        made = render_wan(jobs=jobs, batch="tight", out=str(tmp_path / "out"), run_id="run2", night="2026-11-24",
+                          allowance_usd=0.035, policy=str(DEMO_POLICY))
+    assert made == 2 and len(gpu.calls) == 2  # $0.04 spent: the third reservation is refused, not rendered
+    rows = open_root(str(tmp_path / "out")).read_parquet(batch_table_key("run2", "tight"), OUTCOME_SCHEMA)
+    assert rows.filter(pl.col("outcome") == "deferred").height == 1
