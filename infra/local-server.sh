@@ -24,10 +24,14 @@ export VIDBATCH_POLICY="${VIDBATCH_POLICY:-$PWD/catalogs/demo-policy.toml}"
 pids=($!)
 trap 'kill "${pids[@]}" 2>/dev/null; wait' EXIT INT TERM
 until curl -sf "$PREFECT_API_URL/health" >/dev/null; do sleep 1; done
-"$VENV/bin/prefect" work-pool inspect vidbatch >/dev/null 2>&1 \
-  || "$VENV/bin/prefect" work-pool create vidbatch --type process >/dev/null
+for pool in vidbatch vidbatch-gpu; do   # flows; Wan batches (policy [wan] workers = "pool")
+  "$VENV/bin/prefect" work-pool inspect "$pool" >/dev/null 2>&1 \
+    || "$VENV/bin/prefect" work-pool create "$pool" --type process >/dev/null
+done
 "$VENV/bin/prefect" --no-prompt deploy --prefect-file infra/prefect.yaml --all >/dev/null
 echo "Prefect UI: http://127.0.0.1:${PORT:-4200}   API: $PREFECT_API_URL   deployments: produce-catalog/nightly, produce-catalog/adhoc"
 "$VENV/bin/prefect" worker start --pool vidbatch --limit "${WORKER_LIMIT:-2}" &
+pids+=($!)
+"$VENV/bin/prefect" worker start --pool vidbatch-gpu --limit 1 &   # stands in for a GPU box here
 pids+=($!)
 wait

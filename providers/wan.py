@@ -106,7 +106,33 @@ def build_tiny_pipeline(task: str = "t2v"):
                                    image_processor=ImageProcessor(crop_size=32, size=32))
 
 
+class TestPatternPipeline:
+    """`source = "testsrc"`: a moving test pattern in the pipeline's shape, no weights, no GPU.
+
+    For rehearsals and load tests of everything around the model (scheduling, ledger, cutting,
+    QA, uploads) at thousands of clips; seeded, so every clip differs and none is frozen."""
+
+    __test__ = False
+    scheduler = None
+
+    def set_progress_bar_config(self, **_) -> None:
+        pass
+
+    def __call__(self, *, num_frames: int, height: int, width: int, generator, image=None, **_):
+        import numpy as np
+
+        seed = int(generator.initial_seed())
+        x = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :]
+        y = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
+        frames = np.stack([np.stack([(x + t / 16 + seed % 7 / 7) % 1.0 + 0 * y, (y + t / 24) % 1.0 + 0 * x,
+                                     np.full((height, width), (seed % 11) / 11, np.float32)], axis=-1)
+                           for t in range(num_frames)])
+        return type("Output", (), {"frames": [frames]})()
+
+
 def _load(entry: WanModel, device: str, dtype):
+    if entry.source == "testsrc":
+        return TestPatternPipeline()
     import torch
     from diffusers import AutoencoderKLWan, WanImageToVideoPipeline, WanPipeline
 
@@ -240,6 +266,8 @@ class WanProvider:
     @staticmethod
     def _set_flow_shift(pipe, entry: WanModel, resolution: str) -> None:
         shift = entry.flow_shift.get(resolution)
+        if pipe.scheduler is None:  # the test pattern has no scheduler
+            return
         if shift is not None and pipe.scheduler.config.get("flow_shift") != shift:
             pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, flow_shift=shift)
 

@@ -50,7 +50,8 @@ class Routing(_Strict):
 class WanModel(_Strict):
     """One Wan checkpoint: where it loads from and what one shot costs in GPU time."""
 
-    source: str = Field(description="hub id, local directory, or 'tiny' for the in-code test model")
+    source: str = Field(description="hub id, local directory, 'tiny' for the in-code test model, or "
+                        "'testsrc' for a moving test pattern (no model: rehearsals and load tests)")
     task: Literal["t2v", "i2v"] = "t2v"
     sizes: dict[Resolution, tuple[PositiveInt, PositiveInt]] = Field(
         description="landscape (width, height) per resolution; portrait swaps them")

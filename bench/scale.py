@@ -1,0 +1,118 @@
+"""Scale: N clips through a real Prefect server + process worker, from 100 to 10,000.
+
+Starts `prefect server start` (SQLite, loopback) and one worker of the `vidbatch` pool, deploys
+infra/prefect.yaml, and runs the `produce-catalog/adhoc` deployment on catalogs of N one-second
+items. The Wan model is `source = "testsrc"` (a moving test pattern, no weights), so what is
+measured is everything around the model: planning, per-clip task runs (generate, finish, write),
+ledger writes, the cut, the QA scan, contact sheets, the report.
+Per size: wall time of the flow run (server's start/end), clips per minute, seconds per clip, and
+the growth of seconds per clip against the first size. Baseline, same run: the media work alone
+(render + cut + QA scan + contact sheet of one clip, called directly, no Prefect) per clip,
+divided by the cores; "orchestration" is what each clip costs beyond that.
+Run: .venv/bin/python bench/scale.py 100 1000 10000
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import polars as pl
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def policy(path: Path) -> Path:
+    text = (REPO / "catalogs" / "demo-policy.toml").read_text()
+    text = text.replace("night_usd = 5.0", "night_usd = 100000.0").replace("campaign_usd = 3.0", "campaign_usd = 100000.0")
+    path.write_text(text.replace('source = "tiny"\nsteps = 4', 'source = "testsrc"\nsteps = 4', 1))
+    return path
+
+
+def media_seconds_per_clip(work: Path, pol: Path, n: int = 20) -> float:
+    from vidbatch.media import contact_sheet, cut, detect_defects, probe
+    from vidbatch.policy import load_policy
+    from vidbatch.providers import ClipRequest
+    from vidbatch.providers.wan import WanProvider
+
+    route = load_policy(pol).wan
+    provider = WanProvider(route)
+    provider.generate(ClipRequest(item_id="warm", prompt="p", seconds=1.0, width=256, height=144, model="tiny"), work)
+    started = time.perf_counter()
+    for i in range(n):
+        clip = provider.generate(ClipRequest(item_id=f"m{i}", prompt="p", seconds=1.0, width=256, height=144,
+                                             model="tiny", seed=i), work)
+        done = cut(clip.path, work / f"m{i}.cut.mp4", 0.0, 1.0)
+        probe(done)
+        detect_defects(done, black_min_s=1, black_pixel_threshold=0.1, black_picture_ratio=0.98, freeze_min_s=2,
+                       freeze_noise_db=-60)
+        contact_sheet(done, work / f"m{i}.jpg")
+    return (time.perf_counter() - started) / n
+
+
+def main(sizes: list[int]) -> None:
+    work = Path(tempfile.mkdtemp(prefix="vidbatch-scale-"))
+    port = free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    pol = policy(work / "policy.toml")
+    env = {**os.environ, "PREFECT_HOME": str(work / "prefect"), "PREFECT_API_URL": api,
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING",
+           "VIDBATCH_HOME": str(REPO), "VIDBATCH_TIMEZONE": "UTC", "VIDBATCH_NIGHTLY_ACTIVE": "false",
+           "VIDBATCH_CATALOG": "unused", "VIDBATCH_OUT": "unused", "VIDBATCH_POLICY": str(pol)}
+    processes = [subprocess.Popen([BIN / "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                                  env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        while True:
+            try:
+                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        for pool in ("vidbatch", "vidbatch-gpu"):
+            subprocess.run([BIN / "prefect", "work-pool", "create", pool, "--type", "process"], env=env,
+                           check=True, capture_output=True)
+        subprocess.run([BIN / "prefect", "--no-prompt", "deploy", "--prefect-file", "infra/prefect.yaml", "--all"],
+                       env=env, check=True, capture_output=True, cwd=REPO)
+        processes.append(subprocess.Popen([BIN / "prefect", "worker", "start", "--pool", "vidbatch"], env=env,
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        os.environ.update(PREFECT_API_URL=api, PREFECT_HOME=env["PREFECT_HOME"])
+        from prefect.deployments import run_deployment
+
+        media = media_seconds_per_clip(work / "media", pol) if (work / "media").mkdir() is None else 0.0
+        cores = os.cpu_count() or 1
+        print(f"media work alone: {media:.3f} s per clip ({media / cores:.3f} s per clip over {cores} cores)")
+        print("| clips | flow wall s | clips/min | s per clip | growth vs first | orchestration s per clip |")
+        print("|---|---|---|---|---|---|")
+        first = None
+        for n in sizes:
+            catalog = work / f"catalog-{n}.parquet"
+            pl.DataFrame({"item_id": [f"c{i}" for i in range(n)], "campaign": "scale",
+                          "prompt": "a moving test pattern", "duration_s": 1.0, "aspect": "16:9",
+                          "realism": "low"}).write_parquet(catalog)
+            run = run_deployment("produce-catalog/adhoc", timeout=None, parameters={
+                "catalog": str(catalog), "out": str(work / f"out-{n}"), "policy": str(pol)})
+            assert run.state.is_completed(), run.state
+            wall = (run.end_time - run.start_time).total_seconds()
+            per_clip = wall / n
+            first = first or per_clip
+            print(f"| {n} | {wall:.1f} | {60 * n / wall:.0f} | {per_clip:.3f} | {per_clip / first:.2f} | "
+                  f"{per_clip - media / cores:.3f} |", flush=True)
+    finally:
+        for process in reversed(processes):
+            process.terminate()
+            process.wait(timeout=60)
+
+
+if __name__ == "__main__":
+    main([int(a) for a in sys.argv[1:]] or [100, 1000])
