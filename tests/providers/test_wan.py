@@ -108,3 +108,15 @@ def test_extension_without_an_i2v_model_is_refused_before_rendering(tmp_path):
     route = ROUTE.model_copy(update={"i2v_model": {}})
     with pytest.raises(ContentRejected, match="extending needs an image-to-video model"):
         WanProvider(route).generate(request(extend_s=1.0), tmp_path)
+
+
+def test_testsrc_source_renders_a_moving_pattern_without_weights(tmp_path):
+    from vidbatch.media import detect_defects
+
+    route = ROUTE.model_copy(update={"models": {**ROUTE.models,
+                                                "tiny": ROUTE.models["tiny"].model_copy(update={"source": "testsrc"})}})
+    clip = WanProvider(route).generate(request(seconds=2.0, extend_s=1.0), tmp_path)
+    info = probe(clip.path)
+    assert (info.width, info.height, info.frames) == (256, 144, 33 + 16)  # extension still runs the i2v model
+    assert detect_defects(clip.path, black_min_s=0.5, black_pixel_threshold=0.1, black_picture_ratio=0.98,
+                          freeze_min_s=0.5, freeze_noise_db=-60.0) == []
