@@ -18,5 +18,8 @@ fi
 "$VENV/bin/python" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.cuda.get_device_name(0))"
 export HF_HOME="${HF_HOME:-$PWD/.hf}"
 export VIDBATCH_HOME="$PWD"
+# Batches send a heartbeat event this often; a zombie-run automation on missing heartbeats marks
+# a batch whose box vanished as Crashed, and the catalog flow resubmits its clips (README).
+export PREFECT_FLOWS_HEARTBEAT_FREQUENCY="${PREFECT_FLOWS_HEARTBEAT_FREQUENCY:-60}"
 exec "$VENV/bin/prefect" worker start --pool vidbatch-gpu --limit 1 \
   --name "${WORKER_NAME:-$(hostname)-gpu${CUDA_VISIBLE_DEVICES:-0}}"
