@@ -25,32 +25,26 @@ from vidbatch.planner import Committed
 from vidbatch.policy import load_policy
 from vidbatch.providers import registry
 from vidbatch.runs import ClipJob
-from vidbatch.storage import open_root
+from vidbatch.storage import fetch_to, open_root
 from vidbatch.tasks.context import RunContext
-from vidbatch.tasks.generate import generate_clip
+from vidbatch.tasks.generate import GeneratedClip, generate_clip
 from vidbatch.tasks.ledger_io import read_ledger
 from vidbatch.tasks.outcomes import OUTCOME_SCHEMA, outcome_of
 from vidbatch.tasks.postprod import finish_clip, write_asset
-from vidbatch.tasks.report import sheet_key
 from vidbatch.tasks.catalog_io import write_run_table
+from vidbatch.tasks.report import sheet_key
+from vidbatch.tasks.workers import batch_table_key
 
-__all__ = ["render_wan", "batch_table_key"]
+__all__ = ["render_wan"]
 
 
 def _recovered(job: ClipJob, settled: dict, ctx: RunContext):
     """The raw clip an earlier attempt paid for, fetched from the output root."""
-    from vidbatch.storage import fetch_to
-    from vidbatch.tasks.generate import GeneratedClip
-
     workdir = ctx.workdir / job.item_id
     workdir.mkdir(parents=True, exist_ok=True)
     path = fetch_to(settled["asset_uri"], workdir)
     return GeneratedClip(job=job, path=path, raw_uri=settled["asset_uri"], seconds=0.0, cost_usd=settled["cost_usd"],
                          job_id=settled["job_id"], note="recovered: made by an earlier attempt, not paid again")
-
-
-def batch_table_key(run_id: str, batch: str) -> str:
-    return f"runs/{run_id}/batches/{batch}.parquet"
 
 
 @flow(name="render-wan", task_runner=ThreadPoolTaskRunner(max_workers=4))

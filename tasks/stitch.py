@@ -109,8 +109,8 @@ def stitch_storyboards(root: OutputRoot, run_id: str, items: pl.DataFrame, plan:
             workdir, run_id, f"assets/{c}/storyboards/{name}.mp4", sheet_key(run_id, c, f"storyboard-{name}"))
     made = []
     for name, future in futures.items():
-        state = future.wait() or future.state
-        result = state.result(raise_on_failure=False)
+        future.wait()
+        result = future.state.result(raise_on_failure=False)
         made.append({"storyboard_id": name, "stitched": not isinstance(result, BaseException),
                      "error": f"{type(result).__name__}: {result}" if isinstance(result, BaseException) else None,
                      **({k: getattr(result, k) for k in ("asset_uri", "seconds", "mode", "sheet_uri")}

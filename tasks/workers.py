@@ -23,7 +23,7 @@ from vidbatch.storage import OutputRoot
 from vidbatch.tasks.ledger_io import LEDGER_PREFIX, write_ledger_rows
 from vidbatch.tasks.outcomes import OUTCOME_SCHEMA
 
-__all__ = ["batches_of", "batch_key", "render_on_workers"]
+__all__ = ["batches_of", "batch_key", "batch_table_key", "render_on_workers"]
 
 
 def batches_of(jobs: list[ClipJob], size: int) -> list[list[ClipJob]]:
@@ -37,9 +37,12 @@ def batch_key(night: str, jobs: list[ClipJob], attempt: int) -> str:
     return f"{hashlib.sha256(text.encode()).hexdigest()[:16]}-a{attempt}"
 
 
-def _read_outcomes(root: OutputRoot, run_id: str, batch: str) -> list[dict]:
-    from vidbatch.flows.render_wan import batch_table_key
+def batch_table_key(run_id: str, batch: str) -> str:
+    """Where a batch keeps its clips' outcomes (rewritten after every clip)."""
+    return f"runs/{run_id}/batches/{batch}.parquet"
 
+
+def _read_outcomes(root: OutputRoot, run_id: str, batch: str) -> list[dict]:
     try:
         return root.read_parquet(batch_table_key(run_id, batch), OUTCOME_SCHEMA).to_dicts()
     except FileNotFoundError:

@@ -4,14 +4,14 @@ import polars as pl
 import pytest
 
 from tests.conftest import DEMO_POLICY
-from vidbatch.flows.render_wan import batch_table_key, render_wan
+from vidbatch.flows.render_wan import render_wan
 from vidbatch.ledger import LEDGER_SCHEMA
 from vidbatch.providers import registry
 from vidbatch.providers.testsrc import TestsrcProvider
 from vidbatch.runs import ClipJob
 from vidbatch.storage import open_root
 from vidbatch.tasks.outcomes import OUTCOME_SCHEMA
-from vidbatch.tasks.workers import batch_key, batches_of
+from vidbatch.tasks.workers import batch_key, batch_table_key, batches_of
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
