@@ -29,7 +29,7 @@ from vidbatch.storage import fetch_to, open_root
 from vidbatch.tasks.context import RunContext
 from vidbatch.tasks.generate import GeneratedClip, generate_clip
 from vidbatch.tasks.ledger_io import read_ledger
-from vidbatch.tasks.outcomes import OUTCOME_SCHEMA, outcome_of
+from vidbatch.tasks.outcomes import OUTCOME_SCHEMA, outcome_of, outcome_row
 from vidbatch.tasks.postprod import finish_clip, write_asset
 from vidbatch.tasks.catalog_io import write_run_table
 from vidbatch.tasks.report import sheet_key
@@ -67,9 +67,8 @@ def render_wan(jobs: list[dict], out: str, run_id: str, night: str, batch: str, 
         asset = f"assets/{job.campaign}/{job.item_id}.mp4"
         made = settled.get((job.campaign, job.item_id, job.fingerprint))
         if made and root.exists(asset):  # an earlier attempt of this batch finished it
-            rows.append({**dict.fromkeys(OUTCOME_SCHEMA), "item_id": job.item_id, "campaign": job.campaign,
-                         "outcome": "finished", "provider": "wan", "model": job.model, "asset_uri": root.key_uri(asset),
-                         "detail": "finished by an earlier attempt of this batch"})
+            rows.append(outcome_row(job, "finished", "finished by an earlier attempt of this batch", provider="wan",
+                                    model=job.model, asset_uri=root.key_uri(asset)))
             continue
         # Paid for but not delivered (the worker died after settling): finish the stored clip, free.
         generated = _recovered(job, made, ctx) if made else generate_clip.submit(job, ctx)  # one render at a time

@@ -6,11 +6,17 @@ import polars as pl
 
 from vidbatch.errors import Deferred, TransientProviderError
 
-__all__ = ["OUTCOME_SCHEMA", "outcome_of", "run_summary"]
+__all__ = ["OUTCOME_SCHEMA", "outcome_row", "outcome_of", "run_summary"]
 
 OUTCOME_SCHEMA = {"item_id": pl.String, "campaign": pl.String, "asset_uri": pl.String, "outcome": pl.String,
                   "detail": pl.String, "provider": pl.String, "model": pl.String, "qa": pl.String,
                   "sheet_uri": pl.String}
+
+
+def outcome_row(job, outcome: str, detail: str | None = None, **fields) -> dict:
+    """One item's outcome with every OUTCOME_SCHEMA field present."""
+    return dict.fromkeys(OUTCOME_SCHEMA) | {"item_id": job.item_id, "campaign": job.campaign, "outcome": outcome,
+                                            "detail": detail, **fields}
 
 
 def outcome_of(job, futures: list) -> dict:
@@ -18,20 +24,19 @@ def outcome_of(job, futures: list) -> dict:
     (generate, finish, write): the first one that failed says why."""
     for future in futures:
         future.wait()  # as_completed can yield before the state is readable
-    row = dict.fromkeys(OUTCOME_SCHEMA) | {"item_id": job.item_id, "campaign": job.campaign}
     last = futures[-1]
     if last.state.is_completed():
         done = last.result()
-        return row | {"outcome": "finished", "detail": done.note or None, "asset_uri": done.asset_uri,
-                      "provider": done.provider, "model": done.model, "qa": done.qa, "sheet_uri": done.sheet_uri}
+        return outcome_row(job, "finished", done.note or None, asset_uri=done.asset_uri, provider=done.provider,
+                           model=done.model, qa=done.qa, sheet_uri=done.sheet_uri)
     error = next((r for f in futures if isinstance(r := f.state.result(raise_on_failure=False), BaseException)),
                  None)
     if isinstance(error, Deferred):
-        return row | {"outcome": "deferred", "detail": f"deferred: {error}"}
+        return outcome_row(job, "deferred", f"deferred: {error}")
     if isinstance(error, TransientProviderError):  # out of retries, nothing lost: a later run goes on
-        return row | {"outcome": "deferred",
-                      "detail": f"deferred: still failing after retries ({error}); the next run tries again"}
-    return row | {"outcome": "failed", "detail": f"{type(error).__name__}: {error}"}
+        return outcome_row(job, "deferred",
+                           f"deferred: still failing after retries ({error}); the next run tries again")
+    return outcome_row(job, "failed", f"{type(error).__name__}: {error}")
 
 
 def run_summary(run_id: str, night: str, out: str, items: pl.DataFrame, rejects: pl.DataFrame,

@@ -21,7 +21,7 @@ from vidbatch.ledger import LEDGER_SCHEMA, ledger_row, open_reservations
 from vidbatch.runs import ClipJob
 from vidbatch.storage import OutputRoot
 from vidbatch.tasks.ledger_io import LEDGER_PREFIX, write_ledger_rows
-from vidbatch.tasks.outcomes import OUTCOME_SCHEMA
+from vidbatch.tasks.outcomes import OUTCOME_SCHEMA, outcome_row
 
 __all__ = ["batches_of", "batch_key", "batch_table_key", "render_on_workers"]
 
@@ -99,8 +99,7 @@ def render_on_workers(jobs: list[ClipJob], *, root: OutputRoot, run_id: str, nig
         if not remaining:
             break
     for job in remaining:
-        row = {**dict.fromkeys(OUTCOME_SCHEMA), "item_id": job.item_id, "campaign": job.campaign,
-               "outcome": "deferred", "detail": f"deferred: no GPU worker finished it in {attempts} attempt(s)"}
+        row = outcome_row(job, "deferred", f"deferred: no GPU worker finished it in {attempts} attempt(s)")
         outcomes[job.item_id] = row
         on_outcome(row)
     return [outcomes[j.item_id] for j in jobs]

@@ -20,7 +20,8 @@ import numpy as np
 from vidbatch.errors import MediaError
 from vidbatch.storage import sha256_of  # noqa: F401  (re-exported: clips are hashed where they are made)
 
-__all__ = ["MediaInfo", "ffmpeg_exe", "probe", "probe_headers", "write_frames", "cut", "concat", "normalise_join", "testsrc",
+__all__ = ["MediaInfo", "ffmpeg_exe", "probe", "probe_headers", "write_frames", "cut", "concat", "normalise_join",
+           "testsrc",
            "first_frame", "last_frame", "frame_at", "fit_image", "contact_sheet", "detect_defects", "sha256_of"]
 
 
@@ -263,7 +264,7 @@ def frame_at(src: Path, at_s: float) -> np.ndarray:
 
 def contact_sheet(src: Path, dst: Path, *, columns: int = 6, thumb_width: int = 192) -> Path:
     """One image of `columns` thumbnails taken evenly through the clip (JPEG or PNG by suffix)."""
-    info = probe(src)
+    info = probe(src, decode=False)
     rate = columns / max(info.duration_s, 1 / info.fps)
     sheet = (ffmpeg.input(str(src)).video.filter("fps", rate, round="down")
              .filter("scale", thumb_width, -2).filter("tile", f"{columns}x1", padding=4, margin=4))
@@ -280,7 +281,7 @@ def detect_defects(src: Path, *, black_min_s: float, black_pixel_threshold: floa
     """Black and frozen stretches ((`black`|`frozen`, start_s, end_s)) at least the given lengths,
     found by ffmpeg's blackdetect and freezedetect in one decode. A stretch still open at the end
     of the clip ends there."""
-    info = probe(src)
+    info = probe(src, decode=False)
     video = ffmpeg.input(str(src)).video.filter("blackdetect", d=black_min_s, pix_th=black_pixel_threshold,
                                                 pic_th=black_picture_ratio)
     video = video.filter("freezedetect", n=f"{freeze_noise_db}dB", d=freeze_min_s)

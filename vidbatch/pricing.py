@@ -100,13 +100,18 @@ def _pick(table: dict[str, object], key: pl.Expr, dtype: pl.DataType) -> pl.Expr
     return key.replace_strict(table, default=None, return_dtype=dtype)
 
 
+def _gpu_table(route: WanRoute) -> dict[str, float]:
+    """"model|resolution" -> GPU seconds of one full shot."""
+    return {f"{name}|{res}": s for name, m in route.models.items() for res, s in m.gpu_s_per_shot.items()}
+
+
 def wan_options(policy: Policy) -> list[pl.Expr]:
     """Columns wan_model, wan_size, wan_shots, wan_gpu_s, wan_cost (null where Wan cannot serve)."""
     route = policy.wan
     image = pl.col("image_uri").is_not_null()
     model = (pl.when(image).then(_pick(route.i2v_model, pl.col("resolution"), pl.String))
              .otherwise(_pick(route.t2v_model, pl.col("resolution"), pl.String)))
-    gpu_table = {f"{name}|{res}": s for name, m in route.models.items() for res, s in m.gpu_s_per_shot.items()}
+    gpu_table = _gpu_table(route)
     size_table = {f"{name}|{res}": f"{w}x{h}" for name, m in route.models.items() for res, (w, h) in m.sizes.items()}
     key = pl.concat_str([model, pl.col("resolution")], separator="|")
     needed = (raw_seconds() * route.fps - _EPS).ceil().clip(lower_bound=1)
@@ -132,8 +137,7 @@ def _wan_extension_gpu_s(route: WanRoute) -> pl.Expr:
     Shots of up to max_shot_frames frames, each re-rendering the previous last frame."""
     extend = pl.col("extend_s").fill_null(0.0)
     model = _pick(route.i2v_model, pl.col("resolution"), pl.String)
-    gpu_table = {f"{name}|{res}": s for name, m in route.models.items() for res, s in m.gpu_s_per_shot.items()}
-    per_full_shot = _pick(gpu_table, pl.concat_str([model, pl.col("resolution")], separator="|"), pl.Float64)
+    per_full_shot = _pick(_gpu_table(route), pl.concat_str([model, pl.col("resolution")], separator="|"), pl.Float64)
     new_frames = (extend * route.fps - _EPS).ceil().clip(lower_bound=1)
     shots = (new_frames / (route.max_shot_frames - 1)).ceil()
     per_shot = (new_frames / shots).ceil() + 1
@@ -183,7 +187,8 @@ def _closed_extension_billed_s(route: ClosedRoute) -> pl.Expr:
     step = max(route.extension_seconds)
     full = (extend / step + _EPS).floor()
     tail = extend - full * step
-    return full * step + pl.when(tail > _EPS).then(_smallest_at_least_expr(tail, route.extension_seconds)).otherwise(0.0)
+    tail_billed = pl.when(tail > _EPS).then(_smallest_at_least_expr(tail, route.extension_seconds)).otherwise(0.0)
+    return full * step + tail_billed
 
 
 def wan_estimate_usd(route: WanRoute, model: str, resolution: str, seconds: float, extend_s: float = 0.0) -> float:

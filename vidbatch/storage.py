@@ -143,15 +143,11 @@ class S3Root(OutputRoot):
 
     def put_file(self, local: Path, key: str) -> str:
         from boto3.s3.transfer import TransferConfig
-        from botocore.exceptions import ClientError
 
         client, target, digest = _s3_client(), self._key(key), sha256_of(local)
-        try:
-            if client.head_object(Bucket=self.bucket, Key=target).get("Metadata", {}).get("sha256") == digest:
-                return self.key_uri(key)  # already there, same bytes
-        except ClientError as err:
-            if err.response.get("Error", {}).get("Code") not in ("404", "NoSuchKey", "NotFound"):
-                raise StorageError(f"cannot check {self.key_uri(key)}: {err}") from err
+        head = self._head(key)
+        if head is not None and head.get("Metadata", {}).get("sha256") == digest:
+            return self.key_uri(key)  # already there, same bytes
         config = TransferConfig(multipart_threshold=self.multipart_threshold,
                                 multipart_chunksize=self.multipart_chunksize)
         client.upload_file(str(local), self.bucket, target, Config=config,
@@ -164,16 +160,19 @@ class S3Root(OutputRoot):
         _s3_client().put_object(Bucket=self.bucket, Key=self._key(key), Body=buffer.getvalue())
         return self.key_uri(key)
 
-    def exists(self, key: str) -> bool:
+    def _head(self, key: str) -> dict | None:
+        """The object's HEAD response, None when there is no object at `key`."""
         from botocore.exceptions import ClientError
 
         try:
-            _s3_client().head_object(Bucket=self.bucket, Key=self._key(key))
-            return True
+            return _s3_client().head_object(Bucket=self.bucket, Key=self._key(key))
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
-                return False
+                return None
             raise StorageError(f"cannot check {self.key_uri(key)}: {err}") from err
+
+    def exists(self, key: str) -> bool:
+        return self._head(key) is not None
 
     def read_parquet(self, key: str, schema: dict) -> pl.DataFrame:
         client = _s3_client()
