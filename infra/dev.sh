@@ -1,23 +1,45 @@
 #!/usr/bin/env bash
-# Set up a virtualenv (first time, or when pyproject.toml changed) and run one of:
+# Set up a virtualenv from the committed lock (first time, or when the lock changed) and run one of:
 #   demo  - the sample campaign end to end on the embedded default (ephemeral Prefect, tiny Wan,
 #           closed route on the loopback Videos API sandbox, ./out/demo)
 #   test  - the test suite
-# torch==2.13.0 comes first so pip takes the local CPU wheel where there is one; on a GPU box,
-# install your CUDA torch into the venv before running this.
+#   lock  - re-resolve every dependency into infra/requirements.lock (on purpose, its own commit)
+# Every version installed comes from infra/requirements.lock (pip-tools, with hashes). torch is
+# locked at the local CPU wheel (torch==2.13.0+cpu); a GPU box installs its CUDA torch instead
+# (infra/gpu-worker.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${VIDBATCH_VENV:-.venv}"
+LOCK=infra/requirements.lock
+PIP_TOOLS="pip-tools==7.6.2"
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
 export PREFECT_LOGGING_LEVEL="${PREFECT_LOGGING_LEVEL:-WARNING}"  # keep the progress bar readable
 
 setup() {
-  if [ -x "$VENV/bin/vidbatch" ] && [ "$VENV/.installed" -nt pyproject.toml ]; then return; fi
-  echo "setting up $VENV (about a minute)..." >&2
+  if [ -x "$VENV/bin/vidbatch" ] && [ "$VENV/.installed" -nt "$LOCK" ] && [ "$VENV/.installed" -nt pyproject.toml ]; then
+    return
+  fi
+  echo "setting up $VENV from $LOCK (about a minute)..." >&2
   python3 -m venv "$VENV"
-  "$VENV/bin/python" -c 'import torch' 2>/dev/null || "$VENV/bin/pip" install -q torch==2.13.0
-  "$VENV/bin/pip" install -q -e ".[wan,test]"
+  # Exactly the locked versions, each checked against its hash; then vidbatch itself, built with
+  # the locked setuptools and without resolving anything more.
+  "$VENV/bin/pip" install -q --require-hashes --no-deps -r "$LOCK"
+  "$VENV/bin/pip" install -q --no-deps --no-build-isolation -e .
+  "$VENV/bin/pip" check >&2
   touch "$VENV/.installed"
+}
+
+lock() {
+  # pip-tools rather than uv: pip reads this machine's pip configuration (find-links with the local
+  # CPU torch wheel); uv does not, and would resolve the multi-GB CUDA torch from PyPI.
+  local tools="${VENV}-lock"
+  [ -x "$tools/bin/pip-compile" ] || { python3 -m venv "$tools" && "$tools/bin/pip" install -q "$PIP_TOOLS"; }
+  printf 'torch==2.13.0\nsetuptools>=68\n' > "$tools/extra.in"
+  CUSTOM_COMPILE_COMMAND="bash infra/dev.sh lock" "$tools/bin/pip-compile" -q --generate-hashes --allow-unsafe \
+    --strip-extras --no-emit-index-url --no-emit-find-links --extra wan --extra test \
+    --output-file "$LOCK" pyproject.toml "$tools/extra.in"
+  sed -i "s#$tools/extra.in#infra/dev.sh (torch, setuptools)#" "$LOCK"
+  echo "wrote $LOCK: review the diff and commit it on its own" >&2
 }
 
 # The report test opens the HTML in a real headless browser: Debian's chromium. CI installs it;
@@ -45,6 +67,9 @@ case "${1:-}" in
   setup-only)
     setup
     ;;
+  lock)
+    lock
+    ;;
   test)
     setup
     browser
@@ -52,7 +77,7 @@ case "${1:-}" in
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
   *)
-    echo "usage: infra/dev.sh demo|test|setup-only [args...]" >&2
+    echo "usage: infra/dev.sh demo|test|lock|setup-only [args...]" >&2
     exit 64
     ;;
 esac

@@ -10,10 +10,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 : "${PREFECT_API_URL:?set PREFECT_API_URL to the Prefect server API}"
 VENV="${VIDBATCH_VENV:-.venv}"
-if [ ! -x "$VENV/bin/vidbatch" ]; then
+LOCK=infra/requirements.lock
+if [ ! -x "$VENV/bin/vidbatch" ] || [ "$LOCK" -nt "$VENV/.installed" ]; then
   python3 -m venv "$VENV"
-  "$VENV/bin/pip" install -q torch --index-url "https://download.pytorch.org/whl/${CUDA_INDEX:-cu128}"
-  "$VENV/bin/pip" install -q -e ".[wan]"
+  # The lock's torch version as the CUDA build (the lock itself holds the CPU wheel), then every
+  # other locked version, hash-checked, without resolving anything more.
+  torch_version="$(sed -n 's/^torch==\([0-9.]*\).*/\1/p' "$LOCK")"
+  "$VENV/bin/pip" install -q "torch==$torch_version" --index-url "https://download.pytorch.org/whl/${CUDA_INDEX:-cu128}"
+  awk '/^[^ #]/ { skip = ($0 ~ /^torch==/) } !skip' "$LOCK" > "$VENV/requirements-gpu.lock"
+  "$VENV/bin/pip" install -q --require-hashes --no-deps -r "$VENV/requirements-gpu.lock"
+  "$VENV/bin/pip" install -q --no-deps --no-build-isolation -e .
+  touch "$VENV/.installed"
 fi
 "$VENV/bin/python" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.cuda.get_device_name(0))"
 export HF_HOME="${HF_HOME:-$PWD/.hf}"
