@@ -147,7 +147,38 @@ def _load(entry: WanModel, device: str, dtype):
         except (OSError, ValueError) as err:
             raise ProviderUnavailable(f"cannot load Wan model {entry.source!r}: {err}") from err
     pipe.set_progress_bar_config(disable=True)
-    return pipe.to(device, dtype) if entry.source == "tiny" else pipe.to(device)
+    pipe.to(device)
+    if entry.source == "tiny":
+        _cast_like_from_pretrained(pipe, dtype)
+    elif device == "cpu":
+        _own_memory(pipe)
+    return pipe
+
+
+def _cast_like_from_pretrained(pipe, dtype) -> None:
+    """The in-code preset in the route's dtype as `from_pretrained(dtype=...)` leaves a checkpoint:
+    the VAE and each model's `_keep_in_fp32_modules` stay float32 (a plain `.to(dtype)` casts them
+    too, and diffusers warns that it should not)."""
+    for module in (pipe.transformer, pipe.text_encoder):
+        keep = set(getattr(module, "_keep_in_fp32_modules", None) or ())
+        for name, param in module.named_parameters():
+            if not keep.intersection(name.split(".")):
+                param.data = param.data.to(dtype)
+
+
+def _own_memory(pipe) -> None:
+    """Give every CPU weight memory of its own.
+
+    `from_pretrained` leaves each tensor a view into the safetensors file, at whatever offset it has
+    there (often not 64-byte aligned). CPU kernels take another vector path for misaligned data, so
+    the same weights and seed gave last-bit differences, and after a few denoising steps a clip that
+    differed from the same model built in memory. (On CUDA, `.to()` copies into aligned memory.)"""
+    import torch
+
+    for component in pipe.components.values():
+        if isinstance(component, torch.nn.Module):
+            for tensor in [*component.parameters(), *component.buffers()]:
+                tensor.data = tensor.data.clone()
 
 
 def pipeline_loads() -> int:

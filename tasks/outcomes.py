@@ -39,21 +39,32 @@ def outcome_of(job, futures: list) -> dict:
     return outcome_row(job, "failed", f"{type(error).__name__}: {error}")
 
 
+SUMMARY_ROWS = 20  # items listed per kind in a run's summary; the rest are in its items.parquet
+
+
 def run_summary(run_id: str, night: str, out: str, items: pl.DataFrame, rejects: pl.DataFrame,
                 this_run: pl.DataFrame, unavailable: dict, boards: pl.DataFrame, sandbox: bool) -> dict:
-    """The flow's return value: counts, money, and every item or storyboard that needs a look."""
+    """The flow's return value: counts, money, and the first items or storyboards that need a look.
+
+    Each list holds at most SUMMARY_ROWS rows whatever the run's size; `more` says how many each
+    left out (all of them are in `<out>/runs/<run_id>/items.parquet`)."""
+    status, reason = pl.col("status"), pl.col("reason")
+    lists = {
+        "failed": items.filter(status == "failed").select("item_id", "reason"),
+        "fell_back": items.filter(reason.str.contains("fell back", literal=True) & (status == "finished"))
+                          .select("item_id", "reason"),
+        "deferred": items.filter(status == "deferred").select("item_id", "reason"),
+        "qa_regenerated": items.filter(pl.col("qa").str.starts_with("passed on regeneration").fill_null(False))
+                               .select("item_id", "qa"),
+    }
     return {
         "run_id": run_id, "night": night, "out": out, "sandbox": sandbox,
         "status_counts": dict(items.group_by("status").len().iter_rows()),
         "rejected_rows": int(rejects["row"].n_unique()),
-        "est_cost_usd": float(this_run.filter(pl.col("status") == "reserved")["est_cost_usd"].sum()),
-        "cost_usd": float(this_run.filter(pl.col("status").is_in(["settled", "failed"]))["cost_usd"].sum()),
-        "failed": items.filter(pl.col("status") == "failed").select("item_id", "reason").to_dicts(),
+        "est_cost_usd": float(this_run.filter(status == "reserved")["est_cost_usd"].sum()),
+        "cost_usd": float(this_run.filter(status.is_in(["settled", "failed"]))["cost_usd"].sum()),
         "unavailable": unavailable,
-        "fell_back": items.filter(pl.col("reason").str.contains("fell back", literal=True)
-                                  & (pl.col("status") == "finished")).select("item_id", "reason").to_dicts(),
-        "deferred": items.filter(pl.col("status") == "deferred").select("item_id", "reason").to_dicts(),
-        "qa_regenerated": items.filter(pl.col("qa").str.starts_with("passed on regeneration").fill_null(False))
-                               .select("item_id", "qa").to_dicts(),
+        **{name: frame.head(SUMMARY_ROWS).to_dicts() for name, frame in lists.items()},
+        "more": {name: max(frame.height - SUMMARY_ROWS, 0) for name, frame in lists.items()},
         "storyboards": boards.select("storyboard_id", "status", "reason", "asset_uri").to_dicts(),
     }

@@ -41,11 +41,20 @@ def _table(title: str, frame, columns: list[str]) -> Table:
     return table
 
 
+SHOWN = 40  # rows of any table a person reads at the terminal; the rest is in a file or --json
+
+
 @app.command()
 def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], typer.Option(
              "--out", help="output root whose ledger counts (settled items, spend tonight)")] = None,
+         save: Annotated[Optional[str], typer.Option(
+             "--save", help="where the full plan goes (Parquet; default: <out>/plans/ with --out, else "
+                            "./vidbatch-plan.parquet)")] = None,
          as_json: JsonOpt = False, sandbox: SandboxOpt = False) -> None:
-    """Forecast routes, models and costs for a catalog without spending anything."""
+    """Forecast routes, models and costs for a catalog without spending anything.
+
+    The terminal gets a summary (by campaign, route and status; the first items that need a look);
+    every row goes to the saved Parquet plan, or to standard output as NDJSON with --json."""
     from datetime import datetime, timezone
 
     import polars as pl
@@ -61,29 +70,71 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
     try:
         pol = load_policy(policy)
         valid, rejects = validate_catalog(read_catalog(catalog))
-        ledger = open_root(out).read_parquet_dir("ledger", LEDGER_SCHEMA) if out else pl.DataFrame(
-            schema=LEDGER_SCHEMA)
+        root = open_root(out) if out else None
+        ledger = root.read_parquet_dir("ledger", LEDGER_SCHEMA) if root else pl.DataFrame(schema=LEDGER_SCHEMA)
     except (CatalogError, PolicyError, StorageError) as err:
         _fail(str(err), 2)
-    night = night_of(datetime.now(timezone.utc), pol.caps.timezone)
+    moment = datetime.now(timezone.utc)
+    night = night_of(moment, pol.caps.timezone)
     with run_providers(pol, sandbox) as providers:
         unavailable = registry.unavailable(providers)
     result = plan_run(with_fingerprints(valid), pol, ledger, night, unavailable)
     columns = ["item_id", "provider", "model", "est_cost_usd", "status", "reason"]
     if as_json:
-        for row in result.select(columns).iter_rows(named=True):
-            print(json.dumps(row))
-        for row in rejects.iter_rows(named=True):
-            print(json.dumps({"status": "rejected", **row}))
+        _ndjson(result.select(columns))
+        _ndjson(rejects.select(pl.lit("rejected").alias("status"), pl.all()))
         return
-    out_console.print(_table(f"plan for {catalog} (night {night})", result, columns))
-    planned = result.filter(pl.col("status") == "planned")
-    out_console.print(f"{planned.height} planned, est ${planned['est_cost_usd'].sum():.2f}; "
-                      f"{result.filter(pl.col('status') == 'deferred').height} deferred; "
-                      f"{result.filter(pl.col('status') == 'done').height} already done; "
-                      f"{rejects['row'].n_unique()} rejected rows")
-    if rejects.height:
-        out_console.print(_table("rejected rows", rejects, ["row", "item_id", "column", "reason"]))
+    everything = pl.concat([result.select("row", "campaign", *columns),
+                            rejects.select(pl.lit("rejected").alias("status"), pl.all())], how="diagonal_relaxed")
+    try:
+        saved = _save_plan(everything, save, root, f"plans/plan-{moment:%Y%m%dT%H%M%SZ}.parquet")
+    except StorageError as err:
+        _fail(str(err), 2)
+    _print_plan(catalog, night, result, rejects, saved)
+
+
+def _ndjson(frame) -> None:
+    """Rows as NDJSON on standard output, written by polars (no Python object per row)."""
+    sys.stdout.flush()
+    frame.write_ndjson(sys.stdout.buffer)
+    sys.stdout.buffer.flush()
+
+
+def _save_plan(frame, save: str | None, root, key: str) -> str:
+    """Write the full plan where asked (a path or URI), under the output root, or in the current folder."""
+    from vidbatch.storage import open_root
+
+    if save:
+        folder, _, name = save.rpartition("/")
+        return open_root(folder or ".").write_parquet(frame, name)
+    if root is not None:
+        return root.write_parquet(frame, key)
+    frame.write_parquet("vidbatch-plan.parquet")
+    return str(Path("vidbatch-plan.parquet").resolve())
+
+
+def _print_plan(catalog: str, night: str, result, rejects, saved: str) -> None:
+    import polars as pl
+
+    from vidbatch.report import needs_a_look, plan_groups
+
+    groups = plan_groups(result)
+    title = f"plan for {catalog} (night {night}): {result.height:,} items by campaign, route and status"
+    out_console.print(_table(title, groups.head(SHOWN), groups.columns), soft_wrap=True)
+    if groups.height > SHOWN:
+        out_console.print(f"  … and {groups.height - SHOWN:,} more groups (all rows: {saved})", highlight=False)
+    status = pl.col("status")
+    planned = result.filter(status == "planned")
+    look, totals = needs_a_look(result, rejects, SHOWN // 2)
+    out_console.print(f"{planned.height:,} planned, est ${planned['est_cost_usd'].sum():,.2f}; "
+                      f"{totals['deferred']:,} deferred; {result.filter(status == 'done').height:,} already done; "
+                      f"{totals['rejected']:,} rejected rows", highlight=False)
+    if look.height:
+        out_console.print(_table("first items that need a look", look, look.columns), soft_wrap=True)
+        more = totals["deferred"] + totals["rejected"] - look.height
+        if more:
+            out_console.print(f"  … and {more:,} more deferred or rejected", highlight=False)
+    out_console.print(f"full plan (every row, with reasons): {saved}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -160,12 +211,13 @@ def _print_summary(summary: dict) -> None:
         out_console.print(f"  rejects: {summary['out']}/runs/{summary['run_id']}/rejects.parquet")
     for route, why in summary["unavailable"].items():
         out_console.print(f"  [yellow]route {route} unavailable[/]: {why}", highlight=False)
-    for item in summary["fell_back"]:
-        out_console.print(f"  [yellow]fell back[/] {item['item_id']}: {item['reason']}", highlight=False)
-    for item in summary["deferred"]:
-        out_console.print(f"  [yellow]deferred[/] {item['item_id']}: {item['reason']}", highlight=False)
-    for item in summary["qa_regenerated"]:
-        out_console.print(f"  [yellow]QA regenerated[/] {item['item_id']}: {item['qa']}", highlight=False)
+    more = summary.get("more", {})
+    for kind, label, field in (("fell_back", "fell back", "reason"), ("deferred", "deferred", "reason"),
+                               ("qa_regenerated", "QA regenerated", "qa")):
+        for item in summary[kind]:
+            out_console.print(f"  [yellow]{label}[/] {item['item_id']}: {item[field]}", highlight=False)
+        if more.get(kind):
+            out_console.print(f"  … and {more[kind]:,} more {label}", highlight=False)
     for board in summary["storyboards"]:
         colour = {"stitched": "green", "done": "green", "failed": "red"}.get(board["status"], "yellow")
         where = f" -> {board['asset_uri']}" if board["asset_uri"] else ""
@@ -173,6 +225,11 @@ def _print_summary(summary: dict) -> None:
                           f"({board['reason']}){where}", highlight=False, soft_wrap=True)
     for failure in summary["failed"]:
         err_console.print(f"  [red]failed[/] {failure['item_id']}: {failure['reason']}", highlight=False)
+    if more.get("failed"):
+        err_console.print(f"  … and {more['failed']:,} more failed", highlight=False)
+    if any(more.values()):
+        out_console.print(f"  every item: {summary['out']}/runs/{summary['run_id']}/items.parquet", highlight=False,
+                          soft_wrap=True)
     out_console.print(f"  report: {summary['report']}", highlight=False, soft_wrap=True)
     if summary["failed"] or any(b["status"] == "failed" for b in summary["storyboards"]):
         raise typer.Exit(1)
@@ -180,7 +237,7 @@ def _print_summary(summary: dict) -> None:
 
 @app.command()
 def ledger(out: OutOpt = "vidbatch-out", as_json: JsonOpt = False) -> None:
-    """Spend by campaign, provider and night: estimated vs actual."""
+    """Spend by night, campaign and provider: estimated vs actual (newest nights first)."""
     import polars as pl
 
     from vidbatch.ledger import LEDGER_SCHEMA
@@ -193,13 +250,17 @@ def ledger(out: OutOpt = "vidbatch-out", as_json: JsonOpt = False) -> None:
         _fail(str(err), 2)
     table = spend_by(rows.filter(pl.col("provider").is_not_null()), ["night", "campaign", "provider"])
     if as_json:
-        for row in table.iter_rows(named=True):
-            print(json.dumps(row))
+        _ndjson(table)
         return
     if table.is_empty():
         out_console.print(f"no spend recorded under {out}")
         return
-    out_console.print(_table(f"ledger {out}", table, table.columns))
+    newest = table.sort("night", "campaign", "provider", descending=[True, False, False])
+    out_console.print(_table(f"ledger {out}", newest.head(SHOWN), table.columns), soft_wrap=True)
+    if table.height > SHOWN:
+        out_console.print(f"  … and {table.height - SHOWN:,} older rows (all rows: --json)", highlight=False)
+    by_provider = spend_by(rows.filter(pl.col("provider").is_not_null()), ["provider"])
+    out_console.print(_table("all nights by provider", by_provider, by_provider.columns))
     out_console.print(f"total actual ${table['actual_usd'].sum():.4f} (estimated ${table['est_usd'].sum():.4f})")
 
 

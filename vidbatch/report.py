@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-__all__ = ["spend_by", "run_outcomes"]
+__all__ = ["spend_by", "run_outcomes", "plan_groups", "needs_a_look", "first_of"]
 
 
 def spend_by(ledger: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
@@ -40,3 +40,27 @@ def run_outcomes(plan: pl.DataFrame, outcomes: pl.DataFrame) -> pl.DataFrame:
         pl.when(pl.col("detail").is_null()).then(pl.col("reason"))
         .when(pl.col("outcome") == "finished").then(pl.format("{}; {}", pl.col("reason"), pl.col("detail")))
         .otherwise(pl.col("detail")).alias("reason")).drop("outcome", "detail", "made_by", "made_with")
+
+
+def plan_groups(plan: pl.DataFrame) -> pl.DataFrame:
+    """Items and estimated cost by campaign × route × status: a plan of any size, in a few rows."""
+    return (plan.group_by("campaign", "provider", "status")
+            .agg(pl.len().alias("items"), pl.col("est_cost_usd").sum().alias("est_usd"))
+            .sort("campaign", "provider", "status", nulls_last=True))
+
+
+def needs_a_look(plan: pl.DataFrame, rejects: pl.DataFrame, limit: int) -> tuple[pl.DataFrame, dict[str, int]]:
+    """The first `limit` deferred items and rejected rows with their reasons, and how many of each
+    there are in all (rejected: distinct catalog rows; a row may have several problems)."""
+    deferred = plan.filter(pl.col("status") == "deferred").select(
+        pl.lit("deferred").alias("status"), pl.lit(None, pl.Int64).alias("row"), "item_id", "reason")
+    rejected = rejects.group_by("row", maintain_order=True).agg(
+        pl.col("item_id").first(), pl.format("{}: {}", "column", "reason").str.join("; ").alias("reason")).select(
+        pl.lit("rejected").alias("status"), pl.col("row").cast(pl.Int64), "item_id", "reason")
+    totals = {"deferred": deferred.height, "rejected": rejected.height}
+    return pl.concat([deferred.head(limit), rejected.head(limit)]).head(limit), totals
+
+
+def first_of(frame: pl.DataFrame, limit: int) -> dict:
+    """A list a person reads at any scale: the first `limit` rows, and how many there are in all."""
+    return {"total": frame.height, "first": frame.head(limit).to_dicts()}
