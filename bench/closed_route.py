@@ -29,7 +29,7 @@ from vidbatch.policy import load_policy  # noqa: E402
 from vidbatch.providers import registry  # noqa: E402
 from vidbatch.providers.openai_video import OpenAIVideoProvider, make_client  # noqa: E402
 from vidbatch.storage import open_root  # noqa: E402
-from vidbatch.videos_sandbox import Faults, VideosSandbox  # noqa: E402
+from vidbatch.sandbox import Faults, VideosSandbox  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 

@@ -110,10 +110,11 @@ def _expect_sora_deprecation() -> None:
     """The SDK's Sora deprecation warning is expected: that warning, and only it, is ignored.
 
     A process-wide filter (not catch_warnings, which is not thread-safe), re-installed if a test
-    harness reset the filters. The first call says why in the log."""
+    harness reset the filters. The first call says why in the log (at info level: nothing for a
+    user to act on; a gone endpoint is reported as the route being unavailable)."""
     if not _NOTICE.is_set():
         _NOTICE.set()
-        log.warning("closed route: the openai SDK marks the Videos API deprecated (Sora API shutdown "
+        log.info("closed route: the openai SDK marks the Videos API deprecated (Sora API shutdown "
                     "scheduled for 2026-09-24); an endpoint that is gone makes the route unavailable "
                     "and its items fall back to Wan or wait")
     if not any(f[0] == "ignore" and f[1] is not None and f[1].pattern == SORA_DEPRECATION

@@ -60,12 +60,33 @@ def _dtype(route: WanRoute, device: str):
 
 # ---- 2. loading, once per process ----------------------------------------------------------------
 
+def _choose_pil_image_processor() -> None:
+    """Without torchvision, make transformers' CLIP image processor the PIL one before diffusers
+    imports the image-to-video pipeline.
+
+    transformers 5 gave the name `CLIPImageProcessor` to a torchvision-backed class; on first lookup
+    without torchvision it falls back to `CLIPImageProcessorPil` and warns. Our CPU installs have no
+    torchvision (PyPI's does not load beside the local torch wheel), and the i2v pipeline looks the
+    name up at import: we make the same choice ourselves, so there is nothing left to warn about."""
+    import importlib.util
+    import sys
+
+    import transformers
+
+    if importlib.util.find_spec("torchvision") is None:
+        pil = getattr(transformers, "CLIPImageProcessorPil", None)
+        if pil is not None:  # looking it up can swap the lazy module in sys.modules: set it on the current one
+            sys.modules["transformers"].CLIPImageProcessor = pil
+
+
 def build_tiny_pipeline(task: str = "t2v"):
     """A Wan pipeline with tiny random components and a tokenizer built in code (no hub).
 
     Deterministic: the same weights in every process, so seeded outputs are reproducible.
     """
     import torch
+
+    _choose_pil_image_processor()
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
@@ -94,10 +115,7 @@ def build_tiny_pipeline(task: str = "t2v"):
     from diffusers import WanImageToVideoPipeline
     from transformers import CLIPVisionConfig, CLIPVisionModel
 
-    try:  # transformers >= 5 names the PIL-only processor (no torchvision needed) separately
-        from transformers import CLIPImageProcessorPil as ImageProcessor
-    except ImportError:
-        from transformers import CLIPImageProcessor as ImageProcessor
+    from transformers import CLIPImageProcessor as ImageProcessor  # the PIL one without torchvision
     image_encoder = CLIPVisionModel(CLIPVisionConfig(hidden_size=4, projection_dim=4, num_hidden_layers=2,
                                                      num_attention_heads=2, image_size=32, intermediate_size=16,
                                                      patch_size=1)).eval()
@@ -134,6 +152,8 @@ def _load(entry: WanModel, device: str, dtype):
     if entry.source == "testsrc":
         return TestPatternPipeline()
     import torch
+
+    _choose_pil_image_processor()
     from diffusers import AutoencoderKLWan, WanImageToVideoPipeline, WanPipeline
 
     if entry.source == "tiny":
@@ -213,11 +233,11 @@ class WanProvider:
         self._render_lock = threading.Lock()  # one pipeline call at a time per process
 
     def unavailable(self) -> str | None:
-        try:
-            import diffusers  # noqa: F401
-            import torch  # noqa: F401
-        except ImportError as err:
-            return f"Wan route needs torch and diffusers ({err.name} is not installed: pip install 'vidbatch[wan]')"
+        import importlib.util
+
+        missing = [name for name in ("torch", "diffusers") if importlib.util.find_spec(name) is None]
+        if missing:  # found, not imported: planning need not pay for importing torch
+            return f"Wan route needs torch and diffusers ({missing[0]} is not installed: pip install 'vidbatch[wan]')"
         return None
 
     def estimate_cost(self, request: ClipRequest) -> float:

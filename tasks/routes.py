@@ -16,12 +16,12 @@ def run_providers(policy: Policy, sandbox: bool, sandbox_latency_s: float = 2.0,
                   sandbox_faults: dict | None = None) -> Iterator[dict[str, Provider]]:
     """Build the run's providers. With `sandbox`, the closed route talks to a loopback Videos API
     server started for this run (no money spent; the ledger marks its rows sandbox);
-    `sandbox_faults` (fields of videos_sandbox.Faults) rehearses what goes wrong."""
+    `sandbox_faults` (fields of vidbatch.sandbox.Faults) rehearses what goes wrong."""
     if not sandbox:
         yield registry.build(policy)
         return
     from vidbatch.providers.openai_video import OpenAIVideoProvider, make_client
-    from vidbatch.videos_sandbox import Faults, VideosSandbox
+    from vidbatch.sandbox import Faults, VideosSandbox
 
     with VideosSandbox(latency_s=sandbox_latency_s, poll_after_ms=max(50, int(sandbox_latency_s * 100)),
                        faults=Faults(**(sandbox_faults or {}))) as box:

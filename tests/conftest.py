@@ -50,7 +50,7 @@ def write_catalog(path: Path, rows: list[dict], **defaults) -> str:
 @pytest.fixture
 def sandbox():
     """A loopback Videos API server (quick jobs) for one test."""
-    from vidbatch.videos_sandbox import VideosSandbox
+    from vidbatch.sandbox import VideosSandbox
 
     with VideosSandbox(latency_s=0.3, poll_after_ms=50) as box:
         yield box

@@ -37,7 +37,8 @@ def _table(title: str, frame, columns: list[str]) -> Table:
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in frame.select(columns).iter_rows():
-        table.add_row(*("" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v) for v in row))
+        table.add_row(*("" if v is None else f"{v:,.4f}" if isinstance(v, float) else f"{v:,}"
+                        if isinstance(v, int) and not isinstance(v, bool) else str(v) for v in row))
     return table
 
 
@@ -125,15 +126,15 @@ def _print_plan(catalog: str, night: str, result, rejects, saved: str) -> None:
         out_console.print(f"  … and {groups.height - SHOWN:,} more groups (all rows: {saved})", highlight=False)
     status = pl.col("status")
     planned = result.filter(status == "planned")
-    look, totals = needs_a_look(result, rejects, SHOWN // 2)
+    look, totals = needs_a_look(result, rejects, 10)
     out_console.print(f"{planned.height:,} planned, est ${planned['est_cost_usd'].sum():,.2f}; "
                       f"{totals['deferred']:,} deferred; {result.filter(status == 'done').height:,} already done; "
                       f"{totals['rejected']:,} rejected rows", highlight=False)
     if look.height:
-        out_console.print(_table("first items that need a look", look, look.columns), soft_wrap=True)
-        more = totals["deferred"] + totals["rejected"] - look.height
+        out_console.print(_table("deferred and rejected, by reason", look, look.columns), soft_wrap=True)
+        more = totals["deferred"] + totals["rejected"] - look["items"].sum()
         if more:
-            out_console.print(f"  … and {more:,} more deferred or rejected", highlight=False)
+            out_console.print(f"  … and {more:,} more deferred or rejected for other reasons", highlight=False)
     out_console.print(f"full plan (every row, with reasons): {saved}", highlight=False, soft_wrap=True)
 
 
@@ -273,7 +274,7 @@ def sandbox(port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8787,
     """Serve the loopback Videos API (Sora contract) for rehearsals: point OPENAI_BASE_URL at it."""
     import time
 
-    from vidbatch.videos_sandbox import Faults, VideosSandbox
+    from vidbatch.sandbox import Faults, VideosSandbox
 
     box = VideosSandbox(api_key=key, latency_s=latency,
                         faults=Faults(max_in_flight=max_in_flight, rate_limit_p=rate_limit_p))

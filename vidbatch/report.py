@@ -50,15 +50,22 @@ def plan_groups(plan: pl.DataFrame) -> pl.DataFrame:
 
 
 def needs_a_look(plan: pl.DataFrame, rejects: pl.DataFrame, limit: int) -> tuple[pl.DataFrame, dict[str, int]]:
-    """The first `limit` deferred items and rejected rows with their reasons, and how many of each
-    there are in all (rejected: distinct catalog rows; a row may have several problems)."""
-    deferred = plan.filter(pl.col("status") == "deferred").select(
-        pl.lit("deferred").alias("status"), pl.lit(None, pl.Int64).alias("row"), "item_id", "reason")
+    """Deferred items and rejected catalog rows grouped by kind of reason (numbers aside; most
+    frequent first, at most `limit` kinds), each with its count, its first three items and the
+    first one's reason; and how many deferred and rejected there are in all."""
+    deferred = plan.filter(pl.col("status") == "deferred").select(pl.lit("deferred").alias("status"), "item_id",
+                                                                  "reason")
     rejected = rejects.group_by("row", maintain_order=True).agg(
         pl.col("item_id").first(), pl.format("{}: {}", "column", "reason").str.join("; ").alias("reason")).select(
-        pl.lit("rejected").alias("status"), pl.col("row").cast(pl.Int64), "item_id", "reason")
-    totals = {"deferred": deferred.height, "rejected": rejected.height}
-    return pl.concat([deferred.head(limit), rejected.head(limit)]).head(limit), totals
+        pl.lit("rejected").alias("status"), pl.col("item_id").fill_null("(no id)"), "reason")
+    both = pl.concat([deferred, rejected]).with_row_index("order").with_columns(
+        pl.col("reason").str.replace_all(r"\d+(?:\.\d+)?", "#").alias("kind"))  # 7.9 s and 16.5 s: one kind
+    reasons = (both.group_by("status", "kind")
+               .agg(pl.len().alias("items"), pl.col("order").min(), pl.col("item_id").head(3).str.join(", ")
+                    .alias("first items"), pl.col("reason").first().alias("reason (of the first)"))
+               .sort(["items", "order"], descending=[True, False]).head(limit).drop("order")
+               .select("status", "items", "first items", "reason (of the first)"))
+    return reasons, {"deferred": deferred.height, "rejected": rejected.height}
 
 
 def first_of(frame: pl.DataFrame, limit: int) -> dict:

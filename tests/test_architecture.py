@@ -1,0 +1,86 @@
+"""The import contract, read from the source (function-level imports included):
+
+  pure core  -> nothing heavy, no IO library, none of the layers above it
+  edges      (media, storage, the sandbox) -> the core only
+  providers  -> the core and the edges, never tasks or flows
+  tasks      -> never flows
+  flows      -> never the CLI
+"""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = {"vidbatch": ROOT / "vidbatch", "vidbatch.tasks": ROOT / "tasks", "vidbatch.flows": ROOT / "flows",
+            "vidbatch.providers": ROOT / "providers"}
+EDGES = {"vidbatch.media", "vidbatch.storage", "vidbatch.sandbox", "vidbatch.cli"}
+HEAVY = {"prefect", "torch", "diffusers", "transformers", "boto3", "botocore", "ffmpeg", "av", "fastapi", "uvicorn",
+         "rich", "typer", "openai", "httpx"}
+LAYERS = ("vidbatch.tasks", "vidbatch.flows", "vidbatch.providers", "vidbatch.cli")
+
+
+def _modules() -> dict[str, Path]:
+    found = {}
+    for package, folder in PACKAGES.items():
+        for path in folder.rglob("*.py"):
+            parts = path.relative_to(folder).with_suffix("").parts
+            name = ".".join((package, *parts)).removesuffix(".__init__")
+            if package == "vidbatch" and parts[0] in ("tasks", "flows", "providers"):
+                continue
+            found[name] = path
+    return found
+
+
+def _imports(path: Path) -> set[str]:
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names |= {f"{node.module}.{alias.name}" for alias in node.names}
+    return names
+
+
+def _within(name: str, prefixes) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def _layer(module: str) -> str:
+    for layer in ("vidbatch.tasks", "vidbatch.flows", "vidbatch.providers"):
+        if _within(module, [layer]):
+            return layer
+    return "edge" if _within(module, EDGES) else "core"
+
+
+FORBIDDEN = {
+    "core": lambda name: name.split(".")[0] in HEAVY or _within(name, [*LAYERS, *EDGES]),
+    "edge": lambda name: _within(name, ["vidbatch.tasks", "vidbatch.flows"]),
+    "vidbatch.providers": lambda name: _within(name, ["vidbatch.tasks", "vidbatch.flows", "vidbatch.cli"]),
+    "vidbatch.tasks": lambda name: _within(name, ["vidbatch.flows", "vidbatch.cli"]),
+    "vidbatch.flows": lambda name: _within(name, ["vidbatch.cli"]),
+}
+
+
+@pytest.mark.parametrize("module", sorted(_modules()))
+def test_module_keeps_to_its_layer(module):
+    path = _modules()[module]
+    layer = "edge" if module == "vidbatch.cli" else _layer(module)
+    if module == "vidbatch.cli":  # the CLI is the outermost edge: it may import everything
+        return
+    bad = sorted(name for name in _imports(path) if FORBIDDEN[layer](name))
+    assert not bad, f"{module} ({layer}) imports {bad}"
+
+
+def test_the_contract_sees_every_layer():
+    layers = {_layer(m) for m in _modules()}
+    assert layers == {"core", "edge", "vidbatch.tasks", "vidbatch.flows", "vidbatch.providers"}
+    assert "vidbatch.planner" in _modules() and "vidbatch.tasks.generate" in _modules()
+
+
+def test_a_violation_is_caught(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f():\n    from prefect import flow\n    import vidbatch.tasks.generate\n")
+    assert {n for n in _imports(bad) if FORBIDDEN["core"](n)} == {"prefect", "prefect.flow", "vidbatch.tasks.generate"}

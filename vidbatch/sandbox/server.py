@@ -1,0 +1,119 @@
+"""`VideosSandbox`: the Videos API on 127.0.0.1, in a background thread.
+
+It owns the jobs (`VideoJobs`), the media it serves (a real MP4 of each size and length with an
+audio track, rendered once and reused) and the uvicorn server. Every response carries
+`x-vidbatch-sandbox: 1`; the provider reads it in its health check and the ledger marks the run's
+rows sandbox.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from vidbatch import media
+from vidbatch.policy import default_policy
+from vidbatch.sandbox.jobs import Faults, Job, VideoJobs
+
+__all__ = ["VideosSandbox"]
+
+
+class VideosSandbox:
+    """The Videos API on 127.0.0.1: `start()` gives its base URL; `billing()` what it charged."""
+
+    def __init__(self, *, api_key: str = "sk-sandbox", latency_s: float = 1.0, poll_after_ms: int = 200,
+                 prices: dict[str, dict[str, float]] | None = None, report_billing: bool = True,
+                 fps: int = 24, ttl_s: float = 3600.0, seed: int = 0, faults: Faults | None = None):
+        self.api_key = api_key
+        self.poll_after_ms = poll_after_ms
+        self.fps = fps
+        self.book = VideoJobs(prices=prices or default_policy().closed.price_usd_per_s, latency_s=latency_s,
+                              ttl_s=ttl_s, report_billing=report_billing, faults=faults or Faults(), seed=seed)
+        self.requests: list[tuple[str, str, int]] = []  # (method, path, status) of every request
+        self._render_lock = threading.Lock()
+        self._media = Path(tempfile.mkdtemp(prefix="vidbatch-sandbox-"))
+        self._server = None
+        self._thread: threading.Thread | None = None
+        self.base_url = ""
+
+    # ---- what tests and rehearsals look at and turn -------------------------------------------
+
+    @property
+    def jobs(self) -> dict[str, Job]:
+        return self.book.by_id
+
+    @property
+    def faults(self) -> Faults:
+        return self.book.faults
+
+    @property
+    def latency_s(self) -> float:
+        return self.book.latency_s
+
+    @latency_s.setter
+    def latency_s(self, seconds: float) -> None:  # tests make running jobs finish (or stall) live
+        self.book.latency_s = seconds
+
+    def billing(self) -> list[dict]:
+        return self.book.billing()
+
+    def total_billed_usd(self) -> float:
+        return self.book.total_billed_usd()
+
+    # ---- media ------------------------------------------------------------------------------
+
+    def render(self, job: Job) -> Path:
+        """The job's MP4 (a test pattern with a tone), rendered once per size and length."""
+        width, height = (int(v) for v in job.size.split("x"))
+        path = self._media / f"{job.size}-{job.seconds}s.mp4"
+        with self._render_lock:
+            if not path.exists():
+                media.testsrc(path.with_suffix(".part.mp4"), job.seconds, width, height, self.fps, audio=True)
+                path.with_suffix(".part.mp4").rename(path)
+        return path
+
+    def thumbnail(self, job: Job) -> Path:
+        path = self.render(job).with_suffix(".jpg")
+        with self._render_lock:
+            if not path.exists():
+                media.first_frame(self.render(job), path)
+        return path
+
+    # ---- serving ----------------------------------------------------------------------------
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve in a background thread (port 0: a free one); returns the base URL (…/v1)."""
+        import uvicorn
+
+        from vidbatch.sandbox.routes import build_app
+
+        # log_config=None: uvicorn's default dictConfig() shuts down existing handlers, and with
+        # Prefect's API log handler installed that deadlocks (seen: a demo run hung in flush()).
+        config = uvicorn.Config(build_app(self), host=host, port=port, log_level="warning",
+                                lifespan="off", log_config=None)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name="videos-sandbox", daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 30
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the Videos API sandbox did not start")
+            time.sleep(0.02)
+        port = self._server.servers[0].sockets[0].getsockname()[1]
+        self.base_url = f"http://{host}:{port}/v1"
+        return self.base_url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.should_exit = True
+            self._thread.join(timeout=10)
+            self._server = None
+
+    def __enter__(self) -> "VideosSandbox":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
