@@ -15,7 +15,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from prefect.cache_policies import NO_CACHE
 
 from vidbatch.policy import Policy
-from vidbatch.report_html import REPORT_KEY, relative_link, report_html, spend_chart_svg
+from vidbatch.report_html import REPORT_ITEMS, REPORT_KEY, first_to_look_at, relative_link, report_html, spend_chart_svg
 from vidbatch.storage import OutputRoot
 
 __all__ = ["write_report", "sheet_key"]
@@ -78,9 +78,12 @@ def write_report(root: OutputRoot, summary: dict, items: pl.DataFrame, boards: p
     uri = root.put_file(page, key)
     create_markdown_artifact(_markdown(summary, spend, policy, boards, uri), key="campaign-report",
                              description="vidbatch: totals, spend against the caps, storyboards")
-    create_table_artifact(items.select("item_id", "campaign", "provider", "model", "status", "est_cost_usd",
-                                       "cost_usd", "qa", "reason").to_dicts(),
-                          key="clips", description="every item of the run: route, status, cost, QA")
+    listed = first_to_look_at(items, REPORT_ITEMS)
+    more = f"; the first {listed.height} of {items.height} (all in the run's items.parquet)" \
+        if listed.height < items.height else ""
+    create_table_artifact(listed.select("item_id", "campaign", "provider", "model", "status", "est_cost_usd",
+                                        "cost_usd", "qa", "reason").to_dicts(),
+                          key="clips", description=f"the run's items: route, status, cost, QA{more}")
     create_link_artifact(uri if "://" in uri else Path(uri).resolve().as_uri(), link_text="campaign report (HTML)",
                          key="report-link", description="the run's HTML report")
     return uri

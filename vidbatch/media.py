@@ -1,7 +1,8 @@
-"""Everything that touches ffmpeg, through ffmpeg-python (unmaintained: it stays in this module).
+"""Everything that touches media: filter graphs through ffmpeg-python (unmaintained: it stays in
+this module), metadata through PyAV (libav's own demuxers read the container; no log parsing).
 
-The binary is resolved once: $VIDBATCH_FFMPEG, else `ffmpeg` on PATH, else the one bundled in the
-imageio-ffmpeg wheel. No ffprobe is needed: `probe` reads ffmpeg's own stream report.
+The ffmpeg binary is resolved once: $VIDBATCH_FFMPEG, else `ffmpeg` on PATH, else the one bundled
+in the imageio-ffmpeg wheel. No ffprobe is needed.
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ import functools
 import os
 import re
 import shutil
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+import av
 import ffmpeg
 import numpy as np
 
@@ -62,55 +63,44 @@ def _run(stream, what: str, **kwargs) -> tuple[bytes, bytes]:
         raise MediaError(f"ffmpeg failed to {what}: {' | '.join(tail)}") from err
 
 
-_VIDEO = re.compile(r"Stream #\d+:\d+.*?: Video: (\w+(?: \([^)]*\))?).*?, (\w+)(?:\([^)]*\))?, (\d+)x(\d+)"
-                    r"(?: \[SAR (\d+:\d+))?.*?, ([\d.]+) (?:fps|tbr)(?:.*?, ([\d.k]+ tbn))?")
-_AUDIO = re.compile(r"Stream #\d+:\d+.*?: Audio: (\w+).*?, (\d+ Hz), ([^,]+)")
-_FRAMES = re.compile(r"frame=\s*(\d+)")
-_DURATION = re.compile(r"Duration: (\d+):(\d+):([\d.]+)")
-
-
-def _info(path: Path, text: str, frames: int | None) -> MediaInfo:
-    """MediaInfo from ffmpeg's report on one input; `frames` None: from the header's duration."""
-    video = _VIDEO.search(text)
-    if video is None:
-        raise MediaError(f"{path} has no readable video stream")
-    fps = float(video.group(6))
-    if frames is None:
-        header = _DURATION.search(text)
-        if header is None:  # no duration in the header (an image, a raw stream): count frames
-            return probe(path)
-        frames = round((int(header.group(1)) * 3600 + int(header.group(2)) * 60 + float(header.group(3))) * fps)
-    audio = _AUDIO.search(text)
-    return MediaInfo(width=int(video.group(3)), height=int(video.group(4)), fps=fps, frames=frames,
-                     duration_s=frames / fps, has_audio=audio is not None, codec=video.group(1),
-                     pix_fmt=video.group(2), sar=video.group(5) or "1:1", timebase=video.group(7) or "",
-                     audio=" ".join(audio.groups()) if audio else "")
+def _probe_one(path: Path, count_frames: bool) -> MediaInfo:
+    """MediaInfo read from the container with PyAV (libav's demuxer: no log parsing)."""
+    try:
+        with av.open(str(path)) as container:
+            video = next(iter(container.streams.video), None)
+            if video is None:
+                raise MediaError(f"{path} has no readable video stream")
+            sound = next(iter(container.streams.audio), None)
+            rate = video.average_rate or video.guessed_rate or video.base_rate
+            fps = float(rate) if rate else 0.0
+            if count_frames or not video.frames:  # one packet is one frame in the containers we make
+                frames = sum(1 for packet in container.demux(video) if packet.size)
+            else:
+                frames = video.frames
+            context = video.codec_context
+            sar = video.sample_aspect_ratio
+            return MediaInfo(
+                width=context.width, height=context.height, fps=fps, frames=frames,
+                duration_s=frames / fps if fps else 0.0, has_audio=sound is not None,
+                codec=f"{context.name} ({context.profile})" if context.profile else context.name,
+                pix_fmt=context.format.name if context.format else "",
+                sar=f"{sar.numerator}:{sar.denominator}" if sar else "1:1",
+                timebase=f"{float(1 / video.time_base):g} tbn" if video.time_base else "",
+                audio=f"{sound.codec_context.name} {sound.rate} Hz {sound.layout.name}" if sound else "")
+    except (av.FFmpegError, OSError) as err:
+        raise MediaError(f"cannot read {path}: {err}") from err
 
 
 def probe(path: Path, *, decode: bool = True) -> MediaInfo:
-    """Stream parameters of a video file. With `decode` (the default) the video is decoded once
-    for its exact frame count; without, the container's duration is read from the header (fast)."""
-    if not decode:
-        return probe_headers([path])[0]
-    _, err = _run(ffmpeg.input(str(path)).output("-", format="null", map="0:v:0"), f"probe {path}")
-    text = err.decode(errors="replace")
-    frames = _FRAMES.findall(text)
-    if not frames:
-        raise MediaError(f"{path} has no readable video stream")
-    return _info(path, text, int(frames[-1]))
+    """Stream parameters of a video file, read from its container. With `decode` (the default)
+    frames are counted packet by packet; without, the count comes from the header (instant for
+    MP4), or from the packets where the header has none."""
+    return _probe_one(Path(path), count_frames=decode)
 
 
 def probe_headers(paths: list[Path]) -> list[MediaInfo]:
-    """Header-only probes of many files in one ffmpeg process (no decoding): what a join needs."""
-    command = [ffmpeg_exe(), "-hide_banner", "-nostdin"] + [arg for p in paths for arg in ("-i", str(p))]
-    # ffmpeg exits 1 here by design (no output file is asked for); an unreadable input stops the report.
-    text = subprocess.run(command, capture_output=True).stderr.decode(errors="replace")
-    sections = re.split(r"(?m)^Input #\d+, ", text)[1:]
-    if len(sections) < len(paths):
-        bad = paths[len(sections)]
-        tail = " | ".join(text.strip().splitlines()[-2:])
-        raise MediaError(f"cannot read {bad}: {tail}")
-    return [_info(path, section, None) for path, section in zip(paths, sections)]
+    """Header-only probes of many files (what a join needs); names the first unreadable one."""
+    return [_probe_one(Path(p), count_frames=False) for p in paths]
 
 
 def _h264(**extra) -> dict:

@@ -1,0 +1,83 @@
+"""The run's summaries and HTML report, at any size. Pure: frames in, text out."""
+
+import polars as pl
+
+from vidbatch.report import needs_a_look, plan_groups
+from vidbatch.report_html import REPORT_ITEMS, report_html, spend_chart_svg
+from vidbatch.tasks.outcomes import SUMMARY_ROWS, run_summary
+
+SUMMARY = {"run_id": "r" * 32, "night": "2026-11-25", "out": "/tmp/out", "sandbox": False,
+           "status_counts": {"finished": 1}, "est_cost_usd": 1.0, "cost_usd": 0.5}
+BOARD_SCHEMA = {"campaign": pl.String, "storyboard_id": pl.String, "scene_count": pl.Int64, "status": pl.String,
+                "reason": pl.String, "mode": pl.String, "seconds": pl.Float64, "asset_href": pl.String,
+                "sheet_href": pl.String}
+
+
+def items(n: int, status=lambda i: "finished", **fields) -> pl.DataFrame:
+    base = {"campaign": "c", "provider": "wan", "model": "tiny", "reason": "fits Wan", "est_cost_usd": 0.01,
+            "cost_usd": 0.01, "qa": "passed", "storyboard": None, "asset_href": None, "sheet_href": None}
+    return pl.DataFrame([{**base, "item_id": f"i{i}", "status": status(i), **fields} for i in range(n)])
+
+
+def no_boards() -> pl.DataFrame:
+    return pl.DataFrame(schema=BOARD_SCHEMA)
+
+
+def test_catalog_text_is_escaped_in_the_page_and_the_chart():
+    evil = "<script>alert(1)</script>"
+    frame = items(1, campaign=evil, reason=f"because {evil}", item_id=evil)
+    spend = pl.DataFrame({"campaign": [evil], "provider": ["wan"], "actual_usd": [0.5]})
+    chart = spend_chart_svg(spend, {evil: 2.0}, 5.0)
+    page = report_html({**SUMMARY, "out": evil}, frame, no_boards(), chart)
+    assert "<script>alert" not in page and "<script>alert" not in chart
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;script&gt;" in chart
+    assert page.count("<script>") == 1  # the page's own image check, nothing from the catalog
+    assert chart in page and "<svg" in page  # the chart is embedded as markup, not escaped twice
+
+
+def test_a_big_run_lists_the_items_that_need_a_look_first_and_points_at_the_rest():
+    frame = items(REPORT_ITEMS + 700, status=lambda i: "failed" if i % 100 == 99 else "finished")
+    page = report_html(SUMMARY, frame, no_boards(), "<svg></svg>")
+    assert page.count('<span class="badge bad">failed</span>') == 12
+    assert page.count("<tr><td>i") == REPORT_ITEMS
+    assert page.index(">i99<") < page.index(">i0<")  # failures first
+    assert "700 more" in page and 'href="../items.parquet"' in page
+
+
+def test_a_small_run_keeps_catalog_order_and_says_nothing_of_more():
+    page = report_html(SUMMARY, items(3, status=lambda i: "failed" if i == 2 else "finished"), no_boards(), "")
+    assert page.index(">i0<") < page.index(">i2<") and "more (every item" not in page
+
+
+def test_run_summary_lists_at_most_its_rows_and_counts_the_rest():
+    n = SUMMARY_ROWS + 30
+    frame = items(n, status=lambda i: "deferred" if i % 2 else "failed", reason="night cap reached")
+    empty_ledger = pl.DataFrame(schema={"status": pl.String, "est_cost_usd": pl.Float64, "cost_usd": pl.Float64})
+    rejects = pl.DataFrame(schema={"row": pl.Int64})
+    boards = pl.DataFrame(schema={"storyboard_id": pl.String, "status": pl.String, "reason": pl.String,
+                                  "asset_uri": pl.String})
+    summary = run_summary("r", "n", "/o", frame, rejects, empty_ledger, {}, boards, False)
+    assert len(summary["failed"]) == SUMMARY_ROWS and summary["more"]["failed"] == n // 2 - SUMMARY_ROWS
+    assert len(summary["deferred"]) == SUMMARY_ROWS and summary["more"]["deferred"] == n // 2 - SUMMARY_ROWS
+    assert summary["status_counts"] == {"failed": n // 2, "deferred": n // 2}
+
+
+def test_plan_groups_and_reasons_stay_small_whatever_the_plan_size():
+    n = 10_000
+    plan = pl.DataFrame({
+        "campaign": [f"c{i % 7}" for i in range(n)], "provider": ["wan" if i % 3 else "sora" for i in range(n)],
+        "status": ["deferred" if i % 5 == 0 else "planned" for i in range(n)], "est_cost_usd": [0.5] * n,
+        "item_id": [f"i{i}" for i in range(n)],
+        "reason": [f"{i % 9 + 0.5} s is longer than one coherent Wan shot; night cap $500.00 reached"
+                   if i % 5 == 0 else "fits" for i in range(n)]})
+    rejects = pl.DataFrame({"row": [3, 3, 8], "item_id": ["x", "x", None], "column": ["aspect", "prompt", "item_id"],
+                            "reason": ["must be 16:9", "is empty", "is missing"]})
+    groups = plan_groups(plan)
+    assert groups.height == 7 * 2 * 2 and groups["items"].sum() == n
+    assert groups["est_usd"].sum() == n * 0.5
+    look, totals = needs_a_look(plan, rejects, limit=10)
+    assert totals == {"deferred": n // 5, "rejected": 2}
+    kinds = look.to_dicts()
+    assert kinds[0]["items"] == n // 5 and kinds[0]["first items"] == "i0, i5, i10"  # numbers aside, one kind
+    assert {k["reason (of the first)"] for k in kinds if k["status"] == "rejected"} == {
+        "aspect: must be 16:9; prompt: is empty", "item_id: is missing"}
