@@ -91,3 +91,61 @@ def test_run_sandbox_sends_the_closed_route_to_the_loopback_videos_api(tmp_path)
     sora = ledger.filter(pl.col("provider") == "sora")
     assert sorted(sora["status"]) == ["reserved", "settled", "submitted"]
     assert ledger["sandbox"].all()  # a sandbox run marks every row, both routes
+
+
+def test_plan_of_a_big_catalog_prints_a_summary_and_saves_every_row(tmp_path):
+    rows = [{"campaign": f"camp-{i % 60}", "realism": "high" if i % 4 == 0 else "low"} for i in range(3000)]
+    rows[7] = {"aspect": "square"}
+    catalog = write_catalog(tmp_path / "c.parquet", rows)
+    saved = tmp_path / "plans" / "full.parquet"
+    result = vidbatch("plan", catalog, "--policy", str(DEMO_POLICY), "--save", str(saved))
+    assert result.returncode == 0, result.stderr
+    printed = result.stdout
+    assert len(printed.splitlines()) < 150  # a summary, not 3,000 rows
+    assert "2,999 items by campaign, route and status" in printed and "more groups" in printed
+    assert "deferred and rejected, by reason" in printed and "realism high prefers sora" in printed
+    assert f"full plan (every row, with reasons): {saved}" in printed.replace("\n", "")
+    plan = pl.read_parquet(saved)
+    assert plan.height == 2999 + 1 and plan.filter(pl.col("status") == "rejected")["column"].to_list() == ["aspect"]
+    deferred = plan.filter(pl.col("status") == "deferred")
+    assert deferred.filter(pl.col("reason").str.contains("sora unavailable: no API key")).height == 750
+    assert f"{deferred.height:,} deferred" in printed
+
+
+def test_plan_json_streams_one_line_per_row(tmp_path):
+    catalog = write_catalog(tmp_path / "c.parquet", [{"campaign": f"camp-{i % 9}"} for i in range(2500)])
+    result = vidbatch("plan", catalog, "--policy", str(DEMO_POLICY), "--json")
+    lines = result.stdout.splitlines()
+    assert result.returncode == 0 and len(lines) == 2500
+    assert json.loads(lines[-1])["item_id"] == "i2499"
+
+
+def test_ledger_of_many_nights_shows_the_newest_and_totals(tmp_path):
+    from vidbatch.ledger import ledger_frame, ledger_row
+
+    rows = [ledger_row(run_id="r", night=f"2026-10-{day:02d}", item_id=f"i{day}-{c}", campaign=f"camp-{c}",
+                       status=status, provider="wan", model="m", est_cost_usd=0.5, cost_usd=0.25)
+            for day in range(1, 31) for c in range(5) for status in ("reserved", "settled")]
+    (tmp_path / "out" / "ledger").mkdir(parents=True)
+    ledger_frame(rows).write_parquet(tmp_path / "out" / "ledger" / "part-0.parquet")
+    result = CliRunner().invoke(app, ["ledger", "--out", str(tmp_path / "out")])
+    assert result.exit_code == 0, result.output
+    assert "2026-10-30" in result.output and "2026-10-01" not in result.output  # newest nights first
+    assert "and 110 older rows (all rows: --json)" in result.output
+    assert "total actual $37.5000" in result.output
+    every = CliRunner().invoke(app, ["ledger", "--out", str(tmp_path / "out"), "--json"])
+    assert len(every.output.splitlines()) == 150
+
+
+def test_run_summary_at_the_terminal_names_the_first_items_and_counts_the_rest(capsys):
+    from vidbatch.cli import _print_summary
+
+    summary = {"run_id": "r1", "night": "n", "out": "/o", "status_counts": {"deferred": 20_020},
+               "rejected_rows": 0, "est_cost_usd": 0.0, "cost_usd": 0.0, "unavailable": {}, "fell_back": [],
+               "deferred": [{"item_id": f"i{i}", "reason": "night cap reached"} for i in range(20)],
+               "qa_regenerated": [], "failed": [], "storyboards": [], "report": "/o/report.html",
+               "more": {"deferred": 20_000, "failed": 0, "fell_back": 0, "qa_regenerated": 0}}
+    _print_summary(summary)
+    printed = capsys.readouterr().out
+    assert printed.count("deferred i") == 20 and "… and 20,000 more deferred" in printed
+    assert "every item: /o/runs/r1/items.parquet" in printed

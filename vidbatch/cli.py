@@ -32,16 +32,31 @@ def _fail(message: str, code: int) -> None:
     raise typer.Exit(code)
 
 
-def _table(title: str, frame, columns: list[str]) -> Table:
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:,.4f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def _table(title: str, frame, columns: list[str], headers: dict[str, str] | None = None) -> Table:
+    """A rich table of a few rows: free text wraps; ids, dates and numbers keep their full width."""
     table = Table(title=title, show_lines=False)
-    for column in columns:
-        table.add_column(column, overflow="fold")
-    for row in frame.select(columns).iter_rows():
-        table.add_row(*("" if v is None else f"{v:,.4f}" if isinstance(v, float) else f"{v:,}"
-                        if isinstance(v, int) and not isinstance(v, bool) else str(v) for v in row))
+    rows = [[_cell(v) for v in row] for row in frame.select(columns).iter_rows()]
+    for index, column in enumerate(columns):
+        free_text = column.startswith(("reason", "first items"))
+        widest = max((len(row[index]) for row in rows), default=0)
+        table.add_column((headers or {}).get(column, column), overflow="fold",
+                         min_width=None if free_text else min(widest, 24))
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
+LEDGER_HEADERS = {"failed_calls": "failed", "est_usd": "est $", "actual_usd": "actual $"}
 SHOWN = 40  # rows of any table a person reads at the terminal; the rest is in a file or --json
 
 
@@ -257,11 +272,11 @@ def ledger(out: OutOpt = "vidbatch-out", as_json: JsonOpt = False) -> None:
         out_console.print(f"no spend recorded under {out}")
         return
     newest = table.sort("night", "campaign", "provider", descending=[True, False, False])
-    out_console.print(_table(f"ledger {out}", newest.head(SHOWN), table.columns), soft_wrap=True)
+    out_console.print(_table(f"ledger {out}", newest.head(SHOWN), table.columns, LEDGER_HEADERS), soft_wrap=True)
     if table.height > SHOWN:
         out_console.print(f"  … and {table.height - SHOWN:,} older rows (all rows: --json)", highlight=False)
     by_provider = spend_by(rows.filter(pl.col("provider").is_not_null()), ["provider"])
-    out_console.print(_table("all nights by provider", by_provider, by_provider.columns))
+    out_console.print(_table("all nights by provider", by_provider, by_provider.columns, LEDGER_HEADERS))
     out_console.print(f"total actual ${table['actual_usd'].sum():.4f} (estimated ${table['est_usd'].sum():.4f})")
 
 
