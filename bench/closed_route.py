@@ -58,7 +58,7 @@ def scenario(name: str, n: int, c: int, latency: float, faults: Faults, policy_c
 
         with registry.bound({"sora": closed}):
             t0 = time.perf_counter()
-            summary = produce_catalog(str(scratch / "catalog.parquet"), out=str(scratch / "out"), policy=str(policy))
+            summary = produce_catalog(str(scratch / "catalog.parquet"), out=str(scratch / "out"), policy_path=str(policy))
             wall = time.perf_counter() - t0
         ledger = open_root(str(scratch / "out")).read_parquet_dir("ledger", LEDGER_SCHEMA)
         span = (ledger.filter(pl.col("status") == "settled")["created_at"].max()

@@ -94,7 +94,7 @@ def main(n: int) -> None:
         with registry.bound({"wan": lambda policy: ZeroLatency(template)}):
             started = time.perf_counter()
             summary = produce_catalog(str(scratch / "catalog.parquet"), out=str(scratch / out),
-                                      policy=str(HERE.parent / "catalogs" / "demo-policy.toml"))
+                                      policy_path=str(HERE.parent / "catalogs" / "demo-policy.toml"))
             wall = time.perf_counter() - started
         assert summary["status_counts"] == {"finished": n}, summary
         return wall

@@ -101,7 +101,7 @@ def main(sizes: list[int]) -> None:
                           "prompt": "a moving test pattern", "duration_s": 1.0, "aspect": "16:9",
                           "realism": "low"}).write_parquet(catalog)
             run = run_deployment("produce-catalog/adhoc", timeout=None, parameters={
-                "catalog": str(catalog), "out": str(work / f"out-{n}"), "policy": str(pol)})
+                "catalog": str(catalog), "out": str(work / f"out-{n}"), "policy_path": str(pol)})
             assert run.state.is_completed(), run.state
             wall = (run.end_time - run.start_time).total_seconds()
             per_clip = wall / n

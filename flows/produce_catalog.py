@@ -49,36 +49,36 @@ def _emit(event: dict) -> None:
 
 
 @flow(name="produce-catalog", task_runner=ThreadPoolTaskRunner(max_workers=32))
-def produce_catalog(catalog: str, out: str = "vidbatch-out", policy: str | None = None,
+def produce_catalog(catalog: str, out: str = "vidbatch-out", policy_path: str | None = None,
                     campaign: str | None = None, sandbox: bool = False, sandbox_latency_s: float = 2.0,
                     sandbox_faults: dict | None = None) -> dict:
     """Produce every item of a catalog that is not already settled, within the policy's caps.
 
     `sandbox`: the closed route talks to a loopback Videos API server (no money; rows marked);
     `sandbox_faults` injects its failures for a rehearsal (e.g. {"rate_limit_next": 3})."""
-    pol = load_policy(policy)
-    with run_providers(pol, sandbox, sandbox_latency_s, sandbox_faults) as providers:
-        shared_policy = str(Path(policy).resolve()) if policy and "://" not in policy else policy
-        return _produce(catalog, out, pol, campaign, sandbox, providers, shared_policy)
+    policy = load_policy(policy_path)
+    with run_providers(policy, sandbox, sandbox_latency_s, sandbox_faults) as providers:
+        shared = str(Path(policy_path).resolve()) if policy_path and "://" not in policy_path else policy_path
+        return _produce_with(catalog, out, policy, campaign, sandbox, providers, shared)
 
 
-def _produce(catalog: str, out: str, pol: Policy, campaign: str | None, sandbox: bool, providers: dict,
-             policy_path: str | None) -> dict:
+def _produce_with(catalog: str, out: str, policy: Policy, campaign: str | None, sandbox: bool, providers: dict,
+                  policy_path: str | None) -> dict:
     log = get_run_logger()
     root = open_root(out)
     run_id = flow_run.get_id() or uuid.uuid4().hex
-    night = night_of(datetime.now(timezone.utc), pol.caps.timezone)
+    night = night_of(datetime.now(timezone.utc), policy.caps.timezone)
 
     valid, rejects, campaign_of, rejected_scenes = load_catalog(catalog, campaign)
     ledger = read_ledger(root)
     unavailable = registry.unavailable(providers)
-    if pol.wan.workers == "pool":  # the GPU workers have torch and the weights; this process need not
+    if policy.wan.workers == "pool":  # the GPU workers have torch and the weights; this process need not
         unavailable.pop("wan", None)
     for route, why in unavailable.items():
         log.warning("route %s unavailable for this run: %s", route, why)
-    if "sora" not in unavailable and pol.closed.global_limits:
-        ensure_limits(pol, sandbox)
-    plan = plan_run(valid, pol, ledger, night, unavailable)
+    if "sora" not in unavailable and policy.closed.global_limits:
+        ensure_limits(policy, sandbox)
+    plan = plan_run(valid, policy, ledger, night, unavailable)
     write_run_table(root, plan.select(PLAN_COLUMNS), f"runs/{run_id}/plan.parquet")
     if rejects.height:
         write_run_table(root, rejects, f"runs/{run_id}/rejects.parquet")
@@ -91,13 +91,13 @@ def _produce(catalog: str, out: str, pol: Policy, campaign: str | None, sandbox:
              rejects["row"].n_unique(), plan.filter(pl.col("status") == "done").height)
     _emit({"event": "planned", "total": len(jobs), "plan": plan, "rejects": rejects})
     workdir = Path(tempfile.mkdtemp(prefix=f"vidbatch-{run_id[:8]}-"))
-    ctx = RunContext(run_id=run_id, night=night, root=root, policy=pol, providers=providers,
-                     budget=LiveBudget(pol.caps, committed_spend(ledger, night)), workdir=workdir, sandbox=sandbox,
+    ctx = RunContext(run_id=run_id, night=night, root=root, policy=policy, providers=providers,
+                     budget=LiveBudget(policy.caps, committed_spend(ledger, night)), workdir=workdir, sandbox=sandbox,
                      in_flight={j.item_id: (j.resume_reservation_id, j.resume_job_ids)
                                 for j in jobs if j.resume_reservation_id})
     progress = create_progress_artifact(0.0, description=f"clips finished of {len(jobs)}")
 
-    remote = [j for j in jobs if j.provider == "wan"] if pol.wan.workers == "pool" else []
+    remote = [j for j in jobs if j.provider == "wan"] if policy.wan.workers == "pool" else []
     local = [j for j in jobs if j.provider != "wan"] if remote else jobs
     generated = {}
     for job in sorted(local, key=lambda j: j.remix_of is not None):  # remix sources first
@@ -118,15 +118,15 @@ def _produce(catalog: str, out: str, pol: Policy, campaign: str | None, sandbox:
 
     if remote:  # Wan clips in batches on the GPU pool, while the closed route's run here
         render_on_workers(remote, root=root, run_id=run_id, night=night, policy_path=policy_path,
-                          deployment=pol.wan.deployment, batch_size=pol.wan.batch_size,
-                          attempts=pol.wan.batch_attempts, sandbox=sandbox, on_outcome=record)
+                          deployment=policy.wan.deployment, batch_size=policy.wan.batch_size,
+                          attempts=policy.wan.batch_attempts, sandbox=sandbox, on_outcome=record)
     for future in as_completed([f[-1] for _, f in pipelines.values()]):
         record(outcome_of(*pipelines[id(future)]))
 
     items = run_outcomes(plan, pl.DataFrame(outcomes, schema=OUTCOME_SCHEMA)).join(
         plan.select("campaign", "item_id", "storyboard_id", "scene_index"), on=["campaign", "item_id"], how="left",
         maintain_order="left")
-    boards = stitch_storyboards(root, run_id, items, plan, rejected_scenes, pol, workdir)
+    boards = stitch_storyboards(root, run_id, items, plan, rejected_scenes, policy, workdir)
     write_run_table(root, items, f"runs/{run_id}/items.parquet")
     ledger = read_ledger(root)
     this_run = ledger.filter(pl.col("run_id") == run_id)
@@ -138,7 +138,7 @@ def _produce(catalog: str, out: str, pol: Policy, campaign: str | None, sandbox:
     costs = this_run.filter(pl.col("status").is_in(["settled", "failed"])).group_by("campaign", "item_id").agg(
         pl.col("cost_usd").sum())
     summary["report"] = write_report(root, summary, items.join(costs, on=["campaign", "item_id"], how="left"),
-                                     boards, ledger, pol, workdir)
+                                     boards, ledger, policy, workdir)
     log.info("run %s finished: %s; report %s", run_id, summary["status_counts"], summary["report"])
     return summary
 

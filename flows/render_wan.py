@@ -49,17 +49,17 @@ def _recovered(job: ClipJob, settled: dict, ctx: RunContext):
 
 @flow(name="render-wan", task_runner=ThreadPoolTaskRunner(max_workers=4))
 def render_wan(jobs: list[dict], out: str, run_id: str, night: str, batch: str, allowance_usd: float,
-               policy: str | None = None, sandbox: bool = False) -> int:
+               policy_path: str | None = None, sandbox: bool = False) -> int:
     """Render a batch of Wan clips on this worker; returns how many finished."""
     log = get_run_logger()
-    pol = load_policy(policy)
+    policy = load_policy(policy_path)
     root = open_root(out)
     clips = [ClipJob.model_validate(j) for j in jobs]
     settled = {(r["campaign"], r["item_id"], r["fingerprint"]): r
                for r in settled_items(read_ledger(root)).iter_rows(named=True)}
-    caps = pol.caps.model_copy(update={"night_usd": allowance_usd, "campaign_usd": allowance_usd,
+    caps = policy.caps.model_copy(update={"night_usd": allowance_usd, "campaign_usd": allowance_usd,
                                        "campaign_overrides": {}})
-    ctx = RunContext(run_id=run_id, night=night, root=root, policy=pol, providers={"wan": registry.build(pol)["wan"]},
+    ctx = RunContext(run_id=run_id, night=night, root=root, policy=policy, providers={"wan": registry.build(policy)["wan"]},
                      budget=LiveBudget(caps, Committed()), workdir=Path(tempfile.mkdtemp(prefix=f"wan-{batch}-")),
                      sandbox=sandbox)
     rows, pipelines = [], {}

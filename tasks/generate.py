@@ -68,14 +68,14 @@ def generate_clip(job: ClipJob, ctx: RunContext, source: object = None, why: str
     if job.remix_of and not job.remix_job_id:
         job = _bind_remix_source(job, source, ctx)
     try:
-        return _produce(job, ctx, note=why)
+        return _make_clip(job, ctx, note=why)
     except ProviderUnavailable as err:
         rerouted = fallback_job(job, ctx.policy, str(err))
         if isinstance(rerouted, str):
             _defer(job, ctx, rerouted)
         note = "; ".join(filter(None, [why, f"{job.provider} unavailable ({err}); fell back to {rerouted.provider}"]))
         log.warning("%s: %s", job.item_id, note)
-        return _produce(rerouted, ctx, note=note)
+        return _make_clip(rerouted, ctx, note=note)
 
 
 def _bind_remix_source(job: ClipJob, source: object, ctx: RunContext) -> ClipJob:
@@ -94,7 +94,7 @@ def _defer(job: ClipJob, ctx: RunContext, reason: str, error: type[Deferred] = D
     raise error(reason)
 
 
-def _produce(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
+def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
     provider = ctx.providers.get(job.provider)
     why = NOT_CONFIGURED.get(job.provider, "not configured") if provider is None else provider.unavailable()
     if why:

@@ -78,7 +78,7 @@ def render_on_workers(jobs: list[ClipJob], *, root: OutputRoot, run_id: str, nig
             run = run_deployment(deployment, timeout=0, idempotency_key=key, as_subflow=True, parameters={
                 "jobs": [j.model_dump(mode="json") for j in batch], "out": root.uri, "run_id": run_id,
                 "night": night, "batch": key, "allowance_usd": sum(j.est_cost_usd for j in batch),
-                "policy": policy_path, "sandbox": sandbox})
+                "policy_path": policy_path, "sandbox": sandbox})
             runs[run.id] = (key, batch)
         with get_client(sync_client=True) as client:
             while runs:

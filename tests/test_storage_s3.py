@@ -36,7 +36,7 @@ def test_catalog_and_outputs_on_s3(s3, tmp_path):
     s3.upload_file(str(local), "studio", "catalogs/night.parquet")
     with registry.bound({"wan": lambda policy: TestsrcProvider()}):
         summary = produce_catalog("s3://studio/catalogs/night.parquet", out="s3://studio/runs",
-                                  policy=str(DEMO_POLICY))
+                                  policy_path=str(DEMO_POLICY))
     assert summary["status_counts"] == {"finished": 1} and summary["rejected_rows"] == 1
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="studio", Prefix="runs/")["Contents"]}
     assert "runs/assets/c1/i0.mp4" in keys

@@ -166,7 +166,7 @@ def run(catalog: str, policy: PolicyOpt = None, out: OutOpt = "vidbatch-out",
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if submit:
         _submit(deployment, wait, catalog=_shared(catalog), out=_shared(out),
-                policy=_shared(str(policy)) if policy else None, campaign=campaign, sandbox=sandbox,
+                policy_path=_shared(str(policy)) if policy else None, campaign=campaign, sandbox=sandbox,
                 sandbox_latency_s=sandbox_latency)
         return
     from vidbatch.flows.produce_catalog import LISTENERS, produce_catalog
@@ -184,7 +184,7 @@ def run(catalog: str, policy: PolicyOpt = None, out: OutOpt = "vidbatch-out",
     LISTENERS.append(listen)
     try:
         with progress:
-            summary = produce_catalog(catalog=catalog, out=out, policy=str(policy) if policy else None,
+            summary = produce_catalog(catalog=catalog, out=out, policy_path=str(policy) if policy else None,
                                       campaign=campaign, sandbox=sandbox, sandbox_latency_s=sandbox_latency)
     except (CatalogError, PolicyError, StorageError) as err:
         _fail(str(err), 2)

@@ -23,7 +23,7 @@ def run(tmp_path, rows, provider=None, **kwargs):
     catalog = write_catalog(tmp_path / "catalog.parquet", rows)
     overrides = {"wan": (lambda policy: provider)} if provider else {}
     with registry.bound(overrides):
-        return produce_catalog(catalog, out=str(tmp_path / "out"), policy=str(DEMO_POLICY), **kwargs)
+        return produce_catalog(catalog, out=str(tmp_path / "out"), policy_path=str(DEMO_POLICY), **kwargs)
 
 
 def test_real_tiny_wan_end_to_end_with_trim_ledger_and_rerun(tmp_path):
@@ -90,4 +90,4 @@ def test_campaign_filter_and_unusable_catalog(tmp_path):
     assert summary["status_counts"] == {"finished": 1}
     (tmp_path / "bad.parquet").write_text("item_id,prompt\n")
     with pytest.raises(CatalogError, match="not a Parquet file"):
-        produce_catalog(str(tmp_path / "bad.parquet"), out=str(tmp_path / "out"), policy=str(DEMO_POLICY))
+        produce_catalog(str(tmp_path / "bad.parquet"), out=str(tmp_path / "out"), policy_path=str(DEMO_POLICY))

@@ -36,7 +36,7 @@ def test_a_resubmitted_batch_renders_nothing_twice_and_delivers_what_was_paid_fo
     gpu = TestsrcProvider()
     out = tmp_path / "out"
     jobs = [job(n).model_dump(mode="json") for n in range(3)]
-    args = dict(out=str(out), run_id="run1", night="2026-11-24", allowance_usd=0.03, policy=str(DEMO_POLICY))
+    args = dict(out=str(out), run_id="run1", night="2026-11-24", allowance_usd=0.03, policy_path=str(DEMO_POLICY))
     with registry.bound({"wan": lambda pol: gpu}):
         assert render_wan(jobs=jobs, batch="k-a1", **args) == 3
         assert gpu.calls == ["b0", "b1", "b2"]
@@ -57,7 +57,7 @@ def test_a_batch_never_spends_beyond_its_allowance(tmp_path):
     jobs = [job(n).model_dump(mode="json") for n in range(3)]
     with registry.bound({"wan": lambda pol: gpu}):
         made = render_wan(jobs=jobs, batch="tight", out=str(tmp_path / "out"), run_id="run2", night="2026-11-24",
-                          allowance_usd=0.035, policy=str(DEMO_POLICY))
+                          allowance_usd=0.035, policy_path=str(DEMO_POLICY))
     assert made == 2 and len(gpu.calls) == 2  # $0.04 spent: the third reservation is refused, not rendered
     rows = open_root(str(tmp_path / "out")).read_parquet(batch_table_key("run2", "tight"), OUTCOME_SCHEMA)
     assert rows.filter(pl.col("outcome") == "deferred").height == 1

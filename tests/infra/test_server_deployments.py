@@ -99,7 +99,7 @@ def test_deployments_carry_the_schedule_time_zone_parameters_and_no_overlap(serv
         adhoc = api.read_deployment_by_name("produce-catalog/adhoc")
     [schedule] = nightly.schedules
     assert (schedule.schedule.cron, schedule.schedule.timezone) == ("0 1 * * *", "Europe/Paris")
-    assert set(nightly.parameters) == {"catalog", "out", "policy"}
+    assert set(nightly.parameters) == {"catalog", "out", "policy_path"}
     assert nightly.concurrency_options.collision_strategy.value == "ENQUEUE"
     assert nightly.global_concurrency_limit.limit == 1
     assert adhoc.work_pool_name == nightly.work_pool_name == "vidbatch"
@@ -218,7 +218,7 @@ def test_wan_batches_run_on_gpu_workers_load_once_and_survive_a_dead_worker(serv
     out = tmp_path / "out"
     with temporary_settings({PREFECT_API_URL: server["api"]}):
         orchestrator = run_deployment("produce-catalog/adhoc", timeout=0, parameters={
-            "catalog": catalog, "out": str(out), "policy": _gpu_policy(tmp_path / "gpu.toml")})
+            "catalog": catalog, "out": str(out), "policy_path": _gpu_policy(tmp_path / "gpu.toml")})
     deadline = time.monotonic() + 400
     with client(server) as api:
         killed = _kill_a_batch_mid_clip(api, out, deadline)
