@@ -25,7 +25,7 @@ setup() {
   # the locked setuptools and without resolving anything more.
   "$VENV/bin/pip" install -q --require-hashes --no-deps -r "$LOCK"
   "$VENV/bin/pip" install -q --no-deps --no-build-isolation -e .
-  "$VENV/bin/pip" check >&2
+  "$VENV/bin/pip" check >/dev/null || { "$VENV/bin/pip" check >&2; exit 1; }
   touch "$VENV/.installed"
 }
 

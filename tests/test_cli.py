@@ -149,3 +149,23 @@ def test_run_summary_at_the_terminal_names_the_first_items_and_counts_the_rest(c
     printed = capsys.readouterr().out
     assert printed.count("deferred i") == 20 and "… and 20,000 more deferred" in printed
     assert "every item: /o/runs/r1/items.parquet" in printed
+
+
+def test_a_run_of_many_clips_on_the_ephemeral_api_ends_quietly_with_every_task_run_recorded(tmp_path):
+    """The temporary Prefect server stops when vidbatch exits: vidbatch first lets it record the
+    run's last task states (else its recorder's cancelled write prints tracebacks, states lost)."""
+    import os
+    import re
+
+    policy = tmp_path / "testsrc.toml"
+    text = DEMO_POLICY.read_text().replace('source = "tiny"', 'source = "testsrc"')
+    policy.write_text(re.sub(r"(night_usd|campaign_usd) = [\d.]+", r"\1 = 500.0", text))
+    catalog = write_catalog(tmp_path / "c.parquet", [{"duration_s": 1.0}] * 150)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect-home"), PREFECT_LOGGING_LEVEL="WARNING")
+    result = subprocess.run([sys.executable, "-m", "vidbatch.cli", "run", catalog, "--policy", str(policy),
+                             "--out", str(tmp_path / "out")], capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "finished: 150" in result.stdout
+    assert "Traceback" not in result.stderr and "ERROR" not in result.stderr, result.stderr[-3000:]
+    assert "had not recorded every task run" not in result.stderr

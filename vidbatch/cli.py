@@ -190,6 +190,11 @@ def run(catalog: str, policy: PolicyOpt = None, out: OutOpt = "vidbatch-out",
         _fail(str(err), 2)
     finally:
         LISTENERS.remove(listen)
+    from vidbatch.flows.records import wait_until_recorded
+
+    if not wait_until_recorded(summary["run_id"]):
+        err_console.print("  [yellow]the Prefect API had not recorded every task run when vidbatch stopped "
+                          "waiting[/] (the ledger and outputs are complete)", highlight=False)
     _print_summary(summary)
 
 
