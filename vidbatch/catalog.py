@@ -7,6 +7,7 @@ frame (row, item_id, column, value, reason). Row numbers are 0-based positions i
 from __future__ import annotations
 
 import hashlib
+from typing import NamedTuple
 
 import polars as pl
 
@@ -62,15 +63,24 @@ REJECTS_SCHEMA = {"row": pl.Int64, "item_id": pl.String, "column": pl.String,
                   "value": pl.String, "reason": pl.String}
 
 
-def _rule(column: str, failed: pl.Expr, reason: pl.Expr | str) -> pl.Expr:
-    """One check as a struct column: null where the row passes, the reason where it fails."""
-    reason_expr = pl.lit(reason) if isinstance(reason, str) else reason
-    return (
-        pl.when(failed.fill_null(False))
-        .then(pl.struct(pl.lit(column).alias("column"),
-                        pl.col(column).cast(pl.String).alias("value"),
-                        reason_expr.alias("reason")))
-    )
+class Rule(NamedTuple):
+    """One check: where `failed` holds, the row is rejected on `column` with `reason`."""
+
+    column: str
+    failed: pl.Expr
+    reason: pl.Expr
+    value: pl.Expr  # the value shown in the reject (the column's own, or the raw one that did not cast)
+
+    def problems(self, frame: pl.DataFrame, where: pl.Series, order: int) -> pl.DataFrame:
+        """The reject rows of this rule. Its reason is evaluated over the whole frame (window
+        expressions see every row), then kept where the rule failed."""
+        return frame.select("row", "item_id", pl.lit(self.column).alias("column"), self.value.alias("value"),
+                            self.reason.alias("reason"), pl.lit(order).alias("__rule")).filter(where)
+
+
+def _rule(column: str, failed: pl.Expr, reason: pl.Expr | str) -> Rule:
+    return Rule(column, failed.fill_null(False), pl.lit(reason) if isinstance(reason, str) else reason,
+                pl.col(column).cast(pl.String))
 
 
 def _blank(column: str) -> pl.Expr:
@@ -81,7 +91,7 @@ def _one_of(column: str, allowed: tuple[str, ...]) -> pl.Expr:
     return pl.format("must be one of {}, got '{}'", pl.lit(" | ".join(allowed)), pl.col(column))
 
 
-def _rules(cast_failures: list[pl.Expr]) -> list[pl.Expr]:
+def _rules(cast_failures: list[Rule]) -> list[Rule]:
     n_chars = pl.col("prompt").str.len_chars()
     has_story = pl.col("storyboard_id").is_not_null()
     has_scene = pl.col("scene_index").is_not_null()
@@ -130,7 +140,7 @@ def _rules(cast_failures: list[pl.Expr]) -> list[pl.Expr]:
     ]
 
 
-def _recut_rules() -> list[pl.Expr]:
+def _recut_rules() -> list[Rule]:
     """Extensions and storyboard transitions."""
     extend = pl.col("extend_s")
     fade = pl.col("crossfade_s")
@@ -157,7 +167,7 @@ def _recut_rules() -> list[pl.Expr]:
     ]
 
 
-def _remix_rules() -> list[pl.Expr]:
+def _remix_rules() -> list[Rule]:
     """A remix names an earlier item of the same campaign whose closed-route video it re-prompts."""
     remix = pl.col("remix_of").is_not_null()
     raw = pl.col("trim_start_s") + pl.col("duration_s")
@@ -186,7 +196,7 @@ def _with_remix_sources(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.join(sources, on=["campaign", "remix_of"], how="left", maintain_order="left")
 
 
-def _typed(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[pl.Expr]]:
+def _typed(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[Rule]]:
     """Cast known columns to their contract types; a value that does not cast becomes a reject."""
     casts, failures = [], []
     for name, dtype in {**REQUIRED_COLUMNS, **OPTIONAL_COLUMNS}.items():
@@ -198,12 +208,9 @@ def _typed(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[pl.Expr]]:
         raw = f"__raw_{name}"
         casts.append(pl.col(name).alias(raw))
         casts.append(pl.col(name).cast(dtype, strict=False).alias(name))
-        failed = pl.col(raw).is_not_null() & pl.col(name).is_null()
-        failures.append(
-            pl.when(failed).then(pl.struct(
-                pl.lit(name).alias("column"), pl.col(raw).cast(pl.String).alias("value"),
-                pl.format("cannot read '{}' as {}", pl.col(raw).cast(pl.String), pl.lit(str(dtype)))
-                .alias("reason"))))
+        failures.append(Rule(name, pl.col(raw).is_not_null() & pl.col(name).is_null(),
+                             pl.format("cannot read '{}' as {}", pl.col(raw).cast(pl.String), pl.lit(str(dtype))),
+                             pl.col(raw).cast(pl.String)))
     typed = frame.with_columns(casts) if casts else frame
     defaults = [pl.col(k).fill_null(v) for k, v in DEFAULTS.items()]
     return typed.with_columns(defaults), failures
@@ -224,20 +231,20 @@ def validate_catalog(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         raise CatalogError("catalog has a column named 'row', which vidbatch reserves for row numbers")
     typed, cast_failures = _typed(frame.with_row_index("row").with_columns(pl.col("row").cast(pl.Int64)))
     rules = _rules(cast_failures)
-    rule_cols = [f"__rule_{i}" for i in range(len(rules))]
     typed = _with_remix_sources(typed).with_columns(
         pl.when(pl.col("remix_of").is_not_null()).then(pl.col("__src_raw")).alias("remix_source_s"))
-    checked = typed.with_columns(rule.alias(name) for rule, name in zip(rules, rule_cols))
+    # Which rows each rule fails, as booleans for all rules at once; reasons are formatted only for
+    # the rules that failed somewhere (a clean million-row catalog formats none).
+    failed = typed.select(rule.failed.alias(str(i)) for i, rule in enumerate(rules))
+    parts = [rule.problems(typed, failed[str(i)], i) for i, rule in enumerate(rules) if failed[str(i)].any()]
     problems = (
-        checked.select("row", "item_id", pl.concat_list(rule_cols).alias("problem"))
-        .explode("problem").drop_nulls("problem").unnest("problem")
-        .select(list(REJECTS_SCHEMA)).cast(REJECTS_SCHEMA)
+        pl.concat(parts).sort("row", "__rule") if parts else pl.DataFrame(schema={**REJECTS_SCHEMA, "__rule": pl.Int32})
+    ).select(list(REJECTS_SCHEMA)).cast(REJECTS_SCHEMA).unique(
         # A value that failed to cast is null afterwards: report the cast, not "missing" too.
-        .unique(["row", "column"], keep="first", maintain_order=True)
-    )
-    scratch = [c for c in checked.columns if c.startswith("__")]
-    valid = checked.filter(~pl.col("row").is_in(problems["row"].implode())).drop(scratch)
-    return valid, problems.sort("row")
+        ["row", "column"], keep="first", maintain_order=True)
+    scratch = [c for c in typed.columns if c.startswith("__")]
+    valid = typed.filter(~pl.col("row").is_in(problems["row"].implode())).drop(scratch)
+    return valid, problems  # in row order, each row's problems in rule order
 
 
 def with_fingerprints(frame: pl.DataFrame) -> pl.DataFrame:
