@@ -120,3 +120,23 @@ def test_testsrc_source_renders_a_moving_pattern_without_weights(tmp_path):
     assert (info.width, info.height, info.frames) == (256, 144, 33 + 16)  # extension still runs the i2v model
     assert detect_defects(clip.path, black_min_s=0.5, black_pixel_threshold=0.1, black_picture_ratio=0.98,
                           freeze_min_s=0.5, freeze_noise_db=-60.0) == []
+
+
+def test_loading_prints_nothing_a_user_cannot_act_on(tmp_path):
+    """The in-code preset in bf16 keeps diffusers' float32 modules (no cast warning), and the i2v
+    pipeline gets the PIL image processor without transformers' torchvision notice."""
+    import subprocess
+    import sys
+
+    code = ("import torch\n"
+            "from vidbatch.policy import load_policy\n"
+            "from vidbatch.providers.wan import _load\n"
+            f"route = load_policy({str(DEMO_POLICY)!r}).wan\n"
+            "pipe = _load(route.models['tiny-i2v'], 'cpu', torch.bfloat16)\n"
+            "t = pipe.transformer\n"
+            "print(t.scale_shift_table.dtype, t.blocks[0].attn1.to_q.weight.dtype, pipe.vae.dtype,\n"
+            "      type(pipe.image_processor).__name__)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["torch.float32", "torch.bfloat16", "torch.float32", "CLIPImageProcessorPil"]
+    assert result.stderr == ""
