@@ -28,7 +28,8 @@ def run(tmp_path, rows, box, wan=None, policy=None, **kwargs):
     bindings = {"sora": lambda pol: closed_provider(box, **_route_changes(pol)),
                 "wan": lambda pol: wan or TestsrcProvider()}
     with registry.bound(bindings):
-        return produce_catalog(catalog, out=str(tmp_path / "out"), policy_path=policy or str(tmp_path / "p.toml"), **kwargs)
+        return produce_catalog(catalog, out=str(tmp_path / "out"), policy_path=policy or str(tmp_path / "p.toml"),
+                               **kwargs)
 
 
 def _route_changes(pol) -> dict:

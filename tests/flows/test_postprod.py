@@ -31,7 +31,7 @@ def run(tmp_path, rows, wan, sora=None, **policy):
         with open(pol, "a") as handle:
             handle.write("\n[qa]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in policy.items()))
     with registry.bound({"wan": lambda p: wan, "sora": (lambda p: sora) if sora else None}):
-        return produce_catalog(catalog, out=str(tmp_path / "out"), policy=pol)
+        return produce_catalog(catalog, out=str(tmp_path / "out"), policy_path=pol)
 
 
 def scene(index, **extra):
