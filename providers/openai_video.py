@@ -88,11 +88,11 @@ def _submit_once_transport():
 def make_client(route: ClosedRoute, *, base_url: str | None = None, api_key: str | None = None):
     """An SDK client for the route: key from `api_key` or the route's env variable (None when
     there is none), base URL from `base_url`, the policy, or the SDK's own OPENAI_BASE_URL."""
+    key = api_key or os.environ.get(route.api_key_env)
+    if not key:  # before importing the SDK: a plan without a key need not pay for it
+        return None
     from openai import DefaultHttpxClient, OpenAI
 
-    key = api_key or os.environ.get(route.api_key_env)
-    if not key:
-        return None
     return OpenAI(api_key=key, base_url=base_url or route.base_url or None, max_retries=route.max_retries,
                   timeout=route.request_timeout_s,
                   http_client=DefaultHttpxClient(transport=_submit_once_transport()))
