@@ -18,8 +18,7 @@ from prefect.futures import as_completed
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from vidbatch.budget import LiveBudget
-from vidbatch.ledger import committed_spend
+from vidbatch.ledger_store import ledger_for
 from vidbatch.planner import PLAN_COLUMNS
 from vidbatch.policy import Policy, load_policy
 from vidbatch.providers import registry
@@ -57,16 +56,17 @@ def produce_catalog(catalog: str, out: str = "vidbatch-out", policy_path: str | 
     `sandbox`: the closed route talks to a loopback Videos API server (no money; rows marked);
     `sandbox_faults` injects its failures for a rehearsal (e.g. {"rate_limit_next": 3})."""
     policy = load_policy(policy_path)
-    with run_providers(policy, sandbox, sandbox_latency_s, sandbox_faults) as providers:
+    run_id = flow_run.get_id() or uuid.uuid4().hex
+    with run_providers(policy, sandbox, sandbox_latency_s, sandbox_faults) as providers, \
+            ledger_for(open_root(out)).running(run_id):  # other runs see this one alive
         shared = str(Path(policy_path).resolve()) if policy_path and "://" not in policy_path else policy_path
-        return _produce_with(catalog, out, policy, campaign, sandbox, providers, shared)
+        return _produce_with(run_id, catalog, out, policy, campaign, sandbox, providers, shared)
 
 
-def _produce_with(catalog: str, out: str, policy: Policy, campaign: str | None, sandbox: bool, providers: dict,
+def _produce_with(run_id: str, catalog: str, out: str, policy: Policy, campaign: str | None, sandbox: bool, providers: dict,
                   policy_path: str | None) -> dict:
     log = get_run_logger()
     root = open_root(out)
-    run_id = flow_run.get_id() or uuid.uuid4().hex
     night = night_of(datetime.now(timezone.utc), policy.caps.timezone)
 
     valid, rejects, campaign_of, rejected_scenes = load_catalog(catalog, campaign)
@@ -78,7 +78,8 @@ def _produce_with(catalog: str, out: str, policy: Policy, campaign: str | None, 
         log.warning("route %s unavailable for this run: %s", route, why)
     if "sora" not in unavailable and policy.closed.global_limits:
         ensure_limits(policy, sandbox)
-    plan = plan_run(valid, policy, ledger, night, unavailable)
+    busy = frozenset(ledger_for(root).live_runs() - {run_id})
+    plan = plan_run(valid, policy, ledger, night, unavailable, busy)
     write_run_table(root, plan.select(PLAN_COLUMNS), f"runs/{run_id}/plan.parquet")
     if rejects.height:
         write_run_table(root, rejects, f"runs/{run_id}/rejects.parquet")
@@ -92,7 +93,7 @@ def _produce_with(catalog: str, out: str, policy: Policy, campaign: str | None, 
     _emit({"event": "planned", "total": len(jobs), "plan": plan, "rejects": rejects})
     workdir = Path(tempfile.mkdtemp(prefix=f"vidbatch-{run_id[:8]}-"))
     ctx = RunContext(run_id=run_id, night=night, root=root, policy=policy, providers=providers,
-                     budget=LiveBudget(policy.caps, committed_spend(ledger, night)), workdir=workdir, sandbox=sandbox,
+                     workdir=workdir, sandbox=sandbox,
                      in_flight={j.item_id: (j.resume_reservation_id, j.resume_job_ids)
                                 for j in jobs if j.resume_reservation_id})
     progress = create_progress_artifact(0.0, description=f"clips finished of {len(jobs)}")

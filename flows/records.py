@@ -15,7 +15,6 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterState,
                                             TaskRunFilterStateType)
 from prefect.client.schemas.objects import StateType
-from prefect.events.worker import EventsWorker
 from prefect.settings import PREFECT_API_URL
 
 __all__ = ["wait_until_recorded"]
@@ -29,12 +28,14 @@ def wait_until_recorded(flow_run_id: str, timeout_s: float = 60.0, poll_s: float
     if PREFECT_API_URL.value():  # a real server outlives this process and records at its own pace
         return True
     deadline = time.monotonic() + timeout_s
-    EventsWorker.drain_all(timeout=timeout_s)  # every event of this process handed to the server
     unfinished = TaskRunFilter(state=TaskRunFilterState(type=TaskRunFilterStateType(any_=UNFINISHED)))
+    quiet = 0  # events still queued in this process arrive meanwhile: settled means quiet twice running
     with get_client(sync_client=True) as client:
         while time.monotonic() < deadline:
-            if not client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
-                                         task_run_filter=unfinished, limit=1):
+            busy = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+                                         task_run_filter=unfinished, limit=1)
+            quiet = 0 if busy else quiet + 1
+            if quiet == 2:
                 return True
             time.sleep(poll_s)
     return False

@@ -60,7 +60,7 @@ def render_wan(jobs: list[dict], out: str, run_id: str, night: str, batch: str, 
     caps = policy.caps.model_copy(update={"night_usd": allowance_usd, "campaign_usd": allowance_usd,
                                        "campaign_overrides": {}})
     ctx = RunContext(run_id=run_id, night=night, root=root, policy=policy, providers={"wan": registry.build(policy)["wan"]},
-                     budget=LiveBudget(caps, Committed()), workdir=Path(tempfile.mkdtemp(prefix=f"wan-{batch}-")),
+                     allowance=LiveBudget(caps, Committed()), workdir=Path(tempfile.mkdtemp(prefix=f"wan-{batch}-")),
                      sandbox=sandbox)
     rows, pipelines = [], {}
     for job in clips:

@@ -1,4 +1,4 @@
-"""What every task of one run shares: ids, the output root, providers, the live budget, the gates.
+"""What every task of one run shares: ids, the output root, providers, reservations, the gates.
 
 The closed route's gates are Prefect global concurrency limits, so every run and process that
 talks to the same account shares them: `<prefix>-jobs` caps jobs in flight (closed.concurrency)
@@ -21,6 +21,7 @@ from prefect.client.orchestration import get_client
 from prefect.concurrency.sync import concurrency, rate_limit
 
 from vidbatch.budget import LiveBudget
+from vidbatch.ledger_store import ledger_for
 from vidbatch.policy import Policy
 from vidbatch.providers import Provider
 from vidbatch.storage import OutputRoot
@@ -52,9 +53,9 @@ class RunContext:
     root: OutputRoot
     policy: Policy
     providers: dict[str, Provider]
-    budget: LiveBudget
     workdir: Path
     sandbox: bool = False
+    allowance: LiveBudget | None = None  # a GPU batch's own limit, inside the policy's caps
     on_event: Callable[[dict], None] = lambda event: None
     gates: dict[str, threading.BoundedSemaphore] = field(default_factory=dict)
     # item_id -> (reservation_id, provider job ids) for reservations whose jobs exist at a provider
@@ -81,6 +82,18 @@ class RunContext:
         if route != "sora" or not self.policy.closed.global_limits:
             return lambda: None
         return lambda: rate_limit(limit_names(self.sandbox)[1], occupy=1, strict=True)
+
+    def reserve(self, row: dict) -> str | None:
+        """Reserve `row`'s estimate in the ledger under the policy's caps (and the batch's
+        allowance, if any); None when reserved, else why not."""
+        if self.allowance is not None:
+            refused = self.allowance.try_reserve(row["campaign"], row["est_cost_usd"])
+            if refused:
+                return f"batch allowance: {refused}"
+        refused = ledger_for(self.root).reserve(row, self.policy.caps)
+        if refused and self.allowance is not None:
+            self.allowance.settle(row["campaign"], row["est_cost_usd"], 0.0)
+        return refused
 
     def remember_job(self, item_id: str, reservation_id: str, job_id: str) -> None:
         with self.lock:

@@ -103,23 +103,22 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
     workdir.mkdir(parents=True, exist_ok=True)
     request = _request(job, workdir)
     resumed = ctx.in_flight.get(job.item_id)
-    if resumed:
-        reservation_id, job_ids = resumed
-    else:
-        refused = ctx.budget.try_reserve(job.campaign, job.est_cost_usd)
-        if refused:  # actual costs ran over estimates: wait for a later run rather than break a cap
-            _defer(job, ctx, refused, BudgetExceeded)
-        reservation_id, job_ids = new_reservation_id(), ()
+    reservation_id, job_ids = resumed if resumed else (new_reservation_id(), ())
     common = dict(run_id=ctx.run_id, night=ctx.night, item_id=job.item_id, campaign=job.campaign,
                   fingerprint=job.fingerprint, provider=job.provider, model=job.model,
                   est_cost_usd=job.est_cost_usd, reservation_id=reservation_id,
                   attempt=task_run.run_count, sandbox=ctx.sandbox or provider.sandbox)
     if not resumed:
-        write_ledger_rows(ctx.root, [ledger_row(status="reserved", reason=note or "before generate", **common)])
+        # One transaction checks the caps against every run's commitments and reserves, or refuses
+        # (a cap, or another live run making this item): then the item waits for a later run.
+        refused = ctx.reserve(ledger_row(status="reserved", reason=note or "before generate", **common))
+        if refused:
+            _defer(job, ctx, refused, BudgetExceeded)
 
     def close(status: str, cost: float, reason: str, **extra) -> None:
         ctx.forget_jobs(job.item_id)
-        ctx.budget.settle(job.campaign, job.est_cost_usd, cost)
+        if ctx.allowance is not None:
+            ctx.allowance.settle(job.campaign, job.est_cost_usd, cost)
         write_ledger_rows(ctx.root, [ledger_row(status=status, cost_usd=cost, reason=reason, **{**common, **extra})])
 
     def on_job(job_id: str, what: str) -> None:

@@ -1,4 +1,4 @@
-"""Reading and appending the cost ledger under an output root (`<root>/ledger/part-*.parquet`)."""
+"""The cost ledger of an output root, as Prefect tasks and helpers over its store (vidbatch.ledger_store)."""
 
 from __future__ import annotations
 
@@ -6,24 +6,21 @@ import polars as pl
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from vidbatch.ledger import LEDGER_SCHEMA, ledger_frame
+from vidbatch.ledger_store import ledger_for
 from vidbatch.storage import OutputRoot
 
-__all__ = ["LEDGER_PREFIX", "read_ledger", "append_ledger", "write_ledger_rows"]
-
-LEDGER_PREFIX = "ledger"
+__all__ = ["read_ledger", "append_ledger", "write_ledger_rows"]
 
 
 def write_ledger_rows(root: OutputRoot, rows: list[dict]) -> None:
-    """Append rows as one new Parquet part (a no-op for no rows). Called inside paid tasks, so the
-    reservation is durable before the call and the settlement right after it."""
-    if rows:
-        root.append_part(ledger_frame(rows), LEDGER_PREFIX)
+    """Append rows in one transaction (a no-op for no rows). Called inside paid tasks, so a job id
+    is durable the moment it exists and the settlement right after the call."""
+    ledger_for(root).append(rows)
 
 
 @task(name="read-ledger", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def read_ledger(root: OutputRoot) -> pl.DataFrame:
-    return root.read_parquet_dir(LEDGER_PREFIX, LEDGER_SCHEMA)
+    return ledger_for(root).frame()
 
 
 @task(name="append-ledger", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)

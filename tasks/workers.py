@@ -17,10 +17,11 @@ from collections.abc import Callable
 
 import polars as pl
 
-from vidbatch.ledger import LEDGER_SCHEMA, ledger_row, open_reservations
+from vidbatch.ledger import ledger_row, open_reservations
+from vidbatch.ledger_store import ledger_for
 from vidbatch.runs import ClipJob
 from vidbatch.storage import OutputRoot
-from vidbatch.tasks.ledger_io import LEDGER_PREFIX, write_ledger_rows
+from vidbatch.tasks.ledger_io import write_ledger_rows
 from vidbatch.tasks.outcomes import OUTCOME_SCHEMA, outcome_row
 
 __all__ = ["batches_of", "batch_key", "batch_table_key", "render_on_workers"]
@@ -53,8 +54,7 @@ def _close_abandoned(root: OutputRoot, run_id: str, night: str, jobs: list[ClipJ
     """A dead worker's open reservations for `jobs`: closed as failed at their estimate (the GPU
     time was rented), so every reservation keeps exactly one closing row."""
     wanted = {j.item_id for j in jobs}
-    ledger = root.read_parquet_dir(LEDGER_PREFIX, LEDGER_SCHEMA)
-    stale = open_reservations(ledger.filter(pl.col("run_id") == run_id)).filter(pl.col("item_id").is_in(list(wanted)))
+    stale = open_reservations(ledger_for(root).frame(run_id=run_id)).filter(pl.col("item_id").is_in(list(wanted)))
     write_ledger_rows(root, [ledger_row(
         run_id=run_id, night=night, item_id=r["item_id"], campaign=r["campaign"], fingerprint=r["fingerprint"],
         provider=r["provider"], model=r["model"], status="failed", est_cost_usd=r["est_cost_usd"],

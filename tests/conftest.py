@@ -79,3 +79,11 @@ def policy_file(path: Path, night_usd=100.0, campaign_usd=50.0, item_usd=10.0, *
     lines = "".join(f"{k} = {toml_value(v)}\n" for k, v in closed.items())
     path.write_text(text.replace("[closed]\n", "[closed]\n" + lines, 1))
     return str(path)
+
+
+def ledger_of(out) -> pl.DataFrame:
+    """Every ledger row of an output root, in write order, read through its store."""
+    from vidbatch.ledger_store import ledger_for
+    from vidbatch.storage import open_root
+
+    return ledger_for(open_root(str(out))).frame()

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import DEMO_POLICY, write_catalog
+from tests.conftest import DEMO_POLICY, ledger_of, write_catalog
 from vidbatch.cli import app
 from vidbatch.providers import registry
 from vidbatch.providers.testsrc import TestsrcProvider
@@ -87,7 +87,7 @@ def test_run_sandbox_sends_the_closed_route_to_the_loopback_videos_api(tmp_path)
                                           "--sandbox", "--sandbox-latency", "0.3"])
     assert result.exit_code == 0, result.output
     assert "finished: 2" in result.output
-    ledger = open_root(out).read_parquet_dir("ledger", LEDGER_SCHEMA)
+    ledger = ledger_of(out)
     sora = ledger.filter(pl.col("provider") == "sora")
     assert sorted(sora["status"]) == ["reserved", "settled", "submitted"]
     assert ledger["sandbox"].all()  # a sandbox run marks every row, both routes
@@ -169,3 +169,28 @@ def test_a_run_of_many_clips_on_the_ephemeral_api_ends_quietly_with_every_task_r
     assert "finished: 150" in result.stdout
     assert "Traceback" not in result.stderr and "ERROR" not in result.stderr, result.stderr[-3000:]
     assert "had not recorded every task run" not in result.stderr
+
+
+def test_ledger_exports_by_night_and_imports_once(tmp_path):
+    from vidbatch.ledger import ledger_frame, ledger_row
+
+    old = tmp_path / "old-root"
+    (old / "ledger").mkdir(parents=True)
+    rows = [ledger_row(run_id="r", night=f"2026-10-0{day}", item_id=f"i{day}", campaign="c", status="settled",
+                       provider="wan", cost_usd=0.5, reservation_id=f"res{day}") for day in range(1, 4)]
+    ledger_frame(rows).write_parquet(old / "ledger" / "part-0.parquet")  # a ledger from before the database
+    exported = CliRunner().invoke(app, ["ledger", "export", str(tmp_path / "export"), "--out", str(old)])
+    assert exported.exit_code == 0 and "exported 3 rows in 3 night(s)" in exported.output
+    assert sorted(p.parent.name for p in (tmp_path / "export").rglob("*.parquet")) == [
+        "night=2026-10-01", "night=2026-10-02", "night=2026-10-03"]
+    scanned = pl.scan_parquet(tmp_path / "export", hive_partitioning=True).collect()
+    assert scanned.height == 3 and scanned["cost_usd"].sum() == 1.5
+    fresh = str(tmp_path / "fresh-root")
+    first = CliRunner().invoke(app, ["ledger", "import", str(tmp_path / "export"), "--out", fresh])
+    again = CliRunner().invoke(app, ["ledger", "import", str(tmp_path / "export"), "--out", fresh])
+    assert "imported 3 rows" in first.output and "nothing added" in again.output
+    assert ledger_of(fresh).sort("night")["night"].to_list() == ["2026-10-01", "2026-10-02", "2026-10-03"]
+    wrong = tmp_path / "not-a-ledger.parquet"
+    pl.DataFrame({"item_id": ["x"]}).write_parquet(wrong)
+    refused = CliRunner().invoke(app, ["ledger", "import", str(wrong), "--out", fresh])
+    assert refused.exit_code == 2 and "is not a vidbatch ledger" in refused.output

@@ -4,7 +4,7 @@ import boto3
 import polars as pl
 import pytest
 
-from tests.conftest import DEMO_POLICY, catalog
+from tests.conftest import DEMO_POLICY, catalog, ledger_of
 from vidbatch.flows.produce_catalog import produce_catalog
 from vidbatch.ledger import LEDGER_SCHEMA
 from vidbatch.providers import registry
@@ -30,7 +30,8 @@ def s3(monkeypatch):
 
 
 @pytest.mark.usefixtures("prefect_api")
-def test_catalog_and_outputs_on_s3(s3, tmp_path):
+def test_catalog_and_outputs_on_s3(s3, tmp_path, monkeypatch):
+    monkeypatch.setenv("VIDBATCH_LEDGER_URL", f"sqlite:///{tmp_path / 'shared-ledger.db'}")
     local = tmp_path / "c.parquet"
     catalog([{}, {"aspect": "bad"}]).write_parquet(local)
     s3.upload_file(str(local), "studio", "catalogs/night.parquet")
@@ -40,7 +41,7 @@ def test_catalog_and_outputs_on_s3(s3, tmp_path):
     assert summary["status_counts"] == {"finished": 1} and summary["rejected_rows"] == 1
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="studio", Prefix="runs/")["Contents"]}
     assert "runs/assets/c1/i0.mp4" in keys
-    ledger = open_root("s3://studio/runs").read_parquet_dir("ledger", LEDGER_SCHEMA)
+    ledger = ledger_of("s3://studio/runs")
     settled = ledger.filter(pl.col("status") == "settled")
     assert settled["asset_uri"].to_list()[0].startswith("s3://studio/runs/raw/c1/i0-")
 
@@ -70,3 +71,17 @@ def test_uploads_are_checksummed_multipart_and_idempotent(s3, tmp_path):
     assert len(versions()) == 2
     body = s3.get_object(Bucket="studio", Key="out/assets/c/big.mp4")["Body"].read()
     assert body == big.read_bytes()
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_an_s3_output_root_without_a_shared_ledger_is_refused(s3, tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from vidbatch.cli import app
+
+    monkeypatch.delenv("VIDBATCH_LEDGER_URL", raising=False)
+    local = tmp_path / "c.parquet"
+    catalog([{}]).write_parquet(local)
+    result = CliRunner().invoke(app, ["run", str(local), "--policy", str(DEMO_POLICY), "--out", "s3://studio/runs"])
+    assert result.exit_code == 2
+    assert "VIDBATCH_LEDGER_URL" in result.output and "s3://studio/runs" in result.output

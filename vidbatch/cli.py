@@ -23,6 +23,8 @@ err_console = Console(stderr=True)
 PolicyOpt = Annotated[Optional[Path], typer.Option("--policy", help="policy TOML (default: the shipped one)")]
 OutOpt = Annotated[str, typer.Option("--out", help="output root: a folder or s3://bucket/prefix")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output, one JSON object per line")]
+LedgerOpt = Annotated[Optional[str], typer.Option(
+    "--ledger", help="ledger database URL (default: $VIDBATCH_LEDGER_URL, else SQLite beside a local --out)")]
 SandboxOpt = Annotated[bool, typer.Option("--sandbox", help="closed route on a loopback Videos API server: "
                                           "no money spent, ledger rows marked sandbox")]
 
@@ -66,7 +68,7 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
          save: Annotated[Optional[str], typer.Option(
              "--save", help="where the full plan goes (Parquet; default: <out>/plans/ with --out, else "
                             "./vidbatch-plan.parquet)")] = None,
-         as_json: JsonOpt = False, sandbox: SandboxOpt = False) -> None:
+         as_json: JsonOpt = False, sandbox: SandboxOpt = False, ledger_url: LedgerOpt = None) -> None:
     """Forecast routes, models and costs for a catalog without spending anything.
 
     The terminal gets a summary (by campaign, route and status; the first items that need a look);
@@ -87,7 +89,7 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
         pol = load_policy(policy)
         valid, rejects = validate_catalog(read_catalog(catalog))
         root = open_root(out) if out else None
-        ledger = root.read_parquet_dir("ledger", LEDGER_SCHEMA) if root else pl.DataFrame(schema=LEDGER_SCHEMA)
+        ledger = _ledger_rows(root, ledger_url)
     except (CatalogError, PolicyError, StorageError) as err:
         _fail(str(err), 2)
     moment = datetime.now(timezone.utc)
@@ -107,6 +109,19 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
     except StorageError as err:
         _fail(str(err), 2)
     _print_plan(catalog, night, result, rejects, saved)
+
+
+def _ledger_rows(root, url: str | None):
+    """Every row of `root`'s ledger (none when there is no root, or a local one not made yet)."""
+    import polars as pl
+
+    from vidbatch.ledger import LEDGER_SCHEMA
+    from vidbatch.ledger_store import ledger_for
+    from vidbatch.storage import LocalRoot
+
+    if root is None or (isinstance(root, LocalRoot) and not root.path.exists()):
+        return pl.DataFrame(schema=LEDGER_SCHEMA)
+    return ledger_for(root, url).frame()
 
 
 def _ndjson(frame) -> None:
@@ -161,9 +176,14 @@ def run(catalog: str, policy: PolicyOpt = None, out: OutOpt = "vidbatch-out",
         submit: Annotated[bool, typer.Option("--submit", help="run on the Prefect server's workers (the "
                                              "deployment below) instead of here")] = False,
         deployment: Annotated[str, typer.Option(help="deployment that --submit runs")] = "produce-catalog/adhoc",
-        wait: Annotated[bool, typer.Option("--wait", help="with --submit: wait for the run to end")] = False) -> None:
+        wait: Annotated[bool, typer.Option("--wait", help="with --submit: wait for the run to end")] = False,
+        ledger_url: LedgerOpt = None) -> None:
     """Produce a catalog: generate, trim and store clips, and write the ledger."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    if ledger_url:  # the flow (here, or on a worker with the same variable) opens this ledger
+        from vidbatch.ledger_store import LEDGER_URL_ENV
+
+        os.environ[LEDGER_URL_ENV] = ledger_url
     if submit:
         _submit(deployment, wait, catalog=_shared(catalog), out=_shared(out),
                 policy_path=_shared(str(policy)) if policy else None, campaign=campaign, sandbox=sandbox,
@@ -256,17 +276,23 @@ def _print_summary(summary: dict) -> None:
         raise typer.Exit(1)
 
 
-@app.command()
-def ledger(out: OutOpt = "vidbatch-out", as_json: JsonOpt = False) -> None:
+ledger_app = typer.Typer(help="The cost ledger: spend by night (default), export as Parquet, import Parquet.")
+app.add_typer(ledger_app, name="ledger")
+
+
+@ledger_app.callback(invoke_without_command=True)
+def ledger(ctx: typer.Context, out: OutOpt = "vidbatch-out", as_json: JsonOpt = False,
+           ledger_url: LedgerOpt = None) -> None:
     """Spend by night, campaign and provider: estimated vs actual (newest nights first)."""
+    if ctx.invoked_subcommand:
+        return
     import polars as pl
 
-    from vidbatch.ledger import LEDGER_SCHEMA
     from vidbatch.report import spend_by
     from vidbatch.storage import open_root
 
     try:
-        rows = open_root(out).read_parquet_dir("ledger", LEDGER_SCHEMA)
+        rows = _ledger_rows(open_root(out), ledger_url)
     except StorageError as err:
         _fail(str(err), 2)
     table = spend_by(rows.filter(pl.col("provider").is_not_null()), ["night", "campaign", "provider"])
@@ -283,6 +309,39 @@ def ledger(out: OutOpt = "vidbatch-out", as_json: JsonOpt = False) -> None:
     by_provider = spend_by(rows.filter(pl.col("provider").is_not_null()), ["provider"])
     out_console.print(_table("all nights by provider", by_provider, by_provider.columns, LEDGER_HEADERS))
     out_console.print(f"total actual ${table['actual_usd'].sum():.4f} (estimated ${table['est_usd'].sum():.4f})")
+
+
+@ledger_app.command("export")
+def ledger_export(dest: Annotated[str, typer.Argument(help="folder or s3://bucket/prefix")],
+                  out: OutOpt = "vidbatch-out", ledger_url: LedgerOpt = None) -> None:
+    """Write the ledger as Parquet, one file per night (DEST/night=YYYY-MM-DD/ledger.parquet)."""
+    from vidbatch.ledger_store import ledger_for
+    from vidbatch.ledger_store.parquet import export_nights
+    from vidbatch.storage import open_root
+
+    try:
+        written = export_nights(ledger_for(open_root(out), ledger_url), dest)
+    except StorageError as err:
+        _fail(str(err), 2)
+    out_console.print(f"exported {sum(written.values()):,} rows in {len(written)} night(s) to {dest}", highlight=False)
+
+
+@ledger_app.command("import")
+def ledger_import(path: Annotated[str, typer.Argument(help="a Parquet file or folder with the ledger's columns")],
+                  out: OutOpt = "vidbatch-out", ledger_url: LedgerOpt = None) -> None:
+    """Add the rows of a Parquet ledger (a file, or a folder such as an export) once; a second
+    import of the same path adds nothing."""
+    from vidbatch.ledger_store import ledger_for
+    from vidbatch.ledger_store.parquet import read_ledger_parquet
+    from vidbatch.storage import open_root
+
+    try:
+        frame = read_ledger_parquet(path)
+        added = ledger_for(open_root(out), ledger_url).import_frame(frame, str(Path(path).resolve()))
+    except StorageError as err:
+        _fail(str(err), 2)
+    out_console.print(f"imported {added:,} rows from {path}" if added else f"{path} was imported before: nothing added",
+                      highlight=False)
 
 
 @app.command()

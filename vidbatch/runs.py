@@ -74,10 +74,11 @@ def night_of(moment: datetime, timezone: str) -> str:
 
 
 def plan_run(catalog: pl.DataFrame, policy: Policy, ledger: pl.DataFrame, night: str,
-             unavailable: Mapping[str, str]) -> pl.DataFrame:
+             unavailable: Mapping[str, str], busy_runs: frozenset[str] = frozenset()) -> pl.DataFrame:
     """Plan the items not already settled; settled ones come back with status `done`.
 
-    `catalog` needs a `fingerprint` column (see catalog.with_fingerprints).
+    `catalog` needs a `fingerprint` column (see catalog.with_fingerprints). Jobs in flight of
+    `busy_runs` (other runs alive now) are theirs to finish: not resumed here.
     """
     settled = settled_items(ledger).rename({"fingerprint": "settled_fp", "run_id": "settled_run",
                                             "cost_usd": "settled_cost"})
@@ -86,7 +87,8 @@ def plan_run(catalog: pl.DataFrame, policy: Policy, ledger: pl.DataFrame, night:
     same = pl.col("settled_fp") == pl.col("fingerprint")
     done = joined.filter(same.fill_null(False))
     todo = joined.filter(~same.fill_null(False))
-    inflight = jobs_in_flight(ledger).filter(pl.col("provider") == "sora").unique(
+    inflight = jobs_in_flight(ledger).filter(
+        (pl.col("provider") == "sora") & ~pl.col("run_id").is_in(list(busy_runs))).unique(
         ["campaign", "item_id", "fingerprint"], keep="last")
     keys = ["campaign", "item_id", "fingerprint"]
     resumed = _resumptions(todo.join(inflight, on=keys, how="inner", maintain_order="left"), unavailable)

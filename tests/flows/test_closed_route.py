@@ -9,7 +9,7 @@ import time
 import polars as pl
 import pytest
 
-from tests.conftest import REPO, closed_provider, policy_file, write_catalog
+from tests.conftest import ledger_of, REPO, closed_provider, policy_file, write_catalog
 from vidbatch.flows.produce_catalog import produce_catalog
 from vidbatch.ledger import LEDGER_SCHEMA
 from vidbatch.providers import registry
@@ -18,9 +18,6 @@ from vidbatch.storage import open_root
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
-
-def ledger_of(out) -> pl.DataFrame:
-    return open_root(str(out)).read_parquet_dir("ledger", LEDGER_SCHEMA).sort("created_at")
 
 
 def run(tmp_path, rows, box, wan=None, policy=None, **kwargs):
@@ -116,7 +113,7 @@ def test_a_killed_run_resumes_its_jobs_without_creating_new_ones(tmp_path, sandb
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and child.poll() is None:
-        if (out / "ledger").exists() and ledger_of(out).filter(pl.col("status") == "submitted").height == 2:
+        if (out / "ledger.db").exists() and ledger_of(out).filter(pl.col("status") == "submitted").height == 2:
             break
         time.sleep(0.5)
     else:

@@ -8,7 +8,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from tests.conftest import policy_file, toml_value, write_catalog
+from tests.conftest import ledger_of, policy_file, toml_value, write_catalog
 from tests.test_media import nearest_colour
 from vidbatch.flows.produce_catalog import produce_catalog
 from vidbatch.ledger import LEDGER_SCHEMA
@@ -19,9 +19,6 @@ from vidbatch.storage import open_root
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
-
-def ledger_of(out) -> pl.DataFrame:
-    return open_root(str(out)).read_parquet_dir("ledger", LEDGER_SCHEMA).sort("created_at")
 
 
 def run(tmp_path, rows, wan, sora=None, **policy):

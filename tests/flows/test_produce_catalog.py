@@ -3,7 +3,7 @@
 import polars as pl
 import pytest
 
-from tests.conftest import DEMO_POLICY, write_catalog
+from tests.conftest import ledger_of, DEMO_POLICY, write_catalog
 from vidbatch.errors import CatalogError, ContentRejected, TransientProviderError
 from vidbatch.flows.produce_catalog import produce_catalog
 from vidbatch.ledger import LEDGER_SCHEMA
@@ -14,9 +14,6 @@ from vidbatch.storage import open_root
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
-
-def ledger_of(out) -> pl.DataFrame:
-    return open_root(out).read_parquet_dir("ledger", LEDGER_SCHEMA)
 
 
 def run(tmp_path, rows, provider=None, **kwargs):

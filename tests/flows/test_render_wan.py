@@ -3,7 +3,7 @@
 import polars as pl
 import pytest
 
-from tests.conftest import DEMO_POLICY
+from tests.conftest import DEMO_POLICY, ledger_of
 from vidbatch.flows.render_wan import render_wan
 from vidbatch.ledger import LEDGER_SCHEMA
 from vidbatch.providers import registry
@@ -39,16 +39,16 @@ def test_a_resubmitted_batch_renders_nothing_twice_and_delivers_what_was_paid_fo
     args = dict(out=str(out), run_id="run1", night="2026-11-24", allowance_usd=0.03, policy_path=str(DEMO_POLICY))
     with registry.bound({"wan": lambda pol: gpu}):
         assert render_wan(jobs=jobs, batch="k-a1", **args) == 3
-        assert gpu.calls == ["b0", "b1", "b2"]
+        assert sorted(gpu.calls) == ["b0", "b1", "b2"]  # each once, in any order (4 threads)
         (out / "assets" / "c" / "b1.mp4").unlink()  # paid and settled, but the worker died before delivering
         assert render_wan(jobs=jobs, batch="k-a2", **args) == 3
-    assert gpu.calls == ["b0", "b1", "b2"]  # nothing rendered again
+    assert sorted(gpu.calls) == ["b0", "b1", "b2"]  # nothing rendered again
     assert (out / "assets" / "c" / "b1.mp4").exists()
     rows = open_root(str(out)).read_parquet(batch_table_key("run1", "k-a2"), OUTCOME_SCHEMA)
     details = dict(zip(rows["item_id"], rows["detail"]))
     assert details["b0"] == details["b2"] == "finished by an earlier attempt of this batch"
     assert details["b1"].startswith("recovered: made by an earlier attempt")
-    ledger = open_root(str(out)).read_parquet_dir("ledger", LEDGER_SCHEMA)
+    ledger = ledger_of(out)
     assert ledger.filter(pl.col("status") == "settled").height == 3
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tests.conftest import REPO, DEMO_POLICY, write_catalog
+from tests.conftest import REPO, DEMO_POLICY, ledger_of, write_catalog
 
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 
@@ -127,7 +127,7 @@ def test_nightly_run_on_a_worker_retries_transient_faults_and_attaches_artifacts
     assert all(histories[name][-1] == "Completed" for name in generate)
     assert {"campaign-report", "clips", "report-link", "run-summary"} <= {a.key for a in artifacts}
 
-    ledger = pl.read_parquet(Path(server["env"]["VIDBATCH_OUT"]) / "ledger" / "*.parquet")
+    ledger = ledger_of(server["env"]["VIDBATCH_OUT"])
     made_by = ledger.filter((pl.col("status") == "settled") & (pl.col("provider") == "wan"))["reason"]
     pids = set(made_by.str.extract(r" on \S+:(\d+)").to_list())
     assert pids == {run.infrastructure_pid.rsplit(":", 1)[-1]} and str(os.getpid()) not in pids
@@ -188,8 +188,7 @@ def _kill_a_batch_mid_clip(api, out: Path, deadline: float) -> int:
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter
 
     while time.monotonic() < deadline:
-        ledger_parts = list((out / "ledger").glob("part-*.parquet"))
-        ledger = pl.read_parquet(ledger_parts) if ledger_parts else None
+        ledger = ledger_of(out) if (out / "ledger.db").exists() else None
         runs = api.read_flow_runs(deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["gpu"])))
         for run in runs:
             if ledger is None or not run.state.is_running() or not run.infrastructure_pid:
@@ -232,7 +231,7 @@ def test_wan_batches_run_on_gpu_workers_load_once_and_survive_a_dead_worker(serv
     assert sorted(states.values()).count("Crashed") == 1, states
     assert any(key.endswith("-a2") and name == "Completed" for key, name in states.items()), states
 
-    ledger = pl.read_parquet(out / "ledger" / "*.parquet")
+    ledger = ledger_of(out)
     settled = ledger.filter(pl.col("status") == "settled")
     assert sorted(settled["item_id"]) == [f"g{n}" for n in range(5)]  # one clip each: nothing made twice
     assert all("(model loads in this process: 1)" in r for r in settled["reason"])  # once per batch process

@@ -1,0 +1,158 @@
+"""The ledger store on a real database file: caps checked and reserved in one transaction, by
+several real processes at once; items never made twice; old Parquet ledgers imported once."""
+
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+
+import polars as pl
+import pytest
+
+from vidbatch.ledger import ledger_frame, ledger_row, new_reservation_id
+from vidbatch.ledger_store import LedgerStore, ledger_for
+from vidbatch.policy import Caps
+from vidbatch.storage import open_root
+
+NIGHT = "2026-11-25"
+CAPS = Caps(night_usd=2.0, campaign_usd=1.5, item_usd=0.5, timezone="UTC")
+
+
+def reservation(run_id: str, item: str, usd: float, campaign: str = "c", night: str = NIGHT, fp: str = "f") -> dict:
+    return ledger_row(run_id=run_id, night=night, item_id=item, campaign=campaign, fingerprint=fp, status="reserved",
+                      provider="sora", model="m", est_cost_usd=usd, reservation_id=new_reservation_id())
+
+
+def closing(row: dict, status: str, usd: float, night: str = NIGHT) -> dict:
+    return {**row, "status": status, "cost_usd": usd, "night": night}
+
+
+def store(tmp_path) -> LedgerStore:
+    return LedgerStore(f"sqlite:///{tmp_path / 'ledger.db'}")
+
+
+def test_caps_refuse_with_who_committed_what(tmp_path):
+    ledger = store(tmp_path)
+    with ledger.running("run-a"), ledger.running("run-b"):
+        assert ledger.reserve(reservation("run-a", "i1", 0.5), CAPS) is None
+        assert ledger.reserve(reservation("run-b", "i2", 0.5, campaign="d"), CAPS) is None
+        assert ledger.reserve(reservation("run-a", "i3", 0.6), CAPS) == "item cap $0.50 is below the estimate $0.60"
+        assert ledger.reserve(reservation("run-a", "i4", 0.5), CAPS) is None
+        assert ledger.reserve(reservation("run-a", "i5", 0.5), CAPS) is None  # exactly at both caps
+        assert ledger.reserve(reservation("run-a", "i6", 0.1), CAPS) == \
+            "campaign cap $1.50 reached: $1.50 committed ($1.50 by this run)"
+        assert ledger.reserve(reservation("run-b", "i7", 0.1, campaign="d"), CAPS) == \
+            "night cap $2.00 reached: $2.00 committed ($0.50 by this run, $1.50 by run run-a)"
+    assert ledger.committed(NIGHT).night_usd == pytest.approx(2.0)
+    assert ledger.frame().filter(pl.col("status") == "reserved").height == 4  # a refusal writes nothing
+
+
+def test_settled_money_replaces_the_estimate_and_released_frees_it(tmp_path):
+    ledger = store(tmp_path)
+    a, b = reservation("r", "i1", 0.5), reservation("r", "i2", 0.5)
+    assert ledger.reserve(a, CAPS) is None and ledger.reserve(b, CAPS) is None
+    ledger.append([closing(a, "settled", 0.2), closing(b, "released", 0.0)])
+    committed = ledger.committed(NIGHT)
+    assert committed.night_usd == pytest.approx(0.2) and committed.by_campaign == {"c": pytest.approx(0.2)}
+
+
+def test_an_item_held_by_a_live_run_is_not_made_twice_and_a_dead_runs_is_taken_over(tmp_path):
+    ledger = store(tmp_path)
+    with ledger.running("live"):
+        assert ledger.reserve(reservation("live", "i1", 0.3), CAPS) is None
+        refused = ledger.reserve(reservation("other", "i1", 0.3), CAPS)
+        assert refused.startswith("run live is making this item now") and refused.endswith("not made twice")
+        assert ledger.reserve(reservation("other", "i1", 0.3, fp="changed"), CAPS) is None  # new work
+    # "live" has ended: its open reservation is taken over, charged at its estimate
+    assert ledger.reserve(reservation("next", "i1", 0.3), CAPS) is None
+    rows = ledger.frame()
+    taken = rows.filter(pl.col("status") == "failed")
+    assert taken.height == 1 and taken["cost_usd"][0] == 0.3 and "taken over by run next" in taken["reason"][0]
+
+
+def test_a_killed_process_is_dead_at_once_on_its_own_host(tmp_path):
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    code = ("import sys, time\nfrom vidbatch.ledger_store import LedgerStore\n"
+            f"s = LedgerStore({url!r})\n"
+            "with s.running('doomed'):\n    print('up', flush=True); time.sleep(600)\n")
+    child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "up"
+    ledger = LedgerStore(url)
+    assert "doomed" in ledger.live_runs()
+    child.kill()
+    child.wait()
+    assert "doomed" not in ledger.live_runs()
+
+
+def test_rows_of_a_reservation_are_filed_under_its_night(tmp_path):
+    ledger = store(tmp_path)
+    row = reservation("r1", "i1", 0.4, night="2026-11-24")
+    assert ledger.reserve(row, CAPS) is None
+    ledger.append([{**row, "status": "submitted", "job_id": "video_1", "night": "2026-11-25", "run_id": "r2"},
+                   closing({**row, "run_id": "r2"}, "settled", 0.4, night="2026-11-25")])  # resumed a night later
+    assert set(ledger.frame()["night"]) == {"2026-11-24"}
+    assert ledger.committed("2026-11-24").night_usd == pytest.approx(0.4)
+    assert ledger.committed("2026-11-25").night_usd == 0.0
+
+
+def test_an_old_parquet_ledger_is_imported_once_and_left_in_place(tmp_path):
+    root = open_root(str(tmp_path / "out"))
+    old = ledger_frame([ledger_row(run_id="old", night="2026-10-01", item_id=f"i{n}", campaign="c",
+                                   status="settled", cost_usd=0.1, reservation_id=f"r{n}") for n in range(30)])
+    root.append_part(old.head(10), "ledger")
+    root.append_part(old.tail(20), "ledger")
+    code = ("from vidbatch.ledger_store import ledger_for\nfrom vidbatch.storage import open_root\n"
+            f"print(ledger_for(open_root({str(tmp_path / 'out')!r})).frame().height)")
+    first = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(3)]
+    assert [p.communicate()[0].strip() for p in first] == ["30"] * 3  # three processes at once: imported once
+    assert len(list((tmp_path / "out" / "ledger").glob("part-*.parquet"))) == 2
+    assert ledger_for(root).frame().sort("item_id")["cost_usd"].sum() == pytest.approx(3.0)
+
+
+WORKER = """
+import json, random, sys
+from vidbatch.ledger import ledger_row, new_reservation_id
+from vidbatch.ledger_store import LedgerStore
+from vidbatch.policy import Caps
+url, seed, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+caps = Caps(night_usd=5.0, campaign_usd=3.0, item_usd=0.9, timezone="UTC")
+ledger, rng, granted = LedgerStore(url), random.Random(seed), 0
+with ledger.running(f"proc-{seed}"):
+    for n in range(count):
+        usd = round(rng.uniform(0.05, 0.9), 4)
+        row = ledger_row(run_id=f"proc-{seed}", night="2026-11-25", item_id=f"p{seed}-{n}", campaign=rng.choice("ab"),
+                         fingerprint="f", status="reserved", est_cost_usd=usd, reservation_id=new_reservation_id())
+        if ledger.reserve(row, caps) is None:
+            granted += 1
+            actual = round(usd * rng.uniform(0.2, 1.0), 4)  # settles at or under its estimate, or releases
+            status = rng.choice(["settled", "released", "failed"])
+            ledger.append([{**row, "status": status, "cost_usd": 0.0 if status == "released" else actual}])
+print(json.dumps({"granted": granted}))
+"""
+
+
+def test_eight_processes_reserving_at_once_never_commit_past_a_cap(tmp_path):
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    LedgerStore(url)  # migrated once, before the crowd
+    procs = [subprocess.Popen([sys.executable, "-c", WORKER, url, str(seed), "40"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for seed in range(8)]
+    results = [p.communicate() for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-2000:] for _, err in results]
+    granted = sum(json.loads(out)["granted"] for out, _ in results)
+    rows = LedgerStore(url).frame()
+    assert rows.filter(pl.col("status") == "reserved").height == granted > 0
+    # Replay the ledger in write order: committed money never exceeded a cap at any moment.
+    night, campaign, reserved = 0.0, {"a": 0.0, "b": 0.0}, {}
+    for row in rows.iter_rows(named=True):
+        if row["status"] == "reserved":
+            reserved[row["reservation_id"]] = row["est_cost_usd"]
+            delta = row["est_cost_usd"]
+        else:
+            delta = row["cost_usd"] - reserved.pop(row["reservation_id"])
+        night += delta
+        campaign[row["campaign"]] += delta
+        assert night <= 5.0 + 1e-9 and max(campaign.values()) <= 3.0 + 1e-9
+    refusals = 8 * 40 - granted
+    assert refusals > 0  # the caps did bind

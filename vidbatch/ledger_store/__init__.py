@@ -1,0 +1,52 @@
+"""The cost ledger as a database: the one owner of money (see `store.py`).
+
+`ledger_for(root)` opens the ledger of an output root, once per process and URL:
+  1. the URL given (`--ledger`), else `$VIDBATCH_LEDGER_URL`, else for a local root a SQLite
+     file beside it (`<root>/ledger.db`); an `s3://` root needs a shared URL (StorageError);
+  2. the schema is migrated to the newest revision (Alembic);
+  3. the root's Parquet ledger from before (`<root>/ledger/part-*.parquet`) is imported once,
+     the parts left in place.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+
+from vidbatch.errors import StorageError
+from vidbatch.ledger import LEDGER_SCHEMA
+from vidbatch.ledger_store.store import DEAD_AFTER_S, HEARTBEAT_S, LedgerStore
+from vidbatch.storage import LocalRoot, OutputRoot
+
+__all__ = ["LedgerStore", "ledger_for", "ledger_url", "HEARTBEAT_S", "DEAD_AFTER_S", "LEDGER_URL_ENV"]
+
+LEDGER_URL_ENV = "VIDBATCH_LEDGER_URL"
+PARQUET_PREFIX = "ledger"  # where output roots kept their ledger before it became a database
+_STORES: dict[str, LedgerStore] = {}
+_LOCK = threading.Lock()
+
+
+def ledger_url(root: OutputRoot, url: str | None = None) -> str:
+    """The ledger URL for `root`: `url`, else $VIDBATCH_LEDGER_URL, else SQLite beside a local root."""
+    url = url or os.environ.get(LEDGER_URL_ENV)
+    if url:
+        return url
+    if isinstance(root, LocalRoot):
+        root.path.mkdir(parents=True, exist_ok=True)
+        return f"sqlite:///{(root.path / 'ledger.db').resolve()}"
+    raise StorageError(f"output root {root.uri} is not a local folder, so its ledger must be a database every "
+                       f"machine reaches: set {LEDGER_URL_ENV} (or --ledger), e.g. "
+                       "postgresql+psycopg://vidbatch@db.example.com/vidbatch")
+
+
+def ledger_for(root: OutputRoot, url: str | None = None) -> LedgerStore:
+    """The ledger store of `root` (opened, migrated and its old Parquet parts imported once)."""
+    resolved = ledger_url(root, url)
+    with _LOCK:
+        store = _STORES.get(resolved)
+        if store is None:
+            store = _STORES[resolved] = LedgerStore(resolved)
+            parts = root.read_parquet_dir(PARQUET_PREFIX, LEDGER_SCHEMA)
+            if parts.height:
+                store.import_frame(parts, root.key_uri(PARQUET_PREFIX))
+    return store

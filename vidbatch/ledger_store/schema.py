@@ -1,0 +1,55 @@
+"""The ledger's tables (SQLAlchemy Core). Changes go through an Alembic migration in `migrations/`."""
+
+from __future__ import annotations
+
+from sqlalchemy import Boolean, Column, DateTime, Float, Integer, MetaData, String, Table, Text
+
+__all__ = ["metadata", "ledger_rows", "runs", "imports"]
+
+metadata = MetaData()
+
+# One row per ledger event, never updated or deleted (see vidbatch.ledger for what they mean).
+ledger_rows = Table(
+    "ledger_rows", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64)),
+    Column("night", String(10)),
+    Column("item_id", Text),
+    Column("campaign", Text),
+    Column("fingerprint", String(64)),
+    Column("provider", String(64)),
+    Column("model", Text),
+    Column("status", String(16), nullable=False),
+    Column("est_cost_usd", Float, nullable=False, default=0.0),
+    Column("cost_usd", Float, nullable=False, default=0.0),
+    Column("seconds", Float),
+    Column("asset_uri", Text),
+    Column("sha256", String(64)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("reason", Text),
+    Column("reservation_id", String(64)),
+    Column("job_id", Text),
+    Column("attempt", Integer),
+    Column("sandbox", Boolean, nullable=False, default=False),
+)
+
+# Runs that write to this ledger, with a heartbeat: a reservation held by a live run is never
+# duplicated; one held by a run that stopped beating is taken over.
+runs = Table(
+    "runs", metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("host", Text),
+    Column("pid", Integer),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("heartbeat_at", DateTime(timezone=True), nullable=False),
+    Column("ended_at", DateTime(timezone=True)),
+)
+
+# Parquet ledgers imported into this one (an output root's old `ledger/part-*.parquet`, or
+# `vidbatch ledger import PATH`), so each is imported once.
+imports = Table(
+    "imports", metadata,
+    Column("source", Text, primary_key=True),
+    Column("rows", Integer, nullable=False),
+    Column("imported_at", DateTime(timezone=True), nullable=False),
+)

@@ -1,0 +1,275 @@
+"""The ledger store: the one owner of money.
+
+Every ledger row is written and read here, in a database: a SQLite file beside a local output
+root by default (WAL, busy timeout, write transactions begun IMMEDIATE, so they take the write
+lock up front), or any SQLAlchemy URL shared by many machines (`VIDBATCH_LEDGER_URL`, `--ledger`).
+A reservation is one transaction: it checks the item, campaign and night caps against everything
+committed (spent plus open reservations, by every run on every machine) and inserts the
+`reserved` row, or refuses with the reason. An item whose open reservation belongs to another
+live run is refused too: it is never made twice. Runs register and beat a heartbeat; an open
+reservation whose run stopped beating is taken over (closed at its estimate) by the next run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import zlib
+from collections import defaultdict
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import polars as pl
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import and_, create_engine, event, exists, func, insert, select, text, update
+from sqlalchemy.engine import Connection, Engine
+
+from vidbatch.errors import StorageError
+from vidbatch.ledger import CLOSING, LEDGER_SCHEMA, ledger_row
+from vidbatch.ledger_store.schema import imports, ledger_rows, runs
+from vidbatch.planner import Committed
+from vidbatch.policy import Caps
+
+__all__ = ["LedgerStore", "HEARTBEAT_S", "DEAD_AFTER_S"]
+
+SPENT = ("settled", "failed")
+HEARTBEAT_S = 15.0    # how often a live run says so
+DEAD_AFTER_S = 120.0  # a run silent this long is dead: its open reservations may be taken over
+_MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_connection, _record) -> None:
+            dbapi_connection.isolation_level = None  # transactions are begun below, not by the driver
+            for pragma in ("journal_mode=WAL", "busy_timeout=60000", "synchronous=NORMAL"):
+                dbapi_connection.execute(f"PRAGMA {pragma}")
+
+        @event.listens_for(engine, "begin")
+        def _begin(connection: Connection) -> None:
+            immediate = connection.get_execution_options().get("immediate")
+            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+class LedgerStore:
+    """One ledger database. Thread-safe; open one per process and URL (see `ledger_for`)."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = _engine(url)
+        self.postgres = self.engine.dialect.name == "postgresql"
+        with self._writing() as conn:  # one process migrates; the others wait for its lock
+            config = Config()
+            config.set_main_option("script_location", str(_MIGRATIONS))
+            config.attributes["connection"] = conn
+            command.upgrade(config, "head")
+
+    @contextlib.contextmanager
+    def _writing(self, lock_key: str = "vidbatch-ledger"):
+        """A write transaction that holds the ledger's write lock (SQLite: BEGIN IMMEDIATE;
+        PostgreSQL: an advisory lock on `lock_key`, e.g. one night) until it commits."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(immediate=True)
+            with conn.begin():
+                if self.postgres:
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
+                                 {"key": zlib.crc32(lock_key.encode())})
+                yield conn
+
+    # ---- writes ------------------------------------------------------------------------------
+
+    def append(self, rows: list[dict]) -> None:
+        """Append rows (job ids, closings, deferrals, rejects, QA failures). A row of an existing
+        reservation is filed under that reservation's night, whichever night it is written on."""
+        if not rows:
+            return
+        with self._writing() as conn:
+            ids = {r["reservation_id"] for r in rows if r.get("reservation_id") and r["status"] != "reserved"}
+            nights = dict(conn.execute(select(ledger_rows.c.reservation_id, ledger_rows.c.night).where(
+                ledger_rows.c.status == "reserved", ledger_rows.c.reservation_id.in_(ids))).all()) if ids else {}
+            conn.execute(insert(ledger_rows), [{**r, "night": nights.get(r.get("reservation_id"), r["night"])}
+                                               for r in rows])
+
+    def reserve(self, row: dict, caps: Caps) -> str | None:
+        """Insert the `reserved` row if the caps hold and no live run holds this item; None when
+        reserved, else why not (nothing is written then)."""
+        usd, campaign, night = row["est_cost_usd"], row["campaign"], row["night"]
+        if usd > caps.item_usd + 1e-9:
+            return f"item cap ${caps.item_usd:.2f} is below the estimate ${usd:.2f}"
+        with self._writing(f"vidbatch-night-{night}") as conn:
+            held = self._held_elsewhere(conn, row)
+            if held:
+                return held
+            spent = self._committed_by(conn, night)
+            by_campaign = sum(v for (c, _), v in spent.items() if c == campaign)
+            cap = caps.for_campaign(campaign)
+            if by_campaign + usd > cap + 1e-9:
+                return f"campaign cap ${cap:.2f} reached: {_who(spent, row['run_id'], campaign)}"
+            if sum(spent.values()) + usd > caps.night_usd + 1e-9:
+                return f"night cap ${caps.night_usd:.2f} reached: {_who(spent, row['run_id'])}"
+            conn.execute(insert(ledger_rows), [row])
+        return None
+
+    def _open(self):
+        """`reserved` rows that no settled/failed/released row has closed."""
+        closer = ledger_rows.alias("closer")
+        return ~exists().where(closer.c.reservation_id == ledger_rows.c.reservation_id,
+                               closer.c.status.in_(CLOSING))
+
+    def _committed_by(self, conn: Connection, night: str) -> dict[tuple[str, str], float]:
+        """(campaign, run_id) -> money committed on `night`: spent plus open estimates."""
+        out: dict[tuple[str, str], float] = defaultdict(float)
+        spent = select(ledger_rows.c.campaign, ledger_rows.c.run_id, func.sum(ledger_rows.c.cost_usd)).where(
+            ledger_rows.c.night == night, ledger_rows.c.status.in_(SPENT)).group_by(
+            ledger_rows.c.campaign, ledger_rows.c.run_id)
+        held = select(ledger_rows.c.campaign, ledger_rows.c.run_id, func.sum(ledger_rows.c.est_cost_usd)).where(
+            ledger_rows.c.night == night, ledger_rows.c.status == "reserved", self._open()).group_by(
+            ledger_rows.c.campaign, ledger_rows.c.run_id)
+        for query in (spent, held):
+            for campaign, run_id, usd in conn.execute(query):
+                out[(campaign, run_id)] += usd or 0.0
+        return out
+
+    def _held_elsewhere(self, conn: Connection, row: dict) -> str | None:
+        """Why this item is not to be made now, or None: another run settled it already (same
+        fingerprint, passed QA), or another live run holds an open reservation of it. A holder that
+        stopped beating is dead: its reservation is closed at its estimate and this run goes on."""
+        same_item = and_(ledger_rows.c.campaign == row["campaign"], ledger_rows.c.item_id == row["item_id"],
+                         ledger_rows.c.fingerprint == row["fingerprint"])
+        qa = ledger_rows.alias("qa")
+        made = conn.execute(select(ledger_rows.c.run_id).where(
+            same_item, ledger_rows.c.status == "settled", ledger_rows.c.run_id != row["run_id"],
+            ~exists().where(qa.c.reservation_id == ledger_rows.c.reservation_id, qa.c.status == "qa_failed"))).first()
+        if made is not None:
+            return f"already made by run {made.run_id[:8]} while this run waited; not made twice"
+        holders = conn.execute(select(ledger_rows).where(
+            ledger_rows.c.status == "reserved", ledger_rows.c.campaign == row["campaign"],
+            ledger_rows.c.item_id == row["item_id"], ledger_rows.c.fingerprint == row["fingerprint"],
+            ledger_rows.c.run_id != row["run_id"], self._open())).mappings().all()
+        for held in holders:
+            run = conn.execute(select(runs).where(runs.c.run_id == held["run_id"])).mappings().first()
+            if run is not None and _alive(run):
+                return (f"run {held['run_id'][:8]} is making this item now (reservation "
+                        f"{held['reservation_id'][:8]}); not made twice")
+            conn.execute(insert(ledger_rows), [ledger_row(
+                run_id=row["run_id"], night=held["night"], item_id=held["item_id"], campaign=held["campaign"],
+                fingerprint=held["fingerprint"], provider=held["provider"], model=held["model"], status="failed",
+                est_cost_usd=held["est_cost_usd"], cost_usd=held["est_cost_usd"], reservation_id=held["reservation_id"],
+                sandbox=held["sandbox"], reason=f"run {held['run_id'][:8]} stopped inside this reservation; "
+                f"charged the estimate; taken over by run {row['run_id'][:8]}")])
+        return None
+
+    def import_frame(self, frame: pl.DataFrame, source: str) -> int:
+        """Rows of a Parquet ledger (LEDGER_SCHEMA columns), once per `source`; how many were added."""
+        with self._writing() as conn:
+            if conn.execute(select(imports.c.source).where(imports.c.source == source)).first():
+                return 0
+            rows = frame.select(list(LEDGER_SCHEMA)).to_dicts()
+            for start in range(0, len(rows), 5000):
+                conn.execute(insert(ledger_rows), rows[start:start + 5000])
+            conn.execute(insert(imports), [{"source": source, "rows": len(rows), "imported_at": _now()}])
+        return len(rows)
+
+    # ---- runs --------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def running(self, run_id: str):
+        """Register `run_id` and beat its heartbeat until the block ends."""
+        now = _now()
+        with self._writing() as conn:
+            if conn.execute(select(runs.c.run_id).where(runs.c.run_id == run_id)).first():
+                conn.execute(update(runs).where(runs.c.run_id == run_id).values(heartbeat_at=now, ended_at=None))
+            else:
+                conn.execute(insert(runs), [{"run_id": run_id, "host": socket.gethostname(), "pid": os.getpid(),
+                                             "started_at": now, "heartbeat_at": now}])
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(HEARTBEAT_S):
+                with self._writing() as conn:
+                    conn.execute(update(runs).where(runs.c.run_id == run_id).values(heartbeat_at=_now()))
+
+        thread = threading.Thread(target=beat, name=f"ledger-heartbeat-{run_id[:8]}", daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            stop.set()
+            thread.join()
+            with self._writing() as conn:
+                conn.execute(update(runs).where(runs.c.run_id == run_id).values(ended_at=_now()))
+
+    # ---- reads -------------------------------------------------------------------------------
+
+    def live_runs(self) -> set[str]:
+        """Runs that have not ended and beat their heartbeat lately."""
+        with self.engine.connect() as conn:
+            return {run["run_id"] for run in conn.execute(select(runs).where(runs.c.ended_at.is_(None))).mappings()
+                    if _alive(run)}
+
+    def committed(self, night: str) -> Committed:
+        """What `night` has committed across every run: spent plus open reservations."""
+        with self.engine.connect() as conn:
+            spent = self._committed_by(conn, night)
+        by_campaign: dict[str, float] = defaultdict(float)
+        for (campaign, _), usd in spent.items():
+            by_campaign[campaign] += usd
+        return Committed(night_usd=sum(spent.values()), by_campaign=dict(by_campaign))
+
+    def frame(self, *, run_id: str | None = None) -> pl.DataFrame:
+        """Ledger rows (all, or one run's) in write order, as a frame with LEDGER_SCHEMA."""
+        query = select(*(ledger_rows.c[name] for name in LEDGER_SCHEMA)).order_by(ledger_rows.c.id)
+        if run_id is not None:
+            query = query.where(ledger_rows.c.run_id == run_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(query).all()
+        if not rows:
+            return pl.DataFrame(schema=LEDGER_SCHEMA)
+        naive = {name: pl.Datetime("us") if name == "created_at" else dtype for name, dtype in LEDGER_SCHEMA.items()}
+        stamps = [r.created_at for r in rows]
+        frame = pl.DataFrame([tuple(r) for r in rows], schema=naive, orient="row") if stamps[0].tzinfo is None else \
+            pl.DataFrame([tuple(r) for r in rows], schema=LEDGER_SCHEMA, orient="row")
+        return frame.with_columns(pl.col("created_at").dt.replace_time_zone("UTC") if stamps[0].tzinfo is None
+                                  else pl.col("created_at").dt.convert_time_zone("UTC")).cast(LEDGER_SCHEMA)
+
+
+def _alive(run) -> bool:
+    """A run is alive while it has not ended, beats its heartbeat, and (on this host) its process exists."""
+    if run["ended_at"] is not None or _aware(run["heartbeat_at"]) < _now() - timedelta(seconds=DEAD_AFTER_S):
+        return False
+    if run["host"] == socket.gethostname() and run["pid"]:
+        try:
+            os.kill(run["pid"], 0)
+        except ProcessLookupError:
+            return False  # killed without a word: no need to wait for its heartbeat to go stale
+        except PermissionError:
+            pass  # someone else's process: alive
+    return True
+
+
+def _aware(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def _who(spent: dict[tuple[str, str], float], run_id: str, campaign: str | None = None) -> str:
+    """'$1.60 committed ($0.80 by this run, $0.80 by run 7f3a…)' for one campaign or the night."""
+    by_run: dict[str, float] = defaultdict(float)
+    for (c, run), usd in spent.items():
+        if campaign is None or c == campaign:
+            by_run[run] += usd
+    parts = [f"${usd:.2f} by {'this run' if run == run_id else f'run {str(run)[:8]}'}"
+             for run, usd in sorted(by_run.items(), key=lambda kv: kv[0] != run_id) if usd]
+    return f"${sum(by_run.values()):.2f} committed" + (f" ({', '.join(parts)})" if parts else "")
