@@ -108,46 +108,48 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
                   fingerprint=job.fingerprint, provider=job.provider, model=job.model,
                   est_cost_usd=job.est_cost_usd, reservation_id=reservation_id,
                   attempt=task_run.run_count, sandbox=ctx.sandbox or provider.sandbox)
-    if not resumed:
-        # One transaction checks the caps against every run's commitments and reserves, or refuses
-        # (a cap, or another live run making this item): then the item waits for a later run.
-        refused = ctx.reserve(ledger_row(status="reserved", reason=note or "before generate", **common))
-        if refused:
-            _defer(job, ctx, refused, BudgetExceeded)
+    # The gate first (the GPU, or a closed-route slot), then the money: a clip waiting its turn
+    # holds no reservation, so a crash charges only what was running.
+    with ctx.gate(job.provider):
+        if not resumed:
+            # One transaction checks the caps against every run's commitments and reserves, or refuses
+            # (a cap, or another live run making this item): then the item waits for a later run.
+            refused = ctx.reserve(ledger_row(status="reserved", reason=note or "before generate", **common))
+            if refused:
+                _defer(job, ctx, refused, BudgetExceeded)
 
-    def close(status: str, cost: float, reason: str, **extra) -> None:
-        ctx.forget_jobs(job.item_id)
-        if ctx.allowance is not None:
-            ctx.allowance.settle(job.campaign, job.est_cost_usd, cost)
-        write_ledger_rows(ctx.root, [ledger_row(status=status, cost_usd=cost, reason=reason, **{**common, **extra})])
+        def close(status: str, cost: float, reason: str, **extra) -> None:
+            ctx.forget_jobs(job.item_id)
+            if ctx.allowance is not None:
+                ctx.allowance.settle(job.campaign, job.est_cost_usd, cost)
+            write_ledger_rows(ctx.root, [ledger_row(status=status, cost_usd=cost, reason=reason, **{**common, **extra})])
 
-    def on_job(job_id: str, what: str) -> None:
-        ctx.remember_job(job.item_id, reservation_id, job_id)
-        write_ledger_rows(ctx.root, [ledger_row(status="submitted", job_id=job_id, reason=what, **common)])
+        def on_job(job_id: str, what: str) -> None:
+            ctx.remember_job(job.item_id, reservation_id, job_id)
+            write_ledger_rows(ctx.root, [ledger_row(status="submitted", job_id=job_id, reason=what, **common)])
 
-    journal = Journal(job_ids=job_ids, on_job=on_job, before_submit=ctx.before_submit(job.provider))
-    try:
-        with ctx.gate(job.provider):
+        journal = Journal(job_ids=job_ids, on_job=on_job, before_submit=ctx.before_submit(job.provider))
+        try:
             clip = provider.generate(request, workdir, journal)
-    except TransientProviderError as err:
-        if job.item_id in ctx.in_flight:  # its job exists: the next attempt (or run) resumes it
-            log.warning("%s: %s; reservation %s stays open for job(s) %s", job.item_id, err, reservation_id,
-                        ", ".join(ctx.in_flight[job.item_id][1]))
+        except TransientProviderError as err:
+            if job.item_id in ctx.in_flight:  # its job exists: the next attempt (or run) resumes it
+                log.warning("%s: %s; reservation %s stays open for job(s) %s", job.item_id, err, reservation_id,
+                            ", ".join(ctx.in_flight[job.item_id][1]))
+                raise
+            close("failed", err.cost_usd, f"{type(err).__name__}: {err}", job_id=err.job_id)
             raise
-        close("failed", err.cost_usd, f"{type(err).__name__}: {err}", job_id=err.job_id)
-        raise
-    except ProviderUnavailable as err:
-        spent = job.item_id in ctx.in_flight or err.cost_usd
-        close("failed" if spent else "released", err.cost_usd, f"route unavailable: {err}", job_id=err.job_id)
-        raise
-    except ProviderError as err:
-        close("failed", err.cost_usd, f"{type(err).__name__}: {err}", job_id=err.job_id)
-        raise
-    except BaseException as err:  # a bug or an interrupt
-        if job.item_id in ctx.in_flight:  # the job runs on at the provider: leave it for the next run
+        except ProviderUnavailable as err:
+            spent = job.item_id in ctx.in_flight or err.cost_usd
+            close("failed" if spent else "released", err.cost_usd, f"route unavailable: {err}", job_id=err.job_id)
             raise
-        close("failed", job.est_cost_usd, f"interrupted ({type(err).__name__}: {err}); charged the estimate")
-        raise
+        except ProviderError as err:
+            close("failed", err.cost_usd, f"{type(err).__name__}: {err}", job_id=err.job_id)
+            raise
+        except BaseException as err:  # a bug or an interrupt
+            if job.item_id in ctx.in_flight:  # the job runs on at the provider: leave it for the next run
+                raise
+            close("failed", job.est_cost_usd, f"interrupted ({type(err).__name__}: {err}); charged the estimate")
+            raise
     key = f"raw/{job.campaign}/{job.item_id}-{job.fingerprint}-s{job.seed}.mp4"  # a QA regeneration has its own
     try:
         raw_uri = ctx.root.put_file(clip.path, key)

@@ -180,7 +180,10 @@ def run(catalog: str, policy: PolicyOpt = None, out: OutOpt = "vidbatch-out",
         ledger_url: LedgerOpt = None) -> None:
     """Produce a catalog: generate, trim and store clips, and write the ledger."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    if ledger_url:  # the flow (here, or on a worker with the same variable) opens this ledger
+    if ledger_url and submit:
+        _fail("--ledger applies to a run here; a submitted run opens the ledger its worker is given: set "
+              "VIDBATCH_LEDGER_URL in the work pool's (or deployment's) job variables", 2)
+    if ledger_url:  # the flow run in this process opens this ledger
         from vidbatch.ledger_store import LEDGER_URL_ENV
 
         os.environ[LEDGER_URL_ENV] = ledger_url
