@@ -56,6 +56,20 @@ browser() {
   fi
 }
 
+# The ledger tests run on PostgreSQL too: a throw-away cluster from Debian's binaries, started by
+# the test fixture. CI installs the package; elsewhere those tests are skipped when it cannot.
+postgres() {
+  if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then return; fi
+  local sudo=""; [ "$(id -u)" = 0 ] || sudo="$(command -v sudo || true)"
+  if [ "$(id -u)" = 0 ] || [ -n "$sudo" ]; then
+    echo "installing postgresql for the ledger tests..." >&2
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null
+  elif [ "${CI:-}" = true ]; then
+    echo "CI needs postgresql for the ledger tests and cannot install it (no root, no sudo)" >&2
+    exit 1
+  fi
+}
+
 case "${1:-}" in
   demo)
     setup
@@ -73,6 +87,7 @@ case "${1:-}" in
   test)
     setup
     browser
+    postgres
     shift
     exec "$VENV/bin/python" -m pytest "$@"
     ;;

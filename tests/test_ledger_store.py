@@ -29,12 +29,13 @@ def closing(row: dict, status: str, usd: float, night: str = NIGHT) -> dict:
     return {**row, "status": status, "cost_usd": usd, "night": night}
 
 
-def store(tmp_path) -> LedgerStore:
-    return LedgerStore(f"sqlite:///{tmp_path / 'ledger.db'}")
+@pytest.fixture
+def store(ledger_url) -> LedgerStore:
+    return LedgerStore(ledger_url)
 
 
-def test_caps_refuse_with_who_committed_what(tmp_path):
-    ledger = store(tmp_path)
+def test_caps_refuse_with_who_committed_what(store):
+    ledger = store
     with ledger.running("run-a"), ledger.running("run-b"):
         assert ledger.reserve(reservation("run-a", "i1", 0.5), CAPS) is None
         assert ledger.reserve(reservation("run-b", "i2", 0.5, campaign="d"), CAPS) is None
@@ -49,8 +50,8 @@ def test_caps_refuse_with_who_committed_what(tmp_path):
     assert ledger.frame().filter(pl.col("status") == "reserved").height == 4  # a refusal writes nothing
 
 
-def test_settled_money_replaces_the_estimate_and_released_frees_it(tmp_path):
-    ledger = store(tmp_path)
+def test_settled_money_replaces_the_estimate_and_released_frees_it(store):
+    ledger = store
     a, b = reservation("r", "i1", 0.5), reservation("r", "i2", 0.5)
     assert ledger.reserve(a, CAPS) is None and ledger.reserve(b, CAPS) is None
     ledger.append([closing(a, "settled", 0.2), closing(b, "released", 0.0)])
@@ -58,8 +59,8 @@ def test_settled_money_replaces_the_estimate_and_released_frees_it(tmp_path):
     assert committed.night_usd == pytest.approx(0.2) and committed.by_campaign == {"c": pytest.approx(0.2)}
 
 
-def test_an_item_held_by_a_live_run_is_not_made_twice_and_a_dead_runs_is_taken_over(tmp_path):
-    ledger = store(tmp_path)
+def test_an_item_held_by_a_live_run_is_not_made_twice_and_a_dead_runs_is_taken_over(store):
+    ledger = store
     with ledger.running("live"):
         assert ledger.reserve(reservation("live", "i1", 0.3), CAPS) is None
         refused = ledger.reserve(reservation("other", "i1", 0.3), CAPS)
@@ -72,8 +73,8 @@ def test_an_item_held_by_a_live_run_is_not_made_twice_and_a_dead_runs_is_taken_o
     assert taken.height == 1 and taken["cost_usd"][0] == 0.3 and "taken over by run next" in taken["reason"][0]
 
 
-def test_a_killed_process_is_dead_at_once_on_its_own_host(tmp_path):
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+def test_a_killed_process_is_dead_at_once_on_its_own_host(ledger_url):
+    url = ledger_url
     code = ("import sys, time\nfrom vidbatch.ledger_store import LedgerStore\n"
             f"s = LedgerStore({url!r})\n"
             "with s.running('doomed'):\n    print('up', flush=True); time.sleep(600)\n")
@@ -86,8 +87,8 @@ def test_a_killed_process_is_dead_at_once_on_its_own_host(tmp_path):
     assert "doomed" not in ledger.live_runs()
 
 
-def test_rows_of_a_reservation_are_filed_under_its_night(tmp_path):
-    ledger = store(tmp_path)
+def test_rows_of_a_reservation_are_filed_under_its_night(store):
+    ledger = store
     row = reservation("r1", "i1", 0.4, night="2026-11-24")
     assert ledger.reserve(row, CAPS) is None
     ledger.append([{**row, "status": "submitted", "job_id": "video_1", "night": "2026-11-25", "run_id": "r2"},
@@ -133,8 +134,8 @@ print(json.dumps({"granted": granted}))
 """
 
 
-def test_eight_processes_reserving_at_once_never_commit_past_a_cap(tmp_path):
-    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+def test_eight_processes_reserving_at_once_never_commit_past_a_cap(ledger_url):
+    url = ledger_url
     LedgerStore(url)  # migrated once, before the crowd
     procs = [subprocess.Popen([sys.executable, "-c", WORKER, url, str(seed), "40"], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for seed in range(8)]
