@@ -42,33 +42,21 @@ lock() {
   echo "wrote $LOCK: review the diff and commit it on its own" >&2
 }
 
-# The report test opens the HTML in a real headless browser: Debian's chromium. CI installs it;
-# elsewhere the test is skipped (with its reason) when there is none and no root to install it.
-browser() {
-  if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then return; fi
+# Debian packages some tests need: Debian's chromium (the report test opens the HTML in a real
+# headless browser) and postgresql (the ledger tests start a throw-away cluster of their own).
+# Installed when root or sudo allows; CI fails without them, elsewhere those tests are skipped.
+apt_install() {  # PACKAGE WHAT-FOR
   local sudo=""; [ "$(id -u)" = 0 ] || sudo="$(command -v sudo || true)"
   if [ "$(id -u)" = 0 ] || [ -n "$sudo" ]; then
-    echo "installing chromium for the report test..." >&2
-    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+    echo "installing $1 for $2..." >&2
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$1" >/dev/null
   elif [ "${CI:-}" = true ]; then
-    echo "CI needs chromium for the report test and cannot install it (no root, no sudo)" >&2
+    echo "CI needs $1 for $2 and cannot install it (no root, no sudo)" >&2
     exit 1
   fi
 }
-
-# The ledger tests run on PostgreSQL too: a throw-away cluster from Debian's binaries, started by
-# the test fixture. CI installs the package; elsewhere those tests are skipped when it cannot.
-postgres() {
-  if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then return; fi
-  local sudo=""; [ "$(id -u)" = 0 ] || sudo="$(command -v sudo || true)"
-  if [ "$(id -u)" = 0 ] || [ -n "$sudo" ]; then
-    echo "installing postgresql for the ledger tests..." >&2
-    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >/dev/null
-  elif [ "${CI:-}" = true ]; then
-    echo "CI needs postgresql for the ledger tests and cannot install it (no root, no sudo)" >&2
-    exit 1
-  fi
-}
+browser() { command -v chromium >/dev/null || command -v chromium-browser >/dev/null || apt_install chromium "the report test"; }
+postgres() { ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || apt_install postgresql "the ledger tests"; }
 
 case "${1:-}" in
   demo)

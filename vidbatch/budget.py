@@ -1,8 +1,9 @@
-"""A live budget for one run: the plan's caps, kept honest while clips settle.
+"""An in-process allowance: a GPU batch's own limit, kept honest while its clips settle.
 
-The planner allocates with estimates; actual costs can differ. Before each paid call the run asks
-`try_reserve`; the reservation is refused when the caps, less what is committed (settled costs
-plus open estimates), cannot hold it. Pure and thread-safe.
+The policy's caps across every run are the ledger store's to hold (vidbatch.ledger_store); a batch
+sent to a GPU worker may in addition spend only its allowance (the sum of its planned estimates).
+Before each paid call the batch asks `try_reserve`; it is refused when the allowance, less what is
+committed (settled costs plus open estimates), cannot hold it. Pure and thread-safe.
 """
 
 from __future__ import annotations
