@@ -21,7 +21,7 @@ from pathlib import Path
 
 import polars as pl
 
-from vidbatch.ledger import LEDGER_SCHEMA, ledger_frame, ledger_row, new_reservation_id
+from vidbatch.ledger import LEDGER_SCHEMA, ledger_frame, ledger_row
 from vidbatch.ledger_store import LedgerStore
 
 WRITER = """

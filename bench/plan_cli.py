@@ -63,8 +63,8 @@ def main(n: int) -> None:
         summary = (folder / "1.out").read_text()
     base = results["baseline validate+plan"][0]
     print(f"rows {n:,}; python {sys.version.split()[0]}; {os.cpu_count()} cores")
-    print(f"| view | wall s | vs baseline | peak RSS MiB | lines printed |")
-    print(f"|---|---:|---:|---:|---:|")
+    print("| view | wall s | vs baseline | peak RSS MiB | lines printed |")
+    print("|---|---:|---:|---:|---:|")
     for name, (wall, rss, lines) in results.items():
         print(f"| {name} | {wall:.2f} | {wall / base:.2f}x | {rss:,.0f} | {lines:,} |")
     print("\nhuman view as printed:\n" + summary)

@@ -74,8 +74,6 @@ def test_run_exits_nonzero_when_an_item_fails(tmp_path):
 
 @pytest.mark.usefixtures("prefect_api")
 def test_run_sandbox_sends_the_closed_route_to_the_loopback_videos_api(tmp_path):
-    from vidbatch.ledger import LEDGER_SCHEMA
-    from vidbatch.storage import open_root
 
     catalog = write_catalog(tmp_path / "c.parquet", [{}, {"realism": "high"}])
     out = str(tmp_path / "out")

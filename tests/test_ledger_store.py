@@ -2,11 +2,8 @@
 several real processes at once; items never made twice; old Parquet ledgers imported once."""
 
 import json
-import os
-import random
 import subprocess
 import sys
-import time
 
 import polars as pl
 import pytest

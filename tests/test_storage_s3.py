@@ -6,7 +6,6 @@ import pytest
 
 from tests.conftest import DEMO_POLICY, catalog, ledger_of
 from vidbatch.flows.produce_catalog import produce_catalog
-from vidbatch.ledger import LEDGER_SCHEMA
 from vidbatch.providers import registry
 from vidbatch.providers.testsrc import TestsrcProvider
 from vidbatch.storage import open_root

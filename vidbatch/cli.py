@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -78,7 +77,6 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
     import polars as pl
 
     from vidbatch.catalog import validate_catalog, with_fingerprints
-    from vidbatch.ledger import LEDGER_SCHEMA
     from vidbatch.policy import load_policy
     from vidbatch.providers import registry
     from vidbatch.runs import night_of, plan_run

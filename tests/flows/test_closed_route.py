@@ -11,10 +11,8 @@ import pytest
 
 from tests.conftest import ledger_of, REPO, closed_provider, policy_file, write_catalog
 from vidbatch.flows.produce_catalog import produce_catalog
-from vidbatch.ledger import LEDGER_SCHEMA
 from vidbatch.providers import registry
 from vidbatch.providers.testsrc import TestsrcProvider
-from vidbatch.storage import open_root
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

@@ -11,11 +11,9 @@ import pytest
 from tests.conftest import ledger_of, policy_file, toml_value, write_catalog
 from tests.test_media import nearest_colour
 from vidbatch.flows.produce_catalog import produce_catalog
-from vidbatch.ledger import LEDGER_SCHEMA
 from vidbatch.media import frame_at, probe
 from vidbatch.providers import registry
 from vidbatch.providers.testsrc import TestsrcProvider
-from vidbatch.storage import open_root
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

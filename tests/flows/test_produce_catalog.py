@@ -6,11 +6,9 @@ import pytest
 from tests.conftest import ledger_of, DEMO_POLICY, write_catalog
 from vidbatch.errors import CatalogError, ContentRejected, TransientProviderError
 from vidbatch.flows.produce_catalog import produce_catalog
-from vidbatch.ledger import LEDGER_SCHEMA
 from vidbatch.media import probe
 from vidbatch.providers import registry
 from vidbatch.providers.testsrc import TestsrcProvider
-from vidbatch.storage import open_root
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 

@@ -5,7 +5,6 @@ import pytest
 
 from tests.conftest import DEMO_POLICY, ledger_of
 from vidbatch.flows.render_wan import render_wan
-from vidbatch.ledger import LEDGER_SCHEMA
 from vidbatch.providers import registry
 from vidbatch.providers.testsrc import TestsrcProvider
 from vidbatch.runs import ClipJob

@@ -27,7 +27,6 @@ from alembic.config import Config
 from sqlalchemy import and_, create_engine, event, exists, func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
-from vidbatch.errors import StorageError
 from vidbatch.ledger import CLOSING, LEDGER_SCHEMA, ledger_row
 from vidbatch.ledger_store.schema import imports, ledger_rows, runs
 from vidbatch.planner import Committed
