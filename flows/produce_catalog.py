@@ -129,8 +129,7 @@ def _produce_with(run_id: str, catalog: str, out: str, policy: Policy, campaign:
         maintain_order="left")
     boards = stitch_storyboards(root, run_id, items, plan, rejected_scenes, policy, workdir)
     write_run_table(root, items, f"runs/{run_id}/items.parquet")
-    ledger = read_ledger(root)
-    this_run = ledger.filter(pl.col("run_id") == run_id)
+    this_run = read_ledger(root, run_id=run_id)  # not the whole history: this run, and tonight for the report
     spend = spend_by(this_run.filter(pl.col("provider").is_not_null()), ["provider"])
     counts = items.group_by("provider", "status").agg(pl.len().alias("items")).sort("provider", "status")
     create_table_artifact(counts.join(spend, on="provider", how="left").to_dicts(), key="run-summary",
@@ -139,7 +138,7 @@ def _produce_with(run_id: str, catalog: str, out: str, policy: Policy, campaign:
     costs = this_run.filter(pl.col("status").is_in(["settled", "failed"])).group_by("campaign", "item_id").agg(
         pl.col("cost_usd").sum())
     summary["report"] = write_report(root, summary, items.join(costs, on=["campaign", "item_id"], how="left"),
-                                     boards, ledger, policy, workdir)
+                                     boards, read_ledger(root, night=night), policy, workdir)
     log.info("run %s finished: %s; report %s", run_id, summary["status_counts"], summary["report"])
     return summary
 

@@ -19,8 +19,9 @@ def write_ledger_rows(root: OutputRoot, rows: list[dict]) -> None:
 
 
 @task(name="read-ledger", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def read_ledger(root: OutputRoot) -> pl.DataFrame:
-    return ledger_for(root).frame()
+def read_ledger(root: OutputRoot, *, run_id: str | None = None, night: str | None = None) -> pl.DataFrame:
+    """The ledger's rows: all of them, or one run's, or one night's."""
+    return ledger_for(root).frame(run_id=run_id, night=night)
 
 
 @task(name="append-ledger", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)

@@ -60,8 +60,8 @@ def write_report(root: OutputRoot, summary: dict, items: pl.DataFrame, boards: p
     """Write the report and attach the artifacts; returns the report's URI.
 
     `items`: the run's final item table with cost_usd, qa, storyboard_id, asset_uri, sheet_uri.
-    `boards`: storyboard rows with mode, seconds, asset_uri, sheet_uri. `ledger`: the whole ledger
-    (tonight's spend across runs is what the caps measure)."""
+    `boards`: storyboard rows with mode, seconds, asset_uri, sheet_uri. `ledger`: tonight's rows,
+    or more (tonight's spend across runs is what the caps measure)."""
     key = REPORT_KEY.format(run_id=summary["run_id"])
     tonight = ledger.filter((pl.col("night") == summary["night"]) & pl.col("status").is_in(["settled", "failed"])
                             & pl.col("provider").is_not_null())

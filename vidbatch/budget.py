@@ -44,7 +44,3 @@ class LiveBudget:
             delta = actual_usd - reserved_usd
             self._campaign[campaign] += delta
             self._night += delta
-
-    @property
-    def night_committed(self) -> float:
-        return self._night

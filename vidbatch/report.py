@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-__all__ = ["spend_by", "run_outcomes", "plan_groups", "needs_a_look", "first_of"]
+__all__ = ["spend_by", "run_outcomes", "plan_groups", "needs_a_look"]
 
 
 def spend_by(ledger: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
@@ -67,7 +67,3 @@ def needs_a_look(plan: pl.DataFrame, rejects: pl.DataFrame, limit: int) -> tuple
                .select("status", "items", "first items", "reason (of the first)"))
     return reasons, {"deferred": deferred.height, "rejected": rejected.height}
 
-
-def first_of(frame: pl.DataFrame, limit: int) -> dict:
-    """A list a person reads at any scale: the first `limit` rows, and how many there are in all."""
-    return {"total": frame.height, "first": frame.head(limit).to_dicts()}

@@ -122,12 +122,6 @@ class LedgerStore:
             conn.execute(insert(ledger_rows), [row])
         return None
 
-    def _open(self):
-        """`reserved` rows that no settled/failed/released row has closed."""
-        closer = ledger_rows.alias("closer")
-        return ~exists().where(closer.c.reservation_id == ledger_rows.c.reservation_id,
-                               closer.c.status.in_(CLOSING))
-
     def _committed_by(self, conn: Connection, night: str) -> dict[tuple[str, str], float]:
         """(campaign, run_id) -> money committed on `night`: spent plus open estimates."""
         out: dict[tuple[str, str], float] = defaultdict(float)
@@ -135,7 +129,7 @@ class LedgerStore:
             ledger_rows.c.night == night, ledger_rows.c.status.in_(SPENT)).group_by(
             ledger_rows.c.campaign, ledger_rows.c.run_id)
         held = select(ledger_rows.c.campaign, ledger_rows.c.run_id, func.sum(ledger_rows.c.est_cost_usd)).where(
-            ledger_rows.c.night == night, ledger_rows.c.status == "reserved", self._open()).group_by(
+            ledger_rows.c.night == night, ledger_rows.c.status == "reserved", _still_open()).group_by(
             ledger_rows.c.campaign, ledger_rows.c.run_id)
         for query in (spent, held):
             for campaign, run_id, usd in conn.execute(query):
@@ -157,7 +151,7 @@ class LedgerStore:
         holders = conn.execute(select(ledger_rows).where(
             ledger_rows.c.status == "reserved", ledger_rows.c.campaign == row["campaign"],
             ledger_rows.c.item_id == row["item_id"], ledger_rows.c.fingerprint == row["fingerprint"],
-            ledger_rows.c.run_id != row["run_id"], self._open())).mappings().all()
+            ledger_rows.c.run_id != row["run_id"], _still_open())).mappings().all()
         for held in holders:
             run = conn.execute(select(runs).where(runs.c.run_id == held["run_id"])).mappings().first()
             if run is not None and _alive(run):
@@ -228,21 +222,24 @@ class LedgerStore:
             by_campaign[campaign] += usd
         return Committed(night_usd=sum(spent.values()), by_campaign=dict(by_campaign))
 
-    def frame(self, *, run_id: str | None = None) -> pl.DataFrame:
-        """Ledger rows (all, or one run's) in write order, as a frame with LEDGER_SCHEMA."""
+    def frame(self, *, run_id: str | None = None, night: str | None = None) -> pl.DataFrame:
+        """Ledger rows (all, or one run's, or one night's) in write order, with LEDGER_SCHEMA."""
         query = select(*(ledger_rows.c[name] for name in LEDGER_SCHEMA)).order_by(ledger_rows.c.id)
         if run_id is not None:
             query = query.where(ledger_rows.c.run_id == run_id)
+        if night is not None:
+            query = query.where(ledger_rows.c.night == night)
         with self.engine.connect() as conn:
-            rows = conn.execute(query).all()
-        if not rows:
-            return pl.DataFrame(schema=LEDGER_SCHEMA)
-        naive = {name: pl.Datetime("us") if name == "created_at" else dtype for name, dtype in LEDGER_SCHEMA.items()}
-        stamps = [r.created_at for r in rows]
-        frame = pl.DataFrame([tuple(r) for r in rows], schema=naive, orient="row") if stamps[0].tzinfo is None else \
-            pl.DataFrame([tuple(r) for r in rows], schema=LEDGER_SCHEMA, orient="row")
-        return frame.with_columns(pl.col("created_at").dt.replace_time_zone("UTC") if stamps[0].tzinfo is None
-                                  else pl.col("created_at").dt.convert_time_zone("UTC")).cast(LEDGER_SCHEMA)
+            rows = [r._asdict() for r in conn.execute(query)]
+        for row in rows:  # SQLite hands back naive UTC, PostgreSQL aware: one kind for polars
+            row["created_at"] = _aware(row["created_at"])
+        return pl.DataFrame(rows, schema=LEDGER_SCHEMA)
+
+
+def _still_open():
+    """Where-clause for `reserved` rows that no settled/failed/released row has closed."""
+    closer = ledger_rows.alias("closer")
+    return ~exists().where(closer.c.reservation_id == ledger_rows.c.reservation_id, closer.c.status.in_(CLOSING))
 
 
 def _alive(run) -> bool:
