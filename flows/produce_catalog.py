@@ -22,13 +22,13 @@ from vidbatch.ledger_store import ledger_for
 from vidbatch.planner import PLAN_COLUMNS
 from vidbatch.policy import Policy, load_policy
 from vidbatch.providers import registry
-from vidbatch.report import run_outcomes, spend_by
-from vidbatch.runs import clip_jobs, night_of, plan_ledger_rows, plan_run, reject_ledger_rows
+from vidbatch.report import run_outcomes
+from vidbatch.runs import clip_jobs, history_keys, night_of, plan_ledger_rows, plan_run, reject_ledger_rows
 from vidbatch.storage import open_root
 from vidbatch.tasks.catalog_io import load_catalog, write_run_table
 from vidbatch.tasks.context import RunContext, ensure_limits
 from vidbatch.tasks.generate import generate_clip
-from vidbatch.tasks.ledger_io import append_ledger, read_ledger
+from vidbatch.tasks.ledger_io import append_ledger, read_history, read_spend
 from vidbatch.tasks.outcomes import OUTCOME_SCHEMA, outcome_of, run_summary
 from vidbatch.tasks.postprod import finish_clip, write_asset
 from vidbatch.tasks.report import sheet_key, write_report
@@ -70,7 +70,7 @@ def _produce_with(run_id: str, catalog: str, out: str, policy: Policy, campaign:
     night = night_of(datetime.now(timezone.utc), policy.caps.timezone)
 
     valid, rejects, campaign_of, rejected_scenes = load_catalog(catalog, campaign)
-    ledger = read_ledger(root)
+    history = read_history(root, history_keys(valid), night)
     unavailable = registry.unavailable(providers)
     if policy.wan.workers == "pool":  # the GPU workers have torch and the weights; this process need not
         unavailable.pop("wan", None)
@@ -79,7 +79,7 @@ def _produce_with(run_id: str, catalog: str, out: str, policy: Policy, campaign:
     if "sora" not in unavailable and policy.closed.global_limits:
         ensure_limits(policy, sandbox)
     busy = frozenset(ledger_for(root).live_runs() - {run_id})
-    plan = plan_run(valid, policy, ledger, night, unavailable, busy)
+    plan = plan_run(valid, policy, history, unavailable, busy)
     write_run_table(root, plan.select(PLAN_COLUMNS), f"runs/{run_id}/plan.parquet")
     if rejects.height:
         write_run_table(root, rejects, f"runs/{run_id}/rejects.parquet")
@@ -129,16 +129,16 @@ def _produce_with(run_id: str, catalog: str, out: str, policy: Policy, campaign:
         maintain_order="left")
     boards = stitch_storyboards(root, run_id, items, plan, rejected_scenes, policy, workdir)
     write_run_table(root, items, f"runs/{run_id}/items.parquet")
-    this_run = read_ledger(root, run_id=run_id)  # not the whole history: this run, and tonight for the report
-    spend = spend_by(this_run.filter(pl.col("provider").is_not_null()), ["provider"])
+    spend = read_spend(root, ["provider"], run_id=run_id)  # SQL over this run's rows, not the history
     counts = items.group_by("provider", "status").agg(pl.len().alias("items")).sort("provider", "status")
     create_table_artifact(counts.join(spend, on="provider", how="left").to_dicts(), key="run-summary",
                           description=f"vidbatch run {run_id}: items per provider and status, est vs actual USD")
-    summary = run_summary(run_id, night, root.uri, items, rejects, this_run, unavailable, boards, sandbox)
-    costs = this_run.filter(pl.col("status").is_in(["settled", "failed"])).group_by("campaign", "item_id").agg(
-        pl.col("cost_usd").sum())
+    summary = run_summary(run_id, night, root.uri, items, rejects, spend, unavailable, boards, sandbox)
+    costs = read_spend(root, ["campaign", "item_id"], run_id=run_id).select(
+        "campaign", "item_id", pl.col("actual_usd").alias("cost_usd"))
     summary["report"] = write_report(root, summary, items.join(costs, on=["campaign", "item_id"], how="left"),
-                                     boards, read_ledger(root, night=night), policy, workdir)
+                                     boards, read_spend(root, ["campaign", "provider"], nights=[night]), policy,
+                                     workdir)
     log.info("run %s finished: %s; report %s", run_id, summary["status_counts"], summary["report"])
     return summary
 

@@ -20,7 +20,6 @@ from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from vidbatch.budget import LiveBudget
-from vidbatch.ledger import settled_items
 from vidbatch.planner import Committed
 from vidbatch.policy import load_policy
 from vidbatch.providers import registry
@@ -28,7 +27,7 @@ from vidbatch.runs import ClipJob
 from vidbatch.storage import fetch_to, open_root
 from vidbatch.tasks.context import RunContext
 from vidbatch.tasks.generate import GeneratedClip, generate_clip
-from vidbatch.tasks.ledger_io import read_ledger
+from vidbatch.tasks.ledger_io import read_settled
 from vidbatch.tasks.outcomes import OUTCOME_SCHEMA, outcome_of, outcome_row
 from vidbatch.tasks.postprod import finish_clip, write_asset
 from vidbatch.tasks.catalog_io import write_run_table
@@ -55,8 +54,10 @@ def render_wan(jobs: list[dict], out: str, run_id: str, night: str, batch: str, 
     policy = load_policy(policy_path)
     root = open_root(out)
     clips = [ClipJob.model_validate(j) for j in jobs]
-    settled = {(r["campaign"], r["item_id"], r["fingerprint"]): r
-               for r in settled_items(read_ledger(root)).iter_rows(named=True)}
+    keys = pl.DataFrame([{"campaign": j.campaign, "item_id": j.item_id} for j in clips],
+                        schema={"campaign": pl.String(), "item_id": pl.String()})
+    settled = {(r["campaign"], r["item_id"], r["fingerprint"]): r  # this batch's items only, not the history
+               for r in read_settled(root, keys).iter_rows(named=True)}
     caps = policy.caps.model_copy(update={"night_usd": allowance_usd, "campaign_usd": allowance_usd,
                                        "campaign_overrides": {}})
     ctx = RunContext(run_id=run_id, night=night, root=root, policy=policy, providers={"wan": registry.build(policy)["wan"]},

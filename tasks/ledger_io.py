@@ -6,10 +6,11 @@ import polars as pl
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from vidbatch.ledger import History
 from vidbatch.ledger_store import ledger_for
 from vidbatch.storage import OutputRoot
 
-__all__ = ["read_ledger", "append_ledger", "write_ledger_rows"]
+__all__ = ["read_history", "read_settled", "read_spend", "append_ledger", "write_ledger_rows"]
 
 
 def write_ledger_rows(root: OutputRoot, rows: list[dict]) -> None:
@@ -18,10 +19,23 @@ def write_ledger_rows(root: OutputRoot, rows: list[dict]) -> None:
     ledger_for(root).append(rows)
 
 
-@task(name="read-ledger", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def read_ledger(root: OutputRoot, *, run_id: str | None = None, night: str | None = None) -> pl.DataFrame:
-    """The ledger's rows: all of them, or one run's, or one night's."""
-    return ledger_for(root).frame(run_id=run_id, night=night)
+@task(name="read-history", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def read_history(root: OutputRoot, keys: pl.DataFrame, night: str) -> History:
+    """What the ledger knows of these items (campaign, item_id) and of `night`'s money."""
+    return ledger_for(root).history(keys, night)
+
+
+@task(name="read-settled", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def read_settled(root: OutputRoot, keys: pl.DataFrame) -> pl.DataFrame:
+    """The latest settled clip that passed QA for each of these items (campaign, item_id) that has one."""
+    return ledger_for(root).settled_for(keys)
+
+
+@task(name="read-spend", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+def read_spend(root: OutputRoot, keys: list[str], *, run_id: str | None = None,
+               nights: list[str] | None = None) -> pl.DataFrame:
+    """Estimated vs actual money grouped by `keys`, for one run or some nights (LedgerStore.spend)."""
+    return ledger_for(root).spend(keys, run_id=run_id, nights=nights)
 
 
 @task(name="append-ledger", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)

@@ -43,7 +43,7 @@ SUMMARY_ROWS = 20  # items listed per kind in a run's summary; the rest are in i
 
 
 def run_summary(run_id: str, night: str, out: str, items: pl.DataFrame, rejects: pl.DataFrame,
-                this_run: pl.DataFrame, unavailable: dict, boards: pl.DataFrame, sandbox: bool) -> dict:
+                spend: pl.DataFrame, unavailable: dict, boards: pl.DataFrame, sandbox: bool) -> dict:
     """The flow's return value: counts, money, and the first items or storyboards that need a look.
 
     Each list holds at most SUMMARY_ROWS rows whatever the run's size; `more` says how many each
@@ -61,8 +61,8 @@ def run_summary(run_id: str, night: str, out: str, items: pl.DataFrame, rejects:
         "run_id": run_id, "night": night, "out": out, "sandbox": sandbox,
         "status_counts": dict(items.group_by("status").len().iter_rows()),
         "rejected_rows": int(rejects["row"].n_unique()),
-        "est_cost_usd": float(this_run.filter(status == "reserved")["est_cost_usd"].sum()),
-        "cost_usd": float(this_run.filter(status.is_in(["settled", "failed"]))["cost_usd"].sum()),
+        "est_cost_usd": float(spend["est_usd"].sum()),
+        "cost_usd": float(spend["actual_usd"].sum()),
         "unavailable": unavailable,
         **{name: frame.head(SUMMARY_ROWS).to_dicts() for name, frame in lists.items()},
         "more": {name: max(frame.height - SUMMARY_ROWS, 0) for name, frame in lists.items()},

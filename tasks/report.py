@@ -55,17 +55,15 @@ def _markdown(summary: dict, spend: pl.DataFrame, policy: Policy, boards: pl.Dat
 
 
 @task(name="write-report", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def write_report(root: OutputRoot, summary: dict, items: pl.DataFrame, boards: pl.DataFrame, ledger: pl.DataFrame,
-                 policy: Policy, workdir: Path) -> str:
+def write_report(root: OutputRoot, summary: dict, items: pl.DataFrame, boards: pl.DataFrame,
+                 tonight: pl.DataFrame, policy: Policy, workdir: Path) -> str:
     """Write the report and attach the artifacts; returns the report's URI.
 
     `items`: the run's final item table with cost_usd, qa, storyboard_id, asset_uri, sheet_uri.
-    `boards`: storyboard rows with mode, seconds, asset_uri, sheet_uri. `ledger`: tonight's rows,
-    or more (tonight's spend across runs is what the caps measure)."""
+    `boards`: storyboard rows with mode, seconds, asset_uri, sheet_uri. `tonight`: tonight's money
+    by campaign and provider across every run (LedgerStore.spend): what the caps measure."""
     key = REPORT_KEY.format(run_id=summary["run_id"])
-    tonight = ledger.filter((pl.col("night") == summary["night"]) & pl.col("status").is_in(["settled", "failed"])
-                            & pl.col("provider").is_not_null())
-    spend = tonight.group_by("campaign", "provider").agg(pl.col("cost_usd").sum().alias("actual_usd"))
+    spend = tonight.select("campaign", "provider", "actual_usd")
     campaigns = sorted(set(items["campaign"].drop_nulls().to_list()) | set(spend["campaign"].to_list()))
     chart = spend_chart_svg(spend, {c: policy.caps.for_campaign(c) for c in campaigns}, policy.caps.night_usd)
     page_items = items.with_columns(_href_column(root, key, items, "asset_uri").alias("asset_href"),

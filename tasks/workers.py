@@ -17,11 +17,9 @@ from collections.abc import Callable
 
 import polars as pl
 
-from vidbatch.ledger import ledger_row, open_reservations
 from vidbatch.ledger_store import ledger_for
 from vidbatch.runs import ClipJob
 from vidbatch.storage import OutputRoot
-from vidbatch.tasks.ledger_io import write_ledger_rows
 from vidbatch.tasks.outcomes import OUTCOME_SCHEMA, outcome_row
 
 __all__ = ["batches_of", "batch_key", "batch_table_key", "render_on_workers"]
@@ -50,16 +48,10 @@ def _read_outcomes(root: OutputRoot, run_id: str, batch: str) -> list[dict]:
         return []
 
 
-def _close_abandoned(root: OutputRoot, run_id: str, night: str, jobs: list[ClipJob], why: str) -> None:
+def _close_abandoned(root: OutputRoot, run_id: str, jobs: list[ClipJob], why: str) -> None:
     """A dead worker's open reservations for `jobs`: closed as failed at their estimate (the GPU
     time was rented), so every reservation keeps exactly one closing row."""
-    wanted = {j.item_id for j in jobs}
-    stale = open_reservations(ledger_for(root).frame(run_id=run_id)).filter(pl.col("item_id").is_in(list(wanted)))
-    write_ledger_rows(root, [ledger_row(
-        run_id=run_id, night=night, item_id=r["item_id"], campaign=r["campaign"], fingerprint=r["fingerprint"],
-        provider=r["provider"], model=r["model"], status="failed", est_cost_usd=r["est_cost_usd"],
-        cost_usd=r["est_cost_usd"], reason=f"{why}; charged the estimate", reservation_id=r["reservation_id"],
-        attempt=r["attempt"], sandbox=r["sandbox"]) for r in stale.iter_rows(named=True)])
+    ledger_for(root).fail_open(run_id, [j.item_id for j in jobs], why)
 
 
 def render_on_workers(jobs: list[ClipJob], *, root: OutputRoot, run_id: str, night: str, policy_path: str | None,
@@ -93,7 +85,7 @@ def render_on_workers(jobs: list[ClipJob], *, root: OutputRoot, run_id: str, nig
                             on_outcome(row)
                     lost = [j for j in batch if j.item_id not in outcomes]
                     if lost:
-                        _close_abandoned(root, run_id, night, lost, f"GPU batch {key} ended {state.name} mid-clip")
+                        _close_abandoned(root, run_id, lost, f"GPU batch {key} ended {state.name} mid-clip")
                 time.sleep(poll_s if runs else 0)
         remaining = [j for j in remaining if j.item_id not in outcomes]
         if not remaining:

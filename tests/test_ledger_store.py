@@ -4,10 +4,12 @@ several real processes at once; items never made twice; old Parquet ledgers impo
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import polars as pl
 import pytest
 
+import vidbatch.ledger_store
 from vidbatch.ledger import ledger_frame, ledger_row, new_reservation_id
 from vidbatch.ledger_store import LedgerStore, ledger_for
 from vidbatch.policy import Caps
@@ -154,3 +156,108 @@ def test_eight_processes_reserving_at_once_never_commit_past_a_cap(ledger_url):
         assert night <= 5.0 + 1e-9 and max(campaign.values()) <= 3.0 + 1e-9
     refusals = 8 * 40 - granted
     assert refusals > 0  # the caps did bind
+
+
+def test_history_reads_the_items_asked_about_and_what_is_open(store):
+    ledger = store
+    old = reservation("r0", "i1", 0.4, night="2026-11-20", fp="f0")
+    new, rejected = reservation("r1", "i1", 0.4, fp="f1"), reservation("r2", "i1", 0.4, fp="f2")
+    other, flying = reservation("r1", "i2", 0.3), reservation("r1", "i3", 0.5)
+    ledger.append([old, closing(old, "settled", 0.4, night="2026-11-20"), new, closing(new, "settled", 0.35),
+                   rejected, closing(rejected, "settled", 0.4), {**closing(rejected, "qa_failed", 0.0)},
+                   other, closing(other, "settled", 0.3),
+                   flying, {**flying, "status": "submitted", "job_id": "video_1"},
+                   {**flying, "status": "submitted", "job_id": "video_2"}])
+    keys = pl.DataFrame({"campaign": ["c", "c"], "item_id": ["i1", "i3"]})
+    history = ledger.history(keys, NIGHT)
+    # i1's latest clip that passed QA (f2 failed it); i2 was not asked about
+    assert history.settled.select("item_id", "fingerprint", "cost_usd").rows() == [("i1", "f1", 0.35)]
+    assert history.in_flight.select("item_id", "job_ids").rows() == [("i3", ["video_1", "video_2"])]
+    assert history.committed.night_usd == pytest.approx(0.35 + 0.4 + 0.3 + 0.5)  # spent + i3's open estimate
+    assert ledger.settled_for(keys.head(0)).is_empty()
+
+
+def test_spend_adds_up_like_the_rows(store):
+    ledger = store
+    rows = []
+    for n, (status, usd) in enumerate([("settled", 0.2), ("failed", 0.1), ("released", 0.0), ("settled", 0.3)]):
+        row = reservation(f"run{n % 2}", f"i{n}", 0.4, campaign="ab"[n % 2], night=NIGHT if n < 3 else "2026-11-26")
+        rows += [row, closing(row, status, usd, night=row["night"])]
+    rows.append(ledger_row(run_id="run0", night=NIGHT, item_id="i9", campaign="a", provider="wan", status="deferred"))
+    rows.append(ledger_row(run_id="run0", night=NIGHT, item_id="bad", campaign="a", status="rejected"))
+    ledger.append(rows)
+    by_night = {r["night"]: r for r in ledger.spend(["night"]).iter_rows(named=True)}
+    assert by_night[NIGHT] == {"night": NIGHT, "clips": 1, "failed_calls": 1, "deferred": 1,
+                               "est_usd": pytest.approx(1.2), "actual_usd": pytest.approx(0.3)}
+    assert by_night["2026-11-26"]["actual_usd"] == pytest.approx(0.3)
+    run0 = ledger.spend([], run_id="run0").row(0, named=True)
+    assert (run0["clips"], run0["est_usd"], run0["actual_usd"]) == (1, pytest.approx(0.8), pytest.approx(0.2))
+    assert ledger.spend([], run_id="nobody").row(0) == (0, 0, 0, 0.0, 0.0)
+    assert ledger.spend(["campaign"], nights=[NIGHT])["campaign"].to_list() == ["a", "b"]
+    assert ledger.nights(1) == ["2026-11-26"]
+
+
+def test_a_dead_workers_open_reservations_are_charged_once(store):
+    ledger = store
+    held = [reservation("run", f"i{n}", 0.25) for n in range(3)]
+    for row in held:
+        assert ledger.reserve(row, CAPS) is None
+    ledger.append([closing(held[0], "settled", 0.2)])
+    assert ledger.fail_open("run", ["i0", "i1"], "GPU batch b1 ended Crashed mid-clip") == 1  # i0 was settled
+    assert ledger.fail_open("run", ["i0", "i1"], "again") == 0  # closed once, never twice
+    failed = ledger.frame().filter(pl.col("status") == "failed")
+    assert failed.select("item_id", "cost_usd").rows() == [("i1", 0.25)]
+    assert failed["reason"][0] == "GPU batch b1 ended Crashed mid-clip; charged the estimate"
+    assert ledger.committed(NIGHT).night_usd == pytest.approx(0.2 + 0.25 + 0.25)  # i2 still open
+
+
+def test_a_ledger_made_before_the_open_reservations_table_upgrades(ledger_url):
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine, insert
+
+    from vidbatch.ledger_store.schema import ledger_rows
+
+    engine = create_engine(ledger_url)
+    open_one, settled = reservation("r", "i1", 0.4), reservation("r", "i2", 0.3)
+    with engine.begin() as conn:  # the schema as revision 0001 left it, with rows
+        config = Config()
+        config.set_main_option("script_location", str(Path(vidbatch.ledger_store.__file__).parent / "migrations"))
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0001")
+        conn.execute(insert(ledger_rows), [open_one, settled, closing(settled, "settled", 0.3),
+                                           {**open_one, "status": "submitted", "job_id": "video_1"}])
+    engine.dispose()
+    ledger = LedgerStore(ledger_url)  # migrates to the newest revision, filling open_reservations
+    assert ledger.committed(NIGHT).night_usd == pytest.approx(0.7)
+    keys = pl.DataFrame({"campaign": ["c"], "item_id": ["i1"]})
+    assert ledger.history(keys, NIGHT).in_flight.select("item_id", "job_ids").rows() == [("i1", ["video_1"])]
+
+
+STALLED = """
+import sys, time
+from vidbatch.ledger import ledger_row
+from vidbatch.ledger_store import LedgerStore, queries
+from vidbatch.policy import Caps
+real = queries.committed_by
+def stall(conn, night):  # inside the reservation's transaction, holding the write lock
+    found = real(conn, night)
+    print("inside", flush=True)
+    time.sleep(600)
+    return found
+queries.committed_by = stall
+LedgerStore(sys.argv[1]).reserve(ledger_row(run_id="doomed", night="2026-11-25", item_id="x", campaign="c",
+                                            status="reserved", est_cost_usd=0.1, reservation_id="doomed-1"),
+                                 Caps(night_usd=2.0, campaign_usd=2.0, item_usd=1.0, timezone="UTC"))
+"""
+
+
+def test_a_process_killed_inside_a_reservation_leaves_no_lock(ledger_url):
+    LedgerStore(ledger_url)
+    child = subprocess.Popen([sys.executable, "-c", STALLED, ledger_url], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "inside"
+    child.kill()  # SIGKILL: no rollback, no goodbye
+    child.wait()
+    ledger = LedgerStore(ledger_url)
+    assert ledger.reserve(reservation("next", "y", 0.5), CAPS) is None  # the lock went with the process
+    assert ledger.frame()["run_id"].to_list() == ["next"]  # nothing of the killed transaction

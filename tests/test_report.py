@@ -2,6 +2,7 @@
 
 import polars as pl
 
+from vidbatch.ledger import SPEND_COLUMNS
 from vidbatch.report import needs_a_look, plan_groups
 from vidbatch.report_html import REPORT_ITEMS, report_html, spend_chart_svg
 from vidbatch.tasks.outcomes import SUMMARY_ROWS, run_summary
@@ -52,11 +53,11 @@ def test_a_small_run_keeps_catalog_order_and_says_nothing_of_more():
 def test_run_summary_lists_at_most_its_rows_and_counts_the_rest():
     n = SUMMARY_ROWS + 30
     frame = items(n, status=lambda i: "deferred" if i % 2 else "failed", reason="night cap reached")
-    empty_ledger = pl.DataFrame(schema={"status": pl.String, "est_cost_usd": pl.Float64, "cost_usd": pl.Float64})
+    no_spend = pl.DataFrame(schema={"provider": pl.String, **SPEND_COLUMNS})
     rejects = pl.DataFrame(schema={"row": pl.Int64})
     boards = pl.DataFrame(schema={"storyboard_id": pl.String, "status": pl.String, "reason": pl.String,
                                   "asset_uri": pl.String})
-    summary = run_summary("r", "n", "/o", frame, rejects, empty_ledger, {}, boards, False)
+    summary = run_summary("r", "n", "/o", frame, rejects, no_spend, {}, boards, False)
     assert len(summary["failed"]) == SUMMARY_ROWS and summary["more"]["failed"] == n // 2 - SUMMARY_ROWS
     assert len(summary["deferred"]) == SUMMARY_ROWS and summary["more"]["deferred"] == n // 2 - SUMMARY_ROWS
     assert summary["status_counts"] == {"failed": n // 2, "deferred": n // 2}

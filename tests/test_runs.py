@@ -5,9 +5,10 @@ import pytest
 
 from tests.conftest import catalog
 from vidbatch.catalog import validate_catalog, with_fingerprints
-from vidbatch.ledger import jobs_in_flight, ledger_frame, ledger_row
+from vidbatch.ledger import History, ledger_row
+from vidbatch.ledger_store import LedgerStore
 from vidbatch.policy import default_policy
-from vidbatch.runs import clip_jobs, fallback_job, plan_run
+from vidbatch.runs import clip_jobs, fallback_job, history_keys, plan_run
 
 POLICY = default_policy()
 
@@ -39,42 +40,46 @@ def test_remix_rows_are_checked_against_their_source():
 def test_a_remix_is_priced_at_its_sources_length_and_never_falls_back():
     frame, _ = valid([{"item_id": "a", "duration_s": 8.0, "realism": "high"},
                       {"item_id": "b", "remix_of": "a", "duration_s": 3.0, "realism": "low"}])
-    plan = plan_run(frame, POLICY, ledger_frame([]), "2026-11-24", {}).sort("item_id")
+    plan = plan_run(frame, POLICY, History(), {}).sort("item_id")
     remix = plan.row(1, named=True)
     assert remix["provider"] == "sora" and remix["reason"].startswith("remix of a")
     assert remix["est_cost_usd"] == pytest.approx(8 * 0.10)  # sora-2 for realism low, source's 8 s
-    gone = plan_run(frame, POLICY, ledger_frame([]), "2026-11-24", {"sora": "no key"})
+    gone = plan_run(frame, POLICY, History(), {"sora": "no key"})
     assert set(gone["status"]) == {"deferred"}
 
 
-def test_open_reservations_with_jobs_are_resumed_not_replanned():
+def test_open_reservations_with_jobs_are_resumed_not_replanned(tmp_path):
     frame, _ = valid([{"item_id": "a", "realism": "high"}, {"item_id": "b", "realism": "high"}])
     fp = dict(zip(frame["item_id"], frame["fingerprint"]))
     common = dict(run_id="run-1", night="2026-11-23", campaign="c1", provider="sora", model="sora-2-pro",
                   est_cost_usd=1.2, reservation_id="r-a")
-    ledger = ledger_frame([
-        ledger_row(item_id="a", fingerprint=fp["a"], status="reserved", **common),
-        ledger_row(item_id="a", fingerprint=fp["a"], status="submitted", job_id="video_1", **common),
-    ])
-    assert jobs_in_flight(ledger)["job_ids"].to_list() == [["video_1"]]
-    plan = plan_run(frame, POLICY, ledger, "2026-11-24", {})
+    store = LedgerStore(f"sqlite:///{tmp_path / 'ledger.db'}")
+    store.append([ledger_row(item_id="a", fingerprint=fp["a"], status="reserved", **common),
+                  ledger_row(item_id="a", fingerprint=fp["a"], status="submitted", job_id="video_1", **common)])
+    history = store.history(history_keys(frame), "2026-11-24")
+    assert history.in_flight["job_ids"].to_list() == [["video_1"]]
+    plan = plan_run(frame, POLICY, history, {})
     jobs = {j.item_id: j for j in clip_jobs(plan)}
     assert jobs["a"].resume_reservation_id == "r-a" and jobs["a"].resume_job_ids == ("video_1",)
     assert jobs["a"].est_cost_usd == 1.2 and "resuming job(s) video_1" in plan.filter(
         pl.col("item_id") == "a")["reason"][0]
     assert jobs["b"].resume_reservation_id is None
-    waiting = plan_run(frame, POLICY, ledger, "2026-11-24", {"sora": "endpoint gone"})
+    assert plan_run(frame, POLICY, history, {}, busy_runs=frozenset({"run-1"})).filter(
+        pl.col("item_id") == "a")["reason"][0].startswith("resuming") is False  # a live run finishes its own
+    waiting = plan_run(frame, POLICY, history, {"sora": "endpoint gone"})
     row = waiting.filter(pl.col("item_id") == "a").row(0, named=True)
     assert row["status"] == "deferred" and "in flight at sora, which is unavailable" in row["reason"]
-    closed = pl.concat([ledger, ledger_frame([ledger_row(item_id="a", fingerprint=fp["a"], status="settled",
-                                                         cost_usd=1.2, job_id="video_1", **common)])])
-    assert jobs_in_flight(closed).is_empty()
+    store.append([ledger_row(item_id="a", fingerprint=fp["a"], status="settled", cost_usd=1.2, job_id="video_1",
+                             **common)])
+    settled = store.history(history_keys(frame), "2026-11-24")
+    assert settled.in_flight.is_empty()
+    assert plan_run(frame, POLICY, settled, {}).filter(pl.col("item_id") == "a")["status"][0] == "done"
 
 
 def test_fallback_job_follows_the_policy():
     frame, _ = valid([{"item_id": "a", "realism": "medium", "duration_s": 7.0},
                       {"item_id": "b", "realism": "high"}, {"item_id": "c", "provider": "sora"}])
-    jobs = {j.item_id: j for j in clip_jobs(plan_run(frame, POLICY, ledger_frame([]), "2026-11-24", {}))}
+    jobs = {j.item_id: j for j in clip_jobs(plan_run(frame, POLICY, History(), {}))}
     moved = fallback_job(jobs["a"], POLICY, "model gone")
     assert (moved.provider, moved.model, moved.width, moved.height) == ("wan", "wan2.1-t2v-1.3b", 832, 480)
     assert moved.est_cost_usd > 0 and moved.fingerprint == jobs["a"].fingerprint

@@ -77,9 +77,10 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
     import polars as pl
 
     from vidbatch.catalog import validate_catalog, with_fingerprints
+    from vidbatch.ledger import History
     from vidbatch.policy import load_policy
     from vidbatch.providers import registry
-    from vidbatch.runs import night_of, plan_run
+    from vidbatch.runs import history_keys, night_of, plan_run
     from vidbatch.storage import open_root, read_catalog
     from vidbatch.tasks.routes import run_providers
 
@@ -87,14 +88,16 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
         pol = load_policy(policy)
         valid, rejects = validate_catalog(read_catalog(catalog))
         root = open_root(out) if out else None
-        ledger = _ledger_rows(root, ledger_url)
+        moment = datetime.now(timezone.utc)
+        night = night_of(moment, pol.caps.timezone)
+        valid = with_fingerprints(valid)
+        store = _ledger_store(root, ledger_url)
+        history = store.history(history_keys(valid), night) if store else History()
     except (CatalogError, PolicyError, StorageError) as err:
         _fail(str(err), 2)
-    moment = datetime.now(timezone.utc)
-    night = night_of(moment, pol.caps.timezone)
     with run_providers(pol, sandbox) as providers:
         unavailable = registry.unavailable(providers)
-    result = plan_run(with_fingerprints(valid), pol, ledger, night, unavailable)
+    result = plan_run(valid, pol, history, unavailable)
     columns = ["item_id", "provider", "model", "est_cost_usd", "status", "reason"]
     if as_json:
         _ndjson(result.select(columns))
@@ -109,17 +112,15 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
     _print_plan(catalog, night, result, rejects, saved)
 
 
-def _ledger_rows(root, url: str | None):
-    """Every row of `root`'s ledger (none when there is no root, or a local one not made yet)."""
-    import polars as pl
-
-    from vidbatch.ledger import LEDGER_SCHEMA
-    from vidbatch.ledger_store import ledger_for
+def _ledger_store(root, url: str | None):
+    """`root`'s ledger store, or None when there is no root (or a local one not made yet) and no URL."""
+    from vidbatch.ledger_store import LEDGER_URL_ENV, ledger_for
     from vidbatch.storage import LocalRoot
 
-    if root is None or (isinstance(root, LocalRoot) and not root.path.exists()):
-        return pl.DataFrame(schema=LEDGER_SCHEMA)
-    return ledger_for(root, url).frame()
+    if not (url or os.environ.get(LEDGER_URL_ENV)) and (
+            root is None or (isinstance(root, LocalRoot) and not root.path.exists())):
+        return None
+    return ledger_for(root, url)
 
 
 def _ndjson(frame) -> None:
@@ -287,29 +288,31 @@ def ledger(ctx: typer.Context, out: OutOpt = "vidbatch-out", as_json: JsonOpt = 
     """Spend by night, campaign and provider: estimated vs actual (newest nights first)."""
     if ctx.invoked_subcommand:
         return
-    import polars as pl
-
-    from vidbatch.report import spend_by
     from vidbatch.storage import open_root
 
     try:
-        rows = _ledger_rows(open_root(out), ledger_url)
+        store = _ledger_store(open_root(out), ledger_url)
     except StorageError as err:
         _fail(str(err), 2)
-    table = spend_by(rows.filter(pl.col("provider").is_not_null()), ["night", "campaign", "provider"])
     if as_json:
-        _ndjson(table)
+        if store is not None:
+            _ndjson(store.spend(["night", "campaign", "provider"]))
         return
-    if table.is_empty():
+    nights = store.nights(SHOWN) if store is not None else []
+    if not nights:
         out_console.print(f"no spend recorded under {out}")
         return
-    newest = table.sort("night", "campaign", "provider", descending=[True, False, False])
-    out_console.print(_table(f"ledger {out}", newest.head(SHOWN), table.columns, LEDGER_HEADERS), soft_wrap=True)
-    if table.height > SHOWN:
-        out_console.print(f"  … and {table.height - SHOWN:,} older rows (all rows: --json)", highlight=False)
-    by_provider = spend_by(rows.filter(pl.col("provider").is_not_null()), ["provider"])
+    # The newest nights' groups only: what the terminal shows costs the same with a year of history.
+    table = store.spend(["night", "campaign", "provider"], nights=nights).sort(
+        "night", "campaign", "provider", descending=[True, False, False])
+    out_console.print(_table(f"ledger {out}", table.head(SHOWN), table.columns, LEDGER_HEADERS), soft_wrap=True)
+    if table.height > SHOWN or len(nights) == SHOWN:
+        older = " and older nights" if len(nights) == SHOWN else ""
+        out_console.print(f"  … and {table.height - SHOWN:,} more rows{older} (all rows: --json)", highlight=False)
+    by_provider = store.spend(["provider"])
     out_console.print(_table("all nights by provider", by_provider, by_provider.columns, LEDGER_HEADERS))
-    out_console.print(f"total actual ${table['actual_usd'].sum():.4f} (estimated ${table['est_usd'].sum():.4f})")
+    out_console.print(f"total actual ${by_provider['actual_usd'].sum():.4f} "
+                      f"(estimated ${by_provider['est_usd'].sum():.4f})")
 
 
 @ledger_app.command("export")

@@ -14,6 +14,7 @@ reservation_id, cost 0: the money is in the settled row); that clip does not cou
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass, field
 from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
@@ -22,8 +23,8 @@ import polars as pl
 
 from vidbatch.planner import Committed
 
-__all__ = ["LEDGER_SCHEMA", "STATUSES", "ledger_row", "ledger_frame", "committed_spend", "settled_items",
-           "open_reservations", "jobs_in_flight", "new_reservation_id"]
+__all__ = ["LEDGER_SCHEMA", "STATUSES", "CLOSING", "SPENT", "SETTLED_SCHEMA", "IN_FLIGHT_SCHEMA", "SPEND_COLUMNS",
+           "History", "ledger_row", "ledger_frame", "new_reservation_id"]
 
 STATUSES = ("reserved", "submitted", "settled", "failed", "released", "deferred", "rejected", "qa_failed")
 CLOSING = ("settled", "failed", "released")
@@ -79,45 +80,26 @@ def ledger_frame(rows: Iterable[dict[str, Any]]) -> pl.DataFrame:
     return pl.DataFrame(list(rows), schema=LEDGER_SCHEMA)
 
 
-def open_reservations(ledger: pl.DataFrame) -> pl.DataFrame:
-    """Reserved rows that no settled/failed/released row has closed yet."""
-    closed = ledger.filter(pl.col("status").is_in(CLOSING))["reservation_id"].implode()
-    return ledger.filter((pl.col("status") == "reserved") & ~pl.col("reservation_id").is_in(closed))
+SPENT = ("settled", "failed")  # the rows whose cost_usd is money spent; open reservations hold their estimate
+
+# What planning needs of the ledger's past (LedgerStore.history): the settled clips of the catalog's
+# items and the open reservations with provider jobs, besides tonight's committed money.
+SETTLED_SCHEMA = {name: LEDGER_SCHEMA[name] for name in
+                  ("campaign", "item_id", "fingerprint", "run_id", "asset_uri", "cost_usd", "created_at", "job_id")}
+IN_FLIGHT_SCHEMA = {**{name: LEDGER_SCHEMA[name] for name in
+                       ("reservation_id", "campaign", "item_id", "fingerprint", "provider", "model", "est_cost_usd",
+                        "run_id")}, "job_ids": pl.List(pl.String())}
+# Estimated vs actual money, grouped (LedgerStore.spend): the columns after the group keys.
+SPEND_COLUMNS = {"clips": pl.Int64(), "failed_calls": pl.Int64(), "deferred": pl.Int64(), "est_usd": pl.Float64(),
+                 "actual_usd": pl.Float64()}
 
 
-def committed_spend(ledger: pl.DataFrame, night: str) -> Committed:
-    """What tonight has already committed: money spent plus estimates still reserved.
+@dataclass(frozen=True)
+class History:
+    """What a run plans against: `settled` (SETTLED_SCHEMA: the latest clip per item that passed QA,
+    for the items asked about), `in_flight` (IN_FLIGHT_SCHEMA: open reservations whose provider
+    jobs exist, job ids in submit order) and `committed` (tonight's money, every run)."""
 
-    An open reservation counts at its estimate, so a crashed run can only make the caps stricter.
-    """
-    tonight = ledger.filter(pl.col("night") == night)
-    spent = tonight.filter(pl.col("status").is_in(["settled", "failed"])).select(
-        "campaign", pl.col("cost_usd").alias("usd"))
-    held = open_reservations(tonight).select("campaign", pl.col("est_cost_usd").alias("usd"))
-    both = pl.concat([spent, held])
-    by_campaign = both.group_by("campaign").agg(pl.col("usd").sum())
-    return Committed(night_usd=float(both["usd"].sum()),
-                     by_campaign=dict(zip(by_campaign["campaign"], by_campaign["usd"])))
-
-
-def settled_items(ledger: pl.DataFrame) -> pl.DataFrame:
-    """The latest settled row per (campaign, item_id) that passed QA: what already exists."""
-    rejected = ledger.filter(pl.col("status") == "qa_failed")["reservation_id"].implode()
-    return (ledger.filter((pl.col("status") == "settled") & ~pl.col("reservation_id").is_in(rejected))
-            .sort("created_at")
-            .group_by("campaign", "item_id", maintain_order=True).last()
-            .select("campaign", "item_id", "fingerprint", "run_id", "asset_uri", "cost_usd", "created_at",
-                    "job_id"))
-
-
-def jobs_in_flight(ledger: pl.DataFrame) -> pl.DataFrame:
-    """Open reservations that already have provider jobs: what a new attempt must resume.
-
-    One row per reservation: campaign, item_id, fingerprint, provider, model, est_cost_usd,
-    reservation_id, run_id, and job_ids (in submit order).
-    """
-    still_open = open_reservations(ledger).select(
-        "reservation_id", "campaign", "item_id", "fingerprint", "provider", "model", "est_cost_usd", "run_id")
-    jobs = (ledger.filter(pl.col("status") == "submitted").sort("created_at")
-            .group_by("reservation_id", maintain_order=True).agg(pl.col("job_id").alias("job_ids")))
-    return still_open.join(jobs, on="reservation_id", how="inner", maintain_order="left")
+    settled: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SETTLED_SCHEMA))
+    in_flight: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=IN_FLIGHT_SCHEMA))
+    committed: Committed = field(default_factory=Committed)

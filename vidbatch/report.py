@@ -4,21 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-__all__ = ["spend_by", "run_outcomes", "plan_groups", "needs_a_look"]
-
-
-def spend_by(ledger: pl.DataFrame, keys: list[str]) -> pl.DataFrame:
-    """Estimated vs actual spend grouped by `keys` (e.g. campaign, provider, night).
-
-    Estimated: the estimates of calls that were made (reserved rows). Actual: settled + failed costs.
-    """
-    return (ledger.group_by(keys).agg(
-        (pl.col("status") == "settled").sum().alias("clips"),
-        (pl.col("status") == "failed").sum().alias("failed_calls"),
-        (pl.col("status") == "deferred").sum().alias("deferred"),
-        pl.col("est_cost_usd").filter(pl.col("status") == "reserved").sum().alias("est_usd"),
-        pl.col("cost_usd").filter(pl.col("status").is_in(["settled", "failed"])).sum().alias("actual_usd"),
-    ).sort(keys))
+__all__ = ["run_outcomes", "plan_groups", "needs_a_look"]
 
 
 def run_outcomes(plan: pl.DataFrame, outcomes: pl.DataFrame) -> pl.DataFrame:

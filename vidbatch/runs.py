@@ -17,12 +17,12 @@ from zoneinfo import ZoneInfo
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
-from vidbatch.ledger import committed_spend, jobs_in_flight, ledger_row, settled_items
+from vidbatch.ledger import History, ledger_row
 from vidbatch.planner import plan_catalog
 from vidbatch.policy import Policy
 from vidbatch.pricing import closed_size, wan_estimate_usd, wan_size
 
-__all__ = ["ClipJob", "night_of", "plan_run", "clip_jobs", "fallback_job", "plan_ledger_rows",
+__all__ = ["ClipJob", "night_of", "history_keys", "plan_run", "clip_jobs", "fallback_job", "plan_ledger_rows",
            "reject_ledger_rows"]
 
 
@@ -73,28 +73,38 @@ def night_of(moment: datetime, timezone: str) -> str:
     return moment.astimezone(ZoneInfo(timezone)).date().isoformat()
 
 
-def plan_run(catalog: pl.DataFrame, policy: Policy, ledger: pl.DataFrame, night: str,
-             unavailable: Mapping[str, str], busy_runs: frozenset[str] = frozenset()) -> pl.DataFrame:
+def history_keys(catalog: pl.DataFrame) -> pl.DataFrame:
+    """The (campaign, item_id) pairs whose settled clips planning needs: the catalog's items and
+    the items they remix."""
+    keys = [catalog.select("campaign", "item_id")]
+    if "remix_of" in catalog.columns:
+        keys.append(catalog.select("campaign", pl.col("remix_of").alias("item_id")).drop_nulls())
+    return pl.concat(keys).unique()
+
+
+def plan_run(catalog: pl.DataFrame, policy: Policy, history: History, unavailable: Mapping[str, str],
+             busy_runs: frozenset[str] = frozenset()) -> pl.DataFrame:
     """Plan the items not already settled; settled ones come back with status `done`.
 
-    `catalog` needs a `fingerprint` column (see catalog.with_fingerprints). Jobs in flight of
+    `catalog` needs a `fingerprint` column (see catalog.with_fingerprints); `history` is what the
+    ledger knows of its items (LedgerStore.history over `history_keys(catalog)`). Jobs in flight of
     `busy_runs` (other runs alive now) are theirs to finish: not resumed here.
     """
-    settled = settled_items(ledger).rename({"fingerprint": "settled_fp", "run_id": "settled_run",
-                                            "cost_usd": "settled_cost"})
+    settled = history.settled.rename({"fingerprint": "settled_fp", "run_id": "settled_run",
+                                      "cost_usd": "settled_cost"})
     joined = catalog.join(settled.select("campaign", "item_id", "settled_fp", "settled_run", "settled_cost"),
                           on=["campaign", "item_id"], how="left", maintain_order="left")
     same = pl.col("settled_fp") == pl.col("fingerprint")
     done = joined.filter(same.fill_null(False))
     todo = joined.filter(~same.fill_null(False))
-    inflight = jobs_in_flight(ledger).filter(
+    inflight = history.in_flight.filter(
         (pl.col("provider") == "sora") & ~pl.col("run_id").is_in(list(busy_runs))).unique(
         ["campaign", "item_id", "fingerprint"], keep="last")
     keys = ["campaign", "item_id", "fingerprint"]
     resumed = _resumptions(todo.join(inflight, on=keys, how="inner", maintain_order="left"), unavailable)
     todo = todo.join(inflight.select(keys), on=keys, how="anti", maintain_order="left")
     plan = plan_catalog(todo.drop("settled_fp", "settled_run", "settled_cost"), policy,
-                        committed=committed_spend(ledger, night), unavailable=unavailable)
+                        committed=history.committed, unavailable=unavailable)
     changed = todo.filter(pl.col("settled_fp").is_not_null()).select("item_id", "campaign", "settled_run")
     plan = plan.join(changed, on=["campaign", "item_id"], how="left", maintain_order="left").with_columns(
         pl.when(pl.col("settled_run").is_not_null())
@@ -106,7 +116,7 @@ def plan_run(catalog: pl.DataFrame, policy: Policy, ledger: pl.DataFrame, night:
         pl.format("already settled in run {} (cost ${})", pl.col("settled_run").str.slice(0, 8),
                   pl.col("settled_cost").round(4)).alias("reason"),
     ).drop("settled_fp", "settled_run", "settled_cost")
-    remix_ids = settled_items(ledger).select("campaign", pl.col("item_id").alias("remix_of"),
+    remix_ids = history.settled.select("campaign", pl.col("item_id").alias("remix_of"),
                                              pl.col("job_id").alias("remix_job_id"))
     return (pl.concat([resumed, plan, done_rows], how="diagonal_relaxed")
             .join(remix_ids, on=["campaign", "remix_of"], how="left", maintain_order="left"))

@@ -76,7 +76,7 @@ def test_a_resubmitted_batch_after_a_crash_stays_within_the_night_cap(tmp_path):
     ledger_for(out).append([ledger_row(run_id="run3", night="2026-11-24", item_id="b0", campaign="c",
                                        fingerprint="fp0", provider="wan", model="tiny", status="reserved",
                                        est_cost_usd=0.01, reservation_id=new_reservation_id())])
-    _close_abandoned(out, "run3", "2026-11-24", [crashed], "GPU batch k-a1 ended Crashed mid-clip")
+    _close_abandoned(out, "run3", [crashed], "GPU batch k-a1 ended Crashed mid-clip")
     gpu = TestsrcProvider(usd_per_s=0.009)  # a 17-frame clip costs about $0.0096 of its $0.01 estimate
     jobs = [job(n).model_dump(mode="json") for n in range(2)]
     with registry.bound({"wan": lambda pol: gpu}):

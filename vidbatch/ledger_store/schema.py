@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, DateTime, Float, Integer, MetaData, String, Table, Text
 
-__all__ = ["metadata", "ledger_rows", "runs", "imports"]
+__all__ = ["metadata", "ledger_rows", "open_reservations", "runs", "imports"]
 
 metadata = MetaData()
 
@@ -31,6 +31,21 @@ ledger_rows = Table(
     Column("job_id", Text),
     Column("attempt", Integer),
     Column("sandbox", Boolean, nullable=False, default=False),
+)
+
+# The reservations no settled/failed/released row has closed yet: an index the store keeps in the
+# same transaction as the rows it derives from, so what is open (the money held, the jobs to resume)
+# is found without scanning history. It can always be rebuilt from ledger_rows (migration 0002).
+open_reservations = Table(
+    "open_reservations", metadata,
+    Column("reservation_id", String(64), primary_key=True),
+    Column("row_id", Integer, nullable=False),  # the `reserved` row in ledger_rows
+    Column("night", String(10), nullable=False),
+    Column("campaign", Text),
+    Column("item_id", Text),
+    Column("fingerprint", String(64)),
+    Column("run_id", String(64)),
+    Column("est_cost_usd", Float, nullable=False),
 )
 
 # Runs that write to this ledger, with a heartbeat: a reservation held by a live run is never

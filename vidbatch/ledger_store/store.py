@@ -24,17 +24,17 @@ from pathlib import Path
 import polars as pl
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import and_, create_engine, event, exists, func, insert, select, text, update
+from sqlalchemy import and_, create_engine, delete, event, exists, func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
-from vidbatch.ledger import CLOSING, LEDGER_SCHEMA, ledger_row
-from vidbatch.ledger_store.schema import imports, ledger_rows, runs
+from vidbatch.ledger import CLOSING, LEDGER_SCHEMA, History, ledger_row
+from vidbatch.ledger_store import queries
+from vidbatch.ledger_store.schema import imports, ledger_rows, open_reservations, runs
 from vidbatch.planner import Committed
 from vidbatch.policy import Caps
 
 __all__ = ["LedgerStore", "HEARTBEAT_S", "DEAD_AFTER_S"]
 
-SPENT = ("settled", "failed")
 HEARTBEAT_S = 15.0    # how often a live run says so
 DEAD_AFTER_S = 120.0  # a run silent this long is dead: its open reservations may be taken over
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -99,8 +99,7 @@ class LedgerStore:
             ids = {r["reservation_id"] for r in rows if r.get("reservation_id") and r["status"] != "reserved"}
             nights = dict(conn.execute(select(ledger_rows.c.reservation_id, ledger_rows.c.night).where(
                 ledger_rows.c.status == "reserved", ledger_rows.c.reservation_id.in_(ids))).all()) if ids else {}
-            conn.execute(insert(ledger_rows), [{**r, "night": nights.get(r.get("reservation_id"), r["night"])}
-                                               for r in rows])
+            _insert(conn, [{**r, "night": nights.get(r.get("reservation_id"), r["night"])} for r in rows])
 
     def reserve(self, row: dict, caps: Caps) -> str | None:
         """Insert the `reserved` row if the caps hold and no live run holds this item; None when
@@ -112,29 +111,15 @@ class LedgerStore:
             held = self._held_elsewhere(conn, row)
             if held:
                 return held
-            spent = self._committed_by(conn, night)
+            spent = queries.committed_by(conn, night)
             by_campaign = sum(v for (c, _), v in spent.items() if c == campaign)
             cap = caps.for_campaign(campaign)
             if by_campaign + usd > cap + 1e-9:
                 return f"campaign cap ${cap:.2f} reached: {_who(spent, row['run_id'], campaign)}"
             if sum(spent.values()) + usd > caps.night_usd + 1e-9:
                 return f"night cap ${caps.night_usd:.2f} reached: {_who(spent, row['run_id'])}"
-            conn.execute(insert(ledger_rows), [row])
+            _insert(conn, [row])
         return None
-
-    def _committed_by(self, conn: Connection, night: str) -> dict[tuple[str, str], float]:
-        """(campaign, run_id) -> money committed on `night`: spent plus open estimates."""
-        out: dict[tuple[str, str], float] = defaultdict(float)
-        spent = select(ledger_rows.c.campaign, ledger_rows.c.run_id, func.sum(ledger_rows.c.cost_usd)).where(
-            ledger_rows.c.night == night, ledger_rows.c.status.in_(SPENT)).group_by(
-            ledger_rows.c.campaign, ledger_rows.c.run_id)
-        held = select(ledger_rows.c.campaign, ledger_rows.c.run_id, func.sum(ledger_rows.c.est_cost_usd)).where(
-            ledger_rows.c.night == night, ledger_rows.c.status == "reserved", _still_open()).group_by(
-            ledger_rows.c.campaign, ledger_rows.c.run_id)
-        for query in (spent, held):
-            for campaign, run_id, usd in conn.execute(query):
-                out[(campaign, run_id)] += usd or 0.0
-        return out
 
     def _held_elsewhere(self, conn: Connection, row: dict) -> str | None:
         """Why this item is not to be made now, or None: another run settled it already (same
@@ -148,22 +133,27 @@ class LedgerStore:
             ~exists().where(qa.c.reservation_id == ledger_rows.c.reservation_id, qa.c.status == "qa_failed"))).first()
         if made is not None:
             return f"already made by run {made.run_id[:8]} while this run waited; not made twice"
-        holders = conn.execute(select(ledger_rows).where(
-            ledger_rows.c.status == "reserved", ledger_rows.c.campaign == row["campaign"],
-            ledger_rows.c.item_id == row["item_id"], ledger_rows.c.fingerprint == row["fingerprint"],
-            ledger_rows.c.run_id != row["run_id"], _still_open())).mappings().all()
+        holders = _open_rows(conn, and_(open_reservations.c.campaign == row["campaign"],
+                                         open_reservations.c.item_id == row["item_id"],
+                                         open_reservations.c.fingerprint == row["fingerprint"],
+                                         open_reservations.c.run_id != row["run_id"]))
         for held in holders:
             run = conn.execute(select(runs).where(runs.c.run_id == held["run_id"])).mappings().first()
             if run is not None and _alive(run):
                 return (f"run {held['run_id'][:8]} is making this item now (reservation "
                         f"{held['reservation_id'][:8]}); not made twice")
-            conn.execute(insert(ledger_rows), [ledger_row(
-                run_id=row["run_id"], night=held["night"], item_id=held["item_id"], campaign=held["campaign"],
-                fingerprint=held["fingerprint"], provider=held["provider"], model=held["model"], status="failed",
-                est_cost_usd=held["est_cost_usd"], cost_usd=held["est_cost_usd"], reservation_id=held["reservation_id"],
-                sandbox=held["sandbox"], reason=f"run {held['run_id'][:8]} stopped inside this reservation; "
-                f"charged the estimate; taken over by run {row['run_id'][:8]}")])
+            _charge_estimates(conn, [held], row["run_id"], f"run {held['run_id'][:8]} stopped inside this "
+                              f"reservation; charged the estimate; taken over by run {row['run_id'][:8]}")
         return None
+
+    def fail_open(self, run_id: str, item_ids: list[str], reason: str) -> int:
+        """Close `run_id`'s open reservations of `item_ids` as failed at their estimate (a worker died
+        inside them: the GPU time was rented); how many. Each keeps exactly one closing row."""
+        with self._writing() as conn:
+            stale = _open_rows(conn, and_(open_reservations.c.run_id == run_id,
+                                          open_reservations.c.item_id.in_(item_ids)))
+            _charge_estimates(conn, stale, run_id, f"{reason}; charged the estimate")
+        return len(stale)
 
     def import_frame(self, frame: pl.DataFrame, source: str) -> int:
         """Rows of a Parquet ledger (LEDGER_SCHEMA columns), once per `source`; how many were added."""
@@ -172,7 +162,7 @@ class LedgerStore:
                 return 0
             rows = frame.select(list(LEDGER_SCHEMA)).to_dicts()
             for start in range(0, len(rows), 5000):
-                conn.execute(insert(ledger_rows), rows[start:start + 5000])
+                _insert(conn, rows[start:start + 5000])
             conn.execute(insert(imports), [{"source": source, "rows": len(rows), "imported_at": _now()}])
         return len(rows)
 
@@ -216,35 +206,84 @@ class LedgerStore:
     def committed(self, night: str) -> Committed:
         """What `night` has committed across every run: spent plus open reservations."""
         with self.engine.connect() as conn:
-            spent = self._committed_by(conn, night)
-        by_campaign: dict[str, float] = defaultdict(float)
-        for (campaign, _), usd in spent.items():
-            by_campaign[campaign] += usd
-        return Committed(night_usd=sum(spent.values()), by_campaign=dict(by_campaign))
+            return _committed(queries.committed_by(conn, night))
+
+    def history(self, keys: pl.DataFrame, night: str) -> History:
+        """What a run plans against: the settled clips of `keys` (campaign, item_id), every open
+        reservation with provider jobs, and `night`'s committed money; bounded by the keys asked
+        about, not by the ledger's history."""
+        with self.engine.begin() as conn:
+            return History(settled=queries.settled_for(conn, keys), in_flight=queries.in_flight(conn),
+                           committed=_committed(queries.committed_by(conn, night)))
+
+    def settled_for(self, keys: pl.DataFrame) -> pl.DataFrame:
+        """The latest settled clip that passed QA for each of `keys` that has one (SETTLED_SCHEMA)."""
+        with self.engine.begin() as conn:
+            return queries.settled_for(conn, keys)
+
+    def spend(self, keys: list[str], *, run_id: str | None = None, nights: list[str] | None = None) -> pl.DataFrame:
+        """Estimated vs actual money grouped by `keys` (SPEND_COLUMNS), for one run, some nights, or all."""
+        with self.engine.connect() as conn:
+            return queries.spend(conn, keys, run_id=run_id, nights=nights)
+
+    def nights(self, newest: int) -> list[str]:
+        """The `newest` nights that have rows, newest first."""
+        with self.engine.connect() as conn:
+            return list(conn.scalars(select(ledger_rows.c.night).where(ledger_rows.c.night.is_not(None))
+                                     .group_by(ledger_rows.c.night).order_by(ledger_rows.c.night.desc())
+                                     .limit(newest)))
 
     def frame(self, *, run_id: str | None = None, night: str | None = None) -> pl.DataFrame:
         """Ledger rows (all, or one run's, or one night's) in write order, with LEDGER_SCHEMA."""
-        query = select(*(ledger_rows.c[name] for name in LEDGER_SCHEMA)).order_by(ledger_rows.c.id)
-        if run_id is not None:
-            query = query.where(ledger_rows.c.run_id == run_id)
-        if night is not None:
-            query = query.where(ledger_rows.c.night == night)
         with self.engine.connect() as conn:
-            rows = [r._asdict() for r in conn.execute(query)]
-        for row in rows:  # SQLite hands back naive UTC, PostgreSQL aware: one kind for polars
-            row["created_at"] = _aware(row["created_at"])
-        return pl.DataFrame(rows, schema=LEDGER_SCHEMA)
+            return queries.rows(conn, run_id=run_id, night=night)
 
 
-def _still_open():
-    """Where-clause for `reserved` rows that no settled/failed/released row has closed."""
-    closer = ledger_rows.alias("closer")
-    return ~exists().where(closer.c.reservation_id == ledger_rows.c.reservation_id, closer.c.status.in_(CLOSING))
+def _insert(conn: Connection, rows: list[dict]) -> None:
+    """Append rows and keep open_reservations in step with them, in the caller's transaction."""
+    conn.execute(insert(ledger_rows), rows)
+    touched = sorted({r["reservation_id"] for r in rows
+                      if r.get("reservation_id") and (r["status"] == "reserved" or r["status"] in CLOSING)})
+    for start in range(0, len(touched), 500):
+        ids = touched[start:start + 500]
+        conn.execute(delete(open_reservations).where(open_reservations.c.reservation_id.in_(ids)))
+        reserved = ledger_rows.alias("reserved")  # an alias: the subquery must not correlate with the outer rows
+        first = select(func.min(reserved.c.id)).where(reserved.c.status == "reserved",
+                                                      reserved.c.reservation_id.in_(ids)).group_by(
+            reserved.c.reservation_id)
+        conn.execute(insert(open_reservations).from_select(
+            ["reservation_id", "row_id", "night", "campaign", "item_id", "fingerprint", "run_id", "est_cost_usd"],
+            select(ledger_rows.c.reservation_id, ledger_rows.c.id, ledger_rows.c.night, ledger_rows.c.campaign,
+                   ledger_rows.c.item_id, ledger_rows.c.fingerprint, ledger_rows.c.run_id, ledger_rows.c.est_cost_usd)
+            .where(ledger_rows.c.id.in_(first), queries.still_open())))
+
+
+def _open_rows(conn: Connection, where) -> list[dict]:
+    """The `reserved` rows of the open reservations matching `where` (a clause on open_reservations)."""
+    return [dict(r) for r in conn.execute(select(ledger_rows).join(
+        open_reservations, open_reservations.c.row_id == ledger_rows.c.id).where(where)).mappings()]
+
+
+def _charge_estimates(conn: Connection, reserved: list[dict], run_id: str, reason: str) -> None:
+    """Close open reservations as failed at their estimate, each under its own night."""
+    if reserved:
+        _insert(conn, [ledger_row(
+            run_id=run_id, night=held["night"], item_id=held["item_id"], campaign=held["campaign"],
+            fingerprint=held["fingerprint"], provider=held["provider"], model=held["model"], status="failed",
+            est_cost_usd=held["est_cost_usd"], cost_usd=held["est_cost_usd"], reservation_id=held["reservation_id"],
+            attempt=held["attempt"], sandbox=held["sandbox"], reason=reason) for held in reserved])
+
+
+def _committed(spent: dict[tuple[str, str], float]) -> Committed:
+    by_campaign: dict[str, float] = defaultdict(float)
+    for (campaign, _), usd in spent.items():
+        by_campaign[campaign] += usd
+    return Committed(night_usd=sum(spent.values()), by_campaign=dict(by_campaign))
 
 
 def _alive(run) -> bool:
     """A run is alive while it has not ended, beats its heartbeat, and (on this host) its process exists."""
-    if run["ended_at"] is not None or _aware(run["heartbeat_at"]) < _now() - timedelta(seconds=DEAD_AFTER_S):
+    if run["ended_at"] is not None or queries.aware(run["heartbeat_at"]) < _now() - timedelta(seconds=DEAD_AFTER_S):
         return False
     if run["host"] == socket.gethostname() and run["pid"]:
         try:
@@ -254,10 +293,6 @@ def _alive(run) -> bool:
         except PermissionError:
             pass  # someone else's process: alive
     return True
-
-
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def _who(spent: dict[tuple[str, str], float], run_id: str, campaign: str | None = None) -> str:

@@ -1,0 +1,135 @@
+"""What the ledger says, as SQL over one connection: the store's read side.
+
+Every query here is bounded by what it asks about, not by history: tonight's rows (index on
+night, status), one run's rows (index on run_id), the catalog's items (a temporary table joined
+on the index on campaign, item_id), and the open reservations (their own small table, kept by
+the store in the same transactions as the rows).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timezone
+
+import polars as pl
+from sqlalchemy import Column, DateTime, MetaData, Table, Text, case, exists, func, insert, literal, select, text, union_all
+from sqlalchemy.engine import Connection
+
+from vidbatch.ledger import CLOSING, IN_FLIGHT_SCHEMA, LEDGER_SCHEMA, SETTLED_SCHEMA, SPEND_COLUMNS, SPENT
+from vidbatch.ledger_store.schema import ledger_rows, open_reservations
+
+__all__ = ["committed_by", "settled_for", "in_flight", "spend", "rows", "still_open", "aware"]
+
+_WANTED = Table("wanted_items", MetaData(), Column("campaign", Text), Column("item_id", Text))
+_CREATE_WANTED = ("CREATE TEMPORARY TABLE IF NOT EXISTS wanted_items "
+                  "(campaign TEXT NOT NULL, item_id TEXT NOT NULL, PRIMARY KEY (campaign, item_id))")
+# `wanted CROSS JOIN ledger_rows` keeps SQLite's planner on the item index (wanted rows outside,
+# ledger_rows looked up); PostgreSQL reads it as an inner join and plans it itself.
+_SETTLED = """
+SELECT l.campaign, l.item_id, l.fingerprint, l.run_id, l.asset_uri, l.cost_usd, l.created_at, l.job_id
+FROM wanted_items w CROSS JOIN ledger_rows l
+WHERE l.campaign = w.campaign AND l.item_id = w.item_id AND l.status = 'settled'
+  AND NOT EXISTS (SELECT 1 FROM ledger_rows q WHERE q.reservation_id = l.reservation_id AND q.status = 'qa_failed')
+ORDER BY l.id
+"""
+
+
+def still_open():
+    """Where-clause for `reserved` rows that no settled/failed/released row has closed."""
+    closer = ledger_rows.alias("closer")
+    return ~exists().where(closer.c.reservation_id == ledger_rows.c.reservation_id, closer.c.status.in_(CLOSING))
+
+
+def committed_by(conn: Connection, night: str) -> dict[tuple[str, str], float]:
+    """(campaign, run_id) -> money committed on `night`: spent plus the estimates still open."""
+    spent = select(ledger_rows.c.campaign, ledger_rows.c.run_id, ledger_rows.c.cost_usd.label("usd")).where(
+        ledger_rows.c.night == night, ledger_rows.c.status.in_(SPENT))
+    held = select(open_reservations.c.campaign, open_reservations.c.run_id,
+                  open_reservations.c.est_cost_usd.label("usd")).where(open_reservations.c.night == night)
+    both = union_all(spent, held).subquery()
+    # One statement, so one snapshot on PostgreSQL: a settlement committed between two queries could
+    # otherwise be missed by both (not yet spent in the first, no longer held in the second).
+    out: dict[tuple[str, str], float] = defaultdict(float)
+    for campaign, run_id, usd in conn.execute(select(both.c.campaign, both.c.run_id, func.sum(both.c.usd)).group_by(
+            both.c.campaign, both.c.run_id)):
+        out[(campaign, run_id)] += usd or 0.0
+    return out
+
+
+def settled_for(conn: Connection, keys: pl.DataFrame) -> pl.DataFrame:
+    """The latest settled clip that passed QA for each (campaign, item_id) of `keys` that has one
+    (SETTLED_SCHEMA). Reads only those items' rows, however long the history."""
+    wanted = keys.select("campaign", "item_id").drop_nulls().unique()
+    if wanted.is_empty():
+        return pl.DataFrame(schema=SETTLED_SCHEMA)
+    conn.execute(text(_CREATE_WANTED))
+    conn.execute(_WANTED.delete())
+    conn.execute(insert(_WANTED), wanted.to_dicts())
+    found = [dict(r._mapping) for r in conn.execute(text(_SETTLED).columns(created_at=DateTime(timezone=True)))]
+    conn.execute(_WANTED.delete())
+    for row in found:
+        row["created_at"] = aware(row["created_at"])
+    return (pl.DataFrame(found, schema=SETTLED_SCHEMA).sort("created_at", maintain_order=True)
+            .group_by("campaign", "item_id", maintain_order=True).last())
+
+
+def in_flight(conn: Connection) -> pl.DataFrame:
+    """Open reservations that have provider jobs (IN_FLIGHT_SCHEMA), job ids in submit order."""
+    reserved, job = ledger_rows.alias("reserved"), ledger_rows.alias("job")
+    query = (select(open_reservations.c.reservation_id, open_reservations.c.campaign, open_reservations.c.item_id,
+                    open_reservations.c.fingerprint, reserved.c.provider, reserved.c.model,
+                    open_reservations.c.est_cost_usd, open_reservations.c.run_id, job.c.job_id)
+             .join(reserved, reserved.c.id == open_reservations.c.row_id)
+             .join(job, (job.c.reservation_id == open_reservations.c.reservation_id) & (job.c.status == "submitted"))
+             .order_by(open_reservations.c.row_id, job.c.id))
+    found = pl.DataFrame([r._asdict() for r in conn.execute(query)],
+                         schema={**{k: v for k, v in IN_FLIGHT_SCHEMA.items() if k != "job_ids"}, "job_id": pl.String()})
+    keys = [k for k in IN_FLIGHT_SCHEMA if k != "job_ids"]
+    return found.group_by(keys, maintain_order=True).agg(pl.col("job_id").alias("job_ids")).select(
+        list(IN_FLIGHT_SCHEMA)).cast(IN_FLIGHT_SCHEMA)
+
+
+def spend(conn: Connection, keys: list[str], *, run_id: str | None = None,
+          nights: list[str] | None = None) -> pl.DataFrame:
+    """Estimated vs actual money grouped by `keys` (ledger columns; none: one row of totals).
+
+    clips: settled rows; failed_calls; deferred; est_usd: the estimates of calls made (reserved
+    rows); actual_usd: what settled and failed calls cost. Rows without a provider carry no money."""
+    status, columns = ledger_rows.c.status, [ledger_rows.c[k] for k in keys]
+    query = select(
+        *columns,
+        func.sum(case((status == "settled", 1), else_=0)).label("clips"),
+        func.sum(case((status == "failed", 1), else_=0)).label("failed_calls"),
+        func.sum(case((status == "deferred", 1), else_=0)).label("deferred"),
+        func.sum(case((status == "reserved", ledger_rows.c.est_cost_usd), else_=literal(0.0))).label("est_usd"),
+        func.sum(case((status.in_(SPENT), ledger_rows.c.cost_usd), else_=literal(0.0))).label("actual_usd"),
+    ).where(ledger_rows.c.provider.is_not(None))
+    if run_id is not None:
+        query = query.where(ledger_rows.c.run_id == run_id)
+    if nights is not None:
+        query = query.where(ledger_rows.c.night.in_(nights))
+    if keys:
+        query = query.group_by(*columns).order_by(*columns)
+    schema = {**{k: LEDGER_SCHEMA[k] for k in keys}, **SPEND_COLUMNS}
+    found = [r._asdict() for r in conn.execute(query)]
+    if not keys and found and found[0]["clips"] is None:  # no rows at all: zero totals
+        found = [{name: 0 for name in SPEND_COLUMNS}]
+    return pl.DataFrame(found, schema=schema, orient="row")
+
+
+def rows(conn: Connection, *, run_id: str | None = None, night: str | None = None) -> pl.DataFrame:
+    """Ledger rows (all, or one run's, or one night's) in write order, with LEDGER_SCHEMA."""
+    query = select(*(ledger_rows.c[name] for name in LEDGER_SCHEMA)).order_by(ledger_rows.c.id)
+    if run_id is not None:
+        query = query.where(ledger_rows.c.run_id == run_id)
+    if night is not None:
+        query = query.where(ledger_rows.c.night == night)
+    found = [r._asdict() for r in conn.execute(query)]
+    for row in found:
+        row["created_at"] = aware(row["created_at"])
+    return pl.DataFrame(found, schema=LEDGER_SCHEMA)
+
+
+def aware(moment: datetime) -> datetime:
+    """SQLite hands back naive UTC, PostgreSQL aware: one kind for polars."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
