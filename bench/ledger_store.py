@@ -2,12 +2,12 @@
 reading history costs as it grows.
 
 Part 1: each writer process reserves and settles N items (two transactions per item, the caps
-checked in the first) on one SQLite ledger; we report items/s over all writers and the p50/p99
-latency of a reservation. Baseline, same run: the same number of plain appends of one row each
-(no cap check), single process.
-Part 2: a ledger with H rows of history (H = 10k, 100k, 1M; 100 nights): the SQL aggregate a
-reservation runs (`committed(night)`) and the full read `plan_run` still does (`frame()`), against
-reading the same rows as Parquet parts (the old ledger, one part per 10 rows), in the same run.
+checked in the first) on one ledger, SQLite (WAL, on disk) and PostgreSQL (a throw-away local
+cluster, fsync on); we report items/s over all writers and the p50/p99 latency of a reservation.
+Baseline, same run: the same number of plain appends of one row each (no cap check), one process.
+Part 2: a ledger with H rows of history (H = 10k, 100k, 1M; 100 nights; SQLite): the queries a
+run makes (`committed(night)` per reservation; `history(1,000 items)` at its start; `spend` of
+one run at its end) against reading every row (`frame()`, what planning did before), same run.
 Run: .venv/bin/python bench/ledger_store.py [N]
 """
 
@@ -24,10 +24,16 @@ import polars as pl
 from vidbatch.ledger import LEDGER_SCHEMA, ledger_frame, ledger_row
 from vidbatch.ledger_store import LedgerStore
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.postgres_cluster import new_database, postgres_binaries, throwaway_postgres  # noqa: E402
+
 WRITER = """
 import json, sys, time
 from vidbatch.ledger import ledger_row, new_reservation_id
 from vidbatch.ledger_store import LedgerStore
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.postgres_cluster import new_database, postgres_binaries, throwaway_postgres  # noqa: E402
 from vidbatch.policy import Caps
 url, name, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 caps = Caps(night_usd=1e9, campaign_usd=1e9, item_usd=10.0, timezone="UTC")
@@ -60,51 +66,55 @@ def history(rows: int) -> pl.DataFrame:
                         for i in range(rows))
 
 
+def throughput(kind: str, url_of, n: int) -> None:
+    base = LedgerStore(url_of("base"))
+    t = time.perf_counter()
+    for i in range(n):
+        base.append([ledger_row(run_id="b", night="2026-11-25", item_id=f"b{i}", campaign="c", status="deferred")])
+    plain = time.perf_counter() - t
+    print(f"| {kind} | baseline: 1 plain append per item | {n} | {plain:.2f} | {n / plain:,.0f} | | |")
+    for count in (1, 8):
+        url = url_of(f"w{count}")
+        LedgerStore(url)
+        wall, lat = writers(url, count, n)
+        q = statistics.quantiles(lat, n=100)
+        print(f"| {kind} | {count} | {count * n} | {wall:.2f} | {count * n / wall:,.0f} | {q[49] * 1000:.2f} | "
+              f"{q[98] * 1000:.2f} |", flush=True)
+
+
+def timed_ms(call, repeat: int = 5) -> float:
+    t = time.perf_counter()
+    for _ in range(repeat):
+        call()
+    return (time.perf_counter() - t) / repeat * 1000
+
+
 def main(n: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        print(f"## reserve + settle, {n} items per writer, SQLite (WAL)\n")
-        print("| writers | items | wall s | items/s | reserve p50 ms | reserve p99 ms |")
-        print("|---:|---:|---:|---:|---:|---:|")
-        base = LedgerStore(f"sqlite:///{folder / 'base.db'}")
-        t = time.perf_counter()
-        for i in range(n):
-            base.append([ledger_row(run_id="b", night="2026-11-25", item_id=f"b{i}", campaign="c", status="deferred")])
-        plain = time.perf_counter() - t
-        print(f"| baseline: 1 plain append per item | {n} | {plain:.2f} | {n / plain:,.0f} | | |")
-        for count in (1, 8):
-            url = f"sqlite:///{folder / f'w{count}.db'}"
-            LedgerStore(url)
-            wall, lat = writers(url, count, n)
-            q = statistics.quantiles(lat, n=100)
-            print(f"| {count} | {count * n} | {wall:.2f} | {count * n / wall:,.0f} | {q[49] * 1000:.2f} | "
-                  f"{q[98] * 1000:.2f} |")
-        print("\n## reading history\n")
-        print("| history rows | committed(night) ms | frame() s | Parquet parts read s (old ledger) |")
-        print("|---:|---:|---:|---:|")
+        print(f"## reserve + settle, {n} items per writer\n")
+        print("| database | writers | items | wall s | items/s | reserve p50 ms | reserve p99 ms |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        throughput("SQLite", lambda name: f"sqlite:///{folder / f'{name}.db'}", n)
+        if postgres_binaries() is not None:
+            with throwaway_postgres(fsync=True) as server:
+                throughput("PostgreSQL", lambda name: new_database(server), n)
+        print("\n## reading history (SQLite)\n")
+        print("| history rows | committed(night) ms | history(1,000 items) ms | spend(one run) ms | frame() s |")
+        print("|---:|---:|---:|---:|---:|")
         for rows in (10_000, 100_000, 1_000_000):
-            frame = history(rows)
             store = LedgerStore(f"sqlite:///{folder / f'h{rows}.db'}")
-            store.import_frame(frame, f"bench-{rows}")
-            parts = folder / f"parts-{rows}"
-            parts.mkdir()
-            if rows <= 100_000:  # one part per 10 rows, as runs wrote them; 1M rows = 100k files is left out
-                for start in range(0, rows, 10):
-                    frame.slice(start, 10).write_parquet(parts / f"part-{start:08d}.parquet")
-            t = time.perf_counter()
-            for _ in range(5):
-                store.committed("2026-09-15")
-            committed_ms = (time.perf_counter() - t) / 5 * 1000
+            store.import_frame(history(rows), f"bench-{rows}")
+            picked = [i * (rows // 1000) + i % 2 for i in range(1000)]  # spread over history; half settled
+            keys = pl.DataFrame({"campaign": [f"c{j % 50}" for j in picked], "item_id": [f"i{j}" for j in picked]})
+            assert store.settled_for(keys).height == 500
+            committed_ms = timed_ms(lambda: store.committed("2026-09-15"))
+            history_ms = timed_ms(lambda: store.history(keys, "2026-09-15"))
+            spend_ms = timed_ms(lambda: store.spend(["provider"], run_id="r7"))
             t = time.perf_counter()
             store.frame()
             read_s = time.perf_counter() - t
-            if rows <= 100_000:
-                t = time.perf_counter()
-                pl.read_parquet(sorted(parts.glob("part-*.parquet")), schema=LEDGER_SCHEMA)
-                parquet = f"{time.perf_counter() - t:.2f}"
-            else:
-                parquet = "(not written: 100,000 files)"
-            print(f"| {rows:,} | {committed_ms:.1f} | {read_s:.2f} | {parquet} |")
+            print(f"| {rows:,} | {committed_ms:.1f} | {history_ms:.1f} | {spend_ms:.1f} | {read_s:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -91,41 +91,16 @@ def ledger_of(out) -> pl.DataFrame:
 
 @pytest.fixture(scope="session")
 def postgres_server():
-    """A throw-away PostgreSQL cluster on loopback for the session (Debian's binaries, run as the
-    `postgres` user; infra/dev.sh test installs them). Yields a URL prefix to add a database name to."""
-    import glob
-    import shutil
-    import socket
-    import subprocess
+    """A throw-away PostgreSQL cluster on loopback for the session (tests/postgres_cluster.py).
+    Yields a URL prefix to add a database name to."""
+    from tests.postgres_cluster import postgres_binaries, throwaway_postgres
 
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not found:
+    if postgres_binaries() is None:
         if os.environ.get("CI"):
             pytest.fail("PostgreSQL is missing: infra/dev.sh test installs Debian's postgresql in CI")
         pytest.skip("no PostgreSQL binaries (Debian's postgresql package)")
-    bin_dir = Path(found[-1]).parent
-    import tempfile
-
-    home = Path(tempfile.mkdtemp(prefix="vidbatch-pg-", dir="/tmp"))  # pytest's folders are root-only
-    data = home / "data"
-    data.mkdir()
-    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []  # initdb refuses root
-    if as_postgres:
-        shutil.chown(data, "postgres")
-        shutil.chown(home, "postgres")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    subprocess.run([*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres",
-                    "--no-sync"], check=True, capture_output=True)
-    subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(data / "log"), "-o",
-                    f"-p {port} -h 127.0.0.1 -k {data} -c fsync=off", "start"], check=True, capture_output=True)
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
-    finally:
-        subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
-        shutil.rmtree(home, ignore_errors=True)
+    with throwaway_postgres() as server:
+        yield server
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -133,12 +108,6 @@ def ledger_url(request, tmp_path):
     """A fresh, empty ledger database of each kind."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'ledger.db'}"
-    import uuid
+    from tests.postgres_cluster import new_database
 
-    import psycopg
-
-    server = request.getfixturevalue("postgres_server")
-    name = f"ledger_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(server.replace("postgresql+psycopg", "postgresql") + "/postgres", autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return f"{server}/{name}"
+    return new_database(request.getfixturevalue("postgres_server"))

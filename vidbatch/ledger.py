@@ -24,7 +24,7 @@ import polars as pl
 from vidbatch.planner import Committed
 
 __all__ = ["LEDGER_SCHEMA", "STATUSES", "CLOSING", "SPENT", "SETTLED_SCHEMA", "IN_FLIGHT_SCHEMA", "SPEND_COLUMNS",
-           "History", "ledger_row", "ledger_frame", "new_reservation_id"]
+           "History", "Reservation", "ledger_row", "ledger_frame", "new_reservation_id"]
 
 STATUSES = ("reserved", "submitted", "settled", "failed", "released", "deferred", "rejected", "qa_failed")
 CLOSING = ("settled", "failed", "released")
@@ -73,6 +73,51 @@ def ledger_row(*, run_id: str, night: str, item_id: str | None, campaign: str | 
         "created_at": created_at or datetime.now(timezone.utc), "reason": reason,
         "reservation_id": reservation_id, "job_id": job_id, "attempt": attempt, "sandbox": sandbox,
     }
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """One paid call's money: what every row of its reservation shares, and the rows themselves.
+
+    `reserved()` before the call, `submitted(job_id)` for each provider job, then exactly one of
+    `closed("settled" | "failed" | "released", cost)`; `qa_failed()` after a settled clip the QA
+    gate rejects (cost 0: the money stays in the settled row)."""
+
+    run_id: str
+    night: str
+    item_id: str
+    campaign: str
+    fingerprint: str
+    provider: str
+    model: str
+    est_cost_usd: float
+    reservation_id: str
+    attempt: int | None = None
+    sandbox: bool = False
+
+    @classmethod
+    def of_row(cls, row: dict[str, Any]) -> Reservation:
+        """The reservation a ledger row belongs to (its `reserved` row, or any row of it)."""
+        return cls(**{name: row[name] for name in cls.__dataclass_fields__})
+
+    def _row(self, status: str, **fields: Any) -> dict[str, Any]:
+        return ledger_row(status=status, **{**{name: getattr(self, name) for name in self.__dataclass_fields__},
+                                            **fields})
+
+    def reserved(self, reason: str) -> dict[str, Any]:
+        return self._row("reserved", reason=reason)
+
+    def submitted(self, job_id: str, reason: str) -> dict[str, Any]:
+        return self._row("submitted", job_id=job_id, reason=reason)
+
+    def closed(self, status: str, cost_usd: float, reason: str, **fields: Any) -> dict[str, Any]:
+        """The closing row; `fields`: job_id, seconds, asset_uri, sha256, sandbox, run_id, night."""
+        if status not in CLOSING:
+            raise ValueError(f"{status!r} does not close a reservation (one of {', '.join(CLOSING)})")
+        return self._row(status, cost_usd=cost_usd, reason=reason, **fields)
+
+    def qa_failed(self, verdict: str, *, job_id: str | None, asset_uri: str | None) -> dict[str, Any]:
+        return self._row("qa_failed", reason=verdict, job_id=job_id, asset_uri=asset_uri)
 
 
 def ledger_frame(rows: Iterable[dict[str, Any]]) -> pl.DataFrame:
