@@ -18,12 +18,13 @@ from prefect.futures import as_completed
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from vidbatch.ledger import deferred_rows, rejected_rows
 from vidbatch.ledger_store import ledger_for
 from vidbatch.planner import PLAN_COLUMNS
 from vidbatch.policy import Policy, load_policy
 from vidbatch.providers import registry
 from vidbatch.report import run_outcomes
-from vidbatch.runs import clip_jobs, history_keys, night_of, plan_ledger_rows, plan_run, reject_ledger_rows
+from vidbatch.runs import clip_jobs, history_keys, night_of, plan_run
 from vidbatch.storage import open_root
 from vidbatch.tasks.catalog_io import load_catalog, write_run_table
 from vidbatch.tasks.context import RunContext, ensure_limits
@@ -83,9 +84,8 @@ def _produce_with(run_id: str, catalog: str, out: str, policy: Policy, campaign:
     write_run_table(root, plan.select(PLAN_COLUMNS), f"runs/{run_id}/plan.parquet")
     if rejects.height:
         write_run_table(root, rejects, f"runs/{run_id}/rejects.parquet")
-    append_ledger(root, reject_ledger_rows(rejects, run_id=run_id, night=night, campaign_of=campaign_of,
-                                           sandbox=sandbox)
-                  + plan_ledger_rows(plan, run_id=run_id, night=night, sandbox=sandbox))
+    append_ledger(root, rejected_rows(rejects, run_id=run_id, night=night, campaign_of=campaign_of, sandbox=sandbox)
+                  + deferred_rows(plan, run_id=run_id, night=night, sandbox=sandbox))
 
     jobs = clip_jobs(plan)
     log.info("run %s (night %s): %d to make, %d rejected rows, %d already done", run_id, night, len(jobs),

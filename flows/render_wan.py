@@ -20,6 +20,7 @@ from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from vidbatch.budget import LiveBudget
+from vidbatch.ledger import Reservation
 from vidbatch.planner import Committed
 from vidbatch.policy import load_policy
 from vidbatch.providers import registry
@@ -42,8 +43,12 @@ def _recovered(job: ClipJob, settled: dict, ctx: RunContext):
     workdir = ctx.workdir / job.item_id
     workdir.mkdir(parents=True, exist_ok=True)
     path = fetch_to(settled["asset_uri"], workdir)
+    paid_by = Reservation(run_id=ctx.run_id, night=ctx.night, item_id=job.item_id, campaign=job.campaign,
+                          fingerprint=job.fingerprint, provider=job.provider, model=job.model,
+                          est_cost_usd=job.est_cost_usd, reservation_id=settled["reservation_id"], sandbox=ctx.sandbox)
     return GeneratedClip(job=job, path=path, raw_uri=settled["asset_uri"], seconds=0.0, cost_usd=settled["cost_usd"],
-                         job_id=settled["job_id"], note="recovered: made by an earlier attempt, not paid again")
+                         job_id=settled["job_id"], note="recovered: made by an earlier attempt, not paid again",
+                         reservation=paid_by, sandbox=ctx.sandbox)
 
 
 @flow(name="render-wan", task_runner=ThreadPoolTaskRunner(max_workers=4))

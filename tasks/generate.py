@@ -20,7 +20,7 @@ from prefect.runtime import task_run
 
 from vidbatch.errors import (BudgetExceeded, Deferred, ProviderError, ProviderUnavailable, TransientProviderError,
                              VidbatchError)
-from vidbatch.ledger import ledger_row, new_reservation_id
+from vidbatch.ledger import Reservation, ledger_row, new_reservation_id
 from vidbatch.media import sha256_of
 from vidbatch.providers import NOT_CONFIGURED, ClipRequest, Journal
 from vidbatch.runs import ClipJob, fallback_job
@@ -40,9 +40,9 @@ class GeneratedClip:
     raw_uri: str
     seconds: float
     cost_usd: float
+    reservation: Reservation  # the ledger reservation that paid for it
     job_id: str | None = None
     note: str = ""
-    reservation_id: str = ""  # the ledger reservation that paid for it
     sandbox: bool = False
 
 
@@ -104,17 +104,17 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
     request = _request(job, workdir)
     resumed = ctx.in_flight.get(job.item_id)
     reservation_id, job_ids = resumed if resumed else (new_reservation_id(), ())
-    common = dict(run_id=ctx.run_id, night=ctx.night, item_id=job.item_id, campaign=job.campaign,
-                  fingerprint=job.fingerprint, provider=job.provider, model=job.model,
-                  est_cost_usd=job.est_cost_usd, reservation_id=reservation_id,
-                  attempt=task_run.run_count, sandbox=ctx.sandbox or provider.sandbox)
+    money = Reservation(run_id=ctx.run_id, night=ctx.night, item_id=job.item_id, campaign=job.campaign,
+                        fingerprint=job.fingerprint, provider=job.provider, model=job.model,
+                        est_cost_usd=job.est_cost_usd, reservation_id=reservation_id, attempt=task_run.run_count,
+                        sandbox=ctx.sandbox or provider.sandbox)
     # The gate first (the GPU, or a closed-route slot), then the money: a clip waiting its turn
     # holds no reservation, so a crash charges only what was running.
     with ctx.gate(job.provider):
         if not resumed:
             # One transaction checks the caps against every run's commitments and reserves, or refuses
             # (a cap, or another live run making this item): then the item waits for a later run.
-            refused = ctx.reserve(ledger_row(status="reserved", reason=note or "before generate", **common))
+            refused = ctx.reserve(money.reserved(note or "before generate"))
             if refused:
                 _defer(job, ctx, refused, BudgetExceeded)
 
@@ -122,11 +122,11 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
             ctx.forget_jobs(job.item_id)
             if ctx.allowance is not None:
                 ctx.allowance.settle(job.campaign, job.est_cost_usd, cost)
-            write_ledger_rows(ctx.root, [ledger_row(status=status, cost_usd=cost, reason=reason, **{**common, **extra})])
+            write_ledger_rows(ctx.root, [money.closed(status, cost, reason, **extra)])
 
         def on_job(job_id: str, what: str) -> None:
             ctx.remember_job(job.item_id, reservation_id, job_id)
-            write_ledger_rows(ctx.root, [ledger_row(status="submitted", job_id=job_id, reason=what, **common)])
+            write_ledger_rows(ctx.root, [money.submitted(job_id, what)])
 
         journal = Journal(job_ids=job_ids, on_job=on_job, before_submit=ctx.before_submit(job.provider))
         try:
@@ -157,7 +157,6 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
         close("failed", clip.cost_usd, f"generated but the raw clip could not be stored: {err}", job_id=clip.job_id)
         raise
     close("settled", clip.cost_usd, "; ".join(filter(None, [note, clip.detail])), seconds=clip.seconds,
-          asset_uri=raw_uri, sha256=sha256_of(clip.path), job_id=clip.job_id, sandbox=common["sandbox"] or clip.sandbox)
+          asset_uri=raw_uri, sha256=sha256_of(clip.path), job_id=clip.job_id, sandbox=money.sandbox or clip.sandbox)
     return GeneratedClip(job=job, path=clip.path, raw_uri=raw_uri, seconds=clip.seconds, cost_usd=clip.cost_usd,
-                         job_id=clip.job_id, note=note, reservation_id=reservation_id,
-                         sandbox=common["sandbox"] or clip.sandbox)
+                         job_id=clip.job_id, note=note, reservation=money, sandbox=money.sandbox or clip.sandbox)

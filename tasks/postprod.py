@@ -16,7 +16,6 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from vidbatch.errors import QAFailed
-from vidbatch.ledger import ledger_row
 from vidbatch.media import MediaInfo, contact_sheet, cut, detect_defects, probe, sha256_of
 from vidbatch.policy import Policy
 from vidbatch.qa import Expected, qa_failures, qa_summary
@@ -74,11 +73,9 @@ def _cut(clip: GeneratedClip) -> Path:
 
 
 def _qa_failed(clip: GeneratedClip, ctx: RunContext, verdict: str) -> None:
-    job = clip.job
-    write_ledger_rows(ctx.root, [ledger_row(
-        run_id=ctx.run_id, night=ctx.night, item_id=job.item_id, campaign=job.campaign, fingerprint=job.fingerprint,
-        provider=job.provider, model=job.model, status="qa_failed", reason=f"QA {verdict}",
-        reservation_id=clip.reservation_id, job_id=clip.job_id, asset_uri=clip.raw_uri, sandbox=clip.sandbox)])
+    """The QA gate rejected a settled clip: a `qa_failed` row on the reservation that paid for it."""
+    write_ledger_rows(ctx.root, [clip.reservation.qa_failed(f"QA {verdict}", job_id=clip.job_id,
+                                                            asset_uri=clip.raw_uri)])
 
 
 @task(name="finish-clip", task_run_name="finish {clip.job.item_id}", cache_policy=NO_CACHE)

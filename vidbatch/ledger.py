@@ -1,4 +1,7 @@
-"""The cost ledger: its schema, row builders, and what the rows mean. Pure: polars only.
+"""The cost ledger: its schema, what the rows mean, and every row's builder. Pure: polars only.
+
+Rows are built here (`Reservation` for a paid call's rows; `ledger_row`, `deferred_rows`,
+`rejected_rows` for items not attempted) and only `vidbatch.ledger_store` reads or writes them.
 
 The ledger is append-only. A paid or GPU call is bracketed by two rows sharing a reservation_id:
 `reserved` (estimate, written before the call) and exactly one of `settled` (the clip exists),
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
@@ -24,7 +27,7 @@ import polars as pl
 from vidbatch.planner import Committed
 
 __all__ = ["LEDGER_SCHEMA", "STATUSES", "CLOSING", "SPENT", "SETTLED_SCHEMA", "IN_FLIGHT_SCHEMA", "SPEND_COLUMNS",
-           "History", "Reservation", "ledger_row", "ledger_frame", "new_reservation_id"]
+           "History", "Reservation", "ledger_row", "deferred_rows", "rejected_rows", "ledger_frame", "new_reservation_id"]
 
 STATUSES = ("reserved", "submitted", "settled", "failed", "released", "deferred", "rejected", "qa_failed")
 CLOSING = ("settled", "failed", "released")
@@ -91,7 +94,7 @@ class Reservation:
     provider: str
     model: str
     est_cost_usd: float
-    reservation_id: str
+    reservation_id: str | None  # None only for a clip whose reservation is not known (made before the ledger kept it)
     attempt: int | None = None
     sandbox: bool = False
 
@@ -130,7 +133,8 @@ SPENT = ("settled", "failed")  # the rows whose cost_usd is money spent; open re
 # What planning needs of the ledger's past (LedgerStore.history): the settled clips of the catalog's
 # items and the open reservations with provider jobs, besides tonight's committed money.
 SETTLED_SCHEMA = {name: LEDGER_SCHEMA[name] for name in
-                  ("campaign", "item_id", "fingerprint", "run_id", "asset_uri", "cost_usd", "created_at", "job_id")}
+                  ("campaign", "item_id", "fingerprint", "run_id", "asset_uri", "cost_usd", "created_at", "job_id",
+                   "reservation_id")}
 IN_FLIGHT_SCHEMA = {**{name: LEDGER_SCHEMA[name] for name in
                        ("reservation_id", "campaign", "item_id", "fingerprint", "provider", "model", "est_cost_usd",
                         "run_id")}, "job_ids": pl.List(pl.String())}
@@ -148,3 +152,21 @@ class History:
     settled: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SETTLED_SCHEMA))
     in_flight: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=IN_FLIGHT_SCHEMA))
     committed: Committed = field(default_factory=Committed)
+
+
+def deferred_rows(plan: pl.DataFrame, *, run_id: str, night: str, sandbox: bool) -> list[dict]:
+    """`deferred` ledger rows for the plan's deferred items (planned ones get theirs when they run)."""
+    return [ledger_row(run_id=run_id, night=night, item_id=r["item_id"], campaign=r["campaign"],
+                       fingerprint=r["fingerprint"], provider=r["provider"], model=r["model"],
+                       status="deferred", reason=r["reason"], sandbox=sandbox)
+            for r in plan.filter(pl.col("status") == "deferred").iter_rows(named=True)]
+
+
+def rejected_rows(rejects: pl.DataFrame, *, run_id: str, night: str, campaign_of: Mapping[int, str],
+                       sandbox: bool) -> list[dict]:
+    """One `rejected` ledger row per rejected catalog row, all its problems in the reason."""
+    grouped = rejects.group_by("row", maintain_order=True).agg(
+        pl.col("item_id").first(), pl.format("{}: {}", "column", "reason").str.join("; ").alias("why"))
+    return [ledger_row(run_id=run_id, night=night, item_id=r["item_id"], campaign=campaign_of.get(r["row"]),
+                       status="rejected", reason=f"row {r['row']}: {r['why']}", sandbox=sandbox)
+            for r in grouped.iter_rows(named=True)]

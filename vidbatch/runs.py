@@ -17,13 +17,12 @@ from zoneinfo import ZoneInfo
 import polars as pl
 from pydantic import BaseModel, ConfigDict
 
-from vidbatch.ledger import History, ledger_row
+from vidbatch.ledger import History
 from vidbatch.planner import plan_catalog
 from vidbatch.policy import Policy
 from vidbatch.pricing import closed_size, wan_estimate_usd, wan_size
 
-__all__ = ["ClipJob", "night_of", "history_keys", "plan_run", "clip_jobs", "fallback_job", "plan_ledger_rows",
-           "reject_ledger_rows"]
+__all__ = ["ClipJob", "night_of", "history_keys", "plan_run", "clip_jobs", "fallback_job"]
 
 
 class ClipJob(BaseModel):
@@ -184,21 +183,3 @@ def fallback_job(job: ClipJob, policy: Policy, why: str) -> ClipJob | str:
     width, height = wan_size(route, model, job.resolution, job.aspect)
     return job.model_copy(update=dict(provider="wan", model=model, width=width, height=height, est_cost_usd=est,
                                       resume_reservation_id=None, resume_job_ids=()))
-
-
-def plan_ledger_rows(plan: pl.DataFrame, *, run_id: str, night: str, sandbox: bool) -> list[dict]:
-    """`deferred` ledger rows for the plan's deferred items (planned ones get theirs when they run)."""
-    return [ledger_row(run_id=run_id, night=night, item_id=r["item_id"], campaign=r["campaign"],
-                       fingerprint=r["fingerprint"], provider=r["provider"], model=r["model"],
-                       status="deferred", reason=r["reason"], sandbox=sandbox)
-            for r in plan.filter(pl.col("status") == "deferred").iter_rows(named=True)]
-
-
-def reject_ledger_rows(rejects: pl.DataFrame, *, run_id: str, night: str, campaign_of: Mapping[int, str],
-                       sandbox: bool) -> list[dict]:
-    """One `rejected` ledger row per rejected catalog row, all its problems in the reason."""
-    grouped = rejects.group_by("row", maintain_order=True).agg(
-        pl.col("item_id").first(), pl.format("{}: {}", "column", "reason").str.join("; ").alias("why"))
-    return [ledger_row(run_id=run_id, night=night, item_id=r["item_id"], campaign=campaign_of.get(r["row"]),
-                       status="rejected", reason=f"row {r['row']}: {r['why']}", sandbox=sandbox)
-            for r in grouped.iter_rows(named=True)]

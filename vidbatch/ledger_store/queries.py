@@ -26,7 +26,8 @@ _CREATE_WANTED = ("CREATE TEMPORARY TABLE IF NOT EXISTS wanted_items "
 # `wanted CROSS JOIN ledger_rows` keeps SQLite's planner on the item index (wanted rows outside,
 # ledger_rows looked up); PostgreSQL reads it as an inner join and plans it itself.
 _SETTLED = """
-SELECT l.campaign, l.item_id, l.fingerprint, l.run_id, l.asset_uri, l.cost_usd, l.created_at, l.job_id
+SELECT l.campaign, l.item_id, l.fingerprint, l.run_id, l.asset_uri, l.cost_usd, l.created_at, l.job_id,
+       l.reservation_id
 FROM wanted_items w CROSS JOIN ledger_rows l
 WHERE l.campaign = w.campaign AND l.item_id = w.item_id AND l.status = 'settled'
   AND NOT EXISTS (SELECT 1 FROM ledger_rows q WHERE q.reservation_id = l.reservation_id AND q.status = 'qa_failed')

@@ -27,7 +27,7 @@ from alembic.config import Config
 from sqlalchemy import and_, create_engine, delete, event, exists, func, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
-from vidbatch.ledger import CLOSING, LEDGER_SCHEMA, History, ledger_row
+from vidbatch.ledger import CLOSING, LEDGER_SCHEMA, History, Reservation
 from vidbatch.ledger_store import queries
 from vidbatch.ledger_store.schema import imports, ledger_rows, open_reservations, runs
 from vidbatch.planner import Committed
@@ -267,11 +267,8 @@ def _open_rows(conn: Connection, where) -> list[dict]:
 def _charge_estimates(conn: Connection, reserved: list[dict], run_id: str, reason: str) -> None:
     """Close open reservations as failed at their estimate, each under its own night."""
     if reserved:
-        _insert(conn, [ledger_row(
-            run_id=run_id, night=held["night"], item_id=held["item_id"], campaign=held["campaign"],
-            fingerprint=held["fingerprint"], provider=held["provider"], model=held["model"], status="failed",
-            est_cost_usd=held["est_cost_usd"], cost_usd=held["est_cost_usd"], reservation_id=held["reservation_id"],
-            attempt=held["attempt"], sandbox=held["sandbox"], reason=reason) for held in reserved])
+        _insert(conn, [Reservation.of_row(held).closed("failed", held["est_cost_usd"], reason, run_id=run_id)
+                       for held in reserved])
 
 
 def _committed(spent: dict[tuple[str, str], float]) -> Committed:
