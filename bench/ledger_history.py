@@ -7,12 +7,15 @@ catalog's), so planning finds every item done. For each H, each step its own pro
                reservations and tonight's money from the ledger database, plans, saves the plan
   run          `vidbatch run CATALOG --out ROOT` (ephemeral Prefect): the whole run of a catalog
                already made (start-up, plan, summary, report; nothing to make)
+  ledger       `vidbatch ledger --out ROOT`: the newest 40 nights by campaign and provider
+(plan and ledger: median of 3 processes; run: one)
   parts read   baseline, same run: reading the same history as the old ledger's Parquet parts
                (one part per 10 rows, as runs wrote them), which every run did two or three times
 Run: .venv/bin/python bench/ledger_history.py [H ...]   (default 10000 100000 1000000)
 """
 
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -76,8 +79,9 @@ def timed(command: list[str], cwd: Path) -> float:
 def main(sizes: list[int]) -> None:
     vidbatch = str(Path(sys.executable).parent / "vidbatch")
     policy = str(Path(__file__).resolve().parent.parent / "catalogs" / "demo-policy.toml")
-    print("| history rows | plan --out s | vs 10k | run (nothing to make) s | vs 10k | old Parquet parts read s |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    print("| history rows | plan --out s | vs first | run (nothing to make) s | vs first | ledger s | vs first | "
+          "old Parquet parts read s |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
     first: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -90,8 +94,9 @@ def main(sizes: list[int]) -> None:
             rows_frame = history(rows, made)
             ledger_for(open_root(str(out))).import_frame(rows_frame, f"bench-{rows}")
             saved = folder / f"plan-{rows}.parquet"
-            plan_s = timed([vidbatch, "plan", str(catalog), "--policy", policy, "--out", str(out), "--save", str(saved)],
-                           folder)
+            plan_s = statistics.median(timed([vidbatch, "plan", str(catalog), "--policy", policy, "--out", str(out),
+                                              "--save", str(saved)], folder) for _ in range(3))
+            ledger_s = statistics.median(timed([vidbatch, "ledger", "--out", str(out)], folder) for _ in range(3))
             done = pl.read_parquet(saved).filter(pl.col("status") == "done").height
             assert done == min(CATALOG_ITEMS, rows // 2), f"{done} items found done in the plan"
             run_s = timed([vidbatch, "run", str(catalog), "--policy", policy, "--out", str(out)], folder)
@@ -102,9 +107,10 @@ def main(sizes: list[int]) -> None:
             started = time.perf_counter()
             pl.read_parquet(sorted(parts.glob("part-*.parquet")), schema=LEDGER_SCHEMA)
             parts_s = time.perf_counter() - started
-            first = first or {"plan": plan_s, "run": run_s}
+            first = first or {"plan": plan_s, "run": run_s, "ledger": ledger_s}
             print(f"| {rows:,} | {plan_s:.2f} | {plan_s / first['plan']:.2f}× | {run_s:.2f} | "
-                  f"{run_s / first['run']:.2f}× | {parts_s:.2f} |", flush=True)
+                  f"{run_s / first['run']:.2f}× | {ledger_s:.2f} | {ledger_s / first['ledger']:.2f}× | {parts_s:.2f} |",
+                  flush=True)
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import polars as pl
 
-from vidbatch.ledger import LEDGER_SCHEMA, ledger_frame, ledger_row
+from vidbatch.ledger import ledger_frame, ledger_row
 from vidbatch.ledger_store import LedgerStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -31,9 +31,6 @@ WRITER = """
 import json, sys, time
 from vidbatch.ledger import ledger_row, new_reservation_id
 from vidbatch.ledger_store import LedgerStore
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from tests.postgres_cluster import new_database, postgres_binaries, throwaway_postgres  # noqa: E402
 from vidbatch.policy import Caps
 url, name, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
 caps = Caps(night_usd=1e9, campaign_usd=1e9, item_usd=10.0, timezone="UTC")

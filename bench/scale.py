@@ -9,7 +9,10 @@ Per size: wall time of the flow run (server's start/end), clips per minute, seco
 the growth of seconds per clip against the first size. Baseline, same run: the media work alone
 (render + cut + QA scan + contact sheet of one clip, called directly, no Prefect) per clip,
 divided by the cores; "orchestration" is what each clip costs beyond that.
-Run: .venv/bin/python bench/scale.py 100 1000 10000
+With `--before REV`, the same sizes also run on the code of git revision REV (built into a folder
+of its own and put first on the worker's PYTHONPATH, its own deployment file and policy), on a
+server of its own, after this tree's: per-clip before/after from the same run.
+Run: .venv/bin/python bench/scale.py 100 1000 10000 [--before REV]
 """
 
 import os
@@ -33,8 +36,8 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def policy(path: Path) -> Path:
-    text = (REPO / "catalogs" / "demo-policy.toml").read_text()
+def policy(path: Path, home: Path = REPO) -> Path:
+    text = (home / "catalogs" / "demo-policy.toml").read_text()
     text = text.replace("night_usd = 5.0", "night_usd = 100000.0").replace("campaign_usd = 3.0", "campaign_usd = 100000.0")
     path.write_text(text.replace('source = "tiny"\nsteps = 4', 'source = "testsrc"\nsteps = 4', 1))
     return path
@@ -61,17 +64,32 @@ def media_seconds_per_clip(work: Path, pol: Path, n: int = 20) -> float:
     return (time.perf_counter() - started) / n
 
 
-def main(sizes: list[int]) -> None:
-    work = Path(tempfile.mkdtemp(prefix="vidbatch-scale-"))
+def build_revision(rev: str, work: Path) -> tuple[Path, Path]:
+    """The tree of `rev` and a folder with it installed (not editable): (home, site)."""
+    home, site = work / f"src-{rev}", work / f"site-{rev}"
+    home.mkdir()
+    archive = subprocess.run(["git", "archive", rev], cwd=REPO, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(home)], input=archive, check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                    "--target", str(site), str(home)], check=True)
+    return home, site
+
+
+def run_sizes(label: str, sizes: list[int], work: Path, home: Path, site: Path | None,
+              media_per_core: float) -> dict[int, float]:
+    """One server and worker running `home`'s code; prints a row per size; seconds per clip by size."""
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
-    pol = policy(work / "policy.toml")
-    env = {**os.environ, "PREFECT_HOME": str(work / "prefect"), "PREFECT_API_URL": api,
+    pol = policy(work / f"policy-{label}.toml", home)
+    env = {**os.environ, "PREFECT_HOME": str(work / f"prefect-{label}"), "PREFECT_API_URL": api,
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING",
-           "VIDBATCH_HOME": str(REPO), "VIDBATCH_TIMEZONE": "UTC", "VIDBATCH_NIGHTLY_ACTIVE": "false",
+           "VIDBATCH_HOME": str(home), "VIDBATCH_TIMEZONE": "UTC", "VIDBATCH_NIGHTLY_ACTIVE": "false",
            "VIDBATCH_CATALOG": "unused", "VIDBATCH_OUT": "unused", "VIDBATCH_POLICY": str(pol)}
+    if site is not None:
+        env["PYTHONPATH"] = str(site)  # ahead of the editable install of this tree
     processes = [subprocess.Popen([BIN / "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                                   env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    per_clip = {}
     try:
         while True:
             try:
@@ -83,17 +101,12 @@ def main(sizes: list[int]) -> None:
             subprocess.run([BIN / "prefect", "work-pool", "create", pool, "--type", "process"], env=env,
                            check=True, capture_output=True)
         subprocess.run([BIN / "prefect", "--no-prompt", "deploy", "--prefect-file", "infra/prefect.yaml", "--all"],
-                       env=env, check=True, capture_output=True, cwd=REPO)
+                       env=env, check=True, capture_output=True, cwd=home)
         processes.append(subprocess.Popen([BIN / "prefect", "worker", "start", "--pool", "vidbatch"], env=env,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         os.environ.update(PREFECT_API_URL=api, PREFECT_HOME=env["PREFECT_HOME"])
         from prefect.deployments import run_deployment
 
-        media = media_seconds_per_clip(work / "media", pol) if (work / "media").mkdir() is None else 0.0
-        cores = os.cpu_count() or 1
-        print(f"media work alone: {media:.3f} s per clip ({media / cores:.3f} s per clip over {cores} cores)")
-        print("| clips | flow wall s | clips/min | s per clip | growth vs first | orchestration s per clip |")
-        print("|---|---|---|---|---|---|")
         first = None
         for n in sizes:
             catalog = work / f"catalog-{n}.parquet"
@@ -101,18 +114,39 @@ def main(sizes: list[int]) -> None:
                           "prompt": "a moving test pattern", "duration_s": 1.0, "aspect": "16:9",
                           "realism": "low"}).write_parquet(catalog)
             run = run_deployment("produce-catalog/adhoc", timeout=None, parameters={
-                "catalog": str(catalog), "out": str(work / f"out-{n}"), "policy_path": str(pol)})
+                "catalog": str(catalog), "out": str(work / f"out-{label}-{n}"), "policy_path": str(pol)})
             assert run.state.is_completed(), run.state
             wall = (run.end_time - run.start_time).total_seconds()
-            per_clip = wall / n
-            first = first or per_clip
-            print(f"| {n} | {wall:.1f} | {60 * n / wall:.0f} | {per_clip:.3f} | {per_clip / first:.2f} | "
-                  f"{per_clip - media / cores:.3f} |", flush=True)
+            per_clip[n] = wall / n
+            first = first or per_clip[n]
+            print(f"| {label} | {n} | {wall:.1f} | {60 * n / wall:.0f} | {per_clip[n]:.3f} | {per_clip[n] / first:.2f} | "
+                  f"{per_clip[n] - media_per_core:.3f} |", flush=True)
     finally:
         for process in reversed(processes):
             process.terminate()
             process.wait(timeout=60)
+    return per_clip
+
+
+def main(sizes: list[int], before: str | None) -> None:
+    work = Path(tempfile.mkdtemp(prefix="vidbatch-scale-"))
+    (work / "media").mkdir()
+    media = media_seconds_per_clip(work / "media", policy(work / "policy-media.toml"))
+    cores = os.cpu_count() or 1
+    print(f"media work alone: {media:.3f} s per clip ({media / cores:.3f} s per clip over {cores} cores)")
+    print("| code | clips | flow wall s | clips/min | s per clip | growth vs first | orchestration s per clip |")
+    print("|---|---|---|---|---|---|---|")
+    after = run_sizes("this tree", sizes, work, REPO, None, media / cores)
+    if before:
+        home, site = build_revision(before, work)
+        old = run_sizes(before, sizes, work, home, site, media / cores)
+        for n in sizes:
+            print(f"{n} clips: {after[n]:.3f} s per clip now, {old[n]:.3f} s at {before} "
+                  f"({after[n] / old[n]:.2f}×)")
 
 
 if __name__ == "__main__":
-    main([int(a) for a in sys.argv[1:]] or [100, 1000])
+    args = sys.argv[1:]
+    rev = args.pop(args.index("--before") + 1) if "--before" in args else None
+    sizes = [int(a) for a in args if a != "--before"]
+    main(sizes or [100, 1000], rev)

@@ -309,10 +309,13 @@ def ledger(ctx: typer.Context, out: OutOpt = "vidbatch-out", as_json: JsonOpt = 
     if table.height > SHOWN or len(nights) == SHOWN:
         older = " and older nights" if len(nights) == SHOWN else ""
         out_console.print(f"  … and {table.height - SHOWN:,} more rows{older} (all rows: --json)", highlight=False)
-    by_provider = store.spend(["provider"])
-    out_console.print(_table("all nights by provider", by_provider, by_provider.columns, LEDGER_HEADERS))
+    import polars as pl
+
+    span = f"{nights[-1]} to {nights[0]}" if len(nights) > 1 else nights[0]
+    by_provider = table.group_by("provider").agg(pl.exclude("night", "campaign").sum()).sort("provider")
+    out_console.print(_table(f"by provider, {span}", by_provider, by_provider.columns, LEDGER_HEADERS))
     out_console.print(f"total actual ${by_provider['actual_usd'].sum():.4f} "
-                      f"(estimated ${by_provider['est_usd'].sum():.4f})")
+                      f"(estimated ${by_provider['est_usd'].sum():.4f}), {span}", highlight=False)
 
 
 @ledger_app.command("export")
