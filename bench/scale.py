@@ -84,7 +84,8 @@ def run_sizes(label: str, sizes: list[int], work: Path, home: Path, site: Path |
     env = {**os.environ, "PREFECT_HOME": str(work / f"prefect-{label}"), "PREFECT_API_URL": api,
            "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_LOGGING_LEVEL": "WARNING",
            "VIDBATCH_HOME": str(home), "VIDBATCH_TIMEZONE": "UTC", "VIDBATCH_NIGHTLY_ACTIVE": "false",
-           "VIDBATCH_CATALOG": "unused", "VIDBATCH_OUT": "unused", "VIDBATCH_POLICY": str(pol)}
+           "VIDBATCH_CATALOG": "unused", "VIDBATCH_OUT": "unused", "VIDBATCH_POLICY": str(pol),
+           "VIDBATCH_LEDGER_URL": ""}  # deployed as the runs' ledger: empty, the SQLite file beside each root
     if site is not None:
         env["PYTHONPATH"] = str(site)  # ahead of the editable install of this tree
     processes = [subprocess.Popen([BIN / "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],

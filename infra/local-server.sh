@@ -19,6 +19,7 @@ export VIDBATCH_NIGHTLY_ACTIVE="${VIDBATCH_NIGHTLY_ACTIVE:-false}"   # true: rea
 export VIDBATCH_CATALOG="${VIDBATCH_CATALOG:-$PWD/catalogs/sample.parquet}"
 export VIDBATCH_OUT="${VIDBATCH_OUT:-$PWD/out/nightly}"
 export VIDBATCH_POLICY="${VIDBATCH_POLICY:-$PWD/catalogs/demo-policy.toml}"
+export VIDBATCH_LEDGER_URL="${VIDBATCH_LEDGER_URL:-}"   # every deployed run's ledger; empty: SQLite beside each local --out
 
 "$VENV/bin/prefect" server start --host 127.0.0.1 --port "${PORT:-4200}" &
 pids=($!)

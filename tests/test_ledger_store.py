@@ -261,3 +261,14 @@ def test_a_process_killed_inside_a_reservation_leaves_no_lock(ledger_url):
     ledger = LedgerStore(ledger_url)
     assert ledger.reserve(reservation("next", "y", 0.5), CAPS) is None  # the lock went with the process
     assert ledger.frame()["run_id"].to_list() == ["next"]  # nothing of the killed transaction
+
+
+def test_a_ledger_url_left_unrendered_by_prefect_deploy_is_refused(tmp_path, monkeypatch):
+    from vidbatch.errors import StorageError
+    from vidbatch.ledger_store import LEDGER_URL_ENV, ledger_url
+
+    monkeypatch.setenv(LEDGER_URL_ENV, "{{ $VIDBATCH_LEDGER_URL }}")
+    with pytest.raises(StorageError, match="unrendered template.*before `prefect deploy`"):
+        ledger_url(open_root(str(tmp_path / "out")))
+    monkeypatch.setenv(LEDGER_URL_ENV, "")  # deployed empty: the SQLite file beside a local root
+    assert ledger_url(open_root(str(tmp_path / "out"))).endswith("/out/ledger.db")

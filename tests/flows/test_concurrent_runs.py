@@ -14,15 +14,19 @@ from tests.conftest import REPO, ledger_of, policy_file, write_catalog
 ITEM_USD = 1.20
 
 
-def run_at_once(tmp_path, sandbox, catalogs: list[str], policy: str) -> list[subprocess.CompletedProcess]:
-    """`vidbatch run` on each catalog, all started together, each with its own ephemeral Prefect."""
+def run_at_once(tmp_path, sandbox, catalogs: list[str], policy: str, ledger: str | None = None,
+                own_roots: bool = False) -> list[subprocess.CompletedProcess]:
+    """`vidbatch run` on each catalog, all started together, each with its own ephemeral Prefect;
+    on one output root, or (`own_roots`) each on its own, as separate machines, sharing `ledger`."""
     procs = []
     for n, catalog in enumerate(catalogs):
+        out = tmp_path / (f"out-{n}" if own_roots else "out")
+        shared = ["--ledger", ledger] if ledger else []
         env = {**os.environ, "OPENAI_BASE_URL": sandbox.base_url, "OPENAI_API_KEY": sandbox.api_key,
                "PREFECT_HOME": str(tmp_path / f"prefect-{n}"), "PREFECT_API_URL": "",
                "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}  # four servers start on two cores
         procs.append(subprocess.Popen([sys.executable, "-m", "vidbatch.cli", "run", catalog, "--policy", policy,
-                                       "--out", str(tmp_path / "out")], env=env, cwd=REPO, text=True,
+                                       "--out", str(out), *shared], env=env, cwd=REPO, text=True,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE))
     done = []
     for proc in procs:
@@ -59,6 +63,26 @@ def test_runs_at_once_share_one_night_cap(tmp_path, sandbox, processes):
     refused = ledger.filter(pl.col("status") == "deferred")["reason"]
     assert refused.str.contains("night cap $6.00", literal=True).all()
     assert ledger.filter(pl.col("status") == "reserved")["run_id"].n_unique() >= 1
+
+
+def test_machines_with_their_own_roots_share_a_postgresql_ledgers_night_cap(tmp_path, sandbox, postgres_server):
+    from tests.postgres_cluster import new_database
+    from vidbatch.ledger_store import LedgerStore
+
+    url, cap = new_database(postgres_server), 6.00
+    policy = policy_file(tmp_path / "p.toml", night_usd=cap, campaign_usd=cap, global_limits=False)
+    catalogs = [write_catalog(tmp_path / f"c{n}.parquet",
+                              [{"realism": "high", "duration_s": 2.0, "prompt": f"machine {n} shot {i}",
+                                "item_id": f"m{n}-i{i}"} for i in range(5)], campaign=f"camp{n}") for n in range(2)]
+    results = run_at_once(tmp_path, sandbox, catalogs, policy, ledger=url, own_roots=True)
+    for r in results:
+        assert r.returncode == 0, f"exit {r.returncode}\n{r.stdout[-2000:]}\n{r.stderr[-4000:]}"
+    billed = sandbox.total_billed_usd()
+    assert billed <= cap + 1e-9 and billed == pytest.approx(5 * ITEM_USD)
+    assert max(creates_per_prompt(sandbox).values()) == 1
+    ledger = LedgerStore(url).frame()
+    assert round(ledger.filter(pl.col("status").is_in(["settled", "failed"]))["cost_usd"].sum(), 2) == round(billed, 2)
+    assert not any((tmp_path / f"out-{n}" / "ledger.db").exists() for n in range(2))  # the shared one only
 
 
 def test_the_same_catalog_twice_at_once_makes_each_item_once(tmp_path, sandbox):

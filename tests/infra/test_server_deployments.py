@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tests.conftest import REPO, DEMO_POLICY, ledger_of, write_catalog
+from tests.conftest import REPO, DEMO_POLICY, write_catalog
 
 PREFECT = str(Path(sys.executable).with_name("prefect"))
 
@@ -52,19 +52,31 @@ def server(tmp_path_factory):
         for pool in ("vidbatch", "vidbatch-gpu"):
             subprocess.run([PREFECT, "work-pool", "create", pool, "--type", "process"], env=env, check=True,
                            capture_output=True, cwd=REPO)
-        subprocess.run([PREFECT, "--no-prompt", "deploy", "--prefect-file", "infra/prefect.yaml", "--all"], env=env,
-                       check=True, capture_output=True, cwd=REPO)
+        # The team's ledger is named at deploy time only: workers learn it from the job variables.
+        ledger_url = f"sqlite:///{home / 'team-ledger.db'}"
+        subprocess.run([PREFECT, "--no-prompt", "deploy", "--prefect-file", "infra/prefect.yaml", "--all"],
+                       env={**env, "VIDBATCH_LEDGER_URL": ledger_url}, check=True, capture_output=True, cwd=REPO)
         started.append(subprocess.Popen([PREFECT, "worker", "start", "--pool", "vidbatch", "--limit", "4"], env=env,
                                         stdout=open(logs / "worker.log", "w"), stderr=subprocess.STDOUT, cwd=home))
         for n in range(2):  # two "GPU boxes", one batch at a time each
             started.append(subprocess.Popen([PREFECT, "worker", "start", "--pool", "vidbatch-gpu", "--limit", "1",
                                              "--name", f"gpu-{n}"], env=env, cwd=home,
                                             stdout=open(logs / f"gpu-{n}.log", "w"), stderr=subprocess.STDOUT))
-        yield {"api": api, "home": home, "env": env, "logs": logs}
+        yield {"api": api, "home": home, "env": env, "logs": logs, "ledger_url": ledger_url}
     finally:
         for process in reversed(started):
             process.terminate()
             process.wait(timeout=30)
+
+
+def team_ledger(server, **equal) -> pl.DataFrame:
+    """The rows of the deployments' shared ledger whose columns equal `equal` (e.g. run_id=...)."""
+    from vidbatch.ledger_store import LedgerStore
+
+    rows = LedgerStore(server["ledger_url"]).frame()
+    for column, value in equal.items():
+        rows = rows.filter(pl.col(column) == value)
+    return rows
 
 
 def client(server):
@@ -103,6 +115,10 @@ def test_deployments_carry_the_schedule_time_zone_parameters_and_no_overlap(serv
     assert nightly.concurrency_options.collision_strategy.value == "ENQUEUE"
     assert nightly.global_concurrency_limit.limit == 1
     assert adhoc.work_pool_name == nightly.work_pool_name == "vidbatch"
+    with client(server) as api:
+        gpu = api.read_deployment_by_name("render-wan/gpu")
+    for deployment in (nightly, adhoc, gpu):
+        assert deployment.job_variables["env"]["VIDBATCH_LEDGER_URL"] == server["ledger_url"]
 
 
 def test_nightly_run_on_a_worker_retries_transient_faults_and_attaches_artifacts(server):
@@ -127,7 +143,8 @@ def test_nightly_run_on_a_worker_retries_transient_faults_and_attaches_artifacts
     assert all(histories[name][-1] == "Completed" for name in generate)
     assert {"campaign-report", "clips", "report-link", "run-summary"} <= {a.key for a in artifacts}
 
-    ledger = ledger_of(server["env"]["VIDBATCH_OUT"])
+    assert not (Path(server["env"]["VIDBATCH_OUT"]) / "ledger.db").exists()  # the deployment's ledger, not one beside
+    ledger = team_ledger(server, run_id=str(run.id))
     made_by = ledger.filter((pl.col("status") == "settled") & (pl.col("provider") == "wan"))["reason"]
     pids = set(made_by.str.extract(r" on \S+:(\d+)").to_list())
     assert pids == {run.infrastructure_pid.rsplit(":", 1)[-1]} and str(os.getpid()) not in pids
@@ -181,17 +198,17 @@ def _gpu_policy(path: Path) -> str:
     return str(path)
 
 
-def _kill_a_batch_mid_clip(api, out: Path, deadline: float) -> int:
+def _kill_a_batch_mid_clip(api, server, deadline: float) -> int:
     """SIGKILL a GPU batch's process once it has settled one clip and reserved the next."""
     import signal
 
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter
 
     while time.monotonic() < deadline:
-        ledger = ledger_of(out) if (out / "ledger.db").exists() else None
+        ledger = team_ledger(server, campaign="gpu")
         runs = api.read_flow_runs(deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["gpu"])))
         for run in runs:
-            if ledger is None or not run.state.is_running() or not run.infrastructure_pid:
+            if not run.state.is_running() or not run.infrastructure_pid:
                 continue
             pid = run.infrastructure_pid.rsplit(":", 1)[-1]
             mine = ledger.filter(pl.col("reason").str.contains(f":{pid} ", literal=True)
@@ -220,7 +237,7 @@ def test_wan_batches_run_on_gpu_workers_load_once_and_survive_a_dead_worker(serv
             "catalog": catalog, "out": str(out), "policy_path": _gpu_policy(tmp_path / "gpu.toml")})
     deadline = time.monotonic() + 400
     with client(server) as api:
-        killed = _kill_a_batch_mid_clip(api, out, deadline)
+        killed = _kill_a_batch_mid_clip(api, server, deadline)
         while not api.read_flow_run(orchestrator.id).state.is_final():
             assert time.monotonic() < deadline
             time.sleep(1)
@@ -231,7 +248,7 @@ def test_wan_batches_run_on_gpu_workers_load_once_and_survive_a_dead_worker(serv
     assert sorted(states.values()).count("Crashed") == 1, states
     assert any(key.endswith("-a2") and name == "Completed" for key, name in states.items()), states
 
-    ledger = ledger_of(out)
+    ledger = team_ledger(server, campaign="gpu")
     settled = ledger.filter(pl.col("status") == "settled")
     assert sorted(settled["item_id"]) == [f"g{n}" for n in range(5)]  # one clip each: nothing made twice
     assert all("(model loads in this process: 1)" in r for r in settled["reason"])  # once per batch process
@@ -242,4 +259,6 @@ def test_wan_batches_run_on_gpu_workers_load_once_and_survive_a_dead_worker(serv
     reserved = ledger.filter(pl.col("status") == "reserved")
     closing = ledger.filter(pl.col("status").is_in(["settled", "failed", "released"]))
     assert sorted(reserved["reservation_id"]) == sorted(closing["reservation_id"])  # every bracket closed
+    spent = closing.filter(pl.col("status").is_in(["settled", "failed"]))["cost_usd"].sum()
+    assert spent <= 3.0 + 1e-9  # the demo policy's campaign cap, the crashed clip's charge included
     assert all((out / "assets" / "gpu" / f"g{n}.mp4").exists() for n in range(5))

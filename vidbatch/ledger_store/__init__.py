@@ -29,6 +29,9 @@ _LOCK = threading.Lock()
 def ledger_url(root: OutputRoot, url: str | None = None) -> str:
     """The ledger URL for `root`: `url`, else $VIDBATCH_LEDGER_URL, else SQLite beside a local root."""
     url = url or os.environ.get(LEDGER_URL_ENV)
+    if url and "{{" in url:  # prefect deploy leaves a placeholder whose variable was not set
+        raise StorageError(f"{LEDGER_URL_ENV} is an unrendered template ({url}): set {LEDGER_URL_ENV} (empty for "
+                           "the SQLite file beside a local output root) before `prefect deploy`, then deploy again")
     if url:
         return url
     if isinstance(root, LocalRoot):

@@ -21,12 +21,13 @@ __all__ = ["export_nights", "read_ledger_parquet"]
 
 
 def export_nights(store: LedgerStore, dest: str) -> dict[str, int]:
-    """Write the whole ledger under `dest`, one Parquet file per night; rows per night."""
-    rows = store.frame()
+    """Write the whole ledger under `dest`, one Parquet file per night, a night at a time (memory
+    stays one night's); rows per night."""
     root = open_root(dest)
     written = {}
-    for (night,), frame in rows.partition_by("night", as_dict=True, include_key=False).items():
-        root.write_parquet(frame, f"night={night or 'none'}/ledger.parquet")
+    for night in store.nights():
+        frame = store.frame(night=night).drop("night")
+        root.write_parquet(frame, f"night={night}/ledger.parquet")
         written[night] = frame.height
     return written
 
@@ -49,6 +50,8 @@ def read_ledger_parquet(path: str) -> pl.DataFrame:
             raise StorageError(f"{file} is not a vidbatch ledger: it lacks column(s) {', '.join(missing)}")
         if "night" not in frame.columns:  # exported per night: the night is in the folder name
             night = next((p.split("=", 1)[1] for p in file.parts if p.startswith("night=")), None)
+            if night is None:
+                raise StorageError(f"{file} has no night column and is not under a night=YYYY-MM-DD folder")
             frame = frame.with_columns(pl.lit(night, pl.String).alias("night"))
         frames.append(frame.select(list(LEDGER_SCHEMA)).cast(LEDGER_SCHEMA))
     return pl.concat(frames)

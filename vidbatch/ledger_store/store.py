@@ -226,8 +226,8 @@ class LedgerStore:
         with self.engine.connect() as conn:
             return queries.spend(conn, keys, run_id=run_id, nights=nights)
 
-    def nights(self, newest: int) -> list[str]:
-        """The `newest` nights that have rows, newest first."""
+    def nights(self, newest: int | None = None) -> list[str]:
+        """The nights that have rows (the `newest` ones, or all), newest first."""
         with self.engine.connect() as conn:
             return list(conn.scalars(select(ledger_rows.c.night).where(ledger_rows.c.night.is_not(None))
                                      .group_by(ledger_rows.c.night).order_by(ledger_rows.c.night.desc())
