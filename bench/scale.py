@@ -16,6 +16,7 @@ Run: .venv/bin/python bench/scale.py 100 1000 10000 [--before REV]
 """
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -72,6 +73,9 @@ def build_revision(rev: str, work: Path) -> tuple[Path, Path]:
     subprocess.run(["tar", "-x", "-C", str(home)], input=archive, check=True)
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
                     "--target", str(site), str(home)], check=True)
+    # Flow runs start in `home`: its own vidbatch/ folder (without the flows/tasks/providers the
+    # install puts inside) would shadow the installed package and mix in this tree's modules.
+    shutil.rmtree(home / "vidbatch")
     return home, site
 
 
@@ -105,8 +109,8 @@ def run_sizes(label: str, sizes: list[int], work: Path, home: Path, site: Path |
                        env=env, check=True, capture_output=True, cwd=home)
         processes.append(subprocess.Popen([BIN / "prefect", "worker", "start", "--pool", "vidbatch"], env=env,
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        os.environ.update(PREFECT_API_URL=api, PREFECT_HOME=env["PREFECT_HOME"])
         from prefect.deployments import run_deployment
+        from prefect.settings import PREFECT_API_URL, temporary_settings
 
         first = None
         for n in sizes:
@@ -114,8 +118,9 @@ def run_sizes(label: str, sizes: list[int], work: Path, home: Path, site: Path |
             pl.DataFrame({"item_id": [f"c{i}" for i in range(n)], "campaign": "scale",
                           "prompt": "a moving test pattern", "duration_s": 1.0, "aspect": "16:9",
                           "realism": "low"}).write_parquet(catalog)
-            run = run_deployment("produce-catalog/adhoc", timeout=None, parameters={
-                "catalog": str(catalog), "out": str(work / f"out-{label}-{n}"), "policy_path": str(pol)})
+            with temporary_settings({PREFECT_API_URL: api}):  # this variant's server, not the last one's
+                run = run_deployment("produce-catalog/adhoc", timeout=None, parameters={
+                    "catalog": str(catalog), "out": str(work / f"out-{label}-{n}"), "policy_path": str(pol)})
             assert run.state.is_completed(), run.state
             wall = (run.end_time - run.start_time).total_seconds()
             per_clip[n] = wall / n

@@ -19,7 +19,7 @@ from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from vidbatch.ledger import deferred_rows, rejected_rows
-from vidbatch.ledger_store import ledger_for
+from vidbatch.ledger_store import ledger_for, use_policy_ledger
 from vidbatch.planner import PLAN_COLUMNS
 from vidbatch.policy import Policy, load_policy
 from vidbatch.providers import registry
@@ -57,6 +57,7 @@ def produce_catalog(catalog: str, out: str = "vidbatch-out", policy_path: str | 
     `sandbox`: the closed route talks to a loopback Videos API server (no money; rows marked);
     `sandbox_faults` injects its failures for a rehearsal (e.g. {"rate_limit_next": 3})."""
     policy = load_policy(policy_path)
+    use_policy_ledger(policy.ledger.url)  # below --ledger / $VIDBATCH_LEDGER_URL
     run_id = flow_run.get_id() or uuid.uuid4().hex
     with run_providers(policy, sandbox, sandbox_latency_s, sandbox_faults) as providers, \
             ledger_for(open_root(out)).running(run_id):  # other runs see this one alive

@@ -22,6 +22,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from vidbatch.budget import LiveBudget
 from vidbatch.ledger import Reservation
 from vidbatch.planner import Committed
+from vidbatch.ledger_store import use_policy_ledger
 from vidbatch.policy import load_policy
 from vidbatch.providers import registry
 from vidbatch.runs import ClipJob
@@ -57,6 +58,7 @@ def render_wan(jobs: list[dict], out: str, run_id: str, night: str, batch: str, 
     """Render a batch of Wan clips on this worker; returns how many finished."""
     log = get_run_logger()
     policy = load_policy(policy_path)
+    use_policy_ledger(policy.ledger.url)  # below --ledger / $VIDBATCH_LEDGER_URL
     root = open_root(out)
     clips = [ClipJob.model_validate(j) for j in jobs]
     keys = pl.DataFrame([{"campaign": j.campaign, "item_id": j.item_id} for j in clips],

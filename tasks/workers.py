@@ -15,7 +15,6 @@ import hashlib
 import time
 from collections.abc import Callable
 
-import polars as pl
 
 from vidbatch.ledger_store import ledger_for
 from vidbatch.runs import ClipJob

@@ -192,3 +192,31 @@ def test_ledger_exports_by_night_and_imports_once(tmp_path):
     pl.DataFrame({"item_id": ["x"]}).write_parquet(wrong)
     refused = CliRunner().invoke(app, ["ledger", "import", str(wrong), "--out", fresh])
     assert refused.exit_code == 2 and "is not a vidbatch ledger" in refused.output
+
+
+def test_the_policys_ledger_is_the_one_plan_and_ledger_read(tmp_path):
+    from vidbatch.catalog import validate_catalog, with_fingerprints
+    from vidbatch.ledger import Reservation
+    from vidbatch.ledger_store import LedgerStore
+    from vidbatch.storage import read_catalog
+
+    team = f"sqlite:///{tmp_path / 'team.db'}"
+    policy = tmp_path / "p.toml"
+    policy.write_text(DEMO_POLICY.read_text() + f'\n[ledger]\nurl = "{team}"\n')
+    catalog = write_catalog(tmp_path / "c.parquet", [{}, {}])
+    made = with_fingerprints(validate_catalog(read_catalog(catalog))[0]).row(0, named=True)
+    paid = Reservation(run_id="earlier", night="2026-11-01", item_id=made["item_id"], campaign=made["campaign"],
+                       fingerprint=made["fingerprint"], provider="wan", model="m", est_cost_usd=0.1,
+                       reservation_id="r1")
+    LedgerStore(team).append([paid.reserved("before generate"), paid.closed("settled", 0.08, "")])
+    plan = vidbatch("plan", catalog, "--policy", str(policy), "--out", str(tmp_path / "out"), "--json")
+    assert plan.returncode == 0, plan.stderr
+    status = {json.loads(line)["item_id"]: json.loads(line)["status"] for line in plan.stdout.splitlines()}
+    assert status == {"i0": "done", "i1": "planned"}  # i0 was settled in the policy's ledger
+    shown = vidbatch("ledger", "--out", str(tmp_path / "out"), "--policy", str(policy))
+    assert shown.returncode == 0 and "2026-11-01" in shown.stdout
+    assert not (tmp_path / "out" / "ledger.db").exists()
+
+    policy.write_text(DEMO_POLICY.read_text() + '\n[ledger]\nurl = "postgresql+psycopg://vidbatch:s3cret@db/ledger"\n')
+    refused = vidbatch("plan", catalog, "--policy", str(policy))
+    assert refused.returncode == 2 and "holds a password" in refused.stderr and "s3cret" not in refused.stderr

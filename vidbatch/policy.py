@@ -9,12 +9,13 @@ from __future__ import annotations
 import tomllib
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, model_validator
 
 from vidbatch.errors import PolicyError
 
-__all__ = ["Policy", "Caps", "Routing", "WanRoute", "WanModel", "ClosedRoute", "QA", "Stitch", "load_policy",
+__all__ = ["Policy", "Caps", "Routing", "WanRoute", "WanModel", "ClosedRoute", "QA", "Stitch", "LedgerSettings", "load_policy",
            "default_policy"]
 
 Realism = Literal["low", "medium", "high"]
@@ -155,6 +156,21 @@ class Stitch(_Strict):
                                     "the highest among its scenes")
 
 
+class LedgerSettings(_Strict):
+    """Where the ledger lives when neither --ledger nor $VIDBATCH_LEDGER_URL says (see vidbatch.ledger_store)."""
+
+    url: str | None = Field(None, description="SQLAlchemy URL shared by every run of this policy, e.g. "
+                            "postgresql+psycopg://vidbatch@db.example.com/vidbatch; the password comes "
+                            "from PGPASSWORD or ~/.pgpass, never from the policy")
+
+    @model_validator(mode="after")
+    def _no_secret(self) -> "LedgerSettings":
+        if self.url and urlsplit(self.url).password:
+            raise ValueError("the ledger URL holds a password: remove it and give it in PGPASSWORD or ~/.pgpass "
+                             "(a policy file is not a place for secrets)")
+        return self
+
+
 class Policy(_Strict):
     caps: Caps
     routing: Routing = Routing()
@@ -162,6 +178,7 @@ class Policy(_Strict):
     closed: ClosedRoute
     qa: QA = QA()
     stitch: Stitch = Stitch()
+    ledger: LedgerSettings = LedgerSettings()
 
 
 def _parse(text: str, origin: str) -> Policy:

@@ -1,8 +1,9 @@
 """The cost ledger as a database: the one owner of money (see `store.py`).
 
 `ledger_for(root)` opens the ledger of an output root, once per process and URL:
-  1. the URL given (`--ledger`), else `$VIDBATCH_LEDGER_URL`, else for a local root a SQLite
-     file beside it (`<root>/ledger.db`); an `s3://` root needs a shared URL (StorageError);
+  1. the URL given (`--ledger`), else `$VIDBATCH_LEDGER_URL`, else the policy's `[ledger] url`
+     (`use_policy_ledger`), else for a local root a SQLite file beside it (`<root>/ledger.db`);
+     an `s3://` root needs a shared URL (StorageError);
   2. the schema is migrated to the newest revision (Alembic);
   3. the root's Parquet ledger from before (`<root>/ledger/part-*.parquet`) is imported once,
      the parts left in place.
@@ -18,17 +19,18 @@ from vidbatch.ledger import LEDGER_SCHEMA
 from vidbatch.ledger_store.store import DEAD_AFTER_S, HEARTBEAT_S, LedgerStore
 from vidbatch.storage import LocalRoot, OutputRoot
 
-__all__ = ["LedgerStore", "ledger_for", "ledger_url", "HEARTBEAT_S", "DEAD_AFTER_S", "LEDGER_URL_ENV"]
+__all__ = ["LedgerStore", "ledger_for", "ledger_url", "use_policy_ledger", "HEARTBEAT_S", "DEAD_AFTER_S", "LEDGER_URL_ENV"]
 
 LEDGER_URL_ENV = "VIDBATCH_LEDGER_URL"
 PARQUET_PREFIX = "ledger"  # where output roots kept their ledger before it became a database
 _STORES: dict[str, LedgerStore] = {}
+_POLICY_URL: dict[str, str] = {}  # the running policy's [ledger] url, below --ledger and the environment
 _LOCK = threading.Lock()
 
 
 def ledger_url(root: OutputRoot, url: str | None = None) -> str:
     """The ledger URL for `root`: `url`, else $VIDBATCH_LEDGER_URL, else SQLite beside a local root."""
-    url = url or os.environ.get(LEDGER_URL_ENV)
+    url = url or os.environ.get(LEDGER_URL_ENV) or _POLICY_URL.get("url")
     if url and "{{" in url:  # prefect deploy leaves a placeholder whose variable was not set
         raise StorageError(f"{LEDGER_URL_ENV} is an unrendered template ({url}): set {LEDGER_URL_ENV} (empty for "
                            "the SQLite file beside a local output root) before `prefect deploy`, then deploy again")
@@ -40,6 +42,15 @@ def ledger_url(root: OutputRoot, url: str | None = None) -> str:
     raise StorageError(f"output root {root.uri} is not a local folder, so its ledger must be a database every "
                        f"machine reaches: set {LEDGER_URL_ENV} (or --ledger), e.g. "
                        "postgresql+psycopg://vidbatch@db.example.com/vidbatch")
+
+
+def use_policy_ledger(url: str | None) -> None:
+    """Adopt a policy's `[ledger] url` for this process: used where neither --ledger nor
+    $VIDBATCH_LEDGER_URL names a ledger."""
+    if url:
+        _POLICY_URL["url"] = url
+    else:
+        _POLICY_URL.pop("url", None)
 
 
 def ledger_for(root: OutputRoot, url: str | None = None) -> LedgerStore:

@@ -1,66 +1,22 @@
-"""The `vidbatch` command line: plan, run, ledger, and the Videos API sandbox."""
+"""The `vidbatch` command line: plan, run, ledger (cli/ledger.py), and the Videos API sandbox."""
 
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
+from vidbatch.cli.common import (SHOWN, JsonOpt, LedgerOpt, OutOpt, PolicyOpt, SandboxOpt, err_console, fail,
+                                 ledger_store, ndjson, out_console, table)
+from vidbatch.cli.ledger import ledger_app
 from vidbatch.errors import CatalogError, PolicyError, StorageError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Turn Parquet catalogs of video prompts into clips and a cost ledger.")
-out_console = Console()
-err_console = Console(stderr=True)
-
-PolicyOpt = Annotated[Optional[Path], typer.Option("--policy", help="policy TOML (default: the shipped one)")]
-OutOpt = Annotated[str, typer.Option("--out", help="output root: a folder or s3://bucket/prefix")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output, one JSON object per line")]
-LedgerOpt = Annotated[Optional[str], typer.Option(
-    "--ledger", help="ledger database URL (default: $VIDBATCH_LEDGER_URL, else SQLite beside a local --out)")]
-SandboxOpt = Annotated[bool, typer.Option("--sandbox", help="closed route on a loopback Videos API server: "
-                                          "no money spent, ledger rows marked sandbox")]
-
-
-def _fail(message: str, code: int) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-def _cell(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:,.4f}"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    return str(value)
-
-
-def _table(title: str, frame, columns: list[str], headers: dict[str, str] | None = None) -> Table:
-    """A rich table of a few rows: free text wraps; ids, dates and numbers keep their full width."""
-    table = Table(title=title, show_lines=False)
-    rows = [[_cell(v) for v in row] for row in frame.select(columns).iter_rows()]
-    for index, column in enumerate(columns):
-        free_text = column.startswith(("reason", "first items"))
-        widest = max((len(row[index]) for row in rows), default=0)
-        table.add_column((headers or {}).get(column, column), overflow="fold",
-                         min_width=None if free_text else min(widest, 24))
-    for row in rows:
-        table.add_row(*row)
-    return table
-
-
-LEDGER_HEADERS = {"failed_calls": "failed", "est_usd": "est $", "actual_usd": "actual $"}
-SHOWN = 40  # rows of any table a person reads at the terminal; the rest is in a file or --json
-
-
+app.add_typer(ledger_app, name="ledger")
 @app.command()
 def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], typer.Option(
              "--out", help="output root whose ledger counts (settled items, spend tonight)")] = None,
@@ -78,6 +34,7 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
 
     from vidbatch.catalog import validate_catalog, with_fingerprints
     from vidbatch.ledger import History
+    from vidbatch.ledger_store import use_policy_ledger
     from vidbatch.policy import load_policy
     from vidbatch.providers import registry
     from vidbatch.runs import history_keys, night_of, plan_run
@@ -86,48 +43,31 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
 
     try:
         pol = load_policy(policy)
+        use_policy_ledger(pol.ledger.url)
         valid, rejects = validate_catalog(read_catalog(catalog))
         root = open_root(out) if out else None
         moment = datetime.now(timezone.utc)
         night = night_of(moment, pol.caps.timezone)
         valid = with_fingerprints(valid)
-        store = _ledger_store(root, ledger_url)
+        store = ledger_store(root, ledger_url)
         history = store.history(history_keys(valid), night) if store else History()
     except (CatalogError, PolicyError, StorageError) as err:
-        _fail(str(err), 2)
+        fail(str(err), 2)
     with run_providers(pol, sandbox) as providers:
         unavailable = registry.unavailable(providers)
     result = plan_run(valid, pol, history, unavailable)
     columns = ["item_id", "provider", "model", "est_cost_usd", "status", "reason"]
     if as_json:
-        _ndjson(result.select(columns))
-        _ndjson(rejects.select(pl.lit("rejected").alias("status"), pl.all()))
+        ndjson(result.select(columns))
+        ndjson(rejects.select(pl.lit("rejected").alias("status"), pl.all()))
         return
     everything = pl.concat([result.select("row", "campaign", *columns),
                             rejects.select(pl.lit("rejected").alias("status"), pl.all())], how="diagonal_relaxed")
     try:
         saved = _save_plan(everything, save, root, f"plans/plan-{moment:%Y%m%dT%H%M%SZ}.parquet")
     except StorageError as err:
-        _fail(str(err), 2)
+        fail(str(err), 2)
     _print_plan(catalog, night, result, rejects, saved)
-
-
-def _ledger_store(root, url: str | None):
-    """`root`'s ledger store, or None when there is no root (or a local one not made yet) and no URL."""
-    from vidbatch.ledger_store import LEDGER_URL_ENV, ledger_for
-    from vidbatch.storage import LocalRoot
-
-    if not (url or os.environ.get(LEDGER_URL_ENV)) and (
-            root is None or (isinstance(root, LocalRoot) and not root.path.exists())):
-        return None
-    return ledger_for(root, url)
-
-
-def _ndjson(frame) -> None:
-    """Rows as NDJSON on standard output, written by polars (no Python object per row)."""
-    sys.stdout.flush()
-    frame.write_ndjson(sys.stdout.buffer)
-    sys.stdout.buffer.flush()
 
 
 def _save_plan(frame, save: str | None, root, key: str) -> str:
@@ -150,7 +90,7 @@ def _print_plan(catalog: str, night: str, result, rejects, saved: str) -> None:
 
     groups = plan_groups(result)
     title = f"plan for {catalog} (night {night}): {result.height:,} items by campaign, route and status"
-    out_console.print(_table(title, groups.head(SHOWN), groups.columns), soft_wrap=True)
+    out_console.print(table(title, groups.head(SHOWN), groups.columns), soft_wrap=True)
     if groups.height > SHOWN:
         out_console.print(f"  … and {groups.height - SHOWN:,} more groups (all rows: {saved})", highlight=False)
     status = pl.col("status")
@@ -160,7 +100,7 @@ def _print_plan(catalog: str, night: str, result, rejects, saved: str) -> None:
                       f"{totals['deferred']:,} deferred; {result.filter(status == 'done').height:,} already done; "
                       f"{totals['rejected']:,} rejected rows", highlight=False)
     if look.height:
-        out_console.print(_table("deferred and rejected, by reason", look, look.columns), soft_wrap=True)
+        out_console.print(table("deferred and rejected, by reason", look, look.columns), soft_wrap=True)
         more = totals["deferred"] + totals["rejected"] - look["items"].sum()
         if more:
             out_console.print(f"  … and {more:,} more deferred or rejected for other reasons", highlight=False)
@@ -180,7 +120,7 @@ def run(catalog: str, policy: PolicyOpt = None, out: OutOpt = "vidbatch-out",
     """Produce a catalog: generate, trim and store clips, and write the ledger."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     if ledger_url and submit:
-        _fail("--ledger applies to a run here; a submitted run opens the ledger its worker is given: set "
+        fail("--ledger applies to a run here; a submitted run opens the ledger its worker is given: set "
               "VIDBATCH_LEDGER_URL in the work pool's (or deployment's) job variables", 2)
     if ledger_url:  # the flow run in this process opens this ledger
         from vidbatch.ledger_store import LEDGER_URL_ENV
@@ -209,7 +149,7 @@ def run(catalog: str, policy: PolicyOpt = None, out: OutOpt = "vidbatch-out",
             summary = produce_catalog(catalog=catalog, out=out, policy_path=str(policy) if policy else None,
                                       campaign=campaign, sandbox=sandbox, sandbox_latency_s=sandbox_latency)
     except (CatalogError, PolicyError, StorageError) as err:
-        _fail(str(err), 2)
+        fail(str(err), 2)
     finally:
         LISTENERS.remove(listen)
     from vidbatch.flows.records import wait_until_recorded
@@ -231,12 +171,12 @@ def _submit(deployment: str, wait: bool, **parameters) -> None:
     from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
 
     if not PREFECT_API_URL.value():
-        _fail("--submit needs a Prefect server: set PREFECT_API_URL (see README, Operating)", 2)
+        fail("--submit needs a Prefect server: set PREFECT_API_URL (see README, Operating)", 2)
     try:
         run = run_deployment(deployment, parameters={k: v for k, v in parameters.items() if v is not None},
                              timeout=None if wait else 0)
     except Exception as err:  # prefect raises several types: name the deployment and the cause
-        _fail(f"cannot submit to {deployment} at {PREFECT_API_URL.value()}: {type(err).__name__}: {err}", 2)
+        fail(f"cannot submit to {deployment} at {PREFECT_API_URL.value()}: {type(err).__name__}: {err}", 2)
     ui = PREFECT_UI_URL.value()
     out_console.print(f"submitted flow run {run.name} ({run.id}) of {deployment}: {run.state.name}"
                       + (f"\n  {ui}/runs/flow-run/{run.id}" if ui else ""), highlight=False, soft_wrap=True)
@@ -278,79 +218,6 @@ def _print_summary(summary: dict) -> None:
         raise typer.Exit(1)
 
 
-ledger_app = typer.Typer(help="The cost ledger: spend by night (default), export as Parquet, import Parquet.")
-app.add_typer(ledger_app, name="ledger")
-
-
-@ledger_app.callback(invoke_without_command=True)
-def ledger(ctx: typer.Context, out: OutOpt = "vidbatch-out", as_json: JsonOpt = False,
-           ledger_url: LedgerOpt = None) -> None:
-    """Spend by night, campaign and provider: estimated vs actual (newest nights first)."""
-    if ctx.invoked_subcommand:
-        return
-    from vidbatch.storage import open_root
-
-    try:
-        store = _ledger_store(open_root(out), ledger_url)
-    except StorageError as err:
-        _fail(str(err), 2)
-    if as_json:
-        if store is not None:
-            _ndjson(store.spend(["night", "campaign", "provider"]))
-        return
-    nights = store.nights(SHOWN) if store is not None else []
-    if not nights:
-        out_console.print(f"no spend recorded under {out}")
-        return
-    # The newest nights' groups only: what the terminal shows costs the same with a year of history.
-    table = store.spend(["night", "campaign", "provider"], nights=nights).sort(
-        "night", "campaign", "provider", descending=[True, False, False])
-    out_console.print(_table(f"ledger {out}", table.head(SHOWN), table.columns, LEDGER_HEADERS), soft_wrap=True)
-    if table.height > SHOWN or len(nights) == SHOWN:
-        older = " and older nights" if len(nights) == SHOWN else ""
-        out_console.print(f"  … and {table.height - SHOWN:,} more rows{older} (all rows: --json)", highlight=False)
-    import polars as pl
-
-    span = f"{nights[-1]} to {nights[0]}" if len(nights) > 1 else nights[0]
-    by_provider = table.group_by("provider").agg(pl.exclude("night", "campaign").sum()).sort("provider")
-    out_console.print(_table(f"by provider, {span}", by_provider, by_provider.columns, LEDGER_HEADERS))
-    out_console.print(f"total actual ${by_provider['actual_usd'].sum():.4f} "
-                      f"(estimated ${by_provider['est_usd'].sum():.4f}), {span}", highlight=False)
-
-
-@ledger_app.command("export")
-def ledger_export(dest: Annotated[str, typer.Argument(help="folder or s3://bucket/prefix")],
-                  out: OutOpt = "vidbatch-out", ledger_url: LedgerOpt = None) -> None:
-    """Write the ledger as Parquet, one file per night (DEST/night=YYYY-MM-DD/ledger.parquet)."""
-    from vidbatch.ledger_store import ledger_for
-    from vidbatch.ledger_store.parquet import export_nights
-    from vidbatch.storage import open_root
-
-    try:
-        written = export_nights(ledger_for(open_root(out), ledger_url), dest)
-    except StorageError as err:
-        _fail(str(err), 2)
-    out_console.print(f"exported {sum(written.values()):,} rows in {len(written)} night(s) to {dest}", highlight=False)
-
-
-@ledger_app.command("import")
-def ledger_import(path: Annotated[str, typer.Argument(help="a Parquet file or folder with the ledger's columns")],
-                  out: OutOpt = "vidbatch-out", ledger_url: LedgerOpt = None) -> None:
-    """Add the rows of a Parquet ledger (a file, or a folder such as an export) once; a second
-    import of the same path adds nothing."""
-    from vidbatch.ledger_store import ledger_for
-    from vidbatch.ledger_store.parquet import read_ledger_parquet
-    from vidbatch.storage import open_root
-
-    try:
-        frame = read_ledger_parquet(path)
-        added = ledger_for(open_root(out), ledger_url).import_frame(frame, str(Path(path).resolve()))
-    except StorageError as err:
-        _fail(str(err), 2)
-    out_console.print(f"imported {added:,} rows from {path}" if added else f"{path} was imported before: nothing added",
-                      highlight=False)
-
-
 @app.command()
 def sandbox(port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8787,
             latency: Annotated[float, typer.Option(help="seconds each job takes")] = 5.0,
@@ -377,6 +244,3 @@ def sandbox(port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8787,
 def main() -> None:
     app()
 
-
-if __name__ == "__main__":
-    sys.exit(main())

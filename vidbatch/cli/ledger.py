@@ -1,0 +1,89 @@
+"""`vidbatch ledger`: spend by night, export as Parquet, import Parquet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vidbatch.cli.common import (LEDGER_HEADERS, SHOWN, JsonOpt, LedgerOpt, OutOpt, PolicyOpt, adopt_policy_ledger,
+                                 fail, ledger_store, ndjson, out_console, table)
+from vidbatch.errors import PolicyError, StorageError
+
+__all__ = ["ledger_app"]
+
+ledger_app = typer.Typer(help="The cost ledger: spend by night (default), export as Parquet, import Parquet.")
+
+
+@ledger_app.callback(invoke_without_command=True)
+def ledger(ctx: typer.Context, out: OutOpt = "vidbatch-out", as_json: JsonOpt = False,
+           ledger_url: LedgerOpt = None, policy: PolicyOpt = None) -> None:
+    """Spend by night, campaign and provider: estimated vs actual (newest nights first)."""
+    if ctx.invoked_subcommand:
+        return
+    import polars as pl
+
+    from vidbatch.storage import open_root
+
+    try:
+        adopt_policy_ledger(policy)
+        store = ledger_store(open_root(out), ledger_url)
+    except (PolicyError, StorageError) as err:
+        fail(str(err), 2)
+    if as_json:
+        if store is not None:
+            ndjson(store.spend(["night", "campaign", "provider"]))
+        return
+    nights = store.nights(SHOWN) if store is not None else []
+    if not nights:
+        out_console.print(f"no spend recorded under {out}")
+        return
+    # The newest nights' groups only: what the terminal shows costs the same with a year of history.
+    groups = store.spend(["night", "campaign", "provider"], nights=nights).sort(
+        "night", "campaign", "provider", descending=[True, False, False])
+    out_console.print(table(f"ledger {out}", groups.head(SHOWN), groups.columns, LEDGER_HEADERS), soft_wrap=True)
+    if groups.height > SHOWN or len(nights) == SHOWN:
+        older = " and older nights" if len(nights) == SHOWN else ""
+        out_console.print(f"  … and {max(groups.height - SHOWN, 0):,} more rows{older} (all rows: --json)",
+                          highlight=False)
+    span = f"{nights[-1]} to {nights[0]}" if len(nights) > 1 else nights[0]
+    by_provider = groups.group_by("provider").agg(pl.exclude("night", "campaign").sum()).sort("provider")
+    out_console.print(table(f"by provider, {span}", by_provider, by_provider.columns, LEDGER_HEADERS))
+    out_console.print(f"total actual ${by_provider['actual_usd'].sum():.4f} "
+                      f"(estimated ${by_provider['est_usd'].sum():.4f}), {span}", highlight=False)
+
+
+@ledger_app.command("export")
+def ledger_export(dest: Annotated[str, typer.Argument(help="folder or s3://bucket/prefix")],
+                  out: OutOpt = "vidbatch-out", ledger_url: LedgerOpt = None, policy: PolicyOpt = None) -> None:
+    """Write the ledger as Parquet, one file per night (DEST/night=YYYY-MM-DD/ledger.parquet)."""
+    from vidbatch.ledger_store import ledger_for
+    from vidbatch.ledger_store.parquet import export_nights
+    from vidbatch.storage import open_root
+
+    try:
+        adopt_policy_ledger(policy)
+        written = export_nights(ledger_for(open_root(out), ledger_url), dest)
+    except (PolicyError, StorageError) as err:
+        fail(str(err), 2)
+    out_console.print(f"exported {sum(written.values()):,} rows in {len(written)} night(s) to {dest}", highlight=False)
+
+
+@ledger_app.command("import")
+def ledger_import(path: Annotated[str, typer.Argument(help="a Parquet file or folder with the ledger's columns")],
+                  out: OutOpt = "vidbatch-out", ledger_url: LedgerOpt = None, policy: PolicyOpt = None) -> None:
+    """Add the rows of a Parquet ledger (a file, or a folder such as an export) once; a second
+    import of the same path adds nothing."""
+    from vidbatch.ledger_store import ledger_for
+    from vidbatch.ledger_store.parquet import read_ledger_parquet
+    from vidbatch.storage import open_root
+
+    try:
+        adopt_policy_ledger(policy)
+        frame = read_ledger_parquet(path)
+        added = ledger_for(open_root(out), ledger_url).import_frame(frame, str(Path(path).resolve()))
+    except (PolicyError, StorageError) as err:
+        fail(str(err), 2)
+    out_console.print(f"imported {added:,} rows from {path}" if added else f"{path} was imported before: nothing added",
+                      highlight=False)
