@@ -9,11 +9,14 @@ on jobs in flight). Used only when asked for: `vidbatch run --sandbox`, `vidbatc
   jobs    the state machine: jobs that advance with the clock, prices, billing, faults (no HTTP)
   routes  the HTTP face (FastAPI): one method per Videos API route, auth and fault injection
   server  `VideosSandbox`: the jobs, their media, and uvicorn on 127.0.0.1
+  dashscope, dashscope_routes   `DashScopeSandbox`: the same for DashScope's async task API
+          (hosted Wan on Model Studio): tasks, per-second billing, its own faults
 
 Importing this package imports neither FastAPI nor uvicorn; starting a server does.
 """
 
+from vidbatch.sandbox.dashscope import DashScopeFaults, DashScopeSandbox
 from vidbatch.sandbox.jobs import Faults, Job, VideoJobs
 from vidbatch.sandbox.server import VideosSandbox
 
-__all__ = ["Faults", "Job", "VideoJobs", "VideosSandbox"]
+__all__ = ["Faults", "Job", "VideoJobs", "VideosSandbox", "DashScopeFaults", "DashScopeSandbox"]

@@ -17,7 +17,37 @@ from vidbatch import media
 from vidbatch.policy import default_policy
 from vidbatch.sandbox.jobs import Faults, Job, VideoJobs
 
-__all__ = ["VideosSandbox"]
+__all__ = ["VideosSandbox", "serve_in_thread", "Served"]
+
+
+class Served:
+    """A uvicorn server running in a daemon thread; `stop()` ends it."""
+
+    def __init__(self, server, thread: threading.Thread):
+        self.server, self.thread = server, thread
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def serve_in_thread(app, host: str, port: int, name: str) -> tuple[Served, int]:
+    """Serve an ASGI app on host:port (0: a free port) in a background thread, once it listens;
+    returns the handle and the port."""
+    import uvicorn
+
+    # log_config=None: uvicorn's default dictConfig() shuts down existing handlers, and with
+    # Prefect's API log handler installed that deadlocks (seen: a demo run hung in flush()).
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off", log_config=None)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name=name, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            raise RuntimeError(f"the {name} server did not start")
+        time.sleep(0.02)
+    return Served(server, thread), server.servers[0].sockets[0].getsockname()[1]
 
 
 class VideosSandbox:
@@ -34,8 +64,7 @@ class VideosSandbox:
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status) of every request
         self._render_lock = threading.Lock()
         self._media = Path(tempfile.mkdtemp(prefix="vidbatch-sandbox-"))
-        self._server = None
-        self._thread: threading.Thread | None = None
+        self._server: Served | None = None
         self.base_url = ""
 
     # ---- what tests and rehearsals look at and turn -------------------------------------------
@@ -85,30 +114,15 @@ class VideosSandbox:
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         """Serve in a background thread (port 0: a free one); returns the base URL (…/v1)."""
-        import uvicorn
-
         from vidbatch.sandbox.routes import build_app
 
-        # log_config=None: uvicorn's default dictConfig() shuts down existing handlers, and with
-        # Prefect's API log handler installed that deadlocks (seen: a demo run hung in flush()).
-        config = uvicorn.Config(build_app(self), host=host, port=port, log_level="warning",
-                                lifespan="off", log_config=None)
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name="videos-sandbox", daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 30
-        while not self._server.started:
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise RuntimeError("the Videos API sandbox did not start")
-            time.sleep(0.02)
-        port = self._server.servers[0].sockets[0].getsockname()[1]
-        self.base_url = f"http://{host}:{port}/v1"
+        self._server, bound = serve_in_thread(build_app(self), host, port, "videos-sandbox")
+        self.base_url = f"http://{host}:{bound}/v1"
         return self.base_url
 
     def stop(self) -> None:
         if self._server is not None:
-            self._server.should_exit = True
-            self._thread.join(timeout=10)
+            self._server.stop()
             self._server = None
 
     def __enter__(self) -> "VideosSandbox":

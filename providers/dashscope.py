@@ -1,0 +1,303 @@
+"""Hosted Wan: Alibaba Cloud Model Studio's video synthesis, through DashScope's async task API.
+
+Plain httpx, not the `dashscope` SDK: the contract is two endpoints and a task list; the SDK's
+`VideoSynthesis.call` hides the task id until the task ends (and a killed run would pay twice),
+while `async_call` is a thin wrapper over the same POST; the SDK would add a dependency (and its
+own retries) for nothing we need. Every policy setting is in `DashScopeSettings`.
+
+  1. a client: bearer key from the environment variable the settings name (never the policy);
+     base URL from the settings, else $DASHSCOPE_HTTP_BASE_URL, else the international endpoint.
+  2. health: no key, a key refused (401/403), or an endpoint that does not answer the task list
+     makes the route unavailable; so does "Model not exist." on a submit, later in the run.
+  3. the model and clip length for a request: t2v or i2v by image, per resolution; the shortest
+     supported duration that covers the footage asked for (Wan 2.1: 5 s).
+  4. submit once: `X-DashScope-Async: enable` gives a task id (valid 24 h), which goes to the
+     journal before anything waits on it; a retry or a later run resumes it. The docs say never to
+     create a duplicate task, and there is no idempotency key: a submit whose fate is unknown (5xx,
+     504, a connection cut after sending) is reconciled against the task list (same model, submitted
+     since just before, same prompt) before anything else.
+  5. poll GET /api/v1/tasks/{id} until SUCCEEDED, FAILED, CANCELED or UNKNOWN, under a deadline.
+  6. download the result URL at once (it expires 24 h after the task ends); an expired or missing
+     result is a failed call that was still billed.
+  7. cost: usage.video_duration x the model's price per second; FAILED tasks are not billed.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import mimetypes
+import os
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+
+from vidbatch.errors import ContentRejected, ProviderError, ProviderUnavailable, TransientProviderError
+from vidbatch.providers import Clip, ClipRequest, Journal
+
+__all__ = ["DashScopeSettings", "DashScopeProvider", "DEFAULT_BASE_URL", "SUBMIT_PATH"]
+
+log = logging.getLogger(__name__)
+DEFAULT_BASE_URL = "https://dashscope-intl.aliyuncs.com"
+SUBMIT_PATH = "/api/v1/services/aigc/video-generation/video-synthesis"
+FINAL = ("SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN")
+
+
+class DashScopeSettings(BaseModel):
+    """A hosted-Wan route's settings (prices: Model Studio international list prices)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base_url: str | None = Field(None, description="else $DASHSCOPE_HTTP_BASE_URL, else " + DEFAULT_BASE_URL)
+    api_key_env: str = Field("DASHSCOPE_API_KEY", description="the variable holding the key, never the key")
+    t2v_model: dict[str, str] = {"480p": "wan2.1-t2v-turbo", "720p": "wan2.1-t2v-plus"}
+    i2v_model: dict[str, str] = {"480p": "wan2.1-i2v-turbo", "720p": "wan2.1-i2v-plus"}
+    price_usd_per_s: dict[str, PositiveFloat] = {"wan2.1-t2v-turbo": 0.036, "wan2.1-t2v-plus": 0.10,
+                                                 "wan2.1-i2v-turbo": 0.036, "wan2.1-i2v-plus": 0.10}
+    clip_seconds: list[PositiveInt] = [5]
+    prompt_extend: bool = Field(False, description="let the service rewrite prompts (off: the catalog's "
+                                "prompt is what is made, and reruns are comparable)")
+    watermark: bool = False
+    poll_interval_s: PositiveFloat = 5.0
+    poll_deadline_s: PositiveFloat = 1800.0
+    request_timeout_s: PositiveFloat = 30.0
+
+    @model_validator(mode="after")
+    def _models_priced(self) -> "DashScopeSettings":
+        for table in (self.t2v_model, self.i2v_model):
+            for resolution, model in table.items():
+                if model not in self.price_usd_per_s:
+                    raise ValueError(f"model '{model}' ({resolution}) has no price in price_usd_per_s")
+        return self
+
+
+class DashScopeProvider:
+    """The `dashscope` kind: hosted Wan on Model Studio (or any server speaking its task API)."""
+
+    remix = False
+    extend = False
+
+    def __init__(self, settings: DashScopeSettings, route_id: str = "dashscope"):
+        self.settings = settings
+        self.id = route_id
+        self.max_seconds = float(max(settings.clip_seconds))
+        self.image_input = bool(settings.i2v_model)
+        self.base_url = (settings.base_url or os.environ.get("DASHSCOPE_HTTP_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self.sandbox = False
+        self._gone: str | None = None
+        self._seen: set[str] = set()  # task ids this process already holds (never adopted twice)
+        self._lock = threading.Lock()
+        self._client: httpx.Client | None = None
+
+    # ---- 1. the client ---------------------------------------------------------------------------
+
+    def _http(self) -> httpx.Client:
+        with self._lock:
+            if self._client is None:
+                key = os.environ.get(self.settings.api_key_env, "")
+                self._client = httpx.Client(base_url=self.base_url, timeout=self.settings.request_timeout_s,
+                                            headers={"Authorization": f"Bearer {key}"})
+            return self._client
+
+    # ---- 2. health -------------------------------------------------------------------------------
+
+    def unavailable(self) -> str | None:
+        if self._gone:
+            return self._gone
+        if not os.environ.get(self.settings.api_key_env):
+            return f"no API key (set {self.settings.api_key_env})"
+        try:
+            response = self._http().get("/api/v1/tasks", params={"page_size": 1})
+        except httpx.HTTPError as err:
+            return f"{self.base_url} unreachable ({type(err).__name__})"
+        if response.status_code in (401, 403):
+            return f"{self.base_url} refused the API key ({response.status_code}: {_message(response)})"
+        if response.status_code >= 400:
+            return f"{self.base_url} does not serve the DashScope task API ({response.status_code})"
+        self.sandbox = response.headers.get("x-vidbatch-sandbox") == "1"
+        return None
+
+    # ---- 3. what to ask for ------------------------------------------------------------------------
+
+    def _model(self, request: ClipRequest) -> str:
+        table = self.settings.i2v_model if request.image else self.settings.t2v_model
+        model = table.get(request.resolution)
+        if model is None:
+            kind = "image-to-video" if request.image else "text-to-video"
+            raise ContentRejected(f"{self.id} has no {kind} model for {request.resolution}")
+        return model
+
+    def _seconds(self, request: ClipRequest) -> int:
+        fits = [s for s in sorted(self.settings.clip_seconds) if s >= request.seconds - 1e-9]
+        if not fits:
+            raise ContentRejected(f"{request.seconds:g} s of footage is longer than {self.id}'s clips "
+                                  f"({max(self.settings.clip_seconds)} s)")
+        return fits[0]
+
+    def estimate_cost(self, request: ClipRequest) -> float:
+        """What the clip will bill: its duration x the model's price (pure)."""
+        return self._seconds(request) * self.settings.price_usd_per_s[self._model(request)]
+
+    # ---- the verb --------------------------------------------------------------------------------
+
+    def generate(self, request: ClipRequest, workdir: Path, journal: Journal | None = None) -> Clip:
+        journal = journal or Journal()
+        model, seconds = self._model(request), self._seconds(request)
+        if journal.job_ids:  # 4. a task exists for this request: resume it, never create another
+            task_id = journal.job_ids[-1]
+            self._seen.add(task_id)
+        else:
+            task_id = self._submit(request, model, seconds, journal)
+        task = self._wait(task_id, time.monotonic() + self.settings.poll_deadline_s)
+        output, usage = task.get("output") or {}, task.get("usage") or {}
+        status = output.get("task_status")
+        price = self.settings.price_usd_per_s[model]
+        if status == "UNKNOWN":  # forgotten: older than 24 h, so whether it billed is unknown
+            raise ProviderError(f"task {task_id} is unknown to {self.base_url} (tasks are kept 24 h); charged the "
+                                "estimate, the item is made again by a later run", cost_usd=seconds * price,
+                                job_id=task_id)
+        if status != "SUCCEEDED":  # 7. FAILED and CANCELED tasks are not billed
+            why = f"{output.get('code', status)}: {output.get('message', 'no message')}"
+            error = ContentRejected if str(output.get("code", "")).startswith("DataInspection") else ProviderError
+            raise error(f"task {task_id} {status} ({why})", job_id=task_id)
+        cost = float(usage.get("video_duration", seconds)) * price
+        path = self._download(task_id, output.get("video_url"), workdir / f"{request.item_id}.dashscope.mp4", cost)
+        return Clip(path=path, seconds=float(usage.get("video_duration", seconds)), cost_usd=cost, job_id=task_id,
+                    detail=f"DashScope task {task_id} ({model}, {usage.get('video_duration', seconds)} s billed)",
+                    sandbox=self.sandbox)
+
+    # ---- 4. submit -------------------------------------------------------------------------------
+
+    def _submit(self, request: ClipRequest, model: str, seconds: int, journal: Journal) -> str:
+        size = f"{request.width}*{request.height}"
+        given = {"prompt": request.prompt}
+        if request.negative_prompt:
+            given["negative_prompt"] = request.negative_prompt
+        if request.image:
+            given["img_url"] = _data_url(request.image)
+        body = {"model": model, "input": given,
+                "parameters": {"size": size, "duration": seconds, "seed": request.seed % 2_147_483_648,
+                               "prompt_extend": self.settings.prompt_extend, "watermark": self.settings.watermark}}
+        journal.before_submit()
+        since = datetime.now(timezone.utc) - timedelta(seconds=5)
+        try:
+            response = self._http().post(SUBMIT_PATH, json=body, headers={"X-DashScope-Async": "enable"})
+        except (httpx.ConnectError, httpx.ConnectTimeout) as err:  # never sent: nothing was created
+            raise TransientProviderError(f"submit {request.item_id}: {type(err).__name__}") from err
+        except httpx.TransportError as err:  # sent, answer lost: the task may exist
+            return self._adopt_or_raise(request, model, since, journal, f"no answer ({type(err).__name__})")
+        if response.status_code >= 500:
+            return self._adopt_or_raise(request, model, since, journal, f"{response.status_code} from the server")
+        self._raise_for(response, f"submit {request.item_id}")
+        task_id = response.json()["output"]["task_id"]
+        self._record(task_id, journal, f"DashScope task of {model}, {seconds} s at {size}")
+        return task_id
+
+    def _record(self, task_id: str, journal: Journal, note: str) -> None:
+        self._seen.add(task_id)
+        journal.on_job(task_id, note)  # durable before anything waits on it
+
+    def _adopt_or_raise(self, request: ClipRequest, model: str, since: datetime, journal: Journal, why: str) -> str:
+        """After a submit of unknown fate: the task it created (same model, submitted since, same
+        prompt, not held by this process), else a transient error (nothing was created)."""
+        start = since.strftime("%Y%m%d%H%M%S")
+        end = (datetime.now(timezone.utc) + timedelta(seconds=5)).strftime("%Y%m%d%H%M%S")
+        try:
+            listed = self._http().get("/api/v1/tasks", params={"model_name": model, "start_time": start,
+                                                               "end_time": end, "page_size": 100})
+            self._raise_for(listed, f"reconcile {request.item_id}")
+            for row in listed.json().get("data", []):
+                if row["task_id"] in self._seen:
+                    continue
+                found = self._http().get(f"/api/v1/tasks/{row['task_id']}")
+                self._raise_for(found, f"reconcile {request.item_id}")
+                if (found.json().get("output") or {}).get("orig_prompt") == request.prompt:
+                    log.warning("%s: the submit got %s but created task %s; adopting it", request.item_id, why,
+                                row["task_id"])
+                    self._record(row["task_id"], journal, f"DashScope task of {model} (adopted after: {why})")
+                    return row["task_id"]
+        except httpx.HTTPError as err:
+            raise TransientProviderError(f"submit {request.item_id}: {why}; the task list could not be read "
+                                         f"({type(err).__name__})") from err
+        raise TransientProviderError(f"submit {request.item_id}: {why}; no task was created")
+
+    # ---- 5. poll ---------------------------------------------------------------------------------
+
+    def _wait(self, task_id: str, deadline: float) -> dict:
+        while True:
+            try:
+                response = self._http().get(f"/api/v1/tasks/{task_id}")
+            except httpx.HTTPError as err:
+                raise TransientProviderError(f"poll {task_id}: {type(err).__name__}", job_id=task_id) from err
+            self._raise_for(response, f"poll {task_id}", job_id=task_id)
+            task = response.json()
+            if (task.get("output") or {}).get("task_status") in FINAL:
+                return task
+            if time.monotonic() + self.settings.poll_interval_s > deadline:
+                raise TransientProviderError(f"task {task_id} still running at the poll deadline "
+                                             f"({self.settings.poll_deadline_s:g} s); the next attempt resumes it",
+                                             job_id=task_id)
+            time.sleep(self.settings.poll_interval_s)
+
+    # ---- 6. download -------------------------------------------------------------------------------
+
+    def _download(self, task_id: str, url: str | None, path: Path, cost: float) -> Path:
+        """Fetch the result at once; an expired URL means a clip paid for and lost (recorded as such)."""
+        try:
+            with httpx.stream("GET", url or "", timeout=self.settings.request_timeout_s) as response:
+                if response.status_code in (403, 404):
+                    raise ProviderError(f"task {task_id}'s result is gone ({response.status_code}: its URL expired "
+                                        "before the download); billed, made again by a later run",
+                                        cost_usd=cost, job_id=task_id)
+                if response.status_code >= 400:
+                    raise TransientProviderError(f"download {task_id}: {response.status_code}", job_id=task_id)
+                with path.open("wb") as sink:
+                    for chunk in response.iter_bytes():
+                        sink.write(chunk)
+        except httpx.HTTPError as err:
+            raise TransientProviderError(f"download {task_id}: {type(err).__name__}", job_id=task_id) from err
+        return path
+
+    # ---- errors ----------------------------------------------------------------------------------
+
+    def _raise_for(self, response: httpx.Response, what: str, job_id: str | None = None) -> None:
+        """DashScope's error answers to vidbatch's tree (2xx passes)."""
+        status = response.status_code
+        if status < 400:
+            return
+        code, message = _code(response), _message(response)
+        if status in (401, 403):
+            self._gone = f"{self.base_url} refused the API key ({status} {code}: {message})"
+            raise ProviderUnavailable(self._gone, job_id=job_id)
+        if status == 429 or code.startswith("Throttling"):
+            raise TransientProviderError(f"{what}: throttled ({status} {code}: {message})", job_id=job_id)
+        if status >= 500:
+            raise TransientProviderError(f"{what}: server error ({status} {code}: {message})", job_id=job_id)
+        if "model not exist" in message.lower() or code == "ModelNotFound":
+            self._gone = f"{self.base_url}: model gone ({status} {code}: {message})"
+            raise ProviderUnavailable(self._gone, job_id=job_id)
+        raise ContentRejected(f"{what}: refused ({status} {code}: {message})", job_id=job_id)
+
+
+def _code(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("code") or "")
+    except ValueError:
+        return ""
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        return str(response.json().get("message") or response.reason_phrase)
+    except ValueError:
+        return response.reason_phrase
+
+
+def _data_url(image: Path) -> str:
+    """A local image as the data URL Model Studio accepts in `img_url`."""
+    kind = mimetypes.guess_type(image.name)[0] or "image/png"
+    return f"data:{kind};base64,{base64.b64encode(image.read_bytes()).decode()}"
