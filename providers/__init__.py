@@ -5,19 +5,30 @@ A provider has an id, capability attributes, a pure `estimate_cost(request)`, `u
 The journal links a paid call to the ledger: job ids created earlier for this request (a provider
 resumes them and never creates them again), and a hook that records each new job id at once.
 The registry holds factories `policy -> provider`; tests and benches re-bind them with `bound`.
+
+Provider *kinds* are code and pluggable: a kind is a `ProviderKind` (its name, the pydantic model
+of a route's settings, and how to build a provider from them) that a package announces in the
+`vidbatch.provider_kinds` entry-point group, as pluggy/llm/Prefect plugins do. vidbatch's own
+(`wan-diffusers`, `openai-videos`, `dashscope`) are announced the same way in its pyproject.toml.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
+from vidbatch.errors import PolicyError
 from vidbatch.policy import Policy
 
-__all__ = ["ClipRequest", "Clip", "Journal", "Provider", "Registry", "registry"]
+__all__ = ["ClipRequest", "Clip", "Journal", "Provider", "ProviderKind", "provider_kinds", "KIND_GROUP",
+           "Registry", "registry"]
+
+KIND_GROUP = "vidbatch.provider_kinds"
 
 
 @dataclass(frozen=True)
@@ -78,6 +89,39 @@ class Provider(Protocol):
     def estimate_cost(self, request: ClipRequest) -> float: ...
 
     def generate(self, request: ClipRequest, workdir: Path, journal: Journal | None = None) -> Clip: ...
+
+
+@dataclass(frozen=True)
+class ProviderKind:
+    """A kind of provider: `settings` validates a route's section of the policy; `build(route name,
+    settings)` makes the provider (lazily importing whatever heavy library it needs)."""
+
+    name: str
+    settings: type
+    build: Callable[[str, Any], "Provider"]
+    description: str = ""
+
+
+@functools.cache
+def provider_kinds() -> dict[str, ProviderKind]:
+    """Every installed kind, by name, from the `vidbatch.provider_kinds` entry points.
+
+    A kind that fails to load, or two that claim one name, stop here with the package named."""
+    found: dict[str, ProviderKind] = {}
+    for point in entry_points(group=KIND_GROUP):
+        package = point.dist.name if point.dist else "?"
+        try:
+            kind = point.load()
+        except Exception as err:  # a broken plugin must say which one it is
+            raise PolicyError(f"provider kind {point.name!r} ({point.value}, package {package}) does not "
+                              f"load: {type(err).__name__}: {err}") from err
+        if not isinstance(kind, ProviderKind) or kind.name != point.name:
+            raise PolicyError(f"entry point {point.name!r} of package {package} is not a ProviderKind named "
+                              f"{point.name!r}")
+        if kind.name in found:
+            raise PolicyError(f"two packages define the provider kind {kind.name!r}")
+        found[kind.name] = kind
+    return found
 
 
 Factory = Callable[[Policy], Provider]

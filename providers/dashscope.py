@@ -37,9 +37,9 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
 from vidbatch.errors import ContentRejected, ProviderError, ProviderUnavailable, TransientProviderError
-from vidbatch.providers import Clip, ClipRequest, Journal
+from vidbatch.providers import Clip, ClipRequest, Journal, ProviderKind
 
-__all__ = ["DashScopeSettings", "DashScopeProvider", "DEFAULT_BASE_URL", "SUBMIT_PATH"]
+__all__ = ["DashScopeSettings", "DashScopeProvider", "KIND", "DEFAULT_BASE_URL", "SUBMIT_PATH"]
 
 log = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://dashscope-intl.aliyuncs.com"
@@ -301,3 +301,7 @@ def _data_url(image: Path) -> str:
     """A local image as the data URL Model Studio accepts in `img_url`."""
     kind = mimetypes.guess_type(image.name)[0] or "image/png"
     return f"data:{kind};base64,{base64.b64encode(image.read_bytes()).decode()}"
+
+
+KIND = ProviderKind(name="dashscope", settings=DashScopeSettings, build=lambda route, settings: DashScopeProvider(settings, route),
+                    description="hosted Wan on Alibaba Cloud Model Studio, through DashScope's async task API")

@@ -38,9 +38,9 @@ from vidbatch.errors import ContentRejected, MediaError, ProviderError, Provider
 from vidbatch.media import concat, fit_image
 from vidbatch.policy import ClosedRoute
 from vidbatch.pricing import closed_estimate_usd, closed_extension_segments, closed_segments
-from vidbatch.providers import Clip, ClipRequest, Journal
+from vidbatch.providers import Clip, ClipRequest, Journal, ProviderKind
 
-__all__ = ["OpenAIVideoProvider", "SORA_DEPRECATION", "make_client"]
+__all__ = ["OpenAIVideoProvider", "KIND", "SORA_DEPRECATION", "make_client"]
 
 log = logging.getLogger(__name__)
 SORA_DEPRECATION = "The Sora API is scheduled to permanently shut down"
@@ -380,3 +380,7 @@ def _billed_usd(video, billed_seconds: int, price: float) -> float:
     if isinstance(billing, dict) and isinstance(billing.get("usd"), (int, float)):
         return float(billing["usd"])
     return 0.0 if video.status == "failed" else billed_seconds * price
+
+
+KIND = ProviderKind(name="openai-videos", settings=ClosedRoute, build=lambda route, settings: OpenAIVideoProvider(settings),
+                    description="any endpoint speaking the OpenAI Videos API (Sora, gateways, vLLM-Omni Wan servers), via the openai SDK")

@@ -25,9 +25,9 @@ from vidbatch.errors import ContentRejected, ProviderUnavailable, TransientProvi
 from vidbatch.media import write_frames
 from vidbatch.policy import WanModel, WanRoute
 from vidbatch.pricing import wan_estimate_usd, wan_extension_frames, wan_shot_frames
-from vidbatch.providers import Clip, ClipRequest, Journal
+from vidbatch.providers import Clip, ClipRequest, Journal, ProviderKind
 
-__all__ = ["WanProvider", "build_tiny_pipeline", "pipeline_loads"]
+__all__ = ["WanProvider", "KIND", "build_tiny_pipeline", "pipeline_loads"]
 
 _PIPELINES: dict[tuple[str, str, str], Any] = {}
 _LOAD_LOCK = threading.Lock()
@@ -338,3 +338,7 @@ def _load_image(path: Path | None, width: int, height: int):
         return Image.open(path).convert("RGB").resize((width, height))
     except OSError as err:
         raise ContentRejected(f"cannot read image {path.name}: {err}") from err
+
+
+KIND = ProviderKind(name="wan-diffusers", settings=WanRoute, build=lambda route, settings: WanProvider(settings),
+                    description="Wan 2.1 open weights, run by diffusers on this machine's (or a GPU worker's) accelerator")

@@ -14,7 +14,7 @@ from vidbatch.errors import ContentRejected, ProviderError, ProviderUnavailable,
 from vidbatch.media import probe
 from vidbatch.providers import ClipRequest, Journal
 from vidbatch.providers.dashscope import DashScopeProvider, DashScopeSettings
-from vidbatch.sandbox.dashscope import DashScopeFaults, DashScopeSandbox
+from vidbatch.sandbox.dashscope import DashScopeSandbox
 
 KEY = "sk-dashscope-sandbox"
 

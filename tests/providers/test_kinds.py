@@ -1,0 +1,60 @@
+"""Provider kinds are discovered through the `vidbatch.provider_kinds` entry points: vidbatch's own,
+and a third-party package's, installed the way pip installs one (a dist-info folder on sys.path)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO
+
+LIST_KINDS = """
+import json, sys
+from vidbatch.providers import provider_kinds
+try:
+    kinds = provider_kinds()
+except Exception as err:
+    print(json.dumps({"error": f"{type(err).__name__}: {err}"}))
+else:
+    print(json.dumps({"kinds": {name: kind.settings.__name__ for name, kind in kinds.items()},
+                      "heavy": sorted(m for m in ("torch", "diffusers", "openai") if m in sys.modules)}))
+"""
+
+
+def kinds_seen(extra_path: Path | None = None) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(extra_path)} if extra_path else dict(os.environ)
+    done = subprocess.run([sys.executable, "-c", LIST_KINDS], capture_output=True, text=True, env=env,
+                          cwd=Path(extra_path or REPO).parent, check=True)
+    return json.loads(done.stdout)
+
+
+def plugin(folder: Path, module: str, body: str, target: str) -> Path:
+    """A package `acme-video` as pip would leave it: its module and a dist-info with entry points."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{module}.py").write_text(body)
+    info = folder / "acme_video-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: acme-video\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(f"[vidbatch.provider_kinds]\nacme-video = {target}\n")
+    return folder
+
+
+def test_vidbatchs_own_kinds_come_from_its_entry_points_without_importing_heavy_libraries():
+    seen = kinds_seen()
+    assert seen["kinds"] == {"wan-diffusers": "WanRoute", "openai-videos": "ClosedRoute",
+                             "dashscope": "DashScopeSettings"}
+    assert seen["heavy"] == []  # torch, diffusers and openai load when a provider works, not before
+
+
+def test_a_third_party_package_adds_a_kind_without_touching_vidbatch(tmp_path):
+    body = ("from pydantic import BaseModel\nfrom vidbatch.providers import ProviderKind\n"
+            "class AcmeSettings(BaseModel):\n    endpoint: str = 'https://acme.example'\n"
+            "KIND = ProviderKind(name='acme-video', settings=AcmeSettings, build=lambda route, s: None)\n")
+    seen = kinds_seen(plugin(tmp_path / "site", "acme_kind", body, "acme_kind:KIND"))
+    assert seen["kinds"]["acme-video"] == "AcmeSettings" and "dashscope" in seen["kinds"]
+
+
+def test_a_broken_plugin_is_named_not_ignored(tmp_path):
+    seen = kinds_seen(plugin(tmp_path / "site", "acme_kind", "KIND = None\n", "acme_kind:MISSING"))
+    assert seen["error"].startswith("PolicyError: provider kind 'acme-video' (acme_kind:MISSING, package acme-video)")
