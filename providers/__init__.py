@@ -100,6 +100,7 @@ class ProviderKind:
     settings: type
     build: Callable[[str, Any], "Provider"]
     description: str = ""
+    describe: Callable[[Any], dict] = lambda settings: {}  # models, prices, endpoint: for `vidbatch routes`
 
 
 @functools.cache

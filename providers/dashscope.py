@@ -303,5 +303,13 @@ def _data_url(image: Path) -> str:
     return f"data:{kind};base64,{base64.b64encode(image.read_bytes()).decode()}"
 
 
-KIND = ProviderKind(name="dashscope", settings=DashScopeSettings, build=lambda route, settings: DashScopeProvider(settings, route),
-                    description="hosted Wan on Alibaba Cloud Model Studio, through DashScope's async task API")
+def _describe(settings: DashScopeSettings) -> dict:
+    return {"models": {"t2v": dict(settings.t2v_model), "i2v": dict(settings.i2v_model)},
+            "prices": {"usd_per_s": dict(settings.price_usd_per_s)},
+            "where": settings.base_url or os.environ.get("DASHSCOPE_HTTP_BASE_URL") or DEFAULT_BASE_URL}
+
+
+KIND = ProviderKind(name="dashscope", settings=DashScopeSettings,
+                    build=lambda route, settings: DashScopeProvider(settings, route),
+                    description="hosted Wan on Alibaba Cloud Model Studio, through DashScope's async task API",
+                    describe=_describe)

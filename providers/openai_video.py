@@ -382,5 +382,11 @@ def _billed_usd(video, billed_seconds: int, price: float) -> float:
     return 0.0 if video.status == "failed" else billed_seconds * price
 
 
+def _describe(route: ClosedRoute) -> dict:
+    return {"models": dict(route.model_by_realism), "prices": {"usd_per_s": route.price_usd_per_s},
+            "where": _redacted(route.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL)}
+
+
 KIND = ProviderKind(name="openai-videos", settings=ClosedRoute, build=lambda route, settings: OpenAIVideoProvider(settings),
-                    description="any endpoint speaking the OpenAI Videos API (Sora, gateways, vLLM-Omni Wan servers), via the openai SDK")
+                    description="any endpoint speaking the OpenAI Videos API (Sora, gateways, vLLM-Omni Wan servers), "
+                    "via the openai SDK", describe=_describe)

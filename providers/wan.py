@@ -340,5 +340,13 @@ def _load_image(path: Path | None, width: int, height: int):
         raise ContentRejected(f"cannot read image {path.name}: {err}") from err
 
 
+def _describe(route: WanRoute) -> dict:
+    return {"models": {"t2v": dict(route.t2v_model), "i2v": dict(route.i2v_model)},
+            "prices": {"gpu_usd_per_hour": route.gpu_usd_per_hour,
+                       "gpu_s_per_shot": {name: dict(m.gpu_s_per_shot) for name, m in route.models.items()}},
+            "where": "the GPU work pool" if route.workers == "pool" else "this process"}
+
+
 KIND = ProviderKind(name="wan-diffusers", settings=WanRoute, build=lambda route, settings: WanProvider(settings),
-                    description="Wan 2.1 open weights, run by diffusers on this machine's (or a GPU worker's) accelerator")
+                    description="Wan 2.1 open weights, run by diffusers on this machine's (or a GPU worker's) accelerator",
+                    describe=_describe)

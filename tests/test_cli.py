@@ -220,3 +220,24 @@ def test_the_policys_ledger_is_the_one_plan_and_ledger_read(tmp_path):
     policy.write_text(DEMO_POLICY.read_text() + '\n[ledger]\nurl = "postgresql+psycopg://vidbatch:s3cret@db/ledger"\n')
     refused = vidbatch("plan", catalog, "--policy", str(policy))
     assert refused.returncode == 2 and "holds a password" in refused.stderr and "s3cret" not in refused.stderr
+
+
+def test_routes_lists_each_route_with_kind_capabilities_and_live_availability(sandbox):
+    import os
+
+    gone = subprocess.run([sys.executable, "-m", "vidbatch.cli", "routes", "--policy", str(DEMO_POLICY), "--json"],
+                          capture_output=True, text=True, env={k: v for k, v in os.environ.items()
+                                                               if not k.startswith("OPENAI_")})
+    assert gone.returncode == 0, gone.stderr
+    rows = {r["route"]: r for r in map(json.loads, gone.stdout.splitlines())}
+    assert {name: r["kind"] for name, r in rows.items()} == {"wan": "wan-diffusers", "sora": "openai-videos"}
+    assert rows["sora"]["capabilities"] == {"max_seconds": 12.0, "image_input": True, "remix": True, "extend": True}
+    assert rows["wan"]["capabilities"]["remix"] is False and rows["wan"]["available"] is True
+    assert rows["sora"]["available"] is False and "set OPENAI_API_KEY" in rows["sora"]["unavailable"]
+    assert rows["sora"]["prices"]["usd_per_s"]["sora-2-pro"]["1280x720"] == 0.3
+    live = subprocess.run([sys.executable, "-m", "vidbatch.cli", "routes", "--policy", str(DEMO_POLICY)],
+                          capture_output=True, text=True,
+                          env={**os.environ, "OPENAI_BASE_URL": sandbox.base_url, "OPENAI_API_KEY": sandbox.api_key})
+    assert live.returncode == 0, live.stderr
+    assert f"sora (openai-videos, {sandbox.base_url})  available" in live.stdout
+    assert sandbox.api_key not in live.stdout  # never a secret on screen

@@ -180,6 +180,12 @@ class Policy(_Strict):
     stitch: Stitch = Stitch()
     ledger: LedgerSettings = LedgerSettings()
 
+    def route_sections(self) -> dict[str, tuple[str, BaseModel]]:
+        """Route name -> (provider kind, its settings). Until routes are named sections of their
+        own, `[wan]` is the route `wan` (kind wan-diffusers), `[closed]` the route `sora`
+        (kind openai-videos)."""
+        return {"wan": ("wan-diffusers", self.wan), "sora": ("openai-videos", self.closed)}
+
 
 def _parse(text: str, origin: str) -> Policy:
     try:

@@ -12,11 +12,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from vidbatch.cli.common import (SHOWN, JsonOpt, LedgerOpt, OutOpt, PolicyOpt, SandboxOpt, err_console, fail,
                                  ledger_store, ndjson, out_console, table)
 from vidbatch.cli.ledger import ledger_app
+from vidbatch.cli.routes import routes
 from vidbatch.errors import CatalogError, PolicyError, StorageError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Turn Parquet catalogs of video prompts into clips and a cost ledger.")
 app.add_typer(ledger_app, name="ledger")
+app.command("routes")(routes)
 @app.command()
 def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], typer.Option(
              "--out", help="output root whose ledger counts (settled items, spend tonight)")] = None,

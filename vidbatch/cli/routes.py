@@ -1,0 +1,68 @@
+"""`vidbatch routes`: each route of a policy with its kind, models, prices, capabilities and
+whether it can serve right now (the provider's own health check: key, endpoint, libraries)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from vidbatch.cli.common import JsonOpt, PolicyOpt, fail, out_console
+from vidbatch.errors import PolicyError
+
+__all__ = ["routes"]
+
+
+def routes(policy: PolicyOpt = None, as_json: JsonOpt = False,
+           check: Annotated[bool, typer.Option("--check/--no-check", help="ask each route whether it can serve "
+                                               "now (endpoints are called)")] = True) -> None:
+    """The policy's routes: kind, models, prices, what they can do, and whether each is available."""
+    from vidbatch.policy import load_policy
+    from vidbatch.providers import provider_kinds
+
+    try:
+        pol = load_policy(policy)
+        kinds = provider_kinds()
+        rows = [_describe(name, kinds, kind, settings, check) for name, (kind, settings) in pol.route_sections().items()]
+    except PolicyError as err:
+        fail(str(err), 2)
+    if as_json:
+        for row in rows:
+            out_console.file.write(json.dumps(row) + "\n")
+        return
+    for row in rows:
+        state = ("[green]available[/]" if row["available"] else
+                 "not checked" if row["available"] is None else f"[red]unavailable[/]: {row['unavailable']}")
+        can = row["capabilities"]
+        abilities = [f"clips up to {can['max_seconds']:g} s",
+                     *(name if can[key] else f"no {name}" for key, name in
+                       (("image_input", "image input"), ("extend", "extend"), ("remix", "remix")))]
+        out_console.print(f"[bold]{row['route']}[/] ({row['kind']}, {row['where']})  {state}", soft_wrap=True)
+        out_console.print(f"  models  {_flat(row['models'])}", highlight=False, soft_wrap=True)
+        out_console.print(f"  prices  {_flat(row['prices'])}", highlight=False, soft_wrap=True)
+        out_console.print(f"  can     {' · '.join(abilities)}", highlight=False, soft_wrap=True)
+
+
+def _flat(value) -> str:
+    """A nested mapping on one line: `t2v: 480p=tiny 720p=tiny; i2v: …`."""
+    if not isinstance(value, dict):
+        return str(value)
+    if all(not isinstance(v, dict) for v in value.values()):
+        return " ".join(f"{k}={v}" for k, v in value.items())
+    return "; ".join(f"{k}: {_flat(v)}" for k, v in value.items())
+
+
+def _describe(name: str, kinds: dict, kind_name: str, settings, check: bool) -> dict:
+    kind = kinds.get(kind_name)
+    if kind is None:
+        raise PolicyError(f"route {name!r} names kind {kind_name!r}, which no installed package provides "
+                          f"(installed: {', '.join(sorted(kinds))})")
+    provider = kind.build(name, settings)
+    why = provider.unavailable() if check else None
+    about = kind.describe(settings)
+    return {"route": name, "kind": kind_name, "models": about.get("models"), "prices": about.get("prices"),
+            "where": about.get("where"),
+            "capabilities": {"max_seconds": provider.max_seconds, "image_input": provider.image_input,
+                             "remix": provider.remix, "extend": provider.extend},
+            "available": True if check and why is None else (None if not check else False), "unavailable": why}
