@@ -13,6 +13,7 @@ import vidbatch.ledger_store
 from vidbatch.ledger import ledger_frame, ledger_row, new_reservation_id
 from vidbatch.ledger_store import LedgerStore, ledger_for
 from vidbatch.policy import Caps
+from vidbatch.errors import StorageError
 from vidbatch.storage import open_root
 
 NIGHT = "2026-11-25"
@@ -272,3 +273,16 @@ def test_a_ledger_url_left_unrendered_by_prefect_deploy_is_refused(tmp_path, mon
         ledger_url(open_root(str(tmp_path / "out")))
     monkeypatch.setenv(LEDGER_URL_ENV, "")  # deployed empty: the SQLite file beside a local root
     assert ledger_url(open_root(str(tmp_path / "out"))).endswith("/out/ledger.db")
+
+
+def test_roots_sharing_one_database_each_bring_their_old_parquet_ledger(tmp_path):
+    shared = f"sqlite:///{tmp_path / 'team.db'}"
+    for name in ("east", "west"):
+        root = open_root(str(tmp_path / name))
+        root.append_part(ledger_frame([ledger_row(run_id=name, night="2026-10-01", item_id=f"{name}-i", campaign="c",
+                                                  status="settled", cost_usd=0.1, reservation_id=f"{name}-r")]),
+                         "ledger")
+        ledger_for(root, shared)
+    assert sorted(LedgerStore(shared).frame()["run_id"]) == ["east", "west"]
+    with pytest.raises(StorageError, match="no ledger: give an output root"):
+        ledger_for(None)

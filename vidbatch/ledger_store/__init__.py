@@ -24,12 +24,14 @@ __all__ = ["LedgerStore", "ledger_for", "ledger_url", "use_policy_ledger", "HEAR
 LEDGER_URL_ENV = "VIDBATCH_LEDGER_URL"
 PARQUET_PREFIX = "ledger"  # where output roots kept their ledger before it became a database
 _STORES: dict[str, LedgerStore] = {}
+_MET: set[tuple[str, str]] = set()  # (ledger URL, root URI) pairs whose old Parquet parts were looked for
 _POLICY_URL: dict[str, str] = {}  # the running policy's [ledger] url, below --ledger and the environment
 _LOCK = threading.Lock()
 
 
-def ledger_url(root: OutputRoot, url: str | None = None) -> str:
-    """The ledger URL for `root`: `url`, else $VIDBATCH_LEDGER_URL, else SQLite beside a local root."""
+def ledger_url(root: OutputRoot | None, url: str | None = None) -> str:
+    """The ledger URL for `root`: `url`, else $VIDBATCH_LEDGER_URL, else the policy's, else SQLite
+    beside a local root."""
     url = url or os.environ.get(LEDGER_URL_ENV) or _POLICY_URL.get("url")
     if url and "{{" in url:  # prefect deploy leaves a placeholder whose variable was not set
         raise StorageError(f"{LEDGER_URL_ENV} is an unrendered template ({url}): set {LEDGER_URL_ENV} (empty for "
@@ -39,6 +41,8 @@ def ledger_url(root: OutputRoot, url: str | None = None) -> str:
     if isinstance(root, LocalRoot):
         root.path.mkdir(parents=True, exist_ok=True)
         return f"sqlite:///{(root.path / 'ledger.db').resolve()}"
+    if root is None:
+        raise StorageError(f"no ledger: give an output root (--out) or a ledger URL (--ledger, {LEDGER_URL_ENV})")
     raise StorageError(f"output root {root.uri} is not a local folder, so its ledger must be a database every "
                        f"machine reaches: set {LEDGER_URL_ENV} (or --ledger), e.g. "
                        "postgresql+psycopg://vidbatch@db.example.com/vidbatch")
@@ -53,13 +57,16 @@ def use_policy_ledger(url: str | None) -> None:
         _POLICY_URL.pop("url", None)
 
 
-def ledger_for(root: OutputRoot, url: str | None = None) -> LedgerStore:
-    """The ledger store of `root` (opened, migrated and its old Parquet parts imported once)."""
+def ledger_for(root: OutputRoot | None, url: str | None = None) -> LedgerStore:
+    """The ledger store of `root` (opened and migrated once per process and URL); the first time a
+    process meets a root, the root's Parquet ledger from before is imported (once per database)."""
     resolved = ledger_url(root, url)
     with _LOCK:
         store = _STORES.get(resolved)
         if store is None:
             store = _STORES[resolved] = LedgerStore(resolved)
+        if root is not None and (resolved, root.uri) not in _MET:
+            _MET.add((resolved, root.uri))  # several roots may share one database: each is imported
             parts = root.read_parquet_dir(PARQUET_PREFIX, LEDGER_SCHEMA)
             if parts.height:
                 store.import_frame(parts, root.key_uri(PARQUET_PREFIX))
