@@ -10,10 +10,10 @@ import polars as pl
 import pytest
 
 import vidbatch.ledger_store
+from vidbatch.errors import StorageError
 from vidbatch.ledger import ledger_frame, ledger_row, new_reservation_id
 from vidbatch.ledger_store import LedgerStore, ledger_for
 from vidbatch.policy import Caps
-from vidbatch.errors import StorageError
 from vidbatch.storage import open_root
 
 NIGHT = "2026-11-25"
