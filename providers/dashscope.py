@@ -34,12 +34,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
+import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
 from vidbatch.errors import ContentRejected, ProviderError, ProviderUnavailable, TransientProviderError
 from vidbatch.providers import Clip, ClipRequest, Journal, ProviderKind
 
-__all__ = ["DashScopeSettings", "DashScopeProvider", "KIND", "DEFAULT_BASE_URL", "SUBMIT_PATH"]
+__all__ = ["DashScopeSettings", "DashScopeProvider", "KIND", "price_columns", "DEFAULT_BASE_URL", "SUBMIT_PATH"]
 
 log = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://dashscope-intl.aliyuncs.com"
@@ -59,6 +60,9 @@ class DashScopeSettings(BaseModel):
     price_usd_per_s: dict[str, PositiveFloat] = {"wan2.1-t2v-turbo": 0.036, "wan2.1-t2v-plus": 0.10,
                                                  "wan2.1-i2v-turbo": 0.036, "wan2.1-i2v-plus": 0.10}
     clip_seconds: list[PositiveInt] = [5]
+    sizes: dict[str, tuple[PositiveInt, PositiveInt]] = Field(
+        {"480p": (832, 480), "720p": (1280, 720)}, description="landscape (width, height) per resolution; "
+        "portrait swaps them")
     prompt_extend: bool = Field(False, description="let the service rewrite prompts (off: the catalog's "
                                 "prompt is what is made, and reruns are comparable)")
     watermark: bool = False
@@ -132,6 +136,8 @@ class DashScopeProvider:
         return model
 
     def _seconds(self, request: ClipRequest) -> int:
+        if request.extend_s > 0:
+            raise ContentRejected(f"{self.id} cannot extend a clip (DashScope's Wan 2.1 makes whole clips only)")
         fits = [s for s in sorted(self.settings.clip_seconds) if s >= request.seconds - 1e-9]
         if not fits:
             raise ContentRejected(f"{request.seconds:g} s of footage is longer than {self.id}'s clips "
@@ -301,6 +307,33 @@ def _data_url(image: Path) -> str:
     """A local image as the data URL Model Studio accepts in `img_url`."""
     kind = mimetypes.guess_type(image.name)[0] or "image/png"
     return f"data:{kind};base64,{base64.b64encode(image.read_bytes()).decode()}"
+
+
+def price_columns(settings: DashScopeSettings, route: str) -> list[pl.Expr]:
+    """What this route would make of each catalog row, vectorised for the planner: columns
+    `{route}_model`, `{route}_size` (WxH), `{route}_billed_s` and `{route}_cost`, null where it
+    cannot make the item (no model for its resolution and input, longer than its clips, or an
+    extension). Item by item they equal `DashScopeProvider.estimate_cost` (a test holds them)."""
+    image = pl.col("image_uri").is_not_null()
+    model = pl.when(image).then(_pick(settings.i2v_model, pl.col("resolution"))).otherwise(
+        _pick(settings.t2v_model, pl.col("resolution")))
+    footage = pl.col("trim_start_s") + pl.col("duration_s")
+    billed = pl.lit(None, dtype=pl.Float64)
+    for seconds in sorted(settings.clip_seconds, reverse=True):  # the shortest clip that covers it wins
+        billed = pl.when(footage <= seconds + 1e-9).then(pl.lit(float(seconds))).otherwise(billed)
+    able = model.is_not_null() & (pl.col("extend_s").fill_null(0.0) <= 0)
+    billed = pl.when(able).then(billed)
+    price = model.replace_strict(settings.price_usd_per_s, default=None, return_dtype=pl.Float64)
+    landscape = _pick({res: f"{w}x{h}" for res, (w, h) in settings.sizes.items()}, pl.col("resolution"))
+    portrait = landscape.str.split("x").list.reverse().list.join("x")
+    return [pl.when(able).then(model).alias(f"{route}_model"),
+            pl.when(able).then(pl.when(pl.col("aspect") == "16:9").then(landscape).otherwise(portrait))
+            .alias(f"{route}_size"),
+            billed.alias(f"{route}_billed_s"), (billed * price).alias(f"{route}_cost")]
+
+
+def _pick(table: dict[str, str], key: pl.Expr) -> pl.Expr:
+    return key.replace_strict(table, default=None, return_dtype=pl.String)
 
 
 def _describe(settings: DashScopeSettings) -> dict:

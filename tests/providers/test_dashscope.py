@@ -6,8 +6,11 @@ import os
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.conftest import REPO
 from vidbatch.errors import ContentRejected, ProviderError, ProviderUnavailable, TransientProviderError
@@ -147,3 +150,35 @@ def test_no_key_a_refused_key_and_a_gone_model_make_the_route_unavailable(hosted
     with pytest.raises(ContentRejected, match="DataInspectionFailed"):
         provider(hosted).generate(request(prompt="a forbidden thing"), tmp_path, journal([]))
     assert json.dumps(hosted.billing()) == "[]"
+
+
+@settings(max_examples=150, deadline=None)
+@given(rows=st.lists(st.fixed_dictionaries({
+    "duration_s": st.sampled_from([1.0, 2.5, 4.0, 5.0, 6.0]), "trim_start_s": st.sampled_from([0.0, 0.5, 1.5]),
+    "resolution": st.sampled_from(["480p", "720p"]), "aspect": st.sampled_from(["16:9", "9:16"]),
+    "image_uri": st.sampled_from([None, "s3://b/ref.png"]), "extend_s": st.sampled_from([0.0, 2.0])}),
+    min_size=1, max_size=20), t2v_720=st.sampled_from([None, "wan2.1-t2v-plus"]))
+def test_the_planners_vectorised_prices_equal_the_providers_estimates(rows, t2v_720):
+    import polars as pl
+
+    from vidbatch.providers.dashscope import price_columns
+
+    t2v = {"480p": "wan2.1-t2v-turbo", **({"720p": t2v_720} if t2v_720 else {})}
+    config = DashScopeSettings(t2v_model=t2v, clip_seconds=[3, 5])
+    frame = pl.DataFrame(rows, schema={"duration_s": pl.Float64, "trim_start_s": pl.Float64, "resolution": pl.String,
+                                       "aspect": pl.String, "image_uri": pl.String, "extend_s": pl.Float64})
+    priced = frame.with_columns(price_columns(config, "hosted")).to_dicts()
+    route = DashScopeProvider(config)
+    for row in priced:
+        width, height = (832, 480) if row["resolution"] == "480p" else (1280, 720)
+        ask = ClipRequest(item_id="i", prompt="p", seconds=row["trim_start_s"] + row["duration_s"], width=width,
+                          height=height, model="m", resolution=row["resolution"],
+                          image=Path("ref.png") if row["image_uri"] else None, extend_s=row["extend_s"])
+        try:
+            expected = route.estimate_cost(ask)
+        except ContentRejected:
+            expected = None
+        assert (row["hosted_cost"] is None) == (expected is None), row
+        if expected is not None:
+            assert row["hosted_cost"] == pytest.approx(expected)
+            assert row["hosted_size"] == (f"{width}x{height}" if row["aspect"] == "16:9" else f"{height}x{width}")
