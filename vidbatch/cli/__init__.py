@@ -225,17 +225,26 @@ def sandbox(port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8787,
             latency: Annotated[float, typer.Option(help="seconds each job takes")] = 5.0,
             key: Annotated[str, typer.Option(help="the bearer key it accepts")] = "sk-sandbox",
             max_in_flight: Annotated[Optional[int], typer.Option(help="429 beyond this many jobs in flight")] = None,
-            rate_limit_p: Annotated[float, typer.Option(help="chance that a submit answers 429")] = 0.0) -> None:
-    """Serve the loopback Videos API (Sora contract) for rehearsals: point OPENAI_BASE_URL at it."""
+            rate_limit_p: Annotated[float, typer.Option(help="chance that a submit answers 429")] = 0.0,
+            dashscope: Annotated[bool, typer.Option("--dashscope", help="serve DashScope's async task API "
+                                                    "(hosted Wan) instead of the Videos API")] = False) -> None:
+    """Serve a loopback API for rehearsals: the Videos API (Sora contract; point OPENAI_BASE_URL at
+    it), or with --dashscope the DashScope task API (point DASHSCOPE_HTTP_BASE_URL at it)."""
     import time
 
-    from vidbatch.sandbox import Faults, VideosSandbox
+    from vidbatch.sandbox import DashScopeSandbox, Faults, VideosSandbox
 
-    box = VideosSandbox(api_key=key, latency_s=latency,
-                        faults=Faults(max_in_flight=max_in_flight, rate_limit_p=rate_limit_p))
-    url = box.start(port=port)
-    out_console.print(f"Videos API sandbox at {url} (billing: {url}/sandbox/billing); Ctrl-C stops it\n"
-                      f"  export OPENAI_BASE_URL={url} OPENAI_API_KEY={key}", highlight=False)
+    if dashscope:
+        box = DashScopeSandbox(api_key=key, latency_s=latency)
+        url = box.start(port=port)
+        exports = f"DASHSCOPE_HTTP_BASE_URL={url} DASHSCOPE_API_KEY={key}"
+    else:
+        box = VideosSandbox(api_key=key, latency_s=latency,
+                            faults=Faults(max_in_flight=max_in_flight, rate_limit_p=rate_limit_p))
+        url = box.start(port=port)
+        exports = f"OPENAI_BASE_URL={url} OPENAI_API_KEY={key}"
+    out_console.print(f"{'DashScope' if dashscope else 'Videos API'} sandbox at {url} (billing: {url}/sandbox/billing); "
+                      f"Ctrl-C stops it\n  export {exports}", highlight=False)
     try:
         while True:
             time.sleep(3600)

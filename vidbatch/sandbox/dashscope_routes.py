@@ -57,6 +57,10 @@ def build_app(sandbox: DashScopeSandbox) -> FastAPI:
                       page_no: int = 1, page_size: int = 10):
         return JSONResponse(sandbox.listing(model_name, start_time, end_time, page_no, min(page_size, 100)))
 
+    @app.get("/sandbox/billing")
+    async def billing():
+        return JSONResponse({"tasks": sandbox.billing(), "total_usd": sandbox.total_billed_usd()})
+
     @app.get("/results/{task_id}.mp4")
     async def result(task_id: str, Expires: int = 0):  # noqa: N803 (the presigned URL's parameter name)
         path = sandbox.result(task_id, Expires)
