@@ -32,6 +32,7 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 import polars as pl
@@ -91,6 +92,7 @@ class DashScopeProvider:
         self.max_seconds = float(max(settings.clip_seconds))
         self.image_input = bool(settings.i2v_model)
         self.base_url = (settings.base_url or os.environ.get("DASHSCOPE_HTTP_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+        self.endpoint = _redacted(self.base_url)  # what messages, logs and the ledger may show
         self.sandbox = False
         self._gone: str | None = None
         self._seen: set[str] = set()  # task ids this process already holds (never adopted twice)
@@ -117,11 +119,11 @@ class DashScopeProvider:
         try:
             response = self._http().get("/api/v1/tasks", params={"page_size": 1})
         except httpx.HTTPError as err:
-            return f"{self.base_url} unreachable ({type(err).__name__})"
+            return f"{self.endpoint} unreachable ({type(err).__name__})"
         if response.status_code in (401, 403):
-            return f"{self.base_url} refused the API key ({response.status_code}: {_message(response)})"
+            return f"{self.endpoint} refused the API key ({response.status_code}: {_message(response)})"
         if response.status_code >= 400:
-            return f"{self.base_url} does not serve the DashScope task API ({response.status_code})"
+            return f"{self.endpoint} does not serve the DashScope task API ({response.status_code})"
         self.sandbox = response.headers.get("x-vidbatch-sandbox") == "1"
         return None
 
@@ -163,7 +165,7 @@ class DashScopeProvider:
         status = output.get("task_status")
         price = self.settings.price_usd_per_s[model]
         if status == "UNKNOWN":  # forgotten: older than 24 h, so whether it billed is unknown
-            raise ProviderError(f"task {task_id} is unknown to {self.base_url} (tasks are kept 24 h); charged the "
+            raise ProviderError(f"task {task_id} is unknown to {self.endpoint} (tasks are kept 24 h); charged the "
                                 "estimate, the item is made again by a later run", cost_usd=seconds * price,
                                 job_id=task_id)
         if status != "SUCCEEDED":  # 7. FAILED and CANCELED tasks are not billed
@@ -277,14 +279,14 @@ class DashScopeProvider:
             return
         code, message = _code(response), _message(response)
         if status in (401, 403):
-            self._gone = f"{self.base_url} refused the API key ({status} {code}: {message})"
+            self._gone = f"{self.endpoint} refused the API key ({status} {code}: {message})"
             raise ProviderUnavailable(self._gone, job_id=job_id)
         if status == 429 or code.startswith("Throttling"):
             raise TransientProviderError(f"{what}: throttled ({status} {code}: {message})", job_id=job_id)
         if status >= 500:
             raise TransientProviderError(f"{what}: server error ({status} {code}: {message})", job_id=job_id)
         if "model not exist" in message.lower() or code == "ModelNotFound":
-            self._gone = f"{self.base_url}: model gone ({status} {code}: {message})"
+            self._gone = f"{self.endpoint}: model gone ({status} {code}: {message})"
             raise ProviderUnavailable(self._gone, job_id=job_id)
         raise ContentRejected(f"{what}: refused ({status} {code}: {message})", job_id=job_id)
 
@@ -301,6 +303,13 @@ def _message(response: httpx.Response) -> str:
         return str(response.json().get("message") or response.reason_phrase)
     except ValueError:
         return response.reason_phrase
+
+
+def _redacted(url: str) -> str:
+    """A base URL fit for messages and ledgers: no user info, no query string."""
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}".rstrip("/")
 
 
 def _data_url(image: Path) -> str:
@@ -339,7 +348,7 @@ def _pick(table: dict[str, str], key: pl.Expr) -> pl.Expr:
 def _describe(settings: DashScopeSettings) -> dict:
     return {"models": {"t2v": dict(settings.t2v_model), "i2v": dict(settings.i2v_model)},
             "prices": {"usd_per_s": dict(settings.price_usd_per_s)},
-            "where": settings.base_url or os.environ.get("DASHSCOPE_HTTP_BASE_URL") or DEFAULT_BASE_URL}
+            "where": _redacted(settings.base_url or os.environ.get("DASHSCOPE_HTTP_BASE_URL") or DEFAULT_BASE_URL)}
 
 
 KIND = ProviderKind(name="dashscope", settings=DashScopeSettings,
