@@ -244,3 +244,28 @@ def test_routes_lists_each_route_with_kind_capabilities_and_live_availability(sa
     assert live.returncode == 0, live.stderr
     assert f"sora (openai-videos, {sandbox.base_url})  available" in live.stdout
     assert sandbox.api_key not in live.stdout  # never a secret on screen
+
+
+def test_the_dashscope_sandbox_command_serves_hosted_wan_for_rehearsals(tmp_path, monkeypatch):
+    import re
+
+    from vidbatch.providers import ClipRequest, Journal
+    from vidbatch.providers.dashscope import DashScopeProvider, DashScopeSettings
+
+    server = subprocess.Popen([sys.executable, "-m", "vidbatch.cli", "sandbox", "--dashscope", "--port", "0",
+                               "--latency", "0.2", "--key", "sk-rehearsal"], stdout=subprocess.PIPE, text=True)
+    try:
+        printed = ""
+        while "DASHSCOPE_API_KEY" not in printed:
+            printed += server.stdout.readline()
+        url = re.search(r"DASHSCOPE_HTTP_BASE_URL=(\S+)", printed).group(1)
+        monkeypatch.setenv("DASHSCOPE_HTTP_BASE_URL", url)
+        monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-rehearsal")
+        route = DashScopeProvider(DashScopeSettings(poll_interval_s=0.05))
+        assert route.unavailable() is None and route.sandbox
+        clip = route.generate(ClipRequest(item_id="r", prompt="a rehearsal", seconds=4.0, width=832, height=480,
+                                          model="m"), tmp_path, Journal())
+        assert clip.cost_usd == pytest.approx(0.18) and clip.path.stat().st_size > 0
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
