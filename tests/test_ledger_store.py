@@ -286,3 +286,19 @@ def test_roots_sharing_one_database_each_bring_their_old_parquet_ledger(tmp_path
     assert sorted(LedgerStore(shared).frame()["run_id"]) == ["east", "west"]
     with pytest.raises(StorageError, match="no ledger: give an output root"):
         ledger_for(None)
+
+
+def test_rows_already_in_the_ledger_are_not_imported_twice_from_another_source(tmp_path, store):
+    rows = ledger_frame([ledger_row(run_id="r", night="2026-10-01", item_id=f"i{n}", campaign="c", status=status,
+                                    provider="wan", cost_usd=0.1 if status == "settled" else 0.0, est_cost_usd=0.1,
+                                    reservation_id=f"res{n}") for n in range(3) for status in ("reserved", "settled")])
+    assert store.import_frame(rows, "root/ledger") == 6
+    exported = tmp_path / "export"
+    from vidbatch.ledger_store.parquet import export_nights, read_ledger_parquet
+
+    export_nights(store, str(exported))
+    assert store.import_frame(read_ledger_parquet(str(exported)), str(exported)) == 0  # the same rows, elsewhere
+    more = pl.concat([rows, ledger_frame([ledger_row(run_id="r", night="2026-10-01", item_id="new", campaign="c",
+                                                     status="deferred")])])
+    assert store.import_frame(more, "another/copy") == 1
+    assert store.spend([]).row(0, named=True)["actual_usd"] == pytest.approx(0.3)

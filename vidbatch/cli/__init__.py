@@ -243,7 +243,8 @@ def sandbox(port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8787,
                             faults=Faults(max_in_flight=max_in_flight, rate_limit_p=rate_limit_p))
         url = box.start(port=port)
         exports = f"OPENAI_BASE_URL={url} OPENAI_API_KEY={key}"
-    out_console.print(f"{'DashScope' if dashscope else 'Videos API'} sandbox at {url} (billing: {url}/sandbox/billing); "
+    served = "DashScope" if dashscope else "Videos API"
+    out_console.print(f"{served} sandbox at {url} (billing: {url}/sandbox/billing); "
                       f"Ctrl-C stops it\n  export {exports}", highlight=False)
     try:
         while True:

@@ -24,7 +24,8 @@ def routes(policy: PolicyOpt = None, as_json: JsonOpt = False,
     try:
         pol = load_policy(policy)
         kinds = provider_kinds()
-        rows = [_describe(name, kinds, kind, settings, check) for name, (kind, settings) in pol.route_sections().items()]
+        rows = [_describe(name, kinds, kind, settings, check)
+                for name, (kind, settings) in pol.route_sections().items()]
     except PolicyError as err:
         fail(str(err), 2)
     if as_json:

@@ -19,7 +19,8 @@ from vidbatch.ledger import LEDGER_SCHEMA
 from vidbatch.ledger_store.store import DEAD_AFTER_S, HEARTBEAT_S, LedgerStore
 from vidbatch.storage import LocalRoot, OutputRoot
 
-__all__ = ["LedgerStore", "ledger_for", "ledger_url", "use_policy_ledger", "HEARTBEAT_S", "DEAD_AFTER_S", "LEDGER_URL_ENV"]
+__all__ = ["LedgerStore", "ledger_for", "ledger_url", "use_policy_ledger", "HEARTBEAT_S", "DEAD_AFTER_S",
+           "LEDGER_URL_ENV"]
 
 LEDGER_URL_ENV = "VIDBATCH_LEDGER_URL"
 PARQUET_PREFIX = "ledger"  # where output roots kept their ledger before it became a database

@@ -12,7 +12,8 @@ from collections import defaultdict
 from datetime import datetime, timezone
 
 import polars as pl
-from sqlalchemy import Column, DateTime, MetaData, Table, Text, case, exists, func, insert, literal, select, text, union_all
+from sqlalchemy import (Column, DateTime, MetaData, Table, Text, case, exists, func, insert, literal, select, text,
+                        union_all)
 from sqlalchemy.engine import Connection
 
 from vidbatch.ledger import CLOSING, IN_FLIGHT_SCHEMA, LEDGER_SCHEMA, SETTLED_SCHEMA, SPEND_COLUMNS, SPENT

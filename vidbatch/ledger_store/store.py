@@ -24,11 +24,11 @@ from pathlib import Path
 import polars as pl
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import and_, create_engine, delete, event, exists, func, insert, select, text, update
+from sqlalchemy import and_, create_engine, event, exists, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
-from vidbatch.ledger import CLOSING, LEDGER_SCHEMA, History, Reservation
-from vidbatch.ledger_store import queries
+from vidbatch.ledger import LEDGER_SCHEMA, History
+from vidbatch.ledger_store import queries, writes
 from vidbatch.ledger_store.schema import imports, ledger_rows, open_reservations, runs
 from vidbatch.planner import Committed
 from vidbatch.policy import Caps
@@ -99,7 +99,7 @@ class LedgerStore:
             ids = {r["reservation_id"] for r in rows if r.get("reservation_id") and r["status"] != "reserved"}
             nights = dict(conn.execute(select(ledger_rows.c.reservation_id, ledger_rows.c.night).where(
                 ledger_rows.c.status == "reserved", ledger_rows.c.reservation_id.in_(ids))).all()) if ids else {}
-            _insert(conn, [{**r, "night": nights.get(r.get("reservation_id"), r["night"])} for r in rows])
+            writes.insert_rows(conn, [{**r, "night": nights.get(r.get("reservation_id"), r["night"])} for r in rows])
 
     def reserve(self, row: dict, caps: Caps) -> str | None:
         """Insert the `reserved` row if the caps hold and no live run holds this item; None when
@@ -118,7 +118,7 @@ class LedgerStore:
                 return f"campaign cap ${cap:.2f} reached: {_who(spent, row['run_id'], campaign)}"
             if sum(spent.values()) + usd > caps.night_usd + 1e-9:
                 return f"night cap ${caps.night_usd:.2f} reached: {_who(spent, row['run_id'])}"
-            _insert(conn, [row])
+            writes.insert_rows(conn, [row])
         return None
 
     def _held_elsewhere(self, conn: Connection, row: dict) -> str | None:
@@ -133,7 +133,7 @@ class LedgerStore:
             ~exists().where(qa.c.reservation_id == ledger_rows.c.reservation_id, qa.c.status == "qa_failed"))).first()
         if made is not None:
             return f"already made by run {made.run_id[:8]} while this run waited; not made twice"
-        holders = _open_rows(conn, and_(open_reservations.c.campaign == row["campaign"],
+        holders = writes.open_rows(conn, and_(open_reservations.c.campaign == row["campaign"],
                                          open_reservations.c.item_id == row["item_id"],
                                          open_reservations.c.fingerprint == row["fingerprint"],
                                          open_reservations.c.run_id != row["run_id"]))
@@ -142,7 +142,7 @@ class LedgerStore:
             if run is not None and _alive(run):
                 return (f"run {held['run_id'][:8]} is making this item now (reservation "
                         f"{held['reservation_id'][:8]}); not made twice")
-            _charge_estimates(conn, [held], row["run_id"], f"run {held['run_id'][:8]} stopped inside this "
+            writes.charge_estimates(conn, [held], row["run_id"], f"run {held['run_id'][:8]} stopped inside this "
                               f"reservation; charged the estimate; taken over by run {row['run_id'][:8]}")
         return None
 
@@ -150,19 +150,24 @@ class LedgerStore:
         """Close `run_id`'s open reservations of `item_ids` as failed at their estimate (a worker died
         inside them: the GPU time was rented); how many. Each keeps exactly one closing row."""
         with self._writing() as conn:
-            stale = _open_rows(conn, and_(open_reservations.c.run_id == run_id,
+            stale = writes.open_rows(conn, and_(open_reservations.c.run_id == run_id,
                                           open_reservations.c.item_id.in_(item_ids)))
-            _charge_estimates(conn, stale, run_id, f"{reason}; charged the estimate")
+            writes.charge_estimates(conn, stale, run_id, f"{reason}; charged the estimate")
         return len(stale)
 
     def import_frame(self, frame: pl.DataFrame, source: str) -> int:
-        """Rows of a Parquet ledger (LEDGER_SCHEMA columns), once per `source`; how many were added."""
+        """Rows of a Parquet ledger (LEDGER_SCHEMA columns), once per `source`; how many were added.
+
+        A row the ledger already holds (same run, item, status, reservation, job and time) is not
+        added again, whatever the source: an export re-imported elsewhere, or a root's old parts
+        met again by a database they already reached that way, never count money twice."""
         with self._writing() as conn:
             if conn.execute(select(imports.c.source).where(imports.c.source == source)).first():
                 return 0
-            rows = frame.select(list(LEDGER_SCHEMA)).to_dicts()
+            held = writes.row_keys(conn, frame["run_id"].drop_nulls().unique().to_list())
+            rows = [r for r in frame.select(list(LEDGER_SCHEMA)).to_dicts() if writes.row_key(r) not in held]
             for start in range(0, len(rows), 5000):
-                _insert(conn, rows[start:start + 5000])
+                writes.insert_rows(conn, rows[start:start + 5000])
             conn.execute(insert(imports), [{"source": source, "rows": len(rows), "imported_at": _now()}])
         return len(rows)
 
@@ -237,38 +242,6 @@ class LedgerStore:
         """Ledger rows (all, or one run's, or one night's) in write order, with LEDGER_SCHEMA."""
         with self.engine.connect() as conn:
             return queries.rows(conn, run_id=run_id, night=night)
-
-
-def _insert(conn: Connection, rows: list[dict]) -> None:
-    """Append rows and keep open_reservations in step with them, in the caller's transaction."""
-    conn.execute(insert(ledger_rows), rows)
-    touched = sorted({r["reservation_id"] for r in rows
-                      if r.get("reservation_id") and (r["status"] == "reserved" or r["status"] in CLOSING)})
-    for start in range(0, len(touched), 500):
-        ids = touched[start:start + 500]
-        conn.execute(delete(open_reservations).where(open_reservations.c.reservation_id.in_(ids)))
-        reserved = ledger_rows.alias("reserved")  # an alias: the subquery must not correlate with the outer rows
-        first = select(func.min(reserved.c.id)).where(reserved.c.status == "reserved",
-                                                      reserved.c.reservation_id.in_(ids)).group_by(
-            reserved.c.reservation_id)
-        conn.execute(insert(open_reservations).from_select(
-            ["reservation_id", "row_id", "night", "campaign", "item_id", "fingerprint", "run_id", "est_cost_usd"],
-            select(ledger_rows.c.reservation_id, ledger_rows.c.id, ledger_rows.c.night, ledger_rows.c.campaign,
-                   ledger_rows.c.item_id, ledger_rows.c.fingerprint, ledger_rows.c.run_id, ledger_rows.c.est_cost_usd)
-            .where(ledger_rows.c.id.in_(first), queries.still_open())))
-
-
-def _open_rows(conn: Connection, where) -> list[dict]:
-    """The `reserved` rows of the open reservations matching `where` (a clause on open_reservations)."""
-    return [dict(r) for r in conn.execute(select(ledger_rows).join(
-        open_reservations, open_reservations.c.row_id == ledger_rows.c.id).where(where)).mappings()]
-
-
-def _charge_estimates(conn: Connection, reserved: list[dict], run_id: str, reason: str) -> None:
-    """Close open reservations as failed at their estimate, each under its own night."""
-    if reserved:
-        _insert(conn, [Reservation.of_row(held).closed("failed", held["est_cost_usd"], reason, run_id=run_id)
-                       for held in reserved])
 
 
 def _committed(spent: dict[tuple[str, str], float]) -> Committed:

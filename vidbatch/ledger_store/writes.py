@@ -1,0 +1,62 @@
+"""The ledger store's row writes, inside a transaction the store opened: appending rows while
+keeping `open_reservations` in step, closing open reservations at their estimate, and the row
+identity that keeps an import from adding a row twice."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.engine import Connection
+
+from vidbatch.ledger import CLOSING, Reservation
+from vidbatch.ledger_store import queries
+from vidbatch.ledger_store.schema import ledger_rows, open_reservations
+
+__all__ = ["insert_rows", "row_key", "row_keys", "open_rows", "charge_estimates"]
+
+
+def insert_rows(conn: Connection, rows: list[dict]) -> None:
+    """Append rows and keep open_reservations in step with them, in the caller's transaction."""
+    conn.execute(insert(ledger_rows), rows)
+    touched = sorted({r["reservation_id"] for r in rows
+                      if r.get("reservation_id") and (r["status"] == "reserved" or r["status"] in CLOSING)})
+    for start in range(0, len(touched), 500):
+        ids = touched[start:start + 500]
+        conn.execute(delete(open_reservations).where(open_reservations.c.reservation_id.in_(ids)))
+        reserved = ledger_rows.alias("reserved")  # an alias: the subquery must not correlate with the outer rows
+        first = select(func.min(reserved.c.id)).where(reserved.c.status == "reserved",
+                                                      reserved.c.reservation_id.in_(ids)).group_by(
+            reserved.c.reservation_id)
+        conn.execute(insert(open_reservations).from_select(
+            ["reservation_id", "row_id", "night", "campaign", "item_id", "fingerprint", "run_id", "est_cost_usd"],
+            select(ledger_rows.c.reservation_id, ledger_rows.c.id, ledger_rows.c.night, ledger_rows.c.campaign,
+                   ledger_rows.c.item_id, ledger_rows.c.fingerprint, ledger_rows.c.run_id, ledger_rows.c.est_cost_usd)
+            .where(ledger_rows.c.id.in_(first), queries.still_open())))
+
+
+_KEY = ("run_id", "item_id", "status", "reservation_id", "job_id", "created_at")
+
+
+def row_key(row: dict) -> tuple:
+    return tuple(queries.aware(row[k]) if k == "created_at" else row[k] for k in _KEY)
+
+
+def row_keys(conn: Connection, run_ids: list[str]) -> set[tuple]:
+    """The identities of the rows these runs already have in the ledger."""
+    keys: set[tuple] = set()
+    for start in range(0, len(run_ids), 500):
+        query = select(*(ledger_rows.c[k] for k in _KEY)).where(ledger_rows.c.run_id.in_(run_ids[start:start + 500]))
+        keys |= {row_key(r._asdict()) for r in conn.execute(query)}
+    return keys
+
+
+def open_rows(conn: Connection, where) -> list[dict]:
+    """The `reserved` rows of the open reservations matching `where` (a clause on open_reservations)."""
+    return [dict(r) for r in conn.execute(select(ledger_rows).join(
+        open_reservations, open_reservations.c.row_id == ledger_rows.c.id).where(where)).mappings()]
+
+
+def charge_estimates(conn: Connection, reserved: list[dict], run_id: str, reason: str) -> None:
+    """Close open reservations as failed at their estimate, each under its own night."""
+    if reserved:
+        insert_rows(conn, [Reservation.of_row(held).closed("failed", held["est_cost_usd"], reason, run_id=run_id)
+                           for held in reserved])
