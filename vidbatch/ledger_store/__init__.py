@@ -5,8 +5,13 @@
      (`use_policy_ledger`), else for a local root a SQLite file beside it (`<root>/ledger.db`);
      an `s3://` root needs a shared URL (StorageError);
   2. the schema is migrated to the newest revision (Alembic);
-  3. the root's Parquet ledger from before (`<root>/ledger/part-*.parquet`) is imported once,
-     the parts left in place.
+  3. the root's Parquet ledger from before (`<root>/ledger/part-*.parquet`) is imported, once per
+     database (and never a row the database already holds), the parts left in place.
+
+The package: `store.py` (the store: reserve, append, runs and their heartbeats, the reads),
+`queries.py` (the read side, each query bounded by what it asks about), `writes.py` (row writes
+that keep `open_reservations` in step), `schema.py` + `migrations/` (tables, Alembic revisions),
+`parquet.py` (export by night, import of Parquet ledgers).
 """
 
 from __future__ import annotations
