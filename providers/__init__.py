@@ -101,6 +101,9 @@ class ProviderKind:
     build: Callable[[str, Any], "Provider"]
     description: str = ""
     describe: Callable[[Any], dict] = lambda settings: {}  # models, prices, endpoint: for `vidbatch routes`
+    # price(settings, route) -> polars expressions adding {route}_model, {route}_size and {route}_cost
+    # (null where the route cannot make an item) to a catalog: what the planner prices, pure.
+    price: Callable[[Any, str], list] = lambda settings, route: []
 
 
 @functools.cache

@@ -354,4 +354,4 @@ def _describe(settings: DashScopeSettings) -> dict:
 KIND = ProviderKind(name="dashscope", settings=DashScopeSettings,
                     build=lambda route, settings: DashScopeProvider(settings, route),
                     description="hosted Wan on Alibaba Cloud Model Studio, through DashScope's async task API",
-                    describe=_describe)
+                    describe=_describe, price=price_columns)

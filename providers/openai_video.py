@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 from vidbatch.errors import ContentRejected, MediaError, ProviderError, ProviderUnavailable, TransientProviderError
 from vidbatch.media import concat, fit_image
 from vidbatch.policy import ClosedRoute
-from vidbatch.pricing import closed_estimate_usd, closed_extension_segments, closed_segments
+from vidbatch.pricing import closed_estimate_usd, closed_extension_segments, closed_options, closed_segments
 from vidbatch.providers import Clip, ClipRequest, Journal, ProviderKind
 
 __all__ = ["OpenAIVideoProvider", "KIND", "SORA_DEPRECATION", "make_client"]
@@ -389,4 +389,4 @@ def _describe(route: ClosedRoute) -> dict:
 
 KIND = ProviderKind(name="openai-videos", settings=ClosedRoute, build=lambda route, settings: OpenAIVideoProvider(settings),
                     description="any endpoint speaking the OpenAI Videos API (Sora, gateways, vLLM-Omni Wan servers), "
-                    "via the openai SDK", describe=_describe)
+                    "via the openai SDK", describe=_describe, price=closed_options)

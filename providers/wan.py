@@ -24,7 +24,7 @@ from typing import Any
 from vidbatch.errors import ContentRejected, ProviderUnavailable, TransientProviderError
 from vidbatch.media import write_frames
 from vidbatch.policy import WanModel, WanRoute
-from vidbatch.pricing import wan_estimate_usd, wan_extension_frames, wan_shot_frames
+from vidbatch.pricing import wan_estimate_usd, wan_extension_frames, wan_options, wan_shot_frames
 from vidbatch.providers import Clip, ClipRequest, Journal, ProviderKind
 
 __all__ = ["WanProvider", "KIND", "build_tiny_pipeline", "pipeline_loads"]
@@ -349,4 +349,4 @@ def _describe(route: WanRoute) -> dict:
 
 KIND = ProviderKind(name="wan-diffusers", settings=WanRoute, build=lambda route, settings: WanProvider(settings),
                     description="Wan 2.1 open weights, run by diffusers on this machine's (or a GPU worker's) accelerator",
-                    describe=_describe)
+                    describe=_describe, price=wan_options)

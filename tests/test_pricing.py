@@ -13,7 +13,7 @@ POLICY = default_policy()
 
 def priced(rows):
     valid, _ = validate_catalog(catalog(rows))
-    return valid.with_columns(*wan_options(POLICY), *closed_options(POLICY))
+    return valid.with_columns(*wan_options(POLICY.wan, "wan"), *closed_options(POLICY.closed, "sora"))
 
 
 def test_wan_shots_follow_the_vae_rule_and_cover_the_footage():
@@ -32,8 +32,8 @@ def test_shot_plans_match_the_vectorised_prices(seconds):
     assert sum(segments) >= seconds - 1e-6
     row = priced([{"duration_s": seconds, "realism": "medium"}]).row(0, named=True)
     assert abs(row["wan_cost"] - wan_estimate_usd(POLICY.wan, "wan2.1-t2v-1.3b", "480p", seconds)) < 1e-9
-    assert row["closed_billed_s"] == sum(segments)
-    assert abs(row["closed_cost"] - closed_estimate_usd(POLICY.closed, "sora-2", "1280x720", seconds)) < 1e-9
+    assert row["sora_billed_s"] == sum(segments)
+    assert abs(row["sora_cost"] - closed_estimate_usd(POLICY.closed, "sora-2", "1280x720", seconds)) < 1e-9
 
 
 def test_closed_route_prices_and_extension_plan():
@@ -42,8 +42,8 @@ def test_closed_route_prices_and_extension_plan():
     assert closed_segments(30.0, POLICY.closed) == [12, 20]
     assert closed_segments(45.0, POLICY.closed) == [12, 20, 16]
     frame = priced([{"duration_s": 8.0, "realism": "high", "aspect": "9:16"}])
-    assert frame["closed_model"][0] == "sora-2-pro" and frame["closed_size"][0] == "720x1280"
-    assert abs(frame["closed_cost"][0] - 8 * 0.30) < 1e-9
+    assert frame["sora_model"][0] == "sora-2-pro" and frame["sora_size"][0] == "720x1280"
+    assert abs(frame["sora_cost"][0] - 8 * 0.30) < 1e-9
 
 
 def test_wan_picks_model_and_portrait_size_by_resolution():
@@ -64,7 +64,7 @@ def test_extensions_are_priced_the_same_item_by_item_and_vectorised(seconds, ext
     wan = wan_estimate_usd(POLICY.wan, "wan2.1-t2v-1.3b", "480p", seconds, extend)
     assert abs(row["wan_cost"] - wan) < 1e-9 and wan > wan_estimate_usd(POLICY.wan, "wan2.1-t2v-1.3b", "480p", seconds)
     closed = closed_estimate_usd(POLICY.closed, "sora-2", "1280x720", seconds, extend)
-    assert abs(row["closed_cost"] - closed) < 1e-9
+    assert abs(row["sora_cost"] - closed) < 1e-9
 
 
 def test_an_extension_on_wan_needs_an_i2v_model():

@@ -118,18 +118,18 @@ def plan_catalog(catalog: pl.DataFrame, policy: Policy, *, committed: Committed 
     fallback = (pl.when(pl.col("provider").is_null() & pl.col("remix_of").is_null() & (route_pref == "sora")
                         & pl.col("realism").is_in(r.fallback_to_wan_for_realism))
                 .then(pl.lit("wan")).otherwise(pl.lit(None, dtype=pl.String)))
-    priced = (catalog.with_columns(*wan_options(policy), *closed_options(policy))
+    priced = (catalog.with_columns(*wan_options(policy.wan, "wan"), *closed_options(policy.closed, "sora"))
               .with_columns(route_pref.alias("pref"), why.alias("why"), fallback.alias("fallback"),
                             item_cap.alias("item_cap"))
               .with_columns(_refusal("wan", pl.col("wan_cost"), pl.col("item_cap"), unavailable).alias("no_wan"),
-                            _refusal("sora", pl.col("closed_cost"), pl.col("item_cap"), unavailable)
+                            _refusal("sora", pl.col("sora_cost"), pl.col("item_cap"), unavailable)
                             .alias("no_sora")))
 
     def refusal_of(route: pl.Expr) -> pl.Expr:
         return pl.when(route == "wan").then(pl.col("no_wan")).otherwise(pl.col("no_sora"))
 
     def cost_of(route: pl.Expr) -> pl.Expr:
-        return pl.when(route == "wan").then(pl.col("wan_cost")).when(route == "sora").then(pl.col("closed_cost"))
+        return pl.when(route == "wan").then(pl.col("wan_cost")).when(route == "sora").then(pl.col("sora_cost"))
 
     pref_ok = refusal_of(pl.col("pref")).is_null()
     fb_ok = pl.col("fallback").is_not_null() & refusal_of(pl.col("fallback")).is_null()
@@ -168,15 +168,15 @@ def plan_catalog(catalog: pl.DataFrame, policy: Policy, *, committed: Committed 
     return (plan.with_columns(
         pl.col("provider_chosen").fill_null(pl.col("pref")).alias("provider"),
         pl.col("provider").is_not_null().alias("provider_forced"),
-        pl.when(on_wan).then(pl.col("wan_model")).otherwise(pl.col("closed_model")).alias("model"),
-        pl.when(on_wan).then(pl.col("wan_size")).otherwise(pl.col("closed_size")).alias("size"),
+        pl.when(on_wan).then(pl.col("wan_model")).otherwise(pl.col("sora_model")).alias("model"),
+        pl.when(on_wan).then(pl.col("wan_size")).otherwise(pl.col("sora_size")).alias("size"),
         pl.when(on_wan).then(pl.col("wan_shots")).otherwise(pl.lit(None, dtype=pl.Int64)).alias("shots"),
-        pl.when(on_wan).then(pl.lit(None, dtype=pl.Float64)).otherwise(pl.col("closed_billed_s")).alias("billed_s"),
+        pl.when(on_wan).then(pl.lit(None, dtype=pl.Float64)).otherwise(pl.col("sora_billed_s")).alias("billed_s"),
         pl.when(pl.col("provider_chosen").is_null()).then(pl.lit(0.0))
         .when(pl.col("ok1")).then(pl.col("cost1")).otherwise(pl.col("cost2")).alias("est_cost_usd"),
         pl.when(pl.col("provider_chosen").is_null()).then(pl.lit("deferred")).otherwise(pl.lit("planned"))
         .alias("status"))
         .drop(["pref", "why", "fallback", "item_cap", "no_wan", "no_sora", "first", "second", "cost1", "cost2",
                "cost2_open", "ok1", "ok2", "cap1", "cap2", "provider_chosen", "wan_model", "wan_size",
-               "wan_shots", "wan_gpu_s", "wan_cost", "closed_model", "closed_size", "closed_billed_s",
-               "closed_cost"]))
+               "wan_shots", "wan_gpu_s", "wan_cost", "sora_model", "sora_size", "sora_billed_s",
+               "sora_cost"]))

@@ -10,7 +10,7 @@ import math
 
 import polars as pl
 
-from vidbatch.policy import ClosedRoute, Policy, WanRoute
+from vidbatch.policy import ClosedRoute, WanRoute
 
 __all__ = [
     "raw_seconds",
@@ -105,9 +105,9 @@ def _gpu_table(route: WanRoute) -> dict[str, float]:
     return {f"{name}|{res}": s for name, m in route.models.items() for res, s in m.gpu_s_per_shot.items()}
 
 
-def wan_options(policy: Policy) -> list[pl.Expr]:
-    """Columns wan_model, wan_size, wan_shots, wan_gpu_s, wan_cost (null where Wan cannot serve)."""
-    route = policy.wan
+def wan_options(route: WanRoute, name: str = "wan") -> list[pl.Expr]:
+    """Columns {name}_model, {name}_size, {name}_shots, {name}_gpu_s, {name}_cost for a catalog
+    (null where this Wan route cannot serve): the `wan-diffusers` kind's prices for the planner."""
     image = pl.col("image_uri").is_not_null()
     model = (pl.when(image).then(_pick(route.i2v_model, pl.col("resolution"), pl.String))
              .otherwise(_pick(route.t2v_model, pl.col("resolution"), pl.String)))
@@ -123,11 +123,11 @@ def wan_options(policy: Policy) -> list[pl.Expr]:
     landscape = _pick(size_table, key, pl.String)
     portrait = landscape.str.split("x").list.reverse().list.join("x")
     return [
-        model.alias("wan_model"),
-        pl.when(pl.col("aspect") == "16:9").then(landscape).otherwise(portrait).alias("wan_size"),
-        shots.cast(pl.Int64).alias("wan_shots"),
-        gpu_s.alias("wan_gpu_s"),
-        (gpu_s * route.gpu_usd_per_hour / 3600).alias("wan_cost"),
+        model.alias(f"{name}_model"),
+        pl.when(pl.col("aspect") == "16:9").then(landscape).otherwise(portrait).alias(f"{name}_size"),
+        shots.cast(pl.Int64).alias(f"{name}_shots"),
+        gpu_s.alias(f"{name}_gpu_s"),
+        (gpu_s * route.gpu_usd_per_hour / 3600).alias(f"{name}_cost"),
     ]
 
 
@@ -152,9 +152,9 @@ def _smallest_at_least_expr(value: pl.Expr, options: list[int]) -> pl.Expr:
     return expr
 
 
-def closed_options(policy: Policy) -> list[pl.Expr]:
-    """Columns closed_model, closed_size, closed_billed_s, closed_cost (null where it cannot serve)."""
-    route = policy.closed
+def closed_options(route: ClosedRoute, name: str = "sora") -> list[pl.Expr]:
+    """Columns {name}_model, {name}_size, {name}_billed_s, {name}_cost for a catalog (null where it
+    cannot serve): the `openai-videos` kind's prices for the planner."""
     model = _pick(route.model_by_realism, pl.col("realism"), pl.String)
     size = pl.when(pl.col("aspect") == "16:9").then(pl.lit("1280x720")).otherwise(pl.lit("720x1280"))
     prices = {f"{m}|{s}": p for m, by_size in route.price_usd_per_s.items() for s, p in by_size.items()}
@@ -175,10 +175,10 @@ def closed_options(policy: Policy) -> list[pl.Expr]:
               .otherwise(longest + full * step + tail_billed))
     billed = billed + _closed_extension_billed_s(route)
     return [
-        model.alias("closed_model"),
-        size.alias("closed_size"),
-        billed.alias("closed_billed_s"),
-        (billed * price).alias("closed_cost"),
+        model.alias(f"{name}_model"),
+        size.alias(f"{name}_size"),
+        billed.alias(f"{name}_billed_s"),
+        (billed * price).alias(f"{name}_cost"),
     ]
 
 

@@ -58,3 +58,23 @@ def test_a_third_party_package_adds_a_kind_without_touching_vidbatch(tmp_path):
 def test_a_broken_plugin_is_named_not_ignored(tmp_path):
     seen = kinds_seen(plugin(tmp_path / "site", "acme_kind", "KIND = None\n", "acme_kind:MISSING"))
     assert seen["error"].startswith("PolicyError: provider kind 'acme-video' (acme_kind:MISSING, package acme-video)")
+
+
+def test_every_kind_prices_a_catalog_for_the_planner_under_its_routes_name():
+    from tests.conftest import catalog
+    from vidbatch.catalog import validate_catalog
+    from vidbatch.policy import default_policy
+    from vidbatch.providers import provider_kinds
+    from vidbatch.providers.dashscope import DashScopeSettings
+
+    policy = default_policy()
+    settings = {"wan-diffusers": policy.wan, "openai-videos": policy.closed, "dashscope": DashScopeSettings()}
+    valid, _ = validate_catalog(catalog([{"duration_s": 4.0}, {"duration_s": 4.0, "aspect": "9:16"},
+                                         {"duration_s": 30.0, "realism": "high"}]))
+    for name, kind in provider_kinds().items():
+        if name not in settings:
+            continue  # a third-party kind installed here: not ours to price
+        priced = valid.with_columns(kind.price(settings[name], "r1"))
+        assert {"r1_model", "r1_size", "r1_cost"} <= set(priced.columns), name
+        assert priced["r1_cost"][0] > 0 and priced["r1_size"][1] in ("480x832", "720x1280"), name
+    assert valid.with_columns(provider_kinds()["dashscope"].price(DashScopeSettings(), "r1"))["r1_cost"][2] is None
