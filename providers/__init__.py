@@ -4,7 +4,8 @@ A provider has an id, capability attributes, a pure `estimate_cost(request)`, `u
 (None when it can serve, else why not), and one verb, `generate(request, workdir, journal) -> Clip`.
 The journal links a paid call to the ledger: job ids created earlier for this request (a provider
 resumes them and never creates them again), and a hook that records each new job id at once.
-The registry holds factories `policy -> provider`; tests and benches re-bind them with `bound`.
+The registry builds a run's providers: every route of the policy (`Policy.route_sections`) through
+its kind; tests, benches and the sandbox bind factories to route names with `bound`.
 
 Provider *kinds* are code and pluggable: a kind is a `ProviderKind` (its name, the pydantic model
 of a route's settings, and how to build a provider from them) that a package announces in the
@@ -134,15 +135,26 @@ NOT_CONFIGURED = {"wan": "Wan route not configured", "sora": "closed route not c
 
 @dataclass
 class Registry:
-    """Route id -> factory. `build(policy)` makes the providers of one run."""
+    """Builds a run's providers: each route of the policy through its kind, unless an override
+    (tests, benches, the sandbox) binds a factory to that route name, or None to leave it out."""
 
-    factories: dict[str, Factory] = field(default_factory=dict)
+    factories: dict[str, Factory | None] = field(default_factory=dict)
 
     def register(self, route: str, factory: Factory) -> None:
         self.factories[route] = factory
 
     def build(self, policy: Policy) -> dict[str, Provider]:
-        return {route: make(policy) for route, make in self.factories.items()}
+        built: dict[str, Provider] = {}
+        for route, (kind_name, settings) in policy.route_sections().items():
+            if route in self.factories:
+                continue
+            kinds = provider_kinds()
+            if kind_name not in kinds:
+                raise PolicyError(f"route {route!r} names kind {kind_name!r}, which no installed package provides "
+                                  f"(installed: {', '.join(sorted(kinds))})")
+            built[route] = kinds[kind_name].build(route, settings)
+        built.update({route: make(policy) for route, make in self.factories.items() if make is not None})
+        return built
 
     @staticmethod
     def unavailable(providers: dict[str, Provider]) -> dict[str, str]:
@@ -153,13 +165,9 @@ class Registry:
 
     @contextlib.contextmanager
     def bound(self, overrides: dict[str, Factory | None]) -> Iterator[None]:
-        """Temporarily replace (or, with None, remove) factories."""
+        """Temporarily bind factories to route names (None: the route is left out of the run)."""
         saved = dict(self.factories)
-        for route, factory in overrides.items():
-            if factory is None:
-                self.factories.pop(route, None)
-            else:
-                self.factories[route] = factory
+        self.factories.update(overrides)
         try:
             yield
         finally:
@@ -167,16 +175,4 @@ class Registry:
             self.factories.update(saved)
 
 
-def _wan(policy: Policy) -> Provider:
-    from vidbatch.providers.wan import WanProvider
-
-    return WanProvider(policy.wan)
-
-
-def _closed(policy: Policy) -> Provider:
-    from vidbatch.providers.openai_video import OpenAIVideoProvider
-
-    return OpenAIVideoProvider(policy.closed)
-
-
-registry = Registry({"wan": _wan, "sora": _closed})
+registry = Registry()
