@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -27,7 +28,7 @@ from vidbatch.errors import PolicyError
 from vidbatch.policy import Policy
 
 __all__ = ["ClipRequest", "Clip", "Journal", "Provider", "ProviderKind", "provider_kinds", "KIND_GROUP",
-           "Registry", "registry"]
+           "BUILT_IN_KINDS", "Registry", "registry"]
 
 KIND_GROUP = "vidbatch.provider_kinds"
 
@@ -107,26 +108,39 @@ class ProviderKind:
     price: Callable[[Any, str], list] = lambda settings, route: []
 
 
+# vidbatch's own kinds, as its pyproject.toml announces them. Known here too, so a run never depends
+# on packaging metadata for them (a stale `*.egg-info` in a checkout hides entry points).
+BUILT_IN_KINDS = {"wan-diffusers": "vidbatch.providers.wan:KIND",
+                  "openai-videos": "vidbatch.providers.openai_video:KIND",
+                  "dashscope": "vidbatch.providers.dashscope:KIND"}
+
+
 @functools.cache
 def provider_kinds() -> dict[str, ProviderKind]:
-    """Every installed kind, by name, from the `vidbatch.provider_kinds` entry points.
-
-    A kind that fails to load, or two that claim one name, stop here with the package named."""
-    found: dict[str, ProviderKind] = {}
+    """Every kind, by name: vidbatch's own, and those of installed packages (the
+    `vidbatch.provider_kinds` entry points). A kind that fails to load, or a package that claims
+    a name another kind has, stops here with the package named."""
+    found: dict[str, ProviderKind] = {name: _load(name, value, "vidbatch") for name, value in BUILT_IN_KINDS.items()}
     for point in entry_points(group=KIND_GROUP):
         package = point.dist.name if point.dist else "?"
-        try:
-            kind = point.load()
-        except Exception as err:  # a broken plugin must say which one it is
-            raise PolicyError(f"provider kind {point.name!r} ({point.value}, package {package}) does not "
-                              f"load: {type(err).__name__}: {err}") from err
-        if not isinstance(kind, ProviderKind) or kind.name != point.name:
-            raise PolicyError(f"entry point {point.name!r} of package {package} is not a ProviderKind named "
-                              f"{point.name!r}")
-        if kind.name in found:
-            raise PolicyError(f"two packages define the provider kind {kind.name!r}")
-        found[kind.name] = kind
+        if BUILT_IN_KINDS.get(point.name) == point.value:
+            continue  # vidbatch's own, announced in its metadata
+        if point.name in found:
+            raise PolicyError(f"package {package} defines the provider kind {point.name!r}, which another kind has")
+        found[point.name] = _load(point.name, point.value, package)
     return found
+
+
+def _load(name: str, value: str, package: str) -> ProviderKind:
+    module, _, attribute = value.partition(":")
+    try:
+        kind = getattr(importlib.import_module(module), attribute)
+    except Exception as err:  # a broken plugin must say which one it is
+        raise PolicyError(f"provider kind {name!r} ({value}, package {package}) does not load: "
+                          f"{type(err).__name__}: {err}") from err
+    if not isinstance(kind, ProviderKind) or kind.name != name:
+        raise PolicyError(f"entry point {name!r} of package {package} is not a ProviderKind named {name!r}")
+    return kind
 
 
 Factory = Callable[[Policy], Provider]

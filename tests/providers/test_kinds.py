@@ -40,11 +40,17 @@ def plugin(folder: Path, module: str, body: str, target: str) -> Path:
     return folder
 
 
-def test_vidbatchs_own_kinds_come_from_its_entry_points_without_importing_heavy_libraries():
+def test_vidbatchs_own_kinds_load_without_heavy_libraries_and_are_announced_as_entry_points():
+    from importlib.metadata import entry_points
+
+    from vidbatch.providers import BUILT_IN_KINDS, KIND_GROUP
+
     seen = kinds_seen()
     assert seen["kinds"] == {"wan-diffusers": "WanRoute", "openai-videos": "ClosedRoute",
                              "dashscope": "DashScopeSettings"}
     assert seen["heavy"] == []  # torch, diffusers and openai load when a provider works, not before
+    announced = {p.name: p.value for p in entry_points(group=KIND_GROUP) if p.dist and p.dist.name == "vidbatch"}
+    assert announced == BUILT_IN_KINDS  # pyproject.toml and the code agree
 
 
 def test_a_third_party_package_adds_a_kind_without_touching_vidbatch(tmp_path):
@@ -58,6 +64,9 @@ def test_a_third_party_package_adds_a_kind_without_touching_vidbatch(tmp_path):
 def test_a_broken_plugin_is_named_not_ignored(tmp_path):
     seen = kinds_seen(plugin(tmp_path / "site", "acme_kind", "KIND = None\n", "acme_kind:MISSING"))
     assert seen["error"].startswith("PolicyError: provider kind 'acme-video' (acme_kind:MISSING, package acme-video)")
+    seen = kinds_seen(plugin(tmp_path / "other", "acme_kind", "KIND = None\n", "acme_kind:KIND"))
+    assert seen["error"] == ("PolicyError: entry point 'acme-video' of package acme-video is not a ProviderKind "
+                             "named 'acme-video'")
 
 
 def test_every_kind_prices_a_catalog_for_the_planner_under_its_routes_name():
