@@ -78,8 +78,7 @@ def _produce_with(run_id: str, catalog: str, out: str, policy: Policy, campaign:
         unavailable.pop("wan", None)
     for route, why in unavailable.items():
         log.warning("route %s unavailable for this run: %s", route, why)
-    if "sora" not in unavailable and policy.closed.global_limits:
-        ensure_limits(policy, sandbox)
+    ensure_limits(policy, sandbox, routes=set(providers) - set(unavailable))
     busy = frozenset(ledger_for(root).live_runs() - {run_id})
     plan = plan_run(valid, policy, history, unavailable, busy)
     write_run_table(root, plan.select(PLAN_COLUMNS), f"runs/{run_id}/plan.parquet")

@@ -67,6 +67,8 @@ class DashScopeSettings(BaseModel):
     prompt_extend: bool = Field(False, description="let the service rewrite prompts (off: the catalog's "
                                 "prompt is what is made, and reruns are comparable)")
     watermark: bool = False
+    concurrency: PositiveInt = Field(2, description="tasks in flight at once from one run (Model Studio allows "
+                                     "2 concurrent Wan 2.1 tasks per account by default)")
     poll_interval_s: PositiveFloat = 5.0
     poll_deadline_s: PositiveFloat = 1800.0
     request_timeout_s: PositiveFloat = 30.0

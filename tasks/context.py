@@ -1,12 +1,13 @@
 """What every task of one run shares: ids, the output root, providers, reservations, the gates.
 
-The closed route's gates are Prefect global concurrency limits, so every run and process that
-talks to the same account shares them: `<prefix>-jobs` caps jobs in flight (closed.concurrency)
-and `<prefix>-submits` is a rate limit on paid submits (closed.submits_per_minute, slot decay).
+Each route has a gate of its settings' `concurrency`. A route whose settings ask for
+`global_limits` (the closed route's) gates on Prefect global concurrency limits, so every run and
+process that talks to the same account shares them: `vidbatch-<route>-jobs` caps jobs in flight
+and `vidbatch-<route>-submits` is a rate limit on paid submits (`submits_per_minute`, slot decay).
 The policy is their source of truth: `ensure_limits` writes them at the start of each run.
 In front of the Prefect limit sits a semaphore of the same size, so this process's waiters queue
-locally (first come, first served) instead of polling the API; the Wan route's gate is a
-semaphore only: it guards the GPU of this process.
+locally (first come, first served) instead of polling the API; other routes' gates are a
+semaphore only (the Wan route's guards the GPU of this process).
 """
 
 from __future__ import annotations
@@ -29,21 +30,33 @@ from vidbatch.storage import OutputRoot
 __all__ = ["RunContext", "ensure_limits", "limit_names"]
 
 
-def limit_names(sandbox: bool) -> tuple[str, str]:
-    """(jobs in flight, submits) limit names; a sandbox run never takes production slots."""
-    prefix = "vidbatch-sora-sandbox" if sandbox else "vidbatch-sora"
+def limit_names(route: str, sandbox: bool) -> tuple[str, str]:
+    """(jobs in flight, submits) limit names of a route; a sandbox run never takes production slots."""
+    prefix = f"vidbatch-{route}-sandbox" if sandbox else f"vidbatch-{route}"
     return f"{prefix}-jobs", f"{prefix}-submits"
 
 
-def ensure_limits(policy: Policy, sandbox: bool) -> None:
-    """Create or update the closed route's global concurrency and rate limits from the policy."""
-    jobs, submits = limit_names(sandbox)
-    per_minute = policy.closed.submits_per_minute
+def _shared_limits(policy: Policy) -> dict[str, object]:
+    """Route -> settings, for the routes whose settings ask for Prefect global limits."""
+    return {route: settings for route, (_, settings) in policy.route_sections().items()
+            if getattr(settings, "global_limits", False)}
+
+
+def ensure_limits(policy: Policy, sandbox: bool, routes: set[str] | None = None) -> None:
+    """Create or update the global concurrency and rate limits of the routes that use them (those
+    in `routes`, when given) from the policy."""
+    shared = {route: settings for route, settings in _shared_limits(policy).items()
+              if routes is None or route in routes}
+    if not shared:
+        return
     with get_client(sync_client=True) as client:
-        client.upsert_global_concurrency_limit_by_name(jobs, policy.closed.concurrency)
-        # A burst of up to one minute's worth (at least 1), refilled continuously.
-        client.upsert_global_concurrency_limit_by_name(submits, max(1, int(per_minute)),
-                                                       slot_decay_per_second=per_minute / 60)
+        for route, settings in shared.items():
+            jobs, submits = limit_names(route, sandbox)
+            per_minute = settings.submits_per_minute
+            client.upsert_global_concurrency_limit_by_name(jobs, settings.concurrency)
+            # A burst of up to one minute's worth (at least 1), refilled continuously.
+            client.upsert_global_concurrency_limit_by_name(submits, max(1, int(per_minute)),
+                                                           slot_decay_per_second=per_minute / 60)
 
 
 @dataclass
@@ -64,24 +77,25 @@ class RunContext:
 
     @contextlib.contextmanager
     def gate(self, route: str):
-        """Held while a clip is in flight on `route`. Without `closed.global_limits`, only the
-        semaphore: the SDK's Retry-After handling is then the only brake on submits."""
+        """Held while a clip is in flight on `route`. Without `global_limits` in its settings, only
+        the semaphore (for the closed route the SDK's Retry-After handling is then the only brake)."""
+        settings = self.policy.route_sections().get(route, (None, None))[1]
         with self.lock:
             if route not in self.gates:
-                limit = self.policy.closed.concurrency if route == "sora" else self.policy.wan.concurrency
-                self.gates[route] = threading.BoundedSemaphore(limit)
+                self.gates[route] = threading.BoundedSemaphore(getattr(settings, "concurrency", 1))
         with self.gates[route]:
-            if route != "sora" or not self.policy.closed.global_limits:
+            if not getattr(settings, "global_limits", False):
                 yield
                 return
-            with concurrency(limit_names(self.sandbox)[0], occupy=1, strict=True):
+            with concurrency(limit_names(route, self.sandbox)[0], occupy=1, strict=True):
                 yield
 
     def before_submit(self, route: str) -> Callable[[], None]:
-        """Called before each paid submit: the closed route's rate limit."""
-        if route != "sora" or not self.policy.closed.global_limits:
+        """Called before each paid submit: the route's rate limit, when it has a global one."""
+        settings = self.policy.route_sections().get(route, (None, None))[1]
+        if not getattr(settings, "global_limits", False):
             return lambda: None
-        return lambda: rate_limit(limit_names(self.sandbox)[1], occupy=1, strict=True)
+        return lambda: rate_limit(limit_names(route, self.sandbox)[1], occupy=1, strict=True)
 
     def reserve(self, row: dict) -> str | None:
         """Reserve `row`'s estimate in the ledger under the policy's caps (and the batch's

@@ -79,7 +79,8 @@ def generate_clip(job: ClipJob, ctx: RunContext, source: object = None, why: str
 
 
 def _bind_remix_source(job: ClipJob, source: object, ctx: RunContext) -> ClipJob:
-    if isinstance(source, GeneratedClip) and source.job.provider == "sora" and source.job_id:
+    maker = ctx.providers.get(source.job.provider) if isinstance(source, GeneratedClip) else None
+    if maker is not None and getattr(maker, "remix", False) and source.job_id:  # a route that remixes its videos
         return job.model_copy(update={"remix_job_id": source.job_id})
     what = (f"it was made on {source.job.provider}" if isinstance(source, GeneratedClip)
             else f"it was not made ({type(source).__name__}: {source})" if isinstance(source, BaseException)
