@@ -74,8 +74,10 @@ def _produce_with(run_id: str, catalog: str, out: str, policy: Policy, campaign:
     valid, rejects, campaign_of, rejected_scenes = load_catalog(catalog, campaign)
     history = read_history(root, history_keys(valid), night)
     unavailable = registry.unavailable(providers)
-    if policy.wan.workers == "pool":  # the GPU workers have torch and the weights; this process need not
-        unavailable.pop("wan", None)
+    pool = {route: settings for route, (_, settings) in policy.route_sections().items()
+            if getattr(settings, "workers", "local") == "pool"}  # routes rendered by the GPU work pool
+    for route in pool:  # the GPU workers have torch and the weights; this process need not
+        unavailable.pop(route, None)
     for route, why in unavailable.items():
         log.warning("route %s unavailable for this run: %s", route, why)
     ensure_limits(policy, sandbox, routes=set(providers) - set(unavailable))
@@ -98,8 +100,8 @@ def _produce_with(run_id: str, catalog: str, out: str, policy: Policy, campaign:
                                 for j in jobs if j.resume_reservation_id})
     progress = create_progress_artifact(0.0, description=f"clips finished of {len(jobs)}")
 
-    remote = [j for j in jobs if j.provider == "wan"] if policy.wan.workers == "pool" else []
-    local = [j for j in jobs if j.provider != "wan"] if remote else jobs
+    remote = [j for j in jobs if j.provider in pool]
+    local = [j for j in jobs if j.provider not in pool]
     generated = {}
     for job in sorted(local, key=lambda j: j.remix_of is not None):  # remix sources first
         source = generated.get(job.remix_of) if job.remix_of and not job.remix_job_id else None
@@ -117,10 +119,11 @@ def _produce_with(run_id: str, catalog: str, out: str, policy: Policy, campaign:
         update_progress_artifact(progress, 100.0 * len(outcomes) / len(jobs))
         _emit({"event": "clip", **row})
 
-    if remote:  # Wan clips in batches on the GPU pool, while the closed route's run here
-        render_on_workers(remote, root=root, run_id=run_id, night=night, policy_path=policy_path,
-                          deployment=policy.wan.deployment, batch_size=policy.wan.batch_size,
-                          attempts=policy.wan.batch_attempts, sandbox=sandbox, on_outcome=record)
+    for route, settings in pool.items():  # in batches on the GPU pool, while the other routes' clips run here
+        if batch := [j for j in remote if j.provider == route]:
+            render_on_workers(batch, root=root, run_id=run_id, night=night, policy_path=policy_path,
+                              deployment=settings.deployment, batch_size=settings.batch_size,
+                              attempts=settings.batch_attempts, sandbox=sandbox, on_outcome=record)
     for future in as_completed([f[-1] for _, f in pipelines.values()]):
         record(outcome_of(*pipelines[id(future)]))
 

@@ -67,7 +67,8 @@ def render_wan(jobs: list[dict], out: str, run_id: str, night: str, batch: str, 
                for r in read_settled(root, keys).iter_rows(named=True)}
     caps = policy.caps.model_copy(update={"night_usd": allowance_usd, "campaign_usd": allowance_usd,
                                        "campaign_overrides": {}})
-    ctx = RunContext(run_id=run_id, night=night, root=root, policy=policy, providers={"wan": registry.build(policy)["wan"]},
+    route = clips[0].provider if clips else "wan"  # the pool route these clips were planned on
+    ctx = RunContext(run_id=run_id, night=night, root=root, policy=policy, providers={route: registry.build(policy)[route]},
                      allowance=LiveBudget(caps, Committed()), workdir=Path(tempfile.mkdtemp(prefix=f"wan-{batch}-")),
                      sandbox=sandbox)
     rows, pipelines = [], {}
@@ -75,7 +76,7 @@ def render_wan(jobs: list[dict], out: str, run_id: str, night: str, batch: str, 
         asset = f"assets/{job.campaign}/{job.item_id}.mp4"
         made = settled.get((job.campaign, job.item_id, job.fingerprint))
         if made and root.exists(asset):  # an earlier attempt of this batch finished it
-            rows.append(outcome_row(job, "finished", "finished by an earlier attempt of this batch", provider="wan",
+            rows.append(outcome_row(job, "finished", "finished by an earlier attempt of this batch", provider=route,
                                     model=job.model, asset_uri=root.key_uri(asset)))
             continue
         # Paid for but not delivered (the worker died after settling): finish the stored clip, free.
