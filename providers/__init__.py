@@ -28,7 +28,7 @@ from vidbatch.errors import PolicyError
 from vidbatch.policy import Policy
 
 __all__ = ["ClipRequest", "Clip", "Journal", "Provider", "ProviderKind", "provider_kinds", "KIND_GROUP",
-           "BUILT_IN_KINDS", "Registry", "registry"]
+           "BUILT_IN_KINDS", "kind_of", "Registry", "registry"]
 
 KIND_GROUP = "vidbatch.provider_kinds"
 
@@ -131,6 +131,15 @@ def provider_kinds() -> dict[str, ProviderKind]:
     return found
 
 
+def kind_of(route: str, kind_name: str) -> ProviderKind:
+    """The kind a route names, or a PolicyError saying which kinds are installed."""
+    kinds = provider_kinds()
+    if kind_name not in kinds:
+        raise PolicyError(f"route {route!r} names kind {kind_name!r}, which no installed package provides "
+                          f"(installed: {', '.join(sorted(kinds))})")
+    return kinds[kind_name]
+
+
 def _load(name: str, value: str, package: str) -> ProviderKind:
     module, _, attribute = value.partition(":")
     try:
@@ -160,13 +169,8 @@ class Registry:
     def build(self, policy: Policy) -> dict[str, Provider]:
         built: dict[str, Provider] = {}
         for route, (kind_name, settings) in policy.route_sections().items():
-            if route in self.factories:
-                continue
-            kinds = provider_kinds()
-            if kind_name not in kinds:
-                raise PolicyError(f"route {route!r} names kind {kind_name!r}, which no installed package provides "
-                                  f"(installed: {', '.join(sorted(kinds))})")
-            built[route] = kinds[kind_name].build(route, settings)
+            if route not in self.factories:
+                built[route] = kind_of(route, kind_name).build(route, settings)
         built.update({route: make(policy) for route, make in self.factories.items() if make is not None})
         return built
 

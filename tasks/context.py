@@ -79,7 +79,7 @@ class RunContext:
     def gate(self, route: str):
         """Held while a clip is in flight on `route`. Without `global_limits` in its settings, only
         the semaphore (for the closed route the SDK's Retry-After handling is then the only brake)."""
-        settings = self.policy.route_sections().get(route, (None, None))[1]
+        settings = self.policy.route_settings(route)
         with self.lock:
             if route not in self.gates:
                 self.gates[route] = threading.BoundedSemaphore(getattr(settings, "concurrency", 1))
@@ -92,8 +92,7 @@ class RunContext:
 
     def before_submit(self, route: str) -> Callable[[], None]:
         """Called before each paid submit: the route's rate limit, when it has a global one."""
-        settings = self.policy.route_sections().get(route, (None, None))[1]
-        if not getattr(settings, "global_limits", False):
+        if not getattr(self.policy.route_settings(route), "global_limits", False):
             return lambda: None
         return lambda: rate_limit(limit_names(route, self.sandbox)[1], occupy=1, strict=True)
 

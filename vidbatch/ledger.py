@@ -17,8 +17,8 @@ reservation_id, cost 0: the money is in the settled row); that clip does not cou
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -27,10 +27,12 @@ import polars as pl
 from vidbatch.planner import Committed
 
 __all__ = ["LEDGER_SCHEMA", "STATUSES", "CLOSING", "SPENT", "SETTLED_SCHEMA", "IN_FLIGHT_SCHEMA", "SPEND_COLUMNS",
-           "History", "Reservation", "ledger_row", "deferred_rows", "rejected_rows", "ledger_frame", "new_reservation_id"]
+           "History", "Reservation", "ledger_row", "deferred_rows", "rejected_rows", "ledger_frame",
+           "new_reservation_id"]
 
 STATUSES = ("reserved", "submitted", "settled", "failed", "released", "deferred", "rejected", "qa_failed")
 CLOSING = ("settled", "failed", "released")
+SPENT = ("settled", "failed")  # the rows whose cost_usd is money spent; open reservations hold their estimate
 
 LEDGER_SCHEMA: dict[str, pl.DataType] = {
     "run_id": pl.String(),
@@ -128,8 +130,6 @@ def ledger_frame(rows: Iterable[dict[str, Any]]) -> pl.DataFrame:
     return pl.DataFrame(list(rows), schema=LEDGER_SCHEMA)
 
 
-SPENT = ("settled", "failed")  # the rows whose cost_usd is money spent; open reservations hold their estimate
-
 # What planning needs of the ledger's past (LedgerStore.history): the settled clips of the catalog's
 # items and the open reservations with provider jobs, besides tonight's committed money.
 SETTLED_SCHEMA = {name: LEDGER_SCHEMA[name] for name in
@@ -163,7 +163,7 @@ def deferred_rows(plan: pl.DataFrame, *, run_id: str, night: str, sandbox: bool)
 
 
 def rejected_rows(rejects: pl.DataFrame, *, run_id: str, night: str, campaign_of: Mapping[int, str],
-                       sandbox: bool) -> list[dict]:
+                  sandbox: bool) -> list[dict]:
     """One `rejected` ledger row per rejected catalog row, all its problems in the reason."""
     grouped = rejects.group_by("row", maintain_order=True).agg(
         pl.col("item_id").first(), pl.format("{}: {}", "column", "reason").str.join("; ").alias("why"))

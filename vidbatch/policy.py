@@ -186,6 +186,10 @@ class Policy(_Strict):
         (kind openai-videos)."""
         return {"wan": ("wan-diffusers", self.wan), "sora": ("openai-videos", self.closed)}
 
+    def route_settings(self, route: str) -> BaseModel | None:
+        """The settings of one route (None for a name the policy does not configure)."""
+        return self.route_sections().get(route, (None, None))[1]
+
 
 def _parse(text: str, origin: str) -> Policy:
     try:

@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vidbatch.cli.common import (SHOWN, JsonOpt, LedgerOpt, OutOpt, PolicyOpt, SandboxOpt, err_console, fail,
-                                 ledger_store, ndjson, out_console, table)
+                                 ndjson, open_ledger, out_console, table)
 from vidbatch.cli.ledger import ledger_app
 from vidbatch.cli.routes import routes
 from vidbatch.errors import CatalogError, PolicyError, StorageError
@@ -51,7 +51,7 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
         moment = datetime.now(timezone.utc)
         night = night_of(moment, pol.caps.timezone)
         valid = with_fingerprints(valid)
-        store = ledger_store(root, ledger_url)
+        store = open_ledger(root, ledger_url)
         history = store.history(history_keys(valid), night) if store else History()
     except (CatalogError, PolicyError, StorageError) as err:
         fail(str(err), 2)

@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 __all__ = ["out_console", "err_console", "PolicyOpt", "OutOpt", "JsonOpt", "LedgerOpt", "SandboxOpt", "fail",
-           "table", "ndjson", "adopt_policy_ledger", "ledger_store", "LEDGER_HEADERS", "SHOWN"]
+           "table", "ndjson", "adopt_policy_ledger", "open_ledger", "LEDGER_HEADERS", "SHOWN"]
 
 out_console = Console()
 err_console = Console(stderr=True)
@@ -69,7 +69,7 @@ def adopt_policy_ledger(policy: Path | None) -> None:
         use_policy_ledger(load_policy(policy).ledger.url)
 
 
-def ledger_store(root, url: str | None):
+def open_ledger(root, url: str | None):
     """`root`'s ledger store, or None when there is no root (or a local one not made yet) and no URL."""
     from vidbatch.ledger_store import LEDGER_URL_ENV, ledger_for
     from vidbatch.storage import LocalRoot

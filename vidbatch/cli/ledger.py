@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from vidbatch.cli.common import (LEDGER_HEADERS, SHOWN, JsonOpt, LedgerOpt, OutOpt, PolicyOpt, adopt_policy_ledger,
-                                 fail, ledger_store, ndjson, out_console, table)
+                                 fail, ndjson, open_ledger, out_console, table)
 from vidbatch.errors import PolicyError, StorageError
 
 __all__ = ["ledger_app"]
@@ -28,7 +28,7 @@ def ledger(ctx: typer.Context, out: OutOpt = "vidbatch-out", as_json: JsonOpt = 
 
     try:
         adopt_policy_ledger(policy)
-        store = ledger_store(open_root(out), ledger_url)
+        store = open_ledger(open_root(out), ledger_url)
     except (PolicyError, StorageError) as err:
         fail(str(err), 2)
     if as_json:

@@ -19,13 +19,10 @@ def routes(policy: PolicyOpt = None, as_json: JsonOpt = False,
                                                "now (endpoints are called)")] = True) -> None:
     """The policy's routes: kind, models, prices, what they can do, and whether each is available."""
     from vidbatch.policy import load_policy
-    from vidbatch.providers import provider_kinds
 
     try:
         pol = load_policy(policy)
-        kinds = provider_kinds()
-        rows = [_describe(name, kinds, kind, settings, check)
-                for name, (kind, settings) in pol.route_sections().items()]
+        rows = [_describe(name, kind, settings, check) for name, (kind, settings) in pol.route_sections().items()]
     except PolicyError as err:
         fail(str(err), 2)
     if as_json:
@@ -54,11 +51,10 @@ def _flat(value) -> str:
     return "; ".join(f"{k}: {_flat(v)}" for k, v in value.items())
 
 
-def _describe(name: str, kinds: dict, kind_name: str, settings, check: bool) -> dict:
-    kind = kinds.get(kind_name)
-    if kind is None:
-        raise PolicyError(f"route {name!r} names kind {kind_name!r}, which no installed package provides "
-                          f"(installed: {', '.join(sorted(kinds))})")
+def _describe(name: str, kind_name: str, settings, check: bool) -> dict:
+    from vidbatch.providers import kind_of
+
+    kind = kind_of(name, kind_name)
     provider = kind.build(name, settings)
     why = provider.unavailable() if check else None
     about = kind.describe(settings)
@@ -66,4 +62,4 @@ def _describe(name: str, kinds: dict, kind_name: str, settings, check: bool) -> 
             "where": about.get("where"),
             "capabilities": {"max_seconds": provider.max_seconds, "image_input": provider.image_input,
                              "remix": provider.remix, "extend": provider.extend},
-            "available": True if check and why is None else (None if not check else False), "unavailable": why}
+            "available": why is None if check else None, "unavailable": why}
