@@ -213,9 +213,10 @@ def test_the_policys_ledger_is_the_one_plan_and_ledger_read(tmp_path):
     assert plan.returncode == 0, plan.stderr
     status = {json.loads(line)["item_id"]: json.loads(line)["status"] for line in plan.stdout.splitlines()}
     assert status == {"i0": "done", "i1": "planned"}  # i0 was settled in the policy's ledger
-    bare = vidbatch("plan", catalog, "--ledger", team, "--json")  # a ledger URL and no output root
-    assert bare.returncode == 0, bare.stderr
-    assert {json.loads(line)["item_id"]: json.loads(line)["status"] for line in bare.stdout.splitlines()} == status
+    for named in (["--ledger", team], ["--policy", str(policy)]):  # a ledger URL, and no output root
+        bare = vidbatch("plan", catalog, *named, "--json")
+        assert bare.returncode == 0, bare.stderr
+        assert {json.loads(line)["item_id"]: json.loads(line)["status"] for line in bare.stdout.splitlines()} == status
     shown = vidbatch("ledger", "--out", str(tmp_path / "out"), "--policy", str(policy))
     assert shown.returncode == 0 and "2026-11-01" in shown.stdout
     assert not (tmp_path / "out" / "ledger.db").exists()

@@ -3,7 +3,6 @@ NDJSON, and opening the ledger a command names."""
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -71,10 +70,10 @@ def adopt_policy_ledger(policy: Path | None) -> None:
 
 def open_ledger(root, url: str | None):
     """`root`'s ledger store, or None when there is no root (or a local one not made yet) and no URL."""
-    from vidbatch.ledger_store import LEDGER_URL_ENV, ledger_for
+    from vidbatch.ledger_store import configured_url, ledger_for
     from vidbatch.storage import LocalRoot
 
-    if not (url or os.environ.get(LEDGER_URL_ENV)) and (
+    if not configured_url(url) and (
             root is None or (isinstance(root, LocalRoot) and not root.path.exists())):
         return None
     return ledger_for(root, url)

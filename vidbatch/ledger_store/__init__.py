@@ -24,7 +24,7 @@ from vidbatch.ledger import LEDGER_SCHEMA
 from vidbatch.ledger_store.store import DEAD_AFTER_S, HEARTBEAT_S, LedgerStore
 from vidbatch.storage import LocalRoot, OutputRoot
 
-__all__ = ["LedgerStore", "ledger_for", "ledger_url", "use_policy_ledger", "HEARTBEAT_S", "DEAD_AFTER_S",
+__all__ = ["LedgerStore", "ledger_for", "ledger_url", "configured_url", "use_policy_ledger", "HEARTBEAT_S", "DEAD_AFTER_S",
            "LEDGER_URL_ENV"]
 
 LEDGER_URL_ENV = "VIDBATCH_LEDGER_URL"
@@ -38,7 +38,7 @@ _LOCK = threading.Lock()
 def ledger_url(root: OutputRoot | None, url: str | None = None) -> str:
     """The ledger URL for `root`: `url`, else $VIDBATCH_LEDGER_URL, else the policy's, else SQLite
     beside a local root."""
-    url = url or os.environ.get(LEDGER_URL_ENV) or _POLICY_URL.get("url")
+    url = configured_url(url)
     if url and "{{" in url:  # prefect deploy leaves a placeholder whose variable was not set
         raise StorageError(f"{LEDGER_URL_ENV} is an unrendered template ({url}): set {LEDGER_URL_ENV} (empty for "
                            "the SQLite file beside a local output root) before `prefect deploy`, then deploy again")
@@ -52,6 +52,12 @@ def ledger_url(root: OutputRoot | None, url: str | None = None) -> str:
     raise StorageError(f"output root {root.uri} is not a local folder, so its ledger must be a database every "
                        f"machine reaches: set {LEDGER_URL_ENV} (or --ledger), e.g. "
                        "postgresql+psycopg://vidbatch@db.example.com/vidbatch")
+
+
+def configured_url(url: str | None = None) -> str | None:
+    """The ledger URL named anywhere: `url` (--ledger), else $VIDBATCH_LEDGER_URL, else the policy's
+    `[ledger] url`; None when none is (then a local root's SQLite file is the ledger)."""
+    return url or os.environ.get(LEDGER_URL_ENV) or _POLICY_URL.get("url")
 
 
 def use_policy_ledger(url: str | None) -> None:
