@@ -53,7 +53,7 @@ def scenario(name: str, n: int, c: int, latency: float, faults: Faults, policy_c
         box.render(type("J", (), {"size": "1280x720", "seconds": 4})())  # pre-render the shared MP4
 
         def closed(pol):
-            return OpenAIVideoProvider(pol.closed, client=make_client(pol.closed, base_url=box.base_url,
+            return OpenAIVideoProvider(pol.routes["sora"], client=make_client(pol.routes["sora"], base_url=box.base_url,
                                                                       api_key=box.api_key))
 
         with registry.bound({"sora": closed}):

@@ -19,17 +19,16 @@ from plan_throughput import synthetic  # noqa: E402
 
 BASELINE = """
 import sys
-from datetime import datetime, timezone
-import polars as pl
 from vidbatch.catalog import validate_catalog, with_fingerprints
-from vidbatch.ledger import LEDGER_SCHEMA
+from vidbatch.ledger import History
 from vidbatch.policy import load_policy
-from vidbatch.runs import night_of, plan_run
+from vidbatch.providers import priced_routes, registry
+from vidbatch.runs import plan_run
 from vidbatch.storage import read_catalog
 policy = load_policy(None)
-valid, rejects = validate_catalog(read_catalog(sys.argv[1]))
-night = night_of(datetime.now(timezone.utc), policy.caps.timezone)
-plan = plan_run(with_fingerprints(valid), policy, pl.DataFrame(schema=LEDGER_SCHEMA), night, {})
+valid, rejects = validate_catalog(read_catalog(sys.argv[1]), list(policy.routes))
+providers = registry.build(policy)
+plan = plan_run(with_fingerprints(valid), policy, History(), priced_routes(policy, providers, registry.unavailable(providers)))
 print(plan.height, rejects.height)
 """
 

@@ -14,23 +14,25 @@ import polars as pl
 from vidbatch.catalog import validate_catalog
 from vidbatch.planner import plan_catalog
 from vidbatch.policy import default_policy
+from vidbatch.providers import priced_routes, registry
 from vidbatch.pricing import closed_estimate_usd, closed_size, wan_estimate_usd
 
 
 def per_row_baseline(valid: pl.DataFrame, policy) -> int:
     """Route, price and allocate row by row (no fallback pass): a lower bound for a loop planner."""
-    caps, route = policy.caps, policy.routing
+    caps, prefs = policy.caps, policy.preferences()
     spent_night, spent = 0.0, {}
     planned = 0
     rows = valid.sort(["priority", "row"], descending=[True, False]).select(
         "campaign", "duration_s", "trim_start_s", "aspect", "realism", "resolution").iter_rows()
     for campaign, duration, trim, aspect, realism, resolution in rows:
         seconds = trim + duration
-        if realism in route.closed_for_realism or seconds > route.wan_max_coherent_s:
-            model = policy.closed.model_by_realism[realism]
-            cost = closed_estimate_usd(policy.closed, model, closed_size(aspect), seconds)
+        order = (prefs.long if seconds > prefs.long_after_s else prefs.by_realism)[realism]
+        if order[0] == "sora":
+            model = policy.routes["sora"].model_by_realism[realism]
+            cost = closed_estimate_usd(policy.routes["sora"], model, closed_size(aspect), seconds)
         else:
-            cost = wan_estimate_usd(policy.wan, policy.wan.t2v_model[resolution], resolution, seconds)
+            cost = wan_estimate_usd(policy.routes["wan"], policy.routes["wan"].t2v_model[resolution], resolution, seconds)
         used = spent.get(campaign, 0.0)
         if cost <= caps.item_usd and used + cost <= caps.for_campaign(campaign) and spent_night + cost <= caps.night_usd:
             spent[campaign] = used + cost
@@ -58,7 +60,7 @@ def main(n: int) -> None:
     t0 = time.perf_counter()
     valid, rejects = validate_catalog(frame)
     t1 = time.perf_counter()
-    plan = plan_catalog(valid, policy, unavailable={})
+    plan = plan_catalog(valid, policy, priced_routes(policy, registry.build(policy)))
     t2 = time.perf_counter()
     t3 = time.perf_counter()
     per_row_baseline(valid, policy)

@@ -50,7 +50,7 @@ def media_seconds_per_clip(work: Path, pol: Path, n: int = 20) -> float:
     from vidbatch.providers import ClipRequest
     from vidbatch.providers.wan import WanProvider
 
-    route = load_policy(pol).wan
+    route = load_policy(pol).routes["wan"]
     provider = WanProvider(route)
     provider.generate(ClipRequest(item_id="warm", prompt="p", seconds=1.0, width=256, height=144, model="tiny"), work)
     started = time.perf_counter()

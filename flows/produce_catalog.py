@@ -22,7 +22,7 @@ from vidbatch.ledger import deferred_rows, rejected_rows
 from vidbatch.ledger_store import ledger_for, use_policy_ledger
 from vidbatch.planner import PLAN_COLUMNS
 from vidbatch.policy import Policy, load_policy
-from vidbatch.providers import registry
+from vidbatch.providers import priced_routes, registry
 from vidbatch.report import run_outcomes
 from vidbatch.runs import clip_jobs, history_keys, night_of, plan_run
 from vidbatch.storage import open_root
@@ -54,7 +54,7 @@ def produce_catalog(catalog: str, out: str = "vidbatch-out", policy_path: str | 
                     sandbox_faults: dict | None = None) -> dict:
     """Produce every item of a catalog that is not already settled, within the policy's caps.
 
-    `sandbox`: the closed route talks to a loopback Videos API server (no money; rows marked);
+    `sandbox`: every paid route talks to a loopback server of its kind (no money; rows marked);
     `sandbox_faults` injects its failures for a rehearsal (e.g. {"rate_limit_next": 3})."""
     policy = load_policy(policy_path)
     use_policy_ledger(policy.ledger.url)  # below --ledger / $VIDBATCH_LEDGER_URL
@@ -71,7 +71,7 @@ def _produce_with(run_id: str, catalog: str, out: str, policy: Policy, campaign:
     root = open_root(out)
     night = night_of(datetime.now(timezone.utc), policy.caps.timezone)
 
-    valid, rejects, campaign_of, rejected_scenes = load_catalog(catalog, campaign)
+    valid, rejects, campaign_of, rejected_scenes = load_catalog(catalog, campaign, list(policy.routes))
     history = read_history(root, history_keys(valid), night)
     unavailable = registry.unavailable(providers)
     pool = {route: settings for route, (_, settings) in policy.route_sections().items()
@@ -82,7 +82,7 @@ def _produce_with(run_id: str, catalog: str, out: str, policy: Policy, campaign:
         log.warning("route %s unavailable for this run: %s", route, why)
     ensure_limits(policy, sandbox, routes=set(providers) - set(unavailable))
     busy = frozenset(ledger_for(root).live_runs() - {run_id})
-    plan = plan_run(valid, policy, history, unavailable, busy)
+    plan = plan_run(valid, policy, history, priced_routes(policy, providers, unavailable), busy)
     write_run_table(root, plan.select(PLAN_COLUMNS), f"runs/{run_id}/plan.parquet")
     if rejects.height:
         write_run_table(root, rejects, f"runs/{run_id}/rejects.parquet")

@@ -24,11 +24,15 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from pydantic import ValidationError
+
 from vidbatch.errors import PolicyError
-from vidbatch.policy import Policy
+from vidbatch.planner import PricedRoute
+from vidbatch.policy import PluginRoute, Policy
+from vidbatch.routing import RouteOffer
 
 __all__ = ["ClipRequest", "Clip", "Journal", "Provider", "ProviderKind", "provider_kinds", "KIND_GROUP",
-           "BUILT_IN_KINDS", "kind_of", "Registry", "registry"]
+           "BUILT_IN_KINDS", "kind_of", "settings_of", "priced_routes", "Registry", "registry"]
 
 KIND_GROUP = "vidbatch.provider_kinds"
 
@@ -106,6 +110,9 @@ class ProviderKind:
     # price(settings, route) -> polars expressions adding {route}_model, {route}_size and {route}_cost
     # (null where the route cannot make an item) to a catalog: what the planner prices, pure.
     price: Callable[[Any, str], list] = lambda settings, route: []
+    # sandbox(route, settings, stack, latency_s, faults) -> a provider on a loopback server that the
+    # ExitStack stops (`--sandbox` runs: nothing paid); None: the kind spends no money to rehearse.
+    sandbox: Callable[[str, Any, Any, float, dict], "Provider"] | None = None
 
 
 # vidbatch's own kinds, as its pyproject.toml announces them. Known here too, so a run never depends
@@ -153,7 +160,36 @@ def _load(name: str, value: str, package: str) -> ProviderKind:
 
 
 Factory = Callable[[Policy], Provider]
-NOT_CONFIGURED = {"wan": "Wan route not configured", "sora": "closed route not configured"}
+
+
+def settings_of(route: str, kind: ProviderKind, settings: Any) -> Any:
+    """A route's settings as its kind's model: vidbatch's own kinds are validated by the policy;
+    a plugin kind's raw section (`PluginRoute`) is validated here, errors named `routes.NAME.field`."""
+    if not isinstance(settings, PluginRoute):
+        return settings
+    try:
+        return kind.settings.model_validate(settings.model_extra or {})
+    except ValidationError as err:
+        lines = [f"  routes.{route}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()]
+        raise PolicyError(f"route {route!r} (kind {kind.name}): invalid settings\n" + "\n".join(lines)) from err
+
+
+def priced_routes(policy: Policy, providers: dict[str, "Provider"],
+                  unavailable: dict[str, str] | None = None) -> list[PricedRoute]:
+    """Every route of the policy as the planner sees it: its capabilities (from its provider),
+    whether it can serve this run, and its kind's price expressions."""
+    unavailable = unavailable or {}
+    priced = []
+    for route, (kind_name, settings) in policy.route_sections().items():
+        kind = kind_of(route, kind_name)
+        provider = providers.get(route)
+        why = unavailable.get(route) or (None if provider is not None else "left out of this run")
+        offer = RouteOffer(name=route, max_seconds=getattr(provider, "max_footage_s", None),
+                           image_input=bool(getattr(provider, "image_input", False)),
+                           remix=bool(getattr(provider, "remix", False)),
+                           extend=bool(getattr(provider, "extend", False)), unavailable=why)
+        priced.append(PricedRoute(offer=offer, price=kind.price(settings_of(route, kind, settings), route)))
+    return priced
 
 
 @dataclass
@@ -170,16 +206,15 @@ class Registry:
         built: dict[str, Provider] = {}
         for route, (kind_name, settings) in policy.route_sections().items():
             if route not in self.factories:
-                built[route] = kind_of(route, kind_name).build(route, settings)
+                kind = kind_of(route, kind_name)
+                built[route] = kind.build(route, settings_of(route, kind, settings))
         built.update({route: make(policy) for route, make in self.factories.items() if make is not None})
         return built
 
     @staticmethod
     def unavailable(providers: dict[str, Provider]) -> dict[str, str]:
-        """Route -> why it cannot serve this run (not configured, or the provider says so)."""
-        gone = {route: why for route, why in NOT_CONFIGURED.items() if route not in providers}
-        gone.update({route: why for route, p in providers.items() if (why := p.unavailable())})
-        return gone
+        """Route -> why it cannot serve this run (its provider's health check says so)."""
+        return {route: why for route, p in providers.items() if (why := p.unavailable())}
 
     @contextlib.contextmanager
     def bound(self, overrides: dict[str, Factory | None]) -> Iterator[None]:

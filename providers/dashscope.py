@@ -30,56 +30,24 @@ import mimetypes
 import os
 import threading
 import time
+from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
 import polars as pl
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
 from vidbatch.errors import ContentRejected, ProviderError, ProviderUnavailable, TransientProviderError
 from vidbatch.providers import Clip, ClipRequest, Journal, ProviderKind
+from vidbatch.route_settings import DASHSCOPE_DEFAULT_BASE_URL, DashScopeSettings
 
 __all__ = ["DashScopeSettings", "DashScopeProvider", "KIND", "price_columns", "DEFAULT_BASE_URL", "SUBMIT_PATH"]
 
 log = logging.getLogger(__name__)
-DEFAULT_BASE_URL = "https://dashscope-intl.aliyuncs.com"
+DEFAULT_BASE_URL = DASHSCOPE_DEFAULT_BASE_URL
 SUBMIT_PATH = "/api/v1/services/aigc/video-generation/video-synthesis"
 FINAL = ("SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN")
-
-
-class DashScopeSettings(BaseModel):
-    """A hosted-Wan route's settings (prices: Model Studio international list prices)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    base_url: str | None = Field(None, description="else $DASHSCOPE_HTTP_BASE_URL, else " + DEFAULT_BASE_URL)
-    api_key_env: str = Field("DASHSCOPE_API_KEY", description="the variable holding the key, never the key")
-    t2v_model: dict[str, str] = {"480p": "wan2.1-t2v-turbo", "720p": "wan2.1-t2v-plus"}
-    i2v_model: dict[str, str] = {"480p": "wan2.1-i2v-turbo", "720p": "wan2.1-i2v-plus"}
-    price_usd_per_s: dict[str, PositiveFloat] = {"wan2.1-t2v-turbo": 0.036, "wan2.1-t2v-plus": 0.10,
-                                                 "wan2.1-i2v-turbo": 0.036, "wan2.1-i2v-plus": 0.10}
-    clip_seconds: list[PositiveInt] = [5]
-    sizes: dict[str, tuple[PositiveInt, PositiveInt]] = Field(
-        {"480p": (832, 480), "720p": (1280, 720)}, description="landscape (width, height) per resolution; "
-        "portrait swaps them")
-    prompt_extend: bool = Field(False, description="let the service rewrite prompts (off: the catalog's "
-                                "prompt is what is made, and reruns are comparable)")
-    watermark: bool = False
-    concurrency: PositiveInt = Field(2, description="tasks in flight at once from one run (Model Studio allows "
-                                     "2 concurrent Wan 2.1 tasks per account by default)")
-    poll_interval_s: PositiveFloat = 5.0
-    poll_deadline_s: PositiveFloat = 1800.0
-    request_timeout_s: PositiveFloat = 30.0
-
-    @model_validator(mode="after")
-    def _models_priced(self) -> "DashScopeSettings":
-        for table in (self.t2v_model, self.i2v_model):
-            for resolution, model in table.items():
-                if model not in self.price_usd_per_s:
-                    raise ValueError(f"model '{model}' ({resolution}) has no price in price_usd_per_s")
-        return self
 
 
 class DashScopeProvider:
@@ -88,14 +56,17 @@ class DashScopeProvider:
     remix = False
     extend = False
 
-    def __init__(self, settings: DashScopeSettings, route_id: str = "dashscope"):
+    def __init__(self, settings: DashScopeSettings, route_id: str = "dashscope", *, api_key: str | None = None,
+                 sandbox: bool = False):
         self.settings = settings
+        self._key = api_key  # the sandbox's; else the environment variable the settings name
         self.id = route_id
         self.max_seconds = float(max(settings.clip_seconds))
+        self.max_footage_s = self.max_seconds  # one task makes the whole clip: no extension, no shots
         self.image_input = bool(settings.i2v_model)
         self.base_url = (settings.base_url or os.environ.get("DASHSCOPE_HTTP_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         self.endpoint = _redacted(self.base_url)  # what messages, logs and the ledger may show
-        self.sandbox = False
+        self.sandbox = sandbox
         self._gone: str | None = None
         self._seen: set[str] = set()  # task ids this process already holds (never adopted twice)
         self._lock = threading.Lock()
@@ -106,7 +77,7 @@ class DashScopeProvider:
     def _http(self) -> httpx.Client:
         with self._lock:
             if self._client is None:
-                key = os.environ.get(self.settings.api_key_env, "")
+                key = self._key or os.environ.get(self.settings.api_key_env, "")
                 self._client = httpx.Client(base_url=self.base_url, timeout=self.settings.request_timeout_s,
                                             headers={"Authorization": f"Bearer {key}"})
             return self._client
@@ -116,7 +87,7 @@ class DashScopeProvider:
     def unavailable(self) -> str | None:
         if self._gone:
             return self._gone
-        if not os.environ.get(self.settings.api_key_env):
+        if not (self._key or os.environ.get(self.settings.api_key_env)):
             return f"no API key (set {self.settings.api_key_env})"
         try:
             response = self._http().get("/api/v1/tasks", params={"page_size": 1})
@@ -353,7 +324,18 @@ def _describe(settings: DashScopeSettings) -> dict:
             "where": _redacted(settings.base_url or os.environ.get("DASHSCOPE_HTTP_BASE_URL") or DEFAULT_BASE_URL)}
 
 
+def _sandboxed(route: str, settings: DashScopeSettings, stack: ExitStack, latency_s: float, faults: dict
+               ) -> DashScopeProvider:
+    """The route on a loopback DashScope server started for this run (no money; rows marked)."""
+    from vidbatch.sandbox import DashScopeSandbox
+
+    box = stack.enter_context(DashScopeSandbox(latency_s=latency_s))
+    poll = min(settings.poll_interval_s, max(0.05, latency_s / 10))
+    return DashScopeProvider(settings.model_copy(update={"base_url": box.base_url, "poll_interval_s": poll}), route,
+                             api_key=box.api_key, sandbox=True)
+
+
 KIND = ProviderKind(name="dashscope", settings=DashScopeSettings,
                     build=lambda route, settings: DashScopeProvider(settings, route),
                     description="hosted Wan on Alibaba Cloud Model Studio, through DashScope's async task API",
-                    describe=_describe, price=price_columns)
+                    describe=_describe, price=price_columns, sandbox=_sandboxed)

@@ -30,7 +30,7 @@ import os
 import threading
 import time
 import warnings
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -131,8 +131,9 @@ class OpenAIVideoProvider:
     remix = True
     extend = True
 
-    def __init__(self, route: ClosedRoute, client=None):
+    def __init__(self, route: ClosedRoute, client=None, route_id: str = "sora"):
         self.route = route
+        self.id = route_id
         self.max_seconds = float(max(route.clip_seconds))
         self._client = client if client is not None else make_client(route)
         base = str(self._client.base_url) if self._client is not None else (route.base_url or DEFAULT_BASE_URL)
@@ -387,6 +388,18 @@ def _describe(route: ClosedRoute) -> dict:
             "where": _redacted(route.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL)}
 
 
-KIND = ProviderKind(name="openai-videos", settings=ClosedRoute, build=lambda route, settings: OpenAIVideoProvider(settings),
+def _sandboxed(route: str, settings: ClosedRoute, stack: ExitStack, latency_s: float, faults: dict
+               ) -> OpenAIVideoProvider:
+    """The route on a loopback Videos API server started for this run (no money; rows marked);
+    `faults` (fields of vidbatch.sandbox.Faults) rehearses what goes wrong."""
+    from vidbatch.sandbox import Faults, VideosSandbox
+
+    box = stack.enter_context(VideosSandbox(latency_s=latency_s, poll_after_ms=max(50, int(latency_s * 100)),
+                                            prices=settings.price_usd_per_s, faults=Faults(**faults)))
+    return OpenAIVideoProvider(settings, client=make_client(settings, base_url=box.base_url, api_key=box.api_key),
+                               route_id=route)
+
+
+KIND = ProviderKind(name="openai-videos", settings=ClosedRoute, build=lambda route, settings: OpenAIVideoProvider(settings, route_id=route),
                     description="any endpoint speaking the OpenAI Videos API (Sora, gateways, vLLM-Omni Wan servers), "
-                    "via the openai SDK", describe=_describe, price=closed_options)
+                    "via the openai SDK", describe=_describe, price=closed_options, sandbox=_sandboxed)

@@ -227,8 +227,9 @@ class WanProvider:
     remix = False
     extend = True
 
-    def __init__(self, route: WanRoute):
+    def __init__(self, route: WanRoute, route_id: str = "wan"):
         self.route = route
+        self.id = route_id
         self.max_seconds = route.max_shot_frames / route.fps
         self._render_lock = threading.Lock()  # one pipeline call at a time per process
 
@@ -347,6 +348,6 @@ def _describe(route: WanRoute) -> dict:
             "where": "the GPU work pool" if route.workers == "pool" else "this process"}
 
 
-KIND = ProviderKind(name="wan-diffusers", settings=WanRoute, build=lambda route, settings: WanProvider(settings),
+KIND = ProviderKind(name="wan-diffusers", settings=WanRoute, build=lambda route, settings: WanProvider(settings, route),
                     description="Wan 2.1 open weights, run by diffusers on this machine's (or a GPU worker's) accelerator",
                     describe=_describe, price=wan_options)

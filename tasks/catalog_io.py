@@ -16,12 +16,13 @@ __all__ = ["load_catalog", "write_run_table"]
 @task(name="load-catalog", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE,
       retry_condition_fn=lambda task, run, state: not isinstance(state.result(raise_on_failure=False),
                                                                  CatalogError))
-def load_catalog(uri: str, campaign: str | None = None
+def load_catalog(uri: str, campaign: str | None = None, routes: list[str] | None = None
                  ) -> tuple[pl.DataFrame, pl.DataFrame, dict[int, str], pl.DataFrame]:
     """(valid rows with fingerprints, rejects, row -> campaign, rejected scenes) for one catalog.
 
     Rejected scenes (row, item_id, campaign, storyboard_id, scene_index) are rejected rows that
-    name a storyboard: their storyboard must wait for them. With `campaign`, rows of other
+    name a storyboard: their storyboard must wait for them. `routes`: the names a `provider`
+    column may use (the policy's). With `campaign`, rows of other
     campaigns are left out before validation (not rejected).
     """
     raw = read_catalog(uri)
@@ -35,7 +36,7 @@ def load_catalog(uri: str, campaign: str | None = None
         raw = raw.drop("__pos")
     else:
         positions = list(range(raw.height))
-    valid, rejects = validate_catalog(raw)
+    valid, rejects = validate_catalog(raw, routes)
     campaigns = raw["campaign"].cast(pl.String, strict=False).to_list()
     campaign_of = {positions[r]: campaigns[r] for r in rejects["row"].to_list()}
     # Report row numbers of the file, not of the filtered frame.

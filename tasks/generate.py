@@ -4,8 +4,9 @@ reserve (ledger) -> provider.generate -> store the raw clip -> settle (ledger). 
 id is written to the ledger (`submitted`) the moment it exists, so a retry or a later run resumes
 that job instead of paying for another. A failed call writes a `failed` row with what it cost.
 Prefect retries only TransientProviderError (429, 5xx, timeouts); a retry whose jobs already
-exist keeps the open reservation and resumes them. When the closed route goes dark (model or
-endpoint gone, key refused), the item is re-routed by the policy's fallback rule or deferred.
+exist keeps the open reservation and resumes them. When a route goes dark (model or
+endpoint gone, key refused), the item moves to its next route in the policy's order (as planned
+and priced), or is deferred when it has none left.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from vidbatch.errors import (BudgetExceeded, Deferred, ProviderError, ProviderUn
                              VidbatchError)
 from vidbatch.ledger import Reservation, ledger_row, new_reservation_id
 from vidbatch.media import sha256_of
-from vidbatch.providers import NOT_CONFIGURED, ClipRequest, Journal
+from vidbatch.providers import ClipRequest, Journal
 from vidbatch.runs import ClipJob, fallback_job
 from vidbatch.storage import fetch_to
 from vidbatch.tasks.context import RunContext
@@ -67,15 +68,18 @@ def generate_clip(job: ClipJob, ctx: RunContext, source: object = None, why: str
     `why`: recorded on the reservation when this is not the item's first clip (a QA regeneration)."""
     if job.remix_of and not job.remix_job_id:
         job = _bind_remix_source(job, source, ctx)
-    try:
-        return _make_clip(job, ctx, note=why)
-    except ProviderUnavailable as err:
-        rerouted = fallback_job(job, ctx.policy, str(err))
-        if isinstance(rerouted, str):
-            _defer(job, ctx, rerouted)
-        note = "; ".join(filter(None, [why, f"{job.provider} unavailable ({err}); fell back to {rerouted.provider}"]))
-        log.warning("%s: %s", job.item_id, note)
-        return _make_clip(rerouted, ctx, note=note)
+    note = why
+    while True:  # along the item's fallbacks, in the policy's order, while routes go dark
+        try:
+            return _make_clip(job, ctx, note=note)
+        except ProviderUnavailable as err:
+            rerouted = fallback_job(job, str(err))
+            if isinstance(rerouted, str):
+                _defer(job, ctx, rerouted)
+            note = "; ".join(filter(None, [note, f"{job.provider} unavailable ({err}); fell back to "
+                                                 f"{rerouted.provider}"]))
+            log.warning("%s: %s", job.item_id, note)
+            job = rerouted
 
 
 def _bind_remix_source(job: ClipJob, source: object, ctx: RunContext) -> ClipJob:
@@ -97,7 +101,7 @@ def _defer(job: ClipJob, ctx: RunContext, reason: str, error: type[Deferred] = D
 
 def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
     provider = ctx.providers.get(job.provider)
-    why = NOT_CONFIGURED.get(job.provider, "not configured") if provider is None else provider.unavailable()
+    why = "not a route of this run's policy" if provider is None else provider.unavailable()
     if why:
         raise ProviderUnavailable(why)
     workdir = ctx.workdir / job.item_id

@@ -1,12 +1,12 @@
-"""The providers of one run: as the policy configures them, or with the closed route on a sandbox."""
+"""The providers of one run: as the policy configures them, or with every paid route on a sandbox."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 from vidbatch.policy import Policy
-from vidbatch.providers import Provider, registry
+from vidbatch.providers import Provider, kind_of, registry, settings_of
 
 __all__ = ["run_providers"]
 
@@ -14,20 +14,20 @@ __all__ = ["run_providers"]
 @contextmanager
 def run_providers(policy: Policy, sandbox: bool, sandbox_latency_s: float = 2.0,
                   sandbox_faults: dict | None = None) -> Iterator[dict[str, Provider]]:
-    """Build the run's providers. With `sandbox`, the closed route talks to a loopback Videos API
-    server started for this run (no money spent; the ledger marks its rows sandbox);
-    `sandbox_faults` (fields of vidbatch.sandbox.Faults) rehearses what goes wrong."""
+    """Build the run's providers. With `sandbox`, every route whose kind has a sandbox (the paid
+    APIs) talks to a loopback server of its own, started for this run (no money spent; the ledger
+    marks its rows sandbox); `sandbox_faults` (fields of vidbatch.sandbox.Faults) rehearses what
+    goes wrong on the OpenAI-Videos routes (the other kinds' sandboxes take none from here)."""
     if not sandbox:
         yield registry.build(policy)
         return
-    from vidbatch.providers.openai_video import OpenAIVideoProvider, make_client
-    from vidbatch.sandbox import Faults, VideosSandbox
-
-    with VideosSandbox(latency_s=sandbox_latency_s, poll_after_ms=max(50, int(sandbox_latency_s * 100)),
-                       faults=Faults(**(sandbox_faults or {}))) as box:
-        def closed(pol: Policy) -> Provider:
-            return OpenAIVideoProvider(pol.closed, client=make_client(pol.closed, base_url=box.base_url,
-                                                                      api_key=box.api_key))
-
-        with registry.bound({"sora": closed}):
+    with ExitStack() as stack:
+        overrides = {}
+        for route, (kind_name, settings) in policy.route_sections().items():
+            kind = kind_of(route, kind_name)
+            if kind.sandbox is not None:
+                provider = kind.sandbox(route, settings_of(route, kind, settings), stack, sandbox_latency_s,
+                                        dict(sandbox_faults or {}))
+                overrides[route] = lambda pol, made=provider: made
+        with registry.bound(overrides):
             yield registry.build(policy)

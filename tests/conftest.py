@@ -12,7 +12,8 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 REPO = Path(__file__).resolve().parents[1]
-DEMO_POLICY = REPO / "catalogs" / "demo-policy.toml"
+DEMO_POLICY = REPO / "tests" / "two-routes-policy.toml"  # the demo's routes wan and sora
+THREE_ROUTES_POLICY = REPO / "catalogs" / "demo-policy.toml"  # the demo itself: wan, wan-hosted, sora
 
 
 @pytest.fixture(scope="session")
@@ -56,12 +57,20 @@ def sandbox():
         yield box
 
 
+def priced(policy, unavailable=None):
+    """The policy's routes as the planner takes them: capabilities from the providers the registry
+    builds (no health check: `unavailable` says which routes are down)."""
+    from vidbatch.providers import priced_routes, registry
+
+    return priced_routes(policy, registry.build(policy), unavailable or {})
+
+
 def closed_provider(box, **route_changes):
     """The real closed-route provider (real openai SDK) pointed at a sandbox."""
     from vidbatch.policy import default_policy
     from vidbatch.providers.openai_video import OpenAIVideoProvider, make_client
 
-    route = default_policy().closed.model_copy(update=route_changes)
+    route = default_policy().routes["sora"].model_copy(update=route_changes)
     return OpenAIVideoProvider(route, client=make_client(route, base_url=box.base_url, api_key=box.api_key))
 
 
@@ -70,14 +79,15 @@ def toml_value(value) -> str:
 
 
 def policy_file(path: Path, night_usd=100.0, campaign_usd=50.0, item_usd=10.0, **closed) -> str:
-    """The demo policy with roomier caps and some [closed] settings changed."""
+    """The two-route test policy with roomier caps and some of the sora route's settings changed."""
     import re
 
     text = DEMO_POLICY.read_text()
     for key, value in (("night_usd", night_usd), ("campaign_usd", campaign_usd), ("item_usd", item_usd)):
         text = re.sub(rf"^{key} = .*$", f"{key} = {value}", text, count=1, flags=re.M)
     lines = "".join(f"{k} = {toml_value(v)}\n" for k, v in closed.items())
-    path.write_text(text.replace("[closed]\n", "[closed]\n" + lines, 1))
+    marker = '[routes.sora]\nkind = "openai-videos"'
+    path.write_text(text.replace(marker, marker + "\n" + lines.rstrip("\n"), 1))
     return str(path)
 
 

@@ -34,7 +34,7 @@ def test_each_bad_value_is_rejected_with_row_column_and_reason():
         {"max_cost_usd": 0.0},                               # 9
         {"resolution": "1080p"},                             # 10
     ])
-    valid, rejects = validate_catalog(frame)
+    valid, rejects = validate_catalog(frame, ["wan", "sora"])
     assert valid["row"].to_list() == [0]
     got = reasons(rejects)
     assert "must be a number > 0, got -1.0" in got[(1, "duration_s")]

@@ -26,7 +26,7 @@ def test_plan_json_lists_items_and_rejects(tmp_path):
     by_id = {line["item_id"]: line for line in lines}
     assert set(by_id["i0"]) == {"item_id", "provider", "model", "est_cost_usd", "status", "reason"}
     assert by_id["i0"]["status"] == "planned" and by_id["i0"]["provider"] == "wan"
-    assert by_id["i1"]["status"] == "deferred" and "sora unavailable: no API key" in by_id["i1"]["reason"]
+    assert by_id["i1"]["status"] == "deferred" and "sora is unavailable (no API key" in by_id["i1"]["reason"]
     assert by_id["i2"]["status"] == "rejected" and by_id["i2"]["column"] == "aspect"
 
 
@@ -101,12 +101,12 @@ def test_plan_of_a_big_catalog_prints_a_summary_and_saves_every_row(tmp_path):
     printed = result.stdout
     assert len(printed.splitlines()) < 150  # a summary, not 3,000 rows
     assert "2,999 items by campaign, route and status" in printed and "more groups" in printed
-    assert "deferred and rejected, by reason" in printed and "realism high prefers sora" in printed
+    assert "deferred and rejected, by reason" in printed and "realism high: prefers sora" in printed
     assert f"full plan (every row, with reasons): {saved}" in printed.replace("\n", "")
     plan = pl.read_parquet(saved)
     assert plan.height == 2999 + 1 and plan.filter(pl.col("status") == "rejected")["column"].to_list() == ["aspect"]
     deferred = plan.filter(pl.col("status") == "deferred")
-    assert deferred.filter(pl.col("reason").str.contains("sora unavailable: no API key")).height == 750
+    assert deferred.filter(pl.col("reason").str.contains("sora is unavailable (no API key", literal=True)).height == 750
     assert f"{deferred.height:,} deferred" in printed
 
 
@@ -239,11 +239,14 @@ def test_routes_lists_each_route_with_kind_capabilities_and_live_availability(sa
     assert rows["wan"]["capabilities"]["remix"] is False and rows["wan"]["available"] is True
     assert rows["sora"]["available"] is False and "set OPENAI_API_KEY" in rows["sora"]["unavailable"]
     assert rows["sora"]["prices"]["usd_per_s"]["sora-2-pro"]["1280x720"] == 0.3
+    assert rows["wan"]["order"] == {"prefer": {"low": 1, "medium": 1}, "long": {"low": 2, "medium": 2}}
+    assert rows["sora"]["order"] == {"prefer": {"high": 1}, "long": {"low": 1, "medium": 1, "high": 1}}
     live = subprocess.run([sys.executable, "-m", "vidbatch.cli", "routes", "--policy", str(DEMO_POLICY)],
                           capture_output=True, text=True,
                           env={**os.environ, "OPENAI_BASE_URL": sandbox.base_url, "OPENAI_API_KEY": sandbox.api_key})
     assert live.returncode == 0, live.stderr
     assert f"sora (openai-videos, {sandbox.base_url})  available" in live.stdout
+    assert "order   high #1 · long low #1 · long medium #1 · long high #1" in live.stdout
     assert sandbox.api_key not in live.stdout  # never a secret on screen
 
 

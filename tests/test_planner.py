@@ -2,10 +2,10 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import catalog
+from tests.conftest import THREE_ROUTES_POLICY, catalog, priced
 from vidbatch.catalog import validate_catalog
 from vidbatch.planner import Committed, plan_catalog
-from vidbatch.policy import Caps, default_policy
+from vidbatch.policy import Caps, default_policy, load_policy
 
 BASE = default_policy()
 
@@ -14,10 +14,10 @@ def with_caps(**caps) -> object:
     return BASE.model_copy(update={"caps": Caps(**{**BASE.caps.model_dump(), **caps})})
 
 
-def plan(rows, policy=BASE, **kwargs) -> pl.DataFrame:
+def plan(rows, policy=BASE, unavailable=None, **kwargs) -> pl.DataFrame:
     valid, rejects = validate_catalog(catalog(rows))
     assert rejects.is_empty(), rejects
-    return plan_catalog(valid, policy, **kwargs)
+    return plan_catalog(valid, policy, priced(policy, unavailable), **kwargs)
 
 
 def by_item(frame):
@@ -27,9 +27,9 @@ def by_item(frame):
 def test_routes_by_realism_and_length_with_reasons():
     got = by_item(plan([{"realism": "low"}, {"realism": "high"}, {"duration_s": 9.0}, {"provider": "wan",
                                                                                         "realism": "high"}]))
-    assert got["i0"]["provider"] == "wan" and got["i0"]["reason"] == "realism low, 2.0 s fits Wan"
+    assert got["i0"]["provider"] == "wan" and got["i0"]["reason"] == "realism low: prefers wan"
     assert got["i1"]["provider"] == "sora" and got["i1"]["model"] == "sora-2-pro"
-    assert "longer than one coherent Wan shot" in got["i2"]["reason"] and got["i2"]["provider"] == "sora"
+    assert "realism low, longer than 5.0 s: prefers sora" == got["i2"]["reason"] and got["i2"]["provider"] == "sora"
     assert got["i3"]["provider"] == "wan" and got["i3"]["reason"] == "catalog forces wan"
     assert set(got[i]["status"] for i in got) == {"planned"}
 
@@ -38,9 +38,9 @@ def test_unavailable_closed_route_falls_back_or_defers():
     got = by_item(plan([{"realism": "medium", "duration_s": 9.0}, {"realism": "high"}],
                        unavailable={"sora": "closed route not configured"}))
     assert got["i0"]["provider"] == "wan" and got["i0"]["status"] == "planned"
-    assert "closed route not configured; fell back to wan" in got["i0"]["reason"]
+    assert "sora is unavailable (closed route not configured); fell back to wan" in got["i0"]["reason"]
     assert got["i1"]["status"] == "deferred" and got["i1"]["est_cost_usd"] == 0.0
-    assert "sora unavailable: closed route not configured; deferred" in got["i1"]["reason"]
+    assert "sora is unavailable (closed route not configured); deferred" in got["i1"]["reason"]
 
 
 def test_item_cap_and_row_cap_refuse_the_closed_route():
@@ -90,3 +90,63 @@ def test_no_cap_is_ever_exceeded(rows, night, camp, item, used, sora_down):
         assert (planned["provider"] == "wan").all()
     assert result.height == len(rows)  # nothing dropped
     assert result.filter(pl.col("reason").is_null()).is_empty()
+
+
+THREE = load_policy(THREE_ROUTES_POLICY)  # wan (tiny, ~$0.004), wan-hosted ($0.18 a 5 s clip), sora
+
+
+def three(caps=None, **kwargs):
+    policy = THREE if caps is None else THREE.model_copy(update={"caps": Caps(**{**THREE.caps.model_dump(), **caps})})
+    return lambda rows: by_item(plan(rows, policy, **kwargs))
+
+
+def test_three_routes_follow_the_order_when_a_cap_refuses_the_first():
+    rows = [{"realism": "medium", "duration_s": 3.0, "priority": 9 - n} for n in range(3)]
+    got = three(caps={"campaign_usd": 0.40})(rows)  # two hosted clips fit, the third does not
+    assert [got[i]["provider"] for i in ("i0", "i1", "i2")] == ["wan-hosted", "wan-hosted", "wan"]
+    assert got["i2"]["reason"] == ("realism medium: prefers wan-hosted; wan-hosted refused: campaign cap "
+                                   "$0.40 would be exceeded ($0.00 already committed); fell back to wan")
+    assert [f["provider"] for f in got["i0"]["fallbacks"]] == ["wan", "sora"]  # for a route going dark mid-run
+    assert [f["provider"] for f in got["i2"]["fallbacks"]] == ["sora"]
+
+
+def test_capabilities_not_names_decide_what_a_route_may_take():
+    got = three()([{"realism": "medium", "duration_s": 3.0, "extend_s": 2.0},   # hosted Wan cannot extend
+                   {"realism": "high", "duration_s": 4.0, "resolution": "720p"},
+                   {"realism": "high", "duration_s": 4.0}])
+    assert got["i0"]["provider"] == "wan" and "wan-hosted cannot extend a clip" in got["i0"]["reason"]
+    assert got["i1"]["provider"] == "sora" and got["i1"]["model"] == "sora-2-pro"
+    down = three(unavailable={"sora": "endpoint gone"})(
+        [{"realism": "high", "duration_s": 4.0}, {"realism": "high", "duration_s": 9.0}])
+    assert down["i0"]["provider"] == "wan-hosted" and down["i0"]["model"] == "wan2.1-t2v-turbo"
+    assert "sora is unavailable (endpoint gone); fell back to wan-hosted" in down["i0"]["reason"]
+    assert down["i1"]["status"] == "deferred"  # long high: sora only in the policy's long order
+
+
+def test_a_route_that_cannot_price_an_item_is_passed_over_with_the_reason():
+    got = three(unavailable={"wan": "GPU pool down"})([{"realism": "medium", "duration_s": 4.0, "max_cost_usd": 0.1}])
+    assert got["i0"]["status"] == "deferred"
+    assert got["i0"]["reason"] == ("realism medium: prefers wan-hosted; wan-hosted est $0.18 exceeds the "
+                                   "item cap $0.10; wan is unavailable (GPU pool down); sora est $0.40 exceeds the "
+                                   "item cap $0.10; deferred")  # every route of its order, in that order
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(ROW, min_size=1, max_size=30), night=st.floats(0.2, 6.0), camp=st.floats(0.1, 3.0),
+       item=st.floats(0.05, 2.0), down=st.sets(st.sampled_from(["wan", "wan-hosted", "sora"])))
+def test_with_three_routes_no_cap_is_exceeded_and_each_item_goes_along_its_order(rows, night, camp, item, down):
+    policy = THREE.model_copy(update={"caps": Caps(night_usd=night, campaign_usd=camp, item_usd=item)})
+    result = plan(rows, policy, unavailable={r: "down" for r in down})
+    planned = result.filter(pl.col("status") == "planned")
+    assert planned["est_cost_usd"].sum() <= night + 1e-6
+    assert (planned.group_by("campaign").agg(pl.col("est_cost_usd").sum())["est_cost_usd"] <= camp + 1e-6).all()
+    assert not set(planned["provider"]) & down and result.height == len(rows)
+    prefs = policy.preferences()
+    for row in result.iter_rows(named=True):
+        order = (prefs.long if row["duration_s"] > 5.0 else prefs.by_realism)[row["realism"]]
+        assert row["provider"] in order
+        later = [f["provider"] for f in row["fallbacks"]]
+        assert later == sorted(later, key=order.index) and row["provider"] not in later
+        if row["status"] == "planned":
+            assert row["est_cost_usd"] <= min(item, row["max_cost_usd"] or 1e9) + 1e-9
+            assert all(order.index(f) > order.index(row["provider"]) for f in later)

@@ -7,6 +7,7 @@ frame (row, item_id, column, value, reason). Row numbers are 0-based positions i
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import polars as pl
@@ -16,13 +17,11 @@ from vidbatch.errors import CatalogError
 __all__ = [
     "REQUIRED_COLUMNS",
     "OPTIONAL_COLUMNS",
-    "ROUTES",
     "REJECTS_SCHEMA",
     "validate_catalog",
     "with_fingerprints",
 ]
 
-ROUTES = ("wan", "sora")
 ASPECTS = ("16:9", "9:16")
 REALISMS = ("low", "medium", "high")
 RESOLUTIONS = ("480p", "720p")
@@ -91,7 +90,7 @@ def _one_of(column: str, allowed: tuple[str, ...]) -> pl.Expr:
     return pl.format("must be one of {}, got '{}'", pl.lit(" | ".join(allowed)), pl.col(column))
 
 
-def _rules(cast_failures: list[Rule]) -> list[Rule]:
+def _rules(cast_failures: list[Rule], routes: tuple[str, ...] | None) -> list[Rule]:
     n_chars = pl.col("prompt").str.len_chars()
     has_story = pl.col("storyboard_id").is_not_null()
     has_scene = pl.col("scene_index").is_not_null()
@@ -128,8 +127,10 @@ def _rules(cast_failures: list[Rule]) -> list[Rule]:
                         "(trim_end_s must be trim_start_s + duration_s)",
                         pl.col("trim_start_s"), pl.col("trim_end_s"), trim_window, pl.col("duration_s"))),
         _rule("seed", pl.col("seed") < 0, pl.format("seed must be >= 0, got {}", pl.col("seed"))),
-        _rule("provider", pl.col("provider").is_not_null() & ~pl.col("provider").is_in(ROUTES),
-              _one_of("provider", ROUTES)),
+        _rule("provider", pl.col("provider").is_not_null() & _blank("provider"),
+              "provider is blank; leave it null to let the policy route the item"),
+        *([_rule("provider", pl.col("provider").is_not_null() & ~pl.col("provider").is_in(routes),
+                 pl.format("{} (the policy's routes)", _one_of("provider", routes)))] if routes else []),
         _rule("max_cost_usd", pl.col("max_cost_usd").is_not_null()
               & (~pl.col("max_cost_usd").is_finite() | (pl.col("max_cost_usd") <= 0)),
               pl.format("max_cost_usd must be > 0, got {}", pl.col("max_cost_usd"))),
@@ -178,8 +179,6 @@ def _remix_rules() -> list[Rule]:
                         pl.col("remix_of"), pl.col("campaign"))),
         _rule("remix_of", remix & pl.col("__src_remix").fill_null(False),
               pl.format("remix_of '{}' is itself a remix; remix the original", pl.col("remix_of"))),
-        _rule("provider", remix & (pl.col("provider") == "wan"),
-              "a remix needs the closed route (leave provider empty or set it to sora)"),
         _rule("image_uri", remix & pl.col("image_uri").is_not_null(), "a remix takes no image_uri"),
         _rule("duration_s", remix & (raw > pl.col("__src_raw") + FRAME_TOLERANCE_S),
               pl.format("a remix is as long as its source ({} s); trim_start_s + duration_s is {} s",
@@ -216,8 +215,10 @@ def _typed(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[Rule]]:
     return typed.with_columns(defaults), failures
 
 
-def validate_catalog(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Split a raw catalog into (valid rows, rejects).
+def validate_catalog(frame: pl.DataFrame, routes: Sequence[str] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Split a raw catalog into (valid rows, rejects). `routes`: the policy's route names, which a
+    `provider` column may name (None: any name is accepted here, and the planner defers an item
+    forced to a route it does not know).
 
     Raises CatalogError when a required column is missing. Unknown columns are kept untouched.
     The valid frame gains a 0-based `row` column; the rejects frame has one line per problem.
@@ -230,7 +231,7 @@ def validate_catalog(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     if "row" in frame.columns:
         raise CatalogError("catalog has a column named 'row', which vidbatch reserves for row numbers")
     typed, cast_failures = _typed(frame.with_row_index("row").with_columns(pl.col("row").cast(pl.Int64)))
-    rules = _rules(cast_failures)
+    rules = _rules(cast_failures, tuple(routes) if routes is not None else None)
     typed = _with_remix_sources(typed).with_columns(
         pl.when(pl.col("remix_of").is_not_null()).then(pl.col("__src_raw")).alias("remix_source_s"))
     # Which rows each rule fails, as booleans for all rules at once; reasons are formatted only for

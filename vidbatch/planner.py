@@ -1,27 +1,34 @@
 """Routing and budget allocation over a whole catalog. Pure: polars expressions, no per-row loop.
 
-Allocation is by strict priority. Items are taken by priority (higher first), ties in catalog
-order. Pass 1 offers each item its first workable route; a running sum per campaign, then per
-night, accepts the longest prefix that fits each cap, so no lower-priority item overtakes one a
-cap refused. Pass 2 offers the refused items their fallback route (where the policy allows one)
-with whatever budget pass 1 left, the same way. The rest is deferred, never dropped, with the
-reason. Caps therefore hold by construction: every accepted cost sits under a prefix sum <= cap.
+Routes are known here by name, capabilities and prices (`PricedRoute`); none is written in the
+code. `vidbatch.routing.candidates` orders each item's able routes by the policy's preferences;
+each route's price expressions (its kind's, see providers) say what it would cost. An option
+whose route cannot price the item, or whose estimate is above the item cap, is dropped with the
+reason. Allocation is then by strict priority: items by priority (higher first), ties in catalog
+order. Pass k offers every item not yet accepted its k-th option; a running sum per campaign,
+then per night, accepts the longest prefix that fits each cap, so no lower-priority item
+overtakes one a cap refused. What no pass accepts is deferred, never dropped, with the reason.
+Caps hold by construction: every accepted cost sits under a prefix sum <= cap.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
 
 from vidbatch.policy import Policy
-from vidbatch.pricing import closed_options, raw_seconds, wan_options
+from vidbatch.pricing import raw_seconds
+from vidbatch.routing import RouteOffer, candidates
 
-__all__ = ["Committed", "PLAN_COLUMNS", "plan_catalog"]
+__all__ = ["Committed", "PricedRoute", "PLAN_COLUMNS", "FALLBACK_TYPE", "plan_catalog"]
 
 PLAN_COLUMNS = ["row", "item_id", "campaign", "priority", "provider", "model", "size", "est_cost_usd",
                 "status", "reason"]
+OPTION_FIELDS = {"model": pl.String, "size": pl.String, "cost": pl.Float64, "shots": pl.Int64, "billed_s": pl.Float64}
+FALLBACK_TYPE = pl.List(pl.Struct({"provider": pl.String, "model": pl.String, "size": pl.String,
+                                   "est_cost_usd": pl.Float64}))
 
 
 @dataclass(frozen=True)
@@ -32,52 +39,33 @@ class Committed:
     by_campaign: Mapping[str, float] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class PricedRoute:
+    """A route as the planner sees it: what it can do, and polars expressions that add
+    `{name}_model`, `{name}_size`, `{name}_cost` (and optionally `{name}_shots`, `{name}_billed_s`)
+    to a catalog, null where it cannot make an item."""
+
+    offer: RouteOffer
+    price: Sequence[pl.Expr] = ()
+
+    @property
+    def name(self) -> str:
+        return self.offer.name
+
+
 def _money(expr: pl.Expr) -> pl.Expr:
     """Format dollars with two decimals ("$1.50"), vectorised."""
     cents = (expr * 100).round().cast(pl.Int64)
     return pl.format("${}.{}", cents // 100, (cents % 100).cast(pl.String).str.zfill(2))
 
 
-def _why_preferred(policy: Policy) -> tuple[pl.Expr, pl.Expr]:
-    """(preferred route, reason) for every item."""
-    r = policy.routing
-    raw = raw_seconds()
-    forced = pl.col("provider").is_not_null()
-    remix = pl.col("remix_of").is_not_null()
-    realism_closed = pl.col("realism").is_in(r.closed_for_realism)
-    too_long = raw > r.wan_max_coherent_s
-    route = (pl.when(remix).then(pl.lit("sora"))
-             .when(forced).then(pl.col("provider"))
-             .when(realism_closed | too_long).then(pl.lit("sora"))
-             .otherwise(pl.lit("wan")))
-    reason = (pl.when(remix).then(pl.format("remix of {} (closed route only)", pl.col("remix_of")))
-              .when(forced).then(pl.format("catalog forces {}", pl.col("provider")))
-              .when(realism_closed).then(pl.format("realism {} prefers sora", pl.col("realism")))
-              .when(too_long).then(pl.format("{} s is longer than one coherent Wan shot ({} s), prefers sora",
-                                             raw.round(2), pl.lit(r.wan_max_coherent_s)))
-              .otherwise(pl.format("realism {}, {} s fits Wan", pl.col("realism"), raw.round(2))))
-    return route, reason
-
-
-def _refusal(route: str, cost: pl.Expr, cap: pl.Expr, unavailable: Mapping[str, str]) -> pl.Expr:
-    """Why `route` cannot take an item regardless of the shared caps (null when it can)."""
-    expr = (pl.when(cost.is_null()).then(pl.lit(f"{route} cannot render this item (no model or price)"))
-            .when(cost > cap).then(pl.format(f"{route} est {{}} exceeds the item cap {{}}",
-                                             _money(cost), _money(cap)))
-            .otherwise(pl.lit(None, dtype=pl.String)))
-    if route in unavailable:
-        expr = pl.lit(f"{route} unavailable: {unavailable[route]}")
-    return expr
-
-
 def _accept(frame: pl.DataFrame, cost: str, policy: Policy, committed: Committed,
-            extra_by_campaign: pl.DataFrame | None, extra_night: float) -> pl.DataFrame:
+            extra_by_campaign: pl.DataFrame, extra_night: float) -> pl.DataFrame:
     """Add `ok` and `cap_reason` for the rows with a non-null `cost`, prefix sums in frame order."""
     caps = policy.caps
     used = {c: committed.by_campaign.get(c, 0.0) for c in frame["campaign"].unique().to_list()}
-    if extra_by_campaign is not None:
-        for campaign, spent in extra_by_campaign.iter_rows():
-            used[campaign] = used.get(campaign, 0.0) + spent
+    for campaign, spent in extra_by_campaign.iter_rows():
+        used[campaign] = used.get(campaign, 0.0) + spent
     # Per-campaign facts are a small table: format the refusal text there, not once per row.
     table = pl.DataFrame({"campaign": list(used), "used": list(used.values()),
                           "ccap": [caps.for_campaign(c) for c in used]},
@@ -99,84 +87,172 @@ def _accept(frame: pl.DataFrame, cost: str, policy: Policy, committed: Committed
     return out.drop("used", "ccap", "camp_reason", "ok_campaign")
 
 
-def plan_catalog(catalog: pl.DataFrame, policy: Policy, *, committed: Committed = Committed(),
-                 unavailable: Mapping[str, str] | None = None) -> pl.DataFrame:
+def plan_catalog(catalog: pl.DataFrame, policy: Policy, routes: Sequence[PricedRoute], *,
+                 committed: Committed = Committed()) -> pl.DataFrame:
     """Route and price every valid catalog row and allocate the caps.
 
-    `unavailable` maps a route ("wan", "sora") to why it cannot be used in this run.
-    Returns the catalog's columns plus provider, model, size, shots, billed_s, est_cost_usd,
-    status ("planned" | "deferred") and reason, ordered by allocation order.
+    Returns the catalog's columns plus provider, provider_forced, model, size, shots, billed_s,
+    est_cost_usd, fallbacks (the later able options, for a route that goes dark mid-run), status
+    ("planned" | "deferred") and reason, in allocation order.
     """
-    unavailable = dict(unavailable or {})
-    route_pref, why = _why_preferred(policy)
+    for column, dtype in (("remix_of", pl.String), ("remix_source_s", pl.Float64), ("extend_s", pl.Float64)):
+        if column not in catalog.columns:  # frames that skipped validate_catalog
+            catalog = catalog.with_columns(pl.lit(None, dtype=dtype).alias(column))
+    prefs = policy.preferences()
+    ranked = candidates(_router_input(catalog, routes), [r.offer for r in routes], prefs)
+    options = _options(catalog, ranked, routes, policy)
+    long = pl.lit(False) if prefs.long_after_s is None else raw_seconds() > prefs.long_after_s
+    staged = (catalog.join(ranked.select("row", "preferred"), on="row", how="left",
+                           maintain_order="left").with_columns(long.alias("long"))
+              .join(options.wide, on="row", how="left", maintain_order="left")
+              .sort(["priority", "row"], descending=[True, False]))
+    staged, refusals = _allocate(staged, options.depth, policy, committed)
+    staged = staged.with_columns(_first_accepted(options.depth).alias("chosen")).with_columns(
+        _pick_option("route", options.depth, pl.String).alias("chosen_route"),
+        _pick_option("rank", options.depth, pl.Int64).fill_null(1 << 30).alias("chosen_rank"))
+    skipped = ranked.select("row", "skipped").explode("skipped").drop_nulls("skipped").unnest("skipped")
+    unable_before = (pl.concat([skipped.select("row", "rank", "why"), options.unable])
+                     .join(staged.select("row", "chosen_rank"), on="row")
+                     .filter(pl.col("rank") < pl.col("chosen_rank")).sort("row", "rank")
+                     .group_by("row").agg(pl.col("why").str.join("; ").alias("unable_before")))
+    plan = (staged.join(unable_before, on="row", how="left", maintain_order="left")
+            .with_columns(_reason(refusals, prefs.long_after_s).alias("reason")))
+    return _finish(plan, options.depth, catalog.columns)
+
+
+def _allocate(staged: pl.DataFrame, depth: int, policy: Policy, committed: Committed
+              ) -> tuple[pl.DataFrame, list[pl.Expr]]:
+    """Pass k offers every item not yet placed its k-th option (columns ok{k}, cap{k}), with what
+    the earlier passes spent; returns the frame and, per pass, the cap refusals as text."""
+    taken, refusals, night = pl.lit(False), [], 0.0
+    spent = pl.DataFrame(schema={"campaign": pl.String, "spent": pl.Float64})
+    for k in range(depth):
+        offered = staged.with_columns(pl.when(~taken).then(pl.col(f"cost{k}")).alias("offered"))
+        staged = _accept(offered, "offered", policy, committed, spent, night).rename(
+            {"ok": f"ok{k}", "cap_reason": f"cap{k}"}).drop("offered")
+        accepted = staged.filter(pl.col(f"ok{k}")).select("campaign", pl.col(f"cost{k}").alias("spent"))
+        spent = pl.concat([spent, accepted]).group_by("campaign").agg(pl.col("spent").sum())
+        night += float(accepted["spent"].sum())
+        refusals.append(pl.when(~taken & pl.col(f"route{k}").is_not_null() & ~pl.col(f"ok{k}"))
+                        .then(pl.format("{} refused: {}", pl.col(f"route{k}"), pl.col(f"cap{k}"))))
+        taken = taken | pl.col(f"ok{k}")
+    return staged, refusals
+
+
+def _router_input(catalog: pl.DataFrame, routes: Sequence[PricedRoute]) -> pl.DataFrame:
+    """The frame `candidates` reads. A remix goes to a route that can remix (the first in the
+    policy's list that is up): it needs the same service's video, so it has no fallback."""
+    remixers = [r.name for r in routes if r.offer.remix and not r.offer.unavailable] or \
+               [r.name for r in routes if r.offer.remix]
+    remix = pl.col("remix_of").is_not_null() & pl.col("provider").is_null()
+    forced = pl.when(remix).then(pl.lit(remixers[0] if remixers else None, dtype=pl.String)) \
+        .otherwise(pl.col("provider"))
+    return catalog.select(
+        "row", "realism", raw_seconds().alias("seconds"), pl.col("image_uri").is_not_null().alias("has_image"),
+        pl.col("remix_of").is_not_null().alias("is_remix"), pl.col("extend_s").fill_null(0.0).alias("extend_s"),
+        "resolution", forced.alias("forced"))
+
+
+@dataclass(frozen=True)
+class _Options:
+    wide: pl.DataFrame    # row, route{k}, model{k}, size{k}, cost{k}, shots{k}, billed_s{k} per able option k
+    unable: pl.DataFrame  # row, rank, why: the candidate routes that cannot take the item
+    depth: int
+
+
+def _options(catalog: pl.DataFrame, ranked: pl.DataFrame, routes: Sequence[PricedRoute], policy: Policy) -> _Options:
+    """Each item's candidate routes with what they would make and cost; those that cannot price
+    it, or cost more than the item cap, are set aside with the reason."""
+    names = [r.name for r in routes]
+    priced = catalog.with_columns(*[expr for r in routes for expr in r.price])
+    priced = priced.select("row", "max_cost_usd", *[c for c in priced.columns if c.startswith(tuple(
+        f"{name}_" for name in names)) and c not in catalog.columns])
     item_cap = pl.min_horizontal(pl.lit(policy.caps.item_usd), pl.col("max_cost_usd").fill_null(float("inf")))
-    r = policy.routing
-    for column in ("remix_of", "remix_source_s"):  # frames that skipped validate_catalog
-        if column not in catalog.columns:
-            catalog = catalog.with_columns(pl.lit(None, dtype=pl.String if column == "remix_of" else pl.Float64)
-                                           .alias(column))
-    fallback = (pl.when(pl.col("provider").is_null() & pl.col("remix_of").is_null() & (route_pref == "sora")
-                        & pl.col("realism").is_in(r.fallback_to_wan_for_realism))
-                .then(pl.lit("wan")).otherwise(pl.lit(None, dtype=pl.String)))
-    priced = (catalog.with_columns(*wan_options(policy.wan, "wan"), *closed_options(policy.closed, "sora"))
-              .with_columns(route_pref.alias("pref"), why.alias("why"), fallback.alias("fallback"),
-                            item_cap.alias("item_cap"))
-              .with_columns(_refusal("wan", pl.col("wan_cost"), pl.col("item_cap"), unavailable).alias("no_wan"),
-                            _refusal("sora", pl.col("sora_cost"), pl.col("item_cap"), unavailable)
-                            .alias("no_sora")))
+    long = (ranked.select("row", pl.col("routes").alias("route"), pl.col("route_ranks").alias("rank"))
+            .explode("route", "rank").drop_nulls("route")
+            .join(priced, on="row", how="left"))
+    fields = [_field_of(name_field, dtype, names, long.columns).alias(name_field)
+              for name_field, dtype in OPTION_FIELDS.items()]
+    long = long.with_columns(*fields, item_cap.alias("item_cap")).select(
+        "row", "rank", "route", *OPTION_FIELDS, "item_cap")
+    why = (pl.when(pl.col("cost").is_null() | pl.col("model").is_null())
+           .then(pl.format("{} cannot make this item (no model or price)", pl.col("route")))
+           .when(pl.col("cost") > pl.col("item_cap") + 1e-9)
+           .then(pl.format("{} est {} exceeds the item cap {}", pl.col("route"), _money(pl.col("cost")),
+                           _money(pl.col("item_cap")))))
+    long = long.with_columns(why.alias("why"))
+    able = long.filter(pl.col("why").is_null()).with_columns(pl.int_range(pl.len()).over("row").alias("k"))
+    depth = int(able["k"].max() + 1) if able.height else 0
+    wide = catalog.select("row")
+    for k in range(depth):
+        kth = able.filter(pl.col("k") == k).select("row", *[pl.col(c).alias(f"{c}{k}") for c in
+                                                             ("route", "rank", *OPTION_FIELDS)])
+        wide = wide.join(kth, on="row", how="left", maintain_order="left")
+    return _Options(wide=wide, unable=long.filter(pl.col("why").is_not_null()).select("row", "rank", "why"),
+                    depth=depth)
 
-    def refusal_of(route: pl.Expr) -> pl.Expr:
-        return pl.when(route == "wan").then(pl.col("no_wan")).otherwise(pl.col("no_sora"))
 
-    def cost_of(route: pl.Expr) -> pl.Expr:
-        return pl.when(route == "wan").then(pl.col("wan_cost")).when(route == "sora").then(pl.col("sora_cost"))
+def _field_of(field_name: str, dtype: pl.DataType, names: list[str], columns: list[str]) -> pl.Expr:
+    """One option's field from its route's price column (null where that route has no such column)."""
+    expr = pl.lit(None, dtype=dtype)
+    for name in names:
+        column = f"{name}_{field_name}"
+        if column in columns:
+            expr = pl.when(pl.col("route") == name).then(pl.col(column).cast(dtype)).otherwise(expr)
+    return expr
 
-    pref_ok = refusal_of(pl.col("pref")).is_null()
-    fb_ok = pl.col("fallback").is_not_null() & refusal_of(pl.col("fallback")).is_null()
-    staged = (priced.with_columns(
-        pl.when(pref_ok).then(pl.col("pref")).when(fb_ok).then(pl.col("fallback")).alias("first"),
-        pl.when(pref_ok & fb_ok).then(pl.col("fallback")).alias("second"))
-        .with_columns(cost_of(pl.col("first")).alias("cost1"), cost_of(pl.col("second")).alias("cost2"))
-        .sort(["priority", "row"], descending=[True, False]))
 
-    pass1 = _accept(staged, "cost1", policy, committed, None, 0.0).rename(
-        {"ok": "ok1", "cap_reason": "cap1"})
-    spent1 = pass1.filter("ok1").group_by("campaign").agg(pl.col("cost1").sum().alias("spent"))
-    night1 = float(pass1.filter("ok1")["cost1"].sum())
-    retry = pass1.with_columns(pl.when(~pl.col("ok1")).then(pl.col("cost2")).alias("cost2_open"))
-    pass2 = _accept(retry, "cost2_open", policy, committed, spent1, night1).rename(
-        {"ok": "ok2", "cap_reason": "cap2"})
+def _first_accepted(depth: int) -> pl.Expr:
+    """The index of the option a pass accepted (null: none)."""
+    expr = pl.lit(None, dtype=pl.Int64)
+    for k in reversed(range(depth)):
+        expr = pl.when(pl.col(f"ok{k}")).then(pl.lit(k, dtype=pl.Int64)).otherwise(expr)
+    return expr
 
-    chosen = pl.when("ok1").then(pl.col("first")).when("ok2").then(pl.col("second"))
-    moved = pl.when(pl.col("first") != pl.col("pref")).then(
-        pl.format("; {}; fell back to {}", refusal_of(pl.col("pref")), pl.col("first"))).otherwise(pl.lit(""))
-    reason = (
-        pl.when(pl.col("first").is_null())
-        .then(pl.format("{}; {}{}; deferred", pl.col("why"), refusal_of(pl.col("pref")),
-                        pl.when(pl.col("fallback").is_not_null())
-                        .then(pl.format("; {}", refusal_of(pl.col("fallback")))).otherwise(pl.lit(""))))
-        .when(pl.col("ok1")).then(pl.format("{}{}", pl.col("why"), moved))
-        .when(pl.col("ok2")).then(pl.format("{}; {} refused: {}; fell back to {}", pl.col("why"), pl.col("first"),
-                                            pl.col("cap1"), pl.col("second")))
-        .when(pl.col("second").is_not_null())
-        .then(pl.format("{}; {} refused: {}; {} refused: {}; deferred", pl.col("why"), pl.col("first"),
-                        pl.col("cap1"), pl.col("second"), pl.col("cap2")))
-        .otherwise(pl.format("{}{}; {} refused: {}; deferred", pl.col("why"), moved, pl.col("first"),
-                             pl.col("cap1"))))
-    plan = pass2.with_columns(chosen.alias("provider_chosen"), reason.alias("reason"))
-    on_wan = pl.col("provider_chosen") == "wan"
-    return (plan.with_columns(
-        pl.col("provider_chosen").fill_null(pl.col("pref")).alias("provider"),
+
+def _pick_option(field_name: str, depth: int, dtype: pl.DataType) -> pl.Expr:
+    expr = pl.lit(None, dtype=dtype)
+    for k in range(depth):
+        expr = pl.when(pl.col("chosen") == k).then(pl.col(f"{field_name}{k}")).otherwise(expr)
+    return expr
+
+
+def _reason(refusals: list[pl.Expr], long_after_s: float | None) -> pl.Expr:
+    """Why the item went where it went: its preference, the routes passed over (unable, above the
+    item cap, refused by a cap), then where it fell back to, or "deferred"."""
+    forced = pl.col("provider").is_not_null()
+    remix = pl.col("remix_of").is_not_null()
+    # No per-item figures in the first clause: a million-row plan's reasons group into a few kinds.
+    why = (pl.when(forced).then(pl.format("catalog forces {}", pl.col("provider")))
+           .when(remix).then(pl.format("remix of {} (a route that can remix: {})", pl.col("remix_of"),
+                                       pl.col("preferred")))
+           .when(pl.col("long")).then(pl.format("realism {}, longer than {} s: prefers {}", pl.col("realism"),
+                                                pl.lit(long_after_s), pl.col("preferred")))
+           .otherwise(pl.format("realism {}: prefers {}", pl.col("realism"), pl.col("preferred"))))
+    tail = (pl.when(pl.col("chosen_route").is_null()).then(pl.lit("deferred"))
+            .when(pl.col("chosen_route") != pl.col("preferred")).then(pl.format("fell back to {}", pl.col("chosen_route"))))
+    parts = [why, pl.col("unable_before"), *refusals, tail]
+    return pl.concat_list([part.cast(pl.String) for part in parts]).list.drop_nulls().list.join("; ")
+
+
+def _finish(plan: pl.DataFrame, depth: int, catalog_columns: list[str]) -> pl.DataFrame:
+    chosen = pl.col("chosen")
+    fallbacks = pl.concat_list([
+        pl.when(chosen.is_not_null() & (pl.lit(k) > chosen) & pl.col(f"route{k}").is_not_null())
+        .then(pl.struct(pl.col(f"route{k}").alias("provider"), pl.col(f"model{k}").alias("model"),
+                        pl.col(f"size{k}").alias("size"), pl.col(f"cost{k}").alias("est_cost_usd")))
+        for k in range(depth)]).list.drop_nulls() if depth else pl.lit([], dtype=FALLBACK_TYPE)
+    planned = chosen.is_not_null()
+    return plan.with_columns(
+        pl.coalesce(pl.col("chosen_route"), pl.col("preferred")).alias("provider_out"),
         pl.col("provider").is_not_null().alias("provider_forced"),
-        pl.when(on_wan).then(pl.col("wan_model")).otherwise(pl.col("sora_model")).alias("model"),
-        pl.when(on_wan).then(pl.col("wan_size")).otherwise(pl.col("sora_size")).alias("size"),
-        pl.when(on_wan).then(pl.col("wan_shots")).otherwise(pl.lit(None, dtype=pl.Int64)).alias("shots"),
-        pl.when(on_wan).then(pl.lit(None, dtype=pl.Float64)).otherwise(pl.col("sora_billed_s")).alias("billed_s"),
-        pl.when(pl.col("provider_chosen").is_null()).then(pl.lit(0.0))
-        .when(pl.col("ok1")).then(pl.col("cost1")).otherwise(pl.col("cost2")).alias("est_cost_usd"),
-        pl.when(pl.col("provider_chosen").is_null()).then(pl.lit("deferred")).otherwise(pl.lit("planned"))
-        .alias("status"))
-        .drop(["pref", "why", "fallback", "item_cap", "no_wan", "no_sora", "first", "second", "cost1", "cost2",
-               "cost2_open", "ok1", "ok2", "cap1", "cap2", "provider_chosen", "wan_model", "wan_size",
-               "wan_shots", "wan_gpu_s", "wan_cost", "sora_model", "sora_size", "sora_billed_s",
-               "sora_cost"]))
+        _pick_option("model", depth, pl.String).alias("model"),
+        _pick_option("size", depth, pl.String).alias("size"),
+        _pick_option("shots", depth, pl.Int64).alias("shots"),
+        _pick_option("billed_s", depth, pl.Float64).alias("billed_s"),
+        pl.when(planned).then(_pick_option("cost", depth, pl.Float64)).otherwise(0.0).alias("est_cost_usd"),
+        fallbacks.cast(FALLBACK_TYPE).alias("fallbacks"),
+        pl.when(planned).then(pl.lit("planned")).otherwise(pl.lit("deferred")).alias("status"),
+    ).drop("provider").rename({"provider_out": "provider"}).select(
+        *[c for c in catalog_columns if c != "provider"], "provider", "provider_forced", "model", "size", "shots",
+        "billed_s", "est_cost_usd", "fallbacks", "status", "reason")

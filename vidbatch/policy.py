@@ -8,18 +8,19 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal, Union
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, model_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PositiveFloat, PositiveInt, Tag, ValidationError,
+                      model_validator)
 
 from vidbatch.errors import PolicyError
+from vidbatch.policy_legacy import from_legacy
+from vidbatch.route_settings import ClosedRoute, DashScopeSettings, Realism, WanModel, WanRoute
+from vidbatch.routing import Preferences
 
-__all__ = ["Policy", "Caps", "Routing", "WanRoute", "WanModel", "ClosedRoute", "QA", "Stitch", "LedgerSettings", "load_policy",
-           "default_policy"]
-
-Realism = Literal["low", "medium", "high"]
-Resolution = Literal["480p", "720p"]
+__all__ = ["Policy", "Caps", "Routing", "PluginRoute", "WanRoute", "WanModel", "ClosedRoute", "DashScopeSettings", "QA",
+           "Stitch", "LedgerSettings", "load_policy", "default_policy"]
 
 
 class _Strict(BaseModel):
@@ -40,92 +41,38 @@ class Caps(_Strict):
 
 
 class Routing(_Strict):
-    """Which route an item prefers, and where it may go when that route is refused."""
+    """Which routes an item may go to, best first: per realism level, and another order for items
+    whose footage is longer than `long_after_s`. The first route able to make an item (and within
+    the caps) gets it; the later ones are its fallbacks, at planning and when a route goes dark
+    mid-run. A realism level missing from `prefer` may use every route, in the order they are listed."""
 
-    closed_for_realism: list[Realism] = ["high"]
-    wan_max_coherent_s: PositiveFloat = Field(
-        5.0, description="clips longer than this prefer the closed route (one Wan shot is ~5 s)")
-    fallback_to_wan_for_realism: list[Realism] = ["low", "medium"]
-
-
-class WanModel(_Strict):
-    """One Wan checkpoint: where it loads from and what one shot costs in GPU time."""
-
-    source: str = Field(description="hub id, local directory, 'tiny' for the in-code test model, or "
-                        "'testsrc' for a moving test pattern (no model: rehearsals and load tests)")
-    task: Literal["t2v", "i2v"] = "t2v"
-    sizes: dict[Resolution, tuple[PositiveInt, PositiveInt]] = Field(
-        description="landscape (width, height) per resolution; portrait swaps them")
-    gpu_s_per_shot: dict[Resolution, PositiveFloat]
-    steps: PositiveInt = 50
-    guidance: float = 5.0
-    flow_shift: dict[Resolution, PositiveFloat] = {"480p": 3.0, "720p": 5.0}
-
-    @model_validator(mode="after")
-    def _sizes_fit_the_vae(self) -> "WanModel":
-        for res, (w, h) in self.sizes.items():
-            if w % 16 or h % 16:
-                raise ValueError(f"size {w}x{h} for {res} must be divisible by 16")
-        if set(self.sizes) != set(self.gpu_s_per_shot):
-            raise ValueError("sizes and gpu_s_per_shot must name the same resolutions")
-        return self
+    prefer: dict[Realism, list[str]] = {}
+    long_after_s: PositiveFloat | None = Field(None, description="footage longer than this (one coherent "
+                                               "shot) takes the `long` order")
+    long: dict[Realism, list[str]] = Field({}, description="the order for long items; a realism level "
+                                           "missing here uses its `prefer` order")
 
 
-class WanRoute(_Strict):
-    gpu_usd_per_hour: PositiveFloat
-    fps: PositiveInt = 16
-    max_shot_frames: PositiveInt = 81
-    t2v_model: dict[Resolution, str]
-    i2v_model: dict[Resolution, str] = {}
-    models: dict[str, WanModel]
-    concurrency: PositiveInt = 1
-    device: str = "auto"
-    dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
-    workers: Literal["local", "pool"] = Field("local", description="local: Wan clips render in the flow's own "
-                                              "process; pool: in batches on the GPU work pool's workers")
-    deployment: str = Field("render-wan/gpu", description="the batch deployment GPU workers serve")
-    batch_size: PositiveInt = Field(8, description="clips per batch: one model load, then clip after clip")
-    batch_attempts: PositiveInt = Field(2, description="a batch whose worker died is resubmitted (its "
-                                        "unfinished clips) this many times in all")
-
-    @model_validator(mode="after")
-    def _models_exist(self) -> "WanRoute":
-        if (self.max_shot_frames - 1) % 4:
-            raise ValueError(f"max_shot_frames must be 4k+1 for the Wan VAE, got {self.max_shot_frames}")
-        for table in (self.t2v_model, self.i2v_model):
-            for res, name in table.items():
-                if name not in self.models:
-                    raise ValueError(f"model '{name}' for {res} is not defined under wan.models")
-                if res not in self.models[name].sizes:
-                    raise ValueError(f"model '{name}' has no size for {res}")
-        return self
+KIND_TAGS = ("wan-diffusers", "openai-videos", "dashscope")  # kinds whose settings live in vidbatch.route_settings
 
 
-class ClosedRoute(_Strict):
-    """The closed route: the OpenAI Videos API contract (Sora), priced per second."""
+class PluginRoute(BaseModel):
+    """A route of a kind vidbatch does not ship: its settings are validated by the kind's own
+    model when the provider registry loads the kind."""
 
-    model_by_realism: dict[Realism, str] = {"low": "sora-2", "medium": "sora-2", "high": "sora-2-pro"}
-    price_usd_per_s: dict[str, dict[str, PositiveFloat]]
-    clip_seconds: list[PositiveInt] = [4, 8, 12]
-    extension_seconds: list[PositiveInt] = [4, 8, 12, 16, 20]
-    long_clips: Literal["extend", "shots"] = "extend"
-    concurrency: PositiveInt = Field(4, description="jobs in flight at once, across every run (Prefect limit)")
-    submits_per_minute: PositiveFloat = Field(60.0, description="paid submits per minute (Prefect rate limit)")
-    global_limits: bool = Field(True, description="enforce concurrency and submits_per_minute with Prefect "
-                                "global limits, shared by every run on the account; false: per process only")
-    base_url: str | None = Field(None, description="else the SDK's OPENAI_BASE_URL, else api.openai.com")
-    api_key_env: str = Field("OPENAI_API_KEY", description="the environment variable that holds the key; "
-                             "the key itself never goes in a policy file")
-    max_retries: int = Field(2, ge=0, description="SDK retries of reads, and of submits refused with 429")
-    request_timeout_s: PositiveFloat = 60.0
-    poll_deadline_s: PositiveFloat = 1800.0
+    model_config = ConfigDict(extra="allow", frozen=True)
 
-    @model_validator(mode="after")
-    def _models_priced(self) -> "ClosedRoute":
-        for realism, model in self.model_by_realism.items():
-            if model not in self.price_usd_per_s:
-                raise ValueError(f"model '{model}' (realism {realism}) has no price in price_usd_per_s")
-        return self
+    kind: str
+
+
+def _kind_tag(value) -> str:
+    kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
+    return kind if kind in KIND_TAGS else "plugin"
+
+
+RouteSettings = Annotated[Union[Annotated[WanRoute, Tag("wan-diffusers")], Annotated[ClosedRoute, Tag("openai-videos")],
+                                Annotated[DashScopeSettings, Tag("dashscope")], Annotated[PluginRoute, Tag("plugin")]],
+                          Discriminator(_kind_tag)]
 
 
 class QA(_Strict):
@@ -140,7 +87,7 @@ class QA(_Strict):
     freeze_min_s: PositiveFloat = Field(2.0, description="a frozen stretch at least this long fails the clip")
     freeze_noise_db: float = Field(-60.0, lt=0, description="freezedetect noise tolerance (dB)")
     min_fps: PositiveFloat = Field(15.0, description="lowest fps accepted where the route promises none "
-                                   "(the closed route); Wan clips must have exactly wan.fps")
+                                   "(an OpenAI-Videos route); a Wan route's clips must have exactly its fps")
     regenerate_once: bool = Field(True, description="a failing clip is made once more with a new seed "
                                   "(paid again) before the item is marked failed")
 
@@ -173,22 +120,43 @@ class LedgerSettings(_Strict):
 
 class Policy(_Strict):
     caps: Caps
+    routes: dict[str, RouteSettings] = Field(min_length=1, description="route name -> its kind and settings")
     routing: Routing = Routing()
-    wan: WanRoute
-    closed: ClosedRoute
     qa: QA = QA()
     stitch: Stitch = Stitch()
     ledger: LedgerSettings = LedgerSettings()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _convert_legacy(cls, data):
+        return from_legacy(data) if isinstance(data, dict) else data
+
+    @model_validator(mode="after")
+    def _orders_name_routes(self) -> "Policy":
+        for section in ("prefer", "long"):
+            for realism, order in getattr(self.routing, section).items():
+                unknown = [name for name in order if name not in self.routes]
+                if unknown:
+                    raise ValueError(f"routing.{section}.{realism} names {', '.join(map(repr, unknown))}, which "
+                                     f"no [routes.NAME] section defines (routes: {', '.join(self.routes)})")
+                if len(set(order)) != len(order):
+                    raise ValueError(f"routing.{section}.{realism} names a route twice: {order}")
+        return self
+
     def route_sections(self) -> dict[str, tuple[str, BaseModel]]:
-        """Route name -> (provider kind, its settings). Until routes are named sections of their
-        own, `[wan]` is the route `wan` (kind wan-diffusers), `[closed]` the route `sora`
-        (kind openai-videos)."""
-        return {"wan": ("wan-diffusers", self.wan), "sora": ("openai-videos", self.closed)}
+        """Route name -> (provider kind, its settings), in the order the policy lists them."""
+        return {name: (settings.kind, settings) for name, settings in self.routes.items()}
 
     def route_settings(self, route: str) -> BaseModel | None:
         """The settings of one route (None for a name the policy does not configure)."""
-        return self.route_sections().get(route, (None, None))[1]
+        return self.routes.get(route)
+
+    def preferences(self) -> Preferences:
+        """The routing orders as the pure router takes them (every route, listed order, by default)."""
+        everything = list(self.routes)
+        prefer = {realism: self.routing.prefer.get(realism, everything) for realism in ("low", "medium", "high")}
+        long = {realism: self.routing.long.get(realism, prefer[realism]) for realism in prefer}
+        return Preferences(by_realism=prefer, long_after_s=self.routing.long_after_s, long=long)
 
 
 def _parse(text: str, origin: str) -> Policy:
@@ -197,8 +165,16 @@ def _parse(text: str, origin: str) -> Policy:
     except tomllib.TOMLDecodeError as err:
         raise PolicyError(f"{origin}: not valid TOML: {err}") from err
     except ValidationError as err:
-        lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()]
+        lines = [f"  {'.'.join(_where(e['loc']))}: {e['msg']}" for e in err.errors()]
         raise PolicyError(f"{origin}: invalid policy\n" + "\n".join(lines)) from err
+
+
+def _where(loc: tuple) -> list[str]:
+    """An error's place in the file: `routes.NAME.field`, without pydantic's kind tag."""
+    parts = [str(part) for part in loc]
+    if parts[:1] == ["routes"] and len(parts) > 2 and parts[2] in (*KIND_TAGS, "plugin"):
+        del parts[2]
+    return parts
 
 
 def default_policy() -> Policy:

@@ -21,8 +21,8 @@ __all__ = ["REPORT_KEY", "REPORT_ITEMS", "relative_link", "spend_chart_svg", "fi
 
 REPORT_KEY = "runs/{run_id}/report/index.html"
 REPORT_ITEMS = 500
-COLOURS = {"wan": "#2a9d8f", "sora": "#e76f51"}
-OTHER = "#8d99ae"
+PALETTE = ("#2a9d8f", "#e76f51", "#e9c46a", "#264653", "#8ab17d", "#b5838d", "#6d597a", "#f4a261")
+OTHER = "#8d99ae"  # routes beyond the palette
 STATUS_CLASS = {"finished": "ok", "done": "ok", "stitched": "ok", "failed": "bad", "blocked": "warn",
                 "deferred": "warn", "planned": "warn"}
 # Which items the page shows first when it cannot show them all.
@@ -59,17 +59,19 @@ def spend_chart_svg(spend: pl.DataFrame, caps: dict[str, float], night_cap: floa
     size["height"] = 40 + len(frames) * (22 + 14) + 30
     size["width"] = size["left"] + size["plot"] + 140
     size["legend_y"] = size["height"] - 12
+    routes = sorted(str(p) for p in spend["provider"].unique().to_list())  # a route's colour is stable within a chart
+    colours = {route: PALETTE[i] if i < len(PALETTE) else OTHER for i, route in enumerate(routes)}
     rows = []
     for index, ((name, frame), cap) in enumerate(zip(frames, limits)):
         x, segments = float(size["left"]), []
         for provider, usd in frame.group_by("provider").agg(pl.col("actual_usd").sum()).sort("provider").iter_rows():
             width = size["plot"] * usd / scale_max
-            segments.append({"x": x, "width": width, "colour": COLOURS.get(provider, OTHER), "provider": str(provider),
+            segments.append({"x": x, "width": width, "colour": colours[str(provider)], "provider": str(provider),
                              "usd": usd})
             x += width
         rows.append({"name": name, "y": 30 + index * (22 + 14), "segments": segments, "cap": cap,
                      "cap_x": size["left"] + size["plot"] * cap / scale_max, "used": float(frame["actual_usd"].sum())})
-    return _templates().get_template("chart.svg.j2").render(size=size, rows=rows, legend=list(COLOURS.items()))
+    return _templates().get_template("chart.svg.j2").render(size=size, rows=rows, legend=list(colours.items()))
 
 
 def first_to_look_at(items: pl.DataFrame, limit: int) -> pl.DataFrame:

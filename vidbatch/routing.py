@@ -59,8 +59,10 @@ def _orders(prefs: Preferences) -> pl.DataFrame:
 def candidates(items: pl.DataFrame, offers: Iterable[RouteOffer], prefs: Preferences) -> pl.DataFrame:
     """`items` (row, realism, seconds, has_image, is_remix, extend_s, resolution, forced: a route the
     catalog names or null) plus `routes` (list: the routes that can make it, best first),
-    `preferred` (the first route of its order, able or not) and `passed_over` (why each route
-    before the first able one was skipped, "; "-joined; null when the first choice can)."""
+    `preferred` (the first route of its order, able or not), `passed_over` (why each route
+    before the first able one was skipped, "; "-joined; null when the first choice can) and
+    `skipped` (every route of its order that cannot make it: list of {rank, why}); `route_ranks`
+    gives each of `routes` its place in the order."""
     offers = _offers_frame(offers)
     long = pl.lit(False) if prefs.long_after_s is None else pl.col("seconds") > prefs.long_after_s
     keyed = items.select("row", "realism", "forced", long.alias("long"))
@@ -75,11 +77,15 @@ def candidates(items: pl.DataFrame, offers: Iterable[RouteOffer], prefs: Prefere
                .sort("row", "rank"))
     grouped = checked.group_by("row", maintain_order=True).agg(
         pl.col("route").filter(pl.col("why_not").is_null()).alias("routes"),
+        pl.col("rank").filter(pl.col("why_not").is_null()).alias("route_ranks"),
         pl.col("route").first().alias("preferred"),
         pl.format("{} {}", pl.col("route"), pl.col("why_not"))
-        .filter(pl.col("why_not").is_not_null() & (pl.col("rank") < _first_able_rank())).alias("skips"))
+        .filter(pl.col("why_not").is_not_null() & (pl.col("rank") < _first_able_rank())).alias("skips"),
+        pl.struct("rank", pl.format("{} {}", pl.col("route"), pl.col("why_not")).alias("why"))
+        .filter(pl.col("why_not").is_not_null()).alias("skipped"))
     return (items.join(grouped, on="row", how="left", maintain_order="left")
             .with_columns(pl.col("routes").fill_null(pl.lit([], dtype=pl.List(pl.String))),
+                          pl.col("route_ranks").fill_null(pl.lit([], dtype=pl.List(pl.Int64))),
                           pl.when(pl.col("skips").list.len() > 0).then(pl.col("skips").list.join("; "))
                           .alias("passed_over"))
             .drop("skips"))

@@ -5,12 +5,13 @@ fingerprint are `done` (nothing spent again), spend committed tonight counts aga
 Items whose reservation is still open with provider jobs (a killed run, or an attempt that ran
 out of retries) are planned as resumptions of those jobs: no new estimate, no new job.
 `clip_jobs` turns planned rows into `ClipJob`s, the unit a generate task works on;
-`fallback_job` re-routes one when its route goes dark in the middle of a run.
+`fallback_job` moves one to its next route (in the policy's order, as planned) when its route
+goes dark in the middle of a run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -18,11 +19,22 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict
 
 from vidbatch.ledger import History
-from vidbatch.planner import plan_catalog
+from vidbatch.planner import PricedRoute, plan_catalog
 from vidbatch.policy import Policy
-from vidbatch.pricing import closed_size, wan_estimate_usd, wan_size
 
-__all__ = ["ClipJob", "night_of", "history_keys", "plan_run", "clip_jobs", "fallback_job"]
+__all__ = ["ClipJob", "Fallback", "night_of", "history_keys", "plan_run", "clip_jobs", "fallback_job"]
+
+
+class Fallback(BaseModel):
+    """A route an item may move to, as the planner priced it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: str
+    model: str
+    width: int
+    height: int
+    est_cost_usd: float
 
 
 class ClipJob(BaseModel):
@@ -55,6 +67,7 @@ class ClipJob(BaseModel):
     resume_reservation_id: str | None = None  # an open reservation whose jobs this run resumes
     resume_job_ids: tuple[str, ...] = ()
     extend_s: float = 0.0                # continue the clip this much past its generated footage
+    fallbacks: tuple[Fallback, ...] = ()  # where it may go next, best first, if its route goes dark
 
     @property
     def raw_seconds(self) -> float:
@@ -81,13 +94,14 @@ def history_keys(catalog: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(keys).unique()
 
 
-def plan_run(catalog: pl.DataFrame, policy: Policy, history: History, unavailable: Mapping[str, str],
+def plan_run(catalog: pl.DataFrame, policy: Policy, history: History, routes: Sequence[PricedRoute],
              busy_runs: frozenset[str] = frozenset()) -> pl.DataFrame:
     """Plan the items not already settled; settled ones come back with status `done`.
 
     `catalog` needs a `fingerprint` column (see catalog.with_fingerprints); `history` is what the
-    ledger knows of its items (LedgerStore.history over `history_keys(catalog)`). Jobs in flight of
-    `busy_runs` (other runs alive now) are theirs to finish: not resumed here.
+    ledger knows of its items (LedgerStore.history over `history_keys(catalog)`); `routes` what each
+    route can do and costs (providers.priced_routes). Jobs in flight of `busy_runs` (other runs
+    alive now) are theirs to finish: not resumed here.
     """
     settled = history.settled.rename({"fingerprint": "settled_fp", "run_id": "settled_run",
                                       "cost_usd": "settled_cost"})
@@ -97,13 +111,13 @@ def plan_run(catalog: pl.DataFrame, policy: Policy, history: History, unavailabl
     done = joined.filter(same.fill_null(False))
     todo = joined.filter(~same.fill_null(False))
     inflight = history.in_flight.filter(
-        (pl.col("provider") == "sora") & ~pl.col("run_id").is_in(list(busy_runs))).unique(
-        ["campaign", "item_id", "fingerprint"], keep="last")
+        (pl.col("job_ids").list.len() > 0) & ~pl.col("run_id").is_in(list(busy_runs))).unique(
+        ["campaign", "item_id", "fingerprint"], keep="last").rename({"provider": "held_by"})
     keys = ["campaign", "item_id", "fingerprint"]
-    resumed = _resumptions(todo.join(inflight, on=keys, how="inner", maintain_order="left"), unavailable)
+    resumed = _resumptions(todo.join(inflight, on=keys, how="inner", maintain_order="left"), routes)
     todo = todo.join(inflight.select(keys), on=keys, how="anti", maintain_order="left")
-    plan = plan_catalog(todo.drop("settled_fp", "settled_run", "settled_cost"), policy,
-                        committed=history.committed, unavailable=unavailable)
+    plan = plan_catalog(todo.drop("settled_fp", "settled_run", "settled_cost"), policy, routes,
+                        committed=history.committed)
     changed = todo.filter(pl.col("settled_fp").is_not_null()).select("item_id", "campaign", "settled_run")
     plan = plan.join(changed, on=["campaign", "item_id"], how="left", maintain_order="left").with_columns(
         pl.when(pl.col("settled_run").is_not_null())
@@ -121,26 +135,40 @@ def plan_run(catalog: pl.DataFrame, policy: Policy, history: History, unavailabl
             .join(remix_ids, on=["campaign", "remix_of"], how="left", maintain_order="left"))
 
 
-def _resumptions(rows: pl.DataFrame, unavailable: Mapping[str, str]) -> pl.DataFrame:
-    """Plan rows for items with jobs in flight: resume them (their estimate is already reserved)."""
-    gone = unavailable.get("sora")
+def _resumptions(rows: pl.DataFrame, routes: Sequence[PricedRoute]) -> pl.DataFrame:
+    """Plan rows for items with jobs in flight: resume them on the route that holds them (their
+    estimate is already reserved), or wait while that route is unavailable. No fallback: moving
+    the item would pay for it twice."""
+    gone = {r.name: r.offer.unavailable for r in routes if r.offer.unavailable}
+    priced = rows.with_columns(*[expr for r in routes for expr in r.price])
+    size = pl.lit(None, dtype=pl.String)
+    for r in routes:
+        if f"{r.name}_size" in priced.columns:
+            size = pl.when(pl.col("held_by") == r.name).then(pl.col(f"{r.name}_size")).otherwise(size)
+    why_gone = pl.col("held_by").replace_strict(gone, default=None, return_dtype=pl.String)
     jobs = pl.col("job_ids").list.join(", ")
-    return rows.drop("settled_fp", "settled_run", "settled_cost").with_columns(
-        pl.lit("sora").alias("provider"),
-        pl.when(pl.col("aspect") == "16:9").then(pl.lit(closed_size("16:9"))).otherwise(pl.lit(closed_size("9:16")))
-        .alias("size"),
-        pl.lit("deferred" if gone else "planned").alias("status"),
-        pl.col("reservation_id").alias("resume_reservation_id"),
-        pl.col("job_ids").alias("resume_job_ids"),
-        (pl.format("resuming job(s) {} submitted in run {} (already reserved)", jobs, pl.col("run_id").str.slice(0, 8))
-         if not gone else pl.format("job(s) {} in flight at sora, which is unavailable ({}); waiting for it",
-                                    jobs, pl.lit(gone))).alias("reason"),
-    ).drop("reservation_id", "job_ids", "run_id")
+    resumed = priced.select(
+        *rows.columns, size.alias("size"),
+        pl.when(why_gone.is_null()).then(pl.lit("planned")).otherwise(pl.lit("deferred")).alias("status"),
+        pl.col("reservation_id").alias("resume_reservation_id"), pl.col("job_ids").alias("resume_job_ids"),
+        pl.when(why_gone.is_null())
+        .then(pl.format("resuming job(s) {} submitted in run {} (already reserved)", jobs,
+                        pl.col("run_id").str.slice(0, 8)))
+        .otherwise(pl.format("job(s) {} in flight at {}, which is unavailable ({}); waiting for it", jobs,
+                             pl.col("held_by"), why_gone)).alias("reason"))
+    return (resumed.drop("provider", "reservation_id", "job_ids", "run_id", "settled_fp", "settled_run",
+                         "settled_cost").rename({"held_by": "provider"}))
 
 
 def _seed(row: dict) -> int:
     """The catalog's seed, else one derived from the fingerprint (stable across runs)."""
     return int(row["seed"]) if row["seed"] is not None else int(row["fingerprint"][:8], 16)
+
+
+def _fallback(option: dict) -> Fallback:
+    width, height = (int(v) for v in option["size"].split("x"))
+    return Fallback(provider=option["provider"], model=option["model"], width=width, height=height,
+                    est_cost_usd=option["est_cost_usd"])
 
 
 def clip_jobs(plan: pl.DataFrame) -> list[ClipJob]:
@@ -157,29 +185,19 @@ def clip_jobs(plan: pl.DataFrame) -> list[ClipJob]:
             aspect=row["aspect"], forced=bool(row.get("provider_forced")), storyboard_id=row["storyboard_id"],
             scene_index=row["scene_index"], remix_of=row.get("remix_of"), remix_job_id=row.get("remix_job_id"),
             resume_reservation_id=row.get("resume_reservation_id"),
-            resume_job_ids=tuple(row.get("resume_job_ids") or ()), extend_s=row.get("extend_s") or 0.0))
+            resume_job_ids=tuple(row.get("resume_job_ids") or ()), extend_s=row.get("extend_s") or 0.0,
+            fallbacks=tuple(_fallback(f) for f in row.get("fallbacks") or ())))
     return jobs
 
 
-def fallback_job(job: ClipJob, policy: Policy, why: str) -> ClipJob | str:
-    """The same item on the Wan route after its closed route went dark, or why it must wait.
-
-    The policy's fallback rule applies as in planning: only unforced, non-remix items of the
-    realism levels it lists move to Wan; the Wan estimate must fit the item cap."""
-    route = policy.wan
-    if job.provider != "sora":
-        return f"{job.provider} unavailable ({why}); no fallback from {job.provider}"
-    if job.forced or job.remix_of:
-        return f"sora unavailable ({why}); {'catalog forces sora' if job.forced else 'a remix needs sora'}; deferred"
-    if job.realism not in policy.routing.fallback_to_wan_for_realism:
-        return f"sora unavailable ({why}); realism {job.realism} has no fallback to wan; deferred"
-    table = route.i2v_model if job.image_uri else route.t2v_model
-    model = table.get(job.resolution)
-    if model is None:
-        return f"sora unavailable ({why}); wan has no model for {job.resolution}; deferred"
-    if job.extend_s and job.resolution not in route.i2v_model:
-        return f"sora unavailable ({why}); wan cannot extend {job.resolution} clips (no i2v model); deferred"
-    est = wan_estimate_usd(route, model, job.resolution, job.raw_seconds, job.extend_s)
-    width, height = wan_size(route, model, job.resolution, job.aspect)
-    return job.model_copy(update=dict(provider="wan", model=model, width=width, height=height, est_cost_usd=est,
-                                      resume_reservation_id=None, resume_job_ids=()))
+def fallback_job(job: ClipJob, why: str) -> ClipJob | str:
+    """The same item on its next route, as the planner ordered and priced it, after its route went
+    dark (`why`), or the reason it must wait. A catalog's forced route and a remix have none."""
+    if not job.fallbacks:
+        what = ("catalog forces it" if job.forced else "a remix needs the route that made its source"
+                if job.remix_of else "no fallback left in the policy's order")
+        return f"{job.provider} unavailable ({why}); {what}; deferred"
+    nxt, rest = job.fallbacks[0], job.fallbacks[1:]
+    return job.model_copy(update=dict(provider=nxt.provider, model=nxt.model, width=nxt.width, height=nxt.height,
+                                      est_cost_usd=nxt.est_cost_usd, fallbacks=rest, resume_reservation_id=None,
+                                      resume_job_ids=()))

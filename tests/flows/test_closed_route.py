@@ -28,7 +28,7 @@ def run(tmp_path, rows, box, wan=None, policy=None, **kwargs):
 
 
 def _route_changes(pol) -> dict:
-    return {k: getattr(pol.closed, k) for k in ("concurrency", "long_clips", "poll_deadline_s")}
+    return {k: getattr(pol.routes["sora"], k) for k in ("concurrency", "long_clips", "poll_deadline_s")}
 
 
 def assert_paid_once(box, ledger):
@@ -73,7 +73,7 @@ def test_model_gone_mid_run_reroutes_what_may_fall_back_and_defers_the_rest(tmp_
     assert sorted(wan.calls) == ["i0", "i1"]
     assert {d["item_id"] for d in summary["fell_back"]} == {"i0", "i1"}
     assert "model or Videos API gone" in summary["fell_back"][0]["reason"]
-    assert "realism high has no fallback to wan" in summary["deferred"][0]["reason"]
+    assert "no fallback left in the policy's order; deferred" in summary["deferred"][0]["reason"]
     ledger = ledger_of(tmp_path / "out")
     released = ledger.filter(pl.col("status") == "released")
     assert released["provider"].unique().to_list() == ["sora"] and released["cost_usd"].sum() == 0.0

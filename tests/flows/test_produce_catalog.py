@@ -37,7 +37,7 @@ def test_real_tiny_wan_end_to_end_with_trim_ledger_and_rerun(tmp_path):
     assert settled["sha256"].str.len_chars().to_list() == [64, 64]
     assert ledger.filter(pl.col("status") == "reserved").height == 2
     deferred = ledger.filter(pl.col("status") == "deferred").row(0, named=True)
-    assert deferred["item_id"] == "i2" and "sora unavailable: no API key" in deferred["reason"]
+    assert deferred["item_id"] == "i2" and "sora is unavailable (no API key" in deferred["reason"]
     assert "row 3: duration_s" in ledger.filter(pl.col("status") == "rejected")["reason"][0]
     rejects = pl.read_parquet(out / "runs" / summary["run_id"] / "rejects.parquet")
     assert rejects["row"].to_list() == [3]

@@ -192,7 +192,8 @@ def test_cli_submits_an_ad_hoc_campaign_to_the_workers(server, tmp_path):
 def _gpu_policy(path: Path) -> str:
     """Wan on the GPU pool in batches of 3. The estimate is raised well above what the tiny model
     costs on a loaded 2-core CPU, so no batch runs out of its allowance (that is tested apart)."""
-    text = DEMO_POLICY.read_text().replace("[wan]\n", '[wan]\nworkers = "pool"\nbatch_size = 3\n', 1)
+    text = DEMO_POLICY.read_text().replace('kind = "wan-diffusers"\n',
+                                                'kind = "wan-diffusers"\nworkers = "pool"\nbatch_size = 3\n', 1)
     path.write_text(text.replace('gpu_s_per_shot = { "480p" = 8.0, "720p" = 8.0 }',
                                  'gpu_s_per_shot = { "480p" = 200.0, "720p" = 200.0 }', 1))
     return str(path)

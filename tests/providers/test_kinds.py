@@ -77,7 +77,7 @@ def test_every_kind_prices_a_catalog_for_the_planner_under_its_routes_name():
     from vidbatch.providers.dashscope import DashScopeSettings
 
     policy = default_policy()
-    settings = {"wan-diffusers": policy.wan, "openai-videos": policy.closed, "dashscope": DashScopeSettings()}
+    settings = {"wan-diffusers": policy.routes["wan"], "openai-videos": policy.routes["sora"], "dashscope": DashScopeSettings()}
     valid, _ = validate_catalog(catalog([{"duration_s": 4.0}, {"duration_s": 4.0, "aspect": "9:16"},
                                          {"duration_s": 30.0, "realism": "high"}]))
     for name, kind in provider_kinds().items():
@@ -87,3 +87,51 @@ def test_every_kind_prices_a_catalog_for_the_planner_under_its_routes_name():
         assert {"r1_model", "r1_size", "r1_cost"} <= set(priced.columns), name
         assert priced["r1_cost"][0] > 0 and priced["r1_size"][1] in ("480x832", "720x1280"), name
     assert valid.with_columns(provider_kinds()["dashscope"].price(DashScopeSettings(), "r1"))["r1_cost"][2] is None
+
+
+PLUGIN_ROUTE = """
+import json, sys
+from vidbatch.errors import PolicyError
+from vidbatch.policy import load_policy
+from vidbatch.providers import priced_routes, registry
+policy = load_policy(sys.argv[1])
+try:
+    providers = registry.build(policy)
+except PolicyError as err:
+    print(json.dumps({"error": str(err)}))
+else:
+    routes = priced_routes(policy, providers)
+    print(json.dumps({"built": {name: type(p).__name__ for name, p in providers.items()},
+                      "priced": [r.name for r in routes], "endpoint": providers["acme"].endpoint}))
+"""
+
+
+def test_a_plugin_kinds_route_is_validated_by_its_own_settings_and_priced_by_its_kind(tmp_path):
+    from tests.conftest import DEMO_POLICY
+
+    body = ("import polars as pl\nfrom pydantic import BaseModel, ConfigDict\nfrom vidbatch.providers import ProviderKind\n"
+            "class AcmeSettings(BaseModel):\n    model_config = ConfigDict(extra='forbid')\n"
+            "    endpoint: str\n    usd_per_s: float = 0.05\n"
+            "class Acme:\n    def __init__(self, s): self.endpoint = s.endpoint\n"
+            "    image_input = remix = extend = False\n    def unavailable(self): return None\n"
+            "def price(s, route):\n    return [pl.lit('acme-1').alias(f'{route}_model'), pl.lit('832x480').alias(f'{route}_size'),\n"
+            "            (pl.col('duration_s') * s.usd_per_s).alias(f'{route}_cost')]\n"
+            "KIND = ProviderKind(name='acme-video', settings=AcmeSettings, build=lambda route, s: Acme(s), price=price)\n")
+    site = plugin(tmp_path / "site", "acme_kind", body, "acme_kind:KIND")
+    env = {**os.environ, "PYTHONPATH": str(site)}
+
+    def run(section: str) -> dict:
+        path = tmp_path / "policy.toml"
+        path.write_text(DEMO_POLICY.read_text() + section)
+        done = subprocess.run([sys.executable, "-c", PLUGIN_ROUTE, str(path)], capture_output=True, text=True,
+                              env=env, check=True)
+        return json.loads(done.stdout)
+
+    good = run('\n[routes.acme]\nkind = "acme-video"\nendpoint = "https://acme.example"\n')
+    assert good == {"built": {"wan": "WanProvider", "sora": "OpenAIVideoProvider", "acme": "Acme"},
+                    "priced": ["wan", "sora", "acme"], "endpoint": "https://acme.example"}
+    bad = run('\n[routes.acme]\nkind = "acme-video"\nendpont = "https://acme.example"\n')
+    assert "route 'acme' (kind acme-video): invalid settings" in bad["error"]
+    assert "routes.acme.endpoint: Field required" in bad["error"] and "routes.acme.endpont: Extra inputs" in bad["error"]
+    unknown = run('\n[routes.acme]\nkind = "acme-vidoe"\n')
+    assert unknown["error"].startswith("route 'acme' names kind 'acme-vidoe', which no installed package provides")

@@ -12,7 +12,7 @@ from vidbatch.providers import wan as wan_module
 from vidbatch.providers.wan import WanProvider, build_tiny_pipeline, pipeline_loads
 from tests.conftest import DEMO_POLICY
 
-ROUTE = load_policy(DEMO_POLICY).wan
+ROUTE = load_policy(DEMO_POLICY).routes["wan"]
 
 
 def request(**overrides) -> ClipRequest:
@@ -131,7 +131,7 @@ def test_loading_prints_nothing_a_user_cannot_act_on(tmp_path):
     code = ("import torch\n"
             "from vidbatch.policy import load_policy\n"
             "from vidbatch.providers.wan import _load\n"
-            f"route = load_policy({str(DEMO_POLICY)!r}).wan\n"
+            f"route = load_policy({str(DEMO_POLICY)!r}).routes['wan']\n"
             "pipe = _load(route.models['tiny-i2v'], 'cpu', torch.bfloat16)\n"
             "t = pipe.transformer\n"
             "print(t.scale_shift_table.dtype, t.blocks[0].attn1.to_q.weight.dtype, pipe.vae.dtype,\n"

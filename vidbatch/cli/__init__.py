@@ -38,7 +38,7 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
     from vidbatch.ledger import History
     from vidbatch.ledger_store import use_policy_ledger
     from vidbatch.policy import load_policy
-    from vidbatch.providers import registry
+    from vidbatch.providers import priced_routes, registry
     from vidbatch.runs import history_keys, night_of, plan_run
     from vidbatch.storage import open_root, read_catalog
     from vidbatch.tasks.routes import run_providers
@@ -46,7 +46,7 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
     try:
         pol = load_policy(policy)
         use_policy_ledger(pol.ledger.url)
-        valid, rejects = validate_catalog(read_catalog(catalog))
+        valid, rejects = validate_catalog(read_catalog(catalog), list(pol.routes))
         root = open_root(out) if out else None
         moment = datetime.now(timezone.utc)
         night = night_of(moment, pol.caps.timezone)
@@ -55,9 +55,12 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
         history = store.history(history_keys(valid), night) if store else History()
     except (CatalogError, PolicyError, StorageError) as err:
         fail(str(err), 2)
-    with run_providers(pol, sandbox) as providers:
-        unavailable = registry.unavailable(providers)
-    result = plan_run(valid, pol, history, unavailable)
+    try:
+        with run_providers(pol, sandbox) as providers:
+            routes = priced_routes(pol, providers, registry.unavailable(providers))
+    except PolicyError as err:  # a plugin kind's settings, checked when the kind loads
+        fail(str(err), 2)
+    result = plan_run(valid, pol, history, routes)
     columns = ["item_id", "provider", "model", "est_cost_usd", "status", "reason"]
     if as_json:
         ndjson(result.select(columns))

@@ -22,8 +22,8 @@ OutOpt = Annotated[str, typer.Option("--out", help="output root: a folder or s3:
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output, one JSON object per line")]
 LedgerOpt = Annotated[Optional[str], typer.Option(
     "--ledger", help="ledger database URL (default: $VIDBATCH_LEDGER_URL, else SQLite beside a local --out)")]
-SandboxOpt = Annotated[bool, typer.Option("--sandbox", help="closed route on a loopback Videos API server: "
-                                          "no money spent, ledger rows marked sandbox")]
+SandboxOpt = Annotated[bool, typer.Option("--sandbox", help="every paid route on a loopback server of its "
+                                          "kind: no money spent, ledger rows marked sandbox")]
 
 
 def fail(message: str, code: int) -> None:

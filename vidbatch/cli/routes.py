@@ -22,7 +22,8 @@ def routes(policy: PolicyOpt = None, as_json: JsonOpt = False,
 
     try:
         pol = load_policy(policy)
-        rows = [_describe(name, kind, settings, check) for name, (kind, settings) in pol.route_sections().items()]
+        rows = [{**_describe(name, kind, settings, check), "order": _places(pol, name)}
+                for name, (kind, settings) in pol.route_sections().items()]
     except PolicyError as err:
         fail(str(err), 2)
     if as_json:
@@ -40,6 +41,18 @@ def routes(policy: PolicyOpt = None, as_json: JsonOpt = False,
         out_console.print(f"  models  {_flat(row['models'])}", highlight=False, soft_wrap=True)
         out_console.print(f"  prices  {_flat(row['prices'])}", highlight=False, soft_wrap=True)
         out_console.print(f"  can     {' · '.join(abilities)}", highlight=False, soft_wrap=True)
+        places = [f"{realism} #{n}" for realism, n in row["order"]["prefer"].items()] + \
+            [f"long {realism} #{n}" for realism, n in row["order"]["long"].items()]
+        out_console.print(f"  order   {' · '.join(places) or 'in no order: only items that name it'}",
+                          highlight=False, soft_wrap=True)
+
+
+def _places(policy, route: str) -> dict:
+    """Where the route stands in the policy's orders: realism level -> 1-based place."""
+    prefs = policy.preferences()
+    long = {} if prefs.long_after_s is None else prefs.long
+    return {"prefer": {r: order.index(route) + 1 for r, order in prefs.by_realism.items() if route in order},
+            "long": {r: order.index(route) + 1 for r, order in long.items() if route in order}}
 
 
 def _flat(value) -> str:
@@ -52,9 +65,10 @@ def _flat(value) -> str:
 
 
 def _describe(name: str, kind_name: str, settings, check: bool) -> dict:
-    from vidbatch.providers import kind_of
+    from vidbatch.providers import kind_of, settings_of
 
     kind = kind_of(name, kind_name)
+    settings = settings_of(name, kind, settings)
     provider = kind.build(name, settings)
     why = provider.unavailable() if check else None
     about = kind.describe(settings)

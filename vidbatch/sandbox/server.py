@@ -59,7 +59,7 @@ class VideosSandbox:
         self.api_key = api_key
         self.poll_after_ms = poll_after_ms
         self.fps = fps
-        self.book = VideoJobs(prices=prices or default_policy().closed.price_usd_per_s, latency_s=latency_s,
+        self.book = VideoJobs(prices=prices or default_policy().routes["sora"].price_usd_per_s, latency_s=latency_s,
                               ttl_s=ttl_s, report_billing=report_billing, faults=faults or Faults(), seed=seed)
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status) of every request
         self._render_lock = threading.Lock()
