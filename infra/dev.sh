@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Set up a virtualenv from the committed lock (first time, or when the lock changed) and run one of:
 #   demo  - the sample campaign end to end on the embedded default (ephemeral Prefect, tiny Wan,
-#           closed route on the loopback Videos API sandbox, ./out/demo)
+#           three routes: tiny Wan, hosted Wan and the closed route, the paid two on loopback
+#           sandboxes, ./out/demo)
 #   test  - the test suite
 #   lock  - re-resolve every dependency into infra/requirements.lock (on purpose, its own commit)
 # Every version installed comes from infra/requirements.lock (pip-tools, with hashes). torch is

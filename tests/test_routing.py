@@ -39,7 +39,7 @@ def test_order_capabilities_and_reasons():
                       [], [], []]
     assert got["preferred"].to_list() == ["gpu-wan", "realism-gateway", "realism-gateway", "realism-gateway",
                                           "gpu-wan", "hosted-wan", "nowhere"]
-    why = got["passed_over"].to_list()
+    why = passed_over(got)
     assert why[0] is None and why[2] is None
     assert why[1] == "realism-gateway has no 480p model"
     assert why[3] == "realism-gateway has no 480p model"
@@ -48,11 +48,20 @@ def test_order_capabilities_and_reasons():
     assert why[6] == "nowhere is not a configured route"
 
 
+def passed_over(got) -> list[str | None]:
+    """Per item: why each route before its first able one was skipped ("; "-joined; None if none)."""
+    out = []
+    for skipped, ranks in zip(got["skipped"].to_list(), got["route_ranks"].to_list()):
+        before = [s["why"] for s in sorted(skipped, key=lambda s: s["rank"]) if not ranks or s["rank"] < ranks[0]]
+        out.append("; ".join(before) or None)
+    return out
+
+
 def test_an_unavailable_route_is_passed_over_with_its_reason():
     down = RouteOffer("gpu-wan", image_input=True, extend=True, unavailable="GPU pool has no workers")
     got = candidates(items([{}]), [down, HOSTED, GATEWAY], PREFS)
     assert got["routes"].to_list() == [["hosted-wan"]]
-    assert got["passed_over"][0] == "gpu-wan is unavailable (GPU pool has no workers)"
+    assert passed_over(got)[0] == "gpu-wan is unavailable (GPU pool has no workers)"
 
 
 OFFER = st.builds(RouteOffer, name=st.sampled_from(["a", "b", "c", "d"]),

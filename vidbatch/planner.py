@@ -115,7 +115,12 @@ def plan_catalog(catalog: pl.DataFrame, policy: Policy, routes: Sequence[PricedR
                      .join(staged.select("row", "chosen_rank"), on="row")
                      .filter(pl.col("rank") < pl.col("chosen_rank")).sort("row", "rank")
                      .group_by("row").agg(pl.col("why").str.join("; ").alias("unable_before")))
+    later = (options.able.join(staged.select("row", "chosen"), on="row").filter(pl.col("k") > pl.col("chosen"))
+             .sort("row", "k").group_by("row").agg(
+                 pl.struct(pl.col("route").alias("provider"), "model", "size", pl.col("cost").alias("est_cost_usd"))
+                 .alias("fallbacks")))
     plan = (staged.join(unable_before, on="row", how="left", maintain_order="left")
+            .join(later, on="row", how="left", maintain_order="left")
             .with_columns(_reason(refusals, prefs.long_after_s).alias("reason")))
     return _finish(plan, options.depth, catalog.columns)
 
@@ -156,6 +161,7 @@ def _router_input(catalog: pl.DataFrame, routes: Sequence[PricedRoute]) -> pl.Da
 @dataclass(frozen=True)
 class _Options:
     wide: pl.DataFrame    # row, route{k}, model{k}, size{k}, cost{k}, shots{k}, billed_s{k} per able option k
+    able: pl.DataFrame    # the same, one row per (row, k)
     unable: pl.DataFrame  # row, rank, why: the candidate routes that cannot take the item
     depth: int
 
@@ -181,14 +187,18 @@ def _options(catalog: pl.DataFrame, ranked: pl.DataFrame, routes: Sequence[Price
            .then(pl.format("{} est {} exceeds the item cap {}", pl.col("route"), _money(pl.col("cost")),
                            _money(pl.col("item_cap")))))
     long = long.with_columns(why.alias("why"))
-    able = long.filter(pl.col("why").is_null()).with_columns(pl.int_range(pl.len()).over("row").alias("k"))
+    # k: the option's place among the item's able ones (rows arrive grouped, ranks in order; a
+    # running index minus the group's first is much cheaper than a window over every item).
+    able = long.filter(pl.col("why").is_null()).with_row_index("i").with_columns(
+        (pl.col("i") - pl.when(pl.col("row").ne_missing(pl.col("row").shift())).then(pl.col("i")).forward_fill())
+        .cast(pl.Int64).alias("k")).drop("i")
     depth = int(able["k"].max() + 1) if able.height else 0
     wide = catalog.select("row")
     for k in range(depth):
         kth = able.filter(pl.col("k") == k).select("row", *[pl.col(c).alias(f"{c}{k}") for c in
                                                              ("route", "rank", *OPTION_FIELDS)])
         wide = wide.join(kth, on="row", how="left", maintain_order="left")
-    return _Options(wide=wide, unable=long.filter(pl.col("why").is_not_null()).select("row", "rank", "why"),
+    return _Options(wide=wide, able=able, unable=long.filter(pl.col("why").is_not_null()).select("row", "rank", "why"),
                     depth=depth)
 
 
@@ -232,17 +242,11 @@ def _reason(refusals: list[pl.Expr], long_after_s: float | None) -> pl.Expr:
     tail = (pl.when(pl.col("chosen_route").is_null()).then(pl.lit("deferred"))
             .when(pl.col("chosen_route") != pl.col("preferred")).then(pl.format("fell back to {}", pl.col("chosen_route"))))
     parts = [why, pl.col("unable_before"), *refusals, tail]
-    return pl.concat_list([part.cast(pl.String) for part in parts]).list.drop_nulls().list.join("; ")
+    return pl.concat_str(parts, separator="; ", ignore_nulls=True)
 
 
 def _finish(plan: pl.DataFrame, depth: int, catalog_columns: list[str]) -> pl.DataFrame:
-    chosen = pl.col("chosen")
-    fallbacks = pl.concat_list([
-        pl.when(chosen.is_not_null() & (pl.lit(k) > chosen) & pl.col(f"route{k}").is_not_null())
-        .then(pl.struct(pl.col(f"route{k}").alias("provider"), pl.col(f"model{k}").alias("model"),
-                        pl.col(f"size{k}").alias("size"), pl.col(f"cost{k}").alias("est_cost_usd")))
-        for k in range(depth)]).list.drop_nulls() if depth else pl.lit([], dtype=FALLBACK_TYPE)
-    planned = chosen.is_not_null()
+    planned = pl.col("chosen").is_not_null()
     return plan.with_columns(
         pl.coalesce(pl.col("chosen_route"), pl.col("preferred")).alias("provider_out"),
         pl.col("provider").is_not_null().alias("provider_forced"),
@@ -251,7 +255,7 @@ def _finish(plan: pl.DataFrame, depth: int, catalog_columns: list[str]) -> pl.Da
         _pick_option("shots", depth, pl.Int64).alias("shots"),
         _pick_option("billed_s", depth, pl.Float64).alias("billed_s"),
         pl.when(planned).then(_pick_option("cost", depth, pl.Float64)).otherwise(0.0).alias("est_cost_usd"),
-        fallbacks.cast(FALLBACK_TYPE).alias("fallbacks"),
+        pl.col("fallbacks").cast(FALLBACK_TYPE).fill_null(pl.lit([], dtype=FALLBACK_TYPE)),
         pl.when(planned).then(pl.lit("planned")).otherwise(pl.lit("deferred")).alias("status"),
     ).drop("provider").rename({"provider_out": "provider"}).select(
         *[c for c in catalog_columns if c != "provider"], "provider", "provider_forced", "model", "size", "shots",

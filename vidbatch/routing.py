@@ -5,7 +5,7 @@ input, remix, extension, resolutions, availability); no route name is written in
 policy says the order (`Preferences`): per realism level, and another order for items longer than
 `long_after_s` (one coherent shot). `candidates` gives each item the ordered routes that can make
 it: the first is where it goes if the caps allow, the rest are its fallbacks in order; the routes
-passed over carry the reason. Pricing and the caps come after (the planner).
+it cannot use carry the reason. Pricing and the caps come after (the planner).
 """
 
 from __future__ import annotations
@@ -59,10 +59,9 @@ def _orders(prefs: Preferences) -> pl.DataFrame:
 def candidates(items: pl.DataFrame, offers: Iterable[RouteOffer], prefs: Preferences) -> pl.DataFrame:
     """`items` (row, realism, seconds, has_image, is_remix, extend_s, resolution, forced: a route the
     catalog names or null) plus `routes` (list: the routes that can make it, best first),
-    `preferred` (the first route of its order, able or not), `passed_over` (why each route
-    before the first able one was skipped, "; "-joined; null when the first choice can) and
-    `skipped` (every route of its order that cannot make it: list of {rank, why}); `route_ranks`
-    gives each of `routes` its place in the order."""
+    `route_ranks` (each one's place in the order), `preferred` (the first route of its order,
+    able or not) and `skipped` (every route of its order that cannot make it, with its place:
+    list of {rank, why})."""
     offers = _offers_frame(offers)
     long = pl.lit(False) if prefs.long_after_s is None else pl.col("seconds") > prefs.long_after_s
     keyed = items.select("row", "realism", "forced", long.alias("long"))
@@ -79,21 +78,11 @@ def candidates(items: pl.DataFrame, offers: Iterable[RouteOffer], prefs: Prefere
         pl.col("route").filter(pl.col("why_not").is_null()).alias("routes"),
         pl.col("rank").filter(pl.col("why_not").is_null()).alias("route_ranks"),
         pl.col("route").first().alias("preferred"),
-        pl.format("{} {}", pl.col("route"), pl.col("why_not"))
-        .filter(pl.col("why_not").is_not_null() & (pl.col("rank") < _first_able_rank())).alias("skips"),
         pl.struct("rank", pl.format("{} {}", pl.col("route"), pl.col("why_not")).alias("why"))
         .filter(pl.col("why_not").is_not_null()).alias("skipped"))
     return (items.join(grouped, on="row", how="left", maintain_order="left")
             .with_columns(pl.col("routes").fill_null(pl.lit([], dtype=pl.List(pl.String))),
-                          pl.col("route_ranks").fill_null(pl.lit([], dtype=pl.List(pl.Int64))),
-                          pl.when(pl.col("skips").list.len() > 0).then(pl.col("skips").list.join("; "))
-                          .alias("passed_over"))
-            .drop("skips"))
-
-
-def _first_able_rank() -> pl.Expr:
-    """Within one item's ranked routes: the rank of the first able one (beyond the last if none)."""
-    return pl.col("rank").filter(pl.col("why_not").is_null()).min().fill_null(1 << 30)
+                          pl.col("route_ranks").fill_null(pl.lit([], dtype=pl.List(pl.Int64)))))
 
 
 def _why_not(footage: pl.Expr = pl.col("seconds") + pl.col("extend_s")) -> pl.Expr:
