@@ -60,14 +60,18 @@ def render_wan(jobs: list[dict], out: str, run_id: str, night: str, batch: str, 
     policy = load_policy(policy_path)
     use_policy_ledger(policy.ledger.url)  # below --ledger / $VIDBATCH_LEDGER_URL
     root = open_root(out)
-    clips = [ClipJob.model_validate(j) for j in jobs]
+    # A batch renders on its own route: a worker holds that route's provider only, so a clip whose
+    # route fails here is deferred (with the reason) for the next run to plan again, not moved.
+    clips = [ClipJob.model_validate(j).model_copy(update={"fallbacks": ()}) for j in jobs]
+    if not clips:
+        return 0
     keys = pl.DataFrame([{"campaign": j.campaign, "item_id": j.item_id} for j in clips],
                         schema={"campaign": pl.String(), "item_id": pl.String()})
     settled = {(r["campaign"], r["item_id"], r["fingerprint"]): r  # this batch's items only, not the history
                for r in read_settled(root, keys).iter_rows(named=True)}
     caps = policy.caps.model_copy(update={"night_usd": allowance_usd, "campaign_usd": allowance_usd,
                                        "campaign_overrides": {}})
-    route = clips[0].provider if clips else "wan"  # the pool route these clips were planned on
+    route = clips[0].provider  # the pool route these clips were planned on
     ctx = RunContext(run_id=run_id, night=night, root=root, policy=policy, providers={route: registry.build(policy)[route]},
                      allowance=LiveBudget(caps, Committed()), workdir=Path(tempfile.mkdtemp(prefix=f"wan-{batch}-")),
                      sandbox=sandbox)

@@ -400,6 +400,7 @@ def _sandboxed(route: str, settings: ClosedRoute, stack: ExitStack, latency_s: f
                                route_id=route)
 
 
-KIND = ProviderKind(name="openai-videos", settings=ClosedRoute, build=lambda route, settings: OpenAIVideoProvider(settings, route_id=route),
+KIND = ProviderKind(name="openai-videos", settings=ClosedRoute,
+                    build=lambda route, settings: OpenAIVideoProvider(settings, route_id=route),
                     description="any endpoint speaking the OpenAI Videos API (Sora, gateways, vLLM-Omni Wan servers), "
                     "via the openai SDK", describe=_describe, price=closed_options, sandbox=_sandboxed)

@@ -95,3 +95,22 @@ def test_the_catalog_may_name_only_the_policys_routes():
     assert good["item_id"].to_list() == ["i0"]
     assert "must be one of wan | sora, got 'gateway-b' (the policy's routes)" == why["i1"]
     assert "provider is blank" in why["i2"]
+
+
+def test_a_job_in_flight_is_resumed_on_the_route_that_holds_it_whatever_its_kind(tmp_path):
+    from tests.conftest import THREE_ROUTES_POLICY
+    from vidbatch.policy import load_policy
+
+    policy = load_policy(THREE_ROUTES_POLICY)
+    frame, _ = valid([{"item_id": "a", "realism": "low", "aspect": "9:16"}])
+    common = dict(run_id="run-1", night="2026-11-23", campaign="c1", provider="wan-hosted", model="wan2.1-t2v-turbo",
+                  est_cost_usd=0.18, reservation_id="r-a", item_id="a", fingerprint=frame["fingerprint"][0])
+    store = LedgerStore(f"sqlite:///{tmp_path / 'ledger.db'}")
+    store.append([ledger_row(status="reserved", **common), ledger_row(status="submitted", job_id="task-1", **common)])
+    history = store.history(history_keys(frame), "2026-11-24")
+    job, = clip_jobs(plan_run(frame, policy, history, priced(policy)))
+    assert (job.provider, job.width, job.height, job.resume_job_ids) == ("wan-hosted", 480, 832, ("task-1",))
+    assert job.est_cost_usd == 0.18  # already reserved; the low item's first choice (wan) is not asked again
+    row = plan_run(frame, policy, history, priced(policy, {"wan-hosted": "no API key"})).row(0, named=True)
+    assert row["status"] == "deferred"
+    assert row["reason"].startswith("job(s) task-1 in flight at wan-hosted, which is unavailable (no API key)")

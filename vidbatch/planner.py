@@ -240,7 +240,8 @@ def _reason(refusals: list[pl.Expr], long_after_s: float | None) -> pl.Expr:
                                                 pl.lit(long_after_s), pl.col("preferred")))
            .otherwise(pl.format("realism {}: prefers {}", pl.col("realism"), pl.col("preferred"))))
     tail = (pl.when(pl.col("chosen_route").is_null()).then(pl.lit("deferred"))
-            .when(pl.col("chosen_route") != pl.col("preferred")).then(pl.format("fell back to {}", pl.col("chosen_route"))))
+            .when(pl.col("chosen_route") != pl.col("preferred"))
+            .then(pl.format("fell back to {}", pl.col("chosen_route"))))
     parts = [why, pl.col("unable_before"), *refusals, tail]
     return pl.concat_str(parts, separator="; ", ignore_nulls=True)
 

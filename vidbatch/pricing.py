@@ -1,4 +1,4 @@
-"""Shot planning and cost estimates for both routes. Pure: polars expressions and small functions.
+"""Shot plans and cost estimates of the `wan-diffusers` and `openai-videos` kinds. Pure: polars.
 
 The vectorised expressions price a whole catalog at once for the planner; the list functions give
 one item's shot plan to a provider. Tests hold the two to the same numbers.
@@ -105,7 +105,7 @@ def _gpu_table(route: WanRoute) -> dict[str, float]:
     return {f"{name}|{res}": s for name, m in route.models.items() for res, s in m.gpu_s_per_shot.items()}
 
 
-def wan_options(route: WanRoute, name: str = "wan") -> list[pl.Expr]:
+def wan_options(route: WanRoute, name: str) -> list[pl.Expr]:
     """Columns {name}_model, {name}_size, {name}_shots, {name}_gpu_s, {name}_cost for a catalog
     (null where this Wan route cannot serve): the `wan-diffusers` kind's prices for the planner."""
     image = pl.col("image_uri").is_not_null()
@@ -152,7 +152,7 @@ def _smallest_at_least_expr(value: pl.Expr, options: list[int]) -> pl.Expr:
     return expr
 
 
-def closed_options(route: ClosedRoute, name: str = "sora") -> list[pl.Expr]:
+def closed_options(route: ClosedRoute, name: str) -> list[pl.Expr]:
     """Columns {name}_model, {name}_size, {name}_billed_s, {name}_cost for a catalog (null where it
     cannot serve): the `openai-videos` kind's prices for the planner."""
     model = _pick(route.model_by_realism, pl.col("realism"), pl.String)
