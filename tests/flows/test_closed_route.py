@@ -84,6 +84,7 @@ def test_model_gone_mid_run_reroutes_what_may_fall_back_and_defers_the_rest(tmp_
 def test_a_429_storm_keeps_every_item_and_pays_each_once(tmp_path, sandbox):
     policy_file(tmp_path / "p.toml", concurrency=4)
     sandbox.faults.max_in_flight, sandbox.faults.retry_after_s = 2, 0.2  # the account allows fewer jobs
+    sandbox.book.latency_s = 3.0  # jobs stay in flight long enough that a third submit always meets the limit
     rows = [{"realism": "high", "duration_s": 2.0, "prompt": f"shot {n}"} for n in range(6)]
     summary = run(tmp_path, rows, sandbox)
     assert summary["status_counts"] == {"finished": 6}
