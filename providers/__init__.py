@@ -53,6 +53,8 @@ class ClipRequest:
     image: Path | None = None
     remix_job_id: str | None = None  # the provider job whose video this request remixes
     extend_s: float = 0.0            # then extend the clip by this much, continuing from its last frame
+    campaign: str = ""               # whose clip: a route may render campaigns differently (Wan profiles)
+    lora: str | None = None          # a LoRA of the route to apply (Wan)
 
 
 @dataclass

@@ -24,10 +24,11 @@ from typing import Any
 from vidbatch.errors import ContentRejected, ProviderUnavailable, TransientProviderError
 from vidbatch.media import write_frames
 from vidbatch.policy import WanModel, WanRoute
+from vidbatch.route_settings import WanProfile
 from vidbatch.pricing import wan_estimate_usd, wan_extension_frames, wan_options, wan_shot_frames
 from vidbatch.providers import Clip, ClipRequest, Journal, ProviderKind
 
-__all__ = ["WanProvider", "KIND", "build_tiny_pipeline", "pipeline_loads"]
+__all__ = ["WanProvider", "KIND", "build_tiny_pipeline", "pipeline_loads", "apply_profile", "PassCounter"]
 
 _PIPELINES: dict[tuple[str, str, str], Any] = {}
 _LOAD_LOCK = threading.Lock()
@@ -242,7 +243,8 @@ class WanProvider:
         return None
 
     def estimate_cost(self, request: ClipRequest) -> float:
-        return wan_estimate_usd(self.route, request.model, request.resolution, request.seconds, request.extend_s)
+        return wan_estimate_usd(self.route, request.model, request.resolution, request.seconds, request.extend_s,
+                                self.route.profile_for(request.campaign))
 
     def generate(self, request: ClipRequest, workdir: Path, journal: Journal | None = None) -> Clip:
         import numpy as np
@@ -260,8 +262,10 @@ class WanProvider:
                 raise ContentRejected(f"extending needs an image-to-video model for {request.resolution} "
                                       "(wan.i2v_model)")
             extender = self.route.models[name]
-        # 2. the pipeline, loaded once
+        # 2. the pipeline, loaded once; the campaign's speed profile
         pipe = _pipeline(entry, self.route)
+        profile_name = self.route.profile_for(request.campaign)
+        profile = self.route.profiles[profile_name]
         # 3. shots
         shots = wan_shot_frames(request.seconds, self.route.fps, self.route.max_shot_frames)
         image = _load_image(request.image, request.width, request.height) if entry.task == "i2v" else None
@@ -271,7 +275,7 @@ class WanProvider:
             for index, count in enumerate(shots):
                 # 4. one seeded shot; i2v continues from the previous shot's last frame
                 start = image if index == 0 or image is None else _to_image(frames[-1][-1])
-                frames.append(self._render(pipe, entry, request, count, request.seed + index, start,
+                frames.append(self._render(pipe, entry, profile, request, count, request.seed + index, start,
                                            f"shot {index + 1}/{len(shots)}", started))
             extension = wan_extension_frames(request.extend_s, self.route.fps, self.route.max_shot_frames) \
                 if extender else []
@@ -279,7 +283,7 @@ class WanProvider:
                 pipe_i2v = _pipeline(extender, self.route)
                 for index, count in enumerate(extension):
                     # 5. extend from the last frame; that frame comes back first and is dropped
-                    out = self._render(pipe_i2v, extender, request, count, request.seed + len(shots) + index,
+                    out = self._render(pipe_i2v, extender, profile, request, count, request.seed + len(shots) + index,
                                        _to_image(frames[-1][-1]), f"extension {index + 1}/{len(extension)}",
                                        started)
                     frames.append(out[1:])
@@ -290,18 +294,20 @@ class WanProvider:
         added = sum(len(f) for f in frames[len(shots):])
         grown = f" + extension {added} frames (i2v from the last frame)" if extender else ""
         return Clip(path=path, seconds=total / self.route.fps, cost_usd=self._usd(gpu_s),
-                    detail=f"{len(shots)} shot(s){grown}, {total} frames, seed {request.seed}, {gpu_s:.1f} GPU s "
+                    detail=f"{len(shots)} shot(s){grown}, {total} frames, seed {request.seed}, profile {profile_name}, "
+                           f"{gpu_s:.1f} GPU s "
                            f"on {socket.gethostname()}:{os.getpid()} (model loads in this process: {pipeline_loads()})")
 
-    def _render(self, pipe, entry: WanModel, request: ClipRequest, count: int, seed: int, image, what: str,
-                started: float):
+    def _render(self, pipe, entry: WanModel, profile: WanProfile, request: ClipRequest, count: int, seed: int,
+                image, what: str, started: float):
         """One pipeline call of `count` frames (an image starts an image-to-video shot)."""
         import torch
 
         self._set_flow_shift(pipe, entry, request.resolution)
+        apply_profile(pipe, profile)
         kwargs = dict(prompt=request.prompt, negative_prompt=request.negative_prompt or None,
                       height=request.height, width=request.width, num_frames=count,
-                      num_inference_steps=entry.steps, guidance_scale=entry.guidance,
+                      num_inference_steps=profile.steps or entry.steps, guidance_scale=entry.guidance,
                       generator=torch.Generator(device="cpu").manual_seed(seed), output_type="np")
         if image is not None:
             kwargs["image"] = image
@@ -322,6 +328,65 @@ class WanProvider:
             return
         if shift is not None and pipe.scheduler.config.get("flow_shift") != shift:
             pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, flow_shift=shift)
+
+
+def apply_profile(pipe, profile: WanProfile) -> None:
+    """Put a speed profile's levers on a loaded pipeline, taking the previous profile's off first.
+
+    Attention backend, step cache and VAE tiling switch per call; compiled blocks stay compiled
+    (compiling changes no result beyond float rounding, and recompiling would cost minutes)."""
+    if pipe.scheduler is None or getattr(pipe, "_vidbatch_profile", None) == profile:  # the test pattern: nothing
+        return
+    transformer = pipe.transformer
+    if transformer.is_cache_enabled:
+        transformer.disable_cache()
+    if getattr(pipe, "_vidbatch_profile", None) is not None and pipe._vidbatch_profile.attention_backend:
+        transformer.reset_attention_backend()
+    if profile.attention_backend:
+        try:
+            transformer.set_attention_backend(profile.attention_backend)
+        except (ValueError, RuntimeError, ImportError) as err:  # a backend this machine lacks
+            raise ProviderUnavailable(f"attention backend {profile.attention_backend!r}: {err}") from err
+    if profile.cache != "none":
+        transformer.enable_cache(_cache_config(profile))
+    if profile.compile and not getattr(pipe, "_vidbatch_compiled", False):
+        transformer.compile_repeated_blocks(fullgraph=False)  # a step cache may hook the compiled blocks later
+        pipe._vidbatch_compiled = True
+    (pipe.vae.enable_tiling if profile.vae_tiling else pipe.vae.disable_tiling)()
+    pipe._vidbatch_profile = profile
+
+
+class PassCounter:
+    """Counts, on a loaded pipeline, transformer forward calls and the blocks that really ran (a
+    step cache skips blocks inside a forward call): what a profile saves, counted, not timed."""
+
+    def __init__(self, pipe):
+        self.forwards, self.block_passes = 0, 0
+        self._handles = [pipe.transformer.register_forward_pre_hook(lambda *_: self._add("forwards"))]
+        if getattr(pipe, "_vidbatch_compiled", False):  # a hook inside compiled blocks would be traced
+            self.block_passes = None
+            return
+        # a cached block is skipped inside its hook: its feed-forward runs only when the block does
+        self._handles += [block.ffn.register_forward_pre_hook(lambda *_: self._add("block_passes"))
+                          for block in pipe.transformer.blocks]
+
+    def _add(self, what: str) -> None:
+        setattr(self, what, getattr(self, what) + 1)
+
+    def close(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
+def _cache_config(profile: WanProfile):
+    import torch
+    from diffusers import FirstBlockCacheConfig, TaylorSeerCacheConfig
+
+    if profile.cache == "first-block":
+        return FirstBlockCacheConfig(threshold=profile.cache_threshold)
+    # diffusers' default identifiers match no Wan module (attn1/attn2): cache whole blocks
+    return TaylorSeerCacheConfig(cache_interval=profile.cache_interval, disable_cache_before_step=3,
+                                 taylor_factors_dtype=torch.float32, cache_identifiers=[r"^blocks\.\d+$"])
 
 
 def _to_image(frame):

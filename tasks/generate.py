@@ -57,7 +57,7 @@ def _request(job: ClipJob, workdir: Path) -> ClipRequest:
     return ClipRequest(item_id=job.item_id, prompt=job.prompt, negative_prompt=job.negative_prompt,
                        seconds=job.raw_seconds, width=job.width, height=job.height, model=job.model,
                        resolution=job.resolution, seed=job.seed, image=image, remix_job_id=job.remix_job_id,
-                       extend_s=job.extend_s)
+                       extend_s=job.extend_s, campaign=job.campaign, lora=job.lora)
 
 
 @task(name="generate-clip", task_run_name="generate {job.item_id}", retries=3,

@@ -101,8 +101,14 @@ def _pick(table: dict[str, object], key: pl.Expr, dtype: pl.DataType) -> pl.Expr
 
 
 def _gpu_table(route: WanRoute) -> dict[str, float]:
-    """"model|resolution" -> GPU seconds of one full shot."""
-    return {f"{name}|{res}": s for name, m in route.models.items() for res, s in m.gpu_s_per_shot.items()}
+    """"model|resolution|profile" -> GPU seconds of one full shot."""
+    return {f"{name}|{res}|{profile}": route.gpu_s_per_shot(name, res, profile)
+            for name, m in route.models.items() for res in m.gpu_s_per_shot for profile in route.profiles}
+
+
+def _profile(route: WanRoute) -> pl.Expr:
+    """Each item's speed profile: its campaign's, else the route's."""
+    return pl.col("campaign").replace_strict(route.campaign_profiles, default=route.profile, return_dtype=pl.String)
 
 
 def wan_options(route: WanRoute, name: str) -> list[pl.Expr]:
@@ -114,11 +120,12 @@ def wan_options(route: WanRoute, name: str) -> list[pl.Expr]:
     gpu_table = _gpu_table(route)
     size_table = {f"{name}|{res}": f"{w}x{h}" for name, m in route.models.items() for res, (w, h) in m.sizes.items()}
     key = pl.concat_str([model, pl.col("resolution")], separator="|")
+    gpu_key = pl.concat_str([model, pl.col("resolution"), _profile(route)], separator="|")
     needed = (raw_seconds() * route.fps - _EPS).ceil().clip(lower_bound=1)
     shots = (needed / route.max_shot_frames).ceil()
     per_shot = (needed / shots).ceil()
     per_shot = per_shot + ((1 - per_shot) % 4)
-    gpu_s = shots * _pick(gpu_table, key, pl.Float64) * per_shot / route.max_shot_frames
+    gpu_s = shots * _pick(gpu_table, gpu_key, pl.Float64) * per_shot / route.max_shot_frames
     gpu_s = gpu_s + _wan_extension_gpu_s(route)
     landscape = _pick(size_table, key, pl.String)
     portrait = landscape.str.split("x").list.reverse().list.join("x")
@@ -137,7 +144,8 @@ def _wan_extension_gpu_s(route: WanRoute) -> pl.Expr:
     Shots of up to max_shot_frames frames, each re-rendering the previous last frame."""
     extend = pl.col("extend_s").fill_null(0.0)
     model = _pick(route.i2v_model, pl.col("resolution"), pl.String)
-    per_full_shot = _pick(_gpu_table(route), pl.concat_str([model, pl.col("resolution")], separator="|"), pl.Float64)
+    per_full_shot = _pick(_gpu_table(route), pl.concat_str([model, pl.col("resolution"), _profile(route)],
+                                                           separator="|"), pl.Float64)
     new_frames = (extend * route.fps - _EPS).ceil().clip(lower_bound=1)
     shots = (new_frames / (route.max_shot_frames - 1)).ceil()
     per_shot = (new_frames / shots).ceil() + 1
@@ -191,17 +199,18 @@ def _closed_extension_billed_s(route: ClosedRoute) -> pl.Expr:
     return full * step + tail_billed
 
 
-def wan_estimate_usd(route: WanRoute, model: str, resolution: str, seconds: float, extend_s: float = 0.0) -> float:
-    """One item's Wan estimate: GPU seconds per full shot, scaled by each shot's frames; an
-    extension is priced on the route's image-to-video model (inf when there is none)."""
+def wan_estimate_usd(route: WanRoute, model: str, resolution: str, seconds: float, extend_s: float = 0.0,
+                     profile: str = "stock") -> float:
+    """One item's Wan estimate: GPU seconds per full shot under its profile, scaled by each shot's
+    frames; an extension is priced on the route's image-to-video model (inf when there is none)."""
     shots = wan_shot_frames(seconds, route.fps, route.max_shot_frames)
-    gpu_s = route.models[model].gpu_s_per_shot[resolution] * sum(shots) / route.max_shot_frames
+    gpu_s = route.gpu_s_per_shot(model, resolution, profile) * sum(shots) / route.max_shot_frames
     if extend_s > 0:
         i2v = route.i2v_model.get(resolution)
         if i2v is None:
             return float("inf")
         frames = wan_extension_frames(extend_s, route.fps, route.max_shot_frames)
-        gpu_s += route.models[i2v].gpu_s_per_shot[resolution] * sum(frames) / route.max_shot_frames
+        gpu_s += route.gpu_s_per_shot(i2v, resolution, profile) * sum(frames) / route.max_shot_frames
     return gpu_s * route.gpu_usd_per_hour / 3600
 
 

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
-__all__ = ["WanModel", "WanRoute", "ClosedRoute", "DashScopeSettings", "DASHSCOPE_DEFAULT_BASE_URL", "Realism",
+__all__ = ["WanModel", "WanProfile", "LoraSource", "STOCK_PROFILES", "WanRoute", "ClosedRoute", "DashScopeSettings", "DASHSCOPE_DEFAULT_BASE_URL", "Realism",
            "Resolution"]
 
 Realism = Literal["low", "medium", "high"]
@@ -45,6 +45,45 @@ class WanModel(_Strict):
         return self
 
 
+class WanProfile(_Strict):
+    """How a Wan route renders: diffusers' speed levers, and what they cost in GPU time.
+
+    `stock` is diffusers as shipped. `exact` keeps the output equal to stock within
+    `mean_abs_diff` (compiled blocks, an attention backend); `fast` trades a stated difference for
+    fewer transformer passes (step caching, or fewer steps with a distilled LoRA)."""
+
+    attention_backend: str | None = Field(None, description="diffusers attention backend (set_attention_backend): "
+                                          "e.g. flash, _flash_3, sage, _native_cudnn; None: native")
+    compile: bool = Field(False, description="compile the repeated transformer blocks (compile_repeated_blocks)")
+    cache: Literal["none", "first-block", "taylorseer"] = Field("none", description="step cache hook on the "
+                                                                "transformer (enable_cache)")
+    cache_threshold: PositiveFloat = Field(0.05, description="first-block: how little the first block's output may "
+                                           "change for the other blocks to be reused")
+    cache_interval: PositiveInt = Field(2, description="taylorseer: full passes every this many steps")
+    steps: PositiveInt | None = Field(None, description="denoising steps instead of the model's (with a distilled LoRA)")
+    lora: str | None = Field(None, description="a LoRA of the route (loras.NAME) this profile always applies, e.g. a "
+                             "step-distilled one")
+    vae_tiling: bool = False
+    mean_abs_diff: float = Field(0.0, ge=0, description="stated difference from stock: mean |pixel difference| "
+                                 "(0..1) on the same seed, measured by bench/wan_speed.py")
+    gpu_s_per_shot: dict[str, dict[Resolution, PositiveFloat]] = Field(
+        {}, description="model -> resolution -> GPU seconds of one full shot with this profile; a model missing "
+        "here is priced at its stock figure (never cheaper than measured)")
+
+
+STOCK_PROFILES = {"stock": WanProfile(),
+                  "exact": WanProfile(compile=True, mean_abs_diff=0.001),
+                  "fast": WanProfile(cache="first-block", cache_threshold=0.05, mean_abs_diff=0.01)}
+
+
+class LoraSource(_Strict):
+    """A LoRA for a Wan route: a campaign's look, or a step-distilled LoRA for a profile."""
+
+    source: str = Field(description="local file or folder, s3://bucket/key, or a hub id")
+    weight_name: str | None = Field(None, description="the .safetensors file inside a folder or hub repo")
+    scale: float = Field(1.0, description="adapter weight (0: the base model's output)")
+
+
 class WanRoute(_Strict):
     """A `wan-diffusers` route: Wan open weights run by diffusers on our own (or rented) GPUs."""
 
@@ -64,6 +103,43 @@ class WanRoute(_Strict):
     batch_size: PositiveInt = Field(8, description="clips per batch: one model load, then clip after clip")
     batch_attempts: PositiveInt = Field(2, description="a batch whose worker died is resubmitted (its "
                                         "unfinished clips) this many times in all")
+    profiles: dict[str, WanProfile] = Field(STOCK_PROFILES, description="speed profiles by name")
+    profile: str = Field("stock", description="the profile of campaigns without one in campaign_profiles")
+    campaign_profiles: dict[str, str] = {}
+    loras: dict[str, LoraSource] = {}
+    campaign_loras: dict[str, str] = Field({}, description="campaign -> LoRA name for items whose lora column is empty")
+
+    @field_validator("profiles", mode="after")
+    @classmethod
+    def _stock_profiles_stay(cls, given: dict[str, WanProfile]) -> dict[str, WanProfile]:
+        """A policy's profiles add to (or redefine) stock, exact and fast; they never remove them."""
+        return {**STOCK_PROFILES, **given}
+
+    def profile_for(self, campaign: str) -> str:
+        return self.campaign_profiles.get(campaign, self.profile)
+
+    def gpu_s_per_shot(self, model: str, resolution: str, profile: str) -> float:
+        """GPU seconds of one full shot of `model` at `resolution` under `profile` (stock when unmeasured)."""
+        measured = self.profiles[profile].gpu_s_per_shot.get(model, {})
+        return measured.get(resolution, self.models[model].gpu_s_per_shot[resolution])
+
+    @model_validator(mode="after")
+    def _profiles_and_loras_exist(self) -> "WanRoute":
+        for where, name in [("profile", self.profile), *(("campaign_profiles." + c, p)
+                                                           for c, p in self.campaign_profiles.items())]:
+            if name not in self.profiles:
+                raise ValueError(f"{where} names profile '{name}', which profiles does not define "
+                                 f"(profiles: {', '.join(self.profiles)})")
+        wanted = [(f"campaign_loras.{c}", n) for c, n in self.campaign_loras.items()]
+        wanted += [(f"profiles.{p}.lora", s.lora) for p, s in self.profiles.items() if s.lora]
+        for where, name in wanted:
+            if name not in self.loras:
+                raise ValueError(f"{where} names LoRA '{name}', which loras does not define")
+        for name, profile in self.profiles.items():
+            for model, table in profile.gpu_s_per_shot.items():
+                if model not in self.models:
+                    raise ValueError(f"profiles.{name}.gpu_s_per_shot names model '{model}', which models does not define")
+        return self
 
     @model_validator(mode="after")
     def _models_exist(self) -> "WanRoute":

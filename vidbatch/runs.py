@@ -68,6 +68,7 @@ class ClipJob(BaseModel):
     resume_job_ids: tuple[str, ...] = ()
     extend_s: float = 0.0                # continue the clip this much past its generated footage
     fallbacks: tuple[Fallback, ...] = ()  # where it may go next, best first, if its route goes dark
+    lora: str | None = None              # the catalog's (or its campaign's) LoRA, for routes that take one
 
     @property
     def raw_seconds(self) -> float:

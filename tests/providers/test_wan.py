@@ -75,7 +75,7 @@ class Spy:
 
     def __init__(self, pipe):
         self.pipe, self.calls, self.outputs = pipe, [], []
-        self.scheduler = pipe.scheduler
+        self.scheduler, self.transformer, self.vae = pipe.scheduler, pipe.transformer, pipe.vae
 
     def __call__(self, **kwargs):
         self.calls.append(kwargs)
