@@ -71,7 +71,7 @@ def _produce_with(run_id: str, catalog: str, out: str, policy: Policy, campaign:
     root = open_root(out)
     night = night_of(datetime.now(timezone.utc), policy.caps.timezone)
 
-    valid, rejects, campaign_of, rejected_scenes = load_catalog(catalog, campaign, list(policy.routes))
+    valid, rejects, campaign_of, rejected_scenes = load_catalog(catalog, campaign, policy)
     history = read_history(root, history_keys(valid), night)
     unavailable = registry.unavailable(providers)
     pool = {route: settings for route, (_, settings) in policy.route_sections().items()

@@ -189,7 +189,8 @@ def priced_routes(policy: Policy, providers: dict[str, "Provider"],
         offer = RouteOffer(name=route, max_seconds=getattr(provider, "max_footage_s", None),
                            image_input=bool(getattr(provider, "image_input", False)),
                            remix=bool(getattr(provider, "remix", False)),
-                           extend=bool(getattr(provider, "extend", False)), unavailable=why)
+                           extend=bool(getattr(provider, "extend", False)), unavailable=why,
+                           loras=tuple(getattr(provider, "loras", ())))
         priced.append(PricedRoute(offer=offer, price=kind.price(settings_of(route, kind, settings), route)))
     return priced
 

@@ -14,21 +14,25 @@ torch and diffusers are imported lazily, so vidbatch imports without them.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import socket
 import threading
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
-from vidbatch.errors import ContentRejected, ProviderUnavailable, TransientProviderError
+from vidbatch.errors import ContentRejected, ProviderUnavailable, TransientProviderError, VidbatchError
 from vidbatch.media import write_frames
 from vidbatch.policy import WanModel, WanRoute
-from vidbatch.route_settings import WanProfile
 from vidbatch.pricing import wan_estimate_usd, wan_extension_frames, wan_options, wan_shot_frames
 from vidbatch.providers import Clip, ClipRequest, Journal, ProviderKind
+from vidbatch.route_settings import LoraSource, WanProfile
+from vidbatch.storage import fetch_to, sha256_of
 
-__all__ = ["WanProvider", "KIND", "build_tiny_pipeline", "pipeline_loads", "apply_profile", "PassCounter"]
+__all__ = ["WanProvider", "KIND", "build_tiny_pipeline", "pipeline_loads", "apply_profile", "PassCounter",
+           "lora_file", "lora_identity", "use_loras"]
 
 _PIPELINES: dict[tuple[str, str, str], Any] = {}
 _LOAD_LOCK = threading.Lock()
@@ -231,6 +235,7 @@ class WanProvider:
     def __init__(self, route: WanRoute, route_id: str = "wan"):
         self.route = route
         self.id = route_id
+        self.loras = tuple(route.loras)  # the LoRAs items may ask for here
         self.max_seconds = route.max_shot_frames / route.fps
         self._render_lock = threading.Lock()  # one pipeline call at a time per process
 
@@ -262,6 +267,8 @@ class WanProvider:
                 raise ContentRejected(f"extending needs an image-to-video model for {request.resolution} "
                                       "(wan.i2v_model)")
             extender = self.route.models[name]
+        if request.lora and request.lora not in self.route.loras:
+            raise ContentRejected(f"{self.id} has no LoRA {request.lora!r}")
         # 2. the pipeline, loaded once; the campaign's speed profile
         pipe = _pipeline(entry, self.route)
         profile_name = self.route.profile_for(request.campaign)
@@ -294,7 +301,8 @@ class WanProvider:
         added = sum(len(f) for f in frames[len(shots):])
         grown = f" + extension {added} frames (i2v from the last frame)" if extender else ""
         return Clip(path=path, seconds=total / self.route.fps, cost_usd=self._usd(gpu_s),
-                    detail=f"{len(shots)} shot(s){grown}, {total} frames, seed {request.seed}, profile {profile_name}, "
+                    detail=f"{len(shots)} shot(s){grown}, {total} frames, seed {request.seed}, profile {profile_name}"
+                           f"{f', LoRA {request.lora}' if request.lora else ''}, "
                            f"{gpu_s:.1f} GPU s "
                            f"on {socket.gethostname()}:{os.getpid()} (model loads in this process: {pipeline_loads()})")
 
@@ -305,6 +313,7 @@ class WanProvider:
 
         self._set_flow_shift(pipe, entry, request.resolution)
         apply_profile(pipe, profile)
+        use_loras(pipe, self.route.loras, [name for name in (request.lora, profile.lora) if name])
         kwargs = dict(prompt=request.prompt, negative_prompt=request.negative_prompt or None,
                       height=request.height, width=request.width, num_frames=count,
                       num_inference_steps=profile.steps or entry.steps, guidance_scale=entry.guidance,
@@ -389,6 +398,71 @@ def _cache_config(profile: WanProfile):
                                  taylor_factors_dtype=torch.float32, cache_identifiers=[r"^blocks\.\d+$"])
 
 
+# ---- LoRAs -----------------------------------------------------------------------------------------
+
+def lora_file(lora: LoraSource) -> Path | None:
+    """The LoRA's weights as a local file (an s3:// object is fetched once into a cache), or None for
+    a hub id (diffusers resolves it). OSError/VidbatchError when it is not there or not readable."""
+    if lora.source.startswith("s3://"):
+        cache = Path(os.environ.get("VIDBATCH_LORA_CACHE", Path.home() / ".cache" / "vidbatch" / "loras"))
+        folder = cache / hashlib.sha256(lora.source.encode()).hexdigest()[:16]
+        target = folder / Path(lora.source).name
+        if not target.is_file():
+            folder.mkdir(parents=True, exist_ok=True)
+            fetch_to(lora.source, folder)
+        return target
+    path = Path(lora.source).expanduser()
+    if path.is_dir():
+        path = path / (lora.weight_name or "pytorch_lora_weights.safetensors")
+    if path.is_file():
+        with open(path, "rb") as handle:  # readable, not only present
+            handle.read(1)
+        return path
+    if path.is_absolute() or lora.source.startswith(".") or lora.source.count("/") != 1:
+        raise FileNotFoundError(f"no LoRA file at {path}")
+    return None  # "owner/name": a hub id
+
+
+def lora_identity(name: str, lora: LoraSource) -> str:
+    """What a LoRA adds to an item's fingerprint: its name and the first 16 hex of its file's sha256
+    (a new file means new clips, the same file none); a hub id stands for itself."""
+    try:
+        path = lora_file(lora)
+    except (OSError, VidbatchError) as err:
+        return f"{name}:unreadable ({type(err).__name__})"
+    return f"{name}:hub:{lora.source}/{lora.weight_name or ''}" if path is None else f"{name}:{sha256_of(path)[:16]}"
+
+
+def use_loras(pipe, loras: dict[str, LoraSource], names: list[str]) -> None:
+    """Activate exactly `names` (at their scales) on a loaded pipeline, loading each adapter the first
+    time it is asked for; the base weights stay loaded, so a switch costs no model load."""
+    if pipe.scheduler is None:  # the test pattern has no weights
+        return
+    loaded = pipe.__dict__.setdefault("_vidbatch_loras", {})  # adapter name -> the source it was loaded from
+    for name in names:
+        lora = loras[name]
+        if loaded.get(name) == lora:
+            continue
+        if name in loaded:  # same name, another file: the policy changed under a long-lived worker
+            pipe.delete_adapters(name)
+        try:
+            path = lora_file(lora)
+            source = str(path.parent) if path is not None else lora.source
+            weight = path.name if path is not None else lora.weight_name
+            with warnings.catch_warnings():  # several adapters on one model is the design, not a slip
+                warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
+                pipe.load_lora_weights(source, weight_name=weight, adapter_name=name)
+        except Exception as err:  # a bad file must fail its own items with a reason, not the worker
+            raise ContentRejected(f"LoRA {name!r} ({lora.source}) cannot be loaded: {type(err).__name__}: {err}") from err
+        loaded[name] = lora
+    if not names:
+        if loaded:
+            pipe.disable_lora()
+        return
+    pipe.enable_lora()
+    pipe.set_adapters(names, [loras[name].scale for name in names])
+
+
 def _to_image(frame):
     from PIL import Image
 
@@ -408,6 +482,10 @@ def _load_image(path: Path | None, width: int, height: int):
 
 def _describe(route: WanRoute) -> dict:
     return {"models": {"t2v": dict(route.t2v_model), "i2v": dict(route.i2v_model)},
+            "profiles": {name: {"mean_abs_diff": p.mean_abs_diff, "campaigns": sorted(
+                c for c, chosen in route.campaign_profiles.items() if chosen == name)} for name, p in route.profiles.items()},
+            "default_profile": route.profile,
+            "loras": {name: {"source": lora.source, "scale": lora.scale} for name, lora in route.loras.items()},
             "prices": {"gpu_usd_per_hour": route.gpu_usd_per_hour,
                        "gpu_s_per_shot": {name: dict(m.gpu_s_per_shot) for name, m in route.models.items()}},
             "where": "the GPU work pool" if route.workers == "pool" else "this process"}

@@ -6,23 +6,24 @@ import polars as pl
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from vidbatch.catalog import validate_catalog, with_fingerprints
+from vidbatch.catalog import validate_catalog, with_campaign_loras, with_fingerprints
 from vidbatch.errors import CatalogError
+from vidbatch.policy import Policy
 from vidbatch.storage import OutputRoot, read_catalog
 
-__all__ = ["load_catalog", "write_run_table"]
+__all__ = ["load_catalog", "fingerprinted", "write_run_table"]
 
 
 @task(name="load-catalog", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE,
       retry_condition_fn=lambda task, run, state: not isinstance(state.result(raise_on_failure=False),
                                                                  CatalogError))
-def load_catalog(uri: str, campaign: str | None = None, routes: list[str] | None = None
+def load_catalog(uri: str, campaign: str | None = None, policy: Policy | None = None
                  ) -> tuple[pl.DataFrame, pl.DataFrame, dict[int, str], pl.DataFrame]:
     """(valid rows with fingerprints, rejects, row -> campaign, rejected scenes) for one catalog.
 
     Rejected scenes (row, item_id, campaign, storyboard_id, scene_index) are rejected rows that
-    name a storyboard: their storyboard must wait for them. `routes`: the names a `provider`
-    column may use (the policy's). With `campaign`, rows of other
+    name a storyboard: their storyboard must wait for them. `policy` names the routes a
+    `provider` column and the LoRAs a `lora` column may use. With `campaign`, rows of other
     campaigns are left out before validation (not rejected).
     """
     raw = read_catalog(uri)
@@ -36,14 +37,33 @@ def load_catalog(uri: str, campaign: str | None = None, routes: list[str] | None
         raw = raw.drop("__pos")
     else:
         positions = list(range(raw.height))
-    valid, rejects = validate_catalog(raw, routes)
+    valid, rejects = validate_catalog(raw, list(policy.routes) if policy else None,
+                                      list(policy.loras()) if policy else None)
     campaigns = raw["campaign"].cast(pl.String, strict=False).to_list()
     campaign_of = {positions[r]: campaigns[r] for r in rejects["row"].to_list()}
     # Report row numbers of the file, not of the filtered frame.
     to_file = dict(enumerate(positions))
     valid = valid.with_columns(pl.col("row").replace_strict(to_file, return_dtype=pl.Int64))
     rejects = rejects.with_columns(pl.col("row").replace_strict(to_file, return_dtype=pl.Int64))
-    return with_fingerprints(valid), rejects, campaign_of, _rejected_scenes(raw, rejects, positions)
+    return fingerprinted(valid, policy), rejects, campaign_of, _rejected_scenes(raw, rejects, positions)
+
+
+def fingerprinted(valid: pl.DataFrame, policy: Policy | None) -> pl.DataFrame:
+    """Valid rows with their campaign's default LoRA filled in and a `fingerprint` that covers the
+    LoRA's file: its content hash is read here, once per LoRA (an unreadable one is marked so, and
+    its items fail with the reason when they render)."""
+    if policy is None:
+        return with_fingerprints(valid)
+    from vidbatch.providers.wan import lora_identity
+
+    valid = with_campaign_loras(valid, policy.campaign_loras())
+    loras = policy.loras()
+    names = [name for name in valid["lora"].unique().to_list() if name is not None] if "lora" in valid.columns else []
+    ids = {name: lora_identity(name, loras[name]) for name in names}
+    if ids:
+        valid = valid.with_columns(pl.col("lora").replace_strict(ids, default=None, return_dtype=pl.String)
+                                   .alias("lora_id"))
+    return with_fingerprints(valid)
 
 
 def _rejected_scenes(raw: pl.DataFrame, rejects: pl.DataFrame, positions: list[int]) -> pl.DataFrame:

@@ -25,8 +25,12 @@ __all__ = ["batches_of", "batch_key", "batch_table_key", "render_on_workers"]
 
 
 def batches_of(jobs: list[ClipJob], size: int) -> list[list[ClipJob]]:
-    """Consecutive batches of at most `size` clips, in allocation order."""
-    return [jobs[i:i + size] for i in range(0, len(jobs), size)]
+    """Batches of at most `size` clips of one LoRA each (a worker switches adapters between batches,
+    not between clips), in allocation order within a LoRA, LoRAs in order of their first clip."""
+    groups: dict[str | None, list[ClipJob]] = {}
+    for job in jobs:
+        groups.setdefault(job.lora, []).append(job)
+    return [group[i:i + size] for group in groups.values() for i in range(0, len(group), size)]
 
 
 def batch_key(night: str, jobs: list[ClipJob], attempt: int) -> str:

@@ -20,6 +20,7 @@ __all__ = [
     "REJECTS_SCHEMA",
     "validate_catalog",
     "with_fingerprints",
+    "with_campaign_loras",
 ]
 
 ASPECTS = ("16:9", "9:16")
@@ -51,6 +52,7 @@ OPTIONAL_COLUMNS: dict[str, pl.DataType] = {
     "remix_of": pl.String(),
     "extend_s": pl.Float64(),
     "crossfade_s": pl.Float64(),
+    "lora": pl.String(),
 }
 DEFAULTS = {"negative_prompt": "", "resolution": "480p", "priority": 0, "trim_start_s": 0.0}
 # The fields that decide what gets generated: change one and the item is new work.
@@ -90,7 +92,7 @@ def _one_of(column: str, allowed: tuple[str, ...]) -> pl.Expr:
     return pl.format("must be one of {}, got '{}'", pl.lit(" | ".join(allowed)), pl.col(column))
 
 
-def _rules(cast_failures: list[Rule], routes: tuple[str, ...] | None) -> list[Rule]:
+def _rules(cast_failures: list[Rule], routes: tuple[str, ...] | None, loras: tuple[str, ...] | None) -> list[Rule]:
     n_chars = pl.col("prompt").str.len_chars()
     has_story = pl.col("storyboard_id").is_not_null()
     has_scene = pl.col("scene_index").is_not_null()
@@ -131,6 +133,10 @@ def _rules(cast_failures: list[Rule], routes: tuple[str, ...] | None) -> list[Ru
               "provider is blank; leave it null to let the policy route the item"),
         *([_rule("provider", pl.col("provider").is_not_null() & ~pl.col("provider").is_in(routes),
                  pl.format("{} (the policy's routes)", _one_of("provider", routes)))] if routes else []),
+        _rule("lora", pl.col("lora").is_not_null() & _blank("lora"), "lora is blank; leave it null for none"),
+        *([_rule("lora", pl.col("lora").is_not_null() & ~_blank("lora") & ~pl.col("lora").is_in(loras),
+                 pl.format("unknown LoRA '{}' (the policy's: {})", pl.col("lora"),
+                           pl.lit(" | ".join(loras) or "none")))] if loras is not None else []),
         _rule("max_cost_usd", pl.col("max_cost_usd").is_not_null()
               & (~pl.col("max_cost_usd").is_finite() | (pl.col("max_cost_usd") <= 0)),
               pl.format("max_cost_usd must be > 0, got {}", pl.col("max_cost_usd"))),
@@ -215,10 +221,11 @@ def _typed(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[Rule]]:
     return typed.with_columns(defaults), failures
 
 
-def validate_catalog(frame: pl.DataFrame, routes: Sequence[str] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+def validate_catalog(frame: pl.DataFrame, routes: Sequence[str] | None = None,
+                     loras: Sequence[str] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split a raw catalog into (valid rows, rejects). `routes`: the policy's route names, which a
     `provider` column may name (None: any name is accepted here, and the planner defers an item
-    forced to a route it does not know).
+    forced to a route it does not know); `loras` likewise for the `lora` column.
 
     Raises CatalogError when a required column is missing. Unknown columns are kept untouched.
     The valid frame gains a 0-based `row` column; the rejects frame has one line per problem.
@@ -231,7 +238,8 @@ def validate_catalog(frame: pl.DataFrame, routes: Sequence[str] | None = None) -
     if "row" in frame.columns:
         raise CatalogError("catalog has a column named 'row', which vidbatch reserves for row numbers")
     typed, cast_failures = _typed(frame.with_row_index("row").with_columns(pl.col("row").cast(pl.Int64)))
-    rules = _rules(cast_failures, tuple(routes) if routes is not None else None)
+    rules = _rules(cast_failures, tuple(routes) if routes is not None else None,
+                   tuple(loras) if loras is not None else None)
     typed = _with_remix_sources(typed).with_columns(
         pl.when(pl.col("remix_of").is_not_null()).then(pl.col("__src_raw")).alias("remix_source_s"))
     # Which rows each rule fails, as booleans for all rules at once; reasons are formatted only for
@@ -248,13 +256,25 @@ def validate_catalog(frame: pl.DataFrame, routes: Sequence[str] | None = None) -
     return valid, problems  # in row order, each row's problems in rule order
 
 
+def with_campaign_loras(frame: pl.DataFrame, defaults: dict[str, str]) -> pl.DataFrame:
+    """Fill an empty `lora` with its campaign's default LoRA (the policy's `campaign_loras`)."""
+    if not defaults:
+        return frame
+    default = pl.col("campaign").replace_strict(defaults, default=None, return_dtype=pl.String)
+    return frame.with_columns(pl.coalesce(pl.col("lora"), default).alias("lora"))
+
+
 def with_fingerprints(frame: pl.DataFrame) -> pl.DataFrame:
     """Add `fingerprint`: a stable sha256 (first 16 hex) of what decides an item's output.
 
     Stable across polars versions on purpose (polars' own hash is not), because the ledger keeps it.
+    A `lora_id` column (the LoRA's name and content hash) joins in where set, so an item without a
+    LoRA keeps the fingerprint it always had.
     """
-    joined = frame.select(
-        pl.concat_str([pl.col(c).cast(pl.String).fill_null("") for c in FINGERPRINT_FIELDS],
-                      separator="\x1f")).to_series()
+    base = pl.concat_str([pl.col(c).cast(pl.String).fill_null("") for c in FINGERPRINT_FIELDS], separator="\x1f")
+    if "lora_id" in frame.columns:
+        base = pl.when(pl.col("lora_id").is_null()).then(base).otherwise(
+            pl.concat_str([base, pl.col("lora_id")], separator="\x1f"))
+    joined = frame.select(base).to_series()
     digests = [hashlib.sha256(s.encode()).hexdigest()[:16] for s in joined.to_list()]
     return frame.with_columns(pl.Series("fingerprint", digests, dtype=pl.String))

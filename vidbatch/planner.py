@@ -155,7 +155,8 @@ def _router_input(catalog: pl.DataFrame, routes: Sequence[PricedRoute]) -> pl.Da
     return catalog.select(
         "row", "realism", raw_seconds().alias("seconds"), pl.col("image_uri").is_not_null().alias("has_image"),
         pl.col("remix_of").is_not_null().alias("is_remix"), pl.col("extend_s").fill_null(0.0).alias("extend_s"),
-        "resolution", forced.alias("forced"))
+        "resolution", forced.alias("forced"), pl.col("lora") if "lora" in catalog.columns else
+        pl.lit(None, dtype=pl.String).alias("lora"))
 
 
 @dataclass(frozen=True)

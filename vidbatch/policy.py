@@ -151,6 +151,21 @@ class Policy(_Strict):
         """The settings of one route (None for a name the policy does not configure)."""
         return self.routes.get(route)
 
+    def loras(self) -> dict[str, BaseModel]:
+        """Every LoRA a route of this policy defines, by name (the names a catalog's `lora` column may
+        use; where two routes define one name, the first listed)."""
+        found: dict[str, BaseModel] = {}
+        for settings in reversed(list(self.routes.values())):
+            found.update(getattr(settings, "loras", {}))
+        return found
+
+    def campaign_loras(self) -> dict[str, str]:
+        """Campaign -> its default LoRA (the first route listing one wins): for items whose `lora` is empty."""
+        defaults: dict[str, str] = {}
+        for settings in reversed(list(self.routes.values())):
+            defaults.update(getattr(settings, "campaign_loras", {}))
+        return defaults
+
     def preferences(self) -> Preferences:
         """The routing orders as the pure router takes them (every route, listed order, by default)."""
         everything = list(self.routes)

@@ -29,6 +29,7 @@ class RouteOffer:
     extend: bool = False
     resolutions: tuple[str, ...] = ("480p", "720p")
     unavailable: str | None = None        # why it cannot serve this run; None: it can
+    loras: tuple[str, ...] = ()           # LoRAs it can apply (an item asking for one needs it)
 
 
 @dataclass(frozen=True)
@@ -42,10 +43,12 @@ class Preferences:
 
 def _offers_frame(offers: Iterable[RouteOffer]) -> pl.DataFrame:
     rows = [{"route": o.name, "max_s": o.max_seconds, "image_ok": o.image_input, "remix_ok": o.remix,
-             "extend_ok": o.extend, "resolutions": list(o.resolutions), "gone": o.unavailable} for o in offers]
+             "extend_ok": o.extend, "resolutions": list(o.resolutions), "gone": o.unavailable,
+             "loras_ok": list(o.loras)} for o in offers]
     return pl.DataFrame(rows, schema={"route": pl.String, "max_s": pl.Float64, "image_ok": pl.Boolean,
                                       "remix_ok": pl.Boolean, "extend_ok": pl.Boolean,
-                                      "resolutions": pl.List(pl.String), "gone": pl.String})
+                                      "resolutions": pl.List(pl.String), "gone": pl.String,
+                                      "loras_ok": pl.List(pl.String)})
 
 
 def _orders(prefs: Preferences) -> pl.DataFrame:
@@ -58,11 +61,13 @@ def _orders(prefs: Preferences) -> pl.DataFrame:
 
 def candidates(items: pl.DataFrame, offers: Iterable[RouteOffer], prefs: Preferences) -> pl.DataFrame:
     """`items` (row, realism, seconds, has_image, is_remix, extend_s, resolution, forced: a route the
-    catalog names or null) plus `routes` (list: the routes that can make it, best first),
+    catalog names or null; optionally lora: the LoRA it needs or null) plus `routes` (list: the routes that can make it, best first),
     `route_ranks` (each one's place in the order), `preferred` (the first route of its order,
     able or not) and `skipped` (every route of its order that cannot make it, with its place:
     list of {rank, why})."""
     offers = _offers_frame(offers)
+    if "lora" not in items.columns:
+        items = items.with_columns(pl.lit(None, dtype=pl.String).alias("lora"))
     long = pl.lit(False) if prefs.long_after_s is None else pl.col("seconds") > prefs.long_after_s
     keyed = items.select("row", "realism", "forced", long.alias("long"))
     ranked = pl.concat([
@@ -92,6 +97,8 @@ def _why_not(footage: pl.Expr = pl.col("seconds") + pl.col("extend_s")) -> pl.Ex
             .when(pl.col("is_remix") & ~pl.col("remix_ok")).then(pl.lit("cannot remix"))
             .when(pl.col("has_image") & ~pl.col("image_ok")).then(pl.lit("takes no image input"))
             .when((pl.col("extend_s") > 0) & ~pl.col("extend_ok")).then(pl.lit("cannot extend a clip"))
+            .when(pl.col("lora").is_not_null() & ~pl.col("loras_ok").list.contains(pl.col("lora")))
+            .then(pl.format("has no LoRA {}", pl.col("lora")))
             .when(~pl.col("resolutions").list.contains(pl.col("resolution")))
             .then(pl.format("has no {} model", pl.col("resolution")))
             .when(pl.col("max_s").is_not_null() & (footage > pl.col("max_s") + 1e-9))

@@ -187,7 +187,7 @@ def clip_jobs(plan: pl.DataFrame) -> list[ClipJob]:
             scene_index=row["scene_index"], remix_of=row.get("remix_of"), remix_job_id=row.get("remix_job_id"),
             resume_reservation_id=row.get("resume_reservation_id"),
             resume_job_ids=tuple(row.get("resume_job_ids") or ()), extend_s=row.get("extend_s") or 0.0,
-            fallbacks=tuple(_fallback(f) for f in row.get("fallbacks") or ())))
+            fallbacks=tuple(_fallback(f) for f in row.get("fallbacks") or ()), lora=row.get("lora")))
     return jobs
 
 

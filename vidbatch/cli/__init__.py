@@ -34,7 +34,8 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
 
     import polars as pl
 
-    from vidbatch.catalog import validate_catalog, with_fingerprints
+    from vidbatch.catalog import validate_catalog
+    from vidbatch.tasks.catalog_io import fingerprinted
     from vidbatch.ledger import History
     from vidbatch.ledger_store import use_policy_ledger
     from vidbatch.policy import load_policy
@@ -46,11 +47,11 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
     try:
         pol = load_policy(policy)
         use_policy_ledger(pol.ledger.url)
-        valid, rejects = validate_catalog(read_catalog(catalog), list(pol.routes))
+        valid, rejects = validate_catalog(read_catalog(catalog), list(pol.routes), list(pol.loras()))
         root = open_root(out) if out else None
         moment = datetime.now(timezone.utc)
         night = night_of(moment, pol.caps.timezone)
-        valid = with_fingerprints(valid)
+        valid = fingerprinted(valid, pol)
         store = open_ledger(root, ledger_url)
         history = store.history(history_keys(valid), night) if store else History()
     except (CatalogError, PolicyError, StorageError) as err:

@@ -41,6 +41,13 @@ def routes(policy: PolicyOpt = None, as_json: JsonOpt = False,
         out_console.print(f"  models  {_flat(row['models'])}", highlight=False, soft_wrap=True)
         out_console.print(f"  prices  {_flat(row['prices'])}", highlight=False, soft_wrap=True)
         out_console.print(f"  can     {' · '.join(abilities)}", highlight=False, soft_wrap=True)
+        if row.get("profiles"):
+            out_console.print("  speed   " + " · ".join(
+                f"{name}" + (f" ({', '.join(p['campaigns'])})" if p["campaigns"] else "")
+                for name, p in row["profiles"].items()) + f"; default {row.get('default_profile', 'stock')}",
+                highlight=False, soft_wrap=True)
+        if row.get("loras"):
+            out_console.print(f"  LoRAs   {' · '.join(row['loras'])}", highlight=False, soft_wrap=True)
         places = [f"{realism} #{n}" for realism, n in row["order"]["prefer"].items()] + \
             [f"long {realism} #{n}" for realism, n in row["order"]["long"].items()]
         out_console.print(f"  order   {' · '.join(places) or 'in no order: only items that name it'}",
@@ -73,6 +80,7 @@ def _describe(name: str, kind_name: str, settings, check: bool) -> dict:
     why = provider.unavailable() if check else None
     about = kind.describe(settings)
     return {"route": name, "kind": kind_name, "models": about.get("models"), "prices": about.get("prices"),
+            **{key: about[key] for key in ("profiles", "default_profile", "loras") if key in about},
             "where": about.get("where"),
             "capabilities": {"max_seconds": provider.max_seconds, "image_input": provider.image_input,
                              "remix": provider.remix, "extend": provider.extend},
