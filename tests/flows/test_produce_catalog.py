@@ -86,3 +86,25 @@ def test_campaign_filter_and_unusable_catalog(tmp_path):
     (tmp_path / "bad.parquet").write_text("item_id,prompt\n")
     with pytest.raises(CatalogError, match="not a Parquet file"):
         produce_catalog(str(tmp_path / "bad.parquet"), out=str(tmp_path / "out"), policy_path=str(DEMO_POLICY))
+
+
+def test_a_campaign_lora_runs_through_the_flow_and_a_new_file_remakes_only_its_items(tmp_path):
+    from tests.providers.test_wan_lora import make_lora
+
+    lora = make_lora(tmp_path / "brand", 1) / "pytorch_lora_weights.safetensors"
+    policy = tmp_path / "policy.toml"
+    policy.write_text(DEMO_POLICY.read_text() + f'\n[routes.wan.loras.brand]\nsource = "{lora}"\n')
+    catalog = write_catalog(tmp_path / "catalog.parquet", [{"duration_s": 1.0}, {"duration_s": 1.0, "lora": "brand"}])
+
+    def produce():
+        return produce_catalog(catalog, out=str(tmp_path / "out"), policy_path=str(policy))
+
+    assert produce()["status_counts"] == {"finished": 2}
+    settled = ledger_of(tmp_path / "out").filter(pl.col("status") == "settled")
+    reasons = dict(zip(settled["item_id"], settled["reason"]))
+    assert "LoRA brand" in reasons["i1"] and "LoRA" not in reasons["i0"]
+    assert produce()["status_counts"] == {"done": 2}  # same file: nothing made again
+    lora.write_bytes((make_lora(tmp_path / "brand-v2", 2) / "pytorch_lora_weights.safetensors").read_bytes())
+    assert produce()["status_counts"] == {"done": 1, "finished": 1}  # a new file: only its item again
+    remade = ledger_of(tmp_path / "out").filter(pl.col("status") == "settled")
+    assert remade["item_id"].to_list().count("i1") == 2 and remade["item_id"].to_list().count("i0") == 1
