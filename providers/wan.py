@@ -312,7 +312,8 @@ class WanProvider:
         import torch
 
         self._set_flow_shift(pipe, entry, request.resolution)
-        apply_profile(pipe, profile)
+        compiling = profile.compile and self.route.loras and not getattr(pipe, "_vidbatch_compiled", False)
+        apply_profile(pipe, profile, lora_rank(self.route.loras) if compiling else None)
         use_loras(pipe, self.route.loras, [name for name in (request.lora, profile.lora) if name])
         kwargs = dict(prompt=request.prompt, negative_prompt=request.negative_prompt or None,
                       height=request.height, width=request.width, num_frames=count,
@@ -339,11 +340,13 @@ class WanProvider:
             pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, flow_shift=shift)
 
 
-def apply_profile(pipe, profile: WanProfile) -> None:
+def apply_profile(pipe, profile: WanProfile, lora_rank: int | None = None) -> None:
     """Put a speed profile's levers on a loaded pipeline, taking the previous profile's off first.
 
     Attention backend, step cache and VAE tiling switch per call; compiled blocks stay compiled
-    (compiling changes no result beyond float rounding, and recompiling would cost minutes)."""
+    (compiling changes no result beyond float rounding, and recompiling would cost minutes).
+    `lora_rank`: the largest rank of the route's LoRAs; given, a compiled pipeline is prepared for
+    LoRA hot-swap (one adapter slot whose weights are replaced in place: no recompile per switch)."""
     if pipe.scheduler is None or getattr(pipe, "_vidbatch_profile", None) == profile:  # the test pattern: nothing
         return
     transformer = pipe.transformer
@@ -359,6 +362,12 @@ def apply_profile(pipe, profile: WanProfile) -> None:
     if profile.cache != "none":
         transformer.enable_cache(_cache_config(profile))
     if profile.compile and not getattr(pipe, "_vidbatch_compiled", False):
+        if lora_rank:  # hot-swap is set up before any adapter: those loaded uncompiled go, and come back in the slot
+            if pipe.__dict__.get("_vidbatch_loras"):
+                pipe.unload_lora_weights()
+                pipe._vidbatch_loras = {}
+            pipe.enable_lora_hotswap(target_rank=lora_rank)
+            pipe._vidbatch_hotswap = True
         transformer.compile_repeated_blocks(fullgraph=False)  # a step cache may hook the compiled blocks later
         pipe._vidbatch_compiled = True
     (pipe.vae.enable_tiling if profile.vae_tiling else pipe.vae.disable_tiling)()
@@ -438,6 +447,9 @@ def use_loras(pipe, loras: dict[str, LoraSource], names: list[str]) -> None:
     time it is asked for; the base weights stay loaded, so a switch costs no model load."""
     if pipe.scheduler is None:  # the test pattern has no weights
         return
+    if getattr(pipe, "_vidbatch_hotswap", False):
+        _hotswap(pipe, loras, names)
+        return
     loaded = pipe.__dict__.setdefault("_vidbatch_loras", {})  # adapter name -> the source it was loaded from
     for name in names:
         lora = loras[name]
@@ -461,6 +473,49 @@ def use_loras(pipe, loras: dict[str, LoraSource], names: list[str]) -> None:
         return
     pipe.enable_lora()
     pipe.set_adapters(names, [loras[name].scale for name in names])
+
+
+HOTSWAP_SLOT = "vidbatch-slot"
+
+
+def _hotswap(pipe, loras: dict[str, LoraSource], names: list[str]) -> None:
+    """On a compiled pipeline: one adapter slot, its weights replaced in place for each LoRA (the
+    compiled graph stays valid); no LoRA is the slot at scale 0. One LoRA at a time."""
+    if len(names) > 1:
+        raise ContentRejected(f"a compiled profile applies one LoRA at a time, this item asks for {names}")
+    in_slot = pipe.__dict__.setdefault("_vidbatch_loras", {})
+    if names and in_slot.get(HOTSWAP_SLOT) != loras[names[0]]:
+        lora = loras[names[0]]
+        try:
+            path = lora_file(lora)
+            source = str(path.parent) if path is not None else lora.source
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
+                pipe.load_lora_weights(source, weight_name=path.name if path is not None else lora.weight_name,
+                                       adapter_name=HOTSWAP_SLOT, hotswap=HOTSWAP_SLOT in in_slot)
+        except Exception as err:
+            raise ContentRejected(f"LoRA {names[0]!r} ({lora.source}) cannot be loaded: {type(err).__name__}: "
+                                  f"{err}") from err
+        in_slot[HOTSWAP_SLOT] = lora
+    if HOTSWAP_SLOT in in_slot:
+        pipe.set_adapters([HOTSWAP_SLOT], [loras[names[0]].scale if names else 0.0])
+
+
+def lora_rank(loras: dict[str, LoraSource]) -> int | None:
+    """The largest rank among the LoRAs whose files are here (read from the safetensors headers)."""
+    from safetensors import safe_open
+
+    ranks = []
+    for lora in loras.values():
+        try:
+            path = lora_file(lora)
+        except (OSError, VidbatchError):
+            continue
+        if path is None:
+            continue
+        with safe_open(str(path), framework="pt") as handle:
+            ranks += [handle.get_slice(key).get_shape()[0] for key in handle.keys() if "lora_A" in key]
+    return max(ranks) if ranks else None
 
 
 def _to_image(frame):

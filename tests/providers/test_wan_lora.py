@@ -96,6 +96,34 @@ def test_switching_loras_in_one_process_gives_the_clips_of_fresh_processes(loras
         assert fresh.stdout.strip() == sha, name
 
 
+def test_on_a_compiled_profile_loras_hot_swap_without_recompiling(loras, tmp_path):
+    import av
+    import numpy as np
+    import torch._dynamo
+
+    def read_frames(path):
+        with av.open(str(path)) as video:
+            return np.stack([f.to_ndarray(format="rgb24") for f in video.decode(video=0)]).astype(np.int16)
+
+    plain = WanProvider(route_with(loras))
+    for name in ("plain-brand", "plain-night", "warm", "hot-night", "hot-brand"):
+        (tmp_path / name).mkdir()
+    made = {name: plain.generate(request_for(name), tmp_path / f"plain-{name}") for name in ("brand", "night")}
+    route = route_with(loras).model_copy(update={"campaign_profiles": {"c1": "exact"}})
+    compiled = WanProvider(route)
+    compiled.generate(request_for("brand"), tmp_path / "warm")  # compiles, with the hot-swap slot prepared
+    graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    for name in ("night", "brand", "night"):
+        clip = compiled.generate(request_for(name), tmp_path / f"hot-{name}")  # hot-night is written twice
+        assert np.abs(read_frames(clip.path) - read_frames(made[name].path)).max() <= 2  # 8-bit frames, float rounding
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] == graphs  # swapped in place: no recompile
+
+
+def request_for(lora: str) -> ClipRequest:
+    return ClipRequest(item_id=f"x{lora}", prompt="a dog runs on the beach", seconds=1.0, width=256, height=144,
+                       model="tiny", seed=7, lora=lora or None, campaign="c1")
+
+
 def test_an_unreadable_lora_fails_its_items_with_the_reason_and_the_others_go_on(loras, tmp_path):
     garbage = tmp_path / "garbage.safetensors"
     garbage.write_bytes(b"not a safetensors file")
