@@ -1,7 +1,6 @@
 """The closed route with the real openai SDK against the loopback Videos API server."""
 
 import warnings
-from pathlib import Path
 
 import pytest
 

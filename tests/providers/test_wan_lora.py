@@ -5,7 +5,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import polars as pl
 import pytest
 
 from tests.conftest import DEMO_POLICY, catalog, priced

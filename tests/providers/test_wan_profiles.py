@@ -2,7 +2,6 @@
 stock within its stated difference; `fast` runs fewer transformer blocks, counted, not timed."""
 
 import numpy as np
-import polars as pl
 import pytest
 import torch
 
