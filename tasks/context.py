@@ -1,13 +1,13 @@
 """What every task of one run shares: ids, the output root, providers, reservations, the gates.
 
 Each route has a gate of its settings' `concurrency`. A route whose settings ask for
-`global_limits` (the closed route's) gates on Prefect global concurrency limits, so every run and
+`global_limits` (an OpenAI-Videos route's) gates on Prefect global concurrency limits, so every run and
 process that talks to the same account shares them: `vidbatch-<route>-jobs` caps jobs in flight
 and `vidbatch-<route>-submits` is a rate limit on paid submits (`submits_per_minute`, slot decay).
 The policy is their source of truth: `ensure_limits` writes them at the start of each run.
 In front of the Prefect limit sits a semaphore of the same size, so this process's waiters queue
 locally (first come, first served) instead of polling the API; other routes' gates are a
-semaphore only (the Wan route's guards the GPU of this process).
+semaphore only (a Wan route's guards the GPU of this process).
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ class RunContext:
     @contextlib.contextmanager
     def gate(self, route: str):
         """Held while a clip is in flight on `route`. Without `global_limits` in its settings, only
-        the semaphore (for the closed route the SDK's Retry-After handling is then the only brake)."""
+        the semaphore (for an OpenAI-Videos route the SDK's Retry-After handling is then the only brake)."""
         settings = self.policy.route_settings(route)
         with self.lock:
             if route not in self.gates:

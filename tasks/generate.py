@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class GeneratedClip:
-    job: ClipJob  # as made: after a fallback, the Wan job
+    job: ClipJob  # as made: after a fallback, the job on the route that made it
     path: Path
     raw_uri: str
     seconds: float
