@@ -28,11 +28,11 @@ from pydantic import ValidationError
 
 from vidbatch.errors import PolicyError
 from vidbatch.planner import PricedRoute
-from vidbatch.policy import PluginRoute, Policy
+from vidbatch.policy import PluginRoute, Policy, error_lines
 from vidbatch.routing import RouteOffer
 
 __all__ = ["ClipRequest", "Clip", "Journal", "Provider", "ProviderKind", "provider_kinds", "KIND_GROUP",
-           "BUILT_IN_KINDS", "kind_of", "settings_of", "priced_routes", "Registry", "registry"]
+           "BUILT_IN_KINDS", "kind_of", "settings_of", "resolved_routes", "priced_routes", "Registry", "registry"]
 
 KIND_GROUP = "vidbatch.provider_kinds"
 
@@ -172,8 +172,17 @@ def settings_of(route: str, kind: ProviderKind, settings: Any) -> Any:
     try:
         return kind.settings.model_validate(settings.model_extra or {})
     except ValidationError as err:
-        lines = [f"  routes.{route}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in err.errors()]
-        raise PolicyError(f"route {route!r} (kind {kind.name}): invalid settings\n" + "\n".join(lines)) from err
+        raise PolicyError(f"route {route!r} (kind {kind.name}): invalid settings\n"
+                          + error_lines(err, ("routes", route))) from err
+
+
+def resolved_routes(policy: Policy) -> dict[str, tuple[ProviderKind, Any]]:
+    """Route name -> (its kind, its settings validated by that kind), in the policy's order."""
+    resolved = {}
+    for route, (kind_name, settings) in policy.route_sections().items():
+        kind = kind_of(route, kind_name)
+        resolved[route] = (kind, settings_of(route, kind, settings))
+    return resolved
 
 
 def priced_routes(policy: Policy, providers: dict[str, "Provider"],
@@ -182,8 +191,7 @@ def priced_routes(policy: Policy, providers: dict[str, "Provider"],
     whether it can serve this run, and its kind's price expressions."""
     unavailable = unavailable or {}
     priced = []
-    for route, (kind_name, settings) in policy.route_sections().items():
-        kind = kind_of(route, kind_name)
+    for route, (kind, settings) in resolved_routes(policy).items():
         provider = providers.get(route)
         why = unavailable.get(route) or (None if provider is not None else "left out of this run")
         offer = RouteOffer(name=route, max_seconds=getattr(provider, "max_footage_s", None),
@@ -191,7 +199,7 @@ def priced_routes(policy: Policy, providers: dict[str, "Provider"],
                            remix=bool(getattr(provider, "remix", False)),
                            extend=bool(getattr(provider, "extend", False)), unavailable=why,
                            loras=tuple(getattr(provider, "loras", ())))
-        priced.append(PricedRoute(offer=offer, price=kind.price(settings_of(route, kind, settings), route)))
+        priced.append(PricedRoute(offer=offer, price=kind.price(settings, route)))
     return priced
 
 
@@ -206,11 +214,8 @@ class Registry:
         self.factories[route] = factory
 
     def build(self, policy: Policy) -> dict[str, Provider]:
-        built: dict[str, Provider] = {}
-        for route, (kind_name, settings) in policy.route_sections().items():
-            if route not in self.factories:
-                kind = kind_of(route, kind_name)
-                built[route] = kind.build(route, settings_of(route, kind, settings))
+        built = {route: kind.build(route, settings) for route, (kind, settings) in resolved_routes(policy).items()
+                 if route not in self.factories}
         built.update({route: make(policy) for route, make in self.factories.items() if make is not None})
         return built
 

@@ -457,15 +457,7 @@ def use_loras(pipe, loras: dict[str, LoraSource], names: list[str]) -> None:
             continue
         if name in loaded:  # same name, another file: the policy changed under a long-lived worker
             pipe.delete_adapters(name)
-        try:
-            path = lora_file(lora)
-            source = str(path.parent) if path is not None else lora.source
-            weight = path.name if path is not None else lora.weight_name
-            with warnings.catch_warnings():  # several adapters on one model is the design, not a slip
-                warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
-                pipe.load_lora_weights(source, weight_name=weight, adapter_name=name)
-        except Exception as err:  # a bad file must fail its own items with a reason, not the worker
-            raise ContentRejected(f"LoRA {name!r} ({lora.source}) cannot be loaded: {type(err).__name__}: {err}") from err
+        _load_adapter(pipe, name, lora, adapter=name)
         loaded[name] = lora
     if not names:
         if loaded:
@@ -473,6 +465,20 @@ def use_loras(pipe, loras: dict[str, LoraSource], names: list[str]) -> None:
         return
     pipe.enable_lora()
     pipe.set_adapters(names, [loras[name].scale for name in names])
+
+
+def _load_adapter(pipe, name: str, lora: LoraSource, *, adapter: str, hotswap: bool = False) -> None:
+    """Load one LoRA file into the pipeline as `adapter` (replacing its weights in place with
+    `hotswap`); any failure is the item's, with the reason, not the worker's."""
+    try:
+        path = lora_file(lora)
+        source = str(path.parent) if path is not None else lora.source
+        with warnings.catch_warnings():  # several adapters on one model is the design, not a slip
+            warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
+            pipe.load_lora_weights(source, weight_name=path.name if path is not None else lora.weight_name,
+                                   adapter_name=adapter, hotswap=hotswap)
+    except Exception as err:  # a bad file must fail its own items with a reason, not the worker
+        raise ContentRejected(f"LoRA {name!r} ({lora.source}) cannot be loaded: {type(err).__name__}: {err}") from err
 
 
 HOTSWAP_SLOT = "vidbatch-slot"
@@ -486,16 +492,7 @@ def _hotswap(pipe, loras: dict[str, LoraSource], names: list[str]) -> None:
     in_slot = pipe.__dict__.setdefault("_vidbatch_loras", {})
     if names and in_slot.get(HOTSWAP_SLOT) != loras[names[0]]:
         lora = loras[names[0]]
-        try:
-            path = lora_file(lora)
-            source = str(path.parent) if path is not None else lora.source
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
-                pipe.load_lora_weights(source, weight_name=path.name if path is not None else lora.weight_name,
-                                       adapter_name=HOTSWAP_SLOT, hotswap=HOTSWAP_SLOT in in_slot)
-        except Exception as err:
-            raise ContentRejected(f"LoRA {names[0]!r} ({lora.source}) cannot be loaded: {type(err).__name__}: "
-                                  f"{err}") from err
+        _load_adapter(pipe, names[0], lora, adapter=HOTSWAP_SLOT, hotswap=HOTSWAP_SLOT in in_slot)
         in_slot[HOTSWAP_SLOT] = lora
     if HOTSWAP_SLOT in in_slot:
         pipe.set_adapters([HOTSWAP_SLOT], [loras[names[0]].scale if names else 0.0])

@@ -6,12 +6,13 @@ import polars as pl
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from vidbatch.catalog import validate_catalog, with_campaign_loras, with_fingerprints
+from vidbatch.catalog import validate_catalog
 from vidbatch.errors import CatalogError
 from vidbatch.policy import Policy
 from vidbatch.storage import OutputRoot, read_catalog
+from vidbatch.tasks.fingerprints import fingerprinted
 
-__all__ = ["load_catalog", "fingerprinted", "write_run_table"]
+__all__ = ["load_catalog", "write_run_table"]
 
 
 @task(name="load-catalog", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE,
@@ -46,24 +47,6 @@ def load_catalog(uri: str, campaign: str | None = None, policy: Policy | None = 
     valid = valid.with_columns(pl.col("row").replace_strict(to_file, return_dtype=pl.Int64))
     rejects = rejects.with_columns(pl.col("row").replace_strict(to_file, return_dtype=pl.Int64))
     return fingerprinted(valid, policy), rejects, campaign_of, _rejected_scenes(raw, rejects, positions)
-
-
-def fingerprinted(valid: pl.DataFrame, policy: Policy | None) -> pl.DataFrame:
-    """Valid rows with their campaign's default LoRA filled in and a `fingerprint` that covers the
-    LoRA's file: its content hash is read here, once per LoRA (an unreadable one is marked so, and
-    its items fail with the reason when they render)."""
-    if policy is None:
-        return with_fingerprints(valid)
-    from vidbatch.providers.wan import lora_identity
-
-    valid = with_campaign_loras(valid, policy.campaign_loras())
-    loras = policy.loras()
-    names = [name for name in valid["lora"].unique().to_list() if name is not None] if "lora" in valid.columns else []
-    ids = {name: lora_identity(name, loras[name]) for name in names}
-    if ids:
-        valid = valid.with_columns(pl.col("lora").replace_strict(ids, default=None, return_dtype=pl.String)
-                                   .alias("lora_id"))
-    return with_fingerprints(valid)
 
 
 def _rejected_scenes(raw: pl.DataFrame, rejects: pl.DataFrame, positions: list[int]) -> pl.DataFrame:

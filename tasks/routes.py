@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
 from vidbatch.policy import Policy
-from vidbatch.providers import Provider, kind_of, registry, settings_of
+from vidbatch.providers import Provider, registry, resolved_routes
 
 __all__ = ["run_providers"]
 
@@ -23,11 +23,9 @@ def run_providers(policy: Policy, sandbox: bool, sandbox_latency_s: float = 2.0,
         return
     with ExitStack() as stack:
         overrides = {}
-        for route, (kind_name, settings) in policy.route_sections().items():
-            kind = kind_of(route, kind_name)
+        for route, (kind, settings) in resolved_routes(policy).items():
             if kind.sandbox is not None:
-                provider = kind.sandbox(route, settings_of(route, kind, settings), stack, sandbox_latency_s,
-                                        dict(sandbox_faults or {}))
+                provider = kind.sandbox(route, settings, stack, sandbox_latency_s, dict(sandbox_faults or {}))
                 overrides[route] = lambda pol, made=provider: made
         with registry.bound(overrides):
             yield registry.build(policy)

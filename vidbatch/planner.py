@@ -22,7 +22,7 @@ from vidbatch.policy import Policy
 from vidbatch.pricing import raw_seconds
 from vidbatch.routing import RouteOffer, candidates
 
-__all__ = ["Committed", "PricedRoute", "PLAN_COLUMNS", "FALLBACK_TYPE", "plan_catalog"]
+__all__ = ["Committed", "PricedRoute", "PLAN_COLUMNS", "FALLBACK_TYPE", "plan_catalog", "route_column"]
 
 PLAN_COLUMNS = ["row", "item_id", "campaign", "priority", "provider", "model", "size", "est_cost_usd",
                 "status", "reason"]
@@ -170,15 +170,13 @@ class _Options:
 def _options(catalog: pl.DataFrame, ranked: pl.DataFrame, routes: Sequence[PricedRoute], policy: Policy) -> _Options:
     """Each item's candidate routes with what they would make and cost; those that cannot price
     it, or cost more than the item cap, are set aside with the reason."""
-    names = [r.name for r in routes]
     priced = catalog.with_columns(*[expr for r in routes for expr in r.price])
-    priced = priced.select("row", "max_cost_usd", *[c for c in priced.columns if c.startswith(tuple(
-        f"{name}_" for name in names)) and c not in catalog.columns])
+    priced = priced.select("row", "max_cost_usd", *[c for c in priced.columns if c not in catalog.columns])
     item_cap = pl.min_horizontal(pl.lit(policy.caps.item_usd), pl.col("max_cost_usd").fill_null(float("inf")))
     long = (ranked.select("row", pl.col("routes").alias("route"), pl.col("route_ranks").alias("rank"))
             .explode("route", "rank").drop_nulls("route")
             .join(priced, on="row", how="left"))
-    fields = [_field_of(name_field, dtype, names, long.columns).alias(name_field)
+    fields = [route_column(name_field, dtype, routes, long.columns).alias(name_field)
               for name_field, dtype in OPTION_FIELDS.items()]
     long = long.with_columns(*fields, item_cap.alias("item_cap")).select(
         "row", "rank", "route", *OPTION_FIELDS, "item_cap")
@@ -203,13 +201,15 @@ def _options(catalog: pl.DataFrame, ranked: pl.DataFrame, routes: Sequence[Price
                     depth=depth)
 
 
-def _field_of(field_name: str, dtype: pl.DataType, names: list[str], columns: list[str]) -> pl.Expr:
-    """One option's field from its route's price column (null where that route has no such column)."""
+def route_column(field_name: str, dtype: pl.DataType, routes: Sequence[PricedRoute], columns: Sequence[str],
+                 route: pl.Expr = pl.col("route")) -> pl.Expr:
+    """Each row's `{route}_{field_name}` price column, for the route named in `route` (null where
+    that route prices no such field)."""
     expr = pl.lit(None, dtype=dtype)
-    for name in names:
-        column = f"{name}_{field_name}"
+    for r in routes:
+        column = f"{r.name}_{field_name}"
         if column in columns:
-            expr = pl.when(pl.col("route") == name).then(pl.col(column).cast(dtype)).otherwise(expr)
+            expr = pl.when(route == r.name).then(pl.col(column).cast(dtype)).otherwise(expr)
     return expr
 
 

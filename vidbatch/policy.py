@@ -20,7 +20,7 @@ from vidbatch.route_settings import ClosedRoute, DashScopeSettings, Realism, Wan
 from vidbatch.routing import Preferences
 
 __all__ = ["Policy", "Caps", "Routing", "PluginRoute", "WanRoute", "WanModel", "ClosedRoute", "DashScopeSettings", "QA",
-           "Stitch", "LedgerSettings", "load_policy", "default_policy"]
+           "Stitch", "LedgerSettings", "load_policy", "default_policy", "error_lines"]
 
 
 class _Strict(BaseModel):
@@ -180,16 +180,18 @@ def _parse(text: str, origin: str) -> Policy:
     except tomllib.TOMLDecodeError as err:
         raise PolicyError(f"{origin}: not valid TOML: {err}") from err
     except ValidationError as err:
-        lines = [f"  {'.'.join(_where(e['loc']))}: {e['msg']}" for e in err.errors()]
-        raise PolicyError(f"{origin}: invalid policy\n" + "\n".join(lines)) from err
+        raise PolicyError(f"{origin}: invalid policy\n" + error_lines(err)) from err
 
 
-def _where(loc: tuple) -> list[str]:
-    """An error's place in the file: `routes.NAME.field`, without pydantic's kind tag."""
-    parts = [str(part) for part in loc]
-    if parts[:1] == ["routes"] and len(parts) > 2 and parts[2] in (*KIND_TAGS, "plugin"):
-        del parts[2]
-    return parts
+def error_lines(err: ValidationError, prefix: tuple[str, ...] = ()) -> str:
+    """A pydantic error as one line per problem, `  place.in.file: message` (without pydantic's kind tag)."""
+    lines = []
+    for e in err.errors():
+        parts = [*prefix, *(str(part) for part in e["loc"])]
+        if parts[:1] == ["routes"] and len(parts) > 2 and parts[2] in (*KIND_TAGS, "plugin"):
+            del parts[2]
+        lines.append(f"  {'.'.join(parts)}: {e['msg']}")
+    return "\n".join(lines)
 
 
 def default_policy() -> Policy:

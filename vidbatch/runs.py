@@ -19,7 +19,7 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict
 
 from vidbatch.ledger import History
-from vidbatch.planner import PricedRoute, plan_catalog
+from vidbatch.planner import PricedRoute, plan_catalog, route_column
 from vidbatch.policy import Policy
 
 __all__ = ["ClipJob", "Fallback", "night_of", "history_keys", "plan_run", "clip_jobs", "fallback_job"]
@@ -142,10 +142,7 @@ def _resumptions(rows: pl.DataFrame, routes: Sequence[PricedRoute]) -> pl.DataFr
     the item would pay for it twice."""
     gone = {r.name: r.offer.unavailable for r in routes if r.offer.unavailable}
     priced = rows.with_columns(*[expr for r in routes for expr in r.price])
-    size = pl.lit(None, dtype=pl.String)
-    for r in routes:
-        if f"{r.name}_size" in priced.columns:
-            size = pl.when(pl.col("held_by") == r.name).then(pl.col(f"{r.name}_size")).otherwise(size)
+    size = route_column("size", pl.String, routes, priced.columns, route=pl.col("held_by"))
     why_gone = pl.col("held_by").replace_strict(gone, default=None, return_dtype=pl.String)
     jobs = pl.col("job_ids").list.join(", ")
     resumed = priced.select(

@@ -17,7 +17,7 @@ from vidbatch.providers import ClipRequest
 from vidbatch.providers.wan import WanProvider, pipeline_loads
 from vidbatch.route_settings import LoraSource
 from vidbatch.runs import ClipJob
-from vidbatch.tasks.catalog_io import fingerprinted
+from vidbatch.tasks.fingerprints import fingerprinted
 from vidbatch.tasks.workers import batches_of
 
 MAKE_LORA = """

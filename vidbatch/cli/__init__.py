@@ -35,7 +35,7 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
     import polars as pl
 
     from vidbatch.catalog import validate_catalog
-    from vidbatch.tasks.catalog_io import fingerprinted
+    from vidbatch.tasks.fingerprints import fingerprinted
     from vidbatch.ledger import History
     from vidbatch.ledger_store import use_policy_ledger
     from vidbatch.policy import load_policy

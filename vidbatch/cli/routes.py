@@ -19,11 +19,12 @@ def routes(policy: PolicyOpt = None, as_json: JsonOpt = False,
                                                "now (endpoints are called)")] = True) -> None:
     """The policy's routes: kind, models, prices, what they can do, and whether each is available."""
     from vidbatch.policy import load_policy
+    from vidbatch.providers import resolved_routes
 
     try:
         pol = load_policy(policy)
         rows = [{**_describe(name, kind, settings, check), "order": _places(pol, name)}
-                for name, (kind, settings) in pol.route_sections().items()]
+                for name, (kind, settings) in resolved_routes(pol).items()]
     except PolicyError as err:
         fail(str(err), 2)
     if as_json:
@@ -71,15 +72,11 @@ def _flat(value) -> str:
     return "; ".join(f"{k}: {_flat(v)}" for k, v in value.items())
 
 
-def _describe(name: str, kind_name: str, settings, check: bool) -> dict:
-    from vidbatch.providers import kind_of, settings_of
-
-    kind = kind_of(name, kind_name)
-    settings = settings_of(name, kind, settings)
+def _describe(name: str, kind, settings, check: bool) -> dict:
     provider = kind.build(name, settings)
     why = provider.unavailable() if check else None
     about = kind.describe(settings)
-    return {"route": name, "kind": kind_name, "models": about.get("models"), "prices": about.get("prices"),
+    return {"route": name, "kind": kind.name, "models": about.get("models"), "prices": about.get("prices"),
             **{key: about[key] for key in ("profiles", "default_profile", "loras") if key in about},
             "where": about.get("where"),
             "capabilities": {"max_seconds": provider.max_seconds, "image_input": provider.image_input,
