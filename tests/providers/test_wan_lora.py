@@ -132,6 +132,9 @@ def test_an_unreadable_lora_fails_its_items_with_the_reason_and_the_others_go_on
     with pytest.raises(ContentRejected, match="has no LoRA 'nowhere'"):
         clip_sha(provider, tmp_path, "nowhere")
     assert clip_sha(provider, tmp_path, "brand")  # the next item renders
+    from vidbatch.providers.wan import lora_rank
+
+    assert lora_rank(route_with(loras, broken={"source": str(garbage)}).loras) == 4  # a compiled profile still starts
 
 
 def test_the_fingerprint_follows_the_lora_file_and_routing_needs_a_route_that_has_it(loras, tmp_path):
