@@ -6,7 +6,6 @@ Reads like a recipe; the decisions live in vidbatch's pure modules, the IO in vi
 
 from __future__ import annotations
 
-import tempfile
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -18,6 +17,7 @@ from prefect.futures import as_completed
 from prefect.runtime import flow_run
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from vidbatch import layout
 from vidbatch.ledger import deferred_rows, rejected_rows
 from vidbatch.ledger_store import ledger_for, use_policy_ledger
 from vidbatch.planner import PLAN_COLUMNS
@@ -25,14 +25,14 @@ from vidbatch.policy import Policy, load_policy
 from vidbatch.providers import priced_routes, registry
 from vidbatch.report import run_outcomes
 from vidbatch.runs import clip_jobs, history_keys, night_of, plan_run
-from vidbatch.storage import open_root
+from vidbatch.storage import open_root, work_folder
 from vidbatch.tasks.catalog_io import load_catalog, write_run_table
 from vidbatch.tasks.context import RunContext, ensure_limits
 from vidbatch.tasks.generate import generate_clip
 from vidbatch.tasks.ledger_io import append_ledger, read_history, read_spend
 from vidbatch.tasks.outcomes import OUTCOME_SCHEMA, outcome_of, run_summary
 from vidbatch.tasks.postprod import finish_clip, write_asset
-from vidbatch.tasks.report import sheet_key, write_report
+from vidbatch.tasks.report import write_report
 from vidbatch.tasks.routes import run_providers
 from vidbatch.tasks.stitch import stitch_storyboards
 from vidbatch.tasks.workers import render_on_workers
@@ -60,13 +60,13 @@ def produce_catalog(catalog: str, out: str = "vidbatch-out", policy_path: str | 
     use_policy_ledger(policy.ledger.url)  # below --ledger / $VIDBATCH_LEDGER_URL
     run_id = flow_run.get_id() or uuid.uuid4().hex
     with run_providers(policy, sandbox, sandbox_latency_s, sandbox_faults) as providers, \
-            ledger_for(open_root(out)).running(run_id):  # other runs see this one alive
+            ledger_for(open_root(out)).running(run_id), work_folder(run_id) as workdir:  # others see this run alive
         shared = str(Path(policy_path).resolve()) if policy_path and "://" not in policy_path else policy_path
-        return _produce_with(run_id, catalog, out, policy, campaign, sandbox, providers, shared)
+        return _produce_with(run_id, catalog, out, policy, campaign, sandbox, providers, shared, workdir)
 
 
 def _produce_with(run_id: str, catalog: str, out: str, policy: Policy, campaign: str | None, sandbox: bool, providers: dict,
-                  policy_path: str | None) -> dict:
+                  policy_path: str | None, workdir: Path) -> dict:
     log = get_run_logger()
     root = open_root(out)
     night = night_of(datetime.now(timezone.utc), policy.caps.timezone)
@@ -83,9 +83,9 @@ def _produce_with(run_id: str, catalog: str, out: str, policy: Policy, campaign:
     ensure_limits(policy, sandbox, routes=set(providers) - set(unavailable))
     busy = frozenset(ledger_for(root).live_runs() - {run_id})
     plan = plan_run(valid, policy, history, priced_routes(policy, providers, unavailable), busy)
-    write_run_table(root, plan.select(PLAN_COLUMNS), f"runs/{run_id}/plan.parquet")
+    write_run_table(root, plan.select(PLAN_COLUMNS), layout.run_table(run_id, "plan"))
     if rejects.height:
-        write_run_table(root, rejects, f"runs/{run_id}/rejects.parquet")
+        write_run_table(root, rejects, layout.run_table(run_id, "rejects"))
     append_ledger(root, rejected_rows(rejects, run_id=run_id, night=night, campaign_of=campaign_of, sandbox=sandbox)
                   + deferred_rows(plan, run_id=run_id, night=night, sandbox=sandbox))
 
@@ -93,7 +93,6 @@ def _produce_with(run_id: str, catalog: str, out: str, policy: Policy, campaign:
     log.info("run %s (night %s): %d to make, %d rejected rows, %d already done", run_id, night, len(jobs),
              rejects["row"].n_unique(), plan.filter(pl.col("status") == "done").height)
     _emit({"event": "planned", "total": len(jobs), "plan": plan, "rejects": rejects})
-    workdir = Path(tempfile.mkdtemp(prefix=f"vidbatch-{run_id[:8]}-"))
     ctx = RunContext(run_id=run_id, night=night, root=root, policy=policy, providers=providers,
                      workdir=workdir, sandbox=sandbox,
                      in_flight={j.item_id: (j.resume_reservation_id, j.resume_job_ids)
@@ -109,8 +108,7 @@ def _produce_with(run_id: str, catalog: str, out: str, policy: Policy, campaign:
     pipelines = {}
     for job in local:
         finished = finish_clip.submit(generated[job.item_id], ctx)
-        written = write_asset.submit(root, finished, f"assets/{job.campaign}/{job.item_id}.mp4",
-                                     sheet_key(run_id, job.campaign, job.item_id))
+        written = write_asset.submit(root, finished, run_id)
         pipelines[id(written)] = (job, [generated[job.item_id], finished, written])
     outcomes = []
 
@@ -131,7 +129,7 @@ def _produce_with(run_id: str, catalog: str, out: str, policy: Policy, campaign:
         plan.select("campaign", "item_id", "storyboard_id", "scene_index"), on=["campaign", "item_id"], how="left",
         maintain_order="left")
     boards = stitch_storyboards(root, run_id, items, plan, rejected_scenes, policy, workdir)
-    write_run_table(root, items, f"runs/{run_id}/items.parquet")
+    write_run_table(root, items, layout.run_table(run_id, "items"))
     spend = read_spend(root, ["provider"], run_id=run_id)  # SQL over this run's rows, not the history
     counts = items.group_by("provider", "status").agg(pl.len().alias("items")).sort("provider", "status")
     create_table_artifact(counts.join(spend, on="provider", how="left").to_dicts(), key="run-summary",

@@ -11,14 +11,12 @@ catalog flow allocated under the caps), so caps hold across any number of GPU wo
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import polars as pl
 from prefect import flow, get_run_logger
 from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from vidbatch import layout
 from vidbatch.budget import LiveBudget
 from vidbatch.ledger import Reservation
 from vidbatch.planner import Committed
@@ -26,24 +24,22 @@ from vidbatch.ledger_store import use_policy_ledger
 from vidbatch.policy import load_policy
 from vidbatch.providers import registry
 from vidbatch.runs import ClipJob
-from vidbatch.storage import fetch_to, open_root
+from vidbatch.storage import fetch_to, open_root, work_folder
 from vidbatch.tasks.context import RunContext
 from vidbatch.tasks.generate import GeneratedClip, generate_clip
 from vidbatch.tasks.ledger_io import read_settled
 from vidbatch.tasks.outcomes import OUTCOME_SCHEMA, outcome_of, outcome_row
 from vidbatch.tasks.postprod import finish_clip, write_asset
 from vidbatch.tasks.catalog_io import write_run_table
-from vidbatch.tasks.report import sheet_key
-from vidbatch.tasks.workers import batch_table_key
 
 __all__ = ["render_wan"]
 
 
 def _recovered(job: ClipJob, settled: dict, ctx: RunContext):
     """The raw clip an earlier attempt paid for, fetched from the output root."""
-    workdir = ctx.workdir / job.item_id
+    workdir = layout.item_folder(ctx.workdir, job.item_id)
     workdir.mkdir(parents=True, exist_ok=True)
-    path = fetch_to(settled["asset_uri"], workdir)
+    path = fetch_to(settled["asset_uri"], workdir, "recovered.mp4")
     paid_by = Reservation(run_id=ctx.run_id, night=ctx.night, item_id=job.item_id, campaign=job.campaign,
                           fingerprint=job.fingerprint, provider=job.provider, model=job.model,
                           est_cost_usd=job.est_cost_usd, reservation_id=settled["reservation_id"], sandbox=ctx.sandbox)
@@ -72,12 +68,21 @@ def render_wan(jobs: list[dict], out: str, run_id: str, night: str, batch: str, 
     caps = policy.caps.model_copy(update={"night_usd": allowance_usd, "campaign_usd": allowance_usd,
                                        "campaign_overrides": {}})
     route = clips[0].provider  # the pool route these clips were planned on
-    ctx = RunContext(run_id=run_id, night=night, root=root, policy=policy, providers={route: registry.build(policy)[route]},
-                     allowance=LiveBudget(caps, Committed()), workdir=Path(tempfile.mkdtemp(prefix=f"wan-{batch}-")),
-                     sandbox=sandbox)
+    with work_folder(f"{run_id[:8]}-{batch}") as workdir:
+        ctx = RunContext(run_id=run_id, night=night, root=root, policy=policy,
+                         providers={route: registry.build(policy)[route]}, allowance=LiveBudget(caps, Committed()),
+                         workdir=workdir, sandbox=sandbox)
+        finished = _render(clips, settled, ctx, batch)
+    log.info("batch %s: %d clips, %d finished", batch, len(clips), finished)
+    return finished
+
+
+def _render(clips: list[ClipJob], settled: dict, ctx: RunContext, batch: str) -> int:
+    """Each clip generated (or recovered), finished and written; the batch's table after every clip."""
+    root, run_id, route = ctx.root, ctx.run_id, clips[0].provider
     rows, pipelines = [], {}
     for job in clips:
-        asset = f"assets/{job.campaign}/{job.item_id}.mp4"
+        asset = layout.asset(job.campaign, job.item_id)
         made = settled.get((job.campaign, job.item_id, job.fingerprint))
         if made and root.exists(asset):  # an earlier attempt of this batch finished it
             rows.append(outcome_row(job, "finished", "finished by an earlier attempt of this batch", provider=route,
@@ -86,12 +91,11 @@ def render_wan(jobs: list[dict], out: str, run_id: str, night: str, batch: str, 
         # Paid for but not delivered (the worker died after settling): finish the stored clip, free.
         generated = _recovered(job, made, ctx) if made else generate_clip.submit(job, ctx)  # one render at a time
         finished = finish_clip.submit(generated, ctx)
-        written = write_asset.submit(root, finished, asset, sheet_key(run_id, job.campaign, job.item_id))
+        written = write_asset.submit(root, finished, run_id)
         pipelines[id(written)] = (job, ([] if made else [generated]) + [finished, written])
-    key = batch_table_key(run_id, batch)
+    key = layout.batch_table(run_id, batch)
     write_run_table(root, pl.DataFrame(rows, schema=OUTCOME_SCHEMA), key)
     for future in as_completed([futures[-1] for _, futures in pipelines.values()]):
         rows.append(outcome_of(*pipelines[id(future)]))
         write_run_table(root, pl.DataFrame(rows, schema=OUTCOME_SCHEMA), key)  # nothing finished is lost
-    log.info("batch %s: %d clips, %d finished", batch, len(clips), sum(r["outcome"] == "finished" for r in rows))
     return sum(r["outcome"] == "finished" for r in rows)

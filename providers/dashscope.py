@@ -146,7 +146,7 @@ class DashScopeProvider:
             error = ContentRejected if str(output.get("code", "")).startswith("DataInspection") else ProviderError
             raise error(f"task {task_id} {status} ({why})", job_id=task_id)
         cost = float(usage.get("video_duration", seconds)) * price
-        path = self._download(task_id, output.get("video_url"), workdir / f"{request.item_id}.dashscope.mp4", cost)
+        path = self._download(task_id, output.get("video_url"), workdir / "dashscope.mp4", cost)
         return Clip(path=path, seconds=float(usage.get("video_duration", seconds)), cost_usd=cost, job_id=task_id,
                     detail=f"DashScope task {task_id} ({model}, {usage.get('video_duration', seconds)} s billed)",
                     sandbox=self.sandbox)

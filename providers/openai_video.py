@@ -246,7 +246,7 @@ class OpenAIVideoProvider:
             return None
         width, height = (int(v) for v in size.split("x"))
         try:
-            return fit_image(request.image, workdir / f"{request.item_id}.reference.png", width, height)
+            return fit_image(request.image, workdir / "reference.png", width, height)
         except MediaError as err:  # ffmpeg cannot read it: this item's input is unusable
             raise ContentRejected(f"cannot use image {request.image.name} as input_reference: {err}") from err
 
@@ -319,14 +319,14 @@ class OpenAIVideoProvider:
     def _download(self, finals, request: ClipRequest, workdir: Path) -> Path:
         parts = []
         for index, video in enumerate(finals):
-            part = workdir / f"{request.item_id}.sora{index}.mp4"
+            part = workdir / f"videos-{index}.mp4"
             with self._translate(f"download {video.id}", submit=None, job_id=video.id):
                 with self._client.videos.with_streaming_response.download_content(video.id) as response:
                     response.stream_to_file(part)
             parts.append(part)
         if len(parts) == 1:
             return parts[0]
-        return concat(parts, workdir / f"{request.item_id}.sora.mp4")
+        return concat(parts, workdir / "videos.mp4")
 
     # ---- errors ----------------------------------------------------------------------------------
 

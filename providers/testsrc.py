@@ -61,7 +61,7 @@ class TestsrcProvider:
         if failure is not None:
             raise failure
         frames = max(1, round((request.seconds + request.extend_s) * self.fps + 0.4999))
-        path = testsrc(workdir / f"{request.item_id}-s{request.seed}.src.mp4", frames / self.fps, request.width,
+        path = testsrc(workdir / f"testsrc-s{int(request.seed)}.mp4", frames / self.fps, request.width,
                        request.height, self.fps, pattern=pattern, audio=self.audio)
         return Clip(path=path, seconds=frames / self.fps, cost_usd=self.estimate_cost(request),
                     detail=f"testsrc {pattern} seed {request.seed}", sandbox=self.sandbox)

@@ -296,7 +296,7 @@ class WanProvider:
                     frames.append(out[1:])
         gpu_s = time.perf_counter() - started
         # 6. encode and price
-        path = write_frames(np.concatenate(frames), workdir / f"{request.item_id}.wan.mp4", self.route.fps)
+        path = write_frames(np.concatenate(frames), workdir / f"wan-s{int(request.seed)}.mp4", self.route.fps)
         total = sum(len(f) for f in frames)
         added = sum(len(f) for f in frames[len(shots):])
         grown = f" + extension {added} frames (i2v from the last frame)" if extender else ""
@@ -415,10 +415,10 @@ def lora_file(lora: LoraSource) -> Path | None:
     if lora.source.startswith("s3://"):
         cache = Path(os.environ.get("VIDBATCH_LORA_CACHE", Path.home() / ".cache" / "vidbatch" / "loras"))
         folder = cache / hashlib.sha256(lora.source.encode()).hexdigest()[:16]
-        target = folder / Path(lora.source).name
+        target = folder / "lora.safetensors"
         if not target.is_file():
             folder.mkdir(parents=True, exist_ok=True)
-            fetch_to(lora.source, folder)
+            fetch_to(lora.source, folder, target.name)
         return target
     path = Path(lora.source).expanduser()
     if path.is_dir():

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import task
+
+from vidbatch import layout
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import task_run
 
@@ -25,6 +27,7 @@ from vidbatch.ledger import Reservation, ledger_row, new_reservation_id
 from vidbatch.media import sha256_of
 from vidbatch.providers import ClipRequest, Journal
 from vidbatch.runs import ClipJob, fallback_job
+from vidbatch.inputs import reference_name
 from vidbatch.storage import fetch_to
 from vidbatch.tasks.context import RunContext
 from vidbatch.tasks.ledger_io import write_ledger_rows
@@ -53,7 +56,7 @@ def retry_transient_only(task, task_run, state) -> bool:
 
 
 def _request(job: ClipJob, workdir: Path) -> ClipRequest:
-    image = fetch_to(job.image_uri, workdir) if job.image_uri else None
+    image = fetch_to(job.image_uri, workdir, reference_name(job.image_uri)) if job.image_uri else None
     return ClipRequest(item_id=job.item_id, prompt=job.prompt, negative_prompt=job.negative_prompt,
                        seconds=job.raw_seconds, width=job.width, height=job.height, model=job.model,
                        resolution=job.resolution, seed=job.seed, image=image, remix_job_id=job.remix_job_id,
@@ -104,7 +107,7 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
     why = "not a route of this run's policy" if provider is None else provider.unavailable()
     if why:
         raise ProviderUnavailable(why)
-    workdir = ctx.workdir / job.item_id
+    workdir = layout.item_folder(ctx.workdir, job.item_id)
     workdir.mkdir(parents=True, exist_ok=True)
     request = _request(job, workdir)
     resumed = ctx.in_flight.get(job.item_id)
@@ -155,7 +158,7 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
                 raise
             close("failed", job.est_cost_usd, f"interrupted ({type(err).__name__}: {err}); charged the estimate")
             raise
-    key = f"raw/{job.campaign}/{job.item_id}-{job.fingerprint}-s{job.seed}.mp4"  # a QA regeneration has its own
+    key = layout.raw_clip(job.campaign, job.item_id, job.fingerprint, job.seed)  # a QA regeneration has its own
     try:
         raw_uri = ctx.root.put_file(clip.path, key)
     except (OSError, VidbatchError) as err:

@@ -15,6 +15,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from vidbatch import layout
 from vidbatch.errors import QAFailed
 from vidbatch.media import MediaInfo, contact_sheet, cut, detect_defects, probe, sha256_of
 from vidbatch.policy import Policy
@@ -68,9 +69,8 @@ def check_clip(path: Path, clip: GeneratedClip, policy: Policy) -> tuple[MediaIn
 
 
 def _cut(clip: GeneratedClip) -> Path:
-    job = clip.job
-    return cut(clip.path, clip.path.with_name(f"{job.item_id}-s{job.seed}.cut.mp4"), job.trim_start_s,
-               job.finished_seconds)
+    job = clip.job  # beside the raw clip, in the item's work folder
+    return cut(clip.path, clip.path.with_name(f"cut-s{int(job.seed)}.mp4"), job.trim_start_s, job.finished_seconds)
 
 
 def _qa_failed(clip: GeneratedClip, ctx: RunContext, verdict: str) -> None:
@@ -103,16 +103,15 @@ def finish_clip(clip: GeneratedClip, ctx: RunContext) -> CheckedClip:
     return CheckedClip(again, path, info, f"passed on regeneration (seed {seed}); the first clip {first}")
 
 
-@task(name="write-asset", task_run_name="write {key}", retries=3, retry_delay_seconds=[1, 5, 15],
+@task(name="write-asset", task_run_name="write {checked.clip.job.item_id}", retries=3, retry_delay_seconds=[1, 5, 15],
       cache_policy=NO_CACHE)
-def write_asset(root: OutputRoot, checked: CheckedClip, key: str, sheet_key: str | None = None) -> FinishedClip:
-    """Store the deliverable at `key` (and its contact sheet at `sheet_key`)."""
+def write_asset(root: OutputRoot, checked: CheckedClip, run_id: str) -> FinishedClip:
+    """Store the deliverable (layout.asset) and its contact sheet beside the run's report."""
     job = checked.clip.job
-    sheet_uri = None
-    if sheet_key:
-        sheet = contact_sheet(checked.path, checked.path.with_suffix(".sheet.jpg"))
-        sheet_uri = root.put_file(sheet, sheet_key)
-    return FinishedClip(item_id=job.item_id, campaign=job.campaign, asset_uri=root.put_file(checked.path, key),
+    sheet = contact_sheet(checked.path, checked.path.with_suffix(".sheet.jpg"))
+    sheet_uri = root.put_file(sheet, layout.contact_sheet(run_id, job.campaign, job.item_id))
+    asset_uri = root.put_file(checked.path, layout.asset(job.campaign, job.item_id))
+    return FinishedClip(item_id=job.item_id, campaign=job.campaign, asset_uri=asset_uri,
                         sha256=sha256_of(checked.path), seconds=checked.info.duration_s, width=checked.info.width,
                         height=checked.info.height, provider=job.provider, model=job.model,
                         note=checked.clip.note, qa=checked.qa, sheet_uri=sheet_uri)

@@ -14,16 +14,12 @@ from prefect import task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
+from vidbatch import layout
 from vidbatch.policy import Policy
-from vidbatch.report_html import REPORT_ITEMS, REPORT_KEY, first_to_look_at, relative_link, report_html, spend_chart_svg
+from vidbatch.report_html import REPORT_ITEMS, first_to_look_at, relative_link, report_html, spend_chart_svg
 from vidbatch.storage import OutputRoot
 
-__all__ = ["write_report", "sheet_key"]
-
-
-def sheet_key(run_id: str, campaign: str, name: str) -> str:
-    """Where a clip's (or storyboard's) contact sheet lives: beside the run's report."""
-    return f"runs/{run_id}/report/sheets/{campaign}/{name}.jpg"
+__all__ = ["write_report"]
 
 
 def _key_of(root: OutputRoot, uri: str | None) -> str | None:
@@ -62,7 +58,7 @@ def write_report(root: OutputRoot, summary: dict, items: pl.DataFrame, boards: p
     `items`: the run's final item table with cost_usd, qa, storyboard_id, asset_uri, sheet_uri.
     `boards`: storyboard rows with mode, seconds, asset_uri, sheet_uri. `tonight`: tonight's money
     by campaign and provider across every run (LedgerStore.spend): what the caps measure."""
-    key = REPORT_KEY.format(run_id=summary["run_id"])
+    key = layout.report(summary["run_id"])
     spend = tonight.select("campaign", "provider", "actual_usd")
     campaigns = sorted(set(items["campaign"].drop_nulls().to_list()) | set(spend["campaign"].to_list()))
     chart = spend_chart_svg(spend, {c: policy.caps.for_campaign(c) for c in campaigns}, policy.caps.night_usd)

@@ -18,17 +18,17 @@ import polars as pl
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
+from vidbatch import layout
 from vidbatch.errors import MediaError
 from vidbatch.media import concat, contact_sheet, normalise_join, probe_headers
 from vidbatch.policy import Policy, Stitch
 from vidbatch.storage import OutputRoot, fetch_to
 from vidbatch.storyboards import incompatibilities, stitch_target, storyboard_table
-from vidbatch.tasks.report import sheet_key
 
 __all__ = ["STITCHES_PREFIX", "STITCH_SCHEMA", "Stitched", "stitch_storyboard", "stitch_storyboards",
            "read_stitches"]
 
-STITCHES_PREFIX = "storyboards"
+STITCHES_PREFIX = layout.STITCHES
 STITCH_SCHEMA = {"run_id": pl.String, "campaign": pl.String, "storyboard_id": pl.String,
                  "stitch_fingerprint": pl.String, "asset_uri": pl.String, "seconds": pl.Float64,
                  "scenes": pl.Int64, "mode": pl.String, "created_at": pl.Datetime("us", "UTC")}
@@ -52,18 +52,19 @@ def read_stitches(root: OutputRoot) -> pl.DataFrame:
 @task(name="stitch-storyboard", task_run_name="stitch {board[storyboard_id]}", retries=1,
       retry_delay_seconds=2, cache_policy=NO_CACHE)
 def stitch_storyboard(root: OutputRoot, board: dict, scenes: list[str], aspect: str, stitch: Stitch,
-                      workdir: Path, run_id: str, key: str, sheet_key: str | None = None) -> Stitched:
-    """Join `scenes` (local paths or URIs of finished clips, in scene order) and store the result at `key`."""
-    name = board["storyboard_id"]
-    folder = workdir / f"storyboard-{name}"
+                      workdir: Path, run_id: str) -> Stitched:
+    """Join `scenes` (local paths or URIs of finished clips, in scene order) and store the result
+    at the storyboard's key (layout.storyboard), its contact sheet beside the run's report."""
+    name, campaign = board["storyboard_id"], board["campaign"]
+    folder = layout.storyboard_folder(workdir, name)
     folder.mkdir(parents=True, exist_ok=True)
-    local = [Path(s) if Path(s).exists() else fetch_to(s, folder) for s in scenes]
+    local = [Path(s) if Path(s).exists() else fetch_to(s, folder, f"scene-{n}.mp4") for n, s in enumerate(scenes)]
     infos = probe_headers(local)
     crossfade = float(board["crossfade_s"])
     short = [f"scene {n} ({i.duration_s:.2f} s)" for n, i in enumerate(infos) if i.duration_s <= crossfade]
     if short:
         raise MediaError(f"storyboard {name}: a {crossfade:g} s crossfade does not fit {', '.join(short)}")
-    dst = folder / f"{name}.mp4"
+    dst = folder / "stitched.mp4"
     problems = incompatibilities(infos)
     if not problems and not crossfade:
         concat(local, dst)
@@ -78,9 +79,9 @@ def stitch_storyboard(root: OutputRoot, board: dict, scenes: list[str], aspect: 
     wanted = sum(i.duration_s for i in infos) - crossfade * (len(infos) - 1)
     if abs(result.duration_s - wanted) > 1 / result.fps + 1e-6:
         raise MediaError(f"storyboard {name} came out {result.duration_s:.3f} s long, expected {wanted:.3f} s")
-    asset_uri = root.put_file(dst, key)
-    sheet_uri = root.put_file(contact_sheet(dst, folder / f"{name}.sheet.jpg", columns=max(6, len(infos) * 2)),
-                              sheet_key) if sheet_key else None
+    asset_uri = root.put_file(dst, layout.storyboard(campaign, name))
+    sheet_uri = root.put_file(contact_sheet(dst, folder / "stitched.sheet.jpg", columns=max(6, len(infos) * 2)),
+                              layout.storyboard_sheet(run_id, campaign, name))
     root.append_part(pl.DataFrame([{
         "run_id": run_id, "campaign": board["campaign"], "storyboard_id": name,
         "stitch_fingerprint": board["stitch_fingerprint"], "asset_uri": asset_uri, "seconds": result.duration_s,
@@ -98,7 +99,7 @@ def stitch_storyboards(root: OutputRoot, run_id: str, items: pl.DataFrame, plan:
     wanted = [c for c in ("storyboard_id", "scene_index", "fingerprint", "crossfade_s", "aspect") if c not in items.columns]
     scenes = items.join(plan.select("campaign", "item_id", *wanted), on=["campaign", "item_id"], how="left")
     boards = storyboard_table(scenes, rejected_scenes, read_stitches(root), pol.stitch)
-    uris = {(r["campaign"], r["item_id"]): r["asset_uri"] or root.key_uri(f"assets/{r['campaign']}/{r['item_id']}.mp4")
+    uris = {(r["campaign"], r["item_id"]): r["asset_uri"] or root.key_uri(layout.asset(r["campaign"], r["item_id"]))
             for r in scenes.iter_rows(named=True)}
     aspect = dict(zip(zip(scenes["campaign"], scenes["item_id"]), scenes["aspect"]))
     futures = {}
@@ -106,7 +107,7 @@ def stitch_storyboards(root: OutputRoot, run_id: str, items: pl.DataFrame, plan:
         c, name = board["campaign"], board["storyboard_id"]
         futures[name] = stitch_storyboard.submit(
             root, board, [uris[(c, i)] for i in board["item_ids"]], aspect[(c, board["item_ids"][0])], pol.stitch,
-            workdir, run_id, f"assets/{c}/storyboards/{name}.mp4", sheet_key(run_id, c, f"storyboard-{name}"))
+            workdir, run_id)
     made = []
     for name, future in futures.items():
         future.wait()

@@ -16,12 +16,13 @@ import time
 from collections.abc import Callable
 
 
+from vidbatch import layout
 from vidbatch.ledger_store import ledger_for
 from vidbatch.runs import ClipJob
 from vidbatch.storage import OutputRoot
 from vidbatch.tasks.outcomes import OUTCOME_SCHEMA, outcome_row
 
-__all__ = ["batches_of", "batch_key", "batch_table_key", "render_on_workers"]
+__all__ = ["batches_of", "batch_key", "render_on_workers"]
 
 
 def batches_of(jobs: list[ClipJob], size: int) -> list[list[ClipJob]]:
@@ -39,14 +40,9 @@ def batch_key(night: str, jobs: list[ClipJob], attempt: int) -> str:
     return f"{hashlib.sha256(text.encode()).hexdigest()[:16]}-a{attempt}"
 
 
-def batch_table_key(run_id: str, batch: str) -> str:
-    """Where a batch keeps its clips' outcomes (rewritten after every clip)."""
-    return f"runs/{run_id}/batches/{batch}.parquet"
-
-
 def _read_outcomes(root: OutputRoot, run_id: str, batch: str) -> list[dict]:
     try:
-        return root.read_parquet(batch_table_key(run_id, batch), OUTCOME_SCHEMA).to_dicts()
+        return root.read_parquet(layout.batch_table(run_id, batch), OUTCOME_SCHEMA).to_dicts()
     except FileNotFoundError:
         return []
 

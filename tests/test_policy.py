@@ -65,8 +65,8 @@ def test_the_old_routing_rule_converts_field_by_field(tmp_path):
     (lambda t: t.replace('high = ["sora"] }\nlong_after', 'high = ["sora", "sora"] }\nlong_after'),
      "routing.prefer.high names a route twice"),
     (lambda t: t.replace('"sora-2-pro" = { "1280x720" = 0.30, "720x1280" = 0.30 }', ''),
-     "routes.sora: Value error, model 'sora-2-pro' (realism high) has no price"),
-    (lambda t: t.replace('max_shot_frames = 81', 'max_shot_frames = 80'), "routes.wan: Value error, max_shot_frames"),
+     "routes.sora: model 'sora-2-pro' (realism high) has no price"),
+    (lambda t: t.replace('max_shot_frames = 81', 'max_shot_frames = 80'), "routes.wan: max_shot_frames"),
     (lambda t: t.replace('kind = "openai-videos"', 'kind = "openai-videos"\nconcurrency = 0'),
      "routes.sora.concurrency: Input should be greater than 0"),
 ])

@@ -13,6 +13,7 @@ from typing import NamedTuple
 import polars as pl
 
 from vidbatch.errors import CatalogError
+from vidbatch.names import with_name_problems
 
 __all__ = [
     "REQUIRED_COLUMNS",
@@ -21,6 +22,8 @@ __all__ = [
     "validate_catalog",
     "with_fingerprints",
     "with_campaign_loras",
+    "printable",
+    "NAME_COLUMNS",
 ]
 
 ASPECTS = ("16:9", "9:16")
@@ -60,6 +63,9 @@ FINGERPRINT_FIELDS = ("prompt", "negative_prompt", "duration_s", "aspect", "real
                       "image_uri", "trim_start_s", "seed", "storyboard_id", "scene_index", "remix_of",
                       "extend_s")
 
+# Columns whose values become parts of keys and paths (or name such a value): safe names only.
+NAME_COLUMNS = ("item_id", "campaign", "storyboard_id", "remix_of", "lora")
+
 REJECTS_SCHEMA = {"row": pl.Int64, "item_id": pl.String, "column": pl.String,
                   "value": pl.String, "reason": pl.String}
 
@@ -88,6 +94,17 @@ def _blank(column: str) -> pl.Expr:
     return pl.col(column).is_null() | (pl.col(column).str.strip_chars() == "")
 
 
+def printable(value: pl.Expr, limit: int = 60) -> pl.Expr:
+    """A catalog value as a message, a reject or a ledger row may show it: control and format
+    characters (NUL included) replaced by U+FFFD, at most `limit` characters."""
+    shown = value.cast(pl.String).str.replace_all(r"\p{C}", "\ufffd")
+    return pl.when(shown.str.len_chars() > limit).then(pl.format("{}…", shown.str.slice(0, limit))).otherwise(shown)
+
+
+def _printable(column: str) -> pl.Expr:
+    return printable(pl.col(column))
+
+
 def _one_of(column: str, allowed: tuple[str, ...]) -> pl.Expr:
     return pl.format("must be one of {}, got '{}'", pl.lit(" | ".join(allowed)), pl.col(column))
 
@@ -105,6 +122,9 @@ def _rules(cast_failures: list[Rule], routes: tuple[str, ...] | None, loras: tup
         _rule("item_id", pl.col("item_id").is_not_null() & (item_count > 1),
               pl.format("item_id appears {} times in the catalog; it must be unique", item_count)),
         _rule("campaign", _blank("campaign"), "missing campaign"),
+        *[_rule(name, pl.col(f"__name_{name}").is_not_null(), pl.format("{} '{}' {}", pl.lit(name),
+                                                                       _printable(name), pl.col(f"__name_{name}")))
+          for name in NAME_COLUMNS],
         _rule("prompt", _blank("prompt"), "missing prompt"),
         _rule("prompt", n_chars > MAX_PROMPT_CHARS,
               pl.format("prompt has {} characters; at most 32000 allowed", n_chars)),
@@ -240,6 +260,7 @@ def validate_catalog(frame: pl.DataFrame, routes: Sequence[str] | None = None,
     typed, cast_failures = _typed(frame.with_row_index("row").with_columns(pl.col("row").cast(pl.Int64)))
     rules = _rules(cast_failures, tuple(routes) if routes is not None else None,
                    tuple(loras) if loras is not None else None)
+    typed = with_name_problems(typed, list(NAME_COLUMNS))
     typed = _with_remix_sources(typed).with_columns(
         pl.when(pl.col("remix_of").is_not_null()).then(pl.col("__src_raw")).alias("remix_source_s"))
     # Which rows each rule fails, as booleans for all rules at once; reasons are formatted only for
@@ -250,7 +271,9 @@ def validate_catalog(frame: pl.DataFrame, routes: Sequence[str] | None = None,
         pl.concat(parts).sort("row", "__rule") if parts else pl.DataFrame(schema={**REJECTS_SCHEMA, "__rule": pl.Int32})
     ).select(list(REJECTS_SCHEMA)).cast(REJECTS_SCHEMA).unique(
         # A value that failed to cast is null afterwards: report the cast, not "missing" too.
-        ["row", "column"], keep="first", maintain_order=True)
+        ["row", "column"], keep="first", maintain_order=True).with_columns(
+        # A hostile value never travels on whole (a NUL byte cannot even enter PostgreSQL text).
+        printable(pl.col("item_id"), 200), printable(pl.col("value"), 200))
     scratch = [c for c in typed.columns if c.startswith("__")]
     valid = typed.filter(~pl.col("row").is_in(problems["row"].implode())).drop(scratch)
     return valid, problems  # in row order, each row's problems in rule order

@@ -6,6 +6,7 @@
     ├── Deferred              an item was not attempted in this run; a later run picks it up
     │   └── BudgetExceeded    a reservation would break a cap
     ├── StorageError          an output root cannot be read or written
+    ├── LayoutError           a key or path would leave its root (vidbatch.layout refuses it)
     ├── MediaError            ffmpeg failed or a clip is not what it claims to be
     │   └── QAFailed          a finished clip failed the QA gate (and its one regeneration)
     └── ProviderError         a provider call failed
@@ -23,6 +24,7 @@ __all__ = [
     "Deferred",
     "BudgetExceeded",
     "StorageError",
+    "LayoutError",
     "MediaError",
     "QAFailed",
     "ProviderError",
@@ -54,6 +56,11 @@ class BudgetExceeded(Deferred):
 
 class StorageError(VidbatchError):
     """An output root or catalog URI cannot be read or written."""
+
+
+class LayoutError(VidbatchError):
+    """A key under an output root, or a path under a work folder, would leave it (or is built from
+    a name that breaks the naming rule): refused before anything is written."""
 
 
 class MediaError(VidbatchError):

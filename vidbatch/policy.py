@@ -11,20 +11,23 @@ from pathlib import Path
 from typing import Annotated, Literal, Union
 from urllib.parse import urlsplit
 
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
 from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PositiveFloat, PositiveInt, Tag, ValidationError,
-                      model_validator)
+                      field_validator, model_validator)
 
 from vidbatch.errors import PolicyError
+from vidbatch.names import problem
 from vidbatch.policy_legacy import from_legacy
 from vidbatch.route_settings import ClosedRoute, DashScopeSettings, Realism, WanModel, WanRoute
 from vidbatch.routing import Preferences
 
 __all__ = ["Policy", "Caps", "Routing", "PluginRoute", "WanRoute", "WanModel", "ClosedRoute", "DashScopeSettings", "QA",
-           "Stitch", "LedgerSettings", "load_policy", "default_policy", "error_lines"]
+           "Stitch", "LedgerSettings", "InputsSettings", "load_policy", "default_policy", "error_lines"]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # inf and nan are no money
 
 
 class Caps(_Strict):
@@ -35,6 +38,15 @@ class Caps(_Strict):
     campaign_overrides: dict[str, PositiveFloat] = {}
     item_usd: PositiveFloat
     timezone: str = Field("UTC", description="the night of a run is its start date in this zone")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, zone: str) -> str:
+        try:
+            ZoneInfo(zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone '{zone}' (an IANA name such as 'UTC' or 'Europe/Paris')") from None
+        return zone
 
     def for_campaign(self, campaign: str) -> float:
         return self.campaign_overrides.get(campaign, self.campaign_usd)
@@ -118,6 +130,21 @@ class LedgerSettings(_Strict):
         return self
 
 
+class InputsSettings(_Strict):
+    """Where a catalog's local inputs (image references) may be read from, besides its own folder."""
+
+    roots: tuple[str, ...] = Field((), description="local folders a catalog's image_uri may point into, besides "
+                                   "the catalog's folder (s3:// references are read as boto3's credentials allow)")
+
+    @field_validator("roots")
+    @classmethod
+    def _absolute_folders(cls, roots: tuple[str, ...]) -> tuple[str, ...]:
+        for root in roots:
+            if "://" in root or not Path(root).expanduser().is_absolute():
+                raise ValueError(f"'{root}' must be an absolute local folder")
+        return roots
+
+
 class Policy(_Strict):
     caps: Caps
     routes: dict[str, RouteSettings] = Field(min_length=1, description="route name -> its kind and settings")
@@ -125,11 +152,21 @@ class Policy(_Strict):
     qa: QA = QA()
     stitch: Stitch = Stitch()
     ledger: LedgerSettings = LedgerSettings()
+    inputs: InputsSettings = InputsSettings()
 
     @model_validator(mode="before")
     @classmethod
     def _convert_legacy(cls, data):
         return from_legacy(data) if isinstance(data, dict) else data
+
+    @field_validator("routes", mode="after")
+    @classmethod
+    def _safe_route_names(cls, routes: dict) -> dict:
+        for name in routes:
+            why = problem(name)
+            if why:
+                raise ValueError(f"route name '{name}' {why}")
+        return routes
 
     @model_validator(mode="after")
     def _orders_name_routes(self) -> "Policy":
@@ -190,7 +227,7 @@ def error_lines(err: ValidationError, prefix: tuple[str, ...] = ()) -> str:
         parts = [*prefix, *(str(part) for part in e["loc"])]
         if parts[:1] == ["routes"] and len(parts) > 2 and parts[2] in (*KIND_TAGS, "plugin"):
             del parts[2]
-        lines.append(f"  {'.'.join(parts)}: {e['msg']}")
+        lines.append(f"  {'.'.join(parts) or 'policy'}: {e['msg'].removeprefix('Value error, ')}")
     return "\n".join(lines)
 
 

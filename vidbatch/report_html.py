@@ -17,9 +17,8 @@ import polars as pl
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-__all__ = ["REPORT_KEY", "REPORT_ITEMS", "relative_link", "spend_chart_svg", "first_to_look_at", "report_html"]
+__all__ = ["REPORT_ITEMS", "relative_link", "spend_chart_svg", "first_to_look_at", "report_html"]
 
-REPORT_KEY = "runs/{run_id}/report/index.html"
 REPORT_ITEMS = 500
 PALETTE = ("#2a9d8f", "#e76f51", "#e9c46a", "#264653", "#8ab17d", "#b5838d", "#6d597a", "#f4a261")
 OTHER = "#8d99ae"  # routes beyond the palette

@@ -7,11 +7,14 @@ its own model when the registry loads the kind). Each carries its `kind` as a li
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
+from vidbatch.names import problem
+
 __all__ = ["WanModel", "WanProfile", "LoraSource", "STOCK_PROFILES", "WanRoute", "ClosedRoute", "DashScopeSettings", "DASHSCOPE_DEFAULT_BASE_URL", "Realism",
-           "Resolution"]
+           "Resolution", "endpoint_problem"]
 
 Realism = Literal["low", "medium", "high"]
 Resolution = Literal["480p", "720p"]
@@ -19,7 +22,39 @@ DASHSCOPE_DEFAULT_BASE_URL = "https://dashscope-intl.aliyuncs.com"
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # money and seconds are finite
+
+
+def endpoint_problem(url: str, key_env: str) -> str | None:
+    """Why `url` cannot be a paid route's endpoint (None when it can): http(s) only, a host, a
+    numeric port, and no credentials in it (the key goes in the environment variable `key_env`)."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port that is not a number)
+    except ValueError as err:
+        return f"is not a usable URL ({err})"
+    if parts.scheme not in ("http", "https"):
+        return f"must be an http:// or https:// URL, got scheme '{parts.scheme or 'none'}'"
+    if not parts.hostname:
+        return "has no host"
+    if parts.username is not None or parts.password is not None:
+        return (f"holds credentials (user:password@); remove them: the key goes in the environment variable "
+                f"{key_env}, never in a URL or a policy file")
+    return None
+
+
+def _checked_endpoint(url: str | None, key_env: str) -> str | None:
+    why = endpoint_problem(url, key_env) if url is not None else None
+    if why:
+        raise ValueError(why)
+    return url
+
+
+def _check_names(kind: str, names) -> None:
+    for name in names:
+        why = problem(name)
+        if why:
+            raise ValueError(f"{kind} name '{name}' {why}")
 
 
 class WanModel(_Strict):
@@ -125,6 +160,7 @@ class WanRoute(_Strict):
 
     @model_validator(mode="after")
     def _profiles_and_loras_exist(self) -> "WanRoute":
+        _check_names("LoRA", self.loras)
         for where, name in [("profile", self.profile), *(("campaign_profiles." + c, p)
                                                            for c, p in self.campaign_profiles.items())]:
             if name not in self.profiles:
@@ -175,6 +211,11 @@ class ClosedRoute(_Strict):
     request_timeout_s: PositiveFloat = 60.0
     poll_deadline_s: PositiveFloat = 1800.0
 
+    @field_validator("base_url")
+    @classmethod
+    def _endpoint(cls, url: str | None) -> str | None:
+        return _checked_endpoint(url, "named by api_key_env (default OPENAI_API_KEY)")
+
     @model_validator(mode="after")
     def _models_priced(self) -> "ClosedRoute":
         for realism, model in self.model_by_realism.items():
@@ -186,7 +227,7 @@ class ClosedRoute(_Strict):
 class DashScopeSettings(BaseModel):
     """A hosted-Wan route's settings (prices: Model Studio international list prices)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     kind: Literal["dashscope"] = "dashscope"
     base_url: str | None = Field(None, description="else $DASHSCOPE_HTTP_BASE_URL, else " + DASHSCOPE_DEFAULT_BASE_URL)
@@ -207,6 +248,11 @@ class DashScopeSettings(BaseModel):
     poll_interval_s: PositiveFloat = 5.0
     poll_deadline_s: PositiveFloat = 1800.0
     request_timeout_s: PositiveFloat = 30.0
+
+    @field_validator("base_url")
+    @classmethod
+    def _endpoint(cls, url: str | None) -> str | None:
+        return _checked_endpoint(url, "named by api_key_env (default DASHSCOPE_API_KEY)")
 
     @model_validator(mode="after")
     def _models_priced(self) -> "DashScopeSettings":

@@ -179,7 +179,7 @@ def clip_jobs(plan: pl.DataFrame) -> list[ClipJob]:
             provider=row["provider"], model=row["model"], width=width, height=height,
             resolution=row["resolution"], prompt=row["prompt"], negative_prompt=row["negative_prompt"],
             duration_s=row["duration_s"], trim_start_s=row["trim_start_s"], seed=_seed(row),
-            image_uri=row["image_uri"], est_cost_usd=row["est_cost_usd"], realism=row["realism"],
+            image_uri=row.get("image_source") or row["image_uri"], est_cost_usd=row["est_cost_usd"], realism=row["realism"],
             aspect=row["aspect"], forced=bool(row.get("provider_forced")), storyboard_id=row["storyboard_id"],
             scene_index=row["scene_index"], remix_of=row.get("remix_of"), remix_job_id=row.get("remix_job_id"),
             resume_reservation_id=row.get("resume_reservation_id"),

@@ -7,23 +7,28 @@ credential chain; AWS_ENDPOINT_URL_S3 points it at an S3-compatible store.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import os
 import shutil
+import tempfile
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
 import polars as pl
 
-from vidbatch.errors import CatalogError, StorageError
+from vidbatch.errors import CatalogError, LayoutError, StorageError
+from vidbatch.layout import check_key
 
-__all__ = ["OutputRoot", "LocalRoot", "S3Root", "open_root", "read_catalog", "fetch_to", "sha256_of"]
+__all__ = ["OutputRoot", "LocalRoot", "S3Root", "open_root", "read_catalog", "fetch_to", "sha256_of", "s3_client",
+           "split_s3", "work_folder"]
 
 
-def _s3_client():
+def s3_client():
     import boto3  # lazy: nothing heavy at import time
 
     return boto3.client("s3")
@@ -38,7 +43,7 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _split_s3(uri: str) -> tuple[str, str]:
+def split_s3(uri: str) -> tuple[str, str]:
     parsed = urlparse(uri)
     if parsed.scheme != "s3" or not parsed.netloc:
         raise StorageError(f"not an s3:// URI: {uri}")
@@ -84,11 +89,19 @@ class LocalRoot(OutputRoot):
     def uri(self) -> str:  # type: ignore[override]
         return str(self.path)
 
+    def _local(self, key: str) -> Path:
+        """Where `key` lives; LayoutError when it would resolve outside the root (a symlink included)."""
+        base = self.path.resolve()
+        target = base.joinpath(*check_key(key).split("/"))
+        if base not in target.resolve().parents:
+            raise LayoutError(f"refusing key {key[:120]!r}: it resolves outside the output root {base}")
+        return target
+
     def key_uri(self, key: str) -> str:
-        return str(self.path.joinpath(*key.split("/")))
+        return str(self._local(key)) if key else str(self.path)
 
     def _target(self, key: str) -> Path:
-        target = self.path.joinpath(*key.split("/"))
+        target = self._local(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         return target
 
@@ -107,13 +120,13 @@ class LocalRoot(OutputRoot):
         return str(target)
 
     def read_parquet(self, key: str, schema: dict) -> pl.DataFrame:
-        return pl.read_parquet(self.path.joinpath(*key.split("/")), schema=schema)
+        return pl.read_parquet(self._local(key), schema=schema)
 
     def exists(self, key: str) -> bool:
-        return self.path.joinpath(*key.split("/")).is_file()
+        return self._local(key).is_file()
 
     def read_parquet_dir(self, prefix: str, schema: dict) -> pl.DataFrame:
-        folder = self.path.joinpath(*prefix.split("/"))
+        folder = self._local(prefix)
         parts = sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
         if not parts:
             return pl.DataFrame(schema=schema)
@@ -136,15 +149,16 @@ class S3Root(OutputRoot):
         return f"s3://{self.bucket}/{self.prefix}".rstrip("/")
 
     def _key(self, key: str) -> str:
+        key = check_key(key)
         return f"{self.prefix.rstrip('/')}/{key}" if self.prefix else key
 
     def key_uri(self, key: str) -> str:
-        return f"s3://{self.bucket}/{self._key(key)}"
+        return f"s3://{self.bucket}/{self._key(key)}" if key else self.uri
 
     def put_file(self, local: Path, key: str) -> str:
         from boto3.s3.transfer import TransferConfig
 
-        client, target, digest = _s3_client(), self._key(key), sha256_of(local)
+        client, target, digest = s3_client(), self._key(key), sha256_of(local)
         head = self._head(key)
         if head is not None and head.get("Metadata", {}).get("sha256") == digest:
             return self.key_uri(key)  # already there, same bytes
@@ -157,7 +171,7 @@ class S3Root(OutputRoot):
     def write_parquet(self, frame: pl.DataFrame, key: str) -> str:
         buffer = io.BytesIO()
         frame.write_parquet(buffer)
-        _s3_client().put_object(Bucket=self.bucket, Key=self._key(key), Body=buffer.getvalue())
+        s3_client().put_object(Bucket=self.bucket, Key=self._key(key), Body=buffer.getvalue())
         return self.key_uri(key)
 
     def _head(self, key: str) -> dict | None:
@@ -165,7 +179,7 @@ class S3Root(OutputRoot):
         from botocore.exceptions import ClientError
 
         try:
-            return _s3_client().head_object(Bucket=self.bucket, Key=self._key(key))
+            return s3_client().head_object(Bucket=self.bucket, Key=self._key(key))
         except ClientError as err:
             if err.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound"):
                 return None
@@ -175,7 +189,7 @@ class S3Root(OutputRoot):
         return self._head(key) is not None
 
     def read_parquet(self, key: str, schema: dict) -> pl.DataFrame:
-        client = _s3_client()
+        client = s3_client()
         try:
             body = client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
         except client.exceptions.NoSuchKey as err:
@@ -183,7 +197,7 @@ class S3Root(OutputRoot):
         return pl.read_parquet(io.BytesIO(body), schema=schema)
 
     def read_parquet_dir(self, prefix: str, schema: dict) -> pl.DataFrame:
-        client = _s3_client()
+        client = s3_client()
         pages = client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
                                                                  Prefix=self._key(prefix) + "/part-")
         keys = sorted(o["Key"] for page in pages for o in page.get("Contents", []))
@@ -196,7 +210,7 @@ def open_root(uri: str | Path) -> OutputRoot:
     """Resolve an output root once: `s3://bucket/prefix` or a local folder (created if missing)."""
     text = str(uri)
     if text.startswith("s3://"):
-        bucket, prefix = _split_s3(text)
+        bucket, prefix = split_s3(text)
         return S3Root(bucket, prefix.rstrip("/"))
     if "://" in text:
         raise StorageError(f"unsupported output root {text!r}: use a local folder or s3://bucket/prefix")
@@ -210,9 +224,9 @@ def open_root(uri: str | Path) -> OutputRoot:
 
 def _read_bytes(uri: str) -> bytes:
     if uri.startswith("s3://"):
-        bucket, key = _split_s3(uri)
+        bucket, key = split_s3(uri)
         try:
-            return _s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
+            return s3_client().get_object(Bucket=bucket, Key=key)["Body"].read()
         except Exception as err:  # botocore's errors are many; name the URI and the cause
             raise StorageError(f"cannot read {uri}: {err}") from err
     try:
@@ -235,9 +249,21 @@ def read_catalog(uri: str) -> pl.DataFrame:
         raise CatalogError(f"{uri} is not a readable Parquet file: {err}") from err
 
 
-def fetch_to(uri: str, folder: Path) -> Path:
-    """Make a local copy of an input file (image reference) and return its path."""
+def fetch_to(uri: str, folder: Path, name: str) -> Path:
+    """Make a local copy of a file (an image reference, a stored clip) as `folder/name` (a name
+    the caller chose, never one taken from the URI) and return its path."""
     data = _read_bytes(uri)
-    target = folder / Path(urlparse(uri).path).name
+    target = folder / name
     target.write_bytes(data)
     return target
+
+
+@contextlib.contextmanager
+def work_folder(run_id: str) -> Iterator[Path]:
+    """A run's scratch folder in the system temp folder (`vidbatch-<run>-*`), removed when the run
+    ends, failed or not; keys and paths under it come from vidbatch.layout."""
+    folder = Path(tempfile.mkdtemp(prefix=f"vidbatch-{run_id[:8]}-"))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -13,6 +13,7 @@ from vidbatch.cli.common import (SHOWN, JsonOpt, LedgerOpt, OutOpt, PolicyOpt, S
                                  ndjson, open_ledger, out_console, table)
 from vidbatch.cli.ledger import ledger_app
 from vidbatch.cli.routes import routes
+from vidbatch import layout
 from vidbatch.errors import CatalogError, PolicyError, StorageError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -35,6 +36,7 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
     import polars as pl
 
     from vidbatch.catalog import validate_catalog
+    from vidbatch.inputs import check_images
     from vidbatch.tasks.fingerprints import fingerprinted
     from vidbatch.ledger import History
     from vidbatch.ledger_store import use_policy_ledger
@@ -48,6 +50,8 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
         pol = load_policy(policy)
         use_policy_ledger(pol.ledger.url)
         valid, rejects = validate_catalog(read_catalog(catalog), list(pol.routes), list(pol.loras()))
+        valid, bad_images = check_images(valid, catalog, pol.inputs.roots)
+        rejects = pl.concat([rejects, bad_images]).sort("row", maintain_order=True)
         root = open_root(out) if out else None
         moment = datetime.now(timezone.utc)
         night = night_of(moment, pol.caps.timezone)
@@ -70,7 +74,7 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
     everything = pl.concat([result.select("row", "campaign", *columns),
                             rejects.select(pl.lit("rejected").alias("status"), pl.all())], how="diagonal_relaxed")
     try:
-        saved = _save_plan(everything, save, root, f"plans/plan-{moment:%Y%m%dT%H%M%SZ}.parquet")
+        saved = _save_plan(everything, save, root, layout.plan_file(moment))
     except StorageError as err:
         fail(str(err), 2)
     _print_plan(catalog, night, result, rejects, saved)
@@ -197,7 +201,7 @@ def _print_summary(summary: dict) -> None:
                       + f"; rejected rows: {summary['rejected_rows']}")
     out_console.print(f"  estimated ${summary['est_cost_usd']:.4f}, actual ${summary['cost_usd']:.4f}")
     if summary["rejected_rows"]:
-        out_console.print(f"  rejects: {summary['out']}/runs/{summary['run_id']}/rejects.parquet")
+        out_console.print(f"  rejects: {summary['out']}/{layout.run_table(summary['run_id'], 'rejects')}")
     for route, why in summary["unavailable"].items():
         out_console.print(f"  [yellow]route {route} unavailable[/]: {why}", highlight=False)
     more = summary.get("more", {})
@@ -217,7 +221,7 @@ def _print_summary(summary: dict) -> None:
     if more.get("failed"):
         err_console.print(f"  … and {more['failed']:,} more failed", highlight=False)
     if any(more.values()):
-        out_console.print(f"  every item: {summary['out']}/runs/{summary['run_id']}/items.parquet", highlight=False,
+        out_console.print(f"  every item: {summary['out']}/{layout.run_table(summary['run_id'], 'items')}", highlight=False,
                           soft_wrap=True)
     out_console.print(f"  report: {summary['report']}", highlight=False, soft_wrap=True)
     if summary["failed"] or any(b["status"] == "failed" for b in summary["storyboards"]):

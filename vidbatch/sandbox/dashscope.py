@@ -17,6 +17,7 @@ FAILED, content inspection failures, result URLs that expire early, models that 
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import threading
 import time
@@ -187,6 +188,7 @@ class DashScopeSandbox:
         path = self._media / f"{width}x{height}-{task.duration}s.mp4"
         with self._lock:
             if not path.exists():
+                self._media.mkdir(parents=True, exist_ok=True)
                 media.testsrc(path.with_suffix(".part.mp4"), task.duration, width, height, self.fps)
                 path.with_suffix(".part.mp4").rename(path)
         return path
@@ -203,9 +205,11 @@ class DashScopeSandbox:
         return self.base_url
 
     def stop(self) -> None:
+        """Stop serving and remove the media it rendered (nothing is left in the temp folder)."""
         if self._server is not None:
             self._server.stop()
             self._server = None
+        shutil.rmtree(self._media, ignore_errors=True)
 
     def __enter__(self) -> "DashScopeSandbox":
         self.start()

@@ -8,6 +8,7 @@ rows sandbox.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import threading
 import time
@@ -99,6 +100,7 @@ class VideosSandbox:
         path = self._media / f"{job.size}-{job.seconds}s.mp4"
         with self._render_lock:
             if not path.exists():
+                self._media.mkdir(parents=True, exist_ok=True)
                 media.testsrc(path.with_suffix(".part.mp4"), job.seconds, width, height, self.fps, audio=True)
                 path.with_suffix(".part.mp4").rename(path)
         return path
@@ -121,9 +123,11 @@ class VideosSandbox:
         return self.base_url
 
     def stop(self) -> None:
+        """Stop serving and remove the media it rendered (nothing is left in the temp folder)."""
         if self._server is not None:
             self._server.stop()
             self._server = None
+        shutil.rmtree(self._media, ignore_errors=True)
 
     def __enter__(self) -> "VideosSandbox":
         self.start()
