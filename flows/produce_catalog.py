@@ -23,6 +23,7 @@ from vidbatch.ledger_store import ledger_for, use_policy_ledger
 from vidbatch.planner import PLAN_COLUMNS
 from vidbatch.policy import Policy, load_policy
 from vidbatch.providers import priced_routes, registry
+from vidbatch.redact import Redactor, logs_redacted
 from vidbatch.report import run_outcomes
 from vidbatch.runs import clip_jobs, history_keys, night_of, plan_run
 from vidbatch.storage import open_root, work_folder
@@ -58,15 +59,16 @@ def produce_catalog(catalog: str, out: str = "vidbatch-out", policy_path: str | 
     `sandbox_faults` injects its failures for a rehearsal (e.g. {"rate_limit_next": 3})."""
     policy = load_policy(policy_path)
     use_policy_ledger(policy.ledger.url)  # below --ledger / $VIDBATCH_LEDGER_URL
+    open_root(out).check()  # a missing bucket or unreachable S3 stops here, before anything is spent
     run_id = flow_run.get_id() or uuid.uuid4().hex
-    with run_providers(policy, sandbox, sandbox_latency_s, sandbox_faults) as providers, \
-            ledger_for(open_root(out)).running(run_id), work_folder(run_id) as workdir:  # others see this run alive
+    with run_providers(policy, sandbox, sandbox_latency_s, sandbox_faults) as (providers, redact), \
+            logs_redacted(redact), ledger_for(open_root(out)).running(run_id), work_folder(run_id) as workdir:
         shared = str(Path(policy_path).resolve()) if policy_path and "://" not in policy_path else policy_path
-        return _produce_with(run_id, catalog, out, policy, campaign, sandbox, providers, shared, workdir)
+        return _produce_with(run_id, catalog, out, policy, campaign, sandbox, providers, shared, workdir, redact)
 
 
 def _produce_with(run_id: str, catalog: str, out: str, policy: Policy, campaign: str | None, sandbox: bool, providers: dict,
-                  policy_path: str | None, workdir: Path) -> dict:
+                  policy_path: str | None, workdir: Path, redact: Redactor) -> dict:
     log = get_run_logger()
     root = open_root(out)
     night = night_of(datetime.now(timezone.utc), policy.caps.timezone)
@@ -94,7 +96,7 @@ def _produce_with(run_id: str, catalog: str, out: str, policy: Policy, campaign:
              rejects["row"].n_unique(), plan.filter(pl.col("status") == "done").height)
     _emit({"event": "planned", "total": len(jobs), "plan": plan, "rejects": rejects})
     ctx = RunContext(run_id=run_id, night=night, root=root, policy=policy, providers=providers,
-                     workdir=workdir, sandbox=sandbox,
+                     workdir=workdir, sandbox=sandbox, redact=redact,
                      in_flight={j.item_id: (j.resume_reservation_id, j.resume_job_ids)
                                 for j in jobs if j.resume_reservation_id})
     progress = create_progress_artifact(0.0, description=f"clips finished of {len(jobs)}")

@@ -18,34 +18,21 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from vidbatch import layout
 from vidbatch.budget import LiveBudget
-from vidbatch.ledger import Reservation
 from vidbatch.planner import Committed
 from vidbatch.ledger_store import use_policy_ledger
 from vidbatch.policy import load_policy
-from vidbatch.providers import registry
-from vidbatch.runs import ClipJob
-from vidbatch.storage import fetch_to, open_root, work_folder
+from vidbatch.redact import logs_redacted
+from vidbatch.runs import ClipJob, Recovery
+from vidbatch.storage import open_root, work_folder
 from vidbatch.tasks.context import RunContext
-from vidbatch.tasks.generate import GeneratedClip, generate_clip
+from vidbatch.tasks.routes import run_providers
+from vidbatch.tasks.generate import generate_clip
 from vidbatch.tasks.ledger_io import read_settled
 from vidbatch.tasks.outcomes import OUTCOME_SCHEMA, outcome_of, outcome_row
 from vidbatch.tasks.postprod import finish_clip, write_asset
 from vidbatch.tasks.catalog_io import write_run_table
 
 __all__ = ["render_wan"]
-
-
-def _recovered(job: ClipJob, settled: dict, ctx: RunContext):
-    """The raw clip an earlier attempt paid for, fetched from the output root."""
-    workdir = layout.item_folder(ctx.workdir, job.item_id)
-    workdir.mkdir(parents=True, exist_ok=True)
-    path = fetch_to(settled["asset_uri"], workdir, "recovered.mp4")
-    paid_by = Reservation(run_id=ctx.run_id, night=ctx.night, item_id=job.item_id, campaign=job.campaign,
-                          fingerprint=job.fingerprint, provider=job.provider, model=job.model,
-                          est_cost_usd=job.est_cost_usd, reservation_id=settled["reservation_id"], sandbox=ctx.sandbox)
-    return GeneratedClip(job=job, path=path, raw_uri=settled["asset_uri"], seconds=0.0, cost_usd=settled["cost_usd"],
-                         job_id=settled["job_id"], note="recovered: made by an earlier attempt, not paid again",
-                         reservation=paid_by, sandbox=ctx.sandbox)
 
 
 @flow(name="render-wan", task_runner=ThreadPoolTaskRunner(max_workers=4))
@@ -68,10 +55,10 @@ def render_wan(jobs: list[dict], out: str, run_id: str, night: str, batch: str, 
     caps = policy.caps.model_copy(update={"night_usd": allowance_usd, "campaign_usd": allowance_usd,
                                        "campaign_overrides": {}})
     route = clips[0].provider  # the pool route these clips were planned on
-    with work_folder(f"{run_id[:8]}-{batch}") as workdir:
-        ctx = RunContext(run_id=run_id, night=night, root=root, policy=policy,
-                         providers={route: registry.build(policy)[route]}, allowance=LiveBudget(caps, Committed()),
-                         workdir=workdir, sandbox=sandbox)
+    with run_providers(policy, sandbox=False) as (providers, redact), logs_redacted(redact), \
+            work_folder(f"{run_id[:8]}-{batch}") as workdir:
+        ctx = RunContext(run_id=run_id, night=night, root=root, policy=policy, providers={route: providers[route]},
+                         allowance=LiveBudget(caps, Committed()), workdir=workdir, sandbox=sandbox, redact=redact)
         finished = _render(clips, settled, ctx, batch)
     log.info("batch %s: %d clips, %d finished", batch, len(clips), finished)
     return finished
@@ -88,11 +75,14 @@ def _render(clips: list[ClipJob], settled: dict, ctx: RunContext, batch: str) ->
             rows.append(outcome_row(job, "finished", "finished by an earlier attempt of this batch", provider=route,
                                     model=job.model, asset_uri=root.key_uri(asset)))
             continue
-        # Paid for but not delivered (the worker died after settling): finish the stored clip, free.
-        generated = _recovered(job, made, ctx) if made else generate_clip.submit(job, ctx)  # one render at a time
+        if made:  # paid for but not delivered (the worker died after settling): finish the stored clip, free
+            job = job.model_copy(update={"recover": Recovery(raw_uri=made["asset_uri"], job_id=made["job_id"],
+                                                             reservation_id=made["reservation_id"],
+                                                             cost_usd=made["cost_usd"])})
+        generated = generate_clip.submit(job, ctx)  # one render at a time
         finished = finish_clip.submit(generated, ctx)
         written = write_asset.submit(root, finished, run_id)
-        pipelines[id(written)] = (job, ([] if made else [generated]) + [finished, written])
+        pipelines[id(written)] = (job, [generated, finished, written])
     key = layout.batch_table(run_id, batch)
     write_run_table(root, pl.DataFrame(rows, schema=OUTCOME_SCHEMA), key)
     for future in as_completed([futures[-1] for _, futures in pipelines.values()]):

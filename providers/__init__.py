@@ -32,7 +32,8 @@ from vidbatch.policy import PluginRoute, Policy, error_lines
 from vidbatch.routing import RouteOffer
 
 __all__ = ["ClipRequest", "Clip", "Journal", "Provider", "ProviderKind", "provider_kinds", "KIND_GROUP",
-           "BUILT_IN_KINDS", "kind_of", "settings_of", "resolved_routes", "priced_routes", "Registry", "registry"]
+           "BUILT_IN_KINDS", "kind_of", "settings_of", "resolved_routes", "priced_routes", "Registry", "registry",
+           "Guarded"]
 
 KIND_GROUP = "vidbatch.provider_kinds"
 
@@ -63,12 +64,15 @@ class Journal:
 
     `on_job(job_id, note)` must persist the id before the provider waits on it, so a killed run
     resumes the job instead of paying for a second one. `before_submit()` is called before every
-    paid submit (the run's rate limit).
+    paid submit (the run's rate limit). `on_paid(cost_usd, job_id)` records the money the moment the
+    provider reports the clip made and billed, before it downloads anything (a provider that does
+    not call it is recorded as paid when `generate` returns).
     """
 
     job_ids: tuple[str, ...] = ()
     on_job: Callable[[str, str], None] = lambda job_id, note: None
     before_submit: Callable[[], None] = lambda: None
+    on_paid: Callable[[float, str | None], None] = lambda cost_usd, job_id: None
 
 
 @dataclass(frozen=True)
@@ -237,3 +241,24 @@ class Registry:
 
 
 registry = Registry()
+
+
+class Guarded:
+    """A provider whose every word passes the run's redactor: `unavailable()` reasons and the
+    exceptions of `generate` (message redacted, chain cut, cost and job id kept). The run's
+    providers are all built guarded (tasks/routes.py), whatever their kind."""
+
+    def __init__(self, inner: Provider, redact):
+        self._inner, self._redact = inner, redact
+
+    def __getattr__(self, name: str):
+        return getattr(self._inner, name)
+
+    def unavailable(self) -> str | None:
+        return self._redact.optional(self._inner.unavailable())
+
+    def generate(self, request: ClipRequest, workdir: Path, journal: Journal | None = None) -> Clip:
+        try:
+            return self._inner.generate(request, workdir, journal)
+        except Exception as err:
+            raise self._redact.error(err) from None

@@ -7,8 +7,10 @@ own retries) for nothing we need. Every policy setting is in `DashScopeSettings`
 
   1. a client: bearer key from the environment variable the settings name (never the policy);
      base URL from the settings, else $DASHSCOPE_HTTP_BASE_URL, else the international endpoint.
-  2. health: no key, a key refused (401/403), or an endpoint that does not answer the task list
-     makes the route unavailable; so does "Model not exist." on a submit, later in the run.
+  2. health, once per process: no key, a key refused (401/403), an endpoint that cannot be reached
+     or does not serve the task API makes the route unavailable; so does "Model not exist." on a
+     submit, later in the run. 429, 5xx and timeouts are retried with backoff and never switch the
+     route off. An endpoint without the task-list call still serves (the check then looks a task up).
   3. the model and clip length for a request: t2v or i2v by image, per resolution; the shortest
      supported duration that covers the footage asked for (Wan 2.1: 5 s).
   4. submit once: `X-DashScope-Async: enable` gives a task id (valid 24 h), which goes to the
@@ -67,7 +69,13 @@ class DashScopeProvider:
         self.base_url = (settings.base_url or os.environ.get("DASHSCOPE_HTTP_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         self.endpoint = _redacted(self.base_url)  # what messages, logs and the ledger may show
         self.sandbox = sandbox
+        self.secrets = tuple(filter(None, [self._key or os.environ.get(settings.api_key_env)]))  # the redactor's
         self._gone: str | None = None
+        self._health: str | None = None
+        self._probed = False
+        self._probe_lock = threading.Lock()
+        self.can_list = True  # the endpoint lists tasks (found out by the health check)
+        self.probe_backoff_s = (0.5, 1.0, 2.0, 4.0)
         self._seen: set[str] = set()  # task ids this process already holds (never adopted twice)
         self._lock = threading.Lock()
         self._client: httpx.Client | None = None
@@ -85,19 +93,53 @@ class DashScopeProvider:
     # ---- 2. health -------------------------------------------------------------------------------
 
     def unavailable(self) -> str | None:
+        """Why the route cannot serve, from one health check per process (retried on 429, 5xx and
+        timeouts, which never switch the route off) and what later calls found definitive."""
         if self._gone:
             return self._gone
         if not (self._key or os.environ.get(self.settings.api_key_env)):
             return f"no API key (set {self.settings.api_key_env})"
-        try:
-            response = self._http().get("/api/v1/tasks", params={"page_size": 1})
-        except httpx.HTTPError as err:
-            return f"{self.endpoint} unreachable ({type(err).__name__})"
-        if response.status_code in (401, 403):
-            return f"{self.endpoint} refused the API key ({response.status_code}: {_message(response)})"
-        if response.status_code >= 400:
+        with self._probe_lock:
+            if not self._probed:
+                self._health, self._probed = self._probe(), True
+        return self._gone or self._health
+
+    def _probe(self) -> str | None:
+        """The task list (or, without one, a task lookup) answers: definitive answers only count."""
+        for path in ("/api/v1/tasks", "/api/v1/tasks/vidbatch-health-check"):
+            response = self._get_patiently(path, {"page_size": 1} if path == "/api/v1/tasks" else None)
+            if isinstance(response, str):
+                return response
+            if response is None:
+                log.warning("%s: health check inconclusive (busy or slow); the route stays on", self.endpoint)
+                return None
+            self.sandbox = response.headers.get("x-vidbatch-sandbox") == "1"
+            if response.status_code in (401, 403):
+                return f"{self.endpoint} refused the API key ({response.status_code}: {_message(response)})"
+            if response.status_code < 400:
+                return None
+            if path == "/api/v1/tasks" and response.status_code == 404:
+                self.can_list = False  # reconciling a lost reply cannot use the list here
+                continue
             return f"{self.endpoint} does not serve the DashScope task API ({response.status_code})"
-        self.sandbox = response.headers.get("x-vidbatch-sandbox") == "1"
+        return f"{self.endpoint} does not serve the DashScope task API (404)"
+
+    def _get_patiently(self, path: str, params: dict | None) -> httpx.Response | str | None:
+        """GET with backoff over 429, 5xx and timeouts: the response, None when it stayed busy or
+        slow (inconclusive), or why the endpoint cannot be reached at all."""
+        for delay in (*self.probe_backoff_s, None):
+            try:
+                response = self._http().get(path, params=params)
+                if response.status_code != 429 and response.status_code < 500:
+                    return response
+            except httpx.ConnectError as err:
+                if delay is None:
+                    return f"{self.endpoint} unreachable ({type(err).__name__})"
+            except httpx.TimeoutException:
+                pass
+            if delay is None:
+                return None
+            time.sleep(delay)
         return None
 
     # ---- 3. what to ask for ------------------------------------------------------------------------
@@ -146,6 +188,7 @@ class DashScopeProvider:
             error = ContentRejected if str(output.get("code", "")).startswith("DataInspection") else ProviderError
             raise error(f"task {task_id} {status} ({why})", job_id=task_id)
         cost = float(usage.get("video_duration", seconds)) * price
+        journal.on_paid(cost, task_id)  # billed: recorded before the download
         path = self._download(task_id, output.get("video_url"), workdir / "dashscope.mp4", cost)
         return Clip(path=path, seconds=float(usage.get("video_duration", seconds)), cost_usd=cost, job_id=task_id,
                     detail=f"DashScope task {task_id} ({model}, {usage.get('video_duration', seconds)} s billed)",
@@ -189,7 +232,14 @@ class DashScopeProvider:
         end = (datetime.now(timezone.utc) + timedelta(seconds=5)).strftime("%Y%m%d%H%M%S")
         try:
             listed = self._http().get("/api/v1/tasks", params={"model_name": model, "start_time": start,
-                                                               "end_time": end, "page_size": 100})
+                                                               "end_time": end, "page_size": 100}) \
+                if self.can_list else None
+            if listed is None or listed.status_code == 404:
+                self.can_list = False
+                raise ProviderError(
+                    f"submit {request.item_id}: {why}; {self.endpoint} has no task list to reconcile against, so "
+                    "whether a task was created is unknown: recorded as ambiguous at its estimate, not submitted "
+                    "again", cost_usd=self.estimate_cost(request))
             self._raise_for(listed, f"reconcile {request.item_id}")
             for row in listed.json().get("data", []):
                 if row["task_id"] in self._seen:
@@ -212,12 +262,15 @@ class DashScopeProvider:
         while True:
             try:
                 response = self._http().get(f"/api/v1/tasks/{task_id}")
-            except httpx.HTTPError as err:
-                raise TransientProviderError(f"poll {task_id}: {type(err).__name__}", job_id=task_id) from err
-            self._raise_for(response, f"poll {task_id}", job_id=task_id)
-            task = response.json()
-            if (task.get("output") or {}).get("task_status") in FINAL:
-                return task
+                self._raise_for(response, f"poll {task_id}", job_id=task_id)
+                task = response.json()
+                if (task.get("output") or {}).get("task_status") in FINAL:
+                    return task
+            except (httpx.HTTPError, TransientProviderError) as err:  # a busy poll: ask again, until the deadline
+                busy = err if isinstance(err, TransientProviderError) else TransientProviderError(
+                    f"poll {task_id}: {type(err).__name__}", job_id=task_id)
+                if time.monotonic() + self.settings.poll_interval_s > deadline:
+                    raise busy from None
             if time.monotonic() + self.settings.poll_interval_s > deadline:
                 raise TransientProviderError(f"task {task_id} still running at the poll deadline "
                                              f"({self.settings.poll_deadline_s:g} s); the next attempt resumes it",

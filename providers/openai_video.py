@@ -8,8 +8,10 @@ deployments, or vidbatch's own sandbox. The base URL and key come from the SDK's
      extensions, remix) are retried by the SDK only when refused with 429. The API has no
      idempotency key, so a blind retry of a submit that timed out could create, and bill, a
      second job: an ambiguous submit failure is reconciled against the job list instead.
-  2. health: no key, or an endpoint that does not serve GET /videos, makes the route unavailable;
-     so does a submit answered "model not found" / 404 / 410, or 401/403, later in the run.
+  2. health: no key, a key refused, an endpoint that does not serve GET /videos or cannot be
+     reached makes the route unavailable; so does a submit answered "model not found" / 404 / 410,
+     or 401/403, later in the run. A check answered 429 or 5xx, or timed out, is retried (the SDK's
+     backoff) and leaves the route on: busy is not gone.
   3. the calls an item needs: one clip, then extensions or more clips (`pricing.closed_segments`),
      or one remix; then the extensions an item's `extend_s` asks for.
   4. each call is submitted unless the journal already holds its job id (a resumed run never pays
@@ -136,6 +138,7 @@ class OpenAIVideoProvider:
         self.id = route_id
         self.max_seconds = float(max(route.clip_seconds))
         self._client = client if client is not None else make_client(route)
+        self.secrets = (self._client.api_key,) if self._client is not None else ()  # for the run's redactor
         base = str(self._client.base_url) if self._client is not None else (route.base_url or DEFAULT_BASE_URL)
         self.endpoint = _redacted(base).rstrip("/")
         self._dark: str | None = None
@@ -159,15 +162,19 @@ class OpenAIVideoProvider:
         import openai
 
         _expect_sora_deprecation()
-        try:
-            raw = self._client.with_options(max_retries=0, timeout=15).videos.with_raw_response.list(limit=1)
+        try:  # the SDK retries 429, 5xx, timeouts and lost connections, with backoff
+            raw = self._client.with_options(max_retries=3, timeout=15).videos.with_raw_response.list(limit=1)
             self.sandbox = raw.headers.get("x-vidbatch-sandbox") == "1"
         except (openai.AuthenticationError, openai.PermissionDeniedError) as err:
             return f"{self.endpoint} refused the API key ({err.status_code}: {_message(err)})"
         except openai.APIStatusError as err:
             if err.status_code in (404, 410):
                 return f"{self.endpoint} does not serve the Videos API ({err.status_code}: {_message(err)})"
-            return None  # 429 / 5xx: busy, not gone
+            log.warning("%s: health check inconclusive (%s); the route stays on", self.endpoint, err.status_code)
+            return None  # 429 / 5xx after retries: busy, not gone
+        except openai.APITimeoutError:
+            log.warning("%s: health check timed out; the route stays on", self.endpoint)
+            return None  # slow, not gone
         except openai.APIConnectionError as err:
             return f"{self.endpoint} is unreachable ({type(err).__name__})"
         return None
@@ -214,6 +221,7 @@ class OpenAIVideoProvider:
                                       f"{error.message if error else 'no message'}", cost_usd=cost, job_id=job_id)
             videos.append(video)
         finals = self._finals(videos, calls)
+        journal.on_paid(cost, videos[-1].id)  # every job completed and billed: the money is spent
         path = self._download(finals, request, workdir)
         return Clip(path=path, seconds=float(sum(int(v.seconds) for v in finals)),
                     cost_usd=cost, job_id=videos[-1].id, sandbox=self.sandbox,

@@ -25,6 +25,7 @@ from vidbatch.budget import LiveBudget
 from vidbatch.ledger_store import ledger_for
 from vidbatch.policy import Policy
 from vidbatch.providers import Provider
+from vidbatch.redact import Redactor
 from vidbatch.storage import OutputRoot
 
 __all__ = ["RunContext", "ensure_limits", "limit_names"]
@@ -74,6 +75,8 @@ class RunContext:
     # item_id -> (reservation_id, provider job ids) for reservations whose jobs exist at a provider
     in_flight: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    redact: Redactor = field(default_factory=Redactor)  # every provider or storage text passes it
+    paid: dict[str, float] = field(default_factory=dict)  # reservation_id -> what its paid row says
 
     @contextlib.contextmanager
     def gate(self, route: str):

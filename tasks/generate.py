@@ -21,8 +21,8 @@ from vidbatch import layout
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import task_run
 
-from vidbatch.errors import (BudgetExceeded, Deferred, ProviderError, ProviderUnavailable, TransientProviderError,
-                             VidbatchError)
+from vidbatch.errors import (BudgetExceeded, Deferred, ProviderError, ProviderUnavailable, StorageError,
+                             TransientProviderError)
 from vidbatch.ledger import Reservation, ledger_row, new_reservation_id
 from vidbatch.media import sha256_of
 from vidbatch.providers import ClipRequest, Journal
@@ -69,6 +69,8 @@ def _request(job: ClipJob, workdir: Path) -> ClipRequest:
 def generate_clip(job: ClipJob, ctx: RunContext, source: object = None, why: str = "") -> GeneratedClip:
     """Make one item's raw clip. `source`: for a remix, the source item's result in this run;
     `why`: recorded on the reservation when this is not the item's first clip (a QA regeneration)."""
+    if job.recover is not None:
+        return _recovered(job, ctx)
     if job.remix_of and not job.remix_job_id:
         job = _bind_remix_source(job, source, ctx)
     note = why
@@ -83,6 +85,23 @@ def generate_clip(job: ClipJob, ctx: RunContext, source: object = None, why: str
                                                  f"{rerouted.provider}"]))
             log.warning("%s: %s", job.item_id, note)
             job = rerouted
+
+
+def _recovered(job: ClipJob, ctx: RunContext) -> GeneratedClip:
+    """The stored raw clip of an earlier, paid reservation, fetched to deliver it (nothing paid)."""
+    found = job.recover
+    workdir = layout.item_folder(ctx.workdir, job.item_id)
+    workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        path = fetch_to(found.raw_uri, workdir, "recovered.mp4")
+    except StorageError as err:
+        raise StorageError(ctx.redact(err)) from None
+    paid_by = Reservation(run_id=ctx.run_id, night=ctx.night, item_id=job.item_id, campaign=job.campaign,
+                          fingerprint=job.fingerprint, provider=job.provider, model=job.model, est_cost_usd=0.0,
+                          reservation_id=found.reservation_id, sandbox=ctx.sandbox)
+    return GeneratedClip(job=job, path=path, raw_uri=found.raw_uri, seconds=0.0, cost_usd=found.cost_usd,
+                         job_id=found.job_id, note="delivered from its stored clip (paid earlier, not paid again)",
+                         reservation=paid_by, sandbox=ctx.sandbox)
 
 
 def _bind_remix_source(job: ClipJob, source: object, ctx: RunContext) -> ClipJob:
@@ -126,17 +145,30 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
             if refused:
                 _defer(job, ctx, refused, BudgetExceeded)
 
+        # What this reservation has paid already (a resumed one, or an earlier attempt of this run).
+        known = ctx.paid.get(reservation_id, job.resume_paid_usd)
+        paid: list[float] = [known] if known is not None else []
+
         def close(status: str, cost: float, reason: str, **extra) -> None:
+            """The closing row; once paid, the money is in the paid row and the closing row carries 0."""
             ctx.forget_jobs(job.item_id)
+            charged = paid[0] if paid else cost
             if ctx.allowance is not None:
-                ctx.allowance.settle(job.campaign, job.est_cost_usd, cost)
-            write_ledger_rows(ctx.root, [money.closed(status, cost, reason, **extra)])
+                ctx.allowance.settle(job.campaign, job.est_cost_usd, charged)
+            write_ledger_rows(ctx.root, [money.closed(status, 0.0 if paid else cost, ctx.redact(reason), **extra)])
 
         def on_job(job_id: str, what: str) -> None:
             ctx.remember_job(job.item_id, reservation_id, job_id)
             write_ledger_rows(ctx.root, [money.submitted(job_id, what)])
 
-        journal = Journal(job_ids=job_ids, on_job=on_job, before_submit=ctx.before_submit(job.provider))
+        def on_paid(cost: float, job_id: str | None) -> None:
+            if not paid:  # a resumed, already paid reservation is not paid again
+                write_ledger_rows(ctx.root, [money.paid(cost, "made and billed; before download", job_id=job_id)])
+                paid.append(cost)
+                ctx.paid[reservation_id] = cost
+
+        journal = Journal(job_ids=job_ids, on_job=on_job, before_submit=ctx.before_submit(job.provider),
+                          on_paid=on_paid)
         try:
             clip = provider.generate(request, workdir, journal)
         except TransientProviderError as err:
@@ -147,7 +179,9 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
             close("failed", err.cost_usd, f"{type(err).__name__}: {err}", job_id=err.job_id)
             raise
         except ProviderUnavailable as err:
-            spent = job.item_id in ctx.in_flight or err.cost_usd
+            if paid and job.item_id in ctx.in_flight:  # paid, not downloaded: a later run delivers it
+                raise
+            spent = job.item_id in ctx.in_flight or err.cost_usd or paid
             close("failed" if spent else "released", err.cost_usd, f"route unavailable: {err}", job_id=err.job_id)
             raise
         except ProviderError as err:
@@ -158,12 +192,18 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
                 raise
             close("failed", job.est_cost_usd, f"interrupted ({type(err).__name__}: {err}); charged the estimate")
             raise
+        on_paid(clip.cost_usd, clip.job_id)  # a provider that did not say so itself: paid when it returns
     key = layout.raw_clip(job.campaign, job.item_id, job.fingerprint, job.seed)  # a QA regeneration has its own
     try:
         raw_uri = ctx.root.put_file(clip.path, key)
-    except (OSError, VidbatchError) as err:
-        close("failed", clip.cost_usd, f"generated but the raw clip could not be stored: {err}", job_id=clip.job_id)
-        raise
+    except Exception as err:  # storage down, a bad path, botocore's own errors: the money is recorded
+        why = ctx.redact(f"{type(err).__name__}: {err}")
+        if job.item_id in ctx.in_flight:  # its jobs exist at the provider: the next run delivers them, unpaid
+            raise StorageError(f"paid (${paid[0]:.4f}) but the raw clip could not be stored ({why}); the next run "
+                               "delivers it from the provider without paying again") from None
+        close("failed", clip.cost_usd, f"made and paid but the raw clip could not be stored ({why}); made again "
+              "by a later run", job_id=clip.job_id)
+        raise StorageError(f"made and paid (${paid[0]:.4f}) but the raw clip could not be stored: {why}") from None
     close("settled", clip.cost_usd, "; ".join(filter(None, [note, clip.detail])), seconds=clip.seconds,
           asset_uri=raw_uri, sha256=sha256_of(clip.path), job_id=clip.job_id, sandbox=money.sandbox or clip.sandbox)
     return GeneratedClip(job=job, path=clip.path, raw_uri=raw_uri, seconds=clip.seconds, cost_usd=clip.cost_usd,

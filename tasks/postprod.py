@@ -111,7 +111,10 @@ def write_asset(root: OutputRoot, checked: CheckedClip, run_id: str) -> Finished
     sheet = contact_sheet(checked.path, checked.path.with_suffix(".sheet.jpg"))
     sheet_uri = root.put_file(sheet, layout.contact_sheet(run_id, job.campaign, job.item_id))
     asset_uri = root.put_file(checked.path, layout.asset(job.campaign, job.item_id))
+    digest = sha256_of(checked.path)
+    if checked.clip.reservation.reservation_id:  # the item is done once its deliverable is stored
+        write_ledger_rows(root, [checked.clip.reservation.delivered(asset_uri, digest)])
     return FinishedClip(item_id=job.item_id, campaign=job.campaign, asset_uri=asset_uri,
-                        sha256=sha256_of(checked.path), seconds=checked.info.duration_s, width=checked.info.width,
+                        sha256=digest, seconds=checked.info.duration_s, width=checked.info.width,
                         height=checked.info.height, provider=job.provider, model=job.model,
                         note=checked.clip.note, qa=checked.qa, sheet_uri=sheet_uri)

@@ -1,4 +1,5 @@
-"""The providers of one run: as the policy configures them, or with every paid route on a sandbox."""
+"""The providers of one run: as the policy configures them, or with every paid route on a sandbox,
+each guarded by the run's redactor (vidbatch.redact)."""
 
 from __future__ import annotations
 
@@ -6,26 +7,29 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 
 from vidbatch.policy import Policy
-from vidbatch.providers import Provider, registry, resolved_routes
+from vidbatch.providers import Guarded, Provider, registry, resolved_routes
+from vidbatch.redact import Redactor, secret_values
 
 __all__ = ["run_providers"]
 
 
 @contextmanager
 def run_providers(policy: Policy, sandbox: bool, sandbox_latency_s: float = 2.0,
-                  sandbox_faults: dict | None = None) -> Iterator[dict[str, Provider]]:
-    """Build the run's providers. With `sandbox`, every route whose kind has a sandbox (the paid
-    APIs) talks to a loopback server of its own, started for this run (no money spent; the ledger
-    marks its rows sandbox); `sandbox_faults` (fields of vidbatch.sandbox.Faults) rehearses what
-    goes wrong on the OpenAI-Videos routes (the other kinds' sandboxes take none from here)."""
-    if not sandbox:
-        yield registry.build(policy)
-        return
+                  sandbox_faults: dict | None = None) -> Iterator[tuple[dict[str, Provider], Redactor]]:
+    """Build the run's providers and its redactor (the keys every route uses, from the environment
+    variables its settings name and from the providers themselves). With `sandbox`, every route
+    whose kind has a sandbox (the paid APIs) talks to a loopback server of its own, started for
+    this run (no money spent; the ledger marks its rows sandbox); `sandbox_faults` (fields of
+    vidbatch.sandbox.Faults) rehearses what goes wrong on the OpenAI-Videos routes (the other
+    kinds' sandboxes take none from here)."""
     with ExitStack() as stack:
         overrides = {}
-        for route, (kind, settings) in resolved_routes(policy).items():
+        for route, (kind, settings) in resolved_routes(policy).items() if sandbox else ():
             if kind.sandbox is not None:
                 provider = kind.sandbox(route, settings, stack, sandbox_latency_s, dict(sandbox_faults or {}))
                 overrides[route] = lambda pol, made=provider: made
         with registry.bound(overrides):
-            yield registry.build(policy)
+            built = registry.build(policy)
+        settings = [s for _, s in policy.route_sections().values()]
+        redactor = Redactor(secret_values(settings) + [s for p in built.values() for s in getattr(p, "secrets", ())])
+        yield {route: Guarded(p, redactor) for route, p in built.items()}, redactor

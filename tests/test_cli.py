@@ -87,7 +87,7 @@ def test_run_sandbox_sends_the_closed_route_to_the_loopback_videos_api(tmp_path)
     assert "finished: 2" in result.output
     ledger = ledger_of(out)
     sora = ledger.filter(pl.col("provider") == "sora")
-    assert sorted(sora["status"]) == ["reserved", "settled", "submitted"]
+    assert sorted(sora["status"]) == ["delivered", "paid", "reserved", "settled", "submitted"]
     assert ledger["sandbox"].all()  # a sandbox run marks every row, both routes
 
 

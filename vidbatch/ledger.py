@@ -9,6 +9,13 @@ The ledger is append-only. A paid or GPU call is bracketed by two rows sharing a
 In between, a `submitted` row records each provider job id the moment the provider returns it:
 a reservation still open with submitted jobs is resumed by the next attempt or run, never paid
 again. It stays open across retries while its job exists at the provider.
+A `paid` row records the money the moment the provider reports the clip made and billed, before
+anything is downloaded or stored: from then on the reservation counts that cost, not its
+estimate, and its closing row carries 0 (the money is in the paid row). A paid reservation whose
+clip could not be delivered stays open: the next run resumes its jobs and delivers the clip
+without paying again. A `delivered` row follows once the deliverable is stored under assets/;
+an item is done when its settled clip is delivered (rows from before `paid` existed count as
+delivered).
 `deferred` and `rejected` rows record items a run did not attempt, with the reason.
 A `qa_failed` row follows the `settled` row of a clip that failed the QA gate (same
 reservation_id, cost 0: the money is in the settled row); that clip does not count as made.
@@ -30,9 +37,11 @@ __all__ = ["LEDGER_SCHEMA", "STATUSES", "CLOSING", "SPENT", "SETTLED_SCHEMA", "I
            "History", "Reservation", "ledger_row", "deferred_rows", "rejected_rows", "ledger_frame",
            "new_reservation_id"]
 
-STATUSES = ("reserved", "submitted", "settled", "failed", "released", "deferred", "rejected", "qa_failed")
+STATUSES = ("reserved", "submitted", "paid", "settled", "failed", "released", "deferred", "rejected", "qa_failed",
+            "delivered")
 CLOSING = ("settled", "failed", "released")
-SPENT = ("settled", "failed")  # the rows whose cost_usd is money spent; open reservations hold their estimate
+# The rows whose cost_usd is money spent; an open reservation without a paid row holds its estimate.
+SPENT = ("paid", "settled", "failed")
 
 LEDGER_SCHEMA: dict[str, pl.DataType] = {
     "run_id": pl.String(),
@@ -124,6 +133,14 @@ class Reservation:
     def qa_failed(self, verdict: str, *, job_id: str | None, asset_uri: str | None) -> dict[str, Any]:
         return self._row("qa_failed", reason=verdict, job_id=job_id, asset_uri=asset_uri)
 
+    def paid(self, cost_usd: float, reason: str, *, job_id: str | None) -> dict[str, Any]:
+        """The provider made and billed the clip: its cost, before download and delivery."""
+        return self._row("paid", cost_usd=cost_usd, reason=reason, job_id=job_id)
+
+    def delivered(self, asset_uri: str, sha256: str) -> dict[str, Any]:
+        """The deliverable is stored (no money: it was paid for)."""
+        return self._row("delivered", asset_uri=asset_uri, sha256=sha256, reason="delivered")
+
 
 def ledger_frame(rows: Iterable[dict[str, Any]]) -> pl.DataFrame:
     """Rows to a frame with exactly the ledger schema."""
@@ -132,12 +149,12 @@ def ledger_frame(rows: Iterable[dict[str, Any]]) -> pl.DataFrame:
 
 # What planning needs of the ledger's past (LedgerStore.history): the settled clips of the catalog's
 # items and the open reservations with provider jobs, besides tonight's committed money.
-SETTLED_SCHEMA = {name: LEDGER_SCHEMA[name] for name in
-                  ("campaign", "item_id", "fingerprint", "run_id", "asset_uri", "cost_usd", "created_at", "job_id",
-                   "reservation_id")}
+SETTLED_SCHEMA = {**{name: LEDGER_SCHEMA[name] for name in
+                     ("campaign", "item_id", "fingerprint", "run_id", "asset_uri", "cost_usd", "created_at", "job_id",
+                      "reservation_id", "provider", "model")}, "delivered": pl.Boolean()}
 IN_FLIGHT_SCHEMA = {**{name: LEDGER_SCHEMA[name] for name in
                        ("reservation_id", "campaign", "item_id", "fingerprint", "provider", "model", "est_cost_usd",
-                        "run_id")}, "job_ids": pl.List(pl.String())}
+                        "run_id")}, "job_ids": pl.List(pl.String()), "paid_usd": pl.Float64()}
 # Estimated vs actual money, grouped (LedgerStore.spend): the columns after the group keys.
 SPEND_COLUMNS = {"clips": pl.Int64(), "failed_calls": pl.Int64(), "deferred": pl.Int64(), "est_usd": pl.Float64(),
                  "actual_usd": pl.Float64()}

@@ -22,7 +22,7 @@ from vidbatch.ledger import History
 from vidbatch.planner import PricedRoute, plan_catalog, route_column
 from vidbatch.policy import Policy
 
-__all__ = ["ClipJob", "Fallback", "night_of", "history_keys", "plan_run", "clip_jobs", "fallback_job"]
+__all__ = ["ClipJob", "Fallback", "Recovery", "night_of", "history_keys", "plan_run", "clip_jobs", "fallback_job"]
 
 
 class Fallback(BaseModel):
@@ -35,6 +35,18 @@ class Fallback(BaseModel):
     width: int
     height: int
     est_cost_usd: float
+
+
+class Recovery(BaseModel):
+    """A clip paid for and stored (raw) in an earlier run but never delivered: finished from its
+    stored copy, not paid again."""
+
+    model_config = ConfigDict(frozen=True)
+
+    raw_uri: str
+    reservation_id: str
+    job_id: str | None = None
+    cost_usd: float = 0.0
 
 
 class ClipJob(BaseModel):
@@ -66,6 +78,8 @@ class ClipJob(BaseModel):
     remix_job_id: str | None = None      # that video's job id, when it was made in an earlier run
     resume_reservation_id: str | None = None  # an open reservation whose jobs this run resumes
     resume_job_ids: tuple[str, ...] = ()
+    resume_paid_usd: float | None = None  # that reservation is already paid: deliver, do not pay again
+    recover: Recovery | None = None       # a stored clip to deliver instead of generating one
     extend_s: float = 0.0                # continue the clip this much past its generated footage
     fallbacks: tuple[Fallback, ...] = ()  # where it may go next, best first, if its route goes dark
     lora: str | None = None              # the catalog's (or its campaign's) LoRA, for routes that take one
@@ -106,19 +120,25 @@ def plan_run(catalog: pl.DataFrame, policy: Policy, history: History, routes: Se
     """
     settled = history.settled.rename({"fingerprint": "settled_fp", "run_id": "settled_run",
                                       "cost_usd": "settled_cost"})
-    joined = catalog.join(settled.select("campaign", "item_id", "settled_fp", "settled_run", "settled_cost"),
+    settled = settled.rename({"delivered": "settled_delivered", "asset_uri": "settled_uri",
+                              "reservation_id": "settled_reservation", "job_id": "settled_job", "provider": "settled_by",
+                              "model": "settled_model"})
+    joined = catalog.join(settled.select("campaign", "item_id", "settled_fp", "settled_run", "settled_cost",
+                                         "settled_delivered", "settled_uri", "settled_reservation", "settled_job",
+                                         "settled_by", "settled_model"),
                           on=["campaign", "item_id"], how="left", maintain_order="left")
-    same = pl.col("settled_fp") == pl.col("fingerprint")
-    done = joined.filter(same.fill_null(False))
-    todo = joined.filter(~same.fill_null(False))
+    same = (pl.col("settled_fp") == pl.col("fingerprint")).fill_null(False)
+    delivered = same & pl.col("settled_delivered").fill_null(True)
+    done = joined.filter(delivered)
+    undelivered = joined.filter(same & ~delivered)
+    todo = joined.filter(~same)
     inflight = history.in_flight.filter(
         (pl.col("job_ids").list.len() > 0) & ~pl.col("run_id").is_in(list(busy_runs))).unique(
         ["campaign", "item_id", "fingerprint"], keep="last").rename({"provider": "held_by"})
     keys = ["campaign", "item_id", "fingerprint"]
     resumed = _resumptions(todo.join(inflight, on=keys, how="inner", maintain_order="left"), routes)
     todo = todo.join(inflight.select(keys), on=keys, how="anti", maintain_order="left")
-    plan = plan_catalog(todo.drop("settled_fp", "settled_run", "settled_cost"), policy, routes,
-                        committed=history.committed)
+    plan = plan_catalog(todo.drop(_SETTLED_COLUMNS), policy, routes, committed=history.committed)
     changed = todo.filter(pl.col("settled_fp").is_not_null()).select("item_id", "campaign", "settled_run")
     plan = plan.join(changed, on=["campaign", "item_id"], how="left", maintain_order="left").with_columns(
         pl.when(pl.col("settled_run").is_not_null())
@@ -129,11 +149,36 @@ def plan_run(catalog: pl.DataFrame, policy: Policy, history: History, routes: Se
         pl.lit("done").alias("status"), pl.lit(0.0).alias("est_cost_usd"),
         pl.format("already settled in run {} (cost ${})", pl.col("settled_run").str.slice(0, 8),
                   pl.col("settled_cost").round(4)).alias("reason"),
-    ).drop("settled_fp", "settled_run", "settled_cost")
+    ).drop(_SETTLED_COLUMNS)
     remix_ids = history.settled.select("campaign", pl.col("item_id").alias("remix_of"),
                                              pl.col("job_id").alias("remix_job_id"))
-    return (pl.concat([resumed, plan, done_rows], how="diagonal_relaxed")
+    return (pl.concat([resumed, _recoveries(undelivered, routes), plan, done_rows], how="diagonal_relaxed")
             .join(remix_ids, on=["campaign", "remix_of"], how="left", maintain_order="left"))
+
+
+_SETTLED_COLUMNS = ["settled_fp", "settled_run", "settled_cost", "settled_delivered", "settled_uri",
+                    "settled_reservation", "settled_job", "settled_by", "settled_model"]
+
+
+def _recoveries(rows: pl.DataFrame, routes: Sequence[PricedRoute]) -> pl.DataFrame:
+    """Plan rows for items paid for and stored but never delivered: finished from the stored clip
+    on the route that made it (its size), at no cost."""
+    priced = rows.with_columns(*[expr for r in routes for expr in r.price])
+    size = route_column("size", pl.String, routes, priced.columns, route=pl.col("settled_by"))
+    kept = [c for c in rows.columns if c not in ("provider", "model", "size", "est_cost_usd", "status", "reason")]
+    return priced.select(
+        *kept, size.alias("size"), pl.col("settled_by").alias("provider"),
+        pl.col("settled_model").alias("model"), pl.lit(0.0).alias("est_cost_usd"),
+        pl.when(size.is_null()).then(pl.lit("deferred")).otherwise(pl.lit("planned")).alias("status"),
+        pl.when(size.is_null())
+        .then(pl.format("paid in run {}, not delivered; the route that made it ({}) is not in this policy",
+                        pl.col("settled_run").str.slice(0, 8), pl.col("settled_by")))
+        .otherwise(pl.format("paid in run {} (${}) and stored, not delivered: delivering the stored clip, not paid "
+                             "again", pl.col("settled_run").str.slice(0, 8), pl.col("settled_cost").round(4)))
+        .alias("reason"),
+        pl.struct(raw_uri="settled_uri", reservation_id="settled_reservation", job_id="settled_job",
+                  cost_usd="settled_cost").alias("recover"),
+    ).drop(_SETTLED_COLUMNS)
 
 
 def _resumptions(rows: pl.DataFrame, routes: Sequence[PricedRoute]) -> pl.DataFrame:
@@ -149,13 +194,14 @@ def _resumptions(rows: pl.DataFrame, routes: Sequence[PricedRoute]) -> pl.DataFr
         *rows.columns, size.alias("size"),
         pl.when(why_gone.is_null()).then(pl.lit("planned")).otherwise(pl.lit("deferred")).alias("status"),
         pl.col("reservation_id").alias("resume_reservation_id"), pl.col("job_ids").alias("resume_job_ids"),
+        pl.col("paid_usd").alias("resume_paid_usd"),
         pl.when(why_gone.is_null())
         .then(pl.format("resuming job(s) {} submitted in run {} (already reserved)", jobs,
                         pl.col("run_id").str.slice(0, 8)))
         .otherwise(pl.format("job(s) {} in flight at {}, which is unavailable ({}); waiting for it", jobs,
                              pl.col("held_by"), why_gone)).alias("reason"))
-    return (resumed.drop("provider", "reservation_id", "job_ids", "run_id", "settled_fp", "settled_run",
-                         "settled_cost").rename({"held_by": "provider"}))
+    return (resumed.drop("provider", "reservation_id", "job_ids", "run_id", "paid_usd", *_SETTLED_COLUMNS)
+            .rename({"held_by": "provider"}))
 
 
 def _seed(row: dict) -> int:
@@ -183,7 +229,8 @@ def clip_jobs(plan: pl.DataFrame) -> list[ClipJob]:
             aspect=row["aspect"], forced=bool(row.get("provider_forced")), storyboard_id=row["storyboard_id"],
             scene_index=row["scene_index"], remix_of=row.get("remix_of"), remix_job_id=row.get("remix_job_id"),
             resume_reservation_id=row.get("resume_reservation_id"),
-            resume_job_ids=tuple(row.get("resume_job_ids") or ()), extend_s=row.get("extend_s") or 0.0,
+            resume_job_ids=tuple(row.get("resume_job_ids") or ()), resume_paid_usd=row.get("resume_paid_usd"),
+            recover=Recovery(**row["recover"]) if row.get("recover") else None, extend_s=row.get("extend_s") or 0.0,
             fallbacks=tuple(_fallback(f) for f in row.get("fallbacks") or ()), lora=row.get("lora")))
     return jobs
 

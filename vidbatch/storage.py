@@ -76,6 +76,9 @@ class OutputRoot:
     def exists(self, key: str) -> bool:
         raise NotImplementedError
 
+    def check(self) -> None:
+        """StorageError when the root cannot be used (a local folder was made by open_root)."""
+
     def append_part(self, frame: pl.DataFrame, prefix: str) -> str:
         """Append-only write: a new uniquely named Parquet part under `prefix`."""
         return self.write_parquet(frame, f"{prefix}/part-{uuid.uuid4().hex}.parquet")
@@ -187,6 +190,24 @@ class S3Root(OutputRoot):
 
     def exists(self, key: str) -> bool:
         return self._head(key) is not None
+
+    def check(self) -> None:
+        """StorageError in one line when the bucket is missing or S3 cannot be reached: before a run
+        spends anything."""
+        from botocore.exceptions import ClientError
+
+        try:
+            s3_client().head_bucket(Bucket=self.bucket)
+        except ClientError as err:
+            code = err.response.get("Error", {}).get("Code")
+            if code in ("404", "NoSuchBucket", "NotFound"):
+                raise StorageError(f"output root {self.uri}: bucket '{self.bucket}' does not exist (create it, or "
+                                   "check the name and AWS_ENDPOINT_URL_S3)") from None
+            raise StorageError(f"output root {self.uri}: S3 refused access ({code}); check the credentials "
+                               "(AWS_* or the instance role)") from None
+        except Exception as err:  # botocore's connection errors are many
+            raise StorageError(f"output root {self.uri}: S3 cannot be reached ({type(err).__name__}); check "
+                               "AWS_ENDPOINT_URL_S3 and the network") from None
 
     def read_parquet(self, key: str, schema: dict) -> pl.DataFrame:
         client = s3_client()

@@ -35,7 +35,7 @@ def assert_paid_once(box, ledger):
     """Exactly one server job per paid call, and the ledger's money equals the server's bill."""
     prompts = [j.prompt for j in box.jobs.values() if j.kind == "create"]
     assert len(prompts) == len(set(prompts))
-    paid = ledger.filter(pl.col("status").is_in(["settled", "failed"]) & (pl.col("provider") == "sora"))
+    paid = ledger.filter(pl.col("status").is_in(["paid", "settled", "failed"]) & (pl.col("provider") == "sora"))
     assert paid["cost_usd"].sum() == pytest.approx(box.total_billed_usd())
 
 
@@ -57,7 +57,7 @@ def test_both_routes_and_the_ledger_equals_the_servers_billing(tmp_path, sandbox
     submitted = sora.filter(pl.col("status") == "submitted")
     assert sorted(submitted["item_id"]) == ["i0", "i1", "i1", "i3", "i4"]  # i1: a clip and an extension
     assert summary["cost_usd"] == pytest.approx(sandbox.total_billed_usd() + ledger.filter(
-        pl.col("provider") == "wan", pl.col("status") == "settled")["cost_usd"].sum())
+        pl.col("provider") == "wan", pl.col("status") == "paid")["cost_usd"].sum())
     assert sandbox.jobs[sora.filter(pl.col("item_id") == "i3", pl.col("status") == "settled")["job_id"][0]
                         ].remixed_from == sora.filter(pl.col("item_id") == "i0", pl.col("status") == "settled")["job_id"][0]
 

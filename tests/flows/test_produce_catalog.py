@@ -41,7 +41,9 @@ def test_real_tiny_wan_end_to_end_with_trim_ledger_and_rerun(tmp_path):
     assert "row 3: duration_s" in ledger.filter(pl.col("status") == "rejected")["reason"][0]
     rejects = pl.read_parquet(out / "runs" / summary["run_id"] / "rejects.parquet")
     assert rejects["row"].to_list() == [3]
-    assert abs(summary["cost_usd"] - settled["cost_usd"].sum()) < 1e-12
+    assert abs(summary["cost_usd"] - ledger.filter(pl.col("status") == "paid")["cost_usd"].sum()) < 1e-12
+    assert settled["cost_usd"].sum() == 0.0  # once paid, the money is in the paid row
+    assert ledger.filter(pl.col("status") == "delivered")["asset_uri"].str.ends_with(".mp4").all()
 
     again = run(tmp_path, rows)
     assert again["status_counts"] == {"done": 2, "deferred": 1}
@@ -55,10 +57,10 @@ def test_transient_errors_are_retried_and_each_attempt_is_bracketed(tmp_path):
     assert summary["status_counts"] == {"finished": 1}
     assert flaky.calls == ["i0", "i0"]
     ledger = ledger_of(tmp_path / "out").sort("created_at")
-    assert ledger["status"].to_list() == ["reserved", "failed", "reserved", "settled"]
-    assert ledger["attempt"].to_list() == [1, 1, 2, 2]
+    assert ledger["status"].to_list() == ["reserved", "failed", "reserved", "paid", "settled", "delivered"]
+    assert ledger["attempt"].to_list() == [1, 1, 2, 2, 2, 2]
     assert ledger.filter(pl.col("status") == "failed")["cost_usd"].to_list() == [0.01]
-    settled_cost = ledger.filter(pl.col("status") == "settled")["cost_usd"][0]
+    settled_cost = ledger.filter(pl.col("status") == "paid")["cost_usd"][0]
     assert abs(summary["cost_usd"] - (0.01 + settled_cost)) < 1e-12
 
 

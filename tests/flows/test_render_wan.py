@@ -10,7 +10,8 @@ from vidbatch.providers.testsrc import TestsrcProvider
 from vidbatch.runs import ClipJob
 from vidbatch.storage import open_root
 from vidbatch.tasks.outcomes import OUTCOME_SCHEMA
-from vidbatch.tasks.workers import batch_key, batch_table_key, batches_of
+from vidbatch.layout import batch_table
+from vidbatch.tasks.workers import batch_key, batches_of
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -43,7 +44,7 @@ def test_a_resubmitted_batch_renders_nothing_twice_and_delivers_what_was_paid_fo
         assert render_wan(jobs=jobs, batch="k-a2", **args) == 3
     assert sorted(gpu.calls) == ["b0", "b1", "b2"]  # nothing rendered again
     assert (out / "assets" / "c" / "b1.mp4").exists()
-    rows = open_root(str(out)).read_parquet(batch_table_key("run1", "k-a2"), OUTCOME_SCHEMA)
+    rows = open_root(str(out)).read_parquet(batch_table("run1", "k-a2"), OUTCOME_SCHEMA)
     details = dict(zip(rows["item_id"], rows["detail"]))
     assert details["b0"] == details["b2"] == "finished by an earlier attempt of this batch"
     assert details["b1"].startswith("recovered: made by an earlier attempt")
@@ -58,7 +59,7 @@ def test_a_batch_never_spends_beyond_its_allowance(tmp_path):
         made = render_wan(jobs=jobs, batch="tight", out=str(tmp_path / "out"), run_id="run2", night="2026-11-24",
                           allowance_usd=0.035, policy_path=str(DEMO_POLICY))
     assert made == 2 and len(gpu.calls) == 2  # $0.04 spent: the third reservation is refused, not rendered
-    rows = open_root(str(tmp_path / "out")).read_parquet(batch_table_key("run2", "tight"), OUTCOME_SCHEMA)
+    rows = open_root(str(tmp_path / "out")).read_parquet(batch_table("run2", "tight"), OUTCOME_SCHEMA)
     assert rows.filter(pl.col("outcome") == "deferred").height == 1
 
 

@@ -60,7 +60,7 @@ def test_the_first_route_goes_dark_and_items_move_along_the_order_paid_once(tmp_
     made = videos_prompts + hosted_prompts + [f"scene {n}" for n in range(6) if f"i{n}" in wan.calls] + \
         (["scene in 720p"] if "i6" in wan.calls else [])
     assert len(made) == len(set(made)) == 7                             # no item made (or paid) twice
-    paid = ledger.filter(pl.col("status").is_in(["settled", "failed"]))
+    paid = ledger.filter(pl.col("status").is_in(["paid", "settled", "failed"]))
     by_route = dict(paid.group_by("provider").agg(pl.col("cost_usd").sum()).iter_rows())
     assert by_route["sora"] == pytest.approx(videos_bill) and videos_bill > 0
     assert by_route["wan-hosted"] == pytest.approx(hosted_bill) and hosted_bill > 0

@@ -61,7 +61,7 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
     except (CatalogError, PolicyError, StorageError) as err:
         fail(str(err), 2)
     try:
-        with run_providers(pol, sandbox) as providers:
+        with run_providers(pol, sandbox) as (providers, _):
             routes = priced_routes(pol, providers, registry.unavailable(providers))
     except PolicyError as err:  # a plugin kind's settings, checked when the kind loads
         fail(str(err), 2)

@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from vidbatch.ledger import CLOSING, IN_FLIGHT_SCHEMA, LEDGER_SCHEMA, SETTLED_SCHEMA, SPEND_COLUMNS, SPENT
 from vidbatch.ledger_store.schema import ledger_rows, open_reservations
 
-__all__ = ["committed_by", "settled_for", "in_flight", "spend", "rows", "still_open", "aware"]
+__all__ = ["committed_by", "settled_for", "in_flight", "spend", "rows", "still_open", "aware", "is_paid"]
 
 _WANTED = Table("wanted_items", MetaData(), Column("campaign", Text), Column("item_id", Text))
 _CREATE_WANTED = ("CREATE TEMPORARY TABLE IF NOT EXISTS wanted_items "
@@ -27,8 +27,13 @@ _CREATE_WANTED = ("CREATE TEMPORARY TABLE IF NOT EXISTS wanted_items "
 # `wanted CROSS JOIN ledger_rows` keeps SQLite's planner on the item index (wanted rows outside,
 # ledger_rows looked up); PostgreSQL reads it as an inner join and plans it itself.
 _SETTLED = """
-SELECT l.campaign, l.item_id, l.fingerprint, l.run_id, l.asset_uri, l.cost_usd, l.created_at, l.job_id,
-       l.reservation_id
+SELECT l.campaign, l.item_id, l.fingerprint, l.run_id, l.asset_uri,
+       l.cost_usd + COALESCE((SELECT SUM(p.cost_usd) FROM ledger_rows p
+                              WHERE p.reservation_id = l.reservation_id AND p.status = 'paid'), 0) AS cost_usd,
+       l.created_at, l.job_id, l.reservation_id, l.provider, l.model,
+       CASE WHEN EXISTS (SELECT 1 FROM ledger_rows d WHERE d.reservation_id = l.reservation_id AND d.status = 'delivered')
+              OR NOT EXISTS (SELECT 1 FROM ledger_rows p WHERE p.reservation_id = l.reservation_id AND p.status = 'paid')
+            THEN 1 ELSE 0 END AS delivered
 FROM wanted_items w CROSS JOIN ledger_rows l
 WHERE l.campaign = w.campaign AND l.item_id = w.item_id AND l.status = 'settled'
   AND NOT EXISTS (SELECT 1 FROM ledger_rows q WHERE q.reservation_id = l.reservation_id AND q.status = 'qa_failed')
@@ -42,12 +47,25 @@ def still_open():
     return ~exists().where(closer.c.reservation_id == ledger_rows.c.reservation_id, closer.c.status.in_(CLOSING))
 
 
+def _paid(reservation_id):
+    """Where-clause: the reservation has a `paid` row (its money is spent, not estimated)."""
+    paid = ledger_rows.alias("paid")
+    return exists().where(paid.c.reservation_id == reservation_id, paid.c.status == "paid")
+
+
+def is_paid(conn: Connection, reservation_id: str) -> bool:
+    return conn.execute(select(ledger_rows.c.id).where(ledger_rows.c.reservation_id == reservation_id,
+                                                       ledger_rows.c.status == "paid").limit(1)).first() is not None
+
+
 def committed_by(conn: Connection, night: str) -> dict[tuple[str, str], float]:
-    """(campaign, run_id) -> money committed on `night`: spent plus the estimates still open."""
+    """(campaign, run_id) -> money committed on `night`: spent plus the estimates still open (an
+    open reservation that is already paid counts its cost, among the spent rows)."""
     spent = select(ledger_rows.c.campaign, ledger_rows.c.run_id, ledger_rows.c.cost_usd.label("usd")).where(
         ledger_rows.c.night == night, ledger_rows.c.status.in_(SPENT))
     held = select(open_reservations.c.campaign, open_reservations.c.run_id,
-                  open_reservations.c.est_cost_usd.label("usd")).where(open_reservations.c.night == night)
+                  open_reservations.c.est_cost_usd.label("usd")).where(
+        open_reservations.c.night == night, ~_paid(open_reservations.c.reservation_id))
     both = union_all(spent, held).subquery()
     # One statement, so one snapshot on PostgreSQL: a settlement committed between two queries could
     # otherwise be missed by both (not yet spent in the first, no longer held in the second).
@@ -70,7 +88,7 @@ def settled_for(conn: Connection, keys: pl.DataFrame) -> pl.DataFrame:
     found = [dict(r._mapping) for r in conn.execute(text(_SETTLED).columns(created_at=DateTime(timezone=True)))]
     conn.execute(_WANTED.delete())
     for row in found:
-        row["created_at"] = aware(row["created_at"])
+        row["created_at"], row["delivered"] = aware(row["created_at"]), bool(row["delivered"])
     return (pl.DataFrame(found, schema=SETTLED_SCHEMA).sort("created_at", maintain_order=True)
             .group_by("campaign", "item_id", maintain_order=True).last())
 
@@ -87,15 +105,19 @@ def in_flight(conn: Connection) -> pl.DataFrame:
                open_reservations.c.est_cost_usd, open_reservations.c.run_id)
         .join(reserved, reserved.c.id == open_reservations.c.row_id).order_by(open_reservations.c.row_id))]
     jobs: dict[str, list[str]] = defaultdict(list)
+    paid: dict[str, float] = {}
     ids = [r["reservation_id"] for r in held]
     for start in range(0, len(ids), 500):
-        for reservation_id, job_id in conn.execute(
-                select(ledger_rows.c.reservation_id, ledger_rows.c.job_id).where(
-                    ledger_rows.c.reservation_id.in_(ids[start:start + 500]), ledger_rows.c.status == "submitted")
-                .order_by(ledger_rows.c.id)):
-            jobs[reservation_id].append(job_id)
-    return pl.DataFrame([{**r, "job_ids": jobs[r["reservation_id"]]} for r in held if jobs[r["reservation_id"]]],
-                        schema=IN_FLIGHT_SCHEMA)
+        for reservation_id, job_id, status, cost in conn.execute(
+                select(ledger_rows.c.reservation_id, ledger_rows.c.job_id, ledger_rows.c.status, ledger_rows.c.cost_usd)
+                .where(ledger_rows.c.reservation_id.in_(ids[start:start + 500]),
+                       ledger_rows.c.status.in_(("submitted", "paid"))).order_by(ledger_rows.c.id)):
+            if status == "paid":
+                paid[reservation_id] = paid.get(reservation_id, 0.0) + cost
+            else:
+                jobs[reservation_id].append(job_id)
+    return pl.DataFrame([{**r, "job_ids": jobs[r["reservation_id"]], "paid_usd": paid.get(r["reservation_id"])}
+                         for r in held if jobs[r["reservation_id"]]], schema=IN_FLIGHT_SCHEMA)
 
 
 def spend(conn: Connection, keys: list[str], *, run_id: str | None = None,

@@ -56,7 +56,9 @@ def open_rows(conn: Connection, where) -> list[dict]:
 
 
 def charge_estimates(conn: Connection, reserved: list[dict], run_id: str, reason: str) -> None:
-    """Close open reservations as failed at their estimate, each under its own night."""
+    """Close open reservations as failed at their estimate (at 0 when already paid: the paid row
+    holds the money), each under its own night."""
     if reserved:
-        insert_rows(conn, [Reservation.of_row(held).closed("failed", held["est_cost_usd"], reason, run_id=run_id)
-                           for held in reserved])
+        insert_rows(conn, [Reservation.of_row(held).closed(
+            "failed", 0.0 if queries.is_paid(conn, held["reservation_id"]) else held["est_cost_usd"], reason,
+            run_id=run_id) for held in reserved])

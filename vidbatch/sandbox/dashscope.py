@@ -55,6 +55,10 @@ class DashScopeFaults:
     inspect: str | None = None      # submits whose prompt contains this answer 400 DataInspectionFailed
     gone_models: set[str] = field(default_factory=set)  # submits for these answer 400 "Model not exist."
     url_ttl_s: float = 86_400.0     # result URLs expire this long after the task succeeds
+    reject_prompt: str | None = None  # submits whose prompt contains this answer 400 InvalidParameter
+    echo_headers: bool = False      # error messages repeat the request's headers (as some gateways do)
+    read_throttle_p: float = 0.0    # each GET of the task API answers 429 Throttling with this probability
+    task_list: bool = True          # False: the endpoint has no task-list call (GET /api/v1/tasks is 404)
 
 
 @dataclass
@@ -136,6 +140,8 @@ class DashScopeSandbox:
             return 400, _error("InvalidParameter", f"size {size} is not supported by {model}: {spec['sizes']}"), None
         if duration not in spec["durations"]:
             return 400, _error("InvalidParameter", f"duration {duration} is not supported by {model}"), None
+        if self.faults.reject_prompt and self.faults.reject_prompt in prompt:
+            return 400, _error("InvalidParameter", "The request was rejected by the gateway."), None
         if self.faults.inspect and self.faults.inspect in prompt:
             return 400, _error("DataInspectionFailed", "Input data may contain inappropriate content."), None
         with self._lock:

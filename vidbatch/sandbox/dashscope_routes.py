@@ -7,6 +7,8 @@ task id, and must not create it again.
 
 from __future__ import annotations
 
+import json
+import random
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
@@ -28,6 +30,14 @@ def build_app(sandbox: DashScopeSandbox) -> FastAPI:
         response = _gate(sandbox, request)
         if response is None:
             response = await call_next(request)
+        if sandbox.faults.echo_headers and response.status_code >= 400:  # a gateway repeating what it was sent
+            body = b"".join([chunk async for chunk in response.body_iterator])
+            try:
+                answer = json.loads(body)
+            except ValueError:
+                answer = {"code": "Error", "message": body.decode(errors="replace")}
+            answer["message"] = f"{answer.get('message')} (request headers: {dict(request.headers)})"
+            response = JSONResponse(answer, status_code=response.status_code)
         sandbox.requests.append((request.method, request.url.path, response.status_code))
         response.headers["x-vidbatch-sandbox"] = "1"
         return response
@@ -55,6 +65,8 @@ def build_app(sandbox: DashScopeSandbox) -> FastAPI:
     @app.get("/api/v1/tasks")
     async def listing(model_name: str | None = None, start_time: str | None = None, end_time: str | None = None,
                       page_no: int = 1, page_size: int = 10):
+        if not sandbox.faults.task_list:  # an endpoint that serves tasks but cannot list them
+            return JSONResponse(_error("NotFound", "Not Found"), status_code=404)
         return JSONResponse(sandbox.listing(model_name, start_time, end_time, page_no, min(page_size, 100)))
 
     @app.get("/sandbox/billing")
@@ -72,12 +84,18 @@ def build_app(sandbox: DashScopeSandbox) -> FastAPI:
     return app
 
 
+_DICE = random.Random(7)  # seeded: a rehearsal's faults repeat
+
+
 def _gate(sandbox: DashScopeSandbox, request: Request):
     """Auth and the injected server errors, before any route (result URLs are presigned: no auth)."""
     if request.url.path.startswith("/results/"):
         return None
     if request.headers.get("authorization") != f"Bearer {sandbox.api_key}":
         return JSONResponse(_error("InvalidApiKey", "Invalid API-key provided."), status_code=401)
+    if (request.method == "GET" and sandbox.faults.read_throttle_p
+            and _DICE.random() < sandbox.faults.read_throttle_p):
+        return JSONResponse(_error("Throttling", "Requests throttling triggered."), status_code=429)
     if sandbox.faults.server_error_next > 0:
         sandbox.faults.server_error_next -= 1
         return JSONResponse(_error("InternalError", "An internal error has occured, please try again later."),

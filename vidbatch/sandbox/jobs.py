@@ -30,6 +30,8 @@ class Faults:
     gone_models: set[str] = field(default_factory=set)  # submits for these answer 404 model_not_found
     gone_after_submits: int | None = None  # after N accepted submits, every model is gone
     api_gone: bool = False            # every /videos request answers 410 (the API was shut down)
+    reject_prompt: str | None = None  # creates whose prompt contains this answer 400 invalid_value
+    echo_headers: bool = False        # error messages repeat the request's headers (as some gateways do)
 
 
 @dataclass

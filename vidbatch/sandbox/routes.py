@@ -6,6 +6,7 @@ error shapes; the jobs' state lives in `VideoJobs`, the media in `VideosSandbox`
 
 from __future__ import annotations
 
+import contextvars
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,9 +24,14 @@ if TYPE_CHECKING:
 __all__ = ["build_app", "VideosRoutes"]
 
 
+_ECHO: contextvars.ContextVar[str | None] = contextvars.ContextVar("echoed_headers", default=None)
+
+
 def _error(status: int, message: str, code: str | None = None, param: str | None = None,
            headers: dict | None = None) -> JSONResponse:
     kind = "invalid_request_error" if status < 500 else "server_error"
+    if _ECHO.get():  # a gateway that repeats what it was sent, credentials included
+        message = f"{message} (request headers: {_ECHO.get()})"
     body = {"error": {"message": message, "type": kind, "code": code, "param": param}}
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -56,6 +62,7 @@ class VideosRoutes:
     # ---- every request -----------------------------------------------------------------------
 
     async def gatekeeper(self, request: Request, call_next):
+        _ECHO.set(str(dict(request.headers)) if self.book.faults.echo_headers else None)
         response = self._gate(request) or await call_next(request)
         self.sandbox.requests.append((request.method, request.url.path, response.status_code))
         response.headers["x-vidbatch-sandbox"] = "1"  # clients mark what they make here as sandbox
@@ -120,6 +127,8 @@ class VideosRoutes:
         problem = self._admit(model) or self._check(prompt, model, seconds, size)
         if problem:
             return problem
+        if self.book.faults.reject_prompt and self.book.faults.reject_prompt in prompt:
+            return _error(400, "The request was rejected by the gateway.", "invalid_value", "prompt")
         upload = form.get("input_reference")
         if upload is not None:
             if isinstance(upload, str):
