@@ -8,11 +8,12 @@ Scenarios: clean; 30 % of submits answered 429 (Retry-After 0.5 s); an account t
 C jobs while the policy asks for 2C (a misconfiguration: a 429 storm); and, as the baseline, the
 clean run with `closed.global_limits = false` (only the in-process semaphore), which isolates what
 the Prefect concurrency/rate limits cost per job.
-Run: .venv/bin/python bench/closed_route.py [N] [C] [L]
+Run: .venv/bin/python bench/closed_route.py [N] [C] [L]   (the test command runs 2 1 0.2 as a smoke)
 """
 
 import math
 import os
+import re
 import sys
 import tempfile
 import time
@@ -24,7 +25,8 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "ERROR")
 import polars as pl  # noqa: E402
 
 from vidbatch.flows.produce_catalog import produce_catalog  # noqa: E402
-from vidbatch.ledger import LEDGER_SCHEMA  # noqa: E402
+from vidbatch.ledger import SPENT  # noqa: E402
+from vidbatch.ledger_store import ledger_for  # noqa: E402
 from vidbatch.policy import load_policy  # noqa: E402
 from vidbatch.providers import registry  # noqa: E402
 from vidbatch.providers.openai_video import OpenAIVideoProvider, make_client  # noqa: E402
@@ -37,8 +39,14 @@ HERE = Path(__file__).resolve().parent
 def policy_file(path: Path, concurrency: int, global_limits: bool = True) -> Path:
     text = (HERE.parent / "catalogs" / "demo-policy.toml").read_text()
     text = text.replace("night_usd = 5.0", "night_usd = 1000.0").replace("campaign_usd = 3.0", "campaign_usd = 1000.0")
-    path.write_text(text.replace("[closed]\n", f"[closed]\nconcurrency = {concurrency}\nsubmits_per_minute = 600\n"
-                                              f"global_limits = {str(global_limits).lower()}\n"))
+    marker = "[routes.sora]\n"
+    if marker not in text:
+        raise SystemExit(f"the demo policy has no {marker!r} section to tune")
+    text = text.replace(marker, marker + f"concurrency = {concurrency}\nsubmits_per_minute = 600\n"
+                                         f"global_limits = {str(global_limits).lower()}\n")
+    # every item on the closed route: the other routes are left out of the run
+    path.write_text(re.sub(r"^prefer = .*$", 'prefer = { low = ["sora"], medium = ["sora"], high = ["sora"] }', text,
+                           count=1, flags=re.M))
     return path
 
 
@@ -56,16 +64,16 @@ def scenario(name: str, n: int, c: int, latency: float, faults: Faults, policy_c
             return OpenAIVideoProvider(pol.routes["sora"], client=make_client(pol.routes["sora"], base_url=box.base_url,
                                                                       api_key=box.api_key))
 
-        with registry.bound({"sora": closed}):
+        with registry.bound({"sora": closed, "wan": None, "wan-hosted": None}):
             t0 = time.perf_counter()
             summary = produce_catalog(str(scratch / "catalog.parquet"), out=str(scratch / "out"), policy_path=str(policy))
             wall = time.perf_counter() - t0
-        ledger = open_root(str(scratch / "out")).read_parquet_dir("ledger", LEDGER_SCHEMA)
+        ledger = ledger_for(open_root(str(scratch / "out"))).frame()
         span = (ledger.filter(pl.col("status") == "settled")["created_at"].max()
                 - ledger.filter(pl.col("status") == "reserved")["created_at"].min()).total_seconds()
         n429 = sum(status == 429 for _, _, status in box.requests)
         creates = sum(j.kind == "create" for j in box.jobs.values())
-        paid = ledger.filter(pl.col("status") == "settled")["cost_usd"].sum()
+        paid = ledger.filter(pl.col("status").is_in(SPENT))["cost_usd"].sum()
         finished = summary["status_counts"].get("finished", 0)
         ok = creates == finished and abs(paid - box.total_billed_usd()) < 1e-9
     ideal = math.ceil(n / c) * latency

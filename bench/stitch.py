@@ -50,8 +50,7 @@ def main(n: int = 12, seconds: float = 5.0, repeats: int = 3) -> None:
 
     def stitch(parts: list[Path], name: str, crossfade: float = 0.0):
         board = {"campaign": "bench", "storyboard_id": name, "crossfade_s": crossfade, "stitch_fingerprint": name}
-        return stitch_storyboard.fn(root, board, [str(p) for p in parts], "16:9", Stitch(), work, "bench",
-                                    f"assets/bench/storyboards/{name}.mp4")
+        return stitch_storyboard.fn(root, board, [str(p) for p in parts], "16:9", Stitch(), work, "bench")
 
     baseline = median_time(lambda: bare_concat(wan, work / "bare.mp4"), repeats)
     total = sum(probe(p).duration_s for p in wan)

@@ -106,10 +106,9 @@ def test_throttling_and_server_errors_are_transient_and_a_retry_pays_once(hosted
     def then_fail_the_poll(job_id, note):
         recorded.append(job_id)
         hosted.faults.server_error_next = 1
-    with pytest.raises(TransientProviderError, match="server error") as polled:
-        route.generate(request(), tmp_path, Journal(on_job=then_fail_the_poll))
-    assert polled.value.job_id == recorded[-1]
-    clip = route.generate(request(), tmp_path, journal(recorded, ids=recorded))  # the retry resumes the task
+    first = route.generate(request(), tmp_path, Journal(on_job=then_fail_the_poll))  # a busy poll is asked again
+    assert first.job_id == recorded[-1] and ("GET", f"/api/v1/tasks/{first.job_id}", 500) in hosted.requests
+    clip = route.generate(request(), tmp_path, journal(recorded, ids=recorded))  # a retry resumes the task
     assert clip.job_id == recorded[0] and len(hosted.tasks) == 1
     assert hosted.total_billed_usd() == pytest.approx(clip.cost_usd)
 
@@ -182,3 +181,31 @@ def test_the_planners_vectorised_prices_equal_the_providers_estimates(rows, t2v_
         if expected is not None:
             assert row["hosted_cost"] == pytest.approx(expected)
             assert row["hosted_size"] == (f"{width}x{height}" if row["aspect"] == "16:9" else f"{height}x{width}")
+
+
+def test_a_probe_answered_429_retries_and_never_switches_the_route_off(hosted, tmp_path):
+    hosted.faults.read_throttle_p = 1.0  # every GET throttled while the route is checked
+    route = provider(hosted)
+    route.probe_backoff_s = (0.01, 0.01)
+    assert route.unavailable() is None  # busy is not gone
+    throttled = sum(1 for method, path, status in hosted.requests if status == 429)
+    assert throttled == 3  # the first try and two retries, then inconclusive: the route stays on
+    hosted.faults.read_throttle_p = 0.2  # a fifth of the polls throttled while six clips are made
+    clips = [route.generate(request(item=f"i{n}", prompt=f"boat {n}"), tmp_path / f"i{n}", journal([]))
+             for n in range(6) if (tmp_path / f"i{n}").mkdir() is None]
+    assert len(clips) == 6 and route.unavailable() is None
+    assert hosted.creates_per_prompt() == {f"boat {n}": 1 for n in range(6)}
+    assert any(status == 429 for _, _, status in hosted.requests[throttled + 1:])
+
+
+def test_without_a_task_list_the_route_serves_and_a_lost_reply_is_charged_not_resubmitted(hosted, tmp_path):
+    hosted.faults.task_list = False
+    route = provider(hosted)
+    assert route.unavailable() is None and route.can_list is False
+    assert route.generate(request(), tmp_path, journal([])).cost_usd == pytest.approx(5 * 0.036)
+    hosted.faults.lost_reply_next = 1
+    with pytest.raises(ProviderError, match="no task list to reconcile") as err:
+        route.generate(request(item="lost", prompt="a lost reply"), tmp_path, journal([]))
+    assert err.value.cost_usd == pytest.approx(route.estimate_cost(request()))  # recorded at its estimate
+    assert not isinstance(err.value, TransientProviderError)  # so nothing retries it blindly
+    assert hosted.creates_per_prompt()["a lost reply"] == 1
