@@ -47,7 +47,7 @@ def test_a_resubmitted_batch_renders_nothing_twice_and_delivers_what_was_paid_fo
     rows = open_root(str(out)).read_parquet(batch_table("run1", "k-a2"), OUTCOME_SCHEMA)
     details = dict(zip(rows["item_id"], rows["detail"]))
     assert details["b0"] == details["b2"] == "finished by an earlier attempt of this batch"
-    assert details["b1"].startswith("recovered: made by an earlier attempt")
+    assert details["b1"].startswith("delivered from its stored clip (paid earlier, not paid again)")
     ledger = ledger_of(out)
     assert ledger.filter(pl.col("status") == "settled").height == 3
 
