@@ -6,9 +6,9 @@ import polars as pl
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from vidbatch.catalog import printable, validate_catalog
+from vidbatch.catalog import printable
 from vidbatch.errors import CatalogError
-from vidbatch.inputs import check_images
+from vidbatch.inputs import check_catalog
 from vidbatch.policy import Policy
 from vidbatch.storage import OutputRoot, read_catalog
 from vidbatch.tasks.fingerprints import fingerprinted
@@ -39,11 +39,8 @@ def load_catalog(uri: str, campaign: str | None = None, policy: Policy | None = 
         raw = raw.drop("__pos")
     else:
         positions = list(range(raw.height))
-    valid, rejects = validate_catalog(raw, list(policy.routes) if policy else None,
-                                      list(policy.loras()) if policy else None)
-    valid, bad_images = check_images(valid, uri, policy.inputs.roots if policy else ())
-    if bad_images.height:
-        rejects = pl.concat([rejects, bad_images]).sort("row", maintain_order=True)
+    valid, rejects = check_catalog(raw, uri, list(policy.routes) if policy else None,
+                                   list(policy.loras()) if policy else None, policy.inputs.roots if policy else ())
     campaigns = raw.select(printable(pl.col("campaign"), 200)).to_series().to_list()
     campaign_of = {positions[r]: campaigns[r] for r in rejects["row"].to_list()}
     # Report row numbers of the file, not of the filtered frame.

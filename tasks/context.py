@@ -60,6 +60,23 @@ def ensure_limits(policy: Policy, sandbox: bool, routes: set[str] | None = None)
                                                            slot_decay_per_second=per_minute / 60)
 
 
+class PaidBook:
+    """reservation_id -> what its `paid` row says, shared by the run's threads. A plain object, not
+    a dict: Prefect walks a task's parameters (the context) while other tasks write here."""
+
+    def __init__(self) -> None:
+        self._paid: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def get(self, reservation_id: str, default: float | None = None) -> float | None:
+        with self._lock:
+            return self._paid.get(reservation_id, default)
+
+    def record(self, reservation_id: str, cost_usd: float) -> None:
+        with self._lock:
+            self._paid[reservation_id] = cost_usd
+
+
 @dataclass
 class RunContext:
     run_id: str
@@ -76,7 +93,7 @@ class RunContext:
     in_flight: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     redact: Redactor = field(default_factory=Redactor)  # every provider or storage text passes it
-    paid: dict[str, float] = field(default_factory=dict)  # reservation_id -> what its paid row says
+    paid: PaidBook = field(default_factory=lambda: PaidBook())  # what each reservation's paid row says
 
     @contextlib.contextmanager
     def gate(self, route: str):

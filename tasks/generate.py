@@ -16,18 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import task
-
-from vidbatch import layout
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import task_run
 
+from vidbatch import layout
 from vidbatch.errors import (BudgetExceeded, Deferred, ProviderError, ProviderUnavailable, StorageError,
                              TransientProviderError)
 from vidbatch.ledger import Reservation, ledger_row, new_reservation_id
 from vidbatch.media import sha256_of
 from vidbatch.providers import ClipRequest, Journal
-from vidbatch.runs import ClipJob, fallback_job
 from vidbatch.inputs import reference_name
+from vidbatch.runs import ClipJob, fallback_job
 from vidbatch.storage import fetch_to
 from vidbatch.tasks.context import RunContext
 from vidbatch.tasks.ledger_io import write_ledger_rows
@@ -165,7 +164,7 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
             if not paid:  # a resumed, already paid reservation is not paid again
                 write_ledger_rows(ctx.root, [money.paid(cost, "made and billed; before download", job_id=job_id)])
                 paid.append(cost)
-                ctx.paid[reservation_id] = cost
+                ctx.paid.record(reservation_id, cost)
 
         journal = Journal(job_ids=job_ids, on_job=on_job, before_submit=ctx.before_submit(job.provider),
                           on_paid=on_paid)

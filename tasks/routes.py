@@ -30,6 +30,6 @@ def run_providers(policy: Policy, sandbox: bool, sandbox_latency_s: float = 2.0,
                 overrides[route] = lambda pol, made=provider: made
         with registry.bound(overrides):
             built = registry.build(policy)
-        settings = [s for _, s in policy.route_sections().values()]
-        redactor = Redactor(secret_values(settings) + [s for p in built.values() for s in getattr(p, "secrets", ())])
+        redactor = Redactor(secret_values(policy.routes.values())
+                            + [s for p in built.values() for s in getattr(p, "secrets", ())])
         yield {route: Guarded(p, redactor) for route, p in built.items()}, redactor

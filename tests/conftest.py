@@ -99,6 +99,22 @@ def ledger_of(out) -> pl.DataFrame:
     return ledger_for(open_root(str(out))).frame()
 
 
+@pytest.fixture()
+def moto_s3(monkeypatch):
+    """A real S3 HTTP server on loopback (moto) with boto3 pointed at it; yields (server, port). Its
+    buckets live in this process, so a test may stop it and start another on the same port."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    host, port = server.get_host_and_port()
+    for name, value in (("AWS_ENDPOINT_URL_S3", f"http://{host}:{port}"), ("AWS_ACCESS_KEY_ID", "test"),
+                        ("AWS_SECRET_ACCESS_KEY", "test-secret"), ("AWS_DEFAULT_REGION", "us-east-1")):
+        monkeypatch.setenv(name, value)
+    yield server, port
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def postgres_server():
     """A throw-away PostgreSQL cluster on loopback for the session (tests/postgres_cluster.py).

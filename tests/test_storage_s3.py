@@ -12,20 +12,10 @@ from vidbatch.storage import open_root
 
 
 @pytest.fixture()
-def s3(monkeypatch):
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", f"http://{host}:{port}")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+def s3(moto_s3):
     client = boto3.client("s3")
     client.create_bucket(Bucket="studio")
-    yield client
-    server.stop()
+    return client
 
 
 @pytest.mark.usefixtures("prefect_api")

@@ -101,10 +101,6 @@ def printable(value: pl.Expr, limit: int = 60) -> pl.Expr:
     return pl.when(shown.str.len_chars() > limit).then(pl.format("{}…", shown.str.slice(0, limit))).otherwise(shown)
 
 
-def _printable(column: str) -> pl.Expr:
-    return printable(pl.col(column))
-
-
 def _one_of(column: str, allowed: tuple[str, ...]) -> pl.Expr:
     return pl.format("must be one of {}, got '{}'", pl.lit(" | ".join(allowed)), pl.col(column))
 
@@ -123,7 +119,7 @@ def _rules(cast_failures: list[Rule], routes: tuple[str, ...] | None, loras: tup
               pl.format("item_id appears {} times in the catalog; it must be unique", item_count)),
         _rule("campaign", _blank("campaign"), "missing campaign"),
         *[_rule(name, pl.col(f"__name_{name}").is_not_null(), pl.format("{} '{}' {}", pl.lit(name),
-                                                                       _printable(name), pl.col(f"__name_{name}")))
+                                                                       printable(pl.col(name)), pl.col(f"__name_{name}")))
           for name in NAME_COLUMNS],
         _rule("prompt", _blank("prompt"), "missing prompt"),
         _rule("prompt", n_chars > MAX_PROMPT_CHARS,

@@ -22,10 +22,11 @@ from urllib.parse import urlparse
 
 import polars as pl
 
-from vidbatch.catalog import REJECTS_SCHEMA, printable
+from vidbatch.catalog import REJECTS_SCHEMA, printable, validate_catalog
 from vidbatch.errors import StorageError
+from vidbatch.storage import s3_client, split_s3
 
-__all__ = ["MAX_IMAGE_BYTES", "IMAGE_FORMATS", "resolve_image", "check_images", "reference_name"]
+__all__ = ["MAX_IMAGE_BYTES", "IMAGE_FORMATS", "resolve_image", "check_images", "check_catalog", "reference_name"]
 
 MAX_IMAGE_BYTES = 50 << 20
 IMAGE_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "WEBP": ".webp"}
@@ -69,8 +70,6 @@ def resolve_image(uri: str, catalog: str, roots: tuple[str, ...] = ()) -> tuple[
 def _header(uri: str) -> tuple[int, bytes]:
     """(size in bytes, the first bytes) of a local file or S3 object; StorageError when unreadable."""
     if uri.startswith("s3://"):
-        from vidbatch.storage import s3_client, split_s3
-
         bucket, key = split_s3(uri)
         try:
             client = s3_client()
@@ -131,3 +130,14 @@ def check_images(valid: pl.DataFrame, catalog: str, roots: tuple[str, ...] = ())
     kept = valid.filter(reason.is_null()).with_columns(
         image.replace_strict(resolved, default=None, return_dtype=pl.String).alias("image_source"))
     return kept, rejects
+
+
+def check_catalog(raw: pl.DataFrame, catalog: str, routes: list[str] | None, loras: list[str] | None,
+                  roots: tuple[str, ...] = ()) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A raw catalog's (valid rows, rejects): every row rule (catalog.validate_catalog), then every
+    image reference of the rows still valid (`check_images`); rejects in row order."""
+    valid, rejects = validate_catalog(raw, routes, loras)
+    valid, bad_images = check_images(valid, catalog, roots)
+    if bad_images.height:
+        rejects = pl.concat([rejects, bad_images]).sort("row", maintain_order=True)
+    return valid, rejects

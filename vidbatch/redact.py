@@ -53,9 +53,6 @@ class Redactor:
     def __init__(self, secrets: Iterable[str] = ()):
         self.secrets = tuple(sorted({s for s in secrets if s and len(s) >= _MIN_SECRET}, key=len, reverse=True))
 
-    def with_secrets(self, more: Iterable[str]) -> Redactor:
-        return Redactor((*self.secrets, *more))
-
     def __call__(self, text: object) -> str:
         if text is None:
             return ""
@@ -113,9 +110,9 @@ class _Filter(logging.Filter):
 
 
 def _handlers() -> list[logging.Handler]:
-    loggers = [logging.getLogger(), *(logger for logger in logging.root.manager.loggerDict.values()
-                                      if isinstance(logger, logging.Logger))]
-    return list({id(h): h for logger in loggers for h in logger.handlers}.values())
+    known = list(logging.root.manager.loggerDict.values())  # a copy: other threads may add loggers meanwhile
+    loggers = [logging.getLogger(), *(logger for logger in known if isinstance(logger, logging.Logger))]
+    return list({id(h): h for logger in loggers for h in list(logger.handlers)}.values())
 
 
 @contextlib.contextmanager

@@ -160,11 +160,17 @@ _SETTLED_COLUMNS = ["settled_fp", "settled_run", "settled_cost", "settled_delive
                     "settled_reservation", "settled_job", "settled_by", "settled_model"]
 
 
+def _priced_on(rows: pl.DataFrame, routes: Sequence[PricedRoute], route: str) -> tuple[pl.DataFrame, pl.Expr]:
+    """`rows` priced on every route, and the expression of each row's size on the route its `route`
+    column names (the route that holds or made its clip)."""
+    priced = rows.with_columns(*[expr for r in routes for expr in r.price])
+    return priced, route_column("size", pl.String, routes, priced.columns, route=pl.col(route))
+
+
 def _recoveries(rows: pl.DataFrame, routes: Sequence[PricedRoute]) -> pl.DataFrame:
     """Plan rows for items paid for and stored but never delivered: finished from the stored clip
     on the route that made it (its size), at no cost."""
-    priced = rows.with_columns(*[expr for r in routes for expr in r.price])
-    size = route_column("size", pl.String, routes, priced.columns, route=pl.col("settled_by"))
+    priced, size = _priced_on(rows, routes, "settled_by")
     kept = [c for c in rows.columns if c not in ("provider", "model", "size", "est_cost_usd", "status", "reason")]
     return priced.select(
         *kept, size.alias("size"), pl.col("settled_by").alias("provider"),
@@ -186,8 +192,7 @@ def _resumptions(rows: pl.DataFrame, routes: Sequence[PricedRoute]) -> pl.DataFr
     estimate is already reserved), or wait while that route is unavailable. No fallback: moving
     the item would pay for it twice."""
     gone = {r.name: r.offer.unavailable for r in routes if r.offer.unavailable}
-    priced = rows.with_columns(*[expr for r in routes for expr in r.price])
-    size = route_column("size", pl.String, routes, priced.columns, route=pl.col("held_by"))
+    priced, size = _priced_on(rows, routes, "held_by")
     why_gone = pl.col("held_by").replace_strict(gone, default=None, return_dtype=pl.String)
     jobs = pl.col("job_ids").list.join(", ")
     resumed = priced.select(

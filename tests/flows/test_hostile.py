@@ -2,7 +2,6 @@
 endpoints that echo the request's headers leak no key anywhere, and storage that goes away mid-run
 loses no money and no paid clip."""
 
-import os
 import re
 import tempfile
 from pathlib import Path
@@ -116,17 +115,13 @@ def _prefect_text(flow_run_id: str) -> str:
                       str(flow_run.state.message), *(str(a.data) + str(a.description) for a in artifacts)])
 
 
-def test_s3_going_away_mid_run_loses_no_money_and_the_next_run_delivers_unpaid(tmp_path, monkeypatch):
+def test_s3_going_away_mid_run_loses_no_money_and_the_next_run_delivers_unpaid(tmp_path, monkeypatch, moto_s3):
     import boto3
     from moto.server import ThreadedMotoServer
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    for name, value in (("AWS_ENDPOINT_URL_S3", f"http://{host}:{port}"), ("AWS_ACCESS_KEY_ID", "test"),
-                        ("AWS_SECRET_ACCESS_KEY", "test-secret"), ("AWS_DEFAULT_REGION", "us-east-1"),
-                        ("AWS_MAX_ATTEMPTS", "1"), ("VIDBATCH_LEDGER_URL", f"sqlite:///{tmp_path / 'ledger.db'}")):
-        monkeypatch.setenv(name, value)
+    server, port = moto_s3
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    monkeypatch.setenv("VIDBATCH_LEDGER_URL", f"sqlite:///{tmp_path / 'ledger.db'}")
     boto3.client("s3").create_bucket(Bucket="studio")
     policy_path = _policy(tmp_path, '["sora"]')
     catalog = write_catalog(tmp_path / "catalog.parquet", [{"prompt": "shot one"}, {"prompt": "shot two"}])
@@ -141,7 +136,8 @@ def test_s3_going_away_mid_run_loses_no_money_and_the_next_run_delivers_unpaid(t
         def generate(self, request, workdir, journal=None):
             clip = self.inner.generate(request, workdir, journal)
             if not stopped:
-                stopped.append(server.stop())
+                server.stop()
+                stopped.append(True)
             return clip
 
     stopped: list = []
@@ -171,25 +167,16 @@ def test_s3_going_away_mid_run_loses_no_money_and_the_next_run_delivers_unpaid(t
         keys = {o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket="studio")["Contents"]}
         assert {"night/assets/c1/i0.mp4", "night/assets/c1/i1.mp4"} <= keys
     server.stop()
-    os.environ.pop("AWS_MAX_ATTEMPTS", None)
 
 
-def test_a_missing_bucket_stops_the_run_before_anything_is_spent(tmp_path, monkeypatch):
-    from moto.server import ThreadedMotoServer
+def test_a_missing_bucket_stops_the_run_before_anything_is_spent(tmp_path, monkeypatch, moto_s3):
     from typer.testing import CliRunner
 
     from vidbatch.cli import app
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0)
-    server.start()
-    host, port = server.get_host_and_port()
-    for name, value in (("AWS_ENDPOINT_URL_S3", f"http://{host}:{port}"), ("AWS_ACCESS_KEY_ID", "test"),
-                        ("AWS_SECRET_ACCESS_KEY", "test"), ("AWS_DEFAULT_REGION", "us-east-1"),
-                        ("VIDBATCH_LEDGER_URL", f"sqlite:///{tmp_path / 'ledger.db'}")):
-        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("VIDBATCH_LEDGER_URL", f"sqlite:///{tmp_path / 'ledger.db'}")
     catalog = write_catalog(tmp_path / "catalog.parquet", [{}])
     result = CliRunner().invoke(app, ["run", catalog, "--policy", str(_policy(tmp_path, '["wan"]')),
                                       "--out", "s3://no-such-bucket/x"])
-    server.stop()
     assert result.exit_code == 2
     assert "bucket 'no-such-bucket' does not exist" in result.output and "Traceback" not in result.output

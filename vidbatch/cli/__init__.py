@@ -35,8 +35,7 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
 
     import polars as pl
 
-    from vidbatch.catalog import validate_catalog
-    from vidbatch.inputs import check_images
+    from vidbatch.inputs import check_catalog
     from vidbatch.tasks.fingerprints import fingerprinted
     from vidbatch.ledger import History
     from vidbatch.ledger_store import use_policy_ledger
@@ -49,9 +48,8 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
     try:
         pol = load_policy(policy)
         use_policy_ledger(pol.ledger.url)
-        valid, rejects = validate_catalog(read_catalog(catalog), list(pol.routes), list(pol.loras()))
-        valid, bad_images = check_images(valid, catalog, pol.inputs.roots)
-        rejects = pl.concat([rejects, bad_images]).sort("row", maintain_order=True)
+        valid, rejects = check_catalog(read_catalog(catalog), catalog, list(pol.routes), list(pol.loras()),
+                                       pol.inputs.roots)
         root = open_root(out) if out else None
         moment = datetime.now(timezone.utc)
         night = night_of(moment, pol.caps.timezone)
