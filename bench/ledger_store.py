@@ -8,7 +8,7 @@ Baseline, same run: the same number of plain appends of one row each (no cap che
 Part 2: a ledger with H rows of history (H = 10k, 100k, 1M; 100 nights; SQLite): the queries a
 run makes (`committed(night)` per reservation; `history(1,000 items)` at its start; `spend` of
 one run at its end) against reading every row (`frame()`, what planning did before), same run.
-Run: .venv/bin/python bench/ledger_store.py [N]
+Run: .venv/bin/python bench/ledger_store.py [N] [H ...]   (default 300; 10000 100000 1000000)
 """
 
 import json
@@ -86,7 +86,7 @@ def timed_ms(call, repeat: int = 5) -> float:
     return (time.perf_counter() - t) / repeat * 1000
 
 
-def main(n: int) -> None:
+def main(n: int, histories: tuple[int, ...] = (10_000, 100_000, 1_000_000)) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         print(f"## reserve + settle, {n} items per writer\n")
@@ -99,7 +99,7 @@ def main(n: int) -> None:
         print("\n## reading history (SQLite)\n")
         print("| history rows | committed(night) ms | history(1,000 items) ms | spend(one run) ms | frame() s |")
         print("|---:|---:|---:|---:|---:|")
-        for rows in (10_000, 100_000, 1_000_000):
+        for rows in histories:
             store = LedgerStore(f"sqlite:///{folder / f'h{rows}.db'}")
             store.import_frame(history(rows), f"bench-{rows}")
             picked = [i * (rows // 1000) + i % 2 for i in range(1000)]  # spread over history; half settled
@@ -115,4 +115,4 @@ def main(n: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 300)
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 300, tuple(int(a) for a in sys.argv[2:]) or (10_000, 100_000, 1_000_000))

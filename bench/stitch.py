@@ -9,9 +9,10 @@ The baseline, measured in the same run, is the bare concat-demuxer copy of the c
 vidbatch's task adds header probes, the compatibility check, a decode of the result to verify
 its length, the upload to the output root (a local folder here) and a record of the stitch.
 Each figure is the median of R runs. No contact sheets (the report makes those).
-Run: .venv/bin/python bench/stitch.py [N] [S] [R]
+Run: .venv/bin/python bench/stitch.py [N] [S] [R]   (default 12 5 3; N >= 2)
 """
 
+import shutil
 import statistics
 import subprocess
 import sys
@@ -66,6 +67,7 @@ def main(n: int = 12, seconds: float = 5.0, repeats: int = 3) -> None:
     print("| path | seconds | x baseline | video s per wall s | mode |\n|---|---|---|---|---|")
     for label, elapsed, mode in rows:
         print(f"| {label} | {elapsed:.3f} | {elapsed / baseline:.1f} | {total / elapsed:.0f} | {mode[:70]} |")
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -140,7 +140,6 @@ class DashScopeProvider:
             if delay is None:
                 return None
             time.sleep(delay)
-        return None
 
     # ---- 3. what to ask for ------------------------------------------------------------------------
 

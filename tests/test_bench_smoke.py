@@ -1,19 +1,50 @@
-"""Benchmarks stay alive: each script below runs at a tiny size and prints its figures (no timing
-is asserted; bench/RESULTS.md holds the measured ones)."""
+"""Benchmarks stay alive: every script in bench/ runs at a tiny size and prints its figures. No
+timing is asserted (bench/RESULTS.md holds the measured figures). Three run at a time, each in its
+own process and folder, on the session's Prefect API (no ephemeral server to start in each), so
+their waits overlap."""
 
+import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from tests.conftest import REPO
 
-TINY = [("closed_route.py", ["2", "1", "0.2"]), ("plan_throughput.py", ["1000"])]
+TINY = {  # the slowest first: they run side by side, the quick ones fill in after them
+    "scale.py": ["4"],
+    "closed_route.py": ["2", "1", "0.2"],
+    "orchestration_overhead.py": ["4"],
+    "ledger_history.py": ["2000"],
+    "ledger_store.py": ["20", "2000"],
+    "wan_speed.py": ["--size", "tiny", "--steps", "2"],
+    "plan_routes.py": ["1000", "--before", "HEAD"],  # this tree as its own "before": the same decisions
+    "plan_cli.py": ["2000"],
+    "plan_throughput.py": ["1000"],
+    "stitch.py": ["2", "1", "1"],
+}
+NOT_SCRIPTS = {"ffmpeg_log_probe.py"}  # the earlier media reader, imported by orchestration_overhead.py
 
 
-@pytest.mark.parametrize("script,args", TINY, ids=[name for name, _ in TINY])
-def test_a_bench_runs_at_its_tiny_size(script, args, tmp_path):
-    done = subprocess.run([sys.executable, str(REPO / "bench" / script), *args], cwd=tmp_path, capture_output=True,
-                          text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert any(ch.isdigit() for ch in done.stdout), done.stdout
+def _run(name: str, folder, api: str) -> str | None:
+    """None when the script ran at its tiny size and printed figures, else what went wrong."""
+    home = folder / name.removesuffix(".py")
+    home.mkdir()
+    env = {**os.environ, "PREFECT_HOME": str(home / "prefect"), "TMPDIR": str(home), "PREFECT_API_URL": api}
+    done = subprocess.run([sys.executable, str(REPO / "bench" / name), *TINY[name]], cwd=home, env=env,
+                          capture_output=True, text=True, timeout=900)
+    if done.returncode == 0 and any(ch.isdigit() for ch in done.stdout):
+        return None
+    return f"{name} {' '.join(TINY[name])}: exit {done.returncode}\n{done.stdout[-800:]}\n{done.stderr[-2000:]}"
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_every_bench_script_has_a_tiny_size(tmp_path):
+    from prefect.settings import PREFECT_API_URL
+
+    assert {p.name for p in (REPO / "bench").glob("*.py")} == set(TINY) | NOT_SCRIPTS
+    api = PREFECT_API_URL.value()
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        failures = [why for why in pool.map(lambda name: _run(name, tmp_path, api), TINY) if why]
+    assert not failures, "\n\n".join(failures)
