@@ -11,10 +11,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import polars as pl
-from prefect import allow_failure, flow, get_run_logger
-from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
-from prefect.futures import as_completed
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.runtime import flow_run
+from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from vidbatch import layout
@@ -29,14 +29,15 @@ from vidbatch.runs import clip_jobs, history_keys, night_of, plan_run
 from vidbatch.storage import open_root, work_folder
 from vidbatch.tasks.catalog_io import load_catalog, write_run_table
 from vidbatch.tasks.context import RunContext, ensure_limits
-from vidbatch.tasks.generate import generate_clip
 from vidbatch.tasks.ledger_io import append_ledger, read_history, read_spend
-from vidbatch.tasks.outcomes import OUTCOME_SCHEMA, outcome_of, run_summary
-from vidbatch.tasks.postprod import finish_clip, write_asset
+from vidbatch.tasks.outcomes import OUTCOME_SCHEMA, run_summary
+from vidbatch.tasks.pipeline import run_items
 from vidbatch.tasks.report import write_report
+from vidbatch.tasks.review_runs import start_reviews
 from vidbatch.tasks.routes import run_providers
+from vidbatch.tasks.run_labels import finish_run, label_run, log_plan
 from vidbatch.tasks.stitch import stitch_storyboards
-from vidbatch.tasks.workers import render_on_workers
+from vidbatch.tasks.workers import GpuBatches
 
 __all__ = ["produce_catalog", "LISTENERS"]
 
@@ -52,11 +53,13 @@ def _emit(event: dict) -> None:
 @flow(name="produce-catalog", task_runner=ThreadPoolTaskRunner(max_workers=32))
 def produce_catalog(catalog: str, out: str = "vidbatch-out", policy_path: str | None = None,
                     campaign: str | None = None, sandbox: bool = False, sandbox_latency_s: float = 2.0,
-                    sandbox_faults: dict | None = None) -> dict:
+                    sandbox_faults: dict | None = None) -> dict | State:
     """Produce every item of a catalog that is not already settled, within the policy's caps.
 
     `sandbox`: every paid route talks to a loopback server of its kind (no money; rows marked);
-    `sandbox_faults` injects its failures for a rehearsal (e.g. {"rate_limit_next": 3})."""
+    `sandbox_faults` injects its failures for a rehearsal (e.g. {"rate_limit_next": 3}).
+    Returns the run's summary; ends Failed (RunFailed, with the summary) when an item or a
+    storyboard failed, Completed when everything was made, is awaiting review or was deferred."""
     policy = load_policy(policy_path)
     use_policy_ledger(policy.ledger.url)  # below --ledger / $VIDBATCH_LEDGER_URL
     open_root(out).check()  # a missing bucket or unreachable S3 stops here, before anything is spent
@@ -68,12 +71,13 @@ def produce_catalog(catalog: str, out: str = "vidbatch-out", policy_path: str | 
 
 
 def _produce_with(run_id: str, catalog: str, out: str, policy: Policy, campaign: str | None, sandbox: bool, providers: dict,
-                  policy_path: str | None, workdir: Path, redact: Redactor) -> dict:
+                  policy_path: str | None, workdir: Path, redact: Redactor) -> dict | State:
     log = get_run_logger()
     root = open_root(out)
     night = night_of(datetime.now(timezone.utc), policy.caps.timezone)
 
     valid, rejects, campaign_of, rejected_scenes = load_catalog(catalog, campaign, policy)
+    label_run(run_id, night, sorted(set(valid["campaign"].to_list()) | set(campaign_of.values())), sandbox)
     history = read_history(root, history_keys(valid), night)
     unavailable = registry.unavailable(providers)
     pool = {route: settings for route, (_, settings) in policy.route_sections().items()
@@ -90,42 +94,27 @@ def _produce_with(run_id: str, catalog: str, out: str, policy: Policy, campaign:
         write_run_table(root, rejects, layout.run_table(run_id, "rejects"))
     append_ledger(root, rejected_rows(rejects, run_id=run_id, night=night, campaign_of=campaign_of, sandbox=sandbox)
                   + deferred_rows(plan, run_id=run_id, night=night, sandbox=sandbox))
+    log_plan(plan, rejects)
 
     jobs = clip_jobs(plan)
-    log.info("run %s (night %s): %d to make, %d rejected rows, %d already done", run_id, night, len(jobs),
-             rejects["row"].n_unique(), plan.filter(pl.col("status") == "done").height)
     _emit({"event": "planned", "total": len(jobs), "plan": plan, "rejects": rejects})
     ctx = RunContext(run_id=run_id, night=night, root=root, policy=policy, providers=providers,
                      workdir=workdir, sandbox=sandbox, redact=redact,
                      in_flight={j.item_id: (j.resume_reservation_id, j.resume_job_ids)
                                 for j in jobs if j.resume_reservation_id})
     progress = create_progress_artifact(0.0, description=f"clips finished of {len(jobs)}")
-
-    remote = [j for j in jobs if j.provider in pool]
-    local = [j for j in jobs if j.provider not in pool]
-    generated = {}
-    for job in sorted(local, key=lambda j: j.remix_of is not None):  # remix sources first
-        source = generated.get(job.remix_of) if job.remix_of and not job.remix_job_id else None
-        generated[job.item_id] = generate_clip.submit(job, ctx, source=allow_failure(source) if source else None)
-    pipelines = {}
-    for job in local:
-        finished = finish_clip.submit(generated[job.item_id], ctx)
-        written = write_asset.submit(root, finished, run_id)
-        pipelines[id(written)] = (job, [generated[job.item_id], finished, written])
     outcomes = []
 
     def record(row: dict) -> None:
         outcomes.append(row)
-        update_progress_artifact(progress, 100.0 * len(outcomes) / len(jobs))
+        update_progress_artifact(progress, 100.0 * len(outcomes) / max(len(jobs), 1))
         _emit({"event": "clip", **row})
 
-    for route, settings in pool.items():  # in batches on the GPU pool, while the other routes' clips run here
-        if batch := [j for j in remote if j.provider == route]:
-            render_on_workers(batch, root=root, run_id=run_id, night=night, policy_path=policy_path,
-                              deployment=settings.deployment, batch_size=settings.batch_size,
-                              attempts=settings.batch_attempts, sandbox=sandbox, on_outcome=record)
-    for future in as_completed([f[-1] for _, f in pipelines.values()]):
-        record(outcome_of(*pipelines[id(future)]))
+    gpu = [GpuBatches([j for j in jobs if j.provider == route], root=root, run_id=run_id, night=night,
+                      policy_path=policy_path, deployment=settings.deployment, batch_size=settings.batch_size,
+                      attempts=settings.batch_attempts, sandbox=sandbox, on_outcome=record)
+           for route, settings in pool.items()]  # in batches on the GPU pool, while the other routes' clips run here
+    run_items([j for j in jobs if j.provider not in pool], ctx, record, pollers=[b.poll for b in gpu])
 
     items = run_outcomes(plan, pl.DataFrame(outcomes, schema=OUTCOME_SCHEMA)).join(
         plan.select("campaign", "item_id", "storyboard_id", "scene_index"), on=["campaign", "item_id"], how="left",
@@ -133,15 +122,11 @@ def _produce_with(run_id: str, catalog: str, out: str, policy: Policy, campaign:
     boards = stitch_storyboards(root, run_id, items, plan, rejected_scenes, policy, workdir)
     write_run_table(root, items, layout.run_table(run_id, "items"))
     spend = read_spend(root, ["provider"], run_id=run_id)  # SQL over this run's rows, not the history
-    counts = items.group_by("provider", "status").agg(pl.len().alias("items")).sort("provider", "status")
-    create_table_artifact(counts.join(spend, on="provider", how="left").to_dicts(), key="run-summary",
-                          description=f"vidbatch run {run_id}: items per provider and status, est vs actual USD")
     summary = run_summary(run_id, night, root.uri, items, rejects, spend, unavailable, boards, sandbox)
     costs = read_spend(root, ["campaign", "item_id"], run_id=run_id).select(
         "campaign", "item_id", pl.col("actual_usd").alias("cost_usd"))
+    summary["reviews"] = start_reviews(policy, root, policy_path, items, run_id)
     summary["report"] = write_report(root, summary, items.join(costs, on=["campaign", "item_id"], how="left"),
-                                     boards, read_spend(root, ["campaign", "provider"], nights=[night]), policy,
-                                     workdir)
-    log.info("run %s finished: %s; report %s", run_id, summary["status_counts"], summary["report"])
-    return summary
-
+                                     boards, read_spend(root, ["campaign", "provider"], nights=[night]), spend,
+                                     policy, workdir)
+    return finish_run(summary, items, boards, redact)

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import polars as pl
 from prefect import flow, get_run_logger
-from prefect.futures import as_completed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from vidbatch import layout
@@ -26,10 +25,9 @@ from vidbatch.runs import ClipJob, Recovery
 from vidbatch.storage import open_root, work_folder
 from vidbatch.tasks.context import RunContext
 from vidbatch.tasks.routes import run_providers
-from vidbatch.tasks.generate import generate_clip
 from vidbatch.tasks.ledger_io import read_settled
-from vidbatch.tasks.outcomes import OUTCOME_SCHEMA, outcome_of, outcome_row
-from vidbatch.tasks.postprod import finish_clip, write_asset
+from vidbatch.tasks.outcomes import OUTCOME_SCHEMA, outcome_row
+from vidbatch.tasks.pipeline import run_items
 from vidbatch.tasks.catalog_io import write_run_table
 
 __all__ = ["render_wan"]
@@ -65,27 +63,31 @@ def render_wan(jobs: list[dict], out: str, run_id: str, night: str, batch: str, 
 
 
 def _render(clips: list[ClipJob], settled: dict, ctx: RunContext, batch: str) -> int:
-    """Each clip generated (or recovered), finished and written; the batch's table after every clip."""
+    """Each clip generated (or recovered), finished and delivered (tasks/pipeline.py); the batch's
+    table rewritten after every clip, so nothing finished is lost."""
     root, run_id, route = ctx.root, ctx.run_id, clips[0].provider
-    rows, pipelines = [], {}
+    rows, todo = [], []
     for job in clips:
-        asset = layout.asset(job.campaign, job.item_id)
         made = settled.get((job.campaign, job.item_id, job.fingerprint))
-        if made and root.exists(asset):  # an earlier attempt of this batch finished it
+        if made and made["delivered"] and root.exists(layout.asset(job.campaign, job.item_id)):
             rows.append(outcome_row(job, "finished", "finished by an earlier attempt of this batch", provider=route,
-                                    model=job.model, asset_uri=root.key_uri(asset)))
+                                    model=job.model, asset_uri=root.key_uri(layout.asset(job.campaign, job.item_id))))
+            continue
+        if made and made["review"] == "pending":  # an earlier attempt held it for review
+            rows.append(outcome_row(job, "awaiting_review", "held for review by an earlier attempt of this batch",
+                                    provider=route, model=job.model))
             continue
         if made:  # paid for but not delivered (the worker died after settling): finish the stored clip, free
             job = job.model_copy(update={"recover": Recovery(raw_uri=made["asset_uri"], job_id=made["job_id"],
                                                              reservation_id=made["reservation_id"],
                                                              cost_usd=made["cost_usd"])})
-        generated = generate_clip.submit(job, ctx)  # one render at a time
-        finished = finish_clip.submit(generated, ctx)
-        written = write_asset.submit(root, finished, run_id)
-        pipelines[id(written)] = (job, [generated, finished, written])
+        todo.append(job)
     key = layout.batch_table(run_id, batch)
     write_run_table(root, pl.DataFrame(rows, schema=OUTCOME_SCHEMA), key)
-    for future in as_completed([futures[-1] for _, futures in pipelines.values()]):
-        rows.append(outcome_of(*pipelines[id(future)]))
-        write_run_table(root, pl.DataFrame(rows, schema=OUTCOME_SCHEMA), key)  # nothing finished is lost
-    return sum(r["outcome"] == "finished" for r in rows)
+
+    def record(row: dict) -> None:
+        rows.append(row)
+        write_run_table(root, pl.DataFrame(rows, schema=OUTCOME_SCHEMA), key)
+
+    run_items(todo, ctx, record)  # one render at a time: the route's gate holds the GPU
+    return sum(r["outcome"] in ("finished", "awaiting_review") for r in rows)

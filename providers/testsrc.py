@@ -43,6 +43,7 @@ class TestsrcProvider:
         self.audio = audio
         self._lock = threading.Lock()
         self.calls: list[str] = []
+        self.requests: list[ClipRequest] = []  # every request, in call order
 
     def unavailable(self) -> str | None:
         return None
@@ -53,6 +54,7 @@ class TestsrcProvider:
     def generate(self, request: ClipRequest, workdir: Path, journal: Journal | None = None) -> Clip:
         with self._lock:
             self.calls.append(request.item_id)
+            self.requests.append(request)
             failure = self._failures.pop(0) if self._failures else None
             queue = self._patterns.get(request.item_id, [])
             pattern = (queue.pop(0) if len(queue) > 1 else queue[0]) if queue else "testsrc2"

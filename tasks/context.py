@@ -13,12 +13,15 @@ semaphore only (a Wan route's guards the GPU of this process).
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from prefect import get_run_logger
 from prefect.client.orchestration import get_client
+from prefect.exceptions import MissingContextError
 from prefect.concurrency.sync import concurrency, rate_limit
 
 from vidbatch.budget import LiveBudget
@@ -28,7 +31,16 @@ from vidbatch.providers import Provider
 from vidbatch.redact import Redactor
 from vidbatch.storage import OutputRoot
 
-__all__ = ["RunContext", "ensure_limits", "limit_names"]
+__all__ = ["RunContext", "ensure_limits", "limit_names", "run_log"]
+
+
+def run_log() -> logging.Logger | logging.LoggerAdapter:
+    """The logger of the task or flow run this is called in (its lines reach the Prefect UI),
+    else vidbatch's own."""
+    try:
+        return get_run_logger()
+    except MissingContextError:
+        return logging.getLogger("vidbatch")
 
 
 def limit_names(route: str, sandbox: bool) -> tuple[str, str]:

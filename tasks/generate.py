@@ -11,13 +11,13 @@ and priced), or is deferred when it has none left.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import task_run
+from prefect.states import Completed, State
 
 from vidbatch import layout
 from vidbatch.errors import (BudgetExceeded, Deferred, ProviderError, ProviderUnavailable, StorageError,
@@ -28,12 +28,12 @@ from vidbatch.providers import ClipRequest, Journal
 from vidbatch.inputs import reference_name
 from vidbatch.runs import ClipJob, fallback_job
 from vidbatch.storage import fetch_to
-from vidbatch.tasks.context import RunContext
+from vidbatch.tasks.context import RunContext, run_log
 from vidbatch.tasks.ledger_io import write_ledger_rows
 
-__all__ = ["GeneratedClip", "generate_clip", "retry_transient_only"]
+__all__ = ["GeneratedClip", "Deferral", "generate_clip", "retry_transient_only", "deferred_state", "RETRIES"]
 
-log = logging.getLogger(__name__)
+RETRIES = 3  # attempts after the first, for rate limits, server errors and timeouts only
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,21 @@ class GeneratedClip:
     sandbox: bool = False
 
 
+@dataclass(frozen=True)
+class Deferral:
+    """What a step that did not make its clip returns: why, and whether another run is making it."""
+
+    reason: str
+    skipped: bool = False  # another run made or is making this item
+
+
+def deferred_state(reason: str) -> State:
+    """The final state of a step that deferred its item: Completed, named Deferred (or Skipped when
+    another run has it), never Failed: nothing went wrong and a later run plans it again."""
+    skipped = "not made twice" in reason
+    return Completed(name="Skipped" if skipped else "Deferred", message=reason, data=Deferral(reason, skipped))
+
+
 def retry_transient_only(task, task_run, state) -> bool:
     """Prefect retry condition: retry rate limits, server errors and timeouts, nothing else."""
     return isinstance(state.result(raise_on_failure=False), TransientProviderError)
@@ -62,12 +77,27 @@ def _request(job: ClipJob, workdir: Path) -> ClipRequest:
                        extend_s=job.extend_s, campaign=job.campaign, lora=job.lora)
 
 
-@task(name="generate-clip", task_run_name="generate {job.item_id}", retries=3,
+@task(name="generate-clip", task_run_name="generate {job.item_id} on {job.provider}", retries=RETRIES,
       retry_delay_seconds=[2, 10, 30], retry_jitter_factor=0.5, retry_condition_fn=retry_transient_only,
       cache_policy=NO_CACHE)
-def generate_clip(job: ClipJob, ctx: RunContext, source: object = None, why: str = "") -> GeneratedClip:
+def generate_clip(job: ClipJob, ctx: RunContext, source: object = None, why: str = "") -> GeneratedClip | State:
     """Make one item's raw clip. `source`: for a remix, the source item's result in this run;
-    `why`: recorded on the reservation when this is not the item's first clip (a QA regeneration)."""
+    `why`: recorded on the reservation when this is not the item's first clip (a QA regeneration).
+    An item that cannot be made now ends the task `Deferred` (or `Skipped`), with the reason."""
+    try:
+        return _generate(job, ctx, source, why)
+    except Deferred as err:
+        run_log().warning("%s deferred: %s", job.item_id, err)
+        return deferred_state(str(err))
+    except TransientProviderError as err:
+        if task_run.run_count <= RETRIES:
+            raise  # Prefect retries it
+        reason = f"still failing after {RETRIES} retries ({err}); the next run tries again"
+        run_log().warning("%s deferred: %s", job.item_id, reason)
+        return deferred_state(reason)
+
+
+def _generate(job: ClipJob, ctx: RunContext, source: object, why: str) -> GeneratedClip:
     if job.recover is not None:
         return _recovered(job, ctx)
     if job.remix_of and not job.remix_job_id:
@@ -82,7 +112,7 @@ def generate_clip(job: ClipJob, ctx: RunContext, source: object = None, why: str
                 _defer(job, ctx, rerouted)
             note = "; ".join(filter(None, [note, f"{job.provider} unavailable ({err}); fell back to "
                                                  f"{rerouted.provider}"]))
-            log.warning("%s: %s", job.item_id, note)
+            run_log().warning("%s: %s", job.item_id, note)
             job = rerouted
 
 
@@ -108,6 +138,7 @@ def _bind_remix_source(job: ClipJob, source: object, ctx: RunContext) -> ClipJob
     if maker is not None and getattr(maker, "remix", False) and source.job_id:  # a route that remixes its videos
         return job.model_copy(update={"remix_job_id": source.job_id})
     what = (f"it was made on {source.job.provider}" if isinstance(source, GeneratedClip)
+            else f"it was deferred ({source.reason})" if isinstance(source, Deferral)
             else f"it was not made ({type(source).__name__}: {source})" if isinstance(source, BaseException)
             else "it is not in this run")
     _defer(job, ctx, f"remix source {job.remix_of} has no closed-route video: {what}; deferred")
@@ -172,8 +203,8 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
             clip = provider.generate(request, workdir, journal)
         except TransientProviderError as err:
             if job.item_id in ctx.in_flight:  # its job exists: the next attempt (or run) resumes it
-                log.warning("%s: %s; reservation %s stays open for job(s) %s", job.item_id, err, reservation_id,
-                            ", ".join(ctx.in_flight[job.item_id][1]))
+                run_log().warning("%s: %s; reservation %s stays open for job(s) %s", job.item_id, err,
+                                  reservation_id, ", ".join(ctx.in_flight[job.item_id][1]))
                 raise
             close("failed", err.cost_usd, f"{type(err).__name__}: {err}", job_id=err.job_id)
             raise

@@ -5,12 +5,13 @@ from __future__ import annotations
 import polars as pl
 
 from vidbatch.errors import Deferred, TransientProviderError
+from vidbatch.statuses import ItemStatus
 
 __all__ = ["OUTCOME_SCHEMA", "outcome_row", "outcome_of", "run_summary"]
 
 OUTCOME_SCHEMA = {"item_id": pl.String, "campaign": pl.String, "asset_uri": pl.String, "outcome": pl.String,
                   "detail": pl.String, "provider": pl.String, "model": pl.String, "qa": pl.String,
-                  "sheet_uri": pl.String}
+                  "sheet_uri": pl.String, "est_cost_usd": pl.Float64}
 
 
 def outcome_row(job, outcome: str, detail: str | None = None, **fields) -> dict:
@@ -20,23 +21,24 @@ def outcome_row(job, outcome: str, detail: str | None = None, **fields) -> dict:
 
 
 def outcome_of(job, futures: list) -> dict:
-    """finished / deferred / failed for one item, from its futures in pipeline order
-    (generate, finish, write): the first one that failed says why."""
+    """finished / awaiting_review / deferred / failed for one item, from its steps' futures in
+    pipeline order (tasks/pipeline.py): the last one says what became of it."""
     for future in futures:
-        future.wait()  # as_completed can yield before the state is readable
-    last = futures[-1]
-    if last.state.is_completed():
-        done = last.result()
-        return outcome_row(job, "finished", done.note or None, asset_uri=done.asset_uri, provider=done.provider,
-                           model=done.model, qa=done.qa, sheet_uri=done.sheet_uri)
-    error = next((r for f in futures if isinstance(r := f.state.result(raise_on_failure=False), BaseException)),
-                 None)
-    if isinstance(error, Deferred):
-        return outcome_row(job, "deferred", f"deferred: {error}")
-    if isinstance(error, TransientProviderError):  # out of retries, nothing lost: a later run goes on
-        return outcome_row(job, "deferred",
-                           f"deferred: still failing after retries ({error}); the next run tries again")
-    return outcome_row(job, "failed", f"{type(error).__name__}: {error}")
+        future.wait()
+    state = futures[-1].state
+    if state.is_completed() and state.name != "Completed":  # Deferred or Skipped: a later run plans it
+        return outcome_row(job, ItemStatus.DEFERRED.value, f"deferred: {state.message}")
+    if state.is_completed():
+        done = futures[-1].result()
+        held = "awaiting review (vidbatch review, or the review run's form)" \
+            if done.status == ItemStatus.AWAITING_REVIEW else ""
+        return outcome_row(job, done.status.value, "; ".join(filter(None, [done.note, held])) or None, asset_uri=done.asset_uri,
+                           provider=done.provider, model=done.model, qa=done.qa, sheet_uri=done.sheet_uri,
+                           est_cost_usd=done.est_cost_usd)
+    error = state.result(raise_on_failure=False)
+    if isinstance(error, (Deferred, TransientProviderError)):  # nothing lost: a later run goes on
+        return outcome_row(job, ItemStatus.DEFERRED.value, f"deferred: {error}")
+    return outcome_row(job, ItemStatus.FAILED.value, f"{type(error).__name__}: {error}")
 
 
 SUMMARY_ROWS = 20  # items listed per kind in a run's summary; the rest are in its items.parquet
@@ -54,6 +56,7 @@ def run_summary(run_id: str, night: str, out: str, items: pl.DataFrame, rejects:
         "fell_back": items.filter(reason.str.contains("fell back", literal=True) & (status == "finished"))
                           .select("item_id", "reason"),
         "deferred": items.filter(status == "deferred").select("item_id", "reason"),
+        "awaiting_review": items.filter(status == "awaiting_review").select("item_id", "reason"),
         "qa_regenerated": items.filter(pl.col("qa").str.starts_with("passed on regeneration").fill_null(False))
                                .select("item_id", "qa"),
     }

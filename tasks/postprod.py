@@ -4,7 +4,10 @@ finish_clip: a frame-accurate cut of [trim_start_s, trim_start_s + duration_s + 
 the QA gate (length, size, fps; black and frozen stretches). A failing clip gets a `qa_failed`
 ledger row and is made once more with a new seed (a new reservation: paid again, recorded as a
 QA regeneration), or the item fails with the QA reason.
-write_asset: the deliverable under assets/, and its contact sheet beside the run's report.
+Then one of two last steps (tasks/pipeline.py picks): write_asset, the deliverable under assets/
+and its contact sheet beside the run's report; or, for a campaign the policy's `[review]` names,
+hold_for_review: the finished cut and its contact sheet under review/ and an `awaiting_review`
+ledger row, delivered once a person approves it (vidbatch.tasks.review_io).
 """
 
 from __future__ import annotations
@@ -14,18 +17,20 @@ from pathlib import Path
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import State
 
 from vidbatch import layout
 from vidbatch.errors import QAFailed
 from vidbatch.media import MediaInfo, contact_sheet, cut, detect_defects, probe, sha256_of
 from vidbatch.policy import Policy
 from vidbatch.qa import Expected, qa_failures, qa_summary
+from vidbatch.statuses import ItemStatus
 from vidbatch.storage import OutputRoot
 from vidbatch.tasks.context import RunContext
 from vidbatch.tasks.generate import GeneratedClip, generate_clip
 from vidbatch.tasks.ledger_io import write_ledger_rows
 
-__all__ = ["CheckedClip", "FinishedClip", "finish_clip", "write_asset", "check_clip"]
+__all__ = ["CheckedClip", "FinishedClip", "finish_clip", "write_asset", "hold_for_review", "check_clip"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,8 @@ class FinishedClip:
     note: str = ""
     qa: str = ""
     sheet_uri: str | None = None
+    status: ItemStatus = ItemStatus.FINISHED  # or AWAITING_REVIEW: asset_uri is then its review copy
+    est_cost_usd: float = 0.0  # the estimate of the route that made it
 
 
 def check_clip(path: Path, clip: GeneratedClip, policy: Policy) -> tuple[MediaInfo, list[str]]:
@@ -80,7 +87,7 @@ def _qa_failed(clip: GeneratedClip, ctx: RunContext, verdict: str) -> None:
 
 
 @task(name="finish-clip", task_run_name="finish {clip.job.item_id}", cache_policy=NO_CACHE)
-def finish_clip(clip: GeneratedClip, ctx: RunContext) -> CheckedClip:
+def finish_clip(clip: GeneratedClip, ctx: RunContext) -> CheckedClip | State:
     """Cut, check, and regenerate once if the clip fails QA. Never retried as a whole: a retry
     could pay for a second regeneration (the paid step inside has its own retries)."""
     path = _cut(clip)
@@ -94,6 +101,8 @@ def finish_clip(clip: GeneratedClip, ctx: RunContext) -> CheckedClip:
     seed = clip.job.seed + 1
     job = clip.job.model_copy(update={"seed": seed, "resume_reservation_id": None, "resume_job_ids": ()})
     again = generate_clip(job, ctx, why=f"QA regeneration with seed {seed}: the first clip {first}")
+    if isinstance(again, State):  # the regeneration was deferred (a cap): so is the item
+        return again
     path = _cut(again)
     info, failures = check_clip(path, again, ctx.policy)
     if failures:
@@ -114,7 +123,28 @@ def write_asset(root: OutputRoot, checked: CheckedClip, run_id: str) -> Finished
     digest = sha256_of(checked.path)
     if checked.clip.reservation.reservation_id:  # the item is done once its deliverable is stored
         write_ledger_rows(root, [checked.clip.reservation.delivered(asset_uri, digest)])
-    return FinishedClip(item_id=job.item_id, campaign=job.campaign, asset_uri=asset_uri,
-                        sha256=digest, seconds=checked.info.duration_s, width=checked.info.width,
-                        height=checked.info.height, provider=job.provider, model=job.model,
-                        note=checked.clip.note, qa=checked.qa, sheet_uri=sheet_uri)
+    return _finished(checked, asset_uri, digest, sheet_uri, ItemStatus.FINISHED)
+
+
+def _finished(checked: CheckedClip, uri: str, digest: str, sheet_uri: str, status: ItemStatus) -> FinishedClip:
+    job = checked.clip.job
+    return FinishedClip(item_id=job.item_id, campaign=job.campaign, asset_uri=uri, sha256=digest,
+                        seconds=checked.info.duration_s, width=checked.info.width, height=checked.info.height,
+                        provider=job.provider, model=job.model, note=checked.clip.note, qa=checked.qa,
+                        sheet_uri=sheet_uri, status=status, est_cost_usd=job.est_cost_usd)
+
+
+@task(name="hold-for-review", task_run_name="hold {checked.clip.job.item_id} for review", retries=3,
+      retry_delay_seconds=[1, 5, 15], cache_policy=NO_CACHE)
+def hold_for_review(checked: CheckedClip, ctx: RunContext) -> FinishedClip:
+    """Store the finished cut and its contact sheet under review/ and record it awaiting review;
+    nothing is delivered (vidbatch review approves it)."""
+    job, paid_by = checked.clip.job, checked.clip.reservation
+    held = paid_by.reservation_id or job.fingerprint  # a clip from before reservations were kept has none
+    sheet = contact_sheet(checked.path, checked.path.with_suffix(".sheet.jpg"))
+    sheet_uri = ctx.root.put_file(sheet, layout.review_sheet(job.campaign, job.item_id, held))
+    uri = ctx.root.put_file(checked.path, layout.review_clip(job.campaign, job.item_id, held))
+    digest = sha256_of(checked.path)
+    write_ledger_rows(ctx.root, [paid_by.awaiting_review(uri, digest, f"QA {checked.qa}; awaiting review",
+                                                         seconds=checked.info.duration_s)])
+    return _finished(checked, uri, digest, sheet_uri, ItemStatus.AWAITING_REVIEW)

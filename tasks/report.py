@@ -11,31 +11,29 @@ from pathlib import Path
 
 import polars as pl
 from prefect import task
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (create_image_artifact, create_link_artifact, create_markdown_artifact,
+                               create_table_artifact)
 from prefect.cache_policies import NO_CACHE
 
 from vidbatch import layout
 from vidbatch.policy import Policy
+from vidbatch.report import cents, route_summary
 from vidbatch.report_html import REPORT_ITEMS, first_to_look_at, relative_link, report_html, spend_chart_svg
 from vidbatch.storage import OutputRoot
 
 __all__ = ["write_report"]
 
 
-def _key_of(root: OutputRoot, uri: str | None) -> str | None:
-    """The key of a URI under `root` (None when it is elsewhere or missing)."""
-    base = root.key_uri("")
-    if uri is None or not uri.startswith(base):
-        return None
-    return uri[len(base):].lstrip("/")
-
-
 def _href_column(root: OutputRoot, report_key: str, frame: pl.DataFrame, column: str) -> pl.Series:
-    return pl.Series([relative_link(report_key, _key_of(root, uri)) for uri in frame[column].to_list()],
+    return pl.Series([relative_link(report_key, root.key_of(uri)) for uri in frame[column].to_list()],
                      dtype=pl.String)
 
 
-def _markdown(summary: dict, spend: pl.DataFrame, policy: Policy, boards: pl.DataFrame, uri: str) -> str:
+SHEETS = 12  # contact sheets of clips awaiting review shown as images (the review run shows its own)
+
+
+def _markdown(summary: dict, spend: pl.DataFrame, policy: Policy, boards: pl.DataFrame, uri: str,
+              link: str | None) -> str:
     lines = [f"# vidbatch run {summary['run_id'][:8]} (night {summary['night']})", "",
              f"Estimated ${summary['est_cost_usd']:.2f}, actual ${summary['cost_usd']:.2f}. "
              f"Items: {', '.join(f'{k} {v}' for k, v in sorted(summary['status_counts'].items()))}.", "",
@@ -46,18 +44,25 @@ def _markdown(summary: dict, spend: pl.DataFrame, policy: Policy, boards: pl.Dat
     if boards.height:
         lines += ["", "| storyboard | status | why |", "|---|---|---|"]
         lines += [f"| {r['storyboard_id']} | {r['status']} | {r['reason']} |" for r in boards.iter_rows(named=True)]
-    lines += ["", f"Report: `{uri}`"]
+    waiting = summary["status_counts"].get("awaiting_review", 0)
+    if waiting:
+        lines += ["", f"**{waiting} clip(s) await review**: answer the form of the review run"
+                      + (f"s ({', '.join(summary['reviews'])})" if summary.get("reviews") else "")
+                      + f", or `vidbatch review --out {summary['out']}`."]
+    lines += ["", f"Report: [{uri}]({link})" if link else f"Report (open it from this machine): `{uri}`"]
     return "\n".join(lines)
 
 
 @task(name="write-report", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def write_report(root: OutputRoot, summary: dict, items: pl.DataFrame, boards: pl.DataFrame,
-                 tonight: pl.DataFrame, policy: Policy, workdir: Path) -> str:
+                 tonight: pl.DataFrame, run_spend: pl.DataFrame, policy: Policy, workdir: Path) -> str:
     """Write the report and attach the artifacts; returns the report's URI.
 
     `items`: the run's final item table with cost_usd, qa, storyboard_id, asset_uri, sheet_uri.
     `boards`: storyboard rows with mode, seconds, asset_uri, sheet_uri. `tonight`: tonight's money
-    by campaign and provider across every run (LedgerStore.spend): what the caps measure."""
+    by campaign and provider across every run (LedgerStore.spend): what the caps measure;
+    `run_spend`: this run's money by route. Money is shown at cents (4 decimals at most); links
+    are http(s) where the root can share one (S3: presigned), else the artifact names the path."""
     key = layout.report(summary["run_id"])
     spend = tonight.select("campaign", "provider", "actual_usd")
     campaigns = sorted(set(items["campaign"].drop_nulls().to_list()) | set(spend["campaign"].to_list()))
@@ -70,14 +75,23 @@ def write_report(root: OutputRoot, summary: dict, items: pl.DataFrame, boards: p
     page = workdir / "report.html"
     page.write_text(report_html(summary, page_items, page_boards, chart))
     uri = root.put_file(page, key)
-    create_markdown_artifact(_markdown(summary, spend, policy, boards, uri), key="campaign-report",
+    link = root.share_url(key)
+    create_markdown_artifact(_markdown(summary, spend, policy, boards, uri, link), key="campaign-report",
                              description="vidbatch: totals, spend against the caps, storyboards")
+    create_table_artifact(route_summary(items, run_spend).to_dicts(), key="run-summary",
+                          description=f"vidbatch run {summary['run_id'][:8]}: items per route and status, "
+                                      "estimated vs actual USD")
     listed = first_to_look_at(items, REPORT_ITEMS)
     more = f"; the first {listed.height} of {items.height} (all in the run's items.parquet)" \
         if listed.height < items.height else ""
-    create_table_artifact(listed.select("item_id", "campaign", "provider", "model", "status", "est_cost_usd",
-                                        "cost_usd", "qa", "reason").to_dicts(),
+    create_table_artifact(cents(listed.select("item_id", "campaign", "provider", "model", "status", "est_cost_usd",
+                                              "cost_usd", "qa", "reason")).to_dicts(),
                           key="clips", description=f"the run's items: route, status, cost, QA{more}")
-    create_link_artifact(uri if "://" in uri else Path(uri).resolve().as_uri(), link_text="campaign report (HTML)",
-                         key="report-link", description="the run's HTML report")
+    if link:  # the UI opens http(s) links only; a local report is named in the markdown artifact
+        create_link_artifact(link, link_text="campaign report (HTML)", key="report-link",
+                             description="the run's HTML report")
+    for row in items.filter(pl.col("status") == "awaiting_review").head(SHEETS).iter_rows(named=True):
+        sheet = root.share_url(root.key_of(row["sheet_uri"])) if root.key_of(row["sheet_uri"]) else None
+        if sheet:
+            create_image_artifact(image_url=sheet, description=f"awaiting review: {row['campaign']}/{row['item_id']}")
     return uri

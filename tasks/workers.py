@@ -12,7 +12,6 @@ ledger, never made again. After `wan.batch_attempts` the rest are deferred to a 
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Callable
 
 
@@ -22,7 +21,7 @@ from vidbatch.runs import ClipJob
 from vidbatch.storage import OutputRoot
 from vidbatch.tasks.outcomes import OUTCOME_SCHEMA, outcome_row
 
-__all__ = ["batches_of", "batch_key", "render_on_workers"]
+__all__ = ["batches_of", "batch_key", "GpuBatches"]
 
 
 def batches_of(jobs: list[ClipJob], size: int) -> list[list[ClipJob]]:
@@ -53,44 +52,61 @@ def _close_abandoned(root: OutputRoot, run_id: str, jobs: list[ClipJob], why: st
     ledger_for(root).fail_open(run_id, [j.item_id for j in jobs], why)
 
 
-def render_on_workers(jobs: list[ClipJob], *, root: OutputRoot, run_id: str, night: str, policy_path: str | None,
-                      deployment: str, batch_size: int, attempts: int, sandbox: bool,
-                      on_outcome: Callable[[dict], None], poll_s: float = 2.0) -> list[dict]:
-    """Render `jobs` on the GPU pool; returns one outcome row per job (OUTCOME_SCHEMA)."""
-    from prefect.client.orchestration import get_client
-    from prefect.deployments import run_deployment
+class GpuBatches:
+    """A route's clips on the GPU pool, in batches, polled while this run's other clips go on:
+    `poll()` collects what finished and resubmits what a dead worker lost; False once every job
+    has an outcome (after `attempts`, the rest are deferred)."""
 
-    outcomes: dict[str, dict] = {}
-    remaining = list(jobs)
-    for attempt in range(1, attempts + 1):
-        runs = {}
-        for batch in batches_of(remaining, batch_size):
-            key = batch_key(night, batch, attempt)
-            run = run_deployment(deployment, timeout=0, idempotency_key=key, as_subflow=True, parameters={
-                "jobs": [j.model_dump(mode="json") for j in batch], "out": root.uri, "run_id": run_id,
-                "night": night, "batch": key, "allowance_usd": sum(j.est_cost_usd for j in batch),
-                "policy_path": policy_path, "sandbox": sandbox})
-            runs[run.id] = (key, batch)
-        with get_client(sync_client=True) as client:
-            while runs:
-                for run_id_, (key, batch) in list(runs.items()):
-                    state = client.read_flow_run(run_id_).state
+    def __init__(self, jobs: list[ClipJob], *, root: OutputRoot, run_id: str, night: str, policy_path: str | None,
+                 deployment: str, batch_size: int, attempts: int, sandbox: bool,
+                 on_outcome: Callable[[dict], None]):
+        self.root, self.run_id, self.night, self.policy_path = root, run_id, night, policy_path
+        self.deployment, self.batch_size, self.attempts, self.sandbox = deployment, batch_size, attempts, sandbox
+        self.on_outcome = on_outcome
+        self.jobs, self.outcomes, self.runs, self.attempt = list(jobs), {}, {}, 0
+        if self.jobs:
+            self._submit(self.jobs)
+
+    def _submit(self, remaining: list[ClipJob]) -> None:
+        from prefect.deployments import run_deployment
+
+        self.attempt += 1
+        for batch in batches_of(remaining, self.batch_size):
+            key = batch_key(self.night, batch, self.attempt)
+            run = run_deployment(self.deployment, timeout=0, idempotency_key=key, as_subflow=True, parameters={
+                "jobs": [j.model_dump(mode="json") for j in batch], "out": self.root.uri, "run_id": self.run_id,
+                "night": self.night, "batch": key, "allowance_usd": sum(j.est_cost_usd for j in batch),
+                "policy_path": self.policy_path, "sandbox": self.sandbox})
+            self.runs[run.id] = (key, batch)
+
+    def _record(self, row: dict) -> None:
+        if row["item_id"] not in self.outcomes:
+            self.outcomes[row["item_id"]] = row
+            self.on_outcome(row)
+
+    def poll(self) -> bool:
+        """One look at the batches; True while some are still running."""
+        from prefect.client.orchestration import get_client
+
+        if self.runs:
+            with get_client(sync_client=True) as client:
+                for flow_run_id, (key, batch) in list(self.runs.items()):
+                    state = client.read_flow_run(flow_run_id).state
                     if not state.is_final():
                         continue
-                    del runs[run_id_]
-                    for row in _read_outcomes(root, run_id, key):
-                        if row["item_id"] not in outcomes:
-                            outcomes[row["item_id"]] = row
-                            on_outcome(row)
-                    lost = [j for j in batch if j.item_id not in outcomes]
+                    del self.runs[flow_run_id]
+                    for row in _read_outcomes(self.root, self.run_id, key):
+                        self._record(row)
+                    lost = [j for j in batch if j.item_id not in self.outcomes]
                     if lost:
-                        _close_abandoned(root, run_id, lost, f"GPU batch {key} ended {state.name} mid-clip")
-                time.sleep(poll_s if runs else 0)
-        remaining = [j for j in remaining if j.item_id not in outcomes]
-        if not remaining:
-            break
-    for job in remaining:
-        row = outcome_row(job, "deferred", f"deferred: no GPU worker finished it in {attempts} attempt(s)")
-        outcomes[job.item_id] = row
-        on_outcome(row)
-    return [outcomes[j.item_id] for j in jobs]
+                        _close_abandoned(self.root, self.run_id, lost, f"GPU batch {key} ended {state.name} mid-clip")
+        if self.runs:
+            return True
+        remaining = [j for j in self.jobs if j.item_id not in self.outcomes]
+        if remaining and self.attempt < self.attempts:
+            self._submit(remaining)
+            return True
+        for job in remaining:
+            self._record(outcome_row(job, "deferred",
+                                     f"deferred: no GPU worker finished it in {self.attempts} attempt(s)"))
+        return False

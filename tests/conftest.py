@@ -137,3 +137,18 @@ def ledger_url(request, tmp_path):
     from tests.postgres_cluster import new_database
 
     return new_database(request.getfixturevalue("postgres_server"))
+
+
+def produce(*args, **kwargs) -> dict:
+    """The catalog flow's summary, whether its run ended Completed or Failed (a failed run's
+    RunFailed carries it); `state` says which. Any other error is raised, as the flow raised it."""
+    from vidbatch.errors import RunFailed
+    from vidbatch.flows.produce_catalog import produce_catalog
+
+    state = produce_catalog(*args, return_state=True, **kwargs)
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, RunFailed):
+        return {**result.summary, "state": state.type.value, "state_message": state.message}
+    if isinstance(result, BaseException):
+        raise result
+    return {**result, "state": state.type.value}

@@ -1,7 +1,7 @@
 """The import contract, read from the source (function-level imports included):
 
   pure core  -> nothing heavy, no IO library, none of the layers above it
-  edges      (media, storage, inputs, the ledger store, the sandbox) -> the core and each other
+  edges      (media, storage, inputs, the ledger store, review IO, the sandbox) -> the core and each other
   providers  -> the core and the edges, never tasks or flows
   tasks      -> never flows
   flows      -> never the CLI
@@ -15,7 +15,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = {"vidbatch": ROOT / "vidbatch", "vidbatch.tasks": ROOT / "tasks", "vidbatch.flows": ROOT / "flows",
             "vidbatch.providers": ROOT / "providers"}
-EDGES = {"vidbatch.media", "vidbatch.storage", "vidbatch.inputs", "vidbatch.ledger_store", "vidbatch.sandbox", "vidbatch.cli"}
+EDGES = {"vidbatch.media", "vidbatch.storage", "vidbatch.inputs", "vidbatch.ledger_store", "vidbatch.review_io",
+         "vidbatch.sandbox", "vidbatch.cli"}
 HEAVY = {"prefect", "torch", "diffusers", "transformers", "boto3", "botocore", "ffmpeg", "av", "fastapi", "uvicorn",
          "rich", "typer", "openai", "httpx", "sqlalchemy", "alembic"}
 LAYERS = ("vidbatch.tasks", "vidbatch.flows", "vidbatch.providers", "vidbatch.cli")

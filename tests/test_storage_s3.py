@@ -5,7 +5,7 @@ import polars as pl
 import pytest
 
 from tests.conftest import DEMO_POLICY, catalog, ledger_of
-from vidbatch.flows.produce_catalog import produce_catalog
+from tests.conftest import produce
 from vidbatch.providers import registry
 from vidbatch.providers.testsrc import TestsrcProvider
 from vidbatch.storage import open_root
@@ -25,7 +25,7 @@ def test_catalog_and_outputs_on_s3(s3, tmp_path, monkeypatch):
     catalog([{}, {"aspect": "bad"}]).write_parquet(local)
     s3.upload_file(str(local), "studio", "catalogs/night.parquet")
     with registry.bound({"wan": lambda policy: TestsrcProvider()}):
-        summary = produce_catalog("s3://studio/catalogs/night.parquet", out="s3://studio/runs",
+        summary = produce("s3://studio/catalogs/night.parquet", out="s3://studio/runs",
                                   policy_path=str(DEMO_POLICY))
     assert summary["status_counts"] == {"finished": 1} and summary["rejected_rows"] == 1
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="studio", Prefix="runs/")["Contents"]}

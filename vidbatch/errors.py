@@ -7,6 +7,8 @@
     │   └── BudgetExceeded    a reservation would break a cap
     ├── StorageError          an output root cannot be read or written
     ├── LayoutError           a key or path would leave its root (vidbatch.layout refuses it)
+    ├── RunFailed             a run ended with failed items or storyboards (`summary` says which)
+    ├── ReviewError           a review decision names a clip not awaiting review
     ├── MediaError            ffmpeg failed or a clip is not what it claims to be
     │   └── QAFailed          a finished clip failed the QA gate (and its one regeneration)
     └── ProviderError         a provider call failed
@@ -27,6 +29,8 @@ __all__ = [
     "LayoutError",
     "MediaError",
     "QAFailed",
+    "RunFailed",
+    "ReviewError",
     "ProviderError",
     "TransientProviderError",
     "ContentRejected",
@@ -56,6 +60,18 @@ class BudgetExceeded(Deferred):
 
 class StorageError(VidbatchError):
     """An output root or catalog URI cannot be read or written."""
+
+
+class RunFailed(VidbatchError):
+    """A run ended with failed items or storyboards (the rest of it stands); `summary` says what."""
+
+    def __init__(self, message: str, summary: dict):
+        super().__init__(message)
+        self.summary = summary
+
+
+class ReviewError(VidbatchError):
+    """A review decision names a clip that is not awaiting review, or is incomplete."""
 
 
 class LayoutError(VidbatchError):

@@ -14,6 +14,7 @@ once more (`check_key`), and a local root also checks where the key resolves.
     runs/<run>/batches/<batch>.parquet                    a GPU batch's outcomes
     runs/<run>/report/index.html                          the run's report
     runs/<run>/report/sheets/<campaign>/<name>.jpg        contact sheets beside it
+    review/<campaign>/<item>/<reservation>.{mp4,jpg}      a clip awaiting review, and its contact sheet
     plans/plan-<time>.parquet                             `vidbatch plan --out`
     storyboards/part-*.parquet, ledger/part-*.parquet     append-only tables (storage names the parts)
 """
@@ -27,7 +28,7 @@ from vidbatch.errors import LayoutError
 from vidbatch.names import problem
 
 __all__ = ["asset", "storyboard", "raw_clip", "run_table", "batch_table", "report", "contact_sheet",
-           "storyboard_sheet", "plan_file", "STITCHES", "LEDGER_PARTS", "RUN_TABLES", "check_key", "work_path",
+           "storyboard_sheet", "review_clip", "review_sheet", "plan_file", "STITCHES", "LEDGER_PARTS", "RUN_TABLES", "check_key", "work_path",
            "item_folder", "storyboard_folder"]
 
 STITCHES = "storyboards"
@@ -96,6 +97,17 @@ def contact_sheet(run_id: str, campaign: str, item_id: str) -> str:
 def storyboard_sheet(run_id: str, campaign: str, storyboard_id: str) -> str:
     return _join("runs", _name("run id", run_id), "report", "sheets", _name("campaign", campaign),
                  f"storyboard-{_name('storyboard_id', storyboard_id)}.jpg")
+
+
+def review_clip(campaign: str, item_id: str, reservation_id: str) -> str:
+    """The finished cut of a clip awaiting review (each clip its own: a remade one is another)."""
+    return _join("review", _name("campaign", campaign), _name("item_id", item_id),
+                 f"{_name('reservation id', reservation_id)}.mp4")
+
+
+def review_sheet(campaign: str, item_id: str, reservation_id: str) -> str:
+    return _join("review", _name("campaign", campaign), _name("item_id", item_id),
+                 f"{_name('reservation id', reservation_id)}.jpg")
 
 
 def plan_file(moment: datetime) -> str:

@@ -17,6 +17,12 @@ without paying again. A `delivered` row follows once the deliverable is stored u
 an item is done when its settled clip is delivered (rows from before `paid` existed count as
 delivered).
 `deferred` and `rejected` rows record items a run did not attempt, with the reason.
+Review (policy `[review]`): a clip of a campaign that needs approval, once past QA, gets an
+`awaiting_review` row (asset_uri: its review copy) instead of being delivered. A person's
+verdict is an `approved` or `review_rejected` row on the same reservation (the note in
+`reason`, the reviewer in `reviewer`, an edited prompt for the next clip in `prompt`). Approval
+is followed by `delivered`; a rejected clip is made again by a later run with another seed (or
+the edited prompt), paid like any clip; an approved one is never made again.
 A `qa_failed` row follows the `settled` row of a clip that failed the QA gate (same
 reservation_id, cost 0: the money is in the settled row); that clip does not count as made.
 """
@@ -33,12 +39,14 @@ import polars as pl
 
 from vidbatch.planner import Committed
 
-__all__ = ["LEDGER_SCHEMA", "STATUSES", "CLOSING", "SPENT", "SETTLED_SCHEMA", "IN_FLIGHT_SCHEMA", "SPEND_COLUMNS",
+__all__ = ["LEDGER_SCHEMA", "OPTIONAL_COLUMNS", "STATUSES", "DECISIONS", "CLOSING", "SPENT", "SETTLED_SCHEMA", "IN_FLIGHT_SCHEMA", "SPEND_COLUMNS",
            "History", "Reservation", "ledger_row", "deferred_rows", "rejected_rows", "ledger_frame",
            "new_reservation_id"]
 
 STATUSES = ("reserved", "submitted", "paid", "settled", "failed", "released", "deferred", "rejected", "qa_failed",
-            "delivered")
+            "delivered", "awaiting_review", "approved", "review_rejected")
+# A person's verdict on a clip awaiting review (vidbatch.review).
+DECISIONS = ("approved", "review_rejected")
 CLOSING = ("settled", "failed", "released")
 # The rows whose cost_usd is money spent; an open reservation without a paid row holds its estimate.
 SPENT = ("paid", "settled", "failed")
@@ -63,7 +71,10 @@ LEDGER_SCHEMA: dict[str, pl.DataType] = {
     "job_id": pl.String(),
     "attempt": pl.Int64(),
     "sandbox": pl.Boolean(),
+    "prompt": pl.String(),    # review_rejected: the prompt the next clip is made with (None: the catalog's)
+    "reviewer": pl.String(),  # approved / review_rejected: who said so, when the reviewer gave a name
 }
+OPTIONAL_COLUMNS = ("prompt", "reviewer")  # added in revision 0003: older Parquet ledgers lack them
 
 
 def new_reservation_id() -> str:
@@ -75,7 +86,8 @@ def ledger_row(*, run_id: str, night: str, item_id: str | None, campaign: str | 
                est_cost_usd: float = 0.0, cost_usd: float = 0.0, seconds: float | None = None,
                asset_uri: str | None = None, sha256: str | None = None, reason: str = "",
                reservation_id: str | None = None, job_id: str | None = None, attempt: int | None = None,
-               sandbox: bool = False, created_at: datetime | None = None) -> dict[str, Any]:
+               sandbox: bool = False, created_at: datetime | None = None, prompt: str | None = None,
+               reviewer: str | None = None) -> dict[str, Any]:
     """One ledger row as a dict, checked against the schema's statuses."""
     if status not in STATUSES:
         raise ValueError(f"unknown ledger status {status!r}")
@@ -86,6 +98,7 @@ def ledger_row(*, run_id: str, night: str, item_id: str | None, campaign: str | 
         "asset_uri": asset_uri, "sha256": sha256,
         "created_at": created_at or datetime.now(timezone.utc), "reason": reason,
         "reservation_id": reservation_id, "job_id": job_id, "attempt": attempt, "sandbox": sandbox,
+        "prompt": prompt, "reviewer": reviewer,
     }
 
 
@@ -141,6 +154,18 @@ class Reservation:
         """The deliverable is stored (no money: it was paid for)."""
         return self._row("delivered", asset_uri=asset_uri, sha256=sha256, reason="delivered")
 
+    def awaiting_review(self, review_uri: str, sha256: str, reason: str, **fields: Any) -> dict[str, Any]:
+        """Past QA and held for a person: `review_uri` is the finished cut to watch (no money)."""
+        return self._row("awaiting_review", asset_uri=review_uri, sha256=sha256, reason=reason, **fields)
+
+    def decided(self, verdict: str, note: str, *, reviewer: str | None, prompt: str | None,
+                run_id: str | None = None) -> dict[str, Any]:
+        """A person's verdict on the clip this reservation made (`approved` | `review_rejected`)."""
+        if verdict not in DECISIONS:
+            raise ValueError(f"{verdict!r} is not a review verdict (one of {', '.join(DECISIONS)})")
+        return self._row(verdict, reason=note, reviewer=reviewer or None, prompt=prompt or None,
+                         **({"run_id": run_id} if run_id else {}))
+
 
 def ledger_frame(rows: Iterable[dict[str, Any]]) -> pl.DataFrame:
     """Rows to a frame with exactly the ledger schema."""
@@ -151,7 +176,10 @@ def ledger_frame(rows: Iterable[dict[str, Any]]) -> pl.DataFrame:
 # items and the open reservations with provider jobs, besides tonight's committed money.
 SETTLED_SCHEMA = {**{name: LEDGER_SCHEMA[name] for name in
                      ("campaign", "item_id", "fingerprint", "run_id", "asset_uri", "cost_usd", "created_at", "job_id",
-                      "reservation_id", "provider", "model")}, "delivered": pl.Boolean()}
+                      "reservation_id", "provider", "model")}, "delivered": pl.Boolean(),
+                  # review of that clip: None (not held), pending, approved or rejected; how many clips
+                  # of this item and fingerprint were rejected; the latest edited prompt of a rejection
+                  "review": pl.String(), "rejections": pl.Int64(), "edited_prompt": pl.String()}
 IN_FLIGHT_SCHEMA = {**{name: LEDGER_SCHEMA[name] for name in
                        ("reservation_id", "campaign", "item_id", "fingerprint", "provider", "model", "est_cost_usd",
                         "run_id")}, "job_ids": pl.List(pl.String()), "paid_usd": pl.Float64()}

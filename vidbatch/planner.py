@@ -21,6 +21,7 @@ import polars as pl
 from vidbatch.policy import Policy
 from vidbatch.pricing import raw_seconds
 from vidbatch.routing import RouteOffer, candidates
+from vidbatch.statuses import ItemStatus
 
 __all__ = ["Committed", "PricedRoute", "PLAN_COLUMNS", "FALLBACK_TYPE", "plan_catalog", "route_column"]
 
@@ -240,7 +241,7 @@ def _reason(refusals: list[pl.Expr], long_after_s: float | None) -> pl.Expr:
            .when(pl.col("long")).then(pl.format("realism {}, longer than {} s: prefers {}", pl.col("realism"),
                                                 pl.lit(long_after_s), pl.col("preferred")))
            .otherwise(pl.format("realism {}: prefers {}", pl.col("realism"), pl.col("preferred"))))
-    tail = (pl.when(pl.col("chosen_route").is_null()).then(pl.lit("deferred"))
+    tail = (pl.when(pl.col("chosen_route").is_null()).then(pl.lit(ItemStatus.DEFERRED.value))
             .when(pl.col("chosen_route") != pl.col("preferred"))
             .then(pl.format("fell back to {}", pl.col("chosen_route"))))
     parts = [why, pl.col("unable_before"), *refusals, tail]
@@ -258,7 +259,7 @@ def _finish(plan: pl.DataFrame, depth: int, catalog_columns: list[str]) -> pl.Da
         _pick_option("billed_s", depth, pl.Float64).alias("billed_s"),
         pl.when(planned).then(_pick_option("cost", depth, pl.Float64)).otherwise(0.0).alias("est_cost_usd"),
         pl.col("fallbacks").cast(FALLBACK_TYPE).fill_null(pl.lit([], dtype=FALLBACK_TYPE)),
-        pl.when(planned).then(pl.lit("planned")).otherwise(pl.lit("deferred")).alias("status"),
+        pl.when(planned).then(pl.lit(ItemStatus.PLANNED.value)).otherwise(pl.lit(ItemStatus.DEFERRED.value)).alias("status"),
     ).drop("provider").rename({"provider_out": "provider"}).select(
         *[c for c in catalog_columns if c != "provider"], "provider", "provider_forced", "model", "size", "shots",
         "billed_s", "est_cost_usd", "fallbacks", "status", "reason")

@@ -23,7 +23,7 @@ from vidbatch.route_settings import ClosedRoute, DashScopeSettings, Realism, Wan
 from vidbatch.routing import Preferences
 
 __all__ = ["Policy", "Caps", "Routing", "PluginRoute", "WanRoute", "WanModel", "ClosedRoute", "DashScopeSettings", "QA",
-           "Stitch", "LedgerSettings", "InputsSettings", "load_policy", "default_policy", "error_lines"]
+           "Stitch", "LedgerSettings", "InputsSettings", "ReviewSettings", "load_policy", "default_policy", "error_lines"]
 
 
 class _Strict(BaseModel):
@@ -145,6 +145,29 @@ class InputsSettings(_Strict):
         return roots
 
 
+class ReviewSettings(_Strict):
+    """Which campaigns need a person's approval before their clips are delivered (vidbatch.review)."""
+
+    campaigns: tuple[str, ...] = Field((), description="campaigns whose clips wait for approval after QA")
+    all: bool = Field(False, description="every campaign's clips wait for approval")
+    max_regenerations: int = Field(2, ge=0, description="clips an item may be made again after rejections; "
+                                   "beyond that it is deferred until its catalog row changes")
+    batch_size: PositiveInt = Field(20, description="clips per review form in the Prefect UI")
+    deployment: str | None = Field("review-clips/pending", description="deployment a run starts for its clips "
+                                   "awaiting review (when the Prefect server has it); empty: review from the CLI")
+
+    def needed(self, campaign: str) -> bool:
+        return self.all or campaign in self.campaigns
+
+    @field_validator("campaigns")
+    @classmethod
+    def _named(cls, campaigns: tuple[str, ...]) -> tuple[str, ...]:
+        for name in campaigns:
+            if (why := problem(name)) is not None:
+                raise ValueError(f"campaign '{name[:64]}' {why}")
+        return campaigns
+
+
 class Policy(_Strict):
     caps: Caps
     routes: dict[str, RouteSettings] = Field(min_length=1, description="route name -> its kind and settings")
@@ -153,6 +176,7 @@ class Policy(_Strict):
     stitch: Stitch = Stitch()
     ledger: LedgerSettings = LedgerSettings()
     inputs: InputsSettings = InputsSettings()
+    review: ReviewSettings = ReviewSettings()
 
     @model_validator(mode="before")
     @classmethod

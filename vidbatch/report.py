@@ -4,28 +4,47 @@ from __future__ import annotations
 
 import polars as pl
 
-__all__ = ["run_outcomes", "plan_groups", "needs_a_look"]
+__all__ = ["run_outcomes", "plan_groups", "needs_a_look", "route_summary", "cents"]
+
+
+def cents(frame: pl.DataFrame) -> pl.DataFrame:
+    """Money columns (`*_usd`) rounded to 4 decimals: what a person reads, not float noise."""
+    return frame.with_columns(pl.col(c).round(4) for c, t in frame.schema.items() if c.endswith("_usd") and t.is_float())
+
+
+def route_summary(items: pl.DataFrame, spend: pl.DataFrame) -> pl.DataFrame:
+    """One row per route: its items by status (a column each), then this run's estimated and
+    actual money on it. `items`: provider (the route that made or holds each item), status;
+    `spend`: provider, est_usd, actual_usd (LedgerStore.spend by provider)."""
+    if items.is_empty():
+        return pl.DataFrame(schema={"route": pl.String, "est_usd": pl.Float64, "actual_usd": pl.Float64})
+    counts = (items.with_columns(pl.col("provider").fill_null("(none)")).group_by("provider", "status").len()
+              .pivot(on="status", index="provider", values="len", sort_columns=True).fill_null(0))
+    money = spend.select("provider", "est_usd", "actual_usd")
+    return cents(counts.join(money, on="provider", how="left").with_columns(pl.col("est_usd", "actual_usd").fill_null(0.0))
+                 .rename({"provider": "route"}).sort("route"))
 
 
 def run_outcomes(plan: pl.DataFrame, outcomes: pl.DataFrame) -> pl.DataFrame:
     """Final status per item: the plan's status, overridden by what happened to planned items.
 
-    `outcomes` has item_id, campaign, outcome ("finished" | "failed" | "deferred"), detail, asset_uri,
-    and optionally provider/model as made (they differ from the plan after a mid-run fallback).
+    `outcomes` has item_id, campaign, outcome (an ItemStatus), detail, asset_uri, and optionally
+    provider/model/est_cost_usd as made (they differ from the plan after a mid-run fallback).
     """
-    if "provider" not in outcomes.columns:
-        outcomes = outcomes.with_columns(pl.lit(None, dtype=pl.String).alias("provider"),
-                                         pl.lit(None, dtype=pl.String).alias("model"))
+    missing = {"provider": pl.String, "model": pl.String, "est_cost_usd": pl.Float64}
+    outcomes = outcomes.with_columns(pl.lit(None, dtype=t).alias(c) for c, t in missing.items()
+                                     if c not in outcomes.columns)
     merged = plan.select("item_id", "campaign", "provider", "model", "est_cost_usd", "status", "reason").join(
-        outcomes.rename({"provider": "made_by", "model": "made_with"}), on=["campaign", "item_id"], how="left",
-        maintain_order="left")
+        outcomes.rename({"provider": "made_by", "model": "made_with", "est_cost_usd": "made_est"}),
+        on=["campaign", "item_id"], how="left", maintain_order="left")
     return merged.with_columns(
         pl.col("made_by").fill_null(pl.col("provider")).alias("provider"),
         pl.col("made_with").fill_null(pl.col("model")).alias("model"),
+        pl.col("made_est").fill_null(pl.col("est_cost_usd")).alias("est_cost_usd"),
         pl.col("outcome").fill_null(pl.col("status")).alias("status"),
         pl.when(pl.col("detail").is_null()).then(pl.col("reason"))
-        .when(pl.col("outcome") == "finished").then(pl.format("{}; {}", pl.col("reason"), pl.col("detail")))
-        .otherwise(pl.col("detail")).alias("reason")).drop("outcome", "detail", "made_by", "made_with")
+        .when(pl.col("outcome").is_in(["finished", "awaiting_review"])).then(pl.format("{}; {}", pl.col("reason"), pl.col("detail")))
+        .otherwise(pl.col("detail")).alias("reason")).drop("outcome", "detail", "made_by", "made_with", "made_est")
 
 
 def plan_groups(plan: pl.DataFrame) -> pl.DataFrame:

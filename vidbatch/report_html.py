@@ -23,9 +23,9 @@ REPORT_ITEMS = 500
 PALETTE = ("#2a9d8f", "#e76f51", "#e9c46a", "#264653", "#8ab17d", "#b5838d", "#6d597a", "#f4a261")
 OTHER = "#8d99ae"  # routes beyond the palette
 STATUS_CLASS = {"finished": "ok", "done": "ok", "stitched": "ok", "failed": "bad", "blocked": "warn",
-                "deferred": "warn", "planned": "warn"}
+                "deferred": "warn", "planned": "warn", "awaiting_review": "warn"}
 # Which items the page shows first when it cannot show them all.
-LOOK_ORDER = {"failed": 0, "deferred": 1, "planned": 2, "finished": 3, "done": 4}
+LOOK_ORDER = {"failed": 0, "awaiting_review": 1, "deferred": 2, "planned": 3, "finished": 4, "done": 5}
 
 
 def relative_link(from_key: str, to_key: str | None) -> str | None:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from vidbatch.ledger import History
 from vidbatch.planner import PricedRoute, plan_catalog, route_column
 from vidbatch.policy import Policy
+from vidbatch.statuses import ItemStatus
 
 __all__ = ["ClipJob", "Fallback", "Recovery", "night_of", "history_keys", "plan_run", "clip_jobs", "fallback_job"]
 
@@ -47,6 +48,7 @@ class Recovery(BaseModel):
     reservation_id: str
     job_id: str | None = None
     cost_usd: float = 0.0
+    approved: bool = False  # review approved it: delivered without being held again
 
 
 class ClipJob(BaseModel):
@@ -118,20 +120,25 @@ def plan_run(catalog: pl.DataFrame, policy: Policy, history: History, routes: Se
     route can do and costs (providers.priced_routes). Jobs in flight of `busy_runs` (other runs
     alive now) are theirs to finish: not resumed here.
     """
-    settled = history.settled.rename({"fingerprint": "settled_fp", "run_id": "settled_run",
-                                      "cost_usd": "settled_cost"})
-    settled = settled.rename({"delivered": "settled_delivered", "asset_uri": "settled_uri",
-                              "reservation_id": "settled_reservation", "job_id": "settled_job", "provider": "settled_by",
-                              "model": "settled_model"})
-    joined = catalog.join(settled.select("campaign", "item_id", "settled_fp", "settled_run", "settled_cost",
-                                         "settled_delivered", "settled_uri", "settled_reservation", "settled_job",
-                                         "settled_by", "settled_model"),
+    settled = history.settled.rename({
+        "fingerprint": "settled_fp", "run_id": "settled_run", "cost_usd": "settled_cost", "delivered": "settled_delivered",
+        "asset_uri": "settled_uri", "reservation_id": "settled_reservation", "job_id": "settled_job",
+        "provider": "settled_by", "model": "settled_model", "review": "settled_review",
+        "rejections": "settled_rejections", "edited_prompt": "settled_prompt"})
+    joined = catalog.join(settled.select("campaign", "item_id", *_SETTLED_COLUMNS),
                           on=["campaign", "item_id"], how="left", maintain_order="left")
     same = (pl.col("settled_fp") == pl.col("fingerprint")).fill_null(False)
-    delivered = same & pl.col("settled_delivered").fill_null(True)
+    review = pl.col("settled_review")
+    pending = same & (review == "pending").fill_null(False)
+    rejected = same & (review == "rejected").fill_null(False)
+    kept = same & ~pending & ~rejected  # approved, or never held for review
+    delivered = kept & pl.col("settled_delivered").fill_null(True)
     done = joined.filter(delivered)
-    undelivered = joined.filter(same & ~delivered)
-    todo = joined.filter(~same)
+    undelivered = joined.filter(kept & ~delivered)
+    awaiting = joined.filter(pending)
+    allowed = pl.col("settled_rejections") <= policy.review.max_regenerations
+    exhausted = joined.filter(rejected & ~allowed)
+    todo = _remakes(joined.filter(~same | (rejected & allowed)))
     inflight = history.in_flight.filter(
         (pl.col("job_ids").list.len() > 0) & ~pl.col("run_id").is_in(list(busy_runs))).unique(
         ["campaign", "item_id", "fingerprint"], keep="last").rename({"provider": "held_by"})
@@ -139,25 +146,56 @@ def plan_run(catalog: pl.DataFrame, policy: Policy, history: History, routes: Se
     resumed = _resumptions(todo.join(inflight, on=keys, how="inner", maintain_order="left"), routes)
     todo = todo.join(inflight.select(keys), on=keys, how="anti", maintain_order="left")
     plan = plan_catalog(todo.drop(_SETTLED_COLUMNS), policy, routes, committed=history.committed)
-    changed = todo.filter(pl.col("settled_fp").is_not_null()).select("item_id", "campaign", "settled_run")
+    changed = todo.filter(pl.col("settled_fp").is_not_null()).select(
+        "item_id", "campaign", "settled_run", (pl.col("settled_fp") == pl.col("fingerprint")).alias("remake"),
+        "settled_rejections")
     plan = plan.join(changed, on=["campaign", "item_id"], how="left", maintain_order="left").with_columns(
-        pl.when(pl.col("settled_run").is_not_null())
+        pl.when(pl.col("remake"))
+        .then(pl.format("{}; made again: review rejected the clip of run {} (rejection {} of {} allowed)",
+                        pl.col("reason"), pl.col("settled_run").str.slice(0, 8), pl.col("settled_rejections"),
+                        pl.lit(policy.review.max_regenerations)))
+        .when(pl.col("settled_run").is_not_null())
         .then(pl.format("{}; changed since settled in run {}", pl.col("reason"),
                         pl.col("settled_run").str.slice(0, 8)))
-        .otherwise(pl.col("reason")).alias("reason")).drop("settled_run")
+        .otherwise(pl.col("reason")).alias("reason")).drop("settled_run", "remake", "settled_rejections")
     done_rows = done.with_columns(
-        pl.lit("done").alias("status"), pl.lit(0.0).alias("est_cost_usd"),
+        pl.lit(ItemStatus.DONE.value).alias("status"), pl.lit(0.0).alias("est_cost_usd"),
         pl.format("already settled in run {} (cost ${})", pl.col("settled_run").str.slice(0, 8),
                   pl.col("settled_cost").round(4)).alias("reason"),
     ).drop(_SETTLED_COLUMNS)
+    awaiting_rows = awaiting.with_columns(
+        pl.lit(ItemStatus.AWAITING_REVIEW.value).alias("status"), pl.lit(0.0).alias("est_cost_usd"),
+        pl.format("made in run {} (${}), awaiting review: approve or reject it in the Prefect UI or with "
+                  "`vidbatch review`", pl.col("settled_run").str.slice(0, 8), pl.col("settled_cost").round(4))
+        .alias("reason"),
+    ).drop(_SETTLED_COLUMNS)
+    exhausted_rows = exhausted.with_columns(
+        pl.lit(ItemStatus.DEFERRED.value).alias("status"), pl.lit(0.0).alias("est_cost_usd"),
+        pl.format("review rejected {} clips of this item (review.max_regenerations = {}): change its catalog row "
+                  "(prompt, seed) or raise the limit", pl.col("settled_rejections"),
+                  pl.lit(policy.review.max_regenerations)).alias("reason"),
+    ).drop(_SETTLED_COLUMNS)
     remix_ids = history.settled.select("campaign", pl.col("item_id").alias("remix_of"),
                                              pl.col("job_id").alias("remix_job_id"))
-    return (pl.concat([resumed, _recoveries(undelivered, routes), plan, done_rows], how="diagonal_relaxed")
+    return (pl.concat([resumed, _recoveries(undelivered, routes), plan, awaiting_rows, exhausted_rows, done_rows],
+                      how="diagonal_relaxed")
             .join(remix_ids, on=["campaign", "remix_of"], how="left", maintain_order="left"))
 
 
 _SETTLED_COLUMNS = ["settled_fp", "settled_run", "settled_cost", "settled_delivered", "settled_uri",
-                    "settled_reservation", "settled_job", "settled_by", "settled_model"]
+                    "settled_reservation", "settled_job", "settled_by", "settled_model", "settled_review",
+                    "settled_rejections", "settled_prompt"]
+SEED_STEP = 1009  # a clip made again after a review rejection: its seed moves this far per rejection
+
+
+def _remakes(rows: pl.DataFrame) -> pl.DataFrame:
+    """Rows to plan; an item whose clip review rejected gets another seed and the reviewer's edited
+    prompt, if one was given (`seed_offset`, `prompt`)."""
+    remake = (pl.col("settled_fp") == pl.col("fingerprint")).fill_null(False)
+    return rows.with_columns(
+        pl.when(remake).then(pl.col("settled_rejections") * SEED_STEP).otherwise(0).cast(pl.Int64).alias("seed_offset"),
+        pl.when(remake & pl.col("settled_prompt").is_not_null()).then(pl.col("settled_prompt"))
+        .otherwise(pl.col("prompt")).alias("prompt"))
 
 
 def _priced_on(rows: pl.DataFrame, routes: Sequence[PricedRoute], route: str) -> tuple[pl.DataFrame, pl.Expr]:
@@ -175,7 +213,7 @@ def _recoveries(rows: pl.DataFrame, routes: Sequence[PricedRoute]) -> pl.DataFra
     return priced.select(
         *kept, size.alias("size"), pl.col("settled_by").alias("provider"),
         pl.col("settled_model").alias("model"), pl.lit(0.0).alias("est_cost_usd"),
-        pl.when(size.is_null()).then(pl.lit("deferred")).otherwise(pl.lit("planned")).alias("status"),
+        pl.when(size.is_null()).then(pl.lit(ItemStatus.DEFERRED.value)).otherwise(pl.lit(ItemStatus.PLANNED.value)).alias("status"),
         pl.when(size.is_null())
         .then(pl.format("paid in run {}, not delivered; the route that made it ({}) is not in this policy",
                         pl.col("settled_run").str.slice(0, 8), pl.col("settled_by")))
@@ -183,7 +221,8 @@ def _recoveries(rows: pl.DataFrame, routes: Sequence[PricedRoute]) -> pl.DataFra
                              "again", pl.col("settled_run").str.slice(0, 8), pl.col("settled_cost").round(4)))
         .alias("reason"),
         pl.struct(raw_uri="settled_uri", reservation_id="settled_reservation", job_id="settled_job",
-                  cost_usd="settled_cost").alias("recover"),
+                  cost_usd="settled_cost", approved=(pl.col("settled_review") == "approved").fill_null(False))
+        .alias("recover"),
     ).drop(_SETTLED_COLUMNS)
 
 
@@ -197,7 +236,7 @@ def _resumptions(rows: pl.DataFrame, routes: Sequence[PricedRoute]) -> pl.DataFr
     jobs = pl.col("job_ids").list.join(", ")
     resumed = priced.select(
         *rows.columns, size.alias("size"),
-        pl.when(why_gone.is_null()).then(pl.lit("planned")).otherwise(pl.lit("deferred")).alias("status"),
+        pl.when(why_gone.is_null()).then(pl.lit(ItemStatus.PLANNED.value)).otherwise(pl.lit(ItemStatus.DEFERRED.value)).alias("status"),
         pl.col("reservation_id").alias("resume_reservation_id"), pl.col("job_ids").alias("resume_job_ids"),
         pl.col("paid_usd").alias("resume_paid_usd"),
         pl.when(why_gone.is_null())
@@ -211,7 +250,8 @@ def _resumptions(rows: pl.DataFrame, routes: Sequence[PricedRoute]) -> pl.DataFr
 
 def _seed(row: dict) -> int:
     """The catalog's seed, else one derived from the fingerprint (stable across runs)."""
-    return int(row["seed"]) if row["seed"] is not None else int(row["fingerprint"][:8], 16)
+    base = int(row["seed"]) if row["seed"] is not None else int(row["fingerprint"][:8], 16)
+    return base + int(row.get("seed_offset") or 0)
 
 
 def _fallback(option: dict) -> Fallback:
@@ -223,7 +263,7 @@ def _fallback(option: dict) -> Fallback:
 def clip_jobs(plan: pl.DataFrame) -> list[ClipJob]:
     """ClipJobs for the planned rows, in allocation order."""
     jobs = []
-    for row in plan.filter(pl.col("status") == "planned").iter_rows(named=True):
+    for row in plan.filter(pl.col("status") == ItemStatus.PLANNED.value).iter_rows(named=True):
         width, height = (int(v) for v in row["size"].split("x"))
         jobs.append(ClipJob(
             item_id=row["item_id"], campaign=row["campaign"], fingerprint=row["fingerprint"],

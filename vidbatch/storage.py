@@ -58,6 +58,18 @@ class OutputRoot:
     def key_uri(self, key: str) -> str:
         raise NotImplementedError
 
+    def key_of(self, uri: str | None) -> str | None:
+        """The key of a URI under this root (None when it is elsewhere or missing)."""
+        base = self.key_uri("")
+        if uri is None or not uri.startswith(base):
+            return None
+        return uri[len(base):].lstrip("/") or None
+
+    def share_url(self, key: str, expires_s: int = 7 * 86400) -> str | None:
+        """An http(s) URL a browser (the Prefect UI) can open for `key`, or None: a local folder
+        has none. S3: a presigned GET, valid `expires_s` (at most 7 days)."""
+        return None
+
     def put_file(self, local: Path, key: str) -> str:
         """Copy a local file to `key`; returns its URI."""
         raise NotImplementedError
@@ -133,7 +145,7 @@ class LocalRoot(OutputRoot):
         parts = sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
         if not parts:
             return pl.DataFrame(schema=schema)
-        return pl.read_parquet(parts, schema=schema)
+        return pl.concat([conform(pl.read_parquet(part), schema) for part in parts])
 
 
 @dataclass
@@ -157,6 +169,10 @@ class S3Root(OutputRoot):
 
     def key_uri(self, key: str) -> str:
         return f"s3://{self.bucket}/{self._key(key)}" if key else self.uri
+
+    def share_url(self, key: str, expires_s: int = 7 * 86400) -> str | None:
+        return s3_client().generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": self._key(key)},
+                                                  ExpiresIn=min(int(expires_s), 7 * 86400))
 
     def put_file(self, local: Path, key: str) -> str:
         from boto3.s3.transfer import TransferConfig
@@ -222,9 +238,16 @@ class S3Root(OutputRoot):
         pages = client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
                                                                  Prefix=self._key(prefix) + "/part-")
         keys = sorted(o["Key"] for page in pages for o in page.get("Contents", []))
-        frames = [pl.read_parquet(io.BytesIO(client.get_object(Bucket=self.bucket, Key=k)["Body"].read()),
-                                  schema=schema) for k in keys]
+        frames = [conform(pl.read_parquet(io.BytesIO(client.get_object(Bucket=self.bucket, Key=k)["Body"].read())),
+                          schema) for k in keys]
         return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+
+
+def conform(frame: pl.DataFrame, schema: dict) -> pl.DataFrame:
+    """An append-only table's part in today's `schema`: a column added since it was written is
+    null in it (a column it lacks that is not in `schema` is dropped)."""
+    missing = [pl.lit(None, dtype).alias(name) for name, dtype in schema.items() if name not in frame.columns]
+    return frame.with_columns(missing).select(list(schema)).cast(schema)
 
 
 def open_root(uri: str | Path) -> OutputRoot:

@@ -1,7 +1,7 @@
 """Which storyboards a run can stitch, which wait and for which scene, and how to join them. Pure.
 
 A storyboard is every catalog row of one `storyboard_id`, in `scene_index` order. It is stitched
-once every scene has a finished clip: made in this run or settled in an earlier one, whichever
+once every scene has a delivered clip (a scene awaiting review blocks it until approved): made in this run or settled in an earlier one, whichever
 route made it. A scene that failed, was deferred or rejected blocks it, by name; a later run that
 makes that scene stitches the storyboard from the clips already made, regenerating nothing.
 A storyboard already stitched from the same scenes with the same settings is not stitched again.
@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import polars as pl
 
 from vidbatch.policy import Stitch
+from vidbatch.statuses import MADE, ItemStatus
 
-__all__ = ["MADE", "StitchTarget", "storyboard_table", "incompatibilities", "stitch_target"]
+__all__ = ["StitchTarget", "storyboard_table", "incompatibilities", "stitch_target"]
 
-MADE = ("finished", "done")  # item statuses that leave a usable clip
 
 
 def _stitch_fingerprint(fingerprints: list[str], crossfade_s: float, stitch: Stitch) -> str:
@@ -45,7 +45,7 @@ def storyboard_table(items: pl.DataFrame, rejected_scenes: pl.DataFrame, stitche
     every = pl.concat([scenes, rejected], how="vertical_relaxed").sort("storyboard_id", "scene_index")
     rows = []
     for (campaign, board), group in every.group_by("campaign", "storyboard_id", maintain_order=True):
-        missing = group.filter(~pl.col("status").is_in(MADE))
+        missing = group.filter(~pl.col("status").is_in([s.value for s in MADE]))
         fade = group["crossfade_s"].drop_nulls()
         crossfade = float(fade[0]) if len(fade) else stitch.crossfade_s
         fingerprint = _stitch_fingerprint(group["fingerprint"].fill_null("").to_list(), crossfade, stitch)
@@ -56,7 +56,7 @@ def storyboard_table(items: pl.DataFrame, rejected_scenes: pl.DataFrame, stitche
             reason = "waits for " + "; ".join(
                 f"scene {r['scene_index']} ({r['item_id']}): {r['status']}: {r['reason']}"
                 for r in missing.iter_rows(named=True))
-        elif before.height and (group["status"] == "done").all():
+        elif before.height and (group["status"] == ItemStatus.DONE).all():
             status, reason = "done", f"already stitched from these scenes in run {before['run_id'][-1][:8]}"
         else:
             status = "ready"

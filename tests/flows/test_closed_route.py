@@ -10,7 +10,7 @@ import polars as pl
 import pytest
 
 from tests.conftest import ledger_of, REPO, closed_provider, policy_file, write_catalog
-from vidbatch.flows.produce_catalog import produce_catalog
+from tests.conftest import produce
 from vidbatch.providers import registry
 from vidbatch.providers.testsrc import TestsrcProvider
 
@@ -23,7 +23,7 @@ def run(tmp_path, rows, box, wan=None, policy=None, **kwargs):
     bindings = {"sora": lambda pol: closed_provider(box, **_route_changes(pol)),
                 "wan": lambda pol: wan or TestsrcProvider()}
     with registry.bound(bindings):
-        return produce_catalog(catalog, out=str(tmp_path / "out"), policy_path=policy or str(tmp_path / "p.toml"),
+        return produce(catalog, out=str(tmp_path / "out"), policy_path=policy or str(tmp_path / "p.toml"),
                                **kwargs)
 
 

@@ -1,5 +1,6 @@
 """Post-production in the catalog flow against a real Prefect API: storyboards, QA, the report."""
 
+import json
 import os
 import shutil
 import subprocess
@@ -10,7 +11,7 @@ import pytest
 
 from tests.conftest import ledger_of, policy_file, toml_value, write_catalog
 from tests.test_media import nearest_colour
-from vidbatch.flows.produce_catalog import produce_catalog
+from tests.conftest import produce
 from vidbatch.media import frame_at, probe
 from vidbatch.providers import registry
 from vidbatch.providers.testsrc import TestsrcProvider
@@ -26,7 +27,7 @@ def run(tmp_path, rows, wan, sora=None, **policy):
         with open(pol, "a") as handle:
             handle.write("\n[qa]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in policy.items()))
     with registry.bound({"wan": lambda p: wan, "sora": (lambda p: sora) if sora else None}):
-        return produce_catalog(catalog, out=str(tmp_path / "out"), policy_path=pol)
+        return produce(catalog, out=str(tmp_path / "out"), policy_path=pol)
 
 
 def scene(index, **extra):
@@ -97,9 +98,15 @@ def _check_artifacts(run_id: str) -> None:
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
             flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
     by_key = {a.key: a for a in artifacts if a.key}
-    assert {"campaign-report", "clips", "report-link", "run-summary"} <= set(by_key)
-    assert "| c1 |" in by_key["campaign-report"].data and "stitched" in by_key["campaign-report"].data
-    assert by_key["report-link"].data.startswith("[campaign report (HTML)](file://")
+    assert {"campaign-report", "clips", "run-summary"} <= set(by_key)
+    assert "report-link" not in by_key  # the UI opens no file:// link: a local report is named, not linked
+    report = by_key["campaign-report"].data
+    assert "| c1 |" in report and "stitched" in report and "Report (open it from this machine): `/" in report
+    routes = json.loads(by_key["run-summary"].data)
+    assert len({r["route"] for r in routes}) == len(routes)  # one row per route, its money once
+    money = [v for rows in (routes, json.loads(by_key["clips"].data)) for r in rows for k, v in r.items()
+             if k.endswith("_usd") and v is not None]
+    assert money and all(round(v, 4) == v for v in money)  # cents, not 18 digits
 
 
 def test_a_missing_scene_blocks_its_storyboard_until_a_later_run_makes_it(tmp_path):

@@ -5,7 +5,7 @@ import pytest
 
 from tests.conftest import ledger_of, DEMO_POLICY, write_catalog
 from vidbatch.errors import CatalogError, ContentRejected, TransientProviderError
-from vidbatch.flows.produce_catalog import produce_catalog
+from tests.conftest import produce
 from vidbatch.media import probe
 from vidbatch.providers import registry
 from vidbatch.providers.testsrc import TestsrcProvider
@@ -18,7 +18,7 @@ def run(tmp_path, rows, provider=None, **kwargs):
     catalog = write_catalog(tmp_path / "catalog.parquet", rows)
     overrides = {"wan": (lambda policy: provider)} if provider else {}
     with registry.bound(overrides):
-        return produce_catalog(catalog, out=str(tmp_path / "out"), policy_path=str(DEMO_POLICY), **kwargs)
+        return produce(catalog, out=str(tmp_path / "out"), policy_path=str(DEMO_POLICY), **kwargs)
 
 
 def test_real_tiny_wan_end_to_end_with_trim_ledger_and_rerun(tmp_path):
@@ -87,7 +87,7 @@ def test_campaign_filter_and_unusable_catalog(tmp_path):
     assert summary["status_counts"] == {"finished": 1}
     (tmp_path / "bad.parquet").write_text("item_id,prompt\n")
     with pytest.raises(CatalogError, match="not a Parquet file"):
-        produce_catalog(str(tmp_path / "bad.parquet"), out=str(tmp_path / "out"), policy_path=str(DEMO_POLICY))
+        produce(str(tmp_path / "bad.parquet"), out=str(tmp_path / "out"), policy_path=str(DEMO_POLICY))
 
 
 def test_a_campaign_lora_runs_through_the_flow_and_a_new_file_remakes_only_its_items(tmp_path):
@@ -98,15 +98,15 @@ def test_a_campaign_lora_runs_through_the_flow_and_a_new_file_remakes_only_its_i
     policy.write_text(DEMO_POLICY.read_text() + f'\n[routes.wan.loras.brand]\nsource = "{lora}"\n')
     catalog = write_catalog(tmp_path / "catalog.parquet", [{"duration_s": 1.0}, {"duration_s": 1.0, "lora": "brand"}])
 
-    def produce():
-        return produce_catalog(catalog, out=str(tmp_path / "out"), policy_path=str(policy))
+    def make():
+        return produce(catalog, out=str(tmp_path / "out"), policy_path=str(policy))
 
-    assert produce()["status_counts"] == {"finished": 2}
+    assert make()["status_counts"] == {"finished": 2}
     settled = ledger_of(tmp_path / "out").filter(pl.col("status") == "settled")
     reasons = dict(zip(settled["item_id"], settled["reason"]))
     assert "LoRA brand" in reasons["i1"] and "LoRA" not in reasons["i0"]
-    assert produce()["status_counts"] == {"done": 2}  # same file: nothing made again
+    assert make()["status_counts"] == {"done": 2}  # same file: nothing made again
     lora.write_bytes((make_lora(tmp_path / "brand-v2", 2) / "pytorch_lora_weights.safetensors").read_bytes())
-    assert produce()["status_counts"] == {"done": 1, "finished": 1}  # a new file: only its item again
+    assert make()["status_counts"] == {"done": 1, "finished": 1}  # a new file: only its item again
     remade = ledger_of(tmp_path / "out").filter(pl.col("status") == "settled")
     assert remade["item_id"].to_list().count("i1") == 2 and remade["item_id"].to_list().count("i0") == 1

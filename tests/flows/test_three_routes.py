@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from tests.conftest import THREE_ROUTES_POLICY, closed_provider, ledger_of, write_catalog
-from vidbatch.flows.produce_catalog import produce_catalog
+from tests.conftest import produce
 from vidbatch.policy import load_policy
 from vidbatch.providers import registry
 from vidbatch.providers.dashscope import DashScopeProvider
@@ -45,7 +45,7 @@ def test_the_first_route_goes_dark_and_items_move_along_the_order_paid_once(tmp_
                                                                 sandbox=True),
                     "wan": lambda pol: wan}
         with registry.bound(bindings):
-            summary = produce_catalog(catalog, out=str(tmp_path / "out"), policy_path=str(policy_path))
+            summary = produce(catalog, out=str(tmp_path / "out"), policy_path=str(policy_path))
         videos_bill, hosted_bill = videos.total_billed_usd(), hosted.total_billed_usd()
         videos_prompts = [job.prompt for job in videos.jobs.values()]
         hosted_prompts = [task.prompt for task in hosted.tasks.values()]

@@ -263,3 +263,120 @@ def test_wan_batches_run_on_gpu_workers_load_once_and_survive_a_dead_worker(serv
     spent = closing.filter(pl.col("status").is_in(["paid", "settled", "failed"]))["cost_usd"].sum()
     assert spent <= 3.0 + 1e-9  # the demo policy's campaign cap, the crashed clip's charge included
     assert all((out / "assets" / "gpu" / f"g{n}.mp4").exists() for n in range(5))
+
+
+def _wait_for(predicate, timeout_s: float, what: str, poll_s: float = 1.0):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        found = predicate()
+        if found:
+            return found
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(poll_s)
+
+
+def _review_runs(api):
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+
+    return api.read_flow_runs(deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["pending"])))
+
+
+def test_clips_await_review_in_a_suspended_run_resumed_with_input_through_the_api(server, tmp_path):
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+    from prefect.deployments import run_deployment
+    from prefect.flow_runs import resume_flow_run
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    policy = tmp_path / "review.toml"
+    policy.write_text(DEMO_POLICY.read_text() + '\n[review]\ncampaigns = ["spring"]\n')
+    catalog = write_catalog(tmp_path / "spring.parquet", [
+        {"item_id": "s0", "storyboard_id": "sb", "scene_index": 0, "duration_s": 1.0},
+        {"item_id": "s1", "storyboard_id": "sb", "scene_index": 1, "duration_s": 1.0},
+        {"item_id": "r0", "duration_s": 1.0}], campaign="spring")
+    out = tmp_path / "out"
+    parameters = {"catalog": catalog, "out": str(out), "policy_path": str(policy)}
+    with temporary_settings({PREFECT_API_URL: server["api"]}):
+        first = run_deployment("produce-catalog/adhoc", parameters=parameters, timeout=300)
+    assert first.state.is_completed(), first.state
+    assert not (out / "assets" / "spring").exists()  # held, not delivered
+    with client(server) as api:
+        review = _wait_for(lambda: [r for r in _review_runs(api) if r.state.is_paused()], 120, "a suspended review")[0]
+        assert review.state.name == "Suspended" and review.parameters["items"] == ["spring/s0", "spring/s1",
+                                                                                    "spring/r0"]
+        artifacts = api.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(
+            any_=[review.id])))
+        assert {"review-pending", "review-clips"} <= {a.key for a in artifacts}
+        with temporary_settings({PREFECT_API_URL: server["api"]}):
+            resume_flow_run(review.id, run_input={"reviewer": "ann", "clips": [
+                {"campaign": "spring", "item_id": "s0", "verdict": "approve"},
+                {"campaign": "spring", "item_id": "s1", "verdict": "approve"},
+                {"campaign": "spring", "item_id": "r0", "verdict": "reject", "note": "too dark",
+                 "prompt": "a brighter cat on the beach"}]})
+        done = _wait_for(lambda: (r := api.read_flow_run(review.id)).state.is_final() and r, 180, "the review run")
+        assert done.state.is_completed(), done.state
+    ledger = team_ledger(server, campaign="spring")
+    decided = ledger.filter(pl.col("status").is_in(["approved", "review_rejected"])).sort("item_id")
+    assert decided.select("item_id", "status", "reviewer", "prompt").rows() == [
+        ("r0", "review_rejected", "ann", "a brighter cat on the beach"), ("s0", "approved", "ann", None),
+        ("s1", "approved", "ann", None)]
+    assert decided.filter(pl.col("status") == "review_rejected")["reason"].to_list() == ["too dark"]
+    assert (out / "assets" / "spring" / "s0.mp4").exists() and not (out / "assets" / "spring" / "r0.mp4").exists()
+
+    with temporary_settings({PREFECT_API_URL: server["api"]}):
+        second = run_deployment("produce-catalog/adhoc", parameters=parameters, timeout=300)
+    assert second.state.is_completed(), second.state
+    assert (out / "assets" / "spring" / "storyboards" / "sb.mp4").exists()  # stitched once both were approved
+    ledger = team_ledger(server, campaign="spring")
+    assert sorted(ledger.filter(pl.col("status") == "settled")["item_id"]) == ["r0", "r0", "s0", "s1"]
+    held = ledger.filter(pl.col("status") == "awaiting_review")
+    assert held["item_id"].to_list() == ["s0", "s1", "r0", "r0"]  # r0 made again once, awaiting review again
+    with client(server) as api:
+        assert len(_review_runs(api)) == 2  # the second run asked for the new clip's review
+
+
+def test_a_failed_item_fails_the_submitted_run_exits_1_and_the_automation_calls_the_webhook(server, tmp_path):
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from prefect.blocks.webhook import Webhook
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    calls = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):
+            calls.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    listener = HTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=listener.serve_forever, daemon=True).start()
+    try:
+        with temporary_settings({PREFECT_API_URL: server["api"]}):
+            Webhook(method="POST", url=f"http://127.0.0.1:{listener.server_port}/hook", allow_private_urls=True,
+                    headers={"Content-Type": "application/json"}).save("vidbatch-alerts", overwrite=True)
+        vidbatch = str(Path(sys.executable).with_name("vidbatch"))
+        applied = subprocess.run([vidbatch, "automations", "apply"], env=server["env"], capture_output=True,
+                                 text=True, timeout=120, cwd=tmp_path)
+        assert applied.returncode == 0, applied.stdout + applied.stderr
+        assert applied.stdout.count("automation vidbatch-") == 5
+        catalog = write_catalog(tmp_path / "bad.parquet", [
+            {"item_id": "ok0", "campaign": "alerts", "duration_s": 1.0},
+            {"item_id": "bad0", "campaign": "alerts", "realism": "high", "duration_s": 4.0,
+             "prompt": "something forbidden"}])
+        command = [vidbatch, "run", catalog, "--out", "alerts-out", "--policy", str(DEMO_POLICY), "--sandbox",
+                   "--submit", "--wait"]
+        faults = json.dumps({"reject_prompt": "forbidden"})
+        done = subprocess.run(command + ["--sandbox-faults", faults], env=server["env"], capture_output=True,
+                              text=True, timeout=300, cwd=tmp_path)
+        assert done.returncode == 1, done.stdout + done.stderr  # as a local run of the same catalog exits
+        assert "Failed" in done.stdout and "1 item(s)" in done.stdout
+        hooked = _wait_for(lambda: [c for c in calls if c.get("item_id") == "bad0"], 90, "the webhook call")
+        assert "alerts/bad0 failed on route sora" in hooked[0]["text"] and "sk-" not in hooked[0]["text"]
+        _wait_for(lambda: [c for c in calls if c["event"] == "vidbatch.night.finished"], 60, "the night's alert")
+    finally:
+        listener.shutdown()

@@ -12,13 +12,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from vidbatch.cli.common import (SHOWN, JsonOpt, LedgerOpt, OutOpt, PolicyOpt, SandboxOpt, err_console, fail,
                                  ndjson, open_ledger, out_console, table)
 from vidbatch.cli.ledger import ledger_app
+from vidbatch.cli.automations import automations_app
+from vidbatch.cli.review import review_app
 from vidbatch.cli.routes import routes
 from vidbatch import layout
-from vidbatch.errors import CatalogError, PolicyError, StorageError
+from vidbatch.errors import CatalogError, PolicyError, RunFailed, StorageError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Turn Parquet catalogs of video prompts into clips and a cost ledger.")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(review_app, name="review")
+app.add_typer(automations_app, name="automations")
 app.command("routes")(routes)
 @app.command()
 def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], typer.Option(
@@ -120,6 +124,8 @@ def run(catalog: str, policy: PolicyOpt = None, out: OutOpt = "vidbatch-out",
         campaign: Annotated[Optional[str], typer.Option(help="only this campaign's rows")] = None,
         sandbox: SandboxOpt = False,
         sandbox_latency: Annotated[float, typer.Option(help="seconds a sandbox job takes")] = 2.0,
+        sandbox_faults: Annotated[Optional[str], typer.Option(
+            help='with --sandbox: faults to inject, as JSON, e.g. \'{"rate_limit_next": 3}\'')] = None,
         submit: Annotated[bool, typer.Option("--submit", help="run on the Prefect server's workers (the "
                                              "deployment below) instead of here")] = False,
         deployment: Annotated[str, typer.Option(help="deployment that --submit runs")] = "produce-catalog/adhoc",
@@ -127,6 +133,7 @@ def run(catalog: str, policy: PolicyOpt = None, out: OutOpt = "vidbatch-out",
         ledger_url: LedgerOpt = None) -> None:
     """Produce a catalog: generate, trim and store clips, and write the ledger."""
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    faults = _faults(sandbox_faults, sandbox)
     if ledger_url and submit:
         fail("--ledger applies to a run here; a submitted run opens the ledger its worker is given: set "
               "VIDBATCH_LEDGER_URL in the work pool's (or deployment's) job variables", 2)
@@ -137,7 +144,7 @@ def run(catalog: str, policy: PolicyOpt = None, out: OutOpt = "vidbatch-out",
     if submit:
         _submit(deployment, wait, catalog=_shared(catalog), out=_shared(out),
                 policy_path=_shared(str(policy)) if policy else None, campaign=campaign, sandbox=sandbox,
-                sandbox_latency_s=sandbox_latency)
+                sandbox_latency_s=sandbox_latency, sandbox_faults=faults)
         return
     from vidbatch.flows.produce_catalog import LISTENERS, produce_catalog
 
@@ -154,18 +161,41 @@ def run(catalog: str, policy: PolicyOpt = None, out: OutOpt = "vidbatch-out",
     LISTENERS.append(listen)
     try:
         with progress:
-            summary = produce_catalog(catalog=catalog, out=out, policy_path=str(policy) if policy else None,
-                                      campaign=campaign, sandbox=sandbox, sandbox_latency_s=sandbox_latency)
-    except (CatalogError, PolicyError, StorageError) as err:
-        fail(str(err), 2)
+            state = produce_catalog(catalog=catalog, out=out, policy_path=str(policy) if policy else None,
+                                    campaign=campaign, sandbox=sandbox, sandbox_latency_s=sandbox_latency,
+                                    sandbox_faults=faults, return_state=True)
     finally:
         LISTENERS.remove(listen)
+    summary = state.result(raise_on_failure=False)
+    if isinstance(summary, (CatalogError, PolicyError, StorageError)):
+        fail(str(summary), 2)
+    if isinstance(summary, RunFailed):
+        summary = summary.summary
+    elif isinstance(summary, BaseException):
+        raise summary
     from vidbatch.flows.records import wait_until_recorded
 
     if not wait_until_recorded(summary["run_id"]):
         err_console.print("  [yellow]the Prefect API had not recorded every task run when vidbatch stopped "
                           "waiting[/] (the ledger and outputs are complete)", highlight=False)
     _print_summary(summary)
+
+
+def _faults(text: str | None, sandbox: bool) -> dict | None:
+    """--sandbox-faults as a dict, or a clear exit 2."""
+    import json
+
+    if text is None:
+        return None
+    if not sandbox:
+        fail("--sandbox-faults applies to a --sandbox run only", 2)
+    try:
+        faults = json.loads(text)
+    except json.JSONDecodeError as err:
+        fail(f"--sandbox-faults is not JSON: {err}", 2)
+    if not isinstance(faults, dict):
+        fail("--sandbox-faults must be a JSON object, e.g. '{\"rate_limit_next\": 3}'", 2)
+    return faults
 
 
 def _shared(location: str) -> str:
@@ -186,7 +216,8 @@ def _submit(deployment: str, wait: bool, **parameters) -> None:
     except Exception as err:  # prefect raises several types: name the deployment and the cause
         fail(f"cannot submit to {deployment} at {PREFECT_API_URL.value()}: {type(err).__name__}: {err}", 2)
     ui = PREFECT_UI_URL.value()
-    out_console.print(f"submitted flow run {run.name} ({run.id}) of {deployment}: {run.state.name}"
+    message = f" ({run.state.message})" if wait and run.state.message and not run.state.is_completed() else ""
+    out_console.print(f"submitted flow run {run.name} ({run.id}) of {deployment}: {run.state.name}{message}"
                       + (f"\n  {ui}/runs/flow-run/{run.id}" if ui else ""), highlight=False, soft_wrap=True)
     if wait and not run.state.is_completed():
         raise typer.Exit(1)
@@ -214,6 +245,11 @@ def _print_summary(summary: dict) -> None:
         where = f" -> {board['asset_uri']}" if board["asset_uri"] else ""
         out_console.print(f"  storyboard {board['storyboard_id']}: [{colour}]{board['status']}[/] "
                           f"({board['reason']}){where}", highlight=False, soft_wrap=True)
+    if summary["status_counts"].get("awaiting_review"):
+        out_console.print(f"  [yellow]{summary['status_counts']['awaiting_review']} clip(s) await review[/]: "
+                          f"vidbatch review --out {summary['out']}"
+                          + (f" (or the review runs {', '.join(summary['reviews'])})" if summary.get("reviews") else ""),
+                          highlight=False, soft_wrap=True)
     for failure in summary["failed"]:
         err_console.print(f"  [red]failed[/] {failure['item_id']}: {failure['reason']}", highlight=False)
     if more.get("failed"):

@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from vidbatch.errors import StorageError
-from vidbatch.ledger import LEDGER_SCHEMA
+from vidbatch.ledger import LEDGER_SCHEMA, OPTIONAL_COLUMNS
 from vidbatch.ledger_store.store import LedgerStore
 from vidbatch.storage import open_root
 
@@ -45,7 +45,7 @@ def read_ledger_parquet(path: str) -> pl.DataFrame:
             frame = pl.read_parquet(file)
         except (OSError, pl.exceptions.PolarsError) as err:
             raise StorageError(f"cannot read {file} as Parquet: {err}") from err
-        missing = [c for c in LEDGER_SCHEMA if c not in frame.columns and c != "night"]
+        missing = [c for c in LEDGER_SCHEMA if c not in frame.columns and c not in ("night", *OPTIONAL_COLUMNS)]
         if missing:
             raise StorageError(f"{file} is not a vidbatch ledger: it lacks column(s) {', '.join(missing)}")
         if "night" not in frame.columns:  # exported per night: the night is in the folder name
@@ -53,5 +53,6 @@ def read_ledger_parquet(path: str) -> pl.DataFrame:
             if night is None:
                 raise StorageError(f"{file} has no night column and is not under a night=YYYY-MM-DD folder")
             frame = frame.with_columns(pl.lit(night, pl.String).alias("night"))
+        frame = frame.with_columns(pl.lit(None, pl.String).alias(c) for c in OPTIONAL_COLUMNS if c not in frame.columns)
         frames.append(frame.select(list(LEDGER_SCHEMA)).cast(LEDGER_SCHEMA))
     return pl.concat(frames)

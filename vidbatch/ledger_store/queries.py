@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection
 from vidbatch.ledger import CLOSING, IN_FLIGHT_SCHEMA, LEDGER_SCHEMA, SETTLED_SCHEMA, SPEND_COLUMNS, SPENT
 from vidbatch.ledger_store.schema import ledger_rows, open_reservations
 
-__all__ = ["committed_by", "settled_for", "in_flight", "spend", "rows", "still_open", "aware", "is_paid"]
+__all__ = ["committed_by", "settled_for", "awaiting_review", "in_flight", "spend", "rows", "still_open", "aware", "is_paid"]
 
 _WANTED = Table("wanted_items", MetaData(), Column("campaign", Text), Column("item_id", Text))
 _CREATE_WANTED = ("CREATE TEMPORARY TABLE IF NOT EXISTS wanted_items "
@@ -33,7 +33,19 @@ SELECT l.campaign, l.item_id, l.fingerprint, l.run_id, l.asset_uri,
        l.created_at, l.job_id, l.reservation_id, l.provider, l.model,
        CASE WHEN EXISTS (SELECT 1 FROM ledger_rows d WHERE d.reservation_id = l.reservation_id AND d.status = 'delivered')
               OR NOT EXISTS (SELECT 1 FROM ledger_rows p WHERE p.reservation_id = l.reservation_id AND p.status = 'paid')
-            THEN 1 ELSE 0 END AS delivered
+            THEN 1 ELSE 0 END AS delivered,
+       CASE WHEN EXISTS (SELECT 1 FROM ledger_rows v WHERE v.reservation_id = l.reservation_id AND v.status = 'approved')
+              THEN 'approved'
+            WHEN EXISTS (SELECT 1 FROM ledger_rows v WHERE v.reservation_id = l.reservation_id
+                         AND v.status = 'review_rejected') THEN 'rejected'
+            WHEN EXISTS (SELECT 1 FROM ledger_rows v WHERE v.reservation_id = l.reservation_id
+                         AND v.status = 'awaiting_review') THEN 'pending'
+       END AS review,
+       (SELECT COUNT(*) FROM ledger_rows r WHERE r.campaign = l.campaign AND r.item_id = l.item_id
+          AND r.fingerprint = l.fingerprint AND r.status = 'review_rejected') AS rejections,
+       (SELECT r.prompt FROM ledger_rows r WHERE r.campaign = l.campaign AND r.item_id = l.item_id
+          AND r.fingerprint = l.fingerprint AND r.status = 'review_rejected' AND r.prompt IS NOT NULL
+          ORDER BY r.id DESC LIMIT 1) AS edited_prompt
 FROM wanted_items w CROSS JOIN ledger_rows l
 WHERE l.campaign = w.campaign AND l.item_id = w.item_id AND l.status = 'settled'
   AND NOT EXISTS (SELECT 1 FROM ledger_rows q WHERE q.reservation_id = l.reservation_id AND q.status = 'qa_failed')
@@ -91,6 +103,28 @@ def settled_for(conn: Connection, keys: pl.DataFrame) -> pl.DataFrame:
         row["created_at"], row["delivered"] = aware(row["created_at"]), bool(row["delivered"])
     return (pl.DataFrame(found, schema=SETTLED_SCHEMA).sort("created_at", maintain_order=True)
             .group_by("campaign", "item_id", maintain_order=True).last())
+
+
+def awaiting_review(conn: Connection, *, campaign: str | None = None,
+                    item_ids: list[str] | None = None) -> pl.DataFrame:
+    """The clips awaiting a person's verdict (their `awaiting_review` rows, LEDGER_SCHEMA plus
+    `cost_usd` as paid), oldest first; found on the status index, whatever the history."""
+    pending, verdict = ledger_rows.alias("pending"), ledger_rows.alias("verdict")
+    paid = ledger_rows.alias("paid")
+    cost = (select(func.coalesce(func.sum(paid.c.cost_usd), 0.0)).where(
+        paid.c.reservation_id == pending.c.reservation_id, paid.c.status.in_(SPENT)).scalar_subquery())
+    query = select(*(pending.c[name] for name in LEDGER_SCHEMA if name != "cost_usd"), cost.label("cost_usd")).where(
+        pending.c.status == "awaiting_review",
+        ~exists().where(verdict.c.reservation_id == pending.c.reservation_id,
+                        verdict.c.status.in_(("approved", "review_rejected")))).order_by(pending.c.id)
+    if campaign is not None:
+        query = query.where(pending.c.campaign == campaign)
+    if item_ids is not None:
+        query = query.where(pending.c.item_id.in_(item_ids))
+    found = [r._asdict() for r in conn.execute(query)]
+    for row in found:
+        row["created_at"] = aware(row["created_at"])
+    return pl.DataFrame(found, schema=LEDGER_SCHEMA).select(list(LEDGER_SCHEMA))
 
 
 def in_flight(conn: Connection) -> pl.DataFrame:

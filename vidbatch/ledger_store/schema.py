@@ -31,6 +31,8 @@ ledger_rows = Table(
     Column("job_id", Text),
     Column("attempt", Integer),
     Column("sandbox", Boolean, nullable=False, default=False),
+    Column("prompt", Text),    # revision 0003
+    Column("reviewer", Text),  # revision 0003
 )
 
 # The reservations no settled/failed/released row has closed yet: an index the store keeps in the

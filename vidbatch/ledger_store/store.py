@@ -27,7 +27,7 @@ from alembic.config import Config
 from sqlalchemy import and_, create_engine, event, exists, insert, select, text, update
 from sqlalchemy.engine import Connection, Engine
 
-from vidbatch.ledger import LEDGER_SCHEMA, History
+from vidbatch.ledger import LEDGER_SCHEMA, OPTIONAL_COLUMNS, History
 from vidbatch.ledger_store import queries, writes
 from vidbatch.ledger_store.schema import imports, ledger_rows, open_reservations, runs
 from vidbatch.planner import Committed
@@ -130,7 +130,8 @@ class LedgerStore:
         qa = ledger_rows.alias("qa")
         made = conn.execute(select(ledger_rows.c.run_id).where(
             same_item, ledger_rows.c.status == "settled", ledger_rows.c.run_id != row["run_id"],
-            ~exists().where(qa.c.reservation_id == ledger_rows.c.reservation_id, qa.c.status == "qa_failed"))).first()
+            ~exists().where(qa.c.reservation_id == ledger_rows.c.reservation_id,
+                            qa.c.status.in_(("qa_failed", "review_rejected"))))).first()
         if made is not None:
             return f"already made by run {made.run_id[:8]} while this run waited; not made twice"
         holders = writes.open_rows(conn, and_(open_reservations.c.campaign == row["campaign"],
@@ -145,6 +146,24 @@ class LedgerStore:
             writes.charge_estimates(conn, [held], row["run_id"], f"run {held['run_id'][:8]} stopped inside this "
                               f"reservation; charged the estimate; taken over by run {row['run_id'][:8]}")
         return None
+
+    def decide(self, rows: list[dict]) -> list[dict]:
+        """Record review verdicts (`approved` / `review_rejected` rows) for clips still awaiting
+        one, in one transaction: a clip another reviewer decided meanwhile keeps that verdict.
+        Returns the rows written."""
+        if not rows:
+            return []
+        with self._writing() as conn:
+            pending = set(queries.awaiting_review(conn, item_ids=sorted({r["item_id"] for r in rows}))["reservation_id"])
+            written = [r for r in rows if r["reservation_id"] in pending]
+            if written:
+                writes.insert_rows(conn, written)
+        return written
+
+    def awaiting_review(self, *, campaign: str | None = None, item_ids: list[str] | None = None) -> pl.DataFrame:
+        """Clips awaiting review (LEDGER_SCHEMA rows, cost_usd as paid), oldest first."""
+        with self.engine.connect() as conn:
+            return queries.awaiting_review(conn, campaign=campaign, item_ids=item_ids)
 
     def fail_open(self, run_id: str, item_ids: list[str], reason: str) -> int:
         """Close `run_id`'s open reservations of `item_ids` as failed at their estimate (a worker died
@@ -164,6 +183,8 @@ class LedgerStore:
         with self._writing() as conn:
             if conn.execute(select(imports.c.source).where(imports.c.source == source)).first():
                 return 0
+            frame = frame.with_columns(pl.lit(None, pl.String).alias(c) for c in OPTIONAL_COLUMNS
+                                       if c not in frame.columns)  # a ledger from before revision 0003
             held = writes.row_keys(conn, frame["run_id"].drop_nulls().unique().to_list())
             rows = [r for r in frame.select(list(LEDGER_SCHEMA)).to_dicts() if writes.row_key(r) not in held]
             for start in range(0, len(rows), 5000):

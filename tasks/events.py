@@ -1,0 +1,77 @@
+"""Prefect events a run emits, for automations to act on (infra/automations.yaml).
+
+    vidbatch.item.failed       an item failed (resource vidbatch.item.<campaign>.<item>)
+    vidbatch.cap.reached       a cap deferred items (resource vidbatch.cap.<night|campaign>.<name>)
+    vidbatch.review.pending    clips of this run await review (resource vidbatch.review.<run>)
+    vidbatch.night.finished    a run of the catalog flow ended (resource vidbatch.night.<night>),
+                               (label vidbatch.state: Completed or Failed), its counts and money
+
+Each names the flow run it came from as a related resource. Payload text passed the run's
+redactor. An event that cannot be sent (no API) is logged, never fatal: the ledger holds the truth.
+"""
+
+from __future__ import annotations
+
+import re
+
+import polars as pl
+from prefect.events import emit_event
+
+from vidbatch.redact import Redactor
+from vidbatch.tasks.context import run_log
+
+__all__ = ["item_failed", "caps_reached", "review_pending", "night_finished"]
+
+_CAP = re.compile(r"\b(night|campaign|item) cap \$[\d.,]+")
+
+
+def _emit(event: str, resource_id: str, name: str, run_id: str, payload: dict, redact: Redactor,
+          **labels: str) -> None:
+    clean = {k: redact(v) if isinstance(v, str) else v for k, v in payload.items()}
+    try:
+        emit_event(event=event, resource={"prefect.resource.id": resource_id, "prefect.resource.name": name,
+                                          **{f"vidbatch.{k}": v for k, v in labels.items()}},
+                   related=[{"prefect.resource.id": f"prefect.flow-run.{run_id}", "prefect.resource.role": "flow-run"}],
+                   payload=clean)
+    except Exception as err:  # noqa: BLE001 - an event is a notice; the run's outcome does not depend on it
+        run_log().warning("could not emit %s: %s", event, redact(f"{type(err).__name__}: {err}"))
+
+
+def item_failed(ctx, job, reason: str) -> None:
+    _emit("vidbatch.item.failed", f"vidbatch.item.{job.campaign}.{job.item_id}", job.item_id, ctx.run_id,
+          {"campaign": job.campaign, "item_id": job.item_id, "route": job.provider, "reason": reason,
+           "night": ctx.night}, ctx.redact)
+
+
+def caps_reached(run_id: str, night: str, items: pl.DataFrame, redact: Redactor) -> int:
+    """One event per cap that deferred items of this run (at planning or when reserving); how many."""
+    deferred = items.filter(pl.col("status") == "deferred").with_columns(
+        pl.col("reason").str.extract(_CAP.pattern, 0).alias("cap")).filter(pl.col("cap").is_not_null())
+    groups = deferred.group_by("cap", "campaign", maintain_order=True).agg(pl.len().alias("items"),
+                                                                           pl.col("item_id").head(5))
+    sent = set()
+    for row in groups.iter_rows(named=True):
+        kind = row["cap"].split()[0]
+        key = (kind, row["campaign"] if kind != "night" else night)
+        if key in sent:
+            continue
+        sent.add(key)
+        _emit("vidbatch.cap.reached", f"vidbatch.cap.{key[0]}.{key[1]}", f"{kind} cap", run_id,
+              {"cap": row["cap"], "campaign": row["campaign"], "night": night, "deferred_items": row["items"],
+               "first_items": row["item_id"]}, redact)
+    return len(sent)
+
+
+def review_pending(run_id: str, night: str, out: str, items: pl.DataFrame, redact: Redactor) -> None:
+    waiting = items.filter(pl.col("status") == "awaiting_review")
+    if waiting.height:
+        _emit("vidbatch.review.pending", f"vidbatch.review.{run_id}", f"{waiting.height} clips to review", run_id,
+              {"clips": waiting.height, "campaigns": sorted(set(waiting["campaign"].to_list())), "out": out,
+               "night": night}, redact)
+
+
+def night_finished(summary: dict, failed: bool, redact: Redactor) -> None:
+    _emit("vidbatch.night.finished", f"vidbatch.night.{summary['night']}", summary["night"], summary["run_id"],
+          {"state": "Failed" if failed else "Completed", "status_counts": summary["status_counts"],
+           "cost_usd": round(summary["cost_usd"], 4), "out": summary["out"], "sandbox": summary["sandbox"]}, redact,
+          state="Failed" if failed else "Completed")

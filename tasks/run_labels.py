@@ -1,0 +1,68 @@
+"""How a run shows in the Prefect UI: its name and tags, what it planned (in its logs), and its
+final state, with the events a night's end sends."""
+
+from __future__ import annotations
+
+import polars as pl
+from prefect.client.orchestration import get_client
+from prefect.states import Failed, State
+
+from vidbatch.errors import RunFailed
+from vidbatch.redact import Redactor
+from vidbatch.report import needs_a_look
+from vidbatch.tasks.context import run_log
+from vidbatch.tasks.events import caps_reached, night_finished, review_pending
+
+__all__ = ["run_name", "run_tags", "label_run", "log_plan", "finish_run"]
+
+TAGGED_CAMPAIGNS = 10  # campaign tags per run; a catalog of thousands of campaigns is not a tag cloud
+
+
+def run_name(night: str, campaigns: list[str], sandbox: bool) -> str:
+    """e.g. `2026-12-01 spring-launch +2 (sandbox)`."""
+    shown = " ".join(campaigns[:2]) + (f" +{len(campaigns) - 2}" if len(campaigns) > 2 else "")
+    return f"{night} {shown or 'empty catalog'}" + (" (sandbox)" if sandbox else "")
+
+
+def run_tags(night: str, campaigns: list[str], sandbox: bool) -> list[str]:
+    tags = ["vidbatch", f"night:{night}", *(f"campaign:{c}" for c in campaigns[:TAGGED_CAMPAIGNS])]
+    return tags + (["sandbox"] if sandbox else [])
+
+
+def label_run(run_id: str, night: str, campaigns: list[str], sandbox: bool) -> None:
+    """Name and tag this flow run, so the runs list can be read and filtered by campaign or night."""
+    try:
+        with get_client(sync_client=True) as client:
+            current = client.read_flow_run(run_id)
+            client.update_flow_run(run_id, name=run_name(night, campaigns, sandbox),
+                                   tags=sorted(set(current.tags) | set(run_tags(night, campaigns, sandbox))))
+    except Exception as err:  # noqa: BLE001 - a label is cosmetic; the run goes on
+        run_log().warning("could not name or tag the flow run: %s: %s", type(err).__name__, err)
+
+
+def log_plan(plan: pl.DataFrame, rejects: pl.DataFrame) -> None:
+    """What the plan decided, in the run's log (so in the UI): counts, then deferrals by reason."""
+    log = run_log()
+    counts = dict(plan.group_by("status").len().iter_rows())
+    log.info("plan: %s; %d rejected rows", ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing",
+             rejects["row"].n_unique() if rejects.height else 0)
+    look, _ = needs_a_look(plan, rejects, 10)
+    for row in look.iter_rows(named=True):
+        log.info("%s %d item(s), e.g. %s: %s", row["status"], row["items"], row["first items"],
+                 row["reason (of the first)"])
+
+
+def finish_run(summary: dict, items: pl.DataFrame, boards: pl.DataFrame, redact: Redactor) -> dict | State:
+    """The events of the run's end, and its final state: Failed (RunFailed with the summary) when
+    an item or a storyboard failed, else the summary (Completed)."""
+    failed_items = int(items.filter(pl.col("status") == "failed").height)
+    failed_boards = int(boards.filter(pl.col("status") == "failed").height)
+    caps_reached(summary["run_id"], summary["night"], items, redact)
+    review_pending(summary["run_id"], summary["night"], summary["out"], items, redact)
+    night_finished(summary, bool(failed_items or failed_boards), redact)
+    counts = ", ".join(f"{v} {k}" for k, v in sorted(summary["status_counts"].items()))
+    run_log().info("run finished: %s; $%.4f spent; report %s", counts, summary["cost_usd"], summary["report"])
+    if failed_items or failed_boards:
+        message = f"{failed_items} item(s) and {failed_boards} storyboard(s) failed ({counts})"
+        return Failed(message=message, data=RunFailed(message, summary))
+    return summary
