@@ -8,7 +8,9 @@ catalog's), so planning finds every item done. For each H, each step its own pro
   run          `vidbatch run CATALOG --out ROOT` (ephemeral Prefect): the whole run of a catalog
                already made (start-up, plan, summary, report; nothing to make)
   ledger       `vidbatch ledger --out ROOT`: the newest 40 nights by campaign and provider
-(plan and ledger: median of 3 processes; run: one)
+  review       `vidbatch review --out ROOT`: the clips awaiting review (1 clip in 100 of the history
+               was held for review, half of those decided since), found on the status index
+(plan, ledger and review: median of 3 processes; run: one)
   parts read   baseline, same run: reading the same history as the old ledger's Parquet parts
                (one part per 10 rows, as runs wrote them), which every run did two or three times
 Run: .venv/bin/python bench/ledger_history.py [H ...]   (default 10000 100000 1000000)
@@ -63,7 +65,12 @@ def history(rows: int, made: pl.DataFrame) -> pl.DataFrame:
                                  pl.lit(None, pl.String).alias("asset_uri"))
     settled = base.with_columns(pl.lit("settled").alias("status"), pl.lit(0.018).alias("cost_usd"),
                                 ("s3://studio/raw/" + pl.col("item_id") + ".mp4").alias("asset_uri"))
-    return pl.concat([reserved, settled]).select(list(LEDGER_SCHEMA)).cast(LEDGER_SCHEMA)
+    held = settled.filter(pl.int_range(0, pl.len()) % 100 == 99).with_columns(
+        pl.lit("awaiting_review").alias("status"), pl.lit(0.0).alias("cost_usd"))
+    decided = held.filter(pl.int_range(0, pl.len()) % 2 == 0).with_columns(pl.lit("approved").alias("status"))
+    every = pl.concat([reserved, settled, held, decided], how="diagonal_relaxed")
+    return every.with_columns(pl.lit(None, pl.String).alias(c) for c in ("prompt", "reviewer")).select(
+        list(LEDGER_SCHEMA)).cast(LEDGER_SCHEMA)
 
 
 def timed(command: list[str], cwd: Path) -> float:
@@ -80,8 +87,8 @@ def main(sizes: list[int]) -> None:
     vidbatch = str(Path(sys.executable).parent / "vidbatch")
     policy = str(Path(__file__).resolve().parent.parent / "catalogs" / "demo-policy.toml")
     print("| history rows | plan --out s | vs first | run (nothing to make) s | vs first | ledger s | vs first | "
-          "old Parquet parts read s |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "review s (clips waiting) | vs first | old Parquet parts read s |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     first: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
@@ -97,6 +104,8 @@ def main(sizes: list[int]) -> None:
             plan_s = statistics.median(timed([vidbatch, "plan", str(catalog), "--policy", policy, "--out", str(out),
                                               "--save", str(saved)], folder) for _ in range(3))
             ledger_s = statistics.median(timed([vidbatch, "ledger", "--out", str(out)], folder) for _ in range(3))
+            review_s = statistics.median(timed([vidbatch, "review", "--out", str(out)], folder) for _ in range(3))
+            waiting = ledger_for(open_root(str(out))).awaiting_review().height
             done = pl.read_parquet(saved).filter(pl.col("status") == "done").height
             assert done == min(CATALOG_ITEMS, rows // 2), f"{done} items found done in the plan"
             run_s = timed([vidbatch, "run", str(catalog), "--policy", policy, "--out", str(out)], folder)
@@ -107,10 +116,10 @@ def main(sizes: list[int]) -> None:
             started = time.perf_counter()
             pl.read_parquet(sorted(parts.glob("part-*.parquet")), schema=LEDGER_SCHEMA)
             parts_s = time.perf_counter() - started
-            first = first or {"plan": plan_s, "run": run_s, "ledger": ledger_s}
+            first = first or {"plan": plan_s, "run": run_s, "ledger": ledger_s, "review": review_s}
             print(f"| {rows:,} | {plan_s:.2f} | {plan_s / first['plan']:.2f}× | {run_s:.2f} | "
-                  f"{run_s / first['run']:.2f}× | {ledger_s:.2f} | {ledger_s / first['ledger']:.2f}× | {parts_s:.2f} |",
-                  flush=True)
+                  f"{run_s / first['run']:.2f}× | {ledger_s:.2f} | {ledger_s / first['ledger']:.2f}× | "
+                  f"{review_s:.2f} ({waiting:,}) | {review_s / first['review']:.2f}× | {parts_s:.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import polars as pl
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
+from vidbatch.statuses import ItemStatus
 from vidbatch import layout
 from vidbatch.budget import LiveBudget
 from vidbatch.planner import Committed
@@ -70,11 +71,11 @@ def _render(clips: list[ClipJob], settled: dict, ctx: RunContext, batch: str) ->
     for job in clips:
         made = settled.get((job.campaign, job.item_id, job.fingerprint))
         if made and made["delivered"] and root.exists(layout.asset(job.campaign, job.item_id)):
-            rows.append(outcome_row(job, "finished", "finished by an earlier attempt of this batch", provider=route,
+            rows.append(outcome_row(job, ItemStatus.FINISHED.value, "finished by an earlier attempt of this batch", provider=route,
                                     model=job.model, asset_uri=root.key_uri(layout.asset(job.campaign, job.item_id))))
             continue
         if made and made["review"] == "pending":  # an earlier attempt held it for review
-            rows.append(outcome_row(job, "awaiting_review", "held for review by an earlier attempt of this batch",
+            rows.append(outcome_row(job, ItemStatus.AWAITING_REVIEW.value, "held for review by an earlier attempt of this batch",
                                     provider=route, model=job.model))
             continue
         if made:  # paid for but not delivered (the worker died after settling): finish the stored clip, free
@@ -90,4 +91,4 @@ def _render(clips: list[ClipJob], settled: dict, ctx: RunContext, batch: str) ->
         write_run_table(root, pl.DataFrame(rows, schema=OUTCOME_SCHEMA), key)
 
     run_items(todo, ctx, record)  # one render at a time: the route's gate holds the GPU
-    return sum(r["outcome"] in ("finished", "awaiting_review") for r in rows)
+    return sum(r["outcome"] in (ItemStatus.FINISHED, ItemStatus.AWAITING_REVIEW) for r in rows)

@@ -17,6 +17,7 @@ import re
 import polars as pl
 from prefect.events import emit_event
 
+from vidbatch.statuses import ItemStatus
 from vidbatch.redact import Redactor
 from vidbatch.tasks.context import run_log
 
@@ -45,7 +46,7 @@ def item_failed(ctx, job, reason: str) -> None:
 
 def caps_reached(run_id: str, night: str, items: pl.DataFrame, redact: Redactor) -> int:
     """One event per cap that deferred items of this run (at planning or when reserving); how many."""
-    deferred = items.filter(pl.col("status") == "deferred").with_columns(
+    deferred = items.filter(pl.col("status") == ItemStatus.DEFERRED).with_columns(
         pl.col("reason").str.extract(_CAP.pattern, 0).alias("cap")).filter(pl.col("cap").is_not_null())
     groups = deferred.group_by("cap", "campaign", maintain_order=True).agg(pl.len().alias("items"),
                                                                            pl.col("item_id").head(5))
@@ -63,7 +64,7 @@ def caps_reached(run_id: str, night: str, items: pl.DataFrame, redact: Redactor)
 
 
 def review_pending(run_id: str, night: str, out: str, items: pl.DataFrame, redact: Redactor) -> None:
-    waiting = items.filter(pl.col("status") == "awaiting_review")
+    waiting = items.filter(pl.col("status") == ItemStatus.AWAITING_REVIEW)
     if waiting.height:
         _emit("vidbatch.review.pending", f"vidbatch.review.{run_id}", f"{waiting.height} clips to review", run_id,
               {"clips": waiting.height, "campaigns": sorted(set(waiting["campaign"].to_list())), "out": out,

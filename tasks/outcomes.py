@@ -52,11 +52,11 @@ def run_summary(run_id: str, night: str, out: str, items: pl.DataFrame, rejects:
     left out (all of them are in `<out>/runs/<run_id>/items.parquet`)."""
     status, reason = pl.col("status"), pl.col("reason")
     lists = {
-        "failed": items.filter(status == "failed").select("item_id", "reason"),
-        "fell_back": items.filter(reason.str.contains("fell back", literal=True) & (status == "finished"))
+        "failed": items.filter(status == ItemStatus.FAILED).select("item_id", "reason"),
+        "fell_back": items.filter(reason.str.contains("fell back", literal=True) & (status == ItemStatus.FINISHED))
                           .select("item_id", "reason"),
-        "deferred": items.filter(status == "deferred").select("item_id", "reason"),
-        "awaiting_review": items.filter(status == "awaiting_review").select("item_id", "reason"),
+        "deferred": items.filter(status == ItemStatus.DEFERRED).select("item_id", "reason"),
+        "awaiting_review": items.filter(status == ItemStatus.AWAITING_REVIEW).select("item_id", "reason"),
         "qa_regenerated": items.filter(pl.col("qa").str.starts_with("passed on regeneration").fill_null(False))
                                .select("item_id", "qa"),
     }

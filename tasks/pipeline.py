@@ -18,6 +18,7 @@ from collections.abc import Callable
 
 from prefect import allow_failure
 
+from vidbatch.statuses import ItemStatus
 from vidbatch.runs import ClipJob
 from vidbatch.tasks.context import RunContext
 from vidbatch.tasks.events import item_failed
@@ -84,7 +85,7 @@ def run_items(jobs: list[ClipJob], ctx: RunContext, on_outcome: Callable[[dict],
             watch(job, step + 1, _submit(step + 1, job, ctx, futures[-1]), futures[:-1] + futures[-1:])
             continue
         row = outcome_of(job, futures)
-        if row["outcome"] == "failed":
+        if row["outcome"] == ItemStatus.FAILED:
             item_failed(ctx, job, row["detail"])
         outcomes.append(row)
         on_outcome(row)

@@ -15,6 +15,7 @@ from prefect.artifacts import (create_image_artifact, create_link_artifact, crea
                                create_table_artifact)
 from prefect.cache_policies import NO_CACHE
 
+from vidbatch.statuses import ItemStatus
 from vidbatch import layout
 from vidbatch.policy import Policy
 from vidbatch.report import cents, route_summary
@@ -44,7 +45,7 @@ def _markdown(summary: dict, spend: pl.DataFrame, policy: Policy, boards: pl.Dat
     if boards.height:
         lines += ["", "| storyboard | status | why |", "|---|---|---|"]
         lines += [f"| {r['storyboard_id']} | {r['status']} | {r['reason']} |" for r in boards.iter_rows(named=True)]
-    waiting = summary["status_counts"].get("awaiting_review", 0)
+    waiting = summary["status_counts"].get(ItemStatus.AWAITING_REVIEW, 0)
     if waiting:
         lines += ["", f"**{waiting} clip(s) await review**: answer the form of the review run"
                       + (f"s ({', '.join(summary['reviews'])})" if summary.get("reviews") else "")
@@ -90,7 +91,7 @@ def write_report(root: OutputRoot, summary: dict, items: pl.DataFrame, boards: p
     if link:  # the UI opens http(s) links only; a local report is named in the markdown artifact
         create_link_artifact(link, link_text="campaign report (HTML)", key="report-link",
                              description="the run's HTML report")
-    for row in items.filter(pl.col("status") == "awaiting_review").head(SHEETS).iter_rows(named=True):
+    for row in items.filter(pl.col("status") == ItemStatus.AWAITING_REVIEW).head(SHEETS).iter_rows(named=True):
         sheet = root.share_url(root.key_of(row["sheet_uri"])) if root.key_of(row["sheet_uri"]) else None
         if sheet:
             create_image_artifact(image_url=sheet, description=f"awaiting review: {row['campaign']}/{row['item_id']}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from vidbatch.statuses import ItemStatus
 from vidbatch.policy import Policy
 from vidbatch.storage import OutputRoot
 from vidbatch.tasks.context import run_log
@@ -17,7 +18,7 @@ def start_reviews(policy: Policy, root: OutputRoot, policy_path: str | None, ite
     `review.batch_size` (each suspends, holding no worker, until a person answers its form). None
     when the policy names no deployment or the Prefect server has none by that name (review from
     the CLI then). Returns the review runs' names."""
-    waiting = items.filter(pl.col("status") == "awaiting_review")
+    waiting = items.filter(pl.col("status") == ItemStatus.AWAITING_REVIEW)
     name = policy.review.deployment
     if not waiting.height or not name:
         return []

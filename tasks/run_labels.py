@@ -7,6 +7,7 @@ import polars as pl
 from prefect.client.orchestration import get_client
 from prefect.states import Failed, State
 
+from vidbatch.statuses import ItemStatus
 from vidbatch.errors import RunFailed
 from vidbatch.redact import Redactor
 from vidbatch.report import needs_a_look
@@ -55,7 +56,7 @@ def log_plan(plan: pl.DataFrame, rejects: pl.DataFrame) -> None:
 def finish_run(summary: dict, items: pl.DataFrame, boards: pl.DataFrame, redact: Redactor) -> dict | State:
     """The events of the run's end, and its final state: Failed (RunFailed with the summary) when
     an item or a storyboard failed, else the summary (Completed)."""
-    failed_items = int(items.filter(pl.col("status") == "failed").height)
+    failed_items = int(items.filter(pl.col("status") == ItemStatus.FAILED).height)
     failed_boards = int(boards.filter(pl.col("status") == "failed").height)
     caps_reached(summary["run_id"], summary["night"], items, redact)
     review_pending(summary["run_id"], summary["night"], summary["out"], items, redact)

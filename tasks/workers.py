@@ -15,6 +15,7 @@ import hashlib
 from collections.abc import Callable
 
 
+from vidbatch.statuses import ItemStatus
 from vidbatch import layout
 from vidbatch.ledger_store import ledger_for
 from vidbatch.runs import ClipJob
@@ -107,6 +108,6 @@ class GpuBatches:
             self._submit(remaining)
             return True
         for job in remaining:
-            self._record(outcome_row(job, "deferred",
+            self._record(outcome_row(job, ItemStatus.DEFERRED.value,
                                      f"deferred: no GPU worker finished it in {self.attempts} attempt(s)"))
         return False

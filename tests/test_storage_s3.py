@@ -74,3 +74,40 @@ def test_an_s3_output_root_without_a_shared_ledger_is_refused(s3, tmp_path, monk
     result = CliRunner().invoke(app, ["run", str(local), "--policy", str(DEMO_POLICY), "--out", "s3://studio/runs"])
     assert result.exit_code == 2
     assert "VIDBATCH_LEDGER_URL" in result.output and "s3://studio/runs" in result.output
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_on_s3_the_report_and_held_clips_are_links_the_ui_opens_and_approval_delivers(s3, tmp_path, monkeypatch):
+    import httpx
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    from vidbatch.review import ClipVerdict
+    from vidbatch.review_io import decide, pending_clips
+    from vidbatch.ledger_store import ledger_for
+
+    monkeypatch.setenv("VIDBATCH_LEDGER_URL", f"sqlite:///{tmp_path / 'shared-ledger.db'}")
+    policy = tmp_path / "review.toml"
+    policy.write_text(DEMO_POLICY.read_text() + "\n[review]\nall = true\n")
+    local = tmp_path / "c.parquet"
+    catalog([{"duration_s": 1.0}]).write_parquet(local)
+    with registry.bound({"wan": lambda policy: TestsrcProvider()}):
+        summary = produce(str(local), out="s3://studio/held", policy_path=str(policy))
+    assert summary["status_counts"] == {"awaiting_review": 1}
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[summary["run_id"]])))
+    link = next(a for a in artifacts if a.key == "report-link").data
+    url = link.split("](", 1)[1][:-1]
+    assert url.startswith("http") and "Signature=" in url  # presigned
+    assert "vidbatch run" in httpx.get(url).text  # the presigned link opens the report
+    [sheet] = [a.data for a in artifacts if a.type == "image"]
+    assert httpx.get(sheet).content[:3] == b"\xff\xd8\xff"  # the held clip's contact sheet, a JPEG
+
+    root = open_root("s3://studio/held")
+    store = ledger_for(root)
+    [held] = pending_clips(root, store, urls=True).to_dicts()
+    assert held["watch"].startswith("http") and httpx.get(held["watch"]).status_code == 200
+    result = decide(root, store, [ClipVerdict(campaign="c1", item_id="i0", verdict="approve")], reviewer="ann")
+    assert result["delivered"] == ["s3://studio/held/assets/c1/i0.mp4"]
+    assert s3.head_object(Bucket="studio", Key="held/assets/c1/i0.mp4")["ContentLength"] > 0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from vidbatch.statuses import ItemStatus
+
 __all__ = ["run_outcomes", "plan_groups", "needs_a_look", "route_summary", "cents"]
 
 
@@ -43,7 +45,7 @@ def run_outcomes(plan: pl.DataFrame, outcomes: pl.DataFrame) -> pl.DataFrame:
         pl.col("made_est").fill_null(pl.col("est_cost_usd")).alias("est_cost_usd"),
         pl.col("outcome").fill_null(pl.col("status")).alias("status"),
         pl.when(pl.col("detail").is_null()).then(pl.col("reason"))
-        .when(pl.col("outcome").is_in(["finished", "awaiting_review"])).then(pl.format("{}; {}", pl.col("reason"), pl.col("detail")))
+        .when(pl.col("outcome").is_in([ItemStatus.FINISHED.value, ItemStatus.AWAITING_REVIEW.value])).then(pl.format("{}; {}", pl.col("reason"), pl.col("detail")))
         .otherwise(pl.col("detail")).alias("reason")).drop("outcome", "detail", "made_by", "made_with", "made_est")
 
 
@@ -58,7 +60,7 @@ def needs_a_look(plan: pl.DataFrame, rejects: pl.DataFrame, limit: int) -> tuple
     """Deferred items and rejected catalog rows grouped by kind of reason (numbers aside; most
     frequent first, at most `limit` kinds), each with its count, its first three items and the
     first one's reason; and how many deferred and rejected there are in all."""
-    deferred = plan.filter(pl.col("status") == "deferred").select(pl.lit("deferred").alias("status"), "item_id",
+    deferred = plan.filter(pl.col("status") == ItemStatus.DEFERRED).select(pl.lit(ItemStatus.DEFERRED.value).alias("status"), "item_id",
                                                                   "reason")
     rejected = rejects.group_by("row", maintain_order=True).agg(
         pl.col("item_id").first(), pl.format("{}: {}", "column", "reason").str.join("; ").alias("reason")).select(

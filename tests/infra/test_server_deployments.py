@@ -136,12 +136,12 @@ def test_nightly_run_on_a_worker_retries_transient_faults_and_attaches_artifacts
         generate = {t.name: t for t in tasks if t.name.startswith("generate ")}
         histories = {name: [s.name for s in api.read_task_run_states(t.id)] for name, t in generate.items()}
         artifacts = api.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
-    assert set(generate) == {"generate w0", "generate w1", "generate s0", "generate s1"}
+    assert set(generate) == {"generate w0 on wan", "generate w1 on wan", "generate s0 on sora", "generate s1 on sora"}
     assert {t.name.split(" ")[0] for t in tasks} >= {"generate", "finish", "write"}
     retried = [name for name, states in histories.items() if "AwaitingRetry" in states]
     assert retried and all(generate[name].run_count >= 2 for name in retried), histories
     assert all(histories[name][-1] == "Completed" for name in generate)
-    assert {"campaign-report", "clips", "report-link", "run-summary"} <= {a.key for a in artifacts}
+    assert {"campaign-report", "clips", "run-summary"} <= {a.key for a in artifacts}  # a local root: no file:// link
 
     assert not (Path(server["env"]["VIDBATCH_OUT"]) / "ledger.db").exists()  # the deployment's ledger, not one beside
     ledger = team_ledger(server, run_id=str(run.id))
@@ -203,7 +203,7 @@ def _kill_a_batch_mid_clip(api, server, deadline: float) -> int:
     """SIGKILL a GPU batch's process once it has settled one clip and reserved the next."""
     import signal
 
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName, FlowRunFilter
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
 
     while time.monotonic() < deadline:
         ledger = team_ledger(server, campaign="gpu")
@@ -301,8 +301,8 @@ def test_clips_await_review_in_a_suspended_run_resumed_with_input_through_the_ap
     assert not (out / "assets" / "spring").exists()  # held, not delivered
     with client(server) as api:
         review = _wait_for(lambda: [r for r in _review_runs(api) if r.state.is_paused()], 120, "a suspended review")[0]
-        assert review.state.name == "Suspended" and review.parameters["items"] == ["spring/s0", "spring/s1",
-                                                                                    "spring/r0"]
+        assert review.state.name == "Suspended"
+        assert sorted(review.parameters["items"]) == ["spring/r0", "spring/s0", "spring/s1"]
         artifacts = api.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(
             any_=[review.id])))
         assert {"review-pending", "review-clips"} <= {a.key for a in artifacts}
@@ -329,7 +329,7 @@ def test_clips_await_review_in_a_suspended_run_resumed_with_input_through_the_ap
     ledger = team_ledger(server, campaign="spring")
     assert sorted(ledger.filter(pl.col("status") == "settled")["item_id"]) == ["r0", "r0", "s0", "s1"]
     held = ledger.filter(pl.col("status") == "awaiting_review")
-    assert held["item_id"].to_list() == ["s0", "s1", "r0", "r0"]  # r0 made again once, awaiting review again
+    assert sorted(held["item_id"]) == ["r0", "r0", "s0", "s1"]  # r0 made again once, awaiting review again
     with client(server) as api:
         assert len(_review_runs(api)) == 2  # the second run asked for the new clip's review
 
