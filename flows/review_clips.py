@@ -24,6 +24,7 @@ from vidbatch.policy import load_policy
 from vidbatch.review import ClipVerdict
 from vidbatch.storage import open_root
 from vidbatch.tasks.context import run_log
+from vidbatch.tasks.run_labels import label_run_as
 from vidbatch.review_io import PENDING_COLUMNS, decide, pending_clips
 
 __all__ = ["review_clips", "ReviewForm"]
@@ -66,6 +67,10 @@ def review_clips(out: str, items: list[str] | None = None, campaign: str | None 
     if not pending.height:
         log.info("no clip awaits review here")
         return {"approved": [], "rejected": [], "delivered": [], "refused": [], "undelivered": []}
+    campaigns = sorted(set(pending["campaign"].to_list()))
+    label_run_as(flow_run.get_id(), f"review {pending.height} clip(s) of {' '.join(campaigns[:2])}"
+                 + (f" +{len(campaigns) - 2}" if len(campaigns) > 2 else ""),
+                 ["vidbatch", "review", *(f"campaign:{c}" for c in campaigns[:10])])
     description = _describe(pending, root.uri)
     create_markdown_artifact(description, key="review-pending", description="clips awaiting review")
     create_table_artifact(pending.select(PENDING_COLUMNS).with_columns(pending["cost_usd"].round(4))

@@ -16,7 +16,7 @@ from vidbatch.tasks.fingerprints import fingerprinted
 __all__ = ["load_catalog", "write_run_table"]
 
 
-@task(name="load-catalog", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE,
+@task(name="load-catalog", task_run_name="load catalog", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE,
       retry_condition_fn=lambda task, run, state: not isinstance(state.result(raise_on_failure=False),
                                                                  CatalogError))
 def load_catalog(uri: str, campaign: str | None = None, policy: Policy | None = None
@@ -61,7 +61,7 @@ def _rejected_scenes(raw: pl.DataFrame, rejects: pl.DataFrame, positions: list[i
                          for c, t in schema.items()).filter(pl.col("storyboard_id").is_not_null())
 
 
-@task(name="write-run-table", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(name="write-run-table", task_run_name="write {key}", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def write_run_table(root: OutputRoot, frame: pl.DataFrame, key: str) -> str:
     """Write a run's table (plan, rejects, manifest) as Parquet; returns its URI."""
     return root.write_parquet(frame, key)

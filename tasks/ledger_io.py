@@ -19,26 +19,26 @@ def write_ledger_rows(root: OutputRoot, rows: list[dict]) -> None:
     ledger_for(root).append(rows)
 
 
-@task(name="read-history", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(name="read-history", task_run_name="read the ledger's history of the catalog", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def read_history(root: OutputRoot, keys: pl.DataFrame, night: str) -> History:
     """What the ledger knows of these items (campaign, item_id) and of `night`'s money."""
     return ledger_for(root).history(keys, night)
 
 
-@task(name="read-settled", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(name="read-settled", task_run_name="read settled clips", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def read_settled(root: OutputRoot, keys: pl.DataFrame) -> pl.DataFrame:
     """The latest settled clip that passed QA for each of these items (campaign, item_id) that has one."""
     return ledger_for(root).settled_for(keys)
 
 
-@task(name="read-spend", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(name="read-spend", task_run_name="read spend by {keys}", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def read_spend(root: OutputRoot, keys: list[str], *, run_id: str | None = None,
                nights: list[str] | None = None) -> pl.DataFrame:
     """Estimated vs actual money grouped by `keys`, for one run or some nights (LedgerStore.spend)."""
     return ledger_for(root).spend(keys, run_id=run_id, nights=nights)
 
 
-@task(name="append-ledger", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(name="append-ledger", task_run_name="append ledger rows", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def append_ledger(root: OutputRoot, rows: list[dict]) -> int:
     write_ledger_rows(root, rows)
     return len(rows)

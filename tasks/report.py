@@ -18,7 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from vidbatch.statuses import ItemStatus
 from vidbatch import layout
 from vidbatch.policy import Policy
-from vidbatch.report import cents, route_summary
+from vidbatch.report import cents, money, route_summary
 from vidbatch.report_html import REPORT_ITEMS, first_to_look_at, relative_link, report_html, spend_chart_svg
 from vidbatch.storage import OutputRoot
 
@@ -36,12 +36,12 @@ SHEETS = 12  # contact sheets of clips awaiting review shown as images (the revi
 def _markdown(summary: dict, spend: pl.DataFrame, policy: Policy, boards: pl.DataFrame, uri: str,
               link: str | None) -> str:
     lines = [f"# vidbatch run {summary['run_id'][:8]} (night {summary['night']})", "",
-             f"Estimated ${summary['est_cost_usd']:.2f}, actual ${summary['cost_usd']:.2f}. "
+             f"Estimated {money(summary['est_cost_usd'])}, actual {money(summary['cost_usd'])}. "
              f"Items: {', '.join(f'{k} {v}' for k, v in sorted(summary['status_counts'].items()))}.", "",
              "| campaign | spent tonight | cap |", "|---|---:|---:|"]
     for campaign, usd in spend.group_by("campaign").agg(pl.col("actual_usd").sum()).sort("campaign").iter_rows():
-        lines.append(f"| {campaign} | ${usd:.2f} | ${policy.caps.for_campaign(campaign):.2f} |")
-    lines.append(f"| **night** | ${float(spend['actual_usd'].sum()):.2f} | ${policy.caps.night_usd:.2f} |")
+        lines.append(f"| {campaign} | {money(usd)} | {money(policy.caps.for_campaign(campaign))} |")
+    lines.append(f"| **night** | {money(float(spend['actual_usd'].sum()))} | {money(policy.caps.night_usd)} |")
     if boards.height:
         lines += ["", "| storyboard | status | why |", "|---|---|---|"]
         lines += [f"| {r['storyboard_id']} | {r['status']} | {r['reason']} |" for r in boards.iter_rows(named=True)]
@@ -54,7 +54,7 @@ def _markdown(summary: dict, spend: pl.DataFrame, policy: Policy, boards: pl.Dat
     return "\n".join(lines)
 
 
-@task(name="write-report", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(name="write-report", task_run_name="write report", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
 def write_report(root: OutputRoot, summary: dict, items: pl.DataFrame, boards: pl.DataFrame,
                  tonight: pl.DataFrame, run_spend: pl.DataFrame, policy: Policy, workdir: Path) -> str:
     """Write the report and attach the artifacts; returns the report's URI.

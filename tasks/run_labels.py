@@ -14,7 +14,7 @@ from vidbatch.report import needs_a_look
 from vidbatch.tasks.context import run_log
 from vidbatch.tasks.events import caps_reached, night_finished, review_pending
 
-__all__ = ["run_name", "run_tags", "label_run", "log_plan", "finish_run"]
+__all__ = ["run_name", "run_tags", "label_run", "label_run_as", "log_plan", "finish_run"]
 
 TAGGED_CAMPAIGNS = 10  # campaign tags per run; a catalog of thousands of campaigns is not a tag cloud
 
@@ -31,12 +31,18 @@ def run_tags(night: str, campaigns: list[str], sandbox: bool) -> list[str]:
 
 
 def label_run(run_id: str, night: str, campaigns: list[str], sandbox: bool) -> None:
-    """Name and tag this flow run, so the runs list can be read and filtered by campaign or night."""
+    """Name and tag this catalog run, so the runs list can be read and filtered by campaign or night."""
+    label_run_as(run_id, run_name(night, campaigns, sandbox), run_tags(night, campaigns, sandbox))
+
+
+def label_run_as(run_id: str | None, name: str, tags: list[str]) -> None:
+    """Give a flow run a readable name and add `tags` to its own."""
+    if run_id is None:
+        return
     try:
         with get_client(sync_client=True) as client:
             current = client.read_flow_run(run_id)
-            client.update_flow_run(run_id, name=run_name(night, campaigns, sandbox),
-                                   tags=sorted(set(current.tags) | set(run_tags(night, campaigns, sandbox))))
+            client.update_flow_run(run_id, name=name, tags=sorted(set(current.tags) | set(tags)))
     except Exception as err:  # noqa: BLE001 - a label is cosmetic; the run goes on
         run_log().warning("could not name or tag the flow run: %s: %s", type(err).__name__, err)
 

@@ -17,6 +17,8 @@ import polars as pl
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from vidbatch.report import money
+
 __all__ = ["REPORT_ITEMS", "relative_link", "spend_chart_svg", "first_to_look_at", "report_html"]
 
 REPORT_ITEMS = 500
@@ -35,15 +37,11 @@ def relative_link(from_key: str, to_key: str | None) -> str | None:
     return posixpath.relpath(to_key, posixpath.dirname(from_key))
 
 
-def _money(usd: float | None) -> str:
-    return "—" if usd is None else f"${usd:,.2f}" if abs(usd) >= 0.01 or usd == 0 else f"${usd:.4f}"
-
-
 @functools.cache
 def _templates() -> Environment:
     env = Environment(loader=PackageLoader("vidbatch", "templates"), undefined=StrictUndefined,
                       autoescape=select_autoescape(["html.j2", "svg.j2"], default=True))
-    env.filters["money"] = _money
+    env.filters["money"] = money
     return env
 
 
