@@ -33,7 +33,15 @@ class ClipVerdict(BaseModel):
     prompt: str = Field("", description="reject only: the prompt the next clip is made with (empty: the catalog's)")
 
 
+def _has_control(text: str) -> bool:
+    """A control character other than newline or tab: PostgreSQL refuses NUL, terminals misprint the rest."""
+    return any((ord(c) < 32 and c not in "\n\t") or ord(c) == 127 for c in text)
+
+
 def _problem(verdict: ClipVerdict) -> str | None:
+    for field in ("note", "prompt"):
+        if _has_control(getattr(verdict, field)):
+            return f"the {field} holds a control character"
     if verdict.verdict == "reject" and not verdict.note.strip():
         return "a rejection needs a note saying why"
     if verdict.prompt and verdict.verdict != "reject":
@@ -49,6 +57,8 @@ def verdict_rows(pending: pl.DataFrame, verdicts: list[ClipVerdict], *, reviewer
     `awaiting_review` rows), and one line per verdict refused. Undecided clips get no row."""
     waiting = {(r["campaign"], r["item_id"]): r for r in pending.iter_rows(named=True)}
     rows, problems = [], []
+    if reviewer and _has_control(reviewer):
+        return [], [f"the reviewer's name {reviewer[:40]!r} holds a control character"]
     for verdict in verdicts:
         if verdict.verdict == "undecided":
             continue
