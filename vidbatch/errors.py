@@ -8,7 +8,6 @@
     ├── StorageError          an output root cannot be read or written
     ├── LayoutError           a key or path would leave its root (vidbatch.layout refuses it)
     ├── RunFailed             a run ended with failed items or storyboards (`summary` says which)
-    ├── ReviewError           a review decision names a clip not awaiting review
     ├── MediaError            ffmpeg failed or a clip is not what it claims to be
     │   └── QAFailed          a finished clip failed the QA gate (and its one regeneration)
     └── ProviderError         a provider call failed
@@ -30,7 +29,6 @@ __all__ = [
     "MediaError",
     "QAFailed",
     "RunFailed",
-    "ReviewError",
     "ProviderError",
     "TransientProviderError",
     "ContentRejected",
@@ -68,10 +66,6 @@ class RunFailed(VidbatchError):
     def __init__(self, message: str, summary: dict):
         super().__init__(message)
         self.summary = summary
-
-
-class ReviewError(VidbatchError):
-    """A review decision names a clip that is not awaiting review, or is incomplete."""
 
 
 class LayoutError(VidbatchError):
