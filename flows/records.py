@@ -34,8 +34,10 @@ def wait_until_recorded(flow_run_id: str, timeout_s: float = 60.0, poll_s: float
         while time.monotonic() < deadline:
             busy = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
                                          task_run_filter=unfinished, limit=1)
-            quiet = 0 if busy else quiet + 1
+            final = client.read_flow_run(flow_run_id).state
+            quiet = 0 if busy or not (final and final.is_final()) else quiet + 1
             if quiet == 2:
+                time.sleep(1.0)  # the server's consumers finish the writes already handed to them
                 return True
             time.sleep(poll_s)
     return False

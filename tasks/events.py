@@ -7,7 +7,8 @@
                                (label vidbatch.state: Completed or Failed), its counts and money
 
 Each names the flow run it came from as a related resource. Payload text passed the run's
-redactor. An event that cannot be sent (no API) is logged, never fatal: the ledger holds the truth.
+redactor. On the embedded temporary server (no PREFECT_API_URL) none is sent: no automation can
+outlive the process, and its event consumer would be stopped mid-write. An event that cannot be sent (no API) is logged, never fatal: the ledger holds the truth.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import re
 
 import polars as pl
 from prefect.events import emit_event
+from prefect.settings import PREFECT_API_URL
 
 from vidbatch.statuses import ItemStatus
 from vidbatch.redact import Redactor
@@ -28,6 +30,8 @@ _CAP = re.compile(r"\b(night|campaign|item) cap \$[\d.,]+")
 
 def _emit(event: str, resource_id: str, name: str, run_id: str, payload: dict, redact: Redactor,
           **labels: str) -> None:
+    if not PREFECT_API_URL.value():  # the embedded temporary server: no automation outlives this process
+        return
     clean = {k: redact(v) if isinstance(v, str) else v for k, v in payload.items()}
     try:
         emit_event(event=event, resource={"prefect.resource.id": resource_id, "prefect.resource.name": name,
