@@ -38,12 +38,12 @@ def deliver_step(job: ClipJob, ctx: RunContext):
 
 
 def _submit(step: int, job: ClipJob, ctx: RunContext, upstream):
+    made = upstream.result()
     if step == 1:
-        return finish_clip.submit(upstream.result(), ctx)
-    deliver = deliver_step(job, ctx)
-    if deliver is write_asset:
-        return write_asset.submit(ctx.root, upstream.result(), ctx.run_id)
-    return hold_for_review.submit(upstream.result(), ctx)
+        return finish_clip.submit(made, ctx)
+    if deliver_step(job, ctx) is hold_for_review:
+        return hold_for_review.submit(made, ctx)
+    return write_asset.submit(ctx.root, made, ctx.run_id)
 
 
 def _made_a_clip(future) -> bool:
@@ -82,7 +82,7 @@ def run_items(jobs: list[ClipJob], ctx: RunContext, on_outcome: Callable[[dict],
         job, step, futures = running.pop(key)
         futures[-1].wait()  # the callback can come before the state is readable
         if step + 1 < len(STEPS) and _made_a_clip(futures[-1]):
-            watch(job, step + 1, _submit(step + 1, job, ctx, futures[-1]), futures[:-1] + futures[-1:])
+            watch(job, step + 1, _submit(step + 1, job, ctx, futures[-1]), futures)
             continue
         row = outcome_of(job, futures)
         if row["outcome"] == ItemStatus.FAILED:
