@@ -1,20 +1,31 @@
-"""Wan 2.1 per-clip speed: stock diffusers against each speed profile, same seed, same run.
+"""Wan per-clip speed (2.1 and 2.2): stock diffusers against each speed profile, same seed, same run.
 
-Builds Wan 2.1 with random weights at a real configuration (the hub is unreachable; the compute
-is the same) and renders one clip per profile, after one warm-up clip (compiles, caches, cuDNN
+Builds Wan with random weights at a real configuration (the hub is unreachable; the compute is
+the same) and renders one clip per profile, after one warm-up clip (compiles, caches, cuDNN
 autotune), printing one JSON line each:
   seconds per clip (text encode, denoise, VAE decode), transformer forward passes and blocks run,
   peak memory, max/mean |difference| from stock (pixels in 0..1), and on a GPU achieved TFLOP/s
   against the card's dense bf16 peak and $/clip at the policy's hourly GPU price.
 
-  --size tiny   the in-code test model (2 blocks), 144x256, 17 frames, 20 steps: runs on CPU
-  --size 1.3b   30 blocks, dim 1536, 12 heads, ffn 8960, UMT5-XXL text encoder, 480x832, 81 frames,
-                50 steps, guidance 5.0
-  --size 14b    40 blocks, dim 5120, 40 heads, ffn 13824, 720x1280, 81 frames, 50 steps
-  --steps N     fewer denoising steps (a quick look; `clip_s_at_full_steps` scales the denoise)
-  --profiles a,b  which profiles (default: every profile of the default policy's Wan route; on a
-                GPU also exact with the cuDNN attention backend)
-Run: .venv/bin/python bench/wan_speed.py --size tiny
+  --size tiny       the in-code Wan 2.1 test model (2 blocks), 144x256, 17 frames, 20 steps: CPU
+  --size tiny-a14b  the in-code Wan 2.2 A14B test model (two experts of 2 blocks), 144x256, 17 frames
+  --size tiny-5b    the in-code Wan 2.2 TI2V-5B test model (the 2.2 VAE), 160x256, 25 frames
+  --size 1.3b       Wan 2.1 T2V-1.3B: 30 blocks, dim 1536, 12 heads, ffn 8960, UMT5-XXL, 480x832, 81 frames,
+                    50 steps, guidance 5.0
+  --size 14b        Wan 2.1 T2V-14B: 40 blocks, dim 5120, 40 heads, ffn 13824, 720x1280, 81 frames, 50 steps
+  --size 5b         Wan 2.2 TI2V-5B: 30 blocks, dim 3072, 24 heads, ffn 14336, 48 latent channels, the 2.2 VAE
+                    (16x spatial), 704x1280, 121 frames at 24 fps, 50 steps
+  --size a14b       Wan 2.2 T2V-A14B: two 40-block experts (dim 5120) switched at boundary 0.875, 480x832,
+                    81 frames, 40 steps
+  --steps N         fewer denoising steps (a quick look; `clip_s_at_full_steps` scales the denoise)
+  --profiles a,b    which profiles besides stock (default: every profile of the default policy's Wan
+                    route; on a GPU also exact with the cuDNN attention backend)
+`turbo` (the default policy's step-distilled profile: 4 steps, guidance off) runs with a random LoRA
+of the same rank as LightX2V's (64; 4 on the tiny models) on every expert: the same compute as the
+real distilled LoRA, not its pictures (its difference from stock says nothing here).
+Imports no polars, PyAV or prefect: a GPU box needs torch, diffusers, peft and pydantic
+(infra/device-wheelhouse.sh, bench/device_run.py).
+Run: .venv/bin/python bench/wan_speed.py --size tiny --profiles turbo
 """
 
 from __future__ import annotations
@@ -22,44 +33,68 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import tempfile
 import time
+import tomllib
+from importlib.resources import files
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from vidbatch.policy import default_policy
-from vidbatch.providers.wan import PassCounter, apply_profile, build_tiny_pipeline
-from vidbatch.route_settings import WanProfile
+from vidbatch.providers.wan_levers import PassCounter, apply_profile, experts, use_loras
+from vidbatch.providers.wan_tiny import build_tiny_pipeline
+from vidbatch.route_settings import LoraSource, WanProfile, WanRoute
 
 SIZES = {
     "tiny": dict(layers=2, heads=2, head_dim=12, ffn=32, text_dim=32, height=144, width=256, frames=17, steps=20),
+    "tiny-a14b": dict(layers=2, heads=2, head_dim=12, ffn=32, text_dim=32, height=144, width=256, frames=17,
+                      steps=20, experts=2),
+    "tiny-5b": dict(layers=2, heads=2, head_dim=12, ffn=32, text_dim=32, height=160, width=256, frames=25, steps=20,
+                    spatial=32),
     "1.3b": dict(layers=30, heads=12, head_dim=128, ffn=8960, text_dim=4096, height=480, width=832, frames=81, steps=50),
     "14b": dict(layers=40, heads=40, head_dim=128, ffn=13824, text_dim=4096, height=720, width=1280, frames=81,
                 steps=50),
+    "5b": dict(layers=30, heads=24, head_dim=128, ffn=14336, text_dim=4096, height=704, width=1280, frames=121,
+               steps=50, spatial=32, channels=48),
+    "a14b": dict(layers=40, heads=40, head_dim=128, ffn=13824, text_dim=4096, height=480, width=832, frames=81,
+                 steps=40, experts=2),
 }
+TINY = {"tiny": "tiny", "tiny-a14b": "tiny-wan2.2-a14b", "tiny-5b": "tiny-wan2.2-5b"}
 BF16_DENSE_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0, "L40S": 362.1, "RTX 4090": 165.2}
 PROMPT = "a red car drives along a coastal road at sunset, wide shot, camera pans slowly"
 
 
+def default_route() -> WanRoute:
+    """The default policy's Wan route, read without the rest of vidbatch (no polars on a GPU box)."""
+    text = (files("vidbatch") / "policy_default.toml").read_text()
+    return WanRoute.model_validate(tomllib.loads(text)["routes"]["wan"])
+
+
 def build(size: str, device: str, dtype):
-    """A WanPipeline at `size` with random weights (seeded), on `device`."""
-    if size == "tiny":
-        return build_tiny_pipeline("t2v").to(device)
+    """A Wan pipeline at `size` with random weights (seeded), on `device`."""
+    if size in TINY:
+        return build_tiny_pipeline("t2v", TINY[size]).to(device)
     from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
 
     c = SIZES[size]
+    channels = c.get("channels", 16)
     torch.manual_seed(0)
     with torch.device(device):
-        transformer = WanTransformer3DModel(
-            patch_size=(1, 2, 2), num_attention_heads=c["heads"], attention_head_dim=c["head_dim"], in_channels=16,
-            out_channels=16, text_dim=c["text_dim"], freq_dim=256, ffn_dim=c["ffn"], num_layers=c["layers"],
-            cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024).to(dtype)
-        text_encoder = UMT5EncoderModel(UMT5Config(  # umt5-xxl, as Wan 2.1 ships it
+        denoisers = [WanTransformer3DModel(
+            patch_size=(1, 2, 2), num_attention_heads=c["heads"], attention_head_dim=c["head_dim"],
+            in_channels=channels, out_channels=channels, text_dim=c["text_dim"], freq_dim=256, ffn_dim=c["ffn"],
+            num_layers=c["layers"], cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6,
+            rope_max_seq_len=1024).to(dtype) for _ in range(c.get("experts", 1))]
+        text_encoder = UMT5EncoderModel(UMT5Config(  # umt5-xxl, as Wan ships it
             d_model=4096, d_ff=10240, d_kv=64, num_heads=64, num_layers=24, vocab_size=256384,
             feed_forward_proj="gated-gelu", relative_attention_num_buckets=32, dense_act_fn="gelu_new")).to(dtype)
-        vae = AutoencoderKLWan()  # the released VAE's configuration; float32, as the model card advises
+        # the released VAEs' configurations; float32, as the model cards advise
+        vae = AutoencoderKLWan(base_dim=160, decoder_base_dim=256, z_dim=48, in_channels=12, out_channels=12,
+                               is_residual=True, patch_size=2, scale_factor_spatial=16, latents_mean=[0.0] * 48,
+                               latents_std=[1.0] * 48) if channels == 48 else AutoencoderKLWan()
     words = sorted(set(PROMPT.replace(",", " ").split()))
     vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{w: i + 3 for i, w in enumerate(words)}}
     word_level = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
@@ -67,11 +102,29 @@ def build(size: str, device: str, dtype):
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=word_level, pad_token="<pad>", eos_token="</s>",
                                         unk_token="<unk>", model_max_length=512)
     scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
-                                        flow_shift=5.0 if c["height"] >= 720 else 3.0)
-    for module in (transformer, text_encoder, vae):
+                                        flow_shift=5.0 if c["height"] >= 704 else 3.0)
+    for module in (*denoisers, text_encoder, vae):
         module.eval()
-    return WanPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
-                       scheduler=scheduler)
+    extra = {"transformer_2": denoisers[1], "boundary_ratio": 0.875} if len(denoisers) == 2 else \
+        {"expand_timesteps": True} if channels == 48 else {}
+    return WanPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=denoisers[0],
+                       scheduler=scheduler, **extra)
+
+
+def random_lora(pipe, folder: Path, rank: int) -> LoraSource:
+    """A LoRA of `rank` on every expert's attention and feed-forward projections, random weights,
+    saved as diffusers saves LoRAs: the compute of a distilled LoRA, not its training."""
+    from peft import LoraConfig, get_peft_model_state_dict
+
+    torch.manual_seed(7)
+    target = ["to_q", "to_k", "to_v", "to_out.0", "ffn.net.0.proj", "ffn.net.2"]
+    transformer = experts(pipe)[0]
+    transformer.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=target),
+                            adapter_name="random")
+    layers = get_peft_model_state_dict(transformer, adapter_name="random")
+    transformer.delete_adapters("random")
+    type(pipe).save_lora_weights(str(folder), transformer_lora_layers=layers)
+    return LoraSource(source=str(folder))
 
 
 class Stopwatch:
@@ -104,23 +157,30 @@ def flops_per_block_pass(pipe, size: str) -> float:
     """Forward FLOPs of one transformer block on one clip: its linear layers plus self- and
     cross-attention (2 FLOPs per multiply-add)."""
     c = SIZES[size]
-    tokens = ((c["frames"] - 1) // 4 + 1) * (c["height"] // 16) * (c["width"] // 16)
+    spatial = c.get("spatial", 16)  # VAE downscale x 2x2 patches
+    tokens = ((c["frames"] - 1) // 4 + 1) * (c["height"] // spatial) * (c["width"] // spatial)
     block = pipe.transformer.blocks[0]
     linear = sum(m.weight.numel() for m in block.modules() if isinstance(m, torch.nn.Linear))
     dim = c["heads"] * c["head_dim"]
     return 2.0 * linear * tokens + 4.0 * tokens * tokens * dim + 4.0 * tokens * 512 * dim
 
 
-def render(pipe, size: str, steps: int, device: str):
+def render(pipe, size: str, steps: int, guidance: float):
     c = SIZES[size]
+    extra = {"guidance_scale_2": guidance} if pipe.config.get("boundary_ratio") is not None else {}
     return pipe(prompt=PROMPT, height=c["height"], width=c["width"], num_frames=c["frames"], num_inference_steps=steps,
-                guidance_scale=5.0, generator=torch.Generator(device="cpu").manual_seed(42), output_type="np").frames[0]
+                guidance_scale=guidance, generator=torch.Generator(device="cpu").manual_seed(42), output_type="np",
+                **extra).frames[0]
 
 
-def measure(pipe, name: str, profile: WanProfile, size: str, steps: int, device: str, stock, usd_per_hour: float):
+def measure(pipe, name: str, profile: WanProfile, size: str, steps: int, device: str, stock, usd_per_hour: float,
+            loras: dict[str, LoraSource]):
     apply_profile(pipe, profile)
+    use_loras(pipe, loras, [profile.lora] if profile.lora else [])
+    steps, full = (profile.steps, profile.steps) if profile.steps else (steps, SIZES[size]["steps"])
+    guidance = 5.0 if profile.guidance is None else profile.guidance
     warm_started = time.perf_counter()
-    render(pipe, size, steps, device)  # warm-up: compile, cache set-up, kernels chosen
+    render(pipe, size, steps, guidance)  # warm-up: compile, cache set-up, kernels chosen
     warm_s = time.perf_counter() - warm_started
     watch, counter = Stopwatch(pipe, device), PassCounter(pipe)
     if device == "cuda":
@@ -128,7 +188,7 @@ def measure(pipe, name: str, profile: WanProfile, size: str, steps: int, device:
         torch.cuda.synchronize()
     started = time.perf_counter()
     try:
-        frames = render(pipe, size, steps, device)
+        frames = render(pipe, size, steps, guidance)
         if device == "cuda":
             torch.cuda.synchronize()
     finally:
@@ -136,8 +196,7 @@ def measure(pipe, name: str, profile: WanProfile, size: str, steps: int, device:
         del pipe.encode_prompt, pipe.vae.decode  # the stopwatch's wrappers
     clip_s = time.perf_counter() - started
     denoise_s = clip_s - watch.spent["encode"] - watch.spent["decode"]
-    full = SIZES[size]["steps"]
-    line = {"size": size, "profile": name, "device": _device_name(device), "steps": steps,
+    line = {"size": size, "profile": name, "device": _device_name(device), "steps": steps, "guidance": guidance,
             "clip_s": round(clip_s, 3), "encode_s": round(watch.spent["encode"], 3),
             "denoise_s": round(denoise_s, 3), "decode_s": round(watch.spent["decode"], 3),
             "clip_s_at_full_steps": round(clip_s + denoise_s * (full / steps - 1), 3),
@@ -177,8 +236,10 @@ def main() -> None:
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
-    route = default_policy().routes["wan"]
-    profiles = dict(route.profiles)
+    route = default_route()
+    # turbo's LoRA is the policy's per model; here one random LoRA of the same rank stands in for it
+    profiles = {name: p.model_copy(update={"model_loras": {}, "lora": "distilled" if p.model_loras else p.lora})
+                for name, p in route.profiles.items()}
     if device == "cuda":
         profiles["exact-cudnn"] = profiles["exact"].model_copy(update={"attention_backend": "_native_cudnn"})
     if args.profiles:
@@ -189,13 +250,18 @@ def main() -> None:
     built = time.perf_counter()
     pipe = build(args.size, device, dtype)
     pipe.set_progress_bar_config(disable=True)
-    print(json.dumps({"size": args.size, "built_s": round(time.perf_counter() - built, 1),
-                      "transformer_params": sum(p.numel() for p in pipe.transformer.parameters()),
-                      "torch": torch.__version__, "device": _device_name(device)}), flush=True)
-    stock = None
-    for name, profile in profiles.items():
-        frames = measure(pipe, name, profile, args.size, steps, device, stock, route.gpu_usd_per_hour)
-        stock = frames if stock is None else stock
+    loras = {}
+    with tempfile.TemporaryDirectory() as folder:
+        if any(p.lora == "distilled" for p in profiles.values()):
+            loras["distilled"] = random_lora(pipe, Path(folder) / "distilled", 4 if args.size in TINY else 64)
+        print(json.dumps({"size": args.size, "built_s": round(time.perf_counter() - built, 1),
+                          "transformer_params": sum(p.numel() for t in experts(pipe) for p in t.parameters()),
+                          "experts": len(experts(pipe)), "torch": torch.__version__,
+                          "device": _device_name(device)}), flush=True)
+        stock = None
+        for name, profile in profiles.items():
+            frames = measure(pipe, name, profile, args.size, steps, device, stock, route.gpu_usd_per_hour, loras)
+            stock = frames if stock is None else stock
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from vidbatch import layout
+from vidbatch.budget import Earmarks
+from vidbatch.turns import Turns
 from vidbatch.ledger import deferred_rows, rejected_rows
 from vidbatch.ledger_store import ledger_for, use_policy_ledger
 from vidbatch.planner import PLAN_COLUMNS
@@ -88,7 +90,7 @@ def _produce_with(run_id: str, catalog: str, out: str, policy: Policy, campaign:
         log.warning("route %s unavailable for this run: %s", route, why)
     ensure_limits(policy, sandbox, routes=set(providers) - set(unavailable))
     busy = frozenset(ledger_for(root).live_runs() - {run_id})
-    plan = plan_run(valid, policy, history, priced_routes(policy, providers, unavailable), busy)
+    plan = plan_run(valid, policy, history, priced_routes(policy, providers, unavailable, history.measured), busy)
     write_run_table(root, plan.select(PLAN_COLUMNS), layout.run_table(run_id, "plan"))
     if rejects.height:
         write_run_table(root, rejects, layout.run_table(run_id, "rejects"))
@@ -98,10 +100,14 @@ def _produce_with(run_id: str, catalog: str, out: str, policy: Policy, campaign:
 
     jobs = clip_jobs(plan)
     _emit({"event": "planned", "total": len(jobs), "plan": plan, "rejects": rejects})
+    local = [j for j in jobs if j.provider not in pool]  # in plan order: highest priority first
     ctx = RunContext(run_id=run_id, night=night, root=root, policy=policy, providers=providers,
                      workdir=workdir, sandbox=sandbox, redact=redact,
                      in_flight={j.item_id: (j.resume_reservation_id, j.resume_job_ids)
-                                for j in jobs if j.resume_reservation_id})
+                                for j in jobs if j.resume_reservation_id},
+                     earmarks=Earmarks([(j.item_id, j.campaign, j.est_cost_usd) for j in local
+                                        if j.recover is None and not j.resume_reservation_id]),
+                     turns=Turns({route: [j.item_id for j in local if j.provider == route] for route in providers}))
     progress = create_progress_artifact(0.0, description=f"clips finished of {len(jobs)}")
     outcomes = []
 
@@ -114,7 +120,7 @@ def _produce_with(run_id: str, catalog: str, out: str, policy: Policy, campaign:
                       policy_path=policy_path, deployment=settings.deployment, batch_size=settings.batch_size,
                       attempts=settings.batch_attempts, sandbox=sandbox, on_outcome=record)
            for route, settings in pool.items()]  # in batches on the GPU pool, while the other routes' clips run here
-    run_items([j for j in jobs if j.provider not in pool], ctx, record, pollers=[b.poll for b in gpu])
+    run_items(local, ctx, record, pollers=[b.poll for b in gpu])
 
     items = run_outcomes(plan, pl.DataFrame(outcomes, schema=OUTCOME_SCHEMA)).join(
         plan.select("campaign", "item_id", "storyboard_id", "scene_index"), on=["campaign", "item_id"], how="left",

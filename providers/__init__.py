@@ -22,14 +22,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import ValidationError
 
 from vidbatch.errors import PolicyError
-from vidbatch.planner import PricedRoute
-from vidbatch.policy import PluginRoute, Policy, error_lines
-from vidbatch.routing import RouteOffer
+
+if TYPE_CHECKING:  # the contract imports no polars: a GPU box's bench imports the Wan levers alone
+    from vidbatch.planner import PricedRoute
+    from vidbatch.policy import Policy
 
 __all__ = ["ClipRequest", "Clip", "Journal", "Provider", "ProviderKind", "provider_kinds", "KIND_GROUP",
            "BUILT_IN_KINDS", "kind_of", "settings_of", "resolved_routes", "priced_routes", "Registry", "registry",
@@ -63,7 +64,9 @@ class Journal:
     """A request's provider jobs: those created earlier (resume them), and hooks for new ones.
 
     `on_job(job_id, note)` must persist the id before the provider waits on it, so a killed run
-    resumes the job instead of paying for a second one. `before_submit()` is called before every
+    resumes the job instead of paying for a second one. `reserved_usd` is what the call's
+    reservation holds; a provider whose cost grows while it works (GPU time) asks
+    `raise_to(usd, why)` to grow it before it spends more (None: granted, else why not: then it stops). `before_submit()` is called before every
     paid submit (the run's rate limit). `on_paid(cost_usd, job_id)` records the money the moment the
     provider reports the clip made and billed, before it downloads anything (a provider that does
     not call it is recorded as paid when `generate` returns).
@@ -73,6 +76,8 @@ class Journal:
     on_job: Callable[[str, str], None] = lambda job_id, note: None
     before_submit: Callable[[], None] = lambda: None
     on_paid: Callable[[float, str | None], None] = lambda cost_usd, job_id: None
+    reserved_usd: float = float("inf")
+    raise_to: Callable[[float, str], str | None] = lambda usd, why: None
 
 
 @dataclass(frozen=True)
@@ -85,6 +90,11 @@ class Clip:
     job_id: str | None = None
     detail: str = ""
     sandbox: bool = False
+    fps: float | None = None  # the frame rate the route promises (Wan: its model's); QA holds the clip to it
+    # what the clip measured of its route's price, for the next reservations (Wan: GPU seconds per
+    # full shot, keyed model|resolution|profile); None for list-priced routes
+    price_key: str | None = None
+    gpu_s_per_shot: float | None = None
 
 
 @runtime_checkable
@@ -119,6 +129,9 @@ class ProviderKind:
     # sandbox(route, settings, stack, latency_s, faults) -> a provider on a loopback server that the
     # ExitStack stops (`--sandbox` runs: nothing paid); None: the kind spends no money to rehearse.
     sandbox: Callable[[str, Any, Any, float, dict], "Provider"] | None = None
+    # measured(settings, figures) -> the settings priced with what the ledger measured of this route
+    # (price key -> vidbatch.route_settings.MeasuredPrice); None: the kind's prices are list prices.
+    measured: Callable[[Any, dict], Any] | None = None
 
 
 # vidbatch's own kinds, as its pyproject.toml announces them. Known here too, so a run never depends
@@ -165,12 +178,14 @@ def _load(name: str, value: str, package: str) -> ProviderKind:
     return kind
 
 
-Factory = Callable[[Policy], Provider]
+Factory = Callable[["Policy"], Provider]
 
 
 def settings_of(route: str, kind: ProviderKind, settings: Any) -> Any:
     """A route's settings as its kind's model: vidbatch's own kinds are validated by the policy;
     a plugin kind's raw section (`PluginRoute`) is validated here, errors named `routes.NAME.field`."""
+    from vidbatch.policy import PluginRoute, error_lines
+
     if not isinstance(settings, PluginRoute):
         return settings
     try:
@@ -180,22 +195,30 @@ def settings_of(route: str, kind: ProviderKind, settings: Any) -> Any:
                           + error_lines(err, ("routes", route))) from err
 
 
-def resolved_routes(policy: Policy) -> dict[str, tuple[ProviderKind, Any]]:
-    """Route name -> (its kind, its settings validated by that kind), in the policy's order."""
+def resolved_routes(policy: "Policy", measured: dict | None = None) -> dict[str, tuple[ProviderKind, Any]]:
+    """Route name -> (its kind, its settings validated by that kind), in the policy's order;
+    `measured` (route -> price key -> figure, from the ledger) prices the kinds that measure."""
     resolved = {}
     for route, (kind_name, settings) in policy.route_sections().items():
         kind = kind_of(route, kind_name)
-        resolved[route] = (kind, settings_of(route, kind, settings))
+        settings = settings_of(route, kind, settings)
+        if kind.measured is not None and (measured or {}).get(route):
+            settings = kind.measured(settings, measured[route])
+        resolved[route] = (kind, settings)
     return resolved
 
 
-def priced_routes(policy: Policy, providers: dict[str, "Provider"],
-                  unavailable: dict[str, str] | None = None) -> list[PricedRoute]:
+def priced_routes(policy: "Policy", providers: dict[str, "Provider"],
+                  unavailable: dict[str, str] | None = None, measured: dict | None = None) -> list["PricedRoute"]:
     """Every route of the policy as the planner sees it: its capabilities (from its provider),
-    whether it can serve this run, and its kind's price expressions."""
+    whether it can serve this run, and its kind's price expressions (with what the ledger
+    `measured`, for kinds whose price is measured)."""
+    from vidbatch.planner import PricedRoute
+    from vidbatch.routing import RouteOffer
+
     unavailable = unavailable or {}
     priced = []
-    for route, (kind, settings) in resolved_routes(policy).items():
+    for route, (kind, settings) in resolved_routes(policy, measured).items():
         provider = providers.get(route)
         why = unavailable.get(route) or (None if provider is not None else "left out of this run")
         offer = RouteOffer(name=route, max_seconds=getattr(provider, "max_footage_s", None),
@@ -217,7 +240,7 @@ class Registry:
     def register(self, route: str, factory: Factory) -> None:
         self.factories[route] = factory
 
-    def build(self, policy: Policy) -> dict[str, Provider]:
+    def build(self, policy: "Policy") -> dict[str, Provider]:
         built = {route: kind.build(route, settings) for route, (kind, settings) in resolved_routes(policy).items()
                  if route not in self.factories}
         built.update({route: make(policy) for route, make in self.factories.items() if make is not None})

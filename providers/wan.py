@@ -1,48 +1,49 @@
-"""Wan 2.1 through diffusers: text-to-video and image-to-video on a local GPU (or CPU).
+"""Wan 2.1 and 2.2 through diffusers: text-to-video and image-to-video on a local GPU (or CPU).
 
 Steps of one generation:
-  1. resolve the model entry of the policy (hub id, local path, or the in-code `tiny` preset);
-  2. load its pipeline once per process (cached, thread-safe) and reuse it for every clip;
-  3. plan the shots (each 4k+1 frames, at most `max_shot_frames`) covering the footage asked for;
-  4. render each shot with its own seeded generator (image-to-video continues from the last frame);
+  1. resolve the model entry of the policy (hub id, local path, or an in-code tiny model);
+  2. load its pipeline once per process (cached, thread-safe) and reuse it for every clip: a Wan 2.2
+     A14B checkpoint brings both experts, a TI2V-5B one serves text and image items from one load;
+  3. plan the shots (each 4k+1 frames, at most the model's shot length) covering the footage asked for;
+  4. render each shot with its own seeded generator (image-to-video continues from the last frame),
+     metered: between denoising steps the GPU time used is held against the reservation, grown
+     (under the caps) before the render outgrows it; refused, the render stops, charged what it used;
   5. extend, when asked: image-to-video shots from the last frame (the route's i2v model), joined
      in memory (each shot's first frame repeats the previous last one and is dropped);
-  6. encode the frames as one 16 fps MP4 and price the GPU seconds actually used.
+  6. encode the frames as one MP4 at the model's frame rate, price the GPU seconds actually used,
+     and say what one full shot measured (the ledger keeps it; the next reservations hold it).
 
 torch and diffusers are imported lazily, so vidbatch imports without them.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
 import socket
 import threading
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
-from vidbatch.errors import ContentRejected, ProviderUnavailable, TransientProviderError, VidbatchError
+from vidbatch.errors import ContentRejected, ProviderUnavailable, RenderStopped, TransientProviderError
 from vidbatch.media import write_frames
-from vidbatch.policy import WanModel, WanRoute
 from vidbatch.pricing import wan_estimate_usd, wan_extension_frames, wan_options, wan_shot_frames
 from vidbatch.providers import Clip, ClipRequest, Journal, ProviderKind
-from vidbatch.route_settings import LoraSource, WanProfile
-from vidbatch.storage import fetch_to, sha256_of
+from vidbatch.providers.wan_levers import (PassCounter, apply_profile, experts, lora_file, lora_identity, lora_rank,
+                                           state_of, use_loras)
+from vidbatch.providers.wan_tiny import (TINY_SOURCES, TestPatternPipeline, build_tiny_pipeline,
+                                         choose_pil_image_processor, image_view)
+from vidbatch.route_settings import WanModel, WanProfile, WanRoute
 
 __all__ = ["WanProvider", "KIND", "build_tiny_pipeline", "pipeline_loads", "apply_profile", "PassCounter",
-           "lora_file", "lora_identity", "use_loras"]
+           "lora_file", "lora_identity", "lora_rank", "use_loras", "experts"]
 
 _PIPELINES: dict[tuple[str, str, str], Any] = {}
 _LOAD_LOCK = threading.Lock()
 _LOADS = {"count": 0}
-# A word list for the tiny model's tokenizer: prompts outside it map to <unk>, which is fine for
-# random weights; what matters is that the real tokenizer/encoder code path runs.
-_TINY_WORDS = ("a the of on in at with and to from by over under city street beach sea sky night day "
-               "sunset sunrise car cat dog bird people person woman man child runs walks flies drives "
-               "slow fast close wide shot camera pan zoom light dark rain snow fog red blue green gold "
-               "product bottle shoe phone coffee cup table kitchen studio logo text neon forest mountain").split()
+# (source, task, width, height, frames, steps, guided, profile) -> (first step s, step s, after-steps s)
+# of the newest call: what the next call of that shape will use, before it begins
+_SHAPES: dict[tuple, tuple[float, float, float]] = {}
 
 
 # ---- 1. model entries --------------------------------------------------------------------------
@@ -65,105 +66,17 @@ def _dtype(route: WanRoute, device: str):
 
 # ---- 2. loading, once per process ----------------------------------------------------------------
 
-def _choose_pil_image_processor() -> None:
-    """Without torchvision, make transformers' CLIP image processor the PIL one before diffusers
-    imports the image-to-video pipeline.
-
-    transformers 5 gave the name `CLIPImageProcessor` to a torchvision-backed class; on first lookup
-    without torchvision it falls back to `CLIPImageProcessorPil` and warns. Our CPU installs have no
-    torchvision (PyPI's does not load beside the local torch wheel), and the i2v pipeline looks the
-    name up at import: we make the same choice ourselves, so there is nothing left to warn about."""
-    import importlib.util
-    import sys
-
-    import transformers
-
-    if importlib.util.find_spec("torchvision") is None:
-        pil = getattr(transformers, "CLIPImageProcessorPil", None)
-        if pil is not None:  # looking it up can swap the lazy module in sys.modules: set it on the current one
-            sys.modules["transformers"].CLIPImageProcessor = pil
-
-
-def build_tiny_pipeline(task: str = "t2v"):
-    """A Wan pipeline with tiny random components and a tokenizer built in code (no hub).
-
-    Deterministic: the same weights in every process, so seeded outputs are reproducible.
-    """
-    import torch
-
-    _choose_pil_image_processor()
-    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanPipeline, WanTransformer3DModel
-    from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
-
-    torch.manual_seed(0)
-    i2v = task == "i2v"  # image-to-video: 16 noise + 16 image latents + 4 mask channels, CLIP image features
-    transformer = WanTransformer3DModel(
-        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=36 if i2v else 16,
-        out_channels=16, text_dim=32, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads", rope_max_seq_len=1024, image_dim=4 if i2v else None)
-    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-                           temperal_downsample=[False, True, True])
-    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{w: i + 3 for i, w in enumerate(_TINY_WORDS)}}
-    word_level = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    word_level.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=word_level, pad_token="<pad>", eos_token="</s>",
-                                        unk_token="<unk>", model_max_length=64)
-    text_encoder = UMT5EncoderModel(UMT5Config(d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
-                                               vocab_size=len(vocab), relative_attention_num_buckets=8))
-    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0)
-    for module in (transformer, vae, text_encoder):
-        module.eval()  # freshly built modules train (dropout on); from_pretrained ones do not
-    if not i2v:
-        return WanPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
-                           scheduler=scheduler)
-    from diffusers import WanImageToVideoPipeline
-    from transformers import CLIPVisionConfig, CLIPVisionModel
-
-    from transformers import CLIPImageProcessor as ImageProcessor  # the PIL one without torchvision
-    image_encoder = CLIPVisionModel(CLIPVisionConfig(hidden_size=4, projection_dim=4, num_hidden_layers=2,
-                                                     num_attention_heads=2, image_size=32, intermediate_size=16,
-                                                     patch_size=1)).eval()
-    return WanImageToVideoPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, transformer=transformer,
-                                   scheduler=scheduler, image_encoder=image_encoder,
-                                   image_processor=ImageProcessor(crop_size=32, size=32))
-
-
-class TestPatternPipeline:
-    """`source = "testsrc"`: a moving test pattern in the pipeline's shape, no weights, no GPU.
-
-    For rehearsals and load tests of everything around the model (scheduling, ledger, cutting,
-    QA, uploads) at thousands of clips; seeded, so every clip differs and none is frozen."""
-
-    __test__ = False
-    scheduler = None
-
-    def set_progress_bar_config(self, **_) -> None:
-        pass
-
-    def __call__(self, *, num_frames: int, height: int, width: int, generator, image=None, **_):
-        import numpy as np
-
-        seed = int(generator.initial_seed())
-        x = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :]
-        y = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
-        frames = np.stack([np.stack([(x + t / 16 + seed % 7 / 7) % 1.0 + 0 * y, (y + t / 24) % 1.0 + 0 * x,
-                                     np.full((height, width), (seed % 11) / 11, np.float32)], axis=-1)
-                           for t in range(num_frames)])
-        return type("Output", (), {"frames": [frames]})()
-
-
 def _load(entry: WanModel, device: str, dtype):
     if entry.source == "testsrc":
         return TestPatternPipeline()
     import torch
 
-    _choose_pil_image_processor()
+    choose_pil_image_processor()
     from diffusers import AutoencoderKLWan, WanImageToVideoPipeline, WanPipeline
 
-    if entry.source == "tiny":
-        pipe = build_tiny_pipeline(entry.task)
-    else:
+    if entry.source in TINY_SOURCES:
+        pipe = build_tiny_pipeline("i2v" if entry.task == "i2v" else "t2v", entry.source)
+    else:  # a 2.2 checkpoint's own config brings transformer_2 and boundary_ratio, or expand_timesteps
         cls = WanImageToVideoPipeline if entry.task == "i2v" else WanPipeline
         try:
             # The Wan VAE stays in float32 (the model card's advice): bf16 decoding bands colours.
@@ -173,7 +86,7 @@ def _load(entry: WanModel, device: str, dtype):
             raise ProviderUnavailable(f"cannot load Wan model {entry.source!r}: {err}") from err
     pipe.set_progress_bar_config(disable=True)
     pipe.to(device)
-    if entry.source == "tiny":
+    if entry.source in TINY_SOURCES:
         _cast_like_from_pretrained(pipe, dtype)
     elif device == "cpu":
         _own_memory(pipe)
@@ -181,10 +94,10 @@ def _load(entry: WanModel, device: str, dtype):
 
 
 def _cast_like_from_pretrained(pipe, dtype) -> None:
-    """The in-code preset in the route's dtype as `from_pretrained(dtype=...)` leaves a checkpoint:
+    """An in-code model in the route's dtype as `from_pretrained(dtype=...)` leaves a checkpoint:
     the VAE and each model's `_keep_in_fp32_modules` stay float32 (a plain `.to(dtype)` casts them
     too, and diffusers warns that it should not)."""
-    for module in (pipe.transformer, pipe.text_encoder):
+    for module in (*experts(pipe), pipe.text_encoder):
         keep = set(getattr(module, "_keep_in_fp32_modules", None) or ())
         for name, param in module.named_parameters():
             if not keep.intersection(name.split(".")):
@@ -211,20 +124,150 @@ def pipeline_loads() -> int:
     return _LOADS["count"]
 
 
-def _pipeline(entry: WanModel, route: WanRoute):
+def _pipeline(entry: WanModel, route: WanRoute, image: bool = False):
+    """The loaded pipeline of `entry` (loaded on first use); for a TI2V model and an image, its
+    image-to-video view over the same modules."""
     device = _device(route)
-    key = (entry.source, entry.task, device)
+    key = (entry.source, "t2v" if entry.task == "ti2v" else entry.task, device)
     with _LOAD_LOCK:
         if key not in _PIPELINES:
             _PIPELINES[key] = _load(entry, device, _dtype(route, device))
             _LOADS["count"] += 1
-        return _PIPELINES[key]
+        if entry.task != "ti2v" or not image or entry.source == "testsrc":
+            return _PIPELINES[key]
+        view = (entry.source, "ti2v-image", device)
+        if view not in _PIPELINES:
+            _PIPELINES[view] = image_view(_PIPELINES[key])
+        return _PIPELINES[view]
+
+
+# ---- the meter: GPU time held against the reservation --------------------------------------------
+
+GROWTH_MARGIN = 1.1  # a reservation grows to the projected total and a tenth more, so it grows rarely
+
+
+class _Meter:
+    """One clip's GPU time, held against what its reservation holds (the journal's) as it renders.
+
+    Checked before each pipeline call, after each denoising step and before each chunk the VAE
+    decodes: when the time used plus what comes before the next check (twice the longest step or
+    chunk so far) would pass the reservation, it is grown to the projected total (from what this
+    process measured of calls of the same shape), or the render stops (RenderStopped, charged the
+    time used). So a clip's GPU time stays within what the caps granted it, up to one step or chunk
+    of the first call of a shape in a process (nothing is known of its speed before it runs)."""
+
+    def __init__(self, journal: Journal, usd_per_s: float, calls: list[tuple[tuple, int]]):
+        self.journal, self.usd_per_s, self.calls = journal, usd_per_s, calls  # calls: (shape, steps) in order
+        self.started = time.perf_counter()
+        self.index, self.what, self.rendering = 0, "", False
+        self._call(time.perf_counter())
+
+    def _call(self, now: float) -> None:
+        self.mark = self.call_started = self.steps_ended = now
+        self.step, self.times, self.chunks, self.decoding = 0, [], [], False
+
+    def used_s(self) -> float:
+        return time.perf_counter() - self.started
+
+    def hold_clip(self) -> None:
+        """Before anything renders: hold what the whole clip will take, when that is known."""
+        self.index, self.what = 0, "the start"
+        left = self._left_s()
+        if left is not None:
+            self._hold(left)
+
+    def begin(self, index: int, what: str) -> None:
+        """A pipeline call starts: hold what the rest of the clip will take, when that is known."""
+        self.index, self.what, self.rendering = index, what, True
+        self._call(time.perf_counter())
+        left = self._left_s()
+        if left is not None:
+            self._hold(left)
+
+    def step_done(self, *_args) -> dict:
+        """diffusers' `callback_on_step_end`: one denoising step ended."""
+        now = time.perf_counter()
+        self.times.append(now - self.mark)
+        self.mark, self.step = now, self.step + 1
+        if self.step < self.calls[self.index][1]:
+            self._hold(2 * max(self.times))
+        else:  # the decode comes next: what it took last time, else as long as the call so far
+            self.steps_ended = now
+            known = _SHAPES.get(self.calls[self.index][0])
+            self._hold(known[2] if known else now - self.call_started)
+        return {}
+
+    def chunk(self, *_args) -> None:
+        """A forward pre-hook on the VAE decoder: the next latent frame is about to be decoded."""
+        now = time.perf_counter()
+        if self.decoding:
+            self.chunks.append(now - self.mark)
+            self._hold(2 * max(self.chunks))
+        self.decoding, self.mark = True, now
+
+    def end(self) -> None:
+        """The call returned: remember its shape's step and decode times for the next calls."""
+        if self.times:
+            rest = self.times[1:] or self.times
+            _SHAPES[self.calls[self.index][0]] = (self.times[0], sum(rest) / len(rest),
+                                                 time.perf_counter() - self.steps_ended)
+
+    def _left_s(self) -> float | None:
+        """GPU seconds the rest of the clip should take (None when a call's shape is new here)."""
+        total = 0.0
+        for n in range(self.index, len(self.calls)):
+            shape, steps = self.calls[n]
+            known = _SHAPES.get(shape)
+            if known is None:
+                return None
+            first, step, after = known
+            done = self.step if n == self.index else 0
+            if done >= steps:  # decoding now
+                total += max(0.0, after - (time.perf_counter() - self.steps_ended))
+            else:
+                total += (first if done == 0 else 0.0) + (steps - max(done, 1)) * step + after
+        return total
+
+    def _hold(self, ahead_s: float) -> None:
+        used = self.used_s()
+        if (used + ahead_s) * self.usd_per_s <= self.journal.reserved_usd + 1e-12:
+            return
+        left = self._left_s()
+        target = (used + max(ahead_s, left or 0.0)) * GROWTH_MARGIN * self.usd_per_s
+        why = self.journal.raise_to(target, f"{self.what}: {used:.2f} GPU s used, about "
+                                            f"{left if left is not None else ahead_s:.2f} s to go")
+        if why:  # refused before its first pipeline call, the clip has used nothing
+            if not self.rendering:
+                raise RenderStopped(f"not started: its reservation could not grow to the ${target:.4f} this process "
+                                    f"measured clips like it to take ({why}); nothing was spent")
+            spent = self.used_s()
+            raise RenderStopped(f"stopped at {self.what} after {spent:.2f} GPU s: its reservation could not grow to "
+                                f"${target:.4f} ({why}); charged the GPU time used", cost_usd=spent * self.usd_per_s)
+
+
+class _FifoLock:
+    """A lock taken in the order it is asked for (threading.Lock is not fair): clips that reserved
+    in plan order render in that order, so a lower-priority clip does not over-run first."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._next_ticket, self._serving = 0, 0
+
+    def __enter__(self) -> None:
+        with self._cond:
+            ticket, self._next_ticket = self._next_ticket, self._next_ticket + 1
+            self._cond.wait_for(lambda: self._serving == ticket)
+
+    def __exit__(self, *_exc) -> None:
+        with self._cond:
+            self._serving += 1
+            self._cond.notify_all()
 
 
 # ---- the provider --------------------------------------------------------------------------------
 
 class WanProvider:
-    """Wan 2.1 on the GPU this process runs on."""
+    """Wan 2.1 and 2.2 on the GPU this process runs on."""
 
     id = "wan"
     sandbox = False
@@ -236,8 +279,8 @@ class WanProvider:
         self.route = route
         self.id = route_id
         self.loras = tuple(route.loras)  # the LoRAs items may ask for here
-        self.max_seconds = route.max_shot_frames / route.fps
-        self._render_lock = threading.Lock()  # one pipeline call at a time per process
+        self.max_seconds = max(route.shot_frames_of(m) / route.fps_of(m) for m in route.models)
+        self._render_lock = _FifoLock()  # one clip at a time per process, in the order they reserved
 
     def unavailable(self) -> str | None:
         import importlib.util
@@ -251,85 +294,131 @@ class WanProvider:
         return wan_estimate_usd(self.route, request.model, request.resolution, request.seconds, request.extend_s,
                                 self.route.profile_for(request.campaign))
 
-    def generate(self, request: ClipRequest, workdir: Path, journal: Journal | None = None) -> Clip:
-        import numpy as np
-
-        # 1. the model entry
-        entry = self.route.models.get(request.model)
+    def _check(self, request: ClipRequest) -> tuple[WanModel, WanModel | None]:
+        """The item's model and extension model, or ContentRejected before anything renders."""
+        route = self.route
+        entry = route.models.get(request.model)
         if entry is None:
             raise ContentRejected(f"unknown Wan model {request.model!r}")
-        if request.width % 16 or request.height % 16:
-            raise ContentRejected(f"size {request.width}x{request.height} is not divisible by 16")
-        extender = None
-        if request.extend_s > 0:
-            name = self.route.i2v_model.get(request.resolution)
-            if name is None:
-                raise ContentRejected(f"extending needs an image-to-video model for {request.resolution} "
-                                      "(wan.i2v_model)")
-            extender = self.route.models[name]
-        if request.lora and request.lora not in self.route.loras:
+        if request.width % entry.size_multiple or request.height % entry.size_multiple:
+            raise ContentRejected(f"size {request.width}x{request.height} is not divisible by {entry.size_multiple} "
+                                  f"(model {request.model})")
+        if request.lora and request.lora not in route.loras:
             raise ContentRejected(f"{self.id} has no LoRA {request.lora!r}")
-        # 2. the pipeline, loaded once; the campaign's speed profile
-        pipe = _pipeline(entry, self.route)
-        profile_name = self.route.profile_for(request.campaign)
-        profile = self.route.profiles[profile_name]
-        # 3. shots
-        shots = wan_shot_frames(request.seconds, self.route.fps, self.route.max_shot_frames)
-        image = _load_image(request.image, request.width, request.height) if entry.task == "i2v" else None
+        profile_name = route.profile_for(request.campaign)
+        profile = route.profiles[profile_name]
+        if profile.model_loras and profile.lora_for(request.model) is None:  # a distilled LoRA made for other models
+            raise ContentRejected(f"profile {profile_name} has no LoRA for model {request.model} (model_loras: "
+                                  f"{', '.join(profile.model_loras)}); choose another profile for campaign "
+                                  f"{request.campaign or '(none)'}")
+        if request.extend_s <= 0:
+            return entry, None
+        name = route.i2v_model.get(request.resolution)
+        if name is None:
+            raise ContentRejected(f"extending needs an image-to-video model for {request.resolution} (wan.i2v_model)")
+        if route.fps_of(name) != route.fps_of(request.model):
+            raise ContentRejected(f"extending {request.model} ({route.fps_of(request.model)} fps) needs an "
+                                  f"image-to-video model at the same frame rate; {name} renders {route.fps_of(name)} fps")
+        return entry, route.models[name]
+
+    def generate(self, request: ClipRequest, workdir: Path, journal: Journal | None = None) -> Clip:
+        with self._render_lock:  # first thing: clips render in the order they reserved (plan order)
+            return self._generate(request, workdir, journal)
+
+    def _generate(self, request: ClipRequest, workdir: Path, journal: Journal | None) -> Clip:
+        import numpy as np
+
+        # 1. the model entries, checked before anything loads
+        entry, extender = self._check(request)
+        route, journal = self.route, journal or Journal()
+        fps = route.fps_of(request.model)
+        profile_name = route.profile_for(request.campaign)
+        profile = route.profiles[profile_name]
+        # 2. the pipelines, loaded once
+        wants_image = entry.task == "i2v" or (entry.task == "ti2v" and request.image is not None)
+        image = _load_image(request.image, request.width, request.height) if wants_image else None
+        pipe = _pipeline(entry, route, image=wants_image)
+        extender_name = route.i2v_model[request.resolution] if extender else None
+        pipe_ext = _pipeline(extender, route, image=True) if extender else None
+        # 3. shots, at the model's own frame rate and shot length
+        shots = wan_shot_frames(request.seconds, fps, route.shot_frames_of(request.model))
+        extension = wan_extension_frames(request.extend_s, fps, route.shot_frames_of(extender_name)) if extender else []
+        calls = [(self._shape(entry, profile_name, profile, request, n), self._steps(entry, profile)) for n in shots]
+        calls += [(self._shape(extender, profile_name, profile, request, n), self._steps(extender, profile))
+                  for n in extension]
         frames: list = []
-        started = time.perf_counter()
-        with self._render_lock:
-            for index, count in enumerate(shots):
-                # 4. one seeded shot; i2v continues from the previous shot's last frame
-                start = image if index == 0 or image is None else _to_image(frames[-1][-1])
-                frames.append(self._render(pipe, entry, profile, request, count, request.seed + index, start,
-                                           f"shot {index + 1}/{len(shots)}", started))
-            extension = wan_extension_frames(request.extend_s, self.route.fps, self.route.max_shot_frames) \
-                if extender else []
-            if extender:
-                pipe_i2v = _pipeline(extender, self.route)
-                for index, count in enumerate(extension):
-                    # 5. extend from the last frame; that frame comes back first and is dropped
-                    out = self._render(pipe_i2v, extender, profile, request, count, request.seed + len(shots) + index,
-                                       _to_image(frames[-1][-1]), f"extension {index + 1}/{len(extension)}",
-                                       started)
-                    frames.append(out[1:])
-        gpu_s = time.perf_counter() - started
-        # 6. encode and price
-        path = write_frames(np.concatenate(frames), workdir / f"wan-s{int(request.seed)}.mp4", self.route.fps)
+        meter = _Meter(journal, route.gpu_usd_per_hour / 3600, calls)
+        meter.hold_clip()  # the whole clip, when this process has rendered its shapes: refused, nothing is spent
+        for index, count in enumerate(shots):
+            # 4. one seeded shot, metered; i2v continues from the previous shot's last frame
+            start = image if index == 0 or image is None else _to_image(frames[-1][-1])
+            frames.append(self._render(pipe, entry, profile, request.model, request, count, request.seed + index,
+                                       start, meter, index, f"shot {index + 1}/{len(shots)}"))
+        main_s = meter.used_s()
+        for index, count in enumerate(extension):
+            # 5. extend from the last frame; that frame comes back first and is dropped
+            out = self._render(pipe_ext, extender, profile, extender_name, request, count,
+                               request.seed + len(shots) + index, _to_image(frames[-1][-1]), meter,
+                               len(shots) + index, f"extension {index + 1}/{len(extension)}")
+            frames.append(out[1:])
+        gpu_s = meter.used_s()
+        # 6. encode, price, and what one full shot measured
+        path = write_frames(np.concatenate(frames), workdir / f"wan-s{int(request.seed)}.mp4", fps)
         total = sum(len(f) for f in frames)
         added = sum(len(f) for f in frames[len(shots):])
         grown = f" + extension {added} frames (i2v from the last frame)" if extender else ""
-        return Clip(path=path, seconds=total / self.route.fps, cost_usd=self._usd(gpu_s),
-                    detail=f"{len(shots)} shot(s){grown}, {total} frames, seed {request.seed}, profile {profile_name}"
-                           f"{f', LoRA {request.lora}' if request.lora else ''}, "
-                           f"{gpu_s:.1f} GPU s "
+        lora = ", ".join(filter(None, [request.lora, profile.lora_for(request.model)]))
+        return Clip(path=path, seconds=total / fps, cost_usd=gpu_s * route.gpu_usd_per_hour / 3600, fps=fps,
+                    price_key=route.price_key(request.model, request.resolution, profile_name),
+                    gpu_s_per_shot=main_s * route.shot_frames_of(request.model) / sum(shots),
+                    detail=f"{len(shots)} shot(s){grown}, {total} frames at {fps} fps, seed {request.seed}, profile "
+                           f"{profile_name}{f', LoRA {lora}' if lora else ''}, {gpu_s:.1f} GPU s "
                            f"on {socket.gethostname()}:{os.getpid()} (model loads in this process: {pipeline_loads()})")
 
-    def _render(self, pipe, entry: WanModel, profile: WanProfile, request: ClipRequest, count: int, seed: int,
-                image, what: str, started: float):
-        """One pipeline call of `count` frames (an image starts an image-to-video shot)."""
+    @staticmethod
+    def _steps(entry: WanModel, profile: WanProfile) -> int:
+        return profile.steps or entry.steps
+
+    @staticmethod
+    def _shape(entry: WanModel, profile_name: str, profile: WanProfile, request: ClipRequest, frames: int) -> tuple:
+        guided = (entry.guidance if profile.guidance is None else profile.guidance) > 1.0
+        return (entry.source, entry.task, request.width, request.height, frames, profile.steps or entry.steps,
+                guided, profile_name)
+
+    def _render(self, pipe, entry: WanModel, profile: WanProfile, model: str, request: ClipRequest, count: int,
+                seed: int, image, meter: _Meter, index: int, what: str):
+        """One metered pipeline call of `count` frames (an image starts an image-to-video shot)."""
         import torch
 
         self._set_flow_shift(pipe, entry, request.resolution)
-        compiling = profile.compile and self.route.loras and not getattr(pipe, "_vidbatch_compiled", False)
+        compiling = profile.compile and self.route.loras and not state_of(pipe).get("compiled")
         apply_profile(pipe, profile, lora_rank(self.route.loras) if compiling else None)
-        use_loras(pipe, self.route.loras, [name for name in (request.lora, profile.lora) if name])
+        use_loras(pipe, self.route.loras, [name for name in (request.lora, profile.lora_for(model)) if name])
+        guidance = entry.guidance if profile.guidance is None else profile.guidance
         kwargs = dict(prompt=request.prompt, negative_prompt=request.negative_prompt or None,
                       height=request.height, width=request.width, num_frames=count,
-                      num_inference_steps=profile.steps or entry.steps, guidance_scale=entry.guidance,
-                      generator=torch.Generator(device="cpu").manual_seed(seed), output_type="np")
+                      num_inference_steps=profile.steps or entry.steps, guidance_scale=guidance,
+                      generator=torch.Generator(device="cpu").manual_seed(seed), output_type="np",
+                      callback_on_step_end=meter.step_done)
+        if getattr(pipe, "config", {}).get("boundary_ratio") is not None:  # 2.2 A14B: the low-noise expert's own
+            kwargs["guidance_scale_2"] = guidance if profile.guidance is not None or entry.guidance_low_noise is None \
+                else entry.guidance_low_noise
         if image is not None:
             kwargs["image"] = image
+        decoder = getattr(getattr(pipe, "vae", None), "decoder", None)  # the test pattern has none
+        hook = decoder.register_forward_pre_hook(meter.chunk) if decoder is not None else None
         try:
-            return pipe(**kwargs).frames[0]
+            meter.begin(index, what)
+            frames = pipe(**kwargs).frames[0]
         except torch.cuda.OutOfMemoryError as err:
             torch.cuda.empty_cache()
             raise TransientProviderError(f"GPU out of memory on {what}",
-                                         cost_usd=self._usd(time.perf_counter() - started)) from err
-
-    def _usd(self, gpu_s: float) -> float:
-        return gpu_s * self.route.gpu_usd_per_hour / 3600
+                                         cost_usd=meter.used_s() * self.route.gpu_usd_per_hour / 3600) from err
+        finally:
+            if hook is not None:
+                hook.remove()
+        meter.end()
+        return frames
 
     @staticmethod
     def _set_flow_shift(pipe, entry: WanModel, resolution: str) -> None:
@@ -338,181 +427,6 @@ class WanProvider:
             return
         if shift is not None and pipe.scheduler.config.get("flow_shift") != shift:
             pipe.scheduler = type(pipe.scheduler).from_config(pipe.scheduler.config, flow_shift=shift)
-
-
-def apply_profile(pipe, profile: WanProfile, lora_rank: int | None = None) -> None:
-    """Put a speed profile's levers on a loaded pipeline, taking the previous profile's off first.
-
-    Attention backend, step cache and VAE tiling switch per call; compiled blocks stay compiled
-    (compiling changes no result beyond float rounding, and recompiling would cost minutes).
-    `lora_rank`: the largest rank of the route's LoRAs; given, a compiled pipeline is prepared for
-    LoRA hot-swap (one adapter slot whose weights are replaced in place: no recompile per switch)."""
-    if pipe.scheduler is None or getattr(pipe, "_vidbatch_profile", None) == profile:  # the test pattern: nothing
-        return
-    transformer = pipe.transformer
-    if transformer.is_cache_enabled:
-        transformer.disable_cache()
-    if getattr(pipe, "_vidbatch_profile", None) is not None and pipe._vidbatch_profile.attention_backend:
-        transformer.reset_attention_backend()
-    if profile.attention_backend:
-        try:
-            transformer.set_attention_backend(profile.attention_backend)
-        except (ValueError, RuntimeError, ImportError) as err:  # a backend this machine lacks
-            raise ProviderUnavailable(f"attention backend {profile.attention_backend!r}: {err}") from err
-    if profile.cache != "none":
-        transformer.enable_cache(_cache_config(profile))
-    if profile.compile and not getattr(pipe, "_vidbatch_compiled", False):
-        if lora_rank:  # hot-swap is set up before any adapter: those loaded uncompiled go, and come back in the slot
-            if pipe.__dict__.get("_vidbatch_loras"):
-                pipe.unload_lora_weights()
-                pipe._vidbatch_loras = {}
-            pipe.enable_lora_hotswap(target_rank=lora_rank)
-            pipe._vidbatch_hotswap = True
-        transformer.compile_repeated_blocks(fullgraph=False)  # a step cache may hook the compiled blocks later
-        pipe._vidbatch_compiled = True
-    (pipe.vae.enable_tiling if profile.vae_tiling else pipe.vae.disable_tiling)()
-    pipe._vidbatch_profile = profile
-
-
-class PassCounter:
-    """Counts, on a loaded pipeline, transformer forward calls and the blocks that really ran (a
-    step cache skips blocks inside a forward call): what a profile saves, counted, not timed."""
-
-    def __init__(self, pipe):
-        self.forwards, self.block_passes = 0, 0
-        self._handles = [pipe.transformer.register_forward_pre_hook(lambda *_: self._add("forwards"))]
-        if getattr(pipe, "_vidbatch_compiled", False):  # a hook inside compiled blocks would be traced
-            self.block_passes = None
-            return
-        # a cached block is skipped inside its hook: its feed-forward runs only when the block does
-        self._handles += [block.ffn.register_forward_pre_hook(lambda *_: self._add("block_passes"))
-                          for block in pipe.transformer.blocks]
-
-    def _add(self, what: str) -> None:
-        setattr(self, what, getattr(self, what) + 1)
-
-    def close(self) -> None:
-        for handle in self._handles:
-            handle.remove()
-
-
-def _cache_config(profile: WanProfile):
-    import torch
-    from diffusers import FirstBlockCacheConfig, TaylorSeerCacheConfig
-
-    if profile.cache == "first-block":
-        return FirstBlockCacheConfig(threshold=profile.cache_threshold)
-    # diffusers' default identifiers match no Wan module (attn1/attn2): cache whole blocks
-    return TaylorSeerCacheConfig(cache_interval=profile.cache_interval, disable_cache_before_step=3,
-                                 taylor_factors_dtype=torch.float32, cache_identifiers=[r"^blocks\.\d+$"])
-
-
-# ---- LoRAs -----------------------------------------------------------------------------------------
-
-def lora_file(lora: LoraSource) -> Path | None:
-    """The LoRA's weights as a local file (an s3:// object is fetched once into a cache), or None for
-    a hub id (diffusers resolves it). OSError/VidbatchError when it is not there or not readable."""
-    if lora.source.startswith("s3://"):
-        cache = Path(os.environ.get("VIDBATCH_LORA_CACHE", Path.home() / ".cache" / "vidbatch" / "loras"))
-        folder = cache / hashlib.sha256(lora.source.encode()).hexdigest()[:16]
-        target = folder / "lora.safetensors"
-        if not target.is_file():
-            folder.mkdir(parents=True, exist_ok=True)
-            fetch_to(lora.source, folder, target.name)
-        return target
-    path = Path(lora.source).expanduser()
-    if path.is_dir():
-        path = path / (lora.weight_name or "pytorch_lora_weights.safetensors")
-    if path.is_file():
-        with open(path, "rb") as handle:  # readable, not only present
-            handle.read(1)
-        return path
-    if path.is_absolute() or lora.source.startswith(".") or lora.source.count("/") != 1:
-        raise FileNotFoundError(f"no LoRA file at {path}")
-    return None  # "owner/name": a hub id
-
-
-def lora_identity(name: str, lora: LoraSource) -> str:
-    """What a LoRA adds to an item's fingerprint: its name and the first 16 hex of its file's sha256
-    (a new file means new clips, the same file none); a hub id stands for itself."""
-    try:
-        path = lora_file(lora)
-    except (OSError, VidbatchError) as err:
-        return f"{name}:unreadable ({type(err).__name__})"
-    return f"{name}:hub:{lora.source}/{lora.weight_name or ''}" if path is None else f"{name}:{sha256_of(path)[:16]}"
-
-
-def use_loras(pipe, loras: dict[str, LoraSource], names: list[str]) -> None:
-    """Activate exactly `names` (at their scales) on a loaded pipeline, loading each adapter the first
-    time it is asked for; the base weights stay loaded, so a switch costs no model load."""
-    if pipe.scheduler is None:  # the test pattern has no weights
-        return
-    if getattr(pipe, "_vidbatch_hotswap", False):
-        _hotswap(pipe, loras, names)
-        return
-    loaded = pipe.__dict__.setdefault("_vidbatch_loras", {})  # adapter name -> the source it was loaded from
-    for name in names:
-        lora = loras[name]
-        if loaded.get(name) == lora:
-            continue
-        if name in loaded:  # same name, another file: the policy changed under a long-lived worker
-            pipe.delete_adapters(name)
-        _load_adapter(pipe, name, lora, adapter=name)
-        loaded[name] = lora
-    if not names:
-        if loaded:
-            pipe.disable_lora()
-        return
-    pipe.enable_lora()
-    pipe.set_adapters(names, [loras[name].scale for name in names])
-
-
-def _load_adapter(pipe, name: str, lora: LoraSource, *, adapter: str, hotswap: bool = False) -> None:
-    """Load one LoRA file into the pipeline as `adapter` (replacing its weights in place with
-    `hotswap`); any failure is the item's, with the reason, not the worker's."""
-    try:
-        path = lora_file(lora)
-        source = str(path.parent) if path is not None else lora.source
-        with warnings.catch_warnings():  # several adapters on one model is the design, not a slip
-            warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
-            pipe.load_lora_weights(source, weight_name=path.name if path is not None else lora.weight_name,
-                                   adapter_name=adapter, hotswap=hotswap)
-    except Exception as err:  # a bad file must fail its own items with a reason, not the worker
-        raise ContentRejected(f"LoRA {name!r} ({lora.source}) cannot be loaded: {type(err).__name__}: {err}") from err
-
-
-HOTSWAP_SLOT = "vidbatch-slot"
-
-
-def _hotswap(pipe, loras: dict[str, LoraSource], names: list[str]) -> None:
-    """On a compiled pipeline: one adapter slot, its weights replaced in place for each LoRA (the
-    compiled graph stays valid); no LoRA is the slot at scale 0. One LoRA at a time."""
-    if len(names) > 1:
-        raise ContentRejected(f"a compiled profile applies one LoRA at a time, this item asks for {names}")
-    in_slot = pipe.__dict__.setdefault("_vidbatch_loras", {})
-    if names and in_slot.get(HOTSWAP_SLOT) != loras[names[0]]:
-        lora = loras[names[0]]
-        _load_adapter(pipe, names[0], lora, adapter=HOTSWAP_SLOT, hotswap=HOTSWAP_SLOT in in_slot)
-        in_slot[HOTSWAP_SLOT] = lora
-    if HOTSWAP_SLOT in in_slot:
-        pipe.set_adapters([HOTSWAP_SLOT], [loras[names[0]].scale if names else 0.0])
-
-
-def lora_rank(loras: dict[str, LoraSource]) -> int | None:
-    """The largest rank among the LoRAs whose files are here (read from the safetensors headers)."""
-    from safetensors import safe_open
-
-    ranks = []
-    for lora in loras.values():
-        try:
-            path = lora_file(lora)
-            if path is None:
-                continue
-            with safe_open(str(path), framework="pt") as handle:
-                ranks += [handle.get_slice(key).get_shape()[0] for key in handle.keys() if "lora_A" in key]
-        except Exception:  # unreadable: its own items fail when they load it (see _load_adapter), not all
-            continue
-    return max(ranks) if ranks else None
 
 
 def _to_image(frame):
@@ -540,9 +454,21 @@ def _describe(route: WanRoute) -> dict:
             "loras": {name: {"source": lora.source, "scale": lora.scale} for name, lora in route.loras.items()},
             "prices": {"gpu_usd_per_hour": route.gpu_usd_per_hour,
                        "gpu_s_per_shot": {name: dict(m.gpu_s_per_shot) for name, m in route.models.items()}},
+            "figures": _figures(route),
             "where": "the GPU work pool" if route.workers == "pool" else "this process"}
 
 
+def _figures(route: WanRoute) -> dict[str, dict]:
+    """price key -> the GPU seconds per shot a reservation holds and where that figure comes from,
+    for the models the route routes to and the profiles its campaigns use."""
+    models = sorted(set(route.t2v_model.values()) | set(route.i2v_model.values()))
+    profiles = sorted({route.profile, *route.campaign_profiles.values()})
+    return {route.price_key(m, res, p): {"gpu_s_per_shot": round(route.gpu_s_per_shot(m, res, p), 4),
+                                         "source": route.price_source(m, res, p)}
+            for m in models for res in route.models[m].sizes for p in profiles}
+
+
 KIND = ProviderKind(name="wan-diffusers", settings=WanRoute, build=lambda route, settings: WanProvider(settings, route),
-                    description="Wan 2.1 open weights, run by diffusers on this machine's (or a GPU worker's) accelerator",
-                    describe=_describe, price=wan_options)
+                    description="Wan 2.1 and 2.2 open weights, run by diffusers on this machine's (or a GPU worker's) accelerator",
+                    describe=_describe, price=wan_options,
+                    measured=lambda settings, figures: settings.with_measured(figures))

@@ -7,7 +7,8 @@ and `vidbatch-<route>-submits` is a rate limit on paid submits (`submits_per_min
 The policy is their source of truth: `ensure_limits` writes them at the start of each run.
 In front of the Prefect limit sits a semaphore of the same size, so this process's waiters queue
 locally (first come, first served) instead of polling the API; other routes' gates are a
-semaphore only (a Wan route's guards the GPU of this process).
+semaphore only (a Wan route's guards the GPU of this process). Every route's slots are taken in
+plan order, highest priority first (vidbatch.turns).
 """
 
 from __future__ import annotations
@@ -24,12 +25,14 @@ from prefect.client.orchestration import get_client
 from prefect.exceptions import MissingContextError
 from prefect.concurrency.sync import concurrency, rate_limit
 
-from vidbatch.budget import LiveBudget
+from vidbatch.budget import Earmarks, LiveBudget
+from vidbatch.ledger import Reservation
 from vidbatch.ledger_store import ledger_for
 from vidbatch.policy import Policy
 from vidbatch.providers import Provider
 from vidbatch.redact import Redactor
 from vidbatch.storage import OutputRoot
+from vidbatch.turns import Turns
 
 __all__ = ["RunContext", "ensure_limits", "limit_names", "run_log"]
 
@@ -100,22 +103,21 @@ class RunContext:
     sandbox: bool = False
     allowance: LiveBudget | None = None  # a GPU batch's own limit, inside the policy's caps
     on_event: Callable[[dict], None] = lambda event: None
-    gates: dict[str, threading.BoundedSemaphore] = field(default_factory=dict)
+    turns: Turns = field(default_factory=Turns)  # each route's slots, taken in plan order
     # item_id -> (reservation_id, provider job ids) for reservations whose jobs exist at a provider
     in_flight: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     redact: Redactor = field(default_factory=Redactor)  # every provider or storage text passes it
     paid: PaidBook = field(default_factory=lambda: PaidBook())  # what each reservation's paid row says
+    earmarks: Earmarks = field(default_factory=lambda: Earmarks([]))  # kept for higher-priority items
 
     @contextlib.contextmanager
-    def gate(self, route: str):
-        """Held while a clip is in flight on `route`. Without `global_limits` in its settings, only
-        the semaphore (for an OpenAI-Videos route the SDK's Retry-After handling is then the only brake)."""
+    def gate(self, route: str, item_id: str):
+        """Held while `item_id`'s clip is in flight on `route`: one of the route's `concurrency`
+        slots, taken in plan order (Turns). Without `global_limits` in its settings, only that (for
+        an OpenAI-Videos route the SDK's Retry-After handling is then the only brake)."""
         settings = self.policy.route_settings(route)
-        with self.lock:
-            if route not in self.gates:
-                self.gates[route] = threading.BoundedSemaphore(getattr(settings, "concurrency", 1))
-        with self.gates[route]:
+        with self.turns.turn(route, item_id, getattr(settings, "concurrency", 1)):
             if not getattr(settings, "global_limits", False):
                 yield
                 return
@@ -130,14 +132,32 @@ class RunContext:
 
     def reserve(self, row: dict) -> str | None:
         """Reserve `row`'s estimate in the ledger under the policy's caps (and the batch's
-        allowance, if any); None when reserved, else why not."""
+        allowance, if any), keeping what this run's higher-priority items that have not reserved
+        yet were planned to cost; None when reserved, else why not."""
+        try:
+            if self.allowance is not None:
+                refused = self.allowance.try_reserve(row["campaign"], row["est_cost_usd"])
+                if refused:
+                    return f"batch allowance: {refused}"
+            refused = ledger_for(self.root).reserve(row, self.policy.caps, self.earmarks.ahead_of(row["item_id"]))
+            if refused and self.allowance is not None:
+                self.allowance.settle(row["campaign"], row["est_cost_usd"], 0.0)
+            return refused
+        finally:
+            self.earmarks.taken(row["item_id"])  # reserved (the ledger holds it now) or refused (it waits)
+
+    def raise_reservation(self, money: Reservation, held_usd: float, usd: float, why: str) -> str | None:
+        """Grow an open reservation from `held_usd` to `usd` under the same caps (and allowance);
+        None when granted, else why not."""
+        more = usd - held_usd
         if self.allowance is not None:
-            refused = self.allowance.try_reserve(row["campaign"], row["est_cost_usd"])
+            refused = self.allowance.try_reserve(money.campaign, more)
             if refused:
                 return f"batch allowance: {refused}"
-        refused = ledger_for(self.root).reserve(row, self.policy.caps)
+        refused = ledger_for(self.root).raise_reservation(money.raised(usd, why), self.policy.caps,
+                                                          self.earmarks.ahead_of(money.item_id))
         if refused and self.allowance is not None:
-            self.allowance.settle(row["campaign"], row["est_cost_usd"], 0.0)
+            self.allowance.settle(money.campaign, more, 0.0)
         return refused
 
     def remember_job(self, item_id: str, reservation_id: str, job_id: str) -> None:

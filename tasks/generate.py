@@ -20,8 +20,8 @@ from prefect.runtime import task_run
 from prefect.states import Completed, State
 
 from vidbatch import layout
-from vidbatch.errors import (BudgetExceeded, Deferred, ProviderError, ProviderUnavailable, StorageError,
-                             TransientProviderError)
+from vidbatch.errors import (BudgetExceeded, Deferred, ProviderError, ProviderUnavailable, RenderStopped,
+                             StorageError, TransientProviderError)
 from vidbatch.ledger import Reservation, ledger_row, new_reservation_id
 from vidbatch.media import sha256_of
 from vidbatch.providers import ClipRequest, Journal
@@ -47,6 +47,7 @@ class GeneratedClip:
     job_id: str | None = None
     note: str = ""
     sandbox: bool = False
+    fps: float | None = None  # the frame rate its route promised (QA holds the clip to it)
 
 
 @dataclass(frozen=True)
@@ -95,6 +96,9 @@ def generate_clip(job: ClipJob, ctx: RunContext, source: object = None, why: str
         reason = f"still failing after {RETRIES} retries ({err}); the next run tries again"
         run_log().warning("%s deferred: %s", job.item_id, reason)
         return deferred_state(reason)
+    finally:  # ended (or waits for a retry): its earmark and any turn it did not take go
+        ctx.earmarks.taken(job.item_id)
+        ctx.turns.leave(job.item_id)
 
 
 def _generate(job: ClipJob, ctx: RunContext, source: object, why: str) -> GeneratedClip:
@@ -110,6 +114,7 @@ def _generate(job: ClipJob, ctx: RunContext, source: object, why: str) -> Genera
             rerouted = fallback_job(job, str(err))
             if isinstance(rerouted, str):
                 _defer(job, ctx, rerouted)
+            ctx.turns.leave(job.item_id, job.provider)
             note = "; ".join(filter(None, [note, f"{job.provider} unavailable ({err}); fell back to "
                                                  f"{rerouted.provider}"]))
             run_log().warning("%s: %s", job.item_id, note)
@@ -165,9 +170,10 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
                         fingerprint=job.fingerprint, provider=job.provider, model=job.model,
                         est_cost_usd=job.est_cost_usd, reservation_id=reservation_id, attempt=task_run.run_count,
                         sandbox=ctx.sandbox or provider.sandbox)
+    held = [job.est_cost_usd]  # what the reservation holds: its estimate, then each raise
     # The gate first (the GPU, or a closed-route slot), then the money: a clip waiting its turn
     # holds no reservation, so a crash charges only what was running.
-    with ctx.gate(job.provider):
+    with ctx.gate(job.provider, job.item_id):
         if not resumed:
             # One transaction checks the caps against every run's commitments and reserves, or refuses
             # (a cap, or another live run making this item): then the item waits for a later run.
@@ -184,7 +190,7 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
             ctx.forget_jobs(job.item_id)
             charged = paid[0] if paid else cost
             if ctx.allowance is not None:
-                ctx.allowance.settle(job.campaign, job.est_cost_usd, charged)
+                ctx.allowance.settle(job.campaign, held[0], charged)
             write_ledger_rows(ctx.root, [money.closed(status, 0.0 if paid else cost, ctx.redact(reason), **extra)])
 
         def on_job(job_id: str, what: str) -> None:
@@ -197,8 +203,17 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
                 paid.append(cost)
                 ctx.paid.record(reservation_id, cost)
 
+        def raise_to(usd: float, why: str) -> str | None:
+            """The call outgrows its reservation: grow it to `usd` under the caps, or say why not."""
+            refused = ctx.raise_reservation(money, held[0], usd, ctx.redact(why))
+            if refused is None:
+                held[0] = max(held[0], usd)
+                journal.reserved_usd = held[0]
+            return refused
+
         journal = Journal(job_ids=job_ids, on_job=on_job, before_submit=ctx.before_submit(job.provider),
-                          on_paid=on_paid)
+                          on_paid=on_paid, reserved_usd=held[0] if not resumed else float("inf"), raise_to=raise_to)
+        ctx.turns.started(job.provider, job.item_id)  # reserved: the next clip in plan order may go
         try:
             clip = provider.generate(request, workdir, journal)
         except TransientProviderError as err:
@@ -214,6 +229,9 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
             spent = job.item_id in ctx.in_flight or err.cost_usd or paid
             close("failed" if spent else "released", err.cost_usd, f"route unavailable: {err}", job_id=err.job_id)
             raise
+        except RenderStopped as err:  # a cap refused to grow its reservation: charged what it used, and it waits
+            close("failed" if err.cost_usd else "released", err.cost_usd, str(err), job_id=err.job_id)
+            _defer(job, ctx, str(err), BudgetExceeded)
         except ProviderError as err:
             close("failed", err.cost_usd, f"{type(err).__name__}: {err}", job_id=err.job_id)
             raise
@@ -235,6 +253,8 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
               "by a later run", job_id=clip.job_id)
         raise StorageError(f"made and paid (${paid[0]:.4f}) but the raw clip could not be stored: {why}") from None
     close("settled", clip.cost_usd, "; ".join(filter(None, [note, clip.detail])), seconds=clip.seconds,
-          asset_uri=raw_uri, sha256=sha256_of(clip.path), job_id=clip.job_id, sandbox=money.sandbox or clip.sandbox)
+          asset_uri=raw_uri, sha256=sha256_of(clip.path), job_id=clip.job_id, sandbox=money.sandbox or clip.sandbox,
+          price_key=clip.price_key, gpu_s_per_shot=clip.gpu_s_per_shot)
     return GeneratedClip(job=job, path=clip.path, raw_uri=raw_uri, seconds=clip.seconds, cost_usd=clip.cost_usd,
-                         job_id=clip.job_id, note=note, reservation=money, sandbox=money.sandbox or clip.sandbox)
+                         job_id=clip.job_id, note=note, reservation=money, sandbox=money.sandbox or clip.sandbox,
+                         fps=clip.fps)

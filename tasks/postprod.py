@@ -69,9 +69,8 @@ def check_clip(path: Path, clip: GeneratedClip, policy: Policy) -> tuple[MediaIn
                              black_picture_ratio=qa.black_picture_ratio, freeze_min_s=qa.freeze_min_s,
                              freeze_noise_db=qa.freeze_noise_db)
     job = clip.job
-    fps = getattr(policy.route_settings(job.provider), "fps", None)  # a route that promises a frame rate (Wan's) is held to it
-    expected = Expected(seconds=job.finished_seconds, width=job.width, height=job.height,
-                        fps=float(fps) if fps else None)
+    # a route that promises a frame rate (Wan's: its model's) is held to it
+    expected = Expected(seconds=job.finished_seconds, width=job.width, height=job.height, fps=clip.fps)
     return info, qa_failures(info, defects, expected, qa)
 
 

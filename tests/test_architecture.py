@@ -85,3 +85,15 @@ def test_a_violation_is_caught(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("def f():\n    from prefect import flow\n    import vidbatch.tasks.generate\n")
     assert {n for n in _imports(bad) if FORBIDDEN["core"](n)} == {"prefect", "prefect.flow", "vidbatch.tasks.generate"}
+
+
+def test_the_wan_levers_import_without_polars_pyav_or_prefect():
+    """bench/wan_speed.py runs on a lent GPU whose Python has torch but not polars, PyAV or prefect
+    (infra/device-wheelhouse.sh carries only diffusers and pydantic): its imports must stay light."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nimport vidbatch.providers.wan_levers, vidbatch.providers.wan_tiny, vidbatch.route_settings\n"
+            "print(sorted(m for m in ('polars', 'av', 'prefect', 'boto3', 'sqlalchemy', 'torch') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

@@ -19,6 +19,8 @@ TINY = {  # the slowest first: they run side by side, the quick ones fill in aft
     "ledger_history.py": ["2000"],
     "ledger_store.py": ["20", "2000"],
     "wan_speed.py": ["--size", "tiny", "--steps", "2"],
+    "device_run.py": ["--plan", "tiny", "--budget-s", "600", "--out", "wan_speed.jsonl"],
+    "price_holds.py": ["4", "0.004"],
     "plan_routes.py": ["1000", "--before", "HEAD"],  # this tree as its own "before": the same decisions
     "plan_cli.py": ["2000"],
     "plan_throughput.py": ["1000"],

@@ -303,3 +303,46 @@ def test_rows_already_in_the_ledger_are_not_imported_twice_from_another_source(t
                                                      status="deferred")])])
     assert store.import_frame(more, "another/copy") == 1
     assert store.spend([]).row(0, named=True)["actual_usd"] == pytest.approx(0.3)
+
+
+def test_a_reservation_grows_under_the_caps_and_a_dead_run_is_charged_what_it_held(store):
+    """A render that outgrows its estimate raises its reservation, in the same lock and under the
+    same caps as reserving; what it holds counts everywhere money is committed."""
+    ledger = store
+    with ledger.running("run-a"), ledger.running("run-b"):
+        a = reservation("run-a", "i1", 0.1)
+        assert ledger.reserve(a, CAPS) is None
+        assert ledger.reserve(reservation("run-b", "i2", 0.5), CAPS) is None
+        raised = lambda usd: {**a, "status": "raised", "est_cost_usd": usd, "reason": "outgrew"}  # noqa: E731
+        assert ledger.raise_reservation(raised(0.45), CAPS) is None
+        assert ledger.committed(NIGHT).night_usd == pytest.approx(0.95)  # what it holds now, not its estimate
+        assert ledger.raise_reservation(raised(0.3), CAPS) is None  # never shrinks: nothing written
+        assert ledger.raise_reservation(raised(0.55), CAPS) == "item cap $0.50 is below $0.5500"
+        assert ledger.reserve(reservation("run-b", "i3", 0.5), CAPS) is None
+        assert ledger.reserve(reservation("run-b", "i4", 0.05), CAPS) is None  # campaign c holds 1.50 now
+        assert ledger.raise_reservation(raised(0.5), CAPS).startswith("campaign cap $1.50 reached: $1.50 committed")
+        assert ledger.committed(NIGHT).night_usd == pytest.approx(1.50)  # a refusal writes nothing
+    ledger.append([closing(a, "settled", 0.4)])
+    assert ledger.raise_reservation(raised(0.46), CAPS) == f"reservation {a['reservation_id'][:8]} is not open"
+    b = reservation("run-c", "i9", 0.1, campaign="e")
+    with ledger.running("run-c"):
+        assert ledger.reserve(b, CAPS) is None
+        assert ledger.raise_reservation({**b, "status": "raised", "est_cost_usd": 0.3}, CAPS) is None
+    assert ledger.fail_open("run-c", ["i9"], "worker died") == 1  # closed at what it held, not its first estimate
+    charged = ledger.frame().filter((pl.col("reservation_id") == b["reservation_id"]) & (pl.col("status") == "failed"))
+    assert charged["cost_usd"].to_list() == [pytest.approx(0.3)]
+
+
+def test_measured_prices_are_the_newest_clips_high_percentile_with_a_margin(store):
+    from vidbatch.measured import MARGIN, RECENT
+
+    rows = []
+    for n in range(RECENT + 10):  # the 10 oldest (slow) ones fall out of the window
+        r = reservation("r", f"i{n}", 0.1)
+        rows += [r, {**closing(r, "settled", 0.1), "provider": "wan", "price_key": "m|480p|stock",
+                     "gpu_s_per_shot": 100.0 if n < 10 else float(n)}]
+    store.append(rows)
+    figure = store.measured()["wan"]["m|480p|stock"]
+    assert figure.clips == RECENT
+    assert figure.gpu_s_per_shot == pytest.approx(55.0 * MARGIN)  # p90 of 10..59, the higher one
+    assert figure.source() == f"measured: p90 of {RECENT} clip(s) x {MARGIN:g}"

@@ -5,12 +5,22 @@ diffusers or boto3. Flows live in vidbatch.flows, tasks in vidbatch.tasks, provi
 vidbatch.providers.
 """
 
-from vidbatch.catalog import validate_catalog, with_fingerprints
-from vidbatch.errors import (BudgetExceeded, CatalogError, ContentRejected, MediaError, PolicyError,
-                             ProviderError, ProviderUnavailable, StorageError, TransientProviderError,
-                             VidbatchError)
-from vidbatch.planner import plan_catalog
-from vidbatch.policy import Policy, default_policy, load_policy
+import importlib
+
+# Exported names -> their module, imported on first use (PEP 562): `import vidbatch.route_settings`
+# on a GPU box without polars (bench/wan_speed.py there) must not import the whole core.
+_EXPORTS = {"validate_catalog": "vidbatch.catalog", "with_fingerprints": "vidbatch.catalog",
+            "plan_catalog": "vidbatch.planner", "Policy": "vidbatch.policy", "default_policy": "vidbatch.policy",
+            "load_policy": "vidbatch.policy", **{name: "vidbatch.errors" for name in (
+                "VidbatchError", "CatalogError", "PolicyError", "BudgetExceeded", "StorageError", "MediaError",
+                "ProviderError", "TransientProviderError", "ContentRejected", "ProviderUnavailable")}}
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'vidbatch' has no attribute {name!r}")
+
 
 __version__ = "0.1.0"
 

@@ -1,9 +1,13 @@
-"""An in-process allowance: a GPU batch's own limit, kept honest while its clips settle.
+"""In-process money of one run: a GPU batch's allowance, and the earmarks of its planned items.
 
+`LiveBudget`: a GPU batch's own limit, kept honest while its clips settle.
 The policy's caps across every run are the ledger store's to hold (vidbatch.ledger_store); a batch
 sent to a GPU worker may in addition spend only its allowance (the sum of its planned estimates).
 Before each paid call the batch asks `try_reserve`; it is refused when the allowance, less what is
-committed (settled costs plus open estimates), cannot hold it. Pure and thread-safe.
+committed (settled costs plus open estimates), cannot hold it.
+`Earmarks`: what a run's planned items are expected to cost until each reserves, so a
+lower-priority clip (or its render, growing) never takes what a higher-priority one was planned
+to cost before that one has started. Pure and thread-safe.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections import defaultdict
 from vidbatch.planner import Committed
 from vidbatch.policy import Caps
 
-__all__ = ["LiveBudget"]
+__all__ = ["LiveBudget", "Earmarks"]
 
 
 class LiveBudget:
@@ -44,3 +48,34 @@ class LiveBudget:
             delta = actual_usd - reserved_usd
             self._campaign[campaign] += delta
             self._night += delta
+
+
+class Earmarks:
+    """The planned estimates of a run's items that have not reserved yet, in plan order (highest
+    priority first). `ahead_of(item)` is what the items before it still keep: counted as committed
+    when it reserves or grows, so an over-run of a lower-priority clip cannot starve a higher one."""
+
+    def __init__(self, planned: list[tuple[str, str, float]]):  # (item_id, campaign, estimate) in plan order
+        self._order = [(item, campaign, usd) for item, campaign, usd in planned]
+        self._rank = {item: n for n, (item, _, _) in enumerate(self._order)}
+        self._waiting = set(self._rank)
+        self._head = 0  # every item before it has reserved or left
+        self._lock = threading.Lock()
+
+    def ahead_of(self, item_id: str) -> Committed:
+        """Money kept for the items planned before `item_id` that have not reserved yet (all
+        waiting items, for one that is not in the plan)."""
+        with self._lock:
+            stop = self._rank.get(item_id, len(self._order))
+            by_campaign: dict[str, float] = defaultdict(float)
+            for item, campaign, usd in self._order[self._head:stop]:
+                if item in self._waiting:
+                    by_campaign[campaign] += usd
+            return Committed(night_usd=sum(by_campaign.values()), by_campaign=dict(by_campaign))
+
+    def taken(self, item_id: str) -> None:
+        """`item_id` reserved, or left without reserving: nothing is kept for it any more."""
+        with self._lock:
+            self._waiting.discard(item_id)
+            while self._head < len(self._order) and self._order[self._head][0] not in self._waiting:
+                self._head += 1

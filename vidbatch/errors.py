@@ -13,7 +13,8 @@
     └── ProviderError         a provider call failed
         ├── TransientProviderError   worth retrying: 429, 5xx, timeouts, lost connections
         ├── ContentRejected          permanent for this item: bad input, moderation
-        └── ProviderUnavailable      the route is gone for this run: no key, model gone, auth
+        ├── ProviderUnavailable      the route is gone for this run: no key, model gone, auth
+        └── RenderStopped            the caps refused to grow a render's reservation: it stopped
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ __all__ = [
     "TransientProviderError",
     "ContentRejected",
     "ProviderUnavailable",
+    "RenderStopped",
 ]
 
 
@@ -100,3 +102,9 @@ class ContentRejected(ProviderError):
 
 class ProviderUnavailable(ProviderError):
     """The route cannot serve anything in this run (not configured, model gone, auth)."""
+
+
+class RenderStopped(ProviderError):
+    """A render outgrew its reservation and the caps refused to grow it: it stopped before spending
+    more, `cost_usd` is what it used (0 when it was refused before it began). The item waits for a
+    later run, like any item a cap refuses."""

@@ -43,7 +43,7 @@ __all__ = ["LEDGER_SCHEMA", "OPTIONAL_COLUMNS", "STATUSES", "DECISIONS", "CLOSIN
            "History", "Reservation", "ledger_row", "deferred_rows", "rejected_rows", "ledger_frame",
            "new_reservation_id"]
 
-STATUSES = ("reserved", "submitted", "paid", "settled", "failed", "released", "deferred", "rejected", "qa_failed",
+STATUSES = ("reserved", "raised", "submitted", "paid", "settled", "failed", "released", "deferred", "rejected", "qa_failed",
             "delivered", "awaiting_review", "approved", "review_rejected")
 # A person's verdict on a clip awaiting review (vidbatch.review).
 DECISIONS = ("approved", "review_rejected")
@@ -73,8 +73,12 @@ LEDGER_SCHEMA: dict[str, pl.DataType] = {
     "sandbox": pl.Boolean(),
     "prompt": pl.String(),    # review_rejected: the prompt the next clip is made with (None: the catalog's)
     "reviewer": pl.String(),  # approved / review_rejected: who said so, when the reviewer gave a name
+    # settled: what the clip measured of its route's price, for the next reservations (vidbatch.measured)
+    "price_key": pl.String(),        # e.g. "wan2.1-t2v-1.3b|480p|stock" (Wan: model|resolution|profile)
+    "gpu_s_per_shot": pl.Float64(),  # Wan: GPU seconds the clip used, per full shot of its model
 }
-OPTIONAL_COLUMNS = ("prompt", "reviewer")  # added in revision 0003: older Parquet ledgers lack them
+# Added in revisions 0003 and 0004: older Parquet ledgers lack them (read as null).
+OPTIONAL_COLUMNS = ("prompt", "reviewer", "price_key", "gpu_s_per_shot")
 
 
 def new_reservation_id() -> str:
@@ -87,7 +91,8 @@ def ledger_row(*, run_id: str, night: str, item_id: str | None, campaign: str | 
                asset_uri: str | None = None, sha256: str | None = None, reason: str = "",
                reservation_id: str | None = None, job_id: str | None = None, attempt: int | None = None,
                sandbox: bool = False, created_at: datetime | None = None, prompt: str | None = None,
-               reviewer: str | None = None) -> dict[str, Any]:
+               reviewer: str | None = None, price_key: str | None = None,
+               gpu_s_per_shot: float | None = None) -> dict[str, Any]:
     """One ledger row as a dict, checked against the schema's statuses."""
     if status not in STATUSES:
         raise ValueError(f"unknown ledger status {status!r}")
@@ -98,7 +103,7 @@ def ledger_row(*, run_id: str, night: str, item_id: str | None, campaign: str | 
         "asset_uri": asset_uri, "sha256": sha256,
         "created_at": created_at or datetime.now(timezone.utc), "reason": reason,
         "reservation_id": reservation_id, "job_id": job_id, "attempt": attempt, "sandbox": sandbox,
-        "prompt": prompt, "reviewer": reviewer,
+        "prompt": prompt, "reviewer": reviewer, "price_key": price_key, "gpu_s_per_shot": gpu_s_per_shot,
     }
 
 
@@ -133,6 +138,11 @@ class Reservation:
 
     def reserved(self, reason: str) -> dict[str, Any]:
         return self._row("reserved", reason=reason)
+
+    def raised(self, est_cost_usd: float, reason: str) -> dict[str, Any]:
+        """The call outgrew its estimate: the reservation now holds `est_cost_usd` in all (granted
+        under the caps by the store, like the reservation itself)."""
+        return self._row("raised", est_cost_usd=est_cost_usd, reason=reason)
 
     def submitted(self, job_id: str, reason: str) -> dict[str, Any]:
         return self._row("submitted", job_id=job_id, reason=reason)
@@ -192,11 +202,13 @@ SPEND_COLUMNS = {"clips": pl.Int64(), "failed_calls": pl.Int64(), "deferred": pl
 class History:
     """What a run plans against: `settled` (SETTLED_SCHEMA: the latest clip per item that passed QA,
     for the items asked about), `in_flight` (IN_FLIGHT_SCHEMA: open reservations whose provider
-    jobs exist, job ids in submit order) and `committed` (tonight's money, every run)."""
+    jobs exist, job ids in submit order), `committed` (tonight's money, every run) and `measured`
+    (route -> price key -> what its newest settled clips measured: vidbatch.measured)."""
 
     settled: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SETTLED_SCHEMA))
     in_flight: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=IN_FLIGHT_SCHEMA))
     committed: Committed = field(default_factory=Committed)
+    measured: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def deferred_rows(plan: pl.DataFrame, *, run_id: str, night: str, sandbox: bool) -> list[dict]:

@@ -17,8 +17,10 @@ output layout, which checks every segment it builds even when validation was byp
 from __future__ import annotations
 
 import unicodedata
+from typing import TYPE_CHECKING
 
-import polars as pl
+if TYPE_CHECKING:  # polars is imported where frames are checked, not by the naming rule itself
+    import polars as pl
 
 __all__ = ["MAX_NAME_CHARS", "RULE", "problem", "is_safe", "with_name_problems"]
 
@@ -69,10 +71,12 @@ def _shown(char: str) -> str:
     return f"'{char}'"
 
 
-def with_name_problems(frame: pl.DataFrame, columns: list[str]) -> pl.DataFrame:
+def with_name_problems(frame: "pl.DataFrame", columns: list[str]) -> "pl.DataFrame":
     """`frame` with a `__name_<column>` column for each of `columns`: null where the value is a safe
     name (or null), else why not. Plain ASCII names are cleared in one vectorised pass; only the
     rest (non-Latin or broken names, usually few) go through `problem`, so the rule stays one."""
+    import polars as pl
+
     added = []
     for column in columns:
         value = pl.col(column)

@@ -111,9 +111,15 @@ def _profile(route: WanRoute) -> pl.Expr:
     return pl.col("campaign").replace_strict(route.campaign_profiles, default=route.profile, return_dtype=pl.String)
 
 
+def _per_model(route: WanRoute, model: pl.Expr, value) -> pl.Expr:
+    """Each row's `value(model name)` for its model (null without one): frame rates, shot lengths."""
+    return _pick({name: value(name) for name in route.models}, model, pl.Int64)
+
+
 def wan_options(route: WanRoute, name: str) -> list[pl.Expr]:
     """Columns {name}_model, {name}_size, {name}_shots, {name}_gpu_s, {name}_cost for a catalog
-    (null where this Wan route cannot serve): the `wan-diffusers` kind's prices for the planner."""
+    (null where this Wan route cannot serve): the `wan-diffusers` kind's prices for the planner.
+    Each model renders at its own frame rate and shot length (Wan 2.2 TI2V-5B: 24 fps, 121 frames)."""
     image = pl.col("image_uri").is_not_null()
     model = (pl.when(image).then(_pick(route.i2v_model, pl.col("resolution"), pl.String))
              .otherwise(_pick(route.t2v_model, pl.col("resolution"), pl.String)))
@@ -121,12 +127,13 @@ def wan_options(route: WanRoute, name: str) -> list[pl.Expr]:
     size_table = {f"{name}|{res}": f"{w}x{h}" for name, m in route.models.items() for res, (w, h) in m.sizes.items()}
     key = pl.concat_str([model, pl.col("resolution")], separator="|")
     gpu_key = pl.concat_str([model, pl.col("resolution"), _profile(route)], separator="|")
-    needed = (raw_seconds() * route.fps - _EPS).ceil().clip(lower_bound=1)
-    shots = (needed / route.max_shot_frames).ceil()
+    max_frames = _per_model(route, model, route.shot_frames_of)
+    needed = (raw_seconds() * _per_model(route, model, route.fps_of) - _EPS).ceil().clip(lower_bound=1)
+    shots = (needed / max_frames).ceil()
     per_shot = (needed / shots).ceil()
     per_shot = per_shot + ((1 - per_shot) % 4)
-    gpu_s = shots * _pick(gpu_table, gpu_key, pl.Float64) * per_shot / route.max_shot_frames
-    gpu_s = gpu_s + _wan_extension_gpu_s(route)
+    gpu_s = shots * _pick(gpu_table, gpu_key, pl.Float64) * per_shot / max_frames
+    gpu_s = gpu_s + _wan_extension_gpu_s(route, model)
     landscape = _pick(size_table, key, pl.String)
     portrait = landscape.str.split("x").list.reverse().list.join("x")
     return [
@@ -138,19 +145,24 @@ def wan_options(route: WanRoute, name: str) -> list[pl.Expr]:
     ]
 
 
-def _wan_extension_gpu_s(route: WanRoute) -> pl.Expr:
-    """GPU seconds of an item's extension (0 without one; null when no i2v model can make it).
+def _wan_extension_gpu_s(route: WanRoute, clip_model: pl.Expr) -> pl.Expr:
+    """GPU seconds of an item's extension (0 without one; null when no i2v model can make it, or
+    the one there is renders another frame rate than the clip's model).
 
-    Shots of up to max_shot_frames frames, each re-rendering the previous last frame."""
+    Shots of up to the i2v model's shot length, each re-rendering the previous last frame."""
     extend = pl.col("extend_s").fill_null(0.0)
     model = _pick(route.i2v_model, pl.col("resolution"), pl.String)
     per_full_shot = _pick(_gpu_table(route), pl.concat_str([model, pl.col("resolution"), _profile(route)],
                                                            separator="|"), pl.Float64)
-    new_frames = (extend * route.fps - _EPS).ceil().clip(lower_bound=1)
-    shots = (new_frames / (route.max_shot_frames - 1)).ceil()
+    max_frames = _per_model(route, model, route.shot_frames_of)
+    fps = _per_model(route, clip_model, route.fps_of)
+    new_frames = (extend * fps - _EPS).ceil().clip(lower_bound=1)
+    shots = (new_frames / (max_frames - 1)).ceil()
     per_shot = (new_frames / shots).ceil() + 1
     per_shot = per_shot + ((1 - per_shot) % 4)
-    return pl.when(extend <= 0).then(0.0).otherwise(shots * per_full_shot * per_shot / route.max_shot_frames)
+    same_rate = _per_model(route, model, route.fps_of) == fps
+    return (pl.when(extend <= 0).then(0.0).when(same_rate)
+            .then(shots * per_full_shot * per_shot / max_frames).otherwise(None))
 
 
 def _smallest_at_least_expr(value: pl.Expr, options: list[int]) -> pl.Expr:
@@ -202,15 +214,17 @@ def _closed_extension_billed_s(route: ClosedRoute) -> pl.Expr:
 def wan_estimate_usd(route: WanRoute, model: str, resolution: str, seconds: float, extend_s: float = 0.0,
                      profile: str = "stock") -> float:
     """One item's Wan estimate: GPU seconds per full shot under its profile, scaled by each shot's
-    frames; an extension is priced on the route's image-to-video model (inf when there is none)."""
-    shots = wan_shot_frames(seconds, route.fps, route.max_shot_frames)
-    gpu_s = route.gpu_s_per_shot(model, resolution, profile) * sum(shots) / route.max_shot_frames
+    frames (at the model's frame rate and shot length); an extension is priced on the route's
+    image-to-video model (inf when there is none, or it renders another frame rate)."""
+    fps, max_frames = route.fps_of(model), route.shot_frames_of(model)
+    shots = wan_shot_frames(seconds, fps, max_frames)
+    gpu_s = route.gpu_s_per_shot(model, resolution, profile) * sum(shots) / max_frames
     if extend_s > 0:
         i2v = route.i2v_model.get(resolution)
-        if i2v is None:
+        if i2v is None or route.fps_of(i2v) != fps:
             return float("inf")
-        frames = wan_extension_frames(extend_s, route.fps, route.max_shot_frames)
-        gpu_s += route.gpu_s_per_shot(i2v, resolution, profile) * sum(frames) / route.max_shot_frames
+        frames = wan_extension_frames(extend_s, fps, route.shot_frames_of(i2v))
+        gpu_s += route.gpu_s_per_shot(i2v, resolution, profile) * sum(frames) / route.shot_frames_of(i2v)
     return gpu_s * route.gpu_usd_per_hour / 3600
 
 

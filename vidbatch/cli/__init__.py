@@ -64,7 +64,7 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
         fail(str(err), 2)
     try:
         with run_providers(pol, sandbox) as (providers, _):
-            routes = priced_routes(pol, providers, registry.unavailable(providers))
+            routes = priced_routes(pol, providers, registry.unavailable(providers), history.measured)
     except PolicyError as err:  # a plugin kind's settings, checked when the kind loads
         fail(str(err), 2)
     result = plan_run(valid, pol, history, routes)
@@ -80,6 +80,23 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
     except StorageError as err:
         fail(str(err), 2)
     _print_plan(catalog, night, result, rejects, saved)
+    _print_figures(pol, history.measured, result)
+
+
+def _print_figures(policy, measured: dict, plan) -> None:
+    """The price figures the plan's items are estimated at, and where each comes from."""
+    from vidbatch.providers import resolved_routes
+
+    for route, (kind, settings) in resolved_routes(policy, measured).items():
+        rows = plan.filter(plan["provider"] == route)
+        models = set(rows["model"].drop_nulls().unique().to_list())  # a deferred item has none: show them all
+        figures = {key: f for key, f in kind.describe(settings).get("figures", {}).items()
+                   if rows.height and (not models or key.split("|", 1)[0] in models)}
+        if figures:
+            out_console.print(f"{route} estimates hold (model|resolution|profile):", highlight=False)
+        for key, figure in figures.items():
+            out_console.print(f"  {key}: {figure['gpu_s_per_shot']:g} GPU s per shot ({figure['source']})",
+                              highlight=False, soft_wrap=True)
 
 
 def _save_plan(frame, save: str | None, root, key: str) -> str:

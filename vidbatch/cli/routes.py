@@ -4,28 +4,37 @@ whether it can serve right now (the provider's own health check: key, endpoint, 
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
-from vidbatch.cli.common import JsonOpt, PolicyOpt, fail, out_console
-from vidbatch.errors import PolicyError
+from vidbatch.cli.common import JsonOpt, LedgerOpt, PolicyOpt, fail, open_ledger, out_console
+from vidbatch.errors import PolicyError, StorageError
 
 __all__ = ["routes"]
 
 
 def routes(policy: PolicyOpt = None, as_json: JsonOpt = False,
            check: Annotated[bool, typer.Option("--check/--no-check", help="ask each route whether it can serve "
-                                               "now (endpoints are called)")] = True) -> None:
-    """The policy's routes: kind, models, prices, what they can do, and whether each is available."""
+                                               "now (endpoints are called)")] = True,
+           out: Annotated[Optional[str], typer.Option(
+               "--out", help="output root whose ledger's measured prices count")] = None,
+           ledger_url: LedgerOpt = None) -> None:
+    """The policy's routes: kind, models, prices (and the figures reservations hold, from the policy
+    or measured by the ledger), what they can do, and whether each is available."""
+    from vidbatch.ledger_store import use_policy_ledger
     from vidbatch.policy import load_policy
     from vidbatch.providers import resolved_routes
+    from vidbatch.storage import open_root
 
     try:
         pol = load_policy(policy)
+        use_policy_ledger(pol.ledger.url)
+        store = open_ledger(open_root(out) if out else None, ledger_url)
+        measured = store.measured() if store else {}
         rows = [{**_describe(name, kind, settings, check), "order": _places(pol, name)}
-                for name, (kind, settings) in resolved_routes(pol).items()]
-    except PolicyError as err:
+                for name, (kind, settings) in resolved_routes(pol, measured).items()]
+    except (PolicyError, StorageError) as err:
         fail(str(err), 2)
     if as_json:
         for row in rows:
@@ -41,6 +50,9 @@ def routes(policy: PolicyOpt = None, as_json: JsonOpt = False,
         out_console.print(f"[bold]{row['route']}[/] ({row['kind']}, {row['where']})  {state}", soft_wrap=True)
         out_console.print(f"  models  {_flat(row['models'])}", highlight=False, soft_wrap=True)
         out_console.print(f"  prices  {_flat(row['prices'])}", highlight=False, soft_wrap=True)
+        for key, figure in (row.get("figures") or {}).items():  # what a reservation holds, and why
+            out_console.print(f"  holds   {key}: {figure['gpu_s_per_shot']:g} GPU s per shot ({figure['source']})",
+                              highlight=False, soft_wrap=True)
         out_console.print(f"  can     {' · '.join(abilities)}", highlight=False, soft_wrap=True)
         if row.get("profiles"):
             out_console.print("  speed   " + " · ".join(
@@ -77,7 +89,7 @@ def _describe(name: str, kind, settings, check: bool) -> dict:
     why = provider.unavailable() if check else None
     about = kind.describe(settings)
     return {"route": name, "kind": kind.name, "models": about.get("models"), "prices": about.get("prices"),
-            **{key: about[key] for key in ("profiles", "default_profile", "loras") if key in about},
+            **{key: about[key] for key in ("profiles", "default_profile", "loras", "figures") if key in about},
             "where": about.get("where"),
             "capabilities": {"max_seconds": provider.max_seconds, "image_input": provider.image_input,
                              "remix": provider.remix, "extend": provider.extend},

@@ -18,8 +18,9 @@ from sqlalchemy.engine import Connection
 
 from vidbatch.ledger import CLOSING, IN_FLIGHT_SCHEMA, LEDGER_SCHEMA, SETTLED_SCHEMA, SPEND_COLUMNS, SPENT
 from vidbatch.ledger_store.schema import ledger_rows, open_reservations
+from vidbatch.measured import MEASUREMENT_SCHEMA
 
-__all__ = ["committed_by", "settled_for", "awaiting_review", "in_flight", "spend", "rows", "still_open", "aware", "is_paid"]
+__all__ = ["measurements", "committed_by", "settled_for", "awaiting_review", "in_flight", "spend", "rows", "still_open", "aware", "is_paid"]
 
 _WANTED = Table("wanted_items", MetaData(), Column("campaign", Text), Column("item_id", Text))
 _CREATE_WANTED = ("CREATE TEMPORARY TABLE IF NOT EXISTS wanted_items "
@@ -86,6 +87,19 @@ def committed_by(conn: Connection, night: str) -> dict[tuple[str, str], float]:
             both.c.campaign, both.c.run_id)):
         out[(campaign, run_id)] += usd or 0.0
     return out
+
+
+def measurements(conn: Connection, recent: int) -> pl.DataFrame:
+    """The newest `recent` measured prices of each (route, price key): settled clips that recorded
+    one (MEASUREMENT_SCHEMA), read along the price-key index."""
+    ranked = select(ledger_rows.c.provider, ledger_rows.c.price_key, ledger_rows.c.gpu_s_per_shot,
+                    func.row_number().over(partition_by=(ledger_rows.c.provider, ledger_rows.c.price_key),
+                                           order_by=ledger_rows.c.id.desc()).label("newest")).where(
+        ledger_rows.c.price_key.is_not(None), ledger_rows.c.gpu_s_per_shot.is_not(None),
+        ledger_rows.c.status == "settled").subquery()
+    found = conn.execute(select(ranked.c.provider, ranked.c.price_key, ranked.c.gpu_s_per_shot).where(
+        ranked.c.newest <= recent)).all()
+    return pl.DataFrame([r._asdict() for r in found], schema=MEASUREMENT_SCHEMA)
 
 
 def settled_for(conn: Connection, keys: pl.DataFrame) -> pl.DataFrame:

@@ -33,6 +33,8 @@ ledger_rows = Table(
     Column("sandbox", Boolean, nullable=False, default=False),
     Column("prompt", Text),    # revision 0003
     Column("reviewer", Text),  # revision 0003
+    Column("price_key", Text),         # revision 0004: settled clips that measured their price
+    Column("gpu_s_per_shot", Float),   # revision 0004
 )
 
 # The reservations no settled/failed/released row has closed yet: an index the store keeps in the

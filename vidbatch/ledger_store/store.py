@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 from vidbatch.ledger import LEDGER_SCHEMA, OPTIONAL_COLUMNS, History
 from vidbatch.ledger_store import queries, writes
 from vidbatch.ledger_store.schema import imports, ledger_rows, open_reservations, runs
+from vidbatch.measured import RECENT, measured_prices
 from vidbatch.planner import Committed
 from vidbatch.policy import Caps
 
@@ -101,23 +102,40 @@ class LedgerStore:
                 ledger_rows.c.status == "reserved", ledger_rows.c.reservation_id.in_(ids))).all()) if ids else {}
             writes.insert_rows(conn, [{**r, "night": nights.get(r.get("reservation_id"), r["night"])} for r in rows])
 
-    def reserve(self, row: dict, caps: Caps) -> str | None:
+    def reserve(self, row: dict, caps: Caps, ahead: Committed = Committed()) -> str | None:
         """Insert the `reserved` row if the caps hold and no live run holds this item; None when
-        reserved, else why not (nothing is written then)."""
-        usd, campaign, night = row["est_cost_usd"], row["campaign"], row["night"]
-        if usd > caps.item_usd + 1e-9:
-            return f"item cap ${caps.item_usd:.2f} is below the estimate ${usd:.2f}"
-        with self._writing(f"vidbatch-night-{night}") as conn:
+        reserved, else why not (nothing is written then). `ahead`: money this run keeps for its
+        higher-priority items that have not reserved yet (counted as committed)."""
+        if row["est_cost_usd"] > caps.item_usd + 1e-9:
+            return f"item cap ${caps.item_usd:.2f} is below the estimate ${row['est_cost_usd']:.2f}"
+        with self._writing(f"vidbatch-night-{row['night']}") as conn:
             held = self._held_elsewhere(conn, row)
             if held:
                 return held
-            spent = queries.committed_by(conn, night)
-            by_campaign = sum(v for (c, _), v in spent.items() if c == campaign)
-            cap = caps.for_campaign(campaign)
-            if by_campaign + usd > cap + 1e-9:
-                return f"campaign cap ${cap:.2f} reached: {_who(spent, row['run_id'], campaign)}"
-            if sum(spent.values()) + usd > caps.night_usd + 1e-9:
-                return f"night cap ${caps.night_usd:.2f} reached: {_who(spent, row['run_id'])}"
+            refused = _over_caps(queries.committed_by(conn, row["night"]), caps, row, row["est_cost_usd"], ahead)
+            if refused:
+                return refused
+            writes.insert_rows(conn, [row])
+        return None
+
+    def raise_reservation(self, row: dict, caps: Caps, ahead: Committed = Committed()) -> str | None:
+        """Grow an open, unpaid reservation to `row["est_cost_usd"]` in all (a `raised` row) if the
+        caps hold the difference; None when raised, else why not (nothing is written then). The
+        same rule as `reserve`, in the same lock: a call that outgrows its estimate is held to the
+        caps on what it will really cost, before it spends it."""
+        usd = row["est_cost_usd"]
+        if usd > caps.item_usd + 1e-9:
+            return f"item cap ${caps.item_usd:.2f} is below ${usd:.4f}"
+        with self._writing(f"vidbatch-night-{row['night']}") as conn:
+            holding = conn.execute(select(open_reservations.c.est_cost_usd).where(
+                open_reservations.c.reservation_id == row["reservation_id"])).scalar()
+            if holding is None:
+                return f"reservation {row['reservation_id'][:8]} is not open"
+            if usd <= holding + 1e-12:
+                return None
+            refused = _over_caps(queries.committed_by(conn, row["night"]), caps, row, usd - holding, ahead)
+            if refused:
+                return refused
             writes.insert_rows(conn, [row])
         return None
 
@@ -183,7 +201,7 @@ class LedgerStore:
         with self._writing() as conn:
             if conn.execute(select(imports.c.source).where(imports.c.source == source)).first():
                 return 0
-            frame = frame.with_columns(pl.lit(None, pl.String).alias(c) for c in OPTIONAL_COLUMNS
+            frame = frame.with_columns(pl.lit(None, LEDGER_SCHEMA[c]).alias(c) for c in OPTIONAL_COLUMNS
                                        if c not in frame.columns)  # a ledger from before revision 0003
             held = writes.row_keys(conn, frame["run_id"].drop_nulls().unique().to_list())
             rows = [r for r in frame.select(list(LEDGER_SCHEMA)).to_dicts() if writes.row_key(r) not in held]
@@ -236,11 +254,17 @@ class LedgerStore:
 
     def history(self, keys: pl.DataFrame, night: str) -> History:
         """What a run plans against: the settled clips of `keys` (campaign, item_id), every open
-        reservation with provider jobs, and `night`'s committed money; bounded by the keys asked
-        about, not by the ledger's history."""
+        reservation with provider jobs, `night`'s committed money and the measured prices (the newest
+        clips of each price key); bounded by what is asked about, not by the ledger's history."""
         with self.engine.begin() as conn:
             return History(settled=queries.settled_for(conn, keys), in_flight=queries.in_flight(conn),
-                           committed=_committed(queries.committed_by(conn, night)))
+                           committed=_committed(queries.committed_by(conn, night)),
+                           measured=measured_prices(queries.measurements(conn, RECENT)))
+
+    def measured(self) -> dict:
+        """route -> price key -> what its newest settled clips measured (vidbatch.measured)."""
+        with self.engine.connect() as conn:
+            return measured_prices(queries.measurements(conn, RECENT))
 
     def settled_for(self, keys: pl.DataFrame) -> pl.DataFrame:
         """The latest settled clip that passed QA for each of `keys` that has one (SETTLED_SCHEMA)."""
@@ -263,6 +287,25 @@ class LedgerStore:
         """Ledger rows (all, or one run's, or one night's) in write order, with LEDGER_SCHEMA."""
         with self.engine.connect() as conn:
             return queries.rows(conn, run_id=run_id, night=night)
+
+
+def _over_caps(spent: dict[tuple[str, str], float], caps: Caps, row: dict, more_usd: float,
+               ahead: Committed) -> str | None:
+    """The one rule of the caps: why committing `more_usd` for `row` on top of `spent` (every run's
+    committed money tonight) and `ahead` (this run's earmarks) passes its campaign or night cap."""
+    campaign = row["campaign"]
+    by_campaign = sum(v for (c, _), v in spent.items() if c == campaign) + ahead.by_campaign.get(campaign, 0.0)
+    cap = caps.for_campaign(campaign)
+    kept = _kept(ahead.by_campaign.get(campaign, 0.0))
+    if by_campaign + more_usd > cap + 1e-9:
+        return f"campaign cap {_usd(cap)} reached: {_who(spent, row['run_id'], campaign)}{kept}"
+    if sum(spent.values()) + ahead.night_usd + more_usd > caps.night_usd + 1e-9:
+        return f"night cap {_usd(caps.night_usd)} reached: {_who(spent, row['run_id'])}{_kept(ahead.night_usd)}"
+    return None
+
+
+def _kept(usd: float) -> str:
+    return f"; {_usd(usd)} kept for this run's higher-priority items" if usd > 1e-12 else ""
 
 
 def _committed(spent: dict[tuple[str, str], float]) -> Committed:
@@ -292,6 +335,11 @@ def _who(spent: dict[tuple[str, str], float], run_id: str, campaign: str | None 
     for (c, run), usd in spent.items():
         if campaign is None or c == campaign:
             by_run[run] += usd
-    parts = [f"${usd:.2f} by {'this run' if run == run_id else f'run {str(run)[:8]}'}"
+    parts = [f"{_usd(usd)} by {'this run' if run == run_id else f'run {str(run)[:8]}'}"
              for run, usd in sorted(by_run.items(), key=lambda kv: kv[0] != run_id) if usd]
-    return f"${sum(by_run.values()):.2f} committed" + (f" ({', '.join(parts)})" if parts else "")
+    return f"{_usd(sum(by_run.values()))} committed" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def _usd(usd: float) -> str:
+    """Dollars in cents, or to a hundredth of a cent below a dime (a test night's GPU seconds)."""
+    return f"${usd:.2f}" if abs(usd) >= 0.1 or usd == 0 else f"${usd:.4f}"

@@ -11,14 +11,17 @@ from vidbatch.ledger import CLOSING, Reservation
 from vidbatch.ledger_store import queries
 from vidbatch.ledger_store.schema import ledger_rows, open_reservations
 
-__all__ = ["insert_rows", "row_key", "row_keys", "open_rows", "charge_estimates"]
+# The rows that set what an open reservation holds: `reserved`, then each `raised` (which only grows it).
+HOLDING = ("reserved", "raised")
+
+__all__ = ["HOLDING", "insert_rows", "row_key", "row_keys", "open_rows", "charge_estimates"]
 
 
 def insert_rows(conn: Connection, rows: list[dict]) -> None:
     """Append rows and keep open_reservations in step with them, in the caller's transaction."""
     conn.execute(insert(ledger_rows), rows)
     touched = sorted({r["reservation_id"] for r in rows
-                      if r.get("reservation_id") and (r["status"] == "reserved" or r["status"] in CLOSING)})
+                      if r.get("reservation_id") and (r["status"] in HOLDING or r["status"] in CLOSING)})
     for start in range(0, len(touched), 500):
         ids = touched[start:start + 500]
         conn.execute(delete(open_reservations).where(open_reservations.c.reservation_id.in_(ids)))
@@ -26,10 +29,13 @@ def insert_rows(conn: Connection, rows: list[dict]) -> None:
         first = select(func.min(reserved.c.id)).where(reserved.c.status == "reserved",
                                                       reserved.c.reservation_id.in_(ids)).group_by(
             reserved.c.reservation_id)
+        held = ledger_rows.alias("held")  # what it holds: the reserved row's estimate, or the latest raise
+        holds = select(func.max(held.c.est_cost_usd)).where(held.c.reservation_id == ledger_rows.c.reservation_id,
+                                                             held.c.status.in_(HOLDING)).scalar_subquery()
         conn.execute(insert(open_reservations).from_select(
             ["reservation_id", "row_id", "night", "campaign", "item_id", "fingerprint", "run_id", "est_cost_usd"],
             select(ledger_rows.c.reservation_id, ledger_rows.c.id, ledger_rows.c.night, ledger_rows.c.campaign,
-                   ledger_rows.c.item_id, ledger_rows.c.fingerprint, ledger_rows.c.run_id, ledger_rows.c.est_cost_usd)
+                   ledger_rows.c.item_id, ledger_rows.c.fingerprint, ledger_rows.c.run_id, holds)
             .where(ledger_rows.c.id.in_(first), queries.still_open())))
 
 
@@ -50,8 +56,10 @@ def row_keys(conn: Connection, run_ids: list[str]) -> set[tuple]:
 
 
 def open_rows(conn: Connection, where) -> list[dict]:
-    """The `reserved` rows of the open reservations matching `where` (a clause on open_reservations)."""
-    return [dict(r) for r in conn.execute(select(ledger_rows).join(
+    """The `reserved` rows of the open reservations matching `where` (a clause on open_reservations),
+    each with the estimate it holds now (raised, if its call outgrew the first)."""
+    columns = [c for c in ledger_rows.c if c.name != "est_cost_usd"]
+    return [dict(r) for r in conn.execute(select(*columns, open_reservations.c.est_cost_usd).join(
         open_reservations, open_reservations.c.row_id == ledger_rows.c.id).where(where)).mappings()]
 
 

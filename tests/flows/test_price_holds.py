@@ -1,0 +1,84 @@
+"""A price that holds: Wan clips whose real GPU seconds are far above the policy's figure, several in
+flight, a binding campaign cap. Renders grow their reservations between denoising steps under the
+caps, or stop; the caps hold on what was really spent; the highest-priority items are made first;
+the next run reserves at what the ledger measured. The real tiny Wan pipeline, the real flow."""
+
+import re
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from tests.conftest import DEMO_POLICY, ledger_of, produce, write_catalog
+from vidbatch.catalog import validate_catalog
+from vidbatch.cli import app
+from vidbatch.ledger import SPENT
+from vidbatch.ledger_store import ledger_for
+from vidbatch.measured import MARGIN
+from vidbatch.planner import plan_catalog
+from vidbatch.policy import load_policy
+from vidbatch.providers import priced_routes, registry
+from vidbatch.storage import open_root
+
+pytestmark = pytest.mark.usefixtures("prefect_api")
+
+CAP = 0.006        # the campaign's cap: room for two or three clips at their real cost
+USD_PER_HOUR = 3.6  # $0.001 per GPU second
+STATED = 0.01      # GPU s per shot the policy states; a tiny 17-frame clip really takes about 1.5 s here
+
+
+def policy(tmp_path):
+    text = DEMO_POLICY.read_text()
+    text = re.sub(r"^campaign_usd = .*$", f"campaign_usd = {CAP}", text, count=1, flags=re.M)
+    text = text.replace("gpu_usd_per_hour = 2.50", f"gpu_usd_per_hour = {USD_PER_HOUR}")
+    text = text.replace("concurrency = 1\n", "concurrency = 2\n", 1)  # two clips reserved and in flight at once
+    text = re.sub(r'gpu_s_per_shot = \{ "480p" = [0-9.]+, "720p" = [0-9.]+ \}',
+                  f'gpu_s_per_shot = {{ "480p" = {STATED}, "720p" = {STATED} }}', text)
+    path = tmp_path / "policy.toml"
+    path.write_text(text)
+    return path
+
+
+def test_caps_hold_on_what_renders_really_spend_and_the_next_run_reserves_what_was_measured(tmp_path):
+    path = policy(tmp_path)
+    rows = [{"item_id": f"i{n}", "priority": 10 - n, "duration_s": 1.0} for n in range(8)]
+    catalog = write_catalog(tmp_path / "catalog.parquet", rows)
+    out = tmp_path / "out"
+    summary = produce(catalog, out=str(out), policy_path=str(path))
+    assert summary["state"] == "COMPLETED"  # a cap that stops clips defers them: not a failure
+
+    ledger = ledger_of(out)
+    spent = ledger.filter(pl.col("status").is_in(SPENT))["cost_usd"].sum()
+    assert spent <= CAP + 1e-9  # on what was spent, not on the estimates
+    estimated = ledger.filter(pl.col("status") == "reserved")["est_cost_usd"]
+    assert estimated.max() < 0.0001  # every clip was planned and reserved at the policy's (wrong) figure...
+    raised = ledger.filter(pl.col("status") == "raised")
+    assert raised.height >= 2 and raised["est_cost_usd"].max() > 10 * estimated.max()  # ...and grew as it rendered
+    made = ledger.filter(pl.col("status") == "settled")["item_id"].to_list()
+    assert 1 <= len(made) < 8
+    assert sorted(made) == [f"i{n}" for n in range(len(made))]  # the highest priorities, in order
+    waiting = ledger.filter(pl.col("status") == "deferred")
+    assert sorted(waiting["item_id"]) == [f"i{n}" for n in range(len(made), 8)]  # the rest wait, none lost
+    assert all("campaign cap" in reason for reason in waiting["reason"])
+    stopped = ledger.filter(pl.col("status").is_in(["failed", "released"]))
+    assert all(reason.startswith(("stopped at ", "not started")) for reason in stopped["reason"])
+    assert stopped.filter(pl.col("status") == "failed")["cost_usd"].sum() <= spent
+
+    # What the settled clips measured, and what the next run reserves
+    measured = ledger_for(open_root(str(out))).measured()["wan"]["tiny|480p|stock"]
+    per_shot = ledger.filter(pl.col("status") == "settled")["gpu_s_per_shot"]
+    assert measured.clips == len(made) and measured.gpu_s_per_shot == pytest.approx(per_shot.max() * MARGIN)
+    assert measured.gpu_s_per_shot > 50 * STATED
+    pol = load_policy(path)
+    valid, _ = validate_catalog(pl.read_parquet(catalog))
+    plan = plan_catalog(valid, pol, priced_routes(pol, registry.build(pol), {}, {"wan": {"tiny|480p|stock": measured}}))
+    shots = 17 / 81  # one 17-frame shot of an 81-frame full shot
+    assert plan["est_cost_usd"].to_list()[0] == pytest.approx(measured.gpu_s_per_shot * shots * USD_PER_HOUR / 3600)
+
+    said = CliRunner().invoke(app, ["plan", catalog, "--policy", str(path), "--out", str(out)])
+    assert said.exit_code == 0, said.output
+    assert f"tiny|480p|stock: {round(measured.gpu_s_per_shot, 4):g} GPU s per shot (measured: p90 of " \
+           f"{len(made)} clip(s) x {MARGIN:g})" in said.output
+    routes = CliRunner().invoke(app, ["routes", "--policy", str(path), "--out", str(out), "--no-check"])
+    assert routes.exit_code == 0 and "measured: p90 of" in routes.output
+    assert "tiny|720p|stock: 0.01 GPU s per shot (policy; not measured yet)" in routes.output
