@@ -28,7 +28,7 @@ from pathlib import Path
 import polars as pl
 
 from vidbatch.catalog import validate_catalog, with_fingerprints
-from vidbatch.ledger import LEDGER_SCHEMA
+from vidbatch.ledger import LEDGER_SCHEMA, OPTIONAL_COLUMNS
 from vidbatch.ledger_store import ledger_for
 from vidbatch.storage import open_root
 
@@ -69,7 +69,7 @@ def history(rows: int, made: pl.DataFrame) -> pl.DataFrame:
         pl.lit("awaiting_review").alias("status"), pl.lit(0.0).alias("cost_usd"))
     decided = held.filter(pl.int_range(0, pl.len()) % 2 == 0).with_columns(pl.lit("approved").alias("status"))
     every = pl.concat([reserved, settled, held, decided], how="diagonal_relaxed")
-    return every.with_columns(pl.lit(None, pl.String).alias(c) for c in ("prompt", "reviewer")).select(
+    return every.with_columns(pl.lit(None, LEDGER_SCHEMA[c]).alias(c) for c in OPTIONAL_COLUMNS).select(
         list(LEDGER_SCHEMA)).cast(LEDGER_SCHEMA)
 
 

@@ -11,7 +11,7 @@ import pytest
 
 import vidbatch.ledger_store
 from vidbatch.errors import StorageError
-from vidbatch.ledger import ledger_frame, ledger_row, new_reservation_id
+from vidbatch.ledger import OPTIONAL_COLUMNS, ledger_frame, ledger_row, new_reservation_id
 from vidbatch.ledger_store import LedgerStore, ledger_for
 from vidbatch.policy import Caps
 from vidbatch.storage import open_root
@@ -127,14 +127,19 @@ with ledger.running(f"proc-{seed}"):
                          fingerprint="f", status="reserved", est_cost_usd=usd, reservation_id=new_reservation_id())
         if ledger.reserve(row, caps) is None:
             granted += 1
-            actual = round(usd * rng.uniform(0.2, 1.0), 4)  # settles at or under its estimate, or releases
+            held = usd
+            for _ in range(rng.randint(0, 3)):  # a render that outgrows its estimate asks to grow, maybe refused
+                more = round(held * rng.uniform(1.0, 1.6), 4)
+                if ledger.raise_reservation({**row, "status": "raised", "est_cost_usd": more}, caps) is None:
+                    held = max(held, more)
+            actual = round(held * rng.uniform(0.2, 1.0), 4)  # settles at or under what it holds, or releases
             status = rng.choice(["settled", "released", "failed"])
             ledger.append([{**row, "status": status, "cost_usd": 0.0 if status == "released" else actual}])
 print(json.dumps({"granted": granted}))
 """
 
 
-def test_eight_processes_reserving_at_once_never_commit_past_a_cap(ledger_url):
+def test_eight_processes_reserving_and_growing_at_once_never_commit_past_a_cap(ledger_url):
     url = ledger_url
     LedgerStore(url)  # migrated once, before the crowd
     procs = [subprocess.Popen([sys.executable, "-c", WORKER, url, str(seed), "40"], stdout=subprocess.PIPE,
@@ -150,6 +155,9 @@ def test_eight_processes_reserving_at_once_never_commit_past_a_cap(ledger_url):
         if row["status"] == "reserved":
             reserved[row["reservation_id"]] = row["est_cost_usd"]
             delta = row["est_cost_usd"]
+        elif row["status"] == "raised":  # what the reservation holds from now on
+            delta = row["est_cost_usd"] - reserved[row["reservation_id"]]
+            reserved[row["reservation_id"]] = row["est_cost_usd"]
         else:
             delta = row["cost_usd"] - reserved.pop(row["reservation_id"])
         night += delta
@@ -157,6 +165,7 @@ def test_eight_processes_reserving_at_once_never_commit_past_a_cap(ledger_url):
         assert night <= 5.0 + 1e-9 and max(campaign.values()) <= 3.0 + 1e-9
     refusals = 8 * 40 - granted
     assert refusals > 0  # the caps did bind
+    assert rows.filter(pl.col("status") == "raised").height > 0  # and reservations grew under them
 
 
 def test_history_reads_the_items_asked_about_and_what_is_open(store):
@@ -227,8 +236,8 @@ def test_a_ledger_made_before_the_open_reservations_table_upgrades(ledger_url):
         config.attributes["connection"] = conn
         command.upgrade(config, "0001")
         old = [open_one, settled, closing(settled, "settled", 0.3), {**open_one, "status": "submitted", "job_id": "video_1"}]
-        conn.execute(insert(ledger_rows), [{k: v for k, v in row.items() if k not in ("prompt", "reviewer")}
-                                           for row in old])  # columns of revision 0003 are not there yet
+        conn.execute(insert(ledger_rows), [{k: v for k, v in row.items() if k not in OPTIONAL_COLUMNS}
+                                           for row in old])  # columns of revisions 0003, 0004 are not there yet
     engine.dispose()
     ledger = LedgerStore(ledger_url)  # migrates to the newest revision, filling open_reservations
     assert ledger.committed(NIGHT).night_usd == pytest.approx(0.7)

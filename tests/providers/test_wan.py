@@ -77,6 +77,9 @@ class Spy:
         self.pipe, self.calls, self.outputs = pipe, [], []
         self.scheduler, self.transformer, self.vae = pipe.scheduler, pipe.transformer, pipe.vae
 
+    def __getattr__(self, name):  # everything else (LoRA calls, config) is the real pipeline's
+        return getattr(self.pipe, name)
+
     def __call__(self, **kwargs):
         self.calls.append(kwargs)
         self.outputs.append(self.pipe(**kwargs))

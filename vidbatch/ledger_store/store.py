@@ -29,6 +29,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from vidbatch.ledger import LEDGER_SCHEMA, OPTIONAL_COLUMNS, History
 from vidbatch.ledger_store import queries, writes
+from vidbatch.ledger_store.caps import over_caps, over_item_cap
 from vidbatch.ledger_store.schema import imports, ledger_rows, open_reservations, runs
 from vidbatch.measured import RECENT, measured_prices
 from vidbatch.planner import Committed
@@ -106,13 +107,14 @@ class LedgerStore:
         """Insert the `reserved` row if the caps hold and no live run holds this item; None when
         reserved, else why not (nothing is written then). `ahead`: money this run keeps for its
         higher-priority items that have not reserved yet (counted as committed)."""
-        if row["est_cost_usd"] > caps.item_usd + 1e-9:
-            return f"item cap ${caps.item_usd:.2f} is below the estimate ${row['est_cost_usd']:.2f}"
+        refused = over_item_cap(caps, row["est_cost_usd"], f"the estimate ${row['est_cost_usd']:.2f}")
+        if refused:
+            return refused
         with self._writing(f"vidbatch-night-{row['night']}") as conn:
             held = self._held_elsewhere(conn, row)
             if held:
                 return held
-            refused = _over_caps(queries.committed_by(conn, row["night"]), caps, row, row["est_cost_usd"], ahead)
+            refused = over_caps(queries.committed_by(conn, row["night"]), caps, row, row["est_cost_usd"], ahead)
             if refused:
                 return refused
             writes.insert_rows(conn, [row])
@@ -124,8 +126,9 @@ class LedgerStore:
         same rule as `reserve`, in the same lock: a call that outgrows its estimate is held to the
         caps on what it will really cost, before it spends it."""
         usd = row["est_cost_usd"]
-        if usd > caps.item_usd + 1e-9:
-            return f"item cap ${caps.item_usd:.2f} is below ${usd:.4f}"
+        refused = over_item_cap(caps, usd, f"${usd:.4f}")
+        if refused:
+            return refused
         with self._writing(f"vidbatch-night-{row['night']}") as conn:
             holding = conn.execute(select(open_reservations.c.est_cost_usd).where(
                 open_reservations.c.reservation_id == row["reservation_id"])).scalar()
@@ -133,7 +136,7 @@ class LedgerStore:
                 return f"reservation {row['reservation_id'][:8]} is not open"
             if usd <= holding + 1e-12:
                 return None
-            refused = _over_caps(queries.committed_by(conn, row["night"]), caps, row, usd - holding, ahead)
+            refused = over_caps(queries.committed_by(conn, row["night"]), caps, row, usd - holding, ahead)
             if refused:
                 return refused
             writes.insert_rows(conn, [row])
@@ -289,25 +292,6 @@ class LedgerStore:
             return queries.rows(conn, run_id=run_id, night=night)
 
 
-def _over_caps(spent: dict[tuple[str, str], float], caps: Caps, row: dict, more_usd: float,
-               ahead: Committed) -> str | None:
-    """The one rule of the caps: why committing `more_usd` for `row` on top of `spent` (every run's
-    committed money tonight) and `ahead` (this run's earmarks) passes its campaign or night cap."""
-    campaign = row["campaign"]
-    by_campaign = sum(v for (c, _), v in spent.items() if c == campaign) + ahead.by_campaign.get(campaign, 0.0)
-    cap = caps.for_campaign(campaign)
-    kept = _kept(ahead.by_campaign.get(campaign, 0.0))
-    if by_campaign + more_usd > cap + 1e-9:
-        return f"campaign cap {_usd(cap)} reached: {_who(spent, row['run_id'], campaign)}{kept}"
-    if sum(spent.values()) + ahead.night_usd + more_usd > caps.night_usd + 1e-9:
-        return f"night cap {_usd(caps.night_usd)} reached: {_who(spent, row['run_id'])}{_kept(ahead.night_usd)}"
-    return None
-
-
-def _kept(usd: float) -> str:
-    return f"; {_usd(usd)} kept for this run's higher-priority items" if usd > 1e-12 else ""
-
-
 def _committed(spent: dict[tuple[str, str], float]) -> Committed:
     by_campaign: dict[str, float] = defaultdict(float)
     for (campaign, _), usd in spent.items():
@@ -327,19 +311,3 @@ def _alive(run) -> bool:
         except PermissionError:
             pass  # someone else's process: alive
     return True
-
-
-def _who(spent: dict[tuple[str, str], float], run_id: str, campaign: str | None = None) -> str:
-    """'$1.60 committed ($0.80 by this run, $0.80 by run 7f3a…)' for one campaign or the night."""
-    by_run: dict[str, float] = defaultdict(float)
-    for (c, run), usd in spent.items():
-        if campaign is None or c == campaign:
-            by_run[run] += usd
-    parts = [f"{_usd(usd)} by {'this run' if run == run_id else f'run {str(run)[:8]}'}"
-             for run, usd in sorted(by_run.items(), key=lambda kv: kv[0] != run_id) if usd]
-    return f"{_usd(sum(by_run.values()))} committed" + (f" ({', '.join(parts)})" if parts else "")
-
-
-def _usd(usd: float) -> str:
-    """Dollars in cents, or to a hundredth of a cent below a dime (a test night's GPU seconds)."""
-    return f"${usd:.2f}" if abs(usd) >= 0.1 or usd == 0 else f"${usd:.4f}"
