@@ -305,21 +305,20 @@ class WanProvider:
                                   f"(model {request.model})")
         if request.lora and request.lora not in route.loras:
             raise ContentRejected(f"{self.id} has no LoRA {request.lora!r}")
-        profile_name = route.profile_for(request.campaign)
-        profile = route.profiles[profile_name]
-        if profile.model_loras and profile.lora_for(request.model) is None:  # a distilled LoRA made for other models
-            raise ContentRejected(f"profile {profile_name} has no LoRA for model {request.model} (model_loras: "
-                                  f"{', '.join(profile.model_loras)}); choose another profile for campaign "
-                                  f"{request.campaign or '(none)'}")
-        if request.extend_s <= 0:
-            return entry, None
-        name = route.i2v_model.get(request.resolution)
-        if name is None:
+        name = route.i2v_model.get(request.resolution) if request.extend_s > 0 else None
+        if request.extend_s > 0 and name is None:
             raise ContentRejected(f"extending needs an image-to-video model for {request.resolution} (wan.i2v_model)")
-        if route.fps_of(name) != route.fps_of(request.model):
+        if name is not None and route.fps_of(name) != route.fps_of(request.model):
             raise ContentRejected(f"extending {request.model} ({route.fps_of(request.model)} fps) needs an "
                                   f"image-to-video model at the same frame rate; {name} renders {route.fps_of(name)} fps")
-        return entry, route.models[name]
+        profile_name = route.profile_for(request.campaign)
+        profile = route.profiles[profile_name]
+        for model in filter(None, [request.model, name]):
+            if profile.model_loras and profile.lora_for(model) is None:  # a distilled LoRA made for other models
+                raise ContentRejected(f"profile {profile_name} has no LoRA for model {model} (model_loras: "
+                                      f"{', '.join(profile.model_loras)}); choose another profile for campaign "
+                                      f"{request.campaign or '(none)'}")
+        return entry, route.models[name] if name is not None else None
 
     def generate(self, request: ClipRequest, workdir: Path, journal: Journal | None = None) -> Clip:
         with self._render_lock:  # first thing: clips render in the order they reserved (plan order)

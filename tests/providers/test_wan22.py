@@ -145,3 +145,18 @@ def test_turbo_runs_a_quarter_of_stocks_passes_or_fewer_on_both_kinds_of_model(t
         assert counts["c1"] == 32  # 16 steps x (cond, uncond), across the experts
         assert counts["rush"] == 4 and counts["rush"] * 4 <= counts["c1"]  # 4 steps, one pass each: no CFG
     apply_profile(pipe, route.profiles["stock"])
+
+
+def test_a_distilled_profile_refuses_a_model_it_has_no_lora_for_before_rendering(tmp_path, lora):
+    from vidbatch.errors import ContentRejected
+    from vidbatch.providers import ClipRequest
+
+    route = load_policy(wan22_policy(tmp_path)).routes["wan"]
+    turbo = WanProfile(model_loras={"a14b-t2v": "distilled"}, steps=4, guidance=1.0)
+    route = route.model_copy(update={"loras": {"distilled": lora}, "profiles": {**route.profiles, "turbo": turbo},
+                                     "campaign_profiles": {"rush": "turbo"}})
+    request = ClipRequest(item_id="x", prompt="a cat", seconds=1.0, width=256, height=160, model="ti2v-5b",
+                          resolution="720p", seed=3, campaign="rush")
+    with pytest.raises(ContentRejected, match="profile turbo has no LoRA for model ti2v-5b"):
+        WanProvider(route).generate(request, tmp_path)
+    assert not list(tmp_path.glob("*.mp4"))
