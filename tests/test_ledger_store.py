@@ -350,8 +350,13 @@ def test_measured_prices_are_the_newest_clips_high_percentile_with_a_margin(stor
         r = reservation("r", f"i{n}", 0.1)
         rows += [r, {**closing(r, "settled", 0.1), "provider": "wan", "price_key": "m|480p|stock",
                      "gpu_s_per_shot": 100.0 if n < 10 else float(n)}]
+    old = reservation("r", "long-ago", 0.1, night="2026-10-01")  # more than NIGHTS before: not read
+    rows += [old, {**closing(old, "settled", 0.1, night="2026-10-01"), "provider": "wan", "price_key": "x|480p|stock",
+                   "gpu_s_per_shot": 999.0}]
     store.append(rows)
-    figure = store.measured()["wan"]["m|480p|stock"]
+    measured = store.measured(NIGHT)
+    assert set(measured["wan"]) == {"m|480p|stock"}
+    figure = measured["wan"]["m|480p|stock"]
     assert figure.clips == RECENT
     assert figure.gpu_s_per_shot == pytest.approx(55.0 * MARGIN)  # p90 of 10..59, the higher one
     assert figure.source() == f"measured: p90 of {RECENT} clip(s) x {MARGIN:g}"

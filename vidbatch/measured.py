@@ -14,12 +14,20 @@ import polars as pl
 
 from vidbatch.route_settings import MeasuredPrice
 
-__all__ = ["PERCENTILE", "MARGIN", "RECENT", "MEASUREMENT_SCHEMA", "measured_prices"]
+__all__ = ["PERCENTILE", "MARGIN", "RECENT", "NIGHTS", "since_night", "MEASUREMENT_SCHEMA", "measured_prices"]
 
 PERCENTILE = 0.9  # of the newest clips of a key
 MARGIN = 1.25     # on top of it: a render that still outgrows this grows its reservation while it runs
 RECENT = 50       # clips per key: recent enough to follow new drivers, GPUs and profiles
+NIGHTS = 30       # and from the newest nights only: the read is bounded by a month, not by history
 MEASUREMENT_SCHEMA = {"provider": pl.String(), "price_key": pl.String(), "gpu_s_per_shot": pl.Float64()}
+
+
+def since_night(night: str) -> str:
+    """The oldest night whose clips still count for `night` (YYYY-MM-DD; NIGHTS back)."""
+    from datetime import date, timedelta
+
+    return (date.fromisoformat(night) - timedelta(days=NIGHTS)).isoformat()
 
 
 def measured_prices(samples: pl.DataFrame) -> dict[str, dict[str, MeasuredPrice]]:

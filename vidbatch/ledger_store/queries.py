@@ -89,14 +89,15 @@ def committed_by(conn: Connection, night: str) -> dict[tuple[str, str], float]:
     return out
 
 
-def measurements(conn: Connection, recent: int) -> pl.DataFrame:
-    """The newest `recent` measured prices of each (route, price key): settled clips that recorded
-    one (MEASUREMENT_SCHEMA), read along the price-key index."""
+def measurements(conn: Connection, recent: int, since_night: str) -> pl.DataFrame:
+    """The newest `recent` measured prices of each (route, price key) among the settled clips of
+    nights from `since_night` on that recorded one (MEASUREMENT_SCHEMA): bounded by those nights,
+    not by history (the index on night)."""
     ranked = select(ledger_rows.c.provider, ledger_rows.c.price_key, ledger_rows.c.gpu_s_per_shot,
                     func.row_number().over(partition_by=(ledger_rows.c.provider, ledger_rows.c.price_key),
                                            order_by=ledger_rows.c.id.desc()).label("newest")).where(
-        ledger_rows.c.price_key.is_not(None), ledger_rows.c.gpu_s_per_shot.is_not(None),
-        ledger_rows.c.status == "settled").subquery()
+        ledger_rows.c.night >= since_night, ledger_rows.c.status == "settled",
+        ledger_rows.c.price_key.is_not(None), ledger_rows.c.gpu_s_per_shot.is_not(None)).subquery()
     found = conn.execute(select(ranked.c.provider, ranked.c.price_key, ranked.c.gpu_s_per_shot).where(
         ranked.c.newest <= recent)).all()
     return pl.DataFrame([r._asdict() for r in found], schema=MEASUREMENT_SCHEMA)

@@ -31,7 +31,7 @@ from vidbatch.ledger import LEDGER_SCHEMA, OPTIONAL_COLUMNS, History
 from vidbatch.ledger_store import queries, writes
 from vidbatch.ledger_store.caps import over_caps, over_item_cap
 from vidbatch.ledger_store.schema import imports, ledger_rows, open_reservations, runs
-from vidbatch.measured import RECENT, measured_prices
+from vidbatch.measured import RECENT, measured_prices, since_night
 from vidbatch.planner import Committed
 from vidbatch.policy import Caps
 
@@ -262,12 +262,14 @@ class LedgerStore:
         with self.engine.begin() as conn:
             return History(settled=queries.settled_for(conn, keys), in_flight=queries.in_flight(conn),
                            committed=_committed(queries.committed_by(conn, night)),
-                           measured=measured_prices(queries.measurements(conn, RECENT)))
+                           measured=measured_prices(queries.measurements(conn, RECENT, since_night(night))))
 
-    def measured(self) -> dict:
-        """route -> price key -> what its newest settled clips measured (vidbatch.measured)."""
+    def measured(self, night: str | None = None) -> dict:
+        """route -> price key -> what its newest settled clips measured (vidbatch.measured), as a
+        run on `night` (default: today, UTC) sees it."""
+        night = night or _now().date().isoformat()
         with self.engine.connect() as conn:
-            return measured_prices(queries.measurements(conn, RECENT))
+            return measured_prices(queries.measurements(conn, RECENT, since_night(night)))
 
     def settled_for(self, keys: pl.DataFrame) -> pl.DataFrame:
         """The latest settled clip that passed QA for each of `keys` that has one (SETTLED_SCHEMA)."""
