@@ -66,7 +66,8 @@ class Journal:
     `on_job(job_id, note)` must persist the id before the provider waits on it, so a killed run
     resumes the job instead of paying for a second one. `reserved_usd` is what the call's
     reservation holds; a provider whose cost grows while it works (GPU time) asks
-    `raise_to(usd, why)` to grow it before it spends more (None: granted, else why not: then it stops). `before_submit()` is called before every
+    `raise_to(usd, why, started)` to grow it before it spends more (None: granted, else why not: then
+    it stops; `started`: it has begun spending, so only the caps, not the run's priority order, can refuse). `before_submit()` is called before every
     paid submit (the run's rate limit). `on_paid(cost_usd, job_id)` records the money the moment the
     provider reports the clip made and billed, before it downloads anything (a provider that does
     not call it is recorded as paid when `generate` returns).
@@ -77,7 +78,7 @@ class Journal:
     before_submit: Callable[[], None] = lambda: None
     on_paid: Callable[[float, str | None], None] = lambda cost_usd, job_id: None
     reserved_usd: float = float("inf")
-    raise_to: Callable[[float, str], str | None] = lambda usd, why: None
+    raise_to: Callable[..., str | None] = lambda usd, why, started=True: None
 
 
 @dataclass(frozen=True)

@@ -235,7 +235,7 @@ class _Meter:
         left = self._left_s()
         target = (used + max(ahead_s, left or 0.0)) * GROWTH_MARGIN * self.usd_per_s
         why = self.journal.raise_to(target, f"{self.what}: {used:.2f} GPU s used, about "
-                                            f"{left if left is not None else ahead_s:.2f} s to go")
+                                            f"{left if left is not None else ahead_s:.2f} s to go", self.rendering)
         if why:  # refused before its first pipeline call, the clip has used nothing
             if not self.rendering:
                 raise RenderStopped(f"not started: its reservation could not grow to the ${target:.4f} this process "

@@ -28,6 +28,7 @@ from prefect.concurrency.sync import concurrency, rate_limit
 from vidbatch.budget import Earmarks, LiveBudget
 from vidbatch.ledger import Reservation
 from vidbatch.ledger_store import ledger_for
+from vidbatch.ledger_store.caps import cap_scope
 from vidbatch.policy import Policy
 from vidbatch.providers import Provider
 from vidbatch.redact import Redactor
@@ -135,29 +136,43 @@ class RunContext:
         allowance, if any), keeping what this run's higher-priority items that have not reserved
         yet were planned to cost; None when reserved, else why not."""
         try:
+            refused = self.earmarks.jumps(row["item_id"], row["campaign"])
+            if refused:
+                return refused
             if self.allowance is not None:
                 refused = self.allowance.try_reserve(row["campaign"], row["est_cost_usd"])
                 if refused:
-                    return f"batch allowance: {refused}"
+                    return self._refused(row, f"batch allowance: {refused}")
             refused = ledger_for(self.root).reserve(row, self.policy.caps, self.earmarks.ahead_of(row["item_id"]))
             if refused and self.allowance is not None:
                 self.allowance.settle(row["campaign"], row["est_cost_usd"], 0.0)
-            return refused
+            return self._refused(row, refused)
         finally:
             self.earmarks.taken(row["item_id"])  # reserved (the ledger holds it now) or refused (it waits)
 
-    def raise_reservation(self, money: Reservation, held_usd: float, usd: float, why: str) -> str | None:
-        """Grow an open reservation from `held_usd` to `usd` under the same caps (and allowance);
+    def raise_reservation(self, money: Reservation, held_usd: float, usd: float, why: str,
+                          in_order: bool = True) -> str | None:
+        """Grow an open reservation from `held_usd` to `usd` under the same caps (and allowance)
+        and, `in_order` (it has spent nothing yet), behind any higher-priority item a cap refused;
         None when granted, else why not."""
         more = usd - held_usd
+        row = money.raised(usd, why)
+        refused = self.earmarks.jumps(money.item_id, money.campaign) if in_order else None
+        if refused:
+            return refused
         if self.allowance is not None:
             refused = self.allowance.try_reserve(money.campaign, more)
             if refused:
-                return f"batch allowance: {refused}"
-        refused = ledger_for(self.root).raise_reservation(money.raised(usd, why), self.policy.caps,
-                                                          self.earmarks.ahead_of(money.item_id))
+                return self._refused(row, f"batch allowance: {refused}")
+        refused = ledger_for(self.root).raise_reservation(row, self.policy.caps, self.earmarks.ahead_of(money.item_id))
         if refused and self.allowance is not None:
             self.allowance.settle(money.campaign, more, 0.0)
+        return self._refused(row, refused)
+
+    def _refused(self, row: dict, refused: str | None) -> str | None:
+        """A cap's refusal, remembered so that no lower-priority item of this run jumps the refused one."""
+        if refused:
+            self.earmarks.refused(row["item_id"], row["campaign"], cap_scope(refused), refused)
         return refused
 
     def remember_job(self, item_id: str, reservation_id: str, job_id: str) -> None:

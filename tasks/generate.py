@@ -203,9 +203,10 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
                 paid.append(cost)
                 ctx.paid.record(reservation_id, cost)
 
-        def raise_to(usd: float, why: str) -> str | None:
-            """The call outgrows its reservation: grow it to `usd` under the caps, or say why not."""
-            refused = ctx.raise_reservation(money, held[0], usd, ctx.redact(why))
+        def raise_to(usd: float, why: str, started: bool = True) -> str | None:
+            """The call outgrows its reservation: grow it to `usd` under the caps (and, before it has
+            spent anything, the run's priority order), or say why not."""
+            refused = ctx.raise_reservation(money, held[0], usd, ctx.redact(why), in_order=not started)
             if refused is None:
                 held[0] = max(held[0], usd)
                 journal.reserved_usd = held[0]

@@ -102,3 +102,26 @@ def test_earmarks_keep_what_higher_priority_items_were_planned_to_cost_until_the
     marks.taken("hi")
     assert marks.ahead_of("lo").by_campaign == {"d": 2.0}
     assert marks.ahead_of("unplanned").night_usd == 6.0  # an unplanned item comes after every waiting one
+
+
+def test_a_cap_that_refuses_an_item_keeps_the_lower_priority_items_of_its_campaign_behind_it():
+    marks = Earmarks([("a", "c", 1.0), ("b", "c", 1.0), ("x", "d", 1.0), ("z", "c", 1.0)])
+    marks.refused("a", "c", None, "item cap $1.00 is below $2.0000")  # the item cap binds one item only
+    assert marks.jumps("b", "c") is None
+    marks.refused("b", "c", "campaign", "campaign cap $2.00 reached: $1.90 committed")
+    assert marks.jumps("a", "c") is None and marks.jumps("b", "c") is None  # it may ask again itself
+    assert "higher-priority b was refused first (campaign cap $2.00 reached" in marks.jumps("z", "c")
+    assert marks.jumps("x", "d") is None  # another campaign is not behind it
+    marks.refused("x", "d", "night", "night cap $3.00 reached: $2.95 committed")
+    assert "higher-priority x" in marks.jumps("z", "c") or "higher-priority b" in marks.jumps("z", "c")
+    assert "higher-priority x" in marks.jumps("unplanned", "e")  # the night binds every campaign
+    assert marks.jumps("b", "c") is None  # planned before x
+
+
+def test_the_refusals_the_caps_write_name_their_scope():
+    from vidbatch.ledger_store.caps import cap_scope
+
+    assert cap_scope("campaign cap $6.00 reached: $6.00 committed") == "campaign"
+    assert cap_scope("batch allowance: night cap $1.00 reached ($1.00 committed)") == "night"
+    assert cap_scope("item cap $1.00 is below $2.00") is None
+    assert cap_scope("already made by run 1234 while this run waited; not made twice") is None

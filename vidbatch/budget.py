@@ -7,7 +7,9 @@ Before each paid call the batch asks `try_reserve`; it is refused when the allow
 committed (settled costs plus open estimates), cannot hold it.
 `Earmarks`: what a run's planned items are expected to cost until each reserves, so a
 lower-priority clip (or its render, growing) never takes what a higher-priority one was planned
-to cost before that one has started. Pure and thread-safe.
+to cost before that one has started; and once a cap refuses one of them, no lower-priority item
+of that campaign (or, for the night cap, of the night) jumps it: strict priority, as the planner
+allocates. Pure and thread-safe.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ class Earmarks:
         self._rank = {item: n for n, (item, _, _) in enumerate(self._order)}
         self._waiting = set(self._rank)
         self._head = 0  # every item before it has reserved or left
+        self._stops: dict[str | None, tuple[int, str, str]] = {}  # campaign (None: night) -> refused rank, item, why
         self._lock = threading.Lock()
 
     def ahead_of(self, item_id: str) -> Committed:
@@ -79,3 +82,26 @@ class Earmarks:
             self._waiting.discard(item_id)
             while self._head < len(self._order) and self._order[self._head][0] not in self._waiting:
                 self._head += 1
+
+    def refused(self, item_id: str, campaign: str, scope: str | None, why: str) -> None:
+        """A cap (`scope`: "campaign" or "night"; None: not a campaign or night cap) refused
+        `item_id`: the lower-priority items of its campaign (or night) wait behind it."""
+        if scope is None:
+            return
+        key = campaign if scope == "campaign" else None
+        with self._lock:
+            rank = self._rank.get(item_id, len(self._order))
+            if key not in self._stops or rank < self._stops[key][0]:
+                self._stops[key] = (rank, item_id, why)
+
+    def jumps(self, item_id: str, campaign: str) -> str | None:
+        """Why `item_id` may not reserve or grow now: a higher-priority item of its campaign (or
+        night) was refused by a cap in this run; None when none was."""
+        with self._lock:
+            rank = self._rank.get(item_id, len(self._order))
+            for key in (campaign, None):
+                stop = self._stops.get(key)
+                if stop is not None and rank > stop[0]:
+                    return (f"strict priority: higher-priority {stop[1]} was refused first ({stop[2]}); "
+                            "a lower-priority item does not take its place")
+        return None

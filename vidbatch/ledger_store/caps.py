@@ -9,7 +9,7 @@ from collections import defaultdict
 from vidbatch.planner import Committed
 from vidbatch.policy import Caps
 
-__all__ = ["over_item_cap", "over_caps", "who", "usd_text"]
+__all__ = ["over_item_cap", "over_caps", "cap_scope", "who", "usd_text"]
 
 
 def over_item_cap(caps: Caps, usd: float, what: str) -> str | None:
@@ -31,6 +31,13 @@ def over_caps(spent: dict[tuple[str, str], float], caps: Caps, row: dict, more_u
         kept = _kept(ahead.night_usd)
         return f"night cap {usd_text(caps.night_usd)} reached: {who(spent, row['run_id'])}{kept}"
     return None
+
+
+def cap_scope(refusal: str) -> str | None:
+    """Which cap a refusal written here (or by a batch allowance) names: "campaign", "night", or
+    None (the item cap, another run holding the item)."""
+    text = refusal.removeprefix("batch allowance: ")
+    return next((scope for scope in ("campaign", "night") if text.startswith(f"{scope} cap ")), None)
 
 
 def _kept(usd: float) -> str:
