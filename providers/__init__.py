@@ -139,7 +139,8 @@ class ProviderKind:
 # on packaging metadata for them (a stale `*.egg-info` in a checkout hides entry points).
 BUILT_IN_KINDS = {"wan-diffusers": "vidbatch.providers.wan:KIND",
                   "openai-videos": "vidbatch.providers.openai_video:KIND",
-                  "dashscope": "vidbatch.providers.dashscope:KIND"}
+                  "dashscope": "vidbatch.providers.dashscope:KIND",
+                  "gemini-veo": "vidbatch.providers.gemini_veo:KIND"}
 
 
 @functools.cache

@@ -11,6 +11,8 @@ on jobs in flight). Used only when asked for: `vidbatch run --sandbox`, `vidbatc
   server  `VideosSandbox`: the jobs, their media, and uvicorn on 127.0.0.1
   dashscope, dashscope_routes   `DashScopeSandbox`: the same for DashScope's async task API
           (hosted Wan on Model Studio): tasks, per-second billing, its own faults
+  veo, veo_routes   `VeoSandbox`: Google Veo's two Vertex AI calls (predictLongRunning,
+          fetchPredictOperation): operations, per-second billing, refusals, its own faults
 
 Importing this package imports neither FastAPI nor uvicorn; starting a server does.
 """
@@ -18,5 +20,7 @@ Importing this package imports neither FastAPI nor uvicorn; starting a server do
 from vidbatch.sandbox.dashscope import DashScopeFaults, DashScopeSandbox
 from vidbatch.sandbox.jobs import Faults, Job, VideoJobs
 from vidbatch.sandbox.server import VideosSandbox
+from vidbatch.sandbox.veo import VeoFaults, VeoSandbox
 
-__all__ = ["Faults", "Job", "VideoJobs", "VideosSandbox", "DashScopeFaults", "DashScopeSandbox"]
+__all__ = ["Faults", "Job", "VideoJobs", "VideosSandbox", "DashScopeFaults", "DashScopeSandbox", "VeoFaults",
+           "VeoSandbox"]

@@ -17,8 +17,6 @@ FAILED, content inspection failures, result URLs that expire early, models that 
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 import threading
 import time
 import uuid
@@ -27,6 +25,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from vidbatch import media
+from vidbatch.sandbox.server import Loopback
 
 __all__ = ["DashScopeFaults", "Task", "DashScopeSandbox", "WAN21_MODELS", "SUBMIT_PATH"]
 
@@ -82,8 +81,10 @@ class Task:
         return "FAILED" if self.fails else "SUCCEEDED"
 
 
-class DashScopeSandbox:
+class DashScopeSandbox(Loopback):
     """DashScope's video-synthesis task API on 127.0.0.1: `start()` gives its base URL."""
+
+    _name = "dashscope-sandbox"
 
     def __init__(self, *, api_key: str = "sk-dashscope-sandbox", latency_s: float = 1.0,
                  models: dict[str, dict] | None = None, task_ttl_s: float = 86_400.0, fps: int = 16,
@@ -97,9 +98,7 @@ class DashScopeSandbox:
         self.tasks: dict[str, Task] = {}
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status) of every request
         self._lock = threading.Lock()
-        self._media = Path(tempfile.mkdtemp(prefix="vidbatch-dashscope-"))
-        self._server = None
-        self.base_url = ""
+        super().__init__("vidbatch-dashscope-")
 
     # ---- the books ------------------------------------------------------------------------------
 
@@ -191,38 +190,13 @@ class DashScopeSandbox:
         if task is None or time.time() > expires or task.status(self.latency_s, time.monotonic()) != "SUCCEEDED":
             return None
         width, height = (int(v) for v in task.size.split("*"))
-        path = self._media / f"{width}x{height}-{task.duration}s.mp4"
-        with self._lock:
-            if not path.exists():
-                self._media.mkdir(parents=True, exist_ok=True)
-                media.testsrc(path.with_suffix(".part.mp4"), task.duration, width, height, self.fps)
-                path.with_suffix(".part.mp4").rename(path)
-        return path
+        return self.rendered(f"{width}x{height}-{task.duration}s.mp4",
+                             lambda part: media.testsrc(part, task.duration, width, height, self.fps))
 
-    # ---- serving ---------------------------------------------------------------------------------
-
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve in a background thread (port 0: a free one); returns the base URL."""
+    def _app(self):
         from vidbatch.sandbox.dashscope_routes import build_app
-        from vidbatch.sandbox.server import serve_in_thread
 
-        self._server, bound = serve_in_thread(build_app(self), host, port, "dashscope-sandbox")
-        self.base_url = f"http://{host}:{bound}"
-        return self.base_url
-
-    def stop(self) -> None:
-        """Stop serving and remove the media it rendered (nothing is left in the temp folder)."""
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-        shutil.rmtree(self._media, ignore_errors=True)
-
-    def __enter__(self) -> "DashScopeSandbox":
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        return build_app(self)
 
 
 def _error(code: str, message: str) -> dict:

@@ -7,7 +7,6 @@ task id, and must not create it again.
 
 from __future__ import annotations
 
-import json
 import random
 from typing import TYPE_CHECKING
 
@@ -15,6 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 
 from vidbatch.sandbox.dashscope import SUBMIT_PATH, _error
+from vidbatch.sandbox.server import gatekeeper
 
 if TYPE_CHECKING:
     from vidbatch.sandbox.dashscope import DashScopeSandbox
@@ -25,22 +25,9 @@ __all__ = ["build_app"]
 def build_app(sandbox: DashScopeSandbox) -> FastAPI:
     app = FastAPI(title="vidbatch DashScope sandbox", docs_url=None, redoc_url=None, openapi_url=None)
 
-    @app.middleware("http")
-    async def gatekeeper(request: Request, call_next):
-        response = _gate(sandbox, request)
-        if response is None:
-            response = await call_next(request)
-        if sandbox.faults.echo_headers and response.status_code >= 400:  # a gateway repeating what it was sent
-            body = b"".join([chunk async for chunk in response.body_iterator])
-            try:
-                answer = json.loads(body)
-            except ValueError:
-                answer = {"code": "Error", "message": body.decode(errors="replace")}
-            answer["message"] = f"{answer.get('message')} (request headers: {dict(request.headers)})"
-            response = JSONResponse(answer, status_code=response.status_code)
-        sandbox.requests.append((request.method, request.url.path, response.status_code))
-        response.headers["x-vidbatch-sandbox"] = "1"
-        return response
+    gatekeeper(app, sandbox, lambda request: _gate(sandbox, request), _echoed,
+               lambda request, response: sandbox.requests.append((request.method, request.url.path,
+                                                                  response.status_code)))
 
     @app.post(SUBMIT_PATH)
     async def submit(request: Request):
@@ -82,6 +69,12 @@ def build_app(sandbox: DashScopeSandbox) -> FastAPI:
         return FileResponse(path, media_type="video/mp4")
 
     return app
+
+
+def _echoed(answer: dict | None, raw: str, headers: str, status: int) -> dict:
+    answer = answer if answer is not None else {"code": "Error", "message": raw}
+    answer["message"] = f"{answer.get('message')} (request headers: {headers})"
+    return answer
 
 
 _DICE = random.Random(7)  # seeded: a rehearsal's faults repeat

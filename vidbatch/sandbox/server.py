@@ -18,7 +18,7 @@ from vidbatch import media
 from vidbatch.policy import default_policy
 from vidbatch.sandbox.jobs import Faults, Job, VideoJobs
 
-__all__ = ["VideosSandbox", "serve_in_thread", "Served"]
+__all__ = ["VideosSandbox", "Loopback", "serve_in_thread", "Served", "gatekeeper"]
 
 
 class Served:
@@ -51,8 +51,83 @@ def serve_in_thread(app, host: str, port: int, name: str) -> tuple[Served, int]:
     return Served(server, thread), server.servers[0].sockets[0].getsockname()[1]
 
 
-class VideosSandbox:
-    """The Videos API on 127.0.0.1: `start()` gives its base URL; `billing()` what it charged."""
+def gatekeeper(app, sandbox, gate, echoed, log=None) -> None:
+    """Install the middleware of a sandbox's FastAPI face: `gate(request)` answers first (auth, an
+    injected fault) or None; with the `echo_headers` fault an error answer repeats the request's
+    headers, as some gateways do: `echoed(answer, raw, headers, status)` is the error body with
+    them in its message (`answer`: the parsed body, None when it is not JSON); `log(request,
+    response)` sees every answer; each says x-vidbatch-sandbox: 1."""
+    import json
+
+    from fastapi.responses import JSONResponse
+
+    @app.middleware("http")
+    async def _gate(request, call_next):
+        response = gate(request) or await call_next(request)
+        if sandbox.faults.echo_headers and response.status_code >= 400:
+            body = b"".join([chunk async for chunk in response.body_iterator])
+            try:
+                answer = json.loads(body)
+            except ValueError:
+                answer = None
+            response = JSONResponse(echoed(answer, body.decode(errors="replace"), str(dict(request.headers)),
+                                           response.status_code), status_code=response.status_code)
+        if log is not None:
+            log(request, response)
+        response.headers["x-vidbatch-sandbox"] = "1"
+        return response
+
+
+class Loopback:
+    """A sandbox served on 127.0.0.1 in a background thread: `start()` gives its base URL (port 0:
+    a free one), `stop()` ends it and removes the media it rendered; a context manager too.
+    Subclasses give `_app()` (their FastAPI face), `_name` and `_path` (what follows host:port)."""
+
+    _name, _path = "sandbox", ""
+
+    def __init__(self, prefix: str):
+        self._media = Path(tempfile.mkdtemp(prefix=prefix))
+        self._render_lock = threading.Lock()
+        self._server: Served | None = None
+        self.base_url = ""
+
+    def _app(self):
+        raise NotImplementedError
+
+    def rendered(self, name: str, make) -> Path:
+        """The media file `name`, made once by `make(path)` (into a part file, then renamed)."""
+        path = self._media / name
+        with self._render_lock:
+            if not path.exists():
+                self._media.mkdir(parents=True, exist_ok=True)
+                part = path.with_name(f"part-{path.name}")
+                make(part)
+                part.rename(path)
+        return path
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        self._server, bound = serve_in_thread(self._app(), host, port, self._name)
+        self.base_url = f"http://{host}:{bound}{self._path}"
+        return self.base_url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+        shutil.rmtree(self._media, ignore_errors=True)
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+class VideosSandbox(Loopback):
+    """The Videos API on 127.0.0.1: `start()` gives its base URL (…/v1); `billing()` what it charged."""
+
+    _name, _path = "videos-sandbox", "/v1"
 
     def __init__(self, *, api_key: str = "sk-sandbox", latency_s: float = 1.0, poll_after_ms: int = 200,
                  prices: dict[str, dict[str, float]] | None = None, report_billing: bool = True,
@@ -63,10 +138,7 @@ class VideosSandbox:
         self.book = VideoJobs(prices=prices or default_policy().routes["sora"].price_usd_per_s, latency_s=latency_s,
                               ttl_s=ttl_s, report_billing=report_billing, faults=faults or Faults(), seed=seed)
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status) of every request
-        self._render_lock = threading.Lock()
-        self._media = Path(tempfile.mkdtemp(prefix="vidbatch-sandbox-"))
-        self._server: Served | None = None
-        self.base_url = ""
+        super().__init__("vidbatch-sandbox-")
 
     # ---- what tests and rehearsals look at and turn -------------------------------------------
 
@@ -97,41 +169,14 @@ class VideosSandbox:
     def render(self, job: Job) -> Path:
         """The job's MP4 (a test pattern with a tone), rendered once per size and length."""
         width, height = (int(v) for v in job.size.split("x"))
-        path = self._media / f"{job.size}-{job.seconds}s.mp4"
-        with self._render_lock:
-            if not path.exists():
-                self._media.mkdir(parents=True, exist_ok=True)
-                media.testsrc(path.with_suffix(".part.mp4"), job.seconds, width, height, self.fps, audio=True)
-                path.with_suffix(".part.mp4").rename(path)
-        return path
+        return self.rendered(f"{job.size}-{job.seconds}s.mp4", lambda part: media.testsrc(
+            part, job.seconds, width, height, self.fps, audio=True))
 
     def thumbnail(self, job: Job) -> Path:
-        path = self.render(job).with_suffix(".jpg")
-        with self._render_lock:
-            if not path.exists():
-                media.first_frame(self.render(job), path)
-        return path
+        video = self.render(job)
+        return self.rendered(video.with_suffix(".jpg").name, lambda part: media.first_frame(video, part))
 
-    # ---- serving ----------------------------------------------------------------------------
-
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve in a background thread (port 0: a free one); returns the base URL (…/v1)."""
+    def _app(self):
         from vidbatch.sandbox.routes import build_app
 
-        self._server, bound = serve_in_thread(build_app(self), host, port, "videos-sandbox")
-        self.base_url = f"http://{host}:{bound}/v1"
-        return self.base_url
-
-    def stop(self) -> None:
-        """Stop serving and remove the media it rendered (nothing is left in the temp folder)."""
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
-        shutil.rmtree(self._media, ignore_errors=True)
-
-    def __enter__(self) -> "VideosSandbox":
-        self.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
+        return build_app(self)
