@@ -15,7 +15,8 @@ from vidbatch.catalog import validate_catalog
 from vidbatch.planner import plan_catalog
 from vidbatch.policy import default_policy
 from vidbatch.providers import priced_routes, registry
-from vidbatch.pricing import closed_estimate_usd, closed_size, wan_estimate_usd
+from vidbatch.providers.openai_video_pricing import closed_estimate_usd, closed_size
+from vidbatch.providers.wan_pricing import wan_estimate_usd
 
 
 def per_row_baseline(valid: pl.DataFrame, policy) -> int:

@@ -44,7 +44,7 @@ import torch
 
 from vidbatch.providers.wan_levers import PassCounter, apply_profile, experts, use_loras
 from vidbatch.providers.wan_tiny import build_tiny_pipeline
-from vidbatch.route_settings import LoraSource, WanProfile, WanRoute
+from vidbatch.providers.wan_settings import LoraSource, WanProfile, WanRoute
 
 SIZES = {
     "tiny": dict(layers=2, heads=2, head_dim=12, ffn=32, text_dim=32, height=144, width=256, frames=17, steps=20),

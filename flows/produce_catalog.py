@@ -24,7 +24,7 @@ from vidbatch.ledger import deferred_rows, rejected_rows
 from vidbatch.ledger_store import ledger_for, use_policy_ledger
 from vidbatch.planner import PLAN_COLUMNS
 from vidbatch.policy import Policy, load_policy
-from vidbatch.providers import priced_routes, registry
+from vidbatch.providers import priced_routes, registry, run_settings
 from vidbatch.redact import Redactor, logs_redacted
 from vidbatch.report import run_outcomes
 from vidbatch.runs import clip_jobs, history_keys, night_of, plan_run
@@ -82,8 +82,8 @@ def _produce_with(run_id: str, catalog: str, out: str, policy: Policy, campaign:
     label_run(run_id, night, sorted(set(valid["campaign"].to_list()) | set(campaign_of.values())), sandbox)
     history = read_history(root, history_keys(valid), night)
     unavailable = registry.unavailable(providers)
-    pool = {route: settings for route, (_, settings) in policy.route_sections().items()
-            if getattr(settings, "workers", "local") == "pool"}  # routes rendered by the GPU work pool
+    declared = run_settings(policy)
+    pool = {route: d for route, d in declared.items() if d.workers == "pool"}  # rendered by the GPU work pool
     for route in pool:  # the GPU workers have torch and the weights; this process need not
         unavailable.pop(route, None)
     for route, why in unavailable.items():
@@ -107,7 +107,8 @@ def _produce_with(run_id: str, catalog: str, out: str, policy: Policy, campaign:
                                 for j in jobs if j.resume_reservation_id},
                      earmarks=Earmarks([(j.item_id, j.campaign, j.est_cost_usd) for j in local
                                         if j.recover is None and not j.resume_reservation_id]),
-                     turns=Turns({route: [j.item_id for j in local if j.provider == route] for route in providers}))
+                     turns=Turns({route: [j.item_id for j in local if j.provider == route] for route in providers}),
+                     declared=declared)
     progress = create_progress_artifact(0.0, description=f"clips finished of {len(jobs)}")
     outcomes = []
 

@@ -7,37 +7,30 @@ resumes them and never creates them again), and a hook that records each new job
 The registry builds a run's providers: every route of the policy (`Policy.route_sections`) through
 its kind; tests, benches and the sandbox bind factories to route names with `bound`.
 
-Provider *kinds* are code and pluggable: a kind is a `ProviderKind` (its name, the pydantic model
-of a route's settings, and how to build a provider from them) that a package announces in the
-`vidbatch.provider_kinds` entry-point group, as pluggy/llm/Prefect plugins do. vidbatch's own
-(`wan-diffusers`, `openai-videos`, `dashscope`) are announced the same way in its pyproject.toml.
+Provider *kinds* (vidbatch.kinds, re-exported here) are code and pluggable: a `ProviderKind` that
+a package announces in the `vidbatch.provider_kinds` entry-point group, as pluggy/llm/Prefect
+plugins do. vidbatch's own (`wan-diffusers`, `openai-videos`, `dashscope`, `gemini-veo`) are
+announced the same way in its pyproject.toml, and validate their settings the same way.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import importlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from importlib.metadata import entry_points
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from pydantic import ValidationError
-
-from vidbatch.errors import PolicyError
+from vidbatch.kinds import BUILT_IN_KINDS, KIND_GROUP, ProviderKind, RunSettings, kind_of, provider_kinds
 
 if TYPE_CHECKING:  # the contract imports no polars: a GPU box's bench imports the Wan levers alone
     from vidbatch.planner import PricedRoute
     from vidbatch.policy import Policy
 
-__all__ = ["ClipRequest", "Clip", "Journal", "Provider", "ProviderKind", "provider_kinds", "KIND_GROUP",
-           "BUILT_IN_KINDS", "kind_of", "settings_of", "resolved_routes", "priced_routes", "Registry", "registry",
-           "Guarded"]
-
-KIND_GROUP = "vidbatch.provider_kinds"
-
+__all__ = ["ClipRequest", "Clip", "Journal", "Provider", "ProviderKind", "RunSettings", "provider_kinds",
+           "KIND_GROUP", "BUILT_IN_KINDS", "kind_of", "resolved_routes", "run_settings", "loras_of",
+           "priced_routes", "Registry", "registry", "Guarded"]
 
 @dataclass(frozen=True)
 class ClipRequest:
@@ -114,87 +107,7 @@ class Provider(Protocol):
     def generate(self, request: ClipRequest, workdir: Path, journal: Journal | None = None) -> Clip: ...
 
 
-@dataclass(frozen=True)
-class ProviderKind:
-    """A kind of provider: `settings` validates a route's section of the policy; `build(route name,
-    settings)` makes the provider (lazily importing whatever heavy library it needs)."""
-
-    name: str
-    settings: type
-    build: Callable[[str, Any], "Provider"]
-    description: str = ""
-    describe: Callable[[Any], dict] = lambda settings: {}  # models, prices, endpoint: for `vidbatch routes`
-    # price(settings, route) -> polars expressions adding {route}_model, {route}_size and {route}_cost
-    # (null where the route cannot make an item) to a catalog: what the planner prices, pure.
-    price: Callable[[Any, str], list] = lambda settings, route: []
-    # sandbox(route, settings, stack, latency_s, faults) -> a provider on a loopback server that the
-    # ExitStack stops (`--sandbox` runs: nothing paid); None: the kind spends no money to rehearse.
-    sandbox: Callable[[str, Any, Any, float, dict], "Provider"] | None = None
-    # measured(settings, figures) -> the settings priced with what the ledger measured of this route
-    # (price key -> vidbatch.route_settings.MeasuredPrice); None: the kind's prices are list prices.
-    measured: Callable[[Any, dict], Any] | None = None
-
-
-# vidbatch's own kinds, as its pyproject.toml announces them. Known here too, so a run never depends
-# on packaging metadata for them (a stale `*.egg-info` in a checkout hides entry points).
-BUILT_IN_KINDS = {"wan-diffusers": "vidbatch.providers.wan:KIND",
-                  "openai-videos": "vidbatch.providers.openai_video:KIND",
-                  "dashscope": "vidbatch.providers.dashscope:KIND",
-                  "gemini-veo": "vidbatch.providers.gemini_veo:KIND"}
-
-
-@functools.cache
-def provider_kinds() -> dict[str, ProviderKind]:
-    """Every kind, by name: vidbatch's own, and those of installed packages (the
-    `vidbatch.provider_kinds` entry points). A kind that fails to load, or a package that claims
-    a name another kind has, stops here with the package named."""
-    found: dict[str, ProviderKind] = {name: _load(name, value, "vidbatch") for name, value in BUILT_IN_KINDS.items()}
-    for point in entry_points(group=KIND_GROUP):
-        package = point.dist.name if point.dist else "?"
-        if BUILT_IN_KINDS.get(point.name) == point.value:
-            continue  # vidbatch's own, announced in its metadata
-        if point.name in found:
-            raise PolicyError(f"package {package} defines the provider kind {point.name!r}, which another kind has")
-        found[point.name] = _load(point.name, point.value, package)
-    return found
-
-
-def kind_of(route: str, kind_name: str) -> ProviderKind:
-    """The kind a route names, or a PolicyError saying which kinds are installed."""
-    kinds = provider_kinds()
-    if kind_name not in kinds:
-        raise PolicyError(f"route {route!r} names kind {kind_name!r}, which no installed package provides "
-                          f"(installed: {', '.join(sorted(kinds))})")
-    return kinds[kind_name]
-
-
-def _load(name: str, value: str, package: str) -> ProviderKind:
-    module, _, attribute = value.partition(":")
-    try:
-        kind = getattr(importlib.import_module(module), attribute)
-    except Exception as err:  # a broken plugin must say which one it is
-        raise PolicyError(f"provider kind {name!r} ({value}, package {package}) does not load: "
-                          f"{type(err).__name__}: {err}") from err
-    if not isinstance(kind, ProviderKind) or kind.name != name:
-        raise PolicyError(f"entry point {name!r} of package {package} is not a ProviderKind named {name!r}")
-    return kind
-
-
 Factory = Callable[["Policy"], Provider]
-
-
-def settings_of(route: str, kind: ProviderKind, settings: Any) -> Any:
-    """A route's settings as its kind's model: vidbatch's own kinds are validated by the policy;
-    a plugin kind's raw section (`PluginRoute`) is validated here, errors named `routes.NAME.field`."""
-    from vidbatch.policy import PluginRoute, error_lines
-
-    if not isinstance(settings, PluginRoute):
-        return settings
-    try:
-        return kind.settings.model_validate(settings.model_extra or {})
-    except ValidationError as err:
-        raise PolicyError(f"route {route!r} (kind {kind.name}): invalid settings\n"
-                          + error_lines(err, ("routes", route))) from err
 
 
 def resolved_routes(policy: "Policy", measured: dict | None = None) -> dict[str, tuple[ProviderKind, Any]]:
@@ -202,12 +115,30 @@ def resolved_routes(policy: "Policy", measured: dict | None = None) -> dict[str,
     `measured` (route -> price key -> figure, from the ledger) prices the kinds that measure."""
     resolved = {}
     for route, (kind_name, settings) in policy.route_sections().items():
-        kind = kind_of(route, kind_name)
-        settings = settings_of(route, kind, settings)
+        kind = kind_of(route, kind_name)  # the settings were validated by this kind as the policy loaded
         if kind.measured is not None and (measured or {}).get(route):
             settings = kind.measured(settings, measured[route])
         resolved[route] = (kind, settings)
     return resolved
+
+
+def run_settings(policy: "Policy") -> dict[str, RunSettings]:
+    """Route name -> what a run reads of it, as its kind declares, in the policy's order."""
+    return {route: kind.run_settings(settings) for route, (kind, settings) in resolved_routes(policy).items()}
+
+
+def loras_of(policy: "Policy") -> tuple[dict[str, Any], dict[str, str], dict[str, Callable[[], str]]]:
+    """The LoRAs a catalog may name (name -> its settings; where two routes define one name, the
+    first listed), each campaign's default LoRA (the first route listing one wins), and how to
+    fingerprint each LoRA (name -> a callable its kind gives)."""
+    found, defaults, identity = {}, {}, {}
+    for declared in reversed(list(run_settings(policy).values())):
+        found.update(declared.loras)
+        defaults.update(declared.campaign_loras)
+        if declared.lora_identity is not None:
+            identity.update({name: functools.partial(declared.lora_identity, name, lora)
+                             for name, lora in declared.loras.items()})
+    return found, defaults, identity
 
 
 def priced_routes(policy: "Policy", providers: dict[str, "Provider"],

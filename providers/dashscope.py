@@ -3,7 +3,7 @@
 Plain httpx, not the `dashscope` SDK: the contract is two endpoints and a task list; the SDK's
 `VideoSynthesis.call` hides the task id until the task ends (and a killed run would pay twice),
 while `async_call` is a thin wrapper over the same POST; the SDK would add a dependency (and its
-own retries) for nothing we need. Every policy setting is in `DashScopeSettings`.
+own retries) for nothing we need. Every policy setting is in `DashScopeSettings`, defined here.
 
   1. a client: bearer key from the environment variable the settings name (never the policy);
      base URL from the settings, else $DASHSCOPE_HTTP_BASE_URL, else the international endpoint.
@@ -35,21 +35,62 @@ import time
 from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 import httpx
 import polars as pl
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from vidbatch.errors import ContentRejected, ProviderError, ProviderUnavailable, TransientProviderError
-from vidbatch.providers import Clip, ClipRequest, Journal, ProviderKind
-from vidbatch.route_settings import DASHSCOPE_DEFAULT_BASE_URL, DashScopeSettings
+from vidbatch.providers import Clip, ClipRequest, Journal, ProviderKind, RunSettings
+from vidbatch.route_settings import checked_endpoint
 
 __all__ = ["DashScopeSettings", "DashScopeProvider", "KIND", "price_columns", "DEFAULT_BASE_URL", "SUBMIT_PATH"]
 
 log = logging.getLogger(__name__)
-DEFAULT_BASE_URL = DASHSCOPE_DEFAULT_BASE_URL
+DEFAULT_BASE_URL = "https://dashscope-intl.aliyuncs.com"
 SUBMIT_PATH = "/api/v1/services/aigc/video-generation/video-synthesis"
 FINAL = ("SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN")
+
+
+class DashScopeSettings(BaseModel):
+    """A hosted-Wan route's settings (prices: Model Studio international list prices)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    kind: Literal["dashscope"] = "dashscope"
+    base_url: str | None = Field(None, description="else $DASHSCOPE_HTTP_BASE_URL, else " + DEFAULT_BASE_URL)
+    api_key_env: str = Field("DASHSCOPE_API_KEY", description="the variable holding the key, never the key")
+    t2v_model: dict[str, str] = {"480p": "wan2.1-t2v-turbo", "720p": "wan2.1-t2v-plus"}
+    i2v_model: dict[str, str] = {"480p": "wan2.1-i2v-turbo", "720p": "wan2.1-i2v-plus"}
+    price_usd_per_s: dict[str, PositiveFloat] = {"wan2.1-t2v-turbo": 0.036, "wan2.1-t2v-plus": 0.10,
+                                                 "wan2.1-i2v-turbo": 0.036, "wan2.1-i2v-plus": 0.10}
+    clip_seconds: list[PositiveInt] = [5]
+    sizes: dict[str, tuple[PositiveInt, PositiveInt]] = Field(
+        {"480p": (832, 480), "720p": (1280, 720)}, description="landscape (width, height) per resolution; "
+        "portrait swaps them")
+    prompt_extend: bool = Field(False, description="let the service rewrite prompts (off: the catalog's "
+                                "prompt is what is made, and reruns are comparable)")
+    watermark: bool = False
+    concurrency: PositiveInt = Field(2, description="tasks in flight at once from one run (Model Studio allows "
+                                     "2 concurrent Wan 2.1 tasks per account by default)")
+    poll_interval_s: PositiveFloat = 5.0
+    poll_deadline_s: PositiveFloat = 1800.0
+    request_timeout_s: PositiveFloat = 30.0
+
+    @field_validator("base_url")
+    @classmethod
+    def _endpoint(cls, url: str | None) -> str | None:
+        return checked_endpoint(url, "named by api_key_env (default DASHSCOPE_API_KEY)")
+
+    @model_validator(mode="after")
+    def _models_priced(self) -> "DashScopeSettings":
+        for table in (self.t2v_model, self.i2v_model):
+            for resolution, model in table.items():
+                if model not in self.price_usd_per_s:
+                    raise ValueError(f"model '{model}' ({resolution}) has no price in price_usd_per_s")
+        return self
 
 
 class DashScopeProvider:
@@ -390,4 +431,5 @@ def _sandboxed(route: str, settings: DashScopeSettings, stack: ExitStack, latenc
 KIND = ProviderKind(name="dashscope", settings=DashScopeSettings,
                     build=lambda route, settings: DashScopeProvider(settings, route),
                     description="hosted Wan on Alibaba Cloud Model Studio, through DashScope's async task API",
-                    describe=_describe, price=price_columns, sandbox=_sandboxed)
+                    describe=_describe, price=price_columns, sandbox=_sandboxed,
+                    run_settings=lambda settings: RunSettings(concurrency=settings.concurrency))

@@ -39,8 +39,8 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, f
 
 from vidbatch import media
 from vidbatch.errors import ContentRejected, ProviderError, ProviderUnavailable, TransientProviderError
-from vidbatch.providers import Clip, ClipRequest, Journal, ProviderKind
-from vidbatch.route_settings import Realism, endpoint_problem
+from vidbatch.providers import Clip, ClipRequest, Journal, ProviderKind, RunSettings
+from vidbatch.route_settings import Realism, checked_endpoint
 
 __all__ = ["VeoSettings", "VeoProvider", "KIND", "price_columns", "clip_plan"]
 
@@ -84,10 +84,7 @@ class VeoSettings(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _endpoint(cls, url: str | None) -> str | None:
-        why = endpoint_problem(url, "named by api_key_env") if url is not None else None
-        if why:
-            raise ValueError(why)
-        return url
+        return checked_endpoint(url, "named by api_key_env")
 
     @model_validator(mode="after")
     def _models_priced(self) -> "VeoSettings":
@@ -391,4 +388,5 @@ def _sandboxed(route: str, settings: VeoSettings, stack: ExitStack, latency_s: f
 
 KIND = ProviderKind(name="gemini-veo", settings=VeoSettings, build=lambda route, settings: VeoProvider(settings, route),
                     description="Google Veo on Vertex AI through the google-genai SDK (long-running operations)",
-                    describe=_describe, price=price_columns, sandbox=_sandboxed)
+                    describe=_describe, price=price_columns, sandbox=_sandboxed,
+                    run_settings=lambda settings: RunSettings(concurrency=settings.concurrency))

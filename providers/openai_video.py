@@ -38,9 +38,10 @@ from urllib.parse import urlsplit
 
 from vidbatch.errors import ContentRejected, MediaError, ProviderError, ProviderUnavailable, TransientProviderError
 from vidbatch.media import concat, fit_image
-from vidbatch.policy import ClosedRoute
-from vidbatch.pricing import closed_estimate_usd, closed_extension_segments, closed_options, closed_segments
-from vidbatch.providers import Clip, ClipRequest, Journal, ProviderKind
+from vidbatch.providers.openai_video_pricing import (closed_estimate_usd, closed_extension_segments, closed_options,
+                                                     closed_segments)
+from vidbatch.providers.openai_video_settings import ClosedRoute
+from vidbatch.providers import Clip, ClipRequest, Journal, ProviderKind, RunSettings
 
 __all__ = ["OpenAIVideoProvider", "KIND", "SORA_DEPRECATION", "make_client"]
 
@@ -411,4 +412,6 @@ def _sandboxed(route: str, settings: ClosedRoute, stack: ExitStack, latency_s: f
 KIND = ProviderKind(name="openai-videos", settings=ClosedRoute,
                     build=lambda route, settings: OpenAIVideoProvider(settings, route_id=route),
                     description="any endpoint speaking the OpenAI Videos API (Sora, gateways, vLLM-Omni Wan servers), "
-                    "via the openai SDK", describe=_describe, price=closed_options, sandbox=_sandboxed)
+                    "via the openai SDK", describe=_describe, price=closed_options, sandbox=_sandboxed,
+                    run_settings=lambda s: RunSettings(concurrency=s.concurrency, global_limits=s.global_limits,
+                                                       submits_per_minute=s.submits_per_minute))

@@ -27,13 +27,13 @@ from typing import Any
 
 from vidbatch.errors import ContentRejected, ProviderUnavailable, RenderStopped, TransientProviderError
 from vidbatch.media import write_frames
-from vidbatch.pricing import wan_estimate_usd, wan_extension_frames, wan_options, wan_shot_frames
-from vidbatch.providers import Clip, ClipRequest, Journal, ProviderKind
+from vidbatch.providers import Clip, ClipRequest, Journal, ProviderKind, RunSettings
 from vidbatch.providers.wan_levers import (PassCounter, apply_profile, experts, lora_file, lora_identity, lora_rank,
                                            state_of, use_loras)
 from vidbatch.providers.wan_tiny import (TINY_SOURCES, TestPatternPipeline, build_tiny_pipeline,
                                          choose_pil_image_processor, image_view)
-from vidbatch.route_settings import WanModel, WanProfile, WanRoute
+from vidbatch.providers.wan_pricing import wan_estimate_usd, wan_extension_frames, wan_options, wan_shot_frames
+from vidbatch.providers.wan_settings import WanModel, WanProfile, WanRoute
 
 __all__ = ["WanProvider", "KIND", "build_tiny_pipeline", "pipeline_loads", "apply_profile", "PassCounter",
            "lora_file", "lora_identity", "lora_rank", "use_loras", "experts"]
@@ -470,4 +470,9 @@ def _figures(route: WanRoute) -> dict[str, dict]:
 KIND = ProviderKind(name="wan-diffusers", settings=WanRoute, build=lambda route, settings: WanProvider(settings, route),
                     description="Wan 2.1 and 2.2 open weights, run by diffusers on this machine's (or a GPU worker's) accelerator",
                     describe=_describe, price=wan_options,
-                    measured=lambda settings, figures: settings.with_measured(figures))
+                    measured=lambda settings, figures: settings.with_measured(figures),
+                    run_settings=lambda s: RunSettings(concurrency=s.concurrency, workers=s.workers,
+                                                       deployment=s.deployment, batch_size=s.batch_size,
+                                                       batch_attempts=s.batch_attempts, loras=dict(s.loras),
+                                                       campaign_loras=dict(s.campaign_loras),
+                                                       lora_identity=lora_identity))

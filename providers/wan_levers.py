@@ -15,7 +15,7 @@ import warnings
 from pathlib import Path
 
 from vidbatch.errors import ContentRejected, ProviderUnavailable, VidbatchError
-from vidbatch.route_settings import LoraSource, WanProfile
+from vidbatch.providers.wan_settings import LoraSource, WanProfile
 
 __all__ = ["experts", "state", "apply_profile", "PassCounter", "lora_file", "lora_identity", "use_loras",
            "lora_rank", "HOTSWAP_SLOT"]

@@ -30,7 +30,7 @@ from vidbatch.ledger import Reservation
 from vidbatch.ledger_store import ledger_for
 from vidbatch.ledger_store.caps import cap_scope
 from vidbatch.policy import Policy
-from vidbatch.providers import Provider
+from vidbatch.providers import Provider, RunSettings, run_settings
 from vidbatch.redact import Redactor
 from vidbatch.storage import OutputRoot
 from vidbatch.turns import Turns
@@ -53,10 +53,9 @@ def limit_names(route: str, sandbox: bool) -> tuple[str, str]:
     return f"{prefix}-jobs", f"{prefix}-submits"
 
 
-def _shared_limits(policy: Policy) -> dict[str, object]:
-    """Route -> settings, for the routes whose settings ask for Prefect global limits."""
-    return {route: settings for route, (_, settings) in policy.route_sections().items()
-            if getattr(settings, "global_limits", False)}
+def _shared_limits(policy: Policy) -> dict[str, RunSettings]:
+    """Route -> what its kind declares, for the routes that ask for Prefect global limits."""
+    return {route: declared for route, declared in run_settings(policy).items() if declared.global_limits}
 
 
 def ensure_limits(policy: Policy, sandbox: bool, routes: set[str] | None = None) -> None:
@@ -108,18 +107,27 @@ class RunContext:
     # item_id -> (reservation_id, provider job ids) for reservations whose jobs exist at a provider
     in_flight: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    money_lock: threading.Lock = field(default_factory=threading.Lock)  # this run's reserves and raises, one at a time
     redact: Redactor = field(default_factory=Redactor)  # every provider or storage text passes it
     paid: PaidBook = field(default_factory=lambda: PaidBook())  # what each reservation's paid row says
     earmarks: Earmarks = field(default_factory=lambda: Earmarks([]))  # kept for higher-priority items
+    declared: dict[str, RunSettings] = field(default_factory=dict)  # route -> what its kind declares (else read here)
+
+    def run_settings(self, route: str) -> RunSettings:
+        """What the route's kind declares for runs (read once per run)."""
+        with self.lock:
+            if not self.declared:
+                self.declared.update(run_settings(self.policy))
+            return self.declared.get(route, RunSettings())
 
     @contextlib.contextmanager
     def gate(self, route: str, item_id: str):
         """Held while `item_id`'s clip is in flight on `route`: one of the route's `concurrency`
         slots, taken in plan order (Turns). Without `global_limits` in its settings, only that (for
         an OpenAI-Videos route the SDK's Retry-After handling is then the only brake)."""
-        settings = self.policy.route_settings(route)
-        with self.turns.turn(route, item_id, getattr(settings, "concurrency", 1)):
-            if not getattr(settings, "global_limits", False):
+        declared = self.run_settings(route)
+        with self.turns.turn(route, item_id, declared.concurrency):
+            if not declared.global_limits:
                 yield
                 return
             with concurrency(limit_names(route, self.sandbox)[0], occupy=1, strict=True):
@@ -127,14 +135,20 @@ class RunContext:
 
     def before_submit(self, route: str) -> Callable[[], None]:
         """Called before each paid submit: the route's rate limit, when it has a global one."""
-        if not getattr(self.policy.route_settings(route), "global_limits", False):
+        if not self.run_settings(route).global_limits:
             return lambda: None
         return lambda: rate_limit(limit_names(route, self.sandbox)[1], occupy=1, strict=True)
 
     def reserve(self, row: dict) -> str | None:
         """Reserve `row`'s estimate in the ledger under the policy's caps (and the batch's
         allowance, if any), keeping what this run's higher-priority items that have not reserved
-        yet were planned to cost; None when reserved, else why not."""
+        yet were planned to cost; None when reserved, else why not. One at a time in this run:
+        an item's reservation and the end of its earmark are one step to the others (else one
+        could see both, counted twice, and be refused for money that is there)."""
+        with self.money_lock:
+            return self._reserve(row)
+
+    def _reserve(self, row: dict) -> str | None:
         try:
             refused = self.earmarks.jumps(row["item_id"], row["campaign"])
             if refused:
@@ -155,6 +169,10 @@ class RunContext:
         """Grow an open reservation from `held_usd` to `usd` under the same caps (and allowance)
         and, `in_order` (it has spent nothing yet), behind any higher-priority item a cap refused;
         None when granted, else why not."""
+        with self.money_lock:
+            return self._raise(money, held_usd, usd, why, in_order)
+
+    def _raise(self, money: Reservation, held_usd: float, usd: float, why: str, in_order: bool) -> str | None:
         more = usd - held_usd
         row = money.raised(usd, why)
         refused = self.earmarks.jumps(money.item_id, money.campaign) if in_order else None

@@ -7,6 +7,7 @@ import polars as pl
 
 from vidbatch.catalog import with_campaign_loras, with_fingerprints
 from vidbatch.policy import Policy
+from vidbatch.providers import loras_of
 
 __all__ = ["fingerprinted"]
 
@@ -17,12 +18,10 @@ def fingerprinted(valid: pl.DataFrame, policy: Policy | None) -> pl.DataFrame:
     its items fail with the reason when they render)."""
     if policy is None:
         return with_fingerprints(valid)
-    from vidbatch.providers.wan import lora_identity
-
-    valid = with_campaign_loras(valid, policy.campaign_loras())
-    loras = policy.loras()
+    _, defaults, identity = loras_of(policy)
+    valid = with_campaign_loras(valid, defaults)
     names = [name for name in valid["lora"].unique().to_list() if name is not None] if "lora" in valid.columns else []
-    ids = {name: lora_identity(name, loras[name]) for name in names}
+    ids = {name: identity[name]() for name in names if name in identity}
     if ids:
         valid = valid.with_columns(pl.col("lora").replace_strict(ids, default=None, return_dtype=pl.String)
                                    .alias("lora_id"))

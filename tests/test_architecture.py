@@ -97,3 +97,27 @@ def test_the_wan_levers_import_without_polars_pyav_or_prefect():
             "print(sorted(m for m in ('polars', 'av', 'prefect', 'boto3', 'sqlalchemy', 'torch') if m in sys.modules))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def _is_kind(name: str) -> bool:
+    """A provider kind's own module (vidbatch.providers.NAME), not the contract (vidbatch.providers)."""
+    return name.startswith("vidbatch.providers.") and name.split(".")[2] in _kind_modules()
+
+
+def _kind_modules() -> set[str]:
+    return {path.stem for path in (ROOT / "providers").glob("*.py") if path.stem != "__init__"}
+
+
+@pytest.mark.parametrize("module", sorted(m for m in _modules() if not _is_kind(m)))
+def test_the_core_imports_no_kind(module):
+    """Kinds are plugins, whether vidbatch ships them or not: outside providers/, nothing imports
+    one (the registry loads them by name from BUILT_IN_KINDS and the entry points)."""
+    bad = sorted(name for name in _imports(_modules()[module]) if _is_kind(name))
+    assert not bad, f"{module} imports the provider kind module(s) {bad}"
+
+
+def test_the_kind_contract_catches_a_kind_import(tmp_path):
+    bad = tmp_path / "bad.py"
+    bad.write_text("def f():\n    from vidbatch.providers.wan import lora_identity\n    import vidbatch.providers\n")
+    assert sorted(n for n in _imports(bad) if _is_kind(n)) == ["vidbatch.providers.wan",
+                                                               "vidbatch.providers.wan.lora_identity"]

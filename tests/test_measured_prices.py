@@ -16,8 +16,9 @@ from vidbatch.budget import Earmarks
 from vidbatch.catalog import validate_catalog
 from vidbatch.measured import MARGIN, measured_prices
 from vidbatch.policy import default_policy
-from vidbatch.pricing import wan_estimate_usd, wan_options
-from vidbatch.route_settings import MeasuredPrice, WanModel, WanRoute
+from vidbatch.providers.wan_pricing import wan_estimate_usd, wan_options
+from vidbatch.providers.wan_settings import WanModel, WanRoute
+from vidbatch.route_settings import MeasuredPrice
 from vidbatch.turns import Turns
 
 WAN = default_policy().routes["wan"]

@@ -2,6 +2,8 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import pytest
+
 from tests.conftest import THREE_ROUTES_POLICY, catalog, priced
 from vidbatch.catalog import validate_catalog
 from vidbatch.planner import Committed, plan_catalog
@@ -118,9 +120,14 @@ def test_capabilities_not_names_decide_what_a_route_may_take():
     assert got["i1"]["provider"] == "sora" and got["i1"]["model"] == "sora-2-pro"
     down = three(unavailable={"sora": "endpoint gone"})(
         [{"realism": "high", "duration_s": 4.0}, {"realism": "high", "duration_s": 9.0}])
-    assert down["i0"]["provider"] == "wan-hosted" and down["i0"]["model"] == "wan2.1-t2v-turbo"
-    assert "sora is unavailable (endpoint gone); fell back to wan-hosted" in down["i0"]["reason"]
-    assert down["i1"]["status"] == "deferred"  # long high: sora only in the policy's long order
+    assert down["i0"]["provider"] == "veo" and down["i0"]["model"] == "veo-3.1-generate-001"
+    assert down["i0"]["est_cost_usd"] == pytest.approx(4 * 0.40)  # one 4 s Veo clip at its list price
+    assert "sora is unavailable (endpoint gone); fell back to veo" in down["i0"]["reason"]
+    assert down["i1"]["status"] == "deferred"  # long high: sora, then veo (6 + 4 s: $4.00, over the item cap)
+    assert "veo est $4.00 exceeds the item cap $2.00" in down["i1"]["reason"]
+    both = three(unavailable={"sora": "endpoint gone", "veo": "model gone"})([{"realism": "high", "duration_s": 4.0}])
+    assert both["i0"]["provider"] == "wan-hosted" and both["i0"]["model"] == "wan2.1-t2v-turbo"
+    assert "veo is unavailable (model gone); fell back to wan-hosted" in both["i0"]["reason"]
 
 
 def test_a_route_that_cannot_price_an_item_is_passed_over_with_the_reason():

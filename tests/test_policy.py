@@ -4,7 +4,10 @@ import pytest
 
 from tests.conftest import DEMO_POLICY, REPO, THREE_ROUTES_POLICY
 from vidbatch.errors import PolicyError
-from vidbatch.policy import ClosedRoute, DashScopeSettings, WanRoute, default_policy, load_policy
+from vidbatch.policy import default_policy, load_policy
+from vidbatch.providers.dashscope import DashScopeSettings
+from vidbatch.providers.openai_video_settings import ClosedRoute
+from vidbatch.providers.wan_settings import WanRoute
 
 LEGACY = REPO / "tests" / "legacy-policy.toml"
 
@@ -18,11 +21,15 @@ def write(tmp_path, text: str) -> str:
 def test_routes_are_named_sections_of_any_kind_in_the_order_written():
     policy = load_policy(THREE_ROUTES_POLICY)
     assert {name: kind for name, (kind, _) in policy.route_sections().items()} == {
-        "wan": "wan-diffusers", "wan-hosted": "dashscope", "sora": "openai-videos"}
+        "wan": "wan-diffusers", "wan-hosted": "dashscope", "sora": "openai-videos", "veo": "gemini-veo"}
     assert isinstance(policy.route_settings("wan-hosted"), DashScopeSettings)
+    from vidbatch.providers import resolved_routes
+    from vidbatch.providers.gemini_veo import VeoSettings
+
+    assert isinstance(resolved_routes(policy)["veo"][1], VeoSettings)  # a kind's own settings, validated by it
     prefs = policy.preferences()
     assert prefs.by_realism["medium"] == ["wan-hosted", "wan", "sora"] and prefs.long_after_s == 5.0
-    assert prefs.long["high"] == ["sora"]
+    assert prefs.long["high"] == ["sora", "veo"] and prefs.by_realism["high"] == ["sora", "veo", "wan-hosted"]
 
 
 def test_two_routes_of_one_kind_and_default_orders(tmp_path):

@@ -5,8 +5,9 @@ from hypothesis import strategies as st
 from tests.conftest import catalog
 from vidbatch.catalog import validate_catalog
 from vidbatch.policy import default_policy
-from vidbatch.pricing import (closed_estimate_usd, closed_extension_segments, closed_options, closed_segments,
-                              wan_estimate_usd, wan_extension_frames, wan_options, wan_shot_frames)
+from vidbatch.providers.openai_video_pricing import (closed_estimate_usd, closed_extension_segments, closed_options,
+                                                     closed_segments)
+from vidbatch.providers.wan_pricing import wan_estimate_usd, wan_extension_frames, wan_options, wan_shot_frames
 
 POLICY = default_policy()
 

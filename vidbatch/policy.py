@@ -8,21 +8,21 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Literal
 from urllib.parse import urlsplit
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PositiveFloat, PositiveInt, Tag, ValidationError,
+from pydantic import (BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, PrivateAttr, ValidationError,
                       field_validator, model_validator)
 
 from vidbatch.errors import PolicyError
 from vidbatch.names import problem
 from vidbatch.policy_legacy import from_legacy
-from vidbatch.route_settings import ClosedRoute, DashScopeSettings, Realism, WanModel, WanRoute
+from vidbatch.route_settings import Realism
 from vidbatch.routing import Preferences
 
-__all__ = ["Policy", "Caps", "Routing", "PluginRoute", "WanRoute", "WanModel", "ClosedRoute", "DashScopeSettings", "QA",
+__all__ = ["Policy", "Caps", "Routing", "RouteSection", "QA",
            "Stitch", "LedgerSettings", "InputsSettings", "ReviewSettings", "load_policy", "default_policy", "error_lines"]
 
 
@@ -65,26 +65,29 @@ class Routing(_Strict):
                                            "missing here uses its `prefer` order")
 
 
-KIND_TAGS = ("wan-diffusers", "openai-videos", "dashscope")  # kinds whose settings live in vidbatch.route_settings
-
-
-class PluginRoute(BaseModel):
-    """A route of a kind vidbatch does not ship: its settings are validated by the kind's own
-    model when the provider registry loads the kind."""
+class RouteSection(BaseModel):
+    """A `[routes.NAME]` section as written: its `kind` and that kind's settings, which the kind's
+    own model validates (vidbatch.kinds), built-in kinds and plugins alike."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
     kind: str
 
 
-def _kind_tag(value) -> str:
-    kind = value.get("kind") if isinstance(value, dict) else getattr(value, "kind", None)
-    return kind if kind in KIND_TAGS else "plugin"
+def _validated_by_kind(route: str, section: RouteSection):
+    """The section as its kind's settings model; errors located at routes.NAME.field."""
+    from vidbatch.kinds import kind_of
 
-
-RouteSettings = Annotated[Union[Annotated[WanRoute, Tag("wan-diffusers")], Annotated[ClosedRoute, Tag("openai-videos")],
-                                Annotated[DashScopeSettings, Tag("dashscope")], Annotated[PluginRoute, Tag("plugin")]],
-                          Discriminator(_kind_tag)]
+    model = kind_of(route, section.kind).settings
+    given = dict(section.model_extra or {})
+    if "kind" in getattr(model, "model_fields", {}):
+        given["kind"] = section.kind
+    try:
+        return model.model_validate(given)
+    except ValidationError as err:
+        raise ValidationError.from_exception_data("Policy", [
+            {"type": e["type"], "loc": (route, *e["loc"]), "input": e["input"],
+             **({"ctx": e["ctx"]} if "ctx" in e else {})} for e in err.errors()]) from None
 
 
 class QA(_Strict):
@@ -170,7 +173,8 @@ class ReviewSettings(_Strict):
 
 class Policy(_Strict):
     caps: Caps
-    routes: dict[str, RouteSettings] = Field(min_length=1, description="route name -> its kind and settings")
+    routes: dict[str, RouteSection] = Field(min_length=1, description="route name -> its kind's settings "
+                                            "(validated by the kind)")
     routing: Routing = Routing()
     qa: QA = QA()
     stitch: Stitch = Stitch()
@@ -178,19 +182,30 @@ class Policy(_Strict):
     inputs: InputsSettings = InputsSettings()
     review: ReviewSettings = ReviewSettings()
 
-    @model_validator(mode="before")
+    _kinds: dict[str, str] = PrivateAttr(default_factory=dict)  # route -> the kind its section names
+
+    @model_validator(mode="wrap")
     @classmethod
-    def _convert_legacy(cls, data):
-        return from_legacy(data) if isinstance(data, dict) else data
+    def _legacy_and_kinds(cls, data, handler):
+        """An old-format policy is converted first; each route's kind is remembered (a plugin
+        kind's settings model need not carry it)."""
+        if isinstance(data, dict):
+            data = from_legacy(data)
+        policy = handler(data)
+        if isinstance(data, dict):
+            policy._kinds = {name: section.get("kind") for name, section in (data.get("routes") or {}).items()
+                             if isinstance(section, dict)}
+        return policy
 
     @field_validator("routes", mode="after")
     @classmethod
-    def _safe_route_names(cls, routes: dict) -> dict:
+    def _routes_of_their_kinds(cls, routes: dict) -> dict:
         for name in routes:
             why = problem(name)
             if why:
                 raise ValueError(f"route name '{name}' {why}")
-        return routes
+        return {name: section if not isinstance(section, RouteSection) else _validated_by_kind(name, section)
+                for name, section in routes.items()}
 
     @model_validator(mode="after")
     def _orders_name_routes(self) -> "Policy":
@@ -206,26 +221,11 @@ class Policy(_Strict):
 
     def route_sections(self) -> dict[str, tuple[str, BaseModel]]:
         """Route name -> (provider kind, its settings), in the order the policy lists them."""
-        return {name: (settings.kind, settings) for name, settings in self.routes.items()}
+        return {name: (self._kinds.get(name) or settings.kind, settings) for name, settings in self.routes.items()}
 
     def route_settings(self, route: str) -> BaseModel | None:
         """The settings of one route (None for a name the policy does not configure)."""
         return self.routes.get(route)
-
-    def loras(self) -> dict[str, BaseModel]:
-        """Every LoRA a route of this policy defines, by name (the names a catalog's `lora` column may
-        use; where two routes define one name, the first listed)."""
-        found: dict[str, BaseModel] = {}
-        for settings in reversed(list(self.routes.values())):
-            found.update(getattr(settings, "loras", {}))
-        return found
-
-    def campaign_loras(self) -> dict[str, str]:
-        """Campaign -> its default LoRA (the first route listing one wins): for items whose `lora` is empty."""
-        defaults: dict[str, str] = {}
-        for settings in reversed(list(self.routes.values())):
-            defaults.update(getattr(settings, "campaign_loras", {}))
-        return defaults
 
     def preferences(self) -> Preferences:
         """The routing orders as the pure router takes them (every route, listed order, by default)."""
@@ -249,8 +249,6 @@ def error_lines(err: ValidationError, prefix: tuple[str, ...] = ()) -> str:
     lines = []
     for e in err.errors():
         parts = [*prefix, *(str(part) for part in e["loc"])]
-        if parts[:1] == ["routes"] and len(parts) > 2 and parts[2] in (*KIND_TAGS, "plugin"):
-            del parts[2]
         lines.append(f"  {'.'.join(parts) or 'policy'}: {e['msg'].removeprefix('Value error, ')}")
     return "\n".join(lines)
 

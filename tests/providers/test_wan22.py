@@ -15,7 +15,7 @@ from tests.providers.test_wan_lora import make_lora
 from vidbatch.media import probe
 from vidbatch.policy import load_policy
 from vidbatch.providers.wan import PassCounter, WanProvider, _pipeline, apply_profile, experts, use_loras
-from vidbatch.route_settings import LoraSource, WanProfile
+from vidbatch.providers.wan_settings import LoraSource, WanProfile
 
 WAN22_MODELS = """
 [routes.wan.models.a14b-t2v]

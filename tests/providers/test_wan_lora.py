@@ -13,9 +13,9 @@ from vidbatch.errors import ContentRejected
 from vidbatch.media import sha256_of
 from vidbatch.planner import plan_catalog
 from vidbatch.policy import load_policy
-from vidbatch.providers import ClipRequest
+from vidbatch.providers import ClipRequest, loras_of
 from vidbatch.providers.wan import WanProvider, pipeline_loads
-from vidbatch.route_settings import LoraSource
+from vidbatch.providers.wan_settings import LoraSource
 from vidbatch.runs import ClipJob
 from vidbatch.tasks.fingerprints import fingerprinted
 from vidbatch.tasks.workers import batches_of
@@ -38,7 +38,7 @@ from vidbatch.media import sha256_of
 from vidbatch.policy import load_policy
 from vidbatch.providers import ClipRequest
 from vidbatch.providers.wan import WanProvider
-from vidbatch.route_settings import LoraSource
+from vidbatch.providers.wan_settings import LoraSource
 route = load_policy(sys.argv[1]).routes["wan"]
 route = route.model_copy(update={"loras": {"brand": LoraSource(source=sys.argv[2]), "night": LoraSource(source=sys.argv[3])}})
 Path(sys.argv[5]).mkdir()
@@ -147,7 +147,7 @@ def test_the_fingerprint_follows_the_lora_file_and_routing_needs_a_route_that_ha
     policy = load_policy(policy_path)
     rows = [{"item_id": "a"}, {"item_id": "b", "lora": "brand"}, {"item_id": "c", "campaign": "c2"},
             {"item_id": "d", "lora": "nope"}, {"item_id": "e", "lora": "brand", "realism": "high"}]
-    valid, rejects = validate_catalog(catalog(rows), list(policy.routes), list(policy.loras()))
+    valid, rejects = validate_catalog(catalog(rows), list(policy.routes), list(loras_of(policy)[0]))
     assert rejects.select("item_id", "column", "reason").row(0) == ("d", "lora", "unknown LoRA 'nope' (the policy's: brand)")
     first = fingerprinted(valid, policy)
     plain, _ = validate_catalog(catalog(rows[:1] + [{"item_id": "b"}]))

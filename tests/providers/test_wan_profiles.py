@@ -9,7 +9,7 @@ from tests.conftest import DEMO_POLICY, catalog
 from vidbatch.catalog import validate_catalog
 from vidbatch.errors import PolicyError
 from vidbatch.policy import load_policy
-from vidbatch.pricing import wan_estimate_usd, wan_options
+from vidbatch.providers.wan_pricing import wan_estimate_usd, wan_options
 from vidbatch.providers.wan import PassCounter, apply_profile, build_tiny_pipeline
 
 ROUTE = load_policy(DEMO_POLICY).routes["wan"]

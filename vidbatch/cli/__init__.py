@@ -44,7 +44,7 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
     from vidbatch.ledger import History
     from vidbatch.ledger_store import use_policy_ledger
     from vidbatch.policy import load_policy
-    from vidbatch.providers import priced_routes, registry
+    from vidbatch.providers import loras_of, priced_routes, registry
     from vidbatch.runs import history_keys, night_of, plan_run
     from vidbatch.storage import open_root, read_catalog
     from vidbatch.tasks.routes import run_providers
@@ -52,7 +52,7 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
     try:
         pol = load_policy(policy)
         use_policy_ledger(pol.ledger.url)
-        valid, rejects = check_catalog(read_catalog(catalog), catalog, list(pol.routes), list(pol.loras()),
+        valid, rejects = check_catalog(read_catalog(catalog), catalog, list(pol.routes), list(loras_of(pol)[0]),
                                        pol.inputs.roots)
         root = open_root(out) if out else None
         moment = datetime.now(timezone.utc)

@@ -1,0 +1,228 @@
+"""The `wan-diffusers` kind's settings: a `[routes.NAME]` section of kind wan-diffusers, its models,
+speed profiles and LoRAs. Pure pydantic (a GPU box imports it without polars)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_validator
+
+from vidbatch.route_settings import MeasuredPrice, Resolution, Strict, check_names
+
+__all__ = ["WanModel", "WanProfile", "LoraSource", "STOCK_PROFILES", "WanRoute"]
+
+
+class WanModel(Strict):
+    """One Wan checkpoint: where it loads from, how it renders, and what one shot costs in GPU time.
+
+    Wan 2.1 and 2.2 load through the same diffusers pipelines (a 2.2 A14B checkpoint brings its two
+    experts and their boundary in its own config). A model whose frame rate or shot length differs
+    from its route's (TI2V-5B: 24 fps, 121 frames) says so here, so one route holds both."""
+
+    source: str = Field(description="hub id, local directory, an in-code test model ('tiny': Wan 2.1, "
+                        "'tiny-wan2.2-a14b', 'tiny-wan2.2-5b'), or 'testsrc' for a moving test pattern (no "
+                        "model: rehearsals and load tests)")
+    task: Literal["t2v", "i2v", "ti2v"] = Field("t2v", description="t2v: text only; i2v: from an image; ti2v: "
+                                                "either, in one model (Wan 2.2 TI2V-5B)")
+    sizes: dict[Resolution, tuple[PositiveInt, PositiveInt]] = Field(
+        description="landscape (width, height) per resolution; portrait swaps them")
+    gpu_s_per_shot: dict[Resolution, PositiveFloat]
+    steps: PositiveInt = 50
+    guidance: float = 5.0
+    guidance_low_noise: float | None = Field(None, description="Wan 2.2 A14B: guidance of the low-noise expert "
+                                             "(transformer_2); None: the same as guidance")
+    flow_shift: dict[Resolution, PositiveFloat] = {"480p": 3.0, "720p": 5.0}
+    fps: PositiveInt | None = Field(None, description="frames per second it renders; None: the route's fps")
+    max_shot_frames: PositiveInt | None = Field(None, description="frames of one shot (4k+1); None: the route's")
+    size_multiple: PositiveInt = Field(16, description="what width and height must divide by: 16 for Wan 2.1 and "
+                                       "2.2 A14B (8x VAE, 2x2 patches), 32 for TI2V-5B (16x VAE, 2x2 patches)")
+
+    @model_validator(mode="after")
+    def _sizes_fit_the_vae(self) -> "WanModel":
+        for res, (w, h) in self.sizes.items():
+            if w % self.size_multiple or h % self.size_multiple:
+                raise ValueError(f"size {w}x{h} for {res} must be divisible by {self.size_multiple}")
+        if set(self.sizes) != set(self.gpu_s_per_shot):
+            raise ValueError("sizes and gpu_s_per_shot must name the same resolutions")
+        if self.max_shot_frames is not None and (self.max_shot_frames - 1) % 4:
+            raise ValueError(f"max_shot_frames must be 4k+1 for the Wan VAE, got {self.max_shot_frames}")
+        return self
+
+    @property
+    def takes_image(self) -> bool:
+        return self.task in ("i2v", "ti2v")
+
+
+class WanProfile(Strict):
+    """How a Wan route renders: diffusers' speed levers, and what they cost in GPU time.
+
+    `stock` is diffusers as shipped. `exact` keeps the output equal to stock within
+    `mean_abs_diff` (compiled blocks, an attention backend); `fast` trades a stated difference for
+    fewer transformer passes (step caching, or fewer steps with a distilled LoRA)."""
+
+    attention_backend: str | None = Field(None, description="diffusers attention backend (set_attention_backend): "
+                                          "e.g. flash, _flash_3, sage, _native_cudnn; None: native")
+    compile: bool = Field(False, description="compile the repeated transformer blocks (compile_repeated_blocks)")
+    cache: Literal["none", "first-block", "taylorseer"] = Field("none", description="step cache hook on the "
+                                                                "transformer (enable_cache)")
+    cache_threshold: PositiveFloat = Field(0.05, description="first-block: how little the first block's output may "
+                                           "change for the other blocks to be reused")
+    cache_interval: PositiveInt = Field(2, description="taylorseer: full passes every this many steps")
+    steps: PositiveInt | None = Field(None, description="denoising steps instead of the model's (with a distilled LoRA)")
+    lora: str | None = Field(None, description="a LoRA of the route (loras.NAME) this profile always applies, e.g. a "
+                             "step-distilled one")
+    model_loras: dict[str, str] = Field({}, description="model -> the LoRA this profile applies to it instead of "
+                                        "`lora` (a distilled LoRA is trained for one model)")
+    guidance: float | None = Field(None, ge=0, description="guidance scale instead of the model's; 1.0 turns "
+                                   "classifier-free guidance off (one transformer pass per step, as step-distilled "
+                                   "LoRAs are trained)")
+    vae_tiling: bool = False
+    mean_abs_diff: float = Field(0.0, ge=0, description="stated difference from stock: mean |pixel difference| "
+                                 "(0..1) on the same seed, measured by bench/wan_speed.py")
+    gpu_s_per_shot: dict[str, dict[Resolution, PositiveFloat]] = Field(
+        {}, description="model -> resolution -> GPU seconds of one full shot with this profile; a model missing "
+        "here is priced at its stock figure (never cheaper than measured)")
+
+    def lora_for(self, model: str) -> str | None:
+        """The LoRA this profile applies to `model`'s clips (None: none)."""
+        return self.model_loras.get(model, self.lora)
+
+
+# `turbo` (a step-distilled LoRA, 4 steps, no CFG) is not stock: it needs a LoRA the policy defines.
+STOCK_PROFILES = {"stock": WanProfile(),
+                  "exact": WanProfile(compile=True, mean_abs_diff=0.001),
+                  "fast": WanProfile(cache="first-block", cache_threshold=0.05, mean_abs_diff=0.01)}
+
+
+class LoraSource(Strict):
+    """A LoRA for a Wan route: a campaign's look, or a step-distilled LoRA for a profile."""
+
+    source: str = Field(description="local file or folder, s3://bucket/key, or a hub id")
+    weight_name: str | None = Field(None, description="the .safetensors file inside a folder or hub repo")
+    low_noise_weight_name: str | None = Field(None, description="Wan 2.2 A14B: the file for the low-noise expert "
+                                              "(transformer_2); None: the same file goes into both experts")
+    scale: float = Field(1.0, description="adapter weight (0: the base model's output)")
+
+
+class WanRoute(Strict):
+    """A `wan-diffusers` route: Wan open weights run by diffusers on our own (or rented) GPUs."""
+
+    kind: Literal["wan-diffusers"] = "wan-diffusers"
+    gpu_usd_per_hour: PositiveFloat
+    fps: PositiveInt = 16
+    max_shot_frames: PositiveInt = 81
+    t2v_model: dict[Resolution, str]
+    i2v_model: dict[Resolution, str] = {}
+    models: dict[str, WanModel]
+    concurrency: PositiveInt = 1
+    device: str = "auto"
+    dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+    workers: Literal["local", "pool"] = Field("local", description="local: Wan clips render in the flow's own "
+                                              "process; pool: in batches on the GPU work pool's workers")
+    deployment: str = Field("render-wan/gpu", description="the batch deployment GPU workers serve")
+    batch_size: PositiveInt = Field(8, description="clips per batch: one model load, then clip after clip")
+    batch_attempts: PositiveInt = Field(2, description="a batch whose worker died is resubmitted (its "
+                                        "unfinished clips) this many times in all")
+    profiles: dict[str, WanProfile] = Field(STOCK_PROFILES, description="speed profiles by name")
+    profile: str = Field("stock", description="the profile of campaigns without one in campaign_profiles")
+    campaign_profiles: dict[str, str] = {}
+    loras: dict[str, LoraSource] = {}
+    campaign_loras: dict[str, str] = Field({}, description="campaign -> LoRA name for items whose lora column is empty")
+    measured: dict[str, MeasuredPrice] = Field({}, description="price key (model|resolution|profile) -> what the "
+                                               "ledger measured; set by each run from the ledger, never by a policy")
+
+    @field_validator("measured", mode="after")
+    @classmethod
+    def _measured_by_the_ledger(cls, given: dict) -> dict:
+        if given:
+            raise ValueError("measured prices come from the ledger (settled clips), not from a policy file")
+        return given
+
+    @field_validator("profiles", mode="after")
+    @classmethod
+    def _stock_profiles_stay(cls, given: dict[str, WanProfile]) -> dict[str, WanProfile]:
+        """A policy's profiles add to (or redefine) stock, exact and fast; they never remove them."""
+        return {**STOCK_PROFILES, **given}
+
+    def fps_of(self, model: str) -> int:
+        """Frames per second `model` renders (its own, else the route's)."""
+        return self.models[model].fps or self.fps
+
+    def shot_frames_of(self, model: str) -> int:
+        """Frames of one full shot of `model` (its own, else the route's)."""
+        return self.models[model].max_shot_frames or self.max_shot_frames
+
+    def profile_for(self, campaign: str) -> str:
+        return self.campaign_profiles.get(campaign, self.profile)
+
+    @staticmethod
+    def price_key(model: str, resolution: str, profile: str) -> str:
+        return f"{model}|{resolution}|{profile}"
+
+    def stated_gpu_s_per_shot(self, model: str, resolution: str, profile: str) -> float:
+        """The policy's GPU seconds of one full shot of `model` at `resolution` under `profile`
+        (the profile's figure, else the model's stock one)."""
+        stated = self.profiles[profile].gpu_s_per_shot.get(model, {})
+        return stated.get(resolution, self.models[model].gpu_s_per_shot[resolution])
+
+    def gpu_s_per_shot(self, model: str, resolution: str, profile: str) -> float:
+        """GPU seconds of one full shot that a reservation holds: the policy's figure, or what the
+        ledger measured when that is more (a price that holds)."""
+        stated = self.stated_gpu_s_per_shot(model, resolution, profile)
+        found = self.measured.get(self.price_key(model, resolution, profile))
+        return max(stated, found.gpu_s_per_shot) if found else stated
+
+    def price_source(self, model: str, resolution: str, profile: str) -> str:
+        """Where `gpu_s_per_shot` comes from: "policy", or the ledger's measurement."""
+        stated = self.stated_gpu_s_per_shot(model, resolution, profile)
+        found = self.measured.get(self.price_key(model, resolution, profile))
+        if found is None:
+            return "policy; not measured yet"
+        if found.gpu_s_per_shot <= stated:
+            return f"policy; above the {found.source()}"
+        return found.source()
+
+    def with_measured(self, measured: dict[str, MeasuredPrice]) -> "WanRoute":
+        """These settings priced with what the ledger measured (unknown keys are ignored)."""
+        return self.model_copy(update={"measured": dict(measured)})
+
+    @model_validator(mode="after")
+    def _profiles_and_loras_exist(self) -> "WanRoute":
+        check_names("LoRA", self.loras)
+        for where, name in [("profile", self.profile), *(("campaign_profiles." + c, p)
+                                                           for c, p in self.campaign_profiles.items())]:
+            if name not in self.profiles:
+                raise ValueError(f"{where} names profile '{name}', which profiles does not define "
+                                 f"(profiles: {', '.join(self.profiles)})")
+        wanted = [(f"campaign_loras.{c}", n) for c, n in self.campaign_loras.items()]
+        wanted += [(f"profiles.{p}.lora", s.lora) for p, s in self.profiles.items() if s.lora]
+        wanted += [(f"profiles.{p}.model_loras.{m}", n) for p, s in self.profiles.items() for m, n in s.model_loras.items()]
+        for where, name in wanted:
+            if name not in self.loras:
+                raise ValueError(f"{where} names LoRA '{name}', which loras does not define")
+        for name, profile in self.profiles.items():
+            for model in profile.model_loras:
+                if model not in self.models:
+                    raise ValueError(f"profiles.{name}.model_loras names model '{model}', which models does not define")
+            for model, table in profile.gpu_s_per_shot.items():
+                if model not in self.models:
+                    raise ValueError(f"profiles.{name}.gpu_s_per_shot names model '{model}', which models does not define")
+        return self
+
+    @model_validator(mode="after")
+    def _models_exist(self) -> "WanRoute":
+        if (self.max_shot_frames - 1) % 4:
+            raise ValueError(f"max_shot_frames must be 4k+1 for the Wan VAE, got {self.max_shot_frames}")
+        for where, table in (("t2v_model", self.t2v_model), ("i2v_model", self.i2v_model)):
+            for res, name in table.items():
+                if name not in self.models:
+                    raise ValueError(f"model '{name}' for {res} is not defined under wan.models")
+                if res not in self.models[name].sizes:
+                    raise ValueError(f"model '{name}' has no size for {res}")
+                if where == "t2v_model" and self.models[name].task == "i2v":
+                    raise ValueError(f"t2v_model.{res} names '{name}', an image-to-video model (task i2v): text items "
+                                     "need task t2v or ti2v")
+                if where == "i2v_model" and not self.models[name].takes_image:
+                    raise ValueError(f"i2v_model.{res} names '{name}', a text-only model (task t2v): image items "
+                                     "and extensions need task i2v or ti2v")
+        return self
