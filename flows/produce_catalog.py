@@ -18,7 +18,7 @@ from prefect.states import State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from vidbatch import layout
-from vidbatch.budget import Earmarks
+from vidbatch.earmarks import Earmarks
 from vidbatch.turns import Turns
 from vidbatch.ledger import deferred_rows, rejected_rows
 from vidbatch.ledger_store import ledger_for, use_policy_ledger

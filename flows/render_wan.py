@@ -17,8 +17,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from vidbatch.statuses import ItemStatus
 from vidbatch import layout
-from vidbatch.budget import LiveBudget
-from vidbatch.planner import Committed
+from vidbatch.money import Allowance
 from vidbatch.ledger_store import use_policy_ledger
 from vidbatch.policy import load_policy
 from vidbatch.redact import logs_redacted
@@ -51,13 +50,11 @@ def render_wan(jobs: list[dict], out: str, run_id: str, night: str, batch: str, 
                         schema={"campaign": pl.String(), "item_id": pl.String()})
     settled = {(r["campaign"], r["item_id"], r["fingerprint"]): r  # this batch's items only, not the history
                for r in read_settled(root, keys).iter_rows(named=True)}
-    caps = policy.caps.model_copy(update={"night_usd": allowance_usd, "campaign_usd": allowance_usd,
-                                       "campaign_overrides": {}})
     route = clips[0].provider  # the pool route these clips were planned on
     with run_providers(policy, sandbox=False) as (providers, redact), logs_redacted(redact), \
             work_folder(f"{run_id[:8]}-{batch}") as workdir:
         ctx = RunContext(run_id=run_id, night=night, root=root, policy=policy, providers={route: providers[route]},
-                         allowance=LiveBudget(caps, Committed()), workdir=workdir, sandbox=sandbox, redact=redact)
+                         allowance=Allowance(allowance_usd), workdir=workdir, sandbox=sandbox, redact=redact)
         finished = _render(clips, settled, ctx, batch)
     log.info("batch %s: %d clips, %d finished", batch, len(clips), finished)
     return finished

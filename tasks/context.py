@@ -25,10 +25,10 @@ from prefect.client.orchestration import get_client
 from prefect.exceptions import MissingContextError
 from prefect.concurrency.sync import concurrency, rate_limit
 
-from vidbatch.budget import Earmarks, LiveBudget
+from vidbatch.earmarks import Earmarks
 from vidbatch.ledger import Reservation
+from vidbatch.money import Allowance, cap_scope
 from vidbatch.ledger_store import ledger_for
-from vidbatch.ledger_store.caps import cap_scope
 from vidbatch.policy import Policy
 from vidbatch.providers import Provider, RunSettings, run_settings
 from vidbatch.redact import Redactor
@@ -101,7 +101,7 @@ class RunContext:
     providers: dict[str, Provider]
     workdir: Path
     sandbox: bool = False
-    allowance: LiveBudget | None = None  # a GPU batch's own limit, inside the policy's caps
+    allowance: Allowance | None = None  # a GPU batch's own limit, inside the policy's caps
     on_event: Callable[[dict], None] = lambda event: None
     turns: Turns = field(default_factory=Turns)  # each route's slots, taken in plan order
     # item_id -> (reservation_id, provider job ids) for reservations whose jobs exist at a provider

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from tests.conftest import catalog
-from vidbatch.budget import Earmarks
+from vidbatch.earmarks import Earmarks
 from vidbatch.catalog import validate_catalog
 from vidbatch.measured import MARGIN, measured_prices
 from vidbatch.policy import default_policy
@@ -120,9 +120,9 @@ def test_a_cap_that_refuses_an_item_keeps_the_lower_priority_items_of_its_campai
 
 
 def test_the_refusals_the_caps_write_name_their_scope():
-    from vidbatch.ledger_store.caps import cap_scope
+    from vidbatch.money import cap_scope
 
     assert cap_scope("campaign cap $6.00 reached: $6.00 committed") == "campaign"
-    assert cap_scope("batch allowance: night cap $1.00 reached ($1.00 committed)") == "night"
+    assert cap_scope("batch allowance $1.00 reached ($1.00 committed)") == "night"  # binds the whole batch
     assert cap_scope("item cap $1.00 is below $2.00") is None
     assert cap_scope("already made by run 1234 while this run waited; not made twice") is None

@@ -37,7 +37,7 @@ from typing import Any
 
 import polars as pl
 
-from vidbatch.planner import Committed
+from vidbatch.money import Committed
 
 __all__ = ["LEDGER_SCHEMA", "OPTIONAL_COLUMNS", "STATUSES", "DECISIONS", "CLOSING", "SPENT", "SETTLED_SCHEMA", "IN_FLIGHT_SCHEMA", "SPEND_COLUMNS",
            "History", "Reservation", "ledger_row", "deferred_rows", "rejected_rows", "ledger_frame",

@@ -13,11 +13,12 @@ Caps hold by construction: every accepted cost sits under a prefix sum <= cap.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import polars as pl
 
+from vidbatch.money import Committed, accept_in_order, usd_expr
 from vidbatch.policy import Policy
 from vidbatch.pricing import raw_seconds
 from vidbatch.routing import RouteOffer, candidates
@@ -33,14 +34,6 @@ FALLBACK_TYPE = pl.List(pl.Struct({"provider": pl.String, "model": pl.String, "s
 
 
 @dataclass(frozen=True)
-class Committed:
-    """Money already committed tonight (settled, failed, or still reserved) before this plan."""
-
-    night_usd: float = 0.0
-    by_campaign: Mapping[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
 class PricedRoute:
     """A route as the planner sees it: what it can do, and polars expressions that add
     `{name}_model`, `{name}_size`, `{name}_cost` (and optionally `{name}_shots`, `{name}_billed_s`)
@@ -52,40 +45,6 @@ class PricedRoute:
     @property
     def name(self) -> str:
         return self.offer.name
-
-
-def _money(expr: pl.Expr) -> pl.Expr:
-    """Format dollars with two decimals ("$1.50"), vectorised."""
-    cents = (expr * 100).round().cast(pl.Int64)
-    return pl.format("${}.{}", cents // 100, (cents % 100).cast(pl.String).str.zfill(2))
-
-
-def _accept(frame: pl.DataFrame, cost: str, policy: Policy, committed: Committed,
-            extra_by_campaign: pl.DataFrame, extra_night: float) -> pl.DataFrame:
-    """Add `ok` and `cap_reason` for the rows with a non-null `cost`, prefix sums in frame order."""
-    caps = policy.caps
-    used = {c: committed.by_campaign.get(c, 0.0) for c in frame["campaign"].unique().to_list()}
-    for campaign, spent in extra_by_campaign.iter_rows():
-        used[campaign] = used.get(campaign, 0.0) + spent
-    # Per-campaign facts are a small table: format the refusal text there, not once per row.
-    table = pl.DataFrame({"campaign": list(used), "used": list(used.values()),
-                          "ccap": [caps.for_campaign(c) for c in used]},
-                         schema={"campaign": pl.String, "used": pl.Float64, "ccap": pl.Float64})
-    table = table.with_columns(pl.format("campaign cap {} would be exceeded ({} already committed)",
-                                         _money(pl.col("ccap")), _money(pl.col("used"))).alias("camp_reason"))
-    night_used = committed.night_usd + extra_night
-    night_reason = (f"night cap ${caps.night_usd:.2f} would be exceeded "
-                    f"(${night_used:.2f} already committed)")
-    c = pl.col(cost).fill_null(0.0)
-    out = (frame.join(table, on="campaign", how="left", maintain_order="left")
-           .with_columns((c.cum_sum().over("campaign") + pl.col("used") <= pl.col("ccap") + 1e-9)
-                         .alias("ok_campaign")))
-    night_sum = (c * pl.col("ok_campaign")).cum_sum() + night_used
-    out = out.with_columns(
-        (pl.col("ok_campaign") & (night_sum <= caps.night_usd + 1e-9) & pl.col(cost).is_not_null()).alias("ok"),
-        pl.when(~pl.col("ok_campaign")).then(pl.col("camp_reason")).otherwise(pl.lit(night_reason))
-        .alias("cap_reason"))
-    return out.drop("used", "ccap", "camp_reason", "ok_campaign")
 
 
 def plan_catalog(catalog: pl.DataFrame, policy: Policy, routes: Sequence[PricedRoute], *,
@@ -134,7 +93,7 @@ def _allocate(staged: pl.DataFrame, depth: int, policy: Policy, committed: Commi
     spent = pl.DataFrame(schema={"campaign": pl.String, "spent": pl.Float64})
     for k in range(depth):
         offered = staged.with_columns(pl.when(~taken).then(pl.col(f"cost{k}")).alias("offered"))
-        staged = _accept(offered, "offered", policy, committed, spent, night).rename(
+        staged = accept_in_order(offered, "offered", policy.caps, committed, spent, night).rename(
             {"ok": f"ok{k}", "cap_reason": f"cap{k}"}).drop("offered")
         accepted = staged.filter(pl.col(f"ok{k}")).select("campaign", pl.col(f"cost{k}").alias("spent"))
         spent = pl.concat([spent, accepted]).group_by("campaign").agg(pl.col("spent").sum())
@@ -184,8 +143,8 @@ def _options(catalog: pl.DataFrame, ranked: pl.DataFrame, routes: Sequence[Price
     why = (pl.when(pl.col("cost").is_null() | pl.col("model").is_null())
            .then(pl.format("{} cannot make this item (no model or price)", pl.col("route")))
            .when(pl.col("cost") > pl.col("item_cap") + 1e-9)
-           .then(pl.format("{} est {} exceeds the item cap {}", pl.col("route"), _money(pl.col("cost")),
-                           _money(pl.col("item_cap")))))
+           .then(pl.format("{} est {} exceeds the item cap {}", pl.col("route"), usd_expr(pl.col("cost")),
+                           usd_expr(pl.col("item_cap")))))
     long = long.with_columns(why.alias("why"))
     # k: the option's place among the item's able ones (rows arrive grouped, ranks in order; a
     # running index minus the group's first is much cheaper than a window over every item).

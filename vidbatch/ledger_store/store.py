@@ -29,10 +29,9 @@ from sqlalchemy.engine import Connection, Engine
 
 from vidbatch.ledger import LEDGER_SCHEMA, OPTIONAL_COLUMNS, History
 from vidbatch.ledger_store import queries, writes
-from vidbatch.ledger_store.caps import over_caps, over_item_cap
 from vidbatch.ledger_store.schema import imports, ledger_rows, open_reservations, runs
 from vidbatch.measured import RECENT, measured_prices, since_night
-from vidbatch.planner import Committed
+from vidbatch.money import Committed, over_caps, over_item_cap
 from vidbatch.policy import Caps
 
 __all__ = ["LedgerStore", "HEARTBEAT_S", "DEAD_AFTER_S"]

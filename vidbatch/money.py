@@ -1,0 +1,147 @@
+"""The money rules, in one place. Pure.
+
+  caps      one reservation (or growth) of `more_usd` for a row, on top of what every run has
+            committed tonight and what this run keeps for its higher-priority items: the rule the
+            ledger store applies inside its write lock (`over_item_cap`, `over_caps`), and its words
+  twin      the same caps over a whole catalog at once, vectorised for the planner
+            (`accept_in_order`), held equal to `over_caps` applied item by item by a property test
+  batch     a GPU batch's own allowance (`Allowance`), inside the caps
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from vidbatch.policy import Caps
+
+__all__ = ["Committed", "over_item_cap", "over_caps", "cap_scope", "who", "usd_text", "accept_in_order", "usd_expr",
+           "Allowance"]
+
+
+@dataclass(frozen=True)
+class Committed:
+    """Money already committed tonight (settled, failed, or still reserved) before this plan."""
+
+    night_usd: float = 0.0
+    by_campaign: Mapping[str, float] = field(default_factory=dict)
+
+
+# ---- caps: one reservation at a time -------------------------------------------------------------
+
+def over_item_cap(caps: Caps, usd: float, what: str) -> str | None:
+    """Why one call holding `usd` passes the item cap (`what`: how the amount is named), or None."""
+    return f"item cap ${caps.item_usd:.2f} is below {what}" if usd > caps.item_usd + 1e-9 else None
+
+
+def over_caps(spent: dict[tuple[str, str], float], caps: Caps, row: dict, more_usd: float,
+              ahead: Committed) -> str | None:
+    """Why committing `more_usd` for `row` on top of `spent` (every run's
+    committed money tonight) and `ahead` (this run's earmarks) passes its campaign or night cap."""
+    campaign = row["campaign"]
+    by_campaign = sum(v for (c, _), v in spent.items() if c == campaign) + ahead.by_campaign.get(campaign, 0.0)
+    cap = caps.for_campaign(campaign)
+    kept = _kept(ahead.by_campaign.get(campaign, 0.0))
+    if by_campaign + more_usd > cap + 1e-9:
+        return f"campaign cap {usd_text(cap)} reached: {who(spent, row['run_id'], campaign)}{kept}"
+    if sum(spent.values()) + ahead.night_usd + more_usd > caps.night_usd + 1e-9:
+        kept = _kept(ahead.night_usd)
+        return f"night cap {usd_text(caps.night_usd)} reached: {who(spent, row['run_id'])}{kept}"
+    return None
+
+
+def cap_scope(refusal: str) -> str | None:
+    """Which cap a refusal written here names: "campaign", "night" (a batch's allowance binds
+    the whole batch like the night), or None (the item cap, another run holding the item)."""
+    if refusal.startswith("batch allowance "):
+        return "night"
+    return next((scope for scope in ("campaign", "night") if refusal.startswith(f"{scope} cap ")), None)
+
+
+def _kept(usd: float) -> str:
+    return f"; {usd_text(usd)} kept for this run's higher-priority items" if usd > 1e-12 else ""
+
+
+def who(spent: dict[tuple[str, str], float], run_id: str, campaign: str | None = None) -> str:
+    """'$1.60 committed ($0.80 by this run, $0.80 by run 7f3a…)' for one campaign or the night."""
+    by_run: dict[str, float] = defaultdict(float)
+    for (c, run), usd in spent.items():
+        if campaign is None or c == campaign:
+            by_run[run] += usd
+    parts = [f"{usd_text(usd)} by {'this run' if run == run_id else f'run {str(run)[:8]}'}"
+             for run, usd in sorted(by_run.items(), key=lambda kv: kv[0] != run_id) if usd]
+    return f"{usd_text(sum(by_run.values()))} committed" + (f" ({', '.join(parts)})" if parts else "")
+
+
+def usd_text(usd: float) -> str:
+    """Dollars in cents; below a dime, an amount that is not whole cents to a hundredth of a cent
+    (GPU seconds on a small night: "$0.0046", not "$0.00")."""
+    whole_cents = abs(round(usd, 2) - usd) < 1e-9
+    return f"${usd:.2f}" if whole_cents or abs(usd) >= 0.1 else f"${usd:.4f}"
+
+
+# ---- twin: a whole catalog at once ---------------------------------------------------------------
+
+def usd_expr(expr: pl.Expr) -> pl.Expr:
+    """Format dollars with two decimals ("$1.50"), vectorised."""
+    cents = (expr * 100).round().cast(pl.Int64)
+    return pl.format("${}.{}", cents // 100, (cents % 100).cast(pl.String).str.zfill(2))
+
+
+def accept_in_order(frame: pl.DataFrame, cost: str, caps: Caps, committed: Committed,
+            extra_by_campaign: pl.DataFrame, extra_night: float) -> pl.DataFrame:
+    """The caps over a whole frame at once (the planner's twin of `over_caps`): add `ok` and
+    `cap_reason` for the rows with a non-null `cost`, by prefix sums in frame order. A row a cap
+    refuses still counts in its campaign's sum (and, past its campaign, in the night's), so no
+    later row overtakes it: strict priority, as live reservations keep it (`Earmarks`)."""
+    used = {c: committed.by_campaign.get(c, 0.0) for c in frame["campaign"].unique().to_list()}
+    for campaign, spent in extra_by_campaign.iter_rows():
+        used[campaign] = used.get(campaign, 0.0) + spent
+    # Per-campaign facts are a small table: format the refusal text there, not once per row.
+    table = pl.DataFrame({"campaign": list(used), "used": list(used.values()),
+                          "ccap": [caps.for_campaign(c) for c in used]},
+                         schema={"campaign": pl.String, "used": pl.Float64, "ccap": pl.Float64})
+    table = table.with_columns(pl.format("campaign cap {} would be exceeded ({} already committed)",
+                                         usd_expr(pl.col("ccap")), usd_expr(pl.col("used"))).alias("camp_reason"))
+    night_used = committed.night_usd + extra_night
+    night_reason = (f"night cap ${caps.night_usd:.2f} would be exceeded "
+                    f"(${night_used:.2f} already committed)")
+    c = pl.col(cost).fill_null(0.0)
+    out = (frame.join(table, on="campaign", how="left", maintain_order="left")
+           .with_columns((c.cum_sum().over("campaign") + pl.col("used") <= pl.col("ccap") + 1e-9)
+                         .alias("ok_campaign")))
+    night_sum = (c * pl.col("ok_campaign")).cum_sum() + night_used
+    out = out.with_columns(
+        (pl.col("ok_campaign") & (night_sum <= caps.night_usd + 1e-9) & pl.col(cost).is_not_null()).alias("ok"),
+        pl.when(~pl.col("ok_campaign")).then(pl.col("camp_reason")).otherwise(pl.lit(night_reason))
+        .alias("cap_reason"))
+    return out.drop("used", "ccap", "camp_reason", "ok_campaign")
+
+
+# ---- batch: a GPU batch's allowance ------------------------------------------------------------
+
+class Allowance:
+    """A GPU batch may spend at most its allowance (the sum of its clips' planned estimates), inside
+    the policy's caps (which the ledger holds across every run). Thread-safe."""
+
+    def __init__(self, usd: float):
+        self.usd = usd
+        self._held = 0.0
+        self._lock = threading.Lock()
+
+    def try_reserve(self, campaign: str, usd: float) -> str | None:
+        """Hold `usd` of the allowance for a call; None when granted, else why not."""
+        with self._lock:
+            if self._held + usd > self.usd + 1e-9:
+                return f"batch allowance {usd_text(self.usd)} reached ({usd_text(self._held)} committed)"
+            self._held += usd
+            return None
+
+    def settle(self, campaign: str, reserved_usd: float, actual_usd: float) -> None:
+        """Replace a reservation by what the call really cost."""
+        with self._lock:
+            self._held += actual_usd - reserved_usd
