@@ -15,7 +15,7 @@ from vidbatch.catalog import validate_catalog
 from vidbatch.planner import plan_catalog
 from vidbatch.policy import default_policy
 from vidbatch.providers import priced_routes, registry
-from vidbatch.providers.openai_video_pricing import closed_estimate_usd, closed_size
+from vidbatch.providers.openai_video_pricing import openai_videos_estimate_usd, openai_videos_size
 from vidbatch.providers.wan_pricing import wan_estimate_usd
 
 
@@ -31,7 +31,7 @@ def per_row_baseline(valid: pl.DataFrame, policy) -> int:
         order = (prefs.long if seconds > prefs.long_after_s else prefs.by_realism)[realism]
         if order[0] == "sora":
             model = policy.routes["sora"].model_by_realism[realism]
-            cost = closed_estimate_usd(policy.routes["sora"], model, closed_size(aspect), seconds)
+            cost = openai_videos_estimate_usd(policy.routes["sora"], model, openai_videos_size(aspect), seconds)
         else:
             cost = wan_estimate_usd(policy.routes["wan"], policy.routes["wan"].t2v_model[resolution], resolution, seconds)
         used = spent.get(campaign, 0.0)

@@ -12,7 +12,7 @@ deployments, or vidbatch's own sandbox. The base URL and key come from the SDK's
      reached makes the route unavailable; so does a submit answered "model not found" / 404 / 410,
      or 401/403, later in the run. A check answered 429 or 5xx, or timed out, is retried (the SDK's
      backoff) and leaves the route on: busy is not gone.
-  3. the calls an item needs: one clip, then extensions or more clips (`pricing.closed_segments`),
+  3. the calls an item needs: one clip, then extensions or more clips (`pricing.openai_videos_segments`),
      or one remix; then the extensions an item's `extend_s` asks for.
   4. each call is submitted unless the journal already holds its job id (a resumed run never pays
      twice); a new job id goes to the journal before anything waits on it.
@@ -38,9 +38,9 @@ from urllib.parse import urlsplit
 
 from vidbatch.errors import ContentRejected, MediaError, ProviderError, ProviderUnavailable, TransientProviderError
 from vidbatch.media import concat, fit_image
-from vidbatch.providers.openai_video_pricing import (closed_estimate_usd, closed_extension_segments, closed_options,
-                                                     closed_segments)
-from vidbatch.providers.openai_video_settings import ClosedRoute
+from vidbatch.providers.openai_video_pricing import (openai_videos_estimate_usd, openai_videos_extension_segments,
+                                                     openai_videos_options, openai_videos_segments)
+from vidbatch.providers.openai_video_settings import OpenAIVideosSettings
 from vidbatch.providers import Clip, ClipRequest, Journal, ProviderKind, RunSettings
 
 __all__ = ["OpenAIVideoProvider", "KIND", "SORA_DEPRECATION", "make_client"]
@@ -88,7 +88,7 @@ def _submit_once_transport():
     return SubmitOnce()
 
 
-def make_client(route: ClosedRoute, *, base_url: str | None = None, api_key: str | None = None):
+def make_client(route: OpenAIVideosSettings, *, base_url: str | None = None, api_key: str | None = None):
     """An SDK client for the route: key from `api_key` or the route's env variable (None when
     there is none), base URL from `base_url`, the policy, or the SDK's own OPENAI_BASE_URL."""
     key = api_key or os.environ.get(route.api_key_env)
@@ -134,7 +134,7 @@ class OpenAIVideoProvider:
     remix = True
     extend = True
 
-    def __init__(self, route: ClosedRoute, client=None, route_id: str = "sora"):
+    def __init__(self, route: OpenAIVideosSettings, client=None, route_id: str = "sora"):
         self.route = route
         self.id = route_id
         self.max_seconds = float(max(route.clip_seconds))
@@ -187,7 +187,7 @@ class OpenAIVideoProvider:
 
     def estimate_cost(self, request: ClipRequest) -> float:
         size = f"{request.width}x{request.height}"
-        return closed_estimate_usd(self.route, request.model, size, request.seconds, request.extend_s)
+        return openai_videos_estimate_usd(self.route, request.model, size, request.seconds, request.extend_s)
 
     # ---- 3-7. one item -----------------------------------------------------------------------
 
@@ -231,9 +231,9 @@ class OpenAIVideoProvider:
     def _calls(self, request: ClipRequest) -> list[tuple[str, int | None]]:
         if request.remix_job_id:
             return [("remix", None)]
-        segments = closed_segments(request.seconds, self.route)
+        segments = openai_videos_segments(request.seconds, self.route)
         later = "create" if self.route.long_clips == "shots" else "extend"
-        grown = closed_extension_segments(request.extend_s, self.route) if request.extend_s > 0 else []
+        grown = openai_videos_extension_segments(request.extend_s, self.route) if request.extend_s > 0 else []
         return [("create", segments[0])] + [(later, s) for s in segments[1:]] + [("extend", s) for s in grown]
 
     @staticmethod
@@ -392,12 +392,12 @@ def _billed_usd(video, billed_seconds: int, price: float) -> float:
     return 0.0 if video.status == "failed" else billed_seconds * price
 
 
-def _describe(route: ClosedRoute) -> dict:
+def _describe(route: OpenAIVideosSettings) -> dict:
     return {"models": dict(route.model_by_realism), "prices": {"usd_per_s": route.price_usd_per_s},
             "where": _redacted(route.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL)}
 
 
-def _sandboxed(route: str, settings: ClosedRoute, stack: ExitStack, latency_s: float, faults: dict
+def _sandboxed(route: str, settings: OpenAIVideosSettings, stack: ExitStack, latency_s: float, faults: dict
                ) -> OpenAIVideoProvider:
     """The route on a loopback Videos API server started for this run (no money; rows marked);
     `faults` (fields of vidbatch.sandbox.Faults) rehearses what goes wrong."""
@@ -409,9 +409,9 @@ def _sandboxed(route: str, settings: ClosedRoute, stack: ExitStack, latency_s: f
                                route_id=route)
 
 
-KIND = ProviderKind(name="openai-videos", settings=ClosedRoute,
+KIND = ProviderKind(name="openai-videos", settings=OpenAIVideosSettings,
                     build=lambda route, settings: OpenAIVideoProvider(settings, route_id=route),
                     description="any endpoint speaking the OpenAI Videos API (Sora, gateways, vLLM-Omni Wan servers), "
-                    "via the openai SDK", describe=_describe, price=closed_options, sandbox=_sandboxed,
+                    "via the openai SDK", describe=_describe, price=openai_videos_options, sandbox=_sandboxed,
                     run_settings=lambda s: RunSettings(concurrency=s.concurrency, global_limits=s.global_limits,
                                                        submits_per_minute=s.submits_per_minute))

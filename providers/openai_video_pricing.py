@@ -13,9 +13,10 @@ import polars as pl
 from vidbatch.pricing import EPS as _EPS
 from vidbatch.pricing import pick as _pick
 from vidbatch.pricing import raw_seconds
-from vidbatch.providers.openai_video_settings import ClosedRoute
+from vidbatch.providers.openai_video_settings import OpenAIVideosSettings
 
-__all__ = ["closed_segments", "closed_extension_segments", "closed_size", "closed_options", "closed_estimate_usd"]
+__all__ = ["openai_videos_segments", "openai_videos_extension_segments", "openai_videos_size", "openai_videos_options",
+           "openai_videos_estimate_usd"]
 
 
 # ---- one item at a time (the provider) --------------------------------------------------------
@@ -24,7 +25,7 @@ def _smallest_at_least(value: float, options: list[int]) -> int | None:
     return next((o for o in sorted(options) if o + _EPS >= value), None)
 
 
-def closed_segments(seconds: float, route: ClosedRoute) -> list[int]:
+def openai_videos_segments(seconds: float, route: OpenAIVideosSettings) -> list[int]:
     """Billed seconds of each call that covers `seconds`: a clip, then extensions or more clips."""
     longest = max(route.clip_seconds)
     if seconds <= longest + _EPS:
@@ -40,7 +41,7 @@ def closed_segments(seconds: float, route: ClosedRoute) -> list[int]:
     return segments
 
 
-def closed_extension_segments(extend_s: float, route: ClosedRoute) -> list[int]:
+def openai_videos_extension_segments(extend_s: float, route: OpenAIVideosSettings) -> list[int]:
     """Billed seconds of the extension calls that add `extend_s` to a clip."""
     step = max(route.extension_seconds)
     full = math.floor(extend_s / step + _EPS)
@@ -48,7 +49,7 @@ def closed_extension_segments(extend_s: float, route: ClosedRoute) -> list[int]:
     return [step] * full + ([_smallest_at_least(tail, route.extension_seconds)] if tail > _EPS else [])
 
 
-def closed_size(aspect: str) -> str:
+def openai_videos_size(aspect: str) -> str:
     """The Videos API size for an aspect (the route's smallest size; it has no 480p)."""
     return "1280x720" if aspect == "16:9" else "720x1280"
 
@@ -62,7 +63,7 @@ def _smallest_at_least_expr(value: pl.Expr, options: list[int]) -> pl.Expr:
     return expr
 
 
-def closed_options(route: ClosedRoute, name: str) -> list[pl.Expr]:
+def openai_videos_options(route: OpenAIVideosSettings, name: str) -> list[pl.Expr]:
     """Columns {name}_model, {name}_size, {name}_billed_s, {name}_cost for a catalog (null where it
     cannot serve): the `openai-videos` kind's prices for the planner."""
     model = _pick(route.model_by_realism, pl.col("realism"), pl.String)
@@ -83,7 +84,7 @@ def closed_options(route: ClosedRoute, name: str) -> list[pl.Expr]:
     tail_billed = pl.when(tail > _EPS).then(_smallest_at_least_expr(tail, pieces)).otherwise(0.0)
     billed = (pl.when(raw <= longest + _EPS).then(_smallest_at_least_expr(raw, route.clip_seconds))
               .otherwise(longest + full * step + tail_billed))
-    billed = billed + _closed_extension_billed_s(route)
+    billed = billed + _extension_billed_s(route)
     return [
         model.alias(f"{name}_model"),
         size.alias(f"{name}_size"),
@@ -92,7 +93,7 @@ def closed_options(route: ClosedRoute, name: str) -> list[pl.Expr]:
     ]
 
 
-def _closed_extension_billed_s(route: ClosedRoute) -> pl.Expr:
+def _extension_billed_s(route: OpenAIVideosSettings) -> pl.Expr:
     extend = pl.col("extend_s").fill_null(0.0)
     step = max(route.extension_seconds)
     full = (extend / step + _EPS).floor()
@@ -101,9 +102,10 @@ def _closed_extension_billed_s(route: ClosedRoute) -> pl.Expr:
     return full * step + tail_billed
 
 
-def closed_estimate_usd(route: ClosedRoute, model: str, size: str, seconds: float, extend_s: float = 0.0) -> float:
+def openai_videos_estimate_usd(route: OpenAIVideosSettings, model: str, size: str, seconds: float,
+                               extend_s: float = 0.0) -> float:
     """One item's closed-route estimate: billed seconds of every call times the model's price."""
-    billed = sum(closed_segments(seconds, route))
+    billed = sum(openai_videos_segments(seconds, route))
     if extend_s > 0:
-        billed += sum(closed_extension_segments(extend_s, route))
+        billed += sum(openai_videos_extension_segments(extend_s, route))
     return billed * route.price_usd_per_s[model][size]

@@ -8,10 +8,10 @@ from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_v
 
 from vidbatch.route_settings import Realism, Strict, checked_endpoint
 
-__all__ = ["ClosedRoute"]
+__all__ = ["OpenAIVideosSettings"]
 
 
-class ClosedRoute(Strict):
+class OpenAIVideosSettings(Strict):
     """An `openai-videos` route: any endpoint speaking the OpenAI Videos API (Sora, gateways,
     vLLM-Omni Wan servers), priced per second."""
 
@@ -38,7 +38,7 @@ class ClosedRoute(Strict):
         return checked_endpoint(url, "named by api_key_env (default OPENAI_API_KEY)")
 
     @model_validator(mode="after")
-    def _models_priced(self) -> "ClosedRoute":
+    def _models_priced(self) -> "OpenAIVideosSettings":
         for realism, model in self.model_by_realism.items():
             if model not in self.price_usd_per_s:
                 raise ValueError(f"model '{model}' (realism {realism}) has no price in price_usd_per_s")

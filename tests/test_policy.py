@@ -6,7 +6,7 @@ from tests.conftest import DEMO_POLICY, REPO, THREE_ROUTES_POLICY
 from vidbatch.errors import PolicyError
 from vidbatch.policy import default_policy, load_policy
 from vidbatch.providers.dashscope import DashScopeSettings
-from vidbatch.providers.openai_video_settings import ClosedRoute
+from vidbatch.providers.openai_video_settings import OpenAIVideosSettings
 from vidbatch.providers.wan_settings import WanRoute
 
 LEGACY = REPO / "tests" / "legacy-policy.toml"
@@ -40,7 +40,7 @@ def test_two_routes_of_one_kind_and_default_orders(tmp_path):
         text += f'[routes.{name}]\nkind = "openai-videos"\nbase_url = "https://{name}.example/v1"\n' \
                 f'[routes.{name}.price_usd_per_s]\n{prices}'
     policy = load_policy(write(tmp_path, text))
-    assert [type(s) for s in policy.routes.values()] == [ClosedRoute, ClosedRoute]
+    assert [type(s) for s in policy.routes.values()] == [OpenAIVideosSettings, OpenAIVideosSettings]
     assert policy.routes["gateway-b"].base_url == "https://gateway-b.example/v1" != sora.base_url
     # without [routing], every realism level may use every route, in the order they are written
     assert policy.preferences().by_realism == {r: ["gateway-a", "gateway-b"] for r in ("low", "medium", "high")}
@@ -48,7 +48,7 @@ def test_two_routes_of_one_kind_and_default_orders(tmp_path):
 
 def test_the_old_shape_loads_as_routes_wan_and_sora_with_the_same_decisions():
     old, new = load_policy(LEGACY), load_policy(DEMO_POLICY)
-    assert isinstance(old.routes["wan"], WanRoute) and isinstance(old.routes["sora"], ClosedRoute)
+    assert isinstance(old.routes["wan"], WanRoute) and isinstance(old.routes["sora"], OpenAIVideosSettings)
     assert old.routes == new.routes and old.preferences() == new.preferences()
     assert old.preferences().by_realism == {"low": ["wan"], "medium": ["wan"], "high": ["sora"]}
     assert old.preferences().long == {"low": ["sora", "wan"], "medium": ["sora", "wan"], "high": ["sora"]}

@@ -46,7 +46,7 @@ def test_vidbatchs_own_kinds_load_without_heavy_libraries_and_are_announced_as_e
     from vidbatch.providers import BUILT_IN_KINDS, KIND_GROUP
 
     seen = kinds_seen()
-    assert seen["kinds"] == {"wan-diffusers": "WanRoute", "openai-videos": "ClosedRoute",
+    assert seen["kinds"] == {"wan-diffusers": "WanRoute", "openai-videos": "OpenAIVideosSettings",
                              "dashscope": "DashScopeSettings", "gemini-veo": "VeoSettings"}
     assert seen["heavy"] == []  # torch, diffusers, openai and google-genai load when a provider works, not before
     announced = {p.name: p.value for p in entry_points(group=KIND_GROUP) if p.dist and p.dist.name == "vidbatch"}
