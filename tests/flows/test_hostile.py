@@ -14,14 +14,17 @@ from tests.conftest import produce
 from vidbatch.policy import load_policy
 from vidbatch.providers import registry
 from vidbatch.providers.dashscope import DashScopeProvider
+from vidbatch.providers.gemini_veo import VeoProvider
 from vidbatch.providers.testsrc import TestsrcProvider
 from vidbatch.sandbox import VideosSandbox
 from vidbatch.sandbox.dashscope import DashScopeFaults, DashScopeSandbox
+from vidbatch.sandbox.veo import VeoFaults, VeoSandbox
 from vidbatch.sandbox.jobs import Faults
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 VIDEOS_KEY = "sk-videos-echo-0123456789abcdef"
 HOSTED_KEY = "sk-hosted-echo-fedcba9876543210"
+VEO_KEY = "veo-echo-key-5a5a5a5a5a5a5a5a"
 
 
 def _policy(tmp_path: Path, prefer: str) -> Path:
@@ -71,28 +74,34 @@ def test_endpoints_that_echo_the_request_headers_leak_no_key(tmp_path, monkeypat
     policy = load_policy(policy_path)
     rows = [{"prompt": "refuse me, videos", "provider": "sora"}, {"prompt": "fail me, videos", "provider": "sora"},
             {"prompt": "refuse me, hosted", "provider": "wan-hosted"},
-            {"prompt": "fail me, hosted", "provider": "wan-hosted"}]
+            {"prompt": "fail me, hosted", "provider": "wan-hosted"},
+            {"prompt": "refuse me, veo", "provider": "veo", "realism": "high", "duration_s": 4.0},
+            {"prompt": "fail me, veo", "provider": "veo", "realism": "high", "duration_s": 4.0}]
     catalog = write_catalog(tmp_path / "catalog.parquet", rows)
     with VideosSandbox(api_key=VIDEOS_KEY, latency_s=0.2, poll_after_ms=50,
                        faults=Faults(echo_headers=True, reject_prompt="refuse me")) as videos, \
             DashScopeSandbox(api_key=HOSTED_KEY, latency_s=0.2,
-                             faults=DashScopeFaults(echo_headers=True, reject_prompt="refuse me")) as hosted:
+                             faults=DashScopeFaults(echo_headers=True, reject_prompt="refuse me")) as hosted, \
+            VeoSandbox(api_key=VEO_KEY, latency_s=0.2,
+                       faults=VeoFaults(echo_headers=True, reject_prompt="refuse me", refuse="fail me")) as veo:
         videos.faults.moderate = "fail me"  # a failed job: its error text comes back through retrieve
         hosted.faults.inspect = "fail me"   # 400 DataInspectionFailed, echoed
         settings = policy.routes["wan-hosted"].model_copy(update={"base_url": hosted.base_url, "poll_interval_s": 0.05})
+        veo_settings = policy.routes["veo"].model_copy(update={"base_url": veo.base_url, "poll_interval_s": 0.05})
         bindings = {"sora": lambda pol: closed_provider(videos, max_retries=0), "wan": None,
-                    "wan-hosted": lambda pol: DashScopeProvider(settings, "wan-hosted", api_key=hosted.api_key)}
+                    "wan-hosted": lambda pol: DashScopeProvider(settings, "wan-hosted", api_key=hosted.api_key),
+                    "veo": lambda pol: VeoProvider(veo_settings, "veo", api_key=veo.api_key)}
         with registry.bound(bindings):
             summary = produce(catalog, out=str(tmp_path / "out"), policy_path=str(policy_path))
-        echoed = [s for s in videos.requests + hosted.requests if s[2] == 400]
-    assert summary["status_counts"] == {"failed": 4} and len(echoed) >= 2  # the endpoints did echo
+        echoed = [s for s in videos.requests + hosted.requests + veo.requests if s[2] == 400]
+    assert summary["status_counts"] == {"failed": 6} and len(echoed) >= 3  # the endpoints did echo
     ledger = ledger_of(tmp_path / "out")
     reasons = " ".join(ledger["reason"].drop_nulls().to_list())
     assert "[redacted]" in reasons and "refused" in reasons
     report = Path(summary["report"]).read_text()
     captured = capfd.readouterr()
     prefect_text = _prefect_text(summary["run_id"])
-    for key in (VIDEOS_KEY, HOSTED_KEY):
+    for key in (VIDEOS_KEY, HOSTED_KEY, VEO_KEY):
         for where, text in (("ledger", reasons), ("report", report), ("stdout", captured.out),
                             ("stderr", captured.err), ("Prefect", prefect_text)):
             assert key not in text, f"the key reached the {where}"

@@ -51,6 +51,7 @@ class VeoFaults:
     refuse: str | None = None       # operations whose prompt contains this end refused (raiMediaFilteredCount)
     never_finish: str | None = None  # operations whose prompt contains this never end
     gone_models: set[str] = field(default_factory=set)  # creates for these answer 404 NOT_FOUND
+    reject_prompt: str | None = None  # creates whose prompt contains this answer 400 INVALID_ARGUMENT
     echo_headers: bool = False      # error messages repeat the request's headers (as some gateways do)
 
 
@@ -129,6 +130,8 @@ class VeoSandbox(Loopback):
         if resolution not in spec["resolutions"] or (resolution, aspect) not in SIZES:
             return 400, _error(400, f"resolution {resolution} at {aspect} is not supported by {model}",
                                "INVALID_ARGUMENT"), None
+        if self.faults.reject_prompt and self.faults.reject_prompt in prompt:
+            return 400, _error(400, "The request was rejected by the gateway.", "INVALID_ARGUMENT"), None
         if int(params.get("sampleCount", 1)) != 1:
             return 400, _error(400, "this sandbox makes one video per operation", "INVALID_ARGUMENT"), None
         with self._lock:
