@@ -26,7 +26,7 @@ import polars as pl  # noqa: E402
 
 from vidbatch.flows.produce_catalog import produce_catalog  # noqa: E402
 from vidbatch.ledger import SPENT  # noqa: E402
-from vidbatch.ledger_store import ledger_for  # noqa: E402
+from vidbatch.ledger_store import open_ledger  # noqa: E402
 from vidbatch.policy import load_policy  # noqa: E402
 from vidbatch.providers import registry  # noqa: E402
 from vidbatch.providers.openai_video import OpenAIVideoProvider, make_client  # noqa: E402
@@ -68,7 +68,7 @@ def scenario(name: str, n: int, c: int, latency: float, faults: Faults, policy_c
             t0 = time.perf_counter()
             summary = produce_catalog(str(scratch / "catalog.parquet"), out=str(scratch / "out"), policy_path=str(policy))
             wall = time.perf_counter() - t0
-        ledger = ledger_for(open_root(str(scratch / "out"))).frame()
+        ledger = open_ledger(open_root(str(scratch / "out"))).frame()
         span = (ledger.filter(pl.col("status") == "settled")["created_at"].max()
                 - ledger.filter(pl.col("status") == "reserved")["created_at"].min()).total_seconds()
         n429 = sum(status == 429 for _, _, status in box.requests)

@@ -29,7 +29,7 @@ import polars as pl
 
 from vidbatch.catalog import validate_catalog, with_fingerprints
 from vidbatch.ledger import LEDGER_SCHEMA, OPTIONAL_COLUMNS
-from vidbatch.ledger_store import ledger_for
+from vidbatch.ledger_store import open_ledger
 from vidbatch.storage import open_root
 
 CATALOG_ITEMS = 1_000
@@ -99,13 +99,13 @@ def main(sizes: list[int]) -> None:
         for rows in sizes:
             out = folder / f"out-{rows}"
             rows_frame = history(rows, made)
-            ledger_for(open_root(str(out))).import_frame(rows_frame, f"bench-{rows}")
+            open_ledger(open_root(str(out))).import_frame(rows_frame, f"bench-{rows}")
             saved = folder / f"plan-{rows}.parquet"
             plan_s = statistics.median(timed([vidbatch, "plan", str(catalog), "--policy", policy, "--out", str(out),
                                               "--save", str(saved)], folder) for _ in range(3))
             ledger_s = statistics.median(timed([vidbatch, "ledger", "--out", str(out)], folder) for _ in range(3))
             review_s = statistics.median(timed([vidbatch, "review", "--out", str(out)], folder) for _ in range(3))
-            waiting = ledger_for(open_root(str(out))).awaiting_review().height
+            waiting = open_ledger(open_root(str(out))).awaiting_review().height
             done = pl.read_parquet(saved).filter(pl.col("status").is_in(["done", "awaiting_review"])).height
             assert done == min(CATALOG_ITEMS, rows // 2), f"{done} items found done in the plan"
             run_s = timed([vidbatch, "run", str(catalog), "--policy", policy, "--out", str(out)], folder)

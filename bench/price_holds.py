@@ -29,7 +29,7 @@ def main() -> None:
     cap = float(sys.argv[2]) if len(sys.argv) > 2 else 0.006
     from vidbatch.flows.produce_catalog import produce_catalog
     from vidbatch.ledger import SPENT
-    from vidbatch.ledger_store import ledger_for
+    from vidbatch.ledger_store import open_ledger
     from vidbatch.storage import open_root
 
     with tempfile.TemporaryDirectory() as folder:
@@ -48,7 +48,7 @@ def main() -> None:
         state = produce_catalog(str(tmp / "catalog.parquet"), out=str(tmp / "out"),
                                 policy_path=str(tmp / "policy.toml"), return_state=True)
         run_s = time.perf_counter() - started
-        store = ledger_for(open_root(str(tmp / "out")))
+        store = open_ledger(open_root(str(tmp / "out")))
         ledger = store.frame()
         spent = ledger.filter(pl.col("status").is_in(SPENT))["cost_usd"].sum()
         made = ledger.filter(pl.col("status") == "settled")["item_id"].to_list()

@@ -21,14 +21,14 @@ from vidbatch import layout
 from vidbatch.earmarks import Earmarks
 from vidbatch.turns import Turns
 from vidbatch.ledger import deferred_rows, rejected_rows
-from vidbatch.ledger_store import ledger_for, use_policy_ledger
+from vidbatch.ledger_store import LedgerStore, open_ledger
 from vidbatch.planner import PLAN_COLUMNS
 from vidbatch.policy import Policy, load_policy
 from vidbatch.providers import priced_routes, registry, run_settings
 from vidbatch.redact import Redactor, logs_redacted
 from vidbatch.report import run_outcomes
 from vidbatch.runs import clip_jobs, history_keys, night_of, plan_run
-from vidbatch.storage import open_root, work_folder
+from vidbatch.storage import OutputRoot, open_root, work_folder
 from vidbatch.tasks.catalog_io import load_catalog, write_run_table
 from vidbatch.tasks.context import RunContext, ensure_limits
 from vidbatch.tasks.ledger_io import append_ledger, read_history, read_spend
@@ -63,24 +63,25 @@ def produce_catalog(catalog: str, out: str = "vidbatch-out", policy_path: str | 
     Returns the run's summary; ends Failed (RunFailed, with the summary) when an item or a
     storyboard failed, Completed when everything was made, is awaiting review or was deferred."""
     policy = load_policy(policy_path)
-    use_policy_ledger(policy.ledger.url)  # below --ledger / $VIDBATCH_LEDGER_URL
-    open_root(out).check()  # a missing bucket or unreachable S3 stops here, before anything is spent
+    root = open_root(out)
+    root.check()  # a missing bucket or unreachable S3 stops here, before anything is spent
+    ledger = open_ledger(root, policy_url=policy.ledger.url)  # the run's one store (--ledger, $VIDBATCH_LEDGER_URL first)
     run_id = flow_run.get_id() or uuid.uuid4().hex
     with run_providers(policy, sandbox, sandbox_latency_s, sandbox_faults) as (providers, redact), \
-            logs_redacted(redact), ledger_for(open_root(out)).running(run_id), work_folder(run_id) as workdir:
+            logs_redacted(redact), ledger.running(run_id), work_folder(run_id) as workdir:
         shared = str(Path(policy_path).resolve()) if policy_path and "://" not in policy_path else policy_path
-        return _produce_with(run_id, catalog, out, policy, campaign, sandbox, providers, shared, workdir, redact)
+        return _produce_with(run_id, catalog, root, ledger, policy, campaign, sandbox, providers, shared, workdir,
+                             redact)
 
 
-def _produce_with(run_id: str, catalog: str, out: str, policy: Policy, campaign: str | None, sandbox: bool, providers: dict,
-                  policy_path: str | None, workdir: Path, redact: Redactor) -> dict | State:
+def _produce_with(run_id: str, catalog: str, root: OutputRoot, ledger: LedgerStore, policy: Policy, campaign: str | None,
+                  sandbox: bool, providers: dict, policy_path: str | None, workdir: Path, redact: Redactor) -> dict | State:
     log = get_run_logger()
-    root = open_root(out)
     night = night_of(datetime.now(timezone.utc), policy.caps.timezone)
 
     valid, rejects, campaign_of, rejected_scenes = load_catalog(catalog, campaign, policy)
     label_run(run_id, night, sorted(set(valid["campaign"].to_list()) | set(campaign_of.values())), sandbox)
-    history = read_history(root, history_keys(valid), night)
+    history = read_history(ledger, history_keys(valid), night)
     unavailable = registry.unavailable(providers)
     declared = run_settings(policy)
     pool = {route: d for route, d in declared.items() if d.workers == "pool"}  # rendered by the GPU work pool
@@ -89,19 +90,19 @@ def _produce_with(run_id: str, catalog: str, out: str, policy: Policy, campaign:
     for route, why in unavailable.items():
         log.warning("route %s unavailable for this run: %s", route, why)
     ensure_limits(policy, sandbox, routes=set(providers) - set(unavailable))
-    busy = frozenset(ledger_for(root).live_runs() - {run_id})
+    busy = frozenset(ledger.live_runs() - {run_id})
     plan = plan_run(valid, policy, history, priced_routes(policy, providers, unavailable, history.measured), busy)
     write_run_table(root, plan.select(PLAN_COLUMNS), layout.run_table(run_id, "plan"))
     if rejects.height:
         write_run_table(root, rejects, layout.run_table(run_id, "rejects"))
-    append_ledger(root, rejected_rows(rejects, run_id=run_id, night=night, campaign_of=campaign_of, sandbox=sandbox)
+    append_ledger(ledger, rejected_rows(rejects, run_id=run_id, night=night, campaign_of=campaign_of, sandbox=sandbox)
                   + deferred_rows(plan, run_id=run_id, night=night, sandbox=sandbox))
     log_plan(plan, rejects)
 
     jobs = clip_jobs(plan)
     _emit({"event": "planned", "total": len(jobs), "plan": plan, "rejects": rejects})
     local = [j for j in jobs if j.provider not in pool]  # in plan order: highest priority first
-    ctx = RunContext(run_id=run_id, night=night, root=root, policy=policy, providers=providers,
+    ctx = RunContext(run_id=run_id, night=night, root=root, ledger=ledger, policy=policy, providers=providers,
                      workdir=workdir, sandbox=sandbox, redact=redact,
                      in_flight={j.item_id: (j.resume_reservation_id, j.resume_job_ids)
                                 for j in jobs if j.resume_reservation_id},
@@ -117,7 +118,7 @@ def _produce_with(run_id: str, catalog: str, out: str, policy: Policy, campaign:
         update_progress_artifact(progress, 100.0 * len(outcomes) / max(len(jobs), 1))
         _emit({"event": "clip", **row})
 
-    gpu = [GpuBatches([j for j in jobs if j.provider == route], root=root, run_id=run_id, night=night,
+    gpu = [GpuBatches([j for j in jobs if j.provider == route], root=root, ledger=ledger, run_id=run_id, night=night,
                       policy_path=policy_path, deployment=settings.deployment, batch_size=settings.batch_size,
                       attempts=settings.batch_attempts, sandbox=sandbox, on_outcome=record)
            for route, settings in pool.items()]  # in batches on the GPU pool, while the other routes' clips run here
@@ -128,12 +129,12 @@ def _produce_with(run_id: str, catalog: str, out: str, policy: Policy, campaign:
         maintain_order="left")
     boards = stitch_storyboards(root, run_id, items, plan, rejected_scenes, policy, workdir)
     write_run_table(root, items, layout.run_table(run_id, "items"))
-    spend = read_spend(root, ["provider"], run_id=run_id)  # SQL over this run's rows, not the history
+    spend = read_spend(ledger, ["provider"], run_id=run_id)  # SQL over this run's rows, not the history
     summary = run_summary(run_id, night, root.uri, items, rejects, spend, unavailable, boards, sandbox)
-    costs = read_spend(root, ["campaign", "item_id"], run_id=run_id).select(
+    costs = read_spend(ledger, ["campaign", "item_id"], run_id=run_id).select(
         "campaign", "item_id", pl.col("actual_usd").alias("cost_usd"))
     summary["reviews"] = start_reviews(policy, root, policy_path, items, run_id)
     summary["report"] = write_report(root, summary, items.join(costs, on=["campaign", "item_id"], how="left"),
-                                     boards, read_spend(root, ["campaign", "provider"], nights=[night]), spend,
+                                     boards, read_spend(ledger, ["campaign", "provider"], nights=[night]), spend,
                                      policy, workdir)
     return finish_run(summary, items, boards, redact)

@@ -18,7 +18,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 from vidbatch.statuses import ItemStatus
 from vidbatch import layout
 from vidbatch.money import Allowance
-from vidbatch.ledger_store import use_policy_ledger
+from vidbatch.ledger_store import open_ledger
 from vidbatch.policy import load_policy
 from vidbatch.redact import logs_redacted
 from vidbatch.runs import ClipJob, Recovery
@@ -39,8 +39,8 @@ def render_wan(jobs: list[dict], out: str, run_id: str, night: str, batch: str, 
     """Render a batch of Wan clips on this worker; returns how many finished."""
     log = get_run_logger()
     policy = load_policy(policy_path)
-    use_policy_ledger(policy.ledger.url)  # below --ledger / $VIDBATCH_LEDGER_URL
     root = open_root(out)
+    ledger = open_ledger(root, policy_url=policy.ledger.url)  # the batch's one store ($VIDBATCH_LEDGER_URL first)
     # A batch renders on its own route: a worker holds that route's provider only, so a clip whose
     # route fails here is deferred (with the reason) for the next run to plan again, not moved.
     clips = [ClipJob.model_validate(j).model_copy(update={"fallbacks": ()}) for j in jobs]
@@ -49,11 +49,12 @@ def render_wan(jobs: list[dict], out: str, run_id: str, night: str, batch: str, 
     keys = pl.DataFrame([{"campaign": j.campaign, "item_id": j.item_id} for j in clips],
                         schema={"campaign": pl.String(), "item_id": pl.String()})
     settled = {(r["campaign"], r["item_id"], r["fingerprint"]): r  # this batch's items only, not the history
-               for r in read_settled(root, keys).iter_rows(named=True)}
+               for r in read_settled(ledger, keys).iter_rows(named=True)}
     route = clips[0].provider  # the pool route these clips were planned on
     with run_providers(policy, sandbox=False) as (providers, redact), logs_redacted(redact), \
             work_folder(f"{run_id[:8]}-{batch}") as workdir:
-        ctx = RunContext(run_id=run_id, night=night, root=root, policy=policy, providers={route: providers[route]},
+        ctx = RunContext(run_id=run_id, night=night, root=root, ledger=ledger, policy=policy,
+                         providers={route: providers[route]},
                          allowance=Allowance(allowance_usd), workdir=workdir, sandbox=sandbox, redact=redact)
         finished = _render(clips, settled, ctx, batch)
     log.info("batch %s: %d clips, %d finished", batch, len(clips), finished)

@@ -19,7 +19,7 @@ from prefect.input import RunInput
 from prefect.runtime import deployment, flow_run
 from pydantic import Field
 
-from vidbatch.ledger_store import ledger_for, use_policy_ledger
+from vidbatch.ledger_store import open_ledger
 from vidbatch.policy import load_policy
 from vidbatch.review import ClipVerdict
 from vidbatch.storage import open_root
@@ -55,9 +55,8 @@ def review_clips(out: str, items: list[str] | None = None, campaign: str | None 
     """Ask a person about the clips awaiting review (`items`: "campaign/item_id" keys, else every
     clip of `campaign`, else all, at most `[review] batch_size`) and record the answer."""
     policy = load_policy(policy_path)
-    use_policy_ledger(policy.ledger.url)
     root = open_root(out)
-    store = ledger_for(root)
+    store = open_ledger(root, policy_url=policy.ledger.url)
     wanted = {tuple(key.split("/", 1)) for key in items or []}
     pending = pending_clips(root, store, campaign, sorted({i for _, i in wanted}) if wanted else None, urls=True)
     if wanted:

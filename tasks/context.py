@@ -28,7 +28,7 @@ from prefect.concurrency.sync import concurrency, rate_limit
 from vidbatch.earmarks import Earmarks
 from vidbatch.ledger import Reservation
 from vidbatch.money import Allowance, cap_scope
-from vidbatch.ledger_store import ledger_for
+from vidbatch.ledger_store import LedgerStore
 from vidbatch.policy import Policy
 from vidbatch.providers import Provider, RunSettings, run_settings
 from vidbatch.redact import Redactor
@@ -98,6 +98,7 @@ class RunContext:
     night: str
     root: OutputRoot
     policy: Policy
+    ledger: LedgerStore  # opened once for the run: every reservation and row goes through it
     providers: dict[str, Provider]
     workdir: Path
     sandbox: bool = False
@@ -157,7 +158,7 @@ class RunContext:
                 refused = self.allowance.try_reserve(row["campaign"], row["est_cost_usd"])
                 if refused:
                     return self._refused(row, f"batch allowance: {refused}")
-            refused = ledger_for(self.root).reserve(row, self.policy.caps, self.earmarks.ahead_of(row["item_id"]))
+            refused = self.ledger.reserve(row, self.policy.caps, self.earmarks.ahead_of(row["item_id"]))
             if refused and self.allowance is not None:
                 self.allowance.settle(row["campaign"], row["est_cost_usd"], 0.0)
             return self._refused(row, refused)
@@ -182,7 +183,7 @@ class RunContext:
             refused = self.allowance.try_reserve(money.campaign, more)
             if refused:
                 return self._refused(row, f"batch allowance: {refused}")
-        refused = ledger_for(self.root).raise_reservation(row, self.policy.caps, self.earmarks.ahead_of(money.item_id))
+        refused = self.ledger.raise_reservation(row, self.policy.caps, self.earmarks.ahead_of(money.item_id))
         if refused and self.allowance is not None:
             self.allowance.settle(money.campaign, more, 0.0)
         return self._refused(row, refused)

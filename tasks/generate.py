@@ -150,7 +150,7 @@ def _bind_remix_source(job: ClipJob, source: object, ctx: RunContext) -> ClipJob
 
 
 def _defer(job: ClipJob, ctx: RunContext, reason: str, error: type[Deferred] = Deferred):
-    write_ledger_rows(ctx.root, [ledger_row(
+    write_ledger_rows(ctx.ledger, [ledger_row(
         run_id=ctx.run_id, night=ctx.night, item_id=job.item_id, campaign=job.campaign, fingerprint=job.fingerprint,
         provider=job.provider, model=job.model, status="deferred", reason=reason, sandbox=ctx.sandbox)])
     raise error(reason)
@@ -191,15 +191,15 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
             charged = paid[0] if paid else cost
             if ctx.allowance is not None:
                 ctx.allowance.settle(job.campaign, held[0], charged)
-            write_ledger_rows(ctx.root, [money.closed(status, 0.0 if paid else cost, ctx.redact(reason), **extra)])
+            write_ledger_rows(ctx.ledger, [money.closed(status, 0.0 if paid else cost, ctx.redact(reason), **extra)])
 
         def on_job(job_id: str, what: str) -> None:
             ctx.remember_job(job.item_id, reservation_id, job_id)
-            write_ledger_rows(ctx.root, [money.submitted(job_id, what)])
+            write_ledger_rows(ctx.ledger, [money.submitted(job_id, what)])
 
         def on_paid(cost: float, job_id: str | None) -> None:
             if not paid:  # a resumed, already paid reservation is not paid again
-                write_ledger_rows(ctx.root, [money.paid(cost, "made and billed; before download", job_id=job_id)])
+                write_ledger_rows(ctx.ledger, [money.paid(cost, "made and billed; before download", job_id=job_id)])
                 paid.append(cost)
                 ctx.paid.record(reservation_id, cost)
 

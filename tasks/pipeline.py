@@ -43,7 +43,7 @@ def _submit(step: int, job: ClipJob, ctx: RunContext, upstream):
         return finish_clip.submit(made, ctx)
     if deliver_step(job, ctx) is hold_for_review:
         return hold_for_review.submit(made, ctx)
-    return write_asset.submit(ctx.root, made, ctx.run_id)
+    return write_asset.submit(ctx, made)
 
 
 def _made_a_clip(future) -> bool:

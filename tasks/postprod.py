@@ -25,7 +25,6 @@ from vidbatch.media import MediaInfo, contact_sheet, cut, detect_defects, probe,
 from vidbatch.policy import Policy
 from vidbatch.qa import Expected, qa_failures, qa_summary
 from vidbatch.statuses import ItemStatus
-from vidbatch.storage import OutputRoot
 from vidbatch.tasks.context import RunContext
 from vidbatch.tasks.generate import GeneratedClip, generate_clip
 from vidbatch.tasks.ledger_io import write_ledger_rows
@@ -81,7 +80,7 @@ def _cut(clip: GeneratedClip) -> Path:
 
 def _qa_failed(clip: GeneratedClip, ctx: RunContext, verdict: str) -> None:
     """The QA gate rejected a settled clip: a `qa_failed` row on the reservation that paid for it."""
-    write_ledger_rows(ctx.root, [clip.reservation.qa_failed(f"QA {verdict}", job_id=clip.job_id,
+    write_ledger_rows(ctx.ledger, [clip.reservation.qa_failed(f"QA {verdict}", job_id=clip.job_id,
                                                             asset_uri=clip.raw_uri)])
 
 
@@ -113,15 +112,15 @@ def finish_clip(clip: GeneratedClip, ctx: RunContext) -> CheckedClip | State:
 
 @task(name="write-asset", task_run_name="write {checked.clip.job.item_id}", retries=3, retry_delay_seconds=[1, 5, 15],
       cache_policy=NO_CACHE)
-def write_asset(root: OutputRoot, checked: CheckedClip, run_id: str) -> FinishedClip:
+def write_asset(ctx: RunContext, checked: CheckedClip) -> FinishedClip:
     """Store the deliverable (layout.asset) and its contact sheet beside the run's report."""
-    job = checked.clip.job
+    job, root = checked.clip.job, ctx.root
     sheet = contact_sheet(checked.path, checked.path.with_suffix(".sheet.jpg"))
-    sheet_uri = root.put_file(sheet, layout.contact_sheet(run_id, job.campaign, job.item_id))
+    sheet_uri = root.put_file(sheet, layout.contact_sheet(ctx.run_id, job.campaign, job.item_id))
     asset_uri = root.put_file(checked.path, layout.asset(job.campaign, job.item_id))
     digest = sha256_of(checked.path)
     if checked.clip.reservation.reservation_id:  # the item is done once its deliverable is stored
-        write_ledger_rows(root, [checked.clip.reservation.delivered(asset_uri, digest)])
+        write_ledger_rows(ctx.ledger, [checked.clip.reservation.delivered(asset_uri, digest)])
     return _finished(checked, asset_uri, digest, sheet_uri, ItemStatus.FINISHED)
 
 
@@ -144,6 +143,6 @@ def hold_for_review(checked: CheckedClip, ctx: RunContext) -> FinishedClip:
     sheet_uri = ctx.root.put_file(sheet, layout.review_sheet(job.campaign, job.item_id, held))
     uri = ctx.root.put_file(checked.path, layout.review_clip(job.campaign, job.item_id, held))
     digest = sha256_of(checked.path)
-    write_ledger_rows(ctx.root, [paid_by.awaiting_review(uri, digest, f"QA {checked.qa}; awaiting review",
+    write_ledger_rows(ctx.ledger, [paid_by.awaiting_review(uri, digest, f"QA {checked.qa}; awaiting review",
                                                          seconds=checked.info.duration_s)])
     return _finished(checked, uri, digest, sheet_uri, ItemStatus.AWAITING_REVIEW)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 from vidbatch.statuses import ItemStatus
 from vidbatch import layout
-from vidbatch.ledger_store import ledger_for
+from vidbatch.ledger_store import LedgerStore
 from vidbatch.runs import ClipJob
 from vidbatch.storage import OutputRoot
 from vidbatch.tasks.outcomes import OUTCOME_SCHEMA, outcome_row
@@ -47,10 +47,10 @@ def _read_outcomes(root: OutputRoot, run_id: str, batch: str) -> list[dict]:
         return []
 
 
-def _close_abandoned(root: OutputRoot, run_id: str, jobs: list[ClipJob], why: str) -> None:
+def _close_abandoned(ledger: LedgerStore, run_id: str, jobs: list[ClipJob], why: str) -> None:
     """A dead worker's open reservations for `jobs`: closed as failed at their estimate (the GPU
     time was rented), so every reservation keeps exactly one closing row."""
-    ledger_for(root).fail_open(run_id, [j.item_id for j in jobs], why)
+    ledger.fail_open(run_id, [j.item_id for j in jobs], why)
 
 
 class GpuBatches:
@@ -58,10 +58,10 @@ class GpuBatches:
     `poll()` collects what finished and resubmits what a dead worker lost; False once every job
     has an outcome (after `attempts`, the rest are deferred)."""
 
-    def __init__(self, jobs: list[ClipJob], *, root: OutputRoot, run_id: str, night: str, policy_path: str | None,
-                 deployment: str, batch_size: int, attempts: int, sandbox: bool,
+    def __init__(self, jobs: list[ClipJob], *, root: OutputRoot, ledger: LedgerStore, run_id: str, night: str,
+                 policy_path: str | None, deployment: str, batch_size: int, attempts: int, sandbox: bool,
                  on_outcome: Callable[[dict], None]):
-        self.root, self.run_id, self.night, self.policy_path = root, run_id, night, policy_path
+        self.root, self.ledger, self.run_id, self.night, self.policy_path = root, ledger, run_id, night, policy_path
         self.deployment, self.batch_size, self.attempts, self.sandbox = deployment, batch_size, attempts, sandbox
         self.on_outcome = on_outcome
         self.jobs, self.outcomes, self.runs, self.attempt = list(jobs), {}, {}, 0
@@ -100,7 +100,7 @@ class GpuBatches:
                         self._record(row)
                     lost = [j for j in batch if j.item_id not in self.outcomes]
                     if lost:
-                        _close_abandoned(self.root, self.run_id, lost, f"GPU batch {key} ended {state.name} mid-clip")
+                        _close_abandoned(self.ledger, self.run_id, lost, f"GPU batch {key} ended {state.name} mid-clip")
         if self.runs:
             return True
         remaining = [j for j in self.jobs if j.item_id not in self.outcomes]

@@ -93,10 +93,10 @@ def policy_file(path: Path, night_usd=100.0, campaign_usd=50.0, item_usd=10.0, *
 
 def ledger_of(out) -> pl.DataFrame:
     """Every ledger row of an output root, in write order, read through its store."""
-    from vidbatch.ledger_store import ledger_for
+    from vidbatch.ledger_store import open_ledger
     from vidbatch.storage import open_root
 
-    return ledger_for(open_root(str(out))).frame()
+    return open_ledger(open_root(str(out))).frame()
 
 
 @pytest.fixture()

@@ -12,7 +12,7 @@ import pytest
 import vidbatch.ledger_store
 from vidbatch.errors import StorageError
 from vidbatch.ledger import OPTIONAL_COLUMNS, ledger_frame, ledger_row, new_reservation_id
-from vidbatch.ledger_store import LedgerStore, ledger_for
+from vidbatch.ledger_store import LedgerStore, open_ledger
 from vidbatch.policy import Caps
 from vidbatch.storage import open_root
 
@@ -104,12 +104,12 @@ def test_an_old_parquet_ledger_is_imported_once_and_left_in_place(tmp_path):
                                    status="settled", cost_usd=0.1, reservation_id=f"r{n}") for n in range(30)])
     root.append_part(old.head(10), "ledger")
     root.append_part(old.tail(20), "ledger")
-    code = ("from vidbatch.ledger_store import ledger_for\nfrom vidbatch.storage import open_root\n"
-            f"print(ledger_for(open_root({str(tmp_path / 'out')!r})).frame().height)")
+    code = ("from vidbatch.ledger_store import open_ledger\nfrom vidbatch.storage import open_root\n"
+            f"print(open_ledger(open_root({str(tmp_path / 'out')!r})).frame().height)")
     first = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(3)]
     assert [p.communicate()[0].strip() for p in first] == ["30"] * 3  # three processes at once: imported once
     assert len(list((tmp_path / "out" / "ledger").glob("part-*.parquet"))) == 2
-    assert ledger_for(root).frame().sort("item_id")["cost_usd"].sum() == pytest.approx(3.0)
+    assert open_ledger(root).frame().sort("item_id")["cost_usd"].sum() == pytest.approx(3.0)
 
 
 WORKER = """
@@ -292,10 +292,10 @@ def test_roots_sharing_one_database_each_bring_their_old_parquet_ledger(tmp_path
         root.append_part(ledger_frame([ledger_row(run_id=name, night="2026-10-01", item_id=f"{name}-i", campaign="c",
                                                   status="settled", cost_usd=0.1, reservation_id=f"{name}-r")]),
                          "ledger")
-        ledger_for(root, shared)
+        open_ledger(root, shared)
     assert sorted(LedgerStore(shared).frame()["run_id"]) == ["east", "west"]
     with pytest.raises(StorageError, match="no ledger: give an output root"):
-        ledger_for(None)
+        open_ledger(None)
 
 
 def test_rows_already_in_the_ledger_are_not_imported_twice_from_another_source(tmp_path, store):

@@ -84,7 +84,7 @@ def test_on_s3_the_report_and_held_clips_are_links_the_ui_opens_and_approval_del
 
     from vidbatch.review import ClipVerdict
     from vidbatch.review_io import decide, pending_clips
-    from vidbatch.ledger_store import ledger_for
+    from vidbatch.ledger_store import open_ledger
 
     monkeypatch.setenv("VIDBATCH_LEDGER_URL", f"sqlite:///{tmp_path / 'shared-ledger.db'}")
     policy = tmp_path / "review.toml"
@@ -105,7 +105,7 @@ def test_on_s3_the_report_and_held_clips_are_links_the_ui_opens_and_approval_del
     assert httpx.get(sheet).content[:3] == b"\xff\xd8\xff"  # the held clip's contact sheet, a JPEG
 
     root = open_root("s3://studio/held")
-    store = ledger_for(root)
+    store = open_ledger(root)
     [held] = pending_clips(root, store, urls=True).to_dicts()
     assert held["watch"].startswith("http") and httpx.get(held["watch"]).status_code == 200
     result = decide(root, store, [ClipVerdict(campaign="c1", item_id="i0", verdict="approve")], reviewer="ann")

@@ -68,23 +68,23 @@ def test_a_resubmitted_batch_after_a_crash_stays_within_the_night_cap(tmp_path):
     fresh allowance, but the night cap counts that charge: the cap is never exceeded."""
     from tests.conftest import policy_file
     from vidbatch.ledger import ledger_row, new_reservation_id
-    from vidbatch.ledger_store import ledger_for
+    from vidbatch.ledger_store import open_ledger
     from vidbatch.tasks.workers import _close_abandoned
 
     policy = policy_file(tmp_path / "p.toml", night_usd=0.02, campaign_usd=1.0, item_usd=0.01)
     out = open_root(str(tmp_path / "out"))
     crashed = job(0)
-    ledger_for(out).append([ledger_row(run_id="run3", night="2026-11-24", item_id="b0", campaign="c",
+    open_ledger(out).append([ledger_row(run_id="run3", night="2026-11-24", item_id="b0", campaign="c",
                                        fingerprint="fp0", provider="wan", model="tiny", status="reserved",
                                        est_cost_usd=0.01, reservation_id=new_reservation_id())])
-    _close_abandoned(out, "run3", [crashed], "GPU batch k-a1 ended Crashed mid-clip")
+    _close_abandoned(open_ledger(out), "run3", [crashed], "GPU batch k-a1 ended Crashed mid-clip")
     gpu = TestsrcProvider(usd_per_s=0.009)  # a 17-frame clip costs about $0.0096 of its $0.01 estimate
     jobs = [job(n).model_dump(mode="json") for n in range(2)]
     with registry.bound({"wan": lambda pol: gpu}):
         made = render_wan(jobs=jobs, batch="k-a2", out=str(out.uri), run_id="run3", night="2026-11-24",
                           allowance_usd=0.02, policy_path=policy)
     assert made == 1 and len(gpu.calls) == 1  # $0.01 charged + one $0.01 clip: the night cap is full
-    committed = ledger_for(out).committed("2026-11-24")
+    committed = open_ledger(out).committed("2026-11-24")
     assert committed.night_usd <= 0.02 + 1e-9
     deferred = ledger_of(out.uri).filter(pl.col("status") == "deferred")["reason"].to_list()
     assert len(deferred) == 1 and "night cap $0.02 reached" in deferred[0]

@@ -10,7 +10,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vidbatch.cli.common import (SHOWN, JsonOpt, LedgerOpt, OutOpt, PolicyOpt, SandboxOpt, err_console, fail,
-                                 ndjson, open_ledger, out_console, table)
+                                 existing_ledger, ndjson, out_console, table)
 from vidbatch.cli.ledger import ledger_app
 from vidbatch.cli.automations import automations_app
 from vidbatch.cli.review import review_app
@@ -42,7 +42,6 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
     from vidbatch.inputs import check_catalog
     from vidbatch.tasks.fingerprints import fingerprinted
     from vidbatch.ledger import History
-    from vidbatch.ledger_store import use_policy_ledger
     from vidbatch.policy import load_policy
     from vidbatch.providers import loras_of, priced_routes, registry
     from vidbatch.runs import history_keys, night_of, plan_run
@@ -51,14 +50,13 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
 
     try:
         pol = load_policy(policy)
-        use_policy_ledger(pol.ledger.url)
         valid, rejects = check_catalog(read_catalog(catalog), catalog, list(pol.routes), list(loras_of(pol)[0]),
                                        pol.inputs.roots)
         root = open_root(out) if out else None
         moment = datetime.now(timezone.utc)
         night = night_of(moment, pol.caps.timezone)
         valid = fingerprinted(valid, pol)
-        store = open_ledger(root, ledger_url)
+        store = existing_ledger(root, ledger_url, pol.ledger.url)
         history = store.history(history_keys(valid), night) if store else History()
     except (CatalogError, PolicyError, StorageError) as err:
         fail(str(err), 2)

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 __all__ = ["out_console", "err_console", "PolicyOpt", "OutOpt", "JsonOpt", "LedgerOpt", "SandboxOpt", "fail",
-           "table", "ndjson", "adopt_policy_ledger", "open_ledger", "LEDGER_HEADERS", "SHOWN"]
+           "table", "ndjson", "policy_ledger_url", "existing_ledger", "LEDGER_HEADERS", "SHOWN"]
 
 out_console = Console()
 err_console = Console(stderr=True)
@@ -59,24 +59,24 @@ LEDGER_HEADERS = {"failed_calls": "failed", "est_usd": "est $", "actual_usd": "a
 SHOWN = 40  # rows of any table a person reads at the terminal; the rest is in a file or --json
 
 
-def adopt_policy_ledger(policy: Path | None) -> None:
-    """A --policy's `[ledger] url`, for the ledger commands (below --ledger and the environment)."""
-    if policy is not None:
-        from vidbatch.ledger_store import use_policy_ledger
-        from vidbatch.policy import load_policy
+def policy_ledger_url(policy) -> str | None:
+    """A --policy's `[ledger] url` (a path, or a loaded Policy), below --ledger and the environment."""
+    if policy is None:
+        return None
+    from vidbatch.policy import Policy, load_policy
 
-        use_policy_ledger(load_policy(policy).ledger.url)
+    return (policy if isinstance(policy, Policy) else load_policy(policy)).ledger.url
 
 
-def open_ledger(root, url: str | None):
+def existing_ledger(root, url: str | None, policy_url: str | None = None):
     """`root`'s ledger store, or None when there is no root (or a local one not made yet) and no URL."""
-    from vidbatch.ledger_store import configured_url, ledger_for
+    from vidbatch.ledger_store import configured_url, open_ledger
     from vidbatch.storage import LocalRoot
 
-    if not configured_url(url) and (
+    if not configured_url(url, policy_url) and (
             root is None or (isinstance(root, LocalRoot) and not root.path.exists())):
         return None
-    return ledger_for(root, url)
+    return open_ledger(root, url, policy_url)
 
 
 def ndjson(frame) -> None:

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from vidbatch.cli.common import (LEDGER_HEADERS, SHOWN, JsonOpt, LedgerOpt, OutOpt, PolicyOpt, adopt_policy_ledger,
-                                 fail, ndjson, open_ledger, out_console, table)
+from vidbatch.cli.common import (LEDGER_HEADERS, SHOWN, JsonOpt, LedgerOpt, OutOpt, PolicyOpt, existing_ledger, fail,
+                                 ndjson, out_console, policy_ledger_url, table)
 from vidbatch.errors import PolicyError, StorageError
 
 __all__ = ["ledger_app"]
@@ -27,8 +27,7 @@ def ledger(ctx: typer.Context, out: OutOpt = "vidbatch-out", as_json: JsonOpt = 
     from vidbatch.storage import open_root
 
     try:
-        adopt_policy_ledger(policy)
-        store = open_ledger(open_root(out), ledger_url)
+        store = existing_ledger(open_root(out), ledger_url, policy_ledger_url(policy))
     except (PolicyError, StorageError) as err:
         fail(str(err), 2)
     if as_json:
@@ -58,13 +57,12 @@ def ledger(ctx: typer.Context, out: OutOpt = "vidbatch-out", as_json: JsonOpt = 
 def ledger_export(dest: Annotated[str, typer.Argument(help="folder or s3://bucket/prefix")],
                   out: OutOpt = "vidbatch-out", ledger_url: LedgerOpt = None, policy: PolicyOpt = None) -> None:
     """Write the ledger as Parquet, one file per night (DEST/night=YYYY-MM-DD/ledger.parquet)."""
-    from vidbatch.ledger_store import ledger_for
+    from vidbatch.ledger_store import open_ledger
     from vidbatch.ledger_store.parquet import export_nights
     from vidbatch.storage import open_root
 
     try:
-        adopt_policy_ledger(policy)
-        written = export_nights(ledger_for(open_root(out), ledger_url), dest)
+        written = export_nights(open_ledger(open_root(out), ledger_url, policy_ledger_url(policy)), dest)
     except (PolicyError, StorageError) as err:
         fail(str(err), 2)
     out_console.print(f"exported {sum(written.values()):,} rows in {len(written)} night(s) to {dest}", highlight=False)
@@ -75,14 +73,14 @@ def ledger_import(path: Annotated[str, typer.Argument(help="a Parquet file or fo
                   out: OutOpt = "vidbatch-out", ledger_url: LedgerOpt = None, policy: PolicyOpt = None) -> None:
     """Add the rows of a Parquet ledger (a file, or a folder such as an export) once; a second
     import of the same path adds nothing."""
-    from vidbatch.ledger_store import ledger_for
+    from vidbatch.ledger_store import open_ledger
     from vidbatch.ledger_store.parquet import read_ledger_parquet
     from vidbatch.storage import open_root
 
     try:
-        adopt_policy_ledger(policy)
         frame = read_ledger_parquet(path)
-        added = ledger_for(open_root(out), ledger_url).import_frame(frame, str(Path(path).resolve()))
+        store = open_ledger(open_root(out), ledger_url, policy_ledger_url(policy))
+        added = store.import_frame(frame, str(Path(path).resolve()))
     except (PolicyError, StorageError) as err:
         fail(str(err), 2)
     out_console.print(f"imported {added:,} rows from {path}" if added else f"{path} was imported before: nothing added",

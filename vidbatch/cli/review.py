@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from vidbatch.cli.common import (SHOWN, JsonOpt, LedgerOpt, OutOpt, PolicyOpt, adopt_policy_ledger, err_console, fail,
-                                 ndjson, open_ledger, out_console, table)
+from vidbatch.cli.common import (SHOWN, JsonOpt, LedgerOpt, OutOpt, PolicyOpt, err_console, existing_ledger, fail,
+                                 ndjson, out_console, policy_ledger_url, table)
 from vidbatch.errors import PolicyError, StorageError
 
 __all__ = ["review_app"]
@@ -25,9 +25,8 @@ def _open(out: str, ledger_url: str | None, policy):
     from vidbatch.storage import open_root
 
     try:
-        adopt_policy_ledger(policy)
         root = open_root(out)
-        store = open_ledger(root, ledger_url)
+        store = existing_ledger(root, ledger_url, policy_ledger_url(policy))
     except (PolicyError, StorageError) as err:
         fail(str(err), 2)
     return root, store

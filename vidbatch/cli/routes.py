@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from vidbatch.cli.common import JsonOpt, LedgerOpt, PolicyOpt, fail, open_ledger, out_console
+from vidbatch.cli.common import JsonOpt, LedgerOpt, PolicyOpt, existing_ledger, fail, out_console
 from vidbatch.errors import PolicyError, StorageError
 
 __all__ = ["routes"]
@@ -22,15 +22,13 @@ def routes(policy: PolicyOpt = None, as_json: JsonOpt = False,
            ledger_url: LedgerOpt = None) -> None:
     """The policy's routes: kind, models, prices (and the figures reservations hold, from the policy
     or measured by the ledger), what they can do, and whether each is available."""
-    from vidbatch.ledger_store import use_policy_ledger
     from vidbatch.policy import load_policy
     from vidbatch.providers import resolved_routes
     from vidbatch.storage import open_root
 
     try:
         pol = load_policy(policy)
-        use_policy_ledger(pol.ledger.url)
-        store = open_ledger(open_root(out) if out else None, ledger_url)
+        store = existing_ledger(open_root(out) if out else None, ledger_url, pol.ledger.url)
         measured = store.measured() if store else {}
         rows = [{**_describe(name, kind, settings, check), "order": _places(pol, name)}
                 for name, (kind, settings) in resolved_routes(pol, measured).items()]

@@ -65,7 +65,7 @@ def _engine(url: str) -> Engine:
 
 
 class LedgerStore:
-    """One ledger database. Thread-safe; open one per process and URL (see `ledger_for`)."""
+    """One ledger database. Thread-safe; a run opens one (`open_ledger`) and passes it on."""
 
     def __init__(self, url: str):
         self.url = url
