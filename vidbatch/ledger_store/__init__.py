@@ -58,10 +58,10 @@ def configured_url(url: str | None = None, policy_url: str | None = None) -> str
 
 def open_ledger(root: OutputRoot | None, url: str | None = None, policy_url: str | None = None) -> LedgerStore:
     """The ledger store of `root`, opened and migrated; the root's Parquet ledger from before is
-    imported into it (once per database: the store records what it imported)."""
+    imported into it the first time this database meets the root (the store records each import,
+    an empty one too, so a later open reads nothing from the root: storage may be down)."""
     store = LedgerStore(ledger_url(root, url, policy_url))
-    if root is not None:
-        parts = root.read_parquet_dir(PARQUET_PREFIX, LEDGER_SCHEMA)
-        if parts.height:
-            store.import_frame(parts, root.key_uri(PARQUET_PREFIX))
+    source = root.key_uri(PARQUET_PREFIX) if root is not None else None
+    if source is not None and not store.imported(source):
+        store.import_frame(root.read_parquet_dir(PARQUET_PREFIX, LEDGER_SCHEMA), source)
     return store

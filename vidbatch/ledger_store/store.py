@@ -194,6 +194,11 @@ class LedgerStore:
             writes.charge_estimates(conn, stale, run_id, f"{reason}; charged the estimate")
         return len(stale)
 
+    def imported(self, source: str) -> bool:
+        """Whether `source` was imported into this ledger already (import_frame records each)."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(imports.c.source).where(imports.c.source == source)).first() is not None
+
     def import_frame(self, frame: pl.DataFrame, source: str) -> int:
         """Rows of a Parquet ledger (LEDGER_SCHEMA columns), once per `source`; how many were added.
 
