@@ -20,7 +20,7 @@ import functools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from vidbatch.kinds import BUILT_IN_KINDS, KIND_GROUP, ProviderKind, RunSettings, kind_of, provider_kinds
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:  # the contract imports no polars: a GPU box's bench imports t
     from vidbatch.policy import Policy
 
 __all__ = ["ClipRequest", "Clip", "Journal", "Provider", "ProviderKind", "RunSettings", "provider_kinds",
-           "KIND_GROUP", "BUILT_IN_KINDS", "kind_of", "resolved_routes", "run_settings", "loras_of",
+           "KIND_GROUP", "BUILT_IN_KINDS", "kind_of", "resolved_routes", "run_settings", "Loras", "loras_of",
            "priced_routes", "Registry", "registry", "Guarded"]
 
 @dataclass(frozen=True)
@@ -127,10 +127,17 @@ def run_settings(policy: "Policy") -> dict[str, RunSettings]:
     return {route: kind.run_settings(settings) for route, (kind, settings) in resolved_routes(policy).items()}
 
 
-def loras_of(policy: "Policy") -> tuple[dict[str, Any], dict[str, str], dict[str, Callable[[], str]]]:
-    """The LoRAs a catalog may name (name -> its settings; where two routes define one name, the
-    first listed), each campaign's default LoRA (the first route listing one wins), and how to
-    fingerprint each LoRA (name -> a callable its kind gives)."""
+class Loras(NamedTuple):
+    """The LoRAs of a policy's routes, as their kinds declare them."""
+
+    by_name: dict[str, Any]                   # the names a catalog may use -> the kind's settings of each
+    campaign_defaults: dict[str, str]         # campaign -> its default LoRA name
+    identity: dict[str, Callable[[], str]]    # name -> what the LoRA adds to an item's fingerprint
+
+
+def loras_of(policy: "Policy") -> Loras:
+    """The policy's LoRAs: where two routes define one name, or one campaign's default, the first
+    route listed wins."""
     found, defaults, identity = {}, {}, {}
     for declared in reversed(list(run_settings(policy).values())):
         found.update(declared.loras)
@@ -138,7 +145,7 @@ def loras_of(policy: "Policy") -> tuple[dict[str, Any], dict[str, str], dict[str
         if declared.lora_identity is not None:
             identity.update({name: functools.partial(declared.lora_identity, name, lora)
                              for name, lora in declared.loras.items()})
-    return found, defaults, identity
+    return Loras(found, defaults, identity)
 
 
 def priced_routes(policy: "Policy", providers: dict[str, "Provider"],

@@ -123,6 +123,8 @@ class VeoProvider:
         self.image_input = True
         self.secrets = tuple(filter(None, [self._api_key()]))  # the redactor's
         self._gone: str | None = None
+        self._credentials: str | None = None  # why Application Default Credentials fail, once checked
+        self._checked = False
         self._client = None
         self._lock = threading.Lock()
 
@@ -154,13 +156,10 @@ class VeoProvider:
             return None if self._api_key() else f"no API key (set {self.settings.api_key_env})"
         if not (self.settings.project or os.environ.get("GOOGLE_CLOUD_PROJECT")):
             return "no project (set routes.NAME.project or $GOOGLE_CLOUD_PROJECT), and no api_key_env for express mode"
-        try:
-            import google.auth
-
-            google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
-        except Exception as err:  # DefaultCredentialsError, or a credentials file that does not parse
-            return f"no Application Default Credentials ({type(err).__name__}: run `gcloud auth application-default login`)"
-        return None
+        with self._lock:  # asked before every clip: the credentials are looked for once per process
+            if not self._checked:
+                self._credentials, self._checked = _credentials_problem(), True
+        return self._credentials
 
     # ---- what to ask for -------------------------------------------------------------------------
 
@@ -200,10 +199,10 @@ class VeoProvider:
         billed = 0.0
         names: list[str] = []
         for index, seconds in enumerate(clips):
-            image = request.image if index == 0 else media.last_frame(parts[-1], workdir / f"veo-{index}-from.png")
             if index < len(journal.job_ids):  # created earlier (a retry, or a run that was killed): resume it
                 name = journal.job_ids[index]
             else:
+                image = request.image if index == 0 else media.last_frame(parts[-1], workdir / f"veo-{index}-from.png")
                 name = self._create(request, seconds, resolution, aspect, image, journal,
                                     f"Veo operation {index + 1}/{len(clips)} of {request.model}, {seconds} s at "
                                     f"{resolution} {aspect}", billed, price)
@@ -278,6 +277,7 @@ class VeoProvider:
 
     def _wait(self, name: str, estimate: float, billed: float) -> tuple[bytes | None, str]:
         """The operation's video, or None and why the safety filter refused it."""
+        import httpx
         from google.genai import errors, types
 
         deadline = time.monotonic() + self.settings.poll_deadline_s
@@ -293,9 +293,8 @@ class VeoProvider:
                 if err.code != 429 and (err.code or 0) < 500:
                     raise ProviderError(f"poll {_short(name)}: {err.code} {err.status}: {err.message}",
                                         cost_usd=billed + estimate, job_id=name) from None
-            except Exception as err:  # a connection that broke: ask again
-                if not _transport(err):
-                    raise
+            except httpx.TransportError:  # a connection that broke: ask again
+                pass
             else:
                 if operation.done:
                     return self._result(operation, name, billed)
@@ -321,10 +320,15 @@ class VeoProvider:
         return video.video_bytes, ""
 
 
-def _transport(err: Exception) -> bool:
-    import httpx
+def _credentials_problem() -> str | None:
+    """Why Application Default Credentials cannot be had here, or None."""
+    try:
+        import google.auth
 
-    return isinstance(err, httpx.TransportError)
+        google.auth.default(scopes=["https://www.googleapis.com/auth/cloud-platform"])
+    except Exception as err:  # DefaultCredentialsError, or a credentials file that does not parse
+        return f"no Application Default Credentials ({type(err).__name__}: run `gcloud auth application-default login`)"
+    return None
 
 
 def _image(path: Path):

@@ -112,14 +112,15 @@ class RunContext:
     redact: Redactor = field(default_factory=Redactor)  # every provider or storage text passes it
     paid: PaidBook = field(default_factory=lambda: PaidBook())  # what each reservation's paid row says
     earmarks: Earmarks = field(default_factory=lambda: Earmarks([]))  # kept for higher-priority items
-    declared: dict[str, RunSettings] = field(default_factory=dict)  # route -> what its kind declares (else read here)
+    declared: dict[str, RunSettings] = field(default_factory=dict)  # route -> what its kind declares
+
+    def __post_init__(self) -> None:
+        if not self.declared:  # read once per run, from the policy, when the flow did not pass it
+            self.declared = run_settings(self.policy)
 
     def run_settings(self, route: str) -> RunSettings:
-        """What the route's kind declares for runs (read once per run)."""
-        with self.lock:
-            if not self.declared:
-                self.declared.update(run_settings(self.policy))
-            return self.declared.get(route, RunSettings())
+        """What the route's kind declares for runs."""
+        return self.declared.get(route, RunSettings())
 
     @contextlib.contextmanager
     def gate(self, route: str, item_id: str):

@@ -18,10 +18,10 @@ def fingerprinted(valid: pl.DataFrame, policy: Policy | None) -> pl.DataFrame:
     its items fail with the reason when they render)."""
     if policy is None:
         return with_fingerprints(valid)
-    _, defaults, identity = loras_of(policy)
-    valid = with_campaign_loras(valid, defaults)
+    loras = loras_of(policy)
+    valid = with_campaign_loras(valid, loras.campaign_defaults)
     names = [name for name in valid["lora"].unique().to_list() if name is not None] if "lora" in valid.columns else []
-    ids = {name: identity[name]() for name in names if name in identity}
+    ids = {name: loras.identity[name]() for name in names if name in loras.identity}
     if ids:
         valid = valid.with_columns(pl.col("lora").replace_strict(ids, default=None, return_dtype=pl.String)
                                    .alias("lora_id"))

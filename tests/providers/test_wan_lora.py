@@ -147,7 +147,7 @@ def test_the_fingerprint_follows_the_lora_file_and_routing_needs_a_route_that_ha
     policy = load_policy(policy_path)
     rows = [{"item_id": "a"}, {"item_id": "b", "lora": "brand"}, {"item_id": "c", "campaign": "c2"},
             {"item_id": "d", "lora": "nope"}, {"item_id": "e", "lora": "brand", "realism": "high"}]
-    valid, rejects = validate_catalog(catalog(rows), list(policy.routes), list(loras_of(policy)[0]))
+    valid, rejects = validate_catalog(catalog(rows), list(policy.routes), list(loras_of(policy).by_name))
     assert rejects.select("item_id", "column", "reason").row(0) == ("d", "lora", "unknown LoRA 'nope' (the policy's: brand)")
     first = fingerprinted(valid, policy)
     plain, _ = validate_catalog(catalog(rows[:1] + [{"item_id": "b"}]))

@@ -50,7 +50,7 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
 
     try:
         pol = load_policy(policy)
-        valid, rejects = check_catalog(read_catalog(catalog), catalog, list(pol.routes), list(loras_of(pol)[0]),
+        valid, rejects = check_catalog(read_catalog(catalog), catalog, list(pol.routes), list(loras_of(pol).by_name),
                                        pol.inputs.roots)
         root = open_root(out) if out else None
         moment = datetime.now(timezone.utc)
