@@ -1,4 +1,10 @@
-"""Let the Prefect API finish recording a flow run before this process exits.
+"""The ephemeral Prefect API's life in a CLI process: started patiently, and let finish recording.
+
+With no PREFECT_API_URL, Prefect starts a temporary server in a subprocess the first time a client
+is asked for, and gives it PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS (20 by default) to come
+up. On a fresh PREFECT_HOME the server first builds its database: about 26 s on an idle 2-core
+machine, more under load, so a first `vidbatch run` failed before it began. The CLI starts that
+server itself, with a longer wait; Prefect's clients then find it running (one server per process).
 
 Task-run states reach the server as events, which its task-run recorder writes one by one. On the
 ephemeral API (no PREFECT_API_URL: a temporary server in a subprocess of this one) the server is
@@ -15,9 +21,25 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterState,
                                             TaskRunFilterStateType)
 from prefect.client.schemas.objects import StateType
-from prefect.settings import PREFECT_API_URL
+from prefect.settings import (PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED,
+                              PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS)
 
-__all__ = ["wait_until_recorded"]
+__all__ = ["start_ephemeral_api", "wait_until_recorded"]
+
+PATIENT_START_S = 180  # a first start builds the server's database; a loaded 2-core box takes minutes
+
+
+def start_ephemeral_api() -> str | None:
+    """Start the temporary Prefect server now when this process will need one (no PREFECT_API_URL),
+    waiting up to PATIENT_START_S or the Prefect setting, whichever is longer. Its API URL, or None
+    when a real server is set (or ephemeral mode is off, so Prefect's own error applies)."""
+    if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
+        return None
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()  # the instance Prefect's get_client() uses in this process
+    server.start(timeout=max(PATIENT_START_S, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()))
+    return server.api_url
 
 UNFINISHED = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.PAUSED, StateType.CANCELLING]
 

@@ -110,7 +110,7 @@ def test_a_killed_run_resumes_its_jobs_without_creating_new_ones(tmp_path, sandb
     child = subprocess.Popen([sys.executable, "-m", "vidbatch.cli", "run", catalog, "--policy", policy,
                               "--out", str(out)], env=env, cwd=REPO, start_new_session=True,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300  # a fresh PREFECT_HOME: the temporary server builds its database first
     while time.monotonic() < deadline and child.poll() is None:
         if (out / "ledger.db").exists() and ledger_of(out).filter(pl.col("status") == "submitted").height == 2:
             break

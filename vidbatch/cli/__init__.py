@@ -162,7 +162,9 @@ def run(catalog: str, policy: PolicyOpt = None, out: OutOpt = "vidbatch-out",
                 sandbox_latency_s=sandbox_latency, sandbox_faults=faults)
         return
     from vidbatch.flows.produce_catalog import LISTENERS, produce_catalog
+    from vidbatch.flows.records import start_ephemeral_api, wait_until_recorded
 
+    _start_prefect(start_ephemeral_api)
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=err_console, transient=False)
     bar = {}
@@ -188,12 +190,19 @@ def run(catalog: str, policy: PolicyOpt = None, out: OutOpt = "vidbatch-out",
         summary = summary.summary
     elif isinstance(summary, BaseException):
         raise summary
-    from vidbatch.flows.records import wait_until_recorded
-
     if not wait_until_recorded(summary["run_id"]):
         err_console.print("  [yellow]the Prefect API had not recorded every task run when vidbatch stopped "
                           "waiting[/] (the ledger and outputs are complete)", highlight=False)
     _print_summary(summary)
+
+
+def _start_prefect(start) -> None:
+    """The temporary Prefect API up before the run (see flows/records.py), or a clear exit 1."""
+    try:
+        start()
+    except RuntimeError as err:
+        fail(f"the temporary Prefect API did not start: {str(err)[:600]} (set PREFECT_API_URL to use a "
+             "running server, or PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS to wait longer)", 1)
 
 
 def _faults(text: str | None, sandbox: bool) -> dict | None:
