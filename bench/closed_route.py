@@ -28,7 +28,7 @@ from vidbatch.flows.produce_catalog import produce_catalog  # noqa: E402
 from vidbatch.ledger import SPENT  # noqa: E402
 from vidbatch.ledger_store import open_ledger  # noqa: E402
 from vidbatch.policy import load_policy  # noqa: E402
-from vidbatch.providers import registry  # noqa: E402
+from vidbatch.in_process import InProcess  # noqa: E402
 from vidbatch.providers.openai_video import OpenAIVideoProvider, make_client  # noqa: E402
 from vidbatch.storage import open_root  # noqa: E402
 from vidbatch.sandbox import Faults, VideosSandbox  # noqa: E402
@@ -64,10 +64,11 @@ def scenario(name: str, n: int, c: int, latency: float, faults: Faults, policy_c
             return OpenAIVideoProvider(pol.routes["sora"], client=make_client(pol.routes["sora"], base_url=box.base_url,
                                                                       api_key=box.api_key))
 
-        with registry.bound({"sora": closed, "wan": None, "wan-hosted": None}):
-            t0 = time.perf_counter()
-            summary = produce_catalog(str(scratch / "catalog.parquet"), out=str(scratch / "out"), policy_path=str(policy))
-            wall = time.perf_counter() - t0
+        hands = InProcess(providers={"sora": closed, "wan": None, "wan-hosted": None})
+        t0 = time.perf_counter()
+        summary = produce_catalog(str(scratch / "catalog.parquet"), out=str(scratch / "out"), policy_path=str(policy),
+                                  in_process=hands)
+        wall = time.perf_counter() - t0
         ledger = open_ledger(open_root(str(scratch / "out"))).frame()
         span = (ledger.filter(pl.col("status") == "settled")["created_at"].max()
                 - ledger.filter(pl.col("status") == "reserved")["created_at"].min()).total_seconds()

@@ -27,7 +27,8 @@ from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 from vidbatch.flows.produce_catalog import produce_catalog  # noqa: E402
 from vidbatch.flows.records import wait_until_recorded  # noqa: E402
 from vidbatch.media import testsrc  # noqa: E402
-from vidbatch.providers import Clip, registry  # noqa: E402
+from vidbatch.in_process import InProcess  # noqa: E402
+from vidbatch.providers import Clip  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -92,11 +93,11 @@ def main(n: int) -> None:
     bare(n)
     t1 = time.perf_counter()
     def produce(out: str) -> float:
-        with registry.bound({"wan": lambda policy: ZeroLatency(template)}):
-            started = time.perf_counter()
-            summary = produce_catalog(str(scratch / "catalog.parquet"), out=str(scratch / out),
-                                      policy_path=str(HERE.parent / "catalogs" / "demo-policy.toml"))
-            wall = time.perf_counter() - started
+        hands = InProcess(providers={"wan": lambda policy: ZeroLatency(template)})
+        started = time.perf_counter()
+        summary = produce_catalog(str(scratch / "catalog.parquet"), out=str(scratch / out),
+                                  policy_path=str(HERE.parent / "catalogs" / "demo-policy.toml"), in_process=hands)
+        wall = time.perf_counter() - started
         assert summary["status_counts"] == {"finished": n}, summary
         wait_until_recorded(summary["run_id"])  # the API's recorder catches up outside the timing
         return wall

@@ -22,13 +22,14 @@ import sys
 from vidbatch.catalog import validate_catalog, with_fingerprints
 from vidbatch.ledger import History
 from vidbatch.policy import load_policy
-from vidbatch.providers import priced_routes, registry
+from vidbatch.providers import build_providers, priced_routes, unavailable_routes
 from vidbatch.runs import plan_run
 from vidbatch.storage import read_catalog
 policy = load_policy(None)
 valid, rejects = validate_catalog(read_catalog(sys.argv[1]), list(policy.routes))
-providers = registry.build(policy)
-plan = plan_run(with_fingerprints(valid), policy, History(), priced_routes(policy, providers, registry.unavailable(providers)))
+providers = build_providers(policy)
+plan = plan_run(with_fingerprints(valid), policy, History(),
+                priced_routes(policy, providers, unavailable_routes(providers)))
 print(plan.height, rejects.height)
 """
 

@@ -32,8 +32,8 @@ if sys.argv[3] != "default":  # the demo's routes and orders, the default's pric
     policy = policy.model_copy(update={"caps": default_policy().caps})
 valid, _ = validate_catalog(pl.read_parquet(sys.argv[1]))
 if "routes" in inspect.signature(plan_catalog).parameters:
-    from vidbatch.providers import priced_routes, registry
-    args, kwargs = (priced_routes(policy, registry.build(policy)),), {}
+    from vidbatch.providers import build_providers, priced_routes
+    args, kwargs = (priced_routes(policy, build_providers(policy)),), {}
 else:
     args, kwargs = (), {"unavailable": {}}
 times = []

@@ -14,7 +14,7 @@ import polars as pl
 from vidbatch.catalog import validate_catalog
 from vidbatch.planner import plan_catalog
 from vidbatch.policy import default_policy
-from vidbatch.providers import priced_routes, registry
+from vidbatch.providers import build_providers, priced_routes
 from vidbatch.providers.openai_video_pricing import openai_videos_estimate_usd, openai_videos_size
 from vidbatch.providers.wan_pricing import wan_estimate_usd
 
@@ -61,7 +61,7 @@ def main(n: int) -> None:
     t0 = time.perf_counter()
     valid, rejects = validate_catalog(frame)
     t1 = time.perf_counter()
-    plan = plan_catalog(valid, policy, priced_routes(policy, registry.build(policy)))
+    plan = plan_catalog(valid, policy, priced_routes(policy, build_providers(policy)))
     t2 = time.perf_counter()
     t3 = time.perf_counter()
     per_row_baseline(valid, policy)

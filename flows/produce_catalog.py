@@ -24,7 +24,8 @@ from vidbatch.ledger import deferred_rows, rejected_rows
 from vidbatch.ledger_store import LedgerStore, open_ledger
 from vidbatch.planner import PLAN_COLUMNS
 from vidbatch.policy import Policy, load_policy
-from vidbatch.providers import priced_routes, registry, run_settings
+from vidbatch.in_process import NOTHING, InProcess, Listener
+from vidbatch.providers import priced_routes, run_settings, unavailable_routes
 from vidbatch.redact import Redactor, logs_redacted
 from vidbatch.report import run_outcomes
 from vidbatch.runs import clip_jobs, history_keys, night_of, plan_run
@@ -41,48 +42,43 @@ from vidbatch.tasks.run_labels import finish_run, label_run, log_plan
 from vidbatch.tasks.stitch import stitch_storyboards
 from vidbatch.tasks.workers import GpuBatches
 
-__all__ = ["produce_catalog", "LISTENERS"]
-
-# In-process observers of run events (the CLI's progress bar); never serialised.
-LISTENERS: list = []
-
-
-def _emit(event: dict) -> None:
-    for listener in LISTENERS:
-        listener(event)
+__all__ = ["produce_catalog"]
 
 
 @flow(name="produce-catalog", task_runner=ThreadPoolTaskRunner(max_workers=32))
 def produce_catalog(catalog: str, out: str = "vidbatch-out", policy_path: str | None = None,
                     campaign: str | None = None, sandbox: bool = False, sandbox_latency_s: float = 2.0,
-                    sandbox_faults: dict | None = None) -> dict | State:
+                    sandbox_faults: dict | None = None, in_process: InProcess | None = None) -> dict | State:
     """Produce every item of a catalog that is not already settled, within the policy's caps.
 
     `sandbox`: every paid route talks to a loopback server of its kind (no money; rows marked);
-    `sandbox_faults` injects its failures for a rehearsal (e.g. {"rate_limit_next": 3}).
+    `sandbox_faults` injects its failures for a rehearsal (e.g. {"rate_limit_next": 3});
+    `in_process`: what a caller in this process hands the run, never stored (vidbatch.in_process).
     Returns the run's summary; ends Failed (RunFailed, with the summary) when an item or a
     storyboard failed, Completed when everything was made, is awaiting review or was deferred."""
     policy = load_policy(policy_path)
     root = open_root(out)
     root.check()  # a missing bucket or unreachable S3 stops here, before anything is spent
-    ledger = open_ledger(root, policy_url=policy.ledger.url)  # the run's one store (--ledger, $VIDBATCH_LEDGER_URL first)
+    hands = in_process or NOTHING
+    ledger = open_ledger(root, hands.ledger_url, policy.ledger.url)  # the run's one store
     run_id = flow_run.get_id() or uuid.uuid4().hex
-    with run_providers(policy, sandbox, sandbox_latency_s, sandbox_faults) as (providers, redact), \
+    with run_providers(policy, sandbox, sandbox_latency_s, sandbox_faults, hands.providers) as (providers, redact), \
             logs_redacted(redact), ledger.running(run_id), work_folder(run_id) as workdir:
         shared = str(Path(policy_path).resolve()) if policy_path and "://" not in policy_path else policy_path
         return _produce_with(run_id, catalog, root, ledger, policy, campaign, sandbox, providers, shared, workdir,
-                             redact)
+                             redact, hands.emit)
 
 
-def _produce_with(run_id: str, catalog: str, root: OutputRoot, ledger: LedgerStore, policy: Policy, campaign: str | None,
-                  sandbox: bool, providers: dict, policy_path: str | None, workdir: Path, redact: Redactor) -> dict | State:
+def _produce_with(run_id: str, catalog: str, root: OutputRoot, ledger: LedgerStore, policy: Policy,
+                  campaign: str | None, sandbox: bool, providers: dict, policy_path: str | None, workdir: Path,
+                  redact: Redactor, emit: Listener) -> dict | State:
     log = get_run_logger()
     night = night_of(datetime.now(timezone.utc), policy.caps.timezone)
 
     valid, rejects, campaign_of, rejected_scenes = load_catalog(catalog, campaign, policy)
     label_run(run_id, night, sorted(set(valid["campaign"].to_list()) | set(campaign_of.values())), sandbox)
     history = read_history(ledger, history_keys(valid), night)
-    unavailable = registry.unavailable(providers)
+    unavailable = unavailable_routes(providers)
     declared = run_settings(policy)
     pool = {route: d for route, d in declared.items() if d.workers == "pool"}  # rendered by the GPU work pool
     for route in pool:  # the GPU workers have torch and the weights; this process need not
@@ -100,7 +96,7 @@ def _produce_with(run_id: str, catalog: str, root: OutputRoot, ledger: LedgerSto
     log_plan(plan, rejects)
 
     jobs = clip_jobs(plan)
-    _emit({"event": "planned", "total": len(jobs), "plan": plan, "rejects": rejects})
+    emit({"event": "planned", "total": len(jobs), "plan": plan, "rejects": rejects})
     local = [j for j in jobs if j.provider not in pool]  # in plan order: highest priority first
     ctx = RunContext(run_id=run_id, night=night, root=root, ledger=ledger, policy=policy, providers=providers,
                      workdir=workdir, sandbox=sandbox, redact=redact,
@@ -116,7 +112,7 @@ def _produce_with(run_id: str, catalog: str, root: OutputRoot, ledger: LedgerSto
     def record(row: dict) -> None:
         outcomes.append(row)
         update_progress_artifact(progress, 100.0 * len(outcomes) / max(len(jobs), 1))
-        _emit({"event": "clip", **row})
+        emit({"event": "clip", **row})
 
     gpu = [GpuBatches([j for j in jobs if j.provider == route], root=root, ledger=ledger, run_id=run_id, night=night,
                       policy_path=policy_path, deployment=settings.deployment, batch_size=settings.batch_size,

@@ -15,14 +15,15 @@ hundred clips ends with the recorder some seconds behind, so the CLI waits for i
 
 from __future__ import annotations
 
+import os
 import time
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterState,
                                             TaskRunFilterStateType)
 from prefect.client.schemas.objects import StateType
-from prefect.settings import (PREFECT_API_URL, PREFECT_SERVER_EPHEMERAL_ENABLED,
-                              PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS)
+from prefect.settings import (PREFECT_API_URL, PREFECT_SERVER_ANALYTICS_ENABLED, PREFECT_SERVER_EPHEMERAL_ENABLED,
+                              PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings)
 
 __all__ = ["start_ephemeral_api", "wait_until_recorded"]
 
@@ -32,13 +33,16 @@ PATIENT_START_S = 180  # a first start builds the server's database; a loaded 2-
 def start_ephemeral_api() -> str | None:
     """Start the temporary Prefect server now when this process will need one (no PREFECT_API_URL),
     waiting up to PATIENT_START_S or the Prefect setting, whichever is longer. Its API URL, or None
-    when a real server is set (or ephemeral mode is off, so Prefect's own error applies)."""
+    when a real server is set (or ephemeral mode is off, so Prefect's own error applies). The
+    server sends Prefect no usage analytics unless PREFECT_SERVER_ANALYTICS_ENABLED says to."""
     if PREFECT_API_URL.value() or not PREFECT_SERVER_EPHEMERAL_ENABLED.value():
         return None
     from prefect.server.api.server import SubprocessASGIServer
 
     server = SubprocessASGIServer()  # the instance Prefect's get_client() uses in this process
-    server.start(timeout=max(PATIENT_START_S, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()))
+    quiet = {} if "PREFECT_SERVER_ANALYTICS_ENABLED" in os.environ else {PREFECT_SERVER_ANALYTICS_ENABLED: False}
+    with temporary_settings(updates=quiet):  # the server's environment is built from these settings
+        server.start(timeout=max(PATIENT_START_S, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()))
     return server.api_url
 
 UNFINISHED = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.PAUSED, StateType.CANCELLING]

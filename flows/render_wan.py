@@ -17,6 +17,7 @@ from prefect.task_runners import ThreadPoolTaskRunner
 
 from vidbatch.statuses import ItemStatus
 from vidbatch import layout
+from vidbatch.in_process import NOTHING, InProcess
 from vidbatch.money import Allowance
 from vidbatch.ledger_store import open_ledger
 from vidbatch.policy import load_policy
@@ -35,12 +36,14 @@ __all__ = ["render_wan"]
 
 @flow(name="render-wan", task_runner=ThreadPoolTaskRunner(max_workers=4))
 def render_wan(jobs: list[dict], out: str, run_id: str, night: str, batch: str, allowance_usd: float,
-               policy_path: str | None = None, sandbox: bool = False) -> int:
-    """Render a batch of Wan clips on this worker; returns how many finished."""
+               policy_path: str | None = None, sandbox: bool = False, in_process: InProcess | None = None) -> int:
+    """Render a batch of Wan clips on this worker; returns how many finished. `in_process`: what a
+    caller in this process hands the batch (a stand-in for the GPU: vidbatch.in_process)."""
     log = get_run_logger()
+    hands = in_process or NOTHING
     policy = load_policy(policy_path)
     root = open_root(out)
-    ledger = open_ledger(root, policy_url=policy.ledger.url)  # the batch's one store ($VIDBATCH_LEDGER_URL first)
+    ledger = open_ledger(root, hands.ledger_url, policy.ledger.url)  # the batch's one store ($VIDBATCH_LEDGER_URL)
     # A batch renders on its own route: a worker holds that route's provider only, so a clip whose
     # route fails here is deferred (with the reason) for the next run to plan again, not moved.
     clips = [ClipJob.model_validate(j).model_copy(update={"fallbacks": ()}) for j in jobs]
@@ -51,7 +54,7 @@ def render_wan(jobs: list[dict], out: str, run_id: str, night: str, batch: str, 
     settled = {(r["campaign"], r["item_id"], r["fingerprint"]): r  # this batch's items only, not the history
                for r in read_settled(ledger, keys).iter_rows(named=True)}
     route = clips[0].provider  # the pool route these clips were planned on
-    with run_providers(policy, sandbox=False) as (providers, redact), logs_redacted(redact), \
+    with run_providers(policy, sandbox=False, overrides=hands.providers) as (providers, redact), logs_redacted(redact), \
             work_folder(f"{run_id[:8]}-{batch}") as workdir:
         ctx = RunContext(run_id=run_id, night=night, root=root, ledger=ledger, policy=policy,
                          providers={route: providers[route]},

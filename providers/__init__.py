@@ -1,11 +1,12 @@
-"""The provider contract and the registry that maps route ids to providers.
+"""The provider contract, and how a run's providers are built from its policy.
 
 A provider has an id, capability attributes, a pure `estimate_cost(request)`, `unavailable()`
 (None when it can serve, else why not), and one verb, `generate(request, workdir, journal) -> Clip`.
 The journal links a paid call to the ledger: job ids created earlier for this request (a provider
 resumes them and never creates them again), and a hook that records each new job id at once.
-The registry builds a run's providers: every route of the policy (`Policy.route_sections`) through
-its kind; tests, benches and the sandbox bind factories to route names with `bound`.
+`build_providers` builds a run's providers: every route of the policy (`Policy.route_sections`)
+through its kind, or through the factory a caller in this process binds to the route's name
+(tests, benches, the sandbox: vidbatch.in_process).
 
 Provider *kinds* (vidbatch.kinds, re-exported here) are code and pluggable: a `ProviderKind` that
 a package announces in the `vidbatch.provider_kinds` entry-point group, as pluggy/llm/Prefect
@@ -15,13 +16,13 @@ announced the same way in its pyproject.toml, and validate their settings the sa
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
+from vidbatch.in_process import Factory
 from vidbatch.kinds import BUILT_IN_KINDS, KIND_GROUP, ProviderKind, RunSettings, kind_of, provider_kinds
 
 if TYPE_CHECKING:  # the contract imports no polars: a GPU box's bench imports the Wan levers alone
@@ -30,7 +31,7 @@ if TYPE_CHECKING:  # the contract imports no polars: a GPU box's bench imports t
 
 __all__ = ["ClipRequest", "Clip", "Journal", "Provider", "ProviderKind", "RunSettings", "provider_kinds",
            "KIND_GROUP", "BUILT_IN_KINDS", "kind_of", "resolved_routes", "run_settings", "Loras", "loras_of",
-           "priced_routes", "Registry", "registry", "Guarded"]
+           "priced_routes", "build_providers", "unavailable_routes", "Guarded"]
 
 @dataclass(frozen=True)
 class ClipRequest:
@@ -107,9 +108,6 @@ class Provider(Protocol):
     def generate(self, request: ClipRequest, workdir: Path, journal: Journal | None = None) -> Clip: ...
 
 
-Factory = Callable[["Policy"], Provider]
-
-
 def resolved_routes(policy: "Policy", measured: dict | None = None) -> dict[str, tuple[ProviderKind, Any]]:
     """Route name -> (its kind, its settings validated by that kind), in the policy's order;
     `measured` (route -> price key -> figure, from the ledger) prices the kinds that measure."""
@@ -170,40 +168,20 @@ def priced_routes(policy: "Policy", providers: dict[str, "Provider"],
     return priced
 
 
-@dataclass
-class Registry:
-    """Builds a run's providers: each route of the policy through its kind, unless an override
-    (tests, benches, the sandbox) binds a factory to that route name, or None to leave it out."""
-
-    factories: dict[str, Factory | None] = field(default_factory=dict)
-
-    def register(self, route: str, factory: Factory) -> None:
-        self.factories[route] = factory
-
-    def build(self, policy: "Policy") -> dict[str, Provider]:
-        built = {route: kind.build(route, settings) for route, (kind, settings) in resolved_routes(policy).items()
-                 if route not in self.factories}
-        built.update({route: make(policy) for route, make in self.factories.items() if make is not None})
-        return built
-
-    @staticmethod
-    def unavailable(providers: dict[str, Provider]) -> dict[str, str]:
-        """Route -> why it cannot serve this run (its provider's health check says so)."""
-        return {route: why for route, p in providers.items() if (why := p.unavailable())}
-
-    @contextlib.contextmanager
-    def bound(self, overrides: dict[str, Factory | None]) -> Iterator[None]:
-        """Temporarily bind factories to route names (None: the route is left out of the run)."""
-        saved = dict(self.factories)
-        self.factories.update(overrides)
-        try:
-            yield
-        finally:
-            self.factories.clear()
-            self.factories.update(saved)
+def build_providers(policy: "Policy", overrides: Mapping[str, Factory | None] | None = None) -> dict[str, Provider]:
+    """A run's providers: each route of the policy through its kind, unless `overrides` (what a
+    caller in this process hands the run: vidbatch.in_process) binds a factory to that route's
+    name, or None to leave the route out."""
+    overrides = overrides or {}
+    built = {route: kind.build(route, settings) for route, (kind, settings) in resolved_routes(policy).items()
+             if route not in overrides}
+    built.update({route: make(policy) for route, make in overrides.items() if make is not None})
+    return built
 
 
-registry = Registry()
+def unavailable_routes(providers: Mapping[str, Provider]) -> dict[str, str]:
+    """Route -> why it cannot serve this run (its provider's health check says so)."""
+    return {route: why for route, p in providers.items() if (why := p.unavailable())}
 
 
 class Guarded:

@@ -4,7 +4,7 @@ It plays a GPU route we do not have: configurable latency, price per second, and
 failures (raised in call order, like a flaky service), so retries and the ledger are exercised
 for real. `patterns` scripts what each item's successive clips show (`media.testsrc` patterns:
 a distinct colour per scene, a black or frozen clip for the QA gate); `audio` adds a tone, as
-the closed route's clips have. Never registered by default; bind it with `registry.bound(...)`.
+the closed route's clips have. Never built from a policy: a caller binds it to a route (vidbatch.in_process).
 """
 
 from __future__ import annotations

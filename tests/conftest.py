@@ -58,11 +58,11 @@ def sandbox():
 
 
 def priced(policy, unavailable=None):
-    """The policy's routes as the planner takes them: capabilities from the providers the registry
-    builds (no health check: `unavailable` says which routes are down)."""
-    from vidbatch.providers import priced_routes, registry
+    """The policy's routes as the planner takes them: capabilities from the providers its kinds
+    build (no health check: `unavailable` says which routes are down)."""
+    from vidbatch.providers import build_providers, priced_routes
 
-    return priced_routes(policy, registry.build(policy), unavailable or {})
+    return priced_routes(policy, build_providers(policy), unavailable or {})
 
 
 def closed_provider(box, **route_changes):
@@ -139,12 +139,16 @@ def ledger_url(request, tmp_path):
     return new_database(request.getfixturevalue("postgres_server"))
 
 
-def produce(*args, **kwargs) -> dict:
+def produce(*args, providers=None, **kwargs) -> dict:
     """The catalog flow's summary, whether its run ended Completed or Failed (a failed run's
-    RunFailed carries it); `state` says which. Any other error is raised, as the flow raised it."""
+    RunFailed carries it); `state` says which. Any other error is raised, as the flow raised it.
+    `providers`: route -> a factory of its stand-in, or None to leave it out (vidbatch.in_process)."""
     from vidbatch.errors import RunFailed
     from vidbatch.flows.produce_catalog import produce_catalog
+    from vidbatch.in_process import InProcess
 
+    if providers is not None:
+        kwargs["in_process"] = InProcess(providers=providers)
     state = produce_catalog(*args, return_state=True, **kwargs)
     result = state.result(raise_on_failure=False)
     if isinstance(result, RunFailed):

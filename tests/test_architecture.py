@@ -111,7 +111,7 @@ def _kind_modules() -> set[str]:
 @pytest.mark.parametrize("module", sorted(m for m in _modules() if not _is_kind(m)))
 def test_the_core_imports_no_kind(module):
     """Kinds are plugins, whether vidbatch ships them or not: outside providers/, nothing imports
-    one (the registry loads them by name from BUILT_IN_KINDS and the entry points)."""
+    one (vidbatch.kinds loads them by name from BUILT_IN_KINDS and the entry points)."""
     bad = sorted(name for name in _imports(_modules()[module]) if _is_kind(name))
     assert not bad, f"{module} imports the provider kind module(s) {bad}"
 

@@ -10,8 +10,6 @@ from typer.testing import CliRunner
 
 from tests.conftest import DEMO_POLICY, ledger_of, write_catalog
 from vidbatch.cli import app
-from vidbatch.providers import registry
-from vidbatch.providers.testsrc import TestsrcProvider
 
 
 def vidbatch(*args: str) -> subprocess.CompletedProcess:
@@ -48,12 +46,18 @@ def test_bad_policy_names_the_field(tmp_path):
     assert result.returncode == 2 and "caps.night_usd" in result.stderr
 
 
+def testsrc_policy(tmp_path) -> str:
+    """The demo policy with its Wan models drawing a moving test pattern (no weights, fast)."""
+    policy = tmp_path / "testsrc.toml"
+    policy.write_text(DEMO_POLICY.read_text().replace('source = "tiny"', 'source = "testsrc"'))
+    return str(policy)
+
+
 @pytest.mark.usefixtures("prefect_api")
 def test_run_then_ledger(tmp_path):
     catalog = write_catalog(tmp_path / "c.parquet", [{}, {"duration_s": 0}])
     out = str(tmp_path / "out")
-    with registry.bound({"wan": lambda policy: TestsrcProvider()}):
-        result = CliRunner().invoke(app, ["run", catalog, "--policy", str(DEMO_POLICY), "--out", out])
+    result = CliRunner().invoke(app, ["run", catalog, "--policy", testsrc_policy(tmp_path), "--out", out])
     assert result.exit_code == 0, result.output
     assert "finished: 1" in result.output and "rejected rows: 1" in result.output
     ledger = CliRunner().invoke(app, ["ledger", "--out", out, "--json"])
@@ -63,13 +67,12 @@ def test_run_then_ledger(tmp_path):
 
 @pytest.mark.usefixtures("prefect_api")
 def test_run_exits_nonzero_when_an_item_fails(tmp_path):
-    from vidbatch.errors import ContentRejected
-
-    catalog = write_catalog(tmp_path / "c.parquet", [{}])
-    with registry.bound({"wan": lambda policy: TestsrcProvider(failures=[ContentRejected("nope")])}):
-        result = CliRunner().invoke(app, ["run", catalog, "--policy", str(DEMO_POLICY), "--out",
-                                          str(tmp_path / "out")])
-    assert result.exit_code == 1 and "nope" in result.output
+    catalog = write_catalog(tmp_path / "c.parquet", [{"realism": "high", "prompt": "a forbidden shot"}])
+    result = CliRunner().invoke(app, ["run", catalog, "--policy", testsrc_policy(tmp_path), "--out",
+                                      str(tmp_path / "out"), "--sandbox", "--sandbox-latency", "0.2",
+                                      "--sandbox-faults", '{"moderate": "forbidden"}'])
+    assert result.exit_code == 1, result.output
+    assert "moderation" in result.output and "failed: 1" in result.output
 
 
 @pytest.mark.usefixtures("prefect_api")
@@ -80,9 +83,8 @@ def test_run_sandbox_sends_the_closed_route_to_the_loopback_videos_api(tmp_path)
     planned = vidbatch("plan", catalog, "--policy", str(DEMO_POLICY), "--json", "--sandbox")
     assert {json.loads(line)["item_id"]: json.loads(line)["provider"] for line in planned.stdout.splitlines()} == {
         "i0": "wan", "i1": "sora"}
-    with registry.bound({"wan": lambda policy: TestsrcProvider()}):
-        result = CliRunner().invoke(app, ["run", catalog, "--policy", str(DEMO_POLICY), "--out", out,
-                                          "--sandbox", "--sandbox-latency", "0.3"])
+    result = CliRunner().invoke(app, ["run", catalog, "--policy", testsrc_policy(tmp_path), "--out", out,
+                                      "--sandbox", "--sandbox-latency", "0.3"])
     assert result.exit_code == 0, result.output
     assert "finished: 2" in result.output
     ledger = ledger_of(out)
@@ -227,6 +229,32 @@ def test_the_policys_ledger_is_the_one_plan_and_ledger_read(tmp_path):
     policy.write_text(DEMO_POLICY.read_text() + '\n[ledger]\nurl = "postgresql+psycopg://vidbatch:s3cret@db/ledger"\n')
     refused = vidbatch("plan", catalog, "--policy", str(policy))
     assert refused.returncode == 2 and "holds a password" in refused.stderr and "s3cret" not in refused.stderr
+
+
+@pytest.mark.usefixtures("prefect_api")
+def test_run_ledger_goes_to_the_run_by_hand_never_into_prefect_or_the_environment(tmp_path):
+    """`run --ledger URL` opens that ledger, yet the URL (a password, for a team's PostgreSQL) is
+    no flow parameter Prefect stores, and the CLI writes no environment variable to pass it."""
+    import os
+
+    from prefect.client.orchestration import get_client
+
+    secret_dir = tmp_path / "team-pw-7f3a9"  # stands for a password: it must appear nowhere in Prefect
+    secret_dir.mkdir()
+    team = f"sqlite:///{secret_dir / 'ledger.db'}"
+    catalog = write_catalog(tmp_path / "c.parquet", [{}])
+    result = CliRunner().invoke(app, ["run", catalog, "--policy", testsrc_policy(tmp_path), "--out",
+                                      str(tmp_path / "out"), "--ledger", team])
+    assert result.exit_code == 0, result.output
+    from vidbatch.ledger_store import LedgerStore
+
+    assert LedgerStore(team).frame().filter(pl.col("status") == "settled").height == 1  # the run used it
+    assert not (tmp_path / "out" / "ledger.db").exists()
+    assert not any("team-pw-7f3a9" in value for value in os.environ.values())
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs()
+    stored = [json.dumps(r.parameters) for r in runs if r.parameters.get("catalog") == catalog]
+    assert len(stored) == 1 and '"in_process": "<InProcess>"' in stored[0] and "team-pw-7f3a9" not in stored[0]
 
 
 def test_routes_lists_each_route_with_kind_capabilities_and_live_availability(sandbox):

@@ -6,7 +6,6 @@ import pytest
 
 from tests.conftest import DEMO_POLICY, catalog, ledger_of
 from tests.conftest import produce
-from vidbatch.providers import registry
 from vidbatch.providers.testsrc import TestsrcProvider
 from vidbatch.storage import open_root
 
@@ -24,9 +23,8 @@ def test_catalog_and_outputs_on_s3(s3, tmp_path, monkeypatch):
     local = tmp_path / "c.parquet"
     catalog([{}, {"aspect": "bad"}]).write_parquet(local)
     s3.upload_file(str(local), "studio", "catalogs/night.parquet")
-    with registry.bound({"wan": lambda policy: TestsrcProvider()}):
-        summary = produce("s3://studio/catalogs/night.parquet", out="s3://studio/runs",
-                                  policy_path=str(DEMO_POLICY))
+    summary = produce("s3://studio/catalogs/night.parquet", out="s3://studio/runs",
+                              policy_path=str(DEMO_POLICY), providers={"wan": lambda policy: TestsrcProvider()})
     assert summary["status_counts"] == {"finished": 1} and summary["rejected_rows"] == 1
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="studio", Prefix="runs/")["Contents"]}
     assert "runs/assets/c1/i0.mp4" in keys
@@ -91,8 +89,8 @@ def test_on_s3_the_report_and_held_clips_are_links_the_ui_opens_and_approval_del
     policy.write_text(DEMO_POLICY.read_text() + "\n[review]\nall = true\n")
     local = tmp_path / "c.parquet"
     catalog([{"duration_s": 1.0}]).write_parquet(local)
-    with registry.bound({"wan": lambda policy: TestsrcProvider()}):
-        summary = produce(str(local), out="s3://studio/held", policy_path=str(policy))
+    summary = produce(str(local), out="s3://studio/held", policy_path=str(policy),
+                      providers={"wan": lambda policy: TestsrcProvider()})
     assert summary["status_counts"] == {"awaiting_review": 1}
     with get_client(sync_client=True) as client:
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(

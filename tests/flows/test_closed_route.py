@@ -11,7 +11,6 @@ import pytest
 
 from tests.conftest import ledger_of, REPO, closed_provider, policy_file, write_catalog
 from tests.conftest import produce
-from vidbatch.providers import registry
 from vidbatch.providers.testsrc import TestsrcProvider
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -22,9 +21,8 @@ def run(tmp_path, rows, box, wan=None, policy=None, **kwargs):
     catalog = write_catalog(tmp_path / "catalog.parquet", rows)
     bindings = {"sora": lambda pol: closed_provider(box, **_route_changes(pol)),
                 "wan": lambda pol: wan or TestsrcProvider()}
-    with registry.bound(bindings):
-        return produce(catalog, out=str(tmp_path / "out"), policy_path=policy or str(tmp_path / "p.toml"),
-                               **kwargs)
+    return produce(catalog, out=str(tmp_path / "out"), policy_path=policy or str(tmp_path / "p.toml"),
+                           **kwargs, providers=bindings)
 
 
 def _route_changes(pol) -> dict:

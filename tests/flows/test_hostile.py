@@ -12,7 +12,6 @@ import pytest
 from tests.conftest import THREE_ROUTES_POLICY, closed_provider, ledger_of, write_catalog
 from tests.conftest import produce
 from vidbatch.policy import load_policy
-from vidbatch.providers import registry
 from vidbatch.providers.dashscope import DashScopeProvider
 from vidbatch.providers.gemini_veo import VeoProvider
 from vidbatch.providers.testsrc import TestsrcProvider
@@ -52,8 +51,8 @@ def test_a_hostile_catalog_writes_nothing_outside_its_output_root(tmp_path):
     catalog = write_catalog(parent / "catalogs" / "hostile.parquet", rows)
     before_parent, before_temp = _tree(parent), {p.name for p in temp.iterdir()}
     wan = TestsrcProvider(id="wan")
-    with registry.bound({"wan": lambda pol: wan, "sora": None, "wan-hosted": None}):
-        summary = produce(catalog, out=str(out), policy_path=str(_policy(tmp_path, '["wan"]')))
+    summary = produce(catalog, out=str(out), policy_path=str(_policy(tmp_path, '["wan"]')),
+                      providers={"wan": lambda pol: wan, "sora": None, "wan-hosted": None})
     assert wan.calls == ["fine"]  # nothing rejected reached a provider
     assert summary["status_counts"] == {"finished": 1} and summary["rejected_rows"] == 9
     outside = {p for p in _tree(parent) - before_parent if not p.startswith(str(out))}
@@ -91,8 +90,7 @@ def test_endpoints_that_echo_the_request_headers_leak_no_key(tmp_path, monkeypat
         bindings = {"sora": lambda pol: closed_provider(videos, max_retries=0), "wan": None,
                     "wan-hosted": lambda pol: DashScopeProvider(settings, "wan-hosted", api_key=hosted.api_key),
                     "veo": lambda pol: VeoProvider(veo_settings, "veo", api_key=veo.api_key)}
-        with registry.bound(bindings):
-            summary = produce(catalog, out=str(tmp_path / "out"), policy_path=str(policy_path))
+        summary = produce(catalog, out=str(tmp_path / "out"), policy_path=str(policy_path), providers=bindings)
         echoed = [s for s in videos.requests + hosted.requests + veo.requests if s[2] == 400]
     assert summary["status_counts"] == {"failed": 6} and len(echoed) >= 3  # the endpoints did echo
     ledger = ledger_of(tmp_path / "out")
@@ -156,10 +154,10 @@ def test_s3_going_away_mid_run_loses_no_money_and_the_next_run_delivers_unpaid(t
         return round(ledger.filter(pl.col("status").is_in(["paid", "settled", "failed"]))["cost_usd"].sum(), 6)
 
     with VideosSandbox(latency_s=0.2, poll_after_ms=50) as videos:
-        with registry.bound({"sora": lambda pol: StorageGoesAway(closed_provider(videos)), "wan": None,
-                             "wan-hosted": None}):
-            with pytest.raises(Exception):  # its tables and report cannot be written either: the run fails
-                produce(catalog, out="s3://studio/night", policy_path=str(policy_path))
+        with pytest.raises(Exception):  # its tables and report cannot be written either: the run fails
+            produce(catalog, out="s3://studio/night", policy_path=str(policy_path),
+                    providers={"sora": lambda pol: StorageGoesAway(closed_provider(videos)), "wan": None,
+                               "wan-hosted": None})
         assert spent("s3://studio/night") == round(videos.total_billed_usd(), 6) > 0  # ledger = bill, between runs
         billed, jobs = videos.total_billed_usd(), len(videos.jobs)
         ledger = ledger_of("s3://studio/night")
@@ -168,8 +166,8 @@ def test_s3_going_away_mid_run_loses_no_money_and_the_next_run_delivers_unpaid(t
 
         server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)  # S3 is back, with what it held
         server.start()
-        with registry.bound({"sora": lambda pol: closed_provider(videos), "wan": None, "wan-hosted": None}):
-            second = produce(catalog, out="s3://studio/night", policy_path=str(policy_path))
+        second = produce(catalog, out="s3://studio/night", policy_path=str(policy_path),
+                         providers={"sora": lambda pol: closed_provider(videos), "wan": None, "wan-hosted": None})
         assert second["status_counts"] == {"finished": 2}
         assert (videos.total_billed_usd(), len(videos.jobs)) == (billed, jobs)  # delivered, not paid again
         assert spent("s3://studio/night") == round(billed, 6)

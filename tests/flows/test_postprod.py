@@ -13,7 +13,6 @@ from tests.conftest import ledger_of, policy_file, toml_value, write_catalog
 from tests.test_media import nearest_colour
 from tests.conftest import produce
 from vidbatch.media import frame_at, probe
-from vidbatch.providers import registry
 from vidbatch.providers.testsrc import TestsrcProvider
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -26,8 +25,8 @@ def run(tmp_path, rows, wan, sora=None, **policy):
     if policy:
         with open(pol, "a") as handle:
             handle.write("\n[qa]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in policy.items()))
-    with registry.bound({"wan": lambda p: wan, "sora": (lambda p: sora) if sora else None}):
-        return produce(catalog, out=str(tmp_path / "out"), policy_path=pol)
+    return produce(catalog, out=str(tmp_path / "out"), policy_path=pol,
+                   providers={"wan": lambda p: wan, "sora": (lambda p: sora) if sora else None})
 
 
 def scene(index, **extra):

@@ -17,7 +17,7 @@ from vidbatch.ledger_store import open_ledger
 from vidbatch.measured import MARGIN
 from vidbatch.planner import plan_catalog
 from vidbatch.policy import load_policy
-from vidbatch.providers import priced_routes, registry
+from vidbatch.providers import build_providers, priced_routes
 from vidbatch.storage import open_root
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -86,7 +86,7 @@ def test_caps_hold_on_what_renders_really_spend_and_the_next_run_reserves_what_w
     assert measured.gpu_s_per_shot > 50 * STATED
     pol = load_policy(path)
     valid, _ = validate_catalog(pl.read_parquet(catalog))
-    plan = plan_catalog(valid, pol, priced_routes(pol, registry.build(pol), {}, {"wan": {"tiny|480p|stock": measured}}))
+    plan = plan_catalog(valid, pol, priced_routes(pol, build_providers(pol), {}, {"wan": {"tiny|480p|stock": measured}}))
     shots = 17 / 81  # one 17-frame shot of an 81-frame full shot
     assert plan["est_cost_usd"].to_list()[0] == pytest.approx(measured.gpu_s_per_shot * shots * USD_PER_HOUR / 3600)
 

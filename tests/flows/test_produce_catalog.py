@@ -7,7 +7,6 @@ from tests.conftest import ledger_of, DEMO_POLICY, write_catalog
 from vidbatch.errors import CatalogError, ContentRejected, TransientProviderError
 from tests.conftest import produce
 from vidbatch.media import probe
-from vidbatch.providers import registry
 from vidbatch.providers.testsrc import TestsrcProvider
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -17,8 +16,7 @@ pytestmark = pytest.mark.usefixtures("prefect_api")
 def run(tmp_path, rows, provider=None, **kwargs):
     catalog = write_catalog(tmp_path / "catalog.parquet", rows)
     overrides = {"wan": (lambda policy: provider)} if provider else {}
-    with registry.bound(overrides):
-        return produce(catalog, out=str(tmp_path / "out"), policy_path=str(DEMO_POLICY), **kwargs)
+    return produce(catalog, out=str(tmp_path / "out"), policy_path=str(DEMO_POLICY), **kwargs, providers=overrides)
 
 
 def test_real_tiny_wan_end_to_end_with_trim_ledger_and_rerun(tmp_path):

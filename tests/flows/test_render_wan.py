@@ -5,7 +5,7 @@ import pytest
 
 from tests.conftest import DEMO_POLICY, ledger_of
 from vidbatch.flows.render_wan import render_wan
-from vidbatch.providers import registry
+from vidbatch.in_process import InProcess
 from vidbatch.providers.testsrc import TestsrcProvider
 from vidbatch.runs import ClipJob
 from vidbatch.storage import open_root
@@ -20,6 +20,11 @@ def job(n: int, **extra) -> ClipJob:
     return ClipJob(item_id=f"b{n}", campaign="c", fingerprint=f"fp{n}", provider="wan", model="tiny", width=256,
                    height=144, resolution="480p", prompt="a dog", negative_prompt="", duration_s=1.0,
                    trim_start_s=0.0, seed=n, image_uri=None, est_cost_usd=0.01, **extra)
+
+
+def on_gpu(gpu) -> InProcess:
+    """The batch's Wan route rendered by `gpu` (the test pattern in the GPU's place)."""
+    return InProcess(providers={"wan": lambda pol: gpu})
 
 
 def test_batches_are_stable_per_night_items_and_attempt():
@@ -37,11 +42,10 @@ def test_a_resubmitted_batch_renders_nothing_twice_and_delivers_what_was_paid_fo
     out = tmp_path / "out"
     jobs = [job(n).model_dump(mode="json") for n in range(3)]
     args = dict(out=str(out), run_id="run1", night="2026-11-24", allowance_usd=0.03, policy_path=str(DEMO_POLICY))
-    with registry.bound({"wan": lambda pol: gpu}):
-        assert render_wan(jobs=jobs, batch="k-a1", **args) == 3
-        assert sorted(gpu.calls) == ["b0", "b1", "b2"]  # each once, in any order (4 threads)
-        (out / "assets" / "c" / "b1.mp4").unlink()  # paid and settled, but the worker died before delivering
-        assert render_wan(jobs=jobs, batch="k-a2", **args) == 3
+    assert render_wan(jobs=jobs, batch="k-a1", **args, in_process=on_gpu(gpu)) == 3
+    assert sorted(gpu.calls) == ["b0", "b1", "b2"]  # each once, in any order (4 threads)
+    (out / "assets" / "c" / "b1.mp4").unlink()  # paid and settled, but the worker died before delivering
+    assert render_wan(jobs=jobs, batch="k-a2", **args, in_process=on_gpu(gpu)) == 3
     assert sorted(gpu.calls) == ["b0", "b1", "b2"]  # nothing rendered again
     assert (out / "assets" / "c" / "b1.mp4").exists()
     rows = open_root(str(out)).read_parquet(batch_table("run1", "k-a2"), OUTCOME_SCHEMA)
@@ -55,9 +59,8 @@ def test_a_resubmitted_batch_renders_nothing_twice_and_delivers_what_was_paid_fo
 def test_a_batch_never_spends_beyond_its_allowance(tmp_path):
     gpu = TestsrcProvider(usd_per_s=0.02)  # each clip costs $0.02 against a $0.01 estimate
     jobs = [job(n).model_dump(mode="json") for n in range(3)]
-    with registry.bound({"wan": lambda pol: gpu}):
-        made = render_wan(jobs=jobs, batch="tight", out=str(tmp_path / "out"), run_id="run2", night="2026-11-24",
-                          allowance_usd=0.035, policy_path=str(DEMO_POLICY))
+    made = render_wan(jobs=jobs, batch="tight", out=str(tmp_path / "out"), run_id="run2", night="2026-11-24",
+                      allowance_usd=0.035, policy_path=str(DEMO_POLICY), in_process=on_gpu(gpu))
     assert made == 2 and len(gpu.calls) == 2  # $0.04 spent: the third reservation is refused, not rendered
     rows = open_root(str(tmp_path / "out")).read_parquet(batch_table("run2", "tight"), OUTCOME_SCHEMA)
     assert rows.filter(pl.col("outcome") == "deferred").height == 1
@@ -80,9 +83,8 @@ def test_a_resubmitted_batch_after_a_crash_stays_within_the_night_cap(tmp_path):
     _close_abandoned(open_ledger(out), "run3", [crashed], "GPU batch k-a1 ended Crashed mid-clip")
     gpu = TestsrcProvider(usd_per_s=0.009)  # a 17-frame clip costs about $0.0096 of its $0.01 estimate
     jobs = [job(n).model_dump(mode="json") for n in range(2)]
-    with registry.bound({"wan": lambda pol: gpu}):
-        made = render_wan(jobs=jobs, batch="k-a2", out=str(out.uri), run_id="run3", night="2026-11-24",
-                          allowance_usd=0.02, policy_path=policy)
+    made = render_wan(jobs=jobs, batch="k-a2", out=str(out.uri), run_id="run3", night="2026-11-24",
+                      allowance_usd=0.02, policy_path=policy, in_process=on_gpu(gpu))
     assert made == 1 and len(gpu.calls) == 1  # $0.01 charged + one $0.01 clip: the night cap is full
     committed = open_ledger(out).committed("2026-11-24")
     assert committed.night_usd <= 0.02 + 1e-9

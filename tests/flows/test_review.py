@@ -9,7 +9,6 @@ from typer.testing import CliRunner
 
 from tests.conftest import DEMO_POLICY, ledger_of, produce, write_catalog
 from vidbatch.cli import app
-from vidbatch.providers import registry
 from vidbatch.providers.testsrc import TestsrcProvider
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -35,8 +34,7 @@ def test_clips_wait_for_review_the_cli_decides_and_the_next_runs_remake_and_stit
     out, policy = str(tmp_path / "out"), review_policy(tmp_path)
     catalog = write_catalog(tmp_path / "c.parquet", ROWS)
     fake = TestsrcProvider()
-    with registry.bound({"wan": lambda _: fake}):
-        first = produce(catalog, out=out, policy_path=policy)
+    first = produce(catalog, out=out, policy_path=policy, providers={"wan": lambda _: fake})
     assert first["state"] == "COMPLETED"  # awaiting review is not a failure
     assert first["status_counts"] == {"awaiting_review": 2, "finished": 1}
     assert [b["status"] for b in first["storyboards"]] == ["blocked"]
@@ -74,8 +72,7 @@ def test_clips_wait_for_review_the_cli_decides_and_the_next_runs_remake_and_stit
     code, text = cli("review", "approve", "s0", "--out", out)
     assert code == 2 and "s0: no clip of it is awaiting review" in text  # approved once, never again
 
-    with registry.bound({"wan": lambda _: fake}):
-        second = produce(catalog, out=out, policy_path=policy)
+    second = produce(catalog, out=out, policy_path=policy, providers={"wan": lambda _: fake})
     assert second["status_counts"] == {"awaiting_review": 1, "done": 2}  # s1 made again, held again
     assert sorted(fake.calls[:3]) == ["o0", "s0", "s1"] and fake.calls[3:] == ["s1"]  # approved: never again
     first_s1, again = [r for r in fake.requests if r.item_id == "s1"]
@@ -84,8 +81,7 @@ def test_clips_wait_for_review_the_cli_decides_and_the_next_runs_remake_and_stit
     code, _ = cli("review", "approve", "s1", "--out", out)
     assert code == 0
 
-    with registry.bound({"wan": lambda _: fake}):
-        third = produce(catalog, out=out, policy_path=policy)
+    third = produce(catalog, out=out, policy_path=policy, providers={"wan": lambda _: fake})
     assert third["status_counts"] == {"done": 3} and third["cost_usd"] == 0.0
     assert [b["status"] for b in third["storyboards"]] == ["stitched"]
     assert (assets / "spring" / "storyboards" / "sb.mp4").exists()
@@ -98,14 +94,11 @@ def test_rejections_beyond_the_limit_defer_the_item_until_its_row_changes(tmp_pa
     catalog = write_catalog(tmp_path / "c.parquet", ROWS[:1])
     fake = TestsrcProvider()
     for _ in range(2):
-        with registry.bound({"wan": lambda _: fake}):
-            produce(catalog, out=out, policy_path=policy)
+        produce(catalog, out=out, policy_path=policy, providers={"wan": lambda _: fake})
         assert cli("review", "reject", "s0", "--out", out, "--note", "no")[0] == 0
-    with registry.bound({"wan": lambda _: fake}):
-        third = produce(catalog, out=out, policy_path=policy)
+    third = produce(catalog, out=out, policy_path=policy, providers={"wan": lambda _: fake})
     assert third["status_counts"] == {"deferred": 1} and fake.calls == ["s0", "s0"]
     assert "review rejected 2 clips" in third["deferred"][0]["reason"]
     changed = write_catalog(tmp_path / "c2.parquet", [{**ROWS[0], "prompt": "a new idea"}])
-    with registry.bound({"wan": lambda _: fake}):
-        fourth = produce(changed, out=out, policy_path=policy)
+    fourth = produce(changed, out=out, policy_path=policy, providers={"wan": lambda _: fake})
     assert fourth["status_counts"] == {"awaiting_review": 1}

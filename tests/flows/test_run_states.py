@@ -8,7 +8,6 @@ import pytest
 
 from tests.conftest import DEMO_POLICY, produce, write_catalog
 from vidbatch.errors import ContentRejected, ProviderUnavailable
-from vidbatch.providers import registry
 from vidbatch.providers.testsrc import TestsrcProvider
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
@@ -53,8 +52,8 @@ def test_a_failed_item_fails_the_run_and_a_deferral_is_no_failure(tmp_path):
     catalog = write_catalog(tmp_path / "c.parquet", [
         {"duration_s": 1.0}, {"duration_s": 1.0, "prompt": "something forbidden"},
         {"duration_s": 1.0, "prompt": "a dark alley"}, {"realism": "high"}], campaign="spring")
-    with registry.bound({"wan": lambda _: Picky()}):
-        summary = produce(catalog, out=str(tmp_path / "out"), policy_path=str(DEMO_POLICY))
+    summary = produce(catalog, out=str(tmp_path / "out"), policy_path=str(DEMO_POLICY),
+                      providers={"wan": lambda _: Picky()})
     assert summary["state"] == "FAILED"
     assert summary["state_message"].startswith("1 item(s) and 0 storyboard(s) failed")
     assert summary["status_counts"] == {"finished": 1, "failed": 1, "deferred": 2}
@@ -79,6 +78,6 @@ def test_a_failed_item_fails_the_run_and_a_deferral_is_no_failure(tmp_path):
 
 def test_a_run_with_only_deferrals_completes(tmp_path):
     catalog = write_catalog(tmp_path / "c.parquet", [{"duration_s": 1.0, "prompt": "a dark alley"}])
-    with registry.bound({"wan": lambda _: Picky()}):
-        summary = produce(catalog, out=str(tmp_path / "out"), policy_path=str(DEMO_POLICY))
+    summary = produce(catalog, out=str(tmp_path / "out"), policy_path=str(DEMO_POLICY),
+                      providers={"wan": lambda _: Picky()})
     assert summary["state"] == "COMPLETED" and summary["status_counts"] == {"deferred": 1}

@@ -9,7 +9,6 @@ import pytest
 from tests.conftest import THREE_ROUTES_POLICY, closed_provider, ledger_of, write_catalog
 from tests.conftest import produce
 from vidbatch.policy import load_policy
-from vidbatch.providers import registry
 from vidbatch.providers.dashscope import DashScopeProvider
 from vidbatch.providers.testsrc import TestsrcProvider
 from vidbatch.sandbox import VideosSandbox
@@ -44,8 +43,7 @@ def test_the_first_route_goes_dark_and_items_move_along_the_order_paid_once(tmp_
                     "wan-hosted": lambda pol: DashScopeProvider(settings, "wan-hosted", api_key=hosted.api_key,
                                                                 sandbox=True),
                     "wan": lambda pol: wan}
-        with registry.bound(bindings):
-            summary = produce(catalog, out=str(tmp_path / "out"), policy_path=str(policy_path))
+        summary = produce(catalog, out=str(tmp_path / "out"), policy_path=str(policy_path), providers=bindings)
         videos_bill, hosted_bill = videos.total_billed_usd(), hosted.total_billed_usd()
         videos_prompts = [job.prompt for job in videos.jobs.values()]
         hosted_prompts = [task.prompt for task in hosted.tasks.values()]

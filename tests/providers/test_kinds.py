@@ -93,10 +93,10 @@ PLUGIN_ROUTE = """
 import json, sys
 from vidbatch.errors import PolicyError
 from vidbatch.policy import load_policy
-from vidbatch.providers import priced_routes, registry
+from vidbatch.providers import build_providers, priced_routes
 try:
     policy = load_policy(sys.argv[1])  # each section validated by its kind, as the policy loads
-    providers = registry.build(policy)
+    providers = build_providers(policy)
 except PolicyError as err:
     print(json.dumps({"error": str(err)}))
 else:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -43,7 +42,7 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
     from vidbatch.tasks.fingerprints import fingerprinted
     from vidbatch.ledger import History
     from vidbatch.policy import load_policy
-    from vidbatch.providers import loras_of, priced_routes, registry
+    from vidbatch.providers import loras_of, priced_routes, unavailable_routes
     from vidbatch.runs import history_keys, night_of, plan_run
     from vidbatch.storage import open_root, read_catalog
     from vidbatch.tasks.routes import run_providers
@@ -62,7 +61,7 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
         fail(str(err), 2)
     try:
         with run_providers(pol, sandbox) as (providers, _):
-            routes = priced_routes(pol, providers, registry.unavailable(providers), history.measured)
+            routes = priced_routes(pol, providers, unavailable_routes(providers), history.measured)
     except PolicyError as err:  # a plugin kind's settings, checked when the kind loads
         fail(str(err), 2)
     result = plan_run(valid, pol, history, routes)
@@ -147,21 +146,17 @@ def run(catalog: str, policy: PolicyOpt = None, out: OutOpt = "vidbatch-out",
         wait: Annotated[bool, typer.Option("--wait", help="with --submit: wait for the run to end")] = False,
         ledger_url: LedgerOpt = None) -> None:
     """Produce a catalog: generate, trim and store clips, and write the ledger."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     faults = _faults(sandbox_faults, sandbox)
     if ledger_url and submit:
         fail("--ledger applies to a run here; a submitted run opens the ledger its worker is given: set "
               "VIDBATCH_LEDGER_URL in the work pool's (or deployment's) job variables", 2)
-    if ledger_url:  # the flow run in this process opens this ledger
-        from vidbatch.ledger_store import LEDGER_URL_ENV
-
-        os.environ[LEDGER_URL_ENV] = ledger_url
     if submit:
         _submit(deployment, wait, catalog=_shared(catalog), out=_shared(out),
                 policy_path=_shared(str(policy)) if policy else None, campaign=campaign, sandbox=sandbox,
                 sandbox_latency_s=sandbox_latency, sandbox_faults=faults)
         return
-    from vidbatch.flows.produce_catalog import LISTENERS, produce_catalog
+    from vidbatch.flows.produce_catalog import produce_catalog
+    from vidbatch.in_process import InProcess
     from vidbatch.flows.records import start_ephemeral_api, wait_until_recorded
 
     _start_prefect(start_ephemeral_api)
@@ -175,14 +170,11 @@ def run(catalog: str, policy: PolicyOpt = None, out: OutOpt = "vidbatch-out",
         elif event["event"] == "clip":
             progress.update(bar["id"], advance=1, description=f"{event['item_id']}: {event['outcome']}")
 
-    LISTENERS.append(listen)
-    try:
-        with progress:
-            state = produce_catalog(catalog=catalog, out=out, policy_path=str(policy) if policy else None,
-                                    campaign=campaign, sandbox=sandbox, sandbox_latency_s=sandbox_latency,
-                                    sandbox_faults=faults, return_state=True)
-    finally:
-        LISTENERS.remove(listen)
+    with progress:  # the ledger URL goes in by hand, never as a parameter: Prefect would store its password
+        state = produce_catalog(catalog=catalog, out=out, policy_path=str(policy) if policy else None,
+                                campaign=campaign, sandbox=sandbox, sandbox_latency_s=sandbox_latency,
+                                sandbox_faults=faults, in_process=InProcess(listeners=(listen,), ledger_url=ledger_url),
+                                return_state=True)
     summary = state.result(raise_on_failure=False)
     if isinstance(summary, (CatalogError, PolicyError, StorageError)):
         fail(str(summary), 2)
