@@ -62,7 +62,7 @@ def scenario(name: str, n: int, c: int, latency: float, faults: Faults, policy_c
 
         def closed(pol):
             return OpenAIVideoProvider(pol.routes["sora"], client=make_client(pol.routes["sora"], base_url=box.base_url,
-                                                                      api_key=box.api_key))
+                                                                      api_key=box.api_key), route_id="sora")
 
         hands = InProcess(providers={"sora": closed, "wan": None, "wan-hosted": None})
         t0 = time.perf_counter()

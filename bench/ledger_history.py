@@ -55,7 +55,7 @@ def history(rows: int, made: pl.DataFrame) -> pl.DataFrame:
     base = items.with_columns(
         pl.Series("night", [NIGHTS[i * len(NIGHTS) // pairs] for i in range(pairs)]),
         ("r" + (pl.int_range(0, pairs) // 1000).cast(pl.String)).alias("run_id"),
-        pl.lit("wan").alias("provider"), pl.lit("wan2.1-t2v-1.3b").alias("model"),
+        pl.lit("wan").alias("route"), pl.lit("wan2.1-t2v-1.3b").alias("model"),
         pl.lit(0.02).alias("est_cost_usd"), pl.lit(None, pl.Float64).alias("seconds"),
         ("res" + pl.int_range(0, pairs).cast(pl.String)).alias("reservation_id"),
         pl.lit(None, pl.String).alias("job_id"), pl.lit(1, pl.Int64).alias("attempt"), pl.lit(False).alias("sandbox"),

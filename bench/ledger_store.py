@@ -38,7 +38,7 @@ store, latencies = LedgerStore(url), []
 started = time.perf_counter()
 for i in range(n):
     row = ledger_row(run_id=name, night="2026-11-25", item_id=f"{name}-{i}", campaign=f"c{i % 20}", fingerprint="f",
-                     status="reserved", provider="wan", est_cost_usd=0.01, reservation_id=new_reservation_id())
+                     status="reserved", route="wan", est_cost_usd=0.01, reservation_id=new_reservation_id())
     t = time.perf_counter()
     assert store.reserve(row, caps) is None
     latencies.append(time.perf_counter() - t)
@@ -58,7 +58,7 @@ def writers(url: str, count: int, n: int) -> tuple[float, list[float]]:
 def history(rows: int) -> pl.DataFrame:
     return ledger_frame(ledger_row(run_id=f"r{i // 1000}", night=f"2026-{8 + i % 100 // 31:02d}-{1 + i % 100 % 28:02d}",
                                    item_id=f"i{i}", campaign=f"c{i % 50}", fingerprint="f",
-                                   status="reserved" if i % 2 == 0 else "settled", provider="wan",
+                                   status="reserved" if i % 2 == 0 else "settled", route="wan",
                                    est_cost_usd=0.01, cost_usd=0.009, reservation_id=f"res{i // 2}")
                         for i in range(rows))
 
@@ -107,7 +107,7 @@ def main(n: int, histories: tuple[int, ...] = (10_000, 100_000, 1_000_000)) -> N
             assert store.settled_for(keys).height == 500
             committed_ms = timed_ms(lambda: store.committed("2026-09-15"))
             history_ms = timed_ms(lambda: store.history(keys, "2026-09-15"))
-            spend_ms = timed_ms(lambda: store.spend(["provider"], run_id="r7"))
+            spend_ms = timed_ms(lambda: store.spend(["route"], run_id="r7"))
             t = time.perf_counter()
             store.frame()
             read_s = time.perf_counter() - t

@@ -51,7 +51,7 @@ def media_seconds_per_clip(work: Path, pol: Path, n: int = 20) -> float:
     from vidbatch.providers.wan import WanProvider
 
     route = load_policy(pol).routes["wan"]
-    provider = WanProvider(route)
+    provider = WanProvider(route, route_id="wan")
     provider.generate(ClipRequest(item_id="warm", prompt="p", seconds=1.0, width=256, height=144, model="tiny"), work)
     started = time.perf_counter()
     for i in range(n):

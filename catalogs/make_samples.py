@@ -19,7 +19,7 @@ SAMPLE = [
     ("story-2", "spring-launch", "a dog runs over the mountain, wide shot", 2.0, "16:9", "low",
      {"storyboard_id": "forest-run", "scene_index": 1, "crossfade_s": 0.5}),
     ("story-3", "spring-launch", "the dog sleeps by the fire at night, close shot", 4.0, "16:9", "medium",
-     {"storyboard_id": "forest-run", "scene_index": 2, "crossfade_s": 0.5, "provider": "sora"}),
+     {"storyboard_id": "forest-run", "scene_index": 2, "crossfade_s": 0.5, "route": "sora"}),
     ("pour-hifi", "spring-launch", "coffee cup in a kitchen, close shot, real light", 4.0, "16:9", "high", {}),
     ("long-story", "autumn-teaser", "a bird flies over the sea at sunrise", 8.0, "16:9", "medium",
      {"extend_s": 4.0}),
@@ -39,7 +39,7 @@ def sample_frame() -> pl.DataFrame:
               "aspect": pl.String, "realism": pl.String, "priority": pl.Int64, "seed": pl.Int64,
               "negative_prompt": pl.String, "storyboard_id": pl.String, "scene_index": pl.Int64,
               "trim_start_s": pl.Float64, "trim_end_s": pl.Float64, "remix_of": pl.String,
-              "extend_s": pl.Float64, "crossfade_s": pl.Float64, "provider": pl.String}
+              "extend_s": pl.Float64, "crossfade_s": pl.Float64, "route": pl.String}
     return pl.DataFrame(rows, schema=schema)
 
 

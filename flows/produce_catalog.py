@@ -37,7 +37,7 @@ from vidbatch.tasks.outcomes import OUTCOME_SCHEMA, run_summary
 from vidbatch.tasks.pipeline import run_items
 from vidbatch.tasks.report import write_report
 from vidbatch.tasks.review_runs import start_reviews
-from vidbatch.tasks.routes import run_providers
+from vidbatch.tasks.run_providers import run_providers
 from vidbatch.tasks.run_labels import finish_run, label_run, log_plan
 from vidbatch.tasks.stitch import stitch_storyboards
 from vidbatch.tasks.workers import GpuBatches
@@ -97,14 +97,14 @@ def _produce_with(run_id: str, catalog: str, root: OutputRoot, ledger: LedgerSto
 
     jobs = clip_jobs(plan)
     emit({"event": "planned", "total": len(jobs), "plan": plan, "rejects": rejects})
-    local = [j for j in jobs if j.provider not in pool]  # in plan order: highest priority first
+    local = [j for j in jobs if j.route not in pool]  # in plan order: highest priority first
     ctx = RunContext(run_id=run_id, night=night, root=root, ledger=ledger, policy=policy, providers=providers,
                      workdir=workdir, sandbox=sandbox, redact=redact,
                      in_flight={j.item_id: (j.resume_reservation_id, j.resume_job_ids)
                                 for j in jobs if j.resume_reservation_id},
                      earmarks=Earmarks([(j.item_id, j.campaign, j.est_cost_usd) for j in local
                                         if j.recover is None and not j.resume_reservation_id]),
-                     turns=Turns({route: [j.item_id for j in local if j.provider == route] for route in providers}),
+                     turns=Turns({route: [j.item_id for j in local if j.route == route] for route in providers}),
                      declared=declared)
     progress = create_progress_artifact(0.0, description=f"clips finished of {len(jobs)}")
     outcomes = []
@@ -114,7 +114,7 @@ def _produce_with(run_id: str, catalog: str, root: OutputRoot, ledger: LedgerSto
         update_progress_artifact(progress, 100.0 * len(outcomes) / max(len(jobs), 1))
         emit({"event": "clip", **row})
 
-    gpu = [GpuBatches([j for j in jobs if j.provider == route], root=root, ledger=ledger, run_id=run_id, night=night,
+    gpu = [GpuBatches([j for j in jobs if j.route == route], root=root, ledger=ledger, run_id=run_id, night=night,
                       policy_path=policy_path, deployment=settings.deployment, batch_size=settings.batch_size,
                       attempts=settings.batch_attempts, sandbox=sandbox, on_outcome=record)
            for route, settings in pool.items()]  # in batches on the GPU pool, while the other routes' clips run here
@@ -125,12 +125,12 @@ def _produce_with(run_id: str, catalog: str, root: OutputRoot, ledger: LedgerSto
         maintain_order="left")
     boards = stitch_storyboards(root, run_id, items, plan, rejected_scenes, policy, workdir)
     write_run_table(root, items, layout.run_table(run_id, "items"))
-    spend = read_spend(ledger, ["provider"], run_id=run_id)  # SQL over this run's rows, not the history
+    spend = read_spend(ledger, ["route"], run_id=run_id)  # SQL over this run's rows, not the history
     summary = run_summary(run_id, night, root.uri, items, rejects, spend, unavailable, boards, sandbox)
     costs = read_spend(ledger, ["campaign", "item_id"], run_id=run_id).select(
         "campaign", "item_id", pl.col("actual_usd").alias("cost_usd"))
     summary["reviews"] = start_reviews(policy, root, policy_path, items, run_id)
     summary["report"] = write_report(root, summary, items.join(costs, on=["campaign", "item_id"], how="left"),
-                                     boards, read_spend(ledger, ["campaign", "provider"], nights=[night]), spend,
+                                     boards, read_spend(ledger, ["campaign", "route"], nights=[night]), spend,
                                      policy, workdir)
     return finish_run(summary, items, boards, redact)

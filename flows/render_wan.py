@@ -25,7 +25,7 @@ from vidbatch.redact import logs_redacted
 from vidbatch.runs import ClipJob, Recovery
 from vidbatch.storage import open_root, work_folder
 from vidbatch.tasks.context import RunContext
-from vidbatch.tasks.routes import run_providers
+from vidbatch.tasks.run_providers import run_providers
 from vidbatch.tasks.ledger_io import read_settled
 from vidbatch.tasks.outcomes import OUTCOME_SCHEMA, outcome_row
 from vidbatch.tasks.pipeline import run_items
@@ -53,8 +53,9 @@ def render_wan(jobs: list[dict], out: str, run_id: str, night: str, batch: str, 
                         schema={"campaign": pl.String(), "item_id": pl.String()})
     settled = {(r["campaign"], r["item_id"], r["fingerprint"]): r  # this batch's items only, not the history
                for r in read_settled(ledger, keys).iter_rows(named=True)}
-    route = clips[0].provider  # the pool route these clips were planned on
-    with run_providers(policy, sandbox=False, overrides=hands.providers) as (providers, redact), logs_redacted(redact), \
+    route = clips[0].route  # the pool route these clips were planned on
+    with run_providers(policy, sandbox=False, overrides=hands.providers) as (providers, redact), \
+            logs_redacted(redact), \
             work_folder(f"{run_id[:8]}-{batch}") as workdir:
         ctx = RunContext(run_id=run_id, night=night, root=root, ledger=ledger, policy=policy,
                          providers={route: providers[route]},
@@ -67,17 +68,17 @@ def render_wan(jobs: list[dict], out: str, run_id: str, night: str, batch: str, 
 def _render(clips: list[ClipJob], settled: dict, ctx: RunContext, batch: str) -> int:
     """Each clip generated (or recovered), finished and delivered (tasks/pipeline.py); the batch's
     table rewritten after every clip, so nothing finished is lost."""
-    root, run_id, route = ctx.root, ctx.run_id, clips[0].provider
+    root, run_id, route = ctx.root, ctx.run_id, clips[0].route
     rows, todo = [], []
     for job in clips:
         made = settled.get((job.campaign, job.item_id, job.fingerprint))
         if made and made["delivered"] and root.exists(layout.asset(job.campaign, job.item_id)):
-            rows.append(outcome_row(job, ItemStatus.FINISHED.value, "finished by an earlier attempt of this batch", provider=route,
+            rows.append(outcome_row(job, ItemStatus.FINISHED.value, "finished by an earlier attempt of this batch", route=route,
                                     model=job.model, asset_uri=root.key_uri(layout.asset(job.campaign, job.item_id))))
             continue
         if made and made["review"] == "pending":  # an earlier attempt held it for review
             rows.append(outcome_row(job, ItemStatus.AWAITING_REVIEW.value, "held for review by an earlier attempt of this batch",
-                                    provider=route, model=job.model))
+                                    route=route, model=job.model))
             continue
         if made:  # paid for but not delivered (the worker died after settling): finish the stored clip, free
             job = job.model_copy(update={"recover": Recovery(raw_uri=made["asset_uri"], job_id=made["job_id"],

@@ -187,7 +187,7 @@ def unavailable_routes(providers: Mapping[str, Provider]) -> dict[str, str]:
 class Guarded:
     """A provider whose every word passes the run's redactor: `unavailable()` reasons and the
     exceptions of `generate` (message redacted, chain cut, cost and job id kept). The run's
-    providers are all built guarded (tasks/routes.py), whatever their kind."""
+    providers are all built guarded (tasks/run_providers.py), whatever their kind."""
 
     def __init__(self, inner: Provider, redact):
         self._inner, self._redact = inner, redact

@@ -99,7 +99,7 @@ class DashScopeProvider:
     remix = False
     extend = False
 
-    def __init__(self, settings: DashScopeSettings, route_id: str = "dashscope", *, api_key: str | None = None,
+    def __init__(self, settings: DashScopeSettings, route_id: str, *, api_key: str | None = None,
                  sandbox: bool = False):
         self.settings = settings
         self._key = api_key  # the sandbox's; else the environment variable the settings name

@@ -114,7 +114,7 @@ class VeoProvider:
     remix = False
     extend = False
 
-    def __init__(self, settings: VeoSettings, route_id: str = "veo", *, api_key: str | None = None,
+    def __init__(self, settings: VeoSettings, route_id: str, *, api_key: str | None = None,
                  sandbox: bool = False):
         self.settings, self.id, self.sandbox = settings, route_id, sandbox
         self._key = api_key  # the sandbox's; else the variable api_key_env names

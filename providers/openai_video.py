@@ -128,13 +128,13 @@ def _expect_sora_deprecation() -> None:
 class OpenAIVideoProvider:
     """Sora-class clips through any endpoint that speaks the OpenAI Videos API."""
 
-    id = "sora"
+    id: str  # the route's name in the policy
     sandbox = False  # True once the health check finds vidbatch's sandbox behind the endpoint
     image_input = True
     remix = True
     extend = True
 
-    def __init__(self, route: OpenAIVideosSettings, client=None, route_id: str = "sora"):
+    def __init__(self, route: OpenAIVideosSettings, client=None, *, route_id: str):
         self.route = route
         self.id = route_id
         self.max_seconds = float(max(route.clip_seconds))

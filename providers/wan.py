@@ -269,13 +269,13 @@ class _FifoLock:
 class WanProvider:
     """Wan 2.1 and 2.2 on the GPU this process runs on."""
 
-    id = "wan"
+    id: str  # the route's name in the policy
     sandbox = False
     image_input = True
     remix = False
     extend = True
 
-    def __init__(self, route: WanRoute, route_id: str = "wan"):
+    def __init__(self, route: WanRoute, route_id: str):
         self.route = route
         self.id = route_id
         self.loras = tuple(route.loras)  # the LoRAs items may ask for here

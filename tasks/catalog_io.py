@@ -26,7 +26,7 @@ def load_catalog(uri: str, campaign: str | None = None, policy: Policy | None = 
 
     Rejected scenes (row, item_id, campaign, storyboard_id, scene_index) are rejected rows that
     name a storyboard: their storyboard must wait for them. `policy` names the routes a
-    `provider` column and the LoRAs a `lora` column may use. With `campaign`, rows of other
+    `route` column and the LoRAs a `lora` column may use. With `campaign`, rows of other
     campaigns are left out before validation (not rejected).
     """
     raw = read_catalog(uri)

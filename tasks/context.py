@@ -156,12 +156,12 @@ class RunContext:
             if refused:
                 return refused
             if self.allowance is not None:
-                refused = self.allowance.try_reserve(row["campaign"], row["est_cost_usd"])
+                refused = self.allowance.try_reserve(row["est_cost_usd"])
                 if refused:
                     return self._refused(row, f"batch allowance: {refused}")
             refused = self.ledger.reserve(row, self.policy.caps, self.earmarks.ahead_of(row["item_id"]))
             if refused and self.allowance is not None:
-                self.allowance.settle(row["campaign"], row["est_cost_usd"], 0.0)
+                self.allowance.settle(row["est_cost_usd"], 0.0)
             return self._refused(row, refused)
         finally:
             self.earmarks.taken(row["item_id"])  # reserved (the ledger holds it now) or refused (it waits)
@@ -181,12 +181,12 @@ class RunContext:
         if refused:
             return refused
         if self.allowance is not None:
-            refused = self.allowance.try_reserve(money.campaign, more)
+            refused = self.allowance.try_reserve(more)
             if refused:
                 return self._refused(row, f"batch allowance: {refused}")
         refused = self.ledger.raise_reservation(row, self.policy.caps, self.earmarks.ahead_of(money.item_id))
         if refused and self.allowance is not None:
-            self.allowance.settle(money.campaign, more, 0.0)
+            self.allowance.settle(more, 0.0)
         return self._refused(row, refused)
 
     def _refused(self, row: dict, refused: str | None) -> str | None:

@@ -44,7 +44,7 @@ def _emit(event: str, resource_id: str, name: str, run_id: str, payload: dict, r
 
 def item_failed(ctx, job, reason: str) -> None:
     _emit("vidbatch.item.failed", f"vidbatch.item.{job.campaign}.{job.item_id}", job.item_id, ctx.run_id,
-          {"campaign": job.campaign, "item_id": job.item_id, "route": job.provider, "reason": reason,
+          {"campaign": job.campaign, "item_id": job.item_id, "route": job.route, "reason": reason,
            "night": ctx.night}, ctx.redact)
 
 

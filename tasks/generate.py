@@ -78,7 +78,7 @@ def _request(job: ClipJob, workdir: Path) -> ClipRequest:
                        extend_s=job.extend_s, campaign=job.campaign, lora=job.lora)
 
 
-@task(name="generate-clip", task_run_name="generate {job.item_id} on {job.provider}", retries=RETRIES,
+@task(name="generate-clip", task_run_name="generate {job.item_id} on {job.route}", retries=RETRIES,
       retry_delay_seconds=[2, 10, 30], retry_jitter_factor=0.5, retry_condition_fn=retry_transient_only,
       cache_policy=NO_CACHE)
 def generate_clip(job: ClipJob, ctx: RunContext, source: object = None, why: str = "") -> GeneratedClip | State:
@@ -114,9 +114,9 @@ def _generate(job: ClipJob, ctx: RunContext, source: object, why: str) -> Genera
             rerouted = fallback_job(job, str(err))
             if isinstance(rerouted, str):
                 _defer(job, ctx, rerouted)
-            ctx.turns.leave(job.item_id, job.provider)
-            note = "; ".join(filter(None, [note, f"{job.provider} unavailable ({err}); fell back to "
-                                                 f"{rerouted.provider}"]))
+            ctx.turns.leave(job.item_id, job.route)
+            note = "; ".join(filter(None, [note, f"{job.route} unavailable ({err}); fell back to "
+                                                 f"{rerouted.route}"]))
             run_log().warning("%s: %s", job.item_id, note)
             job = rerouted
 
@@ -131,7 +131,7 @@ def _recovered(job: ClipJob, ctx: RunContext) -> GeneratedClip:
     except StorageError as err:
         raise StorageError(ctx.redact(err)) from None
     paid_by = Reservation(run_id=ctx.run_id, night=ctx.night, item_id=job.item_id, campaign=job.campaign,
-                          fingerprint=job.fingerprint, provider=job.provider, model=job.model, est_cost_usd=0.0,
+                          fingerprint=job.fingerprint, route=job.route, model=job.model, est_cost_usd=0.0,
                           reservation_id=found.reservation_id, sandbox=ctx.sandbox)
     return GeneratedClip(job=job, path=path, raw_uri=found.raw_uri, seconds=0.0, cost_usd=found.cost_usd,
                          job_id=found.job_id, note="delivered from its stored clip (paid earlier, not paid again)",
@@ -139,10 +139,10 @@ def _recovered(job: ClipJob, ctx: RunContext) -> GeneratedClip:
 
 
 def _bind_remix_source(job: ClipJob, source: object, ctx: RunContext) -> ClipJob:
-    maker = ctx.providers.get(source.job.provider) if isinstance(source, GeneratedClip) else None
+    maker = ctx.providers.get(source.job.route) if isinstance(source, GeneratedClip) else None
     if maker is not None and getattr(maker, "remix", False) and source.job_id:  # a route that remixes its videos
         return job.model_copy(update={"remix_job_id": source.job_id})
-    what = (f"it was made on {source.job.provider}" if isinstance(source, GeneratedClip)
+    what = (f"it was made on {source.job.route}" if isinstance(source, GeneratedClip)
             else f"it was deferred ({source.reason})" if isinstance(source, Deferral)
             else f"it was not made ({type(source).__name__}: {source})" if isinstance(source, BaseException)
             else "it is not in this run")
@@ -152,12 +152,12 @@ def _bind_remix_source(job: ClipJob, source: object, ctx: RunContext) -> ClipJob
 def _defer(job: ClipJob, ctx: RunContext, reason: str, error: type[Deferred] = Deferred):
     write_ledger_rows(ctx.ledger, [ledger_row(
         run_id=ctx.run_id, night=ctx.night, item_id=job.item_id, campaign=job.campaign, fingerprint=job.fingerprint,
-        provider=job.provider, model=job.model, status="deferred", reason=reason, sandbox=ctx.sandbox)])
+        route=job.route, model=job.model, status="deferred", reason=reason, sandbox=ctx.sandbox)])
     raise error(reason)
 
 
 def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
-    provider = ctx.providers.get(job.provider)
+    provider = ctx.providers.get(job.route)
     why = "not a route of this run's policy" if provider is None else provider.unavailable()
     if why:
         raise ProviderUnavailable(why)
@@ -167,13 +167,13 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
     resumed = ctx.in_flight.get(job.item_id)
     reservation_id, job_ids = resumed if resumed else (new_reservation_id(), ())
     money = Reservation(run_id=ctx.run_id, night=ctx.night, item_id=job.item_id, campaign=job.campaign,
-                        fingerprint=job.fingerprint, provider=job.provider, model=job.model,
+                        fingerprint=job.fingerprint, route=job.route, model=job.model,
                         est_cost_usd=job.est_cost_usd, reservation_id=reservation_id, attempt=task_run.run_count,
                         sandbox=ctx.sandbox or provider.sandbox)
     held = [job.est_cost_usd]  # what the reservation holds: its estimate, then each raise
     # The gate first (the GPU, or a closed-route slot), then the money: a clip waiting its turn
     # holds no reservation, so a crash charges only what was running.
-    with ctx.gate(job.provider, job.item_id):
+    with ctx.gate(job.route, job.item_id):
         if not resumed:
             # One transaction checks the caps against every run's commitments and reserves, or refuses
             # (a cap, or another live run making this item): then the item waits for a later run.
@@ -190,7 +190,7 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
             ctx.forget_jobs(job.item_id)
             charged = paid[0] if paid else cost
             if ctx.allowance is not None:
-                ctx.allowance.settle(job.campaign, held[0], charged)
+                ctx.allowance.settle(held[0], charged)
             write_ledger_rows(ctx.ledger, [money.closed(status, 0.0 if paid else cost, ctx.redact(reason), **extra)])
 
         def on_job(job_id: str, what: str) -> None:
@@ -212,9 +212,9 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
                 journal.reserved_usd = held[0]
             return refused
 
-        journal = Journal(job_ids=job_ids, on_job=on_job, before_submit=ctx.before_submit(job.provider),
+        journal = Journal(job_ids=job_ids, on_job=on_job, before_submit=ctx.before_submit(job.route),
                           on_paid=on_paid, reserved_usd=held[0] if not resumed else float("inf"), raise_to=raise_to)
-        ctx.turns.started(job.provider, job.item_id)  # reserved: the next clip in plan order may go
+        ctx.turns.started(job.route, job.item_id)  # reserved: the next clip in plan order may go
         try:
             clip = provider.generate(request, workdir, journal)
         except TransientProviderError as err:

@@ -10,7 +10,7 @@ from vidbatch.statuses import ItemStatus
 __all__ = ["OUTCOME_SCHEMA", "outcome_row", "outcome_of", "run_summary"]
 
 OUTCOME_SCHEMA = {"item_id": pl.String, "campaign": pl.String, "asset_uri": pl.String, "outcome": pl.String,
-                  "detail": pl.String, "provider": pl.String, "model": pl.String, "qa": pl.String,
+                  "detail": pl.String, "route": pl.String, "model": pl.String, "qa": pl.String,
                   "sheet_uri": pl.String, "est_cost_usd": pl.Float64}
 
 
@@ -33,7 +33,7 @@ def outcome_of(job, futures: list) -> dict:
         held = "awaiting review (vidbatch review, or the review run's form)" \
             if done.status == ItemStatus.AWAITING_REVIEW else ""
         return outcome_row(job, done.status.value, "; ".join(filter(None, [done.note, held])) or None, asset_uri=done.asset_uri,
-                           provider=done.provider, model=done.model, qa=done.qa, sheet_uri=done.sheet_uri,
+                           route=done.route, model=done.model, qa=done.qa, sheet_uri=done.sheet_uri,
                            est_cost_usd=done.est_cost_usd)
     error = state.result(raise_on_failure=False)
     if isinstance(error, (Deferred, TransientProviderError)):  # nothing lost: a later run goes on

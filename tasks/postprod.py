@@ -49,7 +49,7 @@ class FinishedClip:
     seconds: float
     width: int
     height: int
-    provider: str = ""
+    route: str = ""
     model: str = ""
     note: str = ""
     qa: str = ""
@@ -128,7 +128,7 @@ def _finished(checked: CheckedClip, uri: str, digest: str, sheet_uri: str, statu
     job = checked.clip.job
     return FinishedClip(item_id=job.item_id, campaign=job.campaign, asset_uri=uri, sha256=digest,
                         seconds=checked.info.duration_s, width=checked.info.width, height=checked.info.height,
-                        provider=job.provider, model=job.model, note=checked.clip.note, qa=checked.qa,
+                        route=job.route, model=job.model, note=checked.clip.note, qa=checked.qa,
                         sheet_uri=sheet_uri, status=status, est_cost_usd=job.est_cost_usd)
 
 

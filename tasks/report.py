@@ -61,11 +61,11 @@ def write_report(root: OutputRoot, summary: dict, items: pl.DataFrame, boards: p
 
     `items`: the run's final item table with cost_usd, qa, storyboard_id, asset_uri, sheet_uri.
     `boards`: storyboard rows with mode, seconds, asset_uri, sheet_uri. `tonight`: tonight's money
-    by campaign and provider across every run (LedgerStore.spend): what the caps measure;
+    by campaign and route across every run (LedgerStore.spend): what the caps measure;
     `run_spend`: this run's money by route. Money is shown at cents (4 decimals at most); links
     are http(s) where the root can share one (S3: presigned), else the artifact names the path."""
     key = layout.report(summary["run_id"])
-    spend = tonight.select("campaign", "provider", "actual_usd")
+    spend = tonight.select("campaign", "route", "actual_usd")
     campaigns = sorted(set(items["campaign"].drop_nulls().to_list()) | set(spend["campaign"].to_list()))
     chart = spend_chart_svg(spend, {c: policy.caps.for_campaign(c) for c in campaigns}, policy.caps.night_usd)
     page_items = items.with_columns(_href_column(root, key, items, "asset_uri").alias("asset_href"),
@@ -85,7 +85,7 @@ def write_report(root: OutputRoot, summary: dict, items: pl.DataFrame, boards: p
     listed = first_to_look_at(items, REPORT_ITEMS)
     more = f"; the first {listed.height} of {items.height} (all in the run's items.parquet)" \
         if listed.height < items.height else ""
-    create_table_artifact(cents(listed.select("item_id", "campaign", "provider", "model", "status", "est_cost_usd",
+    create_table_artifact(cents(listed.select("item_id", "campaign", "route", "model", "status", "est_cost_usd",
                                               "cost_usd", "qa", "reason")).to_dicts(),
                           key="clips", description=f"the run's items: route, status, cost, QA{more}")
     if link:  # the UI opens http(s) links only; a local report is named in the markdown artifact

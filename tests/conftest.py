@@ -71,7 +71,8 @@ def closed_provider(box, **route_changes):
     from vidbatch.providers.openai_video import OpenAIVideoProvider, make_client
 
     route = default_policy().routes["sora"].model_copy(update=route_changes)
-    return OpenAIVideoProvider(route, client=make_client(route, base_url=box.base_url, api_key=box.api_key))
+    return OpenAIVideoProvider(route, client=make_client(route, base_url=box.base_url, api_key=box.api_key),
+                               route_id="sora")
 
 
 def toml_value(value) -> str:

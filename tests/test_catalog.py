@@ -30,7 +30,7 @@ def test_each_bad_value_is_rejected_with_row_column_and_reason():
         {"prompt": ""},                                      # 5
         {"storyboard_id": "s"},                              # 6 scene missing
         {"trim_start_s": 1.0, "trim_end_s": 2.0},            # 7 window 1 s but duration 2 s
-        {"provider": "runway"},                              # 8
+        {"route": "runway"},                              # 8
         {"max_cost_usd": 0.0},                               # 9
         {"resolution": "1080p"},                             # 10
     ])
@@ -44,7 +44,7 @@ def test_each_bad_value_is_rejected_with_row_column_and_reason():
     assert got[(5, "prompt")] == "missing prompt"
     assert "scene_index is missing" in got[(6, "storyboard_id")]
     assert "lasts 1.0 s but duration_s is 2.0 s" in got[(7, "trim_end_s")]
-    assert "wan | sora" in got[(8, "provider")]
+    assert "wan | sora" in got[(8, "route")]
     assert "> 0" in got[(9, "max_cost_usd")]
     assert "1080p" in got[(10, "resolution")]
 

@@ -22,8 +22,8 @@ def test_plan_json_lists_items_and_rejects(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     by_id = {line["item_id"]: line for line in lines}
-    assert set(by_id["i0"]) == {"item_id", "provider", "model", "est_cost_usd", "status", "reason"}
-    assert by_id["i0"]["status"] == "planned" and by_id["i0"]["provider"] == "wan"
+    assert set(by_id["i0"]) == {"item_id", "route", "model", "est_cost_usd", "status", "reason"}
+    assert by_id["i0"]["status"] == "planned" and by_id["i0"]["route"] == "wan"
     assert by_id["i1"]["status"] == "deferred" and "sora is unavailable (no API key" in by_id["i1"]["reason"]
     assert by_id["i2"]["status"] == "rejected" and by_id["i2"]["column"] == "aspect"
 
@@ -46,7 +46,7 @@ def test_bad_policy_names_the_field(tmp_path):
     assert result.returncode == 2 and "caps.night_usd" in result.stderr
 
 
-def testsrc_policy(tmp_path) -> str:
+def policy_on_testsrc(tmp_path) -> str:
     """The demo policy with its Wan models drawing a moving test pattern (no weights, fast)."""
     policy = tmp_path / "testsrc.toml"
     policy.write_text(DEMO_POLICY.read_text().replace('source = "tiny"', 'source = "testsrc"'))
@@ -57,18 +57,18 @@ def testsrc_policy(tmp_path) -> str:
 def test_run_then_ledger(tmp_path):
     catalog = write_catalog(tmp_path / "c.parquet", [{}, {"duration_s": 0}])
     out = str(tmp_path / "out")
-    result = CliRunner().invoke(app, ["run", catalog, "--policy", testsrc_policy(tmp_path), "--out", out])
+    result = CliRunner().invoke(app, ["run", catalog, "--policy", policy_on_testsrc(tmp_path), "--out", out])
     assert result.exit_code == 0, result.output
     assert "finished: 1" in result.output and "rejected rows: 1" in result.output
     ledger = CliRunner().invoke(app, ["ledger", "--out", out, "--json"])
     rows = [json.loads(line) for line in ledger.output.splitlines()]
-    assert rows[0]["clips"] == 1 and rows[0]["provider"] == "wan" and rows[0]["actual_usd"] > 0
+    assert rows[0]["clips"] == 1 and rows[0]["route"] == "wan" and rows[0]["actual_usd"] > 0
 
 
 @pytest.mark.usefixtures("prefect_api")
 def test_run_exits_nonzero_when_an_item_fails(tmp_path):
     catalog = write_catalog(tmp_path / "c.parquet", [{"realism": "high", "prompt": "a forbidden shot"}])
-    result = CliRunner().invoke(app, ["run", catalog, "--policy", testsrc_policy(tmp_path), "--out",
+    result = CliRunner().invoke(app, ["run", catalog, "--policy", policy_on_testsrc(tmp_path), "--out",
                                       str(tmp_path / "out"), "--sandbox", "--sandbox-latency", "0.2",
                                       "--sandbox-faults", '{"moderate": "forbidden"}'])
     assert result.exit_code == 1, result.output
@@ -81,14 +81,14 @@ def test_run_sandbox_sends_the_closed_route_to_the_loopback_videos_api(tmp_path)
     catalog = write_catalog(tmp_path / "c.parquet", [{}, {"realism": "high"}])
     out = str(tmp_path / "out")
     planned = vidbatch("plan", catalog, "--policy", str(DEMO_POLICY), "--json", "--sandbox")
-    assert {json.loads(line)["item_id"]: json.loads(line)["provider"] for line in planned.stdout.splitlines()} == {
+    assert {json.loads(line)["item_id"]: json.loads(line)["route"] for line in planned.stdout.splitlines()} == {
         "i0": "wan", "i1": "sora"}
-    result = CliRunner().invoke(app, ["run", catalog, "--policy", testsrc_policy(tmp_path), "--out", out,
+    result = CliRunner().invoke(app, ["run", catalog, "--policy", policy_on_testsrc(tmp_path), "--out", out,
                                       "--sandbox", "--sandbox-latency", "0.3"])
     assert result.exit_code == 0, result.output
     assert "finished: 2" in result.output
     ledger = ledger_of(out)
-    sora = ledger.filter(pl.col("provider") == "sora")
+    sora = ledger.filter(pl.col("route") == "sora")
     assert sorted(sora["status"]) == ["delivered", "paid", "reserved", "settled", "submitted"]
     assert ledger["sandbox"].all()  # a sandbox run marks every row, both routes
 
@@ -124,7 +124,7 @@ def test_ledger_of_many_nights_shows_the_newest_and_totals(tmp_path):
     from vidbatch.ledger import ledger_frame, ledger_row
 
     rows = [ledger_row(run_id="r", night=f"2026-10-{day:02d}", item_id=f"i{day}-{c}", campaign=f"camp-{c}",
-                       status=status, provider="wan", model="m", est_cost_usd=0.5, cost_usd=0.25)
+                       status=status, route="wan", model="m", est_cost_usd=0.5, cost_usd=0.25)
             for day in range(1, 31) for c in range(5) for status in ("reserved", "settled")]
     (tmp_path / "out" / "ledger").mkdir(parents=True)
     ledger_frame(rows).write_parquet(tmp_path / "out" / "ledger" / "part-0.parquet")
@@ -180,19 +180,26 @@ def test_ledger_exports_by_night_and_imports_once(tmp_path):
     old = tmp_path / "old-root"
     (old / "ledger").mkdir(parents=True)
     rows = [ledger_row(run_id="r", night=f"2026-10-0{day}", item_id=f"i{day}", campaign="c", status="settled",
-                       provider="wan", cost_usd=0.5, reservation_id=f"res{day}") for day in range(1, 4)]
-    ledger_frame(rows).write_parquet(old / "ledger" / "part-0.parquet")  # a ledger from before the database
+                       route="wan", cost_usd=0.5, reservation_id=f"res{day}") for day in range(1, 4)]
+    ledger_frame(rows).rename({"route": "provider"}).write_parquet(  # from before the database: the route
+        old / "ledger" / "part-0.parquet")                              # was called provider then
     exported = CliRunner().invoke(app, ["ledger", "export", str(tmp_path / "export"), "--out", str(old)])
     assert exported.exit_code == 0 and "exported 3 rows in 3 night(s)" in exported.output
     assert sorted(p.parent.name for p in (tmp_path / "export").rglob("*.parquet")) == [
         "night=2026-10-01", "night=2026-10-02", "night=2026-10-03"]
     scanned = pl.scan_parquet(tmp_path / "export", hive_partitioning=True).collect()
-    assert scanned.height == 3 and scanned["cost_usd"].sum() == 1.5
+    assert scanned.height == 3 and scanned["cost_usd"].sum() == 1.5 and set(scanned["route"]) == {"wan"}
     fresh = str(tmp_path / "fresh-root")
     first = CliRunner().invoke(app, ["ledger", "import", str(tmp_path / "export"), "--out", fresh])
     again = CliRunner().invoke(app, ["ledger", "import", str(tmp_path / "export"), "--out", fresh])
     assert "imported 3 rows" in first.output and "nothing added" in again.output
     assert ledger_of(fresh).sort("night")["night"].to_list() == ["2026-10-01", "2026-10-02", "2026-10-03"]
+    older = tmp_path / "older-export" / "night=2026-09-30"  # exported by a vidbatch from before `route`
+    older.mkdir(parents=True)
+    ledger_frame([{**rows[0], "night": "2026-09-30", "reservation_id": "res0"}]).drop("night").rename(
+        {"route": "provider"}).write_parquet(older / "ledger.parquet")
+    assert "imported 1 rows" in CliRunner().invoke(app, ["ledger", "import", str(older.parent), "--out", fresh]).output
+    assert ledger_of(fresh).filter(pl.col("night") == "2026-09-30")["route"].to_list() == ["wan"]
     wrong = tmp_path / "not-a-ledger.parquet"
     pl.DataFrame({"item_id": ["x"]}).write_parquet(wrong)
     refused = CliRunner().invoke(app, ["ledger", "import", str(wrong), "--out", fresh])
@@ -211,7 +218,7 @@ def test_the_policys_ledger_is_the_one_plan_and_ledger_read(tmp_path):
     catalog = write_catalog(tmp_path / "c.parquet", [{}, {}])
     made = with_fingerprints(validate_catalog(read_catalog(catalog))[0]).row(0, named=True)
     paid = Reservation(run_id="earlier", night="2026-11-01", item_id=made["item_id"], campaign=made["campaign"],
-                       fingerprint=made["fingerprint"], provider="wan", model="m", est_cost_usd=0.1,
+                       fingerprint=made["fingerprint"], route="wan", model="m", est_cost_usd=0.1,
                        reservation_id="r1")
     LedgerStore(team).append([paid.reserved("before generate"), paid.closed("settled", 0.08, "")])
     plan = vidbatch("plan", catalog, "--policy", str(policy), "--out", str(tmp_path / "out"), "--json")
@@ -243,7 +250,7 @@ def test_run_ledger_goes_to_the_run_by_hand_never_into_prefect_or_the_environmen
     secret_dir.mkdir()
     team = f"sqlite:///{secret_dir / 'ledger.db'}"
     catalog = write_catalog(tmp_path / "c.parquet", [{}])
-    result = CliRunner().invoke(app, ["run", catalog, "--policy", testsrc_policy(tmp_path), "--out",
+    result = CliRunner().invoke(app, ["run", catalog, "--policy", policy_on_testsrc(tmp_path), "--out",
                                       str(tmp_path / "out"), "--ledger", team])
     assert result.exit_code == 0, result.output
     from vidbatch.ledger_store import LedgerStore
@@ -296,7 +303,7 @@ def test_the_dashscope_sandbox_command_serves_hosted_wan_for_rehearsals(tmp_path
         url = re.search(r"DASHSCOPE_HTTP_BASE_URL=(\S+)", printed).group(1)
         monkeypatch.setenv("DASHSCOPE_HTTP_BASE_URL", url)
         monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-rehearsal")
-        route = DashScopeProvider(DashScopeSettings(poll_interval_s=0.05))
+        route = DashScopeProvider(DashScopeSettings(poll_interval_s=0.05), route_id="wan-hosted")
         assert route.unavailable() is None and route.sandbox
         clip = route.generate(ClipRequest(item_id="r", prompt="a rehearsal", seconds=4.0, width=832, height=480,
                                           model="m"), tmp_path, Journal())

@@ -22,7 +22,7 @@ CAPS = Caps(night_usd=2.0, campaign_usd=1.5, item_usd=0.5, timezone="UTC")
 
 def reservation(run_id: str, item: str, usd: float, campaign: str = "c", night: str = NIGHT, fp: str = "f") -> dict:
     return ledger_row(run_id=run_id, night=night, item_id=item, campaign=campaign, fingerprint=fp, status="reserved",
-                      provider="sora", model="m", est_cost_usd=usd, reservation_id=new_reservation_id())
+                      route="sora", model="m", est_cost_usd=usd, reservation_id=new_reservation_id())
 
 
 def closing(row: dict, status: str, usd: float, night: str = NIGHT) -> dict:
@@ -193,7 +193,7 @@ def test_spend_adds_up_like_the_rows(store):
     for n, (status, usd) in enumerate([("settled", 0.2), ("failed", 0.1), ("released", 0.0), ("settled", 0.3)]):
         row = reservation(f"run{n % 2}", f"i{n}", 0.4, campaign="ab"[n % 2], night=NIGHT if n < 3 else "2026-11-26")
         rows += [row, closing(row, status, usd, night=row["night"])]
-    rows.append(ledger_row(run_id="run0", night=NIGHT, item_id="i9", campaign="a", provider="wan", status="deferred"))
+    rows.append(ledger_row(run_id="run0", night=NIGHT, item_id="i9", campaign="a", route="wan", status="deferred"))
     rows.append(ledger_row(run_id="run0", night=NIGHT, item_id="bad", campaign="a", status="rejected"))
     ledger.append(rows)
     by_night = {r["night"]: r for r in ledger.spend(["night"]).iter_rows(named=True)}
@@ -224,9 +224,7 @@ def test_a_dead_workers_open_reservations_are_charged_once(store):
 def test_a_ledger_made_before_the_open_reservations_table_upgrades(ledger_url):
     from alembic import command
     from alembic.config import Config
-    from sqlalchemy import create_engine, insert
-
-    from vidbatch.ledger_store.schema import ledger_rows
+    from sqlalchemy import MetaData, Table, create_engine, insert
 
     engine = create_engine(ledger_url)
     open_one, settled = reservation("r", "i1", 0.4), reservation("r", "i2", 0.3)
@@ -236,11 +234,13 @@ def test_a_ledger_made_before_the_open_reservations_table_upgrades(ledger_url):
         config.attributes["connection"] = conn
         command.upgrade(config, "0001")
         old = [open_one, settled, closing(settled, "settled", 0.3), {**open_one, "status": "submitted", "job_id": "video_1"}]
-        conn.execute(insert(ledger_rows), [{k: v for k, v in row.items() if k not in OPTIONAL_COLUMNS}
-                                           for row in old])  # columns of revisions 0003, 0004 are not there yet
+        table = Table("ledger_rows", MetaData(), autoload_with=conn)  # as 0001 made it: the route was `provider`
+        conn.execute(insert(table), [{("provider" if k == "route" else k): v for k, v in row.items()
+                                      if k not in OPTIONAL_COLUMNS} for row in old])  # no 0003/0004 columns yet
     engine.dispose()
     ledger = LedgerStore(ledger_url)  # migrates to the newest revision, filling open_reservations
     assert ledger.committed(NIGHT).night_usd == pytest.approx(0.7)
+    assert set(ledger.frame()["route"]) == {"sora"}  # revision 0005 named the column for what it holds
     keys = pl.DataFrame({"campaign": ["c"], "item_id": ["i1"]})
     assert ledger.history(keys, NIGHT).in_flight.select("item_id", "job_ids").rows() == [("i1", ["video_1"])]
 
@@ -300,7 +300,7 @@ def test_roots_sharing_one_database_each_bring_their_old_parquet_ledger(tmp_path
 
 def test_rows_already_in_the_ledger_are_not_imported_twice_from_another_source(tmp_path, store):
     rows = ledger_frame([ledger_row(run_id="r", night="2026-10-01", item_id=f"i{n}", campaign="c", status=status,
-                                    provider="wan", cost_usd=0.1 if status == "settled" else 0.0, est_cost_usd=0.1,
+                                    route="wan", cost_usd=0.1 if status == "settled" else 0.0, est_cost_usd=0.1,
                                     reservation_id=f"res{n}") for n in range(3) for status in ("reserved", "settled")])
     assert store.import_frame(rows, "root/ledger") == 6
     exported = tmp_path / "export"
@@ -348,10 +348,10 @@ def test_measured_prices_are_the_newest_clips_high_percentile_with_a_margin(stor
     rows = []
     for n in range(RECENT + 10):  # the 10 oldest (slow) ones fall out of the window
         r = reservation("r", f"i{n}", 0.1)
-        rows += [r, {**closing(r, "settled", 0.1), "provider": "wan", "price_key": "m|480p|stock",
+        rows += [r, {**closing(r, "settled", 0.1), "route": "wan", "price_key": "m|480p|stock",
                      "gpu_s_per_shot": 100.0 if n < 10 else float(n)}]
     old = reservation("r", "long-ago", 0.1, night="2026-10-01")  # more than NIGHTS before: not read
-    rows += [old, {**closing(old, "settled", 0.1, night="2026-10-01"), "provider": "wan", "price_key": "x|480p|stock",
+    rows += [old, {**closing(old, "settled", 0.1, night="2026-10-01"), "route": "wan", "price_key": "x|480p|stock",
                    "gpu_s_per_shot": 999.0}]
     store.append(rows)
     measured = store.measured(NIGHT)

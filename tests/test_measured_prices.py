@@ -29,7 +29,7 @@ MIXED = WAN.model_copy(update={"models": {**WAN.models, "wan2.2-ti2v-5b": FIVE_B
 
 
 def test_measurements_raise_a_figure_never_lower_it_and_say_where_it_comes_from():
-    samples = pl.DataFrame({"provider": ["wan"] * 3, "price_key": ["wan2.1-t2v-1.3b|480p|stock"] * 3,
+    samples = pl.DataFrame({"route": ["wan"] * 3, "price_key": ["wan2.1-t2v-1.3b|480p|stock"] * 3,
                             "gpu_s_per_shot": [200.0, 240.0, 180.0]})
     figures = measured_prices(samples)["wan"]
     assert figures["wan2.1-t2v-1.3b|480p|stock"].gpu_s_per_shot == pytest.approx(240.0 * MARGIN)

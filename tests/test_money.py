@@ -54,8 +54,8 @@ def test_the_planners_twin_decides_like_the_live_rule_applied_item_by_item(rows,
 
 def test_a_batch_allowance_holds_its_sum_and_binds_the_whole_batch():
     allowance = Allowance(0.035)
-    assert allowance.try_reserve("c", 0.02) is None
-    refused = allowance.try_reserve("d", 0.02)
+    assert allowance.try_reserve(0.02) is None
+    refused = allowance.try_reserve(0.02)
     assert refused == "batch allowance $0.0350 reached ($0.02 committed)" and cap_scope(refused) == "night"
-    allowance.settle("c", 0.02, 0.01)  # the first cost less than it held
-    assert allowance.try_reserve("d", 0.02) is None
+    allowance.settle(0.02, 0.01)  # the first cost less than it held
+    assert allowance.try_reserve(0.02) is None

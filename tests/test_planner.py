@@ -27,19 +27,19 @@ def by_item(frame):
 
 
 def test_routes_by_realism_and_length_with_reasons():
-    got = by_item(plan([{"realism": "low"}, {"realism": "high"}, {"duration_s": 9.0}, {"provider": "wan",
+    got = by_item(plan([{"realism": "low"}, {"realism": "high"}, {"duration_s": 9.0}, {"route": "wan",
                                                                                         "realism": "high"}]))
-    assert got["i0"]["provider"] == "wan" and got["i0"]["reason"] == "realism low: prefers wan"
-    assert got["i1"]["provider"] == "sora" and got["i1"]["model"] == "sora-2-pro"
-    assert "realism low, longer than 5.0 s: prefers sora" == got["i2"]["reason"] and got["i2"]["provider"] == "sora"
-    assert got["i3"]["provider"] == "wan" and got["i3"]["reason"] == "catalog forces wan"
+    assert got["i0"]["route"] == "wan" and got["i0"]["reason"] == "realism low: prefers wan"
+    assert got["i1"]["route"] == "sora" and got["i1"]["model"] == "sora-2-pro"
+    assert "realism low, longer than 5.0 s: prefers sora" == got["i2"]["reason"] and got["i2"]["route"] == "sora"
+    assert got["i3"]["route"] == "wan" and got["i3"]["reason"] == "catalog forces wan"
     assert set(got[i]["status"] for i in got) == {"planned"}
 
 
 def test_unavailable_closed_route_falls_back_or_defers():
     got = by_item(plan([{"realism": "medium", "duration_s": 9.0}, {"realism": "high"}],
                        unavailable={"sora": "closed route not configured"}))
-    assert got["i0"]["provider"] == "wan" and got["i0"]["status"] == "planned"
+    assert got["i0"]["route"] == "wan" and got["i0"]["status"] == "planned"
     assert "sora is unavailable (closed route not configured); fell back to wan" in got["i0"]["reason"]
     assert got["i1"]["status"] == "deferred" and got["i1"]["est_cost_usd"] == 0.0
     assert "sora is unavailable (closed route not configured); deferred" in got["i1"]["reason"]
@@ -47,7 +47,7 @@ def test_unavailable_closed_route_falls_back_or_defers():
 
 def test_item_cap_and_row_cap_refuse_the_closed_route():
     got = by_item(plan([{"realism": "medium", "duration_s": 9.0, "max_cost_usd": 0.5}]))
-    assert got["i0"]["provider"] == "wan"
+    assert got["i0"]["route"] == "wan"
     assert "exceeds the item cap $0.50" in got["i0"]["reason"]
 
 
@@ -55,8 +55,8 @@ def test_priority_first_and_campaign_cap_binds_with_fallback():
     policy = with_caps(campaign_usd=1.0)
     rows = [{"realism": "medium", "duration_s": 8.0, "priority": p} for p in (0, 9)]  # sora-2: $0.80 each
     got = by_item(plan(rows, policy))
-    assert got["i1"]["provider"] == "sora" and got["i1"]["status"] == "planned"
-    assert got["i0"]["provider"] == "wan" and "campaign cap $1.00 would be exceeded" in got["i0"]["reason"]
+    assert got["i1"]["route"] == "sora" and got["i1"]["status"] == "planned"
+    assert got["i0"]["route"] == "wan" and "campaign cap $1.00 would be exceeded" in got["i0"]["reason"]
 
 
 def test_committed_spend_counts_against_the_night_cap():
@@ -89,7 +89,7 @@ def test_no_cap_is_ever_exceeded(rows, night, camp, item, used, sora_down):
     caps = planned.with_columns(pl.min_horizontal(pl.lit(item), pl.col("max_cost_usd").fill_null(1e9)).alias("cap"))
     assert (caps["est_cost_usd"] <= caps["cap"] + 1e-9).all()
     if sora_down:
-        assert (planned["provider"] == "wan").all()
+        assert (planned["route"] == "wan").all()
     assert result.height == len(rows)  # nothing dropped
     assert result.filter(pl.col("reason").is_null()).is_empty()
 
@@ -105,28 +105,28 @@ def three(caps=None, **kwargs):
 def test_three_routes_follow_the_order_when_a_cap_refuses_the_first():
     rows = [{"realism": "medium", "duration_s": 3.0, "priority": 9 - n} for n in range(3)]
     got = three(caps={"campaign_usd": 0.40})(rows)  # two hosted clips fit, the third does not
-    assert [got[i]["provider"] for i in ("i0", "i1", "i2")] == ["wan-hosted", "wan-hosted", "wan"]
+    assert [got[i]["route"] for i in ("i0", "i1", "i2")] == ["wan-hosted", "wan-hosted", "wan"]
     assert got["i2"]["reason"] == ("realism medium: prefers wan-hosted; wan-hosted refused: campaign cap "
                                    "$0.40 would be exceeded ($0.00 already committed); fell back to wan")
-    assert [f["provider"] for f in got["i0"]["fallbacks"]] == ["wan", "sora"]  # for a route going dark mid-run
-    assert [f["provider"] for f in got["i2"]["fallbacks"]] == ["sora"]
+    assert [f["route"] for f in got["i0"]["fallbacks"]] == ["wan", "sora"]  # for a route going dark mid-run
+    assert [f["route"] for f in got["i2"]["fallbacks"]] == ["sora"]
 
 
 def test_capabilities_not_names_decide_what_a_route_may_take():
     got = three()([{"realism": "medium", "duration_s": 3.0, "extend_s": 2.0},   # hosted Wan cannot extend
                    {"realism": "high", "duration_s": 4.0, "resolution": "720p"},
                    {"realism": "high", "duration_s": 4.0}])
-    assert got["i0"]["provider"] == "wan" and "wan-hosted cannot extend a clip" in got["i0"]["reason"]
-    assert got["i1"]["provider"] == "sora" and got["i1"]["model"] == "sora-2-pro"
+    assert got["i0"]["route"] == "wan" and "wan-hosted cannot extend a clip" in got["i0"]["reason"]
+    assert got["i1"]["route"] == "sora" and got["i1"]["model"] == "sora-2-pro"
     down = three(unavailable={"sora": "endpoint gone"})(
         [{"realism": "high", "duration_s": 4.0}, {"realism": "high", "duration_s": 9.0}])
-    assert down["i0"]["provider"] == "veo" and down["i0"]["model"] == "veo-3.1-generate-001"
+    assert down["i0"]["route"] == "veo" and down["i0"]["model"] == "veo-3.1-generate-001"
     assert down["i0"]["est_cost_usd"] == pytest.approx(4 * 0.40)  # one 4 s Veo clip at its list price
     assert "sora is unavailable (endpoint gone); fell back to veo" in down["i0"]["reason"]
     assert down["i1"]["status"] == "deferred"  # long high: sora, then veo (6 + 4 s: $4.00, over the item cap)
     assert "veo est $4.00 exceeds the item cap $2.00" in down["i1"]["reason"]
     both = three(unavailable={"sora": "endpoint gone", "veo": "model gone"})([{"realism": "high", "duration_s": 4.0}])
-    assert both["i0"]["provider"] == "wan-hosted" and both["i0"]["model"] == "wan2.1-t2v-turbo"
+    assert both["i0"]["route"] == "wan-hosted" and both["i0"]["model"] == "wan2.1-t2v-turbo"
     assert "veo is unavailable (model gone); fell back to wan-hosted" in both["i0"]["reason"]
 
 
@@ -147,13 +147,13 @@ def test_with_three_routes_no_cap_is_exceeded_and_each_item_goes_along_its_order
     planned = result.filter(pl.col("status") == "planned")
     assert planned["est_cost_usd"].sum() <= night + 1e-6
     assert (planned.group_by("campaign").agg(pl.col("est_cost_usd").sum())["est_cost_usd"] <= camp + 1e-6).all()
-    assert not set(planned["provider"]) & down and result.height == len(rows)
+    assert not set(planned["route"]) & down and result.height == len(rows)
     prefs = policy.preferences()
     for row in result.iter_rows(named=True):
         order = (prefs.long if row["duration_s"] > 5.0 else prefs.by_realism)[row["realism"]]
-        assert row["provider"] in order
-        later = [f["provider"] for f in row["fallbacks"]]
-        assert later == sorted(later, key=order.index) and row["provider"] not in later
+        assert row["route"] in order
+        later = [f["route"] for f in row["fallbacks"]]
+        assert later == sorted(later, key=order.index) and row["route"] not in later
         if row["status"] == "planned":
             assert row["est_cost_usd"] <= min(item, row["max_cost_usd"] or 1e9) + 1e-9
-            assert all(order.index(f) > order.index(row["provider"]) for f in later)
+            assert all(order.index(f) > order.index(row["route"]) for f in later)

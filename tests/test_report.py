@@ -15,7 +15,7 @@ BOARD_SCHEMA = {"campaign": pl.String, "storyboard_id": pl.String, "scene_count"
 
 
 def items(n: int, status=lambda i: "finished", **fields) -> pl.DataFrame:
-    base = {"campaign": "c", "provider": "wan", "model": "tiny", "reason": "fits Wan", "est_cost_usd": 0.01,
+    base = {"campaign": "c", "route": "wan", "model": "tiny", "reason": "fits Wan", "est_cost_usd": 0.01,
             "cost_usd": 0.01, "qa": "passed", "storyboard": None, "asset_href": None, "sheet_href": None}
     return pl.DataFrame([{**base, "item_id": f"i{i}", "status": status(i), **fields} for i in range(n)])
 
@@ -27,7 +27,7 @@ def no_boards() -> pl.DataFrame:
 def test_catalog_text_is_escaped_in_the_page_and_the_chart():
     evil = "<script>alert(1)</script>"
     frame = items(1, campaign=evil, reason=f"because {evil}", item_id=evil)
-    spend = pl.DataFrame({"campaign": [evil], "provider": ["wan"], "actual_usd": [0.5]})
+    spend = pl.DataFrame({"campaign": [evil], "route": ["wan"], "actual_usd": [0.5]})
     chart = spend_chart_svg(spend, {evil: 2.0}, 5.0)
     page = report_html({**SUMMARY, "out": evil}, frame, no_boards(), chart)
     assert "<script>alert" not in page and "<script>alert" not in chart
@@ -53,7 +53,7 @@ def test_a_small_run_keeps_catalog_order_and_says_nothing_of_more():
 def test_run_summary_lists_at_most_its_rows_and_counts_the_rest():
     n = SUMMARY_ROWS + 30
     frame = items(n, status=lambda i: "deferred" if i % 2 else "failed", reason="night cap reached")
-    no_spend = pl.DataFrame(schema={"provider": pl.String, **SPEND_COLUMNS})
+    no_spend = pl.DataFrame(schema={"route": pl.String, **SPEND_COLUMNS})
     rejects = pl.DataFrame(schema={"row": pl.Int64})
     boards = pl.DataFrame(schema={"storyboard_id": pl.String, "status": pl.String, "reason": pl.String,
                                   "asset_uri": pl.String})
@@ -66,7 +66,7 @@ def test_run_summary_lists_at_most_its_rows_and_counts_the_rest():
 def test_plan_groups_and_reasons_stay_small_whatever_the_plan_size():
     n = 10_000
     plan = pl.DataFrame({
-        "campaign": [f"c{i % 7}" for i in range(n)], "provider": ["wan" if i % 3 else "sora" for i in range(n)],
+        "campaign": [f"c{i % 7}" for i in range(n)], "route": ["wan" if i % 3 else "sora" for i in range(n)],
         "status": ["deferred" if i % 5 == 0 else "planned" for i in range(n)], "est_cost_usd": [0.5] * n,
         "item_id": [f"i{i}" for i in range(n)],
         "reason": [f"{i % 9 + 0.5} s is longer than one coherent Wan shot; night cap $500.00 reached"

@@ -6,7 +6,7 @@ from vidbatch.ledger import Reservation, ledger_frame
 from vidbatch.review import ClipVerdict, verdict_rows
 
 HELD = Reservation(run_id="r1", night="2026-12-01", item_id="s0", campaign="spring", fingerprint="f" * 16,
-                   provider="wan", model="tiny", est_cost_usd=0.01, reservation_id="res1")
+                   route="wan", model="tiny", est_cost_usd=0.01, reservation_id="res1")
 
 
 def pending() -> pl.DataFrame:

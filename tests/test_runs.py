@@ -41,7 +41,7 @@ def test_a_remix_is_priced_at_its_sources_length_and_never_falls_back():
                       {"item_id": "b", "remix_of": "a", "duration_s": 3.0, "realism": "low"}])
     plan = plan_run(frame, POLICY, History(), UP).sort("item_id")
     remix = plan.row(1, named=True)
-    assert remix["provider"] == "sora" and remix["reason"].startswith("remix of a")
+    assert remix["route"] == "sora" and remix["reason"].startswith("remix of a")
     assert remix["fallbacks"] == []  # only the service that made the source can remix it
     assert remix["est_cost_usd"] == pytest.approx(8 * 0.10)  # sora-2 for realism low, source's 8 s
     gone = plan_run(frame, POLICY, History(), priced(POLICY, {"sora": "no key"}))
@@ -51,7 +51,7 @@ def test_a_remix_is_priced_at_its_sources_length_and_never_falls_back():
 def test_open_reservations_with_jobs_are_resumed_not_replanned(tmp_path):
     frame, _ = valid([{"item_id": "a", "realism": "high"}, {"item_id": "b", "realism": "high"}])
     fp = dict(zip(frame["item_id"], frame["fingerprint"]))
-    common = dict(run_id="run-1", night="2026-11-23", campaign="c1", provider="sora", model="sora-2-pro",
+    common = dict(run_id="run-1", night="2026-11-23", campaign="c1", route="sora", model="sora-2-pro",
                   est_cost_usd=1.2, reservation_id="r-a")
     store = LedgerStore(f"sqlite:///{tmp_path / 'ledger.db'}")
     store.append([ledger_row(item_id="a", fingerprint=fp["a"], status="reserved", **common),
@@ -78,10 +78,10 @@ def test_open_reservations_with_jobs_are_resumed_not_replanned(tmp_path):
 
 def test_fallback_job_follows_the_planned_order():
     frame, _ = valid([{"item_id": "a", "realism": "medium", "duration_s": 7.0},
-                      {"item_id": "b", "realism": "high"}, {"item_id": "c", "provider": "sora"}])
+                      {"item_id": "b", "realism": "high"}, {"item_id": "c", "route": "sora"}])
     jobs = {j.item_id: j for j in clip_jobs(plan_run(frame, POLICY, History(), UP))}
     moved = fallback_job(jobs["a"], "model gone")
-    assert (moved.provider, moved.model, moved.width, moved.height) == ("wan", "wan2.1-t2v-1.3b", 832, 480)
+    assert (moved.route, moved.model, moved.width, moved.height) == ("wan", "wan2.1-t2v-1.3b", 832, 480)
     assert moved.est_cost_usd > 0 and moved.fingerprint == jobs["a"].fingerprint and moved.fallbacks == ()
     assert "no fallback left" in fallback_job(moved, "GPU gone")
     assert "no fallback left" in fallback_job(jobs["b"], "model gone")  # high: sora only
@@ -89,12 +89,24 @@ def test_fallback_job_follows_the_planned_order():
 
 
 def test_the_catalog_may_name_only_the_policys_routes():
-    good, rejects = validate_catalog(catalog([{"provider": "wan"}, {"provider": "gateway-b"}, {"provider": " "}]),
+    good, rejects = validate_catalog(catalog([{"route": "wan"}, {"route": "gateway-b"}, {"route": " "}]),
                                      list(POLICY.routes))
     why = {r["item_id"]: r["reason"] for r in rejects.iter_rows(named=True)}
     assert good["item_id"].to_list() == ["i0"]
     assert "must be one of wan | sora, got 'gateway-b' (the policy's routes)" == why["i1"]
-    assert "provider is blank" in why["i2"]
+    assert "route is blank" in why["i2"]
+
+
+def test_a_catalog_written_with_the_older_provider_column_still_routes():
+    from vidbatch.errors import CatalogError
+
+    old = catalog([{"route": "sora"}, {"route": "nowhere"}]).rename({"route": "provider"})
+    good, rejects = validate_catalog(old, list(POLICY.routes))
+    assert good.select("item_id", "route").rows() == [("i0", "sora")] and "provider" not in good.columns
+    assert rejects.select("item_id", "column").rows() == [("i1", "route")]
+    both = catalog([{"route": "sora"}]).with_columns(pl.col("route").alias("provider"))
+    with pytest.raises(CatalogError, match="both 'route' and 'provider', its older name"):
+        validate_catalog(both, list(POLICY.routes))
 
 
 def test_a_job_in_flight_is_resumed_on_the_route_that_holds_it_whatever_its_kind(tmp_path):
@@ -103,13 +115,13 @@ def test_a_job_in_flight_is_resumed_on_the_route_that_holds_it_whatever_its_kind
 
     policy = load_policy(THREE_ROUTES_POLICY)
     frame, _ = valid([{"item_id": "a", "realism": "low", "aspect": "9:16"}])
-    common = dict(run_id="run-1", night="2026-11-23", campaign="c1", provider="wan-hosted", model="wan2.1-t2v-turbo",
+    common = dict(run_id="run-1", night="2026-11-23", campaign="c1", route="wan-hosted", model="wan2.1-t2v-turbo",
                   est_cost_usd=0.18, reservation_id="r-a", item_id="a", fingerprint=frame["fingerprint"][0])
     store = LedgerStore(f"sqlite:///{tmp_path / 'ledger.db'}")
     store.append([ledger_row(status="reserved", **common), ledger_row(status="submitted", job_id="task-1", **common)])
     history = store.history(history_keys(frame), "2026-11-24")
     job, = clip_jobs(plan_run(frame, policy, history, priced(policy)))
-    assert (job.provider, job.width, job.height, job.resume_job_ids) == ("wan-hosted", 480, 832, ("task-1",))
+    assert (job.route, job.width, job.height, job.resume_job_ids) == ("wan-hosted", 480, 832, ("task-1",))
     assert job.est_cost_usd == 0.18  # already reserved; the low item's first choice (wan) is not asked again
     row = plan_run(frame, policy, history, priced(policy, {"wan-hosted": "no API key"})).row(0, named=True)
     assert row["status"] == "deferred"

@@ -50,13 +50,15 @@ OPTIONAL_COLUMNS: dict[str, pl.DataType] = {
     "trim_start_s": pl.Float64(),
     "trim_end_s": pl.Float64(),
     "seed": pl.Int64(),
-    "provider": pl.String(),
+    "route": pl.String(),
     "max_cost_usd": pl.Float64(),
     "remix_of": pl.String(),
     "extend_s": pl.Float64(),
     "crossfade_s": pl.Float64(),
     "lora": pl.String(),
 }
+# Older names of catalog columns, still read: `provider` was the route an item must take.
+RENAMED_COLUMNS = {"provider": "route"}
 DEFAULTS = {"negative_prompt": "", "resolution": "480p", "priority": 0, "trim_start_s": 0.0}
 # The fields that decide what gets generated: change one and the item is new work.
 FINGERPRINT_FIELDS = ("prompt", "negative_prompt", "duration_s", "aspect", "realism", "resolution",
@@ -145,10 +147,10 @@ def _rules(cast_failures: list[Rule], routes: tuple[str, ...] | None, loras: tup
                         "(trim_end_s must be trim_start_s + duration_s)",
                         pl.col("trim_start_s"), pl.col("trim_end_s"), trim_window, pl.col("duration_s"))),
         _rule("seed", pl.col("seed") < 0, pl.format("seed must be >= 0, got {}", pl.col("seed"))),
-        _rule("provider", pl.col("provider").is_not_null() & _blank("provider"),
-              "provider is blank; leave it null to let the policy route the item"),
-        *([_rule("provider", pl.col("provider").is_not_null() & ~pl.col("provider").is_in(routes),
-                 pl.format("{} (the policy's routes)", _one_of("provider", routes)))] if routes else []),
+        _rule("route", pl.col("route").is_not_null() & _blank("route"),
+              "route is blank; leave it null to let the policy route the item"),
+        *([_rule("route", pl.col("route").is_not_null() & ~pl.col("route").is_in(routes),
+                 pl.format("{} (the policy's routes)", _one_of("route", routes)))] if routes else []),
         _rule("lora", pl.col("lora").is_not_null() & _blank("lora"), "lora is blank; leave it null for none"),
         *([_rule("lora", pl.col("lora").is_not_null() & ~_blank("lora") & ~pl.col("lora").is_in(loras),
                  pl.format("unknown LoRA '{}' (the policy's: {})", pl.col("lora"),
@@ -240,7 +242,7 @@ def _typed(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[Rule]]:
 def validate_catalog(frame: pl.DataFrame, routes: Sequence[str] | None = None,
                      loras: Sequence[str] | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split a raw catalog into (valid rows, rejects). `routes`: the policy's route names, which a
-    `provider` column may name (None: any name is accepted here, and the planner defers an item
+    `route` column may name (None: any name is accepted here, and the planner defers an item
     forced to a route it does not know); `loras` likewise for the `lora` column.
 
     Raises CatalogError when a required column is missing. Unknown columns are kept untouched.
@@ -253,6 +255,7 @@ def validate_catalog(frame: pl.DataFrame, routes: Sequence[str] | None = None,
             f"(required: {', '.join(REQUIRED_COLUMNS)}; found: {', '.join(frame.columns) or 'none'})")
     if "row" in frame.columns:
         raise CatalogError("catalog has a column named 'row', which vidbatch reserves for row numbers")
+    frame = _current_names(frame)
     typed, cast_failures = _typed(frame.with_row_index("row").with_columns(pl.col("row").cast(pl.Int64)))
     rules = _rules(cast_failures, tuple(routes) if routes is not None else None,
                    tuple(loras) if loras is not None else None)
@@ -273,6 +276,16 @@ def validate_catalog(frame: pl.DataFrame, routes: Sequence[str] | None = None,
     scratch = [c for c in typed.columns if c.startswith("__")]
     valid = typed.filter(~pl.col("row").is_in(problems["row"].implode())).drop(scratch)
     return valid, problems  # in row order, each row's problems in rule order
+
+
+def _current_names(frame: pl.DataFrame) -> pl.DataFrame:
+    """A catalog's columns under today's names (an older name is read as its new one)."""
+    for old, new in RENAMED_COLUMNS.items():
+        if old in frame.columns:
+            if new in frame.columns:
+                raise CatalogError(f"catalog has both '{new}' and '{old}', its older name: keep '{new}' only")
+            frame = frame.rename({old: new})
+    return frame
 
 
 def with_campaign_loras(frame: pl.DataFrame, defaults: dict[str, str]) -> pl.DataFrame:

@@ -39,8 +39,8 @@ import polars as pl
 
 from vidbatch.money import Committed
 
-__all__ = ["LEDGER_SCHEMA", "OPTIONAL_COLUMNS", "STATUSES", "DECISIONS", "CLOSING", "SPENT", "SETTLED_SCHEMA", "IN_FLIGHT_SCHEMA", "SPEND_COLUMNS",
-           "History", "Reservation", "ledger_row", "deferred_rows", "rejected_rows", "ledger_frame",
+__all__ = ["LEDGER_SCHEMA", "OPTIONAL_COLUMNS", "RENAMED_COLUMNS", "READ_SCHEMA", "current_names", "STATUSES",
+           "DECISIONS", "CLOSING", "SPENT", "SETTLED_SCHEMA", "IN_FLIGHT_SCHEMA", "SPEND_COLUMNS", "History", "Reservation", "ledger_row", "deferred_rows", "rejected_rows", "ledger_frame",
            "new_reservation_id"]
 
 STATUSES = ("reserved", "raised", "submitted", "paid", "settled", "failed", "released", "deferred", "rejected", "qa_failed",
@@ -57,7 +57,7 @@ LEDGER_SCHEMA: dict[str, pl.DataType] = {
     "item_id": pl.String(),
     "campaign": pl.String(),
     "fingerprint": pl.String(),
-    "provider": pl.String(),
+    "route": pl.String(),
     "model": pl.String(),
     "status": pl.String(),
     "est_cost_usd": pl.Float64(),
@@ -79,6 +79,20 @@ LEDGER_SCHEMA: dict[str, pl.DataType] = {
 }
 # Added in revisions 0003 and 0004: older Parquet ledgers lack them (read as null).
 OPTIONAL_COLUMNS = ("prompt", "reviewer", "price_key", "gpu_s_per_shot")
+# Revision 0005 named `route` what older ledgers call `provider` (it always held the route's name).
+RENAMED_COLUMNS = {"provider": "route"}
+# What a Parquet ledger of any age is read with: today's columns and the old names.
+READ_SCHEMA = {**LEDGER_SCHEMA, **{old: LEDGER_SCHEMA[new] for old, new in RENAMED_COLUMNS.items()}}
+
+
+def current_names(frame: pl.DataFrame) -> pl.DataFrame:
+    """A ledger frame in today's column names: a column written under its old name takes the new
+    one (where a frame has both, the new one's value wins and the old fills its gaps)."""
+    for old, new in RENAMED_COLUMNS.items():
+        if old in frame.columns:
+            value = pl.coalesce(new, old) if new in frame.columns else pl.col(old)
+            frame = frame.with_columns(value.alias(new)).drop(old)
+    return frame
 
 
 def new_reservation_id() -> str:
@@ -86,7 +100,7 @@ def new_reservation_id() -> str:
 
 
 def ledger_row(*, run_id: str, night: str, item_id: str | None, campaign: str | None, status: str,
-               fingerprint: str | None = None, provider: str | None = None, model: str | None = None,
+               fingerprint: str | None = None, route: str | None = None, model: str | None = None,
                est_cost_usd: float = 0.0, cost_usd: float = 0.0, seconds: float | None = None,
                asset_uri: str | None = None, sha256: str | None = None, reason: str = "",
                reservation_id: str | None = None, job_id: str | None = None, attempt: int | None = None,
@@ -98,7 +112,7 @@ def ledger_row(*, run_id: str, night: str, item_id: str | None, campaign: str | 
         raise ValueError(f"unknown ledger status {status!r}")
     return {
         "run_id": run_id, "night": night, "item_id": item_id, "campaign": campaign,
-        "fingerprint": fingerprint, "provider": provider, "model": model, "status": status,
+        "fingerprint": fingerprint, "route": route, "model": model, "status": status,
         "est_cost_usd": float(est_cost_usd), "cost_usd": float(cost_usd), "seconds": seconds,
         "asset_uri": asset_uri, "sha256": sha256,
         "created_at": created_at or datetime.now(timezone.utc), "reason": reason,
@@ -120,7 +134,7 @@ class Reservation:
     item_id: str
     campaign: str
     fingerprint: str
-    provider: str
+    route: str
     model: str
     est_cost_usd: float
     reservation_id: str | None  # None only for a clip whose reservation is not known (made before the ledger kept it)
@@ -186,12 +200,12 @@ def ledger_frame(rows: Iterable[dict[str, Any]]) -> pl.DataFrame:
 # items and the open reservations with provider jobs, besides tonight's committed money.
 SETTLED_SCHEMA = {**{name: LEDGER_SCHEMA[name] for name in
                      ("campaign", "item_id", "fingerprint", "run_id", "asset_uri", "cost_usd", "created_at", "job_id",
-                      "reservation_id", "provider", "model")}, "delivered": pl.Boolean(),
+                      "reservation_id", "route", "model")}, "delivered": pl.Boolean(),
                   # review of that clip: None (not held), pending, approved or rejected; how many clips
                   # of this item and fingerprint were rejected; the latest edited prompt of a rejection
                   "review": pl.String(), "rejections": pl.Int64(), "edited_prompt": pl.String()}
 IN_FLIGHT_SCHEMA = {**{name: LEDGER_SCHEMA[name] for name in
-                       ("reservation_id", "campaign", "item_id", "fingerprint", "provider", "model", "est_cost_usd",
+                       ("reservation_id", "campaign", "item_id", "fingerprint", "route", "model", "est_cost_usd",
                         "run_id")}, "job_ids": pl.List(pl.String()), "paid_usd": pl.Float64()}
 # Estimated vs actual money, grouped (LedgerStore.spend): the columns after the group keys.
 SPEND_COLUMNS = {"clips": pl.Int64(), "failed_calls": pl.Int64(), "deferred": pl.Int64(), "est_usd": pl.Float64(),
@@ -214,7 +228,7 @@ class History:
 def deferred_rows(plan: pl.DataFrame, *, run_id: str, night: str, sandbox: bool) -> list[dict]:
     """`deferred` ledger rows for the plan's deferred items (planned ones get theirs when they run)."""
     return [ledger_row(run_id=run_id, night=night, item_id=r["item_id"], campaign=r["campaign"],
-                       fingerprint=r["fingerprint"], provider=r["provider"], model=r["model"],
+                       fingerprint=r["fingerprint"], route=r["route"], model=r["model"],
                        status="deferred", reason=r["reason"], sandbox=sandbox)
             for r in plan.filter(pl.col("status") == "deferred").iter_rows(named=True)]
 

@@ -133,7 +133,7 @@ class Allowance:
         self._held = 0.0
         self._lock = threading.Lock()
 
-    def try_reserve(self, campaign: str, usd: float) -> str | None:
+    def try_reserve(self, usd: float) -> str | None:
         """Hold `usd` of the allowance for a call; None when granted, else why not."""
         with self._lock:
             if self._held + usd > self.usd + 1e-9:
@@ -141,7 +141,7 @@ class Allowance:
             self._held += usd
             return None
 
-    def settle(self, campaign: str, reserved_usd: float, actual_usd: float) -> None:
+    def settle(self, reserved_usd: float, actual_usd: float) -> None:
         """Replace a reservation by what the call really cost."""
         with self._lock:
             self._held += actual_usd - reserved_usd

@@ -26,10 +26,10 @@ from vidbatch.statuses import ItemStatus
 
 __all__ = ["Committed", "PricedRoute", "PLAN_COLUMNS", "FALLBACK_TYPE", "plan_catalog", "route_column"]
 
-PLAN_COLUMNS = ["row", "item_id", "campaign", "priority", "provider", "model", "size", "est_cost_usd",
+PLAN_COLUMNS = ["row", "item_id", "campaign", "priority", "route", "model", "size", "est_cost_usd",
                 "status", "reason"]
 OPTION_FIELDS = {"model": pl.String, "size": pl.String, "cost": pl.Float64, "shots": pl.Int64, "billed_s": pl.Float64}
-FALLBACK_TYPE = pl.List(pl.Struct({"provider": pl.String, "model": pl.String, "size": pl.String,
+FALLBACK_TYPE = pl.List(pl.Struct({"route": pl.String, "model": pl.String, "size": pl.String,
                                    "est_cost_usd": pl.Float64}))
 
 
@@ -51,7 +51,7 @@ def plan_catalog(catalog: pl.DataFrame, policy: Policy, routes: Sequence[PricedR
                  committed: Committed = Committed()) -> pl.DataFrame:
     """Route and price every valid catalog row and allocate the caps.
 
-    Returns the catalog's columns plus provider, provider_forced, model, size, shots, billed_s,
+    Returns the catalog's columns plus route, route_forced, model, size, shots, billed_s,
     est_cost_usd, fallbacks (the later able options, for a route that goes dark mid-run), status
     ("planned" | "deferred") and reason, in allocation order.
     """
@@ -77,7 +77,7 @@ def plan_catalog(catalog: pl.DataFrame, policy: Policy, routes: Sequence[PricedR
                      .group_by("row").agg(pl.col("why").str.join("; ").alias("unable_before")))
     later = (options.able.join(staged.select("row", "chosen"), on="row").filter(pl.col("k") > pl.col("chosen"))
              .sort("row", "k").group_by("row").agg(
-                 pl.struct(pl.col("route").alias("provider"), "model", "size", pl.col("cost").alias("est_cost_usd"))
+                 pl.struct("route", "model", "size", pl.col("cost").alias("est_cost_usd"))
                  .alias("fallbacks")))
     plan = (staged.join(unable_before, on="row", how="left", maintain_order="left")
             .join(later, on="row", how="left", maintain_order="left")
@@ -109,9 +109,9 @@ def _router_input(catalog: pl.DataFrame, routes: Sequence[PricedRoute]) -> pl.Da
     policy's list that is up): it needs the same service's video, so it has no fallback."""
     remixers = [r.name for r in routes if r.offer.remix and not r.offer.unavailable] or \
                [r.name for r in routes if r.offer.remix]
-    remix = pl.col("remix_of").is_not_null() & pl.col("provider").is_null()
+    remix = pl.col("remix_of").is_not_null() & pl.col("route").is_null()
     forced = pl.when(remix).then(pl.lit(remixers[0] if remixers else None, dtype=pl.String)) \
-        .otherwise(pl.col("provider"))
+        .otherwise(pl.col("route"))
     return catalog.select(
         "row", "realism", raw_seconds().alias("seconds"), pl.col("image_uri").is_not_null().alias("has_image"),
         pl.col("remix_of").is_not_null().alias("is_remix"), pl.col("extend_s").fill_null(0.0).alias("extend_s"),
@@ -191,10 +191,10 @@ def _pick_option(field_name: str, depth: int, dtype: pl.DataType) -> pl.Expr:
 def _reason(refusals: list[pl.Expr], long_after_s: float | None) -> pl.Expr:
     """Why the item went where it went: its preference, the routes passed over (unable, above the
     item cap, refused by a cap), then where it fell back to, or "deferred"."""
-    forced = pl.col("provider").is_not_null()
+    forced = pl.col("route").is_not_null()
     remix = pl.col("remix_of").is_not_null()
     # No per-item figures in the first clause: a million-row plan's reasons group into a few kinds.
-    why = (pl.when(forced).then(pl.format("catalog forces {}", pl.col("provider")))
+    why = (pl.when(forced).then(pl.format("catalog forces {}", pl.col("route")))
            .when(remix).then(pl.format("remix of {} (a route that can remix: {})", pl.col("remix_of"),
                                        pl.col("preferred")))
            .when(pl.col("long")).then(pl.format("realism {}, longer than {} s: prefers {}", pl.col("realism"),
@@ -210,8 +210,8 @@ def _reason(refusals: list[pl.Expr], long_after_s: float | None) -> pl.Expr:
 def _finish(plan: pl.DataFrame, depth: int, catalog_columns: list[str]) -> pl.DataFrame:
     planned = pl.col("chosen").is_not_null()
     return plan.with_columns(
-        pl.coalesce(pl.col("chosen_route"), pl.col("preferred")).alias("provider_out"),
-        pl.col("provider").is_not_null().alias("provider_forced"),
+        pl.coalesce(pl.col("chosen_route"), pl.col("preferred")).alias("route_out"),
+        pl.col("route").is_not_null().alias("route_forced"),
         _pick_option("model", depth, pl.String).alias("model"),
         _pick_option("size", depth, pl.String).alias("size"),
         _pick_option("shots", depth, pl.Int64).alias("shots"),
@@ -219,6 +219,6 @@ def _finish(plan: pl.DataFrame, depth: int, catalog_columns: list[str]) -> pl.Da
         pl.when(planned).then(_pick_option("cost", depth, pl.Float64)).otherwise(0.0).alias("est_cost_usd"),
         pl.col("fallbacks").cast(FALLBACK_TYPE).fill_null(pl.lit([], dtype=FALLBACK_TYPE)),
         pl.when(planned).then(pl.lit(ItemStatus.PLANNED.value)).otherwise(pl.lit(ItemStatus.DEFERRED.value)).alias("status"),
-    ).drop("provider").rename({"provider_out": "provider"}).select(
-        *[c for c in catalog_columns if c != "provider"], "provider", "provider_forced", "model", "size", "shots",
+    ).drop("route").rename({"route_out": "route"}).select(
+        *[c for c in catalog_columns if c != "route"], "route", "route_forced", "model", "size", "shots",
         "billed_s", "est_cost_usd", "fallbacks", "status", "reason")

@@ -21,31 +21,31 @@ def cents(frame: pl.DataFrame) -> pl.DataFrame:
 
 def route_summary(items: pl.DataFrame, spend: pl.DataFrame) -> pl.DataFrame:
     """One row per route: its items by status (a column each), then this run's estimated and
-    actual money on it. `items`: provider (the route that made or holds each item), status;
-    `spend`: provider, est_usd, actual_usd (LedgerStore.spend by provider)."""
+    actual money on it. `items`: route (the one that made or holds each item), status;
+    `spend`: route, est_usd, actual_usd (LedgerStore.spend by route)."""
     if items.is_empty():
         return pl.DataFrame(schema={"route": pl.String, "est_usd": pl.Float64, "actual_usd": pl.Float64})
-    counts = (items.with_columns(pl.col("provider").fill_null("(none)")).group_by("provider", "status").len()
-              .pivot(on="status", index="provider", values="len", sort_columns=True).fill_null(0))
-    money = spend.select("provider", "est_usd", "actual_usd")
-    return cents(counts.join(money, on="provider", how="left").with_columns(pl.col("est_usd", "actual_usd").fill_null(0.0))
-                 .rename({"provider": "route"}).sort("route"))
+    counts = (items.with_columns(pl.col("route").fill_null("(none)")).group_by("route", "status").len()
+              .pivot(on="status", index="route", values="len", sort_columns=True).fill_null(0))
+    money = spend.select("route", "est_usd", "actual_usd")
+    return cents(counts.join(money, on="route", how="left").with_columns(pl.col("est_usd", "actual_usd").fill_null(0.0))
+                 .sort("route"))
 
 
 def run_outcomes(plan: pl.DataFrame, outcomes: pl.DataFrame) -> pl.DataFrame:
     """Final status per item: the plan's status, overridden by what happened to planned items.
 
     `outcomes` has item_id, campaign, outcome (an ItemStatus), detail, asset_uri, and optionally
-    provider/model/est_cost_usd as made (they differ from the plan after a mid-run fallback).
+    route/model/est_cost_usd as made (they differ from the plan after a mid-run fallback).
     """
-    missing = {"provider": pl.String, "model": pl.String, "est_cost_usd": pl.Float64}
+    missing = {"route": pl.String, "model": pl.String, "est_cost_usd": pl.Float64}
     outcomes = outcomes.with_columns(pl.lit(None, dtype=t).alias(c) for c, t in missing.items()
                                      if c not in outcomes.columns)
-    merged = plan.select("item_id", "campaign", "provider", "model", "est_cost_usd", "status", "reason").join(
-        outcomes.rename({"provider": "made_by", "model": "made_with", "est_cost_usd": "made_est"}),
+    merged = plan.select("item_id", "campaign", "route", "model", "est_cost_usd", "status", "reason").join(
+        outcomes.rename({"route": "made_by", "model": "made_with", "est_cost_usd": "made_est"}),
         on=["campaign", "item_id"], how="left", maintain_order="left")
     return merged.with_columns(
-        pl.col("made_by").fill_null(pl.col("provider")).alias("provider"),
+        pl.col("made_by").fill_null(pl.col("route")).alias("route"),
         pl.col("made_with").fill_null(pl.col("model")).alias("model"),
         pl.col("made_est").fill_null(pl.col("est_cost_usd")).alias("est_cost_usd"),
         pl.col("outcome").fill_null(pl.col("status")).alias("status"),
@@ -56,9 +56,9 @@ def run_outcomes(plan: pl.DataFrame, outcomes: pl.DataFrame) -> pl.DataFrame:
 
 def plan_groups(plan: pl.DataFrame) -> pl.DataFrame:
     """Items and estimated cost by campaign × route × status: a plan of any size, in a few rows."""
-    return (plan.group_by("campaign", "provider", "status")
+    return (plan.group_by("campaign", "route", "status")
             .agg(pl.len().alias("items"), pl.col("est_cost_usd").sum().alias("est_usd"))
-            .sort("campaign", "provider", "status", nulls_last=True))
+            .sort("campaign", "route", "status", nulls_last=True))
 
 
 def needs_a_look(plan: pl.DataFrame, rejects: pl.DataFrame, limit: int) -> tuple[pl.DataFrame, dict[str, int]]:

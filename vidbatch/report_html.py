@@ -1,6 +1,6 @@
 """The campaign report of one run as a static HTML page. Pure: strings from frames, no IO.
 
-The page has the run's totals, a chart of tonight's spend by campaign and provider against the
+The page has the run's totals, a chart of tonight's spend by campaign and route against the
 caps (inline SVG, no scripts or network needed), the storyboards (stitched, or which scene blocks
 them), and the run's items with their route, reason, cost, QA result and contact sheet (at most
 REPORT_ITEMS of them, those needing a look first; every item is in the run's items.parquet).
@@ -46,8 +46,8 @@ def _templates() -> Environment:
 
 
 def spend_chart_svg(spend: pl.DataFrame, caps: dict[str, float], night_cap: float) -> str:
-    """Horizontal stacked bars: tonight's actual spend per campaign (and the night) by provider,
-    each with a red mark at its cap. `spend`: campaign, provider, actual_usd."""
+    """Horizontal stacked bars: tonight's actual spend per campaign (and the night) by route,
+    each with a red mark at its cap. `spend`: campaign, route, actual_usd."""
     frames = [(c, spend.filter(pl.col("campaign") == c)) for c in sorted(set(caps) | set(spend["campaign"]))]
     frames.append(("all campaigns (night)", spend))
     limits = [caps.get(c, 0.0) for c, _ in frames[:-1]] + [night_cap]
@@ -56,14 +56,14 @@ def spend_chart_svg(spend: pl.DataFrame, caps: dict[str, float], night_cap: floa
     size["height"] = 40 + len(frames) * (22 + 14) + 30
     size["width"] = size["left"] + size["plot"] + 140
     size["legend_y"] = size["height"] - 12
-    routes = sorted(str(p) for p in spend["provider"].unique().to_list())  # a route's colour is stable within a chart
+    routes = sorted(str(p) for p in spend["route"].unique().to_list())  # a route's colour is stable within a chart
     colours = {route: PALETTE[i] if i < len(PALETTE) else OTHER for i, route in enumerate(routes)}
     rows = []
     for index, ((name, frame), cap) in enumerate(zip(frames, limits)):
         x, segments = float(size["left"]), []
-        for provider, usd in frame.group_by("provider").agg(pl.col("actual_usd").sum()).sort("provider").iter_rows():
+        for route, usd in frame.group_by("route").agg(pl.col("actual_usd").sum()).sort("route").iter_rows():
             width = size["plot"] * usd / scale_max
-            segments.append({"x": x, "width": width, "colour": colours[str(provider)], "provider": str(provider),
+            segments.append({"x": x, "width": width, "colour": colours[str(route)], "route": str(route),
                              "usd": usd})
             x += width
         rows.append({"name": name, "y": 30 + index * (22 + 14), "segments": segments, "cap": cap,
@@ -82,7 +82,7 @@ def first_to_look_at(items: pl.DataFrame, limit: int) -> pl.DataFrame:
 
 def report_html(summary: dict, items: pl.DataFrame, storyboards: pl.DataFrame, chart_svg: str,
                 items_href: str = "../items.parquet") -> str:
-    """The page. `items`: item_id, campaign, provider, model, status, reason, est_cost_usd,
+    """The page. `items`: item_id, campaign, route, model, status, reason, est_cost_usd,
     cost_usd, qa, storyboard, asset_href, sheet_href. `storyboards`: campaign, storyboard_id,
     scene_count, status, reason, mode, seconds, asset_href, sheet_href. `chart_svg`: from
     `spend_chart_svg` (escaped there). `items_href`: the run's full item table, from the page."""

@@ -31,7 +31,7 @@ class Fallback(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    provider: str
+    route: str
     model: str
     width: int
     height: int
@@ -59,7 +59,7 @@ class ClipJob(BaseModel):
     item_id: str
     campaign: str
     fingerprint: str
-    provider: str
+    route: str
     model: str
     width: int
     height: int
@@ -123,7 +123,7 @@ def plan_run(catalog: pl.DataFrame, policy: Policy, history: History, routes: Se
     settled = history.settled.rename({
         "fingerprint": "settled_fp", "run_id": "settled_run", "cost_usd": "settled_cost", "delivered": "settled_delivered",
         "asset_uri": "settled_uri", "reservation_id": "settled_reservation", "job_id": "settled_job",
-        "provider": "settled_by", "model": "settled_model", "review": "settled_review",
+        "route": "settled_by", "model": "settled_model", "review": "settled_review",
         "rejections": "settled_rejections", "edited_prompt": "settled_prompt"})
     joined = catalog.join(settled.select("campaign", "item_id", *_SETTLED_COLUMNS),
                           on=["campaign", "item_id"], how="left", maintain_order="left")
@@ -141,7 +141,7 @@ def plan_run(catalog: pl.DataFrame, policy: Policy, history: History, routes: Se
     todo = _remakes(joined.filter(~same | (rejected & allowed)))
     inflight = history.in_flight.filter(
         (pl.col("job_ids").list.len() > 0) & ~pl.col("run_id").is_in(list(busy_runs))).unique(
-        ["campaign", "item_id", "fingerprint"], keep="last").rename({"provider": "held_by"})
+        ["campaign", "item_id", "fingerprint"], keep="last").rename({"route": "held_by"})
     keys = ["campaign", "item_id", "fingerprint"]
     resumed = _resumptions(todo.join(inflight, on=keys, how="inner", maintain_order="left"), routes)
     todo = todo.join(inflight.select(keys), on=keys, how="anti", maintain_order="left")
@@ -209,9 +209,9 @@ def _recoveries(rows: pl.DataFrame, routes: Sequence[PricedRoute]) -> pl.DataFra
     """Plan rows for items paid for and stored but never delivered: finished from the stored clip
     on the route that made it (its size), at no cost."""
     priced, size = _priced_on(rows, routes, "settled_by")
-    kept = [c for c in rows.columns if c not in ("provider", "model", "size", "est_cost_usd", "status", "reason")]
+    kept = [c for c in rows.columns if c not in ("route", "model", "size", "est_cost_usd", "status", "reason")]
     return priced.select(
-        *kept, size.alias("size"), pl.col("settled_by").alias("provider"),
+        *kept, size.alias("size"), pl.col("settled_by").alias("route"),
         pl.col("settled_model").alias("model"), pl.lit(0.0).alias("est_cost_usd"),
         pl.when(size.is_null()).then(pl.lit(ItemStatus.DEFERRED.value)).otherwise(pl.lit(ItemStatus.PLANNED.value)).alias("status"),
         pl.when(size.is_null())
@@ -244,8 +244,8 @@ def _resumptions(rows: pl.DataFrame, routes: Sequence[PricedRoute]) -> pl.DataFr
                         pl.col("run_id").str.slice(0, 8)))
         .otherwise(pl.format("job(s) {} in flight at {}, which is unavailable ({}); waiting for it", jobs,
                              pl.col("held_by"), why_gone)).alias("reason"))
-    return (resumed.drop("provider", "reservation_id", "job_ids", "run_id", "paid_usd", *_SETTLED_COLUMNS)
-            .rename({"held_by": "provider"}))
+    return (resumed.drop("route", "reservation_id", "job_ids", "run_id", "paid_usd", *_SETTLED_COLUMNS)
+            .rename({"held_by": "route"}))
 
 
 def _seed(row: dict) -> int:
@@ -256,7 +256,7 @@ def _seed(row: dict) -> int:
 
 def _fallback(option: dict) -> Fallback:
     width, height = (int(v) for v in option["size"].split("x"))
-    return Fallback(provider=option["provider"], model=option["model"], width=width, height=height,
+    return Fallback(route=option["route"], model=option["model"], width=width, height=height,
                     est_cost_usd=option["est_cost_usd"])
 
 
@@ -267,11 +267,11 @@ def clip_jobs(plan: pl.DataFrame) -> list[ClipJob]:
         width, height = (int(v) for v in row["size"].split("x"))
         jobs.append(ClipJob(
             item_id=row["item_id"], campaign=row["campaign"], fingerprint=row["fingerprint"],
-            provider=row["provider"], model=row["model"], width=width, height=height,
+            route=row["route"], model=row["model"], width=width, height=height,
             resolution=row["resolution"], prompt=row["prompt"], negative_prompt=row["negative_prompt"],
             duration_s=row["duration_s"], trim_start_s=row["trim_start_s"], seed=_seed(row),
             image_uri=row.get("image_source") or row["image_uri"], est_cost_usd=row["est_cost_usd"], realism=row["realism"],
-            aspect=row["aspect"], forced=bool(row.get("provider_forced")), storyboard_id=row["storyboard_id"],
+            aspect=row["aspect"], forced=bool(row.get("route_forced")), storyboard_id=row["storyboard_id"],
             scene_index=row["scene_index"], remix_of=row.get("remix_of"), remix_job_id=row.get("remix_job_id"),
             resume_reservation_id=row.get("resume_reservation_id"),
             resume_job_ids=tuple(row.get("resume_job_ids") or ()), resume_paid_usd=row.get("resume_paid_usd"),
@@ -286,8 +286,8 @@ def fallback_job(job: ClipJob, why: str) -> ClipJob | str:
     if not job.fallbacks:
         what = ("catalog forces it" if job.forced else "a remix needs the route that made its source"
                 if job.remix_of else "no fallback left in the policy's order")
-        return f"{job.provider} unavailable ({why}); {what}; deferred"
+        return f"{job.route} unavailable ({why}); {what}; deferred"
     nxt, rest = job.fallbacks[0], job.fallbacks[1:]
-    return job.model_copy(update=dict(provider=nxt.provider, model=nxt.model, width=nxt.width, height=nxt.height,
+    return job.model_copy(update=dict(route=nxt.route, model=nxt.model, width=nxt.width, height=nxt.height,
                                       est_cost_usd=nxt.est_cost_usd, fallbacks=rest, resume_reservation_id=None,
                                       resume_job_ids=()))

@@ -33,7 +33,7 @@ def assert_paid_once(box, ledger):
     """Exactly one server job per paid call, and the ledger's money equals the server's bill."""
     prompts = [j.prompt for j in box.jobs.values() if j.kind == "create"]
     assert len(prompts) == len(set(prompts))
-    paid = ledger.filter(pl.col("status").is_in(["paid", "settled", "failed"]) & (pl.col("provider") == "sora"))
+    paid = ledger.filter(pl.col("status").is_in(["paid", "settled", "failed"]) & (pl.col("route") == "sora"))
     assert paid["cost_usd"].sum() == pytest.approx(box.total_billed_usd())
 
 
@@ -50,12 +50,12 @@ def test_both_routes_and_the_ledger_equals_the_servers_billing(tmp_path, sandbox
     assert "moderation_blocked" in summary["failed"][0]["reason"]
     ledger = ledger_of(tmp_path / "out")
     assert_paid_once(sandbox, ledger)
-    sora = ledger.filter(pl.col("provider") == "sora")
+    sora = ledger.filter(pl.col("route") == "sora")
     assert sora["sandbox"].all()  # the sandbox marks what it made
     submitted = sora.filter(pl.col("status") == "submitted")
     assert sorted(submitted["item_id"]) == ["i0", "i1", "i1", "i3", "i4"]  # i1: a clip and an extension
     assert summary["cost_usd"] == pytest.approx(sandbox.total_billed_usd() + ledger.filter(
-        pl.col("provider") == "wan", pl.col("status") == "paid")["cost_usd"].sum())
+        pl.col("route") == "wan", pl.col("status") == "paid")["cost_usd"].sum())
     assert sandbox.jobs[sora.filter(pl.col("item_id") == "i3", pl.col("status") == "settled")["job_id"][0]
                         ].remixed_from == sora.filter(pl.col("item_id") == "i0", pl.col("status") == "settled")["job_id"][0]
 
@@ -74,8 +74,8 @@ def test_model_gone_mid_run_reroutes_what_may_fall_back_and_defers_the_rest(tmp_
     assert "no fallback left in the policy's order; deferred" in summary["deferred"][0]["reason"]
     ledger = ledger_of(tmp_path / "out")
     released = ledger.filter(pl.col("status") == "released")
-    assert released["provider"].unique().to_list() == ["sora"] and released["cost_usd"].sum() == 0.0
-    assert ledger.filter(pl.col("status") == "settled")["provider"].to_list() == ["wan", "wan"]
+    assert released["route"].unique().to_list() == ["sora"] and released["cost_usd"].sum() == 0.0
+    assert ledger.filter(pl.col("status") == "settled")["route"].to_list() == ["wan", "wan"]
     assert sandbox.jobs == {}
 
 

@@ -71,11 +71,11 @@ def test_endpoints_that_echo_the_request_headers_leak_no_key(tmp_path, monkeypat
         monkeypatch.setenv("VIDBATCH_LEDGER_URL", new_database(request.getfixturevalue("postgres_server")))
     policy_path = _policy(tmp_path, '["sora", "wan-hosted"]')
     policy = load_policy(policy_path)
-    rows = [{"prompt": "refuse me, videos", "provider": "sora"}, {"prompt": "fail me, videos", "provider": "sora"},
-            {"prompt": "refuse me, hosted", "provider": "wan-hosted"},
-            {"prompt": "fail me, hosted", "provider": "wan-hosted"},
-            {"prompt": "refuse me, veo", "provider": "veo", "realism": "high", "duration_s": 4.0},
-            {"prompt": "fail me, veo", "provider": "veo", "realism": "high", "duration_s": 4.0}]
+    rows = [{"prompt": "refuse me, videos", "route": "sora"}, {"prompt": "fail me, videos", "route": "sora"},
+            {"prompt": "refuse me, hosted", "route": "wan-hosted"},
+            {"prompt": "fail me, hosted", "route": "wan-hosted"},
+            {"prompt": "refuse me, veo", "route": "veo", "realism": "high", "duration_s": 4.0},
+            {"prompt": "fail me, veo", "route": "veo", "realism": "high", "duration_s": 4.0}]
     catalog = write_catalog(tmp_path / "catalog.parquet", rows)
     with VideosSandbox(api_key=VIDEOS_KEY, latency_s=0.2, poll_after_ms=50,
                        faults=Faults(echo_headers=True, reject_prompt="refuse me")) as videos, \

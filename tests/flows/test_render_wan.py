@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("prefect_api")
 
 
 def job(n: int, **extra) -> ClipJob:
-    return ClipJob(item_id=f"b{n}", campaign="c", fingerprint=f"fp{n}", provider="wan", model="tiny", width=256,
+    return ClipJob(item_id=f"b{n}", campaign="c", fingerprint=f"fp{n}", route="wan", model="tiny", width=256,
                    height=144, resolution="480p", prompt="a dog", negative_prompt="", duration_s=1.0,
                    trim_start_s=0.0, seed=n, image_uri=None, est_cost_usd=0.01, **extra)
 
@@ -78,7 +78,7 @@ def test_a_resubmitted_batch_after_a_crash_stays_within_the_night_cap(tmp_path):
     out = open_root(str(tmp_path / "out"))
     crashed = job(0)
     open_ledger(out).append([ledger_row(run_id="run3", night="2026-11-24", item_id="b0", campaign="c",
-                                       fingerprint="fp0", provider="wan", model="tiny", status="reserved",
+                                       fingerprint="fp0", route="wan", model="tiny", status="reserved",
                                        est_cost_usd=0.01, reservation_id=new_reservation_id())])
     _close_abandoned(open_ledger(out), "run3", [crashed], "GPU batch k-a1 ended Crashed mid-clip")
     gpu = TestsrcProvider(usd_per_s=0.009)  # a 17-frame clip costs about $0.0096 of its $0.01 estimate

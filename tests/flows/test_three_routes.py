@@ -51,7 +51,7 @@ def test_the_first_route_goes_dark_and_items_move_along_the_order_paid_once(tmp_
     assert summary["status_counts"] == {"finished": 7}
     ledger = ledger_of(tmp_path / "out")
     settled = ledger.filter(pl.col("status") == "settled")
-    where = dict(zip(settled["item_id"], settled["provider"]))
+    where = dict(zip(settled["item_id"], settled["route"]))
     assert sorted(where) == [f"i{n}" for n in range(7)]                # each item settled once
     assert sum(p == "sora" for p in where.values()) == 2                # what the endpoint made before it went
     assert where["i6"] == "wan" and "wan-hosted" in where.values()      # along the order: hosted, then Wan
@@ -59,7 +59,7 @@ def test_the_first_route_goes_dark_and_items_move_along_the_order_paid_once(tmp_
         (["scene in 720p"] if "i6" in wan.calls else [])
     assert len(made) == len(set(made)) == 7                             # no item made (or paid) twice
     paid = ledger.filter(pl.col("status").is_in(["paid", "settled", "failed"]))
-    by_route = dict(paid.group_by("provider").agg(pl.col("cost_usd").sum()).iter_rows())
+    by_route = dict(paid.group_by("route").agg(pl.col("cost_usd").sum()).iter_rows())
     assert by_route["sora"] == pytest.approx(videos_bill) and videos_bill > 0
     assert by_route["wan-hosted"] == pytest.approx(hosted_bill) and hosted_bill > 0
     moved = {d["item_id"]: d["reason"] for d in summary["fell_back"]}

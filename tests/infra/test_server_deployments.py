@@ -145,7 +145,7 @@ def test_nightly_run_on_a_worker_retries_transient_faults_and_attaches_artifacts
 
     assert not (Path(server["env"]["VIDBATCH_OUT"]) / "ledger.db").exists()  # the deployment's ledger, not one beside
     ledger = team_ledger(server, run_id=str(run.id))
-    made_by = ledger.filter((pl.col("status") == "settled") & (pl.col("provider") == "wan"))["reason"]
+    made_by = ledger.filter((pl.col("status") == "settled") & (pl.col("route") == "wan"))["reason"]
     pids = set(made_by.str.extract(r" on \S+:(\d+)").to_list())
     assert pids == {run.infrastructure_pid.rsplit(":", 1)[-1]} and str(os.getpid()) not in pids
     assert ledger.filter(pl.col("status") == "settled").height == 4

@@ -30,7 +30,8 @@ def hosted(monkeypatch):
 
 
 def provider(box, **settings) -> DashScopeProvider:
-    return DashScopeProvider(DashScopeSettings(base_url=box.base_url, poll_interval_s=0.05, **settings))
+    return DashScopeProvider(DashScopeSettings(base_url=box.base_url, poll_interval_s=0.05, **settings),
+                             route_id="wan-hosted")
 
 
 def request(item="i0", prompt="a paper boat on a pond", seconds=2.0, size=(832, 480), resolution="480p", **kw):
@@ -62,7 +63,7 @@ import sys, time
 from pathlib import Path
 from vidbatch.providers import ClipRequest, Journal
 from vidbatch.providers.dashscope import DashScopeProvider, DashScopeSettings
-route = DashScopeProvider(DashScopeSettings(base_url=sys.argv[1], poll_interval_s=0.05))
+route = DashScopeProvider(DashScopeSettings(base_url=sys.argv[1], poll_interval_s=0.05), route_id="wan-hosted")
 def keep(job_id, note):
     print(job_id, flush=True)  # the ledger's role: the task id is durable before anything waits
 route.generate(ClipRequest(item_id="k", prompt="a slow tide", seconds=5.0, width=832, height=480, model="m"),
@@ -167,7 +168,7 @@ def test_the_planners_vectorised_prices_equal_the_providers_estimates(rows, t2v_
     frame = pl.DataFrame(rows, schema={"duration_s": pl.Float64, "trim_start_s": pl.Float64, "resolution": pl.String,
                                        "aspect": pl.String, "image_uri": pl.String, "extend_s": pl.Float64})
     priced = frame.with_columns(price_columns(config, "hosted")).to_dicts()
-    route = DashScopeProvider(config)
+    route = DashScopeProvider(config, route_id="wan-hosted")
     for row in priced:
         width, height = (832, 480) if row["resolution"] == "480p" else (1280, 720)
         ask = ClipRequest(item_id="i", prompt="p", seconds=row["trim_start_s"] + row["duration_s"], width=width,

@@ -33,7 +33,7 @@ def veo(monkeypatch):
 def provider(box, **settings) -> VeoProvider:
     given = {"base_url": box.base_url, "api_key_env": "VEO_API_KEY", "poll_interval_s": 0.05,
              "create_backoff_s": 0.01, **settings}
-    return VeoProvider(VeoSettings(**given))
+    return VeoProvider(VeoSettings(**given), route_id="veo")
 
 
 def request(item="i0", prompt="a glass of water on a windowsill", seconds=4.0, size=(1280, 720), model=STANDARD,
@@ -74,7 +74,7 @@ import sys
 from pathlib import Path
 from vidbatch.providers import ClipRequest, Journal
 from vidbatch.providers.gemini_veo import VeoProvider, VeoSettings
-route = VeoProvider(VeoSettings(base_url=sys.argv[1], api_key_env="VEO_API_KEY", poll_interval_s=0.05))
+route = VeoProvider(VeoSettings(base_url=sys.argv[1], api_key_env="VEO_API_KEY", poll_interval_s=0.05), route_id="veo")
 def keep(name, note):
     print(name, flush=True)  # the ledger's role: the operation's name is durable before anything waits
 route.generate(ClipRequest(item_id="k", prompt="a slow tide", seconds=12.0, width=1280, height=720,
@@ -206,7 +206,7 @@ def test_the_planners_vectorised_prices_equal_the_providers_estimates(rows, seco
     frame = pl.DataFrame(rows, schema={"duration_s": pl.Float64, "trim_start_s": pl.Float64, "resolution": pl.String,
                                        "aspect": pl.String, "realism": pl.String, "extend_s": pl.Float64})
     priced = frame.with_columns(price_columns(config, "veo")).to_dicts()
-    route = VeoProvider(config)
+    route = VeoProvider(config, route_id="veo")
     for row in priced:
         ask = ClipRequest(item_id="i", prompt="p", seconds=row["trim_start_s"] + row["duration_s"], width=1, height=1,
                           model=config.model_by_realism[row["realism"]], resolution=row["resolution"],

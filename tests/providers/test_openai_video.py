@@ -156,11 +156,11 @@ def test_health_check_and_keys(sandbox, monkeypatch):
     wrong._client = wrong._client.with_options(api_key="sk-wrong")
     why = wrong.unavailable()
     assert "refused the API key (401" in why and "sk-wrong" not in why
-    assert OpenAIVideoProvider(default_policy().routes["sora"]).unavailable() == (
+    assert OpenAIVideoProvider(default_policy().routes["sora"], route_id="sora").unavailable() == (
         "no API key for https://api.openai.com/v1 (set OPENAI_API_KEY)")
     monkeypatch.setenv("OPENAI_BASE_URL", "http://user:secret@127.0.0.1:9/v1")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-live-secret")
-    unreachable = OpenAIVideoProvider(default_policy().routes["sora"])
+    unreachable = OpenAIVideoProvider(default_policy().routes["sora"], route_id="sora")
     assert unreachable.endpoint == "http://127.0.0.1:9/v1"  # credentials never reach logs or ledgers
     assert "unreachable" in unreachable.unavailable()
 

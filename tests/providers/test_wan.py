@@ -22,7 +22,7 @@ def request(**overrides) -> ClipRequest:
 
 
 def test_generates_a_16fps_mp4_of_the_asked_size_and_length(tmp_path):
-    clip = WanProvider(ROUTE).generate(request(), tmp_path)
+    clip = WanProvider(ROUTE, route_id="wan").generate(request(), tmp_path)
     info = probe(clip.path)
     assert (info.width, info.height, info.fps) == (256, 144, 16.0)
     assert info.frames == 17 and clip.seconds == 17 / 16
@@ -30,7 +30,7 @@ def test_generates_a_16fps_mp4_of_the_asked_size_and_length(tmp_path):
 
 
 def test_seed_is_honoured(tmp_path):
-    provider = WanProvider(ROUTE)
+    provider = WanProvider(ROUTE, route_id="wan")
     a = provider.generate(request(item_id="a"), tmp_path)
     b = provider.generate(request(item_id="b"), tmp_path)
     c = provider.generate(request(item_id="c", seed=8), tmp_path)
@@ -39,15 +39,15 @@ def test_seed_is_honoured(tmp_path):
 
 
 def test_long_items_are_several_shots_joined(tmp_path):
-    clip = WanProvider(ROUTE).generate(request(seconds=6.0), tmp_path)
+    clip = WanProvider(ROUTE, route_id="wan").generate(request(seconds=6.0), tmp_path)
     assert probe(clip.path).frames == 2 * 49 and "2 shot(s)" in clip.detail
 
 
 def test_pipeline_is_loaded_once_per_process(tmp_path):
-    provider = WanProvider(ROUTE)
+    provider = WanProvider(ROUTE, route_id="wan")
     provider.generate(request(item_id="x"), tmp_path)
     before = pipeline_loads()
-    WanProvider(ROUTE).generate(request(item_id="y"), tmp_path)
+    WanProvider(ROUTE, route_id="wan").generate(request(item_id="y"), tmp_path)
     assert pipeline_loads() == before
 
 
@@ -58,15 +58,15 @@ def test_real_loading_code_reads_a_saved_checkpoint(tmp_path, monkeypatch):
     entry = ROUTE.models["tiny"].model_copy(update={"source": str(checkpoint)})
     route = ROUTE.model_copy(update={"models": {"tiny": entry}})
     monkeypatch.setattr(wan_module, "_PIPELINES", {})
-    clip = WanProvider(route).generate(request(), tmp_path)
-    reference = WanProvider(ROUTE).generate(request(item_id="ref"), tmp_path)
+    clip = WanProvider(route, route_id="wan").generate(request(), tmp_path)
+    reference = WanProvider(ROUTE, route_id="wan").generate(request(item_id="ref"), tmp_path)
     assert probe(clip.path).frames == 17
     assert sha256_of(clip.path) == sha256_of(reference.path)  # same weights, same seed, same clip
 
 
 def test_bad_size_is_rejected_before_any_gpu_work(tmp_path):
     with pytest.raises(ContentRejected, match="not divisible by 16"):
-        WanProvider(ROUTE).generate(request(width=250), tmp_path)
+        WanProvider(ROUTE, route_id="wan").generate(request(width=250), tmp_path)
     assert not list(Path(tmp_path).glob("*.mp4"))
 
 
@@ -89,7 +89,7 @@ class Spy:
 def test_extension_continues_from_the_last_frame_with_the_i2v_model(tmp_path, monkeypatch):
     import numpy as np
 
-    provider = WanProvider(ROUTE)
+    provider = WanProvider(ROUTE, route_id="wan")
     spies = {}
     for name in (ROUTE.t2v_model["480p"], ROUTE.i2v_model["480p"]):
         entry = ROUTE.models[name]
@@ -110,7 +110,7 @@ def test_extension_continues_from_the_last_frame_with_the_i2v_model(tmp_path, mo
 def test_extension_without_an_i2v_model_is_refused_before_rendering(tmp_path):
     route = ROUTE.model_copy(update={"i2v_model": {}})
     with pytest.raises(ContentRejected, match="extending needs an image-to-video model"):
-        WanProvider(route).generate(request(extend_s=1.0), tmp_path)
+        WanProvider(route, route_id="wan").generate(request(extend_s=1.0), tmp_path)
 
 
 def test_testsrc_source_renders_a_moving_pattern_without_weights(tmp_path):
@@ -118,7 +118,7 @@ def test_testsrc_source_renders_a_moving_pattern_without_weights(tmp_path):
 
     route = ROUTE.model_copy(update={"models": {**ROUTE.models,
                                                 "tiny": ROUTE.models["tiny"].model_copy(update={"source": "testsrc"})}})
-    clip = WanProvider(route).generate(request(seconds=2.0, extend_s=1.0), tmp_path)
+    clip = WanProvider(route, route_id="wan").generate(request(seconds=2.0, extend_s=1.0), tmp_path)
     info = probe(clip.path)
     assert (info.width, info.height, info.frames) == (256, 144, 33 + 16)  # extension still runs the i2v model
     assert detect_defects(clip.path, black_min_s=0.5, black_pixel_threshold=0.1, black_picture_ratio=0.98,

@@ -126,7 +126,7 @@ def test_turbo_runs_a_quarter_of_stocks_passes_or_fewer_on_both_kinds_of_model(t
         models["tiny-t2v-21"] = load_policy(DEMO_POLICY).routes["wan"].models["tiny"]
         stock_model = models[model].model_copy(update={"steps": 16})
         routed = route.model_copy(update={"models": {**models, model: stock_model}})
-        provider = WanProvider(routed)
+        provider = WanProvider(routed, route_id="wan")
         counts = {}
         for campaign in ("c1", "rush"):
             from vidbatch.providers import ClipRequest
@@ -158,5 +158,5 @@ def test_a_distilled_profile_refuses_a_model_it_has_no_lora_for_before_rendering
     request = ClipRequest(item_id="x", prompt="a cat", seconds=1.0, width=256, height=160, model="ti2v-5b",
                           resolution="720p", seed=3, campaign="rush")
     with pytest.raises(ContentRejected, match="profile turbo has no LoRA for model ti2v-5b"):
-        WanProvider(route).generate(request, tmp_path)
+        WanProvider(route, route_id="wan").generate(request, tmp_path)
     assert not list(tmp_path.glob("*.mp4"))

@@ -42,7 +42,7 @@ from vidbatch.providers.wan_settings import LoraSource
 route = load_policy(sys.argv[1]).routes["wan"]
 route = route.model_copy(update={"loras": {"brand": LoraSource(source=sys.argv[2]), "night": LoraSource(source=sys.argv[3])}})
 Path(sys.argv[5]).mkdir()
-clip = WanProvider(route).generate(ClipRequest(item_id="x", prompt="a dog runs on the beach", seconds=1.0, width=256,
+clip = WanProvider(route, route_id="wan").generate(ClipRequest(item_id="x", prompt="a dog runs on the beach", seconds=1.0, width=256,
                                                height=144, model="tiny", seed=7, lora=sys.argv[4] or None), Path(sys.argv[5]))
 print(sha256_of(clip.path))
 """
@@ -76,7 +76,7 @@ def clip_sha(provider, tmp_path, lora=None, item="x") -> str:
 
 
 def test_a_lora_changes_the_clip_scale_zero_does_not_and_switching_needs_no_model_load(loras, tmp_path):
-    provider = WanProvider(route_with(loras, off={"source": str(loras["brand"]), "scale": 0.0}))
+    provider = WanProvider(route_with(loras, off={"source": str(loras["brand"]), "scale": 0.0}), route_id="wan")
     base = clip_sha(provider, tmp_path)
     loads = pipeline_loads()
     brand, night, off = (clip_sha(provider, tmp_path, name) for name in ("brand", "night", "off"))
@@ -87,7 +87,7 @@ def test_a_lora_changes_the_clip_scale_zero_does_not_and_switching_needs_no_mode
 
 
 def test_switching_loras_in_one_process_gives_the_clips_of_fresh_processes(loras, tmp_path):
-    provider = WanProvider(route_with(loras))
+    provider = WanProvider(route_with(loras), route_id="wan")
     here = {name: clip_sha(provider, tmp_path, name or None) for name in ("night", "", "brand", "night")}
     for name, sha in here.items():
         fresh = subprocess.run([sys.executable, "-c", RENDER, str(DEMO_POLICY), str(loras["brand"]), str(loras["night"]),
@@ -104,12 +104,12 @@ def test_on_a_compiled_profile_loras_hot_swap_without_recompiling(loras, tmp_pat
         with av.open(str(path)) as video:
             return np.stack([f.to_ndarray(format="rgb24") for f in video.decode(video=0)]).astype(np.int16)
 
-    plain = WanProvider(route_with(loras))
+    plain = WanProvider(route_with(loras), route_id="wan")
     for name in ("plain-brand", "plain-night", "warm", "hot-night", "hot-brand"):
         (tmp_path / name).mkdir()
     made = {name: plain.generate(request_for(name), tmp_path / f"plain-{name}") for name in ("brand", "night")}
     route = route_with(loras).model_copy(update={"campaign_profiles": {"c1": "exact"}})
-    compiled = WanProvider(route)
+    compiled = WanProvider(route, route_id="wan")
     compiled.generate(request_for("brand"), tmp_path / "warm")  # compiles, with the hot-swap slot prepared
     graphs = torch._dynamo.utils.counters["stats"]["unique_graphs"]
     for name in ("night", "brand", "night"):
@@ -126,7 +126,7 @@ def request_for(lora: str) -> ClipRequest:
 def test_an_unreadable_lora_fails_its_items_with_the_reason_and_the_others_go_on(loras, tmp_path):
     garbage = tmp_path / "garbage.safetensors"
     garbage.write_bytes(b"not a safetensors file")
-    provider = WanProvider(route_with(loras, broken={"source": str(garbage)}))
+    provider = WanProvider(route_with(loras, broken={"source": str(garbage)}), route_id="wan")
     with pytest.raises(ContentRejected, match="LoRA 'broken' .* cannot be loaded"):
         clip_sha(provider, tmp_path, "broken")
     with pytest.raises(ContentRejected, match="has no LoRA 'nowhere'"):
@@ -158,13 +158,13 @@ def test_the_fingerprint_follows_the_lora_file_and_routing_needs_a_route_that_ha
     changed = fingerprinted(valid, policy)["fingerprint"].to_list()
     assert changed[0] == first["fingerprint"][0] and all(x != y for x, y in zip(changed[1:], first["fingerprint"][1:]))
     plan = {r["item_id"]: r for r in plan_catalog(first, policy, priced(policy)).iter_rows(named=True)}
-    assert plan["b"]["provider"] == "wan" and plan["b"]["status"] == "planned"
+    assert plan["b"]["route"] == "wan" and plan["b"]["status"] == "planned"
     assert plan["e"]["status"] == "deferred"  # high realism prefers sora only, and sora cannot apply the LoRA
     assert plan["e"]["reason"] == "realism high: prefers sora; sora has no LoRA brand; deferred"
 
 
 def test_gpu_batches_hold_one_lora_each():
-    jobs = [ClipJob(item_id=f"i{n}", campaign="c", fingerprint="f", provider="wan", model="tiny", width=256, height=144,
+    jobs = [ClipJob(item_id=f"i{n}", campaign="c", fingerprint="f", route="wan", model="tiny", width=256, height=144,
                     resolution="480p", prompt="p", negative_prompt="", duration_s=1.0, trim_start_s=0.0, seed=n,
                     image_uri=None, est_cost_usd=0.01, lora=lora) for n, lora in enumerate("aabab" + "a")]
     assert [[j.lora for j in batch] for batch in batches_of(jobs, 3)] == [["a", "a", "a"], ["a"], ["b", "b"]]

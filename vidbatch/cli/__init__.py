@@ -45,7 +45,7 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
     from vidbatch.providers import loras_of, priced_routes, unavailable_routes
     from vidbatch.runs import history_keys, night_of, plan_run
     from vidbatch.storage import open_root, read_catalog
-    from vidbatch.tasks.routes import run_providers
+    from vidbatch.tasks.run_providers import run_providers
 
     try:
         pol = load_policy(policy)
@@ -65,7 +65,7 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
     except PolicyError as err:  # a plugin kind's settings, checked when the kind loads
         fail(str(err), 2)
     result = plan_run(valid, pol, history, routes)
-    columns = ["item_id", "provider", "model", "est_cost_usd", "status", "reason"]
+    columns = ["item_id", "route", "model", "est_cost_usd", "status", "reason"]
     if as_json:
         ndjson(result.select(columns))
         ndjson(rejects.select(pl.lit("rejected").alias("status"), pl.all()))
@@ -85,7 +85,7 @@ def _print_figures(policy, measured: dict, plan) -> None:
     from vidbatch.providers import resolved_routes
 
     for route, (kind, settings) in resolved_routes(policy, measured).items():
-        rows = plan.filter(plan["provider"] == route)
+        rows = plan.filter(plan["route"] == route)
         models = set(rows["model"].drop_nulls().unique().to_list())  # a deferred item has none: show them all
         figures = {key: f for key, f in kind.describe(settings).get("figures", {}).items()
                    if rows.height and (not models or key.split("|", 1)[0] in models)}

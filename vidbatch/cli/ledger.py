@@ -19,7 +19,7 @@ ledger_app = typer.Typer(help="The cost ledger: spend by night (default), export
 @ledger_app.callback(invoke_without_command=True)
 def ledger(ctx: typer.Context, out: OutOpt = "vidbatch-out", as_json: JsonOpt = False,
            ledger_url: LedgerOpt = None, policy: PolicyOpt = None) -> None:
-    """Spend by night, campaign and provider: estimated vs actual (newest nights first)."""
+    """Spend by night, campaign and route: estimated vs actual (newest nights first)."""
     if ctx.invoked_subcommand:
         return
     import polars as pl
@@ -32,25 +32,25 @@ def ledger(ctx: typer.Context, out: OutOpt = "vidbatch-out", as_json: JsonOpt = 
         fail(str(err), 2)
     if as_json:
         if store is not None:
-            ndjson(store.spend(["night", "campaign", "provider"]))
+            ndjson(store.spend(["night", "campaign", "route"]))
         return
     nights = store.nights(SHOWN) if store is not None else []
     if not nights:
         out_console.print(f"no spend recorded under {out}")
         return
     # The newest nights' groups only: what the terminal shows costs the same with a year of history.
-    groups = store.spend(["night", "campaign", "provider"], nights=nights).sort(
-        "night", "campaign", "provider", descending=[True, False, False])
+    groups = store.spend(["night", "campaign", "route"], nights=nights).sort(
+        "night", "campaign", "route", descending=[True, False, False])
     out_console.print(table(f"ledger {out}", groups.head(SHOWN), groups.columns, LEDGER_HEADERS), soft_wrap=True)
     if groups.height > SHOWN or len(nights) == SHOWN:
         older = " and older nights" if len(nights) == SHOWN else ""
         out_console.print(f"  … and {max(groups.height - SHOWN, 0):,} more rows{older} (all rows: --json)",
                           highlight=False)
     span = f"{nights[-1]} to {nights[0]}" if len(nights) > 1 else nights[0]
-    by_provider = groups.group_by("provider").agg(pl.exclude("night", "campaign").sum()).sort("provider")
-    out_console.print(table(f"by provider, {span}", by_provider, by_provider.columns, LEDGER_HEADERS))
-    out_console.print(f"total actual ${by_provider['actual_usd'].sum():.4f} "
-                      f"(estimated ${by_provider['est_usd'].sum():.4f}), {span}", highlight=False)
+    by_route = groups.group_by("route").agg(pl.exclude("night", "campaign").sum()).sort("route")
+    out_console.print(table(f"by route, {span}", by_route, by_route.columns, LEDGER_HEADERS))
+    out_console.print(f"total actual ${by_route['actual_usd'].sum():.4f} "
+                      f"(estimated ${by_route['est_usd'].sum():.4f}), {span}", highlight=False)
 
 
 @ledger_app.command("export")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 
 from vidbatch.errors import StorageError
-from vidbatch.ledger import LEDGER_SCHEMA
+from vidbatch.ledger import READ_SCHEMA, current_names
 from vidbatch.ledger_store.store import DEAD_AFTER_S, HEARTBEAT_S, LedgerStore
 from vidbatch.storage import LocalRoot, OutputRoot
 
@@ -63,5 +63,5 @@ def open_ledger(root: OutputRoot | None, url: str | None = None, policy_url: str
     store = LedgerStore(ledger_url(root, url, policy_url))
     source = root.key_uri(PARQUET_PREFIX) if root is not None else None
     if source is not None and not store.imported(source):
-        store.import_frame(root.read_parquet_dir(PARQUET_PREFIX, LEDGER_SCHEMA), source)
+        store.import_frame(current_names(root.read_parquet_dir(PARQUET_PREFIX, READ_SCHEMA)), source)
     return store

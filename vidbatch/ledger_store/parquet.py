@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from vidbatch.errors import StorageError
-from vidbatch.ledger import LEDGER_SCHEMA, OPTIONAL_COLUMNS
+from vidbatch.ledger import LEDGER_SCHEMA, OPTIONAL_COLUMNS, current_names
 from vidbatch.ledger_store.store import LedgerStore
 from vidbatch.storage import open_root
 
@@ -42,7 +42,7 @@ def read_ledger_parquet(path: str) -> pl.DataFrame:
     frames = []
     for file in files:
         try:
-            frame = pl.read_parquet(file)
+            frame = current_names(pl.read_parquet(file))  # an export from before revision 0005 says provider
         except (OSError, pl.exceptions.PolarsError) as err:
             raise StorageError(f"cannot read {file} as Parquet: {err}") from err
         missing = [c for c in LEDGER_SCHEMA if c not in frame.columns and c not in ("night", *OPTIONAL_COLUMNS)]

@@ -31,7 +31,7 @@ _SETTLED = """
 SELECT l.campaign, l.item_id, l.fingerprint, l.run_id, l.asset_uri,
        l.cost_usd + COALESCE((SELECT SUM(p.cost_usd) FROM ledger_rows p
                               WHERE p.reservation_id = l.reservation_id AND p.status = 'paid'), 0) AS cost_usd,
-       l.created_at, l.job_id, l.reservation_id, l.provider, l.model,
+       l.created_at, l.job_id, l.reservation_id, l.route, l.model,
        CASE WHEN EXISTS (SELECT 1 FROM ledger_rows d WHERE d.reservation_id = l.reservation_id AND d.status = 'delivered')
               OR NOT EXISTS (SELECT 1 FROM ledger_rows p WHERE p.reservation_id = l.reservation_id AND p.status = 'paid')
             THEN 1 ELSE 0 END AS delivered,
@@ -93,12 +93,12 @@ def measurements(conn: Connection, recent: int, since_night: str) -> pl.DataFram
     """The newest `recent` measured prices of each (route, price key) among the settled clips of
     nights from `since_night` on that recorded one (MEASUREMENT_SCHEMA): bounded by those nights,
     not by history (the index on night)."""
-    ranked = select(ledger_rows.c.provider, ledger_rows.c.price_key, ledger_rows.c.gpu_s_per_shot,
-                    func.row_number().over(partition_by=(ledger_rows.c.provider, ledger_rows.c.price_key),
+    ranked = select(ledger_rows.c.route, ledger_rows.c.price_key, ledger_rows.c.gpu_s_per_shot,
+                    func.row_number().over(partition_by=(ledger_rows.c.route, ledger_rows.c.price_key),
                                            order_by=ledger_rows.c.id.desc()).label("newest")).where(
         ledger_rows.c.night >= since_night, ledger_rows.c.status == "settled",
         ledger_rows.c.price_key.is_not(None), ledger_rows.c.gpu_s_per_shot.is_not(None)).subquery()
-    found = conn.execute(select(ranked.c.provider, ranked.c.price_key, ranked.c.gpu_s_per_shot).where(
+    found = conn.execute(select(ranked.c.route, ranked.c.price_key, ranked.c.gpu_s_per_shot).where(
         ranked.c.newest <= recent)).all()
     return pl.DataFrame([r._asdict() for r in found], schema=MEASUREMENT_SCHEMA)
 
@@ -150,7 +150,7 @@ def in_flight(conn: Connection) -> pl.DataFrame:
     reserved = ledger_rows.alias("reserved")
     held = [r._asdict() for r in conn.execute(
         select(open_reservations.c.reservation_id, open_reservations.c.campaign, open_reservations.c.item_id,
-               open_reservations.c.fingerprint, reserved.c.provider, reserved.c.model,
+               open_reservations.c.fingerprint, reserved.c.route, reserved.c.model,
                open_reservations.c.est_cost_usd, open_reservations.c.run_id)
         .join(reserved, reserved.c.id == open_reservations.c.row_id).order_by(open_reservations.c.row_id))]
     jobs: dict[str, list[str]] = defaultdict(list)
@@ -174,7 +174,7 @@ def spend(conn: Connection, keys: list[str], *, run_id: str | None = None,
     """Estimated vs actual money grouped by `keys` (ledger columns; none: one row of totals).
 
     clips: settled rows; failed_calls; deferred; est_usd: the estimates of calls made (reserved
-    rows); actual_usd: what settled and failed calls cost. Rows without a provider carry no money."""
+    rows); actual_usd: what settled and failed calls cost. Rows without a route carry no money."""
     status, columns = ledger_rows.c.status, [ledger_rows.c[k] for k in keys]
     query = select(
         *columns,
@@ -183,7 +183,7 @@ def spend(conn: Connection, keys: list[str], *, run_id: str | None = None,
         func.sum(case((status == "deferred", 1), else_=0)).label("deferred"),
         func.sum(case((status == "reserved", ledger_rows.c.est_cost_usd), else_=literal(0.0))).label("est_usd"),
         func.sum(case((status.in_(SPENT), ledger_rows.c.cost_usd), else_=literal(0.0))).label("actual_usd"),
-    ).where(ledger_rows.c.provider.is_not(None))
+    ).where(ledger_rows.c.route.is_not(None))
     if run_id is not None:
         query = query.where(ledger_rows.c.run_id == run_id)
     if nights is not None:

@@ -17,7 +17,7 @@ ledger_rows = Table(
     Column("item_id", Text),
     Column("campaign", Text),
     Column("fingerprint", String(64)),
-    Column("provider", String(64)),
+    Column("route", String(64)),
     Column("model", Text),
     Column("status", String(16), nullable=False),
     Column("est_cost_usd", Float, nullable=False, default=0.0),

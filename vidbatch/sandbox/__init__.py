@@ -7,11 +7,11 @@ and faults to inject (429 with Retry-After, 5xx, moderation failures, model gone
 on jobs in flight). Used only when asked for: `vidbatch run --sandbox`, `vidbatch sandbox`, tests.
 
   jobs    the state machine: jobs that advance with the clock, prices, billing, faults (no HTTP)
-  routes  the HTTP face (FastAPI): one method per Videos API route, auth and fault injection
+  videos_http  the HTTP face (FastAPI): one method per Videos API endpoint, auth and fault injection
   server  `VideosSandbox`: the jobs, their media, and uvicorn on 127.0.0.1
-  dashscope, dashscope_routes   `DashScopeSandbox`: the same for DashScope's async task API
+  dashscope, dashscope_http   `DashScopeSandbox`: the same for DashScope's async task API
           (hosted Wan on Model Studio): tasks, per-second billing, its own faults
-  veo, veo_routes   `VeoSandbox`: Google Veo's two Vertex AI calls (predictLongRunning,
+  veo, veo_http   `VeoSandbox`: Google Veo's two Vertex AI calls (predictLongRunning,
           fetchPredictOperation): operations, per-second billing, refusals, its own faults
 
 Importing this package imports neither FastAPI nor uvicorn; starting a server does.

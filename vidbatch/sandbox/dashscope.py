@@ -194,7 +194,7 @@ class DashScopeSandbox(Loopback):
                              lambda part: media.testsrc(part, task.duration, width, height, self.fps))
 
     def _app(self):
-        from vidbatch.sandbox.dashscope_routes import build_app
+        from vidbatch.sandbox.dashscope_http import build_app
 
         return build_app(self)
 

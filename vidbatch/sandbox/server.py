@@ -177,6 +177,6 @@ class VideosSandbox(Loopback):
         return self.rendered(video.with_suffix(".jpg").name, lambda part: media.first_frame(video, part))
 
     def _app(self):
-        from vidbatch.sandbox.routes import build_app
+        from vidbatch.sandbox.videos_http import build_app
 
         return build_app(self)

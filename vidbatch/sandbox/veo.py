@@ -172,7 +172,7 @@ class VeoSandbox(Loopback):
                              lambda part: media.testsrc(part, op.seconds, op.width, op.height, self.fps))
 
     def _app(self):
-        from vidbatch.sandbox.veo_routes import build_app
+        from vidbatch.sandbox.veo_http import build_app
 
         return build_app(self)
 
