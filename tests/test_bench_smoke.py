@@ -24,6 +24,7 @@ TINY = {  # the slowest first: they run side by side, the quick ones fill in aft
     "plan_routes.py": ["1000", "--before", "HEAD"],  # this tree as its own "before": the same decisions
     "plan_cli.py": ["2000"],
     "plan_throughput.py": ["1000"],
+    "ledger_migration.py": ["1000"],
     "stitch.py": ["2", "1", "1"],
 }
 NOT_SCRIPTS = {"ffmpeg_log_probe.py"}  # the earlier media reader, imported by orchestration_overhead.py
