@@ -311,3 +311,30 @@ def test_the_dashscope_sandbox_command_serves_hosted_wan_for_rehearsals(tmp_path
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_the_veo_sandbox_command_serves_a_gemini_veo_route_for_rehearsals(tmp_path, monkeypatch):
+    import re
+
+    from vidbatch.providers import ClipRequest, Journal
+    from vidbatch.providers.gemini_veo import VeoProvider, VeoSettings
+
+    both = vidbatch("sandbox", "--veo", "--dashscope")
+    assert both.returncode == 2 and "one sandbox per API" in both.stderr
+    server = subprocess.Popen([sys.executable, "-m", "vidbatch.cli", "sandbox", "--veo", "--port", "0",
+                               "--latency", "0.2", "--key", "veo-rehearsal"], stdout=subprocess.PIPE, text=True)
+    try:
+        printed = ""
+        while "VEO_API_KEY" not in printed:
+            printed += server.stdout.readline()
+        url = re.search(r'base_url = "(\S+)"', printed).group(1)
+        monkeypatch.setenv("VEO_API_KEY", "veo-rehearsal")
+        route = VeoProvider(VeoSettings(base_url=url, api_key_env="VEO_API_KEY", poll_interval_s=0.05),
+                            route_id="veo")
+        assert route.unavailable() is None
+        clip = route.generate(ClipRequest(item_id="r", prompt="a rehearsal", seconds=4.0, width=1280, height=720,
+                                          model="veo-3.1-generate-001", resolution="720p"), tmp_path, Journal())
+        assert clip.cost_usd == pytest.approx(4 * 0.40) and clip.path.stat().st_size > 0
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

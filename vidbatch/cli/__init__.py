@@ -285,25 +285,33 @@ def sandbox(port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8787,
             max_in_flight: Annotated[Optional[int], typer.Option(help="429 beyond this many jobs in flight")] = None,
             rate_limit_p: Annotated[float, typer.Option(help="chance that a submit answers 429")] = 0.0,
             dashscope: Annotated[bool, typer.Option("--dashscope", help="serve DashScope's async task API "
-                                                    "(hosted Wan) instead of the Videos API")] = False) -> None:
+                                                    "(hosted Wan) instead of the Videos API")] = False,
+            veo: Annotated[bool, typer.Option("--veo", help="serve Google Veo's Vertex AI calls (express mode) "
+                                              "instead of the Videos API")] = False) -> None:
     """Serve a loopback API for rehearsals: the Videos API (Sora contract; point OPENAI_BASE_URL at
-    it), or with --dashscope the DashScope task API (point DASHSCOPE_HTTP_BASE_URL at it)."""
+    it), with --dashscope the DashScope task API (point DASHSCOPE_HTTP_BASE_URL at it), or with
+    --veo Google Veo (set a gemini-veo route's base_url to it, its api_key_env variable to the key)."""
     import time
 
-    from vidbatch.sandbox import DashScopeSandbox, Faults, VideosSandbox
+    from vidbatch.sandbox import DashScopeSandbox, Faults, VeoSandbox, VideosSandbox
 
+    if dashscope and veo:
+        fail("--dashscope and --veo each serve one API: run one sandbox per API", 2)
     if dashscope:
-        box = DashScopeSandbox(api_key=key, latency_s=latency)
+        box, served = DashScopeSandbox(api_key=key, latency_s=latency), "DashScope"
         url = box.start(port=port)
-        exports = f"DASHSCOPE_HTTP_BASE_URL={url} DASHSCOPE_API_KEY={key}"
+        exports = f"export DASHSCOPE_HTTP_BASE_URL={url} DASHSCOPE_API_KEY={key}"
+    elif veo:
+        box, served = VeoSandbox(api_key=key, latency_s=latency), "Veo"
+        url = box.start(port=port)
+        exports = f'[routes.veo] base_url = "{url}"; export VEO_API_KEY={key} (the route\'s api_key_env)'
     else:
-        box = VideosSandbox(api_key=key, latency_s=latency,
-                            faults=Faults(max_in_flight=max_in_flight, rate_limit_p=rate_limit_p))
+        box, served = VideosSandbox(api_key=key, latency_s=latency, faults=Faults(
+            max_in_flight=max_in_flight, rate_limit_p=rate_limit_p)), "Videos API"
         url = box.start(port=port)
-        exports = f"OPENAI_BASE_URL={url} OPENAI_API_KEY={key}"
-    served = "DashScope" if dashscope else "Videos API"
+        exports = f"export OPENAI_BASE_URL={url} OPENAI_API_KEY={key}"
     out_console.print(f"{served} sandbox at {url} (billing: {url}/sandbox/billing); "
-                      f"Ctrl-C stops it\n  export {exports}", highlight=False)
+                      f"Ctrl-C stops it\n  {exports}", highlight=False)
     try:
         while True:
             time.sleep(3600)
