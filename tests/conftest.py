@@ -26,6 +26,35 @@ def prefect_api(tmp_path_factory):
         yield
 
 
+@pytest.fixture(scope="session")
+def migrated_prefect_db(tmp_path_factory) -> Path:
+    """A Prefect database already at Prefect's newest revision, built once for the session. A test
+    whose `vidbatch run` child starts its own temporary Prefect server gives it a copy: building
+    the schema again costs each first start about 15 s of CPU (26 s instead of 12 on this box)."""
+    import subprocess
+    import sys
+
+    home = tmp_path_factory.mktemp("prefect-template")
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}, "PREFECT_HOME": str(home)}
+    subprocess.run([sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"], env=env, check=True,
+                   capture_output=True, timeout=600)
+    return home / "prefect.db"
+
+
+@pytest.fixture
+def child_prefect_home(tmp_path, migrated_prefect_db):
+    """`make(name)`: a PREFECT_HOME of its own for a child process, its database already built."""
+    import shutil
+
+    def make(name: str) -> str:
+        home = tmp_path / name
+        home.mkdir()
+        shutil.copyfile(migrated_prefect_db, home / "prefect.db")
+        return str(home)
+
+    return make
+
+
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path, monkeypatch):
     """Each test gets its own output root and scratch folder."""

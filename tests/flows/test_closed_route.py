@@ -97,18 +97,18 @@ def test_a_429_storm_keeps_every_item_and_pays_each_once(tmp_path, sandbox):
     assert jobs.limit == 4 and submits.limit == 60 and submits.slot_decay_per_second == pytest.approx(1.0)
 
 
-def test_a_killed_run_resumes_its_jobs_without_creating_new_ones(tmp_path, sandbox):
+def test_a_killed_run_resumes_its_jobs_without_creating_new_ones(tmp_path, sandbox, child_prefect_home):
     policy = policy_file(tmp_path / "p.toml")
     sandbox.latency_s = 120.0  # jobs stay in progress until the first run is dead
     rows = [{"realism": "high", "duration_s": 2.0, "prompt": f"shot {n}"} for n in range(2)]
     catalog = write_catalog(tmp_path / "catalog.parquet", rows)
     out = tmp_path / "out"
     env = {**os.environ, "OPENAI_BASE_URL": sandbox.base_url, "OPENAI_API_KEY": sandbox.api_key,
-           "PREFECT_HOME": str(tmp_path / "prefect-child"), "PREFECT_API_URL": ""}
+           "PREFECT_HOME": child_prefect_home("prefect-child"), "PREFECT_API_URL": ""}
     child = subprocess.Popen([sys.executable, "-m", "vidbatch.cli", "run", catalog, "--policy", policy,
                               "--out", str(out)], env=env, cwd=REPO, start_new_session=True,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 300  # a fresh PREFECT_HOME: the temporary server builds its database first
+    deadline = time.monotonic() + 300  # its own temporary Prefect server starts first, on a loaded box slowly
     while time.monotonic() < deadline and child.poll() is None:
         if (out / "ledger.db").exists() and ledger_of(out).filter(pl.col("status") == "submitted").height == 2:
             break
