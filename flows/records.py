@@ -45,6 +45,7 @@ def start_ephemeral_api() -> str | None:
         server.start(timeout=max(PATIENT_START_S, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()))
     return server.api_url
 
+
 UNFINISHED = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.PAUSED, StateType.CANCELLING]
 
 

@@ -25,13 +25,14 @@ def run_providers(policy: Policy, sandbox: bool, sandbox_latency_s: float = 2.0,
     vidbatch.sandbox.Faults) rehearses what goes wrong on the OpenAI-Videos routes (the other
     kinds' sandboxes take none from here). `overrides`: route -> the factory a caller in this
     process puts in its place, or None to leave it out (vidbatch.in_process)."""
+    overrides = overrides or {}
     with ExitStack() as stack:
         bound = {}
         for route, (kind, settings) in resolved_routes(policy).items() if sandbox else ():
-            if kind.sandbox is not None:
+            if kind.sandbox is not None and route not in overrides:  # no loopback for a route put aside
                 provider = kind.sandbox(route, settings, stack, sandbox_latency_s, dict(sandbox_faults or {}))
                 bound[route] = lambda pol, made=provider: made
-        built = build_providers(policy, {**bound, **(overrides or {})})
+        built = build_providers(policy, {**bound, **overrides})
         redactor = Redactor(secret_values(policy.routes.values())
                             + [s for p in built.values() for s in getattr(p, "secrets", ())])
         yield {route: Guarded(p, redactor) for route, p in built.items()}, redactor

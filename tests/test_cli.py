@@ -1,5 +1,6 @@
 """The vidbatch command as a user runs it."""
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -290,18 +291,32 @@ def test_routes_lists_each_route_with_kind_capabilities_and_live_availability(sa
     assert sandbox.api_key not in live.stdout  # never a secret on screen
 
 
+@contextlib.contextmanager
+def sandbox_command(*flags: str, printed_until: str):
+    """`vidbatch sandbox FLAGS` on a free port (0.2 s jobs) in its own process; yields what it
+    printed up to the line naming `printed_until`, and stops it afterwards."""
+    server = subprocess.Popen([sys.executable, "-m", "vidbatch.cli", "sandbox", *flags, "--port", "0",
+                               "--latency", "0.2"], stdout=subprocess.PIPE, text=True)
+    try:
+        printed = ""
+        while printed_until not in printed:
+            line = server.stdout.readline()
+            if not line:  # it exited without saying where it serves
+                pytest.fail(f"vidbatch sandbox {' '.join(flags)} ended: {printed}")
+            printed += line
+        yield printed
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def test_the_dashscope_sandbox_command_serves_hosted_wan_for_rehearsals(tmp_path, monkeypatch):
     import re
 
     from vidbatch.providers import ClipRequest, Journal
     from vidbatch.providers.dashscope import DashScopeProvider, DashScopeSettings
 
-    server = subprocess.Popen([sys.executable, "-m", "vidbatch.cli", "sandbox", "--dashscope", "--port", "0",
-                               "--latency", "0.2", "--key", "sk-rehearsal"], stdout=subprocess.PIPE, text=True)
-    try:
-        printed = ""
-        while "DASHSCOPE_API_KEY" not in printed:
-            printed += server.stdout.readline()
+    with sandbox_command("--dashscope", "--key", "sk-rehearsal", printed_until="DASHSCOPE_API_KEY") as printed:
         url = re.search(r"DASHSCOPE_HTTP_BASE_URL=(\S+)", printed).group(1)
         monkeypatch.setenv("DASHSCOPE_HTTP_BASE_URL", url)
         monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-rehearsal")
@@ -310,9 +325,6 @@ def test_the_dashscope_sandbox_command_serves_hosted_wan_for_rehearsals(tmp_path
         clip = route.generate(ClipRequest(item_id="r", prompt="a rehearsal", seconds=4.0, width=832, height=480,
                                           model="m"), tmp_path, Journal())
         assert clip.cost_usd == pytest.approx(0.18) and clip.path.stat().st_size > 0
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_the_veo_sandbox_command_serves_a_gemini_veo_route_for_rehearsals(tmp_path, monkeypatch):
@@ -323,12 +335,7 @@ def test_the_veo_sandbox_command_serves_a_gemini_veo_route_for_rehearsals(tmp_pa
 
     both = vidbatch("sandbox", "--veo", "--dashscope")
     assert both.returncode == 2 and "one sandbox per API" in both.stderr
-    server = subprocess.Popen([sys.executable, "-m", "vidbatch.cli", "sandbox", "--veo", "--port", "0",
-                               "--latency", "0.2", "--key", "veo-rehearsal"], stdout=subprocess.PIPE, text=True)
-    try:
-        printed = ""
-        while "VEO_API_KEY" not in printed:
-            printed += server.stdout.readline()
+    with sandbox_command("--veo", "--key", "veo-rehearsal", printed_until="VEO_API_KEY") as printed:
         url = re.search(r'base_url = "(\S+)"', printed).group(1)
         monkeypatch.setenv("VEO_API_KEY", "veo-rehearsal")
         route = VeoProvider(VeoSettings(base_url=url, api_key_env="VEO_API_KEY", poll_interval_s=0.05),
@@ -337,6 +344,3 @@ def test_the_veo_sandbox_command_serves_a_gemini_veo_route_for_rehearsals(tmp_pa
         clip = route.generate(ClipRequest(item_id="r", prompt="a rehearsal", seconds=4.0, width=1280, height=720,
                                           model="veo-3.1-generate-001", resolution="720p"), tmp_path, Journal())
         assert clip.cost_usd == pytest.approx(4 * 0.40) and clip.path.stat().st_size > 0
-    finally:
-        server.terminate()
-        server.wait(timeout=30)

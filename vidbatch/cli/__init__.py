@@ -157,9 +157,9 @@ def run(catalog: str, policy: PolicyOpt = None, out: OutOpt = "vidbatch-out",
         return
     from vidbatch.flows.produce_catalog import produce_catalog
     from vidbatch.in_process import InProcess
-    from vidbatch.flows.records import start_ephemeral_api, wait_until_recorded
+    from vidbatch.flows.records import wait_until_recorded
 
-    _start_prefect(start_ephemeral_api)
+    _start_prefect()
     progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), console=err_console, transient=False)
     bar = {}
@@ -188,10 +188,12 @@ def run(catalog: str, policy: PolicyOpt = None, out: OutOpt = "vidbatch-out",
     _print_summary(summary)
 
 
-def _start_prefect(start) -> None:
+def _start_prefect() -> None:
     """The temporary Prefect API up before the run (see flows/records.py), or a clear exit 1."""
+    from vidbatch.flows.records import start_ephemeral_api
+
     try:
-        start()
+        start_ephemeral_api()
     except RuntimeError as err:
         fail(f"the temporary Prefect API did not start: {str(err)[:600]} (set PREFECT_API_URL to use a "
              "running server, or PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS to wait longer)", 1)
