@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 
 from prefect import allow_failure
+from prefect.utilities.annotations import quote
 
 from vidbatch.statuses import ItemStatus
 from vidbatch.runs import ClipJob
@@ -37,13 +38,16 @@ def deliver_step(job: ClipJob, ctx: RunContext):
     return hold_for_review if ctx.policy.review.needed(job.campaign) and not approved else write_asset
 
 
+# The run's context goes to every task quoted: Prefect walks a task's parameters for futures at
+# each submit, and walking RunContext's live dicts while other threads change them raised
+# "dictionary changed size during iteration" (once on CI-like load). It holds no futures.
 def _submit(step: int, job: ClipJob, ctx: RunContext, upstream):
     made = upstream.result()
     if step == 1:
-        return finish_clip.submit(made, ctx)
+        return finish_clip.submit(made, quote(ctx))
     if deliver_step(job, ctx) is hold_for_review:
-        return hold_for_review.submit(made, ctx)
-    return write_asset.submit(ctx, made)
+        return hold_for_review.submit(made, quote(ctx))
+    return write_asset.submit(quote(ctx), made)
 
 
 def _made_a_clip(future) -> bool:
@@ -66,7 +70,7 @@ def run_items(jobs: list[ClipJob], ctx: RunContext, on_outcome: Callable[[dict],
     generated = {}
     for job in sorted(jobs, key=lambda j: j.remix_of is not None):
         source = generated.get(job.remix_of) if job.remix_of and not job.remix_job_id else None
-        generated[job.item_id] = generate_clip.submit(job, ctx, source=allow_failure(source) if source else None)
+        generated[job.item_id] = generate_clip.submit(job, quote(ctx), source=allow_failure(source) if source else None)
         watch(job, 0, generated[job.item_id], [])
     outcomes, polling, polled = [], list(pollers), 0.0
     while running or polling:
