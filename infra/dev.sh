@@ -13,6 +13,11 @@ cd "$(dirname "$0")/.."
 VENV="${VIDBATCH_VENV:-.venv}"
 LOCK=infra/requirements.lock
 PIP_TOOLS="pip-tools==7.6.2"
+# The LiteLLM proxy the gateway tests put in front of the loopback Videos API: its own virtualenv and
+# lock (hashes), so it never enters vidbatch's; installed like chromium and PostgreSQL.
+GATEWAY="litellm[proxy]==1.108.7"
+GATEWAY_VENV="${VIDBATCH_GATEWAY_VENV:-.venv-gateway}"
+GATEWAY_LOCK=infra/gateway.lock
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
 export PREFECT_LOGGING_LEVEL="${PREFECT_LOGGING_LEVEL:-WARNING}"  # keep the progress bar readable
 
@@ -41,6 +46,24 @@ lock() {
     --output-file "$LOCK" pyproject.toml "$tools/extra.in"
   sed -i "s#$tools/extra.in#infra/dev.sh (torch, setuptools)#" "$LOCK"
   echo "wrote $LOCK: review the diff and commit it on its own" >&2
+  # The gateway: resolved by pip in a scratch venv (pip-compile's own resolution of litellm[proxy]
+  # backtracks for tens of minutes), then every pinned version hashed.
+  rm -rf "$tools/gateway" && python3 -m venv "$tools/gateway" && "$tools/gateway/bin/pip" install -q "$GATEWAY"
+  "$tools/gateway/bin/pip" freeze --exclude-editable > "$tools/gateway.in"
+  CUSTOM_COMPILE_COMMAND="bash infra/dev.sh lock" "$tools/bin/pip-compile" -q --generate-hashes --allow-unsafe \
+    --strip-extras --no-emit-index-url --no-emit-find-links --output-file "$GATEWAY_LOCK" "$tools/gateway.in"
+  sed -i "s#$tools/gateway.in#infra/dev.sh ($GATEWAY, as resolved)#" "$GATEWAY_LOCK"
+  echo "wrote $GATEWAY_LOCK" >&2
+}
+
+gateway() {  # the LiteLLM proxy for the gateway tests, from its lock, in its own virtualenv
+  if [ -x "$GATEWAY_VENV/bin/litellm" ] && [ "$GATEWAY_VENV/.installed" -nt "$GATEWAY_LOCK" ]; then
+    return
+  fi
+  echo "setting up $GATEWAY_VENV (the LiteLLM proxy, for the gateway tests) from $GATEWAY_LOCK..." >&2
+  python3 -m venv "$GATEWAY_VENV"
+  "$GATEWAY_VENV/bin/pip" install -q --require-hashes --no-deps -r "$GATEWAY_LOCK"
+  touch "$GATEWAY_VENV/.installed"
 }
 
 # Debian packages some tests need: Debian's chromium (the report test opens the HTML in a real
@@ -77,6 +100,7 @@ case "${1:-}" in
     setup
     browser
     postgres
+    gateway
     shift
     exec "$VENV/bin/python" -m pytest "$@"
     ;;
