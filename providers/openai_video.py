@@ -7,13 +7,20 @@ deployments, or vidbatch's own sandbox. The base URL and key come from the SDK's
   1. a client: reads (retrieve, content, list) are retried by the SDK; submits (create,
      extensions, remix) are retried by the SDK only when refused with 429. The API has no
      idempotency key, so a blind retry of a submit that timed out could create, and bill, a
-     second job: an ambiguous submit failure is reconciled against the job list instead.
-  2. health: no key, a key refused, an endpoint that does not serve GET /videos or cannot be
-     reached makes the route unavailable; so does a submit answered "model not found" / 404 / 410,
-     or 401/403, later in the run. A check answered 429 or 5xx, or timed out, is retried (the SDK's
-     backoff) and leaves the route on: busy is not gone.
+     second job: an ambiguous submit failure is reconciled against the job list instead. Where
+     the look-up cannot answer (a gateway that lists no jobs, or one that kept failing), the
+     submit is charged its estimate and never sent again: the item waits (SubmitUnconfirmed).
+  2. health: no key, a key refused, an endpoint that does not serve the Videos API or cannot be
+     reached makes the route unavailable; so does 401/403 or 410 later in the run. A model the
+     endpoint does not serve (404 model_not_found, or a gateway's 400 naming the model) darkens
+     the route for that model only: its items fall back. A check answered 429 or 5xx, or timed
+     out, is retried (the SDK's backoff) and leaves the route on: busy is not gone. The check also
+     learns what the endpoint routes: the job list (LiteLLM's proxy answers 400), and extensions
+     (asked for an extension of a video that does not exist, an endpoint that routes them answers
+     404; one that does not is a route that cannot extend, and makes long clips as shots).
   3. the calls an item needs: one clip, then extensions or more clips (`pricing.openai_videos_segments`),
-     or one remix; then the extensions an item's `extend_s` asks for.
+     or one remix; then the extensions an item's `extend_s` asks for. A later call that fails
+     carries the cost of the calls finished before it (the ledger keeps what was billed).
   4. each call is submitted unless the journal already holds its job id (a resumed run never pays
      twice); a new job id goes to the journal before anything waits on it.
   5. poll with the server's `openai-poll-after-ms` hint, under an overall deadline.
@@ -28,7 +35,9 @@ exactly that warning for its own calls; every other warning still shows.
 from __future__ import annotations
 
 import logging
+import math
 import os
+import re
 import threading
 import time
 import warnings
@@ -36,7 +45,8 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from vidbatch.errors import ContentRejected, MediaError, ProviderError, ProviderUnavailable, TransientProviderError
+from vidbatch.errors import (ContentRejected, MediaError, ProviderError, ProviderUnavailable, SubmitUnconfirmed,
+                             TransientProviderError)
 from vidbatch.media import concat, fit_image
 from vidbatch.providers.openai_video_pricing import (openai_videos_estimate_usd, openai_videos_extension_segments,
                                                      openai_videos_options, openai_videos_segments)
@@ -48,6 +58,9 @@ __all__ = ["OpenAIVideoProvider", "KIND", "SORA_DEPRECATION", "make_client"]
 log = logging.getLogger(__name__)
 SORA_DEPRECATION = "The Sora API is scheduled to permanently shut down"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+PROBE_VIDEO_ID = "video_vidbatch_capability_probe"  # an id no endpoint has: extending it creates nothing
+_MODEL_REFUSED = re.compile(r"(invalid|unknown|unsupported|no such)\s+model|model\b.{0,80}\b(not found|does not "
+                            r"exist|not exist|not supported|not available|not served|no access)", re.I | re.S)
 _NOTICE = threading.Event()
 
 
@@ -132,7 +145,6 @@ class OpenAIVideoProvider:
     sandbox = False  # True once the health check finds vidbatch's sandbox behind the endpoint
     image_input = True
     remix = True
-    extend = True
 
     def __init__(self, route: OpenAIVideosSettings, client=None, *, route_id: str):
         self.route = route
@@ -143,6 +155,9 @@ class OpenAIVideoProvider:
         base = str(self._client.base_url) if self._client is not None else (route.base_url or DEFAULT_BASE_URL)
         self.endpoint = _redacted(base).rstrip("/")
         self._dark: str | None = None
+        self._gone_models: dict[str, str] = {}  # model -> why the endpoint does not serve it
+        self.extend = True      # extensions go through: until the health check finds they do not
+        self.can_list = True    # the job list answers: until the health check finds it does not
         self._health: str | None = None
         self._checked = False
         self._lock = threading.Lock()
@@ -171,15 +186,49 @@ class OpenAIVideoProvider:
         except openai.APIStatusError as err:
             if err.status_code in (404, 410):
                 return f"{self.endpoint} does not serve the Videos API ({err.status_code}: {_message(err)})"
-            log.warning("%s: health check inconclusive (%s); the route stays on", self.endpoint, err.status_code)
-            return None  # 429 / 5xx after retries: busy, not gone
+            if err.status_code in (400, 405, 501):  # a gateway that routes the calls but lists nothing
+                self.can_list = False
+                log.warning("%s lists no jobs (%s: %s): a create whose answer is lost cannot be looked up, so it "
+                            "is charged its estimate and its item waits", self.endpoint, err.status_code, _message(err))
+            else:
+                log.warning("%s: health check inconclusive (%s); the route stays on", self.endpoint, err.status_code)
         except openai.APITimeoutError:
-            log.warning("%s: health check timed out; the route stays on", self.endpoint)
-            return None  # slow, not gone
+            log.warning("%s: health check timed out; the route stays on", self.endpoint)  # slow, not gone
         except openai.APIConnectionError as err:
             return f"{self.endpoint} is unreachable ({type(err).__name__})"
+        self.extend = self._routes_extensions()
         return None
 
+    def _routes_extensions(self) -> bool:
+        """Whether extensions reach a service that knows videos: asked to extend a video that does
+        not exist (nothing can be made or billed), such an endpoint answers 404 (or a 400 about the
+        video). LiteLLM's proxy 1.108 reads no multipart `video[id]` and answers 500 (it sends the
+        call to api.openai.com): extensions do not go through it, and long clips are made as shots."""
+        import openai
+        from openai.types import Video
+
+        for attempt in range(3):
+            if attempt:
+                time.sleep(0.5 * 2 ** attempt)
+            try:
+                self._client.with_options(max_retries=0, timeout=15).post(
+                    "/videos/extensions", cast_to=Video, body={
+                        "prompt": "vidbatch capability probe", "seconds": str(min(self.route.extension_seconds)),
+                        "video": {"id": PROBE_VIDEO_ID}}, options={"headers": {"Content-Type": "multipart/form-data"}})
+            except openai.RateLimitError:
+                return True  # busy: assume it routes them
+            except openai.APIStatusError as err:
+                if err.status_code < 500:
+                    return "video" in _message(err).lower()
+                why = f"{err.status_code}: {_message(err)}"
+                continue
+            except openai.APIConnectionError as err:
+                why = type(err).__name__
+                continue
+            return True
+        log.warning("%s does not route extensions (%s): the route cannot extend; its long clips are made as shots",
+                    self.endpoint, why)
+        return False
     def _go_dark(self, why: str) -> ProviderUnavailable:
         self._dark = self._dark or why
         log.warning("closed route unavailable for the rest of this run: %s", why)
@@ -193,7 +242,7 @@ class OpenAIVideoProvider:
 
     def generate(self, request: ClipRequest, workdir: Path, journal: Journal | None = None) -> Clip:
         journal = journal or Journal()
-        why = self.unavailable()
+        why = self.unavailable() or self._gone_models.get(request.model)
         if why:
             raise ProviderUnavailable(why)
         size = f"{request.width}x{request.height}"
@@ -204,23 +253,28 @@ class OpenAIVideoProvider:
         reference = self._reference(request, workdir, size)
         deadline = time.monotonic() + self.route.poll_deadline_s
         videos, cost = [], 0.0
-        for index, (kind, seconds) in enumerate(calls):
-            if index < len(journal.job_ids):
-                job_id = journal.job_ids[index]
-                self._seen.add(job_id)
-            else:
-                journal.before_submit()
-                previous = videos[-1].id if videos and kind == "extend" else None
-                job_id = self._submit(kind, request, seconds, size, previous, reference if index == 0 else None)
-                journal.on_job(job_id, f"call {index + 1}/{len(calls)}: {kind} {seconds or ''}".strip())
-            video = self._wait(job_id, deadline)
-            billed_s = int(video.seconds) if kind != "extend" else seconds
-            cost += _billed_usd(video, billed_s, price)
-            if video.status == "failed":
-                error = video.error
-                raise ContentRejected(f"job {job_id} failed: {error.code if error else 'unknown'}: "
-                                      f"{error.message if error else 'no message'}", cost_usd=cost, job_id=job_id)
-            videos.append(video)
+        try:
+            for index, (kind, seconds) in enumerate(calls):
+                if index < len(journal.job_ids):
+                    job_id = journal.job_ids[index]
+                    self._seen.add(job_id)
+                else:
+                    journal.before_submit()
+                    previous = videos[-1].id if videos and kind == "extend" else None
+                    job_id = self._submit(kind, request, seconds, size, previous, reference if index == 0 else None,
+                                          price)
+                    journal.on_job(job_id, f"call {index + 1}/{len(calls)}: {kind} {seconds or ''}".strip())
+                video = self._wait(job_id, deadline)
+                billed = _billed_usd(video, int(video.seconds) if kind != "extend" else seconds, price)
+                if video.status == "failed":
+                    error = video.error
+                    raise ContentRejected(f"job {job_id} failed: {error.code if error else 'unknown'}: "
+                                          f"{error.message if error else 'no message'}", cost_usd=billed, job_id=job_id)
+                cost += billed
+                videos.append(video)
+        except ProviderError as err:  # the calls finished before this one were billed: the error carries them
+            err.cost_usd += cost
+            raise
         finals = self._finals(videos, calls)
         journal.on_paid(cost, videos[-1].id)  # every job completed and billed: the money is spent
         path = self._download(finals, request, workdir)
@@ -231,8 +285,11 @@ class OpenAIVideoProvider:
     def _calls(self, request: ClipRequest) -> list[tuple[str, int | None]]:
         if request.remix_job_id:
             return [("remix", None)]
+        if request.extend_s > 0 and not self.extend:
+            raise ProviderUnavailable(f"{self.endpoint} does not route extensions: {request.item_id} cannot be "
+                                      "extended here")
         segments = openai_videos_segments(request.seconds, self.route)
-        later = "create" if self.route.long_clips == "shots" else "extend"
+        later = "create" if self.route.long_clips == "shots" or not self.extend else "extend"
         grown = openai_videos_extension_segments(request.extend_s, self.route) if request.extend_s > 0 else []
         return [("create", segments[0])] + [(later, s) for s in segments[1:]] + [("extend", s) for s in grown]
 
@@ -262,12 +319,12 @@ class OpenAIVideoProvider:
     # ---- 4. submit -----------------------------------------------------------------------------
 
     def _submit(self, kind: str, request: ClipRequest, seconds: int | None, size: str, previous: str | None,
-                reference: Path | None) -> str:
+                reference: Path | None, price: float) -> str:
         from openai.types import Video
 
         started = time.time()
         try:
-            with self._translate(f"{kind} for {request.item_id}", submit=kind):
+            with self._translate(f"{kind} for {request.item_id}", submit=kind, model=request.model):
                 if kind == "remix":
                     video = self._client.videos.remix(request.remix_job_id, prompt=request.prompt)
                 elif kind == "extend":
@@ -283,7 +340,8 @@ class OpenAIVideoProvider:
         except TransientProviderError as err:
             if not getattr(err, "ambiguous", False):
                 raise
-            adopted = self._adopt(kind, request, seconds, size, started)
+            estimate = (seconds or math.ceil(request.seconds)) * price
+            adopted = self._adopt(kind, request, seconds, size, started, f"{err}", estimate)
             if adopted is None:
                 raise
             log.warning("%s: the submit failed (%s) but created job %s; adopting it", request.item_id, err, adopted)
@@ -291,10 +349,32 @@ class OpenAIVideoProvider:
         self._seen.add(video.id)
         return video.id
 
-    def _adopt(self, kind: str, request: ClipRequest, seconds: int | None, size: str, since: float) -> str | None:
-        """After a submit of unknown fate: the job it created, if the endpoint lists one."""
-        with self._translate(f"reconcile {request.item_id}", submit=None):
-            page = self._client.videos.list(limit=100, order="desc")
+    def _adopt(self, kind: str, request: ClipRequest, seconds: int | None, size: str, since: float, why: str,
+               estimate: float) -> str | None:
+        """After a submit of unknown fate: the job it created, None when the endpoint's list shows
+        it created none; SubmitUnconfirmed when the list cannot say (not served, or still failing
+        after the SDK's retries): a look-up that fails is never taken for an answer."""
+        def unconfirmed(lookup: str) -> SubmitUnconfirmed:
+            return SubmitUnconfirmed(
+                f"{kind} for {request.item_id}: {why}; whether it created a job cannot be found out ({lookup}): "
+                f"charged its estimate (${estimate:.2f}), not sent again; the item waits for a later run",
+                cost_usd=estimate)
+
+        if not self.can_list:
+            raise unconfirmed(f"{self.endpoint} lists no jobs")
+        import openai
+
+        try:
+            with self._translate(f"look-up of {request.item_id}", submit=None):
+                page = self._client.with_options(max_retries=max(4, self.route.max_retries)).videos.list(
+                    limit=100, order="desc")
+        except ProviderUnavailable:
+            raise
+        except ProviderError as err:
+            status = getattr(err.__cause__, "status_code", None)
+            if isinstance(err.__cause__, openai.APIStatusError) and status in (400, 404, 405, 501):
+                self.can_list = False
+            raise unconfirmed(f"the look-up failed: {err}") from None
         for video in page.data:
             if video.created_at < since - 5:
                 break
@@ -339,9 +419,15 @@ class OpenAIVideoProvider:
 
     # ---- errors ----------------------------------------------------------------------------------
 
+    def _model_gone(self, model: str, why: str) -> ProviderUnavailable:
+        self._gone_models.setdefault(model, why)
+        log.warning("%s does not serve %s for the rest of this run: %s", self.endpoint, model, why)
+        return ProviderUnavailable(why)
+
     @contextmanager
-    def _translate(self, what: str, *, submit: str | None, job_id: str | None = None):
-        """SDK errors to vidbatch's tree; `submit` is the kind of submit, None for reads."""
+    def _translate(self, what: str, *, submit: str | None, job_id: str | None = None, model: str | None = None):
+        """SDK errors to vidbatch's tree; `submit` is the kind of submit, None for reads; `model`
+        the model a submit asked for (a refusal of it darkens the route for that model)."""
         import openai
 
         _expect_sora_deprecation()
@@ -352,11 +438,14 @@ class OpenAIVideoProvider:
         except openai.RateLimitError as err:
             raise TransientProviderError(f"{what}: rate limited (429) after {self.route.max_retries} SDK "
                                          f"retries: {_message(err)}", job_id=job_id) from err
-        except openai.NotFoundError as err:
-            if submit == "create" or err.code == "model_not_found":
-                raise self._go_dark(f"{self.endpoint}: model or Videos API gone (404: {_message(err)})") from err
-            raise ProviderError(f"{what}: not found (404: {_message(err)})", job_id=job_id) from err
-        except (openai.BadRequestError, openai.UnprocessableEntityError) as err:
+        except (openai.NotFoundError, openai.BadRequestError, openai.UnprocessableEntityError) as err:
+            if submit and model and _refuses_model(err):
+                raise self._model_gone(model, f"{self.endpoint} does not serve {model} ({err.status_code}: "
+                                              f"{_message(err)})") from err
+            if submit == "create" and err.status_code == 404:
+                raise self._go_dark(f"{self.endpoint}: Videos API gone (404: {_message(err)})") from err
+            if err.status_code == 404:
+                raise ProviderError(f"{what}: not found (404: {_message(err)})", job_id=job_id) from err
             raise ContentRejected(f"{what}: refused ({err.status_code} {err.code}: {_message(err)})",
                                   job_id=job_id) from err
         except openai.InternalServerError as err:
@@ -375,6 +464,13 @@ def _ambiguous(message: str, submit: str | None, job_id: str | None) -> Transien
     err = TransientProviderError(message, job_id=job_id)
     err.ambiguous = submit is not None  # a submit that may have created a job: reconcile first
     return err
+
+
+def _refuses_model(err) -> bool:
+    """A submit refused because the endpoint does not serve its model: OpenAI's 404
+    `model_not_found`, or a gateway's own words (LiteLLM: 400 "Invalid model name passed in model=...")."""
+    body = err.body if isinstance(getattr(err, "body", None), dict) else {}
+    return err.code == "model_not_found" or body.get("param") == "model" or bool(_MODEL_REFUSED.search(_message(err)))
 
 
 def _message(err) -> str:

@@ -21,7 +21,7 @@ from prefect.states import Completed, State
 
 from vidbatch import layout
 from vidbatch.errors import (BudgetExceeded, Deferred, ProviderError, ProviderUnavailable, RenderStopped,
-                             StorageError, TransientProviderError)
+                             StorageError, SubmitUnconfirmed, TransientProviderError)
 from vidbatch.ledger import Reservation, ledger_row, new_reservation_id
 from vidbatch.media import sha256_of
 from vidbatch.providers import ClipRequest, Journal
@@ -233,6 +233,9 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
         except RenderStopped as err:  # a cap refused to grow its reservation: charged what it used, and it waits
             close("failed" if err.cost_usd else "released", err.cost_usd, str(err), job_id=err.job_id)
             _defer(job, ctx, str(err), BudgetExceeded)
+        except SubmitUnconfirmed as err:  # a job that may exist: charged its estimate, never sent again; it waits
+            close("failed", err.cost_usd, f"{type(err).__name__}: {err}", job_id=err.job_id)
+            _defer(job, ctx, str(err))
         except ProviderError as err:
             close("failed", err.cost_usd, f"{type(err).__name__}: {err}", job_id=err.job_id)
             raise

@@ -14,6 +14,15 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 REPO = Path(__file__).resolve().parents[1]
 DEMO_POLICY = REPO / "tests" / "two-routes-policy.toml"  # the demo's routes wan and sora
 THREE_ROUTES_POLICY = REPO / "catalogs" / "demo-policy.toml"  # the demo itself: wan, wan-hosted, sora
+VIDEOS_API_POLICY = REPO / "tests" / "videos-api-policy.toml"  # production Wan + a `sora` route on the Videos API
+
+
+def videos_api_policy():
+    """The production policy with its closed route `sora` on the OpenAI Videos API contract (the
+    default before Veo replaced Sora): what the planner, pricing and closed-route tests price against."""
+    from vidbatch.policy import load_policy
+
+    return load_policy(VIDEOS_API_POLICY)
 
 
 @pytest.fixture(scope="session")
@@ -96,10 +105,9 @@ def priced(policy, unavailable=None):
 
 def closed_provider(box, **route_changes):
     """The real closed-route provider (real openai SDK) pointed at a sandbox."""
-    from vidbatch.policy import default_policy
     from vidbatch.providers.openai_video import OpenAIVideoProvider, make_client
 
-    route = default_policy().routes["sora"].model_copy(update=route_changes)
+    route = videos_api_policy().routes["sora"].model_copy(update=route_changes)
     return OpenAIVideoProvider(route, client=make_client(route, base_url=box.base_url, api_key=box.api_key),
                                route_id="sora")
 

@@ -4,12 +4,12 @@ from hypothesis import strategies as st
 
 import pytest
 
-from tests.conftest import THREE_ROUTES_POLICY, catalog, priced
+from tests.conftest import videos_api_policy, THREE_ROUTES_POLICY, catalog, priced
 from vidbatch.catalog import validate_catalog
 from vidbatch.planner import Committed, plan_catalog
-from vidbatch.policy import Caps, default_policy, load_policy
+from vidbatch.policy import Caps, load_policy
 
-BASE = default_policy()
+BASE = videos_api_policy()
 
 
 def with_caps(**caps) -> object:

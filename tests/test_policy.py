@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import DEMO_POLICY, REPO, THREE_ROUTES_POLICY
+from tests.conftest import DEMO_POLICY, REPO, THREE_ROUTES_POLICY, videos_api_policy
 from vidbatch.errors import PolicyError
 from vidbatch.policy import default_policy, load_policy
 from vidbatch.providers.dashscope import DashScopeSettings
@@ -34,7 +34,7 @@ def test_routes_are_named_sections_of_any_kind_in_the_order_written():
 
 def test_two_routes_of_one_kind_and_default_orders(tmp_path):
     text = DEMO_POLICY.read_text().split("[routing]")[0]  # caps only
-    sora = default_policy().routes["sora"]
+    sora = videos_api_policy().routes["sora"]
     prices = '"sora-2" = { "1280x720" = 0.10, "720x1280" = 0.10 }\n"sora-2-pro" = { "1280x720" = 0.30, "720x1280" = 0.30 }\n'
     for name in ("gateway-a", "gateway-b"):
         text += f'[routes.{name}]\nkind = "openai-videos"\nbase_url = "https://{name}.example/v1"\n' \

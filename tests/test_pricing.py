@@ -2,14 +2,13 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import catalog
+from tests.conftest import videos_api_policy, catalog
 from vidbatch.catalog import validate_catalog
-from vidbatch.policy import default_policy
 from vidbatch.providers.openai_video_pricing import (openai_videos_estimate_usd, openai_videos_extension_segments,
                                                      openai_videos_options, openai_videos_segments)
 from vidbatch.providers.wan_pricing import wan_estimate_usd, wan_extension_frames, wan_options, wan_shot_frames
 
-POLICY = default_policy()
+POLICY = videos_api_policy()
 
 
 def priced(rows):

@@ -3,14 +3,14 @@
 import polars as pl
 import pytest
 
-from tests.conftest import catalog, priced
+from tests.conftest import videos_api_policy, catalog, priced
 from vidbatch.catalog import validate_catalog, with_fingerprints
 from vidbatch.ledger import History, ledger_row
 from vidbatch.ledger_store import LedgerStore
-from vidbatch.policy import default_policy
+
 from vidbatch.runs import clip_jobs, fallback_job, history_keys, plan_run
 
-POLICY = default_policy()
+POLICY = videos_api_policy()
 UP = priced(POLICY)
 
 

@@ -14,6 +14,8 @@
         ├── TransientProviderError   worth retrying: 429, 5xx, timeouts, lost connections
         ├── ContentRejected          permanent for this item: bad input, moderation
         ├── ProviderUnavailable      the route is gone for this run: no key, model gone, auth
+        ├── SubmitUnconfirmed        a submit's reply was lost and the endpoint cannot tell whether it
+        │                            made a job: charged its estimate, not sent again; the item waits
         └── RenderStopped            the caps refused to grow a render's reservation: it stopped
 """
 
@@ -34,6 +36,7 @@ __all__ = [
     "TransientProviderError",
     "ContentRejected",
     "ProviderUnavailable",
+    "SubmitUnconfirmed",
     "RenderStopped",
 ]
 
@@ -84,7 +87,9 @@ class QAFailed(MediaError):
 
 
 class ProviderError(VidbatchError):
-    """A provider call failed. `cost_usd` is what the failed call still cost."""
+    """A provider call failed. `cost_usd` is what the request's calls cost up to the failure: the
+    failed call's own cost plus every call of the same request that finished before it (a 16 s clip
+    whose extension fails still paid for its 12 s create)."""
 
     def __init__(self, message: str, *, cost_usd: float = 0.0, job_id: str | None = None):
         super().__init__(message)
@@ -102,6 +107,13 @@ class ContentRejected(ProviderError):
 
 class ProviderUnavailable(ProviderError):
     """The route cannot serve anything in this run (not configured, model gone, auth)."""
+
+
+class SubmitUnconfirmed(ProviderError):
+    """A paid submit whose answer was lost (5xx, a cut connection) and whose fate the endpoint cannot
+    tell (it lists no jobs, or the look-up kept failing): the job may exist and bill. `cost_usd`
+    charges it at its estimate, so the ledger never shows less than was billed; it is never sent
+    again by this attempt, and the item waits for a later run instead of failing."""
 
 
 class RenderStopped(ProviderError):

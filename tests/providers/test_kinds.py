@@ -77,7 +77,7 @@ def test_every_kind_prices_a_catalog_for_the_planner_under_its_routes_name():
     from vidbatch.providers.dashscope import DashScopeSettings
 
     policy = default_policy()
-    settings = {"wan-diffusers": policy.routes["wan"], "openai-videos": policy.routes["sora"], "dashscope": DashScopeSettings()}
+    settings = {"wan-diffusers": policy.routes["wan"], "openai-videos": policy.routes["gateway"], "dashscope": DashScopeSettings()}
     valid, _ = validate_catalog(catalog([{"duration_s": 4.0}, {"duration_s": 4.0, "aspect": "9:16"},
                                          {"duration_s": 30.0, "realism": "high"}]))
     for name, kind in provider_kinds().items():

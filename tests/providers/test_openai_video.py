@@ -4,11 +4,10 @@ import warnings
 
 import pytest
 
-from tests.conftest import closed_provider
+from tests.conftest import videos_api_policy, closed_provider
 from vidbatch.errors import ContentRejected, ProviderUnavailable, TransientProviderError
 from vidbatch import media
 from vidbatch.media import probe
-from vidbatch.policy import default_policy
 from vidbatch.providers import ClipRequest, Journal
 from vidbatch.providers.openai_video import OpenAIVideoProvider
 
@@ -19,6 +18,11 @@ def request(item="i0", prompt="a cat surfing", seconds=3.0, size=(1280, 720), mo
 
 def creates(box, kind="create"):
     return [j for j in box.jobs.values() if j.kind == kind]
+
+
+def submits(box, path="/v1/videos"):
+    """The statuses the endpoint answered to creates (the health check's extension probe is not one)."""
+    return [status for method, where, status in box.requests if method == "POST" and where == path]
 
 
 def test_text_to_video_is_a_real_clip_billed_like_the_server(sandbox, tmp_path):
@@ -84,7 +88,7 @@ def test_remix_reprompts_an_earlier_video(sandbox, tmp_path):
 def test_rate_limits_are_retried_by_the_sdk_honouring_retry_after(sandbox, tmp_path):
     sandbox.faults.rate_limit_next, sandbox.faults.retry_after_s = 2, 0.1
     clip = closed_provider(sandbox).generate(request(), tmp_path)
-    assert [s for m, p, s in sandbox.requests if m == "POST"] == [429, 429, 200]
+    assert submits(sandbox) == [429, 429, 200]
     assert len(creates(sandbox)) == 1 and clip.cost_usd == pytest.approx(0.4)
 
 
@@ -109,7 +113,7 @@ def test_a_submit_whose_reply_was_lost_is_adopted_not_paid_twice(sandbox, tmp_pa
     recorded = []
     clip = closed_provider(sandbox).generate(request(), tmp_path, Journal(on_job=lambda j, n: recorded.append(j)))
     assert len(creates(sandbox)) == 1 and recorded == [clip.job_id]
-    assert [s for m, p, s in sandbox.requests if m == "POST"] == [502]  # the SDK did not retry the submit
+    assert submits(sandbox) == [502]  # the SDK did not retry the submit
 
 
 def test_a_submit_failing_before_any_job_is_transient(sandbox, tmp_path):
@@ -137,15 +141,17 @@ def test_bad_input_is_permanent(sandbox, tmp_path):
     assert sandbox.jobs == {}
 
 
-def test_model_gone_makes_the_route_unavailable_for_the_run(sandbox, tmp_path):
+def test_a_model_gone_darkens_the_route_for_that_model_only(sandbox, tmp_path):
     provider = closed_provider(sandbox)
     sandbox.faults.gone_models = {"sora-2"}
-    with pytest.raises(ProviderUnavailable, match="model or Videos API gone"):
+    with pytest.raises(ProviderUnavailable, match="does not serve sora-2 \\(404: The model 'sora-2' does not exist"):
         provider.generate(request(), tmp_path)
-    assert "404" in provider.unavailable()
-    with pytest.raises(ProviderUnavailable):
-        provider.generate(request(model="sora-2-pro"), tmp_path)  # no further calls once dark
-    assert [p for _, p, _ in sandbox.requests].count("/v1/videos") == 2  # health check + one submit
+    with pytest.raises(ProviderUnavailable, match="does not serve sora-2"):
+        provider.generate(request(item="i1"), tmp_path)  # no further call for that model
+    assert provider.unavailable() is None  # the route itself still serves its other models
+    clip = provider.generate(request(item="i2", model="sora-2-pro"), tmp_path)
+    assert clip.cost_usd == pytest.approx(1.2) == sandbox.total_billed_usd()
+    assert submits(sandbox) == [404, 200]  # one refused create of sora-2, one of sora-2-pro
 
 
 def test_health_check_and_keys(sandbox, monkeypatch):
@@ -156,11 +162,11 @@ def test_health_check_and_keys(sandbox, monkeypatch):
     wrong._client = wrong._client.with_options(api_key="sk-wrong")
     why = wrong.unavailable()
     assert "refused the API key (401" in why and "sk-wrong" not in why
-    assert OpenAIVideoProvider(default_policy().routes["sora"], route_id="sora").unavailable() == (
+    assert OpenAIVideoProvider(videos_api_policy().routes["sora"], route_id="sora").unavailable() == (
         "no API key for https://api.openai.com/v1 (set OPENAI_API_KEY)")
     monkeypatch.setenv("OPENAI_BASE_URL", "http://user:secret@127.0.0.1:9/v1")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-live-secret")
-    unreachable = OpenAIVideoProvider(default_policy().routes["sora"], route_id="sora")
+    unreachable = OpenAIVideoProvider(videos_api_policy().routes["sora"], route_id="sora")
     assert unreachable.endpoint == "http://127.0.0.1:9/v1"  # credentials never reach logs or ledgers
     assert "unreachable" in unreachable.unavailable()
 
@@ -175,3 +181,33 @@ def test_poll_deadline_leaves_the_job_to_resume(sandbox, tmp_path):
     sandbox.latency_s = 0.3
     clip = provider.generate(request(), tmp_path, Journal(job_ids=tuple(recorded)))
     assert clip.job_id == recorded[0] and len(creates(sandbox)) == 1
+
+
+@pytest.mark.parametrize("failing", [1, 2, 3])
+@pytest.mark.parametrize("long_clips", ["extend", "shots"])
+def test_a_failed_call_carries_the_cost_of_the_calls_finished_before_it(sandbox, tmp_path, failing, long_clips):
+    """A 24 s item with a 4 s extension is three paid calls; whichever fails, the error says what
+    the calls before it billed (issue 27: a failed extension left $0.00 in the ledger for $3.60 billed)."""
+    sandbox.faults.failing_submits = {failing}
+    with pytest.raises(ContentRejected, match="internal_error") as caught:
+        closed_provider(sandbox, long_clips=long_clips).generate(request(seconds=24.0, extend_s=4.0), tmp_path)
+    assert len(sandbox.jobs) == failing  # nothing after the failed call was sent
+    assert caught.value.cost_usd == pytest.approx(sandbox.total_billed_usd()) == pytest.approx(1.2 * (failing - 1))
+
+
+@pytest.mark.parametrize("listing", [500, 400])
+def test_a_lost_create_whose_look_up_fails_is_charged_its_estimate_never_a_refusal(sandbox, tmp_path, listing):
+    """The create made a job but its answer was lost; the job list answers 500 past every retry (a
+    storm) or 400 (a gateway that lists nothing): the submit stays unconfirmed, charged its estimate,
+    never filed as a content refusal and never sent again (issue 27: 'ContentRejected: reconcile')."""
+    from vidbatch.errors import SubmitUnconfirmed
+
+    provider = closed_provider(sandbox)
+    assert provider.unavailable() is None
+    sandbox.faults.lost_reply_next, sandbox.faults.list_status = 1, listing
+    with pytest.raises(SubmitUnconfirmed, match="charged its estimate \\(\\$0.40\\), not sent again") as caught:
+        provider.generate(request(), tmp_path)
+    assert caught.value.cost_usd == pytest.approx(0.4) and not isinstance(caught.value, ContentRejected)
+    assert len(creates(sandbox)) == 1 and submits(sandbox) == [502]  # the job the lost reply made, and no other
+    listed = [status for method, where, status in sandbox.requests if method == "GET" and where == "/v1/videos"]
+    assert listed.count(listing) == (5 if listing == 500 else 1)  # a storm is asked again (with backoff)

@@ -32,6 +32,9 @@ class Faults:
     api_gone: bool = False            # every /videos request answers 410 (the API was shut down)
     reject_prompt: str | None = None  # creates whose prompt contains this answer 400 invalid_value
     echo_headers: bool = False        # error messages repeat the request's headers (as some gateways do)
+    list_status: int | None = None    # GET /v1/videos answers this error (LiteLLM's proxy: 400; a storm: 500)
+    failing_submits: set[int] = field(default_factory=set)  # the Nth accepted submits (1-based) make jobs
+    #                                   that end failed (internal_error, not billed): a later call of an item fails
 
 
 @dataclass
@@ -48,6 +51,7 @@ class Job:
     remixed_from: str | None = None
     kind: str = "create"
     deleted: bool = False
+    fails: bool = False   # ends failed whatever its prompt (Faults.failing_submits)
 
 
 class VideoJobs:
@@ -74,7 +78,8 @@ class VideoJobs:
             return "queued"
         if age < self.latency_s:
             return "in_progress"
-        return "failed" if self.faults.moderate and self.faults.moderate in job.prompt else "completed"
+        moderated = self.faults.moderate and self.faults.moderate in job.prompt
+        return "failed" if moderated or job.fails else "completed"
 
     def in_flight(self) -> int:
         now = time.monotonic()
@@ -93,6 +98,7 @@ class VideoJobs:
         with self._lock:
             self.by_id[job.id] = job
             self.accepted += 1
+            job.fails = self.accepted in self.faults.failing_submits
 
     def find(self, video_id: str) -> Job | None:
         job = self.by_id.get(video_id)
@@ -149,8 +155,8 @@ class VideoJobs:
             body["completed_at"] = int(created_at + self.latency_s)
             body["expires_at"] = int(created_at + self.latency_s + self.ttl_s)
         if status == "failed":
-            body["error"] = {"code": "moderation_blocked",
-                             "message": "Your request was blocked by our moderation system."}
+            body["error"] = {"code": "internal_error", "message": "Video generation failed."} if job.fails else {
+                "code": "moderation_blocked", "message": "Your request was blocked by our moderation system."}
         if self.report_billing and status in ("completed", "failed"):
             billed = job.billed_seconds if status == "completed" else 0
             body["billing"] = {"seconds": billed, "usd": round(billed * self.price(job), 6)}

@@ -187,6 +187,8 @@ class VideosRoutes:
         return job
 
     async def list_videos(self, after: str | None = None, limit: int = 20, order: str = "desc"):
+        if self.book.faults.list_status:
+            return _error(self.book.faults.list_status, "The job list is not available here.")
         page, more = self.book.listing(after, limit, newest_first=order == "desc")
         return {"object": "list", "data": [self.book.video_json(j) for j in page],
                 "first_id": page[0].id if page else None, "last_id": page[-1].id if page else None,
