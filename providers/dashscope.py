@@ -17,7 +17,9 @@ own retries) for nothing we need. Every policy setting is in `DashScopeSettings`
      journal before anything waits on it; a retry or a later run resumes it. The docs say never to
      create a duplicate task, and there is no idempotency key: a submit whose fate is unknown (5xx,
      504, a connection cut after sending) is reconciled against the task list (same model, submitted
-     since just before, same prompt) before anything else.
+     since just before, same prompt) before anything else; a look-up answered 429/5xx is asked again
+     with backoff, and one that still cannot say leaves the submit unconfirmed (charged its
+     estimate, never sent again, the item waits), never a second task.
   5. poll GET /api/v1/tasks/{id} until SUCCEEDED, FAILED, CANCELED or UNKNOWN, under a deadline.
   6. download the result URL at once (it expires 24 h after the task ends); an expired or missing
      result is a failed call that was still billed.
@@ -42,7 +44,8 @@ import httpx
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
-from vidbatch.errors import ContentRejected, ProviderError, ProviderUnavailable, TransientProviderError
+from vidbatch.errors import (ContentRejected, ProviderError, ProviderUnavailable, SubmitUnconfirmed,
+                             TransientProviderError)
 from vidbatch.providers import Clip, ClipRequest, Journal, ProviderKind, RunSettings
 from vidbatch.route_settings import checked_endpoint
 
@@ -267,34 +270,47 @@ class DashScopeProvider:
 
     def _adopt_or_raise(self, request: ClipRequest, model: str, since: datetime, journal: Journal, why: str) -> str:
         """After a submit of unknown fate: the task it created (same model, submitted since, same
-        prompt, not held by this process), else a transient error (nothing was created)."""
+        prompt, not held by this process), adopted; a transient error when the task list shows it
+        created none. A look-up that fails is never taken for an answer: it is asked again with
+        backoff (429, 5xx, timeouts), and when it still cannot say (or the endpoint has no list),
+        the submit is SubmitUnconfirmed: charged its estimate, never sent again, the item waits."""
+        def unconfirmed(lookup: str) -> SubmitUnconfirmed:
+            return SubmitUnconfirmed(
+                f"submit {request.item_id}: {why}; whether a task was created cannot be found out ({lookup}): "
+                f"charged its estimate, not submitted again; the item waits for a later run",
+                cost_usd=self.estimate_cost(request))
+
+        if not self.can_list:
+            raise unconfirmed(f"{self.endpoint} has no task list to reconcile against")
         start = since.strftime("%Y%m%d%H%M%S")
         end = (datetime.now(timezone.utc) + timedelta(seconds=5)).strftime("%Y%m%d%H%M%S")
-        try:
-            listed = self._http().get("/api/v1/tasks", params={"model_name": model, "start_time": start,
-                                                               "end_time": end, "page_size": 100}) \
-                if self.can_list else None
-            if listed is None or listed.status_code == 404:
-                self.can_list = False
-                raise ProviderError(
-                    f"submit {request.item_id}: {why}; {self.endpoint} has no task list to reconcile against, so "
-                    "whether a task was created is unknown: recorded as ambiguous at its estimate, not submitted "
-                    "again", cost_usd=self.estimate_cost(request))
-            self._raise_for(listed, f"reconcile {request.item_id}")
-            for row in listed.json().get("data", []):
-                if row["task_id"] in self._seen:
-                    continue
-                found = self._http().get(f"/api/v1/tasks/{row['task_id']}")
-                self._raise_for(found, f"reconcile {request.item_id}")
-                if (found.json().get("output") or {}).get("orig_prompt") == request.prompt:
-                    log.warning("%s: the submit got %s but created task %s; adopting it", request.item_id, why,
-                                row["task_id"])
-                    self._record(row["task_id"], journal, f"DashScope task of {model} (adopted after: {why})")
-                    return row["task_id"]
-        except httpx.HTTPError as err:
-            raise TransientProviderError(f"submit {request.item_id}: {why}; the task list could not be read "
-                                         f"({type(err).__name__})") from err
+        listed = self._looked_up("/api/v1/tasks", {"model_name": model, "start_time": start, "end_time": end,
+                                                   "page_size": 100}, unconfirmed)
+        for row in listed.json().get("data", []):
+            if row["task_id"] in self._seen:
+                continue
+            found = self._looked_up(f"/api/v1/tasks/{row['task_id']}", None, unconfirmed)
+            if (found.json().get("output") or {}).get("orig_prompt") == request.prompt:
+                log.warning("%s: the submit got %s but created task %s; adopting it", request.item_id, why,
+                            row["task_id"])
+                self._record(row["task_id"], journal, f"DashScope task of {model} (adopted after: {why})")
+                return row["task_id"]
         raise TransientProviderError(f"submit {request.item_id}: {why}; no task was created")
+
+    def _looked_up(self, path: str, params: dict | None, unconfirmed) -> httpx.Response:
+        """A reconciling GET, asked patiently: its answer, or `unconfirmed(why)` raised when it has none."""
+        response = self._get_patiently(path, params)
+        if response is None or isinstance(response, str):
+            raise unconfirmed(f"the look-up stayed busy after {len(self.probe_backoff_s) + 1} tries"
+                              if response is None else response)
+        if response.status_code == 404 and path == "/api/v1/tasks":
+            self.can_list = False
+            raise unconfirmed(f"{self.endpoint} has no task list to reconcile against")
+        if response.status_code in (401, 403):
+            self._raise_for(response, "look-up")  # the key refused: the route is unavailable
+        if response.status_code >= 400:
+            raise unconfirmed(f"the look-up answered {response.status_code} {_code(response)}")
+        return response
 
     # ---- 5. poll ---------------------------------------------------------------------------------
 

@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import REPO
-from vidbatch.errors import ContentRejected, ProviderError, ProviderUnavailable, TransientProviderError
+from vidbatch.errors import (ContentRejected, ProviderError, ProviderUnavailable, SubmitUnconfirmed,
+                             TransientProviderError)
 from vidbatch.media import probe
 from vidbatch.providers import ClipRequest, Journal
 from vidbatch.providers.dashscope import DashScopeProvider, DashScopeSettings
@@ -205,7 +206,7 @@ def test_without_a_task_list_the_route_serves_and_a_lost_reply_is_charged_not_re
     assert route.unavailable() is None and route.can_list is False
     assert route.generate(request(), tmp_path, journal([])).cost_usd == pytest.approx(5 * 0.036)
     hosted.faults.lost_reply_next = 1
-    with pytest.raises(ProviderError, match="no task list to reconcile") as err:
+    with pytest.raises(SubmitUnconfirmed, match="no task list to reconcile") as err:
         route.generate(request(item="lost", prompt="a lost reply"), tmp_path, journal([]))
     assert err.value.cost_usd == pytest.approx(route.estimate_cost(request()))  # recorded at its estimate
     assert not isinstance(err.value, TransientProviderError)  # so nothing retries it blindly

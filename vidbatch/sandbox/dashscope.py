@@ -58,6 +58,9 @@ class DashScopeFaults:
     echo_headers: bool = False      # error messages repeat the request's headers (as some gateways do)
     read_throttle_p: float = 0.0    # each GET of the task API answers 429 Throttling with this probability
     task_list: bool = True          # False: the endpoint has no task-list call (GET /api/v1/tasks is 404)
+    lost_reply_p: float = 0.0       # each submit that creates a task loses its reply with this probability
+    throttle_p: float = 0.0         # each request (submit, poll, look-up) answers 429 with this probability
+    server_error_p: float = 0.0     # each request answers 500 with this probability (before doing anything)
 
 
 @dataclass

@@ -39,8 +39,10 @@ def build_app(sandbox: DashScopeSandbox) -> FastAPI:
         except ValueError:
             return JSONResponse(_error("InvalidParameter", "the body is not JSON"), status_code=400)
         status, answer, task = sandbox.submit(body)
-        if task is not None and sandbox.faults.lost_reply_next > 0:
-            sandbox.faults.lost_reply_next -= 1
+        lost = sandbox.faults.lost_reply_next > 0 or (
+            sandbox.faults.lost_reply_p and _DICE.random() < sandbox.faults.lost_reply_p)
+        if task is not None and lost:
+            sandbox.faults.lost_reply_next -= sandbox.faults.lost_reply_next > 0
             return Response("<html><body>504 Gateway Time-out</body></html>", status_code=504,
                             media_type="text/html")
         return JSONResponse(answer, status_code=status)
@@ -89,8 +91,12 @@ def _gate(sandbox: DashScopeSandbox, request: Request):
     if (request.method == "GET" and sandbox.faults.read_throttle_p
             and _DICE.random() < sandbox.faults.read_throttle_p):
         return JSONResponse(_error("Throttling", "Requests throttling triggered."), status_code=429)
-    if sandbox.faults.server_error_next > 0:
-        sandbox.faults.server_error_next -= 1
+    if sandbox.faults.throttle_p and _DICE.random() < sandbox.faults.throttle_p:
+        return JSONResponse(_error("Throttling.RateQuota", "Requests rate limit exceeded, please try again later."),
+                            status_code=429)
+    server_error = sandbox.faults.server_error_p and _DICE.random() < sandbox.faults.server_error_p
+    if sandbox.faults.server_error_next > 0 or server_error:
+        sandbox.faults.server_error_next -= sandbox.faults.server_error_next > 0
         return JSONResponse(_error("InternalError", "An internal error has occured, please try again later."),
                             status_code=500)
     return None
