@@ -3,7 +3,8 @@
 It plays a GPU route we do not have: configurable latency, price per second, and scripted
 failures (raised in call order, like a flaky service), so retries and the ledger are exercised
 for real. `patterns` scripts what each item's successive clips show (`media.testsrc` patterns:
-a distinct colour per scene, a black or frozen clip for the QA gate); `audio` adds a tone, as
+a distinct colour per scene, a black or frozen clip for the QA gate; `zeros`: a zero-filled
+file, as a broken download leaves); `audio` adds a tone, as
 the closed route's clips have. Never built from a policy: a caller binds it to a route (vidbatch.in_process).
 """
 
@@ -63,6 +64,11 @@ class TestsrcProvider:
         if failure is not None:
             raise failure
         frames = max(1, round((request.seconds + request.extend_s) * self.fps + 0.4999))
+        if pattern == "zeros":  # a download that went wrong: the right name, no video in it
+            path = workdir / f"testsrc-s{int(request.seed)}.mp4"
+            path.write_bytes(bytes(64 * 1024))
+            return Clip(path=path, seconds=frames / self.fps, cost_usd=self.estimate_cost(request),
+                        detail="a zero-filled file", sandbox=self.sandbox)
         path = testsrc(workdir / f"testsrc-s{int(request.seed)}.mp4", frames / self.fps, request.width,
                        request.height, self.fps, pattern=pattern, audio=self.audio)
         return Clip(path=path, seconds=frames / self.fps, cost_usd=self.estimate_cost(request),

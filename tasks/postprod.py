@@ -20,7 +20,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import State
 
 from vidbatch import layout
-from vidbatch.errors import QAFailed
+from vidbatch.errors import MediaError, QAFailed
 from vidbatch.media import MediaInfo, contact_sheet, cut, detect_defects, probe, sha256_of
 from vidbatch.policy import Policy
 from vidbatch.qa import Expected, qa_failures, qa_summary
@@ -87,9 +87,10 @@ def _qa_failed(clip: GeneratedClip, ctx: RunContext, verdict: str) -> None:
 @task(name="finish-clip", task_run_name="finish {clip.job.item_id}", cache_policy=NO_CACHE)
 def finish_clip(clip: GeneratedClip, ctx: RunContext) -> CheckedClip | State:
     """Cut, check, and regenerate once if the clip fails QA. Never retried as a whole: a retry
-    could pay for a second regeneration (the paid step inside has its own retries)."""
-    path = _cut(clip)
-    info, failures = check_clip(path, clip, ctx.policy)
+    could pay for a second regeneration (the paid step inside has its own retries). A clip that
+    cannot be cut or read (an empty or broken download, a stored copy gone bad) fails QA like any
+    other: its `qa_failed` row keeps it from ever being delivered from storage again."""
+    path, info, failures = _cut_and_check(clip, ctx)
     if not failures:
         return CheckedClip(clip, path, info, qa_summary([]) if ctx.policy.qa.enabled else "not checked")
     first = qa_summary(failures)
@@ -97,17 +98,26 @@ def finish_clip(clip: GeneratedClip, ctx: RunContext) -> CheckedClip | State:
     if not ctx.policy.qa.regenerate_once:
         raise QAFailed(f"QA {first} (qa.regenerate_once is off)")
     seed = clip.job.seed + 1
-    job = clip.job.model_copy(update={"seed": seed, "resume_reservation_id": None, "resume_job_ids": ()})
+    job = clip.job.model_copy(update={"seed": seed, "resume_reservation_id": None, "resume_job_ids": (),
+                                      "recover": None})
     again = generate_clip(job, ctx, why=f"QA regeneration with seed {seed}: the first clip {first}")
     if isinstance(again, State):  # the regeneration was deferred (a cap): so is the item
         return again
-    path = _cut(again)
-    info, failures = check_clip(path, again, ctx.policy)
+    path, info, failures = _cut_and_check(again, ctx)
     if failures:
         second = qa_summary(failures)
         _qa_failed(again, ctx, second)
         raise QAFailed(f"QA failed twice: seed {clip.job.seed} {first}; seed {seed} {second}")
     return CheckedClip(again, path, info, f"passed on regeneration (seed {seed}); the first clip {first}")
+
+
+def _cut_and_check(clip: GeneratedClip, ctx: RunContext) -> tuple[Path | None, MediaInfo | None, list[str]]:
+    """The cut, what it measures, and the QA gate's failures (an unreadable clip is one)."""
+    try:
+        path = _cut(clip)
+        return (path, *check_clip(path, clip, ctx.policy))
+    except MediaError as err:
+        return None, None, [f"unreadable clip ({ctx.redact(err)})"]
 
 
 @task(name="write-asset", task_run_name="write {checked.clip.job.item_id}", retries=3, retry_delay_seconds=[1, 5, 15],

@@ -156,6 +156,23 @@ def test_qa_regenerates_a_black_clip_once_and_fails_a_clip_frozen_twice(tmp_path
     assert again["status_counts"] == {"done": 2, "failed": 1}
 
 
+def test_a_broken_download_fails_qa_and_is_made_again_never_delivered_from_its_stored_copy(tmp_path):
+    """Issue 27: a zero-filled MP4 was settled, its cut failed, and every rerun 'finished' the item
+    from that stored copy and failed again. Now it is a QA failure of that clip, made again once."""
+    wan = TestsrcProvider(patterns={"broken": ["zeros", "testsrc2"], "twice": ["zeros", "zeros", "testsrc2"]})
+    rows = [{"item_id": "broken", "duration_s": 2.0}, {"item_id": "twice", "duration_s": 2.0}]
+    summary = run(tmp_path, rows, wan)
+    assert summary["status_counts"] == {"finished": 1, "failed": 1}
+    assert "unreadable clip" in summary["qa_regenerated"][0]["qa"]
+    assert summary["failed"][0]["item_id"] == "twice" and "unreadable clip" in summary["failed"][0]["reason"]
+    ledger = ledger_of(tmp_path / "out")
+    assert ledger.filter(pl.col("status") == "qa_failed")["item_id"].sort().to_list() == ["broken", "twice", "twice"]
+    again = run(tmp_path, rows, wan)  # the rerun makes the item again: its broken copies are never delivered
+    assert again["status_counts"] == {"done": 1, "finished": 1} and wan.calls.count("twice") == 3
+    paid = ledger_of(tmp_path / "out").filter(pl.col("status").is_in(["paid", "settled", "failed"]))
+    assert paid["cost_usd"].sum() == pytest.approx(summary["cost_usd"] + again["cost_usd"])  # every clip's money
+
+
 def test_qa_without_regeneration_fails_at_once(tmp_path):
     wan = TestsrcProvider(patterns={"dark": ["black", "testsrc2"]})
     summary = run(tmp_path, [{"item_id": "dark", "duration_s": 2.0}], wan, regenerate_once=False)
