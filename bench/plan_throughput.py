@@ -2,18 +2,20 @@
 
 Baseline in the same run: the same routing, pricing and cap allocation written as a plain per-row
 Python loop over the project's own scalar pricing functions (what a non-vectorised planner costs).
+Policy: catalogs/videos-api-policy.toml (production Wan and a Videos-API closed route).
 Run: .venv/bin/python bench/plan_throughput.py [N]
 """
 
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from vidbatch.catalog import validate_catalog
 from vidbatch.planner import plan_catalog
-from vidbatch.policy import default_policy
+from vidbatch.policy import load_policy
 from vidbatch.providers import build_providers, priced_routes
 from vidbatch.providers.openai_video_pricing import openai_videos_estimate_usd, openai_videos_size
 from vidbatch.providers.wan_pricing import wan_estimate_usd
@@ -57,7 +59,7 @@ def synthetic(n: int) -> pl.DataFrame:
 
 def main(n: int) -> None:
     frame = synthetic(n)
-    policy = default_policy()
+    policy = load_policy(Path(__file__).resolve().parents[1] / "catalogs" / "videos-api-policy.toml")
     t0 = time.perf_counter()
     valid, rejects = validate_catalog(frame)
     t1 = time.perf_counter()

@@ -14,7 +14,7 @@ operation carries the video's bytes. Clips are 4, 6 or 8 s (`clip_seconds`), bil
   3. create: 429 RESOURCE_EXHAUSTED and the API's own 5xx created nothing: retried with backoff,
      then transient (Prefect retries the task). A gateway's 504 or a reply lost after sending may
      have created one, and there is no list to find it: charged the estimate, not sent again.
-     A 404 is a model that is gone, 401/403 a key refused: the route is unavailable from then on.
+     A 404 is a model that is gone (for that model), 401/403 a key refused: the route is unavailable.
   4. poll: 429/5xx are asked again until `poll_deadline_s`; an operation still running then is
      transient (the next attempt resumes it); one the service forgot (404) is charged its estimate.
   5. a refusal by the safety filter (`raiMediaFilteredCount`, "you have not been charged") is
@@ -38,7 +38,8 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from vidbatch import media
-from vidbatch.errors import ContentRejected, ProviderError, ProviderUnavailable, TransientProviderError
+from vidbatch.errors import (ContentRejected, ProviderError, ProviderUnavailable, SubmitUnconfirmed,
+                             TransientProviderError)
 from vidbatch.providers import Clip, ClipRequest, Journal, ProviderKind, RunSettings
 from vidbatch.route_settings import Realism, checked_endpoint
 
@@ -123,6 +124,7 @@ class VeoProvider:
         self.image_input = True
         self.secrets = tuple(filter(None, [self._api_key()]))  # the redactor's
         self._gone: str | None = None
+        self._gone_models: dict[str, str] = {}  # model -> why Veo does not serve it (the route's others may)
         self._credentials: str | None = None  # why Application Default Credentials fail, once checked
         self._checked = False
         self._client = None
@@ -193,6 +195,8 @@ class VeoProvider:
 
     def generate(self, request: ClipRequest, workdir: Path, journal: Journal | None = None) -> Clip:
         journal = journal or Journal()
+        if request.model in self._gone_models:
+            raise ProviderUnavailable(self._gone_models[request.model])
         clips, price, resolution = self._clips(request), self._price(request), self._resolution(request)
         aspect = "9:16" if request.height > request.width else "16:9"
         parts: list[Path] = []
@@ -263,14 +267,14 @@ class VeoProvider:
             raise self._ambiguous(request, text, billed, estimate)
         if code in (401, 403):
             self._gone = f"{self.id}: the key or credentials were refused ({text})"
-            raise ProviderUnavailable(self._gone)
-        if code == 404:
-            self._gone = f"{self.id}: model {request.model} is gone ({text})"
-            raise ProviderUnavailable(self._gone)
+            raise ProviderUnavailable(self._gone, cost_usd=billed)
+        if code == 404:  # that model is gone: the route's other models still serve
+            self._gone_models.setdefault(request.model, f"{self.id}: model {request.model} is gone ({text})")
+            raise ProviderUnavailable(self._gone_models[request.model], cost_usd=billed)
         raise ContentRejected(f"create {request.item_id}: refused ({text})", cost_usd=billed)
 
-    def _ambiguous(self, request: ClipRequest, why: str, billed: float, estimate: float) -> ProviderError:
-        return ProviderError(f"create {request.item_id}: {why}; Veo has no list of operations to find whether one "
+    def _ambiguous(self, request: ClipRequest, why: str, billed: float, estimate: float) -> SubmitUnconfirmed:
+        return SubmitUnconfirmed(f"create {request.item_id}: {why}; Veo has no list of operations to find whether one "
                              "was created: charged its estimate, not sent again", cost_usd=billed + estimate)
 
     # ---- poll ------------------------------------------------------------------------------------

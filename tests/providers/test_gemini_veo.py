@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.conftest import REPO
-from vidbatch.errors import ContentRejected, PolicyError, ProviderError, ProviderUnavailable, TransientProviderError
+from vidbatch.errors import (ContentRejected, PolicyError, ProviderError, ProviderUnavailable, SubmitUnconfirmed,
+                             TransientProviderError)
 from vidbatch.media import probe
 from vidbatch.providers import ClipRequest, Journal
 from vidbatch.providers.gemini_veo import VeoProvider, VeoSettings, clip_plan, price_columns
@@ -101,7 +102,7 @@ def test_an_operation_is_resumed_after_its_process_was_killed_never_created_twic
 def test_a_lost_reply_is_charged_its_estimate_and_never_sent_again(veo, tmp_path):
     route, recorded = provider(veo), []
     veo.faults.lost_reply_next = 1
-    with pytest.raises(ProviderError, match="not sent again") as lost:
+    with pytest.raises(SubmitUnconfirmed, match="not sent again") as lost:
         route.generate(request(), tmp_path, journal(recorded))
     assert not isinstance(lost.value, TransientProviderError)
     assert lost.value.cost_usd == pytest.approx(4 * 0.40) and not recorded
@@ -164,7 +165,9 @@ def test_no_key_a_refused_key_and_a_gone_model_make_the_route_unavailable(veo, t
     route = provider(veo)
     with pytest.raises(ProviderUnavailable, match=f"model {STANDARD} is gone"):
         route.generate(request(), tmp_path, journal([]))
-    assert "is gone" in route.unavailable() and veo.total_billed_usd() == 0.0
+    with pytest.raises(ProviderUnavailable, match=f"model {STANDARD} is gone"):
+        route.generate(request(item="again"), tmp_path, journal([]))  # not asked again
+    assert route.unavailable() is None and veo.total_billed_usd() == 0.0  # its other models still serve
 
 
 def test_an_endpoint_that_echoes_the_key_in_an_error_is_redacted(veo, tmp_path):

@@ -9,11 +9,14 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-__all__ = ["SIZES", "CLIP_SECONDS", "EXTENSION_SECONDS", "Faults", "Job", "VideoJobs"]
+__all__ = ["SIZES", "CLIP_SECONDS", "EXTENSION_SECONDS", "LIST_PRICES", "Faults", "Job", "VideoJobs"]
 
 SIZES = ("720x1280", "1280x720", "1024x1792", "1792x1024")
 CLIP_SECONDS = ("4", "8", "12")
 EXTENSION_SECONDS = ("4", "8", "12", "16", "20")
+# What the sandbox bills per second, by model and size (OpenAI's last list prices for the Sora models).
+LIST_PRICES = {"sora-2": {"1280x720": 0.10, "720x1280": 0.10},
+               "sora-2-pro": {"1280x720": 0.30, "720x1280": 0.30, "1792x1024": 0.50, "1024x1792": 0.50}}
 
 
 @dataclass

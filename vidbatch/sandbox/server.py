@@ -15,8 +15,7 @@ import time
 from pathlib import Path
 
 from vidbatch import media
-from vidbatch.policy import default_policy
-from vidbatch.sandbox.jobs import Faults, Job, VideoJobs
+from vidbatch.sandbox.jobs import LIST_PRICES, Faults, Job, VideoJobs
 
 __all__ = ["VideosSandbox", "Loopback", "serve_in_thread", "Served", "gatekeeper"]
 
@@ -135,7 +134,7 @@ class VideosSandbox(Loopback):
         self.api_key = api_key
         self.poll_after_ms = poll_after_ms
         self.fps = fps
-        self.book = VideoJobs(prices=prices or default_policy().routes["sora"].price_usd_per_s, latency_s=latency_s,
+        self.book = VideoJobs(prices=prices or LIST_PRICES, latency_s=latency_s,
                               ttl_s=ttl_s, report_billing=report_billing, faults=faults or Faults(), seed=seed)
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status) of every request
         super().__init__("vidbatch-sandbox-")
