@@ -70,7 +70,7 @@ def test_model_gone_mid_run_reroutes_what_may_fall_back_and_defers_the_rest(tmp_
     assert summary["status_counts"] == {"finished": 2, "deferred": 1}
     assert sorted(wan.calls) == ["i0", "i1"]
     assert {d["item_id"] for d in summary["fell_back"]} == {"i0", "i1"}
-    assert "model or Videos API gone" in summary["fell_back"][0]["reason"]
+    assert "does not serve sora-2 (404: The model 'sora-2' does not exist" in summary["fell_back"][0]["reason"]
     assert "no fallback left in the policy's order; deferred" in summary["deferred"][0]["reason"]
     ledger = ledger_of(tmp_path / "out")
     released = ledger.filter(pl.col("status") == "released")
