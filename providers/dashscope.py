@@ -275,10 +275,7 @@ class DashScopeProvider:
         backoff (429, 5xx, timeouts), and when it still cannot say (or the endpoint has no list),
         the submit is SubmitUnconfirmed: charged its estimate, never sent again, the item waits."""
         def unconfirmed(lookup: str) -> SubmitUnconfirmed:
-            return SubmitUnconfirmed(
-                f"submit {request.item_id}: {why}; whether a task was created cannot be found out ({lookup}): "
-                f"charged its estimate, not submitted again; the item waits for a later run",
-                cost_usd=self.estimate_cost(request))
+            return SubmitUnconfirmed.charged(f"submit {request.item_id}", why, lookup, self.estimate_cost(request))
 
         if not self.can_list:
             raise unconfirmed(f"{self.endpoint} has no task list to reconcile against")

@@ -274,8 +274,8 @@ class VeoProvider:
         raise ContentRejected(f"create {request.item_id}: refused ({text})", cost_usd=billed)
 
     def _ambiguous(self, request: ClipRequest, why: str, billed: float, estimate: float) -> SubmitUnconfirmed:
-        return SubmitUnconfirmed(f"create {request.item_id}: {why}; Veo has no list of operations to find whether one "
-                             "was created: charged its estimate, not sent again", cost_usd=billed + estimate)
+        return SubmitUnconfirmed.charged(f"create {request.item_id}", why, "Veo lists no operations", estimate,
+                                         spent=billed)
 
     # ---- poll ------------------------------------------------------------------------------------
 

@@ -58,6 +58,7 @@ __all__ = ["OpenAIVideoProvider", "KIND", "SORA_DEPRECATION", "make_client"]
 log = logging.getLogger(__name__)
 SORA_DEPRECATION = "The Sora API is scheduled to permanently shut down"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
+_LISTS_NOTHING = (400, 405, 501)  # a job list answered so: the endpoint routes no list (LiteLLM: 400)
 PROBE_VIDEO_ID = "video_vidbatch_capability_probe"  # an id no endpoint has: extending it creates nothing
 _MODEL_REFUSED = re.compile(r"(invalid|unknown|unsupported|no such)\s+model|model\b.{0,80}\b(not found|does not "
                             r"exist|not exist|not supported|not available|not served|no access)", re.I | re.S)
@@ -186,7 +187,7 @@ class OpenAIVideoProvider:
         except openai.APIStatusError as err:
             if err.status_code in (404, 410):
                 return f"{self.endpoint} does not serve the Videos API ({err.status_code}: {_message(err)})"
-            if err.status_code in (400, 405, 501):  # a gateway that routes the calls but lists nothing
+            if err.status_code in _LISTS_NOTHING:  # a gateway that routes the calls but lists nothing
                 self.can_list = False
                 log.warning("%s lists no jobs (%s: %s): a create whose answer is lost cannot be looked up, so it "
                             "is charged its estimate and its item waits", self.endpoint, err.status_code, _message(err))
@@ -354,27 +355,24 @@ class OpenAIVideoProvider:
         """After a submit of unknown fate: the job it created, None when the endpoint's list shows
         it created none; SubmitUnconfirmed when the list cannot say (not served, or still failing
         after the SDK's retries): a look-up that fails is never taken for an answer."""
+        import openai
+
         def unconfirmed(lookup: str) -> SubmitUnconfirmed:
-            return SubmitUnconfirmed(
-                f"{kind} for {request.item_id}: {why}; whether it created a job cannot be found out ({lookup}): "
-                f"charged its estimate (${estimate:.2f}), not sent again; the item waits for a later run",
-                cost_usd=estimate)
+            return SubmitUnconfirmed.charged(f"{kind} for {request.item_id}", why, lookup, estimate)
 
         if not self.can_list:
             raise unconfirmed(f"{self.endpoint} lists no jobs")
-        import openai
-
-        try:
-            with self._translate(f"look-up of {request.item_id}", submit=None):
-                page = self._client.with_options(max_retries=max(4, self.route.max_retries)).videos.list(
-                    limit=100, order="desc")
-        except ProviderUnavailable:
-            raise
-        except ProviderError as err:
-            status = getattr(err.__cause__, "status_code", None)
-            if isinstance(err.__cause__, openai.APIStatusError) and status in (400, 404, 405, 501):
+        try:  # the SDK retries 429, 5xx and lost connections, with backoff
+            page = self._client.with_options(max_retries=max(4, self.route.max_retries)).videos.list(
+                limit=100, order="desc")
+        except (openai.AuthenticationError, openai.PermissionDeniedError) as err:
+            raise self._go_dark(f"{self.endpoint} refused the API key ({err.status_code}: {_message(err)})") from err
+        except openai.APIStatusError as err:
+            if err.status_code in (404, *_LISTS_NOTHING):
                 self.can_list = False
-            raise unconfirmed(f"the look-up failed: {err}") from None
+            raise unconfirmed(f"the look-up answered {err.status_code}: {_message(err)}") from None
+        except openai.APIConnectionError as err:
+            raise unconfirmed(f"the look-up failed ({type(err).__name__})") from None
         for video in page.data:
             if video.created_at < since - 5:
                 break

@@ -73,6 +73,34 @@ def _isolated(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
+def free_port() -> int:
+    """A TCP port on loopback nobody listens on now, for a server a test starts."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_http(url: str, log: Path, process=None, timeout_s: float = 120.0) -> None:
+    """Until `url` answers 200 (a server a test started): fails with the tail of its `log` when
+    its `process` exits first or `timeout_s` passes (a limit that only matters when it fails)."""
+    import time
+
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if (process is not None and process.poll() is not None) or time.monotonic() > deadline:
+            pytest.fail(f"{url} did not answer: {log.read_text()[-2000:] if log.exists() else 'no log'}")
+        time.sleep(0.5)
+
+
 def catalog(rows: list[dict], **defaults) -> pl.DataFrame:
     """A catalog frame from partial rows: required columns get harmless defaults."""
     base = {"campaign": "c1", "prompt": "a cat on the beach", "duration_s": 2.0, "aspect": "16:9",

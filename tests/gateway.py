@@ -5,16 +5,13 @@ one. The config is the one the README ships (`infra/litellm.yaml`): create retri
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, free_port, wait_for_http
 
 MASTER_KEY = "sk-gateway-master-0123456789"  # what vidbatch sends the gateway
 UPSTREAM_KEY = "sk-upstream-secret-9876543210"  # what the gateway sends the service: vidbatch never sees it
@@ -26,12 +23,6 @@ def litellm_binary() -> Path | None:
     return found if found.exists() else None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def litellm_proxy(upstream_base_url: str, workdir: Path):
     """The LiteLLM proxy on loopback forwarding sora-2 / sora-2-pro to `upstream_base_url`; yields
@@ -41,7 +32,7 @@ def litellm_proxy(upstream_base_url: str, workdir: Path):
         if os.environ.get("CI"):
             pytest.fail("the LiteLLM proxy is missing: infra/dev.sh test installs it into .venv-gateway")
         pytest.skip("no LiteLLM proxy (.venv-gateway): run the tests through infra/dev.sh test")
-    port = _free_port()
+    port = free_port()
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PREFECT_"))},
            "UPSTREAM_BASE_URL": upstream_base_url, "UPSTREAM_API_KEY": UPSTREAM_KEY,
            "LITELLM_MASTER_KEY": MASTER_KEY, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False",
@@ -49,17 +40,8 @@ def litellm_proxy(upstream_base_url: str, workdir: Path):
     log = (workdir / "litellm.log").open("w")
     proxy = subprocess.Popen([str(binary), "--config", str(CONFIG), "--host", "127.0.0.1", "--port", str(port),
                               "--num_workers", "1"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
-    try:
-        deadline = time.monotonic() + 240  # its first import compiles much; the answer is what counts, not speed
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/health/liveliness", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proxy.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"the LiteLLM proxy did not start: {(workdir / 'litellm.log').read_text()[-2000:]}")
-            time.sleep(0.5)
+    try:  # its first import compiles much: a roomy limit, which only matters when it fails
+        wait_for_http(f"http://127.0.0.1:{port}/health/liveliness", workdir / "litellm.log", proxy, timeout_s=240)
         yield f"http://127.0.0.1:{port}/v1"
     finally:
         proxy.terminate()

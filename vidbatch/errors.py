@@ -115,6 +115,15 @@ class SubmitUnconfirmed(ProviderError):
     charges it at its estimate, so the ledger never shows less than was billed; it is never sent
     again by this attempt, and the item waits for a later run instead of failing."""
 
+    @classmethod
+    def charged(cls, submit: str, why: str, lookup: str, estimate: float, *, spent: float = 0.0
+                ) -> "SubmitUnconfirmed":
+        """The one wording every kind uses: `submit` what was sent, `why` its answer, `lookup` why
+        its fate cannot be found out; the cost is the submit's `estimate` plus what the request's
+        earlier calls already `spent`."""
+        return cls(f"{submit}: {why}; whether it made a job cannot be found out ({lookup}): charged its estimate "
+                   f"(${estimate:.2f}), not sent again; the item waits for a later run", cost_usd=spent + estimate)
+
 
 class RenderStopped(ProviderError):
     """A render outgrew its reservation and the caps refused to grow it: it stopped before spending

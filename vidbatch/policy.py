@@ -254,7 +254,7 @@ def error_lines(err: ValidationError, prefix: tuple[str, ...] = ()) -> str:
 
 
 def default_policy() -> Policy:
-    """The policy shipped with vidbatch (production Wan checkpoints, OpenAI list prices)."""
+    """The policy shipped with vidbatch (production Wan checkpoints, Veo 3.1 list prices)."""
     text = Path(__file__).with_name("policy_default.toml").read_text()
     return _parse(text, "policy_default.toml")
 

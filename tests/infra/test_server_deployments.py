@@ -2,7 +2,6 @@
 real process worker running the flow in its own processes, checked through the Prefect API."""
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -11,24 +10,16 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tests.conftest import REPO, DEMO_POLICY, write_catalog
+from tests.conftest import REPO, DEMO_POLICY, free_port, wait_for_http, write_catalog
 
 PREFECT = str(Path(sys.executable).with_name("prefect"))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """`prefect server start` + the `vidbatch` process pool + infra/prefect.yaml deployed + one worker."""
-    import httpx
-
     home = tmp_path_factory.mktemp("prefect-server")
-    port = _free_port()
+    port = free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = {**os.environ, "PREFECT_HOME": str(home), "PREFECT_API_URL": api, "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
            "PREFECT_LOGGING_LEVEL": "INFO", "VIDBATCH_HOME": str(REPO), "VIDBATCH_TIMEZONE": "Europe/Paris",
@@ -40,15 +31,7 @@ def server(tmp_path_factory):
     started = [subprocess.Popen([PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env=env,
                                 stdout=open(logs / "server.log", "w"), stderr=subprocess.STDOUT)]
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, (logs / "server.log").read_text()[-2000:]
-            time.sleep(0.5)
+        wait_for_http(f"{api}/health", logs / "server.log", started[0])
         for pool in ("vidbatch", "vidbatch-gpu"):
             subprocess.run([PREFECT, "work-pool", "create", pool, "--type", "process"], env=env, check=True,
                            capture_output=True, cwd=REPO)
