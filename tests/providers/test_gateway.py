@@ -13,6 +13,7 @@ from vidbatch.errors import ContentRejected, ProviderUnavailable, SubmitUnconfir
 from vidbatch.media import probe
 from vidbatch.providers import ClipRequest, Journal
 from vidbatch.providers.openai_video import OpenAIVideoProvider, make_client
+from vidbatch.redact import Redactor
 from vidbatch.sandbox import Faults, VideosSandbox
 
 
@@ -104,7 +105,10 @@ def test_a_model_the_gateway_does_not_serve_darkens_the_route_for_that_model(box
     assert "gw new model again" not in billed_by_prompt(box)
 
 
-def test_a_refusal_through_the_gateway_is_still_a_refusal(box, gateway, tmp_path):
-    box.faults.reject_prompt = "forbidden"
-    with pytest.raises(ContentRejected, match="400"):
-        through(gateway).generate(request("x0", "gw something forbidden"), tmp_path)
+def test_a_refusal_through_the_gateway_is_still_a_refusal_and_echoed_keys_are_redacted(box, gateway, tmp_path):
+    box.faults.reject_prompt, box.faults.echo_headers = "forbidden", True  # the service repeats the gateway's headers
+    provider = through(gateway)
+    with pytest.raises(ContentRejected, match="400") as caught:
+        provider.generate(request("x0", "gw something forbidden"), tmp_path)
+    clean = Redactor(provider.secrets)(str(caught.value))  # what the run's ledger, logs and Prefect see
+    assert UPSTREAM_KEY not in clean and MASTER_KEY not in clean and "[redacted]" in clean
