@@ -14,11 +14,12 @@ import polars as pl
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.runtime import flow_run
-from prefect.states import State
+from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from vidbatch import layout
 from vidbatch.earmarks import Earmarks
+from vidbatch.errors import CatalogError, PolicyError, RunFault, StorageError
 from vidbatch.turns import Turns
 from vidbatch.ledger import deferred_rows, rejected_rows
 from vidbatch.ledger_store import LedgerStore, open_ledger
@@ -40,6 +41,7 @@ from vidbatch.tasks.review_runs import start_reviews
 from vidbatch.tasks.run_providers import run_providers
 from vidbatch.tasks.run_labels import finish_run, label_run, log_plan
 from vidbatch.tasks.stitch import stitch_storyboards
+from vidbatch.tasks.stop_watch import stopped_line, stopped_state, watching_for_cancel
 from vidbatch.tasks.workers import GpuBatches
 
 __all__ = ["produce_catalog"]
@@ -55,18 +57,26 @@ def produce_catalog(catalog: str, out: str = "vidbatch-out", policy_path: str | 
     `sandbox_faults` injects its failures for a rehearsal (e.g. {"rate_limit_next": 3});
     `in_process`: what a caller in this process hands the run, never stored (vidbatch.in_process).
     Returns the run's summary; ends Failed (RunFailed, with the summary) when an item or a
-    storyboard failed, Completed when everything was made, is awaiting review or was deferred."""
-    policy = load_policy(policy_path)
-    root = open_root(out)
-    root.check()  # a missing bucket or unreachable S3 stops here, before anything is spent
-    hands = in_process or NOTHING
-    ledger = open_ledger(root, hands.ledger_url, policy.ledger.url)  # the run's one store
-    run_id = flow_run.get_id() or uuid.uuid4().hex
-    with run_providers(policy, sandbox, sandbox_latency_s, sandbox_faults, hands.providers) as (providers, redact), \
-            logs_redacted(redact), ledger.running(run_id), work_folder(run_id) as workdir:
-        shared = str(Path(policy_path).resolve()) if policy_path and "://" not in policy_path else policy_path
-        return _produce_with(run_id, catalog, root, ledger, policy, campaign, sandbox, providers, shared, workdir,
-                             redact, hands.emit)
+    storyboard failed, Completed when everything was made, is awaiting review or was deferred.
+    A stopped run ends Cancelled (Cancel in Prefect) or Crashed (a signal); an unusable catalog,
+    policy or output root, or a fault of the storage or ledger, ends Failed with one line."""
+    redact = Redactor()
+    try:
+        policy = load_policy(policy_path)
+        root = open_root(out)
+        root.check()  # a missing bucket or unreachable S3 stops here, before anything is spent
+        hands = in_process or NOTHING
+        ledger = open_ledger(root, hands.ledger_url, policy.ledger.url)  # the run's one store
+        run_id = flow_run.get_id() or uuid.uuid4().hex
+        with run_providers(policy, sandbox, sandbox_latency_s, sandbox_faults, hands.providers) as (providers, redact), \
+                logs_redacted(redact), ledger.running(run_id), work_folder(run_id) as workdir:
+            shared = str(Path(policy_path).resolve()) if policy_path and "://" not in policy_path else policy_path
+            return _produce_with(run_id, catalog, root, ledger, policy, campaign, sandbox, providers, shared, workdir,
+                                 redact, hands.emit)
+    except (CatalogError, PolicyError, StorageError, RunFault) as err:  # one line, in the log and the state
+        line = redact(str(err))
+        get_run_logger().error("%s", line)
+        return Failed(message=line, data=type(err)(line))
 
 
 def _produce_with(run_id: str, catalog: str, root: OutputRoot, ledger: LedgerStore, policy: Policy,
@@ -118,7 +128,18 @@ def _produce_with(run_id: str, catalog: str, root: OutputRoot, ledger: LedgerSto
                       policy_path=policy_path, deployment=settings.deployment, batch_size=settings.batch_size,
                       attempts=settings.batch_attempts, sandbox=sandbox, on_outcome=record)
            for route, settings in pool.items()]  # in batches on the GPU pool, while the other routes' clips run here
-    run_items(local, ctx, record, pollers=[b.poll for b in gpu])
+    try:
+        with watching_for_cancel(flow_run.get_id(), ctx.stop):
+            run_items(local, ctx, record, pollers=[b.poll for b in gpu])
+    except BaseException:  # a signal: the clips have stopped (run_items drained them); say what is left
+        emit({"event": "stopped", "line": stopped_line(ctx, outcomes)})
+        log.warning("%s", stopped_line(ctx, outcomes))
+        raise
+    if ctx.stop.is_set():  # cancelled, or a fault: the line says what is left for the next run
+        state = stopped_state(ctx, outcomes)
+        (log.error if state.is_failed() else log.warning)("%s", state.message)
+        emit({"event": "stopped", "line": state.message})
+        return state
 
     items = run_outcomes(plan, pl.DataFrame(outcomes, schema=OUTCOME_SCHEMA)).join(
         plan.select("campaign", "item_id", "storyboard_id", "scene_index"), on=["campaign", "item_id"], how="left",
@@ -127,6 +148,7 @@ def _produce_with(run_id: str, catalog: str, root: OutputRoot, ledger: LedgerSto
     write_run_table(root, items, layout.run_table(run_id, "items"))
     spend = read_spend(ledger, ["route"], run_id=run_id)  # SQL over this run's rows, not the history
     summary = run_summary(run_id, night, root.uri, items, rejects, spend, unavailable, boards, sandbox)
+    summary["routes"] = sorted(providers)  # a GPU pool route is never unavailable here: its workers say
     costs = read_spend(ledger, ["campaign", "item_id"], run_id=run_id).select(
         "campaign", "item_id", pl.col("actual_usd").alias("cost_usd"))
     summary["reviews"] = start_reviews(policy, root, policy_path, items, run_id)

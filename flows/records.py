@@ -6,6 +6,10 @@ up. On a fresh PREFECT_HOME the server first builds its database: about 26 s on 
 machine, more under load, so a first `vidbatch run` failed before it began. The CLI starts that
 server itself, with a longer wait; Prefect's clients then find it running (one server per process).
 
+Ctrl-C at a terminal sends SIGINT to the whole process group, the server's process included; it
+used to die at once, and every clip still waiting then failed on its concurrency slot. The server
+is started deaf to SIGINT, and stopped by this process once the flow has stopped.
+
 Task-run states reach the server as events, which its task-run recorder writes one by one. On the
 ephemeral API (no PREFECT_API_URL: a temporary server in a subprocess of this one) the server is
 stopped when this process exits; if the recorder is still writing then, its write is cancelled,
@@ -16,7 +20,10 @@ hundred clips ends with the recorder some seconds behind, so the CLI waits for i
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import time
+from collections.abc import Callable
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterState,
@@ -40,10 +47,24 @@ def start_ephemeral_api() -> str | None:
     from prefect.server.api.server import SubprocessASGIServer
 
     server = SubprocessASGIServer()  # the instance Prefect's get_client() uses in this process
+    server._run_uvicorn_command = _deaf_to_ctrl_c(server._run_uvicorn_command)
     quiet = {} if "PREFECT_SERVER_ANALYTICS_ENABLED" in os.environ else {PREFECT_SERVER_ANALYTICS_ENABLED: False}
     with temporary_settings(updates=quiet):  # the server's environment is built from these settings
         server.start(timeout=max(PATIENT_START_S, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()))
     return server.api_url
+
+
+def _deaf_to_ctrl_c(spawn: Callable[[], subprocess.Popen]) -> Callable[[], subprocess.Popen]:
+    """Prefect's server spawn with SIGINT blocked in the child (a blocked signal stays blocked across
+    exec): Ctrl-C at the terminal reaches the whole process group, and the server must outlive the
+    flow it records until the flow has stopped; this process stops it then (SIGTERM, at exit)."""
+    def spawn_deaf() -> subprocess.Popen:
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            return spawn()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    return spawn_deaf
 
 
 UNFINISHED = [StateType.SCHEDULED, StateType.PENDING, StateType.RUNNING, StateType.PAUSED, StateType.CANCELLING]

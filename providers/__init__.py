@@ -17,6 +17,7 @@ announced the same way in its pyproject.toml, and validate their settings the sa
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,7 +63,9 @@ class Journal:
     reservation holds; a provider whose cost grows while it works (GPU time) asks
     `raise_to(usd, why, started)` to grow it before it spends more (None: granted, else why not: then
     it stops; `started`: it has begun spending, so only the caps, not the run's priority order, can refuse). `before_submit()` is called before every
-    paid submit (the run's rate limit). `on_paid(cost_usd, job_id)` records the money the moment the
+    paid submit (the run's rate limit; it raises RunStopped once the run stops). `pause(seconds)` is
+    how a provider waits between polls of a job (it raises RunStopped once the run stops: the job
+    is recorded already, so the provider lets the exception through and the next run resumes it). `on_paid(cost_usd, job_id)` records the money the moment the
     provider reports the clip made and billed, before it downloads anything (a provider that does
     not call it is recorded as paid when `generate` returns).
     """
@@ -73,6 +76,7 @@ class Journal:
     on_paid: Callable[[float, str | None], None] = lambda cost_usd, job_id: None
     reserved_usd: float = float("inf")
     raise_to: Callable[..., str | None] = lambda usd, why, started=True: None
+    pause: Callable[[float], None] = time.sleep
 
 
 @dataclass(frozen=True)

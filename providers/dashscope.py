@@ -34,6 +34,7 @@ import mimetypes
 import os
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -60,7 +61,7 @@ FINAL = ("SUCCEEDED", "FAILED", "CANCELED", "UNKNOWN")
 class DashScopeSettings(BaseModel):
     """A hosted-Wan route's settings (prices: Model Studio international list prices)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, hide_input_in_errors=True)
 
     kind: Literal["dashscope"] = "dashscope"
     base_url: str | None = Field(None, description="else $DASHSCOPE_HTTP_BASE_URL, else " + DEFAULT_BASE_URL)
@@ -218,7 +219,7 @@ class DashScopeProvider:
             self._seen.add(task_id)
         else:
             task_id = self._submit(request, model, seconds, journal)
-        task = self._wait(task_id, time.monotonic() + self.settings.poll_deadline_s)
+        task = self._wait(task_id, time.monotonic() + self.settings.poll_deadline_s, journal.pause)
         output, usage = task.get("output") or {}, task.get("usage") or {}
         status = output.get("task_status")
         price = self.settings.price_usd_per_s[model]
@@ -311,7 +312,7 @@ class DashScopeProvider:
 
     # ---- 5. poll ---------------------------------------------------------------------------------
 
-    def _wait(self, task_id: str, deadline: float) -> dict:
+    def _wait(self, task_id: str, deadline: float, pause: Callable[[float], None]) -> dict:
         while True:
             try:
                 response = self._http().get(f"/api/v1/tasks/{task_id}")
@@ -328,7 +329,7 @@ class DashScopeProvider:
                 raise TransientProviderError(f"task {task_id} still running at the poll deadline "
                                              f"({self.settings.poll_deadline_s:g} s); the next attempt resumes it",
                                              job_id=task_id)
-            time.sleep(self.settings.poll_interval_s)
+            pause(self.settings.poll_interval_s)  # a stopped run stops waiting here; its task stays recorded
 
     # ---- 6. download -------------------------------------------------------------------------------
 

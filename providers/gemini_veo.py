@@ -30,6 +30,7 @@ import mimetypes
 import os
 import threading
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Literal
@@ -54,7 +55,7 @@ SIZES = {("720p", "16:9"): (1280, 720), ("720p", "9:16"): (720, 1280),
 class VeoSettings(BaseModel):
     """A Veo route's settings (prices: Vertex AI list prices for Veo 3.1, audio off)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, hide_input_in_errors=True)
 
     kind: Literal["gemini-veo"] = "gemini-veo"
     base_url: str | None = Field(None, description="else the SDK's endpoint for the project and location")
@@ -211,7 +212,7 @@ class VeoProvider:
                                     f"Veo operation {index + 1}/{len(clips)} of {request.model}, {seconds} s at "
                                     f"{resolution} {aspect}", billed, price)
             names.append(name)
-            video, refusal = self._wait(name, seconds * price, billed)
+            video, refusal = self._wait(name, seconds * price, billed, journal.pause)
             if video is None:  # refused by the safety filter after submission: not billed
                 raise ContentRejected(f"operation {_short(name)} refused by Veo's safety filter ({refusal})",
                                       cost_usd=billed, job_id=name)
@@ -279,7 +280,8 @@ class VeoProvider:
 
     # ---- poll ------------------------------------------------------------------------------------
 
-    def _wait(self, name: str, estimate: float, billed: float) -> tuple[bytes | None, str]:
+    def _wait(self, name: str, estimate: float, billed: float, pause: Callable[[float], None]
+              ) -> tuple[bytes | None, str]:
         """The operation's video, or None and why the safety filter refused it."""
         import httpx
         from google.genai import errors, types
@@ -306,7 +308,7 @@ class VeoProvider:
                 raise TransientProviderError(f"operation {_short(name)} still running at the poll deadline "
                                              f"({self.settings.poll_deadline_s:g} s); the next attempt resumes it",
                                              job_id=name)
-            time.sleep(self.settings.poll_interval_s)
+            pause(self.settings.poll_interval_s)  # a stopped run stops waiting here; its operation stays recorded
 
     def _result(self, operation, name: str, billed: float) -> tuple[bytes | None, str]:
         if operation.error:  # a failed operation bills nothing; it is final (a new one would be a new create)

@@ -41,6 +41,7 @@ import re
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -265,7 +266,7 @@ class OpenAIVideoProvider:
                     job_id = self._submit(kind, request, seconds, size, previous, reference if index == 0 else None,
                                           price)
                     journal.on_job(job_id, f"call {index + 1}/{len(calls)}: {kind} {seconds or ''}".strip())
-                video = self._wait(job_id, deadline)
+                video = self._wait(job_id, deadline, journal.pause)
                 billed = _billed_usd(video, int(video.seconds) if kind != "extend" else seconds, price)
                 if video.status == "failed":
                     error = video.error
@@ -386,7 +387,7 @@ class OpenAIVideoProvider:
 
     # ---- 5. poll -------------------------------------------------------------------------------
 
-    def _wait(self, job_id: str, deadline: float):
+    def _wait(self, job_id: str, deadline: float, pause: Callable[[float], None]):
         while True:
             with self._translate(f"retrieve {job_id}", submit=None, job_id=job_id):
                 raw = self._client.videos.with_raw_response.retrieve(job_id)
@@ -399,7 +400,7 @@ class OpenAIVideoProvider:
                 raise TransientProviderError(
                     f"job {job_id} still {video.status} at the poll deadline "
                     f"({self.route.poll_deadline_s:g} s); the next attempt resumes it", job_id=job_id)
-            time.sleep(delay)
+            pause(delay)  # a stopped run stops waiting here; its job stays recorded
 
     # ---- 6. download ---------------------------------------------------------------------------
 

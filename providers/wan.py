@@ -83,7 +83,7 @@ def _load(entry: WanModel, device: str, dtype):
             vae = AutoencoderKLWan.from_pretrained(entry.source, subfolder="vae", dtype=torch.float32)
             pipe = cls.from_pretrained(entry.source, vae=vae, dtype=dtype)
         except (OSError, ValueError) as err:
-            raise ProviderUnavailable(f"cannot load Wan model {entry.source!r}: {err}") from err
+            raise ProviderUnavailable(_not_loaded(entry.source, err)) from err
     pipe.set_progress_bar_config(disable=True)
     pipe.to(device)
     if entry.source in TINY_SOURCES:
@@ -91,6 +91,24 @@ def _load(entry: WanModel, device: str, dtype):
     elif device == "cpu":
         _own_memory(pipe)
     return pipe
+
+
+def _not_loaded(source: str, err: Exception) -> str:
+    """Why a checkpoint did not load, in the user's terms: a hub id that is not in the local cache
+    while the model hub cannot be reached (no network, or HF_HUB_OFFLINE) says so, not which file
+    diffusers looked for first."""
+    from huggingface_hub import constants
+
+    text = str(err)
+    hub_id = not Path(source).expanduser().exists()
+    if hub_id and (constants.HF_HUB_OFFLINE or any(word in text for word in (
+            "couldn't connect", "does not appear to have a file", "offline", "Connection"))):
+        reach = ("HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE
+                 else f"the model hub ({constants.ENDPOINT}) cannot be reached")
+        return (f"Wan model {source!r} is not in this machine's model cache and {reach}: download it where the "
+                f"workers can read it (huggingface-cli download {source} --local-dir DIR) and set the model's "
+                "`source` to DIR")
+    return f"cannot load Wan model {source!r}: {text.splitlines()[0][:300] if text else type(err).__name__}"
 
 
 def _cast_like_from_pretrained(pipe, dtype) -> None:

@@ -26,16 +26,22 @@ from prefect.exceptions import MissingContextError
 from prefect.concurrency.sync import concurrency, rate_limit
 
 from vidbatch.earmarks import Earmarks
+from vidbatch.errors import RunStopped
 from vidbatch.ledger import Reservation
 from vidbatch.money import Allowance, cap_scope
 from vidbatch.ledger_store import LedgerStore
 from vidbatch.policy import Policy
 from vidbatch.providers import Provider, RunSettings, run_settings
 from vidbatch.redact import Redactor
+from vidbatch.stopping import RunStop
 from vidbatch.storage import OutputRoot
 from vidbatch.turns import Turns
 
-__all__ = ["RunContext", "ensure_limits", "limit_names", "run_log"]
+__all__ = ["RunContext", "ensure_limits", "limit_names", "run_log", "LEASE_S"]
+
+# A Prefect slot's lease: renewed while its holder lives, so a process killed without a word
+# (SIGKILL, a lost machine) gives its slots back within this long (Prefect's default is 300 s).
+LEASE_S = 60.0
 
 
 def run_log() -> logging.Logger | logging.LoggerAdapter:
@@ -113,10 +119,12 @@ class RunContext:
     paid: PaidBook = field(default_factory=lambda: PaidBook())  # what each reservation's paid row says
     earmarks: Earmarks = field(default_factory=lambda: Earmarks([]))  # kept for higher-priority items
     declared: dict[str, RunSettings] = field(default_factory=dict)  # route -> what its kind declares
+    stop: RunStop = field(default_factory=RunStop)  # set by a cancel, a signal or a fault (vidbatch.stopping)
 
     def __post_init__(self) -> None:
         if not self.declared:  # read once per run, from the policy, when the flow did not pass it
             self.declared = run_settings(self.policy)
+        self.stop.on_stop(lambda: self.turns.halt(lambda: RunStopped(self.stop.reason("this item's turn"))))
 
     def run_settings(self, route: str) -> RunSettings:
         """What the route's kind declares for runs."""
@@ -132,14 +140,29 @@ class RunContext:
             if not declared.global_limits:
                 yield
                 return
-            with concurrency(limit_names(route, self.sandbox)[0], occupy=1, strict=True):
+            with self._shared_slot(limit_names(route, self.sandbox)[0]):
                 yield
 
+    @contextlib.contextmanager
+    def _shared_slot(self, name: str):
+        """One slot of a Prefect global limit, leased for LEASE_S and renewed while held. A stopped
+        run's waiters here (at most the route's concurrency: Turns admits no more) get their slot as
+        soon as the run's own clips give theirs back, then see the stop and leave. (Prefect's
+        `timeout_seconds` would let them look sooner, but logs each expiry as an error.)"""
+        with concurrency(name, occupy=1, strict=True, lease_duration=LEASE_S):
+            yield
+
     def before_submit(self, route: str) -> Callable[[], None]:
-        """Called before each paid submit: the route's rate limit, when it has a global one."""
+        """Called before each paid submit: the run's stop (a stopped run sends nothing more), then the
+        route's rate limit, when it has a global one."""
         if not self.run_settings(route).global_limits:
-            return lambda: None
-        return lambda: rate_limit(limit_names(route, self.sandbox)[1], occupy=1, strict=True)
+            return self.stop.check
+
+        def check_then_wait() -> None:
+            self.stop.check()
+            rate_limit(limit_names(route, self.sandbox)[1], occupy=1, strict=True)
+            self.stop.check()
+        return check_then_wait
 
     def reserve(self, row: dict) -> str | None:
         """Reserve `row`'s estimate in the ledger under the policy's caps (and the batch's

@@ -17,11 +17,12 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import task_run
-from prefect.states import Completed, State
+from prefect.states import Completed, Failed, State
 
 from vidbatch import layout
-from vidbatch.errors import (BudgetExceeded, Deferred, ProviderError, ProviderUnavailable, RenderStopped,
-                             StorageError, SubmitUnconfirmed, TransientProviderError)
+from vidbatch.errors import (BudgetExceeded, Deferred, ProviderError, ProviderUnavailable, RenderStopped, RunFault,
+                             RunStopped, StorageError, SubmitUnconfirmed, TransientProviderError)
+from vidbatch.stopping import StopCause
 from vidbatch.ledger import Reservation, ledger_row, new_reservation_id
 from vidbatch.media import sha256_of
 from vidbatch.providers import ClipRequest, Journal
@@ -87,11 +88,15 @@ def generate_clip(job: ClipJob, ctx: RunContext, source: object = None, why: str
     An item that cannot be made now ends the task `Deferred` (or `Skipped`), with the reason."""
     try:
         return _generate(job, ctx, source, why)
-    except Deferred as err:
-        run_log().warning("%s deferred: %s", job.item_id, err)
+    except Deferred as err:  # a stopped run's items, by the thousand, are summed up in its one line instead
+        (run_log().debug if isinstance(err, RunStopped) else run_log().warning)("%s deferred: %s", job.item_id, err)
         return deferred_state(str(err))
+    except RunFault as err:  # the run's storage or ledger failed: the run stops; this item waits for the next
+        ctx.stop.request(StopCause.FAULT, str(err))
+        run_log().error("%s: %s", job.item_id, err)
+        return Failed(message=str(err), data=err)
     except TransientProviderError as err:
-        if task_run.run_count <= RETRIES:
+        if task_run.run_count <= RETRIES and not ctx.stop.is_set():
             raise  # Prefect retries it
         reason = f"still failing after {RETRIES} retries ({err}); the next run tries again"
         run_log().warning("%s deferred: %s", job.item_id, reason)
@@ -157,6 +162,7 @@ def _defer(job: ClipJob, ctx: RunContext, reason: str, error: type[Deferred] = D
 
 
 def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
+    ctx.stop.check()  # a stopped run starts nothing: the item waits for the next run
     provider = ctx.providers.get(job.route)
     why = "not a route of this run's policy" if provider is None else provider.unavailable()
     if why:
@@ -174,6 +180,7 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
     # The gate first (the GPU, or a closed-route slot), then the money: a clip waiting its turn
     # holds no reservation, so a crash charges only what was running.
     with ctx.gate(job.route, job.item_id):
+        ctx.stop.check()  # stopped while it waited for its turn: no money is held yet
         if not resumed:
             # One transaction checks the caps against every run's commitments and reserves, or refuses
             # (a cap, or another live run making this item): then the item waits for a later run.
@@ -213,7 +220,8 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
             return refused
 
         journal = Journal(job_ids=job_ids, on_job=on_job, before_submit=ctx.before_submit(job.route),
-                          on_paid=on_paid, reserved_usd=held[0] if not resumed else float("inf"), raise_to=raise_to)
+                          on_paid=on_paid, reserved_usd=held[0] if not resumed else float("inf"), raise_to=raise_to,
+                          pause=ctx.stop.pause)
         ctx.turns.started(job.route, job.item_id)  # reserved: the next clip in plan order may go
         try:
             clip = provider.generate(request, workdir, journal)
@@ -229,6 +237,10 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
                 raise
             spent = job.item_id in ctx.in_flight or err.cost_usd or paid
             close("failed" if spent else "released", err.cost_usd, f"route unavailable: {err}", job_id=err.job_id)
+            raise
+        except RunStopped:  # nothing more is sent: a job that exists stays open for the next run to resume
+            if job.item_id not in ctx.in_flight:
+                close("released", 0.0, ctx.stop.reason())
             raise
         except RenderStopped as err:  # a cap refused to grow its reservation: charged what it used, and it waits
             close("failed" if err.cost_usd else "released", err.cost_usd, str(err), job_id=err.job_id)
@@ -248,14 +260,17 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
     key = layout.raw_clip(job.campaign, job.item_id, job.fingerprint, job.seed)  # a QA regeneration has its own
     try:
         raw_uri = ctx.root.put_file(clip.path, key)
-    except Exception as err:  # storage down, a bad path, botocore's own errors: the money is recorded
-        why = ctx.redact(f"{type(err).__name__}: {err}")
+    except (StorageError, OSError) as err:  # storage down or full: the money is recorded, and the run stops
+        why = ctx.redact(str(err) if isinstance(err, StorageError) else f"{type(err).__name__}: {err}")
         if job.item_id in ctx.in_flight:  # its jobs exist at the provider: the next run delivers them, unpaid
-            raise StorageError(f"paid (${paid[0]:.4f}) but the raw clip could not be stored ({why}); the next run "
-                               "delivers it from the provider without paying again") from None
-        close("failed", clip.cost_usd, f"made and paid but the raw clip could not be stored ({why}); made again "
-              "by a later run", job_id=clip.job_id)
-        raise StorageError(f"made and paid (${paid[0]:.4f}) but the raw clip could not be stored: {why}") from None
+            line = (f"{why}: {job.item_id} is paid (${paid[0]:.4f}, in the ledger) but not stored; the next run "
+                    "delivers it from the provider without paying again")
+        else:
+            close("failed", clip.cost_usd, f"made and paid but the raw clip could not be stored ({why}); made again "
+                  "by a later run", job_id=clip.job_id)
+            line = f"{why}: {job.item_id} was made and paid (${paid[0]:.4f}, in the ledger) but not stored"
+        ctx.stop.request(StopCause.FAULT, why)
+        raise RunFault(line) from None
     close("settled", clip.cost_usd, "; ".join(filter(None, [note, clip.detail])), seconds=clip.seconds,
           asset_uri=raw_uri, sha256=sha256_of(clip.path), job_id=clip.job_id, sandbox=money.sandbox or clip.sandbox,
           price_key=clip.price_key, gpu_s_per_shot=clip.gpu_s_per_shot)

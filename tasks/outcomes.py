@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from vidbatch.errors import Deferred, TransientProviderError
+from vidbatch.errors import Deferred, RunFault, TransientProviderError
 from vidbatch.statuses import ItemStatus
 
 __all__ = ["OUTCOME_SCHEMA", "outcome_row", "outcome_of", "run_summary"]
@@ -36,7 +36,7 @@ def outcome_of(job, futures: list) -> dict:
                            route=done.route, model=done.model, qa=done.qa, sheet_uri=done.sheet_uri,
                            est_cost_usd=done.est_cost_usd)
     error = state.result(raise_on_failure=False)
-    if isinstance(error, (Deferred, TransientProviderError)):  # nothing lost: a later run goes on
+    if isinstance(error, (Deferred, TransientProviderError, RunFault)):  # nothing lost: a later run goes on
         return outcome_row(job, ItemStatus.DEFERRED.value, f"deferred: {error}")
     return outcome_row(job, ItemStatus.FAILED.value, f"{type(error).__name__}: {error}")
 

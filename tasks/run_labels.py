@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import polars as pl
 from prefect.client.orchestration import get_client
-from prefect.states import Failed, State
+from prefect.states import Completed, Failed, State
 
 from vidbatch.statuses import ItemStatus
 from vidbatch.errors import RunFailed
@@ -14,7 +14,7 @@ from vidbatch.report import needs_a_look
 from vidbatch.tasks.context import run_log
 from vidbatch.tasks.events import caps_reached, night_finished, review_pending
 
-__all__ = ["run_name", "run_tags", "label_run", "label_run_as", "log_plan", "finish_run"]
+__all__ = ["run_name", "run_tags", "label_run", "label_run_as", "log_plan", "finish_run", "no_route", "NO_ROUTE"]
 
 TAGGED_CAMPAIGNS = 10  # campaign tags per run; a catalog of thousands of campaigns is not a tag cloud
 
@@ -72,4 +72,19 @@ def finish_run(summary: dict, items: pl.DataFrame, boards: pl.DataFrame, redact:
     if failed_items or failed_boards:
         message = f"{failed_items} item(s) and {failed_boards} storyboard(s) failed ({counts})"
         return Failed(message=message, data=RunFailed(message, summary))
+    if no_route(summary):
+        message = "nothing could be made: no route is available (" + "; ".join(
+            f"{route}: {why}" for route, why in sorted(summary["unavailable"].items())) + ")"
+        run_log().error("%s", redact(message))
+        return Completed(name=NO_ROUTE, message=redact(message), data=summary)
     return summary
+
+
+NO_ROUTE = "NoRoute"  # the final state's name when no route could serve: Completed (nothing lost), not "Completed"
+
+
+def no_route(summary: dict) -> bool:
+    """Nothing was made or tried because every route of the run was unavailable: items only deferred."""
+    counts = summary["status_counts"]
+    return (bool(counts) and set(counts) == {ItemStatus.DEFERRED.value}
+            and bool(summary.get("routes")) and set(summary["unavailable"]) >= set(summary["routes"]))

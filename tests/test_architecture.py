@@ -5,6 +5,7 @@
   providers  -> the core and the edges, never tasks or flows
   tasks      -> never flows
   flows      -> never the CLI
+  the CLI    -> anything (it is the outermost layer: vidbatch.cli and its commands' modules)
 """
 
 import ast
@@ -69,7 +70,7 @@ FORBIDDEN = {
 def test_module_keeps_to_its_layer(module):
     path = _modules()[module]
     layer = "edge" if module == "vidbatch.cli" else _layer(module)
-    if module == "vidbatch.cli":  # the CLI is the outermost edge: it may import everything
+    if _within(module, ["vidbatch.cli"]):  # the CLI (each of its commands' modules) is the outermost edge
         return
     bad = sorted(name for name in _imports(path) if FORBIDDEN[layer](name))
     assert not bad, f"{module} ({layer}) imports {bad}"

@@ -139,7 +139,7 @@ def test_ledger_of_many_nights_shows_the_newest_and_totals(tmp_path):
 
 
 def test_run_summary_at_the_terminal_names_the_first_items_and_counts_the_rest(capsys):
-    from vidbatch.cli import _print_summary
+    from vidbatch.cli.run import _print_summary
 
     summary = {"run_id": "r1", "night": "n", "out": "/o", "status_counts": {"deferred": 20_020},
                "rejected_rows": 0, "est_cost_usd": 0.0, "cost_usd": 0.0, "unavailable": {}, "fell_back": [],

@@ -4,8 +4,12 @@
     ├── CatalogError          the catalog file itself is unusable (not Parquet, missing column)
     ├── PolicyError           the policy file is invalid
     ├── Deferred              an item was not attempted in this run; a later run picks it up
-    │   └── BudgetExceeded    a reservation would break a cap
+    │   ├── BudgetExceeded    a reservation would break a cap
+    │   └── RunStopped        the run was stopped (cancel, signal, fault) before the item's call ended
     ├── StorageError          an output root cannot be read or written
+    ├── RunFault              the run's own infrastructure failed (storage, ledger database, disk): it
+    │   │                     stops, and its message says what failed and what happens next
+    │   └── LedgerUnavailable the ledger database cannot be reached, or failed in a statement
     ├── LayoutError           a key or path would leave its root (vidbatch.layout refuses it)
     ├── RunFailed             a run ended with failed items or storyboards (`summary` says which)
     ├── MediaError            ffmpeg failed or a clip is not what it claims to be
@@ -27,6 +31,9 @@ __all__ = [
     "PolicyError",
     "Deferred",
     "BudgetExceeded",
+    "RunStopped",
+    "RunFault",
+    "LedgerUnavailable",
     "StorageError",
     "LayoutError",
     "MediaError",
@@ -61,8 +68,22 @@ class BudgetExceeded(Deferred):
     """Spending would exceed a cap."""
 
 
+class RunStopped(Deferred):
+    """The run stopped (vidbatch.stopping) before this item's paid call, or while its job ran at the
+    provider: nothing more is sent; a job that exists stays recorded and the next run resumes it."""
+
+
 class StorageError(VidbatchError):
     """An output root or catalog URI cannot be read or written."""
+
+
+class RunFault(VidbatchError):
+    """The run's own infrastructure failed (the output root, the ledger database, a full disk): the
+    run stopped sending paid calls, kept what it paid in the ledger, and ends Failed with this one line."""
+
+
+class LedgerUnavailable(RunFault):
+    """The ledger database cannot be reached (after waiting) or failed inside a statement."""
 
 
 class RunFailed(VidbatchError):

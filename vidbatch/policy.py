@@ -27,7 +27,8 @@ __all__ = ["Policy", "Caps", "Routing", "RouteSection", "QA",
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # inf and nan are no money
+    # inf and nan are no money; an error never quotes a value (a URL may hold a password)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, hide_input_in_errors=True)
 
 
 class Caps(_Strict):
@@ -69,7 +70,7 @@ class RouteSection(BaseModel):
     """A `[routes.NAME]` section as written: its `kind` and that kind's settings, which the kind's
     own model validates (vidbatch.kinds), built-in kinds and plugins alike."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, hide_input_in_errors=True)
 
     kind: str
 
@@ -87,7 +88,7 @@ def _validated_by_kind(route: str, section: RouteSection):
     except ValidationError as err:
         raise ValidationError.from_exception_data("Policy", [
             {"type": e["type"], "loc": (route, *e["loc"]), "input": e["input"],
-             **({"ctx": e["ctx"]} if "ctx" in e else {})} for e in err.errors()]) from None
+             **({"ctx": e["ctx"]} if "ctx" in e else {})} for e in err.errors()], hide_input=True) from None
 
 
 class QA(_Strict):
@@ -241,7 +242,7 @@ def _parse(text: str, origin: str) -> Policy:
     except tomllib.TOMLDecodeError as err:
         raise PolicyError(f"{origin}: not valid TOML: {err}") from err
     except ValidationError as err:
-        raise PolicyError(f"{origin}: invalid policy\n" + error_lines(err)) from err
+        raise PolicyError(f"{origin}: invalid policy\n" + error_lines(err)) from None  # pydantic's text quotes values
 
 
 def error_lines(err: ValidationError, prefix: tuple[str, ...] = ()) -> str:

@@ -22,7 +22,8 @@ Resolution = Literal["480p", "720p"]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)  # money and seconds are finite
+    # money and seconds are finite; an error never quotes a value (a URL may hold a password)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False, hide_input_in_errors=True)
 
 
 def endpoint_problem(url: str, key_env: str) -> str | None:

@@ -8,6 +8,7 @@ credential chain; AWS_ENDPOINT_URL_S3 points it at an S3-compatible store.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import os
@@ -50,8 +51,35 @@ def split_s3(uri: str) -> tuple[str, str]:
     return parsed.netloc, parsed.path.lstrip("/")
 
 
+def _named_fault(verb: str):
+    """A root's IO method whose failures (a full disk, S3 stopped, botocore's many errors) raise one
+    StorageError naming the root, what was being done and the cause; LayoutError, StorageError and
+    a missing file (FileNotFoundError: the caller's to read) pass as they are."""
+    def wrap(method):
+        @functools.wraps(method)
+        def call(self, *args, **kwargs):
+            try:
+                return method(self, *args, **kwargs)
+            except (LayoutError, StorageError, FileNotFoundError):
+                raise
+            except Exception as err:
+                cause = (str(err).strip().splitlines() or [""])[0][:300]
+                raise StorageError(f"the output root {self.uri} cannot be {verb} ({type(err).__name__}: "
+                                   f"{cause})") from None
+        return call
+    return wrap
+
+
 class OutputRoot:
-    """An output root. Keys are relative, '/'-separated (e.g. 'assets/spring/a1.mp4')."""
+    """An output root. Keys are relative, '/'-separated (e.g. 'assets/spring/a1.mp4'). Its IO
+    methods raise StorageError in one line when the storage fails (`_named_fault`)."""
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, verb in (("put_file", "written"), ("write_parquet", "written"), ("read_parquet", "read"),
+                           ("read_parquet_dir", "read"), ("exists", "read")):
+            if name in cls.__dict__:
+                setattr(cls, name, _named_fault(verb)(cls.__dict__[name]))
 
     uri: str
 

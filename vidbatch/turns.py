@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import threading
+from collections.abc import Callable
 
 __all__ = ["Turns"]
 
@@ -30,6 +31,7 @@ class Turns:
         self._unstarted: dict[str, str | None] = {}  # route -> the item admitted last, until it starts
         self._arrivals = itertools.count()
         self._cond = threading.Condition()
+        self._halted: Callable[[], BaseException] | None = None  # the run stopped: raise this in every waiter
         for route, items in (planned or {}).items():
             for item in items:
                 self._rank.setdefault(item, len(self._rank))
@@ -44,8 +46,11 @@ class Turns:
             if not any(entry[2] == item for entry in queue):  # unplanned here: queue at its place in the plan
                 queue.append((self._rank.get(item, len(self._rank)), next(self._arrivals), item))
                 queue.sort()
-            self._cond.wait_for(lambda: queue[0][2] == item and self._busy.get(route, 0) < slots
-                                and self._unstarted.get(route) is None)
+            self._cond.wait_for(lambda: self._halted is not None or (
+                queue[0][2] == item and self._busy.get(route, 0) < slots and self._unstarted.get(route) is None))
+            if self._halted is not None:
+                queue[:] = [entry for entry in queue if entry[2] != item]
+                raise self._halted()
             queue.pop(0)
             self._busy[route] = self._busy.get(route, 0) + 1
             self._unstarted[route] = item
@@ -57,6 +62,12 @@ class Turns:
                 if self._unstarted.get(route) == item:
                     self._unstarted[route] = None
                 self._cond.notify_all()
+
+    def halt(self, error: Callable[[], BaseException]) -> None:
+        """The run stopped: every clip waiting for a turn, and every later one, raises `error()`."""
+        with self._cond:
+            self._halted = error
+            self._cond.notify_all()
 
     def started(self, route: str, item: str) -> None:
         """`item` has reserved and its call begins: the next in line may be admitted (so clips

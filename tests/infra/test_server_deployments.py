@@ -2,6 +2,7 @@
 real process worker running the flow in its own processes, checked through the Prefect API."""
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -363,3 +364,40 @@ def test_a_failed_item_fails_the_submitted_run_exits_1_and_the_automation_calls_
         _wait_for(lambda: [c for c in calls if c["event"] == "vidbatch.night.finished"], 60, "the night's alert")
     finally:
         listener.shutdown()
+
+
+def test_cancel_in_prefect_stops_a_workers_run_at_once_and_gives_its_slots_back(server, tmp_path):
+    """Issue 28: Cancel in the UI while a submitted run has 2 closed-route jobs in flight (of 12). The
+    worker's runner sends SIGTERM; the run creates no other job, keeps the 2 jobs' reservations
+    open for the next run, gives its Prefect slots back, and ends Cancelled."""
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.states import Cancelling
+
+    policy = tmp_path / "policy.toml"
+    text = DEMO_POLICY.read_text().replace('kind = "openai-videos"\n', 'kind = "openai-videos"\nconcurrency = 2\n', 1)
+    policy.write_text(re.sub(r"(night_usd|campaign_usd) = [\d.]+", r"\1 = 100.0", text))
+    catalog = write_catalog(tmp_path / "cancel.parquet", [{"item_id": f"c{n}", "campaign": "cancel", "duration_s": 4.0,
+                                                           "realism": "high"} for n in range(12)])
+    with temporary_settings({PREFECT_API_URL: server["api"]}):
+        run = run_deployment("produce-catalog/adhoc", timeout=0, parameters={
+            "catalog": catalog, "out": str(tmp_path / "out"), "policy_path": str(policy), "sandbox": True,
+            "sandbox_latency_s": 600.0})
+    deadline = time.monotonic() + 300  # limits that only matter when they fail
+    with client(server) as api:
+        while team_ledger(server, run_id=str(run.id)).filter(pl.col("status") == "submitted").height < 2:
+            assert time.monotonic() < deadline and not api.read_flow_run(run.id).state.is_final()
+            time.sleep(0.5)
+        time.sleep(1.0)  # both slots held by running jobs: no create can be on the wire
+        api.set_flow_run_state(run.id, Cancelling(), force=True)
+        while not (state := api.read_flow_run(run.id).state).is_final():
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        limit = api.read_global_concurrency_limit_by_name("vidbatch-sora-sandbox-jobs")
+    assert state.is_cancelled(), state
+    ledger = team_ledger(server, run_id=str(run.id))
+    assert ledger.filter(pl.col("status") == "deferred").height == 0  # all 12 planned: the caps hold them
+    assert ledger.filter(pl.col("status") == "submitted").height == 2  # not one job after the cancel
+    assert ledger.filter(pl.col("status") == "reserved").height == 2  # 12 planned, only the two in flight reserved
+    assert ledger.filter(pl.col("status").is_in(["released", "failed", "settled"])).height == 0  # both stay open
+    assert limit.active_slots == 0  # given back, not held for a lease's length

@@ -1,4 +1,4 @@
-"""The `vidbatch` command line: plan, run, ledger (cli/ledger.py), and the Videos API sandbox."""
+"""The `vidbatch` command line: plan, run (cli/run.py), ledger (cli/ledger.py), and the sandboxes."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from vidbatch.cli.common import (SHOWN, JsonOpt, LedgerOpt, OutOpt, PolicyOpt, SandboxOpt, err_console, fail,
                                  existing_ledger, ndjson, out_console, table)
@@ -14,8 +13,9 @@ from vidbatch.cli.ledger import ledger_app
 from vidbatch.cli.automations import automations_app
 from vidbatch.cli.review import review_app
 from vidbatch.cli.routes import routes
+from vidbatch.cli.run import run
 from vidbatch import layout
-from vidbatch.errors import CatalogError, PolicyError, RunFailed, StorageError
+from vidbatch.errors import CatalogError, PolicyError, StorageError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Turn Parquet catalogs of video prompts into clips and a cost ledger.")
@@ -23,6 +23,9 @@ app.add_typer(ledger_app, name="ledger")
 app.add_typer(review_app, name="review")
 app.add_typer(automations_app, name="automations")
 app.command("routes")(routes)
+app.command("run")(run)
+
+
 @app.command()
 def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], typer.Option(
              "--out", help="output root whose ledger counts (settled items, spend tonight)")] = None,
@@ -131,153 +134,6 @@ def _print_plan(catalog: str, night: str, result, rejects, saved: str) -> None:
         if more:
             out_console.print(f"  … and {more:,} more deferred or rejected for other reasons", highlight=False)
     out_console.print(f"full plan (every row, with reasons): {saved}", highlight=False, soft_wrap=True)
-
-
-@app.command()
-def run(catalog: str, policy: PolicyOpt = None, out: OutOpt = "vidbatch-out",
-        campaign: Annotated[Optional[str], typer.Option(help="only this campaign's rows")] = None,
-        sandbox: SandboxOpt = False,
-        sandbox_latency: Annotated[float, typer.Option(help="seconds a sandbox job takes")] = 2.0,
-        sandbox_faults: Annotated[Optional[str], typer.Option(
-            help='with --sandbox: faults to inject, as JSON, e.g. \'{"rate_limit_next": 3}\'')] = None,
-        submit: Annotated[bool, typer.Option("--submit", help="run on the Prefect server's workers (the "
-                                             "deployment below) instead of here")] = False,
-        deployment: Annotated[str, typer.Option(help="deployment that --submit runs")] = "produce-catalog/adhoc",
-        wait: Annotated[bool, typer.Option("--wait", help="with --submit: wait for the run to end")] = False,
-        ledger_url: LedgerOpt = None) -> None:
-    """Produce a catalog: generate, trim and store clips, and write the ledger."""
-    faults = _faults(sandbox_faults, sandbox)
-    if ledger_url and submit:
-        fail("--ledger applies to a run here; a submitted run opens the ledger its worker is given: set "
-              "VIDBATCH_LEDGER_URL in the work pool's (or deployment's) job variables", 2)
-    if submit:
-        _submit(deployment, wait, catalog=_shared(catalog), out=_shared(out),
-                policy_path=_shared(str(policy)) if policy else None, campaign=campaign, sandbox=sandbox,
-                sandbox_latency_s=sandbox_latency, sandbox_faults=faults)
-        return
-    from vidbatch.flows.produce_catalog import produce_catalog
-    from vidbatch.in_process import InProcess
-    from vidbatch.flows.records import wait_until_recorded
-
-    _start_prefect()
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=err_console, transient=False)
-    bar = {}
-
-    def listen(event: dict) -> None:
-        if event["event"] == "planned":
-            bar["id"] = progress.add_task("clips", total=event["total"])
-        elif event["event"] == "clip":
-            progress.update(bar["id"], advance=1, description=f"{event['item_id']}: {event['outcome']}")
-
-    with progress:  # the ledger URL goes in by hand, never as a parameter: Prefect would store its password
-        state = produce_catalog(catalog=catalog, out=out, policy_path=str(policy) if policy else None,
-                                campaign=campaign, sandbox=sandbox, sandbox_latency_s=sandbox_latency,
-                                sandbox_faults=faults, in_process=InProcess(listeners=(listen,), ledger_url=ledger_url),
-                                return_state=True)
-    summary = state.result(raise_on_failure=False)
-    if isinstance(summary, (CatalogError, PolicyError, StorageError)):
-        fail(str(summary), 2)
-    if isinstance(summary, RunFailed):
-        summary = summary.summary
-    elif isinstance(summary, BaseException):
-        raise summary
-    if not wait_until_recorded(summary["run_id"]):
-        err_console.print("  [yellow]the Prefect API had not recorded every task run when vidbatch stopped "
-                          "waiting[/] (the ledger and outputs are complete)", highlight=False)
-    _print_summary(summary)
-
-
-def _start_prefect() -> None:
-    """The temporary Prefect API up before the run (see flows/records.py), or a clear exit 1."""
-    from vidbatch.flows.records import start_ephemeral_api
-
-    try:
-        start_ephemeral_api()
-    except RuntimeError as err:
-        fail(f"the temporary Prefect API did not start: {str(err)[:600]} (set PREFECT_API_URL to use a "
-             "running server, or PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS to wait longer)", 1)
-
-
-def _faults(text: str | None, sandbox: bool) -> dict | None:
-    """--sandbox-faults as a dict, or a clear exit 2."""
-    import json
-
-    if text is None:
-        return None
-    if not sandbox:
-        fail("--sandbox-faults applies to a --sandbox run only", 2)
-    try:
-        faults = json.loads(text)
-    except json.JSONDecodeError as err:
-        fail(f"--sandbox-faults is not JSON: {err}", 2)
-    if not isinstance(faults, dict):
-        fail("--sandbox-faults must be a JSON object, e.g. '{\"rate_limit_next\": 3}'", 2)
-    return faults
-
-
-def _shared(location: str) -> str:
-    """A path a worker elsewhere can use: URIs as they are, local paths made absolute."""
-    return location if "://" in location else str(Path(location).expanduser().resolve())
-
-
-def _submit(deployment: str, wait: bool, **parameters) -> None:
-    """Create a run of `deployment` on the Prefect server (PREFECT_API_URL) for its workers."""
-    from prefect.deployments import run_deployment
-    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
-
-    if not PREFECT_API_URL.value():
-        fail("--submit needs a Prefect server: set PREFECT_API_URL (see README, Operating)", 2)
-    try:
-        run = run_deployment(deployment, parameters={k: v for k, v in parameters.items() if v is not None},
-                             timeout=None if wait else 0)
-    except Exception as err:  # prefect raises several types: name the deployment and the cause
-        fail(f"cannot submit to {deployment} at {PREFECT_API_URL.value()}: {type(err).__name__}: {err}", 2)
-    ui = PREFECT_UI_URL.value()
-    message = f" ({run.state.message})" if wait and run.state.message and not run.state.is_completed() else ""
-    out_console.print(f"submitted flow run {run.name} ({run.id}) of {deployment}: {run.state.name}{message}"
-                      + (f"\n  {ui}/runs/flow-run/{run.id}" if ui else ""), highlight=False, soft_wrap=True)
-    if wait and not run.state.is_completed():
-        raise typer.Exit(1)
-
-
-def _print_summary(summary: dict) -> None:
-    counts = summary["status_counts"]
-    out_console.print(f"run {summary['run_id']} (night {summary['night']}) -> {summary['out']}", soft_wrap=True)
-    out_console.print("  " + ", ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
-                      + f"; rejected rows: {summary['rejected_rows']}")
-    out_console.print(f"  estimated ${summary['est_cost_usd']:.4f}, actual ${summary['cost_usd']:.4f}")
-    if summary["rejected_rows"]:
-        out_console.print(f"  rejects: {summary['out']}/{layout.run_table(summary['run_id'], 'rejects')}")
-    for route, why in summary["unavailable"].items():
-        out_console.print(f"  [yellow]route {route} unavailable[/]: {why}", highlight=False)
-    more = summary.get("more", {})
-    for kind, label, field in (("fell_back", "fell back", "reason"), ("deferred", "deferred", "reason"),
-                               ("qa_regenerated", "QA regenerated", "qa")):
-        for item in summary[kind]:
-            out_console.print(f"  [yellow]{label}[/] {item['item_id']}: {item[field]}", highlight=False)
-        if more.get(kind):
-            out_console.print(f"  … and {more[kind]:,} more {label}", highlight=False)
-    for board in summary["storyboards"]:
-        colour = {"stitched": "green", "done": "green", "failed": "red"}.get(board["status"], "yellow")
-        where = f" -> {board['asset_uri']}" if board["asset_uri"] else ""
-        out_console.print(f"  storyboard {board['storyboard_id']}: [{colour}]{board['status']}[/] "
-                          f"({board['reason']}){where}", highlight=False, soft_wrap=True)
-    if summary["status_counts"].get("awaiting_review"):
-        out_console.print(f"  [yellow]{summary['status_counts']['awaiting_review']} clip(s) await review[/]: "
-                          f"vidbatch review --out {summary['out']}"
-                          + (f" (or the review runs {', '.join(summary['reviews'])})" if summary.get("reviews") else ""),
-                          highlight=False, soft_wrap=True)
-    for failure in summary["failed"]:
-        err_console.print(f"  [red]failed[/] {failure['item_id']}: {failure['reason']}", highlight=False)
-    if more.get("failed"):
-        err_console.print(f"  … and {more['failed']:,} more failed", highlight=False)
-    if any(more.values()):
-        out_console.print(f"  every item: {summary['out']}/{layout.run_table(summary['run_id'], 'items')}", highlight=False,
-                          soft_wrap=True)
-    out_console.print(f"  report: {summary['report']}", highlight=False, soft_wrap=True)
-    if summary["failed"] or any(b["status"] == "failed" for b in summary["storyboards"]):
-        raise typer.Exit(1)
 
 
 @app.command()

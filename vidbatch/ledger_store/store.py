@@ -13,9 +13,11 @@ reservation whose run stopped beating is taken over (closed at its estimate) by 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import threading
+import time
 import zlib
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
@@ -24,9 +26,11 @@ from pathlib import Path
 import polars as pl
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import and_, create_engine, event, exists, insert, select, text, update
+from sqlalchemy import and_, create_engine, event, exists, insert, make_url, select, text, update
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, OperationalError
 
+from vidbatch.errors import LedgerUnavailable
 from vidbatch.ledger import LEDGER_SCHEMA, OPTIONAL_COLUMNS, History
 from vidbatch.ledger_store import queries, writes
 from vidbatch.ledger_store.schema import imports, ledger_rows, open_reservations, runs
@@ -34,10 +38,11 @@ from vidbatch.measured import RECENT, measured_prices, since_night
 from vidbatch.money import Committed, over_caps, over_item_cap
 from vidbatch.policy import Caps
 
-__all__ = ["LedgerStore", "HEARTBEAT_S", "DEAD_AFTER_S"]
+__all__ = ["LedgerStore", "HEARTBEAT_S", "DEAD_AFTER_S", "PATIENCE_S"]
 
 HEARTBEAT_S = 15.0    # how often a live run says so
 DEAD_AFTER_S = 120.0  # a run silent this long is dead: its open reservations may be taken over
+PATIENCE_S = 60.0     # how long a write waits for a database that cannot be reached (a restart)
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -81,13 +86,50 @@ class LedgerStore:
     def _writing(self, lock_key: str = "vidbatch-ledger"):
         """A write transaction that holds the ledger's write lock (SQLite: BEGIN IMMEDIATE;
         PostgreSQL: an advisory lock on `lock_key`, e.g. one night) until it commits."""
-        with self.engine.connect() as conn:
+        with self._connected() as conn:
             conn = conn.execution_options(immediate=True)
             with conn.begin():
                 if self.postgres:
                     conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
                                  {"key": zlib.crc32(lock_key.encode())})
                 yield conn
+
+    @contextlib.contextmanager
+    def _reading(self, snapshot: bool = False):
+        """A connection for reads (`snapshot`: in one transaction, so several reads agree)."""
+        with self._connected() as conn:
+            if snapshot:
+                with conn.begin():
+                    yield conn
+            else:
+                yield conn
+
+    @contextlib.contextmanager
+    def _connected(self):
+        """A connection, waited for while the database cannot be reached (a restart, a fail-over:
+        up to PATIENCE_S); a database that stays unreachable, or fails inside a statement, raises
+        LedgerUnavailable: one line naming the database (never its password) and the cause."""
+        waited, delay = 0.0, 0.25
+        while True:
+            try:
+                conn = self.engine.connect()
+                break
+            except DBAPIError as err:
+                if waited >= PATIENCE_S or not err.connection_invalidated and not _unreachable(err):
+                    raise LedgerUnavailable(self._failed("cannot be reached", err, waited)) from None
+                time.sleep(delay)
+                waited, delay = waited + delay, min(delay * 2, 5.0)
+        try:
+            with conn:
+                yield conn
+        except DBAPIError as err:
+            raise LedgerUnavailable(self._failed("failed", err, 0.0)) from None
+
+    def _failed(self, what: str, err: DBAPIError, waited: float) -> str:
+        where = make_url(self.url).render_as_string(hide_password=True)
+        cause = str(getattr(err, "orig", None) or err).strip().splitlines()[0][:300]
+        tried = f" (for {waited:.0f} s)" if waited else ""
+        return f"the ledger database {where} {what}{tried}: {type(err.orig or err).__name__}: {cause}"
 
     # ---- writes ------------------------------------------------------------------------------
 
@@ -182,7 +224,7 @@ class LedgerStore:
 
     def awaiting_review(self, *, campaign: str | None = None, item_ids: list[str] | None = None) -> pl.DataFrame:
         """Clips awaiting review (LEDGER_SCHEMA rows, cost_usd as paid), oldest first."""
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return queries.awaiting_review(conn, campaign=campaign, item_ids=item_ids)
 
     def fail_open(self, run_id: str, item_ids: list[str], reason: str) -> int:
@@ -196,7 +238,7 @@ class LedgerStore:
 
     def imported(self, source: str) -> bool:
         """Whether `source` was imported into this ledger already (import_frame records each)."""
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return conn.execute(select(imports.c.source).where(imports.c.source == source)).first() is not None
 
     def import_frame(self, frame: pl.DataFrame, source: str) -> int:
@@ -233,8 +275,11 @@ class LedgerStore:
 
         def beat() -> None:
             while not stop.wait(HEARTBEAT_S):
-                with self._writing() as conn:
-                    conn.execute(update(runs).where(runs.c.run_id == run_id).values(heartbeat_at=_now()))
+                try:
+                    with self._writing() as conn:
+                        conn.execute(update(runs).where(runs.c.run_id == run_id).values(heartbeat_at=_now()))
+                except LedgerUnavailable as err:  # the run's own writes meet it too, and stop the run
+                    logging.getLogger("vidbatch").warning("heartbeat of run %s not written: %s", run_id[:8], err)
 
         thread = threading.Thread(target=beat, name=f"ledger-heartbeat-{run_id[:8]}", daemon=True)
         thread.start()
@@ -250,20 +295,20 @@ class LedgerStore:
 
     def live_runs(self) -> set[str]:
         """Runs that have not ended and beat their heartbeat lately."""
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return {run["run_id"] for run in conn.execute(select(runs).where(runs.c.ended_at.is_(None))).mappings()
                     if _alive(run)}
 
     def committed(self, night: str) -> Committed:
         """What `night` has committed across every run: spent plus open reservations."""
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return _committed(queries.committed_by(conn, night))
 
     def history(self, keys: pl.DataFrame, night: str) -> History:
         """What a run plans against: the settled clips of `keys` (campaign, item_id), every open
         reservation with provider jobs, `night`'s committed money and the measured prices (the newest
         clips of each price key); bounded by what is asked about, not by the ledger's history."""
-        with self.engine.begin() as conn:
+        with self._reading(snapshot=True) as conn:
             return History(settled=queries.settled_for(conn, keys), in_flight=queries.in_flight(conn),
                            committed=_committed(queries.committed_by(conn, night)),
                            measured=measured_prices(queries.measurements(conn, RECENT, since_night(night))))
@@ -272,30 +317,37 @@ class LedgerStore:
         """route -> price key -> what its newest settled clips measured (vidbatch.measured), as a
         run on `night` (default: today, UTC) sees it."""
         night = night or _now().date().isoformat()
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return measured_prices(queries.measurements(conn, RECENT, since_night(night)))
 
     def settled_for(self, keys: pl.DataFrame) -> pl.DataFrame:
         """The latest settled clip that passed QA for each of `keys` that has one (SETTLED_SCHEMA)."""
-        with self.engine.begin() as conn:
+        with self._reading(snapshot=True) as conn:
             return queries.settled_for(conn, keys)
 
     def spend(self, keys: list[str], *, run_id: str | None = None, nights: list[str] | None = None) -> pl.DataFrame:
         """Estimated vs actual money grouped by `keys` (SPEND_COLUMNS), for one run, some nights, or all."""
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return queries.spend(conn, keys, run_id=run_id, nights=nights)
 
     def nights(self, newest: int | None = None) -> list[str]:
         """The nights that have rows (the `newest` ones, or all), newest first."""
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return list(conn.scalars(select(ledger_rows.c.night).where(ledger_rows.c.night.is_not(None))
                                      .group_by(ledger_rows.c.night).order_by(ledger_rows.c.night.desc())
                                      .limit(newest)))
 
     def frame(self, *, run_id: str | None = None, night: str | None = None) -> pl.DataFrame:
         """Ledger rows (all, or one run's, or one night's) in write order, with LEDGER_SCHEMA."""
-        with self.engine.connect() as conn:
+        with self._reading() as conn:
             return queries.rows(conn, run_id=run_id, night=night)
+
+
+def _unreachable(err: DBAPIError) -> bool:
+    """A connection refused or dropped (worth waiting for), not a wrong password or database name."""
+    text_ = str(err.orig or err).lower()
+    return isinstance(err, OperationalError) and not any(
+        word in text_ for word in ("password", "authentication", "does not exist", "permission denied"))
 
 
 def _committed(spent: dict[tuple[str, str], float]) -> Committed:
