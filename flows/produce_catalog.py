@@ -41,7 +41,7 @@ from vidbatch.tasks.review_runs import start_reviews
 from vidbatch.tasks.run_providers import run_providers
 from vidbatch.tasks.run_labels import finish_run, label_run, log_plan
 from vidbatch.tasks.stitch import stitch_storyboards
-from vidbatch.tasks.stop_watch import stopped_line, stopped_state, watching_for_cancel
+from vidbatch.tasks.stop_watch import stopped_state, watched_for_stops
 from vidbatch.tasks.workers import GpuBatches
 
 __all__ = ["produce_catalog"]
@@ -128,23 +128,15 @@ def _produce_with(run_id: str, catalog: str, root: OutputRoot, ledger: LedgerSto
                       policy_path=policy_path, deployment=settings.deployment, batch_size=settings.batch_size,
                       attempts=settings.batch_attempts, sandbox=sandbox, on_outcome=record)
            for route, settings in pool.items()]  # in batches on the GPU pool, while the other routes' clips run here
-    try:
-        with watching_for_cancel(flow_run.get_id(), ctx.stop):
-            run_items(local, ctx, record, pollers=[b.poll for b in gpu])
-    except BaseException:  # a signal: the clips have stopped (run_items drained them); say what is left
-        emit({"event": "stopped", "line": stopped_line(ctx, outcomes)})
-        log.warning("%s", stopped_line(ctx, outcomes))
-        raise
+    with watched_for_stops(flow_run.get_id(), ctx, outcomes, emit):  # Cancel in Prefect; signals say what is left
+        run_items(local, ctx, record, pollers=[b.poll for b in gpu])
     if ctx.stop.is_set():  # cancelled, or a fault: the line says what is left for the next run
-        state = stopped_state(ctx, outcomes)
-        (log.error if state.is_failed() else log.warning)("%s", state.message)
-        emit({"event": "stopped", "line": state.message})
-        return state
+        return stopped_state(ctx, outcomes, emit)
 
     items = run_outcomes(plan, pl.DataFrame(outcomes, schema=OUTCOME_SCHEMA)).join(
         plan.select("campaign", "item_id", "storyboard_id", "scene_index"), on=["campaign", "item_id"], how="left",
         maintain_order="left")
-    boards = stitch_storyboards(root, run_id, items, plan, rejected_scenes, policy, workdir)
+    boards = stitch_storyboards(root, ledger, run_id, items, plan, rejected_scenes, policy, workdir)
     write_run_table(root, items, layout.run_table(run_id, "items"))
     spend = read_spend(ledger, ["route"], run_id=run_id)  # SQL over this run's rows, not the history
     summary = run_summary(run_id, night, root.uri, items, rejects, spend, unavailable, boards, sandbox)

@@ -93,6 +93,34 @@ def _load(entry: WanModel, device: str, dtype):
     return pipe
 
 
+def _no_weights(sources: list[str]) -> str | None:
+    """Why none of a route's checkpoints can be loaded on this machine, or None: each one is a hub id
+    missing from the local model cache, and the model hub cannot be reached (or HF_HUB_OFFLINE)."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    def here(source: str) -> bool:
+        return (source in TINY_SOURCES or source == "testsrc" or Path(source).expanduser().exists()
+                or isinstance(try_to_load_from_cache(source, "model_index.json"), str))
+
+    if not sources or any(here(source) for source in sources):
+        return None
+    if not constants.HF_HUB_OFFLINE:
+        import httpx
+
+        try:
+            httpx.head(constants.ENDPOINT, timeout=HUB_PROBE_S)
+            return None  # reachable: the weights download on first use
+        except httpx.HTTPError:
+            pass
+    reach = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else f"the model hub ({constants.ENDPOINT}) cannot be reached"
+    shown = ", ".join(sources[:3]) + (f" and {len(sources) - 3} more" if len(sources) > 3 else "")
+    return (f"none of its models is on this machine ({shown}) and {reach}: download them where the workers can "
+            "read them (huggingface-cli download ID --local-dir DIR) and set each model's `source` to its DIR")
+
+
+HUB_PROBE_S = 3.0  # how long the health check waits for the model hub to answer
+
+
 def _not_loaded(source: str, err: Exception) -> str:
     """Why a checkpoint did not load, in the user's terms: a hub id that is not in the local cache
     while the model hub cannot be reached (no network, or HF_HUB_OFFLINE) says so, not which file
@@ -306,7 +334,7 @@ class WanProvider:
         missing = [name for name in ("torch", "diffusers") if importlib.util.find_spec(name) is None]
         if missing:  # found, not imported: planning need not pay for importing torch
             return f"Wan route needs torch and diffusers ({missing[0]} is not installed: pip install 'vidbatch[wan]')"
-        return None
+        return _no_weights(sorted({entry.source for entry in self.route.models.values()}))
 
     def estimate_cost(self, request: ClipRequest) -> float:
         return wan_estimate_usd(self.route, request.model, request.resolution, request.seconds, request.extend_s,

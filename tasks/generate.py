@@ -92,8 +92,8 @@ def generate_clip(job: ClipJob, ctx: RunContext, source: object = None, why: str
         (run_log().debug if isinstance(err, RunStopped) else run_log().warning)("%s deferred: %s", job.item_id, err)
         return deferred_state(str(err))
     except RunFault as err:  # the run's storage or ledger failed: the run stops; this item waits for the next
-        ctx.stop.request(StopCause.FAULT, str(err))
-        run_log().error("%s: %s", job.item_id, err)
+        first = ctx.stop.request(StopCause.FAULT, str(err))
+        (run_log().error if first else run_log().debug)("%s: %s", job.item_id, err)
         return Failed(message=str(err), data=err)
     except TransientProviderError as err:
         if task_run.run_count <= RETRIES and not ctx.stop.is_set():
@@ -194,11 +194,11 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
 
         def close(status: str, cost: float, reason: str, **extra) -> None:
             """The closing row; once paid, the money is in the paid row and the closing row carries 0."""
-            ctx.forget_jobs(job.item_id)
             charged = paid[0] if paid else cost
             if ctx.allowance is not None:
                 ctx.allowance.settle(held[0], charged)
             write_ledger_rows(ctx.ledger, [money.closed(status, 0.0 if paid else cost, ctx.redact(reason), **extra)])
+            ctx.forget_jobs(job.item_id)  # closed in the ledger (a closing row that failed leaves it open there too)
 
         def on_job(job_id: str, what: str) -> None:
             ctx.remember_job(job.item_id, reservation_id, job_id)

@@ -33,7 +33,7 @@ from vidbatch.stopping import StopCause
 from vidbatch.tasks.context import RunContext, run_log
 from vidbatch.tasks.events import item_failed
 from vidbatch.tasks.generate import generate_clip
-from vidbatch.tasks.outcomes import outcome_of
+from vidbatch.tasks.outcomes import outcome_of, outcome_row
 from vidbatch.tasks.postprod import finish_clip, hold_for_review, write_asset
 
 __all__ = ["STEPS", "run_items", "deliver_step"]
@@ -160,9 +160,10 @@ def _follow(ctx: RunContext, running: dict, ended: queue.Queue, watch, outcomes:
             watch(job, step + 1, _submit(step + 1, job, ctx, futures[-1]), futures)
             continue
         _stop_on_fault(ctx, futures[-1])
-        row = outcome_of(job, futures)
         if step + 1 < len(STEPS) and _made_a_clip(futures[-1]):  # the run stopped between its steps
-            row.update(outcome=ItemStatus.DEFERRED.value, detail=f"deferred: {ctx.stop.reason(STEPS[step + 1])}")
+            row = outcome_row(job, ItemStatus.DEFERRED.value, f"deferred: {ctx.stop.reason(STEPS[step + 1])}")
+        else:
+            row = outcome_of(job, futures)
         if row["outcome"] == ItemStatus.FAILED:
             item_failed(ctx, job, row["detail"])
         outcomes.append(row)

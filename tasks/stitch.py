@@ -4,8 +4,8 @@ Stream copy (the concat demuxer, no re-encode) when every scene has the same cod
 size, SAR, fps, timebase and audio layout and no crossfade is asked; otherwise one re-encode that
 fits every scene to the storyboard's shape (see storyboards.stitch_target), with silence where a
 scene has no audio, and the crossfades. The result is checked: its length must be the scenes'
-sum minus the crossfades, within one frame. Each stitch is recorded under `storyboards/` (append-
-only Parquet) so a later run does not stitch the same scenes again.
+sum minus the crossfades, within one frame. Each stitch is recorded in the ledger database (its
+`stitches` table) so a later run does not stitch the same scenes again.
 """
 
 from __future__ import annotations
@@ -21,17 +21,12 @@ from prefect.cache_policies import NO_CACHE
 from vidbatch import layout
 from vidbatch.errors import MediaError
 from vidbatch.media import concat, contact_sheet, normalise_join, probe_headers
+from vidbatch.ledger_store import LedgerStore
 from vidbatch.policy import Policy, Stitch
 from vidbatch.storage import OutputRoot, fetch_to
 from vidbatch.storyboards import incompatibilities, stitch_target, storyboard_table
 
-__all__ = ["STITCHES_PREFIX", "STITCH_SCHEMA", "Stitched", "stitch_storyboard", "stitch_storyboards",
-           "read_stitches"]
-
-STITCHES_PREFIX = layout.STITCHES
-STITCH_SCHEMA = {"run_id": pl.String, "campaign": pl.String, "storyboard_id": pl.String,
-                 "stitch_fingerprint": pl.String, "asset_uri": pl.String, "seconds": pl.Float64,
-                 "scenes": pl.Int64, "mode": pl.String, "created_at": pl.Datetime("us", "UTC")}
+__all__ = ["Stitched", "stitch_storyboard", "stitch_storyboards"]
 
 
 @dataclass(frozen=True)
@@ -44,15 +39,10 @@ class Stitched:
     sheet_uri: str | None = None
 
 
-def read_stitches(root: OutputRoot) -> pl.DataFrame:
-    """Every storyboard stitched under this root so far."""
-    return root.read_parquet_dir(STITCHES_PREFIX, STITCH_SCHEMA)
-
-
 @task(name="stitch-storyboard", task_run_name="stitch {board[storyboard_id]}", retries=1,
       retry_delay_seconds=2, cache_policy=NO_CACHE)
 def stitch_storyboard(root: OutputRoot, board: dict, scenes: list[str], aspect: str, stitch: Stitch,
-                      workdir: Path, run_id: str) -> Stitched:
+                      workdir: Path, run_id: str, ledger: LedgerStore | None = None) -> Stitched:
     """Join `scenes` (local paths or URIs of finished clips, in scene order) and store the result
     at the storyboard's key (layout.storyboard), its contact sheet beside the run's report."""
     name, campaign = board["storyboard_id"], board["campaign"]
@@ -82,23 +72,24 @@ def stitch_storyboard(root: OutputRoot, board: dict, scenes: list[str], aspect: 
     asset_uri = root.put_file(dst, layout.storyboard(campaign, name))
     sheet_uri = root.put_file(contact_sheet(dst, folder / "stitched.sheet.jpg", columns=max(6, len(infos) * 2)),
                               layout.storyboard_sheet(run_id, campaign, name))
-    root.append_part(pl.DataFrame([{
-        "run_id": run_id, "campaign": board["campaign"], "storyboard_id": name,
-        "stitch_fingerprint": board["stitch_fingerprint"], "asset_uri": asset_uri, "seconds": result.duration_s,
-        "scenes": len(infos), "mode": mode, "created_at": datetime.now(timezone.utc)}], schema=STITCH_SCHEMA),
-        STITCHES_PREFIX)
+    if ledger is not None:  # a bench stitches without one
+        ledger.record_stitch({
+            "run_id": run_id, "campaign": board["campaign"], "storyboard_id": name,
+            "stitch_fingerprint": board["stitch_fingerprint"], "asset_uri": asset_uri, "seconds": result.duration_s,
+            "scenes": len(infos), "mode": mode, "created_at": datetime.now(timezone.utc)})
     return Stitched(campaign=board["campaign"], storyboard_id=name, asset_uri=asset_uri,
                     seconds=result.duration_s, mode=mode, sheet_uri=sheet_uri)
 
 
-def stitch_storyboards(root: OutputRoot, run_id: str, items: pl.DataFrame, plan: pl.DataFrame, rejected_scenes: pl.DataFrame,
-                        pol: Policy, workdir: Path) -> pl.DataFrame:
+def stitch_storyboards(root: OutputRoot, ledger: LedgerStore, run_id: str, items: pl.DataFrame, plan: pl.DataFrame,
+                       rejected_scenes: pl.DataFrame, pol: Policy, workdir: Path) -> pl.DataFrame:
     """Stitch every storyboard whose scenes all exist (one task run each); the others say which
     scene they wait for. Returns storyboard_table's rows with status `stitched` (plus asset_uri,
     seconds, mode, sheet_uri), `failed` (the stitch itself failed), `blocked` or `done`."""
     wanted = [c for c in ("storyboard_id", "scene_index", "fingerprint", "crossfade_s", "aspect") if c not in items.columns]
     scenes = items.join(plan.select("campaign", "item_id", *wanted), on=["campaign", "item_id"], how="left")
-    boards = storyboard_table(scenes, rejected_scenes, read_stitches(root), pol.stitch)
+    campaigns = scenes.filter(pl.col("storyboard_id").is_not_null())["campaign"].unique().to_list()
+    boards = storyboard_table(scenes, rejected_scenes, ledger.stitches(campaigns), pol.stitch)
     uris = {(r["campaign"], r["item_id"]): r["asset_uri"] or root.key_uri(layout.asset(r["campaign"], r["item_id"]))
             for r in scenes.iter_rows(named=True)}
     aspect = dict(zip(zip(scenes["campaign"], scenes["item_id"]), scenes["aspect"]))
@@ -107,7 +98,7 @@ def stitch_storyboards(root: OutputRoot, run_id: str, items: pl.DataFrame, plan:
         c, name = board["campaign"], board["storyboard_id"]
         futures[name] = stitch_storyboard.submit(
             root, board, [uris[(c, i)] for i in board["item_ids"]], aspect[(c, board["item_ids"][0])], pol.stitch,
-            workdir, run_id)
+            workdir, run_id, ledger)
     made = []
     for name, future in futures.items():
         future.wait()

@@ -17,9 +17,10 @@ from prefect.states import Cancelled, Failed, State
 
 from vidbatch.errors import RunFault
 from vidbatch.stopping import RunStop, StopCause
-from vidbatch.tasks.context import RunContext
+from vidbatch.in_process import Listener
+from vidbatch.tasks.context import RunContext, run_log
 
-__all__ = ["watching_for_cancel", "stopped_state", "stopped_line", "WATCH_S"]
+__all__ = ["watched_for_stops", "watching_for_cancel", "stopped_state", "stopped_line", "WATCH_S"]
 
 WATCH_S = 2.0  # how often a run asks Prefect whether it was cancelled
 
@@ -52,6 +53,20 @@ def watching_for_cancel(flow_run_id: str | None, stop: RunStop, every_s: float =
         thread.join()
 
 
+@contextlib.contextmanager
+def watched_for_stops(flow_run_id: str | None, ctx: RunContext, outcomes: list[dict], emit: Listener):
+    """The run's clips, watched for a Cancel; a signal that ends them (tasks/pipeline.py drained
+    them first) leaves its one line in the log and with the caller before it goes on."""
+    try:
+        with watching_for_cancel(flow_run_id, ctx.stop):
+            yield
+    except BaseException:
+        line = stopped_line(ctx, outcomes)
+        run_log().warning("%s", line)
+        emit({"event": "stopped", "line": line})
+        raise
+
+
 def stopped_line(ctx: RunContext, outcomes: list[dict]) -> str:
     """One line: why the run stopped, what it left in flight, and that the next run resumes it."""
     why = ctx.stop.why
@@ -59,14 +74,20 @@ def stopped_line(ctx: RunContext, outcomes: list[dict]) -> str:
     made = sum(1 for row in outcomes if row["outcome"] in ("finished", "awaiting_review"))
     head = (f"run {ctx.run_id[:8]} stopped ({why.cause.value}: {why.what}): {made} clip(s) made, "
             f"{len(open_jobs)} job(s) left running at their providers")
+    if not open_jobs:
+        return head + "; the next run makes the rest"
     shown = ", ".join(open_jobs[:5]) + (f" and {len(open_jobs) - 5} more" if len(open_jobs) > 5 else "")
-    return (head + (f" ({shown}; their reservations stay open)" if open_jobs else "")
-            + "; the next run resumes them and makes the rest without paying twice")
+    return head + f" ({shown}; their reservations stay open); the next run resumes them and makes the rest without " \
+        "paying twice"
 
 
-def stopped_state(ctx: RunContext, outcomes: list[dict]) -> State:
-    """The final state of a run that stopped: Cancelled after a Cancel, Failed (RunFault) after a fault."""
+def stopped_state(ctx: RunContext, outcomes: list[dict], emit: Listener) -> State:
+    """The final state of a run that stopped: Cancelled after a Cancel, Failed (RunFault) after a
+    fault; its line goes to the log and to the caller."""
     line = stopped_line(ctx, outcomes)
+    emit({"event": "stopped", "line": line})
     if ctx.stop.why.cause is StopCause.CANCELLED:
+        run_log().warning("%s", line)
         return Cancelled(message=line)
+    run_log().error("%s", line)
     return Failed(message=line, data=RunFault(line))

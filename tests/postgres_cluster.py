@@ -15,7 +15,9 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["postgres_binaries", "throwaway_postgres", "new_database"]
+__all__ = ["postgres_binaries", "throwaway_postgres", "new_database", "stop_postgres", "start_postgres"]
+
+_CLUSTERS: dict[str, list[str]] = {}  # URL prefix -> the pg_ctl command line of its cluster, less the action
 
 
 def postgres_binaries() -> Path | None:
@@ -44,11 +46,14 @@ def throwaway_postgres(fsync: bool = False) -> Iterator[str]:
     subprocess.run([*as_postgres, str(bin_dir / "initdb"), "-D", str(data), "--auth=trust", "-U", "postgres",
                     "--no-sync"], check=True, capture_output=True)
     options = f"-p {port} -h 127.0.0.1 -k {data} -c max_connections=200" + ("" if fsync else " -c fsync=off")
-    subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(data / "log"), "-o",
-                    options, "start"], check=True, capture_output=True)
+    control = [*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-w", "-l", str(data / "log"), "-o", options]
+    subprocess.run([*control, "start"], check=True, capture_output=True)
+    url = f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+    _CLUSTERS[url] = control
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}"
+        yield url
     finally:
+        _CLUSTERS.pop(url, None)
         subprocess.run([*as_postgres, str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
                        capture_output=True)
         shutil.rmtree(home, ignore_errors=True)
@@ -62,3 +67,13 @@ def new_database(server: str) -> str:
     with psycopg.connect(server.replace("postgresql+psycopg", "postgresql") + "/postgres", autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     return f"{server}/{name}"
+
+
+def stop_postgres(server: str) -> None:
+    """Stop a throw-away cluster as an outage does (fast: open connections are cut)."""
+    subprocess.run([*_CLUSTERS[server], "-m", "fast", "stop"], check=True, capture_output=True)
+
+
+def start_postgres(server: str) -> None:
+    """Start a stopped throw-away cluster again, with its data."""
+    subprocess.run([*_CLUSTERS[server], "start"], check=True, capture_output=True)

@@ -344,3 +344,82 @@ def test_the_veo_sandbox_command_serves_a_gemini_veo_route_for_rehearsals(tmp_pa
         clip = route.generate(ClipRequest(item_id="r", prompt="a rehearsal", seconds=4.0, width=1280, height=720,
                                           model="veo-3.1-generate-001", resolution="720p"), tmp_path, Journal())
         assert clip.cost_usd == pytest.approx(4 * 0.40) and clip.path.stat().st_size > 0
+
+
+def _run_alone(tmp_path, *args: str, **env: str) -> tuple[subprocess.CompletedProcess, object]:
+    """`vidbatch run ARGS` with a PREFECT_HOME of its own that nothing has used yet."""
+    import os
+
+    home = tmp_path / "fresh-prefect-home"
+    home.mkdir(exist_ok=True)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    done = subprocess.run([sys.executable, "-m", "vidbatch.cli", "run", *args], capture_output=True, text=True,
+                          env={**clean, "PREFECT_HOME": str(home), **env}, timeout=600)
+    return done, home
+
+
+SECRET = "PWLEAK77"
+
+
+@pytest.mark.parametrize("mistake,expected", [
+    ("csv catalog", "is not a Parquet file"),
+    ("json catalog", "is not a Parquet file"),
+    ("missing catalog", "cannot read"),
+    ("missing policy", "cannot read policy file"),
+    ("out is a file", "cannot create output folder"),
+    ("base_url with a password", "routes.sora.base_url: holds credentials"),
+    ("ledger url with a password", "the ledger URL holds a password"),
+])
+def test_a_mistake_is_refused_in_one_message_before_anything_starts(tmp_path, mistake, expected):
+    """Issue 28: each mistake used to cost the temporary Prefect server's start (~25-30 s) and 1-3
+    Prefect tracebacks; a policy's password reached Prefect's log. Now: exit 2, vidbatch's message,
+    no traceback, no secret, and no Prefect server was started (its database was never made)."""
+    catalog, policy, out = write_catalog(tmp_path / "c.parquet", [{}]), str(DEMO_POLICY), str(tmp_path / "out")
+    if mistake in ("csv catalog", "json catalog"):
+        catalog = str(tmp_path / ("c.csv" if mistake == "csv catalog" else "c.json"))
+        pl.DataFrame({"item_id": ["a"], "prompt": ["p"]}).pipe(
+            lambda f: f.write_csv(catalog) if mistake == "csv catalog" else f.write_json(catalog))
+    elif mistake == "missing catalog":
+        catalog = str(tmp_path / "nowhere.parquet")
+    elif mistake == "missing policy":
+        policy = str(tmp_path / "nowhere.toml")
+    elif mistake == "out is a file":
+        (tmp_path / "out").write_text("a file, not a folder")
+    else:
+        text = DEMO_POLICY.read_text()
+        text = (text.replace('kind = "openai-videos"\n', f'kind = "openai-videos"\nbase_url = "http://u:{SECRET}@h:1/v1"\n')
+                if mistake.startswith("base_url") else text + f'\n[ledger]\nurl = "postgresql://u:{SECRET}@db/vidbatch"\n')
+        (tmp_path / "p.toml").write_text(text)
+        policy = str(tmp_path / "p.toml")
+    done, home = _run_alone(tmp_path, catalog, "--policy", policy, "--out", out)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert done.stderr.startswith("error: ") and expected in done.stderr, done.stderr
+    assert "Traceback" not in done.stdout + done.stderr and SECRET not in done.stdout + done.stderr
+    assert not (home / "prefect.db").exists()  # the temporary Prefect server never started
+
+
+def test_an_empty_catalog_says_so_and_starts_nothing(tmp_path):
+    catalog = str(tmp_path / "empty.parquet")
+    pl.DataFrame(schema={"item_id": pl.String, "campaign": pl.String, "prompt": pl.String, "duration_s": pl.Float64,
+                         "aspect": pl.String, "realism": pl.String}).write_parquet(catalog)
+    done, home = _run_alone(tmp_path, catalog, "--policy", str(DEMO_POLICY), "--out", str(tmp_path / "out"))
+    assert done.returncode == 0 and "has no rows: nothing to make" in done.stdout, done.stdout + done.stderr
+    assert not (home / "prefect.db").exists()
+
+
+def test_a_run_with_no_route_available_says_so_per_route_and_exits_3(tmp_path, child_prefect_home):
+    """The shipped policy on a machine without keys or model weights, the hub out of reach: nothing can
+    be made. The run says so plainly, names each route's real cause, and exits 3 (README)."""
+    import os
+
+    catalog = write_catalog(tmp_path / "c.parquet", [{}, {"realism": "high"}, {"realism": "high", "duration_s": 8.0}])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API") and not k.endswith("_API_KEY")}
+    env.update(PREFECT_HOME=child_prefect_home("home"), HF_HUB_OFFLINE="1", PREFECT_LOGGING_LEVEL="WARNING")
+    done = subprocess.run([sys.executable, "-m", "vidbatch.cli", "run", catalog, "--out", str(tmp_path / "out")],
+                          capture_output=True, text=True, env=env, timeout=600)
+    output = done.stdout + done.stderr
+    assert done.returncode == 3, output[-3000:]
+    assert "nothing could be made: no route of the policy is available" in output
+    assert "route wan unavailable: none of its models is on this machine" in output and "HF_HUB_OFFLINE is set" in output
+    assert "route veo unavailable: no project" in output and "route gateway unavailable: no API key" in output
+    assert "config.json" not in output and "Traceback" not in output

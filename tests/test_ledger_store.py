@@ -112,6 +112,25 @@ def test_an_old_parquet_ledger_is_imported_once_and_left_in_place(tmp_path):
     assert open_ledger(root).frame().sort("item_id")["cost_usd"].sum() == pytest.approx(3.0)
 
 
+def test_stitch_records_live_in_the_ledger_and_old_parquet_parts_are_imported_once(tmp_path):
+    """Revision 0006: a root's `storyboards/part-*.parquet` (before it) reach the ledger database once;
+    new stitches are rows there, so no run lists the storage to learn what it stitched."""
+    from datetime import datetime, timezone
+
+    from vidbatch.storyboards import STITCH_SCHEMA
+
+    root = open_root(str(tmp_path / "out"))
+    old = {"run_id": "old", "campaign": "c", "storyboard_id": "b1", "stitch_fingerprint": "f1", "asset_uri": "a",
+           "seconds": 9.0, "scenes": 3, "mode": "stream copy", "created_at": datetime(2026, 10, 1, tzinfo=timezone.utc)}
+    root.append_part(pl.DataFrame([old], schema=STITCH_SCHEMA), "storyboards")
+    store = open_ledger(root)
+    store.record_stitch({**old, "run_id": "new", "storyboard_id": "b2", "created_at": datetime.now(timezone.utc)})
+    again = open_ledger(root)  # the old part is not imported twice
+    assert again.stitches()["storyboard_id"].to_list() == ["b1", "b2"]
+    assert again.stitches(["other"]).height == 0
+    assert again.stitches().schema == pl.Schema(STITCH_SCHEMA)
+
+
 WORKER = """
 import json, random, sys
 from vidbatch.ledger import ledger_row, new_reservation_id

@@ -11,6 +11,7 @@ import pytest
 
 from tests.conftest import THREE_ROUTES_POLICY, closed_provider, ledger_of, write_catalog
 from tests.conftest import produce
+from vidbatch.errors import RunFault
 from vidbatch.policy import load_policy
 from vidbatch.providers.dashscope import DashScopeProvider
 from vidbatch.providers.gemini_veo import VeoProvider
@@ -154,7 +155,8 @@ def test_s3_going_away_mid_run_loses_no_money_and_the_next_run_delivers_unpaid(t
         return round(ledger.filter(pl.col("status").is_in(["paid", "settled", "failed"]))["cost_usd"].sum(), 6)
 
     with VideosSandbox(latency_s=0.2, poll_after_ms=50) as videos:
-        with pytest.raises(Exception):  # its tables and report cannot be written either: the run fails
+        with pytest.raises(RunFault, match=r"^run \w+ stopped \(fault: the output root s3://studio/night cannot be "
+                                          r"written \(EndpointConnectionError: .*\); the next run resumes"):
             produce(catalog, out="s3://studio/night", policy_path=str(policy_path),
                     providers={"sora": lambda pol: StorageGoesAway(closed_provider(videos)), "wan": None,
                                "wan-hosted": None})

@@ -12,8 +12,10 @@ import pytest
 from tests.conftest import ledger_of, policy_file, toml_value, write_catalog
 from tests.test_media import nearest_colour
 from tests.conftest import produce
+from vidbatch.ledger_store import open_ledger
 from vidbatch.media import frame_at, probe
 from vidbatch.providers.testsrc import TestsrcProvider
+from vidbatch.storage import open_root
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -50,7 +52,7 @@ def test_mixed_route_storyboard_is_normalised_crossfaded_in_order_and_reported(t
     assert (stitched.width, stitched.height, stitched.fps) == (1280, 720, 30.0) and stitched.has_audio
     path = out / "assets" / "c1" / "storyboards" / "sb.mp4"
     assert [nearest_colour(frame_at(path, t)) for t in (0.4, 2.5, 5.5)] == ["red", "blue", "yellow"]
-    record = pl.read_parquet(out / "storyboards" / "*.parquet").row(0, named=True)
+    record = open_ledger(open_root(str(out))).stitches().row(0, named=True)  # in the ledger database
     assert record["mode"].startswith("re-encoded to 1280x720 at 30 fps") and "fps differs" in record["mode"]
     solo = probe(out / "assets" / "c1" / "solo.mp4")  # extended by 1 s on the (test) Wan route
     assert abs(solo.duration_s - 2.0) <= 1 / 16
@@ -121,12 +123,12 @@ def test_a_missing_scene_blocks_its_storyboard_until_a_later_run_makes_it(tmp_pa
     assert wan.calls == ["s0", "s1"]  # scene 0 was not made again
     [board] = second["storyboards"]
     assert board["status"] == "stitched"
-    record = pl.read_parquet(tmp_path / "out" / "storyboards" / "*.parquet").row(0, named=True)
+    record = open_ledger(open_root(str(tmp_path / "out"))).stitches().row(0, named=True)
     assert record["mode"] == "stream copy" and abs(record["seconds"] - 4.0) <= 1 / 16
 
     third = run(tmp_path, rows, wan)
     assert third["storyboards"][0]["status"] == "done" and wan.calls == ["s0", "s1"]
-    assert pl.read_parquet(tmp_path / "out" / "storyboards" / "*.parquet").height == 1
+    assert open_ledger(open_root(str(tmp_path / "out"))).stitches().height == 1  # stitched once
 
 
 def test_qa_regenerates_a_black_clip_once_and_fails_a_clip_frozen_twice(tmp_path):

@@ -12,68 +12,34 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import polars as pl
 import pytest
 
-from tests.conftest import VIDEOS_API_POLICY, ledger_of, write_catalog
+from tests.cli_runs import (cli_env, closed_route_policy, high_realism_catalog, left_behind, start_run,
+                            wait_for)
+from tests.conftest import ledger_of
 from vidbatch.sandbox import VideosSandbox
 
 ITEMS = 12
-KEY_ENV = "VIDBATCH_STOP_TEST_KEY"
 
 
 @pytest.fixture
 def rig(tmp_path, child_prefect_home):
-    """A Videos API sandbox, a policy whose closed route talks to it (2 in flight), a catalog of
-    high-realism items, and `start(name, **env)`: a `vidbatch run` in its own process group."""
+    """A Videos API sandbox whose jobs take 10 minutes, a policy whose closed route talks to it (2 in
+    flight), a catalog of high-realism items, and `start(name, **env)`: a `vidbatch run`."""
     with VideosSandbox(latency_s=600.0, poll_after_ms=100) as box:
-        text = VIDEOS_API_POLICY.read_text().replace(
-            'kind = "openai-videos"\n', f'kind = "openai-videos"\nbase_url = "{box.base_url}"\n'
-            f'api_key_env = "{KEY_ENV}"\n', 1).replace("concurrency = 4\n", "concurrency = 2\n", 1)
-        policy = tmp_path / "policy.toml"
-        policy.write_text(text)
-        catalog = write_catalog(tmp_path / "catalog.parquet", [{"prompt": f"wave {n}"} for n in range(ITEMS)],
-                                realism="high", duration_s=4.0, campaign="stop")
+        policy = closed_route_policy(tmp_path / "policy.toml", box)
+        catalog = high_realism_catalog(tmp_path / "catalog.parquet", ITEMS, "stop")
         home = child_prefect_home("prefect-home")
-        env = {**{k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}, KEY_ENV: box.api_key,
-               "PREFECT_HOME": home, "PREFECT_LOGGING_LEVEL": "WARNING"}
         out = tmp_path / "out"
 
-        def start(name: str, **extra) -> tuple[subprocess.Popen, Path]:
+        def start(name: str, **extra):
             log = tmp_path / f"{name}.log"
-            process = subprocess.Popen([sys.executable, "-m", "vidbatch.cli", "run", catalog, "--policy", str(policy),
-                                        "--out", str(out)], env={**env, **extra}, stdout=open(log, "w"),
-                                       stderr=subprocess.STDOUT, start_new_session=True)
-            return process, log
+            return start_run(log, catalog, policy, str(out), cli_env(box, home, **extra)), log
 
         yield {"box": box, "start": start, "out": out, "home": home}
-
-
-def _wait_for_jobs(box: VideosSandbox, count: int, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 240  # a limit that only matters when it fails
-    while len(box.jobs) < count:
-        assert process.poll() is None, log.read_text()[-3000:]
-        assert time.monotonic() < deadline, log.read_text()[-3000:]
-        time.sleep(0.1)
-
-
-def _left_behind(home: str) -> list[int]:
-    """Processes (the temporary Prefect server) still running with the stopped run's PREFECT_HOME."""
-    mine = f"PREFECT_HOME={home}".encode()
-    alive = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                if mine in (entry / "environ").read_bytes().split(b"\0"):
-                    alive.append(int(entry.name))
-            except OSError:
-                continue
-    return alive
 
 
 def _rerun_and_settle(rig) -> pl.DataFrame:
@@ -125,7 +91,7 @@ def test_a_stop_stops_spending_at_once_and_the_next_run_resumes_without_paying_t
 
         extra["PREFECT_API_URL"] = api = PREFECT_API_URL.value()
     process, log = rig["start"]("stopped", **extra)
-    _wait_for_jobs(box, 2, process, log)  # both slots held by running jobs: no create on the wire
+    wait_for(lambda: len(box.jobs) == 2, process, log)  # both slots held by running jobs: no create on the wire
     time.sleep(1.0)  # the run polls them
     at_stop = set(box.jobs)
     if how == "SIGTERM":  # a worker's redeploy: the process alone
@@ -142,7 +108,7 @@ def test_a_stop_stops_spending_at_once_and_the_next_run_resumes_without_paying_t
     assert {"SIGTERM": "stopped by SIGTERM", "ctrl-c": "stopped by SIGINT", "cancel": "stopped (cancelled: Cancel in "
             "Prefect)"}[how] in output, output[-2000:]
     assert "2 job(s) left running at their providers" in output, output[-2000:]
-    assert _left_behind(rig["home"]) == []  # the temporary Prefect server went with the run
+    assert left_behind(rig["home"]) == []  # the temporary Prefect server went with the run
     if how == "cancel":
         assert _final_state(api, run_id).is_cancelled()
     ledger = ledger_of(rig["out"])

@@ -7,9 +7,11 @@ passes the store to what needs it (no store is cached per process):
      shared URL (StorageError);
   2. the schema is migrated to the newest revision (Alembic);
   3. the root's Parquet ledger from before (`<root>/ledger/part-*.parquet`) is imported, once per
-     database (and never a row the database already holds), the parts left in place.
+     database (and never a row the database already holds), the parts left in place; so are its
+     stitch records from before revision 0006 (`<root>/storyboards/part-*.parquet`).
 
-The package: `store.py` (the store: reserve, append, runs and their heartbeats, the reads),
+The package: `store.py` (the store: reserve, append, runs and their heartbeats, stitches, the reads),
+`connection.py` (engines, and connections waited for through an outage),
 `queries.py` (the read side, each query bounded by what it asks about), `writes.py` (row writes
 that keep `open_reservations` in step), `schema.py` + `migrations/` (tables, Alembic revisions),
 `parquet.py` (export by night, import of Parquet ledgers).
@@ -22,7 +24,9 @@ import os
 from vidbatch.errors import StorageError
 from vidbatch.ledger import READ_SCHEMA, current_names
 from vidbatch.ledger_store.store import DEAD_AFTER_S, HEARTBEAT_S, LedgerStore
+from vidbatch.layout import STITCHES
 from vidbatch.storage import LocalRoot, OutputRoot
+from vidbatch.storyboards import STITCH_SCHEMA
 
 __all__ = ["LedgerStore", "open_ledger", "ledger_url", "configured_url", "HEARTBEAT_S", "DEAD_AFTER_S",
            "LEDGER_URL_ENV"]
@@ -61,7 +65,12 @@ def open_ledger(root: OutputRoot | None, url: str | None = None, policy_url: str
     imported into it the first time this database meets the root (the store records each import,
     an empty one too, so a later open reads nothing from the root: storage may be down)."""
     store = LedgerStore(ledger_url(root, url, policy_url))
-    source = root.key_uri(PARQUET_PREFIX) if root is not None else None
-    if source is not None and not store.imported(source):
+    if root is None:
+        return store
+    source = root.key_uri(PARQUET_PREFIX)
+    if not store.imported(source):
         store.import_frame(current_names(root.read_parquet_dir(PARQUET_PREFIX, READ_SCHEMA)), source)
+    boards = root.key_uri(STITCHES)
+    if not store.imported(boards):
+        store.import_stitches(root.read_parquet_dir(STITCHES, STITCH_SCHEMA), boards)
     return store

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, DateTime, Float, Integer, MetaData, String, Table, Text
 
-__all__ = ["metadata", "ledger_rows", "open_reservations", "runs", "imports"]
+__all__ = ["metadata", "ledger_rows", "open_reservations", "runs", "imports", "stitches"]
 
 metadata = MetaData()
 
@@ -71,4 +71,19 @@ imports = Table(
     Column("source", Text, primary_key=True),
     Column("rows", Integer, nullable=False),
     Column("imported_at", DateTime(timezone=True), nullable=False),
+)
+
+# Storyboards stitched so far (revision 0006; before it, Parquet parts under the root's `storyboards/`).
+stitches = Table(
+    "stitches", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64)),
+    Column("campaign", Text, nullable=False),
+    Column("storyboard_id", Text, nullable=False),
+    Column("stitch_fingerprint", String(64), nullable=False),
+    Column("asset_uri", Text),
+    Column("seconds", Float),
+    Column("scenes", Integer),
+    Column("mode", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
 )

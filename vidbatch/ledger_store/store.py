@@ -17,7 +17,6 @@ import logging
 import os
 import socket
 import threading
-import time
 import zlib
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
@@ -26,23 +25,23 @@ from pathlib import Path
 import polars as pl
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import and_, create_engine, event, exists, insert, make_url, select, text, update
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy import and_, exists, insert, select, text, update
+from sqlalchemy.engine import Connection
 
 from vidbatch.errors import LedgerUnavailable
 from vidbatch.ledger import LEDGER_SCHEMA, OPTIONAL_COLUMNS, History
 from vidbatch.ledger_store import queries, writes
-from vidbatch.ledger_store.schema import imports, ledger_rows, open_reservations, runs
+from vidbatch.ledger_store.connection import connected, make_engine
+from vidbatch.ledger_store.schema import imports, ledger_rows, open_reservations, runs, stitches
 from vidbatch.measured import RECENT, measured_prices, since_night
 from vidbatch.money import Committed, over_caps, over_item_cap
 from vidbatch.policy import Caps
+from vidbatch.storyboards import STITCH_SCHEMA
 
-__all__ = ["LedgerStore", "HEARTBEAT_S", "DEAD_AFTER_S", "PATIENCE_S"]
+__all__ = ["LedgerStore", "HEARTBEAT_S", "DEAD_AFTER_S"]
 
 HEARTBEAT_S = 15.0    # how often a live run says so
 DEAD_AFTER_S = 120.0  # a run silent this long is dead: its open reservations may be taken over
-PATIENCE_S = 60.0     # how long a write waits for a database that cannot be reached (a restart)
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -50,31 +49,12 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _engine(url: str) -> Engine:
-    if url.startswith("sqlite"):
-        engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
-
-        @event.listens_for(engine, "connect")
-        def _connect(dbapi_connection, _record) -> None:
-            dbapi_connection.isolation_level = None  # transactions are begun below, not by the driver
-            for pragma in ("journal_mode=WAL", "busy_timeout=60000", "synchronous=NORMAL"):
-                dbapi_connection.execute(f"PRAGMA {pragma}")
-
-        @event.listens_for(engine, "begin")
-        def _begin(connection: Connection) -> None:
-            immediate = connection.get_execution_options().get("immediate")
-            connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-        return engine
-    return create_engine(url, pool_pre_ping=True)
-
-
 class LedgerStore:
     """One ledger database. Thread-safe; a run opens one (`open_ledger`) and passes it on."""
 
     def __init__(self, url: str):
         self.url = url
-        self.engine = _engine(url)
+        self.engine = make_engine(url)
         self.postgres = self.engine.dialect.name == "postgresql"
         with self._writing() as conn:  # one process migrates; the others wait for its lock
             config = Config()
@@ -86,7 +66,7 @@ class LedgerStore:
     def _writing(self, lock_key: str = "vidbatch-ledger"):
         """A write transaction that holds the ledger's write lock (SQLite: BEGIN IMMEDIATE;
         PostgreSQL: an advisory lock on `lock_key`, e.g. one night) until it commits."""
-        with self._connected() as conn:
+        with connected(self.engine, self.url) as conn:
             conn = conn.execution_options(immediate=True)
             with conn.begin():
                 if self.postgres:
@@ -97,39 +77,12 @@ class LedgerStore:
     @contextlib.contextmanager
     def _reading(self, snapshot: bool = False):
         """A connection for reads (`snapshot`: in one transaction, so several reads agree)."""
-        with self._connected() as conn:
+        with connected(self.engine, self.url) as conn:
             if snapshot:
                 with conn.begin():
                     yield conn
             else:
                 yield conn
-
-    @contextlib.contextmanager
-    def _connected(self):
-        """A connection, waited for while the database cannot be reached (a restart, a fail-over:
-        up to PATIENCE_S); a database that stays unreachable, or fails inside a statement, raises
-        LedgerUnavailable: one line naming the database (never its password) and the cause."""
-        waited, delay = 0.0, 0.25
-        while True:
-            try:
-                conn = self.engine.connect()
-                break
-            except DBAPIError as err:
-                if waited >= PATIENCE_S or not err.connection_invalidated and not _unreachable(err):
-                    raise LedgerUnavailable(self._failed("cannot be reached", err, waited)) from None
-                time.sleep(delay)
-                waited, delay = waited + delay, min(delay * 2, 5.0)
-        try:
-            with conn:
-                yield conn
-        except DBAPIError as err:
-            raise LedgerUnavailable(self._failed("failed", err, 0.0)) from None
-
-    def _failed(self, what: str, err: DBAPIError, waited: float) -> str:
-        where = make_url(self.url).render_as_string(hide_password=True)
-        cause = str(getattr(err, "orig", None) or err).strip().splitlines()[0][:300]
-        tried = f" (for {waited:.0f} s)" if waited else ""
-        return f"the ledger database {where} {what}{tried}: {type(err.orig or err).__name__}: {cause}"
 
     # ---- writes ------------------------------------------------------------------------------
 
@@ -259,6 +212,21 @@ class LedgerStore:
             conn.execute(insert(imports), [{"source": source, "rows": len(rows), "imported_at": _now()}])
         return len(rows)
 
+    def record_stitch(self, row: dict) -> None:
+        """A stitched storyboard (STITCH_SCHEMA fields), so that no later run stitches it again."""
+        with self._writing() as conn:
+            conn.execute(insert(stitches), [row])
+
+    def import_stitches(self, frame: pl.DataFrame, source: str) -> int:
+        """An output root's stitch records from before revision 0006 (Parquet), once per `source`."""
+        with self._writing() as conn:
+            if conn.execute(select(imports.c.source).where(imports.c.source == source)).first():
+                return 0
+            if frame.height:
+                conn.execute(insert(stitches), frame.select(list(STITCH_SCHEMA)).to_dicts())
+            conn.execute(insert(imports), [{"source": source, "rows": frame.height, "imported_at": _now()}])
+        return frame.height
+
     # ---- runs --------------------------------------------------------------------------------
 
     @contextlib.contextmanager
@@ -288,8 +256,11 @@ class LedgerStore:
         finally:
             stop.set()
             thread.join()
-            with self._writing() as conn:
-                conn.execute(update(runs).where(runs.c.run_id == run_id).values(ended_at=_now()))
+            try:
+                with self._writing() as conn:
+                    conn.execute(update(runs).where(runs.c.run_id == run_id).values(ended_at=_now()))
+            except LedgerUnavailable as err:  # its heartbeat stops: the run reads as dead soon (at once on this host)
+                logging.getLogger("vidbatch").warning("the end of run %s not written: %s", run_id[:8], err)
 
     # ---- reads -------------------------------------------------------------------------------
 
@@ -337,17 +308,18 @@ class LedgerStore:
                                      .group_by(ledger_rows.c.night).order_by(ledger_rows.c.night.desc())
                                      .limit(newest)))
 
+    def stitches(self, campaigns: list[str] | None = None) -> pl.DataFrame:
+        """Storyboards stitched so far (of `campaigns`, or all), oldest first (STITCH_SCHEMA)."""
+        where = stitches.c.campaign.in_(campaigns) if campaigns is not None else True
+        with self._reading() as conn:
+            rows = conn.execute(select(*(stitches.c[name] for name in STITCH_SCHEMA)).where(where)
+                                .order_by(stitches.c.id)).mappings().all()
+        return pl.DataFrame([{**r, "created_at": queries.aware(r["created_at"])} for r in rows], schema=STITCH_SCHEMA)
+
     def frame(self, *, run_id: str | None = None, night: str | None = None) -> pl.DataFrame:
         """Ledger rows (all, or one run's, or one night's) in write order, with LEDGER_SCHEMA."""
         with self._reading() as conn:
             return queries.rows(conn, run_id=run_id, night=night)
-
-
-def _unreachable(err: DBAPIError) -> bool:
-    """A connection refused or dropped (worth waiting for), not a wrong password or database name."""
-    text_ = str(err.orig or err).lower()
-    return isinstance(err, OperationalError) and not any(
-        word in text_ for word in ("password", "authentication", "does not exist", "permission denied"))
 
 
 def _committed(spent: dict[tuple[str, str], float]) -> Committed:
