@@ -70,7 +70,7 @@ def test_clips_wait_for_review_the_cli_decides_and_the_next_runs_remake_and_stit
     assert decided.select("item_id", "status", "reviewer", "reason", "prompt").rows() == [
         ("s0", "approved", "ann", "", None), ("s1", "review_rejected", "bob", "too dark", "a brighter cat")]
     code, text = cli("review", "approve", "s0", "--out", out)
-    assert code == 2 and "s0: no clip of it is awaiting review" in text  # approved once, never again
+    assert code == 2 and "spring/s0: already decided (approved by ann); nothing recorded" in text  # once, never again
 
     second = produce(catalog, out=out, policy_path=policy, providers={"wan": lambda _: fake})
     assert second["status_counts"] == {"awaiting_review": 1, "done": 2}  # s1 made again, held again
@@ -102,3 +102,24 @@ def test_rejections_beyond_the_limit_defer_the_item_until_its_row_changes(tmp_pa
     changed = write_catalog(tmp_path / "c2.parquet", [{**ROWS[0], "prompt": "a new idea"}])
     fourth = produce(changed, out=out, policy_path=policy, providers={"wan": lambda _: fake})
     assert fourth["status_counts"] == {"awaiting_review": 1}
+
+
+def test_reviewers_approving_one_clip_at_once_get_one_verdict_and_the_losers_one_answer(tmp_path):
+    """Issue 28: of several `review approve` of one clip at once, one wins; every other says the same
+    thing (already decided, by whom) with the same exit code, whether it lost before or inside the
+    ledger's transaction."""
+    import subprocess
+    import sys
+
+    out = str(tmp_path / "out")
+    catalog = write_catalog(tmp_path / "c.parquet", ROWS[:1])
+    produce(catalog, out=out, policy_path=review_policy(tmp_path), providers={"wan": lambda _: TestsrcProvider()})
+    runs = [subprocess.Popen([sys.executable, "-m", "vidbatch.cli", "review", "approve", "s0", "--out", out,
+                              "--reviewer", f"r{n}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for n in range(4)]
+    answers = [(run.wait(timeout=300), run.stdout.read()) for run in runs]
+    winners = [text for code, text in answers if code == 0]
+    assert len(winners) == 1 and "approved and delivered" in winners[0], answers
+    [winner] = ledger_of(out).filter(pl.col("status") == "approved")["reviewer"].to_list()
+    losers = {(code, " ".join(text.split())) for code, text in answers if code != 0}
+    assert losers == {(2, f"spring/s0: already decided (approved by {winner}); nothing recorded for it")}, answers

@@ -180,6 +180,15 @@ class LedgerStore:
         with self._reading() as conn:
             return queries.awaiting_review(conn, campaign=campaign, item_ids=item_ids)
 
+    def verdicts(self, item_ids: list[str]) -> dict[tuple[str, str], tuple[str, str | None]]:
+        """(campaign, item_id) -> (verdict, reviewer) of the newest review verdict of each of `item_ids`."""
+        with self._reading() as conn:
+            rows = conn.execute(select(ledger_rows.c.campaign, ledger_rows.c.item_id, ledger_rows.c.status,
+                                       ledger_rows.c.reviewer).where(
+                ledger_rows.c.item_id.in_(item_ids), ledger_rows.c.status.in_(("approved", "review_rejected")))
+                .order_by(ledger_rows.c.id)).all()
+        return {(r.campaign, r.item_id): (r.status, r.reviewer) for r in rows}
+
     def fail_open(self, run_id: str, item_ids: list[str], reason: str) -> int:
         """Close `run_id`'s open reservations of `item_ids` as failed at their estimate (a worker died
         inside them: the GPU time was rented); how many. Each keeps exactly one closing row."""
