@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from vidbatch.errors import ContentRejected, ProviderUnavailable, RenderStopped, TransientProviderError
+from vidbatch.errors import ContentRejected, ProviderUnavailable, RenderStopped, RunStopped, TransientProviderError
 from vidbatch.media import write_frames
 from vidbatch.providers import Clip, ClipRequest, Journal, ProviderKind, RunSettings
 from vidbatch.providers.wan_levers import (PassCounter, apply_profile, experts, lora_file, lora_identity, lora_rank,
@@ -275,6 +275,12 @@ class _Meter:
         return total
 
     def _hold(self, ahead_s: float) -> None:
+        try:  # a stopped run stops rendering here too, charged the GPU time used (vidbatch.stopping)
+            self.journal.pause(0.0)
+        except RunStopped as err:
+            spent = self.used_s() if self.rendering else 0.0
+            raise RenderStopped(f"stopped at {self.what} after {spent:.2f} GPU s: {err}",
+                                cost_usd=spent * self.usd_per_s) from None
         used = self.used_s()
         if (used + ahead_s) * self.usd_per_s <= self.journal.reserved_usd + 1e-12:
             return

@@ -20,6 +20,7 @@ from vidbatch.errors import RunFault
 from vidbatch.sandbox import VideosSandbox
 
 ITEMS = 6
+OUTAGE_S = float(os.environ.get("VIDBATCH_TEST_OUTAGE_S", "5"))  # how long the database stays down (20: the issue's)
 
 
 def _spent(ledger: pl.DataFrame) -> float:
@@ -48,7 +49,7 @@ def pg(monkeypatch):
 
 def _run_through_an_outage(tmp_path, pg, box: VideosSandbox, patience_s: float, monkeypatch) -> dict | Exception:
     """A run of ITEMS closed-route clips whose ledger database stops once every job is recorded;
-    the jobs then finish (their money must be written) and the database comes back after 5 s.
+    the jobs then finish (their money must be written) and the database comes back after OUTAGE_S.
     `patience_s`: how long the store waits for it."""
     from tests.postgres_cluster import start_postgres, stop_postgres
     from vidbatch.ledger_store import connection
@@ -63,7 +64,7 @@ def _run_through_an_outage(tmp_path, pg, box: VideosSandbox, patience_s: float, 
             time.sleep(0.1)  # every job is recorded; the run only polls now
         stop_postgres(server)
         box.latency_s = 0.2  # the jobs finish: their paid rows wait for the database
-        time.sleep(5.0)
+        time.sleep(OUTAGE_S)
         start_postgres(server)
 
     thread = threading.Thread(target=outage, daemon=True)

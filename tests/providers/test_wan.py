@@ -143,3 +143,23 @@ def test_loading_prints_nothing_a_user_cannot_act_on(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["torch.float32", "torch.bfloat16", "torch.float32", "CLIPImageProcessorPil"]
     assert result.stderr == ""
+
+
+def test_a_stopped_run_stops_a_render_between_steps_charged_the_gpu_time_used(tmp_path):
+    """Issue 28: a stop reaches a Wan render at its next denoising step (the meter's check), which
+    ends it RenderStopped with the time it used, instead of rendering on after the run has stopped."""
+    from vidbatch.errors import RenderStopped
+    from vidbatch.providers import Journal
+    from vidbatch.stopping import RunStop, StopCause
+
+    stop, steps = RunStop(), []
+
+    def pause(seconds: float) -> None:  # the first check passes; the run stops during the first step
+        steps.append(seconds)
+        if len(steps) == 2:
+            stop.request(StopCause.SIGNAL, "SIGTERM")
+        stop.pause(seconds)
+
+    with pytest.raises(RenderStopped, match=r"the run stopped \(signal: SIGTERM\)") as stopped:
+        WanProvider(ROUTE, route_id="wan").generate(request(), tmp_path, Journal(pause=pause))
+    assert stopped.value.cost_usd > 0 and len(steps) == 2  # stopped at the check after the stop, not later
