@@ -124,6 +124,20 @@ class OutputRoot:
         return self.write_parquet(frame, f"{prefix}/part-{uuid.uuid4().hex}.parquet")
 
 
+@contextlib.contextmanager
+def _replacing(target: Path) -> Iterator[Path]:
+    """A temporary file beside `target` that replaces it atomically (readers never see half a file);
+    on failure it is removed, so a full disk gets back what the failed write took (the ledger's
+    next row may need it)."""
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
 @dataclass
 class LocalRoot(OutputRoot):
     path: Path
@@ -150,16 +164,14 @@ class LocalRoot(OutputRoot):
 
     def put_file(self, local: Path, key: str) -> str:
         target = self._target(key)
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-        shutil.copyfile(local, tmp)
-        os.replace(tmp, target)  # atomic: readers never see half a file
+        with _replacing(target) as tmp:
+            shutil.copyfile(local, tmp)
         return str(target)
 
     def write_parquet(self, frame: pl.DataFrame, key: str) -> str:
         target = self._target(key)
-        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
-        frame.write_parquet(tmp)
-        os.replace(tmp, target)
+        with _replacing(target) as tmp:
+            frame.write_parquet(tmp)
         return str(target)
 
     def read_parquet(self, key: str, schema: dict) -> pl.DataFrame:

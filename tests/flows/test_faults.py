@@ -182,6 +182,7 @@ def test_an_output_root_on_a_full_disk_ends_in_one_line_and_the_rerun_pays_nothi
         assert "No space left on device" in last or "database or disk is full" in last, output[-3000:]
         billed, jobs = box.total_billed_usd(), len(box.jobs)
         assert jobs < ITEMS  # the run stopped at the fault
+        assert _spent(ledger_of(out)) == pytest.approx(billed)  # every billed clip is paid in the ledger already
 
         subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)  # space again
         rerun = start_run(tmp_path / "rerun.log", catalog, policy, str(out), env)
