@@ -61,13 +61,15 @@ class Journal:
     `on_job(job_id, note)` must persist the id before the provider waits on it, so a killed run
     resumes the job instead of paying for a second one. `reserved_usd` is what the call's
     reservation holds; a provider whose cost grows while it works (GPU time) asks
-    `raise_to(usd, why, started)` to grow it before it spends more (None: granted, else why not: then
-    it stops; `started`: it has begun spending, so only the caps, not the run's priority order, can refuse). `before_submit()` is called before every
-    paid submit (the run's rate limit; it raises RunStopped once the run stops). `pause(seconds)` is
-    how a provider waits between polls of a job (it raises RunStopped once the run stops: the job
-    is recorded already, so the provider lets the exception through and the next run resumes it). `on_paid(cost_usd, job_id)` records the money the moment the
-    provider reports the clip made and billed, before it downloads anything (a provider that does
-    not call it is recorded as paid when `generate` returns).
+    `raise_to(usd, why, started)` to grow it before it spends more (None: granted, else why not:
+    then it stops; `started`: it has begun spending, so only the caps, not the run's priority
+    order, can refuse). `before_submit()` is called before every paid submit (the run's rate
+    limit; it raises RunStopped once the run stops). `pause(seconds)` is how a provider waits
+    between polls of a job (it raises RunStopped once the run stops: the job is recorded already,
+    so the provider lets the exception through and the next run resumes it). `on_paid(cost_usd,
+    job_id)` records the money the moment the provider reports the clip made and billed, before it
+    downloads anything (a provider that does not call it is recorded as paid when `generate`
+    returns).
     """
 
     job_ids: tuple[str, ...] = ()

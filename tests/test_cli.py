@@ -387,8 +387,9 @@ def test_a_mistake_is_refused_in_one_message_before_anything_starts(tmp_path, mi
         (tmp_path / "out").write_text("a file, not a folder")
     else:
         text = DEMO_POLICY.read_text()
-        text = (text.replace('kind = "openai-videos"\n', f'kind = "openai-videos"\nbase_url = "http://u:{SECRET}@h:1/v1"\n')
-                if mistake.startswith("base_url") else text + f'\n[ledger]\nurl = "postgresql://u:{SECRET}@db/vidbatch"\n')
+        leaky_url = f'kind = "openai-videos"\nbase_url = "http://u:{SECRET}@h:1/v1"\n'
+        text = (text.replace('kind = "openai-videos"\n', leaky_url) if mistake.startswith("base_url")
+                else text + f'\n[ledger]\nurl = "postgresql://u:{SECRET}@db/vidbatch"\n')
         (tmp_path / "p.toml").write_text(text)
         policy = str(tmp_path / "p.toml")
     done, home = _run_alone(tmp_path, catalog, "--policy", policy, "--out", out)
@@ -420,6 +421,7 @@ def test_a_run_with_no_route_available_says_so_per_route_and_exits_3(tmp_path, c
     output = done.stdout + done.stderr
     assert done.returncode == 3, output[-3000:]
     assert "nothing could be made: no route of the policy is available" in output
-    assert "route wan unavailable: none of its models is on this machine" in output and "HF_HUB_OFFLINE is set" in output
+    assert "route wan unavailable: none of its models is on this machine" in output
+    assert "HF_HUB_OFFLINE is set" in output
     assert "route veo unavailable: no project" in output and "route gateway unavailable: no API key" in output
     assert "config.json" not in output and "Traceback" not in output

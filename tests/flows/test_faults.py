@@ -9,7 +9,6 @@ import os
 import subprocess
 import threading
 import time
-from pathlib import Path
 
 import polars as pl
 import pytest
@@ -156,7 +155,8 @@ def small_disk(tmp_path):
     """A 4 MiB filesystem (tmpfs) for an output root, or a skip where this machine may not mount one."""
     mount = tmp_path / "small-disk"
     mount.mkdir()
-    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True, text=True)
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)], capture_output=True,
+                          text=True)
     if made.returncode != 0:
         pytest.skip(f"cannot mount a small filesystem here: {made.stderr.strip()[:200]}")
     try:

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from vidbatch.cli.common import (SHOWN, JsonOpt, LedgerOpt, OutOpt, PolicyOpt, SandboxOpt, err_console, fail,
+from vidbatch.cli.common import (SHOWN, JsonOpt, LedgerOpt, PolicyOpt, SandboxOpt, fail,
                                  existing_ledger, ndjson, out_console, table)
 from vidbatch.cli.ledger import ledger_app
 from vidbatch.cli.automations import automations_app

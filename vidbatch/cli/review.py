@@ -106,7 +106,8 @@ def _decide(items: list[str], verdict: str, note: str, prompt: str, out: str, re
     result = decide(root, store, verdicts, reviewer=reviewer or getpass.getuser())
     recorded = set(result["approved"]) | set(result["rejected"])
     winners = store.verdicts(sorted({v.item_id for v in verdicts if v.item_id not in recorded}))
-    lost = {(v.campaign, v.item_id) for v in verdicts if (v.campaign, v.item_id) in winners and v.item_id not in recorded}
+    lost = {(v.campaign, v.item_id) for v in verdicts
+            if (v.campaign, v.item_id) in winners and v.item_id not in recorded}
     taken += [_taken(c, i, winners[(c, i)]) for c, i in sorted(lost)]
     refused = [line for line in result["refused"]  # its own words for every other refusal
                if not any(line.startswith(f"{c}/{i}:") for c, i in lost)]
