@@ -228,7 +228,8 @@ def test_the_policys_ledger_is_the_one_plan_and_ledger_read(tmp_path):
     assert plan.returncode == 0, plan.stderr
     status = {json.loads(line)["item_id"]: json.loads(line)["status"] for line in plan.stdout.splitlines()}
     assert status == {"i0": "done", "i1": "planned"}  # i0 was settled in the policy's ledger
-    for named in (["--ledger", team], ["--policy", str(policy)]):  # a ledger URL, and no output root
+    # A ledger URL (with a policy that names none), and the policy's own; no output root either way.
+    for named in (["--ledger", team, "--policy", str(DEMO_POLICY)], ["--policy", str(policy)]):
         bare = vidbatch("plan", catalog, *named, "--json")
         assert bare.returncode == 0, bare.stderr
         assert {json.loads(line)["item_id"]: json.loads(line)["status"] for line in bare.stdout.splitlines()} == status
