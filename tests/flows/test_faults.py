@@ -46,20 +46,17 @@ def pg(monkeypatch):
         yield server, url
 
 
-def _run_through_an_outage(tmp_path, pg, box: VideosSandbox, patience_s: float, monkeypatch) -> dict | Exception:
-    """A run of ITEMS closed-route clips whose ledger database stops once every job is recorded;
-    the jobs then finish (their money must be written) and the database comes back after OUTAGE_S.
-    `patience_s`: how long the store waits for it."""
+def _outage(pg, box: VideosSandbox) -> threading.Thread:
+    """Once every job of the run is recorded, the ledger database stops; the jobs then finish (their
+    money must be written) and the database comes back after OUTAGE_S."""
     from tests.postgres_cluster import start_postgres, stop_postgres
-    from vidbatch.ledger_store import connection
+    from vidbatch.ledger_store import LedgerStore
 
     server, url = pg
-    monkeypatch.setattr(connection, "PATIENCE_S", patience_s)
-    policy = closed_route_policy(tmp_path / "policy.toml", box, concurrency=ITEMS)
-    catalog = high_realism_catalog(tmp_path / "catalog.parquet", ITEMS, "outage")
 
     def outage() -> None:
-        while ledger_of(tmp_path / "out").filter(pl.col("status") == "submitted").height < ITEMS:
+        store = LedgerStore(url)
+        while store.frame().filter(pl.col("status") == "submitted").height < ITEMS:
             time.sleep(0.1)  # every job is recorded; the run only polls now
         stop_postgres(server)
         box.latency_s = 0.2  # the jobs finish: their paid rows wait for the database
@@ -68,45 +65,47 @@ def _run_through_an_outage(tmp_path, pg, box: VideosSandbox, patience_s: float, 
 
     thread = threading.Thread(target=outage, daemon=True)
     thread.start()
-    try:
-        result = produce(catalog, out=str(tmp_path / "out"), policy_path=str(policy),
-                         providers={"sora": lambda pol: closed_provider(box), "wan": None})
-    except RunFault as err:
-        result = err
-    thread.join(timeout=120)
-    return result
+    return thread
 
 
 @pytest.mark.usefixtures("prefect_api")
 def test_a_ledger_database_that_comes_back_is_waited_for_and_nothing_is_lost(tmp_path, pg, monkeypatch):
+    monkeypatch.setenv("VIDBATCH_LEDGER_PATIENCE_S", "600")
     with VideosSandbox(latency_s=600.0, poll_after_ms=50) as box:
-        summary = _run_through_an_outage(tmp_path, pg, box, patience_s=600.0, monkeypatch=monkeypatch)
-        assert isinstance(summary, dict) and summary["status_counts"] == {"finished": ITEMS}, summary
+        policy = closed_route_policy(tmp_path / "policy.toml", box, concurrency=ITEMS)
+        catalog = high_realism_catalog(tmp_path / "catalog.parquet", ITEMS, "outage")
+        outage = _outage(pg, box)
+        summary = produce(catalog, out=str(tmp_path / "out"), policy_path=str(policy),
+                          providers={"sora": lambda pol: closed_provider(box), "wan": None})
+        outage.join(timeout=300)
+        assert summary["status_counts"] == {"finished": ITEMS}, summary
         _one_job_per_item(box)
         assert _spent(ledger_of(tmp_path / "out")) == pytest.approx(box.total_billed_usd())
 
 
-@pytest.mark.usefixtures("prefect_api")
-def test_a_ledger_database_that_stays_away_stops_the_run_in_one_line_and_the_rerun_pays_nothing_twice(
-        tmp_path, pg, monkeypatch):
-    with VideosSandbox(latency_s=600.0, poll_after_ms=50) as box:
-        fault = _run_through_an_outage(tmp_path, pg, box, patience_s=1.0, monkeypatch=monkeypatch)
-        assert isinstance(fault, RunFault), fault
-        line = str(fault)
-        assert "\n" not in line and "the ledger database postgresql+psycopg://" in line and "127.0.0.1" in line, line
-        assert "the next run resumes them" in line, line
-        billed, jobs = box.total_billed_usd(), len(box.jobs)
-        # The stopped run could not write its end, and its process (this one) lives on: it reads as dead
-        # once its heartbeat is stale, after DEAD_AFTER_S (shortened here; a CLI run's process is gone).
-        from vidbatch.ledger_store import store
+def test_a_ledger_database_that_stays_away_stops_a_real_run_in_one_line_and_the_rerun_pays_nothing_twice(
+        tmp_path, pg, child_prefect_home):
+    from vidbatch.ledger_store import LedgerStore
 
-        monkeypatch.setattr(store, "DEAD_AFTER_S", 0.5)
-        again = produce(str(tmp_path / "catalog.parquet"), out=str(tmp_path / "out"),
-                        policy_path=str(tmp_path / "policy.toml"),
-                        providers={"sora": lambda pol: closed_provider(box), "wan": None})
-        assert again["status_counts"] == {"finished": ITEMS}
+    server, url = pg
+    with VideosSandbox(latency_s=600.0, poll_after_ms=50) as box:
+        policy = closed_route_policy(tmp_path / "policy.toml", box, concurrency=ITEMS)
+        catalog = high_realism_catalog(tmp_path / "catalog.parquet", ITEMS, "outage")
+        env = cli_env(box, child_prefect_home("home"), VIDBATCH_LEDGER_URL=url, VIDBATCH_LEDGER_PATIENCE_S="1")
+        outage = _outage(pg, box)
+        log = tmp_path / "stopped.log"
+        code = start_run(log, catalog, policy, str(tmp_path / "out"), env).wait(timeout=600)
+        outage.join(timeout=300)
+        output = log.read_text()
+        assert code == 1 and "Traceback" not in output, output[-3000:]
+        last = output.strip().splitlines()[-1]
+        assert last.startswith("error: run ") and " stopped (fault: the ledger database postgresql+psycopg://[redacted]@" in last
+        assert "cannot be reached (for " in last and "the next run resumes them" in last, last
+        billed, jobs = box.total_billed_usd(), len(box.jobs)
+        rerun = start_run(tmp_path / "rerun.log", catalog, policy, str(tmp_path / "out"), env)
+        assert rerun.wait(timeout=600) == 0, (tmp_path / "rerun.log").read_text()[-3000:]
         assert (box.total_billed_usd(), len(box.jobs)) == (billed, jobs)  # resumed and delivered, not paid again
-        assert _spent(ledger_of(tmp_path / "out")) == pytest.approx(billed)
+        assert _spent(LedgerStore(url).frame()) == pytest.approx(billed)
 
 
 def test_s3_stopped_under_a_real_run_ends_in_one_line_and_the_rerun_pays_nothing_twice(

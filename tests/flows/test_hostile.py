@@ -179,13 +179,18 @@ def test_s3_going_away_mid_run_loses_no_money_and_the_next_run_delivers_unpaid(t
 
 
 def test_a_missing_bucket_stops_the_run_before_anything_is_spent(tmp_path, monkeypatch, moto_s3):
-    from typer.testing import CliRunner
-
-    from vidbatch.cli import app
+    """In a process of its own, as a user runs it (an in-process CliRunner shares the test process's
+    log handlers, which earlier in-process runs may have bound to their own, closed, streams)."""
+    import os
+    import subprocess
+    import sys
 
     monkeypatch.setenv("VIDBATCH_LEDGER_URL", f"sqlite:///{tmp_path / 'ledger.db'}")
     catalog = write_catalog(tmp_path / "catalog.parquet", [{}])
-    result = CliRunner().invoke(app, ["run", catalog, "--policy", str(_policy(tmp_path, '["wan"]')),
-                                      "--out", "s3://no-such-bucket/x"])
-    assert result.exit_code == 2
-    assert "bucket 'no-such-bucket' does not exist" in result.output and "Traceback" not in result.output
+    result = subprocess.run([sys.executable, "-m", "vidbatch.cli", "run", catalog, "--policy",
+                             str(_policy(tmp_path, '["wan"]')), "--out", "s3://no-such-bucket/x"],
+                            capture_output=True, text=True, env={**os.environ, "PREFECT_HOME": str(tmp_path / "home")},
+                            timeout=300)
+    assert result.returncode == 2, result.stderr
+    assert "bucket 'no-such-bucket' does not exist" in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "home" / "prefect.db").exists()  # refused before the temporary Prefect server

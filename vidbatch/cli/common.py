@@ -27,7 +27,10 @@ SandboxOpt = Annotated[bool, typer.Option("--sandbox", help="every paid route on
 
 
 def fail(message: str, code: int) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    """The command's one line (its text as it is: `[redacted]` is not markup) and its exit code."""
+    from rich.markup import escape
+
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -134,6 +134,7 @@ def _signals_end_in_one_line():
     and re-sends the signal to the handler it found), so that both signals end the same way: the
     flow has stopped and drained (tasks/pipeline.py), then one line and exit 130 or 143."""
     from prefect.exceptions import TerminationSignal
+    from rich.markup import escape
 
     def terminate(signum, _frame) -> None:
         raise TerminationSignal(signum)
@@ -145,9 +146,8 @@ def _signals_end_in_one_line():
     except (KeyboardInterrupt, TerminationSignal) as interrupt:
         number = getattr(interrupt, "signal", signal.SIGINT)
         name = signal.Signals(number).name
-        err_console.print(f"[bold yellow]stopped by {name}:[/] "
-                          + stopped.get("line", "no clip was in flight; the next run makes every item"),
-                          highlight=False, soft_wrap=True)
+        line = stopped.get("line", "no clip was in flight; the next run makes every item")
+        err_console.print(f"[bold yellow]stopped by {name}:[/] {escape(line)}", highlight=False, soft_wrap=True)
         raise typer.Exit(SIGNAL_EXIT.get(number, 1)) from None
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -240,6 +240,10 @@ def _submit(deployment: str, wait: bool, **parameters) -> None:
 
 
 def _print_summary(summary: dict) -> None:
+    """The run's summary at the terminal; every text from the run is printed as it is (escaped:
+    `[redacted]` or a catalog's brackets are not markup)."""
+    from rich.markup import escape as e
+
     counts = summary["status_counts"]
     out_console.print(f"run {summary['run_id']} (night {summary['night']}) -> {summary['out']}", soft_wrap=True)
     out_console.print("  " + (", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "no items")
@@ -248,26 +252,26 @@ def _print_summary(summary: dict) -> None:
     if summary["rejected_rows"]:
         out_console.print(f"  rejects: {summary['out']}/{layout.run_table(summary['run_id'], 'rejects')}")
     for route, why in summary["unavailable"].items():
-        out_console.print(f"  [yellow]route {route} unavailable[/]: {why}", highlight=False)
+        out_console.print(f"  [yellow]route {route} unavailable[/]: {e(why)}", highlight=False)
     more = summary.get("more", {})
     for kind, label, field in (("fell_back", "fell back", "reason"), ("deferred", "deferred", "reason"),
                                ("qa_regenerated", "QA regenerated", "qa")):
         for item in summary[kind]:
-            out_console.print(f"  [yellow]{label}[/] {item['item_id']}: {item[field]}", highlight=False)
+            out_console.print(f"  [yellow]{label}[/] {e(item['item_id'])}: {e(str(item[field]))}", highlight=False)
         if more.get(kind):
             out_console.print(f"  … and {more[kind]:,} more {label}", highlight=False)
     for board in summary["storyboards"]:
         colour = {"stitched": "green", "done": "green", "failed": "red"}.get(board["status"], "yellow")
         where = f" -> {board['asset_uri']}" if board["asset_uri"] else ""
-        out_console.print(f"  storyboard {board['storyboard_id']}: [{colour}]{board['status']}[/] "
-                          f"({board['reason']}){where}", highlight=False, soft_wrap=True)
+        out_console.print(f"  storyboard {e(board['storyboard_id'])}: [{colour}]{board['status']}[/] "
+                          f"({e(str(board['reason']))}){e(where)}", highlight=False, soft_wrap=True)
     if summary["status_counts"].get("awaiting_review"):
         out_console.print(f"  [yellow]{summary['status_counts']['awaiting_review']} clip(s) await review[/]: "
                           f"vidbatch review --out {summary['out']}"
                           + (f" (or the review runs {', '.join(summary['reviews'])})" if summary.get("reviews") else ""),
                           highlight=False, soft_wrap=True)
     for failure in summary["failed"]:
-        err_console.print(f"  [red]failed[/] {failure['item_id']}: {failure['reason']}", highlight=False)
+        err_console.print(f"  [red]failed[/] {e(failure['item_id'])}: {e(str(failure['reason']))}", highlight=False)
     if more.get("failed"):
         err_console.print(f"  … and {more['failed']:,} more failed", highlight=False)
     if any(more.values()):

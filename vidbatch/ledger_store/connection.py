@@ -5,7 +5,7 @@ IMMEDIATE, so a writer takes the lock up front. Any other URL: a pool that pings
 before it hands it out, so a database that restarted is met with a fresh one.
 
 A connection that cannot be made because the database is down or restarting (refused, dropped)
-is waited for up to PATIENCE_S, with backoff: a run writes its money through a restart. One that
+is waited for up to `patience_s()` (60 s, or $VIDBATCH_LEDGER_PATIENCE_S), with backoff: a run writes its money through a restart. One that
 stays down, or a statement that fails, raises LedgerUnavailable, one line that names the
 database (never its password) and the cause. A failed statement is not tried again: its commit
 may have landed, and a second one could write money twice.
@@ -14,6 +14,7 @@ may have landed, and a second one could write money twice.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 
 from sqlalchemy import create_engine, event, make_url
@@ -22,9 +23,15 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from vidbatch.errors import LedgerUnavailable
 
-__all__ = ["make_engine", "connected", "PATIENCE_S"]
+__all__ = ["make_engine", "connected", "patience_s", "PATIENCE_ENV"]
 
-PATIENCE_S = 60.0  # how long a connection is waited for while the database cannot be reached
+PATIENCE_ENV = "VIDBATCH_LEDGER_PATIENCE_S"
+
+
+def patience_s() -> float:
+    """How long a connection is waited for while the database cannot be reached (a restart, a
+    fail-over): $VIDBATCH_LEDGER_PATIENCE_S, else 60 s."""
+    return float(os.environ.get(PATIENCE_ENV) or 60.0)
 
 
 def make_engine(url: str) -> Engine:
@@ -49,15 +56,15 @@ def make_engine(url: str) -> Engine:
 
 @contextlib.contextmanager
 def connected(engine: Engine, url: str):
-    """A connection, waited for while the database cannot be reached (up to PATIENCE_S); else, or
-    when a statement fails, LedgerUnavailable."""
-    waited, delay = 0.0, 0.25
+    """A connection, waited for while the database cannot be reached (up to `patience_s()`); else,
+    or when a statement fails, LedgerUnavailable."""
+    waited, delay, patience = 0.0, 0.25, patience_s()
     while True:
         try:
             conn = engine.connect()
             break
         except DBAPIError as err:
-            if waited >= PATIENCE_S or not (err.connection_invalidated or _unreachable(err)):
+            if waited >= patience or not (err.connection_invalidated or _unreachable(err)):
                 raise LedgerUnavailable(_failed(url, "cannot be reached", err, waited)) from None
             time.sleep(delay)
             waited, delay = waited + delay, min(delay * 2, 5.0)
