@@ -42,6 +42,7 @@ __all__ = ["LedgerStore", "HEARTBEAT_S", "DEAD_AFTER_S"]
 
 HEARTBEAT_S = 15.0    # how often a live run says so
 DEAD_AFTER_S = 120.0  # a run silent this long is dead: its open reservations may be taken over
+IMPORT_SLICE = 5000  # rows an import turns into dicts and writes at a time
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
 
@@ -215,11 +216,16 @@ class LedgerStore:
             frame = frame.with_columns(pl.lit(None, LEDGER_SCHEMA[c]).alias(c) for c in OPTIONAL_COLUMNS
                                        if c not in frame.columns)  # a ledger from before revision 0003
             held = writes.row_keys(conn, frame["run_id"].drop_nulls().unique().to_list())
-            rows = [r for r in frame.select(list(LEDGER_SCHEMA)).to_dicts() if writes.row_key(r) not in held]
-            for start in range(0, len(rows), 5000):
-                writes.insert_rows(conn, rows[start:start + 5000])
-            conn.execute(insert(imports), [{"source": source, "rows": len(rows), "imported_at": _now()}])
-        return len(rows)
+            added, touched = 0, set()
+            for part in frame.select(list(LEDGER_SCHEMA)).iter_slices(IMPORT_SLICE):  # memory: one slice of dicts
+                rows = [r for r in part.to_dicts() if writes.row_key(r) not in held]
+                writes.bulk_insert(conn, rows, self.postgres)
+                added, touched = added + len(rows), touched | writes.touched_by(rows)
+            if self.postgres and added:  # the planner's figures for a table that just grew: index look-ups below
+                conn.execute(text("ANALYZE ledger_rows"))
+            writes.reopen(conn, touched)  # once, after every row is in (each look-up is by reservation)
+            conn.execute(insert(imports), [{"source": source, "rows": added, "imported_at": _now()}])
+        return added
 
     def record_stitch(self, row: dict) -> None:
         """A stitched storyboard (STITCH_SCHEMA fields), so that no later run stitches it again."""
