@@ -23,14 +23,39 @@ from vidbatch.storage import open_root
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
 USD_PER_HOUR = 3.6  # $0.001 per GPU second
-STATED = 0.01      # GPU s per shot the policy states; a tiny 17-frame clip really takes about 1.5 s here
+STATED = 0.01      # GPU s per shot the policy states; a tiny clip "takes" tens of seconds on the clock below
 ITEMS = 12
+TICK_S = 0.5       # the GPU seconds each reading of the meter's clock advances, per render thread
+
+
+class SteppedClock:
+    """The meter's clock, driven by the test: each reading advances its thread's time by TICK_S, so
+    a clip's GPU seconds depend on what the render did (its steps and decoded chunks), never on how
+    fast or busy the machine is. Per thread: two clips in flight do not advance each other's time."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._local = threading.local()
+
+    def __call__(self) -> float:
+        now = getattr(self._local, "now", 0.0) + TICK_S
+        self._local.now = now
+        return now
+
+
+@pytest.fixture(autouse=True)
+def _driven_clock(monkeypatch):
+    from vidbatch.providers import wan
+
+    monkeypatch.setattr(wan, "GPU_CLOCK", SteppedClock())
+    monkeypatch.setattr(wan, "_SHAPES", {})  # what this process measured of each shape: on this clock only
 
 
 def calibrated_cap(tmp_path) -> float:
-    """The campaign's cap: 2.5 x what one 33-frame clip costs on this machine now (the tiny Wan
-    pipeline, warm), so that a few of the 17-frame clips fit and the rest wait however fast
-    or loaded the machine is. A shape the run's clips do not have: theirs stay new to the meter."""
+    """The campaign's cap: 2.5 x what one 33-frame clip costs on the test's clock (the tiny Wan
+    pipeline, warm), so that a few of the 17-frame clips fit and the rest wait. A shape the run's
+    clips do not have: theirs stay new to the meter."""
     from vidbatch.providers import ClipRequest
     from vidbatch.providers.wan import WanProvider
 
