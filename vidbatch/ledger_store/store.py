@@ -25,7 +25,7 @@ from pathlib import Path
 import polars as pl
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import and_, exists, insert, select, text, update
+from sqlalchemy import and_, exists, func, insert, select, text, update
 from sqlalchemy.engine import Connection
 
 from vidbatch.errors import LedgerUnavailable
@@ -216,14 +216,15 @@ class LedgerStore:
             frame = frame.with_columns(pl.lit(None, LEDGER_SCHEMA[c]).alias(c) for c in OPTIONAL_COLUMNS
                                        if c not in frame.columns)  # a ledger from before revision 0003
             held = writes.row_keys(conn, frame["run_id"].drop_nulls().unique().to_list())
-            added, touched = 0, set()
+            last_id = conn.execute(select(func.max(ledger_rows.c.id))).scalar() or 0
+            added = 0
             for part in frame.select(list(LEDGER_SCHEMA)).iter_slices(IMPORT_SLICE):  # memory: one slice of dicts
                 rows = [r for r in part.to_dicts() if writes.row_key(r) not in held]
                 writes.bulk_insert(conn, rows, self.postgres)
-                added, touched = added + len(rows), touched | writes.touched_by(rows)
-            if self.postgres and added:  # the planner's figures for a table that just grew: index look-ups below
+                added += len(rows)
+            if self.postgres and added:  # the planner's figures for a table that just grew
                 conn.execute(text("ANALYZE ledger_rows"))
-            writes.reopen(conn, touched)  # once, after every row is in (each look-up is by reservation)
+            writes.reopen_after(conn, last_id)  # once, after every row is in
             conn.execute(insert(imports), [{"source": source, "rows": added, "imported_at": _now()}])
         return added
 

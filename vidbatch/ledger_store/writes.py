@@ -14,7 +14,7 @@ from vidbatch.ledger_store.schema import ledger_rows, open_reservations
 # The rows that set what an open reservation holds: `reserved`, then each `raised` (which only grows it).
 HOLDING = ("reserved", "raised")
 
-__all__ = ["HOLDING", "insert_rows", "bulk_insert", "touched_by", "reopen", "row_key", "row_keys", "open_rows", "charge_estimates"]
+__all__ = ["HOLDING", "insert_rows", "bulk_insert", "touched_by", "reopen", "reopen_after", "row_key", "row_keys", "open_rows", "charge_estimates"]
 
 
 def insert_rows(conn: Connection, rows: list[dict]) -> None:
@@ -38,6 +38,26 @@ def bulk_insert(conn: Connection, rows: list[dict], postgres: bool) -> None:
         with cursor.copy(f"COPY ledger_rows ({', '.join(names)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row([row.get(name) for name in names])
+
+
+def reopen_after(conn: Connection, last_id: int) -> None:
+    """Rebuild the open_reservations rows of every reservation that has a row after `last_id` (a bulk
+    import's), in one statement each way: the database joins once over the new rows, where chunks
+    of ids looked up one by one read the table again for every chunk on PostgreSQL."""
+    new = select(ledger_rows.c.reservation_id).where(ledger_rows.c.id > last_id,
+                                                     ledger_rows.c.reservation_id.is_not(None))
+    conn.execute(delete(open_reservations).where(open_reservations.c.reservation_id.in_(new)))
+    reserved = ledger_rows.alias("reserved")
+    first = select(func.min(reserved.c.id)).where(reserved.c.reservation_id == ledger_rows.c.reservation_id,
+                                                  reserved.c.status == "reserved").scalar_subquery()
+    held = ledger_rows.alias("held")
+    holds = select(func.max(held.c.est_cost_usd)).where(held.c.reservation_id == ledger_rows.c.reservation_id,
+                                                         held.c.status.in_(HOLDING)).scalar_subquery()
+    conn.execute(insert(open_reservations).from_select(
+        ["reservation_id", "row_id", "night", "campaign", "item_id", "fingerprint", "run_id", "est_cost_usd"],
+        select(ledger_rows.c.reservation_id, ledger_rows.c.id, ledger_rows.c.night, ledger_rows.c.campaign,
+               ledger_rows.c.item_id, ledger_rows.c.fingerprint, ledger_rows.c.run_id, holds)
+        .where(ledger_rows.c.reservation_id.in_(new), ledger_rows.c.id == first, queries.still_open())))
 
 
 def touched_by(rows: list[dict]) -> set[str]:
