@@ -46,18 +46,7 @@ def reopen_after(conn: Connection, last_id: int) -> None:
     of ids looked up one by one read the table again for every chunk on PostgreSQL."""
     new = select(ledger_rows.c.reservation_id).where(ledger_rows.c.id > last_id,
                                                      ledger_rows.c.reservation_id.is_not(None))
-    conn.execute(delete(open_reservations).where(open_reservations.c.reservation_id.in_(new)))
-    reserved = ledger_rows.alias("reserved")
-    first = select(func.min(reserved.c.id)).where(reserved.c.reservation_id == ledger_rows.c.reservation_id,
-                                                  reserved.c.status == "reserved").scalar_subquery()
-    held = ledger_rows.alias("held")
-    holds = select(func.max(held.c.est_cost_usd)).where(held.c.reservation_id == ledger_rows.c.reservation_id,
-                                                         held.c.status.in_(HOLDING)).scalar_subquery()
-    conn.execute(insert(open_reservations).from_select(
-        ["reservation_id", "row_id", "night", "campaign", "item_id", "fingerprint", "run_id", "est_cost_usd"],
-        select(ledger_rows.c.reservation_id, ledger_rows.c.id, ledger_rows.c.night, ledger_rows.c.campaign,
-               ledger_rows.c.item_id, ledger_rows.c.fingerprint, ledger_rows.c.run_id, holds)
-        .where(ledger_rows.c.reservation_id.in_(new), ledger_rows.c.id == first, queries.still_open())))
+    _rebuild(conn, new)
 
 
 def touched_by(rows: list[dict]) -> set[str]:
@@ -67,26 +56,31 @@ def touched_by(rows: list[dict]) -> set[str]:
 
 
 def reopen(conn: Connection, reservation_ids: set[str]) -> None:
-    """Rebuild the open_reservations rows of these reservations from their ledger rows."""
+    """Rebuild the open_reservations rows of these reservations from their ledger rows, 500 at a time.
+    Every part is found through the reservation index from the chunk's ids, so a statement costs
+    the chunk's, whatever the ledger's size (before, SQLite read every `reserved` row of the
+    ledger for each: every append grew with history, and an import with the square of its rows)."""
     touched = sorted(reservation_ids)
     for start in range(0, len(touched), 500):
-        ids = touched[start:start + 500]
-        conn.execute(delete(open_reservations).where(open_reservations.c.reservation_id.in_(ids)))
-        # Every part is found through the reservation index, from the chunk's ids: the statement's cost
-        # is the chunk's, whatever the ledger's size (before, SQLite read every `reserved` row of the
-        # ledger once per chunk, so an import grew with the square of its rows).
-        reserved = ledger_rows.alias("reserved")  # its first `reserved` row (a retried reserve may add another)
-        first = select(func.min(reserved.c.id)).where(reserved.c.reservation_id == ledger_rows.c.reservation_id,
-                                                      reserved.c.status == "reserved").scalar_subquery()
-        held = ledger_rows.alias("held")  # what it holds: the reserved row's estimate, or the latest raise
-        holds = select(func.max(held.c.est_cost_usd)).where(held.c.reservation_id == ledger_rows.c.reservation_id,
-                                                             held.c.status.in_(HOLDING)).scalar_subquery()
-        conn.execute(insert(open_reservations).from_select(
-            ["reservation_id", "row_id", "night", "campaign", "item_id", "fingerprint", "run_id", "est_cost_usd"],
-            select(ledger_rows.c.reservation_id, ledger_rows.c.id, ledger_rows.c.night, ledger_rows.c.campaign,
-                   ledger_rows.c.item_id, ledger_rows.c.fingerprint, ledger_rows.c.run_id, holds)
-            .where(ledger_rows.c.reservation_id.in_(ids), ledger_rows.c.id == first,  # no `status =` here: the
-                   queries.still_open())))  # planner would take the status index and read every reserved row
+        _rebuild(conn, touched[start:start + 500])
+
+
+def _rebuild(conn: Connection, reservations) -> None:
+    """open_reservations for `reservations` (ids, or a select of them): deleted, then inserted from
+    their first `reserved` row while no closing row exists, holding the latest estimate."""
+    conn.execute(delete(open_reservations).where(open_reservations.c.reservation_id.in_(reservations)))
+    reserved = ledger_rows.alias("reserved")  # its first `reserved` row (a retried reserve may add another)
+    first = select(func.min(reserved.c.id)).where(reserved.c.reservation_id == ledger_rows.c.reservation_id,
+                                                  reserved.c.status == "reserved").scalar_subquery()
+    held = ledger_rows.alias("held")  # what it holds: the reserved row's estimate, or the latest raise
+    holds = select(func.max(held.c.est_cost_usd)).where(held.c.reservation_id == ledger_rows.c.reservation_id,
+                                                         held.c.status.in_(HOLDING)).scalar_subquery()
+    conn.execute(insert(open_reservations).from_select(
+        ["reservation_id", "row_id", "night", "campaign", "item_id", "fingerprint", "run_id", "est_cost_usd"],
+        select(ledger_rows.c.reservation_id, ledger_rows.c.id, ledger_rows.c.night, ledger_rows.c.campaign,
+               ledger_rows.c.item_id, ledger_rows.c.fingerprint, ledger_rows.c.run_id, holds)
+        .where(ledger_rows.c.reservation_id.in_(reservations), ledger_rows.c.id == first,  # no `status =`: the
+               queries.still_open())))  # planner would take the status index and read every reserved row
 
 
 _KEY = ("run_id", "item_id", "status", "reservation_id", "job_id", "created_at")
