@@ -65,7 +65,7 @@ def review_clips(out: str, items: list[str] | None = None, campaign: str | None 
     log = run_log()
     if not pending.height:
         log.info("no clip awaits review here")
-        return {"approved": [], "rejected": [], "delivered": [], "refused": [], "undelivered": []}
+        return {"approved": [], "rejected": [], "delivered": [], "refused": [], "taken": [], "undelivered": []}
     campaigns = sorted(set(pending["campaign"].to_list()))
     label_run_as(flow_run.get_id(), f"review {pending.height} clip(s) of {' '.join(campaigns[:2])}"
                  + (f" +{len(campaigns) - 2}" if len(campaigns) > 2 else ""),
@@ -79,18 +79,18 @@ def review_clips(out: str, items: list[str] | None = None, campaign: str | None 
     if deployment.id is None:
         log.warning("review-clips waits for its form only as a deployment run (it suspends); here, review with "
                     "`vidbatch review --out %s`", root.uri)
-        return {"approved": [], "rejected": [], "delivered": [], "refused": [], "undelivered": []}
+        return {"approved": [], "rejected": [], "delivered": [], "refused": [], "taken": [], "undelivered": []}
     form = ReviewForm.with_initial_data(description=description, reviewer="", clips=[
         ClipVerdict(campaign=c, item_id=i) for c, i in pending.select("campaign", "item_id").iter_rows()])
     answer = suspend_flow_run(wait_for_input=form, key="review", timeout=None)  # no process held meanwhile
     result = decide(root, store, answer.clips, reviewer=answer.reviewer.strip() or None, run_id=flow_run.get_id())
-    for line in result["refused"] + result["undelivered"]:
+    for line in result["refused"] + result["taken"] + result["undelivered"]:
         log.warning("review: %s", line)
     log.info("review by %s: %d approved, %d delivered, %d rejected", answer.reviewer or "someone",
              len(result["approved"]), len(result["delivered"]), len(result["rejected"]))
     create_markdown_artifact(
         f"Reviewed by {answer.reviewer or 'someone'}: {len(result['approved'])} approved "
         f"({len(result['delivered'])} delivered), {len(result['rejected'])} rejected (made again by the next run)."
-        + "".join(f"\n- {line}" for line in result["refused"] + result["undelivered"]),
+        + "".join(f"\n- {line}" for line in result["refused"] + result["taken"] + result["undelivered"]),
         key="review-result", description="what the review decided")
     return result

@@ -18,6 +18,7 @@ torch and diffusers are imported lazily, so vidbatch imports without them.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import threading
@@ -113,10 +114,19 @@ def _no_weights(sources: list[str]) -> str | None:
             return None  # reachable: the weights download on first use
         except httpx.HTTPError:
             pass
-    reach = "HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE else f"the model hub ({constants.ENDPOINT}) cannot be reached"
     shown = ", ".join(sources[:3]) + (f" and {len(sources) - 3} more" if len(sources) > 3 else "")
-    return (f"none of its models is on this machine ({shown}) and {reach}: download them where the workers can "
-            "read them (huggingface-cli download ID --local-dir DIR) and set each model's `source` to its DIR")
+    return (f"none of its models is on this machine ({shown}) and {_hub_out_of_reach()}: download them where the "
+            "workers can read them (huggingface-cli download ID --local-dir DIR) and set each model's `source` to "
+            "its DIR")
+
+
+def _hub_out_of_reach() -> str:
+    """Why the model hub cannot serve a checkpoint, in the user's terms."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set"
+    return f"the model hub ({constants.ENDPOINT}) cannot be reached"
 
 
 HUB_PROBE_S = 3.0  # how long the health check waits for the model hub to answer
@@ -132,10 +142,8 @@ def _not_loaded(source: str, err: Exception) -> str:
     hub_id = not Path(source).expanduser().exists()
     if hub_id and (constants.HF_HUB_OFFLINE or any(word in text for word in (
             "couldn't connect", "does not appear to have a file", "offline", "Connection"))):
-        reach = ("HF_HUB_OFFLINE is set" if constants.HF_HUB_OFFLINE
-                 else f"the model hub ({constants.ENDPOINT}) cannot be reached")
-        return (f"Wan model {source!r} is not in this machine's model cache and {reach}: download it where the "
-                f"workers can read it (huggingface-cli download {source} --local-dir DIR) and set the model's "
+        return (f"Wan model {source!r} is not in this machine's model cache and {_hub_out_of_reach()}: download it "
+                f"where the workers can read it (huggingface-cli download {source} --local-dir DIR) and set the model's "
                 "`source` to DIR")
     return f"cannot load Wan model {source!r}: {text.splitlines()[0][:300] if text else type(err).__name__}"
 
@@ -345,6 +353,11 @@ class WanProvider:
         missing = [name for name in ("torch", "diffusers") if importlib.util.find_spec(name) is None]
         if missing:  # found, not imported: planning need not pay for importing torch
             return f"Wan route needs torch and diffusers ({missing[0]} is not installed: pip install 'vidbatch[wan]')"
+        return self._no_weights
+
+    @functools.cached_property
+    def _no_weights(self) -> str | None:
+        """Asked once per provider (a run's): every clip asks `unavailable()`, and this may wait on the hub."""
         return _no_weights(sorted({entry.source for entry in self.route.models.values()}))
 
     def estimate_cost(self, request: ClipRequest) -> float:

@@ -140,17 +140,11 @@ class RunContext:
             if not declared.global_limits:
                 yield
                 return
-            with self._shared_slot(limit_names(route, self.sandbox)[0]):
+            # Leased for LEASE_S, renewed while held. A stopped run's waiters here (at most the route's
+            # concurrency: Turns admits no more) get their slot once the run's own clips give theirs back,
+            # then see the stop and leave (Prefect's `timeout_seconds` logs each expiry as an error).
+            with concurrency(limit_names(route, self.sandbox)[0], occupy=1, strict=True, lease_duration=LEASE_S):
                 yield
-
-    @contextlib.contextmanager
-    def _shared_slot(self, name: str):
-        """One slot of a Prefect global limit, leased for LEASE_S and renewed while held. A stopped
-        run's waiters here (at most the route's concurrency: Turns admits no more) get their slot as
-        soon as the run's own clips give theirs back, then see the stop and leave. (Prefect's
-        `timeout_seconds` would let them look sooner, but logs each expiry as an error.)"""
-        with concurrency(name, occupy=1, strict=True, lease_duration=LEASE_S):
-            yield
 
     def before_submit(self, route: str) -> Callable[[], None]:
         """Called before each paid submit: the run's stop (a stopped run sends nothing more), then the

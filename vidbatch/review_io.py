@@ -20,7 +20,7 @@ from vidbatch.ledger_store import LedgerStore
 from vidbatch.review import ClipVerdict, verdict_rows
 from vidbatch.storage import OutputRoot, fetch_to, work_folder
 
-__all__ = ["PENDING_COLUMNS", "pending_clips", "decide"]
+__all__ = ["PENDING_COLUMNS", "pending_clips", "decide", "already_decided"]
 
 PENDING_COLUMNS = ["campaign", "item_id", "route", "model", "cost_usd", "held_at", "watch", "sheet", "run_id"]
 
@@ -45,14 +45,23 @@ def pending_clips(root: OutputRoot, store: LedgerStore, campaign: str | None = N
 def decide(root: OutputRoot, store: LedgerStore, verdicts: list[ClipVerdict], *, reviewer: str | None = None,
            run_id: str | None = None) -> dict:
     """Record the verdicts (one transaction: a clip decided meanwhile keeps that verdict) and deliver
-    the approved clips. Returns what was approved, rejected, delivered, and refused (with why)."""
+    the approved clips. Returns what was approved, rejected, delivered, refused (with why), and
+    `taken`: clips another reviewer had decided, in the same words whether that verdict came first
+    or won inside the transaction."""
     run_id = run_id or uuid.uuid4().hex
-    pending = store.awaiting_review(item_ids=sorted({v.item_id for v in verdicts}))
-    rows, refused = verdict_rows(pending, verdicts, reviewer=reviewer, run_id=run_id)
+    ids = sorted({v.item_id for v in verdicts})
+    pending = store.awaiting_review(item_ids=ids)
+    waiting = set(zip(pending["campaign"].to_list(), pending["item_id"].to_list()))
+    decided = store.verdicts(ids)
+    gone = [(v.campaign, v.item_id) for v in verdicts
+            if (v.campaign, v.item_id) not in waiting and (v.campaign, v.item_id) in decided]
+    rows, refused = verdict_rows(pending, [v for v in verdicts if (v.campaign, v.item_id) not in gone],
+                                 reviewer=reviewer, run_id=run_id)
     written = store.decide(rows)
     kept = {r["reservation_id"] for r in written}
-    refused += [f"{r['campaign']}/{r['item_id']}: decided by someone else meanwhile" for r in rows
-                if r["reservation_id"] not in kept]
+    lost = [(r["campaign"], r["item_id"]) for r in rows if r["reservation_id"] not in kept]
+    winners = {**decided, **(store.verdicts(sorted({i for _, i in lost})) if lost else {})}
+    taken = [already_decided(c, i, *winners[(c, i)]) for c, i in gone + lost]
     approved = [r for r in written if r["status"] == "approved"]
     held = {r["reservation_id"]: r for r in pending.iter_rows(named=True)}
     delivered, undelivered = [], []
@@ -65,7 +74,14 @@ def decide(root: OutputRoot, store: LedgerStore, verdicts: list[ClipVerdict], *,
                                    f"({type(err).__name__}: {err}); the next run delivers it")
     return {"approved": [r["item_id"] for r in approved],
             "rejected": [r["item_id"] for r in written if r["status"] == "review_rejected"],
-            "delivered": delivered, "refused": refused, "undelivered": undelivered, "reviewer": reviewer}
+            "delivered": delivered, "refused": refused, "taken": taken, "undelivered": undelivered,
+            "reviewer": reviewer}
+
+
+def already_decided(campaign: str, item: str, status: str, reviewer: str | None) -> str:
+    """The answer for a clip another reviewer decided: which verdict, by whom."""
+    said = ("approved" if status == "approved" else "rejected") + (f" by {reviewer}" if reviewer else "")
+    return f"{campaign}/{item}: already decided ({said}); nothing recorded for it"
 
 
 def _deliver(root: OutputRoot, store: LedgerStore, held: dict, folder: Path) -> str:

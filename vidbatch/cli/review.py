@@ -6,6 +6,7 @@ import getpass
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 
 from vidbatch.cli.common import (SHOWN, JsonOpt, LedgerOpt, OutOpt, PolicyOpt, err_console, existing_ledger, fail,
                                  ndjson, out_console, policy_ledger_url, table)
@@ -60,33 +61,23 @@ def review(ctx: typer.Context, out: OutOpt = "vidbatch-out", campaign: CampaignO
 
 
 def _verdicts(pending, decided: dict, items: list[str], verdict: str, note: str, prompt: str):
-    """One verdict per named item, each resolved to its campaign; unknown or ambiguous ids refused
-    (problems), and items another reviewer has decided already set apart (taken)."""
+    """One verdict per named item, each resolved to its campaign (a clip awaiting review, else one
+    another reviewer decided: `decide` answers for it); unknown or ambiguous ids refused."""
     from vidbatch.review import ClipVerdict
 
     campaigns: dict[str, list[str]] = {}
     for c, i in pending.select("campaign", "item_id").iter_rows():
         campaigns.setdefault(i, []).append(c)
-    verdicts, problems, taken = [], [], []
+    verdicts, problems = [], []
     for name in items:
         campaign, _, item = name.rpartition("/")
-        found = [campaign] if campaign else campaigns.get(item, [])
-        gone = [key for key in decided if key[1] == item and (not campaign or key[0] == campaign)]
-        if not found and len(gone) == 1:  # the same words whether it lost before or inside the transaction
-            taken.append(_taken(*gone[0], decided[gone[0]]))
-            continue
+        found = [campaign] if campaign else campaigns.get(item) or [c for c, i in decided if i == item]
         if len(found) != 1:
             problems.append(f"{name}: " + ("no clip of it is awaiting review" if not found else
                                            f"in campaigns {', '.join(found)}: name it campaign/{item}"))
             continue
         verdicts.append(ClipVerdict(campaign=found[0], item_id=item, verdict=verdict, note=note, prompt=prompt))
-    return verdicts, problems, taken
-
-
-def _taken(campaign: str, item: str, verdict: tuple[str, str | None]) -> str:
-    status, reviewer = verdict
-    said = ("approved" if status == "approved" else "rejected") + (f" by {reviewer}" if reviewer else "")
-    return f"{campaign}/{item}: already decided ({said}); nothing recorded for it"
+    return verdicts, problems
 
 
 def _decide(items: list[str], verdict: str, note: str, prompt: str, out: str, reviewer: str | None,
@@ -98,29 +89,22 @@ def _decide(items: list[str], verdict: str, note: str, prompt: str, out: str, re
         fail(f"no ledger under {out}: nothing awaits review there", 2)
     ids = sorted({i.rpartition('/')[2] for i in items})
     pending = pending_clips(root, store, item_ids=ids)
-    verdicts, problems, taken = _verdicts(pending, store.verdicts(ids), items, verdict, note, prompt)
+    verdicts, problems = _verdicts(pending, store.verdicts(ids), items, verdict, note, prompt)
     if verdict == "reject" and not note.strip():
         fail("a rejection needs --note saying why (it is recorded in the ledger)", 2)
     if problems:  # nothing is recorded when any name is wrong: a typo does not approve half a list
         fail("; ".join(problems), 2)
     result = decide(root, store, verdicts, reviewer=reviewer or getpass.getuser())
-    recorded = set(result["approved"]) | set(result["rejected"])
-    winners = store.verdicts(sorted({v.item_id for v in verdicts if v.item_id not in recorded}))
-    lost = {(v.campaign, v.item_id) for v in verdicts
-            if (v.campaign, v.item_id) in winners and v.item_id not in recorded}
-    taken += [_taken(c, i, winners[(c, i)]) for c, i in sorted(lost)]
-    refused = [line for line in result["refused"]  # its own words for every other refusal
-               if not any(line.startswith(f"{c}/{i}:") for c, i in lost)]
     for uri in result["delivered"]:
         out_console.print(f"approved and delivered -> {uri}", highlight=False, soft_wrap=True)
     for item in result["rejected"]:
         out_console.print(f"rejected {item}: the next run makes it again" + (" with the edited prompt" if prompt else
                           " with another seed"), highlight=False)
-    for line in taken + refused + result["undelivered"]:
-        err_console.print(f"  [yellow]{line}[/]", highlight=False, soft_wrap=True)
-    if refused:
+    for line in result["taken"] + result["refused"] + result["undelivered"]:
+        err_console.print(f"  [yellow]{escape(line)}[/]", highlight=False, soft_wrap=True)
+    if result["refused"]:
         raise typer.Exit(1)
-    if taken:  # another reviewer's verdict stands, whether it came first or won the same moment
+    if result["taken"]:  # another reviewer's verdict stands, whether it came first or won the same moment
         raise typer.Exit(2)
 
 
