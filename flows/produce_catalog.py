@@ -32,7 +32,7 @@ from vidbatch.report import run_outcomes
 from vidbatch.runs import clip_jobs, history_keys, night_of, plan_run
 from vidbatch.storage import OutputRoot, open_root, work_folder
 from vidbatch.tasks.catalog_io import load_catalog, write_run_table
-from vidbatch.tasks.context import RunContext, ensure_limits
+from vidbatch.tasks.context import RunContext
 from vidbatch.tasks.ledger_io import append_ledger, read_history, read_spend
 from vidbatch.tasks.outcomes import OUTCOME_SCHEMA, run_summary
 from vidbatch.tasks.pipeline import run_items
@@ -95,7 +95,6 @@ def _produce_with(run_id: str, catalog: str, root: OutputRoot, ledger: LedgerSto
         unavailable.pop(route, None)
     for route, why in unavailable.items():
         log.warning("route %s unavailable for this run: %s", route, why)
-    ensure_limits(policy, sandbox, routes=set(providers) - set(unavailable))
     busy = frozenset(ledger.live_runs() - {run_id})
     plan = plan_run(valid, policy, history, priced_routes(policy, providers, unavailable, history.measured), busy)
     write_run_table(root, plan.select(PLAN_COLUMNS), layout.run_table(run_id, "plan"))

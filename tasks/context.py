@@ -1,14 +1,16 @@
 """What every task of one run shares: ids, the output root, providers, reservations, the gates.
 
 Each route has a gate of its settings' `concurrency`. A route whose settings ask for
-`global_limits` (an OpenAI-Videos route's) gates on Prefect global concurrency limits, so every run and
-process that talks to the same account shares them: `vidbatch-<route>-jobs` caps jobs in flight
-and `vidbatch-<route>-submits` is a rate limit on paid submits (`submits_per_minute`, slot decay).
-The policy is their source of truth: `ensure_limits` writes them at the start of each run.
-In front of the Prefect limit sits a semaphore of the same size, so this process's waiters queue
-locally (first come, first served) instead of polling the API; other routes' gates are a
-semaphore only (a Wan route's guards the GPU of this process). Every route's slots are taken in
-plan order, highest priority first (vidbatch.turns).
+`global_limits` (an OpenAI-Videos route's) shares its limits with every run, process and machine
+that writes to the same ledger (vidbatch.ledger_store.limits): `vidbatch-<route>-jobs` caps jobs
+in flight at `concurrency`, and `vidbatch-<route>-submits` is a rate limit on paid submits
+(`submits_per_minute`, a minute's burst). The policy each run reads is their source of truth.
+A run holds the jobs limit's slots in lanes (vidbatch.lanes): a slot taken once serves the run's
+clips one after another, handed over in this process, and goes back when the run has no clip
+for it, stops or ends; a slot of a run that died is free once the ledger reads it as dead (at
+once on its own host, else after DEAD_AFTER_S). Other routes' gates are this run's only (a Wan
+route's guards the GPU of this process). Every route's slots are taken in plan order, highest
+priority first (vidbatch.turns).
 """
 
 from __future__ import annotations
@@ -16,17 +18,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from prefect import get_run_logger
-from prefect.client.orchestration import get_client
 from prefect.exceptions import MissingContextError
-from prefect.concurrency.sync import concurrency, rate_limit
 
 from vidbatch.earmarks import Earmarks
 from vidbatch.errors import RunStopped
+from vidbatch.lanes import Lanes
 from vidbatch.ledger import Reservation
 from vidbatch.money import Allowance, cap_scope
 from vidbatch.ledger_store import LedgerStore
@@ -37,11 +39,11 @@ from vidbatch.stopping import RunStop
 from vidbatch.storage import OutputRoot
 from vidbatch.turns import Turns
 
-__all__ = ["RunContext", "ensure_limits", "limit_names", "run_log", "LEASE_S"]
+__all__ = ["RunContext", "limit_names", "run_log", "SLOT_POLL_S"]
 
-# A Prefect slot's lease: renewed while its holder lives, so a process killed without a word
-# (SIGKILL, a lost machine) gives its slots back within this long (Prefect's default is 300 s).
-LEASE_S = 60.0
+# How often a lane waiting for a slot that other runs hold asks the ledger again (one short
+# transaction); within a run, slots pass from clip to clip at once.
+SLOT_POLL_S = 0.2
 
 
 def run_log() -> logging.Logger | logging.LoggerAdapter:
@@ -57,28 +59,6 @@ def limit_names(route: str, sandbox: bool) -> tuple[str, str]:
     """(jobs in flight, submits) limit names of a route; a sandbox run never takes production slots."""
     prefix = f"vidbatch-{route}-sandbox" if sandbox else f"vidbatch-{route}"
     return f"{prefix}-jobs", f"{prefix}-submits"
-
-
-def _shared_limits(policy: Policy) -> dict[str, RunSettings]:
-    """Route -> what its kind declares, for the routes that ask for Prefect global limits."""
-    return {route: declared for route, declared in run_settings(policy).items() if declared.global_limits}
-
-
-def ensure_limits(policy: Policy, sandbox: bool, routes: set[str] | None = None) -> None:
-    """Create or update the global concurrency and rate limits of the routes that use them (those
-    in `routes`, when given) from the policy."""
-    shared = {route: settings for route, settings in _shared_limits(policy).items()
-              if routes is None or route in routes}
-    if not shared:
-        return
-    with get_client(sync_client=True) as client:
-        for route, settings in shared.items():
-            jobs, submits = limit_names(route, sandbox)
-            per_minute = settings.submits_per_minute
-            client.upsert_global_concurrency_limit_by_name(jobs, settings.concurrency)
-            # A burst of up to one minute's worth (at least 1), refilled continuously.
-            client.upsert_global_concurrency_limit_by_name(submits, max(1, int(per_minute)),
-                                                           slot_decay_per_second=per_minute / 60)
 
 
 class PaidBook:
@@ -120,6 +100,7 @@ class RunContext:
     earmarks: Earmarks = field(default_factory=lambda: Earmarks([]))  # kept for higher-priority items
     declared: dict[str, RunSettings] = field(default_factory=dict)  # route -> what its kind declares
     stop: RunStop = field(default_factory=RunStop)  # set by a cancel, a signal or a fault (vidbatch.stopping)
+    lanes: dict[str, Lanes] = field(default_factory=dict)  # route -> this run's slots of its global jobs limit
 
     def __post_init__(self) -> None:
         if not self.declared:  # read once per run, from the policy, when the flow did not pass it
@@ -133,29 +114,61 @@ class RunContext:
     @contextlib.contextmanager
     def gate(self, route: str, item_id: str):
         """Held while `item_id`'s clip is in flight on `route`: one of the route's `concurrency`
-        slots, taken in plan order (Turns). Without `global_limits` in its settings, only that (for
-        an OpenAI-Videos route the SDK's Retry-After handling is then the only brake)."""
+        slots, taken in plan order (Turns), and with `global_limits` in its settings a lane of the
+        route's shared jobs limit (without, for an OpenAI-Videos route the SDK's Retry-After
+        handling is the only brake). Yields `job_done()`: the clip's job has ended at the provider
+        (billed), so its slots go to the next clip while this one downloads."""
         declared = self.run_settings(route)
-        with self.turns.turn(route, item_id, declared.concurrency):
-            if not declared.global_limits:
-                yield
-                return
-            # Leased for LEASE_S, renewed while held. A stopped run's waiters here (at most the route's
-            # concurrency: Turns admits no more) get their slot once the run's own clips give theirs back,
-            # then see the stop and leave (Prefect's `timeout_seconds` logs each expiry as an error).
-            with concurrency(limit_names(route, self.sandbox)[0], occupy=1, strict=True, lease_duration=LEASE_S):
-                yield
+        with contextlib.ExitStack() as held:
+            held.enter_context(self.turns.turn(route, item_id, declared.concurrency))
+            if declared.global_limits:
+                held.enter_context(self._lanes(route).lane())
+            yield held.close
+
+    def _lanes(self, route: str) -> Lanes:
+        """The run's lanes on `route`'s shared jobs limit (opened on first use)."""
+        with self.lock:
+            lanes = self.lanes.get(route)
+            if lanes is None:
+                lanes = self.lanes[route] = Lanes(lambda: self._slot(route),
+                                                  width=self.run_settings(route).concurrency)
+                self.stop.on_stop(lambda: lanes.halt(lambda: RunStopped(self.stop.reason("this item's turn"))))
+        return lanes
+
+    @contextlib.contextmanager
+    def _slot(self, route: str):
+        """One slot of `route`'s jobs limit in the ledger, held until the block ends; waits while
+        live runs hold them all (a stopped run stops waiting)."""
+        name, capacity = limit_names(route, self.sandbox)[0], self.run_settings(route).concurrency
+        holder = f"{self.run_id}:{uuid.uuid4().hex[:12]}"
+        while not self.ledger.take_slot(name, capacity, self.run_id, holder):
+            if self.stop.wait(SLOT_POLL_S):
+                raise RunStopped(self.stop.reason("this item's turn"))
+        try:
+            yield
+        finally:
+            self.ledger.give_slot(name, holder)
+
+    def close_lanes(self) -> None:
+        """The run's clips have ended: every lane gives its slot back now."""
+        with self.lock:
+            every = list(self.lanes.values())
+        for lanes in every:
+            lanes.close()
 
     def before_submit(self, route: str) -> Callable[[], None]:
         """Called before each paid submit: the run's stop (a stopped run sends nothing more), then the
-        route's rate limit, when it has a global one."""
-        if not self.run_settings(route).global_limits:
+        route's shared submit rate, when it has one (waits until a submit fits; a stop ends the wait)."""
+        declared = self.run_settings(route)
+        if not declared.global_limits:
             return self.stop.check
+        name = limit_names(route, self.sandbox)[1]
 
         def check_then_wait() -> None:
             self.stop.check()
-            rate_limit(limit_names(route, self.sandbox)[1], occupy=1, strict=True)
-            self.stop.check()
+            while (wait_s := self.ledger.take_submit(name, declared.submits_per_minute)) > 0:
+                self.stop.wait(wait_s)
+                self.stop.check()
         return check_then_wait
 
     def reserve(self, row: dict) -> str | None:

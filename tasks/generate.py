@@ -179,7 +179,7 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
     held = [job.est_cost_usd]  # what the reservation holds: its estimate, then each raise
     # The gate first (the GPU, or a closed-route slot), then the money: a clip waiting its turn
     # holds no reservation, so a crash charges only what was running.
-    with ctx.gate(job.route, job.item_id):
+    with ctx.gate(job.route, job.item_id) as job_done:
         ctx.stop.check()  # stopped while it waited for its turn: no money is held yet
         if not resumed:
             # One transaction checks the caps against every run's commitments and reserves, or refuses
@@ -209,6 +209,7 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
                 write_ledger_rows(ctx.ledger, [money.paid(cost, "made and billed; before download", job_id=job_id)])
                 paid.append(cost)
                 ctx.paid.record(reservation_id, cost)
+            job_done()  # no job of it runs at the provider any more: the next clip may start while it downloads
 
         def raise_to(usd: float, why: str, started: bool = True) -> str | None:
             """The call outgrows its reservation: grow it to `usd` under the caps (and, before it has

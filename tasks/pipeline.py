@@ -93,6 +93,8 @@ def run_items(jobs: list[ClipJob], ctx: RunContext, on_outcome: Callable[[dict],
                           what, len(running))
         _drain(running, ended)
         raise
+    finally:
+        ctx.close_lanes()  # every step has ended: the run's slots of shared limits go back now
     return outcomes
 
 

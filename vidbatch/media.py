@@ -26,6 +26,9 @@ __all__ = ["MediaInfo", "ffmpeg_exe", "probe", "probe_headers", "write_frames", 
            "first_frame", "last_frame", "frame_at", "fit_image", "contact_sheet", "detect_defects", "sha256_of"]
 
 
+FFMPEG_NICENESS = 10  # added to this process's niceness for every ffmpeg run
+
+
 @functools.cache
 def ffmpeg_exe() -> str:
     """Path of the ffmpeg binary used for every call."""
@@ -55,9 +58,18 @@ class MediaInfo:
     audio: str = ""       # codec, rate and layout of the first audio stream, e.g. "aac 44100 Hz mono"
 
 
+@functools.cache
+def _command() -> list[str]:
+    """ffmpeg, niced: post-production is throughput work, and on a busy machine it must not take
+    the CPU from the threads that hand a paid route's slots from clip to clip (bought concurrency
+    left idle is money spent for nothing); with nothing else to run it goes as fast as before."""
+    nice = shutil.which("nice")
+    return [nice, "-n", str(FFMPEG_NICENESS), ffmpeg_exe()] if nice else [ffmpeg_exe()]
+
+
 def _run(stream, what: str, **kwargs) -> tuple[bytes, bytes]:
     try:
-        return stream.run(cmd=ffmpeg_exe(), capture_stdout=True, capture_stderr=True, quiet=True, **kwargs)
+        return stream.run(cmd=_command(), capture_stdout=True, capture_stderr=True, quiet=True, **kwargs)
     except ffmpeg.Error as err:
         tail = (err.stderr or b"").decode(errors="replace").strip().splitlines()[-3:]
         raise MediaError(f"ffmpeg failed to {what}: {' | '.join(tail)}") from err

@@ -83,6 +83,10 @@ class RunStop:
             return ""
         return f"the run stopped ({why.cause.value}: {why.what}) before {before}; the next run makes it"
 
+    def wait(self, seconds: float) -> bool:
+        """Sleep `seconds`, or less when the run stops meanwhile; True when it has stopped."""
+        return self._event.wait(max(0.0, seconds))
+
     def pause(self, seconds: float) -> None:
         """Sleep `seconds`, or less when the run stops meanwhile; raise RunStopped once stopped."""
         if self._event.wait(max(0.0, seconds)):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, DateTime, Float, Integer, MetaData, String, Table, Text
 
-__all__ = ["metadata", "ledger_rows", "open_reservations", "runs", "imports", "stitches"]
+__all__ = ["metadata", "ledger_rows", "open_reservations", "runs", "imports", "stitches", "route_slots", "route_submits"]
 
 metadata = MetaData()
 
@@ -86,4 +86,19 @@ stitches = Table(
     Column("scenes", Integer),
     Column("mode", Text),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# A route's limits across every run that shares this ledger (revision 0007; vidbatch.ledger_store.limits).
+route_slots = Table(
+    "route_slots", metadata,
+    Column("limit_name", String(128), primary_key=True),
+    Column("holder", String(128), primary_key=True),
+    Column("run_id", String(64), nullable=False),
+    Column("taken_at", DateTime(timezone=True), nullable=False),
+)
+route_submits = Table(
+    "route_submits", metadata,
+    Column("limit_name", String(128), primary_key=True),
+    Column("level", Float, nullable=False),
+    Column("at", Float, nullable=False),
 )

@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import zlib
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
@@ -30,7 +31,7 @@ from sqlalchemy.engine import Connection
 
 from vidbatch.errors import LedgerUnavailable
 from vidbatch.ledger import LEDGER_SCHEMA, OPTIONAL_COLUMNS, History
-from vidbatch.ledger_store import queries, writes
+from vidbatch.ledger_store import limits, queries, writes
 from vidbatch.ledger_store.connection import connected, make_engine
 from vidbatch.ledger_store.schema import imports, ledger_rows, open_reservations, runs, stitches
 from vidbatch.measured import RECENT, measured_prices, since_night
@@ -277,6 +278,27 @@ class LedgerStore:
                     conn.execute(update(runs).where(runs.c.run_id == run_id).values(ended_at=_now()))
             except LedgerUnavailable as err:  # its heartbeat stops: the run reads as dead soon (at once on this host)
                 logging.getLogger("vidbatch").warning("the end of run %s not written: %s", run_id[:8], err)
+
+    # ---- a route's limits across runs (vidbatch.ledger_store.limits) ----------------------------
+
+    def take_slot(self, limit_name: str, capacity: int, run_id: str, holder: str) -> bool:
+        """One of `limit_name`'s `capacity` slots for `holder` of live run `run_id`, or False when
+        live runs hold them all."""
+        with self._writing(limit_name) as conn:
+            return limits.take_slot(conn, limit_name, capacity, run_id, holder, _now(), _alive)
+
+    def give_slot(self, limit_name: str, holder: str) -> None:
+        with self._writing(limit_name) as conn:
+            limits.give_slot(conn, limit_name, holder)
+
+    def slots_held(self, limit_name: str) -> int:
+        with self._reading() as conn:
+            return limits.slots_held(conn, limit_name, _alive)
+
+    def take_submit(self, limit_name: str, per_minute: float, now: float | None = None) -> float:
+        """Count a submit against `limit_name`'s rate (0 returned), or say how many seconds until one fits."""
+        with self._writing(limit_name) as conn:
+            return limits.take_submit(conn, limit_name, per_minute, time.time() if now is None else now)
 
     # ---- reads -------------------------------------------------------------------------------
 

@@ -89,6 +89,18 @@ class VideoJobs:
         with self._lock:
             return sum(self.status(job, now) in ("queued", "in_progress") for job in self.by_id.values())
 
+    def peak_in_flight(self) -> int:
+        """The most jobs queued or in progress at once so far (a job is in flight for `latency_s`
+        from its creation): what the account's concurrency limit counts."""
+        with self._lock:
+            edges = sorted([(job.created, 1) for job in self.by_id.values()]
+                           + [(job.created + self.latency_s, -1) for job in self.by_id.values()])
+        peak = level = 0
+        for _, step in edges:  # an end sorts before a start at the same moment
+            level += step
+            peak = max(peak, level)
+        return peak
+
     def expired(self, job: Job) -> bool:
         return time.monotonic() - job.created > self.latency_s + self.ttl_s
 
