@@ -1,19 +1,24 @@
 """Closed-route throughput: N clips through the catalog flow against the loopback Videos API with
-job latency L and C jobs in flight (closed.concurrency, a Prefect global concurrency limit).
+job latency L and C jobs in flight (the route's `concurrency`, shared by every run on the ledger).
 
 The ideal is ceil(N/C) * L. Reported per scenario: the generation span (first reservation to last
 settlement, from the ledger), the flow's wall time (which adds trimming and storing 720p clips),
-the 429s the server sent, and whether every item was paid exactly once.
+the most jobs the endpoint had in flight at once (its own count: never above C), the 429s it sent,
+and whether every item was paid exactly once.
 Scenarios: clean; 30 % of submits answered 429 (Retry-After 0.5 s); an account that allows only
-C jobs while the policy asks for 2C (a misconfiguration: a 429 storm); and, as the baseline, the
-clean run with `closed.global_limits = false` (only the in-process semaphore), which isolates what
-the Prefect concurrency/rate limits cost per job.
-Run: .venv/bin/python bench/closed_route.py [N] [C] [L]   (the test command runs 2 1 0.2 as a smoke)
+C jobs while the policy asks for 2C (a misconfiguration: a 429 storm); two runs at once, each
+in its own process with half the clips, sharing the route through one ledger; and, as the
+baseline, the clean run with `global_limits = false` (the run's own limit only).
+With `--before REV`, the clean scenario also runs on the code of git revision REV (built into a
+folder by bench/scale.py's build_revision), in the same run: span before and after.
+Run: .venv/bin/python bench/closed_route.py [N] [C] [L] [--before REV]   (the test command runs 2 1 0.2)
 """
 
+import json
 import math
 import os
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +39,7 @@ from vidbatch.storage import open_root  # noqa: E402
 from vidbatch.sandbox import Faults, VideosSandbox  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
+KEY_ENV = "VIDBATCH_BENCH_SANDBOX_KEY"  # the sandbox's key, to a child run (never on its command line)
 
 
 def policy_file(path: Path, concurrency: int, global_limits: bool = True) -> Path:
@@ -50,49 +56,104 @@ def policy_file(path: Path, concurrency: int, global_limits: bool = True) -> Pat
     return path
 
 
+def catalog(path: Path, ids: range) -> Path:
+    pl.DataFrame([{"item_id": f"s{i}", "campaign": "bench", "prompt": f"shot {i}", "duration_s": 4.0, "aspect": "16:9",
+                   "realism": "high"} for i in ids]).write_parquet(path)
+    return path
+
+
+def produce(catalog_path: Path, out: Path, policy: Path, base_url: str, api_key: str) -> dict:
+    """One run of the flow, in this process, on the loopback endpoint."""
+    def closed(pol):
+        return OpenAIVideoProvider(pol.routes["sora"], client=make_client(pol.routes["sora"], base_url=base_url,
+                                                                  api_key=api_key), route_id="sora")
+
+    hands = InProcess(providers={"sora": closed, "wan": None, "wan-hosted": None})
+    return produce_catalog(str(catalog_path), out=str(out), policy_path=str(policy), in_process=hands)
+
+
+def peak_in_flight(box: VideosSandbox, latency: float) -> int:
+    """The most jobs the endpoint had queued or in progress at once (each is, for `latency` s)."""
+    edges = sorted(edge for job in box.jobs.values() for edge in ((job.created, 1), (job.created + latency, -1)))
+    level = peak = 0
+    for _, step in edges:
+        level += step
+        peak = max(peak, level)
+    return peak
+
+
 def scenario(name: str, n: int, c: int, latency: float, faults: Faults, policy_concurrency: int,
-             global_limits: bool = True) -> None:
+             global_limits: bool = True, runs: int = 1, code: dict | None = None) -> float:
+    """Prints one row; returns the span. `runs` > 1: that many runs at once, each in its own
+    process with its share of the clips; `code`: the environment of an older revision to run."""
     scratch = Path(tempfile.mkdtemp())
-    rows = [{"item_id": f"s{i}", "campaign": "bench", "prompt": f"shot {i}", "duration_s": 4.0, "aspect": "16:9",
-             "realism": "high"} for i in range(n)]
-    pl.DataFrame(rows).write_parquet(scratch / "catalog.parquet")
     policy = policy_file(scratch / "policy.toml", policy_concurrency, global_limits)
+    out = scratch / "out"
     with VideosSandbox(latency_s=latency, poll_after_ms=250, faults=faults) as box:
         box.render(type("J", (), {"size": "1280x720", "seconds": 4})())  # pre-render the shared MP4
-
-        def closed(pol):
-            return OpenAIVideoProvider(pol.routes["sora"], client=make_client(pol.routes["sora"], base_url=box.base_url,
-                                                                      api_key=box.api_key), route_id="sora")
-
-        hands = InProcess(providers={"sora": closed, "wan": None, "wan-hosted": None})
         t0 = time.perf_counter()
-        summary = produce_catalog(str(scratch / "catalog.parquet"), out=str(scratch / "out"), policy_path=str(policy),
-                                  in_process=hands)
+        if runs == 1 and code is None:
+            summaries = [produce(catalog(scratch / "catalog.parquet", range(n)), out, policy, box.base_url,
+                                 box.api_key)]
+        else:
+            shares = [range(k, n, runs) for k in range(runs)]
+            children = [subprocess.Popen(
+                [sys.executable, __file__, "--child", str(catalog(scratch / f"catalog-{k}.parquet", share)), str(out),
+                 str(policy), box.base_url], env={**os.environ, **(code or {}), KEY_ENV: box.api_key},
+                cwd=(code or {}).get("VIDBATCH_HOME", os.getcwd()), stdout=subprocess.PIPE, text=True)
+                for k, share in enumerate(shares)]
+            summaries = [json.loads(child.communicate()[0].strip().splitlines()[-1]) for child in children]
         wall = time.perf_counter() - t0
-        ledger = open_ledger(open_root(str(scratch / "out"))).frame()
+        ledger = open_ledger(open_root(str(out))).frame()
         span = (ledger.filter(pl.col("status") == "settled")["created_at"].max()
                 - ledger.filter(pl.col("status") == "reserved")["created_at"].min()).total_seconds()
         n429 = sum(status == 429 for _, _, status in box.requests)
         creates = sum(j.kind == "create" for j in box.jobs.values())
         paid = ledger.filter(pl.col("status").is_in(SPENT))["cost_usd"].sum()
-        finished = summary["status_counts"].get("finished", 0)
+        finished = sum(s["status_counts"].get("finished", 0) for s in summaries)
         ok = creates == finished and abs(paid - box.total_billed_usd()) < 1e-9
+        peak = peak_in_flight(box, latency)
     ideal = math.ceil(n / c) * latency
-    print(f"{name:<36} span {span:6.1f} s  ideal {ideal:5.1f} s  ratio {span / ideal:4.2f}  "
-          f"flow wall {wall:6.1f} s  429s {n429:4d}  finished {finished}/{n}  jobs {creates}  "
-          f"ledger==bill {ok}", flush=True)
+    print(f"{name:<40} span {span:6.1f} s  ideal {ideal:5.1f} s  ratio {span / ideal:4.2f}  "
+          f"flow wall {wall:6.1f} s  peak in flight {peak:3d}  429s {n429:4d}  finished {finished}/{n}  "
+          f"jobs {creates}  ledger==bill {ok}", flush=True)
+    return span
 
 
-def main(n: int, c: int, latency: float) -> None:
+def child(catalog_path: str, out: str, policy: str, base_url: str) -> None:
+    summary = produce(Path(catalog_path), Path(out), Path(policy), base_url, os.environ[KEY_ENV])
+    print(json.dumps({"status_counts": summary["status_counts"]}), flush=True)
+
+
+def old_code(rev: str) -> dict:
+    """The environment that runs this script on revision `rev`'s vidbatch."""
+    sys.path.insert(0, str(HERE))
+    from scale import build_revision
+
+    home, site = build_revision(rev, Path(tempfile.mkdtemp()))
+    return {"PYTHONPATH": str(site), "VIDBATCH_HOME": str(home)}
+
+
+def main(n: int, c: int, latency: float, before: str | None) -> None:
     load_policy(None)
     print(f"N={n} clips of 4 s, C={c} jobs in flight, L={latency} s per job; ideal ceil(N/C)*L", flush=True)
-    scenario("clean", n, c, latency, Faults(), c)
+    span = scenario("clean", n, c, latency, Faults(), c)
+    if before:
+        old = scenario(f"clean, the code of {before}", n, c, latency, Faults(), c, code=old_code(before))
+        print(f"clean span: {old / span:.2f}x faster than {before} in the same run", flush=True)
     scenario("30% of submits answer 429", n, c, latency, Faults(rate_limit_p=0.3, retry_after_s=0.5), c)
     scenario(f"account allows {c}, policy asks {2 * c}", n, c, latency,
              Faults(max_in_flight=c, retry_after_s=0.5), 2 * c)
+    scenario("two runs at once (processes), one ledger", n, c, latency, Faults(), c, runs=2)
     scenario("baseline: clean, global_limits=false", n, c, latency, Faults(), c, global_limits=False)
 
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    main(int(args[0]) if args else 40, int(args[1]) if len(args) > 1 else 8, float(args[2]) if len(args) > 2 else 4.0)
+    if args[:1] == ["--child"]:
+        child(*args[1:5])
+        sys.exit(0)
+    rev = args.pop(args.index("--before") + 1) if "--before" in args else None
+    args = [a for a in args if a != "--before"]
+    main(int(args[0]) if args else 40, int(args[1]) if len(args) > 1 else 8, float(args[2]) if len(args) > 2 else 4.0,
+         rev)

@@ -76,6 +76,15 @@ def test_trims_are_frame_accurate(tmp_path, start, length):
     assert abs(info.duration_s - length) <= 1 / 16 + 1e-9 and info.frames == round(length * 16)
 
 
+def test_a_cut_of_every_frame_copies_a_deliverable_clip_and_a_shorter_one_is_re_encoded(tmp_path):
+    source = media.testsrc(tmp_path / "src.mp4", 1.0, 160, 96, 16)
+    whole = cut(source, tmp_path / "whole.mp4", 0.0, 1.0)
+    assert (probe(whole).frames, probe(whole).codec) == (16, probe(source).codec)
+    assert np.array_equal(frame_at(whole, 0.5), frame_at(source, 0.5))  # the same frames, not an encode of them
+    part = cut(source, tmp_path / "part.mp4", 0.0, 0.5)  # fewer frames: re-encoded, frame-accurate
+    assert probe(part).frames == 8 and not np.array_equal(frame_at(part, 0.25), frame_at(source, 0.25))
+
+
 def test_black_and_frozen_stretches_are_found_and_moving_footage_is_clean(tmp_path):
     settings = dict(black_min_s=0.5, black_pixel_threshold=0.1, black_picture_ratio=0.98, freeze_min_s=0.5,
                     freeze_noise_db=-60.0)

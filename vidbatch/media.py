@@ -131,10 +131,17 @@ def write_frames(frames: np.ndarray, dst: Path, fps: int) -> Path:
     return dst
 
 
+def _deliverable(info: MediaInfo) -> bool:
+    """Already what a cut encodes (H.264 in 4:2:0, AAC or no sound): a cut of every frame copies it."""
+    return (info.codec.startswith("h264") and info.pix_fmt == "yuv420p"
+            and (not info.has_audio or info.audio.startswith("aac")))
+
+
 def cut(src: Path, dst: Path, start_s: float, duration_s: float, fps: float | None = None) -> Path:
     """Frame-accurate cut of [start_s, start_s + duration_s) by re-encoding (stream copy would snap
     to the previous keyframe). Frame numbers are rounded to the nearest frame; `fps` defaults to
-    the source's own."""
+    the source's own. A cut of every frame of a clip already in the deliverable's codecs is a
+    stream copy (the same frames, bit for bit, in milliseconds)."""
     if Path(src).resolve() == Path(dst).resolve():
         raise MediaError(f"cannot cut {src.name} onto itself")
     info = probe(src)
@@ -143,6 +150,10 @@ def cut(src: Path, dst: Path, start_s: float, duration_s: float, fps: float | No
     count = round(duration_s * fps)
     if first + count > info.frames:
         raise MediaError(f"cannot cut frames {first}..{first + count} from {src.name}: it has {info.frames}")
+    if first == 0 and count == info.frames and fps == info.fps and _deliverable(info):  # the whole clip, as it is
+        _run(ffmpeg.input(str(src)).output(str(dst), c="copy", movflags="+faststart").overwrite_output(),
+             f"copy {src.name}")
+        return dst
     source = ffmpeg.input(str(src))
     video = source.video.trim(start_frame=first, end_frame=first + count).setpts("PTS-STARTPTS")
     streams = [video]
