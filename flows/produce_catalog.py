@@ -12,7 +12,6 @@ from pathlib import Path
 
 import polars as pl
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.runtime import flow_run
 from prefect.states import Failed, State
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -39,7 +38,7 @@ from vidbatch.tasks.pipeline import run_items
 from vidbatch.tasks.report import write_report
 from vidbatch.tasks.review_runs import start_reviews
 from vidbatch.tasks.run_providers import run_providers
-from vidbatch.tasks.run_labels import finish_run, label_run, log_plan
+from vidbatch.tasks.run_labels import ProgressArtifact, finish_run, label_run, log_plan
 from vidbatch.tasks.stitch import stitch_storyboards
 from vidbatch.tasks.stop_watch import stopped_state, watched_for_stops
 from vidbatch.tasks.workers import GpuBatches
@@ -115,12 +114,12 @@ def _produce_with(run_id: str, catalog: str, root: OutputRoot, ledger: LedgerSto
                                         if j.recover is None and not j.resume_reservation_id]),
                      turns=Turns({route: [j.item_id for j in local if j.route == route] for route in providers}),
                      declared=declared)
-    progress = create_progress_artifact(0.0, description=f"clips finished of {len(jobs)}")
+    progress = ProgressArtifact(len(jobs))
     outcomes = []
 
     def record(row: dict) -> None:
         outcomes.append(row)
-        update_progress_artifact(progress, 100.0 * len(outcomes) / max(len(jobs), 1))
+        progress.advance()
         emit({"event": "clip", **row})
 
     gpu = [GpuBatches([j for j in jobs if j.route == route], root=root, ledger=ledger, run_id=run_id, night=night,

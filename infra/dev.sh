@@ -102,7 +102,9 @@ case "${1:-}" in
     postgres
     gateway
     shift
-    exec "$VENV/bin/python" -m pytest "$@"
+    # Workers (pytest-xdist): most tests wait on servers, sandboxes and subprocesses, so three
+    # share 2 cores well; VIDBATCH_TEST_WORKERS=0 runs in this process (a debugger, -x).
+    exec "$VENV/bin/python" -m pytest -n "${VIDBATCH_TEST_WORKERS:-3}" --dist loadgroup "$@"
     ;;
   *)
     echo "usage: infra/dev.sh demo|test|lock|setup-only [args...]" >&2

@@ -4,6 +4,7 @@ final state, with the events a night's end sends."""
 from __future__ import annotations
 
 import polars as pl
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.client.orchestration import get_client
 from prefect.states import Completed, Failed, State
 
@@ -14,9 +15,25 @@ from vidbatch.report import needs_a_look
 from vidbatch.tasks.context import run_log
 from vidbatch.tasks.events import caps_reached, night_finished, review_pending
 
-__all__ = ["run_name", "run_tags", "label_run", "label_run_as", "log_plan", "finish_run", "no_route", "NO_ROUTE"]
+__all__ = ["ProgressArtifact", "run_name", "run_tags", "label_run", "label_run_as", "log_plan", "finish_run", "no_route", "NO_ROUTE"]
 
 TAGGED_CAMPAIGNS = 10  # campaign tags per run; a catalog of thousands of campaigns is not a tag cloud
+
+
+class ProgressArtifact:
+    """The run's progress bar in the Prefect UI: clips ended of those planned, written once per
+    whole percent (at most 100 API writes a run, not one per clip)."""
+
+    def __init__(self, total: int):
+        self.total, self.ended, self.shown = max(total, 1), 0, 0
+        self.id = create_progress_artifact(0.0, description=f"clips finished of {total}")
+
+    def advance(self) -> None:
+        self.ended += 1
+        percent = 100 * self.ended // self.total
+        if percent != self.shown:
+            self.shown = percent
+            update_progress_artifact(self.id, float(percent))
 
 
 def run_name(night: str, campaigns: list[str], sandbox: bool) -> str:

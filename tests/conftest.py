@@ -17,6 +17,31 @@ THREE_ROUTES_POLICY = REPO / "catalogs" / "demo-policy.toml"  # the demo itself:
 VIDEOS_API_POLICY = REPO / "catalogs" / "videos-api-policy.toml"  # production Wan + a `sora` route on the Videos API
 
 
+# The README's test command runs the suite on several workers (pytest-xdist, `--dist loadgroup`).
+# A module whose fixture starts a server for the whole module runs on one worker, so that server
+# starts once; the rest is spread test by test.
+ONE_WORKER = {"tests/infra/test_server_deployments.py", "tests/providers/test_gateway.py",
+              "tests/providers/test_wan_lora.py", "tests/providers/test_wan22.py", "tests/providers/test_wan_profiles.py"}
+# The edit loop's fast subset (`-m "not slow"`, README) leaves out what takes over ~10 s a test on
+# 2 cores: whole runs through servers, processes and signals. The full command runs everything.
+SLOW = {"tests/infra/test_server_deployments.py", "tests/test_bench_smoke.py", "tests/flows/test_stop.py",
+        "tests/flows/test_faults.py", "tests/flows/test_lost_replies.py", "tests/flows/test_concurrent_runs.py",
+        "tests/providers/test_wan_lora.py", "tests/providers/test_gateway.py",
+        "tests/test_cli.py::test_a_run_of_many_clips_on_the_ephemeral_api_ends_quietly_with_every_task_run_recorded",
+        "tests/flows/test_closed_route.py::test_a_429_storm_keeps_every_item_and_pays_each_once",
+        "tests/flows/test_closed_route.py::test_a_killed_run_resumes_its_jobs_without_creating_new_ones"}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module, test = item.nodeid.split("::")[0], item.nodeid.split("[")[0]
+        if module in ONE_WORKER:
+            item.add_marker(pytest.mark.xdist_group(name=module))
+        if module in SLOW or test in SLOW:
+            item.add_marker(pytest.mark.slow)
+
+
 def videos_api_policy():
     """The production policy with its closed route `sora` on the OpenAI Videos API contract (the
     default before Veo replaced Sora): what the planner, pricing and closed-route tests price against."""

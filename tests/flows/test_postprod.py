@@ -75,7 +75,8 @@ def _chromium() -> str:
 def _check_report_in_a_browser(report: str, tmp_path, clips: int, storyboards: int) -> None:
     """Load the report in headless chromium: every contact sheet decodes, every clip has a row."""
     browser = _chromium()
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--virtual-time-budget=5000"]
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--virtual-time-budget=5000",
+             f"--user-data-dir={tmp_path / 'chromium'}"]  # its own profile: tests on other workers run at once
     dom = subprocess.run([browser, *flags, "--dump-dom", f"file://{report}"], capture_output=True, text=True,
                          timeout=60, check=True).stdout
     assert f'data-images="{clips + storyboards}"' in dom and 'data-broken="0"' in dom
