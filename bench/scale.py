@@ -6,7 +6,7 @@ items. The Wan model is `source = "testsrc"` (a moving test pattern, no weights)
 measured is everything around the model: planning, per-clip task runs (generate, finish, write),
 ledger writes, the cut, the QA scan, contact sheets, the report.
 Per size: wall time of the flow run (server's start/end), clips per minute, seconds per clip, and
-the growth of seconds per clip against the first size. Baseline, same run: the media work alone
+the growth of seconds per clip against the first size, and the flow-run process's peak memory. Baseline, same run: the media work alone
 (render + cut + QA scan + contact sheet of one clip, called directly, no Prefect) per clip,
 divided by the cores; "orchestration" is what each clip costs beyond that.
 With `--before REV`, the same sizes also run on the code of git revision REV (built into a folder
@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -63,6 +64,35 @@ def media_seconds_per_clip(work: Path, pol: Path, n: int = 20) -> float:
                        freeze_noise_db=-60)
         contact_sheet(done, work / f"m{i}.jpg")
     return (time.perf_counter() - started) / n
+
+
+class PeakMemory(threading.Thread):
+    """The flow-run process's peak resident memory (VmHWM, MiB) while the block runs: the worker
+    starts it as `python -m prefect.engine`; read from /proc every 0.5 s (Linux)."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.peak_mib, self.done = 0.0, threading.Event()
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.join()
+
+    def run(self) -> None:
+        while not self.done.wait(0.5):
+            for proc in Path("/proc").glob("[0-9]*"):
+                try:
+                    if b"prefect.engine" not in (proc / "cmdline").read_bytes():
+                        continue
+                    for line in (proc / "status").read_text().splitlines():
+                        if line.startswith("VmHWM:"):
+                            self.peak_mib = max(self.peak_mib, int(line.split()[1]) / 1024)
+                except OSError:
+                    continue
 
 
 def build_revision(rev: str, work: Path) -> tuple[Path, Path]:
@@ -118,7 +148,7 @@ def run_sizes(label: str, sizes: list[int], work: Path, home: Path, site: Path |
             pl.DataFrame({"item_id": [f"c{i}" for i in range(n)], "campaign": "scale",
                           "prompt": "a moving test pattern", "duration_s": 1.0, "aspect": "16:9",
                           "realism": "low"}).write_parquet(catalog)
-            with temporary_settings({PREFECT_API_URL: api}):  # this variant's server, not the last one's
+            with temporary_settings({PREFECT_API_URL: api}), PeakMemory() as memory:  # this variant's server
                 run = run_deployment("produce-catalog/adhoc", timeout=None, parameters={
                     "catalog": str(catalog), "out": str(work / f"out-{label}-{n}"), "policy_path": str(pol)})
             assert run.state.is_completed(), run.state
@@ -126,7 +156,7 @@ def run_sizes(label: str, sizes: list[int], work: Path, home: Path, site: Path |
             per_clip[n] = wall / n
             first = first or per_clip[n]
             print(f"| {label} | {n} | {wall:.1f} | {60 * n / wall:.0f} | {per_clip[n]:.3f} | {per_clip[n] / first:.2f} | "
-                  f"{per_clip[n] - media_per_core:.3f} |", flush=True)
+                  f"{per_clip[n] - media_per_core:.3f} | {memory.peak_mib:.0f} |", flush=True)
     finally:
         for process in reversed(processes):
             process.terminate()
@@ -140,8 +170,9 @@ def main(sizes: list[int], before: str | None) -> None:
     media = media_seconds_per_clip(work / "media", policy(work / "policy-media.toml"))
     cores = os.cpu_count() or 1
     print(f"media work alone: {media:.3f} s per clip ({media / cores:.3f} s per clip over {cores} cores)")
-    print("| code | clips | flow wall s | clips/min | s per clip | growth vs first | orchestration s per clip |")
-    print("|---|---|---|---|---|---|---|")
+    print("| code | clips | flow wall s | clips/min | s per clip | growth vs first | orchestration s per clip | "
+          "flow process peak MiB |")
+    print("|---|---|---|---|---|---|---|---|")
     after = run_sizes("this tree", sizes, work, REPO, None, media / cores)
     if before:
         home, site = build_revision(before, work)

@@ -75,16 +75,19 @@ def _chromium() -> str:
 def _check_report_in_a_browser(report: str, tmp_path, clips: int, storyboards: int) -> None:
     """Load the report in headless chromium: every contact sheet decodes, every clip has a row."""
     browser = _chromium()
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", "--virtual-time-budget=5000",
-             f"--user-data-dir={tmp_path / 'chromium'}"]  # its own profile: tests on other workers run at once
-    dom = subprocess.run([browser, *flags, "--dump-dom", f"file://{report}"], capture_output=True, text=True,
-                         timeout=60, check=True).stdout
+    # Its own profile and no /dev/shm (small in containers): tests on the other workers run at once.
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
+             "--virtual-time-budget=5000", f"--user-data-dir={tmp_path / 'chromium'}"]
+    opened = subprocess.run([browser, *flags, "--dump-dom", f"file://{report}"], capture_output=True, text=True,
+                            timeout=60, stdin=subprocess.DEVNULL)
+    assert opened.returncode == 0, f"chromium exit {opened.returncode}: {opened.stderr[-3000:]}"
+    dom = opened.stdout
     assert f'data-images="{clips + storyboards}"' in dom and 'data-broken="0"' in dom
     assert dom.count('<span class="badge ok">finished</span>') == clips
     assert '<span class="badge ok">stitched</span>' in dom and "<svg" in dom
     shot = tmp_path / "report.png"
     subprocess.run([browser, *flags, "--window-size=1400,1800", f"--screenshot={shot}", f"file://{report}"],
-                   capture_output=True, timeout=60, check=True)
+                   capture_output=True, timeout=60, check=True, stdin=subprocess.DEVNULL)
     pixels = frame_at(shot, 0)
     assert pixels.shape[:2] == (1800, 1400) and np.unique(pixels.reshape(-1, 3), axis=0).shape[0] > 50
     keep = os.environ.get("VIDBATCH_KEEP_SCREENSHOT")
