@@ -122,6 +122,10 @@ def main(n: int) -> None:
     print(f"produce_catalog, metadata from PyAV            {ours_ms:.1f} ms/clip  (runs: "
           f"{', '.join(f'{w:.2f} s' for w in walls['pyav'])})")
     print(f"overhead per clip beyond bare task             {ours_ms - bare_ms:.1f} ms (was {legacy_ms - bare_ms:.1f})")
+    cores = os.cpu_count() or 1
+    beyond = ours_ms - ours_media / cores
+    print(f"orchestration per clip beyond the media work    {beyond:.1f} ms = {beyond / bare_ms:.1f}x a bare task "
+          f"(the clip's wall less its media work spread over {cores} cores)")
     print(f"post-production media work per clip, alone     {ours_media:.1f} ms with PyAV, {legacy_media:.1f} ms with "
           f"ffmpeg's log ({legacy_media / ours_media:.2f}x)  [cut, probe, QA scan, contact sheet; one thread]")
 
