@@ -28,7 +28,7 @@ from prefect.exceptions import MissingContextError
 
 from vidbatch.earmarks import Earmarks
 from vidbatch.errors import RunStopped
-from vidbatch.lanes import Lanes
+from vidbatch.lanes import Lanes, LanesClosed
 from vidbatch.ledger import Reservation
 from vidbatch.money import Allowance, cap_scope
 from vidbatch.ledger_store import LedgerStore
@@ -130,20 +130,22 @@ class RunContext:
         with self.lock:
             lanes = self.lanes.get(route)
             if lanes is None:
-                lanes = self.lanes[route] = Lanes(lambda: self._slot(route),
+                lanes = self.lanes[route] = Lanes(lambda: self._slot(route, ended=lambda: lanes.closed),
                                                   width=self.run_settings(route).concurrency)
                 self.stop.on_stop(lambda: lanes.halt(lambda: RunStopped(self.stop.reason("this item's turn"))))
         return lanes
 
     @contextlib.contextmanager
-    def _slot(self, route: str):
+    def _slot(self, route: str, ended: Callable[[], bool]):
         """One slot of `route`'s jobs limit in the ledger, held until the block ends; waits while
-        live runs hold them all (a stopped run stops waiting)."""
+        live runs hold them all (a stopped run, or one whose clips have `ended`, stops waiting)."""
         name, capacity = limit_names(route, self.sandbox)[0], self.run_settings(route).concurrency
         holder = f"{self.run_id}:{uuid.uuid4().hex[:12]}"
         while not self.ledger.take_slot(name, capacity, self.run_id, holder):
             if self.stop.wait(SLOT_POLL_S):
                 raise RunStopped(self.stop.reason("this item's turn"))
+            if ended():
+                raise LanesClosed()
         try:
             yield
         finally:

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from vidbatch.errors import RunStopped
-from vidbatch.lanes import Lanes
+from vidbatch.lanes import Lanes, LanesClosed
 from vidbatch.ledger_store import LedgerStore
 
 JOBS = "vidbatch-sora-jobs"
@@ -126,7 +126,7 @@ def test_a_lane_serves_a_runs_clips_one_after_another_with_one_slot():
         with lanes.lane():
             assert keeper.held == 1
     assert keeper.taken == 1  # one hand-off through the shared limit, not twenty
-    lanes.close()
+    assert lanes.close() is True
     assert keeper.held == 0 and lanes.held() == 0
 
 
@@ -195,3 +195,27 @@ def test_a_limit_that_cannot_be_reached_fails_the_clip_waiting_for_it():
     with lanes.lane():  # the next clip tries again
         assert keeper.held == 1
     lanes.close()
+
+
+def test_a_lane_still_waiting_for_a_slot_gives_up_when_the_run_ends():
+    keeper, waiting = Keeper(1), threading.Event()
+    keeper.free.acquire()  # another run holds the only slot
+
+    def slot_or_give_up():
+        @contextlib.contextmanager
+        def take():
+            waiting.set()
+            while not keeper.free.acquire(timeout=0.01):
+                if lanes.closed:
+                    raise LanesClosed()
+            keeper.free.release()
+            yield
+        return take()
+
+    lanes = Lanes(slot_or_give_up, width=1)
+    clip = threading.Thread(target=lambda: pytest.raises(RunStopped, lanes.lane().__enter__))
+    clip.start()
+    assert waiting.wait(60)
+    lanes.halt(lambda: RunStopped("stopped"))  # the clip leaves; its lane is still asking
+    clip.join(60)
+    assert lanes.close() is True  # the lane asking for a slot has given up

@@ -19,12 +19,16 @@ import time
 from collections.abc import Callable
 from typing import ContextManager
 
-__all__ = ["Lanes", "LINGER_S"]
+__all__ = ["Lanes", "LanesClosed", "LINGER_S"]
 
 # How long a free lane waits for the run's next clip before it gives its slot back. It covers the
 # step between one clip's end and the next one's arrival (milliseconds); a run that has no clip for
 # this long lets other runs on the account have the slot.
 LINGER_S = 2.0
+
+
+class LanesClosed(Exception):
+    """The run's clips have ended: a lane still waiting for its slot gives up."""
 
 
 class Lanes:
@@ -81,9 +85,9 @@ class Lanes:
             self._halted = error
             self._cond.notify_all()
 
-    def close(self, wait_s: float = 10.0) -> None:
+    def close(self, wait_s: float = 10.0) -> bool:
         """The run's clips have ended: give every slot back now (each lane's release is one call
-        to the shared limit; waited for up to `wait_s`)."""
+        to the shared limit; waited for up to `wait_s`). True when every lane has ended."""
         with self._cond:
             self._closed = True
             self._cond.notify_all()
@@ -91,6 +95,12 @@ class Lanes:
         deadline = time.monotonic() + wait_s
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in threads)
+
+    @property
+    def closed(self) -> bool:
+        """The run has ended: a `take_slot` still waiting may give up (raise LanesClosed)."""
+        return self._closed
 
     def held(self) -> int:
         with self._cond:
@@ -120,7 +130,11 @@ class Lanes:
                     self._held -= 1
                     self._free -= 1
                     holding = False
-        except BaseException as error:  # the slot could not be taken (or given back: its lease runs out)
+        except LanesClosed:
+            with self._cond:
+                self._opening -= 1
+                self._cond.notify_all()
+        except BaseException as error:  # the slot could not be taken (or given back: the run's end frees it)
             with self._cond:
                 if holding:
                     self._held -= 1
