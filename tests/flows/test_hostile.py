@@ -42,8 +42,12 @@ def _tree(folder: Path) -> set[str]:
     return {str(p) for p in folder.rglob("*")} if folder.exists() else set()
 
 
-def test_a_hostile_catalog_writes_nothing_outside_its_output_root(tmp_path):
-    parent, temp = tmp_path / "site", Path(tempfile.gettempdir())
+def test_a_hostile_catalog_writes_nothing_outside_its_output_root(tmp_path, monkeypatch):
+    # This process's temporary folder is the test's own (Python caches the first one it sees, often
+    # /tmp, where the suite's other workers write at the same time).
+    parent, temp = tmp_path / "site", tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     (parent / "catalogs").mkdir(parents=True)
     out = parent / "out"
     rows = [{"item_id": "../../escape"}, {"item_id": "/abs/path/x"}, {"item_id": "a/b"}, {"item_id": "nul\x00x"},

@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 
 import numpy as np
 import polars as pl
@@ -78,8 +79,10 @@ def _check_report_in_a_browser(report: str, tmp_path, clips: int, storyboards: i
     # Its own profile and no /dev/shm (small in containers): tests on the other workers run at once.
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars",
              "--virtual-time-budget=5000", f"--user-data-dir={tmp_path / 'chromium'}"]
+    # A short TMPDIR: chromium's singleton socket path must fit a Unix socket's 108 bytes.
+    env = {**os.environ, "TMPDIR": tempfile.mkdtemp(prefix="chr-", dir="/tmp")}
     opened = subprocess.run([browser, *flags, "--dump-dom", f"file://{report}"], capture_output=True, text=True,
-                            timeout=60, stdin=subprocess.DEVNULL)
+                            timeout=60, stdin=subprocess.DEVNULL, env=env)
     assert opened.returncode == 0, f"chromium exit {opened.returncode}: {opened.stderr[-3000:]}"
     dom = opened.stdout
     assert f'data-images="{clips + storyboards}"' in dom and 'data-broken="0"' in dom
@@ -87,7 +90,7 @@ def _check_report_in_a_browser(report: str, tmp_path, clips: int, storyboards: i
     assert '<span class="badge ok">stitched</span>' in dom and "<svg" in dom
     shot = tmp_path / "report.png"
     subprocess.run([browser, *flags, "--window-size=1400,1800", f"--screenshot={shot}", f"file://{report}"],
-                   capture_output=True, timeout=60, check=True, stdin=subprocess.DEVNULL)
+                   capture_output=True, timeout=60, check=True, stdin=subprocess.DEVNULL, env=env)
     pixels = frame_at(shot, 0)
     assert pixels.shape[:2] == (1800, 1400) and np.unique(pixels.reshape(-1, 3), axis=0).shape[0] > 50
     keep = os.environ.get("VIDBATCH_KEEP_SCREENSHOT")
