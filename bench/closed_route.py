@@ -73,16 +73,6 @@ def produce(catalog_path: Path, out: Path, policy: Path, base_url: str, api_key:
     return produce_catalog(str(catalog_path), out=str(out), policy_path=str(policy), in_process=hands)
 
 
-def peak_in_flight(box: VideosSandbox, latency: float) -> int:
-    """The most jobs the endpoint had queued or in progress at once (each is, for `latency` s)."""
-    edges = sorted(edge for job in box.jobs.values() for edge in ((job.created, 1), (job.created + latency, -1)))
-    level = peak = 0
-    for _, step in edges:
-        level += step
-        peak = max(peak, level)
-    return peak
-
-
 def scenario(name: str, n: int, c: int, latency: float, faults: Faults, policy_concurrency: int,
              global_limits: bool = True, runs: int = 1, code: dict | None = None) -> float:
     """Prints one row; returns the span. `runs` > 1: that many runs at once, each in its own
@@ -116,7 +106,7 @@ def scenario(name: str, n: int, c: int, latency: float, faults: Faults, policy_c
         paid = ledger.filter(pl.col("status").is_in(SPENT))["cost_usd"].sum()
         finished = ledger.filter(pl.col("status") == "delivered")["item_id"].n_unique()
         ok = creates == finished and abs(paid - box.total_billed_usd()) < 1e-9
-        peak = peak_in_flight(box, latency)
+        peak = box.book.peak_in_flight()  # the sandbox runs here, on this tree's code, whatever the runs' code
     ideal = math.ceil(n / c) * latency
     print(f"{name:<40} span {span:6.1f} s  ideal {ideal:5.1f} s  ratio {span / ideal:4.2f}  "
           f"flow wall {wall:6.1f} s  peak in flight {peak:3d}  429s {n429:4d}  finished {finished}/{n}  "
