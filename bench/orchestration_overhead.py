@@ -2,7 +2,7 @@
 Prefect `task.map` of the same count, both on one ephemeral Prefect API in the same process.
 
 The zero-latency provider does no rendering at all (it copies one pre-rendered 1 s MP4), so what
-remains is vidbatch's per-clip work: ledger reservation + settlement, trim, asset write, 3 task runs.
+remains is vidbatch's per-clip work: ledger reservation + settlement, trim, asset write, 2 task runs.
 The flow runs twice in the same process: with the media metadata read by PyAV (as shipped), and
 with the earlier reader (regexes over ffmpeg's log, bench/ffmpeg_log_probe.py) patched in.
 Run: .venv/bin/python bench/orchestration_overhead.py [N]

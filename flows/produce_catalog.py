@@ -126,7 +126,8 @@ def _produce_with(run_id: str, catalog: str, root: OutputRoot, ledger: LedgerSto
                       policy_path=policy_path, deployment=settings.deployment, batch_size=settings.batch_size,
                       attempts=settings.batch_attempts, sandbox=sandbox, on_outcome=record)
            for route, settings in pool.items()]  # in batches on the GPU pool, while the other routes' clips run here
-    with watched_for_stops(flow_run.get_id(), ctx, outcomes, emit):  # Cancel in Prefect; signals say what is left
+    # Cancel in Prefect; signals say what is left
+    with progress, watched_for_stops(flow_run.get_id(), ctx, outcomes, emit):
         run_items(local, ctx, record, pollers=[b.poll for b in gpu])
     if ctx.stop.is_set():  # cancelled, or a fault: the line says what is left for the next run
         return stopped_state(ctx, outcomes, emit)

@@ -1,9 +1,9 @@
-"""One item's steps, the one definition both flows use: generate -> finish -> deliver.
+"""One item's steps, the one definition both flows use: generate -> finish.
 
     generate  the paid step: a raw clip, bracketed in the ledger (tasks/generate.py)
-    finish    the cut and the QA gate, one regeneration if it fails (tasks/postprod.py)
-    deliver   write_asset (the deliverable), or hold_for_review when the policy's `[review]`
-              names the item's campaign (approved clips from an earlier run are delivered)
+    finish    the cut and the QA gate, one regeneration if it fails, then the delivery: the
+              deliverable, or held for review when the policy's `[review]` names the item's
+              campaign (approved clips from an earlier run are delivered) (tasks/postprod.py)
 
 Each step is submitted when the one before it ended with a clip, never before: an item deferred
 or failed at one step leaves no task run waiting on it (nothing `NotReady` in the UI). Outcome
@@ -34,30 +34,19 @@ from vidbatch.tasks.context import RunContext, run_log
 from vidbatch.tasks.events import item_failed
 from vidbatch.tasks.generate import generate_clip
 from vidbatch.tasks.outcomes import outcome_of, outcome_row
-from vidbatch.tasks.postprod import finish_clip, hold_for_review, write_asset
+from vidbatch.tasks.postprod import finish_clip
 
-__all__ = ["STEPS", "run_items", "deliver_step"]
+__all__ = ["STEPS", "run_items"]
 
-STEPS = ("generate", "finish", "deliver")
+STEPS = ("generate", "finish")
 WAKE_S = 0.5  # the longest the flow's thread waits at once for a step to end (so that Ctrl-C reaches it)
-
-
-def deliver_step(job: ClipJob, ctx: RunContext):
-    """The task that ends this item's pipeline: held for review, or written as the deliverable."""
-    approved = job.recover is not None and job.recover.approved
-    return hold_for_review if ctx.policy.review.needed(job.campaign) and not approved else write_asset
 
 
 # The run's context goes to every task quoted: Prefect walks a task's parameters for futures at
 # each submit, and walking RunContext's live dicts while other threads change them raised
 # "dictionary changed size during iteration" (once on CI-like load). It holds no futures.
-def _submit(step: int, job: ClipJob, ctx: RunContext, upstream):
-    made = upstream.result()
-    if step == 1:
-        return finish_clip.submit(made, quote(ctx))
-    if deliver_step(job, ctx) is hold_for_review:
-        return hold_for_review.submit(made, quote(ctx))
-    return write_asset.submit(quote(ctx), made)
+def _submit_finish(ctx: RunContext, generated):
+    return finish_clip.submit(generated.result(), quote(ctx))
 
 
 def _made_a_clip(future) -> bool:
@@ -159,7 +148,7 @@ def _follow(ctx: RunContext, running: dict, ended: queue.Queue, watch, outcomes:
         job, step, futures = running.pop(key)
         futures[-1].wait()  # the callback can come before the state is readable
         if step + 1 < len(STEPS) and _made_a_clip(futures[-1]) and not ctx.stop.is_set():
-            watch(job, step + 1, _submit(step + 1, job, ctx, futures[-1]), futures)
+            watch(job, step + 1, _submit_finish(ctx, futures[-1]), futures)
             continue
         _stop_on_fault(ctx, futures[-1])
         if step + 1 < len(STEPS) and _made_a_clip(futures[-1]):  # the run stopped between its steps

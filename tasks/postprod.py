@@ -1,13 +1,18 @@
-"""Post-production of one clip: cut it to the finished window, pass the QA gate, write the deliverable.
+"""Post-production of one clip, one task run: cut it to the finished window, pass the QA gate, deliver it.
 
 finish_clip: a frame-accurate cut of [trim_start_s, trim_start_s + duration_s + extend_s), then
 the QA gate (length, size, fps; black and frozen stretches). A failing clip gets a `qa_failed`
 ledger row and is made once more with a new seed (a new reservation: paid again, recorded as a
 QA regeneration), or the item fails with the QA reason.
-Then one of two last steps (tasks/pipeline.py picks): write_asset, the deliverable under assets/
-and its contact sheet beside the run's report; or, for a campaign the policy's `[review]` names,
-hold_for_review: the finished cut and its contact sheet under review/ and an `awaiting_review`
-ledger row, delivered once a person approves it (vidbatch.tasks.review_io).
+Then one of two ends (`deliver`): write_asset, the deliverable under assets/ and its contact
+sheet beside the run's report; or, for a campaign the policy's `[review]` names, hold_for_review:
+the finished cut and its contact sheet under review/ and an `awaiting_review` ledger row,
+delivered once a person approves it (vidbatch.tasks.review_io).
+
+The delivery is part of this task run, not one of its own: a task run costs the Prefect API more
+than the rest of a clip's orchestration (bench/orchestration_overhead.py). A store that fails
+(after boto3's own retries on S3) fails the task and stops the run (tasks/pipeline.py): the raw
+clip is stored and paid, so the next run delivers it without paying again.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from vidbatch.tasks.context import RunContext
 from vidbatch.tasks.generate import GeneratedClip, generate_clip
 from vidbatch.tasks.ledger_io import write_ledger_rows
 
-__all__ = ["CheckedClip", "FinishedClip", "finish_clip", "write_asset", "hold_for_review", "check_clip"]
+__all__ = ["CheckedClip", "FinishedClip", "finish_clip", "deliver", "write_asset", "hold_for_review", "check_clip"]
 
 
 @dataclass(frozen=True)
@@ -85,11 +90,27 @@ def _qa_failed(clip: GeneratedClip, ctx: RunContext, verdict: str) -> None:
 
 
 @task(name="finish-clip", task_run_name="finish {clip.job.item_id}", cache_policy=NO_CACHE)
-def finish_clip(clip: GeneratedClip, ctx: RunContext) -> CheckedClip | State:
-    """Cut, check, and regenerate once if the clip fails QA. Never retried as a whole: a retry
-    could pay for a second regeneration (the paid step inside has its own retries). A clip that
-    cannot be cut or read (an empty or broken download, a stored copy gone bad) fails QA like any
-    other: its `qa_failed` row keeps it from ever being delivered from storage again."""
+def finish_clip(clip: GeneratedClip, ctx: RunContext) -> FinishedClip | State:
+    """Cut, check (made again once if the clip fails QA), then deliver. Never retried as a whole:
+    a retry could pay for a second regeneration (the paid step inside has its own retries)."""
+    checked = _checked(clip, ctx)
+    if isinstance(checked, State):  # the regeneration was deferred (a cap): so is the item
+        return checked
+    return deliver(checked, ctx, approved=clip.job.recover is not None and clip.job.recover.approved)
+
+
+def deliver(checked: CheckedClip, ctx: RunContext, approved: bool = False) -> FinishedClip:
+    """Held for review when the policy's `[review]` names the campaign (unless a person approved
+    this clip already), else written as the deliverable."""
+    if ctx.policy.review.needed(checked.clip.job.campaign) and not approved:
+        return hold_for_review(checked, ctx)
+    return write_asset(ctx, checked)
+
+
+def _checked(clip: GeneratedClip, ctx: RunContext) -> CheckedClip | State:
+    """The cut of `clip` that passed QA, or of its one regeneration. A clip that cannot be cut or
+    read (an empty or broken download, a stored copy gone bad) fails QA like any other: its
+    `qa_failed` row keeps it from ever being delivered from storage again."""
     path, info, failures = _cut_and_check(clip, ctx)
     if not failures:
         return CheckedClip(clip, path, info, qa_summary([]) if ctx.policy.qa.enabled else "not checked")
@@ -101,7 +122,7 @@ def finish_clip(clip: GeneratedClip, ctx: RunContext) -> CheckedClip | State:
     job = clip.job.model_copy(update={"seed": seed, "resume_reservation_id": None, "resume_job_ids": (),
                                       "recover": None})
     again = generate_clip(job, ctx, why=f"QA regeneration with seed {seed}: the first clip {first}")
-    if isinstance(again, State):  # the regeneration was deferred (a cap): so is the item
+    if isinstance(again, State):
         return again
     path, info, failures = _cut_and_check(again, ctx)
     if failures:
@@ -120,8 +141,6 @@ def _cut_and_check(clip: GeneratedClip, ctx: RunContext) -> tuple[Path | None, M
         return None, None, [f"unreadable clip ({ctx.redact(err)})"]
 
 
-@task(name="write-asset", task_run_name="write {checked.clip.job.item_id}", retries=3, retry_delay_seconds=[1, 5, 15],
-      cache_policy=NO_CACHE)
 def write_asset(ctx: RunContext, checked: CheckedClip) -> FinishedClip:
     """Store the deliverable (layout.asset) and its contact sheet beside the run's report."""
     job, root = checked.clip.job, ctx.root
@@ -142,8 +161,6 @@ def _finished(checked: CheckedClip, uri: str, digest: str, sheet_uri: str, statu
                         sheet_uri=sheet_uri, status=status, est_cost_usd=job.est_cost_usd)
 
 
-@task(name="hold-for-review", task_run_name="hold {checked.clip.job.item_id} for review", retries=3,
-      retry_delay_seconds=[1, 5, 15], cache_policy=NO_CACHE)
 def hold_for_review(checked: CheckedClip, ctx: RunContext) -> FinishedClip:
     """Store the finished cut and its contact sheet under review/ and record it awaiting review;
     nothing is delivered (vidbatch review approves it)."""

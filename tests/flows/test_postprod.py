@@ -106,6 +106,8 @@ def _check_artifacts(run_id: str) -> None:
         artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
             flow_run_id=ArtifactFilterFlowRunId(any_=[run_id])))
     by_key = {a.key: a for a in artifacts if a.key}
+    [progress] = [a for a in artifacts if a.type == "progress"]  # written by its own thread, the last percent too
+    assert progress.data == 100.0 and progress.description == "clips finished of 4"
     assert {"campaign-report", "clips", "run-summary"} <= set(by_key)
     assert "report-link" not in by_key  # the UI opens no file:// link: a local report is named, not linked
     report = by_key["campaign-report"].data

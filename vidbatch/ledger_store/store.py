@@ -58,6 +58,10 @@ class LedgerStore:
         self.url = url
         self.engine = make_engine(url)
         self.postgres = self.engine.dialect.name == "postgresql"
+        # SQLite: this process's writers queue here, woken the moment the writer before them commits;
+        # at SQLite's lock they would poll it, asleep up to 100 ms between tries (its busy handler).
+        # PostgreSQL's advisory locks wake their waiters themselves.
+        self._writer = contextlib.nullcontext() if self.postgres else threading.Lock()
         with self._writing() as conn:  # one process migrates; the others wait for its lock
             config = Config()
             config.set_main_option("script_location", str(_MIGRATIONS))
@@ -68,7 +72,7 @@ class LedgerStore:
     def _writing(self, lock_key: str = "vidbatch-ledger"):
         """A write transaction that holds the ledger's write lock (SQLite: BEGIN IMMEDIATE;
         PostgreSQL: an advisory lock on `lock_key`, e.g. one night) until it commits."""
-        with connected(self.engine, self.url) as conn:
+        with self._writer, connected(self.engine, self.url) as conn:
             conn = conn.execution_options(immediate=True)
             with conn.begin():
                 if self.postgres:
