@@ -5,6 +5,11 @@ The zero-latency provider does no rendering at all (it copies one pre-rendered 1
 remains is vidbatch's per-clip work: ledger reservation + settlement, trim, asset write, 2 task runs.
 The flow runs twice in the same process: with the media metadata read by PyAV (as shipped), and
 with the earlier reader (regexes over ffmpeg's log, bench/ffmpeg_log_probe.py) patched in.
+
+Besides the walls, the CPU each side costs until the API has recorded every task run: this
+process, its ffmpeg children and the ephemeral API server's process. A bare task's wall leaves out
+the server's recording of it (it happens after the flow returns), a clip's wall does not (the
+server records earlier clips on the same 2 cores meanwhile); CPU counts both alike.
 Run: .venv/bin/python bench/orchestration_overhead.py [N]
 """
 
@@ -21,6 +26,7 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 import contextlib  # noqa: E402
 
 import polars as pl  # noqa: E402
+import psutil  # noqa: E402
 from prefect import flow, task  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
@@ -89,17 +95,24 @@ def main(n: int) -> None:
              "realism": "low"} for i in range(n)]
     pl.DataFrame(rows).write_parquet(scratch / "catalog.parquet")
     bare(2)  # warm the ephemeral API so neither side pays its start-up
+    cpu0 = cpu_s()
     t0 = time.perf_counter()
-    bare(n)
+    bare_run = bare(n, return_state=True).state_details.flow_run_id
     t1 = time.perf_counter()
+    wait_until_recorded(str(bare_run))
+    bare_cpu = (cpu_s() - cpu0) / n * 1000
+    cpus = {"ffmpeg-log": [], "pyav": []}
+
     def produce(out: str) -> float:
         hands = InProcess(providers={"wan": lambda policy: ZeroLatency(template)})
+        cpu_before = cpu_s()
         started = time.perf_counter()
         summary = produce_catalog(str(scratch / "catalog.parquet"), out=str(scratch / out),
                                   policy_path=str(HERE.parent / "catalogs" / "demo-policy.toml"), in_process=hands)
         wall = time.perf_counter() - started
         assert summary["status_counts"] == {"finished": n}, summary
         wait_until_recorded(summary["run_id"])  # the API's recorder catches up outside the timing
+        cpus["ffmpeg-log" if "legacy" in out else "pyav"].append((cpu_s() - cpu_before) / n * 1000)
         return wall
 
     walls = {"ffmpeg-log": [], "pyav": []}
@@ -108,10 +121,13 @@ def main(n: int) -> None:
             walls["ffmpeg-log"].append(produce(f"out-legacy-{round_}"))
         walls["pyav"].append(produce(f"out-{round_}"))
     media = {"ffmpeg-log": [], "pyav": []}
+    media_cpu = []
     for round_ in range(2):
         with ffmpeg_log_metadata():
             media["ffmpeg-log"].append(media_work_ms(template, scratch / f"media-legacy-{round_}", 30))
+        before = cpu_s()
         media["pyav"].append(media_work_ms(template, scratch / f"media-{round_}", 30))
+        media_cpu.append((cpu_s() - before) / 30 * 1000)
     bare_ms = (t1 - t0) / n * 1000
     legacy_ms, ours_ms = (sum(walls[k]) / len(walls[k]) / n * 1000 for k in ("ffmpeg-log", "pyav"))
     legacy_media, ours_media = (sum(media[k]) / len(media[k]) for k in ("ffmpeg-log", "pyav"))
@@ -126,8 +142,19 @@ def main(n: int) -> None:
     beyond = ours_ms - ours_media / cores
     print(f"orchestration per clip beyond the media work    {beyond:.1f} ms = {beyond / bare_ms:.1f}x a bare task "
           f"(the clip's wall less its media work spread over {cores} cores)")
+    clip_cpu, work_cpu = sum(cpus["pyav"]) / len(cpus["pyav"]), sum(media_cpu) / len(media_cpu)
+    print(f"CPU until recorded (this process, ffmpeg, API)  bare task {bare_cpu:.1f} ms; clip {clip_cpu:.1f} ms, of "
+          f"which media work {work_cpu:.1f} ms; orchestration CPU per clip {clip_cpu - work_cpu:.1f} ms = "
+          f"{(clip_cpu - work_cpu) / bare_cpu:.1f}x a bare task")
     print(f"post-production media work per clip, alone     {ours_media:.1f} ms with PyAV, {legacy_media:.1f} ms with "
           f"ffmpeg's log ({legacy_media / ours_media:.2f}x)  [cut, probe, QA scan, contact sheet; one thread]")
+
+
+def cpu_s() -> float:
+    """CPU seconds so far of this process, its ended children (ffmpeg) and its live ones (the API server)."""
+    times = os.times()
+    live = sum(sum(child.cpu_times()[:2]) for child in psutil.Process().children(recursive=True))
+    return times.user + times.system + times.children_user + times.children_system + live
 
 
 def media_work_ms(source: Path, folder: Path, clips: int) -> float:

@@ -3,7 +3,7 @@
 Starts `prefect server start` (SQLite, loopback) and one worker of the `vidbatch` pool, deploys
 infra/prefect.yaml, and runs the `produce-catalog/adhoc` deployment on catalogs of N one-second
 items. The Wan model is `source = "testsrc"` (a moving test pattern, no weights), so what is
-measured is everything around the model: planning, per-clip task runs (generate, finish, write),
+measured is everything around the model: planning, per-clip task runs (generate, finish),
 ledger writes, the cut, the QA scan, contact sheets, the report.
 Per size: wall time of the flow run (server's start/end), clips per minute, seconds per clip, and
 the growth of seconds per clip against the first size, and the flow-run process's peak memory. Baseline, same run: the media work alone

@@ -146,9 +146,13 @@ class LocalRoot(OutputRoot):
     def uri(self) -> str:  # type: ignore[override]
         return str(self.path)
 
+    @functools.cached_property
+    def _base(self) -> Path:
+        return self.path.resolve()  # once: realpath reads every component of the path
+
     def _local(self, key: str) -> Path:
         """Where `key` lives; LayoutError when it would resolve outside the root (a symlink included)."""
-        base = self.path.resolve()
+        base = self._base
         target = base.joinpath(*check_key(key).split("/"))
         if base not in target.resolve().parents:
             raise LayoutError(f"refusing key {key[:120]!r}: it resolves outside the output root {base}")
