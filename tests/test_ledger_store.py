@@ -29,6 +29,21 @@ def closing(row: dict, status: str, usd: float, night: str = NIGHT) -> dict:
     return {**row, "status": status, "cost_usd": usd, "night": night}
 
 
+def assert_spend_kept(store: LedgerStore) -> None:
+    """night_spend (kept with each write) equals the spent rows summed afresh, per night, campaign and run."""
+    from sqlalchemy import select
+
+    from vidbatch.ledger import SPENT
+    from vidbatch.ledger_store.schema import night_spend
+
+    with store._reading() as conn:
+        kept = {(n, c, r): usd for n, c, r, usd in conn.execute(select(night_spend)) if usd}
+    rows = store.frame().filter(pl.col("status").is_in(SPENT)).group_by("night", "campaign", "run_id").agg(
+        pl.col("cost_usd").fill_null(0.0).sum())
+    summed = {(n, c or "", r or ""): usd for n, c, r, usd in rows.iter_rows() if usd}
+    assert kept.keys() == summed.keys() and all(kept[k] == pytest.approx(summed[k]) for k in kept), (kept, summed)
+
+
 @pytest.fixture
 def store(ledger_url) -> LedgerStore:
     return LedgerStore(ledger_url)
@@ -96,6 +111,7 @@ def test_rows_of_a_reservation_are_filed_under_its_night(store):
     assert set(ledger.frame()["night"]) == {"2026-11-24"}
     assert ledger.committed("2026-11-24").night_usd == pytest.approx(0.4)
     assert ledger.committed("2026-11-25").night_usd == 0.0
+    assert_spend_kept(ledger)
 
 
 def test_an_old_parquet_ledger_is_imported_once_and_left_in_place(tmp_path):
@@ -185,6 +201,7 @@ def test_eight_processes_reserving_and_growing_at_once_never_commit_past_a_cap(l
     refusals = 8 * 40 - granted
     assert refusals > 0  # the caps did bind
     assert rows.filter(pl.col("status") == "raised").height > 0  # and reservations grew under them
+    assert_spend_kept(LedgerStore(url))  # eight writers at once: the kept sums are the rows' sums
 
 
 def test_history_reads_the_items_asked_about_and_what_is_open(store):
@@ -238,6 +255,7 @@ def test_a_dead_workers_open_reservations_are_charged_once(store):
     assert failed.select("item_id", "cost_usd").rows() == [("i1", 0.25)]
     assert failed["reason"][0] == "GPU batch b1 ended Crashed mid-clip; charged the estimate"
     assert ledger.committed(NIGHT).night_usd == pytest.approx(0.2 + 0.25 + 0.25)  # i2 still open
+    assert_spend_kept(ledger)
 
 
 def test_a_ledger_made_before_the_open_reservations_table_upgrades(ledger_url):
@@ -258,7 +276,8 @@ def test_a_ledger_made_before_the_open_reservations_table_upgrades(ledger_url):
                                       if k not in OPTIONAL_COLUMNS} for row in old])  # no 0003/0004 columns yet
     engine.dispose()
     ledger = LedgerStore(ledger_url)  # migrates to the newest revision, filling open_reservations
-    assert ledger.committed(NIGHT).night_usd == pytest.approx(0.7)
+    assert ledger.committed(NIGHT).night_usd == pytest.approx(0.7)  # revision 0008 summed what was spent
+    assert_spend_kept(ledger)
     assert set(ledger.frame()["route"]) == {"sora"}  # revision 0005 named the column for what it holds
     keys = pl.DataFrame({"campaign": ["c"], "item_id": ["i1"]})
     assert ledger.history(keys, NIGHT).in_flight.select("item_id", "job_ids").rows() == [("i1", ["video_1"])]
@@ -331,6 +350,8 @@ def test_rows_already_in_the_ledger_are_not_imported_twice_from_another_source(t
                                                      status="deferred")])])
     assert store.import_frame(more, "another/copy") == 1
     assert store.spend([]).row(0, named=True)["actual_usd"] == pytest.approx(0.3)
+    assert_spend_kept(store)  # an import rebuilds the nights it touched
+    assert store.committed("2026-10-01").night_usd == pytest.approx(0.3)
 
 
 def test_a_reservation_grows_under_the_caps_and_a_dead_run_is_charged_what_it_held(store):

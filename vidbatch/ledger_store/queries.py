@@ -17,7 +17,7 @@ from sqlalchemy import (Column, DateTime, MetaData, Table, Text, case, exists, f
 from sqlalchemy.engine import Connection
 
 from vidbatch.ledger import CLOSING, IN_FLIGHT_SCHEMA, LEDGER_SCHEMA, SETTLED_SCHEMA, SPEND_COLUMNS, SPENT
-from vidbatch.ledger_store.schema import ledger_rows, open_reservations
+from vidbatch.ledger_store.schema import ledger_rows, night_spend, open_reservations
 from vidbatch.measured import MEASUREMENT_SCHEMA
 
 __all__ = ["measurements", "committed_by", "settled_for", "awaiting_review", "in_flight", "spend", "rows", "still_open", "aware", "is_paid"]
@@ -72,10 +72,10 @@ def is_paid(conn: Connection, reservation_id: str) -> bool:
 
 
 def committed_by(conn: Connection, night: str) -> dict[tuple[str, str], float]:
-    """(campaign, run_id) -> money committed on `night`: spent plus the estimates still open (an
-    open reservation that is already paid counts its cost, among the spent rows)."""
-    spent = select(ledger_rows.c.campaign, ledger_rows.c.run_id, ledger_rows.c.cost_usd.label("usd")).where(
-        ledger_rows.c.night == night, ledger_rows.c.status.in_(SPENT))
+    """(campaign, run_id) -> money committed on `night`: spent (night_spend, kept with the rows)
+    plus the estimates still open (an open reservation that is already paid counts its cost, among
+    the spent money)."""
+    spent = select(night_spend.c.campaign, night_spend.c.run_id, night_spend.c.usd).where(night_spend.c.night == night)
     held = select(open_reservations.c.campaign, open_reservations.c.run_id,
                   open_reservations.c.est_cost_usd.label("usd")).where(
         open_reservations.c.night == night, ~_paid(open_reservations.c.reservation_id))

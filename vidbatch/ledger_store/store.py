@@ -230,6 +230,7 @@ class LedgerStore:
             if self.postgres and added:  # the planner's figures for a table that just grew
                 conn.execute(text("ANALYZE ledger_rows"))
             writes.reopen_after(conn, last_id)  # once, after every row is in
+            writes.respend_after(conn, last_id)
             conn.execute(insert(imports), [{"source": source, "rows": added, "imported_at": _now()}])
         return added
 

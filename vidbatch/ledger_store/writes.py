@@ -1,20 +1,23 @@
 """The ledger store's row writes, inside a transaction the store opened: appending rows while
-keeping `open_reservations` in step, closing open reservations at their estimate, and the row
+keeping `open_reservations` and `night_spend` in step, closing open reservations at their estimate, and the row
 identity that keeps an import from adding a row twice."""
 
 from __future__ import annotations
 
+from collections import defaultdict
+
 from sqlalchemy import delete, func, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from vidbatch.ledger import CLOSING, Reservation
+from vidbatch.ledger import CLOSING, SPENT, Reservation
 from vidbatch.ledger_store import queries
-from vidbatch.ledger_store.schema import ledger_rows, open_reservations
+from vidbatch.ledger_store.schema import ledger_rows, night_spend, open_reservations
 
 # The rows that set what an open reservation holds: `reserved`, then each `raised` (which only grows it).
 HOLDING = ("reserved", "raised")
 
-__all__ = ["HOLDING", "insert_rows", "bulk_insert", "touched_by", "reopen", "reopen_after", "row_key", "row_keys", "open_rows", "charge_estimates"]
+__all__ = ["HOLDING", "insert_rows", "bulk_insert", "touched_by", "reopen", "reopen_after", "respend_after", "row_key", "row_keys", "open_rows", "charge_estimates"]
 
 
 def insert_rows(conn: Connection, rows: list[dict]) -> None:
@@ -23,6 +26,33 @@ def insert_rows(conn: Connection, rows: list[dict]) -> None:
         return
     conn.execute(insert(ledger_rows), rows)
     reopen(conn, touched_by(rows))
+    _add_spend(conn, rows)
+
+
+def _add_spend(conn: Connection, rows: list[dict]) -> None:
+    """Add the spent rows' money to night_spend (one upsert per night, campaign and run)."""
+    added: dict[tuple[str, str, str], float] = defaultdict(float)
+    for r in rows:
+        if r["status"] in SPENT and r.get("cost_usd"):
+            added[(r["night"], r.get("campaign") or "", r.get("run_id") or "")] += r["cost_usd"]
+    if not added:
+        return
+    upsert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(night_spend)
+    conn.execute(upsert.on_conflict_do_update(index_elements=["night", "campaign", "run_id"],
+                                              set_={"usd": night_spend.c.usd + upsert.excluded.usd}),
+                 [{"night": n, "campaign": c, "run_id": r, "usd": usd} for (n, c, r), usd in added.items()])
+
+
+def respend_after(conn: Connection, last_id: int) -> None:
+    """Rebuild night_spend for every night with a row after `last_id` (a bulk import's), from its rows."""
+    nights = select(ledger_rows.c.night).where(ledger_rows.c.id > last_id).distinct()
+    conn.execute(delete(night_spend).where(night_spend.c.night.in_(nights)))
+    campaign, run_id = func.coalesce(ledger_rows.c.campaign, ""), func.coalesce(ledger_rows.c.run_id, "")
+    conn.execute(insert(night_spend).from_select(
+        ["night", "campaign", "run_id", "usd"],
+        select(ledger_rows.c.night, campaign, run_id, func.sum(func.coalesce(ledger_rows.c.cost_usd, 0.0)))
+        .where(ledger_rows.c.night.in_(nights), ledger_rows.c.status.in_(SPENT))
+        .group_by(ledger_rows.c.night, campaign, run_id)))
 
 
 def bulk_insert(conn: Connection, rows: list[dict], postgres: bool) -> None:
