@@ -27,6 +27,7 @@ TINY = {  # the slowest first: they run side by side, the quick ones fill in aft
     "stitch.py": ["2", "1", "1"],
     "stop_figures.py": ["3", "--signals", "term", "--settle", "1"],
     "ledger_import.py": ["1000", "3000"],
+    "night_reservations.py": ["20", "40"],
 }
 NOT_SCRIPTS = {"ffmpeg_log_probe.py"}  # the earlier media reader, imported by orchestration_overhead.py
 

@@ -2,6 +2,10 @@
 cap check read every spent row of its night, inside the write lock, and that read grew with the
 night (2 ms at 1,000 clips, 18 ms at 10,000). Filled here from the rows already written.
 
+And an index on (reservation_id, status): "has this reservation a `paid` row", "its first
+`reserved` row" were answered by SQLite through the (status, campaign, item_id) index, reading
+every paid or reserved row of the ledger for each open reservation (20 ms at 10,000 clips).
+
 Revision ID: 0008
 Revises: 0007
 """
@@ -25,6 +29,7 @@ def upgrade() -> None:
         sa.Column("run_id", sa.String(64), primary_key=True),
         sa.Column("usd", sa.Float, nullable=False),
     )
+    op.create_index("ledger_rows_reservation_status", "ledger_rows", ["reservation_id", "status"])
     spent = ", ".join(f"'{status}'" for status in SPENT)
     op.execute(f"""INSERT INTO night_spend (night, campaign, run_id, usd)
                    SELECT night, COALESCE(campaign, ''), COALESCE(run_id, ''), SUM(COALESCE(cost_usd, 0))
@@ -33,4 +38,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ledger_rows_reservation_status", "ledger_rows")
     op.drop_table("night_spend")
