@@ -57,20 +57,19 @@ class ProgressArtifact:
             self._changed.notify()
 
     def _write(self) -> None:
-        with get_client(sync_client=True) as client:
-            while True:
-                with self._changed:
-                    self._changed.wait_for(lambda: self._latest != self._shown or self._closed)
-                    percent, closing = self._latest, self._closed
-                if percent != self._shown:
-                    self._shown = percent
-                    try:
+        try:
+            with get_client(sync_client=True) as client:
+                while True:
+                    with self._changed:
+                        self._changed.wait_for(lambda: self._latest != self._shown or self._closed)
+                        percent, closing = self._latest, self._closed
+                    if percent != self._shown:
+                        self._shown = percent
                         client.update_artifact(self.id, ArtifactUpdate(data=float(percent)))
-                    except Exception as err:  # noqa: BLE001 - a progress bar is cosmetic; the run goes on
-                        run_log().warning("could not update the run's progress bar: %s: %s", type(err).__name__, err)
+                    if closing and percent == self._latest:
                         return
-                if closing and percent == self._latest:
-                    return
+        except Exception as err:  # noqa: BLE001 - a progress bar is cosmetic; the run goes on
+            run_log().warning("could not update the run's progress bar: %s: %s", type(err).__name__, err)
 
 
 def run_name(night: str, campaigns: list[str], sandbox: bool) -> str:
