@@ -30,9 +30,12 @@ def high_realism_catalog(path: Path, items: int, campaign: str) -> str:
                          campaign=campaign)
 
 
-def cli_env(box: VideosSandbox, prefect_home: str, **extra: str) -> dict:
-    """The environment of a `vidbatch run` child: its own temporary Prefect server, the route's key."""
+def cli_env(box: VideosSandbox, prefect_home: str, prefect_api: str | None = None, **extra: str) -> dict:
+    """The environment of a `vidbatch run` child: the route's key, and the Prefect API `prefect_api`
+    (a team's server) or, without one, its own temporary Prefect server in `prefect_home`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_API")}
+    if prefect_api:
+        env["PREFECT_API_URL"] = prefect_api
     return {**env, KEY_ENV: box.api_key, "PREFECT_HOME": prefect_home, "PREFECT_LOGGING_LEVEL": "WARNING", **extra}
 
 

@@ -32,6 +32,27 @@ SLOW = {"tests/infra/test_server_deployments.py", "tests/test_bench_smoke.py", "
         "tests/flows/test_closed_route.py::test_a_killed_run_resumes_its_jobs_without_creating_new_ones"}
 
 
+def pytest_configure(config):
+    """One torch.compile cache for the whole run, as a GPU worker keeps one: the tests that compile
+    the tiny Wan model (compiled profiles, LoRA hot-swap, the speed bench) each paid inductor's C++
+    build again in their own TMPDIR (about 17 s of CPU each here). The workers and the processes
+    tests start inherit it from the controller; it goes when the run ends."""
+    if hasattr(config, "workerinput") or "TORCHINDUCTOR_CACHE_DIR" in os.environ:
+        return
+    import tempfile
+
+    config._inductor_cache = os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="vidbatch-inductor-")
+
+
+def pytest_unconfigure(config):
+    folder = getattr(config, "_inductor_cache", None)
+    if folder:
+        import shutil
+
+        shutil.rmtree(folder, ignore_errors=True)
+        del os.environ["TORCHINDUCTOR_CACHE_DIR"]
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     for item in items:
@@ -73,6 +94,16 @@ def migrated_prefect_db(tmp_path_factory) -> Path:
     subprocess.run([sys.executable, "-m", "prefect", "server", "database", "upgrade", "-y"], env=env, check=True,
                    capture_output=True, timeout=600)
     return home / "prefect.db"
+
+
+@pytest.fixture
+def team_prefect_api(prefect_api) -> str:
+    """The worker's Prefect API URL, for `vidbatch run` children that run as a team's runs do, against
+    a server, rather than each starting a temporary server of its own (about 12 s of CPU a start
+    here). Tests of the temporary server itself use `child_prefect_home`."""
+    from prefect.settings import PREFECT_API_URL
+
+    return PREFECT_API_URL.value()
 
 
 @pytest.fixture

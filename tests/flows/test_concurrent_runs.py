@@ -14,16 +14,16 @@ from tests.conftest import REPO, ledger_of, policy_file, write_catalog
 ITEM_USD = 1.20
 
 
-def run_at_once(tmp_path, sandbox, homes, catalogs: list[str], policy: str, ledger: str | None = None,
+def run_at_once(tmp_path, sandbox, api: str, catalogs: list[str], policy: str, ledger: str | None = None,
                 own_roots: bool = False) -> list[subprocess.CompletedProcess]:
-    """`vidbatch run` on each catalog, all started together, each with its own ephemeral Prefect (its
-    home from `homes`, the child_prefect_home fixture); on one output root, or (`own_roots`) each on its own, as separate machines, sharing `ledger`."""
+    """`vidbatch run` on each catalog, all started together against the Prefect API `api` (a team's
+    server); on one output root, or (`own_roots`) each on its own, as separate machines, sharing `ledger`."""
     procs = []
     for n, catalog in enumerate(catalogs):
         out = tmp_path / (f"out-{n}" if own_roots else "out")
         shared = ["--ledger", ledger] if ledger else []
         env = {**os.environ, "OPENAI_BASE_URL": sandbox.base_url, "OPENAI_API_KEY": sandbox.api_key,
-               "PREFECT_HOME": homes(f"prefect-{n}"), "PREFECT_API_URL": ""}
+               "PREFECT_HOME": str(tmp_path / f"prefect-{n}"), "PREFECT_API_URL": api}
         procs.append(subprocess.Popen([sys.executable, "-m", "vidbatch.cli", "run", catalog, "--policy", policy,
                                        "--out", str(out), *shared], env=env, cwd=REPO, text=True,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE))
@@ -43,14 +43,14 @@ def creates_per_prompt(sandbox) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("processes", [2, 4])
-def test_runs_at_once_share_one_night_cap(tmp_path, sandbox, child_prefect_home, processes):
+def test_runs_at_once_share_one_night_cap(tmp_path, sandbox, team_prefect_api, processes):
     cap = 6.00  # five items' worth; each catalog alone would spend it all
     policy = policy_file(tmp_path / "p.toml", night_usd=cap, campaign_usd=cap, global_limits=False)
     catalogs = [write_catalog(tmp_path / f"c{n}.parquet",
                               [{"realism": "high", "duration_s": 2.0, "prompt": f"catalog {n} shot {i}",
                                 "item_id": f"c{n}-i{i}"} for i in range(5)], campaign=f"camp{n}")
                 for n in range(processes)]
-    results = run_at_once(tmp_path, sandbox, child_prefect_home, catalogs, policy)
+    results = run_at_once(tmp_path, sandbox, team_prefect_api, catalogs, policy)
     for r in results:
         assert r.returncode == 0, f"exit {r.returncode}\n{r.stdout[-2000:]}\n{r.stderr[-4000:]}"
     billed = sandbox.total_billed_usd()
@@ -66,7 +66,7 @@ def test_runs_at_once_share_one_night_cap(tmp_path, sandbox, child_prefect_home,
 
 
 def test_machines_with_their_own_roots_share_a_postgresql_ledgers_night_cap(tmp_path, sandbox, postgres_server,
-                                                                           child_prefect_home):
+                                                                           team_prefect_api):
     from tests.postgres_cluster import new_database
     from vidbatch.ledger_store import LedgerStore
 
@@ -75,7 +75,7 @@ def test_machines_with_their_own_roots_share_a_postgresql_ledgers_night_cap(tmp_
     catalogs = [write_catalog(tmp_path / f"c{n}.parquet",
                               [{"realism": "high", "duration_s": 2.0, "prompt": f"machine {n} shot {i}",
                                 "item_id": f"m{n}-i{i}"} for i in range(5)], campaign=f"camp{n}") for n in range(2)]
-    results = run_at_once(tmp_path, sandbox, child_prefect_home, catalogs, policy, ledger=url, own_roots=True)
+    results = run_at_once(tmp_path, sandbox, team_prefect_api, catalogs, policy, ledger=url, own_roots=True)
     for r in results:
         assert r.returncode == 0, f"exit {r.returncode}\n{r.stdout[-2000:]}\n{r.stderr[-4000:]}"
     billed = sandbox.total_billed_usd()
@@ -86,11 +86,11 @@ def test_machines_with_their_own_roots_share_a_postgresql_ledgers_night_cap(tmp_
     assert not any((tmp_path / f"out-{n}" / "ledger.db").exists() for n in range(2))  # the shared one only
 
 
-def test_the_same_catalog_twice_at_once_makes_each_item_once(tmp_path, sandbox, child_prefect_home):
+def test_the_same_catalog_twice_at_once_makes_each_item_once(tmp_path, sandbox, team_prefect_api):
     policy = policy_file(tmp_path / "p.toml", global_limits=False)
     rows = [{"realism": "high", "duration_s": 2.0, "prompt": f"shot {i}"} for i in range(5)]
     catalog = write_catalog(tmp_path / "c.parquet", rows)
-    results = run_at_once(tmp_path, sandbox, child_prefect_home, [catalog, catalog], policy)
+    results = run_at_once(tmp_path, sandbox, team_prefect_api, [catalog, catalog], policy)
     for r in results:
         assert r.returncode == 0, f"exit {r.returncode}\n{r.stdout[-2000:]}\n{r.stderr[-4000:]}"
     assert creates_per_prompt(sandbox) == {f"shot {i}": 1 for i in range(5)}  # each item made once

@@ -84,14 +84,15 @@ def test_a_ledger_database_that_comes_back_is_waited_for_and_nothing_is_lost(tmp
 
 
 def test_a_ledger_database_that_stays_away_stops_a_real_run_in_one_line_and_the_rerun_pays_nothing_twice(
-        tmp_path, pg, child_prefect_home):
+        tmp_path, pg, team_prefect_api):
     from vidbatch.ledger_store import LedgerStore
 
     server, url = pg
     with VideosSandbox(latency_s=600.0, poll_after_ms=50) as box:
         policy = closed_route_policy(tmp_path / "policy.toml", box, concurrency=ITEMS)
         catalog = high_realism_catalog(tmp_path / "catalog.parquet", ITEMS, "outage")
-        env = cli_env(box, child_prefect_home("home"), VIDBATCH_LEDGER_URL=url, VIDBATCH_LEDGER_PATIENCE_S="1")
+        env = cli_env(box, str(tmp_path / "home"), team_prefect_api, VIDBATCH_LEDGER_URL=url,
+                      VIDBATCH_LEDGER_PATIENCE_S="1")
         outage = _outage(pg, box)
         log = tmp_path / "stopped.log"
         code = start_run(log, catalog, policy, str(tmp_path / "out"), env).wait(timeout=600)
@@ -109,7 +110,7 @@ def test_a_ledger_database_that_stays_away_stops_a_real_run_in_one_line_and_the_
 
 
 def test_s3_stopped_under_a_real_run_ends_in_one_line_and_the_rerun_pays_nothing_twice(
-        tmp_path, moto_s3, child_prefect_home):
+        tmp_path, moto_s3, team_prefect_api):
     import boto3
     from moto.server import ThreadedMotoServer
 
@@ -121,7 +122,7 @@ def test_s3_stopped_under_a_real_run_ends_in_one_line_and_the_rerun_pays_nothing
     with VideosSandbox(latency_s=600.0, poll_after_ms=50) as box:
         policy = closed_route_policy(tmp_path / "policy.toml", box, concurrency=ITEMS)
         catalog = high_realism_catalog(tmp_path / "catalog.parquet", ITEMS, "s3")
-        env = cli_env(box, child_prefect_home("home"), **env_extra)
+        env = cli_env(box, str(tmp_path / "home"), team_prefect_api, **env_extra)
         log = tmp_path / "stopped.log"
         process = start_run(log, catalog, policy, "s3://studio/night", env)
         wait_for(lambda: len(box.jobs) == ITEMS, process, log)
@@ -166,7 +167,7 @@ def small_disk(tmp_path):
 
 
 def test_an_output_root_on_a_full_disk_ends_in_one_line_and_the_rerun_pays_nothing_twice(
-        tmp_path, small_disk, child_prefect_home):
+        tmp_path, small_disk, team_prefect_api):
     # The disk holds one raw clip: the first wave's stores fill it. How many of the later clips had
     # their jobs submitted by then depends on the machine (a slot passes to the next clip once its
     # job ends at the provider, before the download and the store), so what is checked is that none
@@ -174,7 +175,7 @@ def test_an_output_root_on_a_full_disk_ends_in_one_line_and_the_rerun_pays_nothi
     with VideosSandbox(latency_s=2.0, poll_after_ms=50) as box:
         policy = closed_route_policy(tmp_path / "policy.toml", box, concurrency=2)
         catalog = high_realism_catalog(tmp_path / "catalog.parquet", ITEMS, "disk")
-        env = cli_env(box, child_prefect_home("home"))
+        env = cli_env(box, str(tmp_path / "home"), team_prefect_api)
         out = small_disk / "out"
         log = tmp_path / "full.log"
         code = start_run(log, catalog, policy, str(out), env).wait(timeout=600)

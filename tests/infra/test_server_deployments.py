@@ -272,7 +272,8 @@ def test_clips_await_review_in_a_suspended_run_resumed_with_input_through_the_ap
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     policy = tmp_path / "review.toml"
-    policy.write_text(DEMO_POLICY.read_text() + '\n[review]\ncampaigns = ["spring"]\n')
+    text = DEMO_POLICY.read_text().replace('source = "tiny"', 'source = "testsrc"', 1)  # the review, not the model
+    policy.write_text(text + '\n[review]\ncampaigns = ["spring"]\n')
     catalog = write_catalog(tmp_path / "spring.parquet", [
         {"item_id": "s0", "storyboard_id": "sb", "scene_index": 0, "duration_s": 1.0},
         {"item_id": "s1", "storyboard_id": "sb", "scene_index": 1, "duration_s": 1.0},
