@@ -22,6 +22,12 @@ VIDEOS_API_POLICY = REPO / "catalogs" / "videos-api-policy.toml"  # production W
 # starts once; the rest is spread test by test.
 ONE_WORKER = {"tests/infra/test_server_deployments.py", "tests/providers/test_gateway.py",
               "tests/providers/test_wan_lora.py", "tests/providers/test_wan22.py", "tests/providers/test_wan_profiles.py"}
+# Tests that compile the tiny Wan model run one after another on one worker: the first pays
+# inductor's build, the others load it from the run's cache (pytest_configure). Side by side, each
+# paid it again.
+TOGETHER = {name: "tiny-wan-compiles" for name in (
+    "tests/providers/test_wan_lora.py", "tests/providers/test_wan_profiles.py",
+    "tests/test_bench_smoke.py::test_bench_runs_at_its_tiny_size[wan_speed.py]")}
 # The edit loop's fast subset (`-m "not slow"`, README) leaves out what takes over ~10 s a test on
 # 2 cores: whole runs through servers, processes and signals. The full command runs everything.
 SLOW = {"tests/infra/test_server_deployments.py", "tests/test_bench_smoke.py", "tests/flows/test_stop.py",
@@ -57,8 +63,9 @@ def pytest_unconfigure(config):
 def pytest_collection_modifyitems(config, items):
     for item in items:
         module, test = item.nodeid.split("::")[0], item.nodeid.split("[")[0]
-        if module in ONE_WORKER:
-            item.add_marker(pytest.mark.xdist_group(name=module))
+        group = TOGETHER.get(item.nodeid) or TOGETHER.get(module) or (module if module in ONE_WORKER else None)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(name=group))
         if module in SLOW or test in SLOW:
             item.add_marker(pytest.mark.slow)
 
