@@ -34,7 +34,7 @@ from vidbatch.flows.produce_catalog import produce_catalog  # noqa: E402
 from vidbatch.flows.records import wait_until_recorded  # noqa: E402
 from vidbatch.media import testsrc  # noqa: E402
 from vidbatch.in_process import InProcess  # noqa: E402
-from vidbatch.providers import Clip  # noqa: E402
+from vidbatch.providers import Capabilities, Clip  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -61,16 +61,14 @@ def ffmpeg_log_metadata():
 
 
 class ZeroLatency:
-    id, max_seconds, image_input, remix, extend, sandbox = "wan", 5.0, False, False, False, False
+    id, sandbox, secrets = "wan", False, ()
+    capabilities = Capabilities(max_clip_s=5.0)
 
     def __init__(self, template: Path):
         self.template = template
 
     def unavailable(self):
         return None
-
-    def estimate_cost(self, request):
-        return 0.0001
 
     def generate(self, request, workdir, journal=None):
         path = workdir / f"{request.item_id}.mp4"

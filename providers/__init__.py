@@ -1,12 +1,14 @@
 """The provider contract, and how a run's providers are built from its policy.
 
-A provider has an id, capability attributes, a pure `estimate_cost(request)`, `unavailable()`
-(None when it can serve, else why not), and one verb, `generate(request, workdir, journal) -> Clip`.
-The journal links a paid call to the ledger: job ids created earlier for this request (a provider
-resumes them and never creates them again), and a hook that records each new job id at once.
-`build_providers` builds a run's providers: every route of the policy (`Policy.route_sections`)
-through its kind, or through the factory a caller in this process binds to the route's name
-(tests, benches, the sandbox: vidbatch.in_process).
+A provider has an `id`, `sandbox` (it makes nothing paid for), `capabilities` (a `Capabilities`:
+every capability the planner, the runs and `vidbatch routes` read, typed and defaulted), `secrets`
+(what the run's redactor must hide: its keys), `unavailable()` (None when it can serve, else why
+not) and one verb, `generate(request, workdir, journal) -> Clip`. The journal links a paid call to
+the ledger: job ids created earlier for this request (a provider resumes them and never creates
+them again), and a hook that records each new job id at once. `build_providers` builds a run's
+providers: every route of the policy (`Policy.route_sections`) through its kind, or through the
+factory a caller in this process binds to the route's name (tests, benches, the sandbox:
+vidbatch.in_process); a provider that does not keep the contract is refused there, named.
 
 Provider *kinds* (vidbatch.kinds, re-exported here) are code and pluggable: a `ProviderKind` that
 a package announces in the `vidbatch.provider_kinds` entry-point group, as pluggy/llm/Prefect
@@ -19,7 +21,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
@@ -30,7 +32,7 @@ if TYPE_CHECKING:  # the contract imports no polars: a GPU box's bench imports t
     from vidbatch.planner import PricedRoute
     from vidbatch.policy import Policy
 
-__all__ = ["ClipRequest", "Clip", "Journal", "Provider", "ProviderKind", "RunSettings", "provider_kinds",
+__all__ = ["ClipRequest", "Clip", "Journal", "Capabilities", "Provider", "contract_problems", "ProviderKind", "RunSettings", "provider_kinds",
            "KIND_GROUP", "BUILT_IN_KINDS", "kind_of", "resolved_routes", "run_settings", "Loras", "loras_of",
            "priced_routes", "build_providers", "unavailable_routes", "Guarded"]
 
@@ -98,20 +100,42 @@ class Clip:
     gpu_s_per_shot: float | None = None
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a route's provider can do: the one place the planner, the runs and `vidbatch routes`
+    read it from. A provider whose abilities change as it learns its endpoint (the Videos API's
+    extensions) replaces its `capabilities` (`dataclasses.replace`)."""
+
+    max_clip_s: float                    # the longest clip one call makes
+    max_footage_s: float | None = None   # the longest footage one item may get (clips joined or extended); None: no limit
+    image_input: bool = False            # starts a clip from the item's image reference
+    remix: bool = False                  # remakes a clip it made with a new prompt
+    extend: bool = False                 # continues a clip it made from its last frame
+    loras: tuple[str, ...] = field(default=())  # LoRA names an item may ask it for
+
+
 @runtime_checkable
 class Provider(Protocol):
     id: str
-    sandbox: bool  # it makes nothing that is paid for: the ledger marks its rows
-    max_seconds: float
-    image_input: bool
-    remix: bool
-    extend: bool
+    sandbox: bool                # it makes nothing that is paid for: the ledger marks its rows
+    capabilities: Capabilities
+    secrets: tuple[str, ...]     # its keys, for the run's redactor (logs, ledger, reports, Prefect)
 
     def unavailable(self) -> str | None: ...
 
-    def estimate_cost(self, request: ClipRequest) -> float: ...
-
     def generate(self, request: ClipRequest, workdir: Path, journal: Journal | None = None) -> Clip: ...
+
+
+def contract_problems(provider: object) -> list[str]:
+    """What `provider` lacks of the contract, in words (empty when it keeps it)."""
+    problems = [f"`{name}` ({kind})" for name, kind, ok in (
+        ("id", "a str", lambda v: isinstance(v, str)),
+        ("sandbox", "a bool", lambda v: isinstance(v, bool)),
+        ("capabilities", "a vidbatch.providers.Capabilities", lambda v: isinstance(v, Capabilities)),
+        ("secrets", "a tuple of str", lambda v: isinstance(v, tuple) and all(isinstance(s, str) for s in v)),
+        ("unavailable", "a method", callable), ("generate", "a method", callable))
+        if not ok(getattr(provider, name, None))]
+    return problems
 
 
 def resolved_routes(policy: "Policy", measured: dict | None = None) -> dict[str, tuple[ProviderKind, Any]]:
@@ -165,11 +189,9 @@ def priced_routes(policy: "Policy", providers: dict[str, "Provider"],
     for route, (kind, settings) in resolved_routes(policy, measured).items():
         provider = providers.get(route)
         why = unavailable.get(route) or (None if provider is not None else "left out of this run")
-        offer = RouteOffer(name=route, max_seconds=getattr(provider, "max_footage_s", None),
-                           image_input=bool(getattr(provider, "image_input", False)),
-                           remix=bool(getattr(provider, "remix", False)),
-                           extend=bool(getattr(provider, "extend", False)), unavailable=why,
-                           loras=tuple(getattr(provider, "loras", ())))
+        can = provider.capabilities if provider is not None else Capabilities(max_clip_s=0.0)
+        offer = RouteOffer(name=route, max_footage_s=can.max_footage_s, image_input=can.image_input, remix=can.remix,
+                           extend=can.extend, unavailable=why, loras=can.loras)
         priced.append(PricedRoute(offer=offer, price=kind.price(settings, route)))
     return priced
 
@@ -179,10 +201,23 @@ def build_providers(policy: "Policy", overrides: Mapping[str, Factory | None] | 
     caller in this process hands the run: vidbatch.in_process) binds a factory to that route's
     name, or None to leave the route out."""
     overrides = overrides or {}
-    built = {route: kind.build(route, settings) for route, (kind, settings) in resolved_routes(policy).items()
-             if route not in overrides}
-    built.update({route: make(policy) for route, make in overrides.items() if make is not None})
+    built = {route: checked(route, kind.name, kind.build(route, settings))
+             for route, (kind, settings) in resolved_routes(policy).items() if route not in overrides}
+    built.update({route: checked(route, "bound in this process", make(policy))
+                  for route, make in overrides.items() if make is not None})
     return built
+
+
+def checked(route: str, kind: str, provider: Provider) -> Provider:
+    """`provider`, once it keeps the contract; else a PolicyError naming the route, its kind and
+    what is missing (a plugin written against an older contract stops here, not mid-run)."""
+    from vidbatch.errors import PolicyError
+
+    problems = contract_problems(provider)
+    if problems:
+        raise PolicyError(f"route {route!r} (kind {kind}): its provider has no {', no '.join(problems)}: "
+                          f"see the README, 'Adding a kind'")
+    return provider
 
 
 def unavailable_routes(providers: Mapping[str, Provider]) -> dict[str, str]:

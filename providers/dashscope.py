@@ -47,7 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, f
 
 from vidbatch.errors import (ContentRejected, ProviderError, ProviderUnavailable, SubmitUnconfirmed,
                              TransientProviderError)
-from vidbatch.providers import Clip, ClipRequest, Journal, ProviderKind, RunSettings
+from vidbatch.providers import Capabilities, Clip, ClipRequest, Journal, ProviderKind, RunSettings
 from vidbatch.route_settings import checked_endpoint
 
 __all__ = ["DashScopeSettings", "DashScopeProvider", "KIND", "price_columns", "DEFAULT_BASE_URL", "SUBMIT_PATH"]
@@ -100,17 +100,14 @@ class DashScopeSettings(BaseModel):
 class DashScopeProvider:
     """The `dashscope` kind: hosted Wan on Model Studio (or any server speaking its task API)."""
 
-    remix = False
-    extend = False
 
     def __init__(self, settings: DashScopeSettings, route_id: str, *, api_key: str | None = None,
                  sandbox: bool = False):
         self.settings = settings
         self._key = api_key  # the sandbox's; else the environment variable the settings name
         self.id = route_id
-        self.max_seconds = float(max(settings.clip_seconds))
-        self.max_footage_s = self.max_seconds  # one task makes the whole clip: no extension, no shots
-        self.image_input = bool(settings.i2v_model)
+        longest = float(max(settings.clip_seconds))  # one task makes the whole clip: no extension, no shots
+        self.capabilities = Capabilities(max_clip_s=longest, max_footage_s=longest, image_input=bool(settings.i2v_model))
         self.base_url = (settings.base_url or os.environ.get("DASHSCOPE_HTTP_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         self.endpoint = _redacted(self.base_url)  # what messages, logs and the ledger may show
         self.sandbox = sandbox

@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, f
 from vidbatch import media
 from vidbatch.errors import (ContentRejected, ProviderError, ProviderUnavailable, SubmitUnconfirmed,
                              TransientProviderError)
-from vidbatch.providers import Clip, ClipRequest, Journal, ProviderKind, RunSettings
+from vidbatch.providers import Capabilities, Clip, ClipRequest, Journal, ProviderKind, RunSettings
 from vidbatch.route_settings import Realism, checked_endpoint
 
 __all__ = ["VeoSettings", "VeoProvider", "KIND", "price_columns", "clip_plan"]
@@ -113,16 +113,14 @@ def clip_plan(footage_s: float, clip_seconds: list[int], max_clips: int) -> list
 class VeoProvider:
     """The `gemini-veo` kind: Veo on Vertex AI (or any server speaking its two calls)."""
 
-    remix = False
-    extend = False
 
     def __init__(self, settings: VeoSettings, route_id: str, *, api_key: str | None = None,
                  sandbox: bool = False):
         self.settings, self.id, self.sandbox = settings, route_id, sandbox
         self._key = api_key  # the sandbox's; else the variable api_key_env names
-        self.max_seconds = float(max(settings.clip_seconds))
-        self.max_footage_s = self.max_seconds * settings.max_clips
-        self.image_input = True
+        longest = float(max(settings.clip_seconds))  # an item is up to max_clips clips joined
+        self.capabilities = Capabilities(max_clip_s=longest, max_footage_s=longest * settings.max_clips,
+                                         image_input=True)
         self.secrets = tuple(filter(None, [self._api_key()]))  # the redactor's
         self._gone: str | None = None
         self._gone_models: dict[str, str] = {}  # model -> why Veo does not serve it (the route's others may)

@@ -43,6 +43,7 @@ import time
 import warnings
 from collections.abc import Callable
 from contextlib import ExitStack, contextmanager
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -52,7 +53,7 @@ from vidbatch.media import concat, fit_image
 from vidbatch.providers.openai_video_pricing import (openai_videos_estimate_usd, openai_videos_extension_segments,
                                                      openai_videos_options, openai_videos_segments)
 from vidbatch.providers.openai_video_settings import OpenAIVideosSettings
-from vidbatch.providers import Clip, ClipRequest, Journal, ProviderKind, RunSettings
+from vidbatch.providers import Capabilities, Clip, ClipRequest, Journal, ProviderKind, RunSettings
 
 __all__ = ["OpenAIVideoProvider", "KIND", "SORA_DEPRECATION", "make_client"]
 
@@ -145,20 +146,19 @@ class OpenAIVideoProvider:
 
     id: str  # the route's name in the policy
     sandbox = False  # True once the health check finds vidbatch's sandbox behind the endpoint
-    image_input = True
-    remix = True
 
     def __init__(self, route: OpenAIVideosSettings, client=None, *, route_id: str):
         self.route = route
         self.id = route_id
-        self.max_seconds = float(max(route.clip_seconds))
+        # extensions go through: until the health check finds they do not
+        self.capabilities = Capabilities(max_clip_s=float(max(route.clip_seconds)), image_input=True, remix=True,
+                                         extend=True)
         self._client = client if client is not None else make_client(route)
         self.secrets = (self._client.api_key,) if self._client is not None else ()  # for the run's redactor
         base = str(self._client.base_url) if self._client is not None else (route.base_url or DEFAULT_BASE_URL)
         self.endpoint = _redacted(base).rstrip("/")
         self._dark: str | None = None
         self._gone_models: dict[str, str] = {}  # model -> why the endpoint does not serve it
-        self.extend = True      # extensions go through: until the health check finds they do not
         self.can_list = True    # the job list answers: until the health check finds it does not
         self._health: str | None = None
         self._checked = False
@@ -198,7 +198,7 @@ class OpenAIVideoProvider:
             log.warning("%s: health check timed out; the route stays on", self.endpoint)  # slow, not gone
         except openai.APIConnectionError as err:
             return f"{self.endpoint} is unreachable ({type(err).__name__})"
-        self.extend = self._routes_extensions()
+        self.capabilities = replace(self.capabilities, extend=self._routes_extensions())
         return None
 
     def _routes_extensions(self) -> bool:
@@ -287,11 +287,11 @@ class OpenAIVideoProvider:
     def _calls(self, request: ClipRequest) -> list[tuple[str, int | None]]:
         if request.remix_job_id:
             return [("remix", None)]
-        if request.extend_s > 0 and not self.extend:
+        if request.extend_s > 0 and not self.capabilities.extend:
             raise ProviderUnavailable(f"{self.endpoint} does not route extensions: {request.item_id} cannot be "
                                       "extended here")
         segments = openai_videos_segments(request.seconds, self.route)
-        later = "create" if self.route.long_clips == "shots" or not self.extend else "extend"
+        later = "create" if self.route.long_clips == "shots" or not self.capabilities.extend else "extend"
         grown = openai_videos_extension_segments(request.extend_s, self.route) if request.extend_s > 0 else []
         return [("create", segments[0])] + [(later, s) for s in segments[1:]] + [("extend", s) for s in grown]
 

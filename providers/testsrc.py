@@ -17,7 +17,7 @@ from pathlib import Path
 
 from vidbatch.errors import ProviderError
 from vidbatch.media import testsrc
-from vidbatch.providers import Clip, ClipRequest, Journal
+from vidbatch.providers import Capabilities, Clip, ClipRequest, Journal
 
 __all__ = ["TestsrcProvider"]
 
@@ -26,18 +26,16 @@ class TestsrcProvider:
     """Renders `testsrc2` clips of the requested size; counts calls per item."""
 
     __test__ = False  # not a pytest test class
-    image_input = True
-    remix = False
-    extend = True
+    secrets: tuple[str, ...] = ()
 
     def __init__(self, *, id: str = "wan", fps: int = 16, usd_per_s: float = 0.001, latency_s: float = 0.0,
-                 failures: Iterable[ProviderError] = (), max_seconds: float = 5.0625, sandbox: bool = False,
+                 failures: Iterable[ProviderError] = (), max_clip_s: float = 5.0625, sandbox: bool = False,
                  patterns: dict[str, list[str]] | None = None, audio: bool = False):
         self.id = id
         self.fps = fps
         self.usd_per_s = usd_per_s
         self.latency_s = latency_s
-        self.max_seconds = max_seconds
+        self.capabilities = Capabilities(max_clip_s=max_clip_s, image_input=True, extend=True)
         self.sandbox = sandbox
         self._failures = list(failures)
         self._patterns = {item: list(seq) for item, seq in (patterns or {}).items()}

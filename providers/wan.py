@@ -29,7 +29,7 @@ from typing import Any
 
 from vidbatch.errors import ContentRejected, ProviderUnavailable, RenderStopped, RunStopped, TransientProviderError
 from vidbatch.media import write_frames
-from vidbatch.providers import Clip, ClipRequest, Journal, ProviderKind, RunSettings
+from vidbatch.providers import Capabilities, Clip, ClipRequest, Journal, ProviderKind, RunSettings
 from vidbatch.providers.wan_levers import (PassCounter, apply_profile, experts, lora_file, lora_identity, lora_rank,
                                            state_of, use_loras)
 from vidbatch.providers.wan_tiny import (TINY_SOURCES, TestPatternPipeline, build_tiny_pipeline,
@@ -336,15 +336,15 @@ class WanProvider:
 
     id: str  # the route's name in the policy
     sandbox = False
-    image_input = True
-    remix = False
-    extend = True
+    secrets: tuple[str, ...] = ()
 
     def __init__(self, route: WanRoute, route_id: str):
         self.route = route
         self.id = route_id
-        self.loras = tuple(route.loras)  # the LoRAs items may ask for here
-        self.max_seconds = max(route.shot_frames_of(m) / route.fps_of(m) for m in route.models)
+        # one shot's length; longer items are shots joined (no footage limit); the LoRAs items may ask for
+        self.capabilities = Capabilities(
+            max_clip_s=max(route.shot_frames_of(m) / route.fps_of(m) for m in route.models), image_input=True,
+            extend=True, loras=tuple(route.loras))
         self._render_lock = _FifoLock()  # one clip at a time per process, in the order they reserved
 
     def unavailable(self) -> str | None:

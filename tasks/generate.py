@@ -145,7 +145,7 @@ def _recovered(job: ClipJob, ctx: RunContext) -> GeneratedClip:
 
 def _bind_remix_source(job: ClipJob, source: object, ctx: RunContext) -> ClipJob:
     maker = ctx.providers.get(source.job.route) if isinstance(source, GeneratedClip) else None
-    if maker is not None and getattr(maker, "remix", False) and source.job_id:  # a route that remixes its videos
+    if maker is not None and maker.capabilities.remix and source.job_id:  # a route that remixes its videos
         return job.model_copy(update={"remix_job_id": source.job_id})
     what = (f"it was made on {source.job.route}" if isinstance(source, GeneratedClip)
             else f"it was deferred ({source.reason})" if isinstance(source, Deferral)

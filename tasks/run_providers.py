@@ -34,5 +34,5 @@ def run_providers(policy: Policy, sandbox: bool, sandbox_latency_s: float = 2.0,
                 bound[route] = lambda pol, made=provider: made
         built = build_providers(policy, {**bound, **overrides})
         redactor = Redactor(secret_values(policy.routes.values())
-                            + [s for p in built.values() for s in getattr(p, "secrets", ())])
+                            + [s for p in built.values() for s in p.secrets])
         yield {route: Guarded(p, redactor) for route, p in built.items()}, redactor

@@ -17,8 +17,8 @@ def items(rows: list[dict]) -> pl.DataFrame:
 
 
 GPU = RouteOffer("gpu-wan", image_input=True, extend=True)
-HOSTED = RouteOffer("hosted-wan", max_seconds=5.0, image_input=True)
-GATEWAY = RouteOffer("realism-gateway", max_seconds=60.0, image_input=True, remix=True, extend=True,
+HOSTED = RouteOffer("hosted-wan", max_footage_s=5.0, image_input=True)
+GATEWAY = RouteOffer("realism-gateway", max_footage_s=60.0, image_input=True, remix=True, extend=True,
                      resolutions=("720p",))
 PREFS = Preferences(by_realism={"low": ["gpu-wan", "hosted-wan"], "high": ["realism-gateway", "hosted-wan"]},
                     long_after_s=5.0, long={"low": ["realism-gateway", "gpu-wan"]})
@@ -65,7 +65,7 @@ def test_an_unavailable_route_is_passed_over_with_its_reason():
 
 
 OFFER = st.builds(RouteOffer, name=st.sampled_from(["a", "b", "c", "d"]),
-                  max_seconds=st.one_of(st.none(), st.sampled_from([4.0, 5.0, 12.0])), image_input=st.booleans(),
+                  max_footage_s=st.one_of(st.none(), st.sampled_from([4.0, 5.0, 12.0])), image_input=st.booleans(),
                   remix=st.booleans(), extend=st.booleans(),
                   resolutions=st.sampled_from([("480p",), ("720p",), ("480p", "720p")]),
                   unavailable=st.one_of(st.none(), st.just("down")))
@@ -94,5 +94,5 @@ def test_every_candidate_can_make_its_item_in_the_policys_order(offers, rows, or
             able = (offer is not None and offer.unavailable is None and (offer.remix or not item["is_remix"])
                     and (offer.image_input or not item["has_image"]) and (offer.extend or not item["extend_s"])
                     and item["resolution"] in offer.resolutions
-                    and (offer.max_seconds is None or item["seconds"] + item["extend_s"] <= offer.max_seconds))
+                    and (offer.max_footage_s is None or item["seconds"] + item["extend_s"] <= offer.max_footage_s))
             assert (name in routes) == able, (name, item, offer)

@@ -23,7 +23,7 @@ class RouteOffer:
     """What one route can do for an item (from its provider's capabilities and its settings)."""
 
     name: str
-    max_seconds: float | None = None      # longest footage one item may get; None: no limit
+    max_footage_s: float | None = None    # longest footage one item may get; None: no limit
     image_input: bool = False
     remix: bool = False
     extend: bool = False
@@ -42,7 +42,7 @@ class Preferences:
 
 
 def _offers_frame(offers: Iterable[RouteOffer]) -> pl.DataFrame:
-    rows = [{"route": o.name, "max_s": o.max_seconds, "image_ok": o.image_input, "remix_ok": o.remix,
+    rows = [{"route": o.name, "max_s": o.max_footage_s, "image_ok": o.image_input, "remix_ok": o.remix,
              "extend_ok": o.extend, "resolutions": list(o.resolutions), "gone": o.unavailable,
              "loras_ok": list(o.loras)} for o in offers]
     return pl.DataFrame(rows, schema={"route": pl.String, "max_s": pl.Float64, "image_ok": pl.Boolean,

@@ -46,8 +46,9 @@ def test_vidbatchs_own_kinds_load_without_heavy_libraries_and_are_announced_as_e
     from vidbatch.providers import BUILT_IN_KINDS, KIND_GROUP
 
     seen = kinds_seen()
-    assert seen["kinds"] == {"wan-diffusers": "WanRoute", "openai-videos": "OpenAIVideosSettings",
-                             "dashscope": "DashScopeSettings", "gemini-veo": "VeoSettings"}
+    ours = {"wan-diffusers": "WanRoute", "openai-videos": "OpenAIVideosSettings", "dashscope": "DashScopeSettings",
+            "gemini-veo": "VeoSettings"}
+    assert {name: seen["kinds"].get(name) for name in ours} == ours  # and any kind a plugin installed here
     assert seen["heavy"] == []  # torch, diffusers, openai and google-genai load when a provider works, not before
     announced = {p.name: p.value for p in entry_points(group=KIND_GROUP) if p.dist and p.dist.name == "vidbatch"}
     assert announced == BUILT_IN_KINDS  # pyproject.toml and the code agree
@@ -109,11 +110,13 @@ else:
 def test_a_plugin_kinds_route_is_validated_by_its_own_settings_and_priced_by_its_kind(tmp_path):
     from tests.conftest import DEMO_POLICY
 
-    body = ("import polars as pl\nfrom pydantic import BaseModel, ConfigDict\nfrom vidbatch.providers import ProviderKind\n"
+    body = ("import polars as pl\nfrom pydantic import BaseModel, ConfigDict\n"
+            "from vidbatch.providers import Capabilities, ProviderKind\n"
             "class AcmeSettings(BaseModel):\n    model_config = ConfigDict(extra='forbid')\n"
             "    endpoint: str\n    usd_per_s: float = 0.05\n"
             "class Acme:\n    def __init__(self, s): self.endpoint = s.endpoint\n"
-            "    image_input = remix = extend = False\n    def unavailable(self): return None\n"
+            "    id, sandbox, secrets, capabilities = 'acme', False, (), Capabilities(max_clip_s=5.0)\n"
+            "    def unavailable(self): return None\n    def generate(self, request, workdir, journal=None): ...\n"
             "def price(s, route):\n    return [pl.lit('acme-1').alias(f'{route}_model'), pl.lit('832x480').alias(f'{route}_size'),\n"
             "            (pl.col('duration_s') * s.usd_per_s).alias(f'{route}_cost')]\n"
             "KIND = ProviderKind(name='acme-video', settings=AcmeSettings, build=lambda route, s: Acme(s), price=price)\n")

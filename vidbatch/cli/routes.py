@@ -4,6 +4,7 @@ whether it can serve right now (the provider's own health check: key, endpoint, 
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Annotated, Optional
 
 import typer
@@ -42,7 +43,9 @@ def routes(policy: PolicyOpt = None, as_json: JsonOpt = False,
         state = ("[green]available[/]" if row["available"] else
                  "not checked" if row["available"] is None else f"[red]unavailable[/]: {row['unavailable']}")
         can = row["capabilities"]
-        abilities = [f"clips up to {can['max_seconds']:g} s",
+        footage = can["max_footage_s"]
+        abilities = [f"clips up to {can['max_clip_s']:g} s",
+                     f"items up to {footage:g} s" if footage is not None else "longer items joined",
                      *(name if can[key] else f"no {name}" for key, name in
                        (("image_input", "image input"), ("extend", "extend"), ("remix", "remix")))]
         out_console.print(f"[bold]{row['route']}[/] ({row['kind']}, {row['where']})  {state}", soft_wrap=True)
@@ -83,12 +86,13 @@ def _flat(value) -> str:
 
 
 def _describe(name: str, kind, settings, check: bool) -> dict:
-    provider = kind.build(name, settings)
+    from vidbatch.providers import checked
+
+    provider = checked(name, kind.name, kind.build(name, settings))  # a plugin that breaks the contract: named
     why = provider.unavailable() if check else None
     about = kind.describe(settings)
     return {"route": name, "kind": kind.name, "models": about.get("models"), "prices": about.get("prices"),
             **{key: about[key] for key in ("profiles", "default_profile", "loras", "figures") if key in about},
             "where": about.get("where"),
-            "capabilities": {"max_seconds": provider.max_seconds, "image_input": provider.image_input,
-                             "remix": provider.remix, "extend": provider.extend},
+            "capabilities": {**asdict(provider.capabilities), "loras": list(provider.capabilities.loras)},
             "available": why is None if check else None, "unavailable": why}
