@@ -112,6 +112,7 @@ class Capabilities:
     remix: bool = False                  # remakes a clip it made with a new prompt
     extend: bool = False                 # continues a clip it made from its last frame
     loras: tuple[str, ...] = field(default=())  # LoRA names an item may ask it for
+    resolutions: tuple[str, ...] = ("480p", "720p")  # the catalog resolutions it makes
 
 
 @runtime_checkable
@@ -191,7 +192,7 @@ def priced_routes(policy: "Policy", providers: dict[str, "Provider"],
         why = unavailable.get(route) or (None if provider is not None else "left out of this run")
         can = provider.capabilities if provider is not None else Capabilities(max_clip_s=0.0)
         offer = RouteOffer(name=route, max_footage_s=can.max_footage_s, image_input=can.image_input, remix=can.remix,
-                           extend=can.extend, unavailable=why, loras=can.loras)
+                           extend=can.extend, unavailable=why, loras=can.loras, resolutions=can.resolutions)
         priced.append(PricedRoute(offer=offer, price=kind.price(settings, route)))
     return priced
 

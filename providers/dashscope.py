@@ -39,7 +39,6 @@ from contextlib import ExitStack
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
 import httpx
 import polars as pl
@@ -48,6 +47,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, f
 from vidbatch.errors import (ContentRejected, ProviderError, ProviderUnavailable, SubmitUnconfirmed,
                              TransientProviderError)
 from vidbatch.providers import Capabilities, Clip, ClipRequest, Journal, ProviderKind, RunSettings
+from vidbatch.redact import endpoint_text
 from vidbatch.route_settings import checked_endpoint
 
 __all__ = ["DashScopeSettings", "DashScopeProvider", "KIND", "price_columns", "DEFAULT_BASE_URL", "SUBMIT_PATH"]
@@ -109,7 +109,7 @@ class DashScopeProvider:
         longest = float(max(settings.clip_seconds))  # one task makes the whole clip: no extension, no shots
         self.capabilities = Capabilities(max_clip_s=longest, max_footage_s=longest, image_input=bool(settings.i2v_model))
         self.base_url = (settings.base_url or os.environ.get("DASHSCOPE_HTTP_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-        self.endpoint = _redacted(self.base_url)  # what messages, logs and the ledger may show
+        self.endpoint = endpoint_text(self.base_url)  # what messages, logs and the ledger may show
         self.sandbox = sandbox
         self.secrets = tuple(filter(None, [self._key or os.environ.get(settings.api_key_env)]))  # the redactor's
         self._gone: str | None = None
@@ -382,13 +382,6 @@ def _message(response: httpx.Response) -> str:
         return response.reason_phrase
 
 
-def _redacted(url: str) -> str:
-    """A base URL fit for messages and ledgers: no user info, no query string."""
-    parts = urlsplit(url)
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}".rstrip("/")
-
-
 def _data_url(image: Path) -> str:
     """A local image as the data URL Model Studio accepts in `img_url`."""
     kind = mimetypes.guess_type(image.name)[0] or "image/png"
@@ -425,7 +418,7 @@ def _pick(table: dict[str, str], key: pl.Expr) -> pl.Expr:
 def _describe(settings: DashScopeSettings) -> dict:
     return {"models": {"t2v": dict(settings.t2v_model), "i2v": dict(settings.i2v_model)},
             "prices": {"usd_per_s": dict(settings.price_usd_per_s)},
-            "where": _redacted(settings.base_url or os.environ.get("DASHSCOPE_HTTP_BASE_URL") or DEFAULT_BASE_URL)}
+            "where": endpoint_text(settings.base_url or os.environ.get("DASHSCOPE_HTTP_BASE_URL") or DEFAULT_BASE_URL)}
 
 
 def _sandboxed(route: str, settings: DashScopeSettings, stack: ExitStack, latency_s: float, faults: dict

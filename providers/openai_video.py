@@ -45,11 +45,11 @@ from collections.abc import Callable
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from vidbatch.errors import (ContentRejected, MediaError, ProviderError, ProviderUnavailable, SubmitUnconfirmed,
                              TransientProviderError)
 from vidbatch.media import concat, fit_image
+from vidbatch.redact import endpoint_text
 from vidbatch.providers.openai_video_pricing import (openai_videos_estimate_usd, openai_videos_extension_segments,
                                                      openai_videos_options, openai_videos_segments)
 from vidbatch.providers.openai_video_settings import OpenAIVideosSettings
@@ -117,14 +117,6 @@ def make_client(route: OpenAIVideosSettings, *, base_url: str | None = None, api
                   http_client=DefaultHttpxClient(transport=_submit_once_transport()))
 
 
-def _redacted(url: str) -> str:
-    """A base URL fit for logs and ledgers: no user info, no query string."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}{parts.path}"
-
-
 def _expect_sora_deprecation() -> None:
     """The SDK's Sora deprecation warning is expected: that warning, and only it, is ignored.
 
@@ -156,7 +148,7 @@ class OpenAIVideoProvider:
         self._client = client if client is not None else make_client(route)
         self.secrets = (self._client.api_key,) if self._client is not None else ()  # for the run's redactor
         base = str(self._client.base_url) if self._client is not None else (route.base_url or DEFAULT_BASE_URL)
-        self.endpoint = _redacted(base).rstrip("/")
+        self.endpoint = endpoint_text(base)
         self._dark: str | None = None
         self._gone_models: dict[str, str] = {}  # model -> why the endpoint does not serve it
         self.can_list = True    # the job list answers: until the health check finds it does not
@@ -489,7 +481,7 @@ def _billed_usd(video, billed_seconds: int, price: float) -> float:
 
 def _describe(route: OpenAIVideosSettings) -> dict:
     return {"models": dict(route.model_by_realism), "prices": {"usd_per_s": route.price_usd_per_s},
-            "where": _redacted(route.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL)}
+            "where": endpoint_text(route.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL)}
 
 
 def _sandboxed(route: str, settings: OpenAIVideosSettings, stack: ExitStack, latency_s: float, faults: dict

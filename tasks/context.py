@@ -30,7 +30,8 @@ from vidbatch.earmarks import Earmarks
 from vidbatch.errors import RunStopped
 from vidbatch.lanes import Lanes, LanesClosed
 from vidbatch.ledger import Reservation
-from vidbatch.money import Allowance, cap_scope
+from vidbatch.money import Allowance
+from vidbatch.refusals import Refusal
 from vidbatch.ledger_store import LedgerStore
 from vidbatch.policy import Policy
 from vidbatch.providers import Provider, RunSettings, run_settings
@@ -173,7 +174,7 @@ class RunContext:
                 self.stop.check()
         return check_then_wait
 
-    def reserve(self, row: dict) -> str | None:
+    def reserve(self, row: dict) -> Refusal | None:
         """Reserve `row`'s estimate in the ledger under the policy's caps (and the batch's
         allowance, if any), keeping what this run's higher-priority items that have not reserved
         yet were planned to cost; None when reserved, else why not. One at a time in this run:
@@ -182,7 +183,7 @@ class RunContext:
         with self.money_lock:
             return self._reserve(row)
 
-    def _reserve(self, row: dict) -> str | None:
+    def _reserve(self, row: dict) -> Refusal | None:
         try:
             refused = self.earmarks.jumps(row["item_id"], row["campaign"])
             if refused:
@@ -190,7 +191,7 @@ class RunContext:
             if self.allowance is not None:
                 refused = self.allowance.try_reserve(row["est_cost_usd"])
                 if refused:
-                    return self._refused(row, f"batch allowance: {refused}")
+                    return self._refused(row, refused)
             refused = self.ledger.reserve(row, self.policy.caps, self.earmarks.ahead_of(row["item_id"]))
             if refused and self.allowance is not None:
                 self.allowance.settle(row["est_cost_usd"], 0.0)
@@ -199,14 +200,14 @@ class RunContext:
             self.earmarks.taken(row["item_id"])  # reserved (the ledger holds it now) or refused (it waits)
 
     def raise_reservation(self, money: Reservation, held_usd: float, usd: float, why: str,
-                          in_order: bool = True) -> str | None:
+                          in_order: bool = True) -> Refusal | None:
         """Grow an open reservation from `held_usd` to `usd` under the same caps (and allowance)
         and, `in_order` (it has spent nothing yet), behind any higher-priority item a cap refused;
         None when granted, else why not."""
         with self.money_lock:
             return self._raise(money, held_usd, usd, why, in_order)
 
-    def _raise(self, money: Reservation, held_usd: float, usd: float, why: str, in_order: bool) -> str | None:
+    def _raise(self, money: Reservation, held_usd: float, usd: float, why: str, in_order: bool) -> Refusal | None:
         more = usd - held_usd
         row = money.raised(usd, why)
         refused = self.earmarks.jumps(money.item_id, money.campaign) if in_order else None
@@ -215,16 +216,16 @@ class RunContext:
         if self.allowance is not None:
             refused = self.allowance.try_reserve(more)
             if refused:
-                return self._refused(row, f"batch allowance: {refused}")
+                return self._refused(row, refused)
         refused = self.ledger.raise_reservation(row, self.policy.caps, self.earmarks.ahead_of(money.item_id))
         if refused and self.allowance is not None:
             self.allowance.settle(more, 0.0)
         return self._refused(row, refused)
 
-    def _refused(self, row: dict, refused: str | None) -> str | None:
+    def _refused(self, row: dict, refused: Refusal | None) -> Refusal | None:
         """A cap's refusal, remembered so that no lower-priority item of this run jumps the refused one."""
         if refused:
-            self.earmarks.refused(row["item_id"], row["campaign"], cap_scope(refused), refused)
+            self.earmarks.refused(row["item_id"], row["campaign"], refused)
         return refused
 
     def remember_job(self, item_id: str, reservation_id: str, job_id: str) -> None:

@@ -11,7 +11,7 @@ and priced), or is deferred when it has none left.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from prefect import task
@@ -26,6 +26,7 @@ from vidbatch.stopping import StopCause
 from vidbatch.ledger import Reservation, ledger_row, new_reservation_id
 from vidbatch.media import sha256_of
 from vidbatch.providers import ClipRequest, Journal
+from vidbatch.refusals import Refusal
 from vidbatch.inputs import reference_name
 from vidbatch.runs import ClipJob, fallback_job
 from vidbatch.storage import fetch_to
@@ -49,6 +50,7 @@ class GeneratedClip:
     note: str = ""
     sandbox: bool = False
     fps: float | None = None  # the frame rate its route promised (QA holds the clip to it)
+    fell_back_from: tuple[str, ...] = ()  # the routes that went dark before the one that made it
 
 
 @dataclass(frozen=True)
@@ -59,10 +61,9 @@ class Deferral:
     skipped: bool = False  # another run made or is making this item
 
 
-def deferred_state(reason: str) -> State:
+def deferred_state(reason: str, skipped: bool = False) -> State:
     """The final state of a step that deferred its item: Completed, named Deferred (or Skipped when
     another run has it), never Failed: nothing went wrong and a later run plans it again."""
-    skipped = "not made twice" in reason
     return Completed(name="Skipped" if skipped else "Deferred", message=reason, data=Deferral(reason, skipped))
 
 
@@ -90,7 +91,7 @@ def generate_clip(job: ClipJob, ctx: RunContext, source: object = None, why: str
         return _generate(job, ctx, source, why)
     except Deferred as err:  # a stopped run's items, by the thousand, are summed up in its one line instead
         (run_log().debug if isinstance(err, RunStopped) else run_log().warning)("%s deferred: %s", job.item_id, err)
-        return deferred_state(str(err))
+        return deferred_state(str(err), err.another_run_has_it)
     except RunFault as err:  # the run's storage or ledger failed: the run stops; this item waits for the next
         first = ctx.stop.request(StopCause.FAULT, str(err))
         (run_log().error if first else run_log().debug)("%s: %s", job.item_id, err)
@@ -111,15 +112,17 @@ def _generate(job: ClipJob, ctx: RunContext, source: object, why: str) -> Genera
         return _recovered(job, ctx)
     if job.remix_of and not job.remix_job_id:
         job = _bind_remix_source(job, source, ctx)
-    note = why
+    note, dark = why, []
     while True:  # along the item's fallbacks, in the policy's order, while routes go dark
         try:
-            return _make_clip(job, ctx, note=note)
+            clip = _make_clip(job, ctx, note=note)
+            return replace(clip, fell_back_from=tuple(dark)) if dark else clip
         except ProviderUnavailable as err:
             rerouted = fallback_job(job, str(err))
             if isinstance(rerouted, str):
                 _defer(job, ctx, rerouted)
             ctx.turns.leave(job.item_id, job.route)
+            dark.append(job.route)
             note = "; ".join(filter(None, [note, f"{job.route} unavailable ({err}); fell back to "
                                                  f"{rerouted.route}"]))
             run_log().warning("%s: %s", job.item_id, note)
@@ -154,11 +157,11 @@ def _bind_remix_source(job: ClipJob, source: object, ctx: RunContext) -> ClipJob
     _defer(job, ctx, f"remix source {job.remix_of} has no closed-route video: {what}; deferred")
 
 
-def _defer(job: ClipJob, ctx: RunContext, reason: str, error: type[Deferred] = Deferred):
+def _defer(job: ClipJob, ctx: RunContext, why: Refusal | str, error: type[Deferred] = Deferred):
     write_ledger_rows(ctx.ledger, [ledger_row(
         run_id=ctx.run_id, night=ctx.night, item_id=job.item_id, campaign=job.campaign, fingerprint=job.fingerprint,
-        route=job.route, model=job.model, status="deferred", reason=reason, sandbox=ctx.sandbox)])
-    raise error(reason)
+        route=job.route, model=job.model, status="deferred", reason=str(why), sandbox=ctx.sandbox)])
+    raise error(str(why), another_run_has_it=isinstance(why, Refusal) and why.another_run_has_it)
 
 
 def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
@@ -218,7 +221,8 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
             if refused is None:
                 held[0] = max(held[0], usd)
                 journal.reserved_usd = held[0]
-            return refused
+                return None
+            return refused.text
 
         journal = Journal(job_ids=job_ids, on_job=on_job, before_submit=ctx.before_submit(job.route),
                           on_paid=on_paid, reserved_usd=held[0] if not resumed else float("inf"), raise_to=raise_to,

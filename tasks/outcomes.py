@@ -11,7 +11,8 @@ __all__ = ["OUTCOME_SCHEMA", "outcome_row", "outcome_of", "run_summary"]
 
 OUTCOME_SCHEMA = {"item_id": pl.String, "campaign": pl.String, "asset_uri": pl.String, "outcome": pl.String,
                   "detail": pl.String, "route": pl.String, "model": pl.String, "qa": pl.String,
-                  "sheet_uri": pl.String, "est_cost_usd": pl.Float64}
+                  "sheet_uri": pl.String, "est_cost_usd": pl.Float64, "fell_back": pl.Boolean,
+                  "qa_regenerated": pl.Boolean}
 
 
 def outcome_row(job, outcome: str, detail: str | None = None, **fields) -> dict:
@@ -34,7 +35,8 @@ def outcome_of(job, futures: list) -> dict:
             if done.status == ItemStatus.AWAITING_REVIEW else ""
         return outcome_row(job, done.status.value, "; ".join(filter(None, [done.note, held])) or None, asset_uri=done.asset_uri,
                            route=done.route, model=done.model, qa=done.qa, sheet_uri=done.sheet_uri,
-                           est_cost_usd=done.est_cost_usd)
+                           est_cost_usd=done.est_cost_usd, fell_back=done.fell_back,
+                           qa_regenerated=done.qa_regenerated)
     error = state.result(raise_on_failure=False)
     if isinstance(error, (Deferred, TransientProviderError, RunFault)):  # nothing lost: a later run goes on
         return outcome_row(job, ItemStatus.DEFERRED.value, f"deferred: {error}")
@@ -53,12 +55,10 @@ def run_summary(run_id: str, night: str, out: str, items: pl.DataFrame, rejects:
     status, reason = pl.col("status"), pl.col("reason")
     lists = {
         "failed": items.filter(status == ItemStatus.FAILED).select("item_id", "reason"),
-        "fell_back": items.filter(reason.str.contains("fell back", literal=True) & (status == ItemStatus.FINISHED))
-                          .select("item_id", "reason"),
+        "fell_back": items.filter(pl.col("fell_back") & (status == ItemStatus.FINISHED)).select("item_id", "reason"),
         "deferred": items.filter(status == ItemStatus.DEFERRED).select("item_id", "reason"),
         "awaiting_review": items.filter(status == ItemStatus.AWAITING_REVIEW).select("item_id", "reason"),
-        "qa_regenerated": items.filter(pl.col("qa").str.starts_with("passed on regeneration").fill_null(False))
-                               .select("item_id", "qa"),
+        "qa_regenerated": items.filter(pl.col("qa_regenerated")).select("item_id", "qa"),
     }
     return {
         "run_id": run_id, "night": night, "out": out, "sandbox": sandbox,

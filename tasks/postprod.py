@@ -43,6 +43,7 @@ class CheckedClip:
     path: Path           # the finished cut
     info: MediaInfo
     qa: str
+    regenerated: bool = False  # QA failed the first clip; this is its one regeneration
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,8 @@ class FinishedClip:
     sheet_uri: str | None = None
     status: ItemStatus = ItemStatus.FINISHED  # or AWAITING_REVIEW: asset_uri is then its review copy
     est_cost_usd: float = 0.0  # the estimate of the route that made it
+    fell_back: bool = False       # made on a fallback: its planned route went dark mid-run
+    qa_regenerated: bool = False  # QA failed its first clip; this one passed
 
 
 def check_clip(path: Path, clip: GeneratedClip, policy: Policy) -> tuple[MediaInfo, list[str]]:
@@ -129,7 +132,8 @@ def _checked(clip: GeneratedClip, ctx: RunContext) -> CheckedClip | State:
         second = qa_summary(failures)
         _qa_failed(again, ctx, second)
         raise QAFailed(f"QA failed twice: seed {clip.job.seed} {first}; seed {seed} {second}")
-    return CheckedClip(again, path, info, f"passed on regeneration (seed {seed}); the first clip {first}")
+    return CheckedClip(again, path, info, f"passed on regeneration (seed {seed}); the first clip {first}",
+                       regenerated=True)
 
 
 def _cut_and_check(clip: GeneratedClip, ctx: RunContext) -> tuple[Path | None, MediaInfo | None, list[str]]:
@@ -158,7 +162,8 @@ def _finished(checked: CheckedClip, uri: str, digest: str, sheet_uri: str, statu
     return FinishedClip(item_id=job.item_id, campaign=job.campaign, asset_uri=uri, sha256=digest,
                         seconds=checked.info.duration_s, width=checked.info.width, height=checked.info.height,
                         route=job.route, model=job.model, note=checked.clip.note, qa=checked.qa,
-                        sheet_uri=sheet_uri, status=status, est_cost_usd=job.est_cost_usd)
+                        sheet_uri=sheet_uri, status=status, est_cost_usd=job.est_cost_usd,
+                        fell_back=bool(checked.clip.fell_back_from), qa_regenerated=checked.regenerated)
 
 
 def hold_for_review(checked: CheckedClip, ctx: RunContext) -> FinishedClip:

@@ -13,7 +13,7 @@ os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO_POLICY = REPO / "tests" / "two-routes-policy.toml"  # the demo's routes wan and sora
-THREE_ROUTES_POLICY = REPO / "catalogs" / "demo-policy.toml"  # the demo itself: wan, wan-hosted, sora
+SHIPPED_DEMO_POLICY = REPO / "catalogs" / "demo-policy.toml"  # the demo itself: wan, wan-hosted, sora, veo
 VIDEOS_API_POLICY = REPO / "catalogs" / "videos-api-policy.toml"  # production Wan + a `sora` route on the Videos API
 
 

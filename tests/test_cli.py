@@ -278,7 +278,8 @@ def test_routes_lists_each_route_with_kind_capabilities_and_live_availability(sa
     rows = {r["route"]: r for r in map(json.loads, gone.stdout.splitlines())}
     assert {name: r["kind"] for name, r in rows.items()} == {"wan": "wan-diffusers", "sora": "openai-videos"}
     assert rows["sora"]["capabilities"] == {"max_clip_s": 12.0, "max_footage_s": None, "image_input": True,
-                                            "remix": True, "extend": True, "loras": []}
+                                            "remix": True, "extend": True, "loras": [],
+                                            "resolutions": ["480p", "720p"]}
     assert rows["wan"]["capabilities"]["remix"] is False and rows["wan"]["available"] is True
     assert rows["sora"]["available"] is False and "set OPENAI_API_KEY" in rows["sora"]["unavailable"]
     assert rows["sora"]["prices"]["usd_per_s"]["sora-2-pro"]["1280x720"] == 0.3

@@ -14,6 +14,7 @@ from vidbatch.errors import StorageError
 from vidbatch.ledger import OPTIONAL_COLUMNS, ledger_frame, ledger_row, new_reservation_id
 from vidbatch.ledger_store import LedgerStore, open_ledger
 from vidbatch.policy import Caps
+from vidbatch.refusals import Refused
 from vidbatch.storage import open_root
 
 NIGHT = "2026-11-25"
@@ -54,12 +55,13 @@ def test_caps_refuse_with_who_committed_what(store):
     with ledger.running("run-a"), ledger.running("run-b"):
         assert ledger.reserve(reservation("run-a", "i1", 0.5), CAPS) is None
         assert ledger.reserve(reservation("run-b", "i2", 0.5, campaign="d"), CAPS) is None
-        assert ledger.reserve(reservation("run-a", "i3", 0.6), CAPS) == "item cap $0.50 is below the estimate $0.60"
+        refused = ledger.reserve(reservation("run-a", "i3", 0.6), CAPS)
+        assert (refused.kind, refused.text) == (Refused.ITEM_CAP, "item cap $0.50 is below the estimate $0.60")
         assert ledger.reserve(reservation("run-a", "i4", 0.5), CAPS) is None
         assert ledger.reserve(reservation("run-a", "i5", 0.5), CAPS) is None  # exactly at both caps
-        assert ledger.reserve(reservation("run-a", "i6", 0.1), CAPS) == \
+        assert str(ledger.reserve(reservation("run-a", "i6", 0.1), CAPS)) == \
             "campaign cap $1.50 reached: $1.50 committed ($1.50 by this run)"
-        assert ledger.reserve(reservation("run-b", "i7", 0.1, campaign="d"), CAPS) == \
+        assert str(ledger.reserve(reservation("run-b", "i7", 0.1, campaign="d"), CAPS)) == \
             "night cap $2.00 reached: $2.00 committed ($0.50 by this run, $1.50 by run run-a)"
     assert ledger.committed(NIGHT).night_usd == pytest.approx(2.0)
     assert ledger.frame().filter(pl.col("status") == "reserved").height == 4  # a refusal writes nothing
@@ -79,7 +81,8 @@ def test_an_item_held_by_a_live_run_is_not_made_twice_and_a_dead_runs_is_taken_o
     with ledger.running("live"):
         assert ledger.reserve(reservation("live", "i1", 0.3), CAPS) is None
         refused = ledger.reserve(reservation("other", "i1", 0.3), CAPS)
-        assert refused.startswith("run live is making this item now") and refused.endswith("not made twice")
+        assert refused.kind == Refused.HELD_ELSEWHERE and refused.other_run == "live" and refused.another_run_has_it
+        assert refused.text.startswith("run live is making this item now") and refused.text.endswith("not made twice")
         assert ledger.reserve(reservation("other", "i1", 0.3, fp="changed"), CAPS) is None  # new work
     # "live" has ended: its open reservation is taken over, charged at its estimate
     assert ledger.reserve(reservation("next", "i1", 0.3), CAPS) is None
@@ -366,13 +369,14 @@ def test_a_reservation_grows_under_the_caps_and_a_dead_run_is_charged_what_it_he
         assert ledger.raise_reservation(raised(0.45), CAPS) is None
         assert ledger.committed(NIGHT).night_usd == pytest.approx(0.95)  # what it holds now, not its estimate
         assert ledger.raise_reservation(raised(0.3), CAPS) is None  # never shrinks: nothing written
-        assert ledger.raise_reservation(raised(0.55), CAPS) == "item cap $0.50 is below $0.5500"
+        assert str(ledger.raise_reservation(raised(0.55), CAPS)) == "item cap $0.50 is below $0.5500"
         assert ledger.reserve(reservation("run-b", "i3", 0.5), CAPS) is None
         assert ledger.reserve(reservation("run-b", "i4", 0.05), CAPS) is None  # campaign c holds 1.50 now
-        assert ledger.raise_reservation(raised(0.5), CAPS).startswith("campaign cap $1.50 reached: $1.50 committed")
+        refused = ledger.raise_reservation(raised(0.5), CAPS)
+        assert refused.kind == Refused.CAMPAIGN_CAP and refused.text.startswith("campaign cap $1.50 reached: $1.50")
         assert ledger.committed(NIGHT).night_usd == pytest.approx(1.50)  # a refusal writes nothing
     ledger.append([closing(a, "settled", 0.4)])
-    assert ledger.raise_reservation(raised(0.46), CAPS) == f"reservation {a['reservation_id'][:8]} is not open"
+    assert str(ledger.raise_reservation(raised(0.46), CAPS)) == f"reservation {a['reservation_id'][:8]} is not open"
     b = reservation("run-c", "i9", 0.1, campaign="e")
     with ledger.running("run-c"):
         assert ledger.reserve(b, CAPS) is None

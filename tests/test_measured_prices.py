@@ -13,6 +13,8 @@ from pydantic import ValidationError
 
 from tests.conftest import catalog
 from vidbatch.earmarks import Earmarks
+from vidbatch.money import Committed
+from vidbatch.refusals import Refusal, Refused
 from vidbatch.catalog import validate_catalog
 from vidbatch.measured import MARGIN, measured_prices
 from vidbatch.policy import default_policy
@@ -107,22 +109,31 @@ def test_earmarks_keep_what_higher_priority_items_were_planned_to_cost_until_the
 
 def test_a_cap_that_refuses_an_item_keeps_the_lower_priority_items_of_its_campaign_behind_it():
     marks = Earmarks([("a", "c", 1.0), ("b", "c", 1.0), ("x", "d", 1.0), ("z", "c", 1.0)])
-    marks.refused("a", "c", None, "item cap $1.00 is below $2.0000")  # the item cap binds one item only
+    marks.refused("a", "c", Refusal(Refused.ITEM_CAP, "item cap $1.00 is below $2.0000"))  # binds one item only
     assert marks.jumps("b", "c") is None
-    marks.refused("b", "c", "campaign", "campaign cap $2.00 reached: $1.90 committed")
+    marks.refused("b", "c", Refusal(Refused.CAMPAIGN_CAP, "campaign cap $2.00 reached: $1.90 committed"))
     assert marks.jumps("a", "c") is None and marks.jumps("b", "c") is None  # it may ask again itself
-    assert "higher-priority b was refused first (campaign cap $2.00 reached" in marks.jumps("z", "c")
+    assert "higher-priority b was refused first (campaign cap $2.00 reached" in marks.jumps("z", "c").text
+    assert marks.jumps("z", "c").kind == Refused.BEHIND_REFUSED and marks.jumps("z", "c").scope is None
     assert marks.jumps("x", "d") is None  # another campaign is not behind it
-    marks.refused("x", "d", "night", "night cap $3.00 reached: $2.95 committed")
-    assert "higher-priority x" in marks.jumps("z", "c") or "higher-priority b" in marks.jumps("z", "c")
-    assert "higher-priority x" in marks.jumps("unplanned", "e")  # the night binds every campaign
+    marks.refused("x", "d", Refusal(Refused.NIGHT_CAP, "night cap $3.00 reached: $2.95 committed"))
+    assert "higher-priority x" in str(marks.jumps("z", "c")) or "higher-priority b" in str(marks.jumps("z", "c"))
+    assert "higher-priority x" in str(marks.jumps("unplanned", "e"))  # the night binds every campaign
     assert marks.jumps("b", "c") is None  # planned before x
 
 
-def test_the_refusals_the_caps_write_name_their_scope():
-    from vidbatch.money import cap_scope
+def test_the_refusals_the_caps_write_name_their_scope_as_data():
+    from vidbatch.money import Allowance, over_caps, over_item_cap
+    from vidbatch.policy import Caps
 
-    assert cap_scope("campaign cap $6.00 reached: $6.00 committed") == "campaign"
-    assert cap_scope("batch allowance $1.00 reached ($1.00 committed)") == "night"  # binds the whole batch
-    assert cap_scope("item cap $1.00 is below $2.00") is None
-    assert cap_scope("already made by run 1234 while this run waited; not made twice") is None
+    caps = Caps(night_usd=6.0, campaign_usd=6.0, item_usd=1.0)
+    campaign = over_caps({("c", "r"): 6.0}, caps, {"campaign": "c", "run_id": "r"}, 0.5, Committed())
+    assert (campaign.kind, campaign.scope, campaign.cap_usd) == (Refused.CAMPAIGN_CAP, "campaign", 6.0)
+    night = over_caps({("other", "r"): 6.0}, caps, {"campaign": "c", "run_id": "r"}, 0.5, Committed())
+    assert (night.kind, night.scope) == (Refused.NIGHT_CAP, "night")
+    allowance = Allowance(1.0)
+    assert allowance.try_reserve(0.8) is None
+    assert allowance.try_reserve(0.8).scope == "night"  # a batch's allowance binds the whole batch
+    assert over_item_cap(caps, 2.0, "$2.00").scope is None  # the item cap binds that item alone
+    made = Refusal(Refused.MADE_ELSEWHERE, "already made by run 1234 while this run waited; reworded at will")
+    assert made.scope is None and made.another_run_has_it

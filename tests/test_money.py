@@ -7,7 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from vidbatch.earmarks import Earmarks
-from vidbatch.money import Allowance, Committed, accept_in_order, cap_scope, over_caps
+from vidbatch.money import Allowance, Committed, accept_in_order, over_caps
 from vidbatch.policy import Caps
 
 CAMPAIGNS = ["a", "b", "c"]
@@ -24,7 +24,7 @@ def one_by_one(rows: list[tuple[str, float]], caps: Caps, committed: dict[str, f
         refused = marks.jumps(item, campaign) or over_caps(spent, caps, {"campaign": campaign, "run_id": "this"}, usd,
                                                            Committed())
         if refused:
-            marks.refused(item, campaign, cap_scope(refused), refused)
+            marks.refused(item, campaign, refused)
             out.append((False, refused))
         else:
             spent[(campaign, "this")] = spent.get((campaign, "this"), 0.0) + usd
@@ -49,13 +49,14 @@ def test_the_planners_twin_decides_like_the_live_rule_applied_item_by_item(rows,
                                                                               "spent": pl.Float64}), 0.0)
     live = one_by_one(rows, caps, committed, elsewhere)
     assert twin["ok"].to_list() == [ok for ok, _ in live]
-    assert all(cap_scope(why) for ok, why in zip(twin["ok"], twin["cap_reason"]) if not ok)  # a cap is named
+    assert all(why.startswith(("campaign cap ", "night cap ")) for ok, why in zip(twin["ok"], twin["cap_reason"])
+               if not ok)  # its words name the cap
 
 
 def test_a_batch_allowance_holds_its_sum_and_binds_the_whole_batch():
     allowance = Allowance(0.035)
     assert allowance.try_reserve(0.02) is None
     refused = allowance.try_reserve(0.02)
-    assert refused == "batch allowance $0.0350 reached ($0.02 committed)" and cap_scope(refused) == "night"
+    assert refused.text == "batch allowance $0.0350 reached ($0.02 committed)" and refused.scope == "night"
     allowance.settle(0.02, 0.01)  # the first cost less than it held
     assert allowance.try_reserve(0.02) is None

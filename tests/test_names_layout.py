@@ -126,11 +126,11 @@ def test_an_s3_catalogs_relative_images_stay_under_its_prefix():
 
 
 def test_a_campaigns_lora_and_route_names_in_a_policy_follow_the_rule(tmp_path):
-    from tests.conftest import THREE_ROUTES_POLICY
+    from tests.conftest import SHIPPED_DEMO_POLICY
     from vidbatch.errors import PolicyError
     from vidbatch.policy import load_policy
 
-    text = THREE_ROUTES_POLICY.read_text().replace("[routes.wan-hosted]", '[routes."../hosted"]').replace(
+    text = SHIPPED_DEMO_POLICY.read_text().replace("[routes.wan-hosted]", '[routes."../hosted"]').replace(
         '"wan-hosted"', '"../hosted"')
     (tmp_path / "p.toml").write_text(text)
     with pytest.raises(PolicyError, match=r"routes: route name '../hosted' starts with '.'"):

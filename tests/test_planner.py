@@ -4,7 +4,7 @@ from hypothesis import strategies as st
 
 import pytest
 
-from tests.conftest import videos_api_policy, THREE_ROUTES_POLICY, catalog, priced
+from tests.conftest import videos_api_policy, SHIPPED_DEMO_POLICY, catalog, priced
 from vidbatch.catalog import validate_catalog
 from vidbatch.planner import Committed, plan_catalog
 from vidbatch.policy import Caps, load_policy
@@ -94,7 +94,7 @@ def test_no_cap_is_ever_exceeded(rows, night, camp, item, used, sora_down):
     assert result.filter(pl.col("reason").is_null()).is_empty()
 
 
-THREE = load_policy(THREE_ROUTES_POLICY)  # wan (tiny, ~$0.004), wan-hosted ($0.18 a 5 s clip), sora
+THREE = load_policy(SHIPPED_DEMO_POLICY)  # wan (tiny, ~$0.004), wan-hosted ($0.18 a 5 s clip), sora
 
 
 def three(caps=None, **kwargs):

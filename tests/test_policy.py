@@ -2,7 +2,7 @@
 
 import pytest
 
-from tests.conftest import DEMO_POLICY, REPO, THREE_ROUTES_POLICY, videos_api_policy
+from tests.conftest import DEMO_POLICY, REPO, SHIPPED_DEMO_POLICY, videos_api_policy
 from vidbatch.errors import PolicyError
 from vidbatch.policy import default_policy, load_policy
 from vidbatch.providers.dashscope import DashScopeSettings
@@ -19,7 +19,7 @@ def write(tmp_path, text: str) -> str:
 
 
 def test_routes_are_named_sections_of_any_kind_in_the_order_written():
-    policy = load_policy(THREE_ROUTES_POLICY)
+    policy = load_policy(SHIPPED_DEMO_POLICY)
     assert {name: kind for name, (kind, _) in policy.route_sections().items()} == {
         "wan": "wan-diffusers", "wan-hosted": "dashscope", "sora": "openai-videos", "veo": "gemini-veo"}
     assert isinstance(policy.route_settings("wan-hosted"), DashScopeSettings)

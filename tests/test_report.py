@@ -16,7 +16,8 @@ BOARD_SCHEMA = {"campaign": pl.String, "storyboard_id": pl.String, "scene_count"
 
 def items(n: int, status=lambda i: "finished", **fields) -> pl.DataFrame:
     base = {"campaign": "c", "route": "wan", "model": "tiny", "reason": "fits Wan", "est_cost_usd": 0.01,
-            "cost_usd": 0.01, "qa": "passed", "storyboard": None, "asset_href": None, "sheet_href": None}
+            "cost_usd": 0.01, "qa": "passed", "storyboard": None, "asset_href": None, "sheet_href": None,
+            "fell_back": False, "qa_regenerated": False}
     return pl.DataFrame([{**base, "item_id": f"i{i}", "status": status(i), **fields} for i in range(n)])
 
 
@@ -61,6 +62,19 @@ def test_run_summary_lists_at_most_its_rows_and_counts_the_rest():
     assert len(summary["failed"]) == SUMMARY_ROWS and summary["more"]["failed"] == n // 2 - SUMMARY_ROWS
     assert len(summary["deferred"]) == SUMMARY_ROWS and summary["more"]["deferred"] == n // 2 - SUMMARY_ROWS
     assert summary["status_counts"] == {"failed": n // 2, "deferred": n // 2}
+
+
+def test_run_summary_lists_fallbacks_and_regenerations_by_their_flags_not_their_words():
+    frame = pl.concat([items(1, item_id="moved", fell_back=True, reason="reworded: made elsewhere"),
+                       items(1, item_id="again", qa_regenerated=True, qa="reworded: second seed passed"),
+                       items(1, item_id="plain", reason="fell back to nothing, in words only",
+                             qa="passed on regeneration")])
+    no_spend = pl.DataFrame(schema={"route": pl.String, **SPEND_COLUMNS})
+    boards = pl.DataFrame(schema={"storyboard_id": pl.String, "status": pl.String, "reason": pl.String,
+                                  "asset_uri": pl.String})
+    summary = run_summary("r", "n", "/o", frame, pl.DataFrame(schema={"row": pl.Int64}), no_spend, {}, boards, False)
+    assert [row["item_id"] for row in summary["fell_back"]] == ["moved"]
+    assert [row["item_id"] for row in summary["qa_regenerated"]] == ["again"]
 
 
 def test_plan_groups_and_reasons_stay_small_whatever_the_plan_size():

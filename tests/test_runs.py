@@ -110,10 +110,10 @@ def test_a_catalog_written_with_the_older_provider_column_still_routes():
 
 
 def test_a_job_in_flight_is_resumed_on_the_route_that_holds_it_whatever_its_kind(tmp_path):
-    from tests.conftest import THREE_ROUTES_POLICY
+    from tests.conftest import SHIPPED_DEMO_POLICY
     from vidbatch.policy import load_policy
 
-    policy = load_policy(THREE_ROUTES_POLICY)
+    policy = load_policy(SHIPPED_DEMO_POLICY)
     frame, _ = valid([{"item_id": "a", "realism": "low", "aspect": "9:16"}])
     common = dict(run_id="run-1", night="2026-11-23", campaign="c1", route="wan-hosted", model="wan2.1-t2v-turbo",
                   est_cost_usd=0.18, reservation_id="r-a", item_id="a", fingerprint=frame["fingerprint"][0])

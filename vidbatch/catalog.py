@@ -14,6 +14,7 @@ import polars as pl
 
 from vidbatch.errors import CatalogError
 from vidbatch.names import with_name_problems
+from vidbatch.route_settings import REALISMS
 
 __all__ = [
     "REQUIRED_COLUMNS",
@@ -27,7 +28,6 @@ __all__ = [
 ]
 
 ASPECTS = ("16:9", "9:16")
-REALISMS = ("low", "medium", "high")
 RESOLUTIONS = ("480p", "720p")
 MAX_PROMPT_CHARS = 32_000
 FRAME_TOLERANCE_S = 1 / 16  # one Wan frame: trim points closer than this are the same cut

@@ -13,6 +13,7 @@ import threading
 from collections import defaultdict
 
 from vidbatch.money import Committed
+from vidbatch.refusals import Refusal, Refused
 
 __all__ = ["Earmarks"]
 
@@ -48,18 +49,18 @@ class Earmarks:
             while self._head < len(self._order) and self._order[self._head][0] not in self._waiting:
                 self._head += 1
 
-    def refused(self, item_id: str, campaign: str, scope: str | None, why: str) -> None:
-        """A cap (`scope`: "campaign" or "night"; None: not a campaign or night cap) refused
-        `item_id`: the lower-priority items of its campaign (or night) wait behind it."""
-        if scope is None:
+    def refused(self, item_id: str, campaign: str, refusal: Refusal) -> None:
+        """`refusal` refused `item_id`: when it is a campaign or night cap (its `scope`), the
+        lower-priority items of its campaign (or night) wait behind it."""
+        if refusal.scope is None:
             return
-        key = campaign if scope == "campaign" else None
+        key = campaign if refusal.scope == "campaign" else None
         with self._lock:
             rank = self._rank.get(item_id, len(self._order))
             if key not in self._stops or rank < self._stops[key][0]:
-                self._stops[key] = (rank, item_id, why)
+                self._stops[key] = (rank, item_id, refusal.text)
 
-    def jumps(self, item_id: str, campaign: str) -> str | None:
+    def jumps(self, item_id: str, campaign: str) -> Refusal | None:
         """Why `item_id` may not reserve or grow now: a higher-priority item of its campaign (or
         night) was refused by a cap in this run; None when none was."""
         with self._lock:
@@ -67,6 +68,6 @@ class Earmarks:
             for key in (campaign, None):
                 stop = self._stops.get(key)
                 if stop is not None and rank > stop[0]:
-                    return (f"strict priority: higher-priority {stop[1]} was refused first ({stop[2]}); "
-                            "a lower-priority item does not take its place")
+                    return Refusal(Refused.BEHIND_REFUSED, f"strict priority: higher-priority {stop[1]} was "
+                                   f"refused first ({stop[2]}); a lower-priority item does not take its place")
         return None

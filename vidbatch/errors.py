@@ -61,7 +61,12 @@ class PolicyError(VidbatchError):
 
 
 class Deferred(VidbatchError):
-    """The item waits for a later run (its route is gone with no fallback, its source is missing...)."""
+    """The item waits for a later run (its route is gone with no fallback, its source is missing...);
+    `another_run_has_it`: another run made or is making it (skipped here, not deferred)."""
+
+    def __init__(self, message: str = "", *, another_run_has_it: bool = False):
+        super().__init__(message)
+        self.another_run_has_it = another_run_has_it
 
 
 class BudgetExceeded(Deferred):

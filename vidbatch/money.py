@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from vidbatch.policy import Caps
+from vidbatch.refusals import Refusal, Refused
 
-__all__ = ["Committed", "over_item_cap", "over_caps", "cap_scope", "who", "usd_text", "accept_in_order", "usd_expr",
+__all__ = ["Committed", "over_item_cap", "over_caps", "who", "usd_text", "accept_in_order", "usd_expr",
            "Allowance"]
 
 
@@ -33,13 +34,15 @@ class Committed:
 
 # ---- caps: one reservation at a time -------------------------------------------------------------
 
-def over_item_cap(caps: Caps, usd: float, what: str) -> str | None:
+def over_item_cap(caps: Caps, usd: float, what: str) -> Refusal | None:
     """Why one call holding `usd` passes the item cap (`what`: how the amount is named), or None."""
-    return f"item cap ${caps.item_usd:.2f} is below {what}" if usd > caps.item_usd + 1e-9 else None
+    if usd > caps.item_usd + 1e-9:
+        return Refusal(Refused.ITEM_CAP, f"item cap ${caps.item_usd:.2f} is below {what}", cap_usd=caps.item_usd)
+    return None
 
 
 def over_caps(spent: dict[tuple[str, str], float], caps: Caps, row: dict, more_usd: float,
-              ahead: Committed) -> str | None:
+              ahead: Committed) -> Refusal | None:
     """Why committing `more_usd` for `row` on top of `spent` (every run's
     committed money tonight) and `ahead` (this run's earmarks) passes its campaign or night cap."""
     campaign = row["campaign"]
@@ -47,19 +50,13 @@ def over_caps(spent: dict[tuple[str, str], float], caps: Caps, row: dict, more_u
     cap = caps.for_campaign(campaign)
     kept = _kept(ahead.by_campaign.get(campaign, 0.0))
     if by_campaign + more_usd > cap + 1e-9:
-        return f"campaign cap {usd_text(cap)} reached: {who(spent, row['run_id'], campaign)}{kept}"
+        return Refusal(Refused.CAMPAIGN_CAP, f"campaign cap {usd_text(cap)} reached: "
+                       f"{who(spent, row['run_id'], campaign)}{kept}", cap_usd=cap)
     if sum(spent.values()) + ahead.night_usd + more_usd > caps.night_usd + 1e-9:
         kept = _kept(ahead.night_usd)
-        return f"night cap {usd_text(caps.night_usd)} reached: {who(spent, row['run_id'])}{kept}"
+        return Refusal(Refused.NIGHT_CAP, f"night cap {usd_text(caps.night_usd)} reached: "
+                       f"{who(spent, row['run_id'])}{kept}", cap_usd=caps.night_usd)
     return None
-
-
-def cap_scope(refusal: str) -> str | None:
-    """Which cap a refusal written here names: "campaign", "night" (a batch's allowance binds
-    the whole batch like the night), or None (the item cap, another run holding the item)."""
-    if refusal.startswith("batch allowance "):
-        return "night"
-    return next((scope for scope in ("campaign", "night") if refusal.startswith(f"{scope} cap ")), None)
 
 
 def _kept(usd: float) -> str:
@@ -133,11 +130,12 @@ class Allowance:
         self._held = 0.0
         self._lock = threading.Lock()
 
-    def try_reserve(self, usd: float) -> str | None:
+    def try_reserve(self, usd: float) -> Refusal | None:
         """Hold `usd` of the allowance for a call; None when granted, else why not."""
         with self._lock:
             if self._held + usd > self.usd + 1e-9:
-                return f"batch allowance {usd_text(self.usd)} reached ({usd_text(self._held)} committed)"
+                return Refusal(Refused.BATCH_ALLOWANCE, f"batch allowance {usd_text(self.usd)} reached "
+                               f"({usd_text(self._held)} committed)", cap_usd=self.usd)
             self._held += usd
             return None
 

@@ -212,6 +212,7 @@ def _finish(plan: pl.DataFrame, depth: int, catalog_columns: list[str]) -> pl.Da
     return plan.with_columns(
         pl.coalesce(pl.col("chosen_route"), pl.col("preferred")).alias("route_out"),
         pl.col("route").is_not_null().alias("route_forced"),
+        (planned & (pl.col("chosen_route") != pl.col("preferred"))).fill_null(False).alias("fell_back"),
         _pick_option("model", depth, pl.String).alias("model"),
         _pick_option("size", depth, pl.String).alias("size"),
         _pick_option("shots", depth, pl.Int64).alias("shots"),
@@ -221,4 +222,4 @@ def _finish(plan: pl.DataFrame, depth: int, catalog_columns: list[str]) -> pl.Da
         pl.when(planned).then(pl.lit(ItemStatus.PLANNED.value)).otherwise(pl.lit(ItemStatus.DEFERRED.value)).alias("status"),
     ).drop("route").rename({"route_out": "route"}).select(
         *[c for c in catalog_columns if c != "route"], "route", "route_forced", "model", "size", "shots",
-        "billed_s", "est_cost_usd", "fallbacks", "status", "reason")
+        "billed_s", "est_cost_usd", "fallbacks", "fell_back", "status", "reason")

@@ -19,7 +19,7 @@ from pydantic import (BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, 
 from vidbatch.errors import PolicyError
 from vidbatch.names import problem
 from vidbatch.policy_legacy import from_legacy
-from vidbatch.route_settings import Realism
+from vidbatch.route_settings import REALISMS, Realism
 from vidbatch.routing import Preferences
 
 __all__ = ["Policy", "Caps", "Routing", "RouteSection", "QA",
@@ -231,7 +231,7 @@ class Policy(_Strict):
     def preferences(self) -> Preferences:
         """The routing orders as the pure router takes them (every route, listed order, by default)."""
         everything = list(self.routes)
-        prefer = {realism: self.routing.prefer.get(realism, everything) for realism in ("low", "medium", "high")}
+        prefer = {realism: self.routing.prefer.get(realism, everything) for realism in REALISMS}
         long = {realism: self.routing.long.get(realism, prefer[realism]) for realism in prefer}
         return Preferences(by_realism=prefer, long_after_s=self.routing.long_after_s, long=long)
 

@@ -14,11 +14,12 @@ level; for the rest it is wan alone (the old rule never moved a Wan item to the 
 
 from __future__ import annotations
 
+from vidbatch.route_settings import REALISMS
+
 __all__ = ["from_legacy", "LEGACY_ROUTING"]
 
 LEGACY_ROUTING = {"closed_for_realism": ["high"], "wan_max_coherent_s": 5.0,
                   "fallback_to_wan_for_realism": ["low", "medium"]}
-REALISMS = ("low", "medium", "high")
 
 
 def from_legacy(data: dict) -> dict:

@@ -27,7 +27,7 @@ from collections.abc import Iterable, Iterator, Mapping
 
 from vidbatch.errors import VidbatchError
 
-__all__ = ["Redactor", "RedactedError", "MASK", "secret_values", "logs_redacted"]
+__all__ = ["Redactor", "RedactedError", "MASK", "secret_values", "logs_redacted", "endpoint_text"]
 
 MASK = "[redacted]"
 ALWAYS_SECRET = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "PGPASSWORD")
@@ -128,3 +128,12 @@ def logs_redacted(redactor: Redactor) -> Iterator[None]:
     finally:
         for handler in handlers:
             handler.removeFilter(guard)
+
+
+def endpoint_text(url: str) -> str:
+    """A base URL fit for messages, logs and ledgers: no user info, no query string, no trailing slash."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname or ''}{port}{parts.path}".rstrip("/")

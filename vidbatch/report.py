@@ -38,10 +38,13 @@ def run_outcomes(plan: pl.DataFrame, outcomes: pl.DataFrame) -> pl.DataFrame:
     `outcomes` has item_id, campaign, outcome (an ItemStatus), detail, asset_uri, and optionally
     route/model/est_cost_usd as made (they differ from the plan after a mid-run fallback).
     """
-    missing = {"route": pl.String, "model": pl.String, "est_cost_usd": pl.Float64}
+    missing = {"route": pl.String, "model": pl.String, "est_cost_usd": pl.Float64, "fell_back": pl.Boolean,
+               "qa_regenerated": pl.Boolean}
     outcomes = outcomes.with_columns(pl.lit(None, dtype=t).alias(c) for c, t in missing.items()
                                      if c not in outcomes.columns)
-    merged = plan.select("item_id", "campaign", "route", "model", "est_cost_usd", "status", "reason").join(
+    planned = plan.select("item_id", "campaign", "route", "model", "est_cost_usd", "status", "reason",
+                          pl.col("fell_back") if "fell_back" in plan.columns else pl.lit(False).alias("fell_back"))
+    merged = planned.rename({"fell_back": "planned_fallback"}).join(
         outcomes.rename({"route": "made_by", "model": "made_with", "est_cost_usd": "made_est"}),
         on=["campaign", "item_id"], how="left", maintain_order="left")
     return merged.with_columns(
@@ -49,9 +52,12 @@ def run_outcomes(plan: pl.DataFrame, outcomes: pl.DataFrame) -> pl.DataFrame:
         pl.col("made_with").fill_null(pl.col("model")).alias("model"),
         pl.col("made_est").fill_null(pl.col("est_cost_usd")).alias("est_cost_usd"),
         pl.col("outcome").fill_null(pl.col("status")).alias("status"),
+        (pl.col("planned_fallback").fill_null(False) | pl.col("fell_back").fill_null(False)).alias("fell_back"),
+        pl.col("qa_regenerated").fill_null(False),
         pl.when(pl.col("detail").is_null()).then(pl.col("reason"))
         .when(pl.col("outcome").is_in([ItemStatus.FINISHED.value, ItemStatus.AWAITING_REVIEW.value])).then(pl.format("{}; {}", pl.col("reason"), pl.col("detail")))
-        .otherwise(pl.col("detail")).alias("reason")).drop("outcome", "detail", "made_by", "made_with", "made_est")
+        .otherwise(pl.col("detail")).alias("reason")).drop("outcome", "detail", "made_by", "made_with", "made_est",
+                                                           "planned_fallback")
 
 
 def plan_groups(plan: pl.DataFrame) -> pl.DataFrame:

@@ -8,16 +8,17 @@ providers/dashscope.py, providers/gemini_veo.py, or a plugin's module); the poli
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt
 
 from vidbatch.names import problem
 
-__all__ = ["MeasuredPrice", "Realism", "Resolution", "Strict", "endpoint_problem", "checked_endpoint", "check_names"]
+__all__ = ["MeasuredPrice", "Realism", "REALISMS", "Resolution", "Strict", "endpoint_problem", "checked_endpoint", "check_names"]
 
 Realism = Literal["low", "medium", "high"]
+REALISMS: tuple[str, ...] = get_args(Realism)  # the one list: catalogs, policies and routing read it
 Resolution = Literal["480p", "720p"]
 
 

@@ -5,11 +5,11 @@ loopback server of its own; and high realism falling back from sora to veo when 
 import polars as pl
 import pytest
 
-from tests.conftest import THREE_ROUTES_POLICY, ledger_of, produce, write_catalog
+from tests.conftest import SHIPPED_DEMO_POLICY, ledger_of, produce, write_catalog
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
-DEMO = str(THREE_ROUTES_POLICY)  # the demo's own policy: wan, wan-hosted, sora, veo
+DEMO = str(SHIPPED_DEMO_POLICY)  # the demo's own policy: wan, wan-hosted, sora, veo
 
 
 def test_one_sandbox_run_makes_clips_on_all_four_kinds_and_each_is_priced_as_planned(tmp_path):

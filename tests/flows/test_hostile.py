@@ -9,7 +9,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from tests.conftest import THREE_ROUTES_POLICY, closed_provider, ledger_of, write_catalog
+from tests.conftest import SHIPPED_DEMO_POLICY, closed_provider, ledger_of, write_catalog
 from tests.conftest import produce
 from vidbatch.errors import RunFault
 from vidbatch.policy import load_policy
@@ -28,7 +28,7 @@ VEO_KEY = "veo-echo-key-5a5a5a5a5a5a5a5a"
 
 
 def _policy(tmp_path: Path, prefer: str) -> Path:
-    text = THREE_ROUTES_POLICY.read_text()
+    text = SHIPPED_DEMO_POLICY.read_text()
     for key, value in (("night_usd", 20.0), ("campaign_usd", 20.0)):
         text = re.sub(rf"^{key} = .*$", f"{key} = {value}", text, count=1, flags=re.M)
     text = re.sub(r"^prefer = .*$", f"prefer = {{ low = {prefer}, medium = {prefer}, high = {prefer} }}", text,

@@ -8,7 +8,7 @@ import re
 import polars as pl
 import pytest
 
-from tests.conftest import THREE_ROUTES_POLICY, ledger_of, produce, write_catalog
+from tests.conftest import SHIPPED_DEMO_POLICY, ledger_of, produce, write_catalog
 from vidbatch.policy import load_policy
 from vidbatch.providers.dashscope import DashScopeProvider
 from vidbatch.sandbox.dashscope import DashScopeSandbox
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("prefect_api")
 
 
 def test_a_storm_of_lost_replies_makes_one_task_per_item_and_the_ledger_holds_what_was_billed(tmp_path):
-    text = THREE_ROUTES_POLICY.read_text()
+    text = SHIPPED_DEMO_POLICY.read_text()
     text = re.sub(r"^prefer = .*$", 'prefer = { low = ["wan-hosted"], medium = ["wan-hosted"], high = ["wan-hosted"] }',
                   text, count=1, flags=re.M)
     for key, value in (("night_usd", 20.0), ("campaign_usd", 20.0)):

@@ -6,7 +6,7 @@ import re
 import polars as pl
 import pytest
 
-from tests.conftest import THREE_ROUTES_POLICY, closed_provider, ledger_of, write_catalog
+from tests.conftest import SHIPPED_DEMO_POLICY, closed_provider, ledger_of, write_catalog
 from tests.conftest import produce
 from vidbatch.policy import load_policy
 from vidbatch.providers.dashscope import DashScopeProvider
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.usefixtures("prefect_api")
 
 
 def policy_text() -> str:
-    text = THREE_ROUTES_POLICY.read_text()
+    text = SHIPPED_DEMO_POLICY.read_text()
     for key, value in (("night_usd", 20.0), ("campaign_usd", 20.0)):
         text = re.sub(rf"^{key} = .*$", f"{key} = {value}", text, count=1, flags=re.M)
     return re.sub(r"^prefer = .*$", 'prefer = { low = ["sora", "wan-hosted", "wan"], medium = ["sora", "wan-hosted", '

@@ -53,7 +53,7 @@ def upstream_submits(box) -> list[int]:
 def test_the_plain_path_through_the_gateway_create_remix_and_long_clips_as_shots(box, gateway, tmp_path):
     provider = through(gateway)
     assert provider.unavailable() is None
-    assert not provider.can_list and not provider.extend  # LiteLLM 1.108 lists no jobs and routes no extensions
+    assert not provider.can_list and not provider.capabilities.extend  # LiteLLM 1.108 lists no jobs and routes no extensions
     recorded = []
     clip = provider.generate(request("g0", "gw a harbour at dawn"), tmp_path, Journal(on_job=lambda j, n: recorded.append(j)))
     assert probe(clip.path).duration_s == 4.0 and recorded == [clip.job_id]

@@ -57,7 +57,7 @@ def test_an_installed_plugin_kind_is_listed_planned_and_run(site, tmp_path, team
     [row] = [json.loads(line) for line in routes.stdout.splitlines()]
     assert (row["route"], row["kind"]) == ("acme", "acme-video")
     assert row["capabilities"] == {"max_clip_s": 4.0, "max_footage_s": 4.0, "image_input": False, "remix": False,
-                                   "extend": False, "loras": []}
+                                   "extend": False, "loras": [], "resolutions": ["480p", "720p"]}
 
     catalog = write_catalog(tmp_path / "c.parquet", [{"item_id": "a0", "duration_s": 2.0},
                                                      {"item_id": "a1", "duration_s": 3.0},

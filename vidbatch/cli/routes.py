@@ -94,5 +94,6 @@ def _describe(name: str, kind, settings, check: bool) -> dict:
     return {"route": name, "kind": kind.name, "models": about.get("models"), "prices": about.get("prices"),
             **{key: about[key] for key in ("profiles", "default_profile", "loras", "figures") if key in about},
             "where": about.get("where"),
-            "capabilities": {**asdict(provider.capabilities), "loras": list(provider.capabilities.loras)},
+            "capabilities": {**asdict(provider.capabilities), "loras": list(provider.capabilities.loras),
+                             "resolutions": list(provider.capabilities.resolutions)},
             "available": why is None if check else None, "unavailable": why}

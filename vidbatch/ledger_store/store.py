@@ -36,6 +36,7 @@ from vidbatch.ledger_store.connection import connected, make_engine
 from vidbatch.ledger_store.schema import imports, ledger_rows, open_reservations, runs, stitches
 from vidbatch.measured import RECENT, measured_prices, since_night
 from vidbatch.money import Committed, over_caps, over_item_cap
+from vidbatch.refusals import Refusal, Refused
 from vidbatch.policy import Caps
 from vidbatch.storyboards import STITCH_SCHEMA
 
@@ -103,7 +104,7 @@ class LedgerStore:
                 ledger_rows.c.status == "reserved", ledger_rows.c.reservation_id.in_(ids))).all()) if ids else {}
             writes.insert_rows(conn, [{**r, "night": nights.get(r.get("reservation_id"), r["night"])} for r in rows])
 
-    def reserve(self, row: dict, caps: Caps, ahead: Committed = Committed()) -> str | None:
+    def reserve(self, row: dict, caps: Caps, ahead: Committed = Committed()) -> Refusal | None:
         """Insert the `reserved` row if the caps hold and no live run holds this item; None when
         reserved, else why not (nothing is written then). `ahead`: money this run keeps for its
         higher-priority items that have not reserved yet (counted as committed)."""
@@ -120,7 +121,7 @@ class LedgerStore:
             writes.insert_rows(conn, [row])
         return None
 
-    def raise_reservation(self, row: dict, caps: Caps, ahead: Committed = Committed()) -> str | None:
+    def raise_reservation(self, row: dict, caps: Caps, ahead: Committed = Committed()) -> Refusal | None:
         """Grow an open, unpaid reservation to `row["est_cost_usd"]` in all (a `raised` row) if the
         caps hold the difference; None when raised, else why not (nothing is written then). The
         same rule as `reserve`, in the same lock: a call that outgrows its estimate is held to the
@@ -133,7 +134,7 @@ class LedgerStore:
             holding = conn.execute(select(open_reservations.c.est_cost_usd).where(
                 open_reservations.c.reservation_id == row["reservation_id"])).scalar()
             if holding is None:
-                return f"reservation {row['reservation_id'][:8]} is not open"
+                return Refusal(Refused.NOT_OPEN, f"reservation {row['reservation_id'][:8]} is not open")
             if usd <= holding + 1e-12:
                 return None
             refused = over_caps(queries.committed_by(conn, row["night"]), caps, row, usd - holding, ahead)
@@ -142,7 +143,7 @@ class LedgerStore:
             writes.insert_rows(conn, [row])
         return None
 
-    def _held_elsewhere(self, conn: Connection, row: dict) -> str | None:
+    def _held_elsewhere(self, conn: Connection, row: dict) -> Refusal | None:
         """Why this item is not to be made now, or None: another run settled it already (same
         fingerprint, passed QA), or another live run holds an open reservation of it. A holder that
         stopped beating is dead: its reservation is closed at its estimate and this run goes on."""
@@ -154,7 +155,8 @@ class LedgerStore:
             ~exists().where(qa.c.reservation_id == ledger_rows.c.reservation_id,
                             qa.c.status.in_(("qa_failed", "review_rejected"))))).first()
         if made is not None:
-            return f"already made by run {made.run_id[:8]} while this run waited; not made twice"
+            return Refusal(Refused.MADE_ELSEWHERE, f"already made by run {made.run_id[:8]} while this run waited; "
+                           "not made twice", other_run=made.run_id)
         holders = writes.open_rows(conn, and_(open_reservations.c.campaign == row["campaign"],
                                          open_reservations.c.item_id == row["item_id"],
                                          open_reservations.c.fingerprint == row["fingerprint"],
@@ -162,8 +164,8 @@ class LedgerStore:
         for held in holders:
             run = conn.execute(select(runs).where(runs.c.run_id == held["run_id"])).mappings().first()
             if run is not None and _alive(run):
-                return (f"run {held['run_id'][:8]} is making this item now (reservation "
-                        f"{held['reservation_id'][:8]}); not made twice")
+                return Refusal(Refused.HELD_ELSEWHERE, f"run {held['run_id'][:8]} is making this item now "
+                               f"(reservation {held['reservation_id'][:8]}); not made twice", other_run=held["run_id"])
             writes.charge_estimates(conn, [held], row["run_id"], f"run {held['run_id'][:8]} stopped inside this "
                               f"reservation; charged the estimate; taken over by run {row['run_id'][:8]}")
         return None
