@@ -41,9 +41,14 @@ SLOW = {"tests/infra/test_server_deployments.py", "tests/test_bench_smoke.py", "
 def pytest_configure(config):
     """One torch.compile cache for the whole run, as a GPU worker keeps one: the tests that compile
     the tiny Wan model (compiled profiles, LoRA hot-swap, the speed bench) each paid inductor's C++
-    build again in their own TMPDIR (about 17 s of CPU each here). The workers and the processes
-    tests start inherit it from the controller; it goes when the run ends."""
-    if hasattr(config, "workerinput") or "TORCHINDUCTOR_CACHE_DIR" in os.environ:
+    build again in their own TMPDIR (about 17 s of CPU each here). And one torch thread per
+    process: three workers share 2 cores, and torch's own two threads each spun waiting for the
+    other (the tiny Wan bench: 39 s of CPU with two, 29 s with one, the same wall time alone).
+    The workers and the processes tests start inherit both from the controller."""
+    if hasattr(config, "workerinput"):
+        return
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    if "TORCHINDUCTOR_CACHE_DIR" in os.environ:
         return
     import tempfile
 

@@ -36,10 +36,12 @@ usd_per_s = 0.05
 def site(tmp_path_factory) -> Path:
     """The plugin installed the way pip installs a package (built from its pyproject.toml, with the
     locked setuptools), into a folder of its own that only the commands below put on sys.path."""
+    import shutil
+
+    source = shutil.copytree(PLUGIN, tmp_path_factory.mktemp("acme-source") / "acme")  # setuptools builds in place
     folder = tmp_path_factory.mktemp("acme-site")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-                    "--target", str(folder), str(PLUGIN)], check=True, capture_output=True,
-                   cwd=tmp_path_factory.mktemp("build"))
+                    "--target", str(folder), str(source)], check=True, capture_output=True, cwd=source)
     return folder
 
 
