@@ -32,9 +32,9 @@ if TYPE_CHECKING:  # the contract imports no polars: a GPU box's bench imports t
     from vidbatch.planner import PricedRoute
     from vidbatch.policy import Policy
 
-__all__ = ["ClipRequest", "Clip", "Journal", "Capabilities", "Provider", "contract_problems", "ProviderKind", "RunSettings", "provider_kinds",
-           "KIND_GROUP", "BUILT_IN_KINDS", "kind_of", "resolved_routes", "run_settings", "Loras", "loras_of",
-           "priced_routes", "build_providers", "unavailable_routes", "Guarded"]
+__all__ = ["ClipRequest", "Clip", "Journal", "Capabilities", "Provider", "contract_problems", "checked", "ProviderKind",
+           "RunSettings", "provider_kinds", "KIND_GROUP", "BUILT_IN_KINDS", "kind_of", "resolved_routes",
+           "run_settings", "Loras", "loras_of", "priced_routes", "build_providers", "unavailable_routes", "Guarded"]
 
 @dataclass(frozen=True)
 class ClipRequest:
@@ -107,7 +107,7 @@ class Capabilities:
     extensions) replaces its `capabilities` (`dataclasses.replace`)."""
 
     max_clip_s: float                    # the longest clip one call makes
-    max_footage_s: float | None = None   # the longest footage one item may get (clips joined or extended); None: no limit
+    max_footage_s: float | None = None   # the longest footage of one item (clips joined or extended); None: no limit
     image_input: bool = False            # starts a clip from the item's image reference
     remix: bool = False                  # remakes a clip it made with a new prompt
     extend: bool = False                 # continues a clip it made from its last frame
