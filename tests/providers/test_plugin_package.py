@@ -32,17 +32,21 @@ usd_per_s = 0.05
 """
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
-    """The plugin installed the way pip installs a package (built from its pyproject.toml, with the
-    locked setuptools), into a folder of its own that only the commands below put on sys.path."""
+def pip_install(package: Path, scratch: Path) -> Path:
+    """`package` installed the way pip installs one (built from its pyproject.toml, with the locked
+    setuptools, from a copy: setuptools builds in place), into a site folder of its own under
+    `scratch` that only the commands below put on sys.path."""
     import shutil
 
-    source = shutil.copytree(PLUGIN, tmp_path_factory.mktemp("acme-source") / "acme")  # setuptools builds in place
-    folder = tmp_path_factory.mktemp("acme-site")
+    source = shutil.copytree(package, scratch / "source")
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-                    "--target", str(folder), str(source)], check=True, capture_output=True, cwd=source)
-    return folder
+                    "--target", str(scratch / "site"), str(source)], check=True, capture_output=True, cwd=source)
+    return scratch / "site"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    return pip_install(PLUGIN, tmp_path_factory.mktemp("acme"))
 
 
 def vidbatch(site: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
@@ -90,9 +94,7 @@ def test_a_plugin_provider_that_breaks_the_contract_is_named_before_anything_run
     (broken / "acme_vidbatch.py").write_text(source.replace(
         "self.capabilities = Capabilities(max_clip_s=settings.clip_s, max_footage_s=settings.clip_s)",
         "self.max_footage_s = settings.clip_s"))
-    folder = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index",
-                    "--target", str(folder), str(broken)], check=True, capture_output=True, cwd=tmp_path)
+    folder = pip_install(broken, tmp_path / "install")
     policy = tmp_path / "acme.toml"
     policy.write_text(POLICY)
     routes = vidbatch(folder, "routes", "--policy", str(policy))
