@@ -43,8 +43,8 @@ def run_outcomes(plan: pl.DataFrame, outcomes: pl.DataFrame) -> pl.DataFrame:
     outcomes = outcomes.with_columns(pl.lit(None, dtype=t).alias(c) for c, t in missing.items()
                                      if c not in outcomes.columns)
     planned = plan.select("item_id", "campaign", "route", "model", "est_cost_usd", "status", "reason",
-                          pl.col("fell_back") if "fell_back" in plan.columns else pl.lit(False).alias("fell_back"))
-    merged = planned.rename({"fell_back": "planned_fallback"}).join(
+                          pl.col("fell_back").alias("planned_fallback"))
+    merged = planned.join(
         outcomes.rename({"route": "made_by", "model": "made_with", "est_cost_usd": "made_est"}),
         on=["campaign", "item_id"], how="left", maintain_order="left")
     return merged.with_columns(
