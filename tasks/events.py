@@ -13,20 +13,17 @@ outlive the process, and its event consumer would be stopped mid-write. An event
 
 from __future__ import annotations
 
-import re
-
 import polars as pl
 from prefect.events import emit_event
 from prefect.settings import PREFECT_API_URL
 
-from vidbatch.statuses import ItemStatus
+from vidbatch.money import usd_text
 from vidbatch.redact import Redactor
+from vidbatch.refusals import Refused
+from vidbatch.statuses import ItemStatus
 from vidbatch.tasks.context import run_log
 
-__all__ = ["item_failed", "caps_reached", "review_pending", "night_finished"]
-
-_CAP = re.compile(r"\b(night|campaign|item) cap \$[\d.,]+")
-
+__all__ = ["item_failed", "cap_events", "caps_reached", "review_pending", "night_finished", "CAP_SCOPES"]
 
 def _emit(event: str, resource_id: str, name: str, run_id: str, payload: dict, redact: Redactor,
           **labels: str) -> None:
@@ -48,23 +45,31 @@ def item_failed(ctx, job, reason: str) -> None:
            "night": ctx.night}, ctx.redact)
 
 
+CAP_SCOPES = {Refused.ITEM_CAP.value: "item", Refused.CAMPAIGN_CAP.value: "campaign",
+              Refused.NIGHT_CAP.value: "night"}  # the resource each cap is named under
+
+
+def cap_events(night: str, items: pl.DataFrame) -> list[dict]:
+    """One notice per cap that deferred items of a run (at planning or when reserving), from the
+    items' `cap` and `cap_usd` columns: resource id and name, and the payload. Pure."""
+    deferred = items.filter((pl.col("status") == ItemStatus.DEFERRED) & pl.col("cap").is_not_null())
+    per_night = pl.col("cap") == Refused.NIGHT_CAP.value
+    groups = (deferred.with_columns(pl.when(per_night).then(pl.lit(night)).otherwise(pl.col("campaign")).alias("on"))
+              .group_by("cap", "on", maintain_order=True)
+              .agg(pl.col("cap_usd").first(), pl.col("campaign").unique(maintain_order=True), pl.len().alias("items"),
+                   pl.col("item_id").head(5)))
+    return [{"resource_id": f"vidbatch.cap.{CAP_SCOPES[row['cap']]}.{row['on']}", "name": row["cap"],
+             "payload": {"cap": f"{row['cap']} {usd_text(row['cap_usd'])}", "campaign": ", ".join(row["campaign"]),
+                         "night": night, "deferred_items": row["items"], "first_items": row["item_id"]}}
+            for row in groups.iter_rows(named=True)]
+
+
 def caps_reached(run_id: str, night: str, items: pl.DataFrame, redact: Redactor) -> int:
-    """One event per cap that deferred items of this run (at planning or when reserving); how many."""
-    deferred = items.filter(pl.col("status") == ItemStatus.DEFERRED).with_columns(
-        pl.col("reason").str.extract(_CAP.pattern, 0).alias("cap")).filter(pl.col("cap").is_not_null())
-    groups = deferred.group_by("cap", "campaign", maintain_order=True).agg(pl.len().alias("items"),
-                                                                           pl.col("item_id").head(5))
-    sent = set()
-    for row in groups.iter_rows(named=True):
-        kind = row["cap"].split()[0]
-        key = (kind, row["campaign"] if kind != "night" else night)
-        if key in sent:
-            continue
-        sent.add(key)
-        _emit("vidbatch.cap.reached", f"vidbatch.cap.{key[0]}.{key[1]}", f"{kind} cap", run_id,
-              {"cap": row["cap"], "campaign": row["campaign"], "night": night, "deferred_items": row["items"],
-               "first_items": row["item_id"]}, redact)
-    return len(sent)
+    """Emit `cap_events`; how many."""
+    events = cap_events(night, items)
+    for event in events:
+        _emit("vidbatch.cap.reached", event["resource_id"], event["name"], run_id, event["payload"], redact)
+    return len(events)
 
 
 def review_pending(run_id: str, night: str, out: str, items: pl.DataFrame, redact: Redactor) -> None:

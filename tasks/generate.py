@@ -11,7 +11,7 @@ and priced), or is deferred when it has none left.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 from prefect import task
@@ -30,41 +30,20 @@ from vidbatch.refusals import Refusal
 from vidbatch.inputs import reference_name
 from vidbatch.runs import ClipJob, fallback_job
 from vidbatch.storage import fetch_to
+from vidbatch.tasks.clips import Deferral, FinishedClip, GeneratedClip
 from vidbatch.tasks.context import RunContext, run_log
 from vidbatch.tasks.ledger_io import write_ledger_rows
 
-__all__ = ["GeneratedClip", "Deferral", "generate_clip", "retry_transient_only", "deferred_state", "RETRIES"]
+__all__ = ["generate_clip", "generate_or_defer", "retry_transient_only", "deferred_state", "RETRIES", "RETRY_DELAYS_S"]
 
 RETRIES = 3  # attempts after the first, for rate limits, server errors and timeouts only
 
 
-@dataclass(frozen=True)
-class GeneratedClip:
-    job: ClipJob  # as made: after a fallback, the job on the route that made it
-    path: Path
-    raw_uri: str
-    seconds: float
-    cost_usd: float
-    reservation: Reservation  # the ledger reservation that paid for it
-    job_id: str | None = None
-    note: str = ""
-    sandbox: bool = False
-    fps: float | None = None  # the frame rate its route promised (QA holds the clip to it)
-    fell_back_from: tuple[str, ...] = ()  # the routes that went dark before the one that made it
-
-
-@dataclass(frozen=True)
-class Deferral:
-    """What a step that did not make its clip returns: why, and whether another run is making it."""
-
-    reason: str
-    skipped: bool = False  # another run made or is making this item
-
-
-def deferred_state(reason: str, skipped: bool = False) -> State:
-    """The final state of a step that deferred its item: Completed, named Deferred (or Skipped when
-    another run has it), never Failed: nothing went wrong and a later run plans it again."""
-    return Completed(name="Skipped" if skipped else "Deferred", message=reason, data=Deferral(reason, skipped))
+def deferred_state(reason: str, refusal: Refusal | None = None) -> State:
+    """The final state of a task run that deferred its item: Completed, named Deferred (or Skipped
+    when another run has it), never Failed: nothing went wrong and a later run plans it again."""
+    deferral = Deferral(reason, refusal)
+    return Completed(name="Skipped" if deferral.skipped else "Deferred", message=reason, data=deferral)
 
 
 def retry_transient_only(task, task_run, state) -> bool:
@@ -80,18 +59,29 @@ def _request(job: ClipJob, workdir: Path) -> ClipRequest:
                        extend_s=job.extend_s, campaign=job.campaign, lora=job.lora)
 
 
+RETRY_DELAYS_S = [2, 10, 30]  # and jitter: 1 ± 0.5 of each
+
+
 @task(name="generate-clip", task_run_name="generate {job.item_id} on {job.route}", retries=RETRIES,
-      retry_delay_seconds=[2, 10, 30], retry_jitter_factor=0.5, retry_condition_fn=retry_transient_only,
+      retry_delay_seconds=RETRY_DELAYS_S, retry_jitter_factor=0.5, retry_condition_fn=retry_transient_only,
       cache_policy=NO_CACHE)
-def generate_clip(job: ClipJob, ctx: RunContext, source: object = None, why: str = "") -> GeneratedClip | State:
-    """Make one item's raw clip. `source`: for a remix, the source item's result in this run;
-    `why`: recorded on the reservation when this is not the item's first clip (a QA regeneration).
-    An item that cannot be made now ends the task `Deferred` (or `Skipped`), with the reason."""
+def generate_clip(job: ClipJob, ctx: RunContext, why: str = "") -> GeneratedClip | State:
+    """A paid step of its own, retried on its own: an item's QA regeneration (tasks/postprod.py),
+    inside the item's task run, which never runs its first clip again."""
+    return generate_or_defer(job, ctx, why=why)
+
+
+def generate_or_defer(job: ClipJob, ctx: RunContext, source: object = None, why: str = "") -> GeneratedClip | State:
+    """Make one item's raw clip, in the task run that calls it (whose retries resume it).
+    `source`: for a remix, the source item's result in this run; `why`: recorded on the
+    reservation when this is not the item's first clip (a QA regeneration). An item that cannot
+    be made now gets a `Deferred` (or `Skipped`) state, with the reason; a rate limit, server
+    error or timeout raises TransientProviderError while the task run has retries left."""
     try:
         return _generate(job, ctx, source, why)
     except Deferred as err:  # a stopped run's items, by the thousand, are summed up in its one line instead
         (run_log().debug if isinstance(err, RunStopped) else run_log().warning)("%s deferred: %s", job.item_id, err)
-        return deferred_state(str(err), err.another_run_has_it)
+        return deferred_state(str(err), err.refusal)
     except RunFault as err:  # the run's storage or ledger failed: the run stops; this item waits for the next
         first = ctx.stop.request(StopCause.FAULT, str(err))
         (run_log().error if first else run_log().debug)("%s: %s", job.item_id, err)
@@ -147,10 +137,11 @@ def _recovered(job: ClipJob, ctx: RunContext) -> GeneratedClip:
 
 
 def _bind_remix_source(job: ClipJob, source: object, ctx: RunContext) -> ClipJob:
-    maker = ctx.providers.get(source.job.route) if isinstance(source, GeneratedClip) else None
+    """`source`: what the source item's task run in this run returned (or raised)."""
+    maker = ctx.providers.get(source.route) if isinstance(source, FinishedClip) else None
     if maker is not None and maker.capabilities.remix and source.job_id:  # a route that remixes its videos
         return job.model_copy(update={"remix_job_id": source.job_id})
-    what = (f"it was made on {source.job.route}" if isinstance(source, GeneratedClip)
+    what = (f"it was made on {source.route}" if isinstance(source, FinishedClip)
             else f"it was deferred ({source.reason})" if isinstance(source, Deferral)
             else f"it was not made ({type(source).__name__}: {source})" if isinstance(source, BaseException)
             else "it is not in this run")
@@ -161,7 +152,7 @@ def _defer(job: ClipJob, ctx: RunContext, why: Refusal | str, error: type[Deferr
     write_ledger_rows(ctx.ledger, [ledger_row(
         run_id=ctx.run_id, night=ctx.night, item_id=job.item_id, campaign=job.campaign, fingerprint=job.fingerprint,
         route=job.route, model=job.model, status="deferred", reason=str(why), sandbox=ctx.sandbox)])
-    raise error(str(why), another_run_has_it=isinstance(why, Refusal) and why.another_run_has_it)
+    raise error(str(why), refusal=why if isinstance(why, Refusal) else None)
 
 
 def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:

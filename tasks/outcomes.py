@@ -5,14 +5,16 @@ from __future__ import annotations
 import polars as pl
 
 from vidbatch.errors import Deferred, RunFault, TransientProviderError
+from vidbatch.refusals import CAPS, Refusal
 from vidbatch.statuses import ItemStatus
+from vidbatch.tasks.clips import Deferral
 
 __all__ = ["OUTCOME_SCHEMA", "outcome_row", "outcome_of", "run_summary"]
 
 OUTCOME_SCHEMA = {"item_id": pl.String, "campaign": pl.String, "asset_uri": pl.String, "outcome": pl.String,
                   "detail": pl.String, "route": pl.String, "model": pl.String, "qa": pl.String,
                   "sheet_uri": pl.String, "est_cost_usd": pl.Float64, "fell_back": pl.Boolean,
-                  "qa_regenerated": pl.Boolean}
+                  "qa_regenerated": pl.Boolean, "cap": pl.String, "cap_usd": pl.Float64}
 
 
 def outcome_row(job, outcome: str, detail: str | None = None, **fields) -> dict:
@@ -21,16 +23,17 @@ def outcome_row(job, outcome: str, detail: str | None = None, **fields) -> dict:
                                             "detail": detail, **fields}
 
 
-def outcome_of(job, futures: list) -> dict:
-    """finished / awaiting_review / deferred / failed for one item, from its steps' futures in
-    pipeline order (tasks/pipeline.py): the last one says what became of it."""
-    for future in futures:
-        future.wait()
-    state = futures[-1].state
+def outcome_of(job, future) -> dict:
+    """finished / awaiting_review / deferred / failed for one item, from its task run's future
+    (tasks/pipeline.py)."""
+    future.wait()
+    state = future.state
     if state.is_completed() and state.name != "Completed":  # Deferred or Skipped: a later run plans it
-        return outcome_row(job, ItemStatus.DEFERRED.value, f"deferred: {state.message}")
+        deferral = future.result()
+        return outcome_row(job, ItemStatus.DEFERRED.value, f"deferred: {state.message}",
+                           **_cap_fields(deferral.refusal if isinstance(deferral, Deferral) else None))
     if state.is_completed():
-        done = futures[-1].result()
+        done = future.result()
         held = "awaiting review (vidbatch review, or the review run's form)" \
             if done.status == ItemStatus.AWAITING_REVIEW else ""
         return outcome_row(job, done.status.value, "; ".join(filter(None, [done.note, held])) or None, asset_uri=done.asset_uri,
@@ -39,8 +42,16 @@ def outcome_of(job, futures: list) -> dict:
                            qa_regenerated=done.qa_regenerated)
     error = state.result(raise_on_failure=False)
     if isinstance(error, (Deferred, TransientProviderError, RunFault)):  # nothing lost: a later run goes on
-        return outcome_row(job, ItemStatus.DEFERRED.value, f"deferred: {error}")
+        return outcome_row(job, ItemStatus.DEFERRED.value, f"deferred: {error}",
+                           **_cap_fields(error.refusal if isinstance(error, Deferred) else None))
     return outcome_row(job, ItemStatus.FAILED.value, f"{type(error).__name__}: {error}")
+
+
+def _cap_fields(refusal: Refusal | None) -> dict:
+    """The cap that deferred an item, as data (`cap`: a `Refused` value; `cap_usd`: its amount)."""
+    if refusal is None or refusal.kind not in CAPS:
+        return {}
+    return {"cap": refusal.kind.value, "cap_usd": refusal.cap_usd}
 
 
 SUMMARY_ROWS = 20  # items listed per kind in a run's summary; the rest are in its items.parquet

@@ -1,19 +1,22 @@
-"""One item's steps, the one definition both flows use: generate -> finish.
+"""One item, one task run (`make-clip`), the one definition both flows use: generate -> finish.
 
     generate  the paid step: a raw clip, bracketed in the ledger (tasks/generate.py)
     finish    the cut and the QA gate, one regeneration if it fails, then the delivery: the
               deliverable, or held for review when the policy's `[review]` names the item's
               campaign (approved clips from an earlier run are delivered) (tasks/postprod.py)
 
-Each step is submitted when the one before it ended with a clip, never before: an item deferred
-or failed at one step leaves no task run waiting on it (nothing `NotReady` in the UI). Outcome
-rows (OUTCOME_SCHEMA) reach `on_outcome` as items end, in the order they end.
+One task run a clip, because a task run costs the Prefect API more than the rest of a clip's
+orchestration (bench/orchestration_overhead.py). Prefect retries it only for a rate limit, server
+error or timeout, which only the paid step raises: a retry resumes the item's open reservation and
+its provider jobs (never paying twice), and nothing after the paid step has run yet. A QA
+regeneration is a task run of its own inside it, with its own retries. A run stopped once the raw
+clip is paid and stored defers the item before its finish: the next run delivers it unpaid.
+Outcome rows (OUTCOME_SCHEMA) reach `on_outcome` as items end, in the order they end.
 
 A stop (vidbatch.stopping) reaches the clips through the run's context; a signal reaches this
 loop, in the flow's main thread, as an exception (Prefect's TerminationSignal for SIGTERM,
-KeyboardInterrupt for SIGINT): it stops the run, then waits here until every step already
-submitted has ended, and only then lets the exception go on. No next step is submitted once the
-run has stopped: a clip made and stored is delivered by the next run without paying again.
+KeyboardInterrupt for SIGINT): it stops the run, then waits here until every task run already
+submitted has ended, and only then lets the exception go on.
 """
 
 from __future__ import annotations
@@ -23,67 +26,70 @@ import signal
 import time
 from collections.abc import Callable
 
-from prefect import allow_failure
+from prefect import allow_failure, task
+from prefect.cache_policies import NO_CACHE
+from prefect.states import State
 from prefect.utilities.annotations import quote
 
 from vidbatch.errors import RunFault, StorageError
-from vidbatch.statuses import ItemStatus
 from vidbatch.runs import ClipJob
 from vidbatch.stopping import StopCause
+from vidbatch.statuses import ItemStatus
+from vidbatch.tasks.clips import FinishedClip
 from vidbatch.tasks.context import RunContext, run_log
 from vidbatch.tasks.events import item_failed
-from vidbatch.tasks.generate import generate_clip
-from vidbatch.tasks.outcomes import outcome_of, outcome_row
+from vidbatch.tasks.generate import RETRIES, RETRY_DELAYS_S, deferred_state, generate_or_defer, retry_transient_only
+from vidbatch.tasks.outcomes import outcome_of
 from vidbatch.tasks.postprod import finish_clip
 
-__all__ = ["STEPS", "run_items"]
+__all__ = ["make_clip", "run_items"]
 
-STEPS = ("generate", "finish")
-WAKE_S = 0.5  # the longest the flow's thread waits at once for a step to end (so that Ctrl-C reaches it)
+WAKE_S = 0.5  # the longest the flow's thread waits at once for a clip to end (so that Ctrl-C reaches it)
+
+
+@task(name="make-clip", task_run_name="{job.item_id} on {job.route}", retries=RETRIES,
+      retry_delay_seconds=RETRY_DELAYS_S, retry_jitter_factor=0.5, retry_condition_fn=retry_transient_only,
+      cache_policy=NO_CACHE)
+def make_clip(job: ClipJob, ctx: RunContext, source: object = None) -> FinishedClip | State:
+    """One item: its paid raw clip, then its finish. Ends Completed (finished or awaiting review),
+    Completed named Deferred or Skipped (with the reason), or Failed."""
+    made = generate_or_defer(job, ctx, source)
+    if isinstance(made, State):
+        return made
+    if ctx.stop.is_set():  # paid and stored: the next run delivers it without paying again
+        return deferred_state(ctx.stop.reason("finish"))
+    return finish_clip(made, ctx)
 
 
 # The run's context goes to every task quoted: Prefect walks a task's parameters for futures at
 # each submit, and walking RunContext's live dicts while other threads change them raised
 # "dictionary changed size during iteration" (once on CI-like load). It holds no futures.
-def _submit_finish(ctx: RunContext, generated):
-    return finish_clip.submit(generated.result(), quote(ctx))
-
-
-def _made_a_clip(future) -> bool:
-    state = future.state
-    return state.is_completed() and state.name == "Completed"  # not Deferred, not Skipped
-
-
 def run_items(jobs: list[ClipJob], ctx: RunContext, on_outcome: Callable[[dict], None],
               pollers: list[Callable[[], bool]] = (), poll_s: float = 2.0) -> list[dict]:
-    """Run every job through the steps (remix sources first, so a remix can use its source's job);
-    returns one outcome row per job. `pollers` (GPU batches elsewhere) are polled every `poll_s`
-    meanwhile, until each says it is done."""
+    """Run every job (remix sources first, so a remix can use its source's job); returns one
+    outcome row per job. `pollers` (GPU batches elsewhere) are polled every `poll_s` meanwhile,
+    until each says it is done."""
     ended: queue.Queue = queue.Queue()
-    running: dict[int, tuple[ClipJob, int, list]] = {}
-
-    def watch(job: ClipJob, step: int, future, earlier: list) -> None:
-        running[id(future)] = (job, step, [*earlier, future])
-        future.add_done_callback(lambda _, key=id(future): ended.put(key))
-
+    running: dict[int, tuple[ClipJob, object]] = {}
     outcomes: list[dict] = []
     try:
-        generated = {}
+        made = {}
         for job in sorted(jobs, key=lambda j: j.remix_of is not None):
-            source = generated.get(job.remix_of) if job.remix_of and not job.remix_job_id else None
-            generated[job.item_id] = generate_clip.submit(job, quote(ctx),
+            source = made.get(job.remix_of) if job.remix_of and not job.remix_job_id else None
+            future = made[job.item_id] = make_clip.submit(job, quote(ctx),
                                                           source=allow_failure(source) if source else None)
-            watch(job, 0, generated[job.item_id], [])
-        _follow(ctx, running, ended, watch, outcomes, on_outcome, list(pollers), poll_s)
+            running[id(future)] = (job, future)
+            future.add_done_callback(lambda _, key=id(future): ended.put(key))
+        _follow(ctx, running, ended, outcomes, on_outcome, list(pollers), poll_s)
     except BaseException as interrupt:  # a signal raised in this (the flow's) thread, or a bug here
         cause, what = _stop_of(interrupt)
         ctx.stop.request(cause, what)
-        run_log().warning("stopping (%s): no new clip starts; waiting for the %d step(s) running to end",
+        run_log().warning("stopping (%s): no new clip starts; waiting for the %d clip(s) running to end",
                           what, len(running))
         _drain(running, ended)
         raise
     finally:
-        ctx.close_lanes()  # every step has ended: the run's slots of shared limits go back now
+        ctx.close_lanes()  # every clip has ended: the run's slots of shared limits go back now
     return outcomes
 
 
@@ -111,7 +117,7 @@ def _runner_cancels() -> bool:
 
 
 def _drain(running: dict, ended: queue.Queue) -> None:
-    """Wait until every submitted step has ended (a second signal meanwhile does not cut it short:
+    """Wait until every submitted clip has ended (a second signal meanwhile does not cut it short:
     a thread left running would go on without its run)."""
     while running:
         try:
@@ -119,19 +125,19 @@ def _drain(running: dict, ended: queue.Queue) -> None:
         except queue.Empty:
             continue
         except BaseException:  # another signal: still stopping
-            run_log().warning("still stopping: %d step(s) running", len(running))
+            run_log().warning("still stopping: %d clip(s) running", len(running))
 
 
 def _stop_on_fault(ctx: RunContext, future) -> None:
-    """A step that failed on the run's storage (after its retries) or ledger stops the run."""
+    """A clip that failed on the run's storage (after its retries) or ledger stops the run."""
     state = future.state
     error = state.result(raise_on_failure=False) if state.is_failed() else None
     if isinstance(error, (StorageError, RunFault)):
         ctx.stop.request(StopCause.FAULT, str(error))
 
 
-def _follow(ctx: RunContext, running: dict, ended: queue.Queue, watch, outcomes: list, on_outcome,
-            polling: list, poll_s: float) -> None:
+def _follow(ctx: RunContext, running: dict, ended: queue.Queue, outcomes: list, on_outcome, polling: list,
+            poll_s: float) -> None:
     polled = 0.0
     while running or polling:
         if polling and time.monotonic() - polled >= poll_s:
@@ -145,16 +151,10 @@ def _follow(ctx: RunContext, running: dict, ended: queue.Queue, watch, outcomes:
             key = ended.get(timeout=min(poll_s, WAKE_S) if polling else WAKE_S)
         except queue.Empty:
             continue
-        job, step, futures = running.pop(key)
-        futures[-1].wait()  # the callback can come before the state is readable
-        if step + 1 < len(STEPS) and _made_a_clip(futures[-1]) and not ctx.stop.is_set():
-            watch(job, step + 1, _submit_finish(ctx, futures[-1]), futures)
-            continue
-        _stop_on_fault(ctx, futures[-1])
-        if step + 1 < len(STEPS) and _made_a_clip(futures[-1]):  # the run stopped between its steps
-            row = outcome_row(job, ItemStatus.DEFERRED.value, f"deferred: {ctx.stop.reason(STEPS[step + 1])}")
-        else:
-            row = outcome_of(job, futures)
+        job, future = running.pop(key)
+        future.wait()  # the callback can come before the state is readable
+        _stop_on_fault(ctx, future)
+        row = outcome_of(job, future)
         if row["outcome"] == ItemStatus.FAILED:
             item_failed(ctx, job, row["detail"])
         outcomes.append(row)

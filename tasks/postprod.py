@@ -1,4 +1,4 @@
-"""Post-production of one clip, one task run: cut it to the finished window, pass the QA gate, deliver it.
+"""Post-production of one clip: cut it to the finished window, pass the QA gate, deliver it.
 
 finish_clip: a frame-accurate cut of [trim_start_s, trim_start_s + duration_s + extend_s), then
 the QA gate (length, size, fps; black and frozen stretches). A failing clip gets a `qa_failed`
@@ -9,19 +9,16 @@ sheet beside the run's report; or, for a campaign the policy's `[review]` names,
 the finished cut and its contact sheet under review/ and an `awaiting_review` ledger row,
 delivered once a person approves it (vidbatch.tasks.review_io).
 
-The delivery is part of this task run, not one of its own: a task run costs the Prefect API more
-than the rest of a clip's orchestration (bench/orchestration_overhead.py). A store that fails
-(after boto3's own retries on S3) fails the task and stops the run (tasks/pipeline.py): the raw
+All of it runs in the item's one task run (tasks/pipeline.py), after its paid step: a task run
+costs the Prefect API more than the rest of a clip's orchestration (bench/orchestration_overhead.py).
+A store that fails (after boto3's own retries on S3) fails the task and stops the run: the raw
 clip is stored and paid, so the next run delivers it without paying again.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from prefect.states import State
 
 from vidbatch import layout
@@ -31,39 +28,11 @@ from vidbatch.policy import Policy
 from vidbatch.qa import Expected, qa_failures, qa_summary
 from vidbatch.statuses import ItemStatus
 from vidbatch.tasks.context import RunContext
-from vidbatch.tasks.generate import GeneratedClip, generate_clip
+from vidbatch.tasks.clips import CheckedClip, FinishedClip, GeneratedClip
+from vidbatch.tasks.generate import generate_clip
 from vidbatch.tasks.ledger_io import write_ledger_rows
 
-__all__ = ["CheckedClip", "FinishedClip", "finish_clip", "deliver", "write_asset", "hold_for_review", "check_clip"]
-
-
-@dataclass(frozen=True)
-class CheckedClip:
-    clip: GeneratedClip  # the clip accepted (after a QA regeneration, the second one)
-    path: Path           # the finished cut
-    info: MediaInfo
-    qa: str
-    regenerated: bool = False  # QA failed the first clip; this is its one regeneration
-
-
-@dataclass(frozen=True)
-class FinishedClip:
-    item_id: str
-    campaign: str
-    asset_uri: str
-    sha256: str
-    seconds: float
-    width: int
-    height: int
-    route: str = ""
-    model: str = ""
-    note: str = ""
-    qa: str = ""
-    sheet_uri: str | None = None
-    status: ItemStatus = ItemStatus.FINISHED  # or AWAITING_REVIEW: asset_uri is then its review copy
-    est_cost_usd: float = 0.0  # the estimate of the route that made it
-    fell_back: bool = False       # made on a fallback: its planned route went dark mid-run
-    qa_regenerated: bool = False  # QA failed its first clip; this one passed
+__all__ = ["finish_clip", "deliver", "write_asset", "hold_for_review", "check_clip"]
 
 
 def check_clip(path: Path, clip: GeneratedClip, policy: Policy) -> tuple[MediaInfo, list[str]]:
@@ -92,10 +61,11 @@ def _qa_failed(clip: GeneratedClip, ctx: RunContext, verdict: str) -> None:
                                                             asset_uri=clip.raw_uri)])
 
 
-@task(name="finish-clip", task_run_name="finish {clip.job.item_id}", cache_policy=NO_CACHE)
 def finish_clip(clip: GeneratedClip, ctx: RunContext) -> FinishedClip | State:
-    """Cut, check (made again once if the clip fails QA), then deliver. Never retried as a whole:
-    a retry could pay for a second regeneration (the paid step inside has its own retries)."""
+    """Cut, check (made again once if the clip fails QA), then deliver; in the item's task run
+    (tasks/pipeline.py), after its raw clip is paid and stored. Nothing here raises a retryable
+    error: a retry of the item's task run could pay for a second regeneration (the regeneration
+    is a task run of its own, with its own retries)."""
     checked = _checked(clip, ctx)
     if isinstance(checked, State):  # the regeneration was deferred (a cap): so is the item
         return checked
@@ -163,7 +133,8 @@ def _finished(checked: CheckedClip, uri: str, digest: str, sheet_uri: str, statu
                         seconds=checked.info.duration_s, width=checked.info.width, height=checked.info.height,
                         route=job.route, model=job.model, note=checked.clip.note, qa=checked.qa,
                         sheet_uri=sheet_uri, status=status, est_cost_usd=job.est_cost_usd,
-                        fell_back=bool(checked.clip.fell_back_from), qa_regenerated=checked.regenerated)
+                        fell_back=bool(checked.clip.fell_back_from), qa_regenerated=checked.regenerated,
+                        job_id=checked.clip.job_id)
 
 
 def hold_for_review(checked: CheckedClip, ctx: RunContext) -> FinishedClip:

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from vidbatch.earmarks import Earmarks
 from vidbatch.money import Allowance, Committed, accept_in_order, over_caps
+from vidbatch.refusals import Refused
 from vidbatch.policy import Caps
 
 CAMPAIGNS = ["a", "b", "c"]
@@ -49,8 +50,11 @@ def test_the_planners_twin_decides_like_the_live_rule_applied_item_by_item(rows,
                                                                               "spent": pl.Float64}), 0.0)
     live = one_by_one(rows, caps, committed, elsewhere)
     assert twin["ok"].to_list() == [ok for ok, _ in live]
-    assert all(why.startswith(("campaign cap ", "night cap ")) for ok, why in zip(twin["ok"], twin["cap_reason"])
-               if not ok)  # its words name the cap
+    assert all(why.startswith(f"{cap} ") for ok, why, cap in zip(twin["ok"], twin["cap_reason"], twin["cap"])
+               if not ok)  # its words name the cap it decided on
+    for (ok, cap, cap_usd), (_, refusal) in zip(twin.select("ok", "cap", "cap_usd").iter_rows(), live):
+        if refusal is not None and refusal.kind in (Refused.CAMPAIGN_CAP, Refused.NIGHT_CAP):
+            assert not ok and (cap, cap_usd) == (refusal.kind.value, refusal.cap_usd)  # the same cap, as data
 
 
 def test_a_batch_allowance_holds_its_sum_and_binds_the_whole_batch():

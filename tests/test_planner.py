@@ -49,6 +49,7 @@ def test_item_cap_and_row_cap_refuse_the_closed_route():
     got = by_item(plan([{"realism": "medium", "duration_s": 9.0, "max_cost_usd": 0.5}]))
     assert got["i0"]["route"] == "wan"
     assert "exceeds the item cap $0.50" in got["i0"]["reason"]
+    assert (got["i0"]["cap"], got["i0"]["cap_usd"]) == ("item cap", 0.5)  # as data, not only words
 
 
 def test_priority_first_and_campaign_cap_binds_with_fallback():
@@ -57,11 +58,13 @@ def test_priority_first_and_campaign_cap_binds_with_fallback():
     got = by_item(plan(rows, policy))
     assert got["i1"]["route"] == "sora" and got["i1"]["status"] == "planned"
     assert got["i0"]["route"] == "wan" and "campaign cap $1.00 would be exceeded" in got["i0"]["reason"]
+    assert (got["i0"]["cap"], got["i0"]["cap_usd"]) == ("campaign cap", 1.0) and got["i1"]["cap"] is None
 
 
 def test_committed_spend_counts_against_the_night_cap():
     got = by_item(plan([{"realism": "low"}], with_caps(night_usd=1.0), committed=Committed(night_usd=0.99)))
     assert got["i0"]["status"] == "deferred" and "night cap $1.00 would be exceeded" in got["i0"]["reason"]
+    assert (got["i0"]["cap"], got["i0"]["cap_usd"]) == ("night cap", 1.0)
 
 
 ROW = st.fixed_dictionaries({

@@ -96,3 +96,38 @@ def test_plan_groups_and_reasons_stay_small_whatever_the_plan_size():
     assert kinds[0]["items"] == n // 5 and kinds[0]["first items"] == "i0, i5, i10"  # numbers aside, one kind
     assert {k["reason (of the first)"] for k in kinds if k["status"] == "rejected"} == {
         "aspect: must be 16:9; prompt: is empty", "item_id: is missing"}
+
+
+def test_the_caps_that_deferred_items_are_read_from_data_never_from_words():
+    """A cap that deferred items at planning (the plan's `cap`) or when reserving (the outcome's)
+    becomes one notice per cap and scope; a reason that only mentions a cap is no cap."""
+    from tests.conftest import catalog, priced, videos_api_policy
+    from vidbatch.catalog import validate_catalog
+    from vidbatch.planner import Committed, plan_catalog
+    from vidbatch.policy import Caps
+    from vidbatch.report import run_outcomes
+    from vidbatch.tasks.events import cap_events
+    from vidbatch.tasks.outcomes import OUTCOME_SCHEMA, outcome_row
+
+    base = videos_api_policy()
+    policy = base.model_copy(update={"caps": Caps(**{**base.caps.model_dump(), "night_usd": 1.0})})
+    rows = [{"campaign": "a", "priority": 9}, {"campaign": "b", "priority": 9},
+            {"campaign": "a", "realism": "high", "duration_s": 8.0}, {"campaign": "b", "realism": "high", "duration_s": 8.0}]
+    valid, _ = validate_catalog(catalog(rows))
+    plan = plan_catalog(valid, policy, priced(policy), committed=Committed(night_usd=0.9))
+    assert plan.filter(pl.col("status") == "deferred")["item_id"].sort().to_list() == ["i2", "i3"]
+
+    class Job:
+        def __init__(self, item_id, campaign):
+            self.item_id, self.campaign = item_id, campaign
+
+    made = [outcome_row(Job("i0", "a"), "deferred", "deferred: campaign cap $0.25 reached", cap="campaign cap",
+                        cap_usd=0.25),  # refused when reserving
+            outcome_row(Job("i1", "b"), "deferred", "deferred: the words say night cap $9.00 but no cap refused it")]
+    items = run_outcomes(plan, pl.DataFrame(made, schema=OUTCOME_SCHEMA))
+    got = {e["resource_id"]: e for e in cap_events("2026-12-07", items)}
+    assert set(got) == {"vidbatch.cap.night.2026-12-07", "vidbatch.cap.campaign.a"}
+    night = got["vidbatch.cap.night.2026-12-07"]["payload"]
+    assert night["cap"] == "night cap $1.00" and night["deferred_items"] == 2 and night["campaign"] == "a, b"
+    assert got["vidbatch.cap.campaign.a"]["payload"]["first_items"] == ["i0"]
+    assert items.filter(pl.col("item_id") == "i1")["cap"].to_list() == [None]

@@ -25,6 +25,8 @@
 
 from __future__ import annotations
 
+from vidbatch.refusals import Refusal
+
 __all__ = [
     "VidbatchError",
     "CatalogError",
@@ -62,11 +64,11 @@ class PolicyError(VidbatchError):
 
 class Deferred(VidbatchError):
     """The item waits for a later run (its route is gone with no fallback, its source is missing...);
-    `another_run_has_it`: another run made or is making it (skipped here, not deferred)."""
+    `refusal`: the rule that refused it, when one did (a cap; another run made or is making it)."""
 
-    def __init__(self, message: str = "", *, another_run_has_it: bool = False):
+    def __init__(self, message: str = "", *, refusal: Refusal | None = None):
         super().__init__(message)
-        self.another_run_has_it = another_run_has_it
+        self.refusal = refusal
 
 
 class BudgetExceeded(Deferred):

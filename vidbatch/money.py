@@ -91,8 +91,9 @@ def usd_expr(expr: pl.Expr) -> pl.Expr:
 
 def accept_in_order(frame: pl.DataFrame, cost: str, caps: Caps, committed: Committed,
             extra_by_campaign: pl.DataFrame, extra_night: float) -> pl.DataFrame:
-    """The caps over a whole frame at once (the planner's twin of `over_caps`): add `ok` and
-    `cap_reason` for the rows with a non-null `cost`, by prefix sums in frame order. A row a cap
+    """The caps over a whole frame at once (the planner's twin of `over_caps`): add `ok`, and for
+    a refused row the cap that refuses it (`cap`: a `Refused` value, `cap_usd`: its amount) and
+    `cap_reason`, for the rows with a non-null `cost`, by prefix sums in frame order. A row a cap
     refuses still counts in its campaign's sum (and, past its campaign, in the night's), so no
     later row overtakes it: strict priority, as live reservations keep it (`Earmarks`)."""
     used = {c: committed.by_campaign.get(c, 0.0) for c in frame["campaign"].unique().to_list()}
@@ -115,7 +116,10 @@ def accept_in_order(frame: pl.DataFrame, cost: str, caps: Caps, committed: Commi
     out = out.with_columns(
         (pl.col("ok_campaign") & (night_sum <= caps.night_usd + 1e-9) & pl.col(cost).is_not_null()).alias("ok"),
         pl.when(~pl.col("ok_campaign")).then(pl.col("camp_reason")).otherwise(pl.lit(night_reason))
-        .alias("cap_reason"))
+        .alias("cap_reason"),
+        pl.when(~pl.col("ok_campaign")).then(pl.lit(Refused.CAMPAIGN_CAP.value)).otherwise(
+            pl.lit(Refused.NIGHT_CAP.value)).alias("cap"),
+        pl.when(~pl.col("ok_campaign")).then(pl.col("ccap")).otherwise(pl.lit(caps.night_usd)).alias("cap_usd"))
     return out.drop("used", "ccap", "camp_reason", "ok_campaign")
 
 

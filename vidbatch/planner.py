@@ -21,13 +21,14 @@ import polars as pl
 from vidbatch.money import Committed, accept_in_order, usd_expr
 from vidbatch.policy import Policy
 from vidbatch.pricing import raw_seconds
+from vidbatch.refusals import Refused
 from vidbatch.routing import RouteOffer, candidates
 from vidbatch.statuses import ItemStatus
 
 __all__ = ["Committed", "PricedRoute", "PLAN_COLUMNS", "FALLBACK_TYPE", "plan_catalog", "route_column"]
 
 PLAN_COLUMNS = ["row", "item_id", "campaign", "priority", "route", "model", "size", "est_cost_usd",
-                "status", "reason"]
+                "status", "reason", "cap", "cap_usd"]
 OPTION_FIELDS = {"model": pl.String, "size": pl.String, "cost": pl.Float64, "shots": pl.Int64, "billed_s": pl.Float64}
 FALLBACK_TYPE = pl.List(pl.Struct({"route": pl.String, "model": pl.String, "size": pl.String,
                                    "est_cost_usd": pl.Float64}))
@@ -53,7 +54,8 @@ def plan_catalog(catalog: pl.DataFrame, policy: Policy, routes: Sequence[PricedR
 
     Returns the catalog's columns plus route, route_forced, model, size, shots, billed_s,
     est_cost_usd, fallbacks (the later able options, for a route that goes dark mid-run), status
-    ("planned" | "deferred") and reason, in allocation order.
+    ("planned" | "deferred"), reason, and the first cap that refused the item a route (`cap`, a
+    `Refused` value, and `cap_usd`; null when none did), in allocation order.
     """
     for column, dtype in (("remix_of", pl.String), ("remix_source_s", pl.Float64), ("extend_s", pl.Float64)):
         if column not in catalog.columns:  # frames that skipped validate_catalog
@@ -66,42 +68,49 @@ def plan_catalog(catalog: pl.DataFrame, policy: Policy, routes: Sequence[PricedR
                            maintain_order="left").with_columns(long.alias("long"))
               .join(options.wide, on="row", how="left", maintain_order="left")
               .sort(["priority", "row"], descending=[True, False]))
-    staged, refusals = _allocate(staged, options.depth, policy, committed)
+    staged, refusals, caps = _allocate(staged, options.depth, policy, committed)
     staged = staged.with_columns(_first_accepted(options.depth).alias("chosen")).with_columns(
         _pick_option("route", options.depth, pl.String).alias("chosen_route"),
         _pick_option("rank", options.depth, pl.Int64).fill_null(1 << 30).alias("chosen_rank"))
     skipped = ranked.select("row", "skipped").explode("skipped").drop_nulls("skipped").unnest("skipped")
-    unable_before = (pl.concat([skipped.select("row", "rank", "why"), options.unable])
+    unable_before = (pl.concat([skipped.select("row", "rank", "why", pl.lit(None, pl.String).alias("cap"),
+                                               pl.lit(None, pl.Float64).alias("cap_usd")), options.unable])
                      .join(staged.select("row", "chosen_rank"), on="row")
                      .filter(pl.col("rank") < pl.col("chosen_rank")).sort("row", "rank")
-                     .group_by("row").agg(pl.col("why").str.join("; ").alias("unable_before")))
+                     .group_by("row").agg(pl.col("why").str.join("; ").alias("unable_before"),
+                                          pl.col("cap").drop_nulls().first().alias("item_cap_kind"),
+                                          pl.col("cap_usd").drop_nulls().first().alias("item_cap_usd")))
     later = (options.able.join(staged.select("row", "chosen"), on="row").filter(pl.col("k") > pl.col("chosen"))
              .sort("row", "k").group_by("row").agg(
                  pl.struct("route", "model", "size", pl.col("cost").alias("est_cost_usd"))
                  .alias("fallbacks")))
     plan = (staged.join(unable_before, on="row", how="left", maintain_order="left")
             .join(later, on="row", how="left", maintain_order="left")
-            .with_columns(_reason(refusals, prefs.long_after_s).alias("reason")))
+            .with_columns(_reason(refusals, prefs.long_after_s).alias("reason"),
+                          pl.coalesce(pl.col("item_cap_kind"), *[kind for kind, _ in caps]).alias("cap"),
+                          pl.coalesce(pl.col("item_cap_usd"), *[usd for _, usd in caps]).alias("cap_usd")))
     return _finish(plan, options.depth, catalog.columns)
 
 
 def _allocate(staged: pl.DataFrame, depth: int, policy: Policy, committed: Committed
-              ) -> tuple[pl.DataFrame, list[pl.Expr]]:
+              ) -> tuple[pl.DataFrame, list[pl.Expr], list[tuple[pl.Expr, pl.Expr]]]:
     """Pass k offers every item not yet placed its k-th option (columns ok{k}, cap{k}), with what
-    the earlier passes spent; returns the frame and, per pass, the cap refusals as text."""
-    taken, refusals, night = pl.lit(False), [], 0.0
+    the earlier passes spent; returns the frame and, per pass, the cap refusals: as text, and as
+    the cap's kind and amount."""
+    taken, refusals, caps, night = pl.lit(False), [], [], 0.0
     spent = pl.DataFrame(schema={"campaign": pl.String, "spent": pl.Float64})
     for k in range(depth):
         offered = staged.with_columns(pl.when(~taken).then(pl.col(f"cost{k}")).alias("offered"))
         staged = accept_in_order(offered, "offered", policy.caps, committed, spent, night).rename(
-            {"ok": f"ok{k}", "cap_reason": f"cap{k}"}).drop("offered")
+            {"ok": f"ok{k}", "cap_reason": f"cap{k}", "cap": f"cap_kind{k}", "cap_usd": f"cap_usd{k}"}).drop("offered")
         accepted = staged.filter(pl.col(f"ok{k}")).select("campaign", pl.col(f"cost{k}").alias("spent"))
         spent = pl.concat([spent, accepted]).group_by("campaign").agg(pl.col("spent").sum())
         night += float(accepted["spent"].sum())
-        refusals.append(pl.when(~taken & pl.col(f"route{k}").is_not_null() & ~pl.col(f"ok{k}"))
-                        .then(pl.format("{} refused: {}", pl.col(f"route{k}"), pl.col(f"cap{k}"))))
+        refused = ~taken & pl.col(f"route{k}").is_not_null() & ~pl.col(f"ok{k}")
+        refusals.append(pl.when(refused).then(pl.format("{} refused: {}", pl.col(f"route{k}"), pl.col(f"cap{k}"))))
+        caps.append((pl.when(refused).then(pl.col(f"cap_kind{k}")), pl.when(refused).then(pl.col(f"cap_usd{k}"))))
         taken = taken | pl.col(f"ok{k}")
-    return staged, refusals
+    return staged, refusals, caps
 
 
 def _router_input(catalog: pl.DataFrame, routes: Sequence[PricedRoute]) -> pl.DataFrame:
@@ -123,7 +132,7 @@ def _router_input(catalog: pl.DataFrame, routes: Sequence[PricedRoute]) -> pl.Da
 class _Options:
     wide: pl.DataFrame    # row, route{k}, model{k}, size{k}, cost{k}, shots{k}, billed_s{k} per able option k
     able: pl.DataFrame    # the same, one row per (row, k)
-    unable: pl.DataFrame  # row, rank, why: the candidate routes that cannot take the item
+    unable: pl.DataFrame  # row, rank, why, cap, cap_usd: the candidate routes that cannot take the item
     depth: int
 
 
@@ -140,12 +149,13 @@ def _options(catalog: pl.DataFrame, ranked: pl.DataFrame, routes: Sequence[Price
               for name_field, dtype in OPTION_FIELDS.items()]
     long = long.with_columns(*fields, item_cap.alias("item_cap")).select(
         "row", "rank", "route", *OPTION_FIELDS, "item_cap")
-    why = (pl.when(pl.col("cost").is_null() | pl.col("model").is_null())
-           .then(pl.format("{} cannot make this item (no model or price)", pl.col("route")))
-           .when(pl.col("cost") > pl.col("item_cap") + 1e-9)
-           .then(pl.format("{} est {} exceeds the item cap {}", pl.col("route"), usd_expr(pl.col("cost")),
-                           usd_expr(pl.col("item_cap")))))
-    long = long.with_columns(why.alias("why"))
+    unpriced = pl.col("cost").is_null() | pl.col("model").is_null()
+    over_cap = ~unpriced & (pl.col("cost") > pl.col("item_cap") + 1e-9)
+    why = (pl.when(unpriced).then(pl.format("{} cannot make this item (no model or price)", pl.col("route")))
+           .when(over_cap).then(pl.format("{} est {} exceeds the item cap {}", pl.col("route"),
+                                          usd_expr(pl.col("cost")), usd_expr(pl.col("item_cap")))))
+    long = long.with_columns(why.alias("why"), pl.when(over_cap).then(pl.lit(Refused.ITEM_CAP.value)).alias("cap"),
+                             pl.when(over_cap).then(pl.col("item_cap")).alias("cap_usd"))
     # k: the option's place among the item's able ones (rows arrive grouped, ranks in order; a
     # running index minus the group's first is much cheaper than a window over every item).
     able = long.filter(pl.col("why").is_null()).with_row_index("i").with_columns(
@@ -157,7 +167,8 @@ def _options(catalog: pl.DataFrame, ranked: pl.DataFrame, routes: Sequence[Price
         kth = able.filter(pl.col("k") == k).select("row", *[pl.col(c).alias(f"{c}{k}") for c in
                                                              ("route", "rank", *OPTION_FIELDS)])
         wide = wide.join(kth, on="row", how="left", maintain_order="left")
-    return _Options(wide=wide, able=able, unable=long.filter(pl.col("why").is_not_null()).select("row", "rank", "why"),
+    return _Options(wide=wide, able=able,
+                    unable=long.filter(pl.col("why").is_not_null()).select("row", "rank", "why", "cap", "cap_usd"),
                     depth=depth)
 
 
@@ -222,4 +233,4 @@ def _finish(plan: pl.DataFrame, depth: int, catalog_columns: list[str]) -> pl.Da
         pl.when(planned).then(pl.lit(ItemStatus.PLANNED.value)).otherwise(pl.lit(ItemStatus.DEFERRED.value)).alias("status"),
     ).drop("route").rename({"route_out": "route"}).select(
         *[c for c in catalog_columns if c != "route"], "route", "route_forced", "model", "size", "shots",
-        "billed_s", "est_cost_usd", "fallbacks", "fell_back", "status", "reason")
+        "billed_s", "est_cost_usd", "fallbacks", "fell_back", "status", "reason", "cap", "cap_usd")

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-__all__ = ["Refused", "Refusal"]
+__all__ = ["Refused", "Refusal", "CAPS"]
 
 
 class Refused(StrEnum):
@@ -25,6 +25,9 @@ class Refused(StrEnum):
     MADE_ELSEWHERE = "made by another run"
     HELD_ELSEWHERE = "held by another run"
     NOT_OPEN = "reservation not open"
+
+
+CAPS = (Refused.ITEM_CAP, Refused.CAMPAIGN_CAP, Refused.NIGHT_CAP)  # the policy's caps
 
 
 @dataclass(frozen=True)

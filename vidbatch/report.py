@@ -36,14 +36,16 @@ def run_outcomes(plan: pl.DataFrame, outcomes: pl.DataFrame) -> pl.DataFrame:
     """Final status per item: the plan's status, overridden by what happened to planned items.
 
     `outcomes` has item_id, campaign, outcome (an ItemStatus), detail, asset_uri, and optionally
-    route/model/est_cost_usd as made (they differ from the plan after a mid-run fallback).
+    route/model/est_cost_usd as made (they differ from the plan after a mid-run fallback) and the
+    cap that deferred it mid-run (`cap`, `cap_usd`; else the plan's, the first cap that refused it).
     """
     missing = {"route": pl.String, "model": pl.String, "est_cost_usd": pl.Float64, "fell_back": pl.Boolean,
-               "qa_regenerated": pl.Boolean}
+               "qa_regenerated": pl.Boolean, "cap": pl.String, "cap_usd": pl.Float64}
     outcomes = outcomes.with_columns(pl.lit(None, dtype=t).alias(c) for c, t in missing.items()
                                      if c not in outcomes.columns)
     planned = plan.select("item_id", "campaign", "route", "model", "est_cost_usd", "status", "reason",
-                          pl.col("fell_back").alias("planned_fallback"))
+                          pl.col("fell_back").alias("planned_fallback"), pl.col("cap").alias("planned_cap"),
+                          pl.col("cap_usd").alias("planned_cap_usd"))
     merged = planned.join(
         outcomes.rename({"route": "made_by", "model": "made_with", "est_cost_usd": "made_est"}),
         on=["campaign", "item_id"], how="left", maintain_order="left")
@@ -54,10 +56,12 @@ def run_outcomes(plan: pl.DataFrame, outcomes: pl.DataFrame) -> pl.DataFrame:
         pl.col("outcome").fill_null(pl.col("status")).alias("status"),
         (pl.col("planned_fallback").fill_null(False) | pl.col("fell_back").fill_null(False)).alias("fell_back"),
         pl.col("qa_regenerated").fill_null(False),
+        pl.when(pl.col("cap").is_null()).then(pl.col("planned_cap")).otherwise(pl.col("cap")).alias("cap"),
+        pl.when(pl.col("cap").is_null()).then(pl.col("planned_cap_usd")).otherwise(pl.col("cap_usd")).alias("cap_usd"),
         pl.when(pl.col("detail").is_null()).then(pl.col("reason"))
         .when(pl.col("outcome").is_in([ItemStatus.FINISHED.value, ItemStatus.AWAITING_REVIEW.value])).then(pl.format("{}; {}", pl.col("reason"), pl.col("detail")))
         .otherwise(pl.col("detail")).alias("reason")).drop("outcome", "detail", "made_by", "made_with", "made_est",
-                                                           "planned_fallback")
+                                                           "planned_fallback", "planned_cap", "planned_cap_usd")
 
 
 def plan_groups(plan: pl.DataFrame) -> pl.DataFrame:

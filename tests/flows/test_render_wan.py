@@ -90,3 +90,8 @@ def test_a_resubmitted_batch_after_a_crash_stays_within_the_night_cap(tmp_path):
     assert committed.night_usd <= 0.02 + 1e-9
     deferred = ledger_of(out.uri).filter(pl.col("status") == "deferred")["reason"].to_list()
     assert len(deferred) == 1 and "night cap $0.02 reached" in deferred[0]
+    from vidbatch import layout
+    from vidbatch.tasks.outcomes import OUTCOME_SCHEMA
+
+    outcomes = out.read_parquet(layout.batch_table("run3", "k-a2"), OUTCOME_SCHEMA)
+    assert outcomes.filter(pl.col("outcome") == "deferred").select("cap", "cap_usd").rows() == [("night cap", 0.02)]

@@ -65,13 +65,12 @@ def test_a_failed_item_fails_the_run_and_a_deferral_is_no_failure(tmp_path):
     assert flow_run.name.startswith(f"{summary['night']} spring")
     assert {"vidbatch", f"night:{summary['night']}", "campaign:spring"} <= set(flow_run.tags)
     states = {name: (t.state.type.value, t.state.name) for name, t in tasks.items()}
-    assert states["generate i0 on wan"] == ("COMPLETED", "Completed")
-    assert states["finish i0"] == ("COMPLETED", "Completed")  # cut, QA and delivery: one task run
-    assert not [n for n in tasks if n in ("write i0", "hold i0 for review")]
-    assert states["generate i1 on wan"] == ("FAILED", "Failed")  # the one real failure
-    assert states["generate i2 on wan"] == ("COMPLETED", "Deferred")  # route gone, no fallback: not a failure
-    assert [n for n, (kind, _) in states.items() if kind == "FAILED"] == ["generate i1 on wan"]
-    assert not [n for n in tasks if n.startswith(("finish i1", "finish i2"))]
+    assert states["i0 on wan"] == ("COMPLETED", "Completed")  # paid step, cut, QA and delivery: one task run
+    assert states["i1 on wan"] == ("FAILED", "Failed")  # the one real failure
+    assert states["i2 on wan"] == ("COMPLETED", "Deferred")  # route gone, no fallback: not a failure
+    assert [n for n, (kind, _) in states.items() if kind == "FAILED"] == ["i1 on wan"]
+    # one task run an item planned to be made (i3 was deferred at plan time), nothing else per item
+    assert sorted(n for n in tasks if n.startswith(("i", "generate ", "finish "))) == ["i0 on wan", "i1 on wan", "i2 on wan"]
     assert all(t.state.is_final() for t in tasks.values())  # nothing NotReady or Pending left behind
     assert any("i2 deferred: wan unavailable (model wan-x was removed)" in line for line in logs), logs
     assert any("route sora unavailable" in line for line in logs)
