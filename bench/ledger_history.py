@@ -39,7 +39,8 @@ NIGHTS = [f"2026-{8 + n // 28:02d}-{1 + n % 28:02d}" for n in range(100)]
 
 def catalog_frame() -> pl.DataFrame:
     return pl.DataFrame({
-        "item_id": [f"cat{n}" for n in range(CATALOG_ITEMS)], "campaign": [f"c{n % CAMPAIGNS}" for n in range(CATALOG_ITEMS)],
+        "item_id": [f"cat{n}" for n in range(CATALOG_ITEMS)],
+        "campaign": [f"c{n % CAMPAIGNS}" for n in range(CATALOG_ITEMS)],
         "prompt": [f"a paper boat number {n} on a pond" for n in range(CATALOG_ITEMS)],
         "duration_s": [2.0] * CATALOG_ITEMS, "aspect": ["16:9"] * CATALOG_ITEMS, "realism": ["low"] * CATALOG_ITEMS})
 

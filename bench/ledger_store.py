@@ -105,9 +105,9 @@ def main(n: int, histories: tuple[int, ...] = (10_000, 100_000, 1_000_000)) -> N
             picked = [i * (rows // 1000) + i % 2 for i in range(1000)]  # spread over history; half settled
             keys = pl.DataFrame({"campaign": [f"c{j % 50}" for j in picked], "item_id": [f"i{j}" for j in picked]})
             assert store.settled_for(keys).height == 500
-            committed_ms = timed_ms(lambda: store.committed("2026-09-15"))
-            history_ms = timed_ms(lambda: store.history(keys, "2026-09-15"))
-            spend_ms = timed_ms(lambda: store.spend(["route"], run_id="r7"))
+            committed_ms = timed_ms(lambda store=store: store.committed("2026-09-15"))
+            history_ms = timed_ms(lambda store=store, keys=keys: store.history(keys, "2026-09-15"))
+            spend_ms = timed_ms(lambda store=store: store.spend(["route"], run_id="r7"))
             t = time.perf_counter()
             store.frame()
             read_s = time.perf_counter() - t
@@ -115,4 +115,5 @@ def main(n: int, histories: tuple[int, ...] = (10_000, 100_000, 1_000_000)) -> N
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 300, tuple(int(a) for a in sys.argv[2:]) or (10_000, 100_000, 1_000_000))
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 300,
+         tuple(int(a) for a in sys.argv[2:]) or (10_000, 100_000, 1_000_000))

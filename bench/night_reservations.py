@@ -58,7 +58,8 @@ def measure(n: int) -> tuple[float, float]:
 
 
 def main(sizes: list[int]) -> None:
-    print(f"{'clips in the night':>18} | {'committed read ms':>17} | {'vs first':>8} | {'reservation ms':>14} | {'vs first':>8}")
+    print(f"{'clips in the night':>18} | {'committed read ms':>17} | {'vs first':>8} | {'reservation ms':>14} | "
+          f"{'vs first':>8}")
     first = None
     for n in sizes:
         read_ms, reserve_ms = measure(n)

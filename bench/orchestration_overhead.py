@@ -180,7 +180,8 @@ def report(n: int, *, bare_ms: float, bare_recorded_ms: float, bare_cpu: float, 
           f"{ours_recorded_ms:.1f} ms/clip until recorded (runs: {', '.join(f'{w:.2f} s' for w in walls['pyav'])})")
     spread = ours_media / cores
     fair, returned = ours_recorded_ms - spread, ours_ms - spread
-    print(f"orchestration per clip beyond the media work    {fair:.1f} ms = {fair / bare_recorded_ms:.1f}x a bare task, "
+    print(f"orchestration per clip beyond the media work    {fair:.1f} ms = {fair / bare_recorded_ms:.1f}x a bare "
+          "task, "
           f"both until recorded (until returned: {returned:.1f} ms = {returned / bare_ms:.1f}x); the clip's wall less "
           f"its media work spread over {cores} cores")
     clip_cpu, work_cpu = mean(cpus["pyav"]), mean(media_cpu)

@@ -59,7 +59,8 @@ def main(n: int) -> None:
             "plan (human summary)": [vidbatch, "plan", str(catalog), "--save", str(folder / "plan.parquet")],
             "plan --json": [vidbatch, "plan", str(catalog), "--json"],
         }
-        results = {name: measure(command, folder / f"{i}.out", folder) for i, (name, command) in enumerate(runs.items())}
+        results = {name: measure(command, folder / f"{i}.out", folder)
+                   for i, (name, command) in enumerate(runs.items())}
         summary = (folder / "1.out").read_text()
     base = results["baseline validate+plan"][0]
     print(f"rows {n:,}; python {sys.version.split()[0]}; {os.cpu_count()} cores")

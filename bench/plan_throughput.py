@@ -35,9 +35,11 @@ def per_row_baseline(valid: pl.DataFrame, policy) -> int:
             model = policy.routes["sora"].model_by_realism[realism]
             cost = openai_videos_estimate_usd(policy.routes["sora"], model, openai_videos_size(aspect), seconds)
         else:
-            cost = wan_estimate_usd(policy.routes["wan"], policy.routes["wan"].t2v_model[resolution], resolution, seconds)
+            wan = policy.routes["wan"]
+            cost = wan_estimate_usd(wan, wan.t2v_model[resolution], resolution, seconds)
         used = spent.get(campaign, 0.0)
-        if cost <= caps.item_usd and used + cost <= caps.for_campaign(campaign) and spent_night + cost <= caps.night_usd:
+        if (cost <= caps.item_usd and used + cost <= caps.for_campaign(campaign)
+                and spent_night + cost <= caps.night_usd):
             spent[campaign] = used + cost
             spent_night += cost
             planned += 1

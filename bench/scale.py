@@ -3,10 +3,11 @@
 Starts `prefect server start` (SQLite, loopback) and one worker of the `vidbatch` pool, deploys
 infra/prefect.yaml, and runs the `produce-catalog/adhoc` deployment on catalogs of N one-second
 items. The Wan model is `source = "testsrc"` (a moving test pattern, no weights), so what is
-measured is everything around the model: planning, per-clip task runs (generate, finish),
+measured is everything around the model: planning, one task run per clip (paid step, cut, QA, delivery),
 ledger writes, the cut, the QA scan, contact sheets, the report.
 Per size: wall time of the flow run (server's start/end), clips per minute, seconds per clip, and
-the growth of seconds per clip against the first size, and the flow-run process's peak memory. Baseline, same run: the media work alone
+the growth of seconds per clip against the first size, and the flow-run process's peak memory.
+Baseline, same run: the media work alone
 (render + cut + QA scan + contact sheet of one clip, called directly, no Prefect) per clip,
 divided by the cores; "orchestration" is what each clip costs beyond that.
 With `--before REV`, the same sizes also run on the code of git revision REV (built into a folder
@@ -40,7 +41,8 @@ def free_port() -> int:
 
 def policy(path: Path, home: Path = REPO) -> Path:
     text = (home / "catalogs" / "demo-policy.toml").read_text()
-    text = text.replace("night_usd = 5.0", "night_usd = 100000.0").replace("campaign_usd = 3.0", "campaign_usd = 100000.0")
+    text = text.replace("night_usd = 5.0", "night_usd = 100000.0")
+    text = text.replace("campaign_usd = 3.0", "campaign_usd = 100000.0")
     path.write_text(text.replace('source = "tiny"\nsteps = 4', 'source = "testsrc"\nsteps = 4', 1))
     return path
 
@@ -155,8 +157,9 @@ def run_sizes(label: str, sizes: list[int], work: Path, home: Path, site: Path |
             wall = (run.end_time - run.start_time).total_seconds()
             per_clip[n] = wall / n
             first = first or per_clip[n]
-            print(f"| {label} | {n} | {wall:.1f} | {60 * n / wall:.0f} | {per_clip[n]:.3f} | {per_clip[n] / first:.2f} | "
-                  f"{per_clip[n] - media_per_core:.3f} | {memory.peak_mib:.0f} |", flush=True)
+            print(f"| {label} | {n} | {wall:.1f} | {60 * n / wall:.0f} | {per_clip[n]:.3f} | "
+                  f"{per_clip[n] / first:.2f} | {per_clip[n] - media_per_core:.3f} | {memory.peak_mib:.0f} |",
+                  flush=True)
     finally:
         for process in reversed(processes):
             process.terminate()

@@ -60,7 +60,8 @@ def main(n: int = 12, seconds: float = 5.0, repeats: int = 3) -> None:
                                      ("fade", "vidbatch, 0.5 s crossfades", wan, 0.5),
                                      ("mixed", "vidbatch, mixed Wan + closed route", mixed, 0.0)):
         result = {}
-        elapsed = median_time(lambda: result.update(done=stitch(parts, name, fade)), repeats)
+        elapsed = median_time(lambda result=result, parts=parts, name=name, fade=fade:
+                              result.update(done=stitch(parts, name, fade)), repeats)
         rows.append((label, elapsed, result["done"].mode))
     print(f"{n} scenes x {seconds:g} s ({total:.1f} s of video), median of {repeats}; machine: "
           f"{subprocess.run(['nproc'], capture_output=True, text=True).stdout.strip()} cores")

@@ -67,7 +67,8 @@ def produce_catalog(catalog: str, out: str = "vidbatch-out", policy_path: str | 
         hands = in_process or NOTHING
         ledger = open_ledger(root, hands.ledger_url, policy.ledger.url)  # the run's one store
         run_id = flow_run.get_id() or uuid.uuid4().hex
-        with run_providers(policy, sandbox, sandbox_latency_s, sandbox_faults, hands.providers) as (providers, redact), \
+        with run_providers(policy, sandbox, sandbox_latency_s, sandbox_faults,
+                           hands.providers) as (providers, redact), \
                 logs_redacted(redact), ledger.running(run_id), work_folder(run_id) as workdir:
             shared = str(Path(policy_path).resolve()) if policy_path and "://" not in policy_path else policy_path
             return _produce_with(run_id, catalog, root, ledger, policy, campaign, sandbox, providers, shared, workdir,

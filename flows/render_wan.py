@@ -73,11 +73,13 @@ def _render(clips: list[ClipJob], settled: dict, ctx: RunContext, batch: str) ->
     for job in clips:
         made = settled.get((job.campaign, job.item_id, job.fingerprint))
         if made and made["delivered"] and root.exists(layout.asset(job.campaign, job.item_id)):
-            rows.append(outcome_row(job, ItemStatus.FINISHED.value, "finished by an earlier attempt of this batch", route=route,
+            rows.append(outcome_row(job, ItemStatus.FINISHED.value, "finished by an earlier attempt of this batch",
+                                    route=route,
                                     model=job.model, asset_uri=root.key_uri(layout.asset(job.campaign, job.item_id))))
             continue
         if made and made["review"] == "pending":  # an earlier attempt held it for review
-            rows.append(outcome_row(job, ItemStatus.AWAITING_REVIEW.value, "held for review by an earlier attempt of this batch",
+            rows.append(outcome_row(job, ItemStatus.AWAITING_REVIEW.value,
+                                    "held for review by an earlier attempt of this batch",
                                     route=route, model=job.model))
             continue
         if made:  # paid for but not delivered (the worker died after settling): finish the stored clip, free

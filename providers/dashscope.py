@@ -107,7 +107,8 @@ class DashScopeProvider:
         self._key = api_key  # the sandbox's; else the environment variable the settings name
         self.id = route_id
         longest = float(max(settings.clip_seconds))  # one task makes the whole clip: no extension, no shots
-        self.capabilities = Capabilities(max_clip_s=longest, max_footage_s=longest, image_input=bool(settings.i2v_model))
+        self.capabilities = Capabilities(max_clip_s=longest, max_footage_s=longest,
+                                         image_input=bool(settings.i2v_model))
         self.base_url = (settings.base_url or os.environ.get("DASHSCOPE_HTTP_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         self.endpoint = endpoint_text(self.base_url)  # what messages, logs and the ledger may show
         self.sandbox = sandbox

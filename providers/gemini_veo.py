@@ -221,7 +221,8 @@ class VeoProvider:
         path = parts[0] if len(parts) == 1 else media.concat(parts, workdir / "veo.mp4")
         return Clip(path=path, seconds=float(sum(clips)), cost_usd=billed, job_id=names[-1], sandbox=self.sandbox,
                     detail=f"Veo {request.model}: {len(clips)} operation(s) of {'+'.join(map(str, clips))} s at "
-                           f"{resolution} {aspect}{', each from the last frame of the one before' if len(clips) > 1 else ''}"
+                           f"{resolution} {aspect}"
+                           f"{', each from the last frame of the one before' if len(clips) > 1 else ''}"
                            f", {sum(clips)} s billed")
 
     # ---- create ----------------------------------------------------------------------------------

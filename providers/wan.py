@@ -143,7 +143,8 @@ def _not_loaded(source: str, err: Exception) -> str:
     if hub_id and (constants.HF_HUB_OFFLINE or any(word in text for word in (
             "couldn't connect", "does not appear to have a file", "offline", "Connection"))):
         return (f"Wan model {source!r} is not in this machine's model cache and {_hub_out_of_reach()}: download it "
-                f"where the workers can read it (huggingface-cli download {source} --local-dir DIR) and set the model's "
+                f"where the workers can read it (huggingface-cli download {source} --local-dir DIR) and set the "
+                "model's "
                 "`source` to DIR")
     return f"cannot load Wan model {source!r}: {text.splitlines()[0][:300] if text else type(err).__name__}"
 
@@ -380,7 +381,8 @@ class WanProvider:
             raise ContentRejected(f"extending needs an image-to-video model for {request.resolution} (wan.i2v_model)")
         if name is not None and route.fps_of(name) != route.fps_of(request.model):
             raise ContentRejected(f"extending {request.model} ({route.fps_of(request.model)} fps) needs an "
-                                  f"image-to-video model at the same frame rate; {name} renders {route.fps_of(name)} fps")
+                                  f"image-to-video model at the same frame rate; {name} renders "
+                                  f"{route.fps_of(name)} fps")
         profile_name = route.profile_for(request.campaign)
         profile = route.profiles[profile_name]
         for model in filter(None, [request.model, name]):
@@ -518,7 +520,8 @@ def _load_image(path: Path | None, width: int, height: int):
 def _describe(route: WanRoute) -> dict:
     return {"models": {"t2v": dict(route.t2v_model), "i2v": dict(route.i2v_model)},
             "profiles": {name: {"mean_abs_diff": p.mean_abs_diff, "campaigns": sorted(
-                c for c, chosen in route.campaign_profiles.items() if chosen == name)} for name, p in route.profiles.items()},
+                c for c, chosen in route.campaign_profiles.items() if chosen == name)}
+                for name, p in route.profiles.items()},
             "default_profile": route.profile,
             "loras": {name: {"source": lora.source, "scale": lora.scale} for name, lora in route.loras.items()},
             "prices": {"gpu_usd_per_hour": route.gpu_usd_per_hour,
@@ -538,7 +541,8 @@ def _figures(route: WanRoute) -> dict[str, dict]:
 
 
 KIND = ProviderKind(name="wan-diffusers", settings=WanRoute, build=lambda route, settings: WanProvider(settings, route),
-                    description="Wan 2.1 and 2.2 open weights, run by diffusers on this machine's (or a GPU worker's) accelerator",
+                    description="Wan 2.1 and 2.2 open weights, run by diffusers on this machine's (or a GPU worker's) "
+                                "accelerator",
                     describe=_describe, price=wan_options,
                     measured=lambda settings, figures: settings.with_measured(figures),
                     run_settings=lambda s: RunSettings(concurrency=s.concurrency, workers=s.workers,

@@ -68,7 +68,8 @@ class WanProfile(Strict):
     cache_threshold: PositiveFloat = Field(0.05, description="first-block: how little the first block's output may "
                                            "change for the other blocks to be reused")
     cache_interval: PositiveInt = Field(2, description="taylorseer: full passes every this many steps")
-    steps: PositiveInt | None = Field(None, description="denoising steps instead of the model's (with a distilled LoRA)")
+    steps: PositiveInt | None = Field(None, description="denoising steps instead of the model's (with a distilled "
+                                                        "LoRA)")
     lora: str | None = Field(None, description="a LoRA of the route (loras.NAME) this profile always applies, e.g. a "
                              "step-distilled one")
     model_loras: dict[str, str] = Field({}, description="model -> the LoRA this profile applies to it instead of "
@@ -196,7 +197,8 @@ class WanRoute(Strict):
                                  f"(profiles: {', '.join(self.profiles)})")
         wanted = [(f"campaign_loras.{c}", n) for c, n in self.campaign_loras.items()]
         wanted += [(f"profiles.{p}.lora", s.lora) for p, s in self.profiles.items() if s.lora]
-        wanted += [(f"profiles.{p}.model_loras.{m}", n) for p, s in self.profiles.items() for m, n in s.model_loras.items()]
+        wanted += [(f"profiles.{p}.model_loras.{m}", n)
+                   for p, s in self.profiles.items() for m, n in s.model_loras.items()]
         for where, name in wanted:
             if name not in self.loras:
                 raise ValueError(f"{where} names LoRA '{name}', which loras does not define")
@@ -204,9 +206,10 @@ class WanRoute(Strict):
             for model in profile.model_loras:
                 if model not in self.models:
                     raise ValueError(f"profiles.{name}.model_loras names model '{model}', which models does not define")
-            for model, table in profile.gpu_s_per_shot.items():
+            for model in profile.gpu_s_per_shot:
                 if model not in self.models:
-                    raise ValueError(f"profiles.{name}.gpu_s_per_shot names model '{model}', which models does not define")
+                    raise ValueError(f"profiles.{name}.gpu_s_per_shot names model '{model}', which models does not "
+                                     "define")
         return self
 
     @model_validator(mode="after")

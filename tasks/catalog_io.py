@@ -41,7 +41,8 @@ def load_catalog(uri: str, campaign: str | None = None, policy: Policy | None = 
     else:
         positions = list(range(raw.height))
     valid, rejects = check_catalog(raw, uri, list(policy.routes) if policy else None,
-                                   list(loras_of(policy).by_name) if policy else None, policy.inputs.roots if policy else ())
+                                   list(loras_of(policy).by_name) if policy else None,
+                                   policy.inputs.roots if policy else ())
     campaigns = raw.select(printable(pl.col("campaign"), 200)).to_series().to_list()
     campaign_of = {positions[r]: campaigns[r] for r in rejects["row"].to_list()}
     # Report row numbers of the file, not of the filtered frame.

@@ -8,7 +8,8 @@
 
 Each names the flow run it came from as a related resource. Payload text passed the run's
 redactor. On the embedded temporary server (no PREFECT_API_URL) none is sent: no automation can
-outlive the process, and its event consumer would be stopped mid-write. An event that cannot be sent (no API) is logged, never fatal: the ledger holds the truth.
+outlive the process, and its event consumer would be stopped mid-write. An event that cannot be
+sent (no API) is logged, never fatal: the ledger holds the truth.
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ def write_ledger_rows(ledger: LedgerStore, rows: list[dict]) -> None:
     ledger.append(rows)
 
 
-@task(name="read-history", task_run_name="read the ledger's history of the catalog", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
+@task(name="read-history", task_run_name="read the ledger's history of the catalog", retries=2, retry_delay_seconds=2,
+      cache_policy=NO_CACHE)
 def read_history(ledger: LedgerStore, keys: pl.DataFrame, night: str) -> History:
     """What the ledger knows of these items (campaign, item_id) and of `night`'s money."""
     return ledger.history(keys, night)

@@ -36,7 +36,8 @@ def outcome_of(job, future) -> dict:
         done = future.result()
         held = "awaiting review (vidbatch review, or the review run's form)" \
             if done.status == ItemStatus.AWAITING_REVIEW else ""
-        return outcome_row(job, done.status.value, "; ".join(filter(None, [done.note, held])) or None, asset_uri=done.asset_uri,
+        return outcome_row(job, done.status.value, "; ".join(filter(None, [done.note, held])) or None,
+                           asset_uri=done.asset_uri,
                            route=done.route, model=done.model, qa=done.qa, sheet_uri=done.sheet_uri,
                            est_cost_usd=done.est_cost_usd, fell_back=done.fell_back,
                            qa_regenerated=done.qa_regenerated)
@@ -63,7 +64,7 @@ def run_summary(run_id: str, night: str, out: str, items: pl.DataFrame, rejects:
 
     Each list holds at most SUMMARY_ROWS rows whatever the run's size; `more` says how many each
     left out (all of them are in `<out>/runs/<run_id>/items.parquet`)."""
-    status, reason = pl.col("status"), pl.col("reason")
+    status = pl.col("status")
     lists = {
         "failed": items.filter(status == ItemStatus.FAILED).select("item_id", "reason"),
         "fell_back": items.filter(pl.col("fell_back") & (status == ItemStatus.FINISHED)).select("item_id", "reason"),

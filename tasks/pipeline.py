@@ -78,8 +78,9 @@ def run_items(jobs: list[ClipJob], ctx: RunContext, on_outcome: Callable[[dict],
             source = made.get(job.remix_of) if job.remix_of and not job.remix_job_id else None
             future = made[job.item_id] = make_clip.submit(job, quote(ctx),
                                                           source=allow_failure(source) if source else None)
-            running[id(future)] = (job, future)
-            future.add_done_callback(lambda _, key=id(future): ended.put(key))
+            key = id(future)
+            running[key] = (job, future)
+            future.add_done_callback(lambda _, key=key: ended.put(key))
         _follow(ctx, running, ended, outcomes, on_outcome, list(pollers), poll_s)
     except BaseException as interrupt:  # a signal raised in this (the flow's) thread, or a bug here
         cause, what = _stop_of(interrupt)

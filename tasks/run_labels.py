@@ -19,7 +19,8 @@ from vidbatch.report import needs_a_look
 from vidbatch.tasks.context import run_log
 from vidbatch.tasks.events import caps_reached, night_finished, review_pending
 
-__all__ = ["ProgressArtifact", "run_name", "run_tags", "label_run", "label_run_as", "log_plan", "finish_run", "no_route", "NO_ROUTE"]
+__all__ = ["ProgressArtifact", "run_name", "run_tags", "label_run", "label_run_as", "log_plan", "finish_run",
+           "no_route", "NO_ROUTE"]
 
 TAGGED_CAMPAIGNS = 10  # campaign tags per run; a catalog of thousands of campaigns is not a tag cloud
 

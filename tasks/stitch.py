@@ -86,7 +86,8 @@ def stitch_storyboards(root: OutputRoot, ledger: LedgerStore, run_id: str, items
     """Stitch every storyboard whose scenes all exist (one task run each); the others say which
     scene they wait for. Returns storyboard_table's rows with status `stitched` (plus asset_uri,
     seconds, mode, sheet_uri), `failed` (the stitch itself failed), `blocked` or `done`."""
-    wanted = [c for c in ("storyboard_id", "scene_index", "fingerprint", "crossfade_s", "aspect") if c not in items.columns]
+    wanted = [c for c in ("storyboard_id", "scene_index", "fingerprint", "crossfade_s", "aspect")
+              if c not in items.columns]
     scenes = items.join(plan.select("campaign", "item_id", *wanted), on=["campaign", "item_id"], how="left")
     campaigns = scenes.filter(pl.col("storyboard_id").is_not_null())["campaign"].unique().to_list()
     boards = storyboard_table(scenes, rejected_scenes, ledger.stitches(campaigns), pol.stitch)

@@ -21,7 +21,8 @@ VIDEOS_API_POLICY = REPO / "catalogs" / "videos-api-policy.toml"  # production W
 # A module whose fixture starts a server for the whole module runs on one worker, so that server
 # starts once; the rest is spread test by test.
 ONE_WORKER = {"tests/infra/test_server_deployments.py", "tests/providers/test_gateway.py",
-              "tests/providers/test_wan_lora.py", "tests/providers/test_wan22.py", "tests/providers/test_wan_profiles.py"}
+              "tests/providers/test_wan_lora.py", "tests/providers/test_wan22.py",
+              "tests/providers/test_wan_profiles.py"}
 # Tests that compile the tiny Wan model run one after another on one worker: the first pays
 # inductor's build, the others load it from the run's cache (pytest_configure). Side by side, each
 # paid it again.

@@ -273,7 +273,8 @@ def test_a_ledger_made_before_the_open_reservations_table_upgrades(ledger_url):
         config.set_main_option("script_location", str(Path(vidbatch.ledger_store.__file__).parent / "migrations"))
         config.attributes["connection"] = conn
         command.upgrade(config, "0001")
-        old = [open_one, settled, closing(settled, "settled", 0.3), {**open_one, "status": "submitted", "job_id": "video_1"}]
+        old = [open_one, settled, closing(settled, "settled", 0.3),
+               {**open_one, "status": "submitted", "job_id": "video_1"}]
         table = Table("ledger_rows", MetaData(), autoload_with=conn)  # as 0001 made it: the route was `provider`
         conn.execute(insert(table), [{("provider" if k == "route" else k): v for k, v in row.items()
                                       if k not in OPTIONAL_COLUMNS} for row in old])  # no 0003/0004 columns yet

@@ -20,8 +20,8 @@ def nearest_colour(frame: np.ndarray) -> str:
 
 
 def scene(tmp_path: Path, name: str, seconds: float, size=(160, 96), fps=16, audio=False) -> Path:
-    return media.testsrc(tmp_path / f"{name}-{size[0]}-{fps}-{seconds}.mp4", seconds, *size, fps, pattern=f"color:{name}",
-                   audio=audio)
+    return media.testsrc(tmp_path / f"{name}-{size[0]}-{fps}-{seconds}.mp4", seconds, *size, fps,
+                         pattern=f"color:{name}", audio=audio)
 
 
 def test_probe_reads_every_join_parameter_and_the_header_probe_agrees(tmp_path):

@@ -4,7 +4,7 @@ import pytest
 
 from tests.conftest import DEMO_POLICY, REPO, SHIPPED_DEMO_POLICY, videos_api_policy
 from vidbatch.errors import PolicyError
-from vidbatch.policy import default_policy, load_policy
+from vidbatch.policy import load_policy
 from vidbatch.providers.dashscope import DashScopeSettings
 from vidbatch.providers.openai_video_settings import OpenAIVideosSettings
 from vidbatch.providers.wan_settings import WanRoute
@@ -35,7 +35,8 @@ def test_routes_are_named_sections_of_any_kind_in_the_order_written():
 def test_two_routes_of_one_kind_and_default_orders(tmp_path):
     text = DEMO_POLICY.read_text().split("[routing]")[0]  # caps only
     sora = videos_api_policy().routes["sora"]
-    prices = '"sora-2" = { "1280x720" = 0.10, "720x1280" = 0.10 }\n"sora-2-pro" = { "1280x720" = 0.30, "720x1280" = 0.30 }\n'
+    prices = ('"sora-2" = { "1280x720" = 0.10, "720x1280" = 0.10 }\n'
+              '"sora-2-pro" = { "1280x720" = 0.30, "720x1280" = 0.30 }\n')
     for name in ("gateway-a", "gateway-b"):
         text += f'[routes.{name}]\nkind = "openai-videos"\nbase_url = "https://{name}.example/v1"\n' \
                 f'[routes.{name}.price_usd_per_s]\n{prices}'

@@ -112,7 +112,8 @@ def test_the_caps_that_deferred_items_are_read_from_data_never_from_words():
     base = videos_api_policy()
     policy = base.model_copy(update={"caps": Caps(**{**base.caps.model_dump(), "night_usd": 1.0})})
     rows = [{"campaign": "a", "priority": 9}, {"campaign": "b", "priority": 9},
-            {"campaign": "a", "realism": "high", "duration_s": 8.0}, {"campaign": "b", "realism": "high", "duration_s": 8.0}]
+            {"campaign": "a", "realism": "high", "duration_s": 8.0},
+            {"campaign": "b", "realism": "high", "duration_s": 8.0}]
     valid, _ = validate_catalog(catalog(rows))
     plan = plan_catalog(valid, policy, priced(policy), committed=Committed(night_usd=0.9))
     assert plan.filter(pl.col("status") == "deferred")["item_id"].sort().to_list() == ["i2", "i3"]

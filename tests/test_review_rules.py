@@ -10,7 +10,8 @@ HELD = Reservation(run_id="r1", night="2026-12-01", item_id="s0", campaign="spri
 
 
 def pending() -> pl.DataFrame:
-    return ledger_frame([HELD.awaiting_review("/out/review/spring/s0/res1.mp4", "a" * 64, "QA passed; awaiting review")])
+    return ledger_frame([HELD.awaiting_review("/out/review/spring/s0/res1.mp4", "a" * 64,
+                                              "QA passed; awaiting review")])
 
 
 def test_verdicts_become_rows_on_the_held_clips_reservation():

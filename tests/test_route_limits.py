@@ -58,7 +58,8 @@ def test_the_submit_rate_allows_a_minutes_burst_then_drains(store):
     assert store.take_submit(name, 6, now=110.0) == 0.0
     assert store.take_submit(name, 6, now=50.0) == pytest.approx(10.0)  # a clock behind: no time has passed
     slow = "vidbatch-slow-submits"  # under one a minute: a burst of one, then one per 120 s
-    assert store.take_submit(slow, 0.5, now=0.0) == 0.0 and store.take_submit(slow, 0.5, now=60.0) == pytest.approx(60.0)
+    assert store.take_submit(slow, 0.5, now=0.0) == 0.0
+    assert store.take_submit(slow, 0.5, now=60.0) == pytest.approx(60.0)
 
 
 HOLDER = """

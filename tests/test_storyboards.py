@@ -19,9 +19,9 @@ def items(*rows):
     return pl.DataFrame([dict(zip(ITEM_SCHEMA, r)) for r in rows], schema=ITEM_SCHEMA)
 
 
-def table(frame, rejected=None, before=None, stitch=Stitch()):
+def table(frame, rejected=None, before=None, stitch=None):
     return storyboard_table(frame, rejected if rejected is not None else pl.DataFrame(schema=REJECTED_SCHEMA),
-                            before if before is not None else pl.DataFrame(schema=STITCHED_SCHEMA), stitch)
+                            before if before is not None else pl.DataFrame(schema=STITCHED_SCHEMA), stitch or Stitch())
 
 
 SCENES = items(("c", "b2", "sb", 2, "f2", None, "finished", "ok"), ("c", "b0", "sb", 0, "f0", None, "done", "ok"),

@@ -120,8 +120,8 @@ def _rules(cast_failures: list[Rule], routes: tuple[str, ...] | None, loras: tup
         _rule("item_id", pl.col("item_id").is_not_null() & (item_count > 1),
               pl.format("item_id appears {} times in the catalog; it must be unique", item_count)),
         _rule("campaign", _blank("campaign"), "missing campaign"),
-        *[_rule(name, pl.col(f"__name_{name}").is_not_null(), pl.format("{} '{}' {}", pl.lit(name),
-                                                                       printable(pl.col(name)), pl.col(f"__name_{name}")))
+        *[_rule(name, pl.col(f"__name_{name}").is_not_null(),
+                pl.format("{} '{}' {}", pl.lit(name), printable(pl.col(name)), pl.col(f"__name_{name}")))
           for name in NAME_COLUMNS],
         _rule("prompt", _blank("prompt"), "missing prompt"),
         _rule("prompt", n_chars > MAX_PROMPT_CHARS,

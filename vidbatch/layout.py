@@ -28,8 +28,8 @@ from vidbatch.errors import LayoutError
 from vidbatch.names import problem
 
 __all__ = ["asset", "storyboard", "raw_clip", "run_table", "batch_table", "report", "contact_sheet",
-           "storyboard_sheet", "review_clip", "review_sheet", "plan_file", "STITCHES", "RUN_TABLES", "check_key", "work_path",
-           "item_folder", "storyboard_folder"]
+           "storyboard_sheet", "review_clip", "review_sheet", "plan_file", "STITCHES", "RUN_TABLES", "check_key",
+           "work_path", "item_folder", "storyboard_folder"]
 
 STITCHES = "storyboards"
 RUN_TABLES = ("plan", "rejects", "items")

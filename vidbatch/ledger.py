@@ -40,11 +40,11 @@ import polars as pl
 from vidbatch.money import Committed
 
 __all__ = ["LEDGER_SCHEMA", "OPTIONAL_COLUMNS", "RENAMED_COLUMNS", "READ_SCHEMA", "current_names", "STATUSES",
-           "DECISIONS", "CLOSING", "SPENT", "SETTLED_SCHEMA", "IN_FLIGHT_SCHEMA", "SPEND_COLUMNS", "History", "Reservation", "ledger_row", "deferred_rows", "rejected_rows", "ledger_frame",
-           "new_reservation_id"]
+           "DECISIONS", "CLOSING", "SPENT", "SETTLED_SCHEMA", "IN_FLIGHT_SCHEMA", "SPEND_COLUMNS", "History",
+           "Reservation", "ledger_row", "deferred_rows", "rejected_rows", "ledger_frame", "new_reservation_id"]
 
-STATUSES = ("reserved", "raised", "submitted", "paid", "settled", "failed", "released", "deferred", "rejected", "qa_failed",
-            "delivered", "awaiting_review", "approved", "review_rejected")
+STATUSES = ("reserved", "raised", "submitted", "paid", "settled", "failed", "released", "deferred", "rejected",
+            "qa_failed", "delivered", "awaiting_review", "approved", "review_rejected")
 # A person's verdict on a clip awaiting review (vidbatch.review).
 DECISIONS = ("approved", "review_rejected")
 CLOSING = ("settled", "failed", "released")

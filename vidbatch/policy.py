@@ -23,7 +23,8 @@ from vidbatch.route_settings import REALISMS, Realism
 from vidbatch.routing import Preferences
 
 __all__ = ["Policy", "Caps", "Routing", "RouteSection", "QA",
-           "Stitch", "LedgerSettings", "InputsSettings", "ReviewSettings", "load_policy", "default_policy", "error_lines"]
+           "Stitch", "LedgerSettings", "InputsSettings", "ReviewSettings", "load_policy", "default_policy",
+           "error_lines"]
 
 
 class _Strict(BaseModel):

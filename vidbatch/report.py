@@ -16,7 +16,8 @@ def money(usd: float | None) -> str:
 
 def cents(frame: pl.DataFrame) -> pl.DataFrame:
     """Money columns (`*_usd`) rounded to 4 decimals: what a person reads, not float noise."""
-    return frame.with_columns(pl.col(c).round(4) for c, t in frame.schema.items() if c.endswith("_usd") and t.is_float())
+    return frame.with_columns(pl.col(c).round(4) for c, t in frame.schema.items()
+                              if c.endswith("_usd") and t.is_float())
 
 
 def route_summary(items: pl.DataFrame, spend: pl.DataFrame) -> pl.DataFrame:
@@ -59,7 +60,8 @@ def run_outcomes(plan: pl.DataFrame, outcomes: pl.DataFrame) -> pl.DataFrame:
         pl.when(pl.col("cap").is_null()).then(pl.col("planned_cap")).otherwise(pl.col("cap")).alias("cap"),
         pl.when(pl.col("cap").is_null()).then(pl.col("planned_cap_usd")).otherwise(pl.col("cap_usd")).alias("cap_usd"),
         pl.when(pl.col("detail").is_null()).then(pl.col("reason"))
-        .when(pl.col("outcome").is_in([ItemStatus.FINISHED.value, ItemStatus.AWAITING_REVIEW.value])).then(pl.format("{}; {}", pl.col("reason"), pl.col("detail")))
+        .when(pl.col("outcome").is_in([ItemStatus.FINISHED.value, ItemStatus.AWAITING_REVIEW.value]))
+        .then(pl.format("{}; {}", pl.col("reason"), pl.col("detail")))
         .otherwise(pl.col("detail")).alias("reason")).drop("outcome", "detail", "made_by", "made_with", "made_est",
                                                            "planned_fallback", "planned_cap", "planned_cap_usd")
 
@@ -75,8 +77,8 @@ def needs_a_look(plan: pl.DataFrame, rejects: pl.DataFrame, limit: int) -> tuple
     """Deferred items and rejected catalog rows grouped by kind of reason (numbers aside; most
     frequent first, at most `limit` kinds), each with its count, its first three items and the
     first one's reason; and how many deferred and rejected there are in all."""
-    deferred = plan.filter(pl.col("status") == ItemStatus.DEFERRED).select(pl.lit(ItemStatus.DEFERRED.value).alias("status"), "item_id",
-                                                                  "reason")
+    deferred = plan.filter(pl.col("status") == ItemStatus.DEFERRED).select(
+        pl.lit(ItemStatus.DEFERRED.value).alias("status"), "item_id", "reason")
     rejected = rejects.group_by("row", maintain_order=True).agg(
         pl.col("item_id").first(), pl.format("{}: {}", "column", "reason").str.join("; ").alias("reason")).select(
         pl.lit("rejected").alias("status"), pl.col("item_id").fill_null("(no id)"), "reason")

@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt
 
 from vidbatch.names import problem
 
-__all__ = ["MeasuredPrice", "Realism", "REALISMS", "Resolution", "Strict", "endpoint_problem", "checked_endpoint", "check_names"]
+__all__ = ["MeasuredPrice", "Realism", "REALISMS", "Resolution", "Strict", "endpoint_problem", "checked_endpoint",
+           "check_names"]
 
 Realism = Literal["low", "medium", "high"]
 REALISMS: tuple[str, ...] = get_args(Realism)  # the one list: catalogs, policies and routing read it

@@ -61,7 +61,8 @@ def _orders(prefs: Preferences) -> pl.DataFrame:
 
 def candidates(items: pl.DataFrame, offers: Iterable[RouteOffer], prefs: Preferences) -> pl.DataFrame:
     """`items` (row, realism, seconds, has_image, is_remix, extend_s, resolution, forced: a route the
-    catalog names or null; optionally lora: the LoRA it needs or null) plus `routes` (list: the routes that can make it, best first),
+    catalog names or null; optionally lora: the LoRA it needs or null) plus `routes` (list: the
+    routes that can make it, best first),
     `route_ranks` (each one's place in the order), `preferred` (the first route of its order,
     able or not) and `skipped` (every route of its order that cannot make it, with its place:
     list of {rank, why})."""

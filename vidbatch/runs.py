@@ -121,7 +121,8 @@ def plan_run(catalog: pl.DataFrame, policy: Policy, history: History, routes: Se
     alive now) are theirs to finish: not resumed here.
     """
     settled = history.settled.rename({
-        "fingerprint": "settled_fp", "run_id": "settled_run", "cost_usd": "settled_cost", "delivered": "settled_delivered",
+        "fingerprint": "settled_fp", "run_id": "settled_run", "cost_usd": "settled_cost",
+        "delivered": "settled_delivered",
         "asset_uri": "settled_uri", "reservation_id": "settled_reservation", "job_id": "settled_job",
         "route": "settled_by", "model": "settled_model", "review": "settled_review",
         "rejections": "settled_rejections", "edited_prompt": "settled_prompt"})
@@ -270,7 +271,8 @@ def clip_jobs(plan: pl.DataFrame) -> list[ClipJob]:
             route=row["route"], model=row["model"], width=width, height=height,
             resolution=row["resolution"], prompt=row["prompt"], negative_prompt=row["negative_prompt"],
             duration_s=row["duration_s"], trim_start_s=row["trim_start_s"], seed=_seed(row),
-            image_uri=row.get("image_source") or row["image_uri"], est_cost_usd=row["est_cost_usd"], realism=row["realism"],
+            image_uri=row.get("image_source") or row["image_uri"], est_cost_usd=row["est_cost_usd"],
+            realism=row["realism"],
             aspect=row["aspect"], forced=bool(row.get("route_forced")), storyboard_id=row["storyboard_id"],
             scene_index=row["scene_index"], remix_of=row.get("remix_of"), remix_job_id=row.get("remix_job_id"),
             resume_reservation_id=row.get("resume_reservation_id"),

@@ -1,9 +1,10 @@
 """Which storyboards a run can stitch, which wait and for which scene, and how to join them. Pure.
 
 A storyboard is every catalog row of one `storyboard_id`, in `scene_index` order. It is stitched
-once every scene has a delivered clip (a scene awaiting review blocks it until approved): made in this run or settled in an earlier one, whichever
-route made it. A scene that failed, was deferred or rejected blocks it, by name; a later run that
-makes that scene stitches the storyboard from the clips already made, regenerating nothing.
+once every scene has a delivered clip (a scene awaiting review blocks it until approved): made in
+this run or settled in an earlier one, whichever route made it. A scene that failed, was deferred or
+rejected blocks it, by name; a later run that makes that scene stitches the storyboard from the
+clips already made, regenerating nothing.
 A storyboard already stitched from the same scenes with the same settings is not stitched again.
 """
 

@@ -4,11 +4,12 @@ The planner allocates the caps by strict priority; what a clip really costs is k
 renders. So the clips of a run take their route's slots (and with them their reservations) in the
 order the plan put them: a lower-priority clip never reserves, and so never over-runs, before a
 higher-priority one of the same route has. The next clip is admitted once the one before it has
-reserved and begun its call (`started`), so they reach the provider in that order too. A clip that ends without asking (recovered, deferred,
-failed early, moved to another route) gives its turn up with `leave`; one that arrives unplanned
-(a fallback from another route, a QA regeneration) queues at its place in the plan's order.
+reserved and begun its call (`started`), so they reach the provider in that order too. A clip that
+ends without asking (recovered, deferred, failed early, moved to another route) gives its turn up
+with `leave`; one that arrives unplanned (a fallback from another route, a QA regeneration) queues
+at its place in the plan's order.
 
-No deadlock: generate tasks are submitted in plan order to a first-in-first-out thread pool, so
+No deadlock: clip tasks are submitted in plan order to a first-in-first-out thread pool, so
 every clip a waiting clip waits for has started and either reaches its route or leaves.
 """
 

@@ -58,8 +58,10 @@ def test_both_routes_and_the_ledger_equals_the_servers_billing(tmp_path, sandbox
     assert sorted(submitted["item_id"]) == ["i0", "i1", "i1", "i3", "i4"]  # i1: a clip and an extension
     assert summary["cost_usd"] == pytest.approx(sandbox.total_billed_usd() + ledger.filter(
         pl.col("route") == "wan", pl.col("status") == "paid")["cost_usd"].sum())
-    assert sandbox.jobs[sora.filter(pl.col("item_id") == "i3", pl.col("status") == "settled")["job_id"][0]
-                        ].remixed_from == sora.filter(pl.col("item_id") == "i0", pl.col("status") == "settled")["job_id"][0]
+    def settled_job(item_id: str) -> str:
+        return sora.filter(pl.col("item_id") == item_id, pl.col("status") == "settled")["job_id"][0]
+
+    assert sandbox.jobs[settled_job("i3")].remixed_from == settled_job("i0")
 
 
 def test_model_gone_mid_run_reroutes_what_may_fall_back_and_defers_the_rest(tmp_path, sandbox):

@@ -15,7 +15,6 @@ import pytest
 
 from tests.cli_runs import cli_env, closed_route_policy, high_realism_catalog, start_run, wait_for
 from tests.conftest import closed_provider, ledger_of, produce
-from vidbatch.errors import RunFault
 from vidbatch.sandbox import VideosSandbox
 
 ITEMS = 6
@@ -100,7 +99,8 @@ def test_a_ledger_database_that_stays_away_stops_a_real_run_in_one_line_and_the_
         output = log.read_text()
         assert code == 1 and "Traceback" not in output, output[-3000:]
         last = output.strip().splitlines()[-1]
-        assert last.startswith("error: run ") and " stopped (fault: the ledger database postgresql+psycopg://[redacted]@" in last
+        assert last.startswith("error: run ")
+        assert " stopped (fault: the ledger database postgresql+psycopg://[redacted]@" in last
         assert "cannot be reached (for " in last and "the next run resumes them" in last, last
         billed, jobs = box.total_billed_usd(), len(box.jobs)
         rerun = start_run(tmp_path / "rerun.log", catalog, policy, str(tmp_path / "out"), env)

@@ -111,7 +111,8 @@ def test_caps_hold_on_what_renders_really_spend_and_the_next_run_reserves_what_w
     assert measured.gpu_s_per_shot > 50 * STATED
     pol = load_policy(path)
     valid, _ = validate_catalog(pl.read_parquet(catalog))
-    plan = plan_catalog(valid, pol, priced_routes(pol, build_providers(pol), {}, {"wan": {"tiny|480p|stock": measured}}))
+    routes = priced_routes(pol, build_providers(pol), {}, {"wan": {"tiny|480p|stock": measured}})
+    plan = plan_catalog(valid, pol, routes)
     shots = 17 / 81  # one 17-frame shot of an 81-frame full shot
     assert plan["est_cost_usd"].to_list()[0] == pytest.approx(measured.gpu_s_per_shot * shots * USD_PER_HOUR / 3600)
 

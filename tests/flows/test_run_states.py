@@ -70,7 +70,8 @@ def test_a_failed_item_fails_the_run_and_a_deferral_is_no_failure(tmp_path):
     assert states["i2 on wan"] == ("COMPLETED", "Deferred")  # route gone, no fallback: not a failure
     assert [n for n, (kind, _) in states.items() if kind == "FAILED"] == ["i1 on wan"]
     # one task run an item planned to be made (i3 was deferred at plan time), nothing else per item
-    assert sorted(n for n in tasks if n.startswith(("i", "generate ", "finish "))) == ["i0 on wan", "i1 on wan", "i2 on wan"]
+    per_item = sorted(n for n in tasks if n.startswith(("i", "generate ", "finish ")))
+    assert per_item == ["i0 on wan", "i1 on wan", "i2 on wan"]
     assert all(t.state.is_final() for t in tasks.values())  # nothing NotReady or Pending left behind
     assert any("i2 deferred: wan unavailable (model wan-x was removed)" in line for line in logs), logs
     assert any("route sora unavailable" in line for line in logs)

@@ -108,7 +108,8 @@ def test_deployments_carry_the_schedule_time_zone_parameters_and_no_overlap(serv
 def test_nightly_run_on_a_worker_retries_transient_faults_and_attaches_artifacts(server):
     write_catalog(Path(server["env"]["VIDBATCH_CATALOG"]), [
         {"item_id": "w0", "duration_s": 1.0}, {"item_id": "w1", "duration_s": 1.5},
-        {"item_id": "s0", "duration_s": 4.0, "realism": "high"}, {"item_id": "s1", "duration_s": 4.0, "realism": "high"}])
+        {"item_id": "s0", "duration_s": 4.0, "realism": "high"},
+        {"item_id": "s1", "duration_s": 4.0, "realism": "high"}])
     run = run_nightly(server, sandbox=True, sandbox_latency_s=0.3,
                       sandbox_faults={"rate_limit_next": 12, "retry_after_s": 0.05})
     assert run.state.is_completed(), run.state
@@ -119,7 +120,8 @@ def test_nightly_run_on_a_worker_retries_transient_faults_and_attaches_artifacts
         tasks = api.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
         generate = {t.name: t for t in tasks if " on " in t.name}
         histories = {name: [s.name for s in api.read_task_run_states(t.id)] for name, t in generate.items()}
-        artifacts = api.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
+        artifacts = api.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[run.id])))
     assert set(generate) == {"w0 on wan", "w1 on wan", "s0 on sora", "s1 on sora"}
     assert {t.name.split(" ")[0] for t in tasks} >= {"load", "write"}
     assert not [t.name for t in tasks if t.name.startswith(("generate ", "finish "))]  # one task run a clip

@@ -53,9 +53,11 @@ def upstream_submits(box) -> list[int]:
 def test_the_plain_path_through_the_gateway_create_remix_and_long_clips_as_shots(box, gateway, tmp_path):
     provider = through(gateway)
     assert provider.unavailable() is None
-    assert not provider.can_list and not provider.capabilities.extend  # LiteLLM 1.108 lists no jobs and routes no extensions
+    # LiteLLM 1.108 lists no jobs and routes no extensions
+    assert not provider.can_list and not provider.capabilities.extend
     recorded = []
-    clip = provider.generate(request("g0", "gw a harbour at dawn"), tmp_path, Journal(on_job=lambda j, n: recorded.append(j)))
+    clip = provider.generate(request("g0", "gw a harbour at dawn"), tmp_path,
+                             Journal(on_job=lambda j, n: recorded.append(j)))
     assert probe(clip.path).duration_s == 4.0 and recorded == [clip.job_id]
     remix = provider.generate(request("g1", "gw the harbour at night", remix_job_id=clip.job_id), tmp_path)
     (tmp_path / "long").mkdir()

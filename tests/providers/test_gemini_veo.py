@@ -54,7 +54,8 @@ def test_a_clip_is_created_polled_and_billed_per_second_like_the_service(veo, tm
     info = probe(clip.path)
     assert (info.width, info.height, info.duration_s) == (720, 1280, 4.0)  # the shortest clip that covers it
     assert recorded == [clip.job_id] and clip.job_id.endswith(next(iter(veo.operations)).rpartition("/")[2])
-    assert clip.cost_usd == pytest.approx(4 * 0.40) == veo.total_billed_usd() == route.estimate_cost(request(seconds=3.5))
+    assert clip.cost_usd == pytest.approx(4 * 0.40) == veo.total_billed_usd()
+    assert veo.total_billed_usd() == route.estimate_cost(request(seconds=3.5))
     assert [verb for verb, _, _ in veo.requests].count("predictLongRunning") == 1
 
 
@@ -187,7 +188,8 @@ def test_settings_refuse_an_unpriced_model_and_a_bad_endpoint(tmp_path):
     from vidbatch.policy import load_policy
     from vidbatch.providers import resolved_routes
 
-    text = (REPO / "catalogs" / "demo-policy.toml").read_text() + '\n[routes.veo2]\nkind = "gemini-veo"\nclip_seconds = []\n'
+    text = ((REPO / "catalogs" / "demo-policy.toml").read_text()
+            + '\n[routes.veo2]\nkind = "gemini-veo"\nclip_seconds = []\n')
     path = tmp_path / "policy.toml"
     path.write_text(text)  # the error names the policy's field
     with pytest.raises(PolicyError, match=r"routes\.veo2\.clip_seconds"):

@@ -18,7 +18,8 @@ except Exception as err:
     print(json.dumps({"error": f"{type(err).__name__}: {err}"}))
 else:
     print(json.dumps({"kinds": {name: kind.settings.__name__ for name, kind in kinds.items()},
-                      "heavy": sorted(m for m in ("torch", "diffusers", "openai", "google.genai") if m in sys.modules)}))
+                      "heavy": sorted(m for m in ("torch", "diffusers", "openai", "google.genai")
+                                      if m in sys.modules)}))
 """
 
 
@@ -78,7 +79,8 @@ def test_every_kind_prices_a_catalog_for_the_planner_under_its_routes_name():
     from vidbatch.providers.dashscope import DashScopeSettings
 
     policy = default_policy()
-    settings = {"wan-diffusers": policy.routes["wan"], "openai-videos": policy.routes["gateway"], "dashscope": DashScopeSettings()}
+    settings = {"wan-diffusers": policy.routes["wan"], "openai-videos": policy.routes["gateway"],
+                "dashscope": DashScopeSettings()}
     valid, _ = validate_catalog(catalog([{"duration_s": 4.0}, {"duration_s": 4.0, "aspect": "9:16"},
                                          {"duration_s": 30.0, "realism": "high"}]))
     for name, kind in provider_kinds().items():
@@ -117,9 +119,11 @@ def test_a_plugin_kinds_route_is_validated_by_its_own_settings_and_priced_by_its
             "class Acme:\n    def __init__(self, s): self.endpoint = s.endpoint\n"
             "    id, sandbox, secrets, capabilities = 'acme', False, (), Capabilities(max_clip_s=5.0)\n"
             "    def unavailable(self): return None\n    def generate(self, request, workdir, journal=None): ...\n"
-            "def price(s, route):\n    return [pl.lit('acme-1').alias(f'{route}_model'), pl.lit('832x480').alias(f'{route}_size'),\n"
+            "def price(s, route):\n"
+            "    return [pl.lit('acme-1').alias(f'{route}_model'), pl.lit('832x480').alias(f'{route}_size'),\n"
             "            (pl.col('duration_s') * s.usd_per_s).alias(f'{route}_cost')]\n"
-            "KIND = ProviderKind(name='acme-video', settings=AcmeSettings, build=lambda route, s: Acme(s), price=price)\n")
+            "KIND = ProviderKind(name='acme-video', settings=AcmeSettings, build=lambda route, s: Acme(s),\n"
+            "                    price=price)\n")
     site = plugin(tmp_path / "site", "acme_kind", body, "acme_kind:KIND")
     env = {**os.environ, "PYTHONPATH": str(site)}
 

@@ -40,10 +40,12 @@ from vidbatch.providers import ClipRequest
 from vidbatch.providers.wan import WanProvider
 from vidbatch.providers.wan_settings import LoraSource
 route = load_policy(sys.argv[1]).routes["wan"]
-route = route.model_copy(update={"loras": {"brand": LoraSource(source=sys.argv[2]), "night": LoraSource(source=sys.argv[3])}})
+route = route.model_copy(update={"loras": {"brand": LoraSource(source=sys.argv[2]),
+                                           "night": LoraSource(source=sys.argv[3])}})
 Path(sys.argv[5]).mkdir()
-clip = WanProvider(route, route_id="wan").generate(ClipRequest(item_id="x", prompt="a dog runs on the beach", seconds=1.0, width=256,
-                                               height=144, model="tiny", seed=7, lora=sys.argv[4] or None), Path(sys.argv[5]))
+request = ClipRequest(item_id="x", prompt="a dog runs on the beach", seconds=1.0, width=256, height=144, model="tiny",
+                      seed=7, lora=sys.argv[4] or None)
+clip = WanProvider(route, route_id="wan").generate(request, Path(sys.argv[5]))
 print(sha256_of(clip.path))
 """
 
@@ -90,8 +92,9 @@ def test_switching_loras_in_one_process_gives_the_clips_of_fresh_processes(loras
     provider = WanProvider(route_with(loras), route_id="wan")
     here = {name: clip_sha(provider, tmp_path, name or None) for name in ("night", "", "brand", "night")}
     for name, sha in here.items():
-        fresh = subprocess.run([sys.executable, "-c", RENDER, str(DEMO_POLICY), str(loras["brand"]), str(loras["night"]),
-                                name, str(tmp_path / f"fresh-{name}")], capture_output=True, text=True, check=True)
+        fresh = subprocess.run([sys.executable, "-c", RENDER, str(DEMO_POLICY), str(loras["brand"]),
+                                str(loras["night"]), name, str(tmp_path / f"fresh-{name}")],
+                               capture_output=True, text=True, check=True)
         assert fresh.stdout.strip() == sha, name
 
 
@@ -148,7 +151,8 @@ def test_the_fingerprint_follows_the_lora_file_and_routing_needs_a_route_that_ha
     rows = [{"item_id": "a"}, {"item_id": "b", "lora": "brand"}, {"item_id": "c", "campaign": "c2"},
             {"item_id": "d", "lora": "nope"}, {"item_id": "e", "lora": "brand", "realism": "high"}]
     valid, rejects = validate_catalog(catalog(rows), list(policy.routes), list(loras_of(policy).by_name))
-    assert rejects.select("item_id", "column", "reason").row(0) == ("d", "lora", "unknown LoRA 'nope' (the policy's: brand)")
+    assert rejects.select("item_id", "column", "reason").row(0) == ("d", "lora",
+                                                                    "unknown LoRA 'nope' (the policy's: brand)")
     first = fingerprinted(valid, policy)
     plain, _ = validate_catalog(catalog(rows[:1] + [{"item_id": "b"}]))
     assert first["fingerprint"][0] == fingerprinted(plain, None)["fingerprint"][0]  # no LoRA: as before LoRAs

@@ -58,7 +58,8 @@ def test_a_campaigns_profile_is_priced_with_its_own_gpu_seconds(tmp_path):
     path = tmp_path / "policy.toml"
     path.write_text(text)
     route = load_policy(path).routes["wan"]
-    valid, _ = validate_catalog(catalog([{"campaign": "rush", "duration_s": 5.0}, {"campaign": "calm", "duration_s": 5.0},
+    valid, _ = validate_catalog(catalog([{"campaign": "rush", "duration_s": 5.0},
+                                         {"campaign": "calm", "duration_s": 5.0},
                                          {"campaign": "rush", "duration_s": 5.0, "resolution": "720p"}]))
     cost = valid.with_columns(wan_options(route, "wan"))["wan_cost"].to_list()
     assert cost[0] == pytest.approx(2.0 * 2.5 / 3600) and cost[1] == pytest.approx(8.0 * 2.5 / 3600)

@@ -14,8 +14,8 @@ from vidbatch.errors import PolicyError, StorageError
 
 __all__ = ["review_app"]
 
-review_app = typer.Typer(help="Clips awaiting a person's approval (the policy's review section): list (default), approve, "
-                              "reject.")
+review_app = typer.Typer(help="Clips awaiting a person's approval (the policy's review section): list (default), "
+                              "approve, reject.")
 
 CampaignOpt = Annotated[Optional[str], typer.Option("--campaign", help="only this campaign's clips")]
 ReviewerOpt = Annotated[Optional[str], typer.Option("--reviewer", help="your name in the ledger (default: $USER)")]

@@ -266,17 +266,16 @@ def _print_summary(summary: dict) -> None:
         out_console.print(f"  storyboard {e(board['storyboard_id'])}: [{colour}]{board['status']}[/] "
                           f"({e(str(board['reason']))}){e(where)}", highlight=False, soft_wrap=True)
     if summary["status_counts"].get("awaiting_review"):
+        runs = f" (or the review runs {', '.join(summary['reviews'])})" if summary.get("reviews") else ""
         out_console.print(f"  [yellow]{summary['status_counts']['awaiting_review']} clip(s) await review[/]: "
-                          f"vidbatch review --out {summary['out']}"
-                          + (f" (or the review runs {', '.join(summary['reviews'])})" if summary.get("reviews") else ""),
-                          highlight=False, soft_wrap=True)
+                          f"vidbatch review --out {summary['out']}{runs}", highlight=False, soft_wrap=True)
     for failure in summary["failed"]:
         err_console.print(f"  [red]failed[/] {e(failure['item_id'])}: {e(str(failure['reason']))}", highlight=False)
     if more.get("failed"):
         err_console.print(f"  … and {more['failed']:,} more failed", highlight=False)
     if any(more.values()):
-        out_console.print(f"  every item: {summary['out']}/{layout.run_table(summary['run_id'], 'items')}", highlight=False,
-                          soft_wrap=True)
+        out_console.print(f"  every item: {summary['out']}/{layout.run_table(summary['run_id'], 'items')}",
+                          highlight=False, soft_wrap=True)
     out_console.print(f"  report: {summary['report']}", highlight=False, soft_wrap=True)
     if summary["failed"] or any(b["status"] == "failed" for b in summary["storyboards"]):
         raise typer.Exit(EXIT_FAILED)

@@ -4,11 +4,11 @@ SQLite (the default beside a local root): WAL, a busy timeout, and write transac
 IMMEDIATE, so a writer takes the lock up front. Any other URL: a pool that pings a connection
 before it hands it out, so a database that restarted is met with a fresh one.
 
-A connection that cannot be made because the database is down or restarting (refused, dropped)
-is waited for up to `patience_s()` (60 s, or $VIDBATCH_LEDGER_PATIENCE_S), with backoff: a run writes its money through a restart. One that
-stays down, or a statement that fails, raises LedgerUnavailable, one line that names the
-database (never its password) and the cause. A failed statement is not tried again: its commit
-may have landed, and a second one could write money twice.
+A connection that cannot be made because the database is down or restarting (refused, dropped) is
+waited for up to `patience_s()` (60 s, or $VIDBATCH_LEDGER_PATIENCE_S), with backoff: a run writes
+its money through a restart. One that stays down, or a statement that fails, raises
+LedgerUnavailable, one line that names the database (never its password) and the cause. A failed
+statement is not tried again: its commit may have landed, and a second one could write money twice.
 """
 
 from __future__ import annotations

@@ -20,7 +20,8 @@ from vidbatch.ledger import CLOSING, IN_FLIGHT_SCHEMA, LEDGER_SCHEMA, SETTLED_SC
 from vidbatch.ledger_store.schema import ledger_rows, night_spend, open_reservations
 from vidbatch.measured import MEASUREMENT_SCHEMA
 
-__all__ = ["measurements", "committed_by", "settled_for", "awaiting_review", "in_flight", "spend", "rows", "still_open", "aware", "is_paid"]
+__all__ = ["measurements", "committed_by", "settled_for", "awaiting_review", "in_flight", "spend", "rows", "still_open",
+           "aware", "is_paid"]
 
 _WANTED = Table("wanted_items", MetaData(), Column("campaign", Text), Column("item_id", Text))
 _CREATE_WANTED = ("CREATE TEMPORARY TABLE IF NOT EXISTS wanted_items "
@@ -32,10 +33,13 @@ SELECT l.campaign, l.item_id, l.fingerprint, l.run_id, l.asset_uri,
        l.cost_usd + COALESCE((SELECT SUM(p.cost_usd) FROM ledger_rows p
                               WHERE p.reservation_id = l.reservation_id AND p.status = 'paid'), 0) AS cost_usd,
        l.created_at, l.job_id, l.reservation_id, l.route, l.model,
-       CASE WHEN EXISTS (SELECT 1 FROM ledger_rows d WHERE d.reservation_id = l.reservation_id AND d.status = 'delivered')
-              OR NOT EXISTS (SELECT 1 FROM ledger_rows p WHERE p.reservation_id = l.reservation_id AND p.status = 'paid')
+       CASE WHEN EXISTS (SELECT 1 FROM ledger_rows d
+                         WHERE d.reservation_id = l.reservation_id AND d.status = 'delivered')
+              OR NOT EXISTS (SELECT 1 FROM ledger_rows p
+                             WHERE p.reservation_id = l.reservation_id AND p.status = 'paid')
             THEN 1 ELSE 0 END AS delivered,
-       CASE WHEN EXISTS (SELECT 1 FROM ledger_rows v WHERE v.reservation_id = l.reservation_id AND v.status = 'approved')
+       CASE WHEN EXISTS (SELECT 1 FROM ledger_rows v
+                         WHERE v.reservation_id = l.reservation_id AND v.status = 'approved')
               THEN 'approved'
             WHEN EXISTS (SELECT 1 FROM ledger_rows v WHERE v.reservation_id = l.reservation_id
                          AND v.status = 'review_rejected') THEN 'rejected'

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import Boolean, Column, DateTime, Float, Integer, MetaData, String, Table, Text
 
-__all__ = ["metadata", "ledger_rows", "open_reservations", "runs", "imports", "stitches", "route_slots", "route_submits", "night_spend"]
+__all__ = ["metadata", "ledger_rows", "open_reservations", "runs", "imports", "stitches", "route_slots",
+           "route_submits", "night_spend"]
 
 metadata = MetaData()
 

@@ -177,7 +177,8 @@ class LedgerStore:
         if not rows:
             return []
         with self._writing() as conn:
-            pending = set(queries.awaiting_review(conn, item_ids=sorted({r["item_id"] for r in rows}))["reservation_id"])
+            waiting = queries.awaiting_review(conn, item_ids=sorted({r["item_id"] for r in rows}))
+            pending = set(waiting["reservation_id"])
             written = [r for r in rows if r["reservation_id"] in pending]
             if written:
                 writes.insert_rows(conn, written)

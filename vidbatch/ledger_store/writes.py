@@ -17,7 +17,8 @@ from vidbatch.ledger_store.schema import ledger_rows, night_spend, open_reservat
 # The rows that set what an open reservation holds: `reserved`, then each `raised` (which only grows it).
 HOLDING = ("reserved", "raised")
 
-__all__ = ["HOLDING", "insert_rows", "bulk_insert", "touched_by", "reopen", "reopen_after", "respend_after", "row_key", "row_keys", "open_rows", "charge_estimates"]
+__all__ = ["HOLDING", "insert_rows", "bulk_insert", "touched_by", "reopen", "reopen_after", "respend_after", "row_key",
+           "row_keys", "open_rows", "charge_estimates"]
 
 
 def insert_rows(conn: Connection, rows: list[dict]) -> None:

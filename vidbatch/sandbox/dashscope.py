@@ -149,7 +149,8 @@ class DashScopeSandbox(Loopback):
         with self._lock:
             if self.faults.throttle_next > 0:
                 self.faults.throttle_next -= 1
-                return 429, _error("Throttling.RateQuota", "Requests rate limit exceeded, please try again later."), None
+                return 429, _error("Throttling.RateQuota",
+                                   "Requests rate limit exceeded, please try again later."), None
             fails = self.faults.fail_next > 0
             self.faults.fail_next -= fails
             task = Task(id=str(uuid.uuid4()), model=model, prompt=prompt, size=size, duration=int(duration),
@@ -179,7 +180,8 @@ class DashScopeSandbox(Loopback):
     def listing(self, model: str | None, start: str | None, end: str | None, page_no: int, page_size: int) -> dict:
         """The batch task query: tasks of the window (by submit time), newest first."""
         rows = [t for t in self.tasks.values() if (model is None or t.model == model)
-                and (start is None or _compact(t.submitted_at) >= start) and (end is None or _compact(t.submitted_at) <= end)]
+                and (start is None or _compact(t.submitted_at) >= start)
+                and (end is None or _compact(t.submitted_at) <= end)]
         rows.sort(key=lambda t: t.submitted_at, reverse=True)
         page = rows[(page_no - 1) * page_size: page_no * page_size]
         now = time.monotonic()
