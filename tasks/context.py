@@ -90,7 +90,6 @@ class RunContext:
     workdir: Path
     sandbox: bool = False
     allowance: Allowance | None = None  # a GPU batch's own limit, inside the policy's caps
-    on_event: Callable[[dict], None] = lambda event: None
     turns: Turns = field(default_factory=Turns)  # each route's slots, taken in plan order
     # item_id -> (reservation_id, provider job ids) for reservations whose jobs exist at a provider
     in_flight: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)

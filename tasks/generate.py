@@ -20,12 +20,12 @@ from prefect.runtime import task_run
 from prefect.states import Completed, Failed, State
 
 from vidbatch import layout
-from vidbatch.errors import (BudgetExceeded, Deferred, ProviderError, ProviderUnavailable, RenderStopped, RunFault,
-                             RunStopped, StorageError, SubmitUnconfirmed, TransientProviderError)
+from vidbatch.errors import (BudgetExceeded, Deferred, ProviderUnavailable, RunFault, RunStopped, StorageError,
+                             TransientProviderError)
 from vidbatch.stopping import StopCause
-from vidbatch.ledger import Reservation, ledger_row, new_reservation_id
+from vidbatch.ledger import Reservation, ledger_row
 from vidbatch.media import sha256_of
-from vidbatch.providers import ClipRequest, Journal
+from vidbatch.providers import ClipRequest
 from vidbatch.refusals import Refusal
 from vidbatch.inputs import reference_name
 from vidbatch.runs import ClipJob, fallback_job
@@ -33,6 +33,7 @@ from vidbatch.storage import fetch_to
 from vidbatch.tasks.clips import Deferral, FinishedClip, GeneratedClip
 from vidbatch.tasks.context import RunContext, run_log
 from vidbatch.tasks.ledger_io import write_ledger_rows
+from vidbatch.tasks.reservation import ClipReservation
 
 __all__ = ["generate_clip", "generate_or_defer", "retry_transient_only", "deferred_state", "RETRIES", "RETRY_DELAYS_S"]
 
@@ -156,6 +157,7 @@ def _defer(job: ClipJob, ctx: RunContext, why: Refusal | str, error: type[Deferr
 
 
 def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
+    """Reserve, call the provider, store the raw clip, settle: the money is `ClipReservation`'s."""
     ctx.stop.check()  # a stopped run starts nothing: the item waits for the next run
     provider = ctx.providers.get(job.route)
     why = "not a route of this run's policy" if provider is None else provider.unavailable()
@@ -164,112 +166,54 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
     workdir = layout.item_folder(ctx.workdir, job.item_id)
     workdir.mkdir(parents=True, exist_ok=True)
     request = _request(job, workdir)
-    resumed = ctx.in_flight.get(job.item_id)
-    reservation_id, job_ids = resumed if resumed else (new_reservation_id(), ())
-    money = Reservation(run_id=ctx.run_id, night=ctx.night, item_id=job.item_id, campaign=job.campaign,
-                        fingerprint=job.fingerprint, route=job.route, model=job.model,
-                        est_cost_usd=job.est_cost_usd, reservation_id=reservation_id, attempt=task_run.run_count,
-                        sandbox=ctx.sandbox or provider.sandbox)
-    held = [job.est_cost_usd]  # what the reservation holds: its estimate, then each raise
+    money = ClipReservation(ctx, job, sandbox=ctx.sandbox or provider.sandbox, attempt=task_run.run_count)
     # The gate first (the GPU, or a closed-route slot), then the money: a clip waiting its turn
     # holds no reservation, so a crash charges only what was running.
     with ctx.gate(job.route, job.item_id) as job_done:
         ctx.stop.check()  # stopped while it waited for its turn: no money is held yet
-        if not resumed:
-            # One transaction checks the caps against every run's commitments and reserves, or refuses
-            # (a cap, or another live run making this item): then the item waits for a later run.
-            refused = ctx.reserve(money.reserved(note or "before generate"))
-            if refused:
-                _defer(job, ctx, refused, BudgetExceeded)
-
-        # What this reservation has paid already (a resumed one, or an earlier attempt of this run).
-        known = ctx.paid.get(reservation_id, job.resume_paid_usd)
-        paid: list[float] = [known] if known is not None else []
-
-        def close(status: str, cost: float, reason: str, **extra) -> None:
-            """The closing row; once paid, the money is in the paid row and the closing row carries 0."""
-            charged = paid[0] if paid else cost
-            if ctx.allowance is not None:
-                ctx.allowance.settle(held[0], charged)
-            write_ledger_rows(ctx.ledger, [money.closed(status, 0.0 if paid else cost, ctx.redact(reason), **extra)])
-            ctx.forget_jobs(job.item_id)  # closed in the ledger (a closing row that failed leaves it open there too)
-
-        def on_job(job_id: str, what: str) -> None:
-            ctx.remember_job(job.item_id, reservation_id, job_id)
-            write_ledger_rows(ctx.ledger, [money.submitted(job_id, what)])
-
-        def on_paid(cost: float, job_id: str | None) -> None:
-            if not paid:  # a resumed, already paid reservation is not paid again
-                write_ledger_rows(ctx.ledger, [money.paid(cost, "made and billed; before download", job_id=job_id)])
-                paid.append(cost)
-                ctx.paid.record(reservation_id, cost)
-            job_done()  # no job of it runs at the provider any more: the next clip may start while it downloads
-
-        def raise_to(usd: float, why: str, started: bool = True) -> str | None:
-            """The call outgrows its reservation: grow it to `usd` under the caps (and, before it has
-            spent anything, the run's priority order), or say why not."""
-            refused = ctx.raise_reservation(money, held[0], usd, ctx.redact(why), in_order=not started)
-            if refused is None:
-                held[0] = max(held[0], usd)
-                journal.reserved_usd = held[0]
-                return None
-            return refused.text
-
-        journal = Journal(job_ids=job_ids, on_job=on_job, before_submit=ctx.before_submit(job.route),
-                          on_paid=on_paid, reserved_usd=held[0] if not resumed else float("inf"), raise_to=raise_to,
-                          pause=ctx.stop.pause)
+        # One transaction checks the caps against every run's commitments and reserves, or refuses
+        # (a cap, or another live run making this item): then the item waits for a later run.
+        refused = money.reserve(note or "before generate")
+        if refused:
+            _defer(job, ctx, refused, BudgetExceeded)
+        journal = money.journal(ctx.before_submit(job.route), job_done)
         ctx.turns.started(job.route, job.item_id)  # reserved: the next clip in plan order may go
         try:
             clip = provider.generate(request, workdir, journal)
-        except TransientProviderError as err:
-            if job.item_id in ctx.in_flight:  # its job exists: the next attempt (or run) resumes it
-                run_log().warning("%s: %s; reservation %s stays open for job(s) %s", job.item_id, err,
-                                  reservation_id, ", ".join(ctx.in_flight[job.item_id][1]))
-                raise
-            close("failed", err.cost_usd, f"{type(err).__name__}: {err}", job_id=err.job_id)
+        except BaseException as err:
+            ending = money.failed_with(err)
+            if ending.status is None and isinstance(err, TransientProviderError):
+                run_log().warning("%s: %s; reservation %s stays open for job(s) %s", job.item_id, err, money.id,
+                                  ", ".join(ctx.in_flight[job.item_id][1]))
+            if ending.defer is not None:
+                _defer(job, ctx, ending.defer, BudgetExceeded if ending.by_cap else Deferred)
             raise
-        except ProviderUnavailable as err:
-            if paid and job.item_id in ctx.in_flight:  # paid, not downloaded: a later run delivers it
-                raise
-            spent = job.item_id in ctx.in_flight or err.cost_usd or paid
-            close("failed" if spent else "released", err.cost_usd, f"route unavailable: {err}", job_id=err.job_id)
-            raise
-        except RunStopped:  # nothing more is sent: a job that exists stays open for the next run to resume
-            if job.item_id not in ctx.in_flight:
-                close("released", 0.0, ctx.stop.reason())
-            raise
-        except RenderStopped as err:  # a cap refused to grow its reservation: charged what it used, and it waits
-            close("failed" if err.cost_usd else "released", err.cost_usd, str(err), job_id=err.job_id)
-            _defer(job, ctx, str(err), BudgetExceeded)
-        except SubmitUnconfirmed as err:  # a job that may exist: charged its estimate, never sent again; it waits
-            close("failed", err.cost_usd, f"{type(err).__name__}: {err}", job_id=err.job_id)
-            _defer(job, ctx, str(err))
-        except ProviderError as err:
-            close("failed", err.cost_usd, f"{type(err).__name__}: {err}", job_id=err.job_id)
-            raise
-        except BaseException as err:  # a bug or an interrupt
-            if job.item_id in ctx.in_flight:  # the job runs on at the provider: leave it for the next run
-                raise
-            close("failed", job.est_cost_usd, f"interrupted ({type(err).__name__}: {err}); charged the estimate")
-            raise
-        on_paid(clip.cost_usd, clip.job_id)  # a provider that did not say so itself: paid when it returns
+        money.paid(clip.cost_usd, clip.job_id)  # a provider that did not say so itself: paid when it returns
+        job_done()
     key = layout.raw_clip(job.campaign, job.item_id, job.fingerprint, job.seed)  # a QA regeneration has its own
     try:
         raw_uri = ctx.root.put_file(clip.path, key)
     except (StorageError, OSError) as err:  # storage down or full: the money is recorded, and the run stops
-        why = ctx.redact(str(err) if isinstance(err, StorageError) else f"{type(err).__name__}: {err}")
-        if job.item_id in ctx.in_flight:  # its jobs exist at the provider: the next run delivers them, unpaid
-            line = (f"{why}: {job.item_id} is paid (${paid[0]:.4f}, in the ledger) but not stored; the next run "
-                    "delivers it from the provider without paying again")
-        else:
-            close("failed", clip.cost_usd, f"made and paid but the raw clip could not be stored ({why}); made again "
-                  "by a later run", job_id=clip.job_id)
-            line = f"{why}: {job.item_id} was made and paid (${paid[0]:.4f}, in the ledger) but not stored"
-        ctx.stop.request(StopCause.FAULT, why)
-        raise RunFault(line) from None
-    close("settled", clip.cost_usd, "; ".join(filter(None, [note, clip.detail])), seconds=clip.seconds,
-          asset_uri=raw_uri, sha256=sha256_of(clip.path), job_id=clip.job_id, sandbox=money.sandbox or clip.sandbox,
-          price_key=clip.price_key, gpu_s_per_shot=clip.gpu_s_per_shot)
+        raise _not_stored(job, ctx, money, clip, err) from None
+    money.close("settled", clip.cost_usd, "; ".join(filter(None, [note, clip.detail])), seconds=clip.seconds,
+                asset_uri=raw_uri, sha256=sha256_of(clip.path), job_id=clip.job_id,
+                sandbox=money.rows.sandbox or clip.sandbox, price_key=clip.price_key,
+                gpu_s_per_shot=clip.gpu_s_per_shot)
     return GeneratedClip(job=job, path=clip.path, raw_uri=raw_uri, seconds=clip.seconds, cost_usd=clip.cost_usd,
-                         job_id=clip.job_id, note=note, reservation=money, sandbox=money.sandbox or clip.sandbox,
-                         fps=clip.fps)
+                         job_id=clip.job_id, note=note, reservation=money.rows,
+                         sandbox=money.rows.sandbox or clip.sandbox, fps=clip.fps)
+
+
+def _not_stored(job: ClipJob, ctx: RunContext, money: ClipReservation, clip, err: Exception) -> RunFault:
+    """The raw clip could not be stored: its money is recorded, the run stops, and the next run
+    delivers it from the provider unpaid when its jobs can be resumed, else makes it again."""
+    why = ctx.redact(str(err) if isinstance(err, StorageError) else f"{type(err).__name__}: {err}")
+    if money.has_jobs:  # its jobs exist at the provider: the next run delivers them, unpaid
+        line = (f"{why}: {job.item_id} is paid (${money.paid_usd:.4f}, in the ledger) but not stored; the next run "
+                "delivers it from the provider without paying again")
+    else:
+        money.close("failed", clip.cost_usd, f"made and paid but the raw clip could not be stored ({why}); made "
+                    "again by a later run", job_id=clip.job_id)
+        line = f"{why}: {job.item_id} was made and paid (${money.paid_usd:.4f}, in the ledger) but not stored"
+    ctx.stop.request(StopCause.FAULT, why)
+    return RunFault(line)
