@@ -19,6 +19,7 @@ from prefect.input import RunInput
 from prefect.runtime import deployment, flow_run
 from pydantic import Field
 
+from vidbatch.money import usd_text
 from vidbatch.ledger_store import open_ledger
 from vidbatch.policy import load_policy
 from vidbatch.review import ClipVerdict
@@ -45,7 +46,7 @@ def _describe(pending, root_uri: str) -> str:
              "undecided.", "", "| campaign | item | route | cost | watch |", "|---|---|---|---:|---|"]
     for r in pending.iter_rows(named=True):
         watch = f"[watch]({r['watch']})" if r["watch"].startswith("http") else f"`{r['watch']}`"
-        lines.append(f"| {r['campaign']} | {r['item_id']} | {r['route']} | ${r['cost_usd']:.4f} | {watch} |")
+        lines.append(f"| {r['campaign']} | {r['item_id']} | {r['route']} | {usd_text(r['cost_usd'])} | {watch} |")
     return "\n".join(lines)
 
 

@@ -19,6 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import task_run
 from prefect.states import Completed, Failed, State
 
+from vidbatch.money import usd_text
 from vidbatch import layout
 from vidbatch.errors import (BudgetExceeded, Deferred, ProviderUnavailable, RunFault, RunStopped, StorageError,
                              TransientProviderError)
@@ -209,11 +210,11 @@ def _not_stored(job: ClipJob, ctx: RunContext, money: ClipReservation, clip, err
     delivers it from the provider unpaid when its jobs can be resumed, else makes it again."""
     why = ctx.redact(str(err) if isinstance(err, StorageError) else f"{type(err).__name__}: {err}")
     if money.has_jobs:  # its jobs exist at the provider: the next run delivers them, unpaid
-        line = (f"{why}: {job.item_id} is paid (${money.paid_usd:.4f}, in the ledger) but not stored; the next run "
-                "delivers it from the provider without paying again")
+        line = (f"{why}: {job.item_id} is paid ({usd_text(money.paid_usd)}, in the ledger) but not stored; the next "
+                "run delivers it from the provider without paying again")
     else:
         money.close("failed", clip.cost_usd, f"made and paid but the raw clip could not be stored ({why}); made "
                     "again by a later run", job_id=clip.job_id)
-        line = f"{why}: {job.item_id} was made and paid (${money.paid_usd:.4f}, in the ledger) but not stored"
+        line = f"{why}: {job.item_id} was made and paid ({usd_text(money.paid_usd)}, in the ledger) but not stored"
     ctx.stop.request(StopCause.FAULT, why)
     return RunFault(line)

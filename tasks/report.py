@@ -18,7 +18,8 @@ from prefect.cache_policies import NO_CACHE
 from vidbatch.statuses import ItemStatus
 from vidbatch import layout
 from vidbatch.policy import Policy
-from vidbatch.report import cents, money, route_summary
+from vidbatch.money import usd_text
+from vidbatch.report import cents, route_summary
 from vidbatch.report_html import REPORT_ITEMS, first_to_look_at, relative_link, report_html, spend_chart_svg
 from vidbatch.storage import OutputRoot
 
@@ -36,12 +37,12 @@ SHEETS = 12  # contact sheets of clips awaiting review shown as images (the revi
 def _markdown(summary: dict, spend: pl.DataFrame, policy: Policy, boards: pl.DataFrame, uri: str,
               link: str | None) -> str:
     lines = [f"# vidbatch run {summary['run_id'][:8]} (night {summary['night']})", "",
-             f"Estimated {money(summary['est_cost_usd'])}, actual {money(summary['cost_usd'])}. "
+             f"Estimated {usd_text(summary['est_cost_usd'])}, actual {usd_text(summary['cost_usd'])}. "
              f"Items: {', '.join(f'{k} {v}' for k, v in sorted(summary['status_counts'].items()))}.", "",
              "| campaign | spent tonight | cap |", "|---|---:|---:|"]
     for campaign, usd in spend.group_by("campaign").agg(pl.col("actual_usd").sum()).sort("campaign").iter_rows():
-        lines.append(f"| {campaign} | {money(usd)} | {money(policy.caps.for_campaign(campaign))} |")
-    lines.append(f"| **night** | {money(float(spend['actual_usd'].sum()))} | {money(policy.caps.night_usd)} |")
+        lines.append(f"| {campaign} | {usd_text(usd)} | {usd_text(policy.caps.for_campaign(campaign))} |")
+    lines.append(f"| **night** | {usd_text(float(spend['actual_usd'].sum()))} | {usd_text(policy.caps.night_usd)} |")
     if boards.height:
         lines += ["", "| storyboard | status | why |", "|---|---|---|"]
         lines += [f"| {r['storyboard_id']} | {r['status']} | {r['reason']} |" for r in boards.iter_rows(named=True)]

@@ -12,6 +12,7 @@ from prefect.client.schemas.actions import ArtifactUpdate
 from prefect.client.orchestration import get_client
 from prefect.states import Completed, Failed, State
 
+from vidbatch.money import usd_text
 from vidbatch.statuses import ItemStatus
 from vidbatch.errors import RunFailed
 from vidbatch.redact import Redactor
@@ -122,7 +123,7 @@ def finish_run(summary: dict, items: pl.DataFrame, boards: pl.DataFrame, redact:
     review_pending(summary["run_id"], summary["night"], summary["out"], items, redact)
     night_finished(summary, bool(failed_items or failed_boards), redact)
     counts = ", ".join(f"{v} {k}" for k, v in sorted(summary["status_counts"].items()))
-    run_log().info("run finished: %s; $%.4f spent; report %s", counts, summary["cost_usd"], summary["report"])
+    run_log().info("run finished: %s; %s spent; report %s", counts, usd_text(summary["cost_usd"]), summary["report"])
     if failed_items or failed_boards:
         message = f"{failed_items} item(s) and {failed_boards} storyboard(s) failed ({counts})"
         return Failed(message=message, data=RunFailed(message, summary))

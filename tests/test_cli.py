@@ -133,7 +133,7 @@ def test_ledger_of_many_nights_shows_the_newest_and_totals(tmp_path):
     assert result.exit_code == 0, result.output
     assert "│ 2026-10-30" in result.output and "│ 2026-10-01" not in result.output  # newest nights first
     assert "and 110 more rows (all rows: --json)" in result.output
-    assert "total actual $37.5000 (estimated $75.0000), 2026-10-01 to 2026-10-30" in result.output
+    assert "total actual $37.50 (estimated $75.00), 2026-10-01 to 2026-10-30" in result.output
     every = CliRunner().invoke(app, ["ledger", "--out", str(tmp_path / "out"), "--json"])
     assert len(every.output.splitlines()) == 150
 

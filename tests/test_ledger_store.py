@@ -370,7 +370,7 @@ def test_a_reservation_grows_under_the_caps_and_a_dead_run_is_charged_what_it_he
         assert ledger.raise_reservation(raised(0.45), CAPS) is None
         assert ledger.committed(NIGHT).night_usd == pytest.approx(0.95)  # what it holds now, not its estimate
         assert ledger.raise_reservation(raised(0.3), CAPS) is None  # never shrinks: nothing written
-        assert str(ledger.raise_reservation(raised(0.55), CAPS)) == "item cap $0.50 is below $0.5500"
+        assert str(ledger.raise_reservation(raised(0.55), CAPS)) == "item cap $0.50 is below $0.55"
         assert ledger.reserve(reservation("run-b", "i3", 0.5), CAPS) is None
         assert ledger.reserve(reservation("run-b", "i4", 0.05), CAPS) is None  # campaign c holds 1.50 now
         refused = ledger.raise_reservation(raised(0.5), CAPS)

@@ -64,3 +64,10 @@ def test_a_batch_allowance_holds_its_sum_and_binds_the_whole_batch():
     assert refused.text == "batch allowance $0.0350 reached ($0.02 committed)" and refused.scope == "night"
     allowance.settle(0.02, 0.01)  # the first cost less than it held
     assert allowance.try_reserve(0.02) is None
+
+
+def test_one_formatter_reads_dollars_as_a_person_does():
+    from vidbatch.money import usd_text
+
+    assert [usd_text(v) for v in (0.0, 0.05, 0.0046, 0.25, 0.5500, 37.5, 1234.5, None)] == [
+        "$0.00", "$0.05", "$0.0046", "$0.25", "$0.55", "$37.50", "$1,234.50", "—"]

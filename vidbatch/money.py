@@ -37,7 +37,7 @@ class Committed:
 def over_item_cap(caps: Caps, usd: float, what: str) -> Refusal | None:
     """Why one call holding `usd` passes the item cap (`what`: how the amount is named), or None."""
     if usd > caps.item_usd + 1e-9:
-        return Refusal(Refused.ITEM_CAP, f"item cap ${caps.item_usd:.2f} is below {what}", cap_usd=caps.item_usd)
+        return Refusal(Refused.ITEM_CAP, f"item cap {usd_text(caps.item_usd)} is below {what}", cap_usd=caps.item_usd)
     return None
 
 
@@ -74,11 +74,14 @@ def who(spent: dict[tuple[str, str], float], run_id: str, campaign: str | None =
     return f"{usd_text(sum(by_run.values()))} committed" + (f" ({', '.join(parts)})" if parts else "")
 
 
-def usd_text(usd: float) -> str:
-    """Dollars in cents; below a dime, an amount that is not whole cents to a hundredth of a cent
-    (GPU seconds on a small night: "$0.0046", not "$0.00")."""
+def usd_text(usd: float | None) -> str:
+    """Dollars as a person reads them, the one formatter (messages, reports, the CLI): cents, with
+    thousands separators; below a dime, an amount that is not whole cents to a hundredth of a cent
+    (GPU seconds on a small night: "$0.0046", not "$0.00"); "—" for no amount."""
+    if usd is None:
+        return "—"
     whole_cents = abs(round(usd, 2) - usd) < 1e-9
-    return f"${usd:.2f}" if whole_cents or abs(usd) >= 0.1 else f"${usd:.4f}"
+    return f"${usd:,.2f}" if whole_cents or abs(usd) >= 0.1 else f"${usd:.4f}"
 
 
 # ---- twin: a whole catalog at once ---------------------------------------------------------------
@@ -106,8 +109,8 @@ def accept_in_order(frame: pl.DataFrame, cost: str, caps: Caps, committed: Commi
     table = table.with_columns(pl.format("campaign cap {} would be exceeded ({} already committed)",
                                          usd_expr(pl.col("ccap")), usd_expr(pl.col("used"))).alias("camp_reason"))
     night_used = committed.night_usd + extra_night
-    night_reason = (f"night cap ${caps.night_usd:.2f} would be exceeded "
-                    f"(${night_used:.2f} already committed)")
+    night_reason = (f"night cap {usd_text(caps.night_usd)} would be exceeded "
+                    f"({usd_text(night_used)} already committed)")
     c = pl.col(cost).fill_null(0.0)
     out = (frame.join(table, on="campaign", how="left", maintain_order="left")
            .with_columns((c.cum_sum().over("campaign") + pl.col("used") <= pl.col("ccap") + 1e-9)

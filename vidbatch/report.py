@@ -6,12 +6,7 @@ import polars as pl
 
 from vidbatch.statuses import ItemStatus
 
-__all__ = ["run_outcomes", "plan_groups", "needs_a_look", "route_summary", "cents", "money"]
-
-
-def money(usd: float | None) -> str:
-    """Dollars as a person reads them: cents, or 4 decimals below a cent (never 18 digits)."""
-    return "—" if usd is None else f"${usd:,.2f}" if abs(usd) >= 0.01 or usd == 0 else f"${usd:.4f}"
+__all__ = ["run_outcomes", "plan_groups", "needs_a_look", "route_summary", "cents"]
 
 
 def cents(frame: pl.DataFrame) -> pl.DataFrame:

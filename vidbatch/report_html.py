@@ -17,7 +17,7 @@ import polars as pl
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from vidbatch.report import money
+from vidbatch.money import usd_text
 
 __all__ = ["REPORT_ITEMS", "relative_link", "spend_chart_svg", "first_to_look_at", "report_html"]
 
@@ -41,7 +41,7 @@ def relative_link(from_key: str, to_key: str | None) -> str | None:
 def _templates() -> Environment:
     env = Environment(loader=PackageLoader("vidbatch", "templates"), undefined=StrictUndefined,
                       autoescape=select_autoescape(["html.j2", "svg.j2"], default=True))
-    env.filters["money"] = money
+    env.filters["money"] = usd_text
     return env
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from vidbatch.money import usd_text
 from vidbatch.cli.common import (LEDGER_HEADERS, SHOWN, JsonOpt, LedgerOpt, OutOpt, PolicyOpt, existing_ledger, fail,
                                  ndjson, out_console, policy_ledger_url, table)
 from vidbatch.errors import PolicyError, StorageError
@@ -49,8 +50,8 @@ def ledger(ctx: typer.Context, out: OutOpt = "vidbatch-out", as_json: JsonOpt = 
     span = f"{nights[-1]} to {nights[0]}" if len(nights) > 1 else nights[0]
     by_route = groups.group_by("route").agg(pl.exclude("night", "campaign").sum()).sort("route")
     out_console.print(table(f"by route, {span}", by_route, by_route.columns, LEDGER_HEADERS))
-    out_console.print(f"total actual ${by_route['actual_usd'].sum():.4f} "
-                      f"(estimated ${by_route['est_usd'].sum():.4f}), {span}", highlight=False)
+    out_console.print(f"total actual {usd_text(by_route['actual_usd'].sum())} "
+                      f"(estimated {usd_text(by_route['est_usd'].sum())}), {span}", highlight=False)
 
 
 @ledger_app.command("export")

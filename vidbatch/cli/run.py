@@ -24,6 +24,7 @@ from typing import Annotated, Optional
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from vidbatch.money import usd_text
 from vidbatch import layout
 from vidbatch.cli.common import LedgerOpt, OutOpt, PolicyOpt, SandboxOpt, err_console, fail, out_console
 from vidbatch.errors import CatalogError, PolicyError, RunFailed, StorageError, VidbatchError
@@ -248,7 +249,7 @@ def _print_summary(summary: dict) -> None:
     out_console.print(f"run {summary['run_id']} (night {summary['night']}) -> {summary['out']}", soft_wrap=True)
     out_console.print("  " + (", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "no items")
                       + f"; rejected rows: {summary['rejected_rows']}")
-    out_console.print(f"  estimated ${summary['est_cost_usd']:.4f}, actual ${summary['cost_usd']:.4f}")
+    out_console.print(f"  estimated {usd_text(summary['est_cost_usd'])}, actual {usd_text(summary['cost_usd'])}")
     if summary["rejected_rows"]:
         out_console.print(f"  rejects: {summary['out']}/{layout.run_table(summary['run_id'], 'rejects')}")
     for route, why in summary["unavailable"].items():

@@ -35,7 +35,7 @@ from vidbatch.ledger_store import limits, queries, writes
 from vidbatch.ledger_store.connection import connected, make_engine
 from vidbatch.ledger_store.schema import imports, ledger_rows, open_reservations, runs, stitches
 from vidbatch.measured import RECENT, measured_prices, since_night
-from vidbatch.money import Committed, over_caps, over_item_cap
+from vidbatch.money import Committed, over_caps, over_item_cap, usd_text
 from vidbatch.refusals import Refusal, Refused
 from vidbatch.policy import Caps
 from vidbatch.storyboards import STITCH_SCHEMA
@@ -108,7 +108,7 @@ class LedgerStore:
         """Insert the `reserved` row if the caps hold and no live run holds this item; None when
         reserved, else why not (nothing is written then). `ahead`: money this run keeps for its
         higher-priority items that have not reserved yet (counted as committed)."""
-        refused = over_item_cap(caps, row["est_cost_usd"], f"the estimate ${row['est_cost_usd']:.2f}")
+        refused = over_item_cap(caps, row["est_cost_usd"], f"the estimate {usd_text(row['est_cost_usd'])}")
         if refused:
             return refused
         with self._writing(f"vidbatch-night-{row['night']}") as conn:
@@ -127,7 +127,7 @@ class LedgerStore:
         same rule as `reserve`, in the same lock: a call that outgrows its estimate is held to the
         caps on what it will really cost, before it spends it."""
         usd = row["est_cost_usd"]
-        refused = over_item_cap(caps, usd, f"${usd:.4f}")
+        refused = over_item_cap(caps, usd, usd_text(usd))
         if refused:
             return refused
         with self._writing(f"vidbatch-night-{row['night']}") as conn:
