@@ -31,7 +31,7 @@ from vidbatch.report import run_outcomes
 from vidbatch.runs import clip_jobs, history_keys, night_of, plan_run
 from vidbatch.storage import OutputRoot, open_root, work_folder
 from vidbatch.tasks.catalog_io import load_catalog, write_run_table
-from vidbatch.tasks.context import RunContext
+from vidbatch.tasks.context import OpenJobs, RunContext
 from vidbatch.tasks.ledger_io import append_ledger, read_history, read_spend
 from vidbatch.tasks.outcomes import OUTCOME_SCHEMA, run_summary
 from vidbatch.tasks.pipeline import run_items
@@ -109,8 +109,8 @@ def _produce_with(run_id: str, catalog: str, root: OutputRoot, ledger: LedgerSto
     local = [j for j in jobs if j.route not in pool]  # in plan order: highest priority first
     ctx = RunContext(run_id=run_id, night=night, root=root, ledger=ledger, policy=policy, providers=providers,
                      workdir=workdir, sandbox=sandbox, redact=redact,
-                     in_flight={j.item_id: (j.resume_reservation_id, j.resume_job_ids)
-                                for j in jobs if j.resume_reservation_id},
+                     in_flight=OpenJobs({j.item_id: (j.resume_reservation_id, j.resume_job_ids)
+                                         for j in jobs if j.resume_reservation_id}),
                      earmarks=Earmarks([(j.item_id, j.campaign, j.est_cost_usd) for j in local
                                         if j.recover is None and not j.resume_reservation_id]),
                      turns=Turns({route: [j.item_id for j in local if j.route == route] for route in providers}),

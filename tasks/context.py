@@ -40,7 +40,7 @@ from vidbatch.stopping import RunStop
 from vidbatch.storage import OutputRoot
 from vidbatch.turns import Turns
 
-__all__ = ["RunContext", "limit_names", "run_log", "SLOT_POLL_S"]
+__all__ = ["RunContext", "OpenJobs", "RunLanes", "PaidBook", "limit_names", "run_log", "SLOT_POLL_S"]
 
 # How often a lane waiting for a slot that other runs hold asks the ledger again (one short
 # transaction); within a run, slots pass from clip to clip at once.
@@ -62,6 +62,59 @@ def limit_names(route: str, sandbox: bool) -> tuple[str, str]:
     return f"{prefix}-jobs", f"{prefix}-submits"
 
 
+class OpenJobs:
+    """item_id -> (reservation_id, provider job ids) of this run's open reservations whose jobs
+    exist at a provider (a retry or the next run resumes them). Thread-safe; a plain object, not a
+    dict, so that nothing Prefect walks in the run's context changes under it."""
+
+    def __init__(self, known: dict[str, tuple[str, tuple[str, ...]]] | None = None) -> None:
+        self._jobs = dict(known or {})
+        self._lock = threading.Lock()
+
+    def get(self, item_id: str) -> tuple[str, tuple[str, ...]] | None:
+        with self._lock:
+            return self._jobs.get(item_id)
+
+    def __contains__(self, item_id: str) -> bool:
+        with self._lock:
+            return item_id in self._jobs
+
+    def items(self) -> list[str]:
+        """The items with open jobs, sorted."""
+        with self._lock:
+            return sorted(self._jobs)
+
+    def remember(self, item_id: str, reservation_id: str, job_id: str) -> None:
+        with self._lock:
+            _, known = self._jobs.get(item_id, (reservation_id, ()))
+            self._jobs[item_id] = (reservation_id, known + (job_id,))
+
+    def forget(self, item_id: str) -> None:
+        with self._lock:
+            self._jobs.pop(item_id, None)
+
+
+class RunLanes:
+    """route -> the run's lanes of its shared jobs limit (vidbatch.lanes), opened on first use."""
+
+    def __init__(self) -> None:
+        self._lanes: dict[str, Lanes] = {}
+        self._lock = threading.Lock()
+
+    def of(self, route: str, opened: Callable[[], Lanes]) -> Lanes:
+        with self._lock:
+            if route not in self._lanes:
+                self._lanes[route] = opened()
+            return self._lanes[route]
+
+    def close(self) -> None:
+        """Every lane gives its slot back now."""
+        with self._lock:
+            every = list(self._lanes.values())
+        for lanes in every:
+            lanes.close()
+
+
 class PaidBook:
     """reservation_id -> what its `paid` row says, shared by the run's threads. A plain object, not
     a dict: Prefect walks a task's parameters (the context) while other tasks write here."""
@@ -79,8 +132,11 @@ class PaidBook:
             self._paid[reservation_id] = cost_usd
 
 
-@dataclass
+@dataclass(frozen=True)
 class RunContext:
+    """A run's resources, built once by its flow: its ids, root, policy, ledger and providers, and
+    the thread-safe objects its clips share (jobs, payments, earmarks, turns, lanes, the stop)."""
+
     run_id: str
     night: str
     root: OutputRoot
@@ -91,20 +147,18 @@ class RunContext:
     sandbox: bool = False
     allowance: Allowance | None = None  # a GPU batch's own limit, inside the policy's caps
     turns: Turns = field(default_factory=Turns)  # each route's slots, taken in plan order
-    # item_id -> (reservation_id, provider job ids) for reservations whose jobs exist at a provider
-    in_flight: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    in_flight: OpenJobs = field(default_factory=OpenJobs)  # open reservations whose jobs exist at a provider
     money_lock: threading.Lock = field(default_factory=threading.Lock)  # this run's reserves and raises, one at a time
     redact: Redactor = field(default_factory=Redactor)  # every provider or storage text passes it
     paid: PaidBook = field(default_factory=lambda: PaidBook())  # what each reservation's paid row says
     earmarks: Earmarks = field(default_factory=lambda: Earmarks([]))  # kept for higher-priority items
     declared: dict[str, RunSettings] = field(default_factory=dict)  # route -> what its kind declares
     stop: RunStop = field(default_factory=RunStop)  # set by a cancel, a signal or a fault (vidbatch.stopping)
-    lanes: dict[str, Lanes] = field(default_factory=dict)  # route -> this run's slots of its global jobs limit
+    lanes: RunLanes = field(default_factory=RunLanes)  # route -> this run's slots of its global jobs limit
 
     def __post_init__(self) -> None:
         if not self.declared:  # read once per run, from the policy, when the flow did not pass it
-            self.declared = run_settings(self.policy)
+            object.__setattr__(self, "declared", run_settings(self.policy))
         self.stop.on_stop(lambda: self.turns.halt(lambda: RunStopped(self.stop.reason("this item's turn"))))
 
     def run_settings(self, route: str) -> RunSettings:
@@ -127,13 +181,12 @@ class RunContext:
 
     def _lanes(self, route: str) -> Lanes:
         """The run's lanes on `route`'s shared jobs limit (opened on first use)."""
-        with self.lock:
-            lanes = self.lanes.get(route)
-            if lanes is None:
-                lanes = self.lanes[route] = Lanes(lambda: self._slot(route, ended=lambda: lanes.closed),
-                                                  width=self.run_settings(route).concurrency)
-                self.stop.on_stop(lambda: lanes.halt(lambda: RunStopped(self.stop.reason("this item's turn"))))
-        return lanes
+        def opened() -> Lanes:
+            lanes = Lanes(lambda: self._slot(route, ended=lambda: lanes.closed),
+                          width=self.run_settings(route).concurrency)
+            self.stop.on_stop(lambda: lanes.halt(lambda: RunStopped(self.stop.reason("this item's turn"))))
+            return lanes
+        return self.lanes.of(route, opened)
 
     @contextlib.contextmanager
     def _slot(self, route: str, ended: Callable[[], bool]):
@@ -150,13 +203,6 @@ class RunContext:
             yield
         finally:
             self.ledger.give_slot(name, holder)
-
-    def close_lanes(self) -> None:
-        """The run's clips have ended: every lane gives its slot back now."""
-        with self.lock:
-            every = list(self.lanes.values())
-        for lanes in every:
-            lanes.close()
 
     def before_submit(self, route: str) -> Callable[[], None]:
         """Called before each paid submit: the run's stop (a stopped run sends nothing more), then the
@@ -226,12 +272,3 @@ class RunContext:
         if refused:
             self.earmarks.refused(row["item_id"], row["campaign"], refused)
         return refused
-
-    def remember_job(self, item_id: str, reservation_id: str, job_id: str) -> None:
-        with self.lock:
-            _, known = self.in_flight.get(item_id, (reservation_id, ()))
-            self.in_flight[item_id] = (reservation_id, known + (job_id,))
-
-    def forget_jobs(self, item_id: str) -> None:
-        with self.lock:
-            self.in_flight.pop(item_id, None)

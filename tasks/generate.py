@@ -185,7 +185,7 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
             ending = money.failed_with(err)
             if ending.status is None and isinstance(err, TransientProviderError):
                 run_log().warning("%s: %s; reservation %s stays open for job(s) %s", job.item_id, err, money.id,
-                                  ", ".join(ctx.in_flight[job.item_id][1]))
+                                  ", ".join(ctx.in_flight.get(job.item_id)[1]))
             if ending.defer is not None:
                 _defer(job, ctx, ending.defer, BudgetExceeded if ending.by_cap else Deferred)
             raise

@@ -62,8 +62,9 @@ def make_clip(job: ClipJob, ctx: RunContext, source: object = None) -> FinishedC
 
 
 # The run's context goes to every task quoted: Prefect walks a task's parameters for futures at
-# each submit, and walking RunContext's live dicts while other threads change them raised
-# "dictionary changed size during iteration" (once on CI-like load). It holds no futures.
+# each submit, and RunContext holds none. (It once held live dicts, and walking them while other
+# threads changed them raised "dictionary changed size during iteration"; it is frozen now, its
+# shared state in objects with their own locks.)
 def run_items(jobs: list[ClipJob], ctx: RunContext, on_outcome: Callable[[dict], None],
               pollers: list[Callable[[], bool]] = (), poll_s: float = 2.0) -> list[dict]:
     """Run every job (remix sources first, so a remix can use its source's job); returns one
@@ -90,7 +91,7 @@ def run_items(jobs: list[ClipJob], ctx: RunContext, on_outcome: Callable[[dict],
         _drain(running, ended)
         raise
     finally:
-        ctx.close_lanes()  # every clip has ended: the run's slots of shared limits go back now
+        ctx.lanes.close()  # every clip has ended: the run's slots of shared limits go back now
     return outcomes
 
 

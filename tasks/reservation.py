@@ -112,7 +112,7 @@ class ClipReservation:
         return self._journal
 
     def job(self, job_id: str, what: str) -> None:
-        self.ctx.remember_job(self.item_id, self.id, job_id)
+        self.ctx.in_flight.remember(self.item_id, self.id, job_id)
         write_ledger_rows(self.ctx.ledger, [self.rows.submitted(job_id, what)])
 
     def paid(self, cost_usd: float, job_id: str | None) -> None:
@@ -144,7 +144,8 @@ class ClipReservation:
         write_ledger_rows(self.ctx.ledger, [self.rows.closed(status, 0.0 if self.paid_usd is not None else cost_usd,
                                                              self.ctx.redact(reason), **fields)])
         self.closed_as = status
-        self.ctx.forget_jobs(self.item_id)  # closed in the ledger (a closing row that failed leaves it open there too)
+        # closed in the ledger (a closing row that failed leaves it open there too)
+        self.ctx.in_flight.forget(self.item_id)
 
     def failed_with(self, err: BaseException) -> Ending:
         """Apply `ending_for` to a call that raised `err`: close the reservation or leave it open."""

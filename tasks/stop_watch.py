@@ -70,7 +70,7 @@ def watched_for_stops(flow_run_id: str | None, ctx: RunContext, outcomes: list[d
 def stopped_line(ctx: RunContext, outcomes: list[dict]) -> str:
     """One line: why the run stopped, what it left in flight, and that the next run resumes it."""
     why = ctx.stop.why
-    open_jobs = sorted(ctx.in_flight)
+    open_jobs = ctx.in_flight.items()
     made = sum(1 for row in outcomes if row["outcome"] in ("finished", "awaiting_review"))
     head = (f"run {ctx.run_id[:8]} stopped ({why.cause.value}: {why.what}): {made} clip(s) made, "
             f"{len(open_jobs)} job(s) left running at their providers")

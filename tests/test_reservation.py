@@ -21,7 +21,7 @@ from vidbatch.ledger_store import LedgerStore
 from vidbatch.policy import Caps, load_policy
 from vidbatch.runs import ClipJob
 from vidbatch.storage import open_root
-from vidbatch.tasks.context import RunContext
+from vidbatch.tasks.context import OpenJobs, RunContext
 from vidbatch.tasks.reservation import AlreadyClosed, ClipReservation, ending_for
 
 NIGHT = "2026-12-07"
@@ -93,7 +93,7 @@ class ReservationLifecycle(RuleBasedStateMachine):
         self.run += 1
         return RunContext(run_id=f"run{self.run}", night=NIGHT, root=open_root(str(self.folder / "out")),
                           policy=self.policy, ledger=self.ledger, providers={}, workdir=self.folder,
-                          in_flight=in_flight)
+                          in_flight=OpenJobs(in_flight))
 
     def _open(self, item: str) -> ClipReservation | None:
         clip = self.clips.get(item)
