@@ -44,6 +44,7 @@ import httpx
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
+from vidbatch.pricing import pick
 from vidbatch.errors import (ContentRejected, ProviderError, ProviderUnavailable, SubmitUnconfirmed,
                              TransientProviderError)
 from vidbatch.providers import Capabilities, Clip, ClipRequest, Journal, ProviderKind, RunSettings
@@ -395,25 +396,21 @@ def price_columns(settings: DashScopeSettings, route: str) -> list[pl.Expr]:
     cannot make the item (no model for its resolution and input, longer than its clips, or an
     extension). Item by item they equal `DashScopeProvider.estimate_cost` (a test holds them)."""
     image = pl.col("image_uri").is_not_null()
-    model = pl.when(image).then(_pick(settings.i2v_model, pl.col("resolution"))).otherwise(
-        _pick(settings.t2v_model, pl.col("resolution")))
+    model = pl.when(image).then(pick(settings.i2v_model, pl.col("resolution"), pl.String)).otherwise(
+        pick(settings.t2v_model, pl.col("resolution"), pl.String))
     footage = pl.col("trim_start_s") + pl.col("duration_s")
     billed = pl.lit(None, dtype=pl.Float64)
     for seconds in sorted(settings.clip_seconds, reverse=True):  # the shortest clip that covers it wins
         billed = pl.when(footage <= seconds + 1e-9).then(pl.lit(float(seconds))).otherwise(billed)
     able = model.is_not_null() & (pl.col("extend_s").fill_null(0.0) <= 0)
     billed = pl.when(able).then(billed)
-    price = model.replace_strict(settings.price_usd_per_s, default=None, return_dtype=pl.Float64)
-    landscape = _pick({res: f"{w}x{h}" for res, (w, h) in settings.sizes.items()}, pl.col("resolution"))
+    price = pick(settings.price_usd_per_s, model, pl.Float64)
+    landscape = pick({res: f"{w}x{h}" for res, (w, h) in settings.sizes.items()}, pl.col("resolution"), pl.String)
     portrait = landscape.str.split("x").list.reverse().list.join("x")
     return [pl.when(able).then(model).alias(f"{route}_model"),
             pl.when(able).then(pl.when(pl.col("aspect") == "16:9").then(landscape).otherwise(portrait))
             .alias(f"{route}_size"),
             billed.alias(f"{route}_billed_s"), (billed * price).alias(f"{route}_cost")]
-
-
-def _pick(table: dict[str, str], key: pl.Expr) -> pl.Expr:
-    return key.replace_strict(table, default=None, return_dtype=pl.String)
 
 
 def _describe(settings: DashScopeSettings) -> dict:
