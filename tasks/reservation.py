@@ -105,9 +105,12 @@ class ClipReservation:
 
     def journal(self, before_submit, job_done) -> Journal:
         """The provider's side of the reservation: its jobs, its payment, its raises, the run's stop."""
+        def on_paid(cost_usd: float, job_id: str | None) -> None:
+            self.paid(cost_usd, job_id)
+            job_done()  # no job of it runs at the provider any more: its slots go to the next clip
+
         self._journal = Journal(job_ids=self.job_ids, on_job=self.job, before_submit=before_submit,
-                                on_paid=lambda cost, job_id: (self.paid(cost, job_id), job_done()),
-                                reserved_usd=float("inf") if self.resumed else self.held_usd,
+                                on_paid=on_paid, reserved_usd=float("inf") if self.resumed else self.held_usd,
                                 raise_to=self.raise_to, pause=self.ctx.stop.pause)
         return self._journal
 
