@@ -29,6 +29,7 @@ from typing import Any
 
 from vidbatch.errors import ContentRejected, ProviderUnavailable, RenderStopped, RunStopped, TransientProviderError
 from vidbatch.media import write_frames
+from vidbatch.micros import micros
 from vidbatch.providers import Capabilities, Clip, ClipRequest, Journal, ProviderKind, RunSettings
 from vidbatch.providers.wan_levers import (PassCounter, apply_profile, experts, lora_file, lora_identity, lora_rank,
                                            state_of, use_loras)
@@ -296,7 +297,8 @@ class _Meter:
             raise RenderStopped(f"stopped at {self.what} after {spent:.2f} GPU s: {err}",
                                 cost_usd=spent * self.usd_per_s) from None
         used = self.used_s()
-        if (used + ahead_s) * self.usd_per_s <= self.journal.reserved_usd + 1e-12:
+        held = self.journal.reserved_usd  # inf: a resumed reservation, held to nothing more
+        if held == float("inf") or micros((used + ahead_s) * self.usd_per_s) <= micros(held):  # as the ledger would
             return
         left = self._left_s()
         target = (used + max(ahead_s, left or 0.0)) * GROWTH_MARGIN * self.usd_per_s

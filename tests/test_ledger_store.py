@@ -13,6 +13,7 @@ import vidbatch.ledger_store
 from vidbatch.errors import StorageError
 from vidbatch.ledger import OPTIONAL_COLUMNS, ledger_frame, ledger_row, new_reservation_id
 from vidbatch.ledger_store import LedgerStore, open_ledger
+from vidbatch.micros import micros, micros_expr
 from vidbatch.policy import Caps
 from vidbatch.refusals import Refused
 from vidbatch.storage import open_root
@@ -38,11 +39,11 @@ def assert_spend_kept(store: LedgerStore) -> None:
     from vidbatch.ledger_store.schema import night_spend
 
     with store._reading() as conn:
-        kept = {(n, c, r): usd for n, c, r, usd in conn.execute(select(night_spend)) if usd}
+        kept = {(n, c, r): amount for n, c, r, amount in conn.execute(select(night_spend)) if amount}
     rows = store.frame().filter(pl.col("status").is_in(SPENT)).group_by("night", "campaign", "run_id").agg(
-        pl.col("cost_usd").fill_null(0.0).sum())
-    summed = {(n, c or "", r or ""): usd for n, c, r, usd in rows.iter_rows() if usd}
-    assert kept.keys() == summed.keys() and all(kept[k] == pytest.approx(summed[k]) for k in kept), (kept, summed)
+        micros_expr(pl.col("cost_usd")).sum())
+    summed = {(n, c or "", r or ""): amount for n, c, r, amount in rows.iter_rows() if amount}
+    assert kept == summed  # micro-dollars: exactly
 
 
 @pytest.fixture
@@ -63,7 +64,7 @@ def test_caps_refuse_with_who_committed_what(store):
             "campaign cap $1.50 reached: $1.50 committed ($1.50 by this run)"
         assert str(ledger.reserve(reservation("run-b", "i7", 0.1, campaign="d"), CAPS)) == \
             "night cap $2.00 reached: $2.00 committed ($0.50 by this run, $1.50 by run run-a)"
-    assert ledger.committed(NIGHT).night_usd == pytest.approx(2.0)
+    assert ledger.committed(NIGHT).night == micros(2.0)
     assert ledger.frame().filter(pl.col("status") == "reserved").height == 4  # a refusal writes nothing
 
 
@@ -73,7 +74,7 @@ def test_settled_money_replaces_the_estimate_and_released_frees_it(store):
     assert ledger.reserve(a, CAPS) is None and ledger.reserve(b, CAPS) is None
     ledger.append([closing(a, "settled", 0.2), closing(b, "released", 0.0)])
     committed = ledger.committed(NIGHT)
-    assert committed.night_usd == pytest.approx(0.2) and committed.by_campaign == {"c": pytest.approx(0.2)}
+    assert committed.night == micros(0.2) and committed.by_campaign == {"c": micros(0.2)}
 
 
 def test_an_item_held_by_a_live_run_is_not_made_twice_and_a_dead_runs_is_taken_over(store):
@@ -112,8 +113,8 @@ def test_rows_of_a_reservation_are_filed_under_its_night(store):
     ledger.append([{**row, "status": "submitted", "job_id": "video_1", "night": "2026-11-25", "run_id": "r2"},
                    closing({**row, "run_id": "r2"}, "settled", 0.4, night="2026-11-25")])  # resumed a night later
     assert set(ledger.frame()["night"]) == {"2026-11-24"}
-    assert ledger.committed("2026-11-24").night_usd == pytest.approx(0.4)
-    assert ledger.committed("2026-11-25").night_usd == 0.0
+    assert ledger.committed("2026-11-24").night == micros(0.4)
+    assert ledger.committed("2026-11-25").night == 0
     assert_spend_kept(ledger)
 
 
@@ -222,7 +223,7 @@ def test_history_reads_the_items_asked_about_and_what_is_open(store):
     # i1's latest clip that passed QA (f2 failed it); i2 was not asked about
     assert history.settled.select("item_id", "fingerprint", "cost_usd").rows() == [("i1", "f1", 0.35)]
     assert history.in_flight.select("item_id", "job_ids").rows() == [("i3", ["video_1", "video_2"])]
-    assert history.committed.night_usd == pytest.approx(0.35 + 0.4 + 0.3 + 0.5)  # spent + i3's open estimate
+    assert history.committed.night == micros(0.35 + 0.4 + 0.3 + 0.5)  # spent + i3's open estimate
     assert ledger.settled_for(keys.head(0)).is_empty()
 
 
@@ -257,8 +258,57 @@ def test_a_dead_workers_open_reservations_are_charged_once(store):
     failed = ledger.frame().filter(pl.col("status") == "failed")
     assert failed.select("item_id", "cost_usd").rows() == [("i1", 0.25)]
     assert failed["reason"][0] == "GPU batch b1 ended Crashed mid-clip; charged the estimate"
-    assert ledger.committed(NIGHT).night_usd == pytest.approx(0.2 + 0.25 + 0.25)  # i2 still open
+    assert ledger.committed(NIGHT).night == micros(0.2 + 0.25 + 0.25)  # i2 still open
     assert_spend_kept(ledger)
+
+
+def test_revision_0009_turns_float_money_into_exact_micro_dollars_in_place(ledger_url):
+    """A ledger at 0008 (money in Float columns) upgrades in place: every amount becomes the
+    integer vidbatch.micros.micros gives it (half away from zero), night_spend their exact sum, the
+    open reservation keeps what it holds; and 0008 comes back on a downgrade."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import MetaData, Table, create_engine, insert, select, text
+
+    amounts = [0.1, 0.2, 0.025833333333, 0.0000015, 0.0000004, 12.3456785, 0.3]
+    rows = []
+    for n, usd in enumerate(amounts):
+        held = reservation("r", f"i{n}", usd)
+        rows += [held, closing(held, "settled", usd)]
+    still_open = reservation("r", "open", 0.0000025)
+    rows.append(still_open)
+    engine = create_engine(ledger_url)
+    config = Config()
+    config.set_main_option("script_location", str(Path(vidbatch.ledger_store.__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0008")
+        conn.execute(insert(Table("ledger_rows", MetaData(), autoload_with=conn)), rows)
+        conn.execute(insert(Table("open_reservations", MetaData(), autoload_with=conn)), [{  # as the store kept it
+            **{k: still_open[k] for k in ("reservation_id", "night", "campaign", "item_id", "fingerprint", "run_id",
+                                          "est_cost_usd")}, "row_id": len(rows)}])
+    engine.dispose()
+    ledger = LedgerStore(ledger_url)  # 0008 -> head
+    with ledger._reading() as conn:
+        stored = conn.execute(text("SELECT cost_micros FROM ledger_rows WHERE status = 'settled' ORDER BY id"))
+        stored = stored.scalars()
+        assert list(stored) == [micros(usd) for usd in amounts] == [100_000, 200_000, 25_833, 2, 0, 12_345_679, 300_000]
+        held = conn.execute(text("SELECT est_cost_micros FROM open_reservations")).scalars().all()
+    assert held == [3]  # 2.5 micro-dollars, half away from zero
+    assert ledger.committed(NIGHT).night == sum(micros(usd) for usd in amounts) + 3
+    assert_spend_kept(ledger)
+    assert ledger.frame().filter(pl.col("status") == "settled")["cost_usd"].to_list() == \
+        [micros(usd) / 1e6 for usd in amounts]
+    ledger.engine.dispose()
+    engine = create_engine(ledger_url)
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0008")
+        back = conn.execute(select(Table("ledger_rows", MetaData(), autoload_with=conn).c.cost_usd).where(
+            text("status = 'settled'"))).scalars().all()
+        command.upgrade(config, "head")
+    engine.dispose()
+    assert back == [micros(usd) / 1e6 for usd in amounts]
 
 
 def test_a_ledger_made_before_the_open_reservations_table_upgrades(ledger_url):
@@ -280,7 +330,7 @@ def test_a_ledger_made_before_the_open_reservations_table_upgrades(ledger_url):
                                       if k not in OPTIONAL_COLUMNS} for row in old])  # no 0003/0004 columns yet
     engine.dispose()
     ledger = LedgerStore(ledger_url)  # migrates to the newest revision, filling open_reservations
-    assert ledger.committed(NIGHT).night_usd == pytest.approx(0.7)  # revision 0008 summed what was spent
+    assert ledger.committed(NIGHT).night == micros(0.7)  # revision 0008 summed what was spent
     assert_spend_kept(ledger)
     assert set(ledger.frame()["route"]) == {"sora"}  # revision 0005 named the column for what it holds
     keys = pl.DataFrame({"campaign": ["c"], "item_id": ["i1"]})
@@ -355,7 +405,7 @@ def test_rows_already_in_the_ledger_are_not_imported_twice_from_another_source(t
     assert store.import_frame(more, "another/copy") == 1
     assert store.spend([]).row(0, named=True)["actual_usd"] == pytest.approx(0.3)
     assert_spend_kept(store)  # an import rebuilds the nights it touched
-    assert store.committed("2026-10-01").night_usd == pytest.approx(0.3)
+    assert store.committed("2026-10-01").night == micros(0.3)
 
 
 def test_a_reservation_grows_under_the_caps_and_a_dead_run_is_charged_what_it_held(store):
@@ -368,14 +418,14 @@ def test_a_reservation_grows_under_the_caps_and_a_dead_run_is_charged_what_it_he
         assert ledger.reserve(reservation("run-b", "i2", 0.5), CAPS) is None
         raised = lambda usd: {**a, "status": "raised", "est_cost_usd": usd, "reason": "outgrew"}  # noqa: E731
         assert ledger.raise_reservation(raised(0.45), CAPS) is None
-        assert ledger.committed(NIGHT).night_usd == pytest.approx(0.95)  # what it holds now, not its estimate
+        assert ledger.committed(NIGHT).night == micros(0.95)  # what it holds now, not its estimate
         assert ledger.raise_reservation(raised(0.3), CAPS) is None  # never shrinks: nothing written
         assert str(ledger.raise_reservation(raised(0.55), CAPS)) == "item cap $0.50 is below $0.55"
         assert ledger.reserve(reservation("run-b", "i3", 0.5), CAPS) is None
         assert ledger.reserve(reservation("run-b", "i4", 0.05), CAPS) is None  # campaign c holds 1.50 now
         refused = ledger.raise_reservation(raised(0.5), CAPS)
         assert refused.kind == Refused.CAMPAIGN_CAP and refused.text.startswith("campaign cap $1.50 reached: $1.50")
-        assert ledger.committed(NIGHT).night_usd == pytest.approx(1.50)  # a refusal writes nothing
+        assert ledger.committed(NIGHT).night == micros(1.50)  # a refusal writes nothing
     ledger.append([closing(a, "settled", 0.4)])
     assert str(ledger.raise_reservation(raised(0.46), CAPS)) == f"reservation {a['reservation_id'][:8]} is not open"
     b = reservation("run-c", "i9", 0.1, campaign="e")

@@ -99,12 +99,12 @@ def test_turns_admit_a_routes_clips_in_plan_order_and_a_leaver_lets_the_next_go(
 
 def test_earmarks_keep_what_higher_priority_items_were_planned_to_cost_until_they_reserve():
     marks = Earmarks([("hi", "c", 1.0), ("mid", "d", 2.0), ("lo", "c", 4.0)])
-    assert marks.ahead_of("hi").night_usd == 0
-    kept = marks.ahead_of("lo")
-    assert kept.night_usd == 3.0 and kept.by_campaign == {"c": 1.0, "d": 2.0}
+    assert marks.ahead_of("hi").night == 0
+    kept = marks.ahead_of("lo")  # micro-dollars
+    assert kept.night == 3_000_000 and kept.by_campaign == {"c": 1_000_000, "d": 2_000_000}
     marks.taken("hi")
-    assert marks.ahead_of("lo").by_campaign == {"d": 2.0}
-    assert marks.ahead_of("unplanned").night_usd == 6.0  # an unplanned item comes after every waiting one
+    assert marks.ahead_of("lo").by_campaign == {"d": 2_000_000}
+    assert marks.ahead_of("unplanned").night == 6_000_000  # an unplanned item comes after every waiting one
 
 
 def test_a_cap_that_refuses_an_item_keeps_the_lower_priority_items_of_its_campaign_behind_it():
@@ -127,13 +127,13 @@ def test_the_refusals_the_caps_write_name_their_scope_as_data():
     from vidbatch.policy import Caps
 
     caps = Caps(night_usd=6.0, campaign_usd=6.0, item_usd=1.0)
-    campaign = over_caps({("c", "r"): 6.0}, caps, {"campaign": "c", "run_id": "r"}, 0.5, Committed())
+    campaign = over_caps({("c", "r"): 6_000_000}, caps, {"campaign": "c", "run_id": "r"}, 500_000, Committed())
     assert (campaign.kind, campaign.scope, campaign.cap_usd) == (Refused.CAMPAIGN_CAP, "campaign", 6.0)
-    night = over_caps({("other", "r"): 6.0}, caps, {"campaign": "c", "run_id": "r"}, 0.5, Committed())
+    night = over_caps({("other", "r"): 6_000_000}, caps, {"campaign": "c", "run_id": "r"}, 500_000, Committed())
     assert (night.kind, night.scope) == (Refused.NIGHT_CAP, "night")
     allowance = Allowance(1.0)
     assert allowance.try_reserve(0.8) is None
     assert allowance.try_reserve(0.8).scope == "night"  # a batch's allowance binds the whole batch
-    assert over_item_cap(caps, 2.0, "$2.00").scope is None  # the item cap binds that item alone
+    assert over_item_cap(caps, 2_000_000, "$2.00").scope is None  # the item cap binds that item alone
     made = Refusal(Refused.MADE_ELSEWHERE, "already made by run 1234 while this run waited; reworded at will")
     assert made.scope is None and made.another_run_has_it

@@ -6,6 +6,7 @@ import pytest
 
 from tests.conftest import videos_api_policy, SHIPPED_DEMO_POLICY, catalog, priced
 from vidbatch.catalog import validate_catalog
+from vidbatch.micros import micros, micros_expr
 from vidbatch.planner import Committed, plan_catalog
 from vidbatch.policy import Caps, load_policy
 
@@ -62,9 +63,14 @@ def test_priority_first_and_campaign_cap_binds_with_fallback():
 
 
 def test_committed_spend_counts_against_the_night_cap():
-    got = by_item(plan([{"realism": "low"}], with_caps(night_usd=1.0), committed=Committed(night_usd=0.99)))
+    got = by_item(plan([{"realism": "low"}], with_caps(night_usd=1.0), committed=Committed(night=990_000)))
     assert got["i0"]["status"] == "deferred" and "night cap $1.00 would be exceeded" in got["i0"]["reason"]
     assert (got["i0"]["cap"], got["i0"]["cap_usd"]) == ("night cap", 1.0)
+
+
+def MICRO_USD(low: float, high: float):
+    """USD amounts a policy or catalog may hold: whole micro-dollars."""
+    return st.floats(low, high).map(lambda usd: round(usd, 6))
 
 
 ROW = st.fixed_dictionaries({
@@ -73,24 +79,25 @@ ROW = st.fixed_dictionaries({
     "realism": st.sampled_from(["low", "medium", "high"]),
     "aspect": st.sampled_from(["16:9", "9:16"]),
     "priority": st.integers(0, 3),
-    "max_cost_usd": st.one_of(st.none(), st.floats(0.05, 5.0)),
+    "max_cost_usd": st.one_of(st.none(), MICRO_USD(0.05, 5.0)),
 })
 
 
 @settings(max_examples=100, deadline=None)
-@given(rows=st.lists(ROW, min_size=1, max_size=40), night=st.floats(0.5, 20.0), camp=st.floats(0.2, 10.0),
-       item=st.floats(0.1, 5.0), used=st.floats(0.0, 3.0), sora_down=st.booleans())
+@given(rows=st.lists(ROW, min_size=1, max_size=40), night=MICRO_USD(0.5, 20.0), camp=MICRO_USD(0.2, 10.0),
+       item=MICRO_USD(0.1, 5.0), used=MICRO_USD(0.0, 3.0), sora_down=st.booleans())
 def test_no_cap_is_ever_exceeded(rows, night, camp, item, used, sora_down):
+    """In micro-dollars, as the ledger holds money: exactly, no epsilon."""
     policy = with_caps(night_usd=night, campaign_usd=camp, item_usd=item)
-    committed = Committed(night_usd=used, by_campaign={"a": used})
+    committed = Committed(night=micros(used), by_campaign={"a": micros(used)})
     result = plan(rows, policy, committed=committed,
                   unavailable={"sora": "down"} if sora_down else None)
-    planned = result.filter(pl.col("status") == "planned")
-    assert planned["est_cost_usd"].sum() <= max(0.0, night - used) + 1e-6
-    for campaign, spent in planned.group_by("campaign").agg(pl.col("est_cost_usd").sum()).iter_rows():
-        assert spent <= max(0.0, camp - (used if campaign == "a" else 0.0)) + 1e-6
-    caps = planned.with_columns(pl.min_horizontal(pl.lit(item), pl.col("max_cost_usd").fill_null(1e9)).alias("cap"))
-    assert (caps["est_cost_usd"] <= caps["cap"] + 1e-9).all()
+    planned = result.filter(pl.col("status") == "planned").with_columns(micros_expr(pl.col("est_cost_usd")).alias("m"))
+    assert planned["m"].sum() <= max(0, micros(night) - micros(used))
+    for campaign, spent in planned.group_by("campaign").agg(pl.col("m").sum()).iter_rows():
+        assert spent <= max(0, micros(camp) - (micros(used) if campaign == "a" else 0))
+    item_cap = pl.min_horizontal(pl.lit(item), pl.col("max_cost_usd").fill_null(1e9))
+    assert planned.select((pl.col("m") <= micros_expr(item_cap)).all()).item()
     if sora_down:
         assert (planned["route"] == "wan").all()
     assert result.height == len(rows)  # nothing dropped
@@ -142,14 +149,15 @@ def test_a_route_that_cannot_price_an_item_is_passed_over_with_the_reason():
 
 
 @settings(max_examples=60, deadline=None)
-@given(rows=st.lists(ROW, min_size=1, max_size=30), night=st.floats(0.2, 6.0), camp=st.floats(0.1, 3.0),
-       item=st.floats(0.05, 2.0), down=st.sets(st.sampled_from(["wan", "wan-hosted", "sora"])))
+@given(rows=st.lists(ROW, min_size=1, max_size=30), night=MICRO_USD(0.2, 6.0), camp=MICRO_USD(0.1, 3.0),
+       item=MICRO_USD(0.05, 2.0), down=st.sets(st.sampled_from(["wan", "wan-hosted", "sora"])))
 def test_with_three_routes_no_cap_is_exceeded_and_each_item_goes_along_its_order(rows, night, camp, item, down):
     policy = THREE.model_copy(update={"caps": Caps(night_usd=night, campaign_usd=camp, item_usd=item)})
     result = plan(rows, policy, unavailable={r: "down" for r in down})
     planned = result.filter(pl.col("status") == "planned")
-    assert planned["est_cost_usd"].sum() <= night + 1e-6
-    assert (planned.group_by("campaign").agg(pl.col("est_cost_usd").sum())["est_cost_usd"] <= camp + 1e-6).all()
+    spent = planned.select("campaign", micros_expr(pl.col("est_cost_usd")).alias("m"))
+    assert spent["m"].sum() <= micros(night)
+    assert (spent.group_by("campaign").agg(pl.col("m").sum())["m"] <= micros(camp)).all()
     assert not set(planned["route"]) & down and result.height == len(rows)
     prefs = policy.preferences()
     for row in result.iter_rows(named=True):
@@ -158,5 +166,5 @@ def test_with_three_routes_no_cap_is_exceeded_and_each_item_goes_along_its_order
         later = [f["route"] for f in row["fallbacks"]]
         assert later == sorted(later, key=order.index) and row["route"] not in later
         if row["status"] == "planned":
-            assert row["est_cost_usd"] <= min(item, row["max_cost_usd"] or 1e9) + 1e-9
+            assert micros(row["est_cost_usd"]) <= micros(min(item, row["max_cost_usd"] or 1e9))
             assert all(order.index(f) > order.index(row["route"]) for f in later)

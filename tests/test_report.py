@@ -115,7 +115,7 @@ def test_the_caps_that_deferred_items_are_read_from_data_never_from_words():
             {"campaign": "a", "realism": "high", "duration_s": 8.0},
             {"campaign": "b", "realism": "high", "duration_s": 8.0}]
     valid, _ = validate_catalog(catalog(rows))
-    plan = plan_catalog(valid, policy, priced(policy), committed=Committed(night_usd=0.9))
+    plan = plan_catalog(valid, policy, priced(policy), committed=Committed(night=900_000))
     assert plan.filter(pl.col("status") == "deferred")["item_id"].sort().to_list() == ["i2", "i3"]
 
     class Job:

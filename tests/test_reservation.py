@@ -18,6 +18,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from vidbatch.errors import (ContentRejected, ProviderUnavailable, RenderStopped, RunStopped, SubmitUnconfirmed,
                              TransientProviderError)
 from vidbatch.ledger_store import LedgerStore
+from vidbatch.micros import micros
 from vidbatch.policy import Caps, load_policy
 from vidbatch.runs import ClipJob
 from vidbatch.storage import open_root
@@ -196,7 +197,7 @@ class ReservationLifecycle(RuleBasedStateMachine):
             assert usd == pytest.approx(expected), (reservation_id, usd, expected)
         assert all(n == 1 for n in self.creates.values()), "a second provider job for one reservation"
         assert not self.second_jobs, f"a second job for {self.second_jobs} while its first one ran"
-        assert self.ledger.committed(NIGHT).night_usd <= CAP + 1e-9
+        assert self.ledger.committed(NIGHT).night <= micros(CAP)  # exactly: micro-dollars
 
 
 ReservationLifecycle.TestCase.settings = settings(max_examples=120, stateful_step_count=30, deadline=None)

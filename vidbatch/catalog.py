@@ -13,6 +13,7 @@ from typing import NamedTuple
 import polars as pl
 
 from vidbatch.errors import CatalogError
+from vidbatch.micros import finer_than_micros_expr
 from vidbatch.names import with_name_problems
 from vidbatch.route_settings import REALISMS
 
@@ -158,6 +159,9 @@ def _rules(cast_failures: list[Rule], routes: tuple[str, ...] | None, loras: tup
         _rule("max_cost_usd", pl.col("max_cost_usd").is_not_null()
               & (~pl.col("max_cost_usd").is_finite() | (pl.col("max_cost_usd") <= 0)),
               pl.format("max_cost_usd must be > 0, got {}", pl.col("max_cost_usd"))),
+        _rule("max_cost_usd", pl.col("max_cost_usd").is_finite() & finer_than_micros_expr(pl.col("max_cost_usd")),
+              pl.format("max_cost_usd {} is finer than the ledger's unit, a micro-dollar ($0.000001)",
+                        pl.col("max_cost_usd"))),
         _rule("image_uri", pl.col("image_uri").is_not_null() & _blank("image_uri"),
               "image_uri is blank; leave it null for text-to-video"),
         *_remix_rules(),

@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 
+from vidbatch.micros import micros
 from vidbatch.money import Committed
 from vidbatch.refusals import Refusal, Refused
 
@@ -24,7 +25,7 @@ class Earmarks:
     when it reserves or grows, so an over-run of a lower-priority clip cannot starve a higher one."""
 
     def __init__(self, planned: list[tuple[str, str, float]]):  # (item_id, campaign, estimate) in plan order
-        self._order = [(item, campaign, usd) for item, campaign, usd in planned]
+        self._order = [(item, campaign, micros(usd)) for item, campaign, usd in planned]
         self._rank = {item: n for n, (item, _, _) in enumerate(self._order)}
         self._waiting = set(self._rank)
         self._head = 0  # every item before it has reserved or left
@@ -36,11 +37,11 @@ class Earmarks:
         waiting items, for one that is not in the plan)."""
         with self._lock:
             stop = self._rank.get(item_id, len(self._order))
-            by_campaign: dict[str, float] = defaultdict(float)
-            for item, campaign, usd in self._order[self._head:stop]:
+            by_campaign: dict[str, int] = defaultdict(int)
+            for item, campaign, amount in self._order[self._head:stop]:
                 if item in self._waiting:
-                    by_campaign[campaign] += usd
-            return Committed(night_usd=sum(by_campaign.values()), by_campaign=dict(by_campaign))
+                    by_campaign[campaign] += amount
+            return Committed(night=sum(by_campaign.values()), by_campaign=dict(by_campaign))
 
     def taken(self, item_id: str) -> None:
         """`item_id` reserved, or left without reserving: nothing is kept for it any more."""

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from vidbatch.micros import micros_expr
 from vidbatch.money import Committed, accept_in_order, usd_expr
 from vidbatch.policy import Policy
 from vidbatch.pricing import raw_seconds
@@ -97,15 +98,15 @@ def _allocate(staged: pl.DataFrame, depth: int, policy: Policy, committed: Commi
     """Pass k offers every item not yet placed its k-th option (columns ok{k}, cap{k}), with what
     the earlier passes spent; returns the frame and, per pass, the cap refusals: as text, and as
     the cap's kind and amount."""
-    taken, refusals, caps, night = pl.lit(False), [], [], 0.0
-    spent = pl.DataFrame(schema={"campaign": pl.String, "spent": pl.Float64})
+    taken, refusals, caps, night = pl.lit(False), [], [], 0
+    spent = pl.DataFrame(schema={"campaign": pl.String, "spent": pl.Int64})  # micro-dollars
     for k in range(depth):
         offered = staged.with_columns(pl.when(~taken).then(pl.col(f"cost{k}")).alias("offered"))
         staged = accept_in_order(offered, "offered", policy.caps, committed, spent, night).rename(
             {"ok": f"ok{k}", "cap_reason": f"cap{k}", "cap": f"cap_kind{k}", "cap_usd": f"cap_usd{k}"}).drop("offered")
-        accepted = staged.filter(pl.col(f"ok{k}")).select("campaign", pl.col(f"cost{k}").alias("spent"))
+        accepted = staged.filter(pl.col(f"ok{k}")).select("campaign", micros_expr(pl.col(f"cost{k}")).alias("spent"))
         spent = pl.concat([spent, accepted]).group_by("campaign").agg(pl.col("spent").sum())
-        night += float(accepted["spent"].sum())
+        night += int(accepted["spent"].sum())
         refused = ~taken & pl.col(f"route{k}").is_not_null() & ~pl.col(f"ok{k}")
         refusals.append(pl.when(refused).then(pl.format("{} refused: {}", pl.col(f"route{k}"), pl.col(f"cap{k}"))))
         caps.append((pl.when(refused).then(pl.col(f"cap_kind{k}")), pl.when(refused).then(pl.col(f"cap_usd{k}"))))
@@ -150,7 +151,7 @@ def _options(catalog: pl.DataFrame, ranked: pl.DataFrame, routes: Sequence[Price
     long = long.with_columns(*fields, item_cap.alias("item_cap")).select(
         "row", "rank", "route", *OPTION_FIELDS, "item_cap")
     unpriced = pl.col("cost").is_null() | pl.col("model").is_null()
-    over_cap = ~unpriced & (pl.col("cost") > pl.col("item_cap") + 1e-9)
+    over_cap = ~unpriced & (micros_expr(pl.col("cost")) > micros_expr(pl.col("item_cap")))
     why = (pl.when(unpriced).then(pl.format("{} cannot make this item (no model or price)", pl.col("route")))
            .when(over_cap).then(pl.format("{} est {} exceeds the item cap {}", pl.col("route"),
                                           usd_expr(pl.col("cost")), usd_expr(pl.col("item_cap")))))

@@ -17,6 +17,7 @@ from pydantic import (BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, 
                       field_validator, model_validator)
 
 from vidbatch.errors import PolicyError
+from vidbatch.micros import finer_than_micros, micros
 from vidbatch.names import problem
 from vidbatch.policy_legacy import from_legacy
 from vidbatch.route_settings import REALISMS, Realism
@@ -50,8 +51,35 @@ class Caps(_Strict):
             raise ValueError(f"unknown time zone '{zone}' (an IANA name such as 'UTC' or 'Europe/Paris')") from None
         return zone
 
+    @field_validator("night_usd", "campaign_usd", "item_usd")
+    @classmethod
+    def _whole_micros(cls, usd: float) -> float:
+        if finer_than_micros(usd):
+            raise ValueError(f"{usd!r} is finer than the ledger's unit, a micro-dollar ($0.000001)")
+        return usd
+
+    @field_validator("campaign_overrides")
+    @classmethod
+    def _whole_micros_each(cls, overrides: dict[str, float]) -> dict[str, float]:
+        for campaign, usd in overrides.items():
+            if finer_than_micros(usd):
+                raise ValueError(f"campaign {campaign!r}: {usd!r} is finer than the ledger's unit, a micro-dollar")
+        return overrides
+
     def for_campaign(self, campaign: str) -> float:
         return self.campaign_overrides.get(campaign, self.campaign_usd)
+
+    # The caps in the ledger's unit (vidbatch.micros): what money.over_caps compares, exactly.
+    @property
+    def night_micros(self) -> int:
+        return micros(self.night_usd)
+
+    @property
+    def item_micros(self) -> int:
+        return micros(self.item_usd)
+
+    def campaign_micros(self, campaign: str) -> int:
+        return micros(self.for_campaign(campaign))
 
 
 class Routing(_Strict):

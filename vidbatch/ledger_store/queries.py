@@ -17,7 +17,8 @@ from sqlalchemy import (Column, DateTime, MetaData, Table, Text, case, exists, f
 from sqlalchemy.engine import Connection
 
 from vidbatch.ledger import CLOSING, IN_FLIGHT_SCHEMA, LEDGER_SCHEMA, SETTLED_SCHEMA, SPEND_COLUMNS, SPENT
-from vidbatch.ledger_store.schema import ledger_rows, night_spend, open_reservations
+from vidbatch.ledger_store.schema import MONEY_COLUMNS, ledger_rows, night_spend, open_reservations, read_back
+from vidbatch.micros import usd_of
 from vidbatch.measured import MEASUREMENT_SCHEMA
 
 __all__ = ["measurements", "committed_by", "settled_for", "awaiting_review", "in_flight", "spend", "rows", "still_open",
@@ -30,8 +31,8 @@ _CREATE_WANTED = ("CREATE TEMPORARY TABLE IF NOT EXISTS wanted_items "
 # ledger_rows looked up); PostgreSQL reads it as an inner join and plans it itself.
 _SETTLED = """
 SELECT l.campaign, l.item_id, l.fingerprint, l.run_id, l.asset_uri,
-       l.cost_usd + COALESCE((SELECT SUM(p.cost_usd) FROM ledger_rows p
-                              WHERE p.reservation_id = l.reservation_id AND p.status = 'paid'), 0) AS cost_usd,
+       l.cost_micros + COALESCE((SELECT SUM(p.cost_micros) FROM ledger_rows p
+                                 WHERE p.reservation_id = l.reservation_id AND p.status = 'paid'), 0) AS cost_micros,
        l.created_at, l.job_id, l.reservation_id, l.route, l.model,
        CASE WHEN EXISTS (SELECT 1 FROM ledger_rows d
                          WHERE d.reservation_id = l.reservation_id AND d.status = 'delivered')
@@ -75,21 +76,22 @@ def is_paid(conn: Connection, reservation_id: str) -> bool:
                                                        ledger_rows.c.status == "paid").limit(1)).first() is not None
 
 
-def committed_by(conn: Connection, night: str) -> dict[tuple[str, str], float]:
-    """(campaign, run_id) -> money committed on `night`: spent (night_spend, kept with the rows)
-    plus the estimates still open (an open reservation that is already paid counts its cost, among
-    the spent money)."""
-    spent = select(night_spend.c.campaign, night_spend.c.run_id, night_spend.c.usd).where(night_spend.c.night == night)
+def committed_by(conn: Connection, night: str) -> dict[tuple[str, str], int]:
+    """(campaign, run_id) -> micro-dollars committed on `night`: spent (night_spend, kept with the
+    rows) plus the estimates still open (an open reservation that is already paid counts its cost,
+    among the spent money)."""
+    spent = select(night_spend.c.campaign, night_spend.c.run_id, night_spend.c.micros).where(
+        night_spend.c.night == night)
     held = select(open_reservations.c.campaign, open_reservations.c.run_id,
-                  open_reservations.c.est_cost_usd.label("usd")).where(
+                  open_reservations.c.est_cost_micros.label("micros")).where(
         open_reservations.c.night == night, ~_paid(open_reservations.c.reservation_id))
     both = union_all(spent, held).subquery()
     # One statement, so one snapshot on PostgreSQL: a settlement committed between two queries could
     # otherwise be missed by both (not yet spent in the first, no longer held in the second).
-    out: dict[tuple[str, str], float] = defaultdict(float)
-    for campaign, run_id, usd in conn.execute(select(both.c.campaign, both.c.run_id, func.sum(both.c.usd)).group_by(
-            both.c.campaign, both.c.run_id)):
-        out[(campaign, run_id)] += usd or 0.0
+    out: dict[tuple[str, str], int] = defaultdict(int)
+    for campaign, run_id, amount in conn.execute(select(both.c.campaign, both.c.run_id, func.sum(both.c.micros))
+                                                 .group_by(both.c.campaign, both.c.run_id)):
+        out[(campaign, run_id)] += int(amount or 0)  # PostgreSQL sums BIGINT as NUMERIC: a Decimal
     return out
 
 
@@ -116,7 +118,8 @@ def settled_for(conn: Connection, keys: pl.DataFrame) -> pl.DataFrame:
     conn.execute(text(_CREATE_WANTED))
     conn.execute(_WANTED.delete())
     conn.execute(insert(_WANTED), wanted.to_dicts())
-    found = [dict(r._mapping) for r in conn.execute(text(_SETTLED).columns(created_at=DateTime(timezone=True)))]
+    found = [read_back(dict(r._mapping))
+             for r in conn.execute(text(_SETTLED).columns(created_at=DateTime(timezone=True)))]
     conn.execute(_WANTED.delete())
     for row in found:
         row["created_at"], row["delivered"] = aware(row["created_at"]), bool(row["delivered"])
@@ -130,9 +133,9 @@ def awaiting_review(conn: Connection, *, campaign: str | None = None,
     `cost_usd` as paid), oldest first; found on the status index, whatever the history."""
     pending, verdict = ledger_rows.alias("pending"), ledger_rows.alias("verdict")
     paid = ledger_rows.alias("paid")
-    cost = (select(func.coalesce(func.sum(paid.c.cost_usd), 0.0)).where(
+    cost = (select(func.coalesce(func.sum(paid.c.cost_micros), 0)).where(
         paid.c.reservation_id == pending.c.reservation_id, paid.c.status.in_(SPENT)).scalar_subquery())
-    query = select(*(pending.c[name] for name in LEDGER_SCHEMA if name != "cost_usd"), cost.label("cost_usd")).where(
+    query = select(*_columns(pending, but="cost_usd"), cost.label("cost_micros")).where(
         pending.c.status == "awaiting_review",
         ~exists().where(verdict.c.reservation_id == pending.c.reservation_id,
                         verdict.c.status.in_(("approved", "review_rejected")))).order_by(pending.c.id)
@@ -140,7 +143,7 @@ def awaiting_review(conn: Connection, *, campaign: str | None = None,
         query = query.where(pending.c.campaign == campaign)
     if item_ids is not None:
         query = query.where(pending.c.item_id.in_(item_ids))
-    found = [r._asdict() for r in conn.execute(query)]
+    found = [read_back(r._asdict()) for r in conn.execute(query)]
     for row in found:
         row["created_at"] = aware(row["created_at"])
     return pl.DataFrame(found, schema=LEDGER_SCHEMA).select(list(LEDGER_SCHEMA))
@@ -155,21 +158,23 @@ def in_flight(conn: Connection) -> pl.DataFrame:
     held = [r._asdict() for r in conn.execute(
         select(open_reservations.c.reservation_id, open_reservations.c.campaign, open_reservations.c.item_id,
                open_reservations.c.fingerprint, reserved.c.route, reserved.c.model,
-               open_reservations.c.est_cost_usd, open_reservations.c.run_id)
+               open_reservations.c.est_cost_micros, open_reservations.c.run_id)
         .join(reserved, reserved.c.id == open_reservations.c.row_id).order_by(open_reservations.c.row_id))]
     jobs: dict[str, list[str]] = defaultdict(list)
-    paid: dict[str, float] = {}
+    paid: dict[str, int] = {}
     ids = [r["reservation_id"] for r in held]
     for start in range(0, len(ids), 500):
         for reservation_id, job_id, status, cost in conn.execute(
-                select(ledger_rows.c.reservation_id, ledger_rows.c.job_id, ledger_rows.c.status, ledger_rows.c.cost_usd)
+                select(ledger_rows.c.reservation_id, ledger_rows.c.job_id, ledger_rows.c.status,
+                       ledger_rows.c.cost_micros)
                 .where(ledger_rows.c.reservation_id.in_(ids[start:start + 500]),
                        ledger_rows.c.status.in_(("submitted", "paid"))).order_by(ledger_rows.c.id)):
             if status == "paid":
-                paid[reservation_id] = paid.get(reservation_id, 0.0) + cost
+                paid[reservation_id] = paid.get(reservation_id, 0) + cost
             else:
                 jobs[reservation_id].append(job_id)
-    return pl.DataFrame([{**r, "job_ids": jobs[r["reservation_id"]], "paid_usd": paid.get(r["reservation_id"])}
+    return pl.DataFrame([{**read_back(r), "job_ids": jobs[r["reservation_id"]],
+                          "paid_usd": usd_of(paid[r["reservation_id"]]) if r["reservation_id"] in paid else None}
                          for r in held if jobs[r["reservation_id"]]], schema=IN_FLIGHT_SCHEMA)
 
 
@@ -185,8 +190,8 @@ def spend(conn: Connection, keys: list[str], *, run_id: str | None = None,
         func.sum(case((status == "settled", 1), else_=0)).label("clips"),
         func.sum(case((status == "failed", 1), else_=0)).label("failed_calls"),
         func.sum(case((status == "deferred", 1), else_=0)).label("deferred"),
-        func.sum(case((status == "reserved", ledger_rows.c.est_cost_usd), else_=literal(0.0))).label("est_usd"),
-        func.sum(case((status.in_(SPENT), ledger_rows.c.cost_usd), else_=literal(0.0))).label("actual_usd"),
+        func.sum(case((status == "reserved", ledger_rows.c.est_cost_micros), else_=literal(0))).label("est_usd"),
+        func.sum(case((status.in_(SPENT), ledger_rows.c.cost_micros), else_=literal(0))).label("actual_usd"),
     ).where(ledger_rows.c.route.is_not(None))
     if run_id is not None:
         query = query.where(ledger_rows.c.run_id == run_id)
@@ -195,7 +200,8 @@ def spend(conn: Connection, keys: list[str], *, run_id: str | None = None,
     if keys:
         query = query.group_by(*columns).order_by(*columns)
     schema = {**{k: LEDGER_SCHEMA[k] for k in keys}, **SPEND_COLUMNS}
-    found = [r._asdict() for r in conn.execute(query)]
+    found = [{**r._asdict(), "est_usd": usd_of(int(r.est_usd or 0)), "actual_usd": usd_of(int(r.actual_usd or 0))}
+             for r in conn.execute(query)]  # summed in micro-dollars, exactly
     if not keys and found and found[0]["clips"] is None:  # no rows at all: zero totals
         found = [{name: 0 for name in SPEND_COLUMNS}]
     return pl.DataFrame(found, schema=schema, orient="row")
@@ -203,15 +209,20 @@ def spend(conn: Connection, keys: list[str], *, run_id: str | None = None,
 
 def rows(conn: Connection, *, run_id: str | None = None, night: str | None = None) -> pl.DataFrame:
     """Ledger rows (all, or one run's, or one night's) in write order, with LEDGER_SCHEMA."""
-    query = select(*(ledger_rows.c[name] for name in LEDGER_SCHEMA)).order_by(ledger_rows.c.id)
+    query = select(*_columns(ledger_rows)).order_by(ledger_rows.c.id)
     if run_id is not None:
         query = query.where(ledger_rows.c.run_id == run_id)
     if night is not None:
         query = query.where(ledger_rows.c.night == night)
-    found = [r._asdict() for r in conn.execute(query)]
+    found = [read_back(r._asdict()) for r in conn.execute(query)]
     for row in found:
         row["created_at"] = aware(row["created_at"])
     return pl.DataFrame(found, schema=LEDGER_SCHEMA)
+
+
+def _columns(table, but: str | None = None) -> list:
+    """`table`'s columns that hold the ledger's fields (money as micro-dollars; `but` left out)."""
+    return [table.c[MONEY_COLUMNS.get(name, name)] for name in LEDGER_SCHEMA if name != but]
 
 
 def aware(moment: datetime) -> datetime:

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Boolean, Column, DateTime, Float, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, DateTime, Float, Integer, MetaData, String, Table, Text
 
-__all__ = ["metadata", "ledger_rows", "open_reservations", "runs", "imports", "stitches", "route_slots",
-           "route_submits", "night_spend"]
+from vidbatch.micros import micros, usd_of
+
+__all__ = ["MONEY_COLUMNS", "stored", "read_back", "metadata", "ledger_rows", "open_reservations", "runs", "imports",
+           "stitches", "route_slots", "route_submits", "night_spend"]
 
 metadata = MetaData()
+
+# Money is kept in whole micro-dollars (vidbatch.micros; revision 0009): a ledger row's USD amount
+# (what vidbatch.ledger builds and reads) -> the integer column that holds it.
+MONEY_COLUMNS = {"est_cost_usd": "est_cost_micros", "cost_usd": "cost_micros"}
 
 # One row per ledger event, never updated or deleted (see vidbatch.ledger for what they mean).
 ledger_rows = Table(
@@ -21,8 +27,8 @@ ledger_rows = Table(
     Column("route", String(64)),
     Column("model", Text),
     Column("status", String(16), nullable=False),
-    Column("est_cost_usd", Float, nullable=False, default=0.0),
-    Column("cost_usd", Float, nullable=False, default=0.0),
+    Column("est_cost_micros", BigInteger, nullable=False, default=0),  # revision 0009: was est_cost_usd, Float
+    Column("cost_micros", BigInteger, nullable=False, default=0),      # revision 0009: was cost_usd, Float
     Column("seconds", Float),
     Column("asset_uri", Text),
     Column("sha256", String(64)),
@@ -50,7 +56,7 @@ open_reservations = Table(
     Column("item_id", Text),
     Column("fingerprint", String(64)),
     Column("run_id", String(64)),
-    Column("est_cost_usd", Float, nullable=False),
+    Column("est_cost_micros", BigInteger, nullable=False),  # revision 0009
 )
 
 # Runs that write to this ledger, with a heartbeat: a reservation held by a live run is never
@@ -104,7 +110,7 @@ route_submits = Table(
     Column("at", Float, nullable=False),
 )
 
-# Money spent per night, campaign and run: the sum of the SPENT rows' cost_usd (revision 0008), kept
+# Money spent per night, campaign and run: the sum of the SPENT rows' cost_micros (revision 0008), kept
 # by the store in the same transaction as those rows, so a reservation's cap check reads a few rows
 # per run, not every row of its night (that read grew with the night: 18 ms at 10,000 clips, inside
 # the write lock that every reservation takes). It can always be rebuilt from ledger_rows. A row
@@ -114,5 +120,22 @@ night_spend = Table(
     Column("night", String(10), primary_key=True),
     Column("campaign", String(256), primary_key=True),
     Column("run_id", String(64), primary_key=True),
-    Column("usd", Float, nullable=False),
+    Column("micros", BigInteger, nullable=False),  # revision 0009: was usd, Float
 )
+
+
+def stored(row: dict) -> dict:
+    """A ledger row (vidbatch.ledger: amounts in USD) as `ledger_rows` holds it (micro-dollars)."""
+    out = {name: value for name, value in row.items() if name not in MONEY_COLUMNS}
+    for usd_name, micros_name in MONEY_COLUMNS.items():
+        out[micros_name] = micros(row.get(usd_name) or 0.0)
+    return out
+
+
+def read_back(row: dict) -> dict:
+    """A `ledger_rows` row (micro-dollars) as a ledger row (USD): the inverse of `stored`."""
+    out = {name: value for name, value in row.items() if name not in MONEY_COLUMNS.values()}
+    for usd_name, micros_name in MONEY_COLUMNS.items():
+        if micros_name in row:
+            out[usd_name] = usd_of(int(row[micros_name] or 0))
+    return out

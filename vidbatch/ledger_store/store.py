@@ -33,8 +33,9 @@ from vidbatch.errors import LedgerUnavailable
 from vidbatch.ledger import LEDGER_SCHEMA, OPTIONAL_COLUMNS, History
 from vidbatch.ledger_store import limits, queries, writes
 from vidbatch.ledger_store.connection import connected, make_engine
-from vidbatch.ledger_store.schema import imports, ledger_rows, open_reservations, runs, stitches
+from vidbatch.ledger_store.schema import MONEY_COLUMNS, imports, ledger_rows, open_reservations, runs, stitches
 from vidbatch.measured import RECENT, measured_prices, since_night
+from vidbatch.micros import micros, micros_expr
 from vidbatch.money import Committed, over_caps, over_item_cap, usd_text
 from vidbatch.refusals import Refusal, Refused
 from vidbatch.policy import Caps
@@ -108,14 +109,15 @@ class LedgerStore:
         """Insert the `reserved` row if the caps hold and no live run holds this item; None when
         reserved, else why not (nothing is written then). `ahead`: money this run keeps for its
         higher-priority items that have not reserved yet (counted as committed)."""
-        refused = over_item_cap(caps, row["est_cost_usd"], f"the estimate {usd_text(row['est_cost_usd'])}")
+        estimate = micros(row["est_cost_usd"])  # what the ledger will hold, and every cap compares
+        refused = over_item_cap(caps, estimate, f"the estimate {usd_text(row['est_cost_usd'])}")
         if refused:
             return refused
         with self._writing(f"vidbatch-night-{row['night']}") as conn:
             held = self._held_elsewhere(conn, row)
             if held:
                 return held
-            refused = over_caps(queries.committed_by(conn, row["night"]), caps, row, row["est_cost_usd"], ahead)
+            refused = over_caps(queries.committed_by(conn, row["night"]), caps, row, estimate, ahead)
             if refused:
                 return refused
             writes.insert_rows(conn, [row])
@@ -126,18 +128,18 @@ class LedgerStore:
         caps hold the difference; None when raised, else why not (nothing is written then). The
         same rule as `reserve`, in the same lock: a call that outgrows its estimate is held to the
         caps on what it will really cost, before it spends it."""
-        usd = row["est_cost_usd"]
-        refused = over_item_cap(caps, usd, usd_text(usd))
+        estimate = micros(row["est_cost_usd"])
+        refused = over_item_cap(caps, estimate, usd_text(row["est_cost_usd"]))
         if refused:
             return refused
         with self._writing(f"vidbatch-night-{row['night']}") as conn:
-            holding = conn.execute(select(open_reservations.c.est_cost_usd).where(
+            holding = conn.execute(select(open_reservations.c.est_cost_micros).where(
                 open_reservations.c.reservation_id == row["reservation_id"])).scalar()
             if holding is None:
                 return Refusal(Refused.NOT_OPEN, f"reservation {row['reservation_id'][:8]} is not open")
-            if usd <= holding + 1e-12:
+            if estimate <= holding:
                 return None
-            refused = over_caps(queries.committed_by(conn, row["night"]), caps, row, usd - holding, ahead)
+            refused = over_caps(queries.committed_by(conn, row["night"]), caps, row, estimate - holding, ahead)
             if refused:
                 return refused
             writes.insert_rows(conn, [row])
@@ -226,7 +228,9 @@ class LedgerStore:
             held = writes.row_keys(conn, frame["run_id"].drop_nulls().unique().to_list())
             last_id = conn.execute(select(func.max(ledger_rows.c.id))).scalar() or 0
             added = 0
-            for part in frame.select(list(LEDGER_SCHEMA)).iter_slices(IMPORT_SLICE):  # memory: one slice of dicts
+            frame = frame.select(*(micros_expr(pl.col(c)).fill_null(0).alias(MONEY_COLUMNS[c]) if c in MONEY_COLUMNS
+                                   else c for c in LEDGER_SCHEMA))  # as ledger_rows holds it (schema.stored)
+            for part in frame.iter_slices(IMPORT_SLICE):  # memory: one slice of dicts
                 rows = [r for r in part.to_dicts() if writes.row_key(r) not in held]
                 writes.bulk_insert(conn, rows, self.postgres)
                 added += len(rows)
@@ -368,11 +372,11 @@ class LedgerStore:
             return queries.rows(conn, run_id=run_id, night=night)
 
 
-def _committed(spent: dict[tuple[str, str], float]) -> Committed:
-    by_campaign: dict[str, float] = defaultdict(float)
-    for (campaign, _), usd in spent.items():
-        by_campaign[campaign] += usd
-    return Committed(night_usd=sum(spent.values()), by_campaign=dict(by_campaign))
+def _committed(spent: dict[tuple[str, str], int]) -> Committed:
+    by_campaign: dict[str, int] = defaultdict(int)
+    for (campaign, _), amount in spent.items():
+        by_campaign[campaign] += amount
+    return Committed(night=sum(spent.values()), by_campaign=dict(by_campaign))
 
 
 def _alive(run) -> bool:

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from vidbatch.ledger import CLOSING, SPENT, Reservation
 from vidbatch.ledger_store import queries
-from vidbatch.ledger_store.schema import ledger_rows, night_spend, open_reservations
+from vidbatch.ledger_store.schema import ledger_rows, night_spend, open_reservations, read_back, stored
 
 # The rows that set what an open reservation holds: `reserved`, then each `raised` (which only grows it).
 HOLDING = ("reserved", "raised")
@@ -25,23 +25,25 @@ def insert_rows(conn: Connection, rows: list[dict]) -> None:
     """Append rows and keep open_reservations in step with them, in the caller's transaction."""
     if not rows:
         return
-    conn.execute(insert(ledger_rows), rows)
+    kept = [stored(r) for r in rows]
+    conn.execute(insert(ledger_rows), kept)
     reopen(conn, touched_by(rows))
-    _add_spend(conn, rows)
+    _add_spend(conn, kept)
 
 
 def _add_spend(conn: Connection, rows: list[dict]) -> None:
-    """Add the spent rows' money to night_spend (one upsert per night, campaign and run)."""
-    added: dict[tuple[str, str, str], float] = defaultdict(float)
+    """Add the spent rows' money (stored rows: micro-dollars) to night_spend (one upsert per night,
+    campaign and run)."""
+    added: dict[tuple[str, str, str], int] = defaultdict(int)
     for r in rows:
-        if r["status"] in SPENT and r.get("cost_usd"):
-            added[(r["night"], r.get("campaign") or "", r.get("run_id") or "")] += r["cost_usd"]
+        if r["status"] in SPENT and r["cost_micros"]:
+            added[(r["night"], r.get("campaign") or "", r.get("run_id") or "")] += r["cost_micros"]
     if not added:
         return
     upsert = (postgresql if conn.dialect.name == "postgresql" else sqlite).insert(night_spend)
     conn.execute(upsert.on_conflict_do_update(index_elements=["night", "campaign", "run_id"],
-                                              set_={"usd": night_spend.c.usd + upsert.excluded.usd}),
-                 [{"night": n, "campaign": c, "run_id": r, "usd": usd} for (n, c, r), usd in added.items()])
+                                              set_={"micros": night_spend.c.micros + upsert.excluded.micros}),
+                 [{"night": n, "campaign": c, "run_id": r, "micros": amount} for (n, c, r), amount in added.items()])
 
 
 def respend_after(conn: Connection, last_id: int) -> None:
@@ -50,15 +52,16 @@ def respend_after(conn: Connection, last_id: int) -> None:
     conn.execute(delete(night_spend).where(night_spend.c.night.in_(nights)))
     campaign, run_id = func.coalesce(ledger_rows.c.campaign, ""), func.coalesce(ledger_rows.c.run_id, "")
     conn.execute(insert(night_spend).from_select(
-        ["night", "campaign", "run_id", "usd"],
-        select(ledger_rows.c.night, campaign, run_id, func.sum(func.coalesce(ledger_rows.c.cost_usd, 0.0)))
+        ["night", "campaign", "run_id", "micros"],
+        select(ledger_rows.c.night, campaign, run_id, func.sum(ledger_rows.c.cost_micros))
         .where(ledger_rows.c.night.in_(nights), ledger_rows.c.status.in_(SPENT))
         .group_by(ledger_rows.c.night, campaign, run_id)))
 
 
 def bulk_insert(conn: Connection, rows: list[dict], postgres: bool) -> None:
-    """Many rows at once, without open_reservations (the caller rebuilds it with `reopen`): on
-    PostgreSQL through COPY (one statement per row otherwise: 70 us a row), else executemany."""
+    """Many stored rows (`schema.stored`) at once, without open_reservations (the caller rebuilds it
+    with `reopen`): on PostgreSQL through COPY (one statement per row otherwise: 70 us a row), else
+    executemany."""
     if not rows:
         return
     if not postgres:
@@ -104,10 +107,10 @@ def _rebuild(conn: Connection, reservations) -> None:
     first = select(func.min(reserved.c.id)).where(reserved.c.reservation_id == ledger_rows.c.reservation_id,
                                                   reserved.c.status == "reserved").scalar_subquery()
     held = ledger_rows.alias("held")  # what it holds: the reserved row's estimate, or the latest raise
-    holds = select(func.max(held.c.est_cost_usd)).where(held.c.reservation_id == ledger_rows.c.reservation_id,
+    holds = select(func.max(held.c.est_cost_micros)).where(held.c.reservation_id == ledger_rows.c.reservation_id,
                                                          held.c.status.in_(HOLDING)).scalar_subquery()
     conn.execute(insert(open_reservations).from_select(
-        ["reservation_id", "row_id", "night", "campaign", "item_id", "fingerprint", "run_id", "est_cost_usd"],
+        ["reservation_id", "row_id", "night", "campaign", "item_id", "fingerprint", "run_id", "est_cost_micros"],
         select(ledger_rows.c.reservation_id, ledger_rows.c.id, ledger_rows.c.night, ledger_rows.c.campaign,
                ledger_rows.c.item_id, ledger_rows.c.fingerprint, ledger_rows.c.run_id, holds)
         .where(ledger_rows.c.reservation_id.in_(reservations), ledger_rows.c.id == first,  # no `status =`: the
@@ -132,9 +135,9 @@ def row_keys(conn: Connection, run_ids: list[str]) -> set[tuple]:
 
 def open_rows(conn: Connection, where) -> list[dict]:
     """The `reserved` rows of the open reservations matching `where` (a clause on open_reservations),
-    each with the estimate it holds now (raised, if its call outgrew the first)."""
-    columns = [c for c in ledger_rows.c if c.name != "est_cost_usd"]
-    return [dict(r) for r in conn.execute(select(*columns, open_reservations.c.est_cost_usd).join(
+    each with the estimate it holds now (raised, if its call outgrew the first), as ledger rows (USD)."""
+    columns = [c for c in ledger_rows.c if c.name != "est_cost_micros"]
+    return [read_back(dict(r)) for r in conn.execute(select(*columns, open_reservations.c.est_cost_micros).join(
         open_reservations, open_reservations.c.row_id == ledger_rows.c.id).where(where)).mappings()]
 
 
