@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import ContextManager
 
 __all__ = ["Lanes", "LanesClosed", "LINGER_S"]
@@ -32,7 +32,7 @@ class LanesClosed(Exception):
 
 
 class Lanes:
-    def __init__(self, take_slot: Callable[[], ContextManager], width: int, linger_s: float = LINGER_S,
+    def __init__(self, take_slot: Callable[[], ContextManager[object]], width: int, linger_s: float = LINGER_S,
                  clock: Callable[[], float] = time.monotonic):
         """`take_slot()`: a context manager held while a lane holds one slot of the shared limit
         (it blocks until the slot is there); `width`: the most lanes this run opens."""
@@ -53,7 +53,7 @@ class Lanes:
         self.opened = 0  # slots taken in all (how many hand-offs went through the shared limit)
 
     @contextlib.contextmanager
-    def lane(self):
+    def lane(self) -> Iterator[None]:
         """Held while a clip uses one of the run's lanes; waits for one to be free."""
         with self._cond:
             self._waiting += 1

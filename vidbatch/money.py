@@ -16,6 +16,7 @@ import threading
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 
@@ -46,7 +47,7 @@ def over_item_cap(caps: Caps, amount: int, what: str) -> Refusal | None:
     return None
 
 
-def over_caps(spent: dict[tuple[str, str], int], caps: Caps, row: dict, more: int,
+def over_caps(spent: dict[tuple[str, str], int], caps: Caps, row: Mapping[str, Any], more: int,
               ahead: Committed) -> Refusal | None:
     """Why committing `more` micro-dollars for `row` on top of `spent` ((campaign, run) -> every
     run's committed money tonight) and `ahead` (this run's earmarks) passes its campaign or night cap."""

@@ -13,6 +13,7 @@ every clip's thread to end before it lets the run go, so nothing it started outl
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -43,7 +44,7 @@ class RunStop:
         self._event = threading.Event()
         self._why: Stopped | None = None
         self._lock = threading.Lock()
-        self._listeners: list = []
+        self._listeners: list[Callable[[], None]] = []
 
     def request(self, cause: StopCause, what: str) -> bool:
         """Stop the run; True when this request is the one that stopped it."""
@@ -57,7 +58,7 @@ class RunStop:
             wake()
         return True
 
-    def on_stop(self, wake) -> None:
+    def on_stop(self, wake: Callable[[], None]) -> None:
         """Call `wake()` when the run stops (at once if it has): for waits that sleep on something else."""
         with self._lock:
             self._listeners.append(wake)
@@ -90,5 +91,7 @@ class RunStop:
     def pause(self, seconds: float) -> None:
         """Sleep `seconds`, or less when the run stops meanwhile; raise RunStopped once stopped."""
         if self._event.wait(max(0.0, seconds)):
-            raise RunStopped(f"the run stopped ({self._why.cause.value}: {self._why.what}) while its job ran at "
+            why = self._why
+            assert why is not None  # set before the event
+            raise RunStopped(f"the run stopped ({why.cause.value}: {why.what}) while its job ran at "
                              "the provider: the job stays recorded and the next run resumes it without paying again")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import itertools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 __all__ = ["Turns"]
 
@@ -39,7 +39,7 @@ class Turns:
             self._waiting[route] = [(self._rank[item], next(self._arrivals), item) for item in items]
 
     @contextlib.contextmanager
-    def turn(self, route: str, item: str, slots: int):
+    def turn(self, route: str, item: str, slots: int) -> Iterator[None]:
         """Held while `item` uses one of `route`'s `slots`; entered when every item planned before
         it on this route has entered or left."""
         with self._cond:
