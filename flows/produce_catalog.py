@@ -46,7 +46,8 @@ from vidbatch.tasks.workers import GpuBatches
 __all__ = ["produce_catalog"]
 
 
-@flow(name="produce-catalog", task_runner=ThreadPoolTaskRunner(max_workers=32))
+# The ignore: Prefect's stubs type the runner's futures narrower than flow() accepts them.
+@flow(name="produce-catalog", task_runner=ThreadPoolTaskRunner(max_workers=32))  # type: ignore[arg-type]
 def produce_catalog(catalog: str, out: str = "vidbatch-out", policy_path: str | None = None,
                     campaign: str | None = None, sandbox: bool = False, sandbox_latency_s: float = 2.0,
                     sandbox_faults: dict | None = None, in_process: InProcess | None = None) -> dict | State:

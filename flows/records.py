@@ -24,6 +24,8 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
+from typing import Any
+from uuid import UUID
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import (FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterState,
@@ -47,7 +49,8 @@ def start_ephemeral_api() -> str | None:
     from prefect.server.api.server import SubprocessASGIServer
 
     server = SubprocessASGIServer()  # the instance Prefect's get_client() uses in this process
-    server._run_uvicorn_command = _deaf_to_ctrl_c(server._run_uvicorn_command)
+    patched: Any = server  # an instance attribute over the method, on this one server
+    patched._run_uvicorn_command = _deaf_to_ctrl_c(server._run_uvicorn_command)
     quiet = {} if "PREFECT_SERVER_ANALYTICS_ENABLED" in os.environ else {PREFECT_SERVER_ANALYTICS_ENABLED: False}
     with temporary_settings(updates=quiet):  # the server's environment is built from these settings
         server.start(timeout=max(PATIENT_START_S, PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()))
@@ -82,7 +85,7 @@ def wait_until_recorded(flow_run_id: str, timeout_s: float = 60.0, poll_s: float
         while time.monotonic() < deadline:
             busy = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
                                          task_run_filter=unfinished, limit=1)
-            final = client.read_flow_run(flow_run_id).state
+            final = client.read_flow_run(UUID(str(flow_run_id))).state
             quiet = 0 if busy or not (final and final.is_final()) else quiet + 1
             if quiet == 2:
                 time.sleep(1.0)  # the server's consumers finish the writes already handed to them

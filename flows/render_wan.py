@@ -11,6 +11,7 @@ catalog flow allocated under the caps), so caps hold across any number of GPU wo
 
 from __future__ import annotations
 
+
 import polars as pl
 from prefect import flow, get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -34,7 +35,8 @@ from vidbatch.tasks.catalog_io import write_run_table
 __all__ = ["render_wan"]
 
 
-@flow(name="render-wan", task_runner=ThreadPoolTaskRunner(max_workers=4))
+# The ignore: Prefect's stubs type the runner's futures narrower than flow() accepts them.
+@flow(name="render-wan", task_runner=ThreadPoolTaskRunner(max_workers=4))  # type: ignore[arg-type]
 def render_wan(jobs: list[dict], out: str, run_id: str, night: str, batch: str, allowance_usd: float,
                policy_path: str | None = None, sandbox: bool = False, in_process: InProcess | None = None) -> int:
     """Render a batch of Wan clips on this worker; returns how many finished. `in_process`: what a

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 from vidbatch.in_process import Factory
 from vidbatch.kinds import BUILT_IN_KINDS, KIND_GROUP, ProviderKind, RunSettings, kind_of, provider_kinds
+from vidbatch.route_settings import Resolution
 
 if TYPE_CHECKING:  # the contract imports no polars: a GPU box's bench imports the Wan levers alone
     from vidbatch.planner import PricedRoute
@@ -46,7 +47,7 @@ class ClipRequest:
     width: int
     height: int
     model: str
-    resolution: str = "480p"
+    resolution: Resolution = "480p"
     negative_prompt: str = ""
     seed: int = 0
     image: Path | None = None
@@ -139,14 +140,16 @@ def contract_problems(provider: object) -> list[str]:
     return problems
 
 
-def resolved_routes(policy: "Policy", measured: dict | None = None) -> dict[str, tuple[ProviderKind, Any]]:
+def resolved_routes(policy: "Policy", measured: Mapping[str, Mapping[str, Any]] | None = None
+                    ) -> dict[str, tuple[ProviderKind, Any]]:
     """Route name -> (its kind, its settings validated by that kind), in the policy's order;
     `measured` (route -> price key -> figure, from the ledger) prices the kinds that measure."""
     resolved = {}
     for route, (kind_name, settings) in policy.route_sections().items():
         kind = kind_of(route, kind_name)  # the settings were validated by this kind as the policy loaded
-        if kind.measured is not None and (measured or {}).get(route):
-            settings = kind.measured(settings, measured[route])
+        figures = (measured or {}).get(route)
+        if kind.measured is not None and figures:
+            settings = kind.measured(settings, figures)
         resolved[route] = (kind, settings)
     return resolved
 
@@ -167,7 +170,9 @@ class Loras(NamedTuple):
 def loras_of(policy: "Policy") -> Loras:
     """The policy's LoRAs: where two routes define one name, or one campaign's default, the first
     route listed wins."""
-    found, defaults, identity = {}, {}, {}
+    found: dict[str, Any] = {}
+    defaults: dict[str, Any] = {}
+    identity: dict[str, Callable[[], str]] = {}
     for declared in reversed(list(run_settings(policy).values())):
         found.update(declared.loras)
         defaults.update(declared.campaign_loras)
@@ -178,7 +183,8 @@ def loras_of(policy: "Policy") -> Loras:
 
 
 def priced_routes(policy: "Policy", providers: dict[str, "Provider"],
-                  unavailable: dict[str, str] | None = None, measured: dict | None = None) -> list["PricedRoute"]:
+                  unavailable: dict[str, str] | None = None,
+                  measured: Mapping[str, Mapping[str, Any]] | None = None) -> list["PricedRoute"]:
     """Every route of the policy as the planner sees it: its capabilities (from its provider),
     whether it can serve this run, and its kind's price expressions (with what the ledger
     `measured`, for kinds whose price is measured)."""

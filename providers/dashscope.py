@@ -182,8 +182,9 @@ class DashScopeProvider:
             except httpx.TimeoutException:
                 pass
             if delay is None:
-                return None
+                break
             time.sleep(delay)
+        return None
 
     # ---- 3. what to ask for ------------------------------------------------------------------------
 

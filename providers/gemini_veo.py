@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator, model_validator
@@ -126,7 +126,7 @@ class VeoProvider:
         self._gone_models: dict[str, str] = {}  # model -> why Veo does not serve it (the route's others may)
         self._credentials: str | None = None  # why Application Default Credentials fail, once checked
         self._checked = False
-        self._client = None
+        self._client: Any = None  # a genai.Client, made on first use (google-genai is imported lazily)
         self._lock = threading.Lock()
 
     # ---- the client and its health ---------------------------------------------------------------
@@ -164,7 +164,7 @@ class VeoProvider:
 
     # ---- what to ask for -------------------------------------------------------------------------
 
-    def _resolution(self, request: ClipRequest) -> str:
+    def _resolution(self, request: ClipRequest) -> VeoResolution:
         resolution = self.settings.resolution_for.get(request.resolution)
         if resolution is None:
             raise ContentRejected(f"{self.id} makes no {request.resolution} clips (resolution_for: "
@@ -286,7 +286,7 @@ class VeoProvider:
         from google.genai import errors, types
 
         deadline = time.monotonic() + self.settings.poll_deadline_s
-        operation = types.GenerateVideosOperation(name=name)
+        operation = types.GenerateVideosOperation.model_validate({"name": name})
         while True:
             try:
                 operation = self._genai().operations.get(operation)

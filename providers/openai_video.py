@@ -42,6 +42,7 @@ import threading
 import time
 import warnings
 from collections.abc import Callable
+from typing import Any
 from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -246,7 +247,8 @@ class OpenAIVideoProvider:
         calls = self._calls(request)
         reference = self._reference(request, workdir, size)
         deadline = time.monotonic() + self.route.poll_deadline_s
-        videos, cost = [], 0.0
+        videos: list[Any] = []
+        cost = 0.0
         try:
             for index, (kind, seconds) in enumerate(calls):
                 if index < len(journal.job_ids):
@@ -259,7 +261,7 @@ class OpenAIVideoProvider:
                                           price)
                     journal.on_job(job_id, f"call {index + 1}/{len(calls)}: {kind} {seconds or ''}".strip())
                 video = self._wait(job_id, deadline, journal.pause)
-                billed = _billed_usd(video, int(video.seconds) if kind != "extend" else seconds, price)
+                billed = _billed_usd(video, seconds if kind == "extend" and seconds else int(video.seconds), price)
                 if video.status == "failed":
                     error = video.error
                     raise ContentRejected(f"job {job_id} failed: {error.code if error else 'unknown'}: "
@@ -285,13 +287,14 @@ class OpenAIVideoProvider:
         segments = openai_videos_segments(request.seconds, self.route)
         later = "create" if self.route.long_clips == "shots" or not self.capabilities.extend else "extend"
         grown = openai_videos_extension_segments(request.extend_s, self.route) if request.extend_s > 0 else []
-        return [("create", segments[0])] + [(later, s) for s in segments[1:]] + [("extend", s) for s in grown]
+        calls: list[tuple[str, int | None]] = [("create", segments[0])]
+        return calls + [(later, s) for s in segments[1:]] + [("extend", s) for s in grown]
 
     @staticmethod
-    def _finals(videos, calls) -> list:
+    def _finals(videos: list[Any], calls: list[tuple[str, int | None]]) -> list[Any]:
         """The videos to download: each create (or remix) starts a shot, each extension replaces
         its shot's video with the longer one."""
-        finals = []
+        finals: list[Any] = []
         for video, (kind, _) in zip(videos, calls):
             if kind == "extend":
                 finals[-1] = video
@@ -332,7 +335,7 @@ class OpenAIVideoProvider:
                     video = self._client.videos.create(prompt=request.prompt, model=request.model,
                                                        seconds=str(seconds), size=size, **extra)
         except TransientProviderError as err:
-            if not getattr(err, "ambiguous", False):
+            if not err.ambiguous:
                 raise
             estimate = (seconds or math.ceil(request.seconds)) * price
             adopted = self._adopt(kind, request, seconds, size, started, f"{err}", estimate)

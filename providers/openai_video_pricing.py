@@ -21,8 +21,9 @@ __all__ = ["openai_videos_segments", "openai_videos_extension_segments", "openai
 
 # ---- one item at a time (the provider) --------------------------------------------------------
 
-def _smallest_at_least(value: float, options: list[int]) -> int | None:
-    return next((o for o in sorted(options) if o + _EPS >= value), None)
+def _smallest_at_least(value: float, options: list[int]) -> int:
+    """The shortest option that covers `value` (callers ask only for what the longest covers)."""
+    return min(o for o in options if o + _EPS >= value)
 
 
 def openai_videos_segments(seconds: float, route: OpenAIVideosSettings) -> list[int]:

@@ -31,6 +31,7 @@ from vidbatch.errors import ContentRejected, ProviderUnavailable, RenderStopped,
 from vidbatch.media import write_frames
 from vidbatch.micros import micros
 from vidbatch.providers import Capabilities, Clip, ClipRequest, Journal, ProviderKind, RunSettings
+from vidbatch.route_settings import Resolution
 from vidbatch.providers.wan_levers import (PassCounter, apply_profile, experts, lora_file, lora_identity, lora_rank,
                                            state_of, use_loras)
 from vidbatch.providers.wan_tiny import (TINY_SOURCES, TestPatternPipeline, build_tiny_pipeline,
@@ -225,7 +226,9 @@ class _Meter:
 
     def _call(self, now: float) -> None:
         self.mark = self.call_started = self.steps_ended = now
-        self.step, self.times, self.chunks, self.decoding = 0, [], [], False
+        self.step, self.decoding = 0, False
+        self.times: list[float] = []   # seconds of each denoising step so far
+        self.chunks: list[float] = []  # seconds of each VAE decode chunk so far
 
     def used_s(self) -> float:
         return self.clock() - self.started
@@ -411,14 +414,16 @@ class WanProvider:
         wants_image = entry.task == "i2v" or (entry.task == "ti2v" and request.image is not None)
         image = _load_image(request.image, request.width, request.height) if wants_image else None
         pipe = _pipeline(entry, route, image=wants_image)
-        extender_name = route.i2v_model[request.resolution] if extender else None
-        pipe_ext = _pipeline(extender, route, image=True) if extender else None
         # 3. shots, at the model's own frame rate and shot length
         shots = wan_shot_frames(request.seconds, fps, route.shot_frames_of(request.model))
-        extension = wan_extension_frames(request.extend_s, fps, route.shot_frames_of(extender_name)) if extender else []
         calls = [(self._shape(entry, profile_name, profile, request, n), self._steps(entry, profile)) for n in shots]
-        calls += [(self._shape(extender, profile_name, profile, request, n), self._steps(extender, profile))
-                  for n in extension]
+        extension: list[int] = []
+        if extender is not None:
+            extender_name = route.i2v_model[request.resolution]
+            pipe_ext = _pipeline(extender, route, image=True)
+            extension = wan_extension_frames(request.extend_s, fps, route.shot_frames_of(extender_name))
+            calls += [(self._shape(extender, profile_name, profile, request, n), self._steps(extender, profile))
+                      for n in extension]
         frames: list = []
         meter = _Meter(journal, route.gpu_usd_per_hour / 3600, calls)
         meter.hold_clip()  # the whole clip, when this process has rendered its shapes: refused, nothing is spent
@@ -430,6 +435,7 @@ class WanProvider:
         main_s = meter.used_s()
         for index, count in enumerate(extension):
             # 5. extend from the last frame; that frame comes back first and is dropped
+            assert extender is not None  # extension frames come only with an extension model
             out = self._render(pipe_ext, extender, profile, extender_name, request, count,
                                request.seed + len(shots) + index, _to_image(frames[-1][-1]), meter,
                                len(shots) + index, f"extension {index + 1}/{len(extension)}")
@@ -494,7 +500,7 @@ class WanProvider:
         return frames
 
     @staticmethod
-    def _set_flow_shift(pipe, entry: WanModel, resolution: str) -> None:
+    def _set_flow_shift(pipe, entry: WanModel, resolution: Resolution) -> None:
         shift = entry.flow_shift.get(resolution)
         if pipe.scheduler is None:  # the test pattern has no scheduler
             return

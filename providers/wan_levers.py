@@ -84,7 +84,8 @@ class PassCounter:
     not timed."""
 
     def __init__(self, pipe):
-        self.forwards, self.block_passes = 0, 0
+        self.forwards = 0
+        self.block_passes: int | None = 0  # None: not countable (compiled blocks)
         self._handles = [t.register_forward_pre_hook(lambda *_: self._add("forwards")) for t in experts(pipe)]
         if state_of(pipe).get("compiled"):  # a hook inside compiled blocks would be traced
             self.block_passes = None

@@ -14,6 +14,7 @@ from vidbatch.pricing import EPS as _EPS
 from vidbatch.pricing import pick as _pick
 from vidbatch.pricing import raw_seconds
 from vidbatch.providers.wan_settings import WanRoute
+from vidbatch.route_settings import Resolution
 
 __all__ = ["wan_shot_frames", "wan_extension_frames", "wan_size", "wan_options", "wan_estimate_usd"]
 
@@ -39,7 +40,7 @@ def wan_extension_frames(extend_s: float, fps: int, max_frames: int) -> list[int
     return [per_shot + (-(per_shot - 1)) % 4] * shots
 
 
-def wan_size(route: WanRoute, model: str, resolution: str, aspect: str) -> tuple[int, int]:
+def wan_size(route: WanRoute, model: str, resolution: Resolution, aspect: str) -> tuple[int, int]:
     """(width, height) the Wan model renders for this resolution and aspect."""
     w, h = route.models[model].sizes[resolution]
     return (w, h) if aspect == "16:9" else (h, w)
@@ -112,7 +113,7 @@ def _wan_extension_gpu_s(route: WanRoute, clip_model: pl.Expr) -> pl.Expr:
             .then(shots * per_full_shot * per_shot / max_frames).otherwise(None))
 
 
-def wan_estimate_usd(route: WanRoute, model: str, resolution: str, seconds: float, extend_s: float = 0.0,
+def wan_estimate_usd(route: WanRoute, model: str, resolution: Resolution, seconds: float, extend_s: float = 0.0,
                      profile: str = "stock") -> float:
     """One item's Wan estimate: GPU seconds per full shot under its profile, scaled by each shot's
     frames (at the model's frame rate and shot length); an extension is priced on the route's

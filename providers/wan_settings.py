@@ -160,20 +160,20 @@ class WanRoute(Strict):
     def price_key(model: str, resolution: str, profile: str) -> str:
         return f"{model}|{resolution}|{profile}"
 
-    def stated_gpu_s_per_shot(self, model: str, resolution: str, profile: str) -> float:
+    def stated_gpu_s_per_shot(self, model: str, resolution: Resolution, profile: str) -> float:
         """The policy's GPU seconds of one full shot of `model` at `resolution` under `profile`
         (the profile's figure, else the model's stock one)."""
         stated = self.profiles[profile].gpu_s_per_shot.get(model, {})
         return stated.get(resolution, self.models[model].gpu_s_per_shot[resolution])
 
-    def gpu_s_per_shot(self, model: str, resolution: str, profile: str) -> float:
+    def gpu_s_per_shot(self, model: str, resolution: Resolution, profile: str) -> float:
         """GPU seconds of one full shot that a reservation holds: the policy's figure, or what the
         ledger measured when that is more (a price that holds)."""
         stated = self.stated_gpu_s_per_shot(model, resolution, profile)
         found = self.measured.get(self.price_key(model, resolution, profile))
         return max(stated, found.gpu_s_per_shot) if found else stated
 
-    def price_source(self, model: str, resolution: str, profile: str) -> str:
+    def price_source(self, model: str, resolution: Resolution, profile: str) -> str:
         """Where `gpu_s_per_shot` comes from: "policy", or the ledger's measurement."""
         stated = self.stated_gpu_s_per_shot(model, resolution, profile)
         found = self.measured.get(self.price_key(model, resolution, profile))

@@ -14,6 +14,8 @@ Deterministic: the same weights in every process, so seeded outputs are reproduc
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = ["TINY_SOURCES", "build_tiny_pipeline", "image_view", "TestPatternPipeline", "choose_pil_image_processor"]
 
 TINY_SOURCES = ("tiny", "tiny-wan2.2-a14b", "tiny-wan2.2-5b")
@@ -41,7 +43,8 @@ def choose_pil_image_processor() -> None:
     if importlib.util.find_spec("torchvision") is None:
         pil = getattr(transformers, "CLIPImageProcessorPil", None)
         if pil is not None:  # looking it up can swap the lazy module in sys.modules: set it on the current one
-            sys.modules["transformers"].CLIPImageProcessor = pil
+            current: Any = sys.modules["transformers"]
+            current.CLIPImageProcessor = pil
 
 
 def _text_parts():
@@ -124,7 +127,8 @@ def image_view(pipe):
     Wan 2.2 TI2V-5B takes text, or text and a first frame, in one model."""
     from diffusers import WanImageToVideoPipeline
 
-    view = WanImageToVideoPipeline(tokenizer=pipe.tokenizer, text_encoder=pipe.text_encoder, vae=pipe.vae,
+    # Any: set_progress_bar_config comes from DiffusionPipeline's mixins, which its stubs do not show
+    view: Any = WanImageToVideoPipeline(tokenizer=pipe.tokenizer, text_encoder=pipe.text_encoder, vae=pipe.vae,
                                    transformer=pipe.transformer, scheduler=pipe.scheduler,
                                    transformer_2=getattr(pipe, "transformer_2", None),
                                    boundary_ratio=pipe.config.get("boundary_ratio"),

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import NoReturn
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -61,7 +62,7 @@ def _request(job: ClipJob, workdir: Path) -> ClipRequest:
                        extend_s=job.extend_s, campaign=job.campaign, lora=job.lora)
 
 
-RETRY_DELAYS_S = [2, 10, 30]  # and jitter: 1 ± 0.5 of each
+RETRY_DELAYS_S = [2.0, 10.0, 30.0]  # and jitter: 1 ± 0.5 of each
 
 
 @task(name="generate-clip", task_run_name="generate {job.item_id} on {job.route}", retries=RETRIES,
@@ -104,7 +105,7 @@ def _generate(job: ClipJob, ctx: RunContext, source: object, why: str) -> Genera
         return _recovered(job, ctx)
     if job.remix_of and not job.remix_job_id:
         job = _bind_remix_source(job, source, ctx)
-    note, dark = why, []
+    note, dark = why, list[str]()
     while True:  # along the item's fallbacks, in the policy's order, while routes go dark
         try:
             clip = _make_clip(job, ctx, note=note)
@@ -124,6 +125,7 @@ def _generate(job: ClipJob, ctx: RunContext, source: object, why: str) -> Genera
 def _recovered(job: ClipJob, ctx: RunContext) -> GeneratedClip:
     """The stored raw clip of an earlier, paid reservation, fetched to deliver it (nothing paid)."""
     found = job.recover
+    assert found is not None  # only a job to recover comes here
     workdir = layout.item_folder(ctx.workdir, job.item_id)
     workdir.mkdir(parents=True, exist_ok=True)
     try:
@@ -140,9 +142,10 @@ def _recovered(job: ClipJob, ctx: RunContext) -> GeneratedClip:
 
 def _bind_remix_source(job: ClipJob, source: object, ctx: RunContext) -> ClipJob:
     """`source`: what the source item's task run in this run returned (or raised)."""
-    maker = ctx.providers.get(source.route) if isinstance(source, FinishedClip) else None
-    if maker is not None and maker.capabilities.remix and source.job_id:  # a route that remixes its videos
-        return job.model_copy(update={"remix_job_id": source.job_id})
+    if isinstance(source, FinishedClip):
+        maker = ctx.providers.get(source.route)
+        if maker is not None and maker.capabilities.remix and source.job_id:  # a route that remixes its videos
+            return job.model_copy(update={"remix_job_id": source.job_id})
     what = (f"it was made on {source.route}" if isinstance(source, FinishedClip)
             else f"it was deferred ({source.reason})" if isinstance(source, Deferral)
             else f"it was not made ({type(source).__name__}: {source})" if isinstance(source, BaseException)
@@ -150,7 +153,7 @@ def _bind_remix_source(job: ClipJob, source: object, ctx: RunContext) -> ClipJob
     _defer(job, ctx, f"remix source {job.remix_of} has no closed-route video: {what}; deferred")
 
 
-def _defer(job: ClipJob, ctx: RunContext, why: Refusal | str, error: type[Deferred] = Deferred):
+def _defer(job: ClipJob, ctx: RunContext, why: Refusal | str, error: type[Deferred] = Deferred) -> NoReturn:
     write_ledger_rows(ctx.ledger, [ledger_row(
         run_id=ctx.run_id, night=ctx.night, item_id=job.item_id, campaign=job.campaign, fingerprint=job.fingerprint,
         route=job.route, model=job.model, status="deferred", reason=str(why), sandbox=ctx.sandbox)])
@@ -162,8 +165,8 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
     ctx.stop.check()  # a stopped run starts nothing: the item waits for the next run
     provider = ctx.providers.get(job.route)
     why = "not a route of this run's policy" if provider is None else provider.unavailable()
-    if why:
-        raise ProviderUnavailable(why)
+    if provider is None or why:
+        raise ProviderUnavailable(why or "not a route of this run's policy")
     workdir = layout.item_folder(ctx.workdir, job.item_id)
     workdir.mkdir(parents=True, exist_ok=True)
     request = _request(job, workdir)
@@ -185,7 +188,7 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
             ending = money.failed_with(err)
             if ending.status is None and isinstance(err, TransientProviderError):
                 run_log().warning("%s: %s; reservation %s stays open for job(s) %s", job.item_id, err, money.id,
-                                  ", ".join(ctx.in_flight.get(job.item_id)[1]))
+                                  ", ".join((ctx.in_flight.get(job.item_id) or ("", ()))[1]))
             if ending.defer is not None:
                 _defer(job, ctx, ending.defer, BudgetExceeded if ending.by_cap else Deferred)
             raise

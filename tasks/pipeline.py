@@ -24,7 +24,8 @@ from __future__ import annotations
 import queue
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from prefect import allow_failure, task
 from prefect.cache_policies import NO_CACHE
@@ -66,7 +67,7 @@ def make_clip(job: ClipJob, ctx: RunContext, source: object = None) -> FinishedC
 # threads changed them raised "dictionary changed size during iteration"; it is frozen now, its
 # shared state in objects with their own locks.)
 def run_items(jobs: list[ClipJob], ctx: RunContext, on_outcome: Callable[[dict], None],
-              pollers: list[Callable[[], bool]] = (), poll_s: float = 2.0) -> list[dict]:
+              pollers: Sequence[Callable[[], bool]] = (), poll_s: float = 2.0) -> list[dict]:
     """Run every job (remix sources first, so a remix can use its source's job); returns one
     outcome row per job. `pollers` (GPU batches elsewhere) are polled every `poll_s` meanwhile,
     until each says it is done."""
@@ -74,10 +75,11 @@ def run_items(jobs: list[ClipJob], ctx: RunContext, on_outcome: Callable[[dict],
     running: dict[int, tuple[ClipJob, object]] = {}
     outcomes: list[dict] = []
     try:
-        made = {}
+        made: dict[str, Any] = {}  # item -> its task run's future
         for job in sorted(jobs, key=lambda j: j.remix_of is not None):
             source = made.get(job.remix_of) if job.remix_of and not job.remix_job_id else None
-            future = made[job.item_id] = make_clip.submit(job, quote(ctx),
+            # quote(ctx): passed through as it is; Prefect's stubs type each argument as itself or a future
+            future = made[job.item_id] = make_clip.submit(job, quote(ctx),  # type: ignore[call-overload]
                                                           source=allow_failure(source) if source else None)
             key = id(future)
             running[key] = (job, future)

@@ -86,6 +86,7 @@ def _checked(clip: GeneratedClip, ctx: RunContext) -> CheckedClip | State:
     `qa_failed` row keeps it from ever being delivered from storage again."""
     path, info, failures = _cut_and_check(clip, ctx)
     if not failures:
+        assert path is not None and info is not None  # a clip that was cut and read
         return CheckedClip(clip, path, info, qa_summary([]) if ctx.policy.qa.enabled else "not checked")
     first = qa_summary(failures)
     _qa_failed(clip, ctx, first)
@@ -102,6 +103,7 @@ def _checked(clip: GeneratedClip, ctx: RunContext) -> CheckedClip | State:
         second = qa_summary(failures)
         _qa_failed(again, ctx, second)
         raise QAFailed(f"QA failed twice: seed {clip.job.seed} {first}; seed {seed} {second}")
+    assert path is not None and info is not None
     return CheckedClip(again, path, info, f"passed on regeneration (seed {seed}); the first clip {first}",
                        regenerated=True)
 

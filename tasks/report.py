@@ -93,7 +93,7 @@ def write_report(root: OutputRoot, summary: dict, items: pl.DataFrame, boards: p
         create_link_artifact(link, link_text="campaign report (HTML)", key="report-link",
                              description="the run's HTML report")
     for row in items.filter(pl.col("status") == ItemStatus.AWAITING_REVIEW).head(SHEETS).iter_rows(named=True):
-        sheet = root.share_url(root.key_of(row["sheet_uri"])) if root.key_of(row["sheet_uri"]) else None
+        sheet = root.share_url(sheet_key) if (sheet_key := root.key_of(row["sheet_uri"])) else None
         if sheet:
             create_image_artifact(image_url=sheet, description=f"awaiting review: {row['campaign']}/{row['item_id']}")
     return uri

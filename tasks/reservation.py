@@ -92,7 +92,9 @@ class ClipReservation:
 
     @property
     def id(self) -> str:
-        return self.rows.reservation_id
+        reservation_id = self.rows.reservation_id
+        assert reservation_id is not None  # a reservation made or resumed by this run always has one
+        return reservation_id
 
     @property
     def has_jobs(self) -> bool:

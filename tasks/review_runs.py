@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import polars as pl
 
 from vidbatch.statuses import ItemStatus
 from vidbatch.policy import Policy
 from vidbatch.storage import OutputRoot
 from vidbatch.tasks.context import run_log
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
 
 __all__ = ["start_reviews"]
 
@@ -37,7 +42,8 @@ def start_reviews(policy: Policy, root: OutputRoot, policy_path: str | None, ite
     started, size = [], policy.review.batch_size
     keys = [f"{c}/{i}" for c, i in waiting.select("campaign", "item_id").iter_rows()]
     for n in range(0, len(keys), size):
-        run = run_deployment(name, timeout=0, as_subflow=False, idempotency_key=f"review-{run_id}-{n // size}",
+        run: FlowRun = run_deployment(  # type: ignore[assignment]  # sync_compatible: a FlowRun here
+            name, timeout=0, as_subflow=False, idempotency_key=f"review-{run_id}-{n // size}",
                              parameters={"out": root.uri, "policy_path": policy_path, "items": keys[n:n + size]})
         started.append(run.name)
     log.info("%d clip(s) await review in %d review run(s) of %s: %s", waiting.height, len(started), name,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextvars
 import threading
+from uuid import UUID
 
 import polars as pl
 from prefect.artifacts import create_progress_artifact
@@ -37,7 +38,8 @@ class ProgressArtifact:
     def __init__(self, total: int):
         self.total, self.ended, self._latest, self._shown, self._closed = max(total, 1), 0, 0, 0, False
         self._changed = threading.Condition()
-        self.id = create_progress_artifact(0.0, description=f"clips finished of {total}")
+        self.id: UUID = create_progress_artifact(  # type: ignore[assignment]  # sync_compatible: a UUID here
+            0.0, description=f"clips finished of {total}")
         # the writer runs in this context (Prefect's settings and client live in context variables)
         self._writer = threading.Thread(target=contextvars.copy_context().run, args=(self._write,),
                                         name="progress-artifact", daemon=True)
@@ -96,8 +98,8 @@ def label_run_as(run_id: str | None, name: str, tags: list[str]) -> None:
         return
     try:
         with get_client(sync_client=True) as client:
-            current = client.read_flow_run(run_id)
-            client.update_flow_run(run_id, name=name, tags=sorted(set(current.tags) | set(tags)))
+            current = client.read_flow_run(UUID(run_id))
+            client.update_flow_run(UUID(run_id), name=name, tags=sorted(set(current.tags) | set(tags)))
     except Exception as err:  # noqa: BLE001 - a label is cosmetic; the run goes on
         run_log().warning("could not name or tag the flow run: %s: %s", type(err).__name__, err)
 

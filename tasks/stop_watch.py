@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+from uuid import UUID
 
 from prefect.client.orchestration import get_client
 from prefect.states import Cancelled, Failed, State
@@ -37,7 +38,7 @@ def watching_for_cancel(flow_run_id: str | None, stop: RunStop, every_s: float =
         with get_client(sync_client=True) as client:
             while not done.wait(every_s) and not stop.is_set():
                 try:
-                    state = client.read_flow_run(flow_run_id).state
+                    state = client.read_flow_run(UUID(flow_run_id)).state
                 except Exception as err:  # the API busy or restarting: ask again; the run goes on meanwhile
                     logging.getLogger("vidbatch").debug("cancel watch: %s", err)
                     continue
@@ -70,6 +71,7 @@ def watched_for_stops(flow_run_id: str | None, ctx: RunContext, outcomes: list[d
 def stopped_line(ctx: RunContext, outcomes: list[dict]) -> str:
     """One line: why the run stopped, what it left in flight, and that the next run resumes it."""
     why = ctx.stop.why
+    assert why is not None  # only a stopped run gets here
     open_jobs = ctx.in_flight.items()
     made = sum(1 for row in outcomes if row["outcome"] in ("finished", "awaiting_review"))
     head = (f"run {ctx.run_id[:8]} stopped ({why.cause.value}: {why.what}): {made} clip(s) made, "
@@ -86,7 +88,7 @@ def stopped_state(ctx: RunContext, outcomes: list[dict], emit: Listener) -> Stat
     fault; its line goes to the log and to the caller."""
     line = stopped_line(ctx, outcomes)
     emit({"event": "stopped", "line": line})
-    if ctx.stop.why.cause is StopCause.CANCELLED:
+    if ctx.stop.why is not None and ctx.stop.why.cause is StopCause.CANCELLED:
         run_log().warning("%s", line)
         return Cancelled(message=line)
     run_log().error("%s", line)

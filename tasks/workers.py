@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+from uuid import UUID
 
 
 from vidbatch.statuses import ItemStatus
@@ -21,6 +23,9 @@ from vidbatch.ledger_store import LedgerStore
 from vidbatch.runs import ClipJob
 from vidbatch.storage import OutputRoot
 from vidbatch.tasks.outcomes import OUTCOME_SCHEMA, outcome_row
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
 
 __all__ = ["batches_of", "batch_key", "GpuBatches"]
 
@@ -64,7 +69,9 @@ class GpuBatches:
         self.root, self.ledger, self.run_id, self.night, self.policy_path = root, ledger, run_id, night, policy_path
         self.deployment, self.batch_size, self.attempts, self.sandbox = deployment, batch_size, attempts, sandbox
         self.on_outcome = on_outcome
-        self.jobs, self.outcomes, self.runs, self.attempt = list(jobs), {}, {}, 0
+        self.jobs, self.attempt = list(jobs), 0
+        self.outcomes: dict[str, dict] = {}  # item -> its outcome row
+        self.runs: dict[UUID, tuple[str, list[ClipJob]]] = {}  # batch flow run -> its key and jobs
         if self.jobs:
             self._submit(self.jobs)
 
@@ -74,7 +81,8 @@ class GpuBatches:
         self.attempt += 1
         for batch in batches_of(remaining, self.batch_size):
             key = batch_key(self.night, batch, self.attempt)
-            run = run_deployment(self.deployment, timeout=0, idempotency_key=key, as_subflow=True, parameters={
+            run: FlowRun = run_deployment(  # type: ignore[assignment]  # sync_compatible: a FlowRun here
+                self.deployment, timeout=0, idempotency_key=key, as_subflow=True, parameters={
                 "jobs": [j.model_dump(mode="json") for j in batch], "out": self.root.uri, "run_id": self.run_id,
                 "night": self.night, "batch": key, "allowance_usd": sum(j.est_cost_usd for j in batch),
                 "policy_path": self.policy_path, "sandbox": self.sandbox})
@@ -93,7 +101,7 @@ class GpuBatches:
             with get_client(sync_client=True) as client:
                 for flow_run_id, (key, batch) in list(self.runs.items()):
                     state = client.read_flow_run(flow_run_id).state
-                    if not state.is_final():
+                    if state is None or not state.is_final():
                         continue
                     del self.runs[flow_run_id]
                     for row in _read_outcomes(self.root, self.run_id, key):

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import NamedTuple, get_args
 
 import polars as pl
 
 from vidbatch.errors import CatalogError
 from vidbatch.micros import finer_than_micros_expr
 from vidbatch.names import with_name_problems
-from vidbatch.route_settings import REALISMS
+from vidbatch.route_settings import REALISMS, Resolution
 
 __all__ = [
     "REQUIRED_COLUMNS",
@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 ASPECTS = ("16:9", "9:16")
-RESOLUTIONS = ("480p", "720p")
+RESOLUTIONS: tuple[Resolution, ...] = get_args(Resolution)  # the one list (route_settings)
 MAX_PROMPT_CHARS = 32_000
 FRAME_TOLERANCE_S = 1 / 16  # one Wan frame: trim points closer than this are the same cut
 
@@ -272,7 +272,7 @@ def validate_catalog(frame: pl.DataFrame, routes: Sequence[str] | None = None,
     parts = [rule.problems(typed, failed[str(i)], i) for i, rule in enumerate(rules) if failed[str(i)].any()]
     problems = (
         pl.concat(parts).sort("row", "__rule") if parts else pl.DataFrame(schema={**REJECTS_SCHEMA, "__rule": pl.Int32})
-    ).select(list(REJECTS_SCHEMA)).cast(REJECTS_SCHEMA).unique(
+    ).select(list(REJECTS_SCHEMA)).cast(pl.Schema(REJECTS_SCHEMA)).unique(
         # A value that failed to cast is null afterwards: report the cast, not "missing" too.
         ["row", "column"], keep="first", maintain_order=True).with_columns(
         # A hostile value never travels on whole (a NUL byte cannot even enter PostgreSQL text).

@@ -126,7 +126,10 @@ class ProviderError(VidbatchError):
 
 
 class TransientProviderError(ProviderError):
-    """A failure that a retry may fix (rate limit, server error, timeout)."""
+    """A failure that a retry may fix (rate limit, server error, timeout). `ambiguous`: a submit
+    that may have created a job nonetheless (a lost reply): reconciled before any retry submits."""
+
+    ambiguous: bool = False
 
 
 class ContentRejected(ProviderError):

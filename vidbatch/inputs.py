@@ -120,12 +120,12 @@ def check_images(valid: pl.DataFrame, catalog: str, roots: tuple[str, ...] = ())
     resolved, why = {}, {}
     for uri in valid["image_uri"].drop_nulls().unique().to_list():
         target, refused = resolve_image(uri, catalog, roots)
-        resolved[uri], why[uri] = target, refused or image_problem(target)
+        resolved[uri], why[uri] = target, refused if target is None else image_problem(target)
     image = pl.col("image_uri")
     reason = image.replace_strict(why, default=None, return_dtype=pl.String)
     rejects = valid.filter(reason.is_not_null()).select(
         "row", printable(pl.col("item_id"), 200).alias("item_id"), pl.lit("image_uri").alias("column"),
-        printable(image, 200).alias("value"), reason.alias("reason")).cast(REJECTS_SCHEMA)
+        printable(image, 200).alias("value"), reason.alias("reason")).cast(pl.Schema(REJECTS_SCHEMA))
     # The catalog's own reference stays (it is part of the item's fingerprint); `image_source` is read.
     kept = valid.filter(reason.is_null()).with_columns(
         image.replace_strict(resolved, default=None, return_dtype=pl.String).alias("image_source"))

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import functools
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any
+
+from pydantic import BaseModel
 
 from vidbatch.errors import PolicyError
 
@@ -47,7 +49,7 @@ class ProviderKind:
     settings)` makes the provider (lazily importing whatever heavy library it needs)."""
 
     name: str
-    settings: type
+    settings: type[BaseModel]
     build: Callable[[str, Any], Any]  # -> a vidbatch.providers.Provider
     description: str = ""
     describe: Callable[[Any], dict] = lambda settings: {}  # models, prices, endpoint: for `vidbatch routes`
@@ -59,7 +61,7 @@ class ProviderKind:
     sandbox: Callable[[str, Any, Any, float, dict], Any] | None = None
     # measured(settings, figures) -> the settings priced with what the ledger measured of this route
     # (price key -> vidbatch.route_settings.MeasuredPrice); None: the kind's prices are list prices.
-    measured: Callable[[Any, dict], Any] | None = None
+    measured: Callable[[Any, Mapping[str, Any]], Any] | None = None
     # run_settings(settings) -> RunSettings: what a run reads of the route (slots, limits, where it runs, LoRAs)
     run_settings: Callable[[Any], RunSettings] = lambda settings: RunSettings()
 

@@ -208,6 +208,7 @@ def normalise_join(parts: list[tuple[Path, MediaInfo]], dst: Path, *, width: int
             if info.has_audio:
                 track = source.audio
             else:
+                assert silence is not None  # made for the parts without audio
                 track, silent = silence.stream(silent - 1), silent - 1
             audios.append(track.filter("aresample", 48000).filter("aformat", sample_fmts="fltp",
                                                                    channel_layouts="stereo")

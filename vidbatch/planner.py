@@ -21,7 +21,7 @@ import polars as pl
 from vidbatch.micros import micros_expr
 from vidbatch.money import Committed, accept_in_order, usd_expr
 from vidbatch.policy import Policy
-from vidbatch.pricing import raw_seconds
+from vidbatch.pricing import DType, raw_seconds
 from vidbatch.refusals import Refused
 from vidbatch.routing import RouteOffer, candidates
 from vidbatch.statuses import ItemStatus
@@ -98,7 +98,9 @@ def _allocate(staged: pl.DataFrame, depth: int, policy: Policy, committed: Commi
     """Pass k offers every item not yet placed its k-th option (columns ok{k}, cap{k}), with what
     the earlier passes spent; returns the frame and, per pass, the cap refusals: as text, and as
     the cap's kind and amount."""
-    taken, refusals, caps, night = pl.lit(False), [], [], 0
+    taken, night = pl.lit(False), 0
+    refusals: list[pl.Expr] = []
+    caps: list[tuple[pl.Expr, pl.Expr]] = []
     spent = pl.DataFrame(schema={"campaign": pl.String, "spent": pl.Int64})  # micro-dollars
     for k in range(depth):
         offered = staged.with_columns(pl.when(~taken).then(pl.col(f"cost{k}")).alias("offered"))
@@ -162,7 +164,7 @@ def _options(catalog: pl.DataFrame, ranked: pl.DataFrame, routes: Sequence[Price
     able = long.filter(pl.col("why").is_null()).with_row_index("i").with_columns(
         (pl.col("i") - pl.when(pl.col("row").ne_missing(pl.col("row").shift())).then(pl.col("i")).forward_fill())
         .cast(pl.Int64).alias("k")).drop("i")
-    depth = int(able["k"].max() + 1) if able.height else 0
+    depth = int(able.select(pl.col("k").max()).item()) + 1 if able.height else 0
     wide = catalog.select("row")
     for k in range(depth):
         kth = able.filter(pl.col("k") == k).select("row", *[pl.col(c).alias(f"{c}{k}") for c in
@@ -173,7 +175,7 @@ def _options(catalog: pl.DataFrame, ranked: pl.DataFrame, routes: Sequence[Price
                     depth=depth)
 
 
-def route_column(field_name: str, dtype: pl.DataType, routes: Sequence[PricedRoute], columns: Sequence[str],
+def route_column(field_name: str, dtype: DType, routes: Sequence[PricedRoute], columns: Sequence[str],
                  route: pl.Expr = pl.col("route")) -> pl.Expr:
     """Each row's `{route}_{field_name}` price column, for the route named in `route` (null where
     that route prices no such field)."""
@@ -193,7 +195,7 @@ def _first_accepted(depth: int) -> pl.Expr:
     return expr
 
 
-def _pick_option(field_name: str, depth: int, dtype: pl.DataType) -> pl.Expr:
+def _pick_option(field_name: str, depth: int, dtype: DType) -> pl.Expr:
     expr = pl.lit(None, dtype=dtype)
     for k in range(depth):
         expr = pl.when(pl.col("chosen") == k).then(pl.col(f"{field_name}{k}")).otherwise(expr)

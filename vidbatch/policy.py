@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, PrivateAttr, ValidationError,
                       field_validator, model_validator)
+from pydantic_core import ErrorDetails, InitErrorDetails
 
 from vidbatch.errors import PolicyError
 from vidbatch.micros import finer_than_micros, micros
@@ -115,9 +116,16 @@ def _validated_by_kind(route: str, section: RouteSection):
     try:
         return model.model_validate(given)
     except ValidationError as err:
-        raise ValidationError.from_exception_data("Policy", [
-            {"type": e["type"], "loc": (route, *e["loc"]), "input": e["input"],
-             **({"ctx": e["ctx"]} if "ctx" in e else {})} for e in err.errors()], hide_input=True) from None
+        raise ValidationError.from_exception_data("Policy", [_under(route, e) for e in err.errors()],
+                                                  hide_input=True) from None
+
+
+def _under(route: str, error: ErrorDetails) -> InitErrorDetails:
+    """A route's settings error, located under the route's name."""
+    moved: InitErrorDetails = {"type": error["type"], "loc": (route, *error["loc"]), "input": error["input"]}
+    if "ctx" in error:
+        moved["ctx"] = error["ctx"]
+    return moved
 
 
 class QA(_Strict):
@@ -260,8 +268,8 @@ class Policy(_Strict):
     def preferences(self) -> Preferences:
         """The routing orders as the pure router takes them (every route, listed order, by default)."""
         everything = list(self.routes)
-        prefer = {realism: self.routing.prefer.get(realism, everything) for realism in REALISMS}
-        long = {realism: self.routing.long.get(realism, prefer[realism]) for realism in prefer}
+        prefer: dict[str, list[str]] = {realism: self.routing.prefer.get(realism, everything) for realism in REALISMS}
+        long: dict[str, list[str]] = {realism: self.routing.long.get(realism, prefer[realism]) for realism in REALISMS}
         return Preferences(by_realism=prefer, long_after_s=self.routing.long_after_s, long=long)
 
 

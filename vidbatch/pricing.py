@@ -6,11 +6,15 @@ OpenAI-Videos kind in providers/openai_video_pricing.py, hosted Wan and Veo in t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import polars as pl
 
-__all__ = ["raw_seconds", "pick", "EPS"]
+__all__ = ["raw_seconds", "pick", "EPS", "DType"]
 
-EPS = 1e-9
+EPS = 1e-9  # seconds and frames, not money (money is whole micro-dollars: vidbatch.micros)
+DType = pl.DataType | type[pl.DataType]  # a polars dtype, as an instance or its class (pl.String)
 
 
 def raw_seconds() -> pl.Expr:
@@ -18,5 +22,6 @@ def raw_seconds() -> pl.Expr:
     return pl.col("trim_start_s") + pl.col("duration_s")
 
 
-def pick(table: dict[str, object], key: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+def pick(table: Mapping[Any, object], key: pl.Expr, dtype: DType) -> pl.Expr:
+    """`table[key]` for each row (null for a key it lacks), as `dtype`."""
     return key.replace_strict(table, default=None, return_dtype=dtype)

@@ -17,10 +17,14 @@ __all__ = ["Expected", "qa_failures", "qa_summary"]
 
 
 class Measured(Protocol):
-    width: int
-    height: int
-    fps: float
-    duration_s: float
+    @property
+    def width(self) -> int: ...
+    @property
+    def height(self) -> int: ...
+    @property
+    def fps(self) -> float: ...
+    @property
+    def duration_s(self) -> float: ...
 
 
 @dataclass(frozen=True)

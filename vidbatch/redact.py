@@ -24,6 +24,7 @@ import logging
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 from vidbatch.errors import VidbatchError
 
@@ -83,7 +84,7 @@ class Redactor:
         return copied.with_traceback(err.__traceback__)
 
 
-def secret_values(settings: Iterable[object], environ: Mapping[str, str] | None = None) -> list[str]:
+def secret_values(settings: Iterable[Any], environ: Mapping[str, str] | None = None) -> list[str]:
     """The values of every environment variable a route's settings name (`*_env` fields), and of
     the always-secret ones, as set now."""
     environ = os.environ if environ is None else environ

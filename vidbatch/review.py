@@ -64,7 +64,7 @@ def verdict_rows(pending: pl.DataFrame, verdicts: list[ClipVerdict], *, reviewer
             continue
         held = waiting.get((verdict.campaign, verdict.item_id))
         why = "no clip of it is awaiting review" if held is None else _problem(verdict)
-        if why:
+        if held is None or why:
             problems.append(f"{verdict.campaign}/{verdict.item_id}: {why}")
             continue
         status = "approved" if verdict.verdict == "approve" else "review_rejected"

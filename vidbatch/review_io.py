@@ -37,7 +37,7 @@ def pending_clips(root: OutputRoot, store: LedgerStore, campaign: str | None = N
 
     sheets = [where(layout.review_sheet(r["campaign"], r["item_id"], r["reservation_id"] or r["fingerprint"]))
               for r in rows.iter_rows(named=True)]
-    watch = [where(root.key_of(uri)) if root.key_of(uri) else uri for uri in rows["asset_uri"].to_list()]
+    watch = [where(key) if (key := root.key_of(uri)) else uri for uri in rows["asset_uri"].to_list()]
     return rows.with_columns(pl.col("created_at").alias("held_at"),
                              pl.Series("watch", watch, dtype=pl.String), pl.Series("sheet", sheets, dtype=pl.String))
 

@@ -19,7 +19,7 @@ __all__ = ["MeasuredPrice", "Realism", "REALISMS", "Resolution", "Strict", "endp
            "check_names"]
 
 Realism = Literal["low", "medium", "high"]
-REALISMS: tuple[str, ...] = get_args(Realism)  # the one list: catalogs, policies and routing read it
+REALISMS: tuple[Realism, ...] = get_args(Realism)  # the one list: catalogs, policies and routing read it
 Resolution = Literal["480p", "720p"]
 
 

@@ -66,7 +66,7 @@ def candidates(items: pl.DataFrame, offers: Iterable[RouteOffer], prefs: Prefere
     `route_ranks` (each one's place in the order), `preferred` (the first route of its order,
     able or not) and `skipped` (every route of its order that cannot make it, with its place:
     list of {rank, why})."""
-    offers = _offers_frame(offers)
+    offered = _offers_frame(offers)
     if "lora" not in items.columns:
         items = items.with_columns(pl.lit(None, dtype=pl.String).alias("lora"))
     long = pl.lit(False) if prefs.long_after_s is None else pl.col("seconds") > prefs.long_after_s
@@ -77,7 +77,7 @@ def candidates(items: pl.DataFrame, offers: Iterable[RouteOffer], prefs: Prefere
                                                             pl.col("forced").alias("route")),
     ], how="diagonal_relaxed").select("row", "rank", "route")
     checked = (ranked.join(items.drop("forced"), on="row", how="left")
-               .join(offers, on="route", how="left")
+               .join(offered, on="route", how="left")
                .with_columns(_why_not().alias("why_not"))
                .sort("row", "rank"))
     grouped = checked.group_by("row", maintain_order=True).agg(

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict
 from vidbatch.ledger import History
 from vidbatch.planner import PricedRoute, plan_catalog, route_column
 from vidbatch.policy import Policy
+from vidbatch.route_settings import Resolution
 from vidbatch.statuses import ItemStatus
 
 __all__ = ["ClipJob", "Fallback", "Recovery", "night_of", "history_keys", "plan_run", "clip_jobs", "fallback_job"]
@@ -63,7 +64,7 @@ class ClipJob(BaseModel):
     model: str
     width: int
     height: int
-    resolution: str
+    resolution: Resolution
     prompt: str
     negative_prompt: str
     duration_s: float

@@ -21,9 +21,10 @@ from vidbatch.statuses import MADE, ItemStatus
 __all__ = ["StitchTarget", "storyboard_table", "incompatibilities", "stitch_target", "STITCH_SCHEMA"]
 
 # A stitched storyboard as the ledger database records it (vidbatch.ledger_store: `stitches`).
-STITCH_SCHEMA = {"run_id": pl.String, "campaign": pl.String, "storyboard_id": pl.String,
-                 "stitch_fingerprint": pl.String, "asset_uri": pl.String, "seconds": pl.Float64,
-                 "scenes": pl.Int64, "mode": pl.String, "created_at": pl.Datetime("us", "UTC")}
+STITCH_SCHEMA: dict[str, pl.DataType] = {
+    "run_id": pl.String(), "campaign": pl.String(), "storyboard_id": pl.String(), "stitch_fingerprint": pl.String(),
+    "asset_uri": pl.String(), "seconds": pl.Float64(), "scenes": pl.Int64(), "mode": pl.String(),
+    "created_at": pl.Datetime("us", "UTC")}
 
 
 

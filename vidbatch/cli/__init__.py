@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from collections.abc import Mapping
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -83,7 +84,7 @@ def plan(catalog: str, policy: PolicyOpt = None, out: Annotated[Optional[str], t
     _print_figures(pol, history.measured, result)
 
 
-def _print_figures(policy, measured: dict, plan) -> None:
+def _print_figures(policy, measured: Mapping[str, Mapping[str, Any]], plan) -> None:
     """The price figures the plan's items are estimated at, and where each comes from."""
     from vidbatch.providers import resolved_routes
 
@@ -155,6 +156,7 @@ def sandbox(port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8787,
 
     if dashscope and veo:
         fail("--dashscope and --veo each serve one API: run one sandbox per API", 2)
+    box: DashScopeSandbox | VeoSandbox | VideosSandbox
     if dashscope:
         box, served = DashScopeSandbox(api_key=key, latency_s=latency), "DashScope"
         url = box.start(port=port)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, NoReturn, Optional
 
 import typer
 from rich.console import Console
@@ -26,7 +26,7 @@ SandboxOpt = Annotated[bool, typer.Option("--sandbox", help="every paid route on
                                           "kind: no money spent, ledger rows marked sandbox")]
 
 
-def fail(message: str, code: int) -> None:
+def fail(message: str, code: int) -> NoReturn:
     """The command's one line (its text as it is: `[redacted]` is not markup) and its exit code."""
     from rich.markup import escape
 

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import signal
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -28,6 +28,9 @@ from vidbatch.money import usd_text
 from vidbatch import layout
 from vidbatch.cli.common import LedgerOpt, OutOpt, PolicyOpt, SandboxOpt, err_console, fail, out_console
 from vidbatch.errors import CatalogError, PolicyError, RunFailed, StorageError, VidbatchError
+
+if TYPE_CHECKING:
+    from prefect.client.schemas.objects import FlowRun
 
 __all__ = ["run", "EXIT_FAILED", "EXIT_MISTAKE", "EXIT_NO_ROUTE", "EXIT_CANCELLED"]
 
@@ -121,6 +124,8 @@ def _run_here(catalog, policy, out, campaign, sandbox, sandbox_latency, faults, 
         summary = summary.summary
     elif isinstance(summary, BaseException):  # a fault (storage, ledger database, disk): its one line
         fail(str(summary), EXIT_FAILED)
+    if not isinstance(summary, dict):  # a run's result is its summary, or the error above
+        fail(f"the run ended {state.name} without a summary", EXIT_FAILED)
     if not wait_until_recorded(summary["run_id"]):
         err_console.print("  [yellow]the Prefect API had not recorded every task run when vidbatch stopped "
                           "waiting[/] (the ledger and outputs are complete)", highlight=False)
@@ -224,19 +229,20 @@ def _submit(deployment: str, wait: bool, **parameters) -> None:
     if not PREFECT_API_URL.value():
         fail("--submit needs a Prefect server: set PREFECT_API_URL (see README, Operating)", 2)
     try:
-        run = run_deployment(deployment, parameters={k: v for k, v in parameters.items() if v is not None},
-                             timeout=None if wait else 0)
+        run: FlowRun = run_deployment(  # type: ignore[assignment]  # sync_compatible: a FlowRun here
+            deployment, parameters={k: v for k, v in parameters.items() if v is not None}, timeout=None if wait else 0)
     except Exception as err:  # prefect raises several types: name the deployment and the cause
         fail(f"cannot submit to {deployment} at {PREFECT_API_URL.value()}: {type(err).__name__}: {err}", 2)
-    ui = PREFECT_UI_URL.value()
-    message = f" ({run.state.message})" if wait and run.state.message and not run.state.is_completed() else ""
-    out_console.print(f"submitted flow run {run.name} ({run.id}) of {deployment}: {run.state.name}{message}"
+    ui, state = PREFECT_UI_URL.value(), run.state
+    assert state is not None  # the API gives a created flow run its Scheduled state
+    message = f" ({state.message})" if wait and state.message and not state.is_completed() else ""
+    out_console.print(f"submitted flow run {run.name} ({run.id}) of {deployment}: {state.name}{message}"
                       + (f"\n  {ui}/runs/flow-run/{run.id}" if ui else ""), highlight=False, soft_wrap=True)
-    if wait and run.state.is_cancelled():
+    if wait and state.is_cancelled():
         raise typer.Exit(EXIT_CANCELLED)
-    if wait and run.state.name == NO_ROUTE:
+    if wait and state.name == NO_ROUTE:
         raise typer.Exit(EXIT_NO_ROUTE)
-    if wait and not run.state.is_completed():
+    if wait and not state.is_completed():
         raise typer.Exit(EXIT_FAILED)
 
 

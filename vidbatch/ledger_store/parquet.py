@@ -55,5 +55,5 @@ def read_ledger_parquet(path: str) -> pl.DataFrame:
             frame = frame.with_columns(pl.lit(night, pl.String).alias("night"))
         frame = frame.with_columns(pl.lit(None, LEDGER_SCHEMA[c]).alias(c)
                                    for c in OPTIONAL_COLUMNS if c not in frame.columns)
-        frames.append(frame.select(list(LEDGER_SCHEMA)).cast(LEDGER_SCHEMA))
+        frames.append(frame.select(list(LEDGER_SCHEMA)).cast(pl.Schema(LEDGER_SCHEMA)))
     return pl.concat(frames)

@@ -26,7 +26,7 @@ from pathlib import Path
 import polars as pl
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import and_, exists, func, insert, select, text, update
+from sqlalchemy import and_, exists, func, insert, select, text, true, update
 from sqlalchemy.engine import Connection
 
 from vidbatch.errors import LedgerUnavailable
@@ -360,7 +360,7 @@ class LedgerStore:
 
     def stitches(self, campaigns: list[str] | None = None) -> pl.DataFrame:
         """Storyboards stitched so far (of `campaigns`, or all), oldest first (STITCH_SCHEMA)."""
-        where = stitches.c.campaign.in_(campaigns) if campaigns is not None else True
+        where = stitches.c.campaign.in_(campaigns) if campaigns is not None else true()
         with self._reading() as conn:
             rows = conn.execute(select(*(stitches.c[name] for name in STITCH_SCHEMA)).where(where)
                                 .order_by(stitches.c.id)).mappings().all()

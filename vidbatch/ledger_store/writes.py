@@ -68,7 +68,9 @@ def bulk_insert(conn: Connection, rows: list[dict], postgres: bool) -> None:
         conn.execute(insert(ledger_rows), rows)
         return
     names = [c.name for c in ledger_rows.c if c.name != "id"]
-    with conn.connection.driver_connection.cursor() as cursor:
+    driver = conn.connection.driver_connection
+    assert driver is not None  # an open connection
+    with driver.cursor() as cursor:
         with cursor.copy(f"COPY ledger_rows ({', '.join(names)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row([row.get(name) for name in names])

@@ -126,7 +126,7 @@ class DashScopeSandbox(Loopback):
 
     def submit(self, body: dict) -> tuple[int, dict, Task | None]:
         """(HTTP status, JSON body, the task created or None) for a create request."""
-        model, given = body.get("model"), body.get("input") or {}
+        model, given = str(body.get("model") or ""), body.get("input") or {}
         params = body.get("parameters") or {}
         spec = self.models.get(model)
         if spec is None or model in self.faults.gone_models:
