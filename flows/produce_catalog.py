@@ -48,9 +48,16 @@ __all__ = ["produce_catalog"]
 
 # The ignore: Prefect's stubs type the runner's futures narrower than flow() accepts them.
 @flow(name="produce-catalog", task_runner=ThreadPoolTaskRunner(max_workers=32))  # type: ignore[arg-type]
-def produce_catalog(catalog: str, out: str = "vidbatch-out", policy_path: str | None = None,
-                    campaign: str | None = None, sandbox: bool = False, sandbox_latency_s: float = 2.0,
-                    sandbox_faults: dict | None = None, in_process: InProcess | None = None) -> dict | State:
+def produce_catalog(
+    catalog: str,
+    out: str = "vidbatch-out",
+    policy_path: str | None = None,
+    campaign: str | None = None,
+    sandbox: bool = False,
+    sandbox_latency_s: float = 2.0,
+    sandbox_faults: dict | None = None,
+    in_process: InProcess | None = None,
+) -> dict | State:
     """Produce every item of a catalog that is not already settled, within the policy's caps.
 
     `sandbox`: every paid route talks to a loopback server of its kind (no money; rows marked);
@@ -68,21 +75,36 @@ def produce_catalog(catalog: str, out: str = "vidbatch-out", policy_path: str | 
         hands = in_process or NOTHING
         ledger = open_ledger(root, hands.ledger_url, policy.ledger.url)  # the run's one store
         run_id = flow_run.get_id() or uuid.uuid4().hex
-        with run_providers(policy, sandbox, sandbox_latency_s, sandbox_faults,
-                           hands.providers) as (providers, redact), \
-                logs_redacted(redact), ledger.running(run_id), work_folder(run_id) as workdir:
+        with (
+            run_providers(policy, sandbox, sandbox_latency_s, sandbox_faults, hands.providers) as (providers, redact),
+            logs_redacted(redact),
+            ledger.running(run_id),
+            work_folder(run_id) as workdir,
+        ):
             shared = str(Path(policy_path).resolve()) if policy_path and "://" not in policy_path else policy_path
-            return _produce_with(run_id, catalog, root, ledger, policy, campaign, sandbox, providers, shared, workdir,
-                                 redact, hands.emit)
+            return _produce_with(
+                run_id, catalog, root, ledger, policy, campaign, sandbox, providers, shared, workdir, redact, hands.emit
+            )
     except (CatalogError, PolicyError, StorageError, RunFault) as err:  # one line, in the log and the state
         line = redact(str(err))
         get_run_logger().error("%s", line)
         return Failed(message=line, data=type(err)(line))
 
 
-def _produce_with(run_id: str, catalog: str, root: OutputRoot, ledger: LedgerStore, policy: Policy,
-                  campaign: str | None, sandbox: bool, providers: dict, policy_path: str | None, workdir: Path,
-                  redact: Redactor, emit: Listener) -> dict | State:
+def _produce_with(
+    run_id: str,
+    catalog: str,
+    root: OutputRoot,
+    ledger: LedgerStore,
+    policy: Policy,
+    campaign: str | None,
+    sandbox: bool,
+    providers: dict,
+    policy_path: str | None,
+    workdir: Path,
+    redact: Redactor,
+    emit: Listener,
+) -> dict | State:
     log = get_run_logger()
     night = night_of(datetime.now(timezone.utc), policy.caps.timezone)
 
@@ -101,21 +123,39 @@ def _produce_with(run_id: str, catalog: str, root: OutputRoot, ledger: LedgerSto
     write_run_table(root, plan.select(PLAN_COLUMNS), layout.run_table(run_id, "plan"))
     if rejects.height:
         write_run_table(root, rejects, layout.run_table(run_id, "rejects"))
-    append_ledger(ledger, rejected_rows(rejects, run_id=run_id, night=night, campaign_of=campaign_of, sandbox=sandbox)
-                  + deferred_rows(plan, run_id=run_id, night=night, sandbox=sandbox))
+    append_ledger(
+        ledger,
+        rejected_rows(rejects, run_id=run_id, night=night, campaign_of=campaign_of, sandbox=sandbox)
+        + deferred_rows(plan, run_id=run_id, night=night, sandbox=sandbox),
+    )
     log_plan(plan, rejects)
 
     jobs = clip_jobs(plan)
     emit({"event": "planned", "total": len(jobs), "plan": plan, "rejects": rejects})
     local = [j for j in jobs if j.route not in pool]  # in plan order: highest priority first
-    ctx = RunContext(run_id=run_id, night=night, root=root, ledger=ledger, policy=policy, providers=providers,
-                     workdir=workdir, sandbox=sandbox, redact=redact,
-                     in_flight=OpenJobs({j.item_id: (j.resume_reservation_id, j.resume_job_ids)
-                                         for j in jobs if j.resume_reservation_id}),
-                     earmarks=Earmarks([(j.item_id, j.campaign, j.est_cost_usd) for j in local
-                                        if j.recover is None and not j.resume_reservation_id]),
-                     turns=Turns({route: [j.item_id for j in local if j.route == route] for route in providers}),
-                     declared=declared)
+    ctx = RunContext(
+        run_id=run_id,
+        night=night,
+        root=root,
+        ledger=ledger,
+        policy=policy,
+        providers=providers,
+        workdir=workdir,
+        sandbox=sandbox,
+        redact=redact,
+        in_flight=OpenJobs(
+            {j.item_id: (j.resume_reservation_id, j.resume_job_ids) for j in jobs if j.resume_reservation_id}
+        ),
+        earmarks=Earmarks(
+            [
+                (j.item_id, j.campaign, j.est_cost_usd)
+                for j in local
+                if j.recover is None and not j.resume_reservation_id
+            ]
+        ),
+        turns=Turns({route: [j.item_id for j in local if j.route == route] for route in providers}),
+        declared=declared,
+    )
     progress = ProgressArtifact(len(jobs))
     outcomes = []
 
@@ -124,10 +164,22 @@ def _produce_with(run_id: str, catalog: str, root: OutputRoot, ledger: LedgerSto
         progress.advance()
         emit({"event": "clip", **row})
 
-    gpu = [GpuBatches([j for j in jobs if j.route == route], root=root, ledger=ledger, run_id=run_id, night=night,
-                      policy_path=policy_path, deployment=settings.deployment, batch_size=settings.batch_size,
-                      attempts=settings.batch_attempts, sandbox=sandbox, on_outcome=record)
-           for route, settings in pool.items()]  # in batches on the GPU pool, while the other routes' clips run here
+    gpu = [
+        GpuBatches(
+            [j for j in jobs if j.route == route],
+            root=root,
+            ledger=ledger,
+            run_id=run_id,
+            night=night,
+            policy_path=policy_path,
+            deployment=settings.deployment,
+            batch_size=settings.batch_size,
+            attempts=settings.batch_attempts,
+            sandbox=sandbox,
+            on_outcome=record,
+        )
+        for route, settings in pool.items()
+    ]  # in batches on the GPU pool, while the other routes' clips run here
     # Cancel in Prefect; signals say what is left
     with progress, watched_for_stops(flow_run.get_id(), ctx, outcomes, emit):
         run_items(local, ctx, record, pollers=[b.poll for b in gpu])
@@ -135,17 +187,28 @@ def _produce_with(run_id: str, catalog: str, root: OutputRoot, ledger: LedgerSto
         return stopped_state(ctx, outcomes, emit)
 
     items = run_outcomes(plan, pl.DataFrame(outcomes, schema=OUTCOME_SCHEMA)).join(
-        plan.select("campaign", "item_id", "storyboard_id", "scene_index"), on=["campaign", "item_id"], how="left",
-        maintain_order="left")
+        plan.select("campaign", "item_id", "storyboard_id", "scene_index"),
+        on=["campaign", "item_id"],
+        how="left",
+        maintain_order="left",
+    )
     boards = stitch_storyboards(root, ledger, run_id, items, plan, rejected_scenes, policy, workdir)
     write_run_table(root, items, layout.run_table(run_id, "items"))
     spend = read_spend(ledger, ["route"], run_id=run_id)  # SQL over this run's rows, not the history
     summary = run_summary(run_id, night, root.uri, items, rejects, spend, unavailable, boards, sandbox)
     summary["routes"] = sorted(providers)  # a GPU pool route is never unavailable here: its workers say
     costs = read_spend(ledger, ["campaign", "item_id"], run_id=run_id).select(
-        "campaign", "item_id", pl.col("actual_usd").alias("cost_usd"))
+        "campaign", "item_id", pl.col("actual_usd").alias("cost_usd")
+    )
     summary["reviews"] = start_reviews(policy, root, policy_path, items, run_id)
-    summary["report"] = write_report(root, summary, items.join(costs, on=["campaign", "item_id"], how="left"),
-                                     boards, read_spend(ledger, ["campaign", "route"], nights=[night]), spend,
-                                     policy, workdir)
+    summary["report"] = write_report(
+        root,
+        summary,
+        items.join(costs, on=["campaign", "item_id"], how="left"),
+        boards,
+        read_spend(ledger, ["campaign", "route"], nights=[night]),
+        spend,
+        policy,
+        workdir,
+    )
     return finish_run(summary, items, boards, redact)

@@ -28,11 +28,21 @@ from typing import Any
 from uuid import UUID
 
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import (FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterState,
-                                            TaskRunFilterStateType)
+from prefect.client.schemas.filters import (
+    FlowRunFilter,
+    FlowRunFilterId,
+    TaskRunFilter,
+    TaskRunFilterState,
+    TaskRunFilterStateType,
+)
 from prefect.client.schemas.objects import StateType
-from prefect.settings import (PREFECT_API_URL, PREFECT_SERVER_ANALYTICS_ENABLED, PREFECT_SERVER_EPHEMERAL_ENABLED,
-                              PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS, temporary_settings)
+from prefect.settings import (
+    PREFECT_API_URL,
+    PREFECT_SERVER_ANALYTICS_ENABLED,
+    PREFECT_SERVER_EPHEMERAL_ENABLED,
+    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS,
+    temporary_settings,
+)
 
 __all__ = ["start_ephemeral_api", "wait_until_recorded"]
 
@@ -61,12 +71,14 @@ def _deaf_to_ctrl_c(spawn: Callable[[], subprocess.Popen]) -> Callable[[], subpr
     """Prefect's server spawn with SIGINT blocked in the child (a blocked signal stays blocked across
     exec): Ctrl-C at the terminal reaches the whole process group, and the server must outlive the
     flow it records until the flow has stopped; this process stops it then (SIGTERM, at exit)."""
+
     def spawn_deaf() -> subprocess.Popen:
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             return spawn()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
     return spawn_deaf
 
 
@@ -83,8 +95,11 @@ def wait_until_recorded(flow_run_id: str, timeout_s: float = 60.0, poll_s: float
     quiet = 0  # events still queued in this process arrive meanwhile: settled means quiet twice running
     with get_client(sync_client=True) as client:
         while time.monotonic() < deadline:
-            busy = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
-                                         task_run_filter=unfinished, limit=1)
+            busy = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])),
+                task_run_filter=unfinished,
+                limit=1,
+            )
             final = client.read_flow_run(UUID(str(flow_run_id))).state
             quiet = 0 if busy or not (final and final.is_final()) else quiet + 1
             if quiet == 2:

@@ -37,8 +37,17 @@ __all__ = ["render_wan"]
 
 # The ignore: Prefect's stubs type the runner's futures narrower than flow() accepts them.
 @flow(name="render-wan", task_runner=ThreadPoolTaskRunner(max_workers=4))  # type: ignore[arg-type]
-def render_wan(jobs: list[dict], out: str, run_id: str, night: str, batch: str, allowance_usd: float,
-               policy_path: str | None = None, sandbox: bool = False, in_process: InProcess | None = None) -> int:
+def render_wan(
+    jobs: list[dict],
+    out: str,
+    run_id: str,
+    night: str,
+    batch: str,
+    allowance_usd: float,
+    policy_path: str | None = None,
+    sandbox: bool = False,
+    in_process: InProcess | None = None,
+) -> int:
     """Render a batch of Wan clips on this worker; returns how many finished. `in_process`: what a
     caller in this process hands the batch (a stand-in for the GPU: vidbatch.in_process)."""
     log = get_run_logger()
@@ -51,17 +60,32 @@ def render_wan(jobs: list[dict], out: str, run_id: str, night: str, batch: str, 
     clips = [ClipJob.model_validate(j).model_copy(update={"fallbacks": ()}) for j in jobs]
     if not clips:
         return 0
-    keys = pl.DataFrame([{"campaign": j.campaign, "item_id": j.item_id} for j in clips],
-                        schema={"campaign": pl.String(), "item_id": pl.String()})
-    settled = {(r["campaign"], r["item_id"], r["fingerprint"]): r  # this batch's items only, not the history
-               for r in read_settled(ledger, keys).iter_rows(named=True)}
+    keys = pl.DataFrame(
+        [{"campaign": j.campaign, "item_id": j.item_id} for j in clips],
+        schema={"campaign": pl.String(), "item_id": pl.String()},
+    )
+    settled = {
+        (r["campaign"], r["item_id"], r["fingerprint"]): r  # this batch's items only, not the history
+        for r in read_settled(ledger, keys).iter_rows(named=True)
+    }
     route = clips[0].route  # the pool route these clips were planned on
-    with run_providers(policy, sandbox=False, overrides=hands.providers) as (providers, redact), \
-            logs_redacted(redact), \
-            work_folder(f"{run_id[:8]}-{batch}") as workdir:
-        ctx = RunContext(run_id=run_id, night=night, root=root, ledger=ledger, policy=policy,
-                         providers={route: providers[route]},
-                         allowance=Allowance(allowance_usd), workdir=workdir, sandbox=sandbox, redact=redact)
+    with (
+        run_providers(policy, sandbox=False, overrides=hands.providers) as (providers, redact),
+        logs_redacted(redact),
+        work_folder(f"{run_id[:8]}-{batch}") as workdir,
+    ):
+        ctx = RunContext(
+            run_id=run_id,
+            night=night,
+            root=root,
+            ledger=ledger,
+            policy=policy,
+            providers={route: providers[route]},
+            allowance=Allowance(allowance_usd),
+            workdir=workdir,
+            sandbox=sandbox,
+            redact=redact,
+        )
         finished = _render(clips, settled, ctx, batch)
     log.info("batch %s: %d clips, %d finished", batch, len(clips), finished)
     return finished
@@ -75,19 +99,39 @@ def _render(clips: list[ClipJob], settled: dict, ctx: RunContext, batch: str) ->
     for job in clips:
         made = settled.get((job.campaign, job.item_id, job.fingerprint))
         if made and made["delivered"] and root.exists(layout.asset(job.campaign, job.item_id)):
-            rows.append(outcome_row(job, ItemStatus.FINISHED.value, "finished by an earlier attempt of this batch",
-                                    route=route,
-                                    model=job.model, asset_uri=root.key_uri(layout.asset(job.campaign, job.item_id))))
+            rows.append(
+                outcome_row(
+                    job,
+                    ItemStatus.FINISHED.value,
+                    "finished by an earlier attempt of this batch",
+                    route=route,
+                    model=job.model,
+                    asset_uri=root.key_uri(layout.asset(job.campaign, job.item_id)),
+                )
+            )
             continue
         if made and made["review"] == "pending":  # an earlier attempt held it for review
-            rows.append(outcome_row(job, ItemStatus.AWAITING_REVIEW.value,
-                                    "held for review by an earlier attempt of this batch",
-                                    route=route, model=job.model))
+            rows.append(
+                outcome_row(
+                    job,
+                    ItemStatus.AWAITING_REVIEW.value,
+                    "held for review by an earlier attempt of this batch",
+                    route=route,
+                    model=job.model,
+                )
+            )
             continue
         if made:  # paid for but not delivered (the worker died after settling): finish the stored clip, free
-            job = job.model_copy(update={"recover": Recovery(raw_uri=made["asset_uri"], job_id=made["job_id"],
-                                                             reservation_id=made["reservation_id"],
-                                                             cost_usd=made["cost_usd"])})
+            job = job.model_copy(
+                update={
+                    "recover": Recovery(
+                        raw_uri=made["asset_uri"],
+                        job_id=made["job_id"],
+                        reservation_id=made["reservation_id"],
+                        cost_usd=made["cost_usd"],
+                    )
+                }
+            )
         todo.append(job)
     key = layout.batch_table(run_id, batch)
     write_run_table(root, pl.DataFrame(rows, schema=OUTCOME_SCHEMA), key)

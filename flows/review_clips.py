@@ -41,9 +41,14 @@ class ReviewForm(RunInput):
 
 
 def _describe(pending, root_uri: str) -> str:
-    lines = [f"**{pending.height} clip(s) await review** under `{root_uri}`. For each: approve (delivered now), "
-             "reject with a note (made again by the next run with another seed, or your edited prompt), or leave "
-             "undecided.", "", "| campaign | item | route | cost | watch |", "|---|---|---|---:|---|"]
+    lines = [
+        f"**{pending.height} clip(s) await review** under `{root_uri}`. For each: approve (delivered now), "
+        "reject with a note (made again by the next run with another seed, or your edited prompt), or leave "
+        "undecided.",
+        "",
+        "| campaign | item | route | cost | watch |",
+        "|---|---|---|---:|---|",
+    ]
     for r in pending.iter_rows(named=True):
         watch = f"[watch]({r['watch']})" if r["watch"].startswith("http") else f"`{r['watch']}`"
         lines.append(f"| {r['campaign']} | {r['item_id']} | {r['route']} | {usd_text(r['cost_usd'])} | {watch} |")
@@ -51,8 +56,9 @@ def _describe(pending, root_uri: str) -> str:
 
 
 @flow(name="review-clips", flow_run_name="review {out}")
-def review_clips(out: str, items: list[str] | None = None, campaign: str | None = None,
-                 policy_path: str | None = None) -> dict:
+def review_clips(
+    out: str, items: list[str] | None = None, campaign: str | None = None, policy_path: str | None = None
+) -> dict:
     """Ask a person about the clips awaiting review (`items`: "campaign/item_id" keys, else every
     clip of `campaign`, else all, at most `[review] batch_size`) and record the answer."""
     policy = load_policy(policy_path)
@@ -68,30 +74,49 @@ def review_clips(out: str, items: list[str] | None = None, campaign: str | None 
         log.info("no clip awaits review here")
         return {"approved": [], "rejected": [], "delivered": [], "refused": [], "taken": [], "undelivered": []}
     campaigns = sorted(set(pending["campaign"].to_list()))
-    label_run_as(flow_run.get_id(), f"review {pending.height} clip(s) of {' '.join(campaigns[:2])}"
-                 + (f" +{len(campaigns) - 2}" if len(campaigns) > 2 else ""),
-                 ["vidbatch", "review", *(f"campaign:{c}" for c in campaigns[:10])])
+    label_run_as(
+        flow_run.get_id(),
+        f"review {pending.height} clip(s) of {' '.join(campaigns[:2])}"
+        + (f" +{len(campaigns) - 2}" if len(campaigns) > 2 else ""),
+        ["vidbatch", "review", *(f"campaign:{c}" for c in campaigns[:10])],
+    )
     description = _describe(pending, root.uri)
     create_markdown_artifact(description, key="review-pending", description="clips awaiting review")
-    create_table_artifact(pending.select(PENDING_COLUMNS).with_columns(pending["cost_usd"].round(4))
-                          .cast({"held_at": str}).to_dicts(), key="review-clips", description="clips awaiting review")
+    create_table_artifact(
+        pending.select(PENDING_COLUMNS).with_columns(pending["cost_usd"].round(4)).cast({"held_at": str}).to_dicts(),
+        key="review-clips",
+        description="clips awaiting review",
+    )
     for row in pending.filter(pending["sheet"].str.starts_with("http")).head(IMAGES).iter_rows(named=True):
         create_image_artifact(image_url=row["sheet"], description=f"{row['campaign']}/{row['item_id']}")
     if deployment.id is None:
-        log.warning("review-clips waits for its form only as a deployment run (it suspends); here, review with "
-                    "`vidbatch review --out %s`", root.uri)
+        log.warning(
+            "review-clips waits for its form only as a deployment run (it suspends); here, review with "
+            "`vidbatch review --out %s`",
+            root.uri,
+        )
         return {"approved": [], "rejected": [], "delivered": [], "refused": [], "taken": [], "undelivered": []}
-    form = ReviewForm.with_initial_data(description=description, reviewer="", clips=[
-        ClipVerdict(campaign=c, item_id=i) for c, i in pending.select("campaign", "item_id").iter_rows()])
+    form = ReviewForm.with_initial_data(
+        description=description,
+        reviewer="",
+        clips=[ClipVerdict(campaign=c, item_id=i) for c, i in pending.select("campaign", "item_id").iter_rows()],
+    )
     answer = suspend_flow_run(wait_for_input=form, key="review", timeout=None)  # no process held meanwhile
     result = decide(root, store, answer.clips, reviewer=answer.reviewer.strip() or None, run_id=flow_run.get_id())
     for line in result["refused"] + result["taken"] + result["undelivered"]:
         log.warning("review: %s", line)
-    log.info("review by %s: %d approved, %d delivered, %d rejected", answer.reviewer or "someone",
-             len(result["approved"]), len(result["delivered"]), len(result["rejected"]))
+    log.info(
+        "review by %s: %d approved, %d delivered, %d rejected",
+        answer.reviewer or "someone",
+        len(result["approved"]),
+        len(result["delivered"]),
+        len(result["rejected"]),
+    )
     create_markdown_artifact(
         f"Reviewed by {answer.reviewer or 'someone'}: {len(result['approved'])} approved "
         f"({len(result['delivered'])} delivered), {len(result['rejected'])} rejected (made again by the next run)."
         + "".join(f"\n- {line}" for line in result["refused"] + result["taken"] + result["undelivered"]),
-        key="review-result", description="what the review decided")
+        key="review-result",
+        description="what the review decided",
+    )
     return result

@@ -105,9 +105,10 @@ case "${1:-}" in
     postgres
     wait "$building_gateway"
     shift
-    # The linter first (pyproject's [tool.ruff]: pyflakes, pycodestyle, bugbear): a second, and a
-    # failing check fails the command before any test runs.
+    # The linter and the formatter first (pyproject's [tool.ruff]: pyflakes, pycodestyle, bugbear;
+    # `ruff format` owns the layout): a second, and a failing check fails the command before any test runs.
     "$VENV/bin/ruff" check --quiet . || { echo "ruff check failed: fix the lines above (or run ruff check --fix)" >&2; exit 1; }
+    "$VENV/bin/ruff" format --check --quiet . || { echo "ruff format: the files above are not formatted (run .venv/bin/ruff format)" >&2; exit 1; }
     # Workers (pytest-xdist): most tests wait on servers, sandboxes and subprocesses, so three
     # share 2 cores well; VIDBATCH_TEST_WORKERS=0 runs in this process (a debugger, -x).
     exec "$VENV/bin/python" -m pytest -n "${VIDBATCH_TEST_WORKERS:-3}" --dist loadgroup "$@"

@@ -33,9 +33,30 @@ if TYPE_CHECKING:  # the contract imports no polars: a GPU box's bench imports t
     from vidbatch.planner import PricedRoute
     from vidbatch.policy import Policy
 
-__all__ = ["ClipRequest", "Clip", "Journal", "Capabilities", "Provider", "contract_problems", "checked", "ProviderKind",
-           "RunSettings", "provider_kinds", "KIND_GROUP", "BUILT_IN_KINDS", "kind_of", "resolved_routes",
-           "run_settings", "Loras", "loras_of", "priced_routes", "build_providers", "unavailable_routes", "Guarded"]
+__all__ = [
+    "ClipRequest",
+    "Clip",
+    "Journal",
+    "Capabilities",
+    "Provider",
+    "contract_problems",
+    "checked",
+    "ProviderKind",
+    "RunSettings",
+    "provider_kinds",
+    "KIND_GROUP",
+    "BUILT_IN_KINDS",
+    "kind_of",
+    "resolved_routes",
+    "run_settings",
+    "Loras",
+    "loras_of",
+    "priced_routes",
+    "build_providers",
+    "unavailable_routes",
+    "Guarded",
+]
+
 
 @dataclass(frozen=True)
 class ClipRequest:
@@ -52,9 +73,9 @@ class ClipRequest:
     seed: int = 0
     image: Path | None = None
     remix_job_id: str | None = None  # the provider job whose video this request remixes
-    extend_s: float = 0.0            # then extend the clip by this much, continuing from its last frame
-    campaign: str = ""               # whose clip: a route may render campaigns differently (Wan profiles)
-    lora: str | None = None          # a LoRA of the route to apply (Wan)
+    extend_s: float = 0.0  # then extend the clip by this much, continuing from its last frame
+    campaign: str = ""  # whose clip: a route may render campaigns differently (Wan profiles)
+    lora: str | None = None  # a LoRA of the route to apply (Wan)
 
 
 @dataclass
@@ -107,11 +128,11 @@ class Capabilities:
     read it from. A provider whose abilities change as it learns its endpoint (the Videos API's
     extensions) replaces its `capabilities` (`dataclasses.replace`)."""
 
-    max_clip_s: float                    # the longest clip one call makes
-    max_footage_s: float | None = None   # the longest footage of one item (clips joined or extended); None: no limit
-    image_input: bool = False            # starts a clip from the item's image reference
-    remix: bool = False                  # remakes a clip it made with a new prompt
-    extend: bool = False                 # continues a clip it made from its last frame
+    max_clip_s: float  # the longest clip one call makes
+    max_footage_s: float | None = None  # the longest footage of one item (clips joined or extended); None: no limit
+    image_input: bool = False  # starts a clip from the item's image reference
+    remix: bool = False  # remakes a clip it made with a new prompt
+    extend: bool = False  # continues a clip it made from its last frame
     loras: tuple[str, ...] = field(default=())  # LoRA names an item may ask it for
     resolutions: tuple[str, ...] = ("480p", "720p")  # the catalog resolutions it makes
 
@@ -119,9 +140,9 @@ class Capabilities:
 @runtime_checkable
 class Provider(Protocol):
     id: str
-    sandbox: bool                # it makes nothing that is paid for: the ledger marks its rows
+    sandbox: bool  # it makes nothing that is paid for: the ledger marks its rows
     capabilities: Capabilities
-    secrets: tuple[str, ...]     # its keys, for the run's redactor (logs, ledger, reports, Prefect)
+    secrets: tuple[str, ...]  # its keys, for the run's redactor (logs, ledger, reports, Prefect)
 
     def unavailable(self) -> str | None: ...
 
@@ -130,18 +151,24 @@ class Provider(Protocol):
 
 def contract_problems(provider: object) -> list[str]:
     """What `provider` lacks of the contract, in words (empty when it keeps it)."""
-    problems = [f"`{name}` ({kind})" for name, kind, ok in (
-        ("id", "a str", lambda v: isinstance(v, str)),
-        ("sandbox", "a bool", lambda v: isinstance(v, bool)),
-        ("capabilities", "a vidbatch.providers.Capabilities", lambda v: isinstance(v, Capabilities)),
-        ("secrets", "a tuple of str", lambda v: isinstance(v, tuple) and all(isinstance(s, str) for s in v)),
-        ("unavailable", "a method", callable), ("generate", "a method", callable))
-        if not ok(getattr(provider, name, None))]
+    problems = [
+        f"`{name}` ({kind})"
+        for name, kind, ok in (
+            ("id", "a str", lambda v: isinstance(v, str)),
+            ("sandbox", "a bool", lambda v: isinstance(v, bool)),
+            ("capabilities", "a vidbatch.providers.Capabilities", lambda v: isinstance(v, Capabilities)),
+            ("secrets", "a tuple of str", lambda v: isinstance(v, tuple) and all(isinstance(s, str) for s in v)),
+            ("unavailable", "a method", callable),
+            ("generate", "a method", callable),
+        )
+        if not ok(getattr(provider, name, None))
+    ]
     return problems
 
 
-def resolved_routes(policy: "Policy", measured: Mapping[str, Mapping[str, Any]] | None = None
-                    ) -> dict[str, tuple[ProviderKind, Any]]:
+def resolved_routes(
+    policy: "Policy", measured: Mapping[str, Mapping[str, Any]] | None = None
+) -> dict[str, tuple[ProviderKind, Any]]:
     """Route name -> (its kind, its settings validated by that kind), in the policy's order;
     `measured` (route -> price key -> figure, from the ledger) prices the kinds that measure."""
     resolved = {}
@@ -162,9 +189,9 @@ def run_settings(policy: "Policy") -> dict[str, RunSettings]:
 class Loras(NamedTuple):
     """The LoRAs of a policy's routes, as their kinds declare them."""
 
-    by_name: dict[str, Any]                   # the names a catalog may use -> the kind's settings of each
-    campaign_defaults: dict[str, str]         # campaign -> its default LoRA name
-    identity: dict[str, Callable[[], str]]    # name -> what the LoRA adds to an item's fingerprint
+    by_name: dict[str, Any]  # the names a catalog may use -> the kind's settings of each
+    campaign_defaults: dict[str, str]  # campaign -> its default LoRA name
+    identity: dict[str, Callable[[], str]]  # name -> what the LoRA adds to an item's fingerprint
 
 
 def loras_of(policy: "Policy") -> Loras:
@@ -177,14 +204,18 @@ def loras_of(policy: "Policy") -> Loras:
         found.update(declared.loras)
         defaults.update(declared.campaign_loras)
         if declared.lora_identity is not None:
-            identity.update({name: functools.partial(declared.lora_identity, name, lora)
-                             for name, lora in declared.loras.items()})
+            identity.update(
+                {name: functools.partial(declared.lora_identity, name, lora) for name, lora in declared.loras.items()}
+            )
     return Loras(found, defaults, identity)
 
 
-def priced_routes(policy: "Policy", providers: dict[str, "Provider"],
-                  unavailable: dict[str, str] | None = None,
-                  measured: Mapping[str, Mapping[str, Any]] | None = None) -> list["PricedRoute"]:
+def priced_routes(
+    policy: "Policy",
+    providers: dict[str, "Provider"],
+    unavailable: dict[str, str] | None = None,
+    measured: Mapping[str, Mapping[str, Any]] | None = None,
+) -> list["PricedRoute"]:
     """Every route of the policy as the planner sees it: its capabilities (from its provider),
     whether it can serve this run, and its kind's price expressions (with what the ledger
     `measured`, for kinds whose price is measured)."""
@@ -197,8 +228,16 @@ def priced_routes(policy: "Policy", providers: dict[str, "Provider"],
         provider = providers.get(route)
         why = unavailable.get(route) or (None if provider is not None else "left out of this run")
         can = provider.capabilities if provider is not None else Capabilities(max_clip_s=0.0)
-        offer = RouteOffer(name=route, max_footage_s=can.max_footage_s, image_input=can.image_input, remix=can.remix,
-                           extend=can.extend, unavailable=why, loras=can.loras, resolutions=can.resolutions)
+        offer = RouteOffer(
+            name=route,
+            max_footage_s=can.max_footage_s,
+            image_input=can.image_input,
+            remix=can.remix,
+            extend=can.extend,
+            unavailable=why,
+            loras=can.loras,
+            resolutions=can.resolutions,
+        )
         priced.append(PricedRoute(offer=offer, price=kind.price(settings, route)))
     return priced
 
@@ -208,10 +247,18 @@ def build_providers(policy: "Policy", overrides: Mapping[str, Factory | None] | 
     caller in this process hands the run: vidbatch.in_process) binds a factory to that route's
     name, or None to leave the route out."""
     overrides = overrides or {}
-    built = {route: checked(route, kind.name, kind.build(route, settings))
-             for route, (kind, settings) in resolved_routes(policy).items() if route not in overrides}
-    built.update({route: checked(route, "bound in this process", make(policy))
-                  for route, make in overrides.items() if make is not None})
+    built = {
+        route: checked(route, kind.name, kind.build(route, settings))
+        for route, (kind, settings) in resolved_routes(policy).items()
+        if route not in overrides
+    }
+    built.update(
+        {
+            route: checked(route, "bound in this process", make(policy))
+            for route, make in overrides.items()
+            if make is not None
+        }
+    )
     return built
 
 
@@ -222,8 +269,10 @@ def checked(route: str, kind: str, provider: Provider) -> Provider:
 
     problems = contract_problems(provider)
     if problems:
-        raise PolicyError(f"route {route!r} (kind {kind}): its provider has no {', no '.join(problems)}: "
-                          f"see the README, 'Adding a kind'")
+        raise PolicyError(
+            f"route {route!r} (kind {kind}): its provider has no {', no '.join(problems)}: "
+            f"see the README, 'Adding a kind'"
+        )
     return provider
 
 

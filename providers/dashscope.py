@@ -45,8 +45,13 @@ import polars as pl
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
 from vidbatch.pricing import pick
-from vidbatch.errors import (ContentRejected, ProviderError, ProviderUnavailable, SubmitUnconfirmed,
-                             TransientProviderError)
+from vidbatch.errors import (
+    ContentRejected,
+    ProviderError,
+    ProviderUnavailable,
+    SubmitUnconfirmed,
+    TransientProviderError,
+)
 from vidbatch.providers import Capabilities, Clip, ClipRequest, Journal, ProviderKind, RunSettings
 from vidbatch.redact import endpoint_text
 from vidbatch.route_settings import checked_endpoint
@@ -69,17 +74,28 @@ class DashScopeSettings(BaseModel):
     api_key_env: str = Field("DASHSCOPE_API_KEY", description="the variable holding the key, never the key")
     t2v_model: dict[str, str] = {"480p": "wan2.1-t2v-turbo", "720p": "wan2.1-t2v-plus"}
     i2v_model: dict[str, str] = {"480p": "wan2.1-i2v-turbo", "720p": "wan2.1-i2v-plus"}
-    price_usd_per_s: dict[str, PositiveFloat] = {"wan2.1-t2v-turbo": 0.036, "wan2.1-t2v-plus": 0.10,
-                                                 "wan2.1-i2v-turbo": 0.036, "wan2.1-i2v-plus": 0.10}
+    price_usd_per_s: dict[str, PositiveFloat] = {
+        "wan2.1-t2v-turbo": 0.036,
+        "wan2.1-t2v-plus": 0.10,
+        "wan2.1-i2v-turbo": 0.036,
+        "wan2.1-i2v-plus": 0.10,
+    }
     clip_seconds: list[PositiveInt] = [5]
     sizes: dict[str, tuple[PositiveInt, PositiveInt]] = Field(
-        {"480p": (832, 480), "720p": (1280, 720)}, description="landscape (width, height) per resolution; "
-        "portrait swaps them")
-    prompt_extend: bool = Field(False, description="let the service rewrite prompts (off: the catalog's "
-                                "prompt is what is made, and reruns are comparable)")
+        {"480p": (832, 480), "720p": (1280, 720)},
+        description="landscape (width, height) per resolution; portrait swaps them",
+    )
+    prompt_extend: bool = Field(
+        False,
+        description="let the service rewrite prompts (off: the catalog's "
+        "prompt is what is made, and reruns are comparable)",
+    )
     watermark: bool = False
-    concurrency: PositiveInt = Field(2, description="tasks in flight at once from one run (Model Studio allows "
-                                     "2 concurrent Wan 2.1 tasks per account by default)")
+    concurrency: PositiveInt = Field(
+        2,
+        description="tasks in flight at once from one run (Model Studio allows "
+        "2 concurrent Wan 2.1 tasks per account by default)",
+    )
     poll_interval_s: PositiveFloat = 5.0
     poll_deadline_s: PositiveFloat = 1800.0
     request_timeout_s: PositiveFloat = 30.0
@@ -101,15 +117,16 @@ class DashScopeSettings(BaseModel):
 class DashScopeProvider:
     """The `dashscope` kind: hosted Wan on Model Studio (or any server speaking its task API)."""
 
-
-    def __init__(self, settings: DashScopeSettings, route_id: str, *, api_key: str | None = None,
-                 sandbox: bool = False):
+    def __init__(
+        self, settings: DashScopeSettings, route_id: str, *, api_key: str | None = None, sandbox: bool = False
+    ):
         self.settings = settings
         self._key = api_key  # the sandbox's; else the environment variable the settings name
         self.id = route_id
         longest = float(max(settings.clip_seconds))  # one task makes the whole clip: no extension, no shots
-        self.capabilities = Capabilities(max_clip_s=longest, max_footage_s=longest,
-                                         image_input=bool(settings.i2v_model))
+        self.capabilities = Capabilities(
+            max_clip_s=longest, max_footage_s=longest, image_input=bool(settings.i2v_model)
+        )
         self.base_url = (settings.base_url or os.environ.get("DASHSCOPE_HTTP_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
         self.endpoint = endpoint_text(self.base_url)  # what messages, logs and the ledger may show
         self.sandbox = sandbox
@@ -130,8 +147,11 @@ class DashScopeProvider:
         with self._lock:
             if self._client is None:
                 key = self._key or os.environ.get(self.settings.api_key_env, "")
-                self._client = httpx.Client(base_url=self.base_url, timeout=self.settings.request_timeout_s,
-                                            headers={"Authorization": f"Bearer {key}"})
+                self._client = httpx.Client(
+                    base_url=self.base_url,
+                    timeout=self.settings.request_timeout_s,
+                    headers={"Authorization": f"Bearer {key}"},
+                )
             return self._client
 
     # ---- 2. health -------------------------------------------------------------------------------
@@ -201,8 +221,10 @@ class DashScopeProvider:
             raise ContentRejected(f"{self.id} cannot extend a clip (DashScope's Wan 2.1 makes whole clips only)")
         fits = [s for s in sorted(self.settings.clip_seconds) if s >= request.seconds - 1e-9]
         if not fits:
-            raise ContentRejected(f"{request.seconds:g} s of footage is longer than {self.id}'s clips "
-                                  f"({max(self.settings.clip_seconds)} s)")
+            raise ContentRejected(
+                f"{request.seconds:g} s of footage is longer than {self.id}'s clips "
+                f"({max(self.settings.clip_seconds)} s)"
+            )
         return fits[0]
 
     def estimate_cost(self, request: ClipRequest) -> float:
@@ -224,9 +246,12 @@ class DashScopeProvider:
         status = output.get("task_status")
         price = self.settings.price_usd_per_s[model]
         if status == "UNKNOWN":  # forgotten: older than 24 h, so whether it billed is unknown
-            raise ProviderError(f"task {task_id} is unknown to {self.endpoint} (tasks are kept 24 h); charged the "
-                                "estimate, the item is made again by a later run", cost_usd=seconds * price,
-                                job_id=task_id)
+            raise ProviderError(
+                f"task {task_id} is unknown to {self.endpoint} (tasks are kept 24 h); charged the "
+                "estimate, the item is made again by a later run",
+                cost_usd=seconds * price,
+                job_id=task_id,
+            )
         if status != "SUCCEEDED":  # 7. FAILED and CANCELED tasks are not billed
             why = f"{output.get('code', status)}: {output.get('message', 'no message')}"
             error = ContentRejected if str(output.get("code", "")).startswith("DataInspection") else ProviderError
@@ -234,9 +259,14 @@ class DashScopeProvider:
         cost = float(usage.get("video_duration", seconds)) * price
         journal.on_paid(cost, task_id)  # billed: recorded before the download
         path = self._download(task_id, output.get("video_url"), workdir / "dashscope.mp4", cost)
-        return Clip(path=path, seconds=float(usage.get("video_duration", seconds)), cost_usd=cost, job_id=task_id,
-                    detail=f"DashScope task {task_id} ({model}, {usage.get('video_duration', seconds)} s billed)",
-                    sandbox=self.sandbox)
+        return Clip(
+            path=path,
+            seconds=float(usage.get("video_duration", seconds)),
+            cost_usd=cost,
+            job_id=task_id,
+            detail=f"DashScope task {task_id} ({model}, {usage.get('video_duration', seconds)} s billed)",
+            sandbox=self.sandbox,
+        )
 
     # ---- 4. submit -------------------------------------------------------------------------------
 
@@ -247,9 +277,17 @@ class DashScopeProvider:
             given["negative_prompt"] = request.negative_prompt
         if request.image:
             given["img_url"] = _data_url(request.image)
-        body = {"model": model, "input": given,
-                "parameters": {"size": size, "duration": seconds, "seed": request.seed % 2_147_483_648,
-                               "prompt_extend": self.settings.prompt_extend, "watermark": self.settings.watermark}}
+        body = {
+            "model": model,
+            "input": given,
+            "parameters": {
+                "size": size,
+                "duration": seconds,
+                "seed": request.seed % 2_147_483_648,
+                "prompt_extend": self.settings.prompt_extend,
+                "watermark": self.settings.watermark,
+            },
+        }
         journal.before_submit()
         since = datetime.now(timezone.utc) - timedelta(seconds=5)
         try:
@@ -275,6 +313,7 @@ class DashScopeProvider:
         created none. A look-up that fails is never taken for an answer: it is asked again with
         backoff (429, 5xx, timeouts), and when it still cannot say (or the endpoint has no list),
         the submit is SubmitUnconfirmed: charged its estimate, never sent again, the item waits."""
+
         def unconfirmed(lookup: str) -> SubmitUnconfirmed:
             return SubmitUnconfirmed.charged(f"submit {request.item_id}", why, lookup, self.estimate_cost(request))
 
@@ -282,15 +321,17 @@ class DashScopeProvider:
             raise unconfirmed(f"{self.endpoint} has no task list to reconcile against")
         start = since.strftime("%Y%m%d%H%M%S")
         end = (datetime.now(timezone.utc) + timedelta(seconds=5)).strftime("%Y%m%d%H%M%S")
-        listed = self._looked_up("/api/v1/tasks", {"model_name": model, "start_time": start, "end_time": end,
-                                                   "page_size": 100}, unconfirmed)
+        listed = self._looked_up(
+            "/api/v1/tasks", {"model_name": model, "start_time": start, "end_time": end, "page_size": 100}, unconfirmed
+        )
         for row in listed.json().get("data", []):
             if row["task_id"] in self._seen:
                 continue
             found = self._looked_up(f"/api/v1/tasks/{row['task_id']}", None, unconfirmed)
             if (found.json().get("output") or {}).get("orig_prompt") == request.prompt:
-                log.warning("%s: the submit got %s but created task %s; adopting it", request.item_id, why,
-                            row["task_id"])
+                log.warning(
+                    "%s: the submit got %s but created task %s; adopting it", request.item_id, why, row["task_id"]
+                )
                 self._record(row["task_id"], journal, f"DashScope task of {model} (adopted after: {why})")
                 return row["task_id"]
         raise TransientProviderError(f"submit {request.item_id}: {why}; no task was created")
@@ -299,8 +340,9 @@ class DashScopeProvider:
         """A reconciling GET, asked patiently: its answer, or `unconfirmed(why)` raised when it has none."""
         response = self._get_patiently(path, params)
         if response is None or isinstance(response, str):
-            raise unconfirmed(f"the look-up stayed busy after {len(self.probe_backoff_s) + 1} tries"
-                              if response is None else response)
+            raise unconfirmed(
+                f"the look-up stayed busy after {len(self.probe_backoff_s) + 1} tries" if response is None else response
+            )
         if response.status_code == 404 and path == "/api/v1/tasks":
             self.can_list = False
             raise unconfirmed(f"{self.endpoint} has no task list to reconcile against")
@@ -321,14 +363,19 @@ class DashScopeProvider:
                 if (task.get("output") or {}).get("task_status") in FINAL:
                     return task
             except (httpx.HTTPError, TransientProviderError) as err:  # a busy poll: ask again, until the deadline
-                busy = err if isinstance(err, TransientProviderError) else TransientProviderError(
-                    f"poll {task_id}: {type(err).__name__}", job_id=task_id)
+                busy = (
+                    err
+                    if isinstance(err, TransientProviderError)
+                    else TransientProviderError(f"poll {task_id}: {type(err).__name__}", job_id=task_id)
+                )
                 if time.monotonic() + self.settings.poll_interval_s > deadline:
                     raise busy from None
             if time.monotonic() + self.settings.poll_interval_s > deadline:
-                raise TransientProviderError(f"task {task_id} still running at the poll deadline "
-                                             f"({self.settings.poll_deadline_s:g} s); the next attempt resumes it",
-                                             job_id=task_id)
+                raise TransientProviderError(
+                    f"task {task_id} still running at the poll deadline "
+                    f"({self.settings.poll_deadline_s:g} s); the next attempt resumes it",
+                    job_id=task_id,
+                )
             pause(self.settings.poll_interval_s)  # a stopped run stops waiting here; its task stays recorded
 
     # ---- 6. download -------------------------------------------------------------------------------
@@ -338,9 +385,12 @@ class DashScopeProvider:
         try:
             with httpx.stream("GET", url or "", timeout=self.settings.request_timeout_s) as response:
                 if response.status_code in (403, 404):
-                    raise ProviderError(f"task {task_id}'s result is gone ({response.status_code}: its URL expired "
-                                        "before the download); billed, made again by a later run",
-                                        cost_usd=cost, job_id=task_id)
+                    raise ProviderError(
+                        f"task {task_id}'s result is gone ({response.status_code}: its URL expired "
+                        "before the download); billed, made again by a later run",
+                        cost_usd=cost,
+                        job_id=task_id,
+                    )
                 if response.status_code >= 400:
                     raise TransientProviderError(f"download {task_id}: {response.status_code}", job_id=task_id)
                 with path.open("wb") as sink:
@@ -397,8 +447,11 @@ def price_columns(settings: DashScopeSettings, route: str) -> list[pl.Expr]:
     cannot make the item (no model for its resolution and input, longer than its clips, or an
     extension). Item by item they equal `DashScopeProvider.estimate_cost` (a test holds them)."""
     image = pl.col("image_uri").is_not_null()
-    model = pl.when(image).then(pick(settings.i2v_model, pl.col("resolution"), pl.String)).otherwise(
-        pick(settings.t2v_model, pl.col("resolution"), pl.String))
+    model = (
+        pl.when(image)
+        .then(pick(settings.i2v_model, pl.col("resolution"), pl.String))
+        .otherwise(pick(settings.t2v_model, pl.col("resolution"), pl.String))
+    )
     footage = pl.col("trim_start_s") + pl.col("duration_s")
     billed = pl.lit(None, dtype=pl.Float64)
     for seconds in sorted(settings.clip_seconds, reverse=True):  # the shortest clip that covers it wins
@@ -408,31 +461,47 @@ def price_columns(settings: DashScopeSettings, route: str) -> list[pl.Expr]:
     price = pick(settings.price_usd_per_s, model, pl.Float64)
     landscape = pick({res: f"{w}x{h}" for res, (w, h) in settings.sizes.items()}, pl.col("resolution"), pl.String)
     portrait = landscape.str.split("x").list.reverse().list.join("x")
-    return [pl.when(able).then(model).alias(f"{route}_model"),
-            pl.when(able).then(pl.when(pl.col("aspect") == "16:9").then(landscape).otherwise(portrait))
-            .alias(f"{route}_size"),
-            billed.alias(f"{route}_billed_s"), (billed * price).alias(f"{route}_cost")]
+    return [
+        pl.when(able).then(model).alias(f"{route}_model"),
+        pl.when(able)
+        .then(pl.when(pl.col("aspect") == "16:9").then(landscape).otherwise(portrait))
+        .alias(f"{route}_size"),
+        billed.alias(f"{route}_billed_s"),
+        (billed * price).alias(f"{route}_cost"),
+    ]
 
 
 def _describe(settings: DashScopeSettings) -> dict:
-    return {"models": {"t2v": dict(settings.t2v_model), "i2v": dict(settings.i2v_model)},
-            "prices": {"usd_per_s": dict(settings.price_usd_per_s)},
-            "where": endpoint_text(settings.base_url or os.environ.get("DASHSCOPE_HTTP_BASE_URL") or DEFAULT_BASE_URL)}
+    return {
+        "models": {"t2v": dict(settings.t2v_model), "i2v": dict(settings.i2v_model)},
+        "prices": {"usd_per_s": dict(settings.price_usd_per_s)},
+        "where": endpoint_text(settings.base_url or os.environ.get("DASHSCOPE_HTTP_BASE_URL") or DEFAULT_BASE_URL),
+    }
 
 
-def _sandboxed(route: str, settings: DashScopeSettings, stack: ExitStack, latency_s: float, faults: dict
-               ) -> DashScopeProvider:
+def _sandboxed(
+    route: str, settings: DashScopeSettings, stack: ExitStack, latency_s: float, faults: dict
+) -> DashScopeProvider:
     """The route on a loopback DashScope server started for this run (no money; rows marked)."""
     from vidbatch.sandbox import DashScopeSandbox
 
     box = stack.enter_context(DashScopeSandbox(latency_s=latency_s))
     poll = min(settings.poll_interval_s, max(0.05, latency_s / 10))
-    return DashScopeProvider(settings.model_copy(update={"base_url": box.base_url, "poll_interval_s": poll}), route,
-                             api_key=box.api_key, sandbox=True)
+    return DashScopeProvider(
+        settings.model_copy(update={"base_url": box.base_url, "poll_interval_s": poll}),
+        route,
+        api_key=box.api_key,
+        sandbox=True,
+    )
 
 
-KIND = ProviderKind(name="dashscope", settings=DashScopeSettings,
-                    build=lambda route, settings: DashScopeProvider(settings, route),
-                    description="hosted Wan on Alibaba Cloud Model Studio, through DashScope's async task API",
-                    describe=_describe, price=price_columns, sandbox=_sandboxed,
-                    run_settings=lambda settings: RunSettings(concurrency=settings.concurrency))
+KIND = ProviderKind(
+    name="dashscope",
+    settings=DashScopeSettings,
+    build=lambda route, settings: DashScopeProvider(settings, route),
+    description="hosted Wan on Alibaba Cloud Model Studio, through DashScope's async task API",
+    describe=_describe,
+    price=price_columns,
+    sandbox=_sandboxed,
+    run_settings=lambda settings: RunSettings(concurrency=settings.concurrency),
+)

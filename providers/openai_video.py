@@ -47,12 +47,22 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import replace
 from pathlib import Path
 
-from vidbatch.errors import (ContentRejected, MediaError, ProviderError, ProviderUnavailable, SubmitUnconfirmed,
-                             TransientProviderError)
+from vidbatch.errors import (
+    ContentRejected,
+    MediaError,
+    ProviderError,
+    ProviderUnavailable,
+    SubmitUnconfirmed,
+    TransientProviderError,
+)
 from vidbatch.media import concat, fit_image
 from vidbatch.redact import endpoint_text
-from vidbatch.providers.openai_video_pricing import (openai_videos_estimate_usd, openai_videos_extension_segments,
-                                                     openai_videos_options, openai_videos_segments)
+from vidbatch.providers.openai_video_pricing import (
+    openai_videos_estimate_usd,
+    openai_videos_extension_segments,
+    openai_videos_options,
+    openai_videos_segments,
+)
 from vidbatch.providers.openai_video_settings import OpenAIVideosSettings
 from vidbatch.providers import Capabilities, Clip, ClipRequest, Journal, ProviderKind, RunSettings
 
@@ -63,12 +73,16 @@ SORA_DEPRECATION = "The Sora API is scheduled to permanently shut down"
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 _LISTS_NOTHING = (400, 405, 501)  # a job list answered so: the endpoint routes no list (LiteLLM: 400)
 PROBE_VIDEO_ID = "video_vidbatch_capability_probe"  # an id no endpoint has: extending it creates nothing
-_MODEL_REFUSED = re.compile(r"(invalid|unknown|unsupported|no such)\s+model|model\b.{0,80}\b(not found|does not "
-                            r"exist|not exist|not supported|not available|not served|no access)", re.I | re.S)
+_MODEL_REFUSED = re.compile(
+    r"(invalid|unknown|unsupported|no such)\s+model|model\b.{0,80}\b(not found|does not "
+    r"exist|not exist|not supported|not available|not served|no access)",
+    re.I | re.S,
+)
 _NOTICE = threading.Event()
 
 
 # ---- 1. the client ---------------------------------------------------------------------------
+
 
 def _submit_once_transport():
     """An httpx2 transport that tells the SDK not to retry a submit whose fate is unknown.
@@ -92,9 +106,18 @@ def _submit_once_transport():
             except httpx2.TransportError as err:
                 if not submit:
                     raise
-                return httpx2.Response(502, headers={"x-should-retry": "false"}, request=request, json={
-                    "error": {"message": f"no answer to the submit ({type(err).__name__}); the job may exist",
-                              "code": "vidbatch_submit_unanswered", "type": "server_error"}})
+                return httpx2.Response(
+                    502,
+                    headers={"x-should-retry": "false"},
+                    request=request,
+                    json={
+                        "error": {
+                            "message": f"no answer to the submit ({type(err).__name__}); the job may exist",
+                            "code": "vidbatch_submit_unanswered",
+                            "type": "server_error",
+                        }
+                    },
+                )
             if submit and response.status_code >= 500:
                 response.headers["x-should-retry"] = "false"
             return response
@@ -113,9 +136,13 @@ def make_client(route: OpenAIVideosSettings, *, base_url: str | None = None, api
         return None
     from openai import DefaultHttpxClient, OpenAI
 
-    return OpenAI(api_key=key, base_url=base_url or route.base_url or None, max_retries=route.max_retries,
-                  timeout=route.request_timeout_s,
-                  http_client=DefaultHttpxClient(transport=_submit_once_transport()))
+    return OpenAI(
+        api_key=key,
+        base_url=base_url or route.base_url or None,
+        max_retries=route.max_retries,
+        timeout=route.request_timeout_s,
+        http_client=DefaultHttpxClient(transport=_submit_once_transport()),
+    )
 
 
 def _expect_sora_deprecation() -> None:
@@ -126,11 +153,12 @@ def _expect_sora_deprecation() -> None:
     user to act on; a gone endpoint is reported as the route being unavailable)."""
     if not _NOTICE.is_set():
         _NOTICE.set()
-        log.info("closed route: the openai SDK marks the Videos API deprecated (Sora API shutdown "
-                    "scheduled for 2026-09-24); an endpoint that is gone makes the route unavailable "
-                    "and its items fall back to Wan or wait")
-    if not any(f[0] == "ignore" and f[1] is not None and f[1].pattern == SORA_DEPRECATION
-               for f in warnings.filters):
+        log.info(
+            "closed route: the openai SDK marks the Videos API deprecated (Sora API shutdown "
+            "scheduled for 2026-09-24); an endpoint that is gone makes the route unavailable "
+            "and its items fall back to Wan or wait"
+        )
+    if not any(f[0] == "ignore" and f[1] is not None and f[1].pattern == SORA_DEPRECATION for f in warnings.filters):
         warnings.filterwarnings("ignore", message=SORA_DEPRECATION, category=DeprecationWarning)
 
 
@@ -144,15 +172,16 @@ class OpenAIVideoProvider:
         self.route = route
         self.id = route_id
         # extensions go through: until the health check finds they do not
-        self.capabilities = Capabilities(max_clip_s=float(max(route.clip_seconds)), image_input=True, remix=True,
-                                         extend=True)
+        self.capabilities = Capabilities(
+            max_clip_s=float(max(route.clip_seconds)), image_input=True, remix=True, extend=True
+        )
         self._client = client if client is not None else make_client(route)
         self.secrets = (self._client.api_key,) if self._client is not None else ()  # for the run's redactor
         base = str(self._client.base_url) if self._client is not None else (route.base_url or DEFAULT_BASE_URL)
         self.endpoint = endpoint_text(base)
         self._dark: str | None = None
         self._gone_models: dict[str, str] = {}  # model -> why the endpoint does not serve it
-        self.can_list = True    # the job list answers: until the health check finds it does not
+        self.can_list = True  # the job list answers: until the health check finds it does not
         self._health: str | None = None
         self._checked = False
         self._lock = threading.Lock()
@@ -183,8 +212,13 @@ class OpenAIVideoProvider:
                 return f"{self.endpoint} does not serve the Videos API ({err.status_code}: {_message(err)})"
             if err.status_code in _LISTS_NOTHING:  # a gateway that routes the calls but lists nothing
                 self.can_list = False
-                log.warning("%s lists no jobs (%s: %s): a create whose answer is lost cannot be looked up, so it "
-                            "is charged its estimate and its item waits", self.endpoint, err.status_code, _message(err))
+                log.warning(
+                    "%s lists no jobs (%s: %s): a create whose answer is lost cannot be looked up, so it "
+                    "is charged its estimate and its item waits",
+                    self.endpoint,
+                    err.status_code,
+                    _message(err),
+                )
             else:
                 log.warning("%s: health check inconclusive (%s); the route stays on", self.endpoint, err.status_code)
         except openai.APITimeoutError:
@@ -204,12 +238,18 @@ class OpenAIVideoProvider:
 
         for attempt in range(3):
             if attempt:
-                time.sleep(0.5 * 2 ** attempt)
+                time.sleep(0.5 * 2**attempt)
             try:
                 self._client.with_options(max_retries=0, timeout=15).post(
-                    "/videos/extensions", cast_to=Video, body={
-                        "prompt": "vidbatch capability probe", "seconds": str(min(self.route.extension_seconds)),
-                        "video": {"id": PROBE_VIDEO_ID}}, options={"headers": {"Content-Type": "multipart/form-data"}})
+                    "/videos/extensions",
+                    cast_to=Video,
+                    body={
+                        "prompt": "vidbatch capability probe",
+                        "seconds": str(min(self.route.extension_seconds)),
+                        "video": {"id": PROBE_VIDEO_ID},
+                    },
+                    options={"headers": {"Content-Type": "multipart/form-data"}},
+                )
             except openai.RateLimitError:
                 return True  # busy: assume it routes them
             except openai.APIStatusError as err:
@@ -221,9 +261,13 @@ class OpenAIVideoProvider:
                 why = type(err).__name__
                 continue
             return True
-        log.warning("%s does not route extensions (%s): the route cannot extend; its long clips are made as shots",
-                    self.endpoint, why)
+        log.warning(
+            "%s does not route extensions (%s): the route cannot extend; its long clips are made as shots",
+            self.endpoint,
+            why,
+        )
         return False
+
     def _go_dark(self, why: str) -> ProviderUnavailable:
         self._dark = self._dark or why
         log.warning("closed route unavailable for the rest of this run: %s", why)
@@ -257,15 +301,20 @@ class OpenAIVideoProvider:
                 else:
                     journal.before_submit()
                     previous = videos[-1].id if videos and kind == "extend" else None
-                    job_id = self._submit(kind, request, seconds, size, previous, reference if index == 0 else None,
-                                          price)
+                    job_id = self._submit(
+                        kind, request, seconds, size, previous, reference if index == 0 else None, price
+                    )
                     journal.on_job(job_id, f"call {index + 1}/{len(calls)}: {kind} {seconds or ''}".strip())
                 video = self._wait(job_id, deadline, journal.pause)
                 billed = _billed_usd(video, seconds if kind == "extend" and seconds else int(video.seconds), price)
                 if video.status == "failed":
                     error = video.error
-                    raise ContentRejected(f"job {job_id} failed: {error.code if error else 'unknown'}: "
-                                          f"{error.message if error else 'no message'}", cost_usd=billed, job_id=job_id)
+                    raise ContentRejected(
+                        f"job {job_id} failed: {error.code if error else 'unknown'}: "
+                        f"{error.message if error else 'no message'}",
+                        cost_usd=billed,
+                        job_id=job_id,
+                    )
                 cost += billed
                 videos.append(video)
         except ProviderError as err:  # the calls finished before this one were billed: the error carries them
@@ -274,16 +323,22 @@ class OpenAIVideoProvider:
         finals = self._finals(videos, calls)
         journal.on_paid(cost, videos[-1].id)  # every job completed and billed: the money is spent
         path = self._download(finals, request, workdir)
-        return Clip(path=path, seconds=float(sum(int(v.seconds) for v in finals)),
-                    cost_usd=cost, job_id=videos[-1].id, sandbox=self.sandbox,
-                    detail=f"{' + '.join(k + (f' {s}s' if s else '') for k, s in calls)} at {self.endpoint}")
+        return Clip(
+            path=path,
+            seconds=float(sum(int(v.seconds) for v in finals)),
+            cost_usd=cost,
+            job_id=videos[-1].id,
+            sandbox=self.sandbox,
+            detail=f"{' + '.join(k + (f' {s}s' if s else '') for k, s in calls)} at {self.endpoint}",
+        )
 
     def _calls(self, request: ClipRequest) -> list[tuple[str, int | None]]:
         if request.remix_job_id:
             return [("remix", None)]
         if request.extend_s > 0 and not self.capabilities.extend:
-            raise ProviderUnavailable(f"{self.endpoint} does not route extensions: {request.item_id} cannot be "
-                                      "extended here")
+            raise ProviderUnavailable(
+                f"{self.endpoint} does not route extensions: {request.item_id} cannot be extended here"
+            )
         segments = openai_videos_segments(request.seconds, self.route)
         later = "create" if self.route.long_clips == "shots" or not self.capabilities.extend else "extend"
         grown = openai_videos_extension_segments(request.extend_s, self.route) if request.extend_s > 0 else []
@@ -315,8 +370,16 @@ class OpenAIVideoProvider:
 
     # ---- 4. submit -----------------------------------------------------------------------------
 
-    def _submit(self, kind: str, request: ClipRequest, seconds: int | None, size: str, previous: str | None,
-                reference: Path | None, price: float) -> str:
+    def _submit(
+        self,
+        kind: str,
+        request: ClipRequest,
+        seconds: int | None,
+        size: str,
+        previous: str | None,
+        reference: Path | None,
+        price: float,
+    ) -> str:
         from openai.types import Video
 
         started = time.time()
@@ -327,13 +390,17 @@ class OpenAIVideoProvider:
                 elif kind == "extend":
                     # videos.extend() of openai 3.57 rejects the documented {"id": ...} reference
                     # (extract_files wants a file); post the same multipart request through the SDK.
-                    video = self._client.post("/videos/extensions", cast_to=Video, body={
-                        "prompt": request.prompt, "seconds": str(seconds), "video": {"id": previous}},
-                        options={"headers": {"Content-Type": "multipart/form-data"}})
+                    video = self._client.post(
+                        "/videos/extensions",
+                        cast_to=Video,
+                        body={"prompt": request.prompt, "seconds": str(seconds), "video": {"id": previous}},
+                        options={"headers": {"Content-Type": "multipart/form-data"}},
+                    )
                 else:
                     extra = {"input_reference": reference} if reference is not None else {}
-                    video = self._client.videos.create(prompt=request.prompt, model=request.model,
-                                                       seconds=str(seconds), size=size, **extra)
+                    video = self._client.videos.create(
+                        prompt=request.prompt, model=request.model, seconds=str(seconds), size=size, **extra
+                    )
         except TransientProviderError as err:
             if not err.ambiguous:
                 raise
@@ -346,8 +413,9 @@ class OpenAIVideoProvider:
         self._seen.add(video.id)
         return video.id
 
-    def _adopt(self, kind: str, request: ClipRequest, seconds: int | None, size: str, since: float, why: str,
-               estimate: float) -> str | None:
+    def _adopt(
+        self, kind: str, request: ClipRequest, seconds: int | None, size: str, since: float, why: str, estimate: float
+    ) -> str | None:
         """After a submit of unknown fate: the job it created, None when the endpoint's list shows
         it created none; SubmitUnconfirmed when the list cannot say (not served, or still failing
         after the SDK's retries): a look-up that fails is never taken for an answer."""
@@ -360,7 +428,8 @@ class OpenAIVideoProvider:
             raise unconfirmed(f"{self.endpoint} lists no jobs")
         try:  # the SDK retries 429, 5xx and lost connections, with backoff
             page = self._client.with_options(max_retries=max(4, self.route.max_retries)).videos.list(
-                limit=100, order="desc")
+                limit=100, order="desc"
+            )
         except (openai.AuthenticationError, openai.PermissionDeniedError) as err:
             raise self._go_dark(f"{self.endpoint} refused the API key ({err.status_code}: {_message(err)})") from err
         except openai.APIStatusError as err:
@@ -372,9 +441,13 @@ class OpenAIVideoProvider:
         for video in page.data:
             if video.created_at < since - 5:
                 break
-            same = (video.id not in self._seen and video.prompt == request.prompt and video.size == size
-                    and (kind != "create" or (video.model == request.model and str(video.seconds) == str(seconds)))
-                    and (kind != "remix" or video.remixed_from_video_id == request.remix_job_id))
+            same = (
+                video.id not in self._seen
+                and video.prompt == request.prompt
+                and video.size == size
+                and (kind != "create" or (video.model == request.model and str(video.seconds) == str(seconds)))
+                and (kind != "remix" or video.remixed_from_video_id == request.remix_job_id)
+            )
             if same:
                 self._seen.add(video.id)
                 return video.id
@@ -394,7 +467,9 @@ class OpenAIVideoProvider:
             if time.monotonic() + delay > deadline:
                 raise TransientProviderError(
                     f"job {job_id} still {video.status} at the poll deadline "
-                    f"({self.route.poll_deadline_s:g} s); the next attempt resumes it", job_id=job_id)
+                    f"({self.route.poll_deadline_s:g} s); the next attempt resumes it",
+                    job_id=job_id,
+                )
             pause(delay)  # a stopped run stops waiting here; its job stays recorded
 
     # ---- 6. download ---------------------------------------------------------------------------
@@ -430,18 +505,21 @@ class OpenAIVideoProvider:
         except (openai.AuthenticationError, openai.PermissionDeniedError) as err:
             raise self._go_dark(f"{self.endpoint} refused the API key ({err.status_code}: {_message(err)})") from err
         except openai.RateLimitError as err:
-            raise TransientProviderError(f"{what}: rate limited (429) after {self.route.max_retries} SDK "
-                                         f"retries: {_message(err)}", job_id=job_id) from err
+            raise TransientProviderError(
+                f"{what}: rate limited (429) after {self.route.max_retries} SDK retries: {_message(err)}", job_id=job_id
+            ) from err
         except (openai.NotFoundError, openai.BadRequestError, openai.UnprocessableEntityError) as err:
             if submit and model and _refuses_model(err):
-                raise self._model_gone(model, f"{self.endpoint} does not serve {model} ({err.status_code}: "
-                                              f"{_message(err)})") from err
+                raise self._model_gone(
+                    model, f"{self.endpoint} does not serve {model} ({err.status_code}: {_message(err)})"
+                ) from err
             if submit == "create" and err.status_code == 404:
                 raise self._go_dark(f"{self.endpoint}: Videos API gone (404: {_message(err)})") from err
             if err.status_code == 404:
                 raise ProviderError(f"{what}: not found (404: {_message(err)})", job_id=job_id) from err
-            raise ContentRejected(f"{what}: refused ({err.status_code} {err.code}: {_message(err)})",
-                                  job_id=job_id) from err
+            raise ContentRejected(
+                f"{what}: refused ({err.status_code} {err.code}: {_message(err)})", job_id=job_id
+            ) from err
         except openai.InternalServerError as err:
             raise _ambiguous(f"{what}: server error ({err.status_code}: {_message(err)})", submit, job_id) from err
         except openai.APIStatusError as err:
@@ -483,25 +561,43 @@ def _billed_usd(video, billed_seconds: int, price: float) -> float:
 
 
 def _describe(route: OpenAIVideosSettings) -> dict:
-    return {"models": dict(route.model_by_realism), "prices": {"usd_per_s": route.price_usd_per_s},
-            "where": endpoint_text(route.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL)}
+    return {
+        "models": dict(route.model_by_realism),
+        "prices": {"usd_per_s": route.price_usd_per_s},
+        "where": endpoint_text(route.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL),
+    }
 
 
-def _sandboxed(route: str, settings: OpenAIVideosSettings, stack: ExitStack, latency_s: float, faults: dict
-               ) -> OpenAIVideoProvider:
+def _sandboxed(
+    route: str, settings: OpenAIVideosSettings, stack: ExitStack, latency_s: float, faults: dict
+) -> OpenAIVideoProvider:
     """The route on a loopback Videos API server started for this run (no money; rows marked);
     `faults` (fields of vidbatch.sandbox.Faults) rehearses what goes wrong."""
     from vidbatch.sandbox import Faults, VideosSandbox
 
-    box = stack.enter_context(VideosSandbox(latency_s=latency_s, poll_after_ms=max(50, int(latency_s * 100)),
-                                            prices=settings.price_usd_per_s, faults=Faults(**faults)))
-    return OpenAIVideoProvider(settings, client=make_client(settings, base_url=box.base_url, api_key=box.api_key),
-                               route_id=route)
+    box = stack.enter_context(
+        VideosSandbox(
+            latency_s=latency_s,
+            poll_after_ms=max(50, int(latency_s * 100)),
+            prices=settings.price_usd_per_s,
+            faults=Faults(**faults),
+        )
+    )
+    return OpenAIVideoProvider(
+        settings, client=make_client(settings, base_url=box.base_url, api_key=box.api_key), route_id=route
+    )
 
 
-KIND = ProviderKind(name="openai-videos", settings=OpenAIVideosSettings,
-                    build=lambda route, settings: OpenAIVideoProvider(settings, route_id=route),
-                    description="any endpoint speaking the OpenAI Videos API (Sora, gateways, vLLM-Omni Wan servers), "
-                    "via the openai SDK", describe=_describe, price=openai_videos_options, sandbox=_sandboxed,
-                    run_settings=lambda s: RunSettings(concurrency=s.concurrency, global_limits=s.global_limits,
-                                                       submits_per_minute=s.submits_per_minute))
+KIND = ProviderKind(
+    name="openai-videos",
+    settings=OpenAIVideosSettings,
+    build=lambda route, settings: OpenAIVideoProvider(settings, route_id=route),
+    description="any endpoint speaking the OpenAI Videos API (Sora, gateways, vLLM-Omni Wan servers), "
+    "via the openai SDK",
+    describe=_describe,
+    price=openai_videos_options,
+    sandbox=_sandboxed,
+    run_settings=lambda s: RunSettings(
+        concurrency=s.concurrency, global_limits=s.global_limits, submits_per_minute=s.submits_per_minute
+    ),
+)

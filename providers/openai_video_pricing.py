@@ -15,11 +15,17 @@ from vidbatch.pricing import pick as _pick
 from vidbatch.pricing import raw_seconds
 from vidbatch.providers.openai_video_settings import OpenAIVideosSettings
 
-__all__ = ["openai_videos_segments", "openai_videos_extension_segments", "openai_videos_size", "openai_videos_options",
-           "openai_videos_estimate_usd"]
+__all__ = [
+    "openai_videos_segments",
+    "openai_videos_extension_segments",
+    "openai_videos_size",
+    "openai_videos_options",
+    "openai_videos_estimate_usd",
+]
 
 
 # ---- one item at a time (the provider) --------------------------------------------------------
+
 
 def _smallest_at_least(value: float, options: list[int]) -> int:
     """The shortest option that covers `value` (callers ask only for what the longest covers)."""
@@ -57,6 +63,7 @@ def openai_videos_size(aspect: str) -> str:
 
 # ---- whole catalog (planner) ----------------------------------------------------------------
 
+
 def _smallest_at_least_expr(value: pl.Expr, options: list[int]) -> pl.Expr:
     expr = pl.lit(None, dtype=pl.Float64)
     for option in sorted(options, reverse=True):
@@ -83,8 +90,11 @@ def openai_videos_options(route: OpenAIVideosSettings, name: str) -> list[pl.Exp
     full = (rest / step + _EPS).floor()
     tail = rest - full * step
     tail_billed = pl.when(tail > _EPS).then(_smallest_at_least_expr(tail, pieces)).otherwise(0.0)
-    billed = (pl.when(raw <= longest + _EPS).then(_smallest_at_least_expr(raw, route.clip_seconds))
-              .otherwise(longest + full * step + tail_billed))
+    billed = (
+        pl.when(raw <= longest + _EPS)
+        .then(_smallest_at_least_expr(raw, route.clip_seconds))
+        .otherwise(longest + full * step + tail_billed)
+    )
     billed = billed + _extension_billed_s(route)
     return [
         model.alias(f"{name}_model"),
@@ -103,8 +113,9 @@ def _extension_billed_s(route: OpenAIVideosSettings) -> pl.Expr:
     return full * step + tail_billed
 
 
-def openai_videos_estimate_usd(route: OpenAIVideosSettings, model: str, size: str, seconds: float,
-                               extend_s: float = 0.0) -> float:
+def openai_videos_estimate_usd(
+    route: OpenAIVideosSettings, model: str, size: str, seconds: float, extend_s: float = 0.0
+) -> float:
     """One item's closed-route estimate: billed seconds of every call times the model's price."""
     billed = sum(openai_videos_segments(seconds, route))
     if extend_s > 0:

@@ -21,15 +21,20 @@ class OpenAIVideosSettings(Strict):
     clip_seconds: list[PositiveInt] = [4, 8, 12]
     extension_seconds: list[PositiveInt] = [4, 8, 12, 16, 20]
     long_clips: Literal["extend", "shots"] = "extend"
-    concurrency: PositiveInt = Field(4, description="jobs in flight at once, across every run "
-                                   "sharing the ledger")
-    submits_per_minute: PositiveFloat = Field(60.0, description="paid submits per minute, across every "
-                                           "run sharing the ledger (a minute's burst)")
-    global_limits: bool = Field(True, description="share concurrency and submits_per_minute with every "
-                                "run on the same ledger (kept in the ledger); false: this run's own only")
+    concurrency: PositiveInt = Field(4, description="jobs in flight at once, across every run sharing the ledger")
+    submits_per_minute: PositiveFloat = Field(
+        60.0, description="paid submits per minute, across every run sharing the ledger (a minute's burst)"
+    )
+    global_limits: bool = Field(
+        True,
+        description="share concurrency and submits_per_minute with every "
+        "run on the same ledger (kept in the ledger); false: this run's own only",
+    )
     base_url: str | None = Field(None, description="else the SDK's OPENAI_BASE_URL, else api.openai.com")
-    api_key_env: str = Field("OPENAI_API_KEY", description="the environment variable that holds the key; "
-                             "the key itself never goes in a policy file")
+    api_key_env: str = Field(
+        "OPENAI_API_KEY",
+        description="the environment variable that holds the key; the key itself never goes in a policy file",
+    )
     max_retries: int = Field(2, ge=0, description="SDK retries of reads, and of submits refused with 429")
     request_timeout_s: PositiveFloat = 60.0
     poll_deadline_s: PositiveFloat = 1800.0

@@ -28,9 +28,19 @@ class TestsrcProvider:
     __test__ = False  # not a pytest test class
     secrets: tuple[str, ...] = ()
 
-    def __init__(self, *, id: str = "wan", fps: int = 16, usd_per_s: float = 0.001, latency_s: float = 0.0,
-                 failures: Iterable[ProviderError] = (), max_clip_s: float = 5.0625, sandbox: bool = False,
-                 patterns: dict[str, list[str]] | None = None, audio: bool = False):
+    def __init__(
+        self,
+        *,
+        id: str = "wan",
+        fps: int = 16,
+        usd_per_s: float = 0.001,
+        latency_s: float = 0.0,
+        failures: Iterable[ProviderError] = (),
+        max_clip_s: float = 5.0625,
+        sandbox: bool = False,
+        patterns: dict[str, list[str]] | None = None,
+        audio: bool = False,
+    ):
         self.id = id
         self.fps = fps
         self.usd_per_s = usd_per_s
@@ -65,9 +75,26 @@ class TestsrcProvider:
         if pattern == "zeros":  # a download that went wrong: the right name, no video in it
             path = workdir / f"testsrc-s{int(request.seed)}.mp4"
             path.write_bytes(bytes(64 * 1024))
-            return Clip(path=path, seconds=frames / self.fps, cost_usd=self.estimate_cost(request),
-                        detail="a zero-filled file", sandbox=self.sandbox)
-        path = testsrc(workdir / f"testsrc-s{int(request.seed)}.mp4", frames / self.fps, request.width,
-                       request.height, self.fps, pattern=pattern, audio=self.audio)
-        return Clip(path=path, seconds=frames / self.fps, cost_usd=self.estimate_cost(request),
-                    detail=f"testsrc {pattern} seed {request.seed}", sandbox=self.sandbox)
+            return Clip(
+                path=path,
+                seconds=frames / self.fps,
+                cost_usd=self.estimate_cost(request),
+                detail="a zero-filled file",
+                sandbox=self.sandbox,
+            )
+        path = testsrc(
+            workdir / f"testsrc-s{int(request.seed)}.mp4",
+            frames / self.fps,
+            request.width,
+            request.height,
+            self.fps,
+            pattern=pattern,
+            audio=self.audio,
+        )
+        return Clip(
+            path=path,
+            seconds=frames / self.fps,
+            cost_usd=self.estimate_cost(request),
+            detail=f"testsrc {pattern} seed {request.seed}",
+            sandbox=self.sandbox,
+        )

@@ -32,15 +32,39 @@ from vidbatch.media import write_frames
 from vidbatch.micros import micros
 from vidbatch.providers import Capabilities, Clip, ClipRequest, Journal, ProviderKind, RunSettings
 from vidbatch.route_settings import Resolution
-from vidbatch.providers.wan_levers import (PassCounter, apply_profile, experts, lora_file, lora_identity, lora_rank,
-                                           state_of, use_loras)
-from vidbatch.providers.wan_tiny import (TINY_SOURCES, TestPatternPipeline, build_tiny_pipeline,
-                                         choose_pil_image_processor, image_view)
+from vidbatch.providers.wan_levers import (
+    PassCounter,
+    apply_profile,
+    experts,
+    lora_file,
+    lora_identity,
+    lora_rank,
+    state_of,
+    use_loras,
+)
+from vidbatch.providers.wan_tiny import (
+    TINY_SOURCES,
+    TestPatternPipeline,
+    build_tiny_pipeline,
+    choose_pil_image_processor,
+    image_view,
+)
 from vidbatch.providers.wan_pricing import wan_estimate_usd, wan_extension_frames, wan_options, wan_shot_frames
 from vidbatch.providers.wan_settings import WanModel, WanProfile, WanRoute
 
-__all__ = ["WanProvider", "KIND", "build_tiny_pipeline", "pipeline_loads", "apply_profile", "PassCounter",
-           "lora_file", "lora_identity", "lora_rank", "use_loras", "experts"]
+__all__ = [
+    "WanProvider",
+    "KIND",
+    "build_tiny_pipeline",
+    "pipeline_loads",
+    "apply_profile",
+    "PassCounter",
+    "lora_file",
+    "lora_identity",
+    "lora_rank",
+    "use_loras",
+    "experts",
+]
 
 _PIPELINES: dict[tuple[str, str, str], Any] = {}
 _LOAD_LOCK = threading.Lock()
@@ -51,6 +75,7 @@ _SHAPES: dict[tuple, tuple[float, float, float]] = {}
 
 
 # ---- 1. model entries --------------------------------------------------------------------------
+
 
 def _device(route: WanRoute) -> str:
     import torch
@@ -69,6 +94,7 @@ def _dtype(route: WanRoute, device: str):
 
 
 # ---- 2. loading, once per process ----------------------------------------------------------------
+
 
 def _load(entry: WanModel, device: str, dtype):
     if entry.source == "testsrc":
@@ -103,8 +129,12 @@ def _no_weights(sources: list[str]) -> str | None:
     from huggingface_hub import constants, try_to_load_from_cache
 
     def here(source: str) -> bool:
-        return (source in TINY_SOURCES or source == "testsrc" or Path(source).expanduser().exists()
-                or isinstance(try_to_load_from_cache(source, "model_index.json"), str))
+        return (
+            source in TINY_SOURCES
+            or source == "testsrc"
+            or Path(source).expanduser().exists()
+            or isinstance(try_to_load_from_cache(source, "model_index.json"), str)
+        )
 
     if not sources or any(here(source) for source in sources):
         return None
@@ -117,9 +147,11 @@ def _no_weights(sources: list[str]) -> str | None:
         except httpx.HTTPError:
             pass
     shown = ", ".join(sources[:3]) + (f" and {len(sources) - 3} more" if len(sources) > 3 else "")
-    return (f"none of its models is on this machine ({shown}) and {_hub_out_of_reach()}: download them where the "
-            "workers can read them (huggingface-cli download ID --local-dir DIR) and set each model's `source` to "
-            "its DIR")
+    return (
+        f"none of its models is on this machine ({shown}) and {_hub_out_of_reach()}: download them where the "
+        "workers can read them (huggingface-cli download ID --local-dir DIR) and set each model's `source` to "
+        "its DIR"
+    )
 
 
 def _hub_out_of_reach() -> str:
@@ -142,12 +174,16 @@ def _not_loaded(source: str, err: Exception) -> str:
 
     text = str(err)
     hub_id = not Path(source).expanduser().exists()
-    if hub_id and (constants.HF_HUB_OFFLINE or any(word in text for word in (
-            "couldn't connect", "does not appear to have a file", "offline", "Connection"))):
-        return (f"Wan model {source!r} is not in this machine's model cache and {_hub_out_of_reach()}: download it "
-                f"where the workers can read it (huggingface-cli download {source} --local-dir DIR) and set the "
-                "model's "
-                "`source` to DIR")
+    if hub_id and (
+        constants.HF_HUB_OFFLINE
+        or any(word in text for word in ("couldn't connect", "does not appear to have a file", "offline", "Connection"))
+    ):
+        return (
+            f"Wan model {source!r} is not in this machine's model cache and {_hub_out_of_reach()}: download it "
+            f"where the workers can read it (huggingface-cli download {source} --local-dir DIR) and set the "
+            "model's "
+            "`source` to DIR"
+        )
     return f"cannot load Wan model {source!r}: {text.splitlines()[0][:300] if text else type(err).__name__}"
 
 
@@ -227,7 +263,7 @@ class _Meter:
     def _call(self, now: float) -> None:
         self.mark = self.call_started = self.steps_ended = now
         self.step, self.decoding = 0, False
-        self.times: list[float] = []   # seconds of each denoising step so far
+        self.times: list[float] = []  # seconds of each denoising step so far
         self.chunks: list[float] = []  # seconds of each VAE decode chunk so far
 
     def used_s(self) -> float:
@@ -273,8 +309,7 @@ class _Meter:
         """The call returned: remember its shape's step and decode times for the next calls."""
         if self.times:
             rest = self.times[1:] or self.times
-            _SHAPES[self.calls[self.index][0]] = (self.times[0], sum(rest) / len(rest),
-                                                 self.clock() - self.steps_ended)
+            _SHAPES[self.calls[self.index][0]] = (self.times[0], sum(rest) / len(rest), self.clock() - self.steps_ended)
 
     def _left_s(self) -> float | None:
         """GPU seconds the rest of the clip should take (None when a call's shape is new here)."""
@@ -297,23 +332,32 @@ class _Meter:
             self.journal.pause(0.0)
         except RunStopped as err:
             spent = self.used_s() if self.rendering else 0.0
-            raise RenderStopped(f"stopped at {self.what} after {spent:.2f} GPU s: {err}",
-                                cost_usd=spent * self.usd_per_s) from None
+            raise RenderStopped(
+                f"stopped at {self.what} after {spent:.2f} GPU s: {err}", cost_usd=spent * self.usd_per_s
+            ) from None
         used = self.used_s()
         held = self.journal.reserved_usd  # inf: a resumed reservation, held to nothing more
         if held == float("inf") or micros((used + ahead_s) * self.usd_per_s) <= micros(held):  # as the ledger would
             return
         left = self._left_s()
         target = (used + max(ahead_s, left or 0.0)) * GROWTH_MARGIN * self.usd_per_s
-        why = self.journal.raise_to(target, f"{self.what}: {used:.2f} GPU s used, about "
-                                            f"{left if left is not None else ahead_s:.2f} s to go", self.rendering)
+        why = self.journal.raise_to(
+            target,
+            f"{self.what}: {used:.2f} GPU s used, about {left if left is not None else ahead_s:.2f} s to go",
+            self.rendering,
+        )
         if why:  # refused before its first pipeline call, the clip has used nothing
             if not self.rendering:
-                raise RenderStopped(f"not started: its reservation could not grow to the ${target:.4f} this process "
-                                    f"measured clips like it to take ({why}); nothing was spent")
+                raise RenderStopped(
+                    f"not started: its reservation could not grow to the ${target:.4f} this process "
+                    f"measured clips like it to take ({why}); nothing was spent"
+                )
             spent = self.used_s()
-            raise RenderStopped(f"stopped at {self.what} after {spent:.2f} GPU s: its reservation could not grow to "
-                                f"${target:.4f} ({why}); charged the GPU time used", cost_usd=spent * self.usd_per_s)
+            raise RenderStopped(
+                f"stopped at {self.what} after {spent:.2f} GPU s: its reservation could not grow to "
+                f"${target:.4f} ({why}); charged the GPU time used",
+                cost_usd=spent * self.usd_per_s,
+            )
 
 
 class _FifoLock:
@@ -337,6 +381,7 @@ class _FifoLock:
 
 # ---- the provider --------------------------------------------------------------------------------
 
+
 class WanProvider:
     """Wan 2.1 and 2.2 on the GPU this process runs on."""
 
@@ -349,8 +394,11 @@ class WanProvider:
         self.id = route_id
         # one shot's length; longer items are shots joined (no footage limit); the LoRAs items may ask for
         self.capabilities = Capabilities(
-            max_clip_s=max(route.shot_frames_of(m) / route.fps_of(m) for m in route.models), image_input=True,
-            extend=True, loras=tuple(route.loras))
+            max_clip_s=max(route.shot_frames_of(m) / route.fps_of(m) for m in route.models),
+            image_input=True,
+            extend=True,
+            loras=tuple(route.loras),
+        )
         self._render_lock = _FifoLock()  # one clip at a time per process, in the order they reserved
 
     def unavailable(self) -> str | None:
@@ -367,8 +415,14 @@ class WanProvider:
         return _no_weights(sorted({entry.source for entry in self.route.models.values()}))
 
     def estimate_cost(self, request: ClipRequest) -> float:
-        return wan_estimate_usd(self.route, request.model, request.resolution, request.seconds, request.extend_s,
-                                self.route.profile_for(request.campaign))
+        return wan_estimate_usd(
+            self.route,
+            request.model,
+            request.resolution,
+            request.seconds,
+            request.extend_s,
+            self.route.profile_for(request.campaign),
+        )
 
     def _check(self, request: ClipRequest) -> tuple[WanModel, WanModel | None]:
         """The item's model and extension model, or ContentRejected before anything renders."""
@@ -377,24 +431,30 @@ class WanProvider:
         if entry is None:
             raise ContentRejected(f"unknown Wan model {request.model!r}")
         if request.width % entry.size_multiple or request.height % entry.size_multiple:
-            raise ContentRejected(f"size {request.width}x{request.height} is not divisible by {entry.size_multiple} "
-                                  f"(model {request.model})")
+            raise ContentRejected(
+                f"size {request.width}x{request.height} is not divisible by {entry.size_multiple} "
+                f"(model {request.model})"
+            )
         if request.lora and request.lora not in route.loras:
             raise ContentRejected(f"{self.id} has no LoRA {request.lora!r}")
         name = route.i2v_model.get(request.resolution) if request.extend_s > 0 else None
         if request.extend_s > 0 and name is None:
             raise ContentRejected(f"extending needs an image-to-video model for {request.resolution} (wan.i2v_model)")
         if name is not None and route.fps_of(name) != route.fps_of(request.model):
-            raise ContentRejected(f"extending {request.model} ({route.fps_of(request.model)} fps) needs an "
-                                  f"image-to-video model at the same frame rate; {name} renders "
-                                  f"{route.fps_of(name)} fps")
+            raise ContentRejected(
+                f"extending {request.model} ({route.fps_of(request.model)} fps) needs an "
+                f"image-to-video model at the same frame rate; {name} renders "
+                f"{route.fps_of(name)} fps"
+            )
         profile_name = route.profile_for(request.campaign)
         profile = route.profiles[profile_name]
         for model in filter(None, [request.model, name]):
             if profile.model_loras and profile.lora_for(model) is None:  # a distilled LoRA made for other models
-                raise ContentRejected(f"profile {profile_name} has no LoRA for model {model} (model_loras: "
-                                      f"{', '.join(profile.model_loras)}); choose another profile for campaign "
-                                      f"{request.campaign or '(none)'}")
+                raise ContentRejected(
+                    f"profile {profile_name} has no LoRA for model {model} (model_loras: "
+                    f"{', '.join(profile.model_loras)}); choose another profile for campaign "
+                    f"{request.campaign or '(none)'}"
+                )
         return entry, route.models[name] if name is not None else None
 
     def generate(self, request: ClipRequest, workdir: Path, journal: Journal | None = None) -> Clip:
@@ -422,37 +482,67 @@ class WanProvider:
             extender_name = route.i2v_model[request.resolution]
             pipe_ext = _pipeline(extender, route, image=True)
             extension = wan_extension_frames(request.extend_s, fps, route.shot_frames_of(extender_name))
-            calls += [(self._shape(extender, profile_name, profile, request, n), self._steps(extender, profile))
-                      for n in extension]
+            calls += [
+                (self._shape(extender, profile_name, profile, request, n), self._steps(extender, profile))
+                for n in extension
+            ]
         frames: list = []
         meter = _Meter(journal, route.gpu_usd_per_hour / 3600, calls)
         meter.hold_clip()  # the whole clip, when this process has rendered its shapes: refused, nothing is spent
         for index, count in enumerate(shots):
             # 4. one seeded shot, metered; i2v continues from the previous shot's last frame
             start = image if index == 0 or image is None else _to_image(frames[-1][-1])
-            frames.append(self._render(pipe, entry, profile, request.model, request, count, request.seed + index,
-                                       start, meter, index, f"shot {index + 1}/{len(shots)}"))
+            frames.append(
+                self._render(
+                    pipe,
+                    entry,
+                    profile,
+                    request.model,
+                    request,
+                    count,
+                    request.seed + index,
+                    start,
+                    meter,
+                    index,
+                    f"shot {index + 1}/{len(shots)}",
+                )
+            )
         main_s = meter.used_s()
         for index, count in enumerate(extension):
             # 5. extend from the last frame; that frame comes back first and is dropped
             assert extender is not None  # extension frames come only with an extension model
-            out = self._render(pipe_ext, extender, profile, extender_name, request, count,
-                               request.seed + len(shots) + index, _to_image(frames[-1][-1]), meter,
-                               len(shots) + index, f"extension {index + 1}/{len(extension)}")
+            out = self._render(
+                pipe_ext,
+                extender,
+                profile,
+                extender_name,
+                request,
+                count,
+                request.seed + len(shots) + index,
+                _to_image(frames[-1][-1]),
+                meter,
+                len(shots) + index,
+                f"extension {index + 1}/{len(extension)}",
+            )
             frames.append(out[1:])
         gpu_s = meter.used_s()
         # 6. encode, price, and what one full shot measured
         path = write_frames(np.concatenate(frames), workdir / f"wan-s{int(request.seed)}.mp4", fps)
         total = sum(len(f) for f in frames)
-        added = sum(len(f) for f in frames[len(shots):])
+        added = sum(len(f) for f in frames[len(shots) :])
         grown = f" + extension {added} frames (i2v from the last frame)" if extender else ""
         lora = ", ".join(filter(None, [request.lora, profile.lora_for(request.model)]))
-        return Clip(path=path, seconds=total / fps, cost_usd=gpu_s * route.gpu_usd_per_hour / 3600, fps=fps,
-                    price_key=route.price_key(request.model, request.resolution, profile_name),
-                    gpu_s_per_shot=main_s * route.shot_frames_of(request.model) / sum(shots),
-                    detail=f"{len(shots)} shot(s){grown}, {total} frames at {fps} fps, seed {request.seed}, profile "
-                           f"{profile_name}{f', LoRA {lora}' if lora else ''}, {gpu_s:.1f} GPU s "
-                           f"on {socket.gethostname()}:{os.getpid()} (model loads in this process: {pipeline_loads()})")
+        return Clip(
+            path=path,
+            seconds=total / fps,
+            cost_usd=gpu_s * route.gpu_usd_per_hour / 3600,
+            fps=fps,
+            price_key=route.price_key(request.model, request.resolution, profile_name),
+            gpu_s_per_shot=main_s * route.shot_frames_of(request.model) / sum(shots),
+            detail=f"{len(shots)} shot(s){grown}, {total} frames at {fps} fps, seed {request.seed}, profile "
+            f"{profile_name}{f', LoRA {lora}' if lora else ''}, {gpu_s:.1f} GPU s "
+            f"on {socket.gethostname()}:{os.getpid()} (model loads in this process: {pipeline_loads()})",
+        )
 
     @staticmethod
     def _steps(entry: WanModel, profile: WanProfile) -> int:
@@ -461,11 +551,31 @@ class WanProvider:
     @staticmethod
     def _shape(entry: WanModel, profile_name: str, profile: WanProfile, request: ClipRequest, frames: int) -> tuple:
         guided = (entry.guidance if profile.guidance is None else profile.guidance) > 1.0
-        return (entry.source, entry.task, request.width, request.height, frames, profile.steps or entry.steps,
-                guided, profile_name)
+        return (
+            entry.source,
+            entry.task,
+            request.width,
+            request.height,
+            frames,
+            profile.steps or entry.steps,
+            guided,
+            profile_name,
+        )
 
-    def _render(self, pipe, entry: WanModel, profile: WanProfile, model: str, request: ClipRequest, count: int,
-                seed: int, image, meter: _Meter, index: int, what: str):
+    def _render(
+        self,
+        pipe,
+        entry: WanModel,
+        profile: WanProfile,
+        model: str,
+        request: ClipRequest,
+        count: int,
+        seed: int,
+        image,
+        meter: _Meter,
+        index: int,
+        what: str,
+    ):
         """One metered pipeline call of `count` frames (an image starts an image-to-video shot)."""
         import torch
 
@@ -474,14 +584,24 @@ class WanProvider:
         apply_profile(pipe, profile, lora_rank(self.route.loras) if compiling else None)
         use_loras(pipe, self.route.loras, [name for name in (request.lora, profile.lora_for(model)) if name])
         guidance = entry.guidance if profile.guidance is None else profile.guidance
-        kwargs = dict(prompt=request.prompt, negative_prompt=request.negative_prompt or None,
-                      height=request.height, width=request.width, num_frames=count,
-                      num_inference_steps=profile.steps or entry.steps, guidance_scale=guidance,
-                      generator=torch.Generator(device="cpu").manual_seed(seed), output_type="np",
-                      callback_on_step_end=meter.step_done)
+        kwargs = dict(
+            prompt=request.prompt,
+            negative_prompt=request.negative_prompt or None,
+            height=request.height,
+            width=request.width,
+            num_frames=count,
+            num_inference_steps=profile.steps or entry.steps,
+            guidance_scale=guidance,
+            generator=torch.Generator(device="cpu").manual_seed(seed),
+            output_type="np",
+            callback_on_step_end=meter.step_done,
+        )
         if getattr(pipe, "config", {}).get("boundary_ratio") is not None:  # 2.2 A14B: the low-noise expert's own
-            kwargs["guidance_scale_2"] = guidance if profile.guidance is not None or entry.guidance_low_noise is None \
+            kwargs["guidance_scale_2"] = (
+                guidance
+                if profile.guidance is not None or entry.guidance_low_noise is None
                 else entry.guidance_low_noise
+            )
         if image is not None:
             kwargs["image"] = image
         decoder = getattr(getattr(pipe, "vae", None), "decoder", None)  # the test pattern has none
@@ -491,8 +611,9 @@ class WanProvider:
             frames = pipe(**kwargs).frames[0]
         except torch.cuda.OutOfMemoryError as err:
             torch.cuda.empty_cache()
-            raise TransientProviderError(f"GPU out of memory on {what}",
-                                         cost_usd=meter.used_s() * self.route.gpu_usd_per_hour / 3600) from err
+            raise TransientProviderError(
+                f"GPU out of memory on {what}", cost_usd=meter.used_s() * self.route.gpu_usd_per_hour / 3600
+            ) from err
         finally:
             if hook is not None:
                 hook.remove()
@@ -526,16 +647,24 @@ def _load_image(path: Path | None, width: int, height: int):
 
 
 def _describe(route: WanRoute) -> dict:
-    return {"models": {"t2v": dict(route.t2v_model), "i2v": dict(route.i2v_model)},
-            "profiles": {name: {"mean_abs_diff": p.mean_abs_diff, "campaigns": sorted(
-                c for c, chosen in route.campaign_profiles.items() if chosen == name)}
-                for name, p in route.profiles.items()},
-            "default_profile": route.profile,
-            "loras": {name: {"source": lora.source, "scale": lora.scale} for name, lora in route.loras.items()},
-            "prices": {"gpu_usd_per_hour": route.gpu_usd_per_hour,
-                       "gpu_s_per_shot": {name: dict(m.gpu_s_per_shot) for name, m in route.models.items()}},
-            "figures": _figures(route),
-            "where": "the GPU work pool" if route.workers == "pool" else "this process"}
+    return {
+        "models": {"t2v": dict(route.t2v_model), "i2v": dict(route.i2v_model)},
+        "profiles": {
+            name: {
+                "mean_abs_diff": p.mean_abs_diff,
+                "campaigns": sorted(c for c, chosen in route.campaign_profiles.items() if chosen == name),
+            }
+            for name, p in route.profiles.items()
+        },
+        "default_profile": route.profile,
+        "loras": {name: {"source": lora.source, "scale": lora.scale} for name, lora in route.loras.items()},
+        "prices": {
+            "gpu_usd_per_hour": route.gpu_usd_per_hour,
+            "gpu_s_per_shot": {name: dict(m.gpu_s_per_shot) for name, m in route.models.items()},
+        },
+        "figures": _figures(route),
+        "where": "the GPU work pool" if route.workers == "pool" else "this process",
+    }
 
 
 def _figures(route: WanRoute) -> dict[str, dict]:
@@ -543,18 +672,33 @@ def _figures(route: WanRoute) -> dict[str, dict]:
     for the models the route routes to and the profiles its campaigns use."""
     models = sorted(set(route.t2v_model.values()) | set(route.i2v_model.values()))
     profiles = sorted({route.profile, *route.campaign_profiles.values()})
-    return {route.price_key(m, res, p): {"gpu_s_per_shot": round(route.gpu_s_per_shot(m, res, p), 4),
-                                         "source": route.price_source(m, res, p)}
-            for m in models for res in route.models[m].sizes for p in profiles}
+    return {
+        route.price_key(m, res, p): {
+            "gpu_s_per_shot": round(route.gpu_s_per_shot(m, res, p), 4),
+            "source": route.price_source(m, res, p),
+        }
+        for m in models
+        for res in route.models[m].sizes
+        for p in profiles
+    }
 
 
-KIND = ProviderKind(name="wan-diffusers", settings=WanRoute, build=lambda route, settings: WanProvider(settings, route),
-                    description="Wan 2.1 and 2.2 open weights, run by diffusers on this machine's (or a GPU worker's) "
-                                "accelerator",
-                    describe=_describe, price=wan_options,
-                    measured=lambda settings, figures: settings.with_measured(figures),
-                    run_settings=lambda s: RunSettings(concurrency=s.concurrency, workers=s.workers,
-                                                       deployment=s.deployment, batch_size=s.batch_size,
-                                                       batch_attempts=s.batch_attempts, loras=dict(s.loras),
-                                                       campaign_loras=dict(s.campaign_loras),
-                                                       lora_identity=lora_identity))
+KIND = ProviderKind(
+    name="wan-diffusers",
+    settings=WanRoute,
+    build=lambda route, settings: WanProvider(settings, route),
+    description="Wan 2.1 and 2.2 open weights, run by diffusers on this machine's (or a GPU worker's) accelerator",
+    describe=_describe,
+    price=wan_options,
+    measured=lambda settings, figures: settings.with_measured(figures),
+    run_settings=lambda s: RunSettings(
+        concurrency=s.concurrency,
+        workers=s.workers,
+        deployment=s.deployment,
+        batch_size=s.batch_size,
+        batch_attempts=s.batch_attempts,
+        loras=dict(s.loras),
+        campaign_loras=dict(s.campaign_loras),
+        lora_identity=lora_identity,
+    ),
+)

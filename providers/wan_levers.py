@@ -17,8 +17,17 @@ from pathlib import Path
 from vidbatch.errors import ContentRejected, ProviderUnavailable, VidbatchError
 from vidbatch.providers.wan_settings import LoraSource, WanProfile
 
-__all__ = ["experts", "state", "apply_profile", "PassCounter", "lora_file", "lora_identity", "use_loras",
-           "lora_rank", "HOTSWAP_SLOT"]
+__all__ = [
+    "experts",
+    "state",
+    "apply_profile",
+    "PassCounter",
+    "lora_file",
+    "lora_identity",
+    "use_loras",
+    "lora_rank",
+    "HOTSWAP_SLOT",
+]
 
 
 def experts(pipe) -> list:
@@ -91,8 +100,11 @@ class PassCounter:
             self.block_passes = None
             return
         # a cached block is skipped inside its hook: its feed-forward runs only when the block does
-        self._handles += [block.ffn.register_forward_pre_hook(lambda *_: self._add("block_passes"))
-                          for t in experts(pipe) for block in t.blocks]
+        self._handles += [
+            block.ffn.register_forward_pre_hook(lambda *_: self._add("block_passes"))
+            for t in experts(pipe)
+            for block in t.blocks
+        ]
 
     def _add(self, what: str) -> None:
         setattr(self, what, getattr(self, what) + 1)
@@ -109,11 +121,16 @@ def _cache_config(profile: WanProfile):
     if profile.cache == "first-block":
         return FirstBlockCacheConfig(threshold=profile.cache_threshold)
     # diffusers' default identifiers match no Wan module (attn1/attn2): cache whole blocks
-    return TaylorSeerCacheConfig(cache_interval=profile.cache_interval, disable_cache_before_step=3,
-                                 taylor_factors_dtype=torch.float32, cache_identifiers=[r"^blocks\.\d+$"])
+    return TaylorSeerCacheConfig(
+        cache_interval=profile.cache_interval,
+        disable_cache_before_step=3,
+        taylor_factors_dtype=torch.float32,
+        cache_identifiers=[r"^blocks\.\d+$"],
+    )
 
 
 # ---- LoRAs -----------------------------------------------------------------------------------------
+
 
 def lora_file(lora: LoraSource) -> Path | None:
     """The LoRA's weights as a local file (an s3:// object is fetched once into a cache), or None for
@@ -190,8 +207,13 @@ def _load_adapter(pipe, name: str, lora: LoraSource, *, adapter: str, hotswap: b
             warnings.filterwarnings("ignore", message="Already found a `peft_config` attribute")
             pipe.load_lora_weights(source, weight_name=weight, adapter_name=adapter, hotswap=hotswap)
             if getattr(pipe, "transformer_2", None) is not None:  # the low-noise expert: its own file, or the same
-                pipe.load_lora_weights(source, weight_name=lora.low_noise_weight_name or weight, adapter_name=adapter,
-                                       hotswap=hotswap, load_into_transformer_2=True)
+                pipe.load_lora_weights(
+                    source,
+                    weight_name=lora.low_noise_weight_name or weight,
+                    adapter_name=adapter,
+                    hotswap=hotswap,
+                    load_into_transformer_2=True,
+                )
     except Exception as err:  # a bad file must fail its own items with a reason, not the worker
         raise ContentRejected(f"LoRA {name!r} ({lora.source}) cannot be loaded: {type(err).__name__}: {err}") from err
 
@@ -228,5 +250,3 @@ def lora_rank(loras: dict[str, LoraSource]) -> int | None:
         except Exception:  # unreadable: its own items fail when they load it (see _load_adapter), not all
             continue
     return max(ranks) if ranks else None
-
-

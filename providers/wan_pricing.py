@@ -21,6 +21,7 @@ __all__ = ["wan_shot_frames", "wan_extension_frames", "wan_size", "wan_options",
 
 # ---- one item at a time (the provider) --------------------------------------------------------
 
+
 def wan_shot_frames(seconds: float, fps: int, max_frames: int) -> list[int]:
     """Frame counts of the shots that cover `seconds`: each 4k+1 (the Wan VAE's rule), <= max_frames."""
     needed = max(1, math.ceil(seconds * fps - _EPS))
@@ -48,10 +49,15 @@ def wan_size(route: WanRoute, model: str, resolution: Resolution, aspect: str) -
 
 # ---- whole catalog (planner) ----------------------------------------------------------------
 
+
 def _gpu_table(route: WanRoute) -> dict[str, float]:
-    """"model|resolution|profile" -> GPU seconds of one full shot."""
-    return {f"{name}|{res}|{profile}": route.gpu_s_per_shot(name, res, profile)
-            for name, m in route.models.items() for res in m.gpu_s_per_shot for profile in route.profiles}
+    """ "model|resolution|profile" -> GPU seconds of one full shot."""
+    return {
+        f"{name}|{res}|{profile}": route.gpu_s_per_shot(name, res, profile)
+        for name, m in route.models.items()
+        for res in m.gpu_s_per_shot
+        for profile in route.profiles
+    }
 
 
 def _profile(route: WanRoute) -> pl.Expr:
@@ -69,8 +75,11 @@ def wan_options(route: WanRoute, name: str) -> list[pl.Expr]:
     (null where this Wan route cannot serve): the `wan-diffusers` kind's prices for the planner.
     Each model renders at its own frame rate and shot length (Wan 2.2 TI2V-5B: 24 fps, 121 frames)."""
     image = pl.col("image_uri").is_not_null()
-    model = (pl.when(image).then(_pick(route.i2v_model, pl.col("resolution"), pl.String))
-             .otherwise(_pick(route.t2v_model, pl.col("resolution"), pl.String)))
+    model = (
+        pl.when(image)
+        .then(_pick(route.i2v_model, pl.col("resolution"), pl.String))
+        .otherwise(_pick(route.t2v_model, pl.col("resolution"), pl.String))
+    )
     gpu_table = _gpu_table(route)
     size_table = {f"{name}|{res}": f"{w}x{h}" for name, m in route.models.items() for res, (w, h) in m.sizes.items()}
     key = pl.concat_str([model, pl.col("resolution")], separator="|")
@@ -100,8 +109,9 @@ def _wan_extension_gpu_s(route: WanRoute, clip_model: pl.Expr) -> pl.Expr:
     Shots of up to the i2v model's shot length, each re-rendering the previous last frame."""
     extend = pl.col("extend_s").fill_null(0.0)
     model = _pick(route.i2v_model, pl.col("resolution"), pl.String)
-    per_full_shot = _pick(_gpu_table(route), pl.concat_str([model, pl.col("resolution"), _profile(route)],
-                                                           separator="|"), pl.Float64)
+    per_full_shot = _pick(
+        _gpu_table(route), pl.concat_str([model, pl.col("resolution"), _profile(route)], separator="|"), pl.Float64
+    )
     max_frames = _per_model(route, model, route.shot_frames_of)
     fps = _per_model(route, clip_model, route.fps_of)
     new_frames = (extend * fps - _EPS).ceil().clip(lower_bound=1)
@@ -109,12 +119,18 @@ def _wan_extension_gpu_s(route: WanRoute, clip_model: pl.Expr) -> pl.Expr:
     per_shot = (new_frames / shots).ceil() + 1
     per_shot = per_shot + ((1 - per_shot) % 4)
     same_rate = _per_model(route, model, route.fps_of) == fps
-    return (pl.when(extend <= 0).then(0.0).when(same_rate)
-            .then(shots * per_full_shot * per_shot / max_frames).otherwise(None))
+    return (
+        pl.when(extend <= 0)
+        .then(0.0)
+        .when(same_rate)
+        .then(shots * per_full_shot * per_shot / max_frames)
+        .otherwise(None)
+    )
 
 
-def wan_estimate_usd(route: WanRoute, model: str, resolution: Resolution, seconds: float, extend_s: float = 0.0,
-                     profile: str = "stock") -> float:
+def wan_estimate_usd(
+    route: WanRoute, model: str, resolution: Resolution, seconds: float, extend_s: float = 0.0, profile: str = "stock"
+) -> float:
     """One item's Wan estimate: GPU seconds per full shot under its profile, scaled by each shot's
     frames (at the model's frame rate and shot length); an extension is priced on the route's
     image-to-video model (inf when there is none, or it renders another frame rate)."""

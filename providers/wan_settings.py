@@ -19,23 +19,31 @@ class WanModel(Strict):
     experts and their boundary in its own config). A model whose frame rate or shot length differs
     from its route's (TI2V-5B: 24 fps, 121 frames) says so here, so one route holds both."""
 
-    source: str = Field(description="hub id, local directory, an in-code test model ('tiny': Wan 2.1, "
-                        "'tiny-wan2.2-a14b', 'tiny-wan2.2-5b'), or 'testsrc' for a moving test pattern (no "
-                        "model: rehearsals and load tests)")
-    task: Literal["t2v", "i2v", "ti2v"] = Field("t2v", description="t2v: text only; i2v: from an image; ti2v: "
-                                                "either, in one model (Wan 2.2 TI2V-5B)")
+    source: str = Field(
+        description="hub id, local directory, an in-code test model ('tiny': Wan 2.1, "
+        "'tiny-wan2.2-a14b', 'tiny-wan2.2-5b'), or 'testsrc' for a moving test pattern (no "
+        "model: rehearsals and load tests)"
+    )
+    task: Literal["t2v", "i2v", "ti2v"] = Field(
+        "t2v", description="t2v: text only; i2v: from an image; ti2v: either, in one model (Wan 2.2 TI2V-5B)"
+    )
     sizes: dict[Resolution, tuple[PositiveInt, PositiveInt]] = Field(
-        description="landscape (width, height) per resolution; portrait swaps them")
+        description="landscape (width, height) per resolution; portrait swaps them"
+    )
     gpu_s_per_shot: dict[Resolution, PositiveFloat]
     steps: PositiveInt = 50
     guidance: float = 5.0
-    guidance_low_noise: float | None = Field(None, description="Wan 2.2 A14B: guidance of the low-noise expert "
-                                             "(transformer_2); None: the same as guidance")
+    guidance_low_noise: float | None = Field(
+        None, description="Wan 2.2 A14B: guidance of the low-noise expert (transformer_2); None: the same as guidance"
+    )
     flow_shift: dict[Resolution, PositiveFloat] = {"480p": 3.0, "720p": 5.0}
     fps: PositiveInt | None = Field(None, description="frames per second it renders; None: the route's fps")
     max_shot_frames: PositiveInt | None = Field(None, description="frames of one shot (4k+1); None: the route's")
-    size_multiple: PositiveInt = Field(16, description="what width and height must divide by: 16 for Wan 2.1 and "
-                                       "2.2 A14B (8x VAE, 2x2 patches), 32 for TI2V-5B (16x VAE, 2x2 patches)")
+    size_multiple: PositiveInt = Field(
+        16,
+        description="what width and height must divide by: 16 for Wan 2.1 and "
+        "2.2 A14B (8x VAE, 2x2 patches), 32 for TI2V-5B (16x VAE, 2x2 patches)",
+    )
 
     @model_validator(mode="after")
     def _sizes_fit_the_vae(self) -> "WanModel":
@@ -60,29 +68,50 @@ class WanProfile(Strict):
     `mean_abs_diff` (compiled blocks, an attention backend); `fast` trades a stated difference for
     fewer transformer passes (step caching, or fewer steps with a distilled LoRA)."""
 
-    attention_backend: str | None = Field(None, description="diffusers attention backend (set_attention_backend): "
-                                          "e.g. flash, _flash_3, sage, _native_cudnn; None: native")
+    attention_backend: str | None = Field(
+        None,
+        description="diffusers attention backend (set_attention_backend): "
+        "e.g. flash, _flash_3, sage, _native_cudnn; None: native",
+    )
     compile: bool = Field(False, description="compile the repeated transformer blocks (compile_repeated_blocks)")
-    cache: Literal["none", "first-block", "taylorseer"] = Field("none", description="step cache hook on the "
-                                                                "transformer (enable_cache)")
-    cache_threshold: PositiveFloat = Field(0.05, description="first-block: how little the first block's output may "
-                                           "change for the other blocks to be reused")
+    cache: Literal["none", "first-block", "taylorseer"] = Field(
+        "none", description="step cache hook on the transformer (enable_cache)"
+    )
+    cache_threshold: PositiveFloat = Field(
+        0.05,
+        description="first-block: how little the first block's output may change for the other blocks to be reused",
+    )
     cache_interval: PositiveInt = Field(2, description="taylorseer: full passes every this many steps")
-    steps: PositiveInt | None = Field(None, description="denoising steps instead of the model's (with a distilled "
-                                                        "LoRA)")
-    lora: str | None = Field(None, description="a LoRA of the route (loras.NAME) this profile always applies, e.g. a "
-                             "step-distilled one")
-    model_loras: dict[str, str] = Field({}, description="model -> the LoRA this profile applies to it instead of "
-                                        "`lora` (a distilled LoRA is trained for one model)")
-    guidance: float | None = Field(None, ge=0, description="guidance scale instead of the model's; 1.0 turns "
-                                   "classifier-free guidance off (one transformer pass per step, as step-distilled "
-                                   "LoRAs are trained)")
+    steps: PositiveInt | None = Field(
+        None, description="denoising steps instead of the model's (with a distilled LoRA)"
+    )
+    lora: str | None = Field(
+        None, description="a LoRA of the route (loras.NAME) this profile always applies, e.g. a step-distilled one"
+    )
+    model_loras: dict[str, str] = Field(
+        {},
+        description="model -> the LoRA this profile applies to it instead of "
+        "`lora` (a distilled LoRA is trained for one model)",
+    )
+    guidance: float | None = Field(
+        None,
+        ge=0,
+        description="guidance scale instead of the model's; 1.0 turns "
+        "classifier-free guidance off (one transformer pass per step, as step-distilled "
+        "LoRAs are trained)",
+    )
     vae_tiling: bool = False
-    mean_abs_diff: float = Field(0.0, ge=0, description="stated difference from stock: mean |pixel difference| "
-                                 "(0..1) on the same seed, measured by bench/wan_speed.py")
+    mean_abs_diff: float = Field(
+        0.0,
+        ge=0,
+        description="stated difference from stock: mean |pixel difference| "
+        "(0..1) on the same seed, measured by bench/wan_speed.py",
+    )
     gpu_s_per_shot: dict[str, dict[Resolution, PositiveFloat]] = Field(
-        {}, description="model -> resolution -> GPU seconds of one full shot with this profile; a model missing "
-        "here is priced at its stock figure (never cheaper than measured)")
+        {},
+        description="model -> resolution -> GPU seconds of one full shot with this profile; a model missing "
+        "here is priced at its stock figure (never cheaper than measured)",
+    )
 
     def lora_for(self, model: str) -> str | None:
         """The LoRA this profile applies to `model`'s clips (None: none)."""
@@ -90,9 +119,11 @@ class WanProfile(Strict):
 
 
 # `turbo` (a step-distilled LoRA, 4 steps, no CFG) is not stock: it needs a LoRA the policy defines.
-STOCK_PROFILES = {"stock": WanProfile(),
-                  "exact": WanProfile(compile=True, mean_abs_diff=0.001),
-                  "fast": WanProfile(cache="first-block", cache_threshold=0.05, mean_abs_diff=0.01)}
+STOCK_PROFILES = {
+    "stock": WanProfile(),
+    "exact": WanProfile(compile=True, mean_abs_diff=0.001),
+    "fast": WanProfile(cache="first-block", cache_threshold=0.05, mean_abs_diff=0.01),
+}
 
 
 class LoraSource(Strict):
@@ -100,8 +131,11 @@ class LoraSource(Strict):
 
     source: str = Field(description="local file or folder, s3://bucket/key, or a hub id")
     weight_name: str | None = Field(None, description="the .safetensors file inside a folder or hub repo")
-    low_noise_weight_name: str | None = Field(None, description="Wan 2.2 A14B: the file for the low-noise expert "
-                                              "(transformer_2); None: the same file goes into both experts")
+    low_noise_weight_name: str | None = Field(
+        None,
+        description="Wan 2.2 A14B: the file for the low-noise expert "
+        "(transformer_2); None: the same file goes into both experts",
+    )
     scale: float = Field(1.0, description="adapter weight (0: the base model's output)")
 
 
@@ -118,19 +152,26 @@ class WanRoute(Strict):
     concurrency: PositiveInt = 1
     device: str = "auto"
     dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
-    workers: Literal["local", "pool"] = Field("local", description="local: Wan clips render in the flow's own "
-                                              "process; pool: in batches on the GPU work pool's workers")
+    workers: Literal["local", "pool"] = Field(
+        "local",
+        description="local: Wan clips render in the flow's own "
+        "process; pool: in batches on the GPU work pool's workers",
+    )
     deployment: str = Field("render-wan/gpu", description="the batch deployment GPU workers serve")
     batch_size: PositiveInt = Field(8, description="clips per batch: one model load, then clip after clip")
-    batch_attempts: PositiveInt = Field(2, description="a batch whose worker died is resubmitted (its "
-                                        "unfinished clips) this many times in all")
+    batch_attempts: PositiveInt = Field(
+        2, description="a batch whose worker died is resubmitted (its unfinished clips) this many times in all"
+    )
     profiles: dict[str, WanProfile] = Field(STOCK_PROFILES, description="speed profiles by name")
     profile: str = Field("stock", description="the profile of campaigns without one in campaign_profiles")
     campaign_profiles: dict[str, str] = {}
     loras: dict[str, LoraSource] = {}
     campaign_loras: dict[str, str] = Field({}, description="campaign -> LoRA name for items whose lora column is empty")
-    measured: dict[str, MeasuredPrice] = Field({}, description="price key (model|resolution|profile) -> what the "
-                                               "ledger measured; set by each run from the ledger, never by a policy")
+    measured: dict[str, MeasuredPrice] = Field(
+        {},
+        description="price key (model|resolution|profile) -> what the "
+        "ledger measured; set by each run from the ledger, never by a policy",
+    )
 
     @field_validator("measured", mode="after")
     @classmethod
@@ -190,15 +231,20 @@ class WanRoute(Strict):
     @model_validator(mode="after")
     def _profiles_and_loras_exist(self) -> "WanRoute":
         check_names("LoRA", self.loras)
-        for where, name in [("profile", self.profile), *(("campaign_profiles." + c, p)
-                                                           for c, p in self.campaign_profiles.items())]:
+        for where, name in [
+            ("profile", self.profile),
+            *(("campaign_profiles." + c, p) for c, p in self.campaign_profiles.items()),
+        ]:
             if name not in self.profiles:
-                raise ValueError(f"{where} names profile '{name}', which profiles does not define "
-                                 f"(profiles: {', '.join(self.profiles)})")
+                raise ValueError(
+                    f"{where} names profile '{name}', which profiles does not define "
+                    f"(profiles: {', '.join(self.profiles)})"
+                )
         wanted = [(f"campaign_loras.{c}", n) for c, n in self.campaign_loras.items()]
         wanted += [(f"profiles.{p}.lora", s.lora) for p, s in self.profiles.items() if s.lora]
-        wanted += [(f"profiles.{p}.model_loras.{m}", n)
-                   for p, s in self.profiles.items() for m, n in s.model_loras.items()]
+        wanted += [
+            (f"profiles.{p}.model_loras.{m}", n) for p, s in self.profiles.items() for m, n in s.model_loras.items()
+        ]
         for where, name in wanted:
             if name not in self.loras:
                 raise ValueError(f"{where} names LoRA '{name}', which loras does not define")
@@ -208,8 +254,9 @@ class WanRoute(Strict):
                     raise ValueError(f"profiles.{name}.model_loras names model '{model}', which models does not define")
             for model in profile.gpu_s_per_shot:
                 if model not in self.models:
-                    raise ValueError(f"profiles.{name}.gpu_s_per_shot names model '{model}', which models does not "
-                                     "define")
+                    raise ValueError(
+                        f"profiles.{name}.gpu_s_per_shot names model '{model}', which models does not define"
+                    )
         return self
 
     @model_validator(mode="after")
@@ -223,9 +270,13 @@ class WanRoute(Strict):
                 if res not in self.models[name].sizes:
                     raise ValueError(f"model '{name}' has no size for {res}")
                 if where == "t2v_model" and self.models[name].task == "i2v":
-                    raise ValueError(f"t2v_model.{res} names '{name}', an image-to-video model (task i2v): text items "
-                                     "need task t2v or ti2v")
+                    raise ValueError(
+                        f"t2v_model.{res} names '{name}', an image-to-video model (task i2v): text items "
+                        "need task t2v or ti2v"
+                    )
                 if where == "i2v_model" and not self.models[name].takes_image:
-                    raise ValueError(f"i2v_model.{res} names '{name}', a text-only model (task t2v): image items "
-                                     "and extensions need task i2v or ti2v")
+                    raise ValueError(
+                        f"i2v_model.{res} names '{name}', a text-only model (task t2v): image items "
+                        "and extensions need task i2v or ti2v"
+                    )
         return self

@@ -21,10 +21,12 @@ __all__ = ["TINY_SOURCES", "build_tiny_pipeline", "image_view", "TestPatternPipe
 TINY_SOURCES = ("tiny", "tiny-wan2.2-a14b", "tiny-wan2.2-5b")
 # A word list for the tiny model's tokenizer: prompts outside it map to <unk>, which is fine for
 # random weights; what matters is that the real tokenizer/encoder code path runs.
-_TINY_WORDS = ("a the of on in at with and to from by over under city street beach sea sky night day "
-               "sunset sunrise car cat dog bird people person woman man child runs walks flies drives "
-               "slow fast close wide shot camera pan zoom light dark rain snow fog red blue green gold "
-               "product bottle shoe phone coffee cup table kitchen studio logo text neon forest mountain").split()
+_TINY_WORDS = (
+    "a the of on in at with and to from by over under city street beach sea sky night day "
+    "sunset sunrise car cat dog bird people person woman man child runs walks flies drives "
+    "slow fast close wide shot camera pan zoom light dark rain snow fog red blue green gold "
+    "product bottle shoe phone coffee cup table kitchen studio logo text neon forest mountain"
+).split()
 
 
 def choose_pil_image_processor() -> None:
@@ -54,10 +56,20 @@ def _text_parts():
     vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2, **{w: i + 3 for i, w in enumerate(_TINY_WORDS)}}
     word_level = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
     word_level.pre_tokenizer = pre_tokenizers.Whitespace()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=word_level, pad_token="<pad>", eos_token="</s>",
-                                        unk_token="<unk>", model_max_length=64)
-    encoder = UMT5EncoderModel(UMT5Config(d_model=32, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
-                                          vocab_size=len(vocab), relative_attention_num_buckets=8))
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=word_level, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", model_max_length=64
+    )
+    encoder = UMT5EncoderModel(
+        UMT5Config(
+            d_model=32,
+            d_kv=8,
+            d_ff=64,
+            num_layers=2,
+            num_heads=4,
+            vocab_size=len(vocab),
+            relative_attention_num_buckets=8,
+        )
+    )
     return tokenizer, encoder
 
 
@@ -65,21 +77,44 @@ def _transformer(in_channels: int, out_channels: int, image_dim: int | None = No
     from diffusers import WanTransformer3DModel
 
     return WanTransformer3DModel(
-        patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12, in_channels=in_channels,
-        out_channels=out_channels, text_dim=32, freq_dim=256, ffn_dim=32, num_layers=2, cross_attn_norm=True,
-        qk_norm="rms_norm_across_heads", rope_max_seq_len=1024, image_dim=image_dim)
+        patch_size=(1, 2, 2),
+        num_attention_heads=2,
+        attention_head_dim=12,
+        in_channels=in_channels,
+        out_channels=out_channels,
+        text_dim=32,
+        freq_dim=256,
+        ffn_dim=32,
+        num_layers=2,
+        cross_attn_norm=True,
+        qk_norm="rms_norm_across_heads",
+        rope_max_seq_len=1024,
+        image_dim=image_dim,
+    )
 
 
 def _vae(family: str):
     from diffusers import AutoencoderKLWan
 
     if family == "5b":  # the Wan 2.2 VAE: 48 latent channels, 16x spatial (2x2 patches inside), 4x temporal
-        return AutoencoderKLWan(base_dim=3, z_dim=48, in_channels=12, out_channels=12, is_residual=True, patch_size=2,
-                                latents_mean=[0.0] * 48, latents_std=[1.0] * 48, dim_mult=[1, 1, 1, 1],
-                                num_res_blocks=1, scale_factor_spatial=16, scale_factor_temporal=4,
-                                temperal_downsample=[False, True, True])
-    return AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
-                            temperal_downsample=[False, True, True])
+        return AutoencoderKLWan(
+            base_dim=3,
+            z_dim=48,
+            in_channels=12,
+            out_channels=12,
+            is_residual=True,
+            patch_size=2,
+            latents_mean=[0.0] * 48,
+            latents_std=[1.0] * 48,
+            dim_mult=[1, 1, 1, 1],
+            num_res_blocks=1,
+            scale_factor_spatial=16,
+            scale_factor_temporal=4,
+            temperal_downsample=[False, True, True],
+        )
+    return AutoencoderKLWan(
+        base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1, temperal_downsample=[False, True, True]
+    )
 
 
 def build_tiny_pipeline(task: str = "t2v", source: str = "tiny"):
@@ -99,13 +134,18 @@ def build_tiny_pipeline(task: str = "t2v", source: str = "tiny"):
         parts.update(transformer=_transformer(48, 48), vae=_vae("5b"), expand_timesteps=True)
     elif source == "tiny-wan2.2-a14b":  # two experts; i2v: 16 noise + 16 image latents + 4 mask channels
         channels = 36 if i2v else 16
-        parts.update(transformer=_transformer(channels, 16), transformer_2=_transformer(channels, 16),
-                     vae=_vae("2.1"), boundary_ratio=0.9 if i2v else 0.875)
+        parts.update(
+            transformer=_transformer(channels, 16),
+            transformer_2=_transformer(channels, 16),
+            vae=_vae("2.1"),
+            boundary_ratio=0.9 if i2v else 0.875,
+        )
     else:  # Wan 2.1; i2v also takes CLIP image features
         parts.update(transformer=_transformer(36 if i2v else 16, 16, 4 if i2v else None), vae=_vae("2.1"))
     parts["tokenizer"], parts["text_encoder"] = _text_parts()
-    parts["scheduler"] = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True,
-                                                 flow_shift=3.0)
+    parts["scheduler"] = UniPCMultistepScheduler(
+        prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0
+    )
     for name in ("transformer", "transformer_2", "vae", "text_encoder"):
         if name in parts:
             parts[name].eval()  # freshly built modules train (dropout on); from_pretrained ones do not
@@ -115,9 +155,18 @@ def build_tiny_pipeline(task: str = "t2v", source: str = "tiny"):
         from transformers import CLIPVisionConfig, CLIPVisionModel
 
         from transformers import CLIPImageProcessor as ImageProcessor  # the PIL one without torchvision
-        parts["image_encoder"] = CLIPVisionModel(CLIPVisionConfig(
-            hidden_size=4, projection_dim=4, num_hidden_layers=2, num_attention_heads=2, image_size=32,
-            intermediate_size=16, patch_size=1)).eval()
+
+        parts["image_encoder"] = CLIPVisionModel(
+            CLIPVisionConfig(
+                hidden_size=4,
+                projection_dim=4,
+                num_hidden_layers=2,
+                num_attention_heads=2,
+                image_size=32,
+                intermediate_size=16,
+                patch_size=1,
+            )
+        ).eval()
         parts["image_processor"] = ImageProcessor(crop_size=32, size=32)
     return WanImageToVideoPipeline(**parts)
 
@@ -128,11 +177,16 @@ def image_view(pipe):
     from diffusers import WanImageToVideoPipeline
 
     # Any: set_progress_bar_config comes from DiffusionPipeline's mixins, which its stubs do not show
-    view: Any = WanImageToVideoPipeline(tokenizer=pipe.tokenizer, text_encoder=pipe.text_encoder, vae=pipe.vae,
-                                   transformer=pipe.transformer, scheduler=pipe.scheduler,
-                                   transformer_2=getattr(pipe, "transformer_2", None),
-                                   boundary_ratio=pipe.config.get("boundary_ratio"),
-                                   expand_timesteps=bool(pipe.config.get("expand_timesteps")))
+    view: Any = WanImageToVideoPipeline(
+        tokenizer=pipe.tokenizer,
+        text_encoder=pipe.text_encoder,
+        vae=pipe.vae,
+        transformer=pipe.transformer,
+        scheduler=pipe.scheduler,
+        transformer_2=getattr(pipe, "transformer_2", None),
+        boundary_ratio=pipe.config.get("boundary_ratio"),
+        expand_timesteps=bool(pipe.config.get("expand_timesteps")),
+    )
     view.set_progress_bar_config(disable=True)
     return view
 
@@ -155,7 +209,17 @@ class TestPatternPipeline:
         seed = int(generator.initial_seed())
         x = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :]
         y = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
-        frames = np.stack([np.stack([(x + t / 16 + seed % 7 / 7) % 1.0 + 0 * y, (y + t / 24) % 1.0 + 0 * x,
-                                     np.full((height, width), (seed % 11) / 11, np.float32)], axis=-1)
-                           for t in range(num_frames)])
+        frames = np.stack(
+            [
+                np.stack(
+                    [
+                        (x + t / 16 + seed % 7 / 7) % 1.0 + 0 * y,
+                        (y + t / 24) % 1.0 + 0 * x,
+                        np.full((height, width), (seed % 11) / 11, np.float32),
+                    ],
+                    axis=-1,
+                )
+                for t in range(num_frames)
+            ]
+        )
         return type("Output", (), {"frames": [frames]})()

@@ -47,7 +47,7 @@ class Deferral:
 @dataclass(frozen=True)
 class CheckedClip:
     clip: GeneratedClip  # the clip accepted (after a QA regeneration, the second one)
-    path: Path           # the finished cut
+    path: Path  # the finished cut
     info: MediaInfo
     qa: str
     regenerated: bool = False  # QA failed the first clip; this is its one regeneration
@@ -69,6 +69,6 @@ class FinishedClip:
     sheet_uri: str | None = None
     status: ItemStatus = ItemStatus.FINISHED  # or AWAITING_REVIEW: asset_uri is then its review copy
     est_cost_usd: float = 0.0  # the estimate of the route that made it
-    fell_back: bool = False       # made on a fallback: its planned route went dark mid-run
+    fell_back: bool = False  # made on a fallback: its planned route went dark mid-run
     qa_regenerated: bool = False  # QA failed its first clip; this one passed
-    job_id: str | None = None     # the provider's job that made it (a remix of it names that job)
+    job_id: str | None = None  # the provider's job that made it (a remix of it names that job)

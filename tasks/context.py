@@ -181,11 +181,14 @@ class RunContext:
 
     def _lanes(self, route: str) -> Lanes:
         """The run's lanes on `route`'s shared jobs limit (opened on first use)."""
+
         def opened() -> Lanes:
-            lanes = Lanes(lambda: self._slot(route, ended=lambda: lanes.closed),
-                          width=self.run_settings(route).concurrency)
+            lanes = Lanes(
+                lambda: self._slot(route, ended=lambda: lanes.closed), width=self.run_settings(route).concurrency
+            )
             self.stop.on_stop(lambda: lanes.halt(lambda: RunStopped(self.stop.reason("this item's turn"))))
             return lanes
+
         return self.lanes.of(route, opened)
 
     @contextlib.contextmanager
@@ -217,6 +220,7 @@ class RunContext:
             while (wait_s := self.ledger.take_submit(name, declared.submits_per_minute)) > 0:
                 self.stop.wait(wait_s)
                 self.stop.check()
+
         return check_then_wait
 
     def reserve(self, row: dict) -> Refusal | None:
@@ -244,8 +248,9 @@ class RunContext:
         finally:
             self.earmarks.taken(row["item_id"])  # reserved (the ledger holds it now) or refused (it waits)
 
-    def raise_reservation(self, money: Reservation, held_usd: float, usd: float, why: str,
-                          in_order: bool = True) -> Refusal | None:
+    def raise_reservation(
+        self, money: Reservation, held_usd: float, usd: float, why: str, in_order: bool = True
+    ) -> Refusal | None:
         """Grow an open reservation from `held_usd` to `usd` under the same caps (and allowance)
         and, `in_order` (it has spent nothing yet), behind any higher-priority item a cap refused;
         None when granted, else why not."""

@@ -23,6 +23,7 @@ def fingerprinted(valid: pl.DataFrame, policy: Policy | None) -> pl.DataFrame:
     names = [name for name in valid["lora"].unique().to_list() if name is not None] if "lora" in valid.columns else []
     ids = {name: loras.identity[name]() for name in names if name in loras.identity}
     if ids:
-        valid = valid.with_columns(pl.col("lora").replace_strict(ids, default=None, return_dtype=pl.String)
-                                   .alias("lora_id"))
+        valid = valid.with_columns(
+            pl.col("lora").replace_strict(ids, default=None, return_dtype=pl.String).alias("lora_id")
+        )
     return with_fingerprints(valid)

@@ -22,8 +22,15 @@ from prefect.states import Completed, Failed, State
 
 from vidbatch.money import usd_text
 from vidbatch import layout
-from vidbatch.errors import (BudgetExceeded, Deferred, ProviderUnavailable, RunFault, RunStopped, StorageError,
-                             TransientProviderError)
+from vidbatch.errors import (
+    BudgetExceeded,
+    Deferred,
+    ProviderUnavailable,
+    RunFault,
+    RunStopped,
+    StorageError,
+    TransientProviderError,
+)
 from vidbatch.stopping import StopCause
 from vidbatch.ledger import Reservation, ledger_row
 from vidbatch.media import sha256_of
@@ -56,18 +63,36 @@ def retry_transient_only(task, task_run, state) -> bool:
 
 def _request(job: ClipJob, workdir: Path) -> ClipRequest:
     image = fetch_to(job.image_uri, workdir, reference_name(job.image_uri)) if job.image_uri else None
-    return ClipRequest(item_id=job.item_id, prompt=job.prompt, negative_prompt=job.negative_prompt,
-                       seconds=job.raw_seconds, width=job.width, height=job.height, model=job.model,
-                       resolution=job.resolution, seed=job.seed, image=image, remix_job_id=job.remix_job_id,
-                       extend_s=job.extend_s, campaign=job.campaign, lora=job.lora)
+    return ClipRequest(
+        item_id=job.item_id,
+        prompt=job.prompt,
+        negative_prompt=job.negative_prompt,
+        seconds=job.raw_seconds,
+        width=job.width,
+        height=job.height,
+        model=job.model,
+        resolution=job.resolution,
+        seed=job.seed,
+        image=image,
+        remix_job_id=job.remix_job_id,
+        extend_s=job.extend_s,
+        campaign=job.campaign,
+        lora=job.lora,
+    )
 
 
 RETRY_DELAYS_S = [2.0, 10.0, 30.0]  # and jitter: 1 ± 0.5 of each
 
 
-@task(name="generate-clip", task_run_name="generate {job.item_id} on {job.route}", retries=RETRIES,
-      retry_delay_seconds=RETRY_DELAYS_S, retry_jitter_factor=0.5, retry_condition_fn=retry_transient_only,
-      cache_policy=NO_CACHE)
+@task(
+    name="generate-clip",
+    task_run_name="generate {job.item_id} on {job.route}",
+    retries=RETRIES,
+    retry_delay_seconds=RETRY_DELAYS_S,
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_transient_only,
+    cache_policy=NO_CACHE,
+)
 def generate_clip(job: ClipJob, ctx: RunContext, why: str = "") -> GeneratedClip | State:
     """A paid step of its own, retried on its own: an item's QA regeneration (tasks/postprod.py),
     inside the item's task run, which never runs its first clip again."""
@@ -116,8 +141,7 @@ def _generate(job: ClipJob, ctx: RunContext, source: object, why: str) -> Genera
                 _defer(job, ctx, rerouted)
             ctx.turns.leave(job.item_id, job.route)
             dark.append(job.route)
-            note = "; ".join(filter(None, [note, f"{job.route} unavailable ({err}); fell back to "
-                                                 f"{rerouted.route}"]))
+            note = "; ".join(filter(None, [note, f"{job.route} unavailable ({err}); fell back to {rerouted.route}"]))
             run_log().warning("%s: %s", job.item_id, note)
             job = rerouted
 
@@ -132,12 +156,29 @@ def _recovered(job: ClipJob, ctx: RunContext) -> GeneratedClip:
         path = fetch_to(found.raw_uri, workdir, "recovered.mp4")
     except StorageError as err:
         raise StorageError(ctx.redact(err)) from None
-    paid_by = Reservation(run_id=ctx.run_id, night=ctx.night, item_id=job.item_id, campaign=job.campaign,
-                          fingerprint=job.fingerprint, route=job.route, model=job.model, est_cost_usd=0.0,
-                          reservation_id=found.reservation_id, sandbox=ctx.sandbox)
-    return GeneratedClip(job=job, path=path, raw_uri=found.raw_uri, seconds=0.0, cost_usd=found.cost_usd,
-                         job_id=found.job_id, note="delivered from its stored clip (paid earlier, not paid again)",
-                         reservation=paid_by, sandbox=ctx.sandbox)
+    paid_by = Reservation(
+        run_id=ctx.run_id,
+        night=ctx.night,
+        item_id=job.item_id,
+        campaign=job.campaign,
+        fingerprint=job.fingerprint,
+        route=job.route,
+        model=job.model,
+        est_cost_usd=0.0,
+        reservation_id=found.reservation_id,
+        sandbox=ctx.sandbox,
+    )
+    return GeneratedClip(
+        job=job,
+        path=path,
+        raw_uri=found.raw_uri,
+        seconds=0.0,
+        cost_usd=found.cost_usd,
+        job_id=found.job_id,
+        note="delivered from its stored clip (paid earlier, not paid again)",
+        reservation=paid_by,
+        sandbox=ctx.sandbox,
+    )
 
 
 def _bind_remix_source(job: ClipJob, source: object, ctx: RunContext) -> ClipJob:
@@ -146,17 +187,36 @@ def _bind_remix_source(job: ClipJob, source: object, ctx: RunContext) -> ClipJob
         maker = ctx.providers.get(source.route)
         if maker is not None and maker.capabilities.remix and source.job_id:  # a route that remixes its videos
             return job.model_copy(update={"remix_job_id": source.job_id})
-    what = (f"it was made on {source.route}" if isinstance(source, FinishedClip)
-            else f"it was deferred ({source.reason})" if isinstance(source, Deferral)
-            else f"it was not made ({type(source).__name__}: {source})" if isinstance(source, BaseException)
-            else "it is not in this run")
+    what = (
+        f"it was made on {source.route}"
+        if isinstance(source, FinishedClip)
+        else f"it was deferred ({source.reason})"
+        if isinstance(source, Deferral)
+        else f"it was not made ({type(source).__name__}: {source})"
+        if isinstance(source, BaseException)
+        else "it is not in this run"
+    )
     _defer(job, ctx, f"remix source {job.remix_of} has no closed-route video: {what}; deferred")
 
 
 def _defer(job: ClipJob, ctx: RunContext, why: Refusal | str, error: type[Deferred] = Deferred) -> NoReturn:
-    write_ledger_rows(ctx.ledger, [ledger_row(
-        run_id=ctx.run_id, night=ctx.night, item_id=job.item_id, campaign=job.campaign, fingerprint=job.fingerprint,
-        route=job.route, model=job.model, status="deferred", reason=str(why), sandbox=ctx.sandbox)])
+    write_ledger_rows(
+        ctx.ledger,
+        [
+            ledger_row(
+                run_id=ctx.run_id,
+                night=ctx.night,
+                item_id=job.item_id,
+                campaign=job.campaign,
+                fingerprint=job.fingerprint,
+                route=job.route,
+                model=job.model,
+                status="deferred",
+                reason=str(why),
+                sandbox=ctx.sandbox,
+            )
+        ],
+    )
     raise error(str(why), refusal=why if isinstance(why, Refusal) else None)
 
 
@@ -187,8 +247,13 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
         except BaseException as err:
             ending = money.failed_with(err)
             if ending.status is None and isinstance(err, TransientProviderError):
-                run_log().warning("%s: %s; reservation %s stays open for job(s) %s", job.item_id, err, money.id,
-                                  ", ".join((ctx.in_flight.get(job.item_id) or ("", ()))[1]))
+                run_log().warning(
+                    "%s: %s; reservation %s stays open for job(s) %s",
+                    job.item_id,
+                    err,
+                    money.id,
+                    ", ".join((ctx.in_flight.get(job.item_id) or ("", ()))[1]),
+                )
             if ending.defer is not None:
                 _defer(job, ctx, ending.defer, BudgetExceeded if ending.by_cap else Deferred)
             raise
@@ -199,13 +264,30 @@ def _make_clip(job: ClipJob, ctx: RunContext, note: str = "") -> GeneratedClip:
         raw_uri = ctx.root.put_file(clip.path, key)
     except (StorageError, OSError) as err:  # storage down or full: the money is recorded, and the run stops
         raise _not_stored(job, ctx, money, clip, err) from None
-    money.close("settled", clip.cost_usd, "; ".join(filter(None, [note, clip.detail])), seconds=clip.seconds,
-                asset_uri=raw_uri, sha256=sha256_of(clip.path), job_id=clip.job_id,
-                sandbox=money.rows.sandbox or clip.sandbox, price_key=clip.price_key,
-                gpu_s_per_shot=clip.gpu_s_per_shot)
-    return GeneratedClip(job=job, path=clip.path, raw_uri=raw_uri, seconds=clip.seconds, cost_usd=clip.cost_usd,
-                         job_id=clip.job_id, note=note, reservation=money.rows,
-                         sandbox=money.rows.sandbox or clip.sandbox, fps=clip.fps)
+    money.close(
+        "settled",
+        clip.cost_usd,
+        "; ".join(filter(None, [note, clip.detail])),
+        seconds=clip.seconds,
+        asset_uri=raw_uri,
+        sha256=sha256_of(clip.path),
+        job_id=clip.job_id,
+        sandbox=money.rows.sandbox or clip.sandbox,
+        price_key=clip.price_key,
+        gpu_s_per_shot=clip.gpu_s_per_shot,
+    )
+    return GeneratedClip(
+        job=job,
+        path=clip.path,
+        raw_uri=raw_uri,
+        seconds=clip.seconds,
+        cost_usd=clip.cost_usd,
+        job_id=clip.job_id,
+        note=note,
+        reservation=money.rows,
+        sandbox=money.rows.sandbox or clip.sandbox,
+        fps=clip.fps,
+    )
 
 
 def _not_stored(job: ClipJob, ctx: RunContext, money: ClipReservation, clip, err: Exception) -> RunFault:
@@ -213,11 +295,17 @@ def _not_stored(job: ClipJob, ctx: RunContext, money: ClipReservation, clip, err
     delivers it from the provider unpaid when its jobs can be resumed, else makes it again."""
     why = ctx.redact(str(err) if isinstance(err, StorageError) else f"{type(err).__name__}: {err}")
     if money.has_jobs:  # its jobs exist at the provider: the next run delivers them, unpaid
-        line = (f"{why}: {job.item_id} is paid ({usd_text(money.paid_usd)}, in the ledger) but not stored; the next "
-                "run delivers it from the provider without paying again")
+        line = (
+            f"{why}: {job.item_id} is paid ({usd_text(money.paid_usd)}, in the ledger) but not stored; the next "
+            "run delivers it from the provider without paying again"
+        )
     else:
-        money.close("failed", clip.cost_usd, f"made and paid but the raw clip could not be stored ({why}); made "
-                    "again by a later run", job_id=clip.job_id)
+        money.close(
+            "failed",
+            clip.cost_usd,
+            f"made and paid but the raw clip could not be stored ({why}); made again by a later run",
+            job_id=clip.job_id,
+        )
         line = f"{why}: {job.item_id} was made and paid ({usd_text(money.paid_usd)}, in the ledger) but not stored"
     ctx.stop.request(StopCause.FAULT, why)
     return RunFault(line)

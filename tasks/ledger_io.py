@@ -19,8 +19,13 @@ def write_ledger_rows(ledger: LedgerStore, rows: list[dict]) -> None:
     ledger.append(rows)
 
 
-@task(name="read-history", task_run_name="read the ledger's history of the catalog", retries=2, retry_delay_seconds=2,
-      cache_policy=NO_CACHE)
+@task(
+    name="read-history",
+    task_run_name="read the ledger's history of the catalog",
+    retries=2,
+    retry_delay_seconds=2,
+    cache_policy=NO_CACHE,
+)
 def read_history(ledger: LedgerStore, keys: pl.DataFrame, night: str) -> History:
     """What the ledger knows of these items (campaign, item_id) and of `night`'s money."""
     return ledger.history(keys, night)
@@ -33,8 +38,9 @@ def read_settled(ledger: LedgerStore, keys: pl.DataFrame) -> pl.DataFrame:
 
 
 @task(name="read-spend", task_run_name="read spend by {keys}", retries=2, retry_delay_seconds=2, cache_policy=NO_CACHE)
-def read_spend(ledger: LedgerStore, keys: list[str], *, run_id: str | None = None,
-               nights: list[str] | None = None) -> pl.DataFrame:
+def read_spend(
+    ledger: LedgerStore, keys: list[str], *, run_id: str | None = None, nights: list[str] | None = None
+) -> pl.DataFrame:
     """Estimated vs actual money grouped by `keys`, for one run or some nights (LedgerStore.spend)."""
     return ledger.spend(keys, run_id=run_id, nights=nights)
 

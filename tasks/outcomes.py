@@ -11,16 +11,33 @@ from vidbatch.tasks.clips import Deferral
 
 __all__ = ["OUTCOME_SCHEMA", "outcome_row", "outcome_of", "run_summary"]
 
-OUTCOME_SCHEMA = {"item_id": pl.String, "campaign": pl.String, "asset_uri": pl.String, "outcome": pl.String,
-                  "detail": pl.String, "route": pl.String, "model": pl.String, "qa": pl.String,
-                  "sheet_uri": pl.String, "est_cost_usd": pl.Float64, "fell_back": pl.Boolean,
-                  "qa_regenerated": pl.Boolean, "cap": pl.String, "cap_usd": pl.Float64}
+OUTCOME_SCHEMA = {
+    "item_id": pl.String,
+    "campaign": pl.String,
+    "asset_uri": pl.String,
+    "outcome": pl.String,
+    "detail": pl.String,
+    "route": pl.String,
+    "model": pl.String,
+    "qa": pl.String,
+    "sheet_uri": pl.String,
+    "est_cost_usd": pl.Float64,
+    "fell_back": pl.Boolean,
+    "qa_regenerated": pl.Boolean,
+    "cap": pl.String,
+    "cap_usd": pl.Float64,
+}
 
 
 def outcome_row(job, outcome: str, detail: str | None = None, **fields) -> dict:
     """One item's outcome with every OUTCOME_SCHEMA field present."""
-    return dict.fromkeys(OUTCOME_SCHEMA) | {"item_id": job.item_id, "campaign": job.campaign, "outcome": outcome,
-                                            "detail": detail, **fields}
+    return dict.fromkeys(OUTCOME_SCHEMA) | {
+        "item_id": job.item_id,
+        "campaign": job.campaign,
+        "outcome": outcome,
+        "detail": detail,
+        **fields,
+    }
 
 
 def outcome_of(job, future) -> dict:
@@ -30,21 +47,40 @@ def outcome_of(job, future) -> dict:
     state = future.state
     if state.is_completed() and state.name != "Completed":  # Deferred or Skipped: a later run plans it
         deferral = future.result()
-        return outcome_row(job, ItemStatus.DEFERRED.value, f"deferred: {state.message}",
-                           **_cap_fields(deferral.refusal if isinstance(deferral, Deferral) else None))
+        return outcome_row(
+            job,
+            ItemStatus.DEFERRED.value,
+            f"deferred: {state.message}",
+            **_cap_fields(deferral.refusal if isinstance(deferral, Deferral) else None),
+        )
     if state.is_completed():
         done = future.result()
-        held = "awaiting review (vidbatch review, or the review run's form)" \
-            if done.status == ItemStatus.AWAITING_REVIEW else ""
-        return outcome_row(job, done.status.value, "; ".join(filter(None, [done.note, held])) or None,
-                           asset_uri=done.asset_uri,
-                           route=done.route, model=done.model, qa=done.qa, sheet_uri=done.sheet_uri,
-                           est_cost_usd=done.est_cost_usd, fell_back=done.fell_back,
-                           qa_regenerated=done.qa_regenerated)
+        held = (
+            "awaiting review (vidbatch review, or the review run's form)"
+            if done.status == ItemStatus.AWAITING_REVIEW
+            else ""
+        )
+        return outcome_row(
+            job,
+            done.status.value,
+            "; ".join(filter(None, [done.note, held])) or None,
+            asset_uri=done.asset_uri,
+            route=done.route,
+            model=done.model,
+            qa=done.qa,
+            sheet_uri=done.sheet_uri,
+            est_cost_usd=done.est_cost_usd,
+            fell_back=done.fell_back,
+            qa_regenerated=done.qa_regenerated,
+        )
     error = state.result(raise_on_failure=False)
     if isinstance(error, (Deferred, TransientProviderError, RunFault)):  # nothing lost: a later run goes on
-        return outcome_row(job, ItemStatus.DEFERRED.value, f"deferred: {error}",
-                           **_cap_fields(error.refusal if isinstance(error, Deferred) else None))
+        return outcome_row(
+            job,
+            ItemStatus.DEFERRED.value,
+            f"deferred: {error}",
+            **_cap_fields(error.refusal if isinstance(error, Deferred) else None),
+        )
     return outcome_row(job, ItemStatus.FAILED.value, f"{type(error).__name__}: {error}")
 
 
@@ -58,8 +94,17 @@ def _cap_fields(refusal: Refusal | None) -> dict:
 SUMMARY_ROWS = 20  # items listed per kind in a run's summary; the rest are in its items.parquet
 
 
-def run_summary(run_id: str, night: str, out: str, items: pl.DataFrame, rejects: pl.DataFrame,
-                spend: pl.DataFrame, unavailable: dict, boards: pl.DataFrame, sandbox: bool) -> dict:
+def run_summary(
+    run_id: str,
+    night: str,
+    out: str,
+    items: pl.DataFrame,
+    rejects: pl.DataFrame,
+    spend: pl.DataFrame,
+    unavailable: dict,
+    boards: pl.DataFrame,
+    sandbox: bool,
+) -> dict:
     """The flow's return value: counts, money, and the first items or storyboards that need a look.
 
     Each list holds at most SUMMARY_ROWS rows whatever the run's size; `more` says how many each
@@ -73,7 +118,10 @@ def run_summary(run_id: str, night: str, out: str, items: pl.DataFrame, rejects:
         "qa_regenerated": items.filter(pl.col("qa_regenerated")).select("item_id", "qa"),
     }
     return {
-        "run_id": run_id, "night": night, "out": out, "sandbox": sandbox,
+        "run_id": run_id,
+        "night": night,
+        "out": out,
+        "sandbox": sandbox,
         "status_counts": dict(items.group_by("status").len().iter_rows()),
         "rejected_rows": int(rejects["row"].n_unique()),
         "est_cost_usd": float(spend["est_usd"].sum()),

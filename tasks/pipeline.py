@@ -48,9 +48,15 @@ __all__ = ["make_clip", "run_items"]
 WAKE_S = 0.5  # the longest the flow's thread waits at once for a clip to end (so that Ctrl-C reaches it)
 
 
-@task(name="make-clip", task_run_name="{job.item_id} on {job.route}", retries=RETRIES,
-      retry_delay_seconds=RETRY_DELAYS_S, retry_jitter_factor=0.5, retry_condition_fn=retry_transient_only,
-      cache_policy=NO_CACHE)
+@task(
+    name="make-clip",
+    task_run_name="{job.item_id} on {job.route}",
+    retries=RETRIES,
+    retry_delay_seconds=RETRY_DELAYS_S,
+    retry_jitter_factor=0.5,
+    retry_condition_fn=retry_transient_only,
+    cache_policy=NO_CACHE,
+)
 def make_clip(job: ClipJob, ctx: RunContext, source: object = None) -> FinishedClip | State:
     """One item: its paid raw clip, then its finish. Ends Completed (finished or awaiting review),
     Completed named Deferred or Skipped (with the reason), or Failed."""
@@ -66,8 +72,13 @@ def make_clip(job: ClipJob, ctx: RunContext, source: object = None) -> FinishedC
 # each submit, and RunContext holds none. (It once held live dicts, and walking them while other
 # threads changed them raised "dictionary changed size during iteration"; it is frozen now, its
 # shared state in objects with their own locks.)
-def run_items(jobs: list[ClipJob], ctx: RunContext, on_outcome: Callable[[dict], None],
-              pollers: Sequence[Callable[[], bool]] = (), poll_s: float = 2.0) -> list[dict]:
+def run_items(
+    jobs: list[ClipJob],
+    ctx: RunContext,
+    on_outcome: Callable[[dict], None],
+    pollers: Sequence[Callable[[], bool]] = (),
+    poll_s: float = 2.0,
+) -> list[dict]:
     """Run every job (remix sources first, so a remix can use its source's job); returns one
     outcome row per job. `pollers` (GPU batches elsewhere) are polled every `poll_s` meanwhile,
     until each says it is done."""
@@ -79,8 +90,11 @@ def run_items(jobs: list[ClipJob], ctx: RunContext, on_outcome: Callable[[dict],
         for job in sorted(jobs, key=lambda j: j.remix_of is not None):
             source = made.get(job.remix_of) if job.remix_of and not job.remix_job_id else None
             # quote(ctx): passed through as it is; Prefect's stubs type each argument as itself or a future
-            future = made[job.item_id] = make_clip.submit(job, quote(ctx),  # type: ignore[call-overload]
-                                                          source=allow_failure(source) if source else None)
+            future = made[job.item_id] = make_clip.submit(
+                job,
+                quote(ctx),  # type: ignore[call-overload]
+                source=allow_failure(source) if source else None,
+            )
             key = id(future)
             running[key] = (job, future)
             future.add_done_callback(lambda _, key=key: ended.put(key))
@@ -88,8 +102,9 @@ def run_items(jobs: list[ClipJob], ctx: RunContext, on_outcome: Callable[[dict],
     except BaseException as interrupt:  # a signal raised in this (the flow's) thread, or a bug here
         cause, what = _stop_of(interrupt)
         ctx.stop.request(cause, what)
-        run_log().warning("stopping (%s): no new clip starts; waiting for the %d clip(s) running to end",
-                          what, len(running))
+        run_log().warning(
+            "stopping (%s): no new clip starts; waiting for the %d clip(s) running to end", what, len(running)
+        )
         _drain(running, ended)
         raise
     finally:
@@ -140,8 +155,9 @@ def _stop_on_fault(ctx: RunContext, future) -> None:
         ctx.stop.request(StopCause.FAULT, str(error))
 
 
-def _follow(ctx: RunContext, running: dict, ended: queue.Queue, outcomes: list, on_outcome, polling: list,
-            poll_s: float) -> None:
+def _follow(
+    ctx: RunContext, running: dict, ended: queue.Queue, outcomes: list, on_outcome, polling: list, poll_s: float
+) -> None:
     polled = 0.0
     while running or polling:
         if polling and time.monotonic() - polled >= poll_s:

@@ -41,9 +41,14 @@ def check_clip(path: Path, clip: GeneratedClip, policy: Policy) -> tuple[MediaIn
     if not policy.qa.enabled:
         return info, []
     qa = policy.qa
-    defects = detect_defects(path, black_min_s=qa.black_min_s, black_pixel_threshold=qa.black_pixel_threshold,
-                             black_picture_ratio=qa.black_picture_ratio, freeze_min_s=qa.freeze_min_s,
-                             freeze_noise_db=qa.freeze_noise_db)
+    defects = detect_defects(
+        path,
+        black_min_s=qa.black_min_s,
+        black_pixel_threshold=qa.black_pixel_threshold,
+        black_picture_ratio=qa.black_picture_ratio,
+        freeze_min_s=qa.freeze_min_s,
+        freeze_noise_db=qa.freeze_noise_db,
+    )
     job = clip.job
     # a route that promises a frame rate (Wan's: its model's) is held to it
     expected = Expected(seconds=job.finished_seconds, width=job.width, height=job.height, fps=clip.fps)
@@ -57,8 +62,9 @@ def _cut(clip: GeneratedClip) -> Path:
 
 def _qa_failed(clip: GeneratedClip, ctx: RunContext, verdict: str) -> None:
     """The QA gate rejected a settled clip: a `qa_failed` row on the reservation that paid for it."""
-    write_ledger_rows(ctx.ledger, [clip.reservation.qa_failed(f"QA {verdict}", job_id=clip.job_id,
-                                                            asset_uri=clip.raw_uri)])
+    write_ledger_rows(
+        ctx.ledger, [clip.reservation.qa_failed(f"QA {verdict}", job_id=clip.job_id, asset_uri=clip.raw_uri)]
+    )
 
 
 def finish_clip(clip: GeneratedClip, ctx: RunContext) -> FinishedClip | State:
@@ -93,8 +99,9 @@ def _checked(clip: GeneratedClip, ctx: RunContext) -> CheckedClip | State:
     if not ctx.policy.qa.regenerate_once:
         raise QAFailed(f"QA {first} (qa.regenerate_once is off)")
     seed = clip.job.seed + 1
-    job = clip.job.model_copy(update={"seed": seed, "resume_reservation_id": None, "resume_job_ids": (),
-                                      "recover": None})
+    job = clip.job.model_copy(
+        update={"seed": seed, "resume_reservation_id": None, "resume_job_ids": (), "recover": None}
+    )
     again = generate_clip(job, ctx, why=f"QA regeneration with seed {seed}: the first clip {first}")
     if isinstance(again, State):
         return again
@@ -104,8 +111,9 @@ def _checked(clip: GeneratedClip, ctx: RunContext) -> CheckedClip | State:
         _qa_failed(again, ctx, second)
         raise QAFailed(f"QA failed twice: seed {clip.job.seed} {first}; seed {seed} {second}")
     assert path is not None and info is not None
-    return CheckedClip(again, path, info, f"passed on regeneration (seed {seed}); the first clip {first}",
-                       regenerated=True)
+    return CheckedClip(
+        again, path, info, f"passed on regeneration (seed {seed}); the first clip {first}", regenerated=True
+    )
 
 
 def _cut_and_check(clip: GeneratedClip, ctx: RunContext) -> tuple[Path | None, MediaInfo | None, list[str]]:
@@ -131,12 +139,25 @@ def write_asset(ctx: RunContext, checked: CheckedClip) -> FinishedClip:
 
 def _finished(checked: CheckedClip, uri: str, digest: str, sheet_uri: str, status: ItemStatus) -> FinishedClip:
     job = checked.clip.job
-    return FinishedClip(item_id=job.item_id, campaign=job.campaign, asset_uri=uri, sha256=digest,
-                        seconds=checked.info.duration_s, width=checked.info.width, height=checked.info.height,
-                        route=job.route, model=job.model, note=checked.clip.note, qa=checked.qa,
-                        sheet_uri=sheet_uri, status=status, est_cost_usd=job.est_cost_usd,
-                        fell_back=bool(checked.clip.fell_back_from), qa_regenerated=checked.regenerated,
-                        job_id=checked.clip.job_id)
+    return FinishedClip(
+        item_id=job.item_id,
+        campaign=job.campaign,
+        asset_uri=uri,
+        sha256=digest,
+        seconds=checked.info.duration_s,
+        width=checked.info.width,
+        height=checked.info.height,
+        route=job.route,
+        model=job.model,
+        note=checked.clip.note,
+        qa=checked.qa,
+        sheet_uri=sheet_uri,
+        status=status,
+        est_cost_usd=job.est_cost_usd,
+        fell_back=bool(checked.clip.fell_back_from),
+        qa_regenerated=checked.regenerated,
+        job_id=checked.clip.job_id,
+    )
 
 
 def hold_for_review(checked: CheckedClip, ctx: RunContext) -> FinishedClip:
@@ -148,6 +169,8 @@ def hold_for_review(checked: CheckedClip, ctx: RunContext) -> FinishedClip:
     sheet_uri = ctx.root.put_file(sheet, layout.review_sheet(job.campaign, job.item_id, held))
     uri = ctx.root.put_file(checked.path, layout.review_clip(job.campaign, job.item_id, held))
     digest = sha256_of(checked.path)
-    write_ledger_rows(ctx.ledger, [paid_by.awaiting_review(uri, digest, f"QA {checked.qa}; awaiting review",
-                                                         seconds=checked.info.duration_s)])
+    write_ledger_rows(
+        ctx.ledger,
+        [paid_by.awaiting_review(uri, digest, f"QA {checked.qa}; awaiting review", seconds=checked.info.duration_s)],
+    )
     return _finished(checked, uri, digest, sheet_uri, ItemStatus.AWAITING_REVIEW)

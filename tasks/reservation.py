@@ -16,8 +16,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vidbatch.errors import (ProviderError, ProviderUnavailable, RenderStopped, RunStopped, SubmitUnconfirmed,
-                             TransientProviderError)
+from vidbatch.errors import (
+    ProviderError,
+    ProviderUnavailable,
+    RenderStopped,
+    RunStopped,
+    SubmitUnconfirmed,
+    TransientProviderError,
+)
 from vidbatch.ledger import Reservation, new_reservation_id
 from vidbatch.providers import Journal
 from vidbatch.refusals import Refusal
@@ -80,10 +86,19 @@ class ClipReservation:
         resumed = ctx.in_flight.get(job.item_id)
         self.resumed = resumed is not None
         reservation_id, self.job_ids = resumed if resumed else (new_reservation_id(), ())
-        self.rows = Reservation(run_id=ctx.run_id, night=ctx.night, item_id=job.item_id, campaign=job.campaign,
-                                fingerprint=job.fingerprint, route=job.route, model=job.model,
-                                est_cost_usd=job.est_cost_usd, reservation_id=reservation_id, attempt=attempt,
-                                sandbox=sandbox)
+        self.rows = Reservation(
+            run_id=ctx.run_id,
+            night=ctx.night,
+            item_id=job.item_id,
+            campaign=job.campaign,
+            fingerprint=job.fingerprint,
+            route=job.route,
+            model=job.model,
+            est_cost_usd=job.est_cost_usd,
+            reservation_id=reservation_id,
+            attempt=attempt,
+            sandbox=sandbox,
+        )
         self.held_usd = job.est_cost_usd  # the estimate, then each raise
         # what it has paid already: a resumed reservation, or an earlier attempt of this run
         self.paid_usd: float | None = ctx.paid.get(reservation_id, job.resume_paid_usd)
@@ -107,13 +122,20 @@ class ClipReservation:
 
     def journal(self, before_submit, job_done) -> Journal:
         """The provider's side of the reservation: its jobs, its payment, its raises, the run's stop."""
+
         def on_paid(cost_usd: float, job_id: str | None) -> None:
             self.paid(cost_usd, job_id)
             job_done()  # no job of it runs at the provider any more: its slots go to the next clip
 
-        self._journal = Journal(job_ids=self.job_ids, on_job=self.job, before_submit=before_submit,
-                                on_paid=on_paid, reserved_usd=float("inf") if self.resumed else self.held_usd,
-                                raise_to=self.raise_to, pause=self.ctx.stop.pause)
+        self._journal = Journal(
+            job_ids=self.job_ids,
+            on_job=self.job,
+            before_submit=before_submit,
+            on_paid=on_paid,
+            reserved_usd=float("inf") if self.resumed else self.held_usd,
+            raise_to=self.raise_to,
+            pause=self.ctx.stop.pause,
+        )
         return self._journal
 
     def job(self, job_id: str, what: str) -> None:
@@ -123,8 +145,9 @@ class ClipReservation:
     def paid(self, cost_usd: float, job_id: str | None) -> None:
         """The provider billed it: written once (a resumed, already paid reservation is not paid again)."""
         if self.paid_usd is None:
-            write_ledger_rows(self.ctx.ledger, [self.rows.paid(cost_usd, "made and billed; before download",
-                                                               job_id=job_id)])
+            write_ledger_rows(
+                self.ctx.ledger, [self.rows.paid(cost_usd, "made and billed; before download", job_id=job_id)]
+            )
             self.paid_usd = cost_usd
             self.ctx.paid.record(self.id, cost_usd)
 
@@ -146,16 +169,27 @@ class ClipReservation:
         charged = self.paid_usd if self.paid_usd is not None else cost_usd
         if self.ctx.allowance is not None:
             self.ctx.allowance.settle(self.held_usd, charged)
-        write_ledger_rows(self.ctx.ledger, [self.rows.closed(status, 0.0 if self.paid_usd is not None else cost_usd,
-                                                             self.ctx.redact(reason), **fields)])
+        write_ledger_rows(
+            self.ctx.ledger,
+            [
+                self.rows.closed(
+                    status, 0.0 if self.paid_usd is not None else cost_usd, self.ctx.redact(reason), **fields
+                )
+            ],
+        )
         self.closed_as = status
         # closed in the ledger (a closing row that failed leaves it open there too)
         self.ctx.in_flight.forget(self.item_id)
 
     def failed_with(self, err: BaseException) -> Ending:
         """Apply `ending_for` to a call that raised `err`: close the reservation or leave it open."""
-        ending = ending_for(err, has_jobs=self.has_jobs, paid=self.paid_usd is not None,
-                            estimate_usd=self.rows.est_cost_usd, stopped=self.ctx.stop.reason())
+        ending = ending_for(
+            err,
+            has_jobs=self.has_jobs,
+            paid=self.paid_usd is not None,
+            estimate_usd=self.rows.est_cost_usd,
+            stopped=self.ctx.stop.reason(),
+        )
         if ending.status is not None:
             self.close(ending.status, ending.cost_usd, ending.reason, job_id=ending.job_id)
         return ending

@@ -21,8 +21,17 @@ from vidbatch.report import needs_a_look
 from vidbatch.tasks.context import run_log
 from vidbatch.tasks.events import caps_reached, night_finished, review_pending
 
-__all__ = ["ProgressArtifact", "run_name", "run_tags", "label_run", "label_run_as", "log_plan", "finish_run",
-           "no_route", "NO_ROUTE"]
+__all__ = [
+    "ProgressArtifact",
+    "run_name",
+    "run_tags",
+    "label_run",
+    "label_run_as",
+    "log_plan",
+    "finish_run",
+    "no_route",
+    "NO_ROUTE",
+]
 
 TAGGED_CAMPAIGNS = 10  # campaign tags per run; a catalog of thousands of campaigns is not a tag cloud
 
@@ -39,10 +48,12 @@ class ProgressArtifact:
         self.total, self.ended, self._latest, self._shown, self._closed = max(total, 1), 0, 0, 0, False
         self._changed = threading.Condition()
         self.id: UUID = create_progress_artifact(  # type: ignore[assignment]  # sync_compatible: a UUID here
-            0.0, description=f"clips finished of {total}")
+            0.0, description=f"clips finished of {total}"
+        )
         # the writer runs in this context (Prefect's settings and client live in context variables)
-        self._writer = threading.Thread(target=contextvars.copy_context().run, args=(self._write,),
-                                        name="progress-artifact", daemon=True)
+        self._writer = threading.Thread(
+            target=contextvars.copy_context().run, args=(self._write,), name="progress-artifact", daemon=True
+        )
         self._writer.start()
 
     def __enter__(self) -> "ProgressArtifact":
@@ -108,12 +119,16 @@ def log_plan(plan: pl.DataFrame, rejects: pl.DataFrame) -> None:
     """What the plan decided, in the run's log (so in the UI): counts, then deferrals by reason."""
     log = run_log()
     counts = dict(plan.group_by("status").len().iter_rows())
-    log.info("plan: %s; %d rejected rows", ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing",
-             rejects["row"].n_unique() if rejects.height else 0)
+    log.info(
+        "plan: %s; %d rejected rows",
+        ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "nothing",
+        rejects["row"].n_unique() if rejects.height else 0,
+    )
     look, _ = needs_a_look(plan, rejects, 10)
     for row in look.iter_rows(named=True):
-        log.info("%s %d item(s), e.g. %s: %s", row["status"], row["items"], row["first items"],
-                 row["reason (of the first)"])
+        log.info(
+            "%s %d item(s), e.g. %s: %s", row["status"], row["items"], row["first items"], row["reason (of the first)"]
+        )
 
 
 def finish_run(summary: dict, items: pl.DataFrame, boards: pl.DataFrame, redact: Redactor) -> dict | State:
@@ -130,8 +145,11 @@ def finish_run(summary: dict, items: pl.DataFrame, boards: pl.DataFrame, redact:
         message = f"{failed_items} item(s) and {failed_boards} storyboard(s) failed ({counts})"
         return Failed(message=message, data=RunFailed(message, summary))
     if no_route(summary):
-        message = "nothing could be made: no route is available (" + "; ".join(
-            f"{route}: {why}" for route, why in sorted(summary["unavailable"].items())) + ")"
+        message = (
+            "nothing could be made: no route is available ("
+            + "; ".join(f"{route}: {why}" for route, why in sorted(summary["unavailable"].items()))
+            + ")"
+        )
         run_log().error("%s", redact(message))
         return Completed(name=NO_ROUTE, message=redact(message), data=summary)
     return summary
@@ -143,5 +161,9 @@ NO_ROUTE = "NoRoute"  # the final state's name when no route could serve: Comple
 def no_route(summary: dict) -> bool:
     """Nothing was made or tried because every route of the run was unavailable: items only deferred."""
     counts = summary["status_counts"]
-    return (bool(counts) and set(counts) == {ItemStatus.DEFERRED.value}
-            and bool(summary.get("routes")) and set(summary["unavailable"]) >= set(summary["routes"]))
+    return (
+        bool(counts)
+        and set(counts) == {ItemStatus.DEFERRED.value}
+        and bool(summary.get("routes"))
+        and set(summary["unavailable"]) >= set(summary["routes"])
+    )

@@ -15,9 +15,13 @@ __all__ = ["run_providers"]
 
 
 @contextmanager
-def run_providers(policy: Policy, sandbox: bool, sandbox_latency_s: float = 2.0, sandbox_faults: dict | None = None,
-                  overrides: Mapping[str, Factory | None] | None = None
-                  ) -> Iterator[tuple[dict[str, Provider], Redactor]]:
+def run_providers(
+    policy: Policy,
+    sandbox: bool,
+    sandbox_latency_s: float = 2.0,
+    sandbox_faults: dict | None = None,
+    overrides: Mapping[str, Factory | None] | None = None,
+) -> Iterator[tuple[dict[str, Provider], Redactor]]:
     """Build the run's providers and its redactor (the keys every route uses, from the environment
     variables its settings name and from the providers themselves). With `sandbox`, every route
     whose kind has a sandbox (the paid APIs) talks to a loopback server of its own, started for
@@ -33,6 +37,5 @@ def run_providers(policy: Policy, sandbox: bool, sandbox_latency_s: float = 2.0,
                 provider = kind.sandbox(route, settings, stack, sandbox_latency_s, dict(sandbox_faults or {}))
                 bound[route] = lambda pol, made=provider: made
         built = build_providers(policy, {**bound, **overrides})
-        redactor = Redactor(secret_values(policy.routes.values())
-                            + [s for p in built.values() for s in p.secrets])
+        redactor = Redactor(secret_values(policy.routes.values()) + [s for p in built.values() for s in p.secrets])
         yield {route: Guarded(p, redactor) for route, p in built.items()}, redactor

@@ -39,10 +39,23 @@ class Stitched:
     sheet_uri: str | None = None
 
 
-@task(name="stitch-storyboard", task_run_name="stitch {board[storyboard_id]}", retries=1,
-      retry_delay_seconds=2, cache_policy=NO_CACHE)
-def stitch_storyboard(root: OutputRoot, board: dict, scenes: list[str], aspect: str, stitch: Stitch,
-                      workdir: Path, run_id: str, ledger: LedgerStore | None = None) -> Stitched:
+@task(
+    name="stitch-storyboard",
+    task_run_name="stitch {board[storyboard_id]}",
+    retries=1,
+    retry_delay_seconds=2,
+    cache_policy=NO_CACHE,
+)
+def stitch_storyboard(
+    root: OutputRoot,
+    board: dict,
+    scenes: list[str],
+    aspect: str,
+    stitch: Stitch,
+    workdir: Path,
+    run_id: str,
+    ledger: LedgerStore | None = None,
+) -> Stitched:
     """Join `scenes` (local paths or URIs of finished clips, in scene order) and store the result
     at the storyboard's key (layout.storyboard), its contact sheet beside the run's report."""
     name, campaign = board["storyboard_id"], board["campaign"]
@@ -61,8 +74,16 @@ def stitch_storyboard(root: OutputRoot, board: dict, scenes: list[str], aspect: 
         mode = "stream copy"
     else:
         target = stitch_target(infos, aspect, stitch)
-        normalise_join(list(zip(local, infos)), dst, width=target.width, height=target.height, fps=target.fps,
-                       fit=stitch.fit, crossfade_s=crossfade, audio=target.audio)
+        normalise_join(
+            list(zip(local, infos)),
+            dst,
+            width=target.width,
+            height=target.height,
+            fps=target.fps,
+            fit=stitch.fit,
+            crossfade_s=crossfade,
+            audio=target.audio,
+        )
         why = "; ".join(problems) if problems else f"{crossfade:g} s crossfades"
         mode = f"re-encoded to {target.width}x{target.height} at {target.fps} fps ({why})"
     result = probe_headers([dst])[0]
@@ -70,48 +91,109 @@ def stitch_storyboard(root: OutputRoot, board: dict, scenes: list[str], aspect: 
     if abs(result.duration_s - wanted) > 1 / result.fps + 1e-6:
         raise MediaError(f"storyboard {name} came out {result.duration_s:.3f} s long, expected {wanted:.3f} s")
     asset_uri = root.put_file(dst, layout.storyboard(campaign, name))
-    sheet_uri = root.put_file(contact_sheet(dst, folder / "stitched.sheet.jpg", columns=max(6, len(infos) * 2)),
-                              layout.storyboard_sheet(run_id, campaign, name))
+    sheet_uri = root.put_file(
+        contact_sheet(dst, folder / "stitched.sheet.jpg", columns=max(6, len(infos) * 2)),
+        layout.storyboard_sheet(run_id, campaign, name),
+    )
     if ledger is not None:  # a bench stitches without one
-        ledger.record_stitch({
-            "run_id": run_id, "campaign": board["campaign"], "storyboard_id": name,
-            "stitch_fingerprint": board["stitch_fingerprint"], "asset_uri": asset_uri, "seconds": result.duration_s,
-            "scenes": len(infos), "mode": mode, "created_at": datetime.now(timezone.utc)})
-    return Stitched(campaign=board["campaign"], storyboard_id=name, asset_uri=asset_uri,
-                    seconds=result.duration_s, mode=mode, sheet_uri=sheet_uri)
+        ledger.record_stitch(
+            {
+                "run_id": run_id,
+                "campaign": board["campaign"],
+                "storyboard_id": name,
+                "stitch_fingerprint": board["stitch_fingerprint"],
+                "asset_uri": asset_uri,
+                "seconds": result.duration_s,
+                "scenes": len(infos),
+                "mode": mode,
+                "created_at": datetime.now(timezone.utc),
+            }
+        )
+    return Stitched(
+        campaign=board["campaign"],
+        storyboard_id=name,
+        asset_uri=asset_uri,
+        seconds=result.duration_s,
+        mode=mode,
+        sheet_uri=sheet_uri,
+    )
 
 
-def stitch_storyboards(root: OutputRoot, ledger: LedgerStore, run_id: str, items: pl.DataFrame, plan: pl.DataFrame,
-                       rejected_scenes: pl.DataFrame, pol: Policy, workdir: Path) -> pl.DataFrame:
+def stitch_storyboards(
+    root: OutputRoot,
+    ledger: LedgerStore,
+    run_id: str,
+    items: pl.DataFrame,
+    plan: pl.DataFrame,
+    rejected_scenes: pl.DataFrame,
+    pol: Policy,
+    workdir: Path,
+) -> pl.DataFrame:
     """Stitch every storyboard whose scenes all exist (one task run each); the others say which
     scene they wait for. Returns storyboard_table's rows with status `stitched` (plus asset_uri,
     seconds, mode, sheet_uri), `failed` (the stitch itself failed), `blocked` or `done`."""
-    wanted = [c for c in ("storyboard_id", "scene_index", "fingerprint", "crossfade_s", "aspect")
-              if c not in items.columns]
+    wanted = [
+        c for c in ("storyboard_id", "scene_index", "fingerprint", "crossfade_s", "aspect") if c not in items.columns
+    ]
     scenes = items.join(plan.select("campaign", "item_id", *wanted), on=["campaign", "item_id"], how="left")
     campaigns = scenes.filter(pl.col("storyboard_id").is_not_null())["campaign"].unique().to_list()
     boards = storyboard_table(scenes, rejected_scenes, ledger.stitches(campaigns), pol.stitch)
-    uris = {(r["campaign"], r["item_id"]): r["asset_uri"] or root.key_uri(layout.asset(r["campaign"], r["item_id"]))
-            for r in scenes.iter_rows(named=True)}
+    uris = {
+        (r["campaign"], r["item_id"]): r["asset_uri"] or root.key_uri(layout.asset(r["campaign"], r["item_id"]))
+        for r in scenes.iter_rows(named=True)
+    }
     aspect = dict(zip(zip(scenes["campaign"], scenes["item_id"]), scenes["aspect"]))
     futures = {}
     for board in boards.filter(pl.col("status") == "ready").iter_rows(named=True):
         c, name = board["campaign"], board["storyboard_id"]
         futures[name] = stitch_storyboard.submit(
-            root, board, [uris[(c, i)] for i in board["item_ids"]], aspect[(c, board["item_ids"][0])], pol.stitch,
-            workdir, run_id, ledger)
+            root,
+            board,
+            [uris[(c, i)] for i in board["item_ids"]],
+            aspect[(c, board["item_ids"][0])],
+            pol.stitch,
+            workdir,
+            run_id,
+            ledger,
+        )
     made = []
     for name, future in futures.items():
         future.wait()
         result = future.state.result(raise_on_failure=False)
-        made.append({"storyboard_id": name, "stitched": not isinstance(result, BaseException),
-                     "error": f"{type(result).__name__}: {result}" if isinstance(result, BaseException) else None,
-                     **({k: getattr(result, k) for k in ("asset_uri", "seconds", "mode", "sheet_uri")}
-                        if not isinstance(result, BaseException) else {})})
-    result = pl.DataFrame(made, schema={"storyboard_id": pl.String, "stitched": pl.Boolean, "error": pl.String,
-                                        "asset_uri": pl.String, "seconds": pl.Float64, "mode": pl.String,
-                                        "sheet_uri": pl.String})
-    return boards.join(result, on="storyboard_id", how="left").with_columns(
-        pl.when(pl.col("stitched")).then(pl.lit("stitched"))
-        .when(pl.col("error").is_not_null()).then(pl.lit("failed")).otherwise(pl.col("status")).alias("status"),
-        pl.coalesce("error", "reason").alias("reason")).drop("stitched", "error")
+        made.append(
+            {
+                "storyboard_id": name,
+                "stitched": not isinstance(result, BaseException),
+                "error": f"{type(result).__name__}: {result}" if isinstance(result, BaseException) else None,
+                **(
+                    {k: getattr(result, k) for k in ("asset_uri", "seconds", "mode", "sheet_uri")}
+                    if not isinstance(result, BaseException)
+                    else {}
+                ),
+            }
+        )
+    result = pl.DataFrame(
+        made,
+        schema={
+            "storyboard_id": pl.String,
+            "stitched": pl.Boolean,
+            "error": pl.String,
+            "asset_uri": pl.String,
+            "seconds": pl.Float64,
+            "mode": pl.String,
+            "sheet_uri": pl.String,
+        },
+    )
+    return (
+        boards.join(result, on="storyboard_id", how="left")
+        .with_columns(
+            pl.when(pl.col("stitched"))
+            .then(pl.lit("stitched"))
+            .when(pl.col("error").is_not_null())
+            .then(pl.lit("failed"))
+            .otherwise(pl.col("status"))
+            .alias("status"),
+            pl.coalesce("error", "reason").alias("reason"),
+        )
+        .drop("stitched", "error")
+    )

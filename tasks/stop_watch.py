@@ -74,13 +74,17 @@ def stopped_line(ctx: RunContext, outcomes: list[dict]) -> str:
     assert why is not None  # only a stopped run gets here
     open_jobs = ctx.in_flight.items()
     made = sum(1 for row in outcomes if row["outcome"] in ("finished", "awaiting_review"))
-    head = (f"run {ctx.run_id[:8]} stopped ({why.cause.value}: {why.what}): {made} clip(s) made, "
-            f"{len(open_jobs)} job(s) left running at their providers")
+    head = (
+        f"run {ctx.run_id[:8]} stopped ({why.cause.value}: {why.what}): {made} clip(s) made, "
+        f"{len(open_jobs)} job(s) left running at their providers"
+    )
     if not open_jobs:
         return head + "; the next run makes the rest"
     shown = ", ".join(open_jobs[:5]) + (f" and {len(open_jobs) - 5} more" if len(open_jobs) > 5 else "")
-    return head + f" ({shown}; their reservations stay open); the next run resumes them and makes the rest without " \
+    return (
+        head + f" ({shown}; their reservations stay open); the next run resumes them and makes the rest without "
         "paying twice"
+    )
 
 
 def stopped_state(ctx: RunContext, outcomes: list[dict], emit: Listener) -> State:

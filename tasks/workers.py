@@ -36,7 +36,7 @@ def batches_of(jobs: list[ClipJob], size: int) -> list[list[ClipJob]]:
     groups: dict[str | None, list[ClipJob]] = {}
     for job in jobs:
         groups.setdefault(job.lora, []).append(job)
-    return [group[i:i + size] for group in groups.values() for i in range(0, len(group), size)]
+    return [group[i : i + size] for group in groups.values() for i in range(0, len(group), size)]
 
 
 def batch_key(night: str, jobs: list[ClipJob], attempt: int) -> str:
@@ -63,9 +63,21 @@ class GpuBatches:
     `poll()` collects what finished and resubmits what a dead worker lost; False once every job
     has an outcome (after `attempts`, the rest are deferred)."""
 
-    def __init__(self, jobs: list[ClipJob], *, root: OutputRoot, ledger: LedgerStore, run_id: str, night: str,
-                 policy_path: str | None, deployment: str, batch_size: int, attempts: int, sandbox: bool,
-                 on_outcome: Callable[[dict], None]):
+    def __init__(
+        self,
+        jobs: list[ClipJob],
+        *,
+        root: OutputRoot,
+        ledger: LedgerStore,
+        run_id: str,
+        night: str,
+        policy_path: str | None,
+        deployment: str,
+        batch_size: int,
+        attempts: int,
+        sandbox: bool,
+        on_outcome: Callable[[dict], None],
+    ):
         self.root, self.ledger, self.run_id, self.night, self.policy_path = root, ledger, run_id, night, policy_path
         self.deployment, self.batch_size, self.attempts, self.sandbox = deployment, batch_size, attempts, sandbox
         self.on_outcome = on_outcome
@@ -82,10 +94,21 @@ class GpuBatches:
         for batch in batches_of(remaining, self.batch_size):
             key = batch_key(self.night, batch, self.attempt)
             run: FlowRun = run_deployment(  # type: ignore[assignment]  # sync_compatible: a FlowRun here
-                self.deployment, timeout=0, idempotency_key=key, as_subflow=True, parameters={
-                "jobs": [j.model_dump(mode="json") for j in batch], "out": self.root.uri, "run_id": self.run_id,
-                "night": self.night, "batch": key, "allowance_usd": sum(j.est_cost_usd for j in batch),
-                "policy_path": self.policy_path, "sandbox": self.sandbox})
+                self.deployment,
+                timeout=0,
+                idempotency_key=key,
+                as_subflow=True,
+                parameters={
+                    "jobs": [j.model_dump(mode="json") for j in batch],
+                    "out": self.root.uri,
+                    "run_id": self.run_id,
+                    "night": self.night,
+                    "batch": key,
+                    "allowance_usd": sum(j.est_cost_usd for j in batch),
+                    "policy_path": self.policy_path,
+                    "sandbox": self.sandbox,
+                },
+            )
             self.runs[run.id] = (key, batch)
 
     def _record(self, row: dict) -> None:
@@ -116,6 +139,9 @@ class GpuBatches:
             self._submit(remaining)
             return True
         for job in remaining:
-            self._record(outcome_row(job, ItemStatus.DEFERRED.value,
-                                     f"deferred: no GPU worker finished it in {self.attempts} attempt(s)"))
+            self._record(
+                outcome_row(
+                    job, ItemStatus.DEFERRED.value, f"deferred: no GPU worker finished it in {self.attempts} attempt(s)"
+                )
+            )
         return False

@@ -9,11 +9,29 @@ import importlib
 
 # Exported names -> their module, imported on first use (PEP 562): `import vidbatch.route_settings`
 # on a GPU box without polars (bench/wan_speed.py there) must not import the whole core.
-_EXPORTS = {"validate_catalog": "vidbatch.catalog", "with_fingerprints": "vidbatch.catalog",
-            "plan_catalog": "vidbatch.planner", "Policy": "vidbatch.policy", "default_policy": "vidbatch.policy",
-            "load_policy": "vidbatch.policy", **{name: "vidbatch.errors" for name in (
-                "VidbatchError", "CatalogError", "PolicyError", "BudgetExceeded", "StorageError", "MediaError",
-                "ProviderError", "TransientProviderError", "ContentRejected", "ProviderUnavailable")}}
+_EXPORTS = {
+    "validate_catalog": "vidbatch.catalog",
+    "with_fingerprints": "vidbatch.catalog",
+    "plan_catalog": "vidbatch.planner",
+    "Policy": "vidbatch.policy",
+    "default_policy": "vidbatch.policy",
+    "load_policy": "vidbatch.policy",
+    **{
+        name: "vidbatch.errors"
+        for name in (
+            "VidbatchError",
+            "CatalogError",
+            "PolicyError",
+            "BudgetExceeded",
+            "StorageError",
+            "MediaError",
+            "ProviderError",
+            "TransientProviderError",
+            "ContentRejected",
+            "ProviderUnavailable",
+        )
+    },
+}
 
 
 def __getattr__(name: str):
@@ -25,7 +43,20 @@ def __getattr__(name: str):
 __version__ = "0.1.0"
 
 __all__ = [
-    "validate_catalog", "with_fingerprints", "plan_catalog", "Policy", "default_policy", "load_policy",
-    "VidbatchError", "CatalogError", "PolicyError", "BudgetExceeded", "StorageError", "MediaError",
-    "ProviderError", "TransientProviderError", "ContentRejected", "ProviderUnavailable",
+    "validate_catalog",
+    "with_fingerprints",
+    "plan_catalog",
+    "Policy",
+    "default_policy",
+    "load_policy",
+    "VidbatchError",
+    "CatalogError",
+    "PolicyError",
+    "BudgetExceeded",
+    "StorageError",
+    "MediaError",
+    "ProviderError",
+    "TransientProviderError",
+    "ContentRejected",
+    "ProviderUnavailable",
 ]

@@ -38,7 +38,7 @@ class Earmarks:
         with self._lock:
             stop = self._rank.get(item_id, len(self._order))
             by_campaign: dict[str, int] = defaultdict(int)
-            for item, campaign, amount in self._order[self._head:stop]:
+            for item, campaign, amount in self._order[self._head : stop]:
                 if item in self._waiting:
                     by_campaign[campaign] += amount
             return Committed(night=sum(by_campaign.values()), by_campaign=dict(by_campaign))
@@ -69,6 +69,9 @@ class Earmarks:
             for key in (campaign, None):
                 stop = self._stops.get(key)
                 if stop is not None and rank > stop[0]:
-                    return Refusal(Refused.BEHIND_REFUSED, f"strict priority: higher-priority {stop[1]} was "
-                                   f"refused first ({stop[2]}); a lower-priority item does not take its place")
+                    return Refusal(
+                        Refused.BEHIND_REFUSED,
+                        f"strict priority: higher-priority {stop[1]} was "
+                        f"refused first ({stop[2]}); a lower-priority item does not take its place",
+                    )
         return None

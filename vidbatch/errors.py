@@ -1,26 +1,26 @@
 """The exception tree of vidbatch.
 
-    VidbatchError
-    ├── CatalogError          the catalog file itself is unusable (not Parquet, missing column)
-    ├── PolicyError           the policy file is invalid
-    ├── Deferred              an item was not attempted in this run; a later run picks it up
-    │   ├── BudgetExceeded    a reservation would break a cap
-    │   └── RunStopped        the run was stopped (cancel, signal, fault) before the item's call ended
-    ├── StorageError          an output root cannot be read or written
-    ├── RunFault              the run's own infrastructure failed (storage, ledger database, disk): it
-    │   │                     stops, and its message says what failed and what happens next
-    │   └── LedgerUnavailable the ledger database cannot be reached, or failed in a statement
-    ├── LayoutError           a key or path would leave its root (vidbatch.layout refuses it)
-    ├── RunFailed             a run ended with failed items or storyboards (`summary` says which)
-    ├── MediaError            ffmpeg failed or a clip is not what it claims to be
-    │   └── QAFailed          a finished clip failed the QA gate (and its one regeneration)
-    └── ProviderError         a provider call failed
-        ├── TransientProviderError   worth retrying: 429, 5xx, timeouts, lost connections
-        ├── ContentRejected          permanent for this item: bad input, moderation
-        ├── ProviderUnavailable      the route is gone for this run: no key, model gone, auth
-        ├── SubmitUnconfirmed        a submit's reply was lost and the endpoint cannot tell whether it
-        │                            made a job: charged its estimate, not sent again; the item waits
-        └── RenderStopped            the caps refused to grow a render's reservation: it stopped
+VidbatchError
+├── CatalogError          the catalog file itself is unusable (not Parquet, missing column)
+├── PolicyError           the policy file is invalid
+├── Deferred              an item was not attempted in this run; a later run picks it up
+│   ├── BudgetExceeded    a reservation would break a cap
+│   └── RunStopped        the run was stopped (cancel, signal, fault) before the item's call ended
+├── StorageError          an output root cannot be read or written
+├── RunFault              the run's own infrastructure failed (storage, ledger database, disk): it
+│   │                     stops, and its message says what failed and what happens next
+│   └── LedgerUnavailable the ledger database cannot be reached, or failed in a statement
+├── LayoutError           a key or path would leave its root (vidbatch.layout refuses it)
+├── RunFailed             a run ended with failed items or storyboards (`summary` says which)
+├── MediaError            ffmpeg failed or a clip is not what it claims to be
+│   └── QAFailed          a finished clip failed the QA gate (and its one regeneration)
+└── ProviderError         a provider call failed
+    ├── TransientProviderError   worth retrying: 429, 5xx, timeouts, lost connections
+    ├── ContentRejected          permanent for this item: bad input, moderation
+    ├── ProviderUnavailable      the route is gone for this run: no key, model gone, auth
+    ├── SubmitUnconfirmed        a submit's reply was lost and the endpoint cannot tell whether it
+    │                            made a job: charged its estimate, not sent again; the item waits
+    └── RenderStopped            the caps refused to grow a render's reservation: it stopped
 """
 
 from __future__ import annotations
@@ -147,13 +147,15 @@ class SubmitUnconfirmed(ProviderError):
     again by this attempt, and the item waits for a later run instead of failing."""
 
     @classmethod
-    def charged(cls, submit: str, why: str, lookup: str, estimate: float, *, spent: float = 0.0
-                ) -> "SubmitUnconfirmed":
+    def charged(cls, submit: str, why: str, lookup: str, estimate: float, *, spent: float = 0.0) -> "SubmitUnconfirmed":
         """The one wording every kind uses: `submit` what was sent, `why` its answer, `lookup` why
         its fate cannot be found out; the cost is the submit's `estimate` plus what the request's
         earlier calls already `spent`."""
-        return cls(f"{submit}: {why}; whether it made a job cannot be found out ({lookup}): charged its estimate "
-                   f"(${estimate:.2f}), not sent again; the item waits for a later run", cost_usd=spent + estimate)
+        return cls(
+            f"{submit}: {why}; whether it made a job cannot be found out ({lookup}): charged its estimate "
+            f"(${estimate:.2f}), not sent again; the item waits for a later run",
+            cost_usd=spent + estimate,
+        )
 
 
 class RenderStopped(ProviderError):

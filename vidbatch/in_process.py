@@ -28,8 +28,12 @@ class InProcess:
 
     __slots__ = ("providers", "listeners", "ledger_url")
 
-    def __init__(self, providers: Mapping[str, Factory | None] | None = None, listeners: tuple[Listener, ...] = (),
-                 ledger_url: str | None = None):
+    def __init__(
+        self,
+        providers: Mapping[str, Factory | None] | None = None,
+        listeners: tuple[Listener, ...] = (),
+        ledger_url: str | None = None,
+    ):
         self.providers = dict(providers or {})
         self.listeners = tuple(listeners)
         self.ledger_url = ledger_url

@@ -47,8 +47,10 @@ def resolve_image(uri: str, catalog: str, roots: tuple[str, ...] = ()) -> tuple[
     if scheme == "s3":
         return uri, None
     if scheme in ("http", "https"):
-        return None, ("http(s) image references are not fetched (vidbatch reads only what it controls); "
-                      "copy the image to s3:// or beside the catalog")
+        return None, (
+            "http(s) image references are not fetched (vidbatch reads only what it controls); "
+            "copy the image to s3:// or beside the catalog"
+        )
     if scheme:
         return None, f"image_uri scheme '{scheme}://' is not read; use a path beside the catalog or s3://"
     if base.startswith("s3://"):  # a relative reference of an S3 catalog stays under its prefix
@@ -62,8 +64,9 @@ def resolve_image(uri: str, catalog: str, roots: tuple[str, ...] = ()) -> tuple[
     allowed = [Path(base), *(Path(r).expanduser().resolve() for r in roots)]
     if not any(path == root or root in path.parents for root in allowed):
         listed = ", ".join(str(r) for r in allowed)
-        return None, (f"'{uri}' resolves to {path}, outside the catalog's folder and the policy's [inputs] roots "
-                      f"({listed})")
+        return None, (
+            f"'{uri}' resolves to {path}, outside the catalog's folder and the policy's [inputs] roots ({listed})"
+        )
     return str(path), None
 
 
@@ -123,17 +126,27 @@ def check_images(valid: pl.DataFrame, catalog: str, roots: tuple[str, ...] = ())
         resolved[uri], why[uri] = target, refused if target is None else image_problem(target)
     image = pl.col("image_uri")
     reason = image.replace_strict(why, default=None, return_dtype=pl.String)
-    rejects = valid.filter(reason.is_not_null()).select(
-        "row", printable(pl.col("item_id"), 200).alias("item_id"), pl.lit("image_uri").alias("column"),
-        printable(image, 200).alias("value"), reason.alias("reason")).cast(pl.Schema(REJECTS_SCHEMA))
+    rejects = (
+        valid.filter(reason.is_not_null())
+        .select(
+            "row",
+            printable(pl.col("item_id"), 200).alias("item_id"),
+            pl.lit("image_uri").alias("column"),
+            printable(image, 200).alias("value"),
+            reason.alias("reason"),
+        )
+        .cast(pl.Schema(REJECTS_SCHEMA))
+    )
     # The catalog's own reference stays (it is part of the item's fingerprint); `image_source` is read.
     kept = valid.filter(reason.is_null()).with_columns(
-        image.replace_strict(resolved, default=None, return_dtype=pl.String).alias("image_source"))
+        image.replace_strict(resolved, default=None, return_dtype=pl.String).alias("image_source")
+    )
     return kept, rejects
 
 
-def check_catalog(raw: pl.DataFrame, catalog: str, routes: list[str] | None, loras: list[str] | None,
-                  roots: tuple[str, ...] = ()) -> tuple[pl.DataFrame, pl.DataFrame]:
+def check_catalog(
+    raw: pl.DataFrame, catalog: str, routes: list[str] | None, loras: list[str] | None, roots: tuple[str, ...] = ()
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """A raw catalog's (valid rows, rejects): every row rule (catalog.validate_catalog), then every
     image reference of the rows still valid (`check_images`); rejects in row order."""
     valid, rejects = validate_catalog(raw, routes, loras)

@@ -31,14 +31,14 @@ class RunSettings:
     """What a run reads of a route's settings, declared by its kind (`ProviderKind.run_settings`);
     everything else in the settings is the kind's own business."""
 
-    concurrency: int = 1               # clips of one run in flight on the route at once
-    global_limits: bool = False        # hold `concurrency` and `submits_per_minute` across runs (Prefect limits)
+    concurrency: int = 1  # clips of one run in flight on the route at once
+    global_limits: bool = False  # hold `concurrency` and `submits_per_minute` across runs (Prefect limits)
     submits_per_minute: float = 60.0
-    workers: str = "local"             # "pool": rendered in batches by the GPU work pool (flows/render_wan.py)
-    deployment: str = ""               # the batch deployment a pool's workers serve
+    workers: str = "local"  # "pool": rendered in batches by the GPU work pool (flows/render_wan.py)
+    deployment: str = ""  # the batch deployment a pool's workers serve
     batch_size: int = 1
     batch_attempts: int = 1
-    loras: dict = field(default_factory=dict)           # LoRA name -> the kind's settings of it
+    loras: dict = field(default_factory=dict)  # LoRA name -> the kind's settings of it
     campaign_loras: dict = field(default_factory=dict)  # campaign -> its default LoRA name
     lora_identity: Callable[[str, Any], str] | None = None  # (name, LoRA) -> what it adds to a fingerprint
 
@@ -68,10 +68,12 @@ class ProviderKind:
 
 # vidbatch's own kinds, as its pyproject.toml announces them. Known here too, so a run never depends
 # on packaging metadata for them (a stale `*.egg-info` in a checkout hides entry points).
-BUILT_IN_KINDS = {"wan-diffusers": "vidbatch.providers.wan:KIND",
-                  "openai-videos": "vidbatch.providers.openai_video:KIND",
-                  "dashscope": "vidbatch.providers.dashscope:KIND",
-                  "gemini-veo": "vidbatch.providers.gemini_veo:KIND"}
+BUILT_IN_KINDS = {
+    "wan-diffusers": "vidbatch.providers.wan:KIND",
+    "openai-videos": "vidbatch.providers.openai_video:KIND",
+    "dashscope": "vidbatch.providers.dashscope:KIND",
+    "gemini-veo": "vidbatch.providers.gemini_veo:KIND",
+}
 
 
 @functools.cache
@@ -94,8 +96,10 @@ def kind_of(route: str, kind_name: str) -> ProviderKind:
     """The kind a route names, or a PolicyError saying which kinds are installed."""
     kinds = provider_kinds()
     if kind_name not in kinds:
-        raise PolicyError(f"route {route!r} names kind {kind_name!r}, which no installed package provides "
-                          f"(installed: {', '.join(sorted(kinds))})")
+        raise PolicyError(
+            f"route {route!r} names kind {kind_name!r}, which no installed package provides "
+            f"(installed: {', '.join(sorted(kinds))})"
+        )
     return kinds[kind_name]
 
 
@@ -104,8 +108,9 @@ def _load(name: str, value: str, package: str) -> ProviderKind:
     try:
         kind = getattr(importlib.import_module(module), attribute)
     except Exception as err:  # a broken plugin must say which one it is
-        raise PolicyError(f"provider kind {name!r} ({value}, package {package}) does not load: "
-                          f"{type(err).__name__}: {err}") from err
+        raise PolicyError(
+            f"provider kind {name!r} ({value}, package {package}) does not load: {type(err).__name__}: {err}"
+        ) from err
     if not isinstance(kind, ProviderKind) or kind.name != name:
         raise PolicyError(f"entry point {name!r} of package {package} is not a ProviderKind named {name!r}")
     return kind

@@ -32,8 +32,13 @@ class LanesClosed(Exception):
 
 
 class Lanes:
-    def __init__(self, take_slot: Callable[[], ContextManager[object]], width: int, linger_s: float = LINGER_S,
-                 clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        take_slot: Callable[[], ContextManager[object]],
+        width: int,
+        linger_s: float = LINGER_S,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         """`take_slot()`: a context manager held while a lane holds one slot of the shared limit
         (it blocks until the slot is there); `width`: the most lanes this run opens."""
         self._take_slot = take_slot
@@ -108,8 +113,9 @@ class Lanes:
 
     def _open_for_waiters(self) -> None:
         """Start a lane for each waiting clip that no free or opening lane will serve."""
-        while (not self._closed and self._held + self._opening < self._width
-               and self._waiting > self._free + self._opening):
+        while (
+            not self._closed and self._held + self._opening < self._width and self._waiting > self._free + self._opening
+        ):
             self._opening += 1
             thread = threading.Thread(target=self._hold_one, name="vidbatch-lane", daemon=True)
             self._threads.append(thread)

@@ -27,9 +27,25 @@ from pathlib import Path
 from vidbatch.errors import LayoutError
 from vidbatch.names import problem
 
-__all__ = ["asset", "storyboard", "raw_clip", "run_table", "batch_table", "report", "contact_sheet",
-           "storyboard_sheet", "review_clip", "review_sheet", "plan_file", "STITCHES", "RUN_TABLES", "check_key",
-           "work_path", "item_folder", "storyboard_folder"]
+__all__ = [
+    "asset",
+    "storyboard",
+    "raw_clip",
+    "run_table",
+    "batch_table",
+    "report",
+    "contact_sheet",
+    "storyboard_sheet",
+    "review_clip",
+    "review_sheet",
+    "plan_file",
+    "STITCHES",
+    "RUN_TABLES",
+    "check_key",
+    "work_path",
+    "item_folder",
+    "storyboard_folder",
+]
 
 STITCHES = "storyboards"
 RUN_TABLES = ("plan", "rejects", "items")
@@ -63,14 +79,16 @@ def asset(campaign: str, item_id: str) -> str:
 
 
 def storyboard(campaign: str, storyboard_id: str) -> str:
-    return _join("assets", _name("campaign", campaign), "storyboards",
-                 f"{_name('storyboard_id', storyboard_id)}.mp4")
+    return _join("assets", _name("campaign", campaign), "storyboards", f"{_name('storyboard_id', storyboard_id)}.mp4")
 
 
 def raw_clip(campaign: str, item_id: str, fingerprint: str, seed: int) -> str:
     """A raw clip's key; a QA regeneration (another seed) has its own."""
-    return _join("raw", _name("campaign", campaign),
-                 f"{_name('item_id', item_id)}-{_name('fingerprint', fingerprint)}-s{int(seed)}.mp4")
+    return _join(
+        "raw",
+        _name("campaign", campaign),
+        f"{_name('item_id', item_id)}-{_name('fingerprint', fingerprint)}-s{int(seed)}.mp4",
+    )
 
 
 def run_table(run_id: str, name: str) -> str:
@@ -89,24 +107,44 @@ def report(run_id: str) -> str:
 
 def contact_sheet(run_id: str, campaign: str, item_id: str) -> str:
     """A clip's contact sheet, beside the run's report."""
-    return _join("runs", _name("run id", run_id), "report", "sheets", _name("campaign", campaign),
-                 f"{_name('item_id', item_id)}.jpg")
+    return _join(
+        "runs",
+        _name("run id", run_id),
+        "report",
+        "sheets",
+        _name("campaign", campaign),
+        f"{_name('item_id', item_id)}.jpg",
+    )
 
 
 def storyboard_sheet(run_id: str, campaign: str, storyboard_id: str) -> str:
-    return _join("runs", _name("run id", run_id), "report", "sheets", _name("campaign", campaign),
-                 f"storyboard-{_name('storyboard_id', storyboard_id)}.jpg")
+    return _join(
+        "runs",
+        _name("run id", run_id),
+        "report",
+        "sheets",
+        _name("campaign", campaign),
+        f"storyboard-{_name('storyboard_id', storyboard_id)}.jpg",
+    )
 
 
 def review_clip(campaign: str, item_id: str, reservation_id: str) -> str:
     """The finished cut of a clip awaiting review (each clip its own: a remade one is another)."""
-    return _join("review", _name("campaign", campaign), _name("item_id", item_id),
-                 f"{_name('reservation id', reservation_id)}.mp4")
+    return _join(
+        "review",
+        _name("campaign", campaign),
+        _name("item_id", item_id),
+        f"{_name('reservation id', reservation_id)}.mp4",
+    )
 
 
 def review_sheet(campaign: str, item_id: str, reservation_id: str) -> str:
-    return _join("review", _name("campaign", campaign), _name("item_id", item_id),
-                 f"{_name('reservation id', reservation_id)}.jpg")
+    return _join(
+        "review",
+        _name("campaign", campaign),
+        _name("item_id", item_id),
+        f"{_name('reservation id', reservation_id)}.jpg",
+    )
 
 
 def plan_file(moment: datetime) -> str:
@@ -114,6 +152,7 @@ def plan_file(moment: datetime) -> str:
 
 
 # ---- the run's work folder ------------------------------------------------------------------------
+
 
 def work_path(workdir: Path, *segments: str) -> Path:
     """A path under a run's work folder from safe segments; LayoutError if it would leave it."""

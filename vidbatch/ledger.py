@@ -39,12 +39,44 @@ import polars as pl
 
 from vidbatch.money import Committed
 
-__all__ = ["LEDGER_SCHEMA", "OPTIONAL_COLUMNS", "RENAMED_COLUMNS", "READ_SCHEMA", "current_names", "STATUSES",
-           "DECISIONS", "CLOSING", "SPENT", "SETTLED_SCHEMA", "IN_FLIGHT_SCHEMA", "SPEND_COLUMNS", "History",
-           "Reservation", "ledger_row", "deferred_rows", "rejected_rows", "ledger_frame", "new_reservation_id"]
+__all__ = [
+    "LEDGER_SCHEMA",
+    "OPTIONAL_COLUMNS",
+    "RENAMED_COLUMNS",
+    "READ_SCHEMA",
+    "current_names",
+    "STATUSES",
+    "DECISIONS",
+    "CLOSING",
+    "SPENT",
+    "SETTLED_SCHEMA",
+    "IN_FLIGHT_SCHEMA",
+    "SPEND_COLUMNS",
+    "History",
+    "Reservation",
+    "ledger_row",
+    "deferred_rows",
+    "rejected_rows",
+    "ledger_frame",
+    "new_reservation_id",
+]
 
-STATUSES = ("reserved", "raised", "submitted", "paid", "settled", "failed", "released", "deferred", "rejected",
-            "qa_failed", "delivered", "awaiting_review", "approved", "review_rejected")
+STATUSES = (
+    "reserved",
+    "raised",
+    "submitted",
+    "paid",
+    "settled",
+    "failed",
+    "released",
+    "deferred",
+    "rejected",
+    "qa_failed",
+    "delivered",
+    "awaiting_review",
+    "approved",
+    "review_rejected",
+)
 # A person's verdict on a clip awaiting review (vidbatch.review).
 DECISIONS = ("approved", "review_rejected")
 CLOSING = ("settled", "failed", "released")
@@ -71,10 +103,10 @@ LEDGER_SCHEMA: dict[str, pl.DataType] = {
     "job_id": pl.String(),
     "attempt": pl.Int64(),
     "sandbox": pl.Boolean(),
-    "prompt": pl.String(),    # review_rejected: the prompt the next clip is made with (None: the catalog's)
+    "prompt": pl.String(),  # review_rejected: the prompt the next clip is made with (None: the catalog's)
     "reviewer": pl.String(),  # approved / review_rejected: who said so, when the reviewer gave a name
     # settled: what the clip measured of its route's price, for the next reservations (vidbatch.measured)
-    "price_key": pl.String(),        # e.g. "wan2.1-t2v-1.3b|480p|stock" (Wan: model|resolution|profile)
+    "price_key": pl.String(),  # e.g. "wan2.1-t2v-1.3b|480p|stock" (Wan: model|resolution|profile)
     "gpu_s_per_shot": pl.Float64(),  # Wan: GPU seconds the clip used, per full shot of its model
 }
 # Added in revisions 0003 and 0004: older Parquet ledgers lack them (read as null).
@@ -99,25 +131,59 @@ def new_reservation_id() -> str:
     return uuid.uuid4().hex
 
 
-def ledger_row(*, run_id: str, night: str, item_id: str | None, campaign: str | None, status: str,
-               fingerprint: str | None = None, route: str | None = None, model: str | None = None,
-               est_cost_usd: float = 0.0, cost_usd: float = 0.0, seconds: float | None = None,
-               asset_uri: str | None = None, sha256: str | None = None, reason: str = "",
-               reservation_id: str | None = None, job_id: str | None = None, attempt: int | None = None,
-               sandbox: bool = False, created_at: datetime | None = None, prompt: str | None = None,
-               reviewer: str | None = None, price_key: str | None = None,
-               gpu_s_per_shot: float | None = None) -> dict[str, Any]:
+def ledger_row(
+    *,
+    run_id: str,
+    night: str,
+    item_id: str | None,
+    campaign: str | None,
+    status: str,
+    fingerprint: str | None = None,
+    route: str | None = None,
+    model: str | None = None,
+    est_cost_usd: float = 0.0,
+    cost_usd: float = 0.0,
+    seconds: float | None = None,
+    asset_uri: str | None = None,
+    sha256: str | None = None,
+    reason: str = "",
+    reservation_id: str | None = None,
+    job_id: str | None = None,
+    attempt: int | None = None,
+    sandbox: bool = False,
+    created_at: datetime | None = None,
+    prompt: str | None = None,
+    reviewer: str | None = None,
+    price_key: str | None = None,
+    gpu_s_per_shot: float | None = None,
+) -> dict[str, Any]:
     """One ledger row as a dict, checked against the schema's statuses."""
     if status not in STATUSES:
         raise ValueError(f"unknown ledger status {status!r}")
     return {
-        "run_id": run_id, "night": night, "item_id": item_id, "campaign": campaign,
-        "fingerprint": fingerprint, "route": route, "model": model, "status": status,
-        "est_cost_usd": float(est_cost_usd), "cost_usd": float(cost_usd), "seconds": seconds,
-        "asset_uri": asset_uri, "sha256": sha256,
-        "created_at": created_at or datetime.now(timezone.utc), "reason": reason,
-        "reservation_id": reservation_id, "job_id": job_id, "attempt": attempt, "sandbox": sandbox,
-        "prompt": prompt, "reviewer": reviewer, "price_key": price_key, "gpu_s_per_shot": gpu_s_per_shot,
+        "run_id": run_id,
+        "night": night,
+        "item_id": item_id,
+        "campaign": campaign,
+        "fingerprint": fingerprint,
+        "route": route,
+        "model": model,
+        "status": status,
+        "est_cost_usd": float(est_cost_usd),
+        "cost_usd": float(cost_usd),
+        "seconds": seconds,
+        "asset_uri": asset_uri,
+        "sha256": sha256,
+        "created_at": created_at or datetime.now(timezone.utc),
+        "reason": reason,
+        "reservation_id": reservation_id,
+        "job_id": job_id,
+        "attempt": attempt,
+        "sandbox": sandbox,
+        "prompt": prompt,
+        "reviewer": reviewer,
+        "price_key": price_key,
+        "gpu_s_per_shot": gpu_s_per_shot,
     }
 
 
@@ -147,8 +213,9 @@ class Reservation:
         return cls(**{name: row[name] for name in cls.__dataclass_fields__})
 
     def _row(self, status: str, **fields: Any) -> dict[str, Any]:
-        return ledger_row(status=status, **{**{name: getattr(self, name) for name in self.__dataclass_fields__},
-                                            **fields})
+        return ledger_row(
+            status=status, **{**{name: getattr(self, name) for name in self.__dataclass_fields__}, **fields}
+        )
 
     def reserved(self, reason: str) -> dict[str, Any]:
         return self._row("reserved", reason=reason)
@@ -182,13 +249,19 @@ class Reservation:
         """Past QA and held for a person: `review_uri` is the finished cut to watch (no money)."""
         return self._row("awaiting_review", asset_uri=review_uri, sha256=sha256, reason=reason, **fields)
 
-    def decided(self, verdict: str, note: str, *, reviewer: str | None, prompt: str | None,
-                run_id: str | None = None) -> dict[str, Any]:
+    def decided(
+        self, verdict: str, note: str, *, reviewer: str | None, prompt: str | None, run_id: str | None = None
+    ) -> dict[str, Any]:
         """A person's verdict on the clip this reservation made (`approved` | `review_rejected`)."""
         if verdict not in DECISIONS:
             raise ValueError(f"{verdict!r} is not a review verdict (one of {', '.join(DECISIONS)})")
-        return self._row(verdict, reason=note, reviewer=reviewer or None, prompt=prompt or None,
-                         **({"run_id": run_id} if run_id else {}))
+        return self._row(
+            verdict,
+            reason=note,
+            reviewer=reviewer or None,
+            prompt=prompt or None,
+            **({"run_id": run_id} if run_id else {}),
+        )
 
 
 def ledger_frame(rows: Iterable[dict[str, Any]]) -> pl.DataFrame:
@@ -198,18 +271,46 @@ def ledger_frame(rows: Iterable[dict[str, Any]]) -> pl.DataFrame:
 
 # What planning needs of the ledger's past (LedgerStore.history): the settled clips of the catalog's
 # items and the open reservations with provider jobs, besides tonight's committed money.
-SETTLED_SCHEMA = {**{name: LEDGER_SCHEMA[name] for name in
-                     ("campaign", "item_id", "fingerprint", "run_id", "asset_uri", "cost_usd", "created_at", "job_id",
-                      "reservation_id", "route", "model")}, "delivered": pl.Boolean(),
-                  # review of that clip: None (not held), pending, approved or rejected; how many clips
-                  # of this item and fingerprint were rejected; the latest edited prompt of a rejection
-                  "review": pl.String(), "rejections": pl.Int64(), "edited_prompt": pl.String()}
-IN_FLIGHT_SCHEMA = {**{name: LEDGER_SCHEMA[name] for name in
-                       ("reservation_id", "campaign", "item_id", "fingerprint", "route", "model", "est_cost_usd",
-                        "run_id")}, "job_ids": pl.List(pl.String()), "paid_usd": pl.Float64()}
+SETTLED_SCHEMA = {
+    **{
+        name: LEDGER_SCHEMA[name]
+        for name in (
+            "campaign",
+            "item_id",
+            "fingerprint",
+            "run_id",
+            "asset_uri",
+            "cost_usd",
+            "created_at",
+            "job_id",
+            "reservation_id",
+            "route",
+            "model",
+        )
+    },
+    "delivered": pl.Boolean(),
+    # review of that clip: None (not held), pending, approved or rejected; how many clips
+    # of this item and fingerprint were rejected; the latest edited prompt of a rejection
+    "review": pl.String(),
+    "rejections": pl.Int64(),
+    "edited_prompt": pl.String(),
+}
+IN_FLIGHT_SCHEMA = {
+    **{
+        name: LEDGER_SCHEMA[name]
+        for name in ("reservation_id", "campaign", "item_id", "fingerprint", "route", "model", "est_cost_usd", "run_id")
+    },
+    "job_ids": pl.List(pl.String()),
+    "paid_usd": pl.Float64(),
+}
 # Estimated vs actual money, grouped (LedgerStore.spend): the columns after the group keys.
-SPEND_COLUMNS = {"clips": pl.Int64(), "failed_calls": pl.Int64(), "deferred": pl.Int64(), "est_usd": pl.Float64(),
-                 "actual_usd": pl.Float64()}
+SPEND_COLUMNS = {
+    "clips": pl.Int64(),
+    "failed_calls": pl.Int64(),
+    "deferred": pl.Int64(),
+    "est_usd": pl.Float64(),
+    "actual_usd": pl.Float64(),
+}
 
 
 @dataclass(frozen=True)
@@ -227,17 +328,39 @@ class History:
 
 def deferred_rows(plan: pl.DataFrame, *, run_id: str, night: str, sandbox: bool) -> list[dict]:
     """`deferred` ledger rows for the plan's deferred items (planned ones get theirs when they run)."""
-    return [ledger_row(run_id=run_id, night=night, item_id=r["item_id"], campaign=r["campaign"],
-                       fingerprint=r["fingerprint"], route=r["route"], model=r["model"],
-                       status="deferred", reason=r["reason"], sandbox=sandbox)
-            for r in plan.filter(pl.col("status") == "deferred").iter_rows(named=True)]
+    return [
+        ledger_row(
+            run_id=run_id,
+            night=night,
+            item_id=r["item_id"],
+            campaign=r["campaign"],
+            fingerprint=r["fingerprint"],
+            route=r["route"],
+            model=r["model"],
+            status="deferred",
+            reason=r["reason"],
+            sandbox=sandbox,
+        )
+        for r in plan.filter(pl.col("status") == "deferred").iter_rows(named=True)
+    ]
 
 
-def rejected_rows(rejects: pl.DataFrame, *, run_id: str, night: str, campaign_of: Mapping[int, str],
-                  sandbox: bool) -> list[dict]:
+def rejected_rows(
+    rejects: pl.DataFrame, *, run_id: str, night: str, campaign_of: Mapping[int, str], sandbox: bool
+) -> list[dict]:
     """One `rejected` ledger row per rejected catalog row, all its problems in the reason."""
     grouped = rejects.group_by("row", maintain_order=True).agg(
-        pl.col("item_id").first(), pl.format("{}: {}", "column", "reason").str.join("; ").alias("why"))
-    return [ledger_row(run_id=run_id, night=night, item_id=r["item_id"], campaign=campaign_of.get(r["row"]),
-                       status="rejected", reason=f"row {r['row']}: {r['why']}", sandbox=sandbox)
-            for r in grouped.iter_rows(named=True)]
+        pl.col("item_id").first(), pl.format("{}: {}", "column", "reason").str.join("; ").alias("why")
+    )
+    return [
+        ledger_row(
+            run_id=run_id,
+            night=night,
+            item_id=r["item_id"],
+            campaign=campaign_of.get(r["row"]),
+            status="rejected",
+            reason=f"row {r['row']}: {r['why']}",
+            sandbox=sandbox,
+        )
+        for r in grouped.iter_rows(named=True)
+    ]

@@ -17,9 +17,9 @@ from vidbatch.route_settings import MeasuredPrice
 __all__ = ["PERCENTILE", "MARGIN", "RECENT", "NIGHTS", "since_night", "MEASUREMENT_SCHEMA", "measured_prices"]
 
 PERCENTILE = 0.9  # of the newest clips of a key
-MARGIN = 1.25     # on top of it: a render that still outgrows this grows its reservation while it runs
-RECENT = 50       # clips per key: recent enough to follow new drivers, GPUs and profiles
-NIGHTS = 30       # and from the newest nights only: the read is bounded by a month, not by history
+MARGIN = 1.25  # on top of it: a render that still outgrows this grows its reservation while it runs
+RECENT = 50  # clips per key: recent enough to follow new drivers, GPUs and profiles
+NIGHTS = 30  # and from the newest nights only: the read is bounded by a month, not by history
 MEASUREMENT_SCHEMA = {"route": pl.String(), "price_key": pl.String(), "gpu_s_per_shot": pl.Float64()}
 
 
@@ -36,10 +36,11 @@ def measured_prices(samples: pl.DataFrame) -> dict[str, dict[str, MeasuredPrice]
     if samples.is_empty():
         return {}
     figures = samples.group_by("route", "price_key").agg(
-        pl.col("gpu_s_per_shot").quantile(PERCENTILE, interpolation="higher").alias("high"),
-        pl.len().alias("clips"))
+        pl.col("gpu_s_per_shot").quantile(PERCENTILE, interpolation="higher").alias("high"), pl.len().alias("clips")
+    )
     out: dict[str, dict[str, MeasuredPrice]] = {}
     for row in figures.iter_rows(named=True):
         out.setdefault(row["route"], {})[row["price_key"]] = MeasuredPrice(
-            gpu_s_per_shot=row["high"] * MARGIN, clips=row["clips"], percentile=PERCENTILE, margin=MARGIN)
+            gpu_s_per_shot=row["high"] * MARGIN, clips=row["clips"], percentile=PERCENTILE, margin=MARGIN
+        )
     return out

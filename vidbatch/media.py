@@ -21,9 +21,24 @@ import numpy as np
 from vidbatch.errors import MediaError
 from vidbatch.storage import sha256_of  # noqa: F401  (re-exported: clips are hashed where they are made)
 
-__all__ = ["MediaInfo", "ffmpeg_exe", "probe", "probe_headers", "write_frames", "cut", "concat", "normalise_join",
-           "testsrc",
-           "first_frame", "last_frame", "frame_at", "fit_image", "contact_sheet", "detect_defects", "sha256_of"]
+__all__ = [
+    "MediaInfo",
+    "ffmpeg_exe",
+    "probe",
+    "probe_headers",
+    "write_frames",
+    "cut",
+    "concat",
+    "normalise_join",
+    "testsrc",
+    "first_frame",
+    "last_frame",
+    "frame_at",
+    "fit_image",
+    "contact_sheet",
+    "detect_defects",
+    "sha256_of",
+]
 
 
 FFMPEG_NICENESS = 10  # added to this process's niceness for every ffmpeg run
@@ -51,11 +66,11 @@ class MediaInfo:
     frames: int
     duration_s: float
     has_audio: bool
-    codec: str            # with its profile, e.g. "h264 (High)"
+    codec: str  # with its profile, e.g. "h264 (High)"
     pix_fmt: str = ""
     sar: str = "1:1"
-    timebase: str = ""    # the stream's tbn, e.g. "16384 tbn"
-    audio: str = ""       # codec, rate and layout of the first audio stream, e.g. "aac 44100 Hz mono"
+    timebase: str = ""  # the stream's tbn, e.g. "16384 tbn"
+    audio: str = ""  # codec, rate and layout of the first audio stream, e.g. "aac 44100 Hz mono"
 
 
 @functools.cache
@@ -92,13 +107,18 @@ def _probe_one(path: Path, count_frames: bool) -> MediaInfo:
             context = video.codec_context
             sar = video.sample_aspect_ratio
             return MediaInfo(
-                width=context.width, height=context.height, fps=fps, frames=frames,
-                duration_s=frames / fps if fps else 0.0, has_audio=sound is not None,
+                width=context.width,
+                height=context.height,
+                fps=fps,
+                frames=frames,
+                duration_s=frames / fps if fps else 0.0,
+                has_audio=sound is not None,
                 codec=f"{context.name} ({context.profile})" if context.profile else context.name,
                 pix_fmt=context.format.name if context.format else "",
                 sar=f"{sar.numerator}:{sar.denominator}" if sar else "1:1",
                 timebase=f"{float(1 / video.time_base):g} tbn" if video.time_base else "",
-                audio=f"{sound.codec_context.name} {sound.rate} Hz {sound.layout.name}" if sound else "")
+                audio=f"{sound.codec_context.name} {sound.rate} Hz {sound.layout.name}" if sound else "",
+            )
     except (av.FFmpegError, OSError) as err:
         raise MediaError(f"cannot read {path}: {err}") from err
 
@@ -116,8 +136,14 @@ def probe_headers(paths: list[Path]) -> list[MediaInfo]:
 
 
 def _h264(**extra) -> dict:
-    return {"vcodec": "libx264", "pix_fmt": "yuv420p", "preset": "veryfast", "crf": 18,
-            "movflags": "+faststart", **extra}
+    return {
+        "vcodec": "libx264",
+        "pix_fmt": "yuv420p",
+        "preset": "veryfast",
+        "crf": 18,
+        "movflags": "+faststart",
+        **extra,
+    }
 
 
 def write_frames(frames: np.ndarray, dst: Path, fps: int) -> Path:
@@ -126,15 +152,21 @@ def write_frames(frames: np.ndarray, dst: Path, fps: int) -> Path:
         frames = (np.clip(frames, 0.0, 1.0) * 255).round().astype(np.uint8)
     t, h, w, _ = frames.shape
     stream = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{w}x{h}", framerate=fps)
-    _run(stream.output(str(dst), r=fps, **_h264()).overwrite_output(), f"encode {dst.name}",
-         input=np.ascontiguousarray(frames).tobytes())
+    _run(
+        stream.output(str(dst), r=fps, **_h264()).overwrite_output(),
+        f"encode {dst.name}",
+        input=np.ascontiguousarray(frames).tobytes(),
+    )
     return dst
 
 
 def _deliverable(info: MediaInfo) -> bool:
     """Already what a cut encodes (H.264 in 4:2:0, AAC or no sound): a cut of every frame copies it."""
-    return (info.codec.startswith("h264") and info.pix_fmt == "yuv420p"
-            and (not info.has_audio or info.audio.startswith("aac")))
+    return (
+        info.codec.startswith("h264")
+        and info.pix_fmt == "yuv420p"
+        and (not info.has_audio or info.audio.startswith("aac"))
+    )
 
 
 def cut(src: Path, dst: Path, start_s: float, duration_s: float, fps: float | None = None) -> Path:
@@ -151,15 +183,18 @@ def cut(src: Path, dst: Path, start_s: float, duration_s: float, fps: float | No
     if first + count > info.frames:
         raise MediaError(f"cannot cut frames {first}..{first + count} from {src.name}: it has {info.frames}")
     if first == 0 and count == info.frames and fps == info.fps and _deliverable(info):  # the whole clip, as it is
-        _run(ffmpeg.input(str(src)).output(str(dst), c="copy", movflags="+faststart").overwrite_output(),
-             f"copy {src.name}")
+        _run(
+            ffmpeg.input(str(src)).output(str(dst), c="copy", movflags="+faststart").overwrite_output(),
+            f"copy {src.name}",
+        )
         return dst
     source = ffmpeg.input(str(src))
     video = source.video.trim(start_frame=first, end_frame=first + count).setpts("PTS-STARTPTS")
     streams = [video]
     if info.has_audio:
-        streams.append(source.audio.filter("atrim", start=first / fps, duration=count / fps)
-                       .filter("asetpts", "PTS-STARTPTS"))
+        streams.append(
+            source.audio.filter("atrim", start=first / fps, duration=count / fps).filter("asetpts", "PTS-STARTPTS")
+        )
     _run(ffmpeg.output(*streams, str(dst), r=fps, **_h264(acodec="aac")).overwrite_output(), f"cut {src.name}")
     return dst
 
@@ -168,8 +203,10 @@ def concat(parts: list[Path], dst: Path) -> Path:
     """Join clips of identical encoding settings by stream copy (concat demuxer)."""
     listing = dst.with_suffix(".txt")
     listing.write_text("".join(f"file '{p.resolve()}'\n" for p in parts))
-    _run(ffmpeg.input(str(listing), format="concat", safe=0).output(str(dst), c="copy").overwrite_output(),
-         f"join {len(parts)} clips")
+    _run(
+        ffmpeg.input(str(listing), format="concat", safe=0).output(str(dst), c="copy").overwrite_output(),
+        f"join {len(parts)} clips",
+    )
     listing.unlink()
     return dst
 
@@ -178,13 +215,24 @@ def _fitted(video, width: int, height: int, fit: str):
     """Scale to cover and centre-crop (`crop`), or scale to fit and letterbox (`pad`)."""
     if fit == "crop":
         return video.filter("scale", width, height, force_original_aspect_ratio="increase").filter(
-            "crop", width, height)
-    return video.filter("scale", width, height, force_original_aspect_ratio="decrease",
-                        force_divisible_by=2).filter("pad", width, height, "(ow-iw)/2", "(oh-ih)/2")
+            "crop", width, height
+        )
+    return video.filter("scale", width, height, force_original_aspect_ratio="decrease", force_divisible_by=2).filter(
+        "pad", width, height, "(ow-iw)/2", "(oh-ih)/2"
+    )
 
 
-def normalise_join(parts: list[tuple[Path, MediaInfo]], dst: Path, *, width: int, height: int, fps: int,
-                   fit: str = "crop", crossfade_s: float = 0.0, audio: bool = False) -> Path:
+def normalise_join(
+    parts: list[tuple[Path, MediaInfo]],
+    dst: Path,
+    *,
+    width: int,
+    height: int,
+    fps: int,
+    fit: str = "crop",
+    crossfade_s: float = 0.0,
+    audio: bool = False,
+) -> Path:
     """Join clips of any encoding in one re-encode: each is fitted to width x height, square
     pixels, `fps` and yuv420p; with `audio`, clips without a track get silence. Scene k ends on
     frame round(sum of the first k durations x fps), so the join is within one frame of the sum.
@@ -195,14 +243,23 @@ def normalise_join(parts: list[tuple[Path, MediaInfo]], dst: Path, *, width: int
         ends.append(round(total * fps))
     videos, audios, seconds = [], [], []
     silent = sum(not info.has_audio for _, info in parts)
-    silence = (ffmpeg.input("anullsrc=r=48000:cl=stereo", format="lavfi").audio.filter_multi_output(
-        "asplit", silent) if audio and silent else None)
+    silence = (
+        ffmpeg.input("anullsrc=r=48000:cl=stereo", format="lavfi").audio.filter_multi_output("asplit", silent)
+        if audio and silent
+        else None
+    )
     for index, (path, info) in enumerate(parts):
         count = ends[index + 1] - ends[index]
         source = ffmpeg.input(str(path))
-        videos.append(_fitted(source.video, width, height, fit).filter("setsar", 1).filter("fps", fps)
-                      .filter("tpad", stop_mode="clone", stop=2).filter("trim", end_frame=count)
-                      .filter("setpts", "PTS-STARTPTS").filter("format", "yuv420p"))
+        videos.append(
+            _fitted(source.video, width, height, fit)
+            .filter("setsar", 1)
+            .filter("fps", fps)
+            .filter("tpad", stop_mode="clone", stop=2)
+            .filter("trim", end_frame=count)
+            .filter("setpts", "PTS-STARTPTS")
+            .filter("format", "yuv420p")
+        )
         seconds.append(count / fps)
         if audio:
             if info.has_audio:
@@ -210,16 +267,20 @@ def normalise_join(parts: list[tuple[Path, MediaInfo]], dst: Path, *, width: int
             else:
                 assert silence is not None  # made for the parts without audio
                 track, silent = silence.stream(silent - 1), silent - 1
-            audios.append(track.filter("aresample", 48000).filter("aformat", sample_fmts="fltp",
-                                                                   channel_layouts="stereo")
-                          .filter("apad", whole_dur=count / fps).filter("atrim", duration=count / fps)
-                          .filter("asetpts", "PTS-STARTPTS"))
+            audios.append(
+                track.filter("aresample", 48000)
+                .filter("aformat", sample_fmts="fltp", channel_layouts="stereo")
+                .filter("apad", whole_dur=count / fps)
+                .filter("atrim", duration=count / fps)
+                .filter("asetpts", "PTS-STARTPTS")
+            )
     if crossfade_s > 0:
         video, track, offset = videos[0], audios[0] if audio else None, 0.0
         for index in range(1, len(parts)):
             offset += seconds[index - 1] - crossfade_s
-            video = ffmpeg.filter([video, videos[index]], "xfade", transition="fade", duration=crossfade_s,
-                                  offset=round(offset, 6))
+            video = ffmpeg.filter(
+                [video, videos[index]], "xfade", transition="fade", duration=crossfade_s, offset=round(offset, 6)
+            )
             if audio:
                 track = ffmpeg.filter([track, audios[index]], "acrossfade", d=crossfade_s)
         streams = [video] + ([track] if audio else [])
@@ -228,13 +289,16 @@ def normalise_join(parts: list[tuple[Path, MediaInfo]], dst: Path, *, width: int
         joined = ffmpeg.concat(*pairs, v=1, a=1 if audio else 0).node
         streams = [joined[0]] + ([joined[1]] if audio else [])
     extra = {"acodec": "aac", "ar": 48000} if audio else {}
-    _run(ffmpeg.output(*streams, str(dst), r=fps, **_h264(**extra)).overwrite_output(),
-         f"normalise and join {len(parts)} clips")
+    _run(
+        ffmpeg.output(*streams, str(dst), r=fps, **_h264(**extra)).overwrite_output(),
+        f"normalise and join {len(parts)} clips",
+    )
     return dst
 
 
-def testsrc(dst: Path, seconds: float, width: int, height: int, fps: int, *, pattern: str = "testsrc2",
-            audio: bool = False) -> Path:
+def testsrc(
+    dst: Path, seconds: float, width: int, height: int, fps: int, *, pattern: str = "testsrc2", audio: bool = False
+) -> Path:
     """A real test-pattern MP4 (ffmpeg lavfi), optionally with a tone as its audio track.
 
     `pattern`: a lavfi source (`testsrc2`, `smptebars`, ...), `black`, `still` (one frozen
@@ -263,16 +327,20 @@ def first_frame(src: Path, dst: Path) -> Path:
 
 def last_frame(src: Path, dst: Path) -> Path:
     """The last frame of a video as an image (read from its final second)."""
-    _run(ffmpeg.input(str(src), sseof=-1).output(str(dst), update=1).overwrite_output(),
-         f"grab the last frame of {src.name}")
+    _run(
+        ffmpeg.input(str(src), sseof=-1).output(str(dst), update=1).overwrite_output(),
+        f"grab the last frame of {src.name}",
+    )
     return dst
 
 
 def frame_at(src: Path, at_s: float) -> np.ndarray:
     """The frame shown at `at_s` seconds as an (H, W, 3) uint8 array."""
     info = probe(src, decode=False)
-    out, _ = _run(ffmpeg.input(str(src), ss=at_s).output("pipe:", vframes=1, format="rawvideo", pix_fmt="rgb24"),
-                  f"read a frame of {src.name} at {at_s:.3f} s")
+    out, _ = _run(
+        ffmpeg.input(str(src), ss=at_s).output("pipe:", vframes=1, format="rawvideo", pix_fmt="rgb24"),
+        f"read a frame of {src.name} at {at_s:.3f} s",
+    )
     return np.frombuffer(out, np.uint8).reshape(info.height, info.width, 3)
 
 
@@ -280,8 +348,12 @@ def contact_sheet(src: Path, dst: Path, *, columns: int = 6, thumb_width: int = 
     """One image of `columns` thumbnails taken evenly through the clip (JPEG or PNG by suffix)."""
     info = probe(src, decode=False)
     rate = columns / max(info.duration_s, 1 / info.fps)
-    sheet = (ffmpeg.input(str(src)).video.filter("fps", rate, round="down")
-             .filter("scale", thumb_width, -2).filter("tile", f"{columns}x1", padding=4, margin=4))
+    sheet = (
+        ffmpeg.input(str(src))
+        .video.filter("fps", rate, round="down")
+        .filter("scale", thumb_width, -2)
+        .filter("tile", f"{columns}x1", padding=4, margin=4)
+    )
     _run(sheet.output(str(dst), vframes=1, **{"q:v": 4}).overwrite_output(), f"contact sheet of {src.name}")
     return dst
 
@@ -290,14 +362,22 @@ _BLACK = re.compile(r"black_start:([\d.]+) black_end:([\d.]+)")
 _FREEZE = re.compile(r"lavfi\.freezedetect\.freeze_(start|end): ([\d.]+)")
 
 
-def detect_defects(src: Path, *, black_min_s: float, black_pixel_threshold: float, black_picture_ratio: float,
-                   freeze_min_s: float, freeze_noise_db: float) -> list[tuple[str, float, float]]:
+def detect_defects(
+    src: Path,
+    *,
+    black_min_s: float,
+    black_pixel_threshold: float,
+    black_picture_ratio: float,
+    freeze_min_s: float,
+    freeze_noise_db: float,
+) -> list[tuple[str, float, float]]:
     """Black and frozen stretches ((`black`|`frozen`, start_s, end_s)) at least the given lengths,
     found by ffmpeg's blackdetect and freezedetect in one decode. A stretch still open at the end
     of the clip ends there."""
     info = probe(src, decode=False)
-    video = ffmpeg.input(str(src)).video.filter("blackdetect", d=black_min_s, pix_th=black_pixel_threshold,
-                                                pic_th=black_picture_ratio)
+    video = ffmpeg.input(str(src)).video.filter(
+        "blackdetect", d=black_min_s, pix_th=black_pixel_threshold, pic_th=black_picture_ratio
+    )
     video = video.filter("freezedetect", n=f"{freeze_noise_db}dB", d=freeze_min_s)
     _, err = _run(video.output("-", format="null"), f"scan {src.name} for black or frozen video")
     text = err.decode(errors="replace")
@@ -317,6 +397,8 @@ def detect_defects(src: Path, *, black_min_s: float, black_pixel_threshold: floa
 def fit_image(src: Path, dst: Path, width: int, height: int) -> Path:
     """Scale an image to cover width x height and centre-crop it to exactly that size."""
     scaled = ffmpeg.input(str(src)).filter("scale", width, height, force_original_aspect_ratio="increase")
-    _run(scaled.filter("crop", width, height).output(str(dst), vframes=1).overwrite_output(),
-         f"fit {src.name} to {width}x{height}")
+    _run(
+        scaled.filter("crop", width, height).output(str(dst), vframes=1).overwrite_output(),
+        f"fit {src.name} to {width}x{height}",
+    )
     return dst

@@ -24,8 +24,7 @@ from vidbatch.micros import MICROS_PER_USD, micros, micros_expr, usd_of
 from vidbatch.policy import Caps
 from vidbatch.refusals import Refusal, Refused
 
-__all__ = ["Committed", "over_item_cap", "over_caps", "who", "usd_text", "accept_in_order", "usd_expr",
-           "Allowance"]
+__all__ = ["Committed", "over_item_cap", "over_caps", "who", "usd_text", "accept_in_order", "usd_expr", "Allowance"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +38,7 @@ class Committed:
 
 # ---- caps: one reservation at a time -------------------------------------------------------------
 
+
 def over_item_cap(caps: Caps, amount: int, what: str) -> Refusal | None:
     """Why one call holding `amount` micro-dollars passes the item cap (`what`: how the amount is
     named), or None."""
@@ -47,8 +47,9 @@ def over_item_cap(caps: Caps, amount: int, what: str) -> Refusal | None:
     return None
 
 
-def over_caps(spent: dict[tuple[str, str], int], caps: Caps, row: Mapping[str, Any], more: int,
-              ahead: Committed) -> Refusal | None:
+def over_caps(
+    spent: dict[tuple[str, str], int], caps: Caps, row: Mapping[str, Any], more: int, ahead: Committed
+) -> Refusal | None:
     """Why committing `more` micro-dollars for `row` on top of `spent` ((campaign, run) -> every
     run's committed money tonight) and `ahead` (this run's earmarks) passes its campaign or night cap."""
     campaign = row["campaign"]
@@ -56,12 +57,18 @@ def over_caps(spent: dict[tuple[str, str], int], caps: Caps, row: Mapping[str, A
     cap = caps.for_campaign(campaign)
     kept = _kept(ahead.by_campaign.get(campaign, 0))
     if by_campaign + more > caps.campaign_micros(campaign):
-        return Refusal(Refused.CAMPAIGN_CAP, f"campaign cap {usd_text(cap)} reached: "
-                       f"{who(spent, row['run_id'], campaign)}{kept}", cap_usd=cap)
+        return Refusal(
+            Refused.CAMPAIGN_CAP,
+            f"campaign cap {usd_text(cap)} reached: {who(spent, row['run_id'], campaign)}{kept}",
+            cap_usd=cap,
+        )
     if sum(spent.values()) + ahead.night + more > caps.night_micros:
         kept = _kept(ahead.night)
-        return Refusal(Refused.NIGHT_CAP, f"night cap {usd_text(caps.night_usd)} reached: "
-                       f"{who(spent, row['run_id'])}{kept}", cap_usd=caps.night_usd)
+        return Refusal(
+            Refused.NIGHT_CAP,
+            f"night cap {usd_text(caps.night_usd)} reached: {who(spent, row['run_id'])}{kept}",
+            cap_usd=caps.night_usd,
+        )
     return None
 
 
@@ -76,8 +83,11 @@ def who(spent: dict[tuple[str, str], int], run_id: str, campaign: str | None = N
     for (c, run), amount in spent.items():
         if campaign is None or c == campaign:
             by_run[run] += amount
-    parts = [f"{usd_text(usd_of(amount))} by {'this run' if run == run_id else f'run {str(run)[:8]}'}"
-             for run, amount in sorted(by_run.items(), key=lambda kv: kv[0] != run_id) if amount]
+    parts = [
+        f"{usd_text(usd_of(amount))} by {'this run' if run == run_id else f'run {str(run)[:8]}'}"
+        for run, amount in sorted(by_run.items(), key=lambda kv: kv[0] != run_id)
+        if amount
+    ]
     return f"{usd_text(usd_of(sum(by_run.values())))} committed" + (f" ({', '.join(parts)})" if parts else "")
 
 
@@ -93,14 +103,16 @@ def usd_text(usd: float | None) -> str:
 
 # ---- twin: a whole catalog at once ---------------------------------------------------------------
 
+
 def usd_expr(expr: pl.Expr) -> pl.Expr:
     """Format dollars with two decimals ("$1.50"), vectorised."""
     cents = (expr * 100).round().cast(pl.Int64)
     return pl.format("${}.{}", cents // 100, (cents % 100).cast(pl.String).str.zfill(2))
 
 
-def accept_in_order(frame: pl.DataFrame, cost: str, caps: Caps, committed: Committed,
-                    extra_by_campaign: pl.DataFrame, extra_night: int) -> pl.DataFrame:
+def accept_in_order(
+    frame: pl.DataFrame, cost: str, caps: Caps, committed: Committed, extra_by_campaign: pl.DataFrame, extra_night: int
+) -> pl.DataFrame:
     """The caps over a whole frame at once (the planner's twin of `over_caps`): add `ok`, and for
     a refused row the cap that refuses it (`cap`: a `Refused` value, `cap_usd`: its amount) and
     `cap_reason`, for the rows with a non-null `cost` (USD, each made micro-dollars as the ledger
@@ -112,31 +124,45 @@ def accept_in_order(frame: pl.DataFrame, cost: str, caps: Caps, committed: Commi
     for campaign, spent in extra_by_campaign.iter_rows():
         used[campaign] = used.get(campaign, 0) + spent
     # Per-campaign facts are a small table: format the refusal text there, not once per row.
-    table = pl.DataFrame({"campaign": list(used), "used": list(used.values()),
-                          "ccap": [caps.campaign_micros(c) for c in used],
-                          "ccap_usd": [caps.for_campaign(c) for c in used]},
-                         schema={"campaign": pl.String, "used": pl.Int64, "ccap": pl.Int64, "ccap_usd": pl.Float64})
-    table = table.with_columns(pl.format("campaign cap {} would be exceeded ({} already committed)",
-                                         usd_expr(pl.col("ccap_usd")), usd_expr(pl.col("used") / MICROS_PER_USD))
-                               .alias("camp_reason"))
+    table = pl.DataFrame(
+        {
+            "campaign": list(used),
+            "used": list(used.values()),
+            "ccap": [caps.campaign_micros(c) for c in used],
+            "ccap_usd": [caps.for_campaign(c) for c in used],
+        },
+        schema={"campaign": pl.String, "used": pl.Int64, "ccap": pl.Int64, "ccap_usd": pl.Float64},
+    )
+    table = table.with_columns(
+        pl.format(
+            "campaign cap {} would be exceeded ({} already committed)",
+            usd_expr(pl.col("ccap_usd")),
+            usd_expr(pl.col("used") / MICROS_PER_USD),
+        ).alias("camp_reason")
+    )
     night_used = committed.night + extra_night
-    night_reason = (f"night cap {usd_text(caps.night_usd)} would be exceeded "
-                    f"({usd_text(usd_of(night_used))} already committed)")
+    night_reason = (
+        f"night cap {usd_text(caps.night_usd)} would be exceeded ({usd_text(usd_of(night_used))} already committed)"
+    )
     c = micros_expr(pl.col(cost)).fill_null(0)
-    out = (frame.join(table, on="campaign", how="left", maintain_order="left")
-           .with_columns((c.cum_sum().over("campaign") + pl.col("used") <= pl.col("ccap")).alias("ok_campaign")))
+    out = frame.join(table, on="campaign", how="left", maintain_order="left").with_columns(
+        (c.cum_sum().over("campaign") + pl.col("used") <= pl.col("ccap")).alias("ok_campaign")
+    )
     night_sum = (c * pl.col("ok_campaign")).cum_sum() + night_used
     out = out.with_columns(
         (pl.col("ok_campaign") & (night_sum <= caps.night_micros) & pl.col(cost).is_not_null()).alias("ok"),
-        pl.when(~pl.col("ok_campaign")).then(pl.col("camp_reason")).otherwise(pl.lit(night_reason))
-        .alias("cap_reason"),
-        pl.when(~pl.col("ok_campaign")).then(pl.lit(Refused.CAMPAIGN_CAP.value)).otherwise(
-            pl.lit(Refused.NIGHT_CAP.value)).alias("cap"),
-        pl.when(~pl.col("ok_campaign")).then(pl.col("ccap_usd")).otherwise(pl.lit(caps.night_usd)).alias("cap_usd"))
+        pl.when(~pl.col("ok_campaign")).then(pl.col("camp_reason")).otherwise(pl.lit(night_reason)).alias("cap_reason"),
+        pl.when(~pl.col("ok_campaign"))
+        .then(pl.lit(Refused.CAMPAIGN_CAP.value))
+        .otherwise(pl.lit(Refused.NIGHT_CAP.value))
+        .alias("cap"),
+        pl.when(~pl.col("ok_campaign")).then(pl.col("ccap_usd")).otherwise(pl.lit(caps.night_usd)).alias("cap_usd"),
+    )
     return out.drop("used", "ccap", "ccap_usd", "camp_reason", "ok_campaign")
 
 
 # ---- batch: a GPU batch's allowance ------------------------------------------------------------
+
 
 class Allowance:
     """A GPU batch may spend at most its allowance (the sum of its clips' planned estimates), inside
@@ -152,8 +178,11 @@ class Allowance:
         """Hold `usd` of the allowance for a call; None when granted, else why not."""
         with self._lock:
             if self._held + micros(usd) > self._limit:
-                return Refusal(Refused.BATCH_ALLOWANCE, f"batch allowance {usd_text(self.usd)} reached "
-                               f"({usd_text(usd_of(self._held))} committed)", cap_usd=self.usd)
+                return Refusal(
+                    Refused.BATCH_ALLOWANCE,
+                    f"batch allowance {usd_text(self.usd)} reached ({usd_text(usd_of(self._held))} committed)",
+                    cap_usd=self.usd,
+                )
             self._held += micros(usd)
             return None
 

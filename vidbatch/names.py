@@ -26,8 +26,7 @@ __all__ = ["MAX_NAME_CHARS", "RULE", "problem", "is_safe", "with_name_problems"]
 
 MAX_NAME_CHARS = 128
 MAX_NAME_BYTES = 200  # file systems count bytes (255 a name): room for a key's suffixes
-RULE = ("letters and digits of any script, '.', '-' and '_', not starting with '.', "
-        f"at most {MAX_NAME_CHARS} characters")
+RULE = f"letters and digits of any script, '.', '-' and '_', not starting with '.', at most {MAX_NAME_CHARS} characters"
 _PUNCT = frozenset(".-_")
 _ASCII = r"^[A-Za-z0-9_-][A-Za-z0-9._-]*$"  # names every reading of the rule accepts at once
 
@@ -83,7 +82,10 @@ def with_name_problems(frame: "pl.DataFrame", columns: list[str]) -> "pl.DataFra
         fast = value.is_null() | (value.str.contains(_ASCII) & (value.str.len_chars() <= MAX_NAME_CHARS))
         rest = frame.filter(~fast.fill_null(False)).get_column(column).unique()
         why = {name: problem(name) for name in rest.to_list()}
-        added.append(pl.when(fast).then(pl.lit(None, dtype=pl.String))
-                     .otherwise(value.replace_strict(why, default=None, return_dtype=pl.String))
-                     .alias(f"__name_{column}"))
+        added.append(
+            pl.when(fast)
+            .then(pl.lit(None, dtype=pl.String))
+            .otherwise(value.replace_strict(why, default=None, return_dtype=pl.String))
+            .alias(f"__name_{column}")
+        )
     return frame.with_columns(added) if added else frame

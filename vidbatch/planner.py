@@ -28,11 +28,24 @@ from vidbatch.statuses import ItemStatus
 
 __all__ = ["Committed", "PricedRoute", "PLAN_COLUMNS", "FALLBACK_TYPE", "plan_catalog", "route_column"]
 
-PLAN_COLUMNS = ["row", "item_id", "campaign", "priority", "route", "model", "size", "est_cost_usd",
-                "status", "reason", "cap", "cap_usd"]
+PLAN_COLUMNS = [
+    "row",
+    "item_id",
+    "campaign",
+    "priority",
+    "route",
+    "model",
+    "size",
+    "est_cost_usd",
+    "status",
+    "reason",
+    "cap",
+    "cap_usd",
+]
 OPTION_FIELDS = {"model": pl.String, "size": pl.String, "cost": pl.Float64, "shots": pl.Int64, "billed_s": pl.Float64}
-FALLBACK_TYPE = pl.List(pl.Struct({"route": pl.String, "model": pl.String, "size": pl.String,
-                                   "est_cost_usd": pl.Float64}))
+FALLBACK_TYPE = pl.List(
+    pl.Struct({"route": pl.String, "model": pl.String, "size": pl.String, "est_cost_usd": pl.Float64})
+)
 
 
 @dataclass(frozen=True)
@@ -49,8 +62,9 @@ class PricedRoute:
         return self.offer.name
 
 
-def plan_catalog(catalog: pl.DataFrame, policy: Policy, routes: Sequence[PricedRoute], *,
-                 committed: Committed = Committed()) -> pl.DataFrame:
+def plan_catalog(
+    catalog: pl.DataFrame, policy: Policy, routes: Sequence[PricedRoute], *, committed: Committed = Committed()
+) -> pl.DataFrame:
     """Route and price every valid catalog row and allocate the caps.
 
     Returns the catalog's columns plus route, route_forced, model, size, shots, billed_s,
@@ -65,36 +79,63 @@ def plan_catalog(catalog: pl.DataFrame, policy: Policy, routes: Sequence[PricedR
     ranked = candidates(_router_input(catalog, routes), [r.offer for r in routes], prefs)
     options = _options(catalog, ranked, routes, policy)
     long = pl.lit(False) if prefs.long_after_s is None else raw_seconds() > prefs.long_after_s
-    staged = (catalog.join(ranked.select("row", "preferred"), on="row", how="left",
-                           maintain_order="left").with_columns(long.alias("long"))
-              .join(options.wide, on="row", how="left", maintain_order="left")
-              .sort(["priority", "row"], descending=[True, False]))
+    staged = (
+        catalog.join(ranked.select("row", "preferred"), on="row", how="left", maintain_order="left")
+        .with_columns(long.alias("long"))
+        .join(options.wide, on="row", how="left", maintain_order="left")
+        .sort(["priority", "row"], descending=[True, False])
+    )
     staged, refusals, caps = _allocate(staged, options.depth, policy, committed)
     staged = staged.with_columns(_first_accepted(options.depth).alias("chosen")).with_columns(
         _pick_option("route", options.depth, pl.String).alias("chosen_route"),
-        _pick_option("rank", options.depth, pl.Int64).fill_null(1 << 30).alias("chosen_rank"))
+        _pick_option("rank", options.depth, pl.Int64).fill_null(1 << 30).alias("chosen_rank"),
+    )
     skipped = ranked.select("row", "skipped").explode("skipped").drop_nulls("skipped").unnest("skipped")
-    unable_before = (pl.concat([skipped.select("row", "rank", "why", pl.lit(None, pl.String).alias("cap"),
-                                               pl.lit(None, pl.Float64).alias("cap_usd")), options.unable])
-                     .join(staged.select("row", "chosen_rank"), on="row")
-                     .filter(pl.col("rank") < pl.col("chosen_rank")).sort("row", "rank")
-                     .group_by("row").agg(pl.col("why").str.join("; ").alias("unable_before"),
-                                          pl.col("cap").drop_nulls().first().alias("item_cap_kind"),
-                                          pl.col("cap_usd").drop_nulls().first().alias("item_cap_usd")))
-    later = (options.able.join(staged.select("row", "chosen"), on="row").filter(pl.col("k") > pl.col("chosen"))
-             .sort("row", "k").group_by("row").agg(
-                 pl.struct("route", "model", "size", pl.col("cost").alias("est_cost_usd"))
-                 .alias("fallbacks")))
-    plan = (staged.join(unable_before, on="row", how="left", maintain_order="left")
-            .join(later, on="row", how="left", maintain_order="left")
-            .with_columns(_reason(refusals, prefs.long_after_s).alias("reason"),
-                          pl.coalesce(pl.col("item_cap_kind"), *[kind for kind, _ in caps]).alias("cap"),
-                          pl.coalesce(pl.col("item_cap_usd"), *[usd for _, usd in caps]).alias("cap_usd")))
+    unable_before = (
+        pl.concat(
+            [
+                skipped.select(
+                    "row",
+                    "rank",
+                    "why",
+                    pl.lit(None, pl.String).alias("cap"),
+                    pl.lit(None, pl.Float64).alias("cap_usd"),
+                ),
+                options.unable,
+            ]
+        )
+        .join(staged.select("row", "chosen_rank"), on="row")
+        .filter(pl.col("rank") < pl.col("chosen_rank"))
+        .sort("row", "rank")
+        .group_by("row")
+        .agg(
+            pl.col("why").str.join("; ").alias("unable_before"),
+            pl.col("cap").drop_nulls().first().alias("item_cap_kind"),
+            pl.col("cap_usd").drop_nulls().first().alias("item_cap_usd"),
+        )
+    )
+    later = (
+        options.able.join(staged.select("row", "chosen"), on="row")
+        .filter(pl.col("k") > pl.col("chosen"))
+        .sort("row", "k")
+        .group_by("row")
+        .agg(pl.struct("route", "model", "size", pl.col("cost").alias("est_cost_usd")).alias("fallbacks"))
+    )
+    plan = (
+        staged.join(unable_before, on="row", how="left", maintain_order="left")
+        .join(later, on="row", how="left", maintain_order="left")
+        .with_columns(
+            _reason(refusals, prefs.long_after_s).alias("reason"),
+            pl.coalesce(pl.col("item_cap_kind"), *[kind for kind, _ in caps]).alias("cap"),
+            pl.coalesce(pl.col("item_cap_usd"), *[usd for _, usd in caps]).alias("cap_usd"),
+        )
+    )
     return _finish(plan, options.depth, catalog.columns)
 
 
-def _allocate(staged: pl.DataFrame, depth: int, policy: Policy, committed: Committed
-              ) -> tuple[pl.DataFrame, list[pl.Expr], list[tuple[pl.Expr, pl.Expr]]]:
+def _allocate(
+    staged: pl.DataFrame, depth: int, policy: Policy, committed: Committed
+) -> tuple[pl.DataFrame, list[pl.Expr], list[tuple[pl.Expr, pl.Expr]]]:
     """Pass k offers every item not yet placed its k-th option (columns ok{k}, cap{k}), with what
     the earlier passes spent; returns the frame and, per pass, the cap refusals: as text, and as
     the cap's kind and amount."""
@@ -104,8 +145,11 @@ def _allocate(staged: pl.DataFrame, depth: int, policy: Policy, committed: Commi
     spent = pl.DataFrame(schema={"campaign": pl.String, "spent": pl.Int64})  # micro-dollars
     for k in range(depth):
         offered = staged.with_columns(pl.when(~taken).then(pl.col(f"cost{k}")).alias("offered"))
-        staged = accept_in_order(offered, "offered", policy.caps, committed, spent, night).rename(
-            {"ok": f"ok{k}", "cap_reason": f"cap{k}", "cap": f"cap_kind{k}", "cap_usd": f"cap_usd{k}"}).drop("offered")
+        staged = (
+            accept_in_order(offered, "offered", policy.caps, committed, spent, night)
+            .rename({"ok": f"ok{k}", "cap_reason": f"cap{k}", "cap": f"cap_kind{k}", "cap_usd": f"cap_usd{k}"})
+            .drop("offered")
+        )
         accepted = staged.filter(pl.col(f"ok{k}")).select("campaign", micros_expr(pl.col(f"cost{k}")).alias("spent"))
         spent = pl.concat([spent, accepted]).group_by("campaign").agg(pl.col("spent").sum())
         night += int(accepted["spent"].sum())
@@ -119,22 +163,28 @@ def _allocate(staged: pl.DataFrame, depth: int, policy: Policy, committed: Commi
 def _router_input(catalog: pl.DataFrame, routes: Sequence[PricedRoute]) -> pl.DataFrame:
     """The frame `candidates` reads. A remix goes to a route that can remix (the first in the
     policy's list that is up): it needs the same service's video, so it has no fallback."""
-    remixers = [r.name for r in routes if r.offer.remix and not r.offer.unavailable] or \
-               [r.name for r in routes if r.offer.remix]
+    remixers = [r.name for r in routes if r.offer.remix and not r.offer.unavailable] or [
+        r.name for r in routes if r.offer.remix
+    ]
     remix = pl.col("remix_of").is_not_null() & pl.col("route").is_null()
-    forced = pl.when(remix).then(pl.lit(remixers[0] if remixers else None, dtype=pl.String)) \
-        .otherwise(pl.col("route"))
+    forced = pl.when(remix).then(pl.lit(remixers[0] if remixers else None, dtype=pl.String)).otherwise(pl.col("route"))
     return catalog.select(
-        "row", "realism", raw_seconds().alias("seconds"), pl.col("image_uri").is_not_null().alias("has_image"),
-        pl.col("remix_of").is_not_null().alias("is_remix"), pl.col("extend_s").fill_null(0.0).alias("extend_s"),
-        "resolution", forced.alias("forced"), pl.col("lora") if "lora" in catalog.columns else
-        pl.lit(None, dtype=pl.String).alias("lora"))
+        "row",
+        "realism",
+        raw_seconds().alias("seconds"),
+        pl.col("image_uri").is_not_null().alias("has_image"),
+        pl.col("remix_of").is_not_null().alias("is_remix"),
+        pl.col("extend_s").fill_null(0.0).alias("extend_s"),
+        "resolution",
+        forced.alias("forced"),
+        pl.col("lora") if "lora" in catalog.columns else pl.lit(None, dtype=pl.String).alias("lora"),
+    )
 
 
 @dataclass(frozen=True)
 class _Options:
-    wide: pl.DataFrame    # row, route{k}, model{k}, size{k}, cost{k}, shots{k}, billed_s{k} per able option k
-    able: pl.DataFrame    # the same, one row per (row, k)
+    wide: pl.DataFrame  # row, route{k}, model{k}, size{k}, cost{k}, shots{k}, billed_s{k} per able option k
+    able: pl.DataFrame  # the same, one row per (row, k)
     unable: pl.DataFrame  # row, rank, why, cap, cap_usd: the candidate routes that cannot take the item
     depth: int
 
@@ -145,38 +195,73 @@ def _options(catalog: pl.DataFrame, ranked: pl.DataFrame, routes: Sequence[Price
     priced = catalog.with_columns(*[expr for r in routes for expr in r.price])
     priced = priced.select("row", "max_cost_usd", *[c for c in priced.columns if c not in catalog.columns])
     item_cap = pl.min_horizontal(pl.lit(policy.caps.item_usd), pl.col("max_cost_usd").fill_null(float("inf")))
-    long = (ranked.select("row", pl.col("routes").alias("route"), pl.col("route_ranks").alias("rank"))
-            .explode("route", "rank").drop_nulls("route")
-            .join(priced, on="row", how="left"))
-    fields = [route_column(name_field, dtype, routes, long.columns).alias(name_field)
-              for name_field, dtype in OPTION_FIELDS.items()]
+    long = (
+        ranked.select("row", pl.col("routes").alias("route"), pl.col("route_ranks").alias("rank"))
+        .explode("route", "rank")
+        .drop_nulls("route")
+        .join(priced, on="row", how="left")
+    )
+    fields = [
+        route_column(name_field, dtype, routes, long.columns).alias(name_field)
+        for name_field, dtype in OPTION_FIELDS.items()
+    ]
     long = long.with_columns(*fields, item_cap.alias("item_cap")).select(
-        "row", "rank", "route", *OPTION_FIELDS, "item_cap")
+        "row", "rank", "route", *OPTION_FIELDS, "item_cap"
+    )
     unpriced = pl.col("cost").is_null() | pl.col("model").is_null()
     over_cap = ~unpriced & (micros_expr(pl.col("cost")) > micros_expr(pl.col("item_cap")))
-    why = (pl.when(unpriced).then(pl.format("{} cannot make this item (no model or price)", pl.col("route")))
-           .when(over_cap).then(pl.format("{} est {} exceeds the item cap {}", pl.col("route"),
-                                          usd_expr(pl.col("cost")), usd_expr(pl.col("item_cap")))))
-    long = long.with_columns(why.alias("why"), pl.when(over_cap).then(pl.lit(Refused.ITEM_CAP.value)).alias("cap"),
-                             pl.when(over_cap).then(pl.col("item_cap")).alias("cap_usd"))
+    why = (
+        pl.when(unpriced)
+        .then(pl.format("{} cannot make this item (no model or price)", pl.col("route")))
+        .when(over_cap)
+        .then(
+            pl.format(
+                "{} est {} exceeds the item cap {}",
+                pl.col("route"),
+                usd_expr(pl.col("cost")),
+                usd_expr(pl.col("item_cap")),
+            )
+        )
+    )
+    long = long.with_columns(
+        why.alias("why"),
+        pl.when(over_cap).then(pl.lit(Refused.ITEM_CAP.value)).alias("cap"),
+        pl.when(over_cap).then(pl.col("item_cap")).alias("cap_usd"),
+    )
     # k: the option's place among the item's able ones (rows arrive grouped, ranks in order; a
     # running index minus the group's first is much cheaper than a window over every item).
-    able = long.filter(pl.col("why").is_null()).with_row_index("i").with_columns(
-        (pl.col("i") - pl.when(pl.col("row").ne_missing(pl.col("row").shift())).then(pl.col("i")).forward_fill())
-        .cast(pl.Int64).alias("k")).drop("i")
+    able = (
+        long.filter(pl.col("why").is_null())
+        .with_row_index("i")
+        .with_columns(
+            (pl.col("i") - pl.when(pl.col("row").ne_missing(pl.col("row").shift())).then(pl.col("i")).forward_fill())
+            .cast(pl.Int64)
+            .alias("k")
+        )
+        .drop("i")
+    )
     depth = int(able.select(pl.col("k").max()).item()) + 1 if able.height else 0
     wide = catalog.select("row")
     for k in range(depth):
-        kth = able.filter(pl.col("k") == k).select("row", *[pl.col(c).alias(f"{c}{k}") for c in
-                                                             ("route", "rank", *OPTION_FIELDS)])
+        kth = able.filter(pl.col("k") == k).select(
+            "row", *[pl.col(c).alias(f"{c}{k}") for c in ("route", "rank", *OPTION_FIELDS)]
+        )
         wide = wide.join(kth, on="row", how="left", maintain_order="left")
-    return _Options(wide=wide, able=able,
-                    unable=long.filter(pl.col("why").is_not_null()).select("row", "rank", "why", "cap", "cap_usd"),
-                    depth=depth)
+    return _Options(
+        wide=wide,
+        able=able,
+        unable=long.filter(pl.col("why").is_not_null()).select("row", "rank", "why", "cap", "cap_usd"),
+        depth=depth,
+    )
 
 
-def route_column(field_name: str, dtype: DType, routes: Sequence[PricedRoute], columns: Sequence[str],
-                 route: pl.Expr = pl.col("route")) -> pl.Expr:
+def route_column(
+    field_name: str,
+    dtype: DType,
+    routes: Sequence[PricedRoute],
+    columns: Sequence[str],
+    route: pl.Expr = pl.col("route"),
+) -> pl.Expr:
     """Each row's `{route}_{field_name}` price column, for the route named in `route` (null where
     that route prices no such field)."""
     expr = pl.lit(None, dtype=dtype)
@@ -208,32 +293,63 @@ def _reason(refusals: list[pl.Expr], long_after_s: float | None) -> pl.Expr:
     forced = pl.col("route").is_not_null()
     remix = pl.col("remix_of").is_not_null()
     # No per-item figures in the first clause: a million-row plan's reasons group into a few kinds.
-    why = (pl.when(forced).then(pl.format("catalog forces {}", pl.col("route")))
-           .when(remix).then(pl.format("remix of {} (a route that can remix: {})", pl.col("remix_of"),
-                                       pl.col("preferred")))
-           .when(pl.col("long")).then(pl.format("realism {}, longer than {} s: prefers {}", pl.col("realism"),
-                                                pl.lit(long_after_s), pl.col("preferred")))
-           .otherwise(pl.format("realism {}: prefers {}", pl.col("realism"), pl.col("preferred"))))
-    tail = (pl.when(pl.col("chosen_route").is_null()).then(pl.lit(ItemStatus.DEFERRED.value))
-            .when(pl.col("chosen_route") != pl.col("preferred"))
-            .then(pl.format("fell back to {}", pl.col("chosen_route"))))
+    why = (
+        pl.when(forced)
+        .then(pl.format("catalog forces {}", pl.col("route")))
+        .when(remix)
+        .then(pl.format("remix of {} (a route that can remix: {})", pl.col("remix_of"), pl.col("preferred")))
+        .when(pl.col("long"))
+        .then(
+            pl.format(
+                "realism {}, longer than {} s: prefers {}", pl.col("realism"), pl.lit(long_after_s), pl.col("preferred")
+            )
+        )
+        .otherwise(pl.format("realism {}: prefers {}", pl.col("realism"), pl.col("preferred")))
+    )
+    tail = (
+        pl.when(pl.col("chosen_route").is_null())
+        .then(pl.lit(ItemStatus.DEFERRED.value))
+        .when(pl.col("chosen_route") != pl.col("preferred"))
+        .then(pl.format("fell back to {}", pl.col("chosen_route")))
+    )
     parts = [why, pl.col("unable_before"), *refusals, tail]
     return pl.concat_str(parts, separator="; ", ignore_nulls=True)
 
 
 def _finish(plan: pl.DataFrame, depth: int, catalog_columns: list[str]) -> pl.DataFrame:
     planned = pl.col("chosen").is_not_null()
-    return plan.with_columns(
-        pl.coalesce(pl.col("chosen_route"), pl.col("preferred")).alias("route_out"),
-        pl.col("route").is_not_null().alias("route_forced"),
-        (planned & (pl.col("chosen_route") != pl.col("preferred"))).fill_null(False).alias("fell_back"),
-        _pick_option("model", depth, pl.String).alias("model"),
-        _pick_option("size", depth, pl.String).alias("size"),
-        _pick_option("shots", depth, pl.Int64).alias("shots"),
-        _pick_option("billed_s", depth, pl.Float64).alias("billed_s"),
-        pl.when(planned).then(_pick_option("cost", depth, pl.Float64)).otherwise(0.0).alias("est_cost_usd"),
-        pl.col("fallbacks").cast(FALLBACK_TYPE).fill_null(pl.lit([], dtype=FALLBACK_TYPE)),
-        pl.when(planned).then(pl.lit(ItemStatus.PLANNED.value)).otherwise(pl.lit(ItemStatus.DEFERRED.value)).alias("status"),
-    ).drop("route").rename({"route_out": "route"}).select(
-        *[c for c in catalog_columns if c != "route"], "route", "route_forced", "model", "size", "shots",
-        "billed_s", "est_cost_usd", "fallbacks", "fell_back", "status", "reason", "cap", "cap_usd")
+    return (
+        plan.with_columns(
+            pl.coalesce(pl.col("chosen_route"), pl.col("preferred")).alias("route_out"),
+            pl.col("route").is_not_null().alias("route_forced"),
+            (planned & (pl.col("chosen_route") != pl.col("preferred"))).fill_null(False).alias("fell_back"),
+            _pick_option("model", depth, pl.String).alias("model"),
+            _pick_option("size", depth, pl.String).alias("size"),
+            _pick_option("shots", depth, pl.Int64).alias("shots"),
+            _pick_option("billed_s", depth, pl.Float64).alias("billed_s"),
+            pl.when(planned).then(_pick_option("cost", depth, pl.Float64)).otherwise(0.0).alias("est_cost_usd"),
+            pl.col("fallbacks").cast(FALLBACK_TYPE).fill_null(pl.lit([], dtype=FALLBACK_TYPE)),
+            pl.when(planned)
+            .then(pl.lit(ItemStatus.PLANNED.value))
+            .otherwise(pl.lit(ItemStatus.DEFERRED.value))
+            .alias("status"),
+        )
+        .drop("route")
+        .rename({"route_out": "route"})
+        .select(
+            *[c for c in catalog_columns if c != "route"],
+            "route",
+            "route_forced",
+            "model",
+            "size",
+            "shots",
+            "billed_s",
+            "est_cost_usd",
+            "fallbacks",
+            "fell_back",
+            "status",
+            "reason",
+            "cap",
+            "cap_usd",
+        )
+    )

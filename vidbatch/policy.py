@@ -13,8 +13,17 @@ from urllib.parse import urlsplit
 
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import (BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, PrivateAttr, ValidationError,
-                      field_validator, model_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails, InitErrorDetails
 
 from vidbatch.errors import PolicyError
@@ -24,9 +33,20 @@ from vidbatch.policy_legacy import from_legacy
 from vidbatch.route_settings import REALISMS, Realism
 from vidbatch.routing import Preferences
 
-__all__ = ["Policy", "Caps", "Routing", "RouteSection", "QA",
-           "Stitch", "LedgerSettings", "InputsSettings", "ReviewSettings", "load_policy", "default_policy",
-           "error_lines"]
+__all__ = [
+    "Policy",
+    "Caps",
+    "Routing",
+    "RouteSection",
+    "QA",
+    "Stitch",
+    "LedgerSettings",
+    "InputsSettings",
+    "ReviewSettings",
+    "load_policy",
+    "default_policy",
+    "error_lines",
+]
 
 
 class _Strict(BaseModel):
@@ -90,10 +110,12 @@ class Routing(_Strict):
     mid-run. A realism level missing from `prefer` may use every route, in the order they are listed."""
 
     prefer: dict[Realism, list[str]] = {}
-    long_after_s: PositiveFloat | None = Field(None, description="footage longer than this (one coherent "
-                                               "shot) takes the `long` order")
-    long: dict[Realism, list[str]] = Field({}, description="the order for long items; a realism level "
-                                           "missing here uses its `prefer` order")
+    long_after_s: PositiveFloat | None = Field(
+        None, description="footage longer than this (one coherent shot) takes the `long` order"
+    )
+    long: dict[Realism, list[str]] = Field(
+        {}, description="the order for long items; a realism level missing here uses its `prefer` order"
+    )
 
 
 class RouteSection(BaseModel):
@@ -116,8 +138,9 @@ def _validated_by_kind(route: str, section: RouteSection):
     try:
         return model.model_validate(given)
     except ValidationError as err:
-        raise ValidationError.from_exception_data("Policy", [_under(route, e) for e in err.errors()],
-                                                  hide_input=True) from None
+        raise ValidationError.from_exception_data(
+            "Policy", [_under(route, e) for e in err.errors()], hide_input=True
+        ) from None
 
 
 def _under(route: str, error: ErrorDetails) -> InitErrorDetails:
@@ -133,49 +156,70 @@ class QA(_Strict):
 
     enabled: bool = True
     black_min_s: PositiveFloat = Field(1.0, description="a black stretch at least this long fails the clip")
-    black_pixel_threshold: float = Field(0.10, ge=0, le=1, description="blackdetect pix_th: a pixel this "
-                                         "dark (fraction of full luma) counts as black")
-    black_picture_ratio: float = Field(0.98, ge=0, le=1, description="blackdetect pic_th: a frame this "
-                                       "much black counts as black")
+    black_pixel_threshold: float = Field(
+        0.10, ge=0, le=1, description="blackdetect pix_th: a pixel this dark (fraction of full luma) counts as black"
+    )
+    black_picture_ratio: float = Field(
+        0.98, ge=0, le=1, description="blackdetect pic_th: a frame this much black counts as black"
+    )
     freeze_min_s: PositiveFloat = Field(2.0, description="a frozen stretch at least this long fails the clip")
     freeze_noise_db: float = Field(-60.0, lt=0, description="freezedetect noise tolerance (dB)")
-    min_fps: PositiveFloat = Field(15.0, description="lowest fps accepted where the route promises none "
-                                   "(an OpenAI-Videos route); a Wan route's clips must have exactly its fps")
-    regenerate_once: bool = Field(True, description="a failing clip is made once more with a new seed "
-                                  "(paid again) before the item is marked failed")
+    min_fps: PositiveFloat = Field(
+        15.0,
+        description="lowest fps accepted where the route promises none "
+        "(an OpenAI-Videos route); a Wan route's clips must have exactly its fps",
+    )
+    regenerate_once: bool = Field(
+        True,
+        description="a failing clip is made once more with a new seed (paid again) before the item is marked failed",
+    )
 
 
 class Stitch(_Strict):
     """How the scenes of a storyboard are joined."""
 
-    crossfade_s: float = Field(0.0, ge=0, description="default crossfade between scenes; a catalog's "
-                               "crossfade_s column overrides it per storyboard")
-    fit: Literal["crop", "pad"] = Field("crop", description="a scene of another shape is scaled to cover "
-                                        "and centre-cropped, or scaled to fit and letterboxed")
-    fps: PositiveInt | None = Field(None, description="frame rate of a re-encoded storyboard; default: "
-                                    "the highest among its scenes")
+    crossfade_s: float = Field(
+        0.0,
+        ge=0,
+        description="default crossfade between scenes; a catalog's crossfade_s column overrides it per storyboard",
+    )
+    fit: Literal["crop", "pad"] = Field(
+        "crop",
+        description="a scene of another shape is scaled to cover and centre-cropped, or scaled to fit and letterboxed",
+    )
+    fps: PositiveInt | None = Field(
+        None, description="frame rate of a re-encoded storyboard; default: the highest among its scenes"
+    )
 
 
 class LedgerSettings(_Strict):
     """Where the ledger lives when neither --ledger nor $VIDBATCH_LEDGER_URL says (see vidbatch.ledger_store)."""
 
-    url: str | None = Field(None, description="SQLAlchemy URL shared by every run of this policy, e.g. "
-                            "postgresql+psycopg://vidbatch@db.example.com/vidbatch; the password comes "
-                            "from PGPASSWORD or ~/.pgpass, never from the policy")
+    url: str | None = Field(
+        None,
+        description="SQLAlchemy URL shared by every run of this policy, e.g. "
+        "postgresql+psycopg://vidbatch@db.example.com/vidbatch; the password comes "
+        "from PGPASSWORD or ~/.pgpass, never from the policy",
+    )
 
     @model_validator(mode="after")
     def _no_secret(self) -> "LedgerSettings":
         if self.url and urlsplit(self.url).password:
-            raise ValueError("the ledger URL holds a password: remove it and give it in PGPASSWORD or ~/.pgpass "
-                             "(a policy file is not a place for secrets)")
+            raise ValueError(
+                "the ledger URL holds a password: remove it and give it in PGPASSWORD or ~/.pgpass "
+                "(a policy file is not a place for secrets)"
+            )
         return self
 
 
 class InputsSettings(_Strict):
     """Where a catalog's local inputs (image references) may be read from, besides its own folder."""
 
-    roots: tuple[str, ...] = Field((), description="local folders a catalog's image_uri may point into, besides "
-                                   "the catalog's folder (s3:// references are read as boto3's credentials allow)")
+    roots: tuple[str, ...] = Field(
+        (),
+        description="local folders a catalog's image_uri may point into, besides "
+        "the catalog's folder (s3:// references are read as boto3's credentials allow)",
+    )
 
     @field_validator("roots")
     @classmethod
@@ -191,11 +235,18 @@ class ReviewSettings(_Strict):
 
     campaigns: tuple[str, ...] = Field((), description="campaigns whose clips wait for approval after QA")
     all: bool = Field(False, description="every campaign's clips wait for approval")
-    max_regenerations: int = Field(2, ge=0, description="clips an item may be made again after rejections; "
-                                   "beyond that it is deferred until its catalog row changes")
+    max_regenerations: int = Field(
+        2,
+        ge=0,
+        description="clips an item may be made again after rejections; "
+        "beyond that it is deferred until its catalog row changes",
+    )
     batch_size: PositiveInt = Field(20, description="clips per review form in the Prefect UI")
-    deployment: str | None = Field("review-clips/pending", description="deployment a run starts for its clips "
-                                   "awaiting review (when the Prefect server has it); empty: review from the CLI")
+    deployment: str | None = Field(
+        "review-clips/pending",
+        description="deployment a run starts for its clips "
+        "awaiting review (when the Prefect server has it); empty: review from the CLI",
+    )
 
     def needed(self, campaign: str) -> bool:
         return self.all or campaign in self.campaigns
@@ -211,8 +262,9 @@ class ReviewSettings(_Strict):
 
 class Policy(_Strict):
     caps: Caps
-    routes: dict[str, RouteSection] = Field(min_length=1, description="route name -> its kind's settings "
-                                            "(validated by the kind)")
+    routes: dict[str, RouteSection] = Field(
+        min_length=1, description="route name -> its kind's settings (validated by the kind)"
+    )
     routing: Routing = Routing()
     qa: QA = QA()
     stitch: Stitch = Stitch()
@@ -231,8 +283,11 @@ class Policy(_Strict):
             data = from_legacy(data)
         policy = handler(data)
         if isinstance(data, dict):
-            policy._kinds = {name: section.get("kind") for name, section in (data.get("routes") or {}).items()
-                             if isinstance(section, dict)}
+            policy._kinds = {
+                name: section.get("kind")
+                for name, section in (data.get("routes") or {}).items()
+                if isinstance(section, dict)
+            }
         return policy
 
     @field_validator("routes", mode="after")
@@ -242,8 +297,10 @@ class Policy(_Strict):
             why = problem(name)
             if why:
                 raise ValueError(f"route name '{name}' {why}")
-        return {name: section if not isinstance(section, RouteSection) else _validated_by_kind(name, section)
-                for name, section in routes.items()}
+        return {
+            name: section if not isinstance(section, RouteSection) else _validated_by_kind(name, section)
+            for name, section in routes.items()
+        }
 
     @model_validator(mode="after")
     def _orders_name_routes(self) -> "Policy":
@@ -251,8 +308,10 @@ class Policy(_Strict):
             for realism, order in getattr(self.routing, section).items():
                 unknown = [name for name in order if name not in self.routes]
                 if unknown:
-                    raise ValueError(f"routing.{section}.{realism} names {', '.join(map(repr, unknown))}, which "
-                                     f"no [routes.NAME] section defines (routes: {', '.join(self.routes)})")
+                    raise ValueError(
+                        f"routing.{section}.{realism} names {', '.join(map(repr, unknown))}, which "
+                        f"no [routes.NAME] section defines (routes: {', '.join(self.routes)})"
+                    )
                 if len(set(order)) != len(order):
                     raise ValueError(f"routing.{section}.{realism} names a route twice: {order}")
         return self

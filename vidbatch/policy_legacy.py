@@ -18,8 +18,11 @@ from vidbatch.route_settings import REALISMS
 
 __all__ = ["from_legacy", "LEGACY_ROUTING"]
 
-LEGACY_ROUTING = {"closed_for_realism": ["high"], "wan_max_coherent_s": 5.0,
-                  "fallback_to_wan_for_realism": ["low", "medium"]}
+LEGACY_ROUTING = {
+    "closed_for_realism": ["high"],
+    "wan_max_coherent_s": 5.0,
+    "fallback_to_wan_for_realism": ["low", "medium"],
+}
 
 
 def from_legacy(data: dict) -> dict:
@@ -32,14 +35,20 @@ def from_legacy(data: dict) -> dict:
         return data
     if "routes" in data:
         old = ", ".join([f"[{name}]" for name in legacy_sections] + [f"routing.{key}" for key in legacy_rules])
-        raise ValueError(f"this policy mixes [routes.*] with the old shape ({old}); move them into "
-                         f"[routes.NAME] sections and routing.prefer (see README, 'Policy file')")
+        raise ValueError(
+            f"this policy mixes [routes.*] with the old shape ({old}); move them into "
+            f"[routes.NAME] sections and routing.prefer (see README, 'Policy file')"
+        )
     if not legacy_sections:
-        raise ValueError(f"routing.{legacy_rules[0]} belongs to the old policy shape, which also needs "
-                         f"[wan] and [closed]; write routing.prefer instead (see README, 'Policy file')")
+        raise ValueError(
+            f"routing.{legacy_rules[0]} belongs to the old policy shape, which also needs "
+            f"[wan] and [closed]; write routing.prefer instead (see README, 'Policy file')"
+        )
     converted = {key: value for key, value in data.items() if key not in ("wan", "closed", "routing")}
-    converted["routes"] = {**({"wan": {"kind": "wan-diffusers", **data["wan"]}} if "wan" in data else {}),
-                           **({"sora": {"kind": "openai-videos", **data["closed"]}} if "closed" in data else {})}
+    converted["routes"] = {
+        **({"wan": {"kind": "wan-diffusers", **data["wan"]}} if "wan" in data else {}),
+        **({"sora": {"kind": "openai-videos", **data["closed"]}} if "closed" in data else {}),
+    }
     rules = {**LEGACY_ROUTING, **{key: routing[key] for key in legacy_rules}}
     other = {key: value for key, value in routing.items() if key not in LEGACY_ROUTING}
     converted["routing"] = {**_orders(rules, set(converted["routes"])), **other}
@@ -50,7 +59,8 @@ def _orders(rules: dict, routes: set[str]) -> dict:
     def keep(order: list[str]) -> list[str]:
         return [route for route in order if route in routes]
 
-    closed_first = {r: keep(["sora"] + (["wan"] if r in rules["fallback_to_wan_for_realism"] else []))
-                    for r in REALISMS}
+    closed_first = {
+        r: keep(["sora"] + (["wan"] if r in rules["fallback_to_wan_for_realism"] else [])) for r in REALISMS
+    }
     prefer = {r: closed_first[r] if r in rules["closed_for_realism"] else keep(["wan"]) for r in REALISMS}
     return {"prefer": prefer, "long_after_s": rules["wan_max_coherent_s"], "long": closed_first}

@@ -38,8 +38,9 @@ class Expected:
     fps: float | None
 
 
-def qa_failures(measured: Measured, defects: Iterable[tuple[str, float, float]], expected: Expected,
-                policy: QA) -> list[str]:
+def qa_failures(
+    measured: Measured, defects: Iterable[tuple[str, float, float]], expected: Expected, policy: QA
+) -> list[str]:
     """Why the clip fails, one line per problem (empty: it passes).
 
     Length must be within one frame of what was asked; size exact; fps exact where the route
@@ -58,8 +59,10 @@ def qa_failures(measured: Measured, defects: Iterable[tuple[str, float, float]],
     limits = {"black": policy.black_min_s, "frozen": policy.freeze_min_s}
     for kind, start, end in defects:
         if end - start + 1e-6 >= limits[kind] - frame:
-            problems.append(f"{kind} from {start:.2f} s to {end:.2f} s ({end - start:.2f} s; "
-                            f"qa.{'black' if kind == 'black' else 'freeze'}_min_s is {limits[kind]:g})")
+            problems.append(
+                f"{kind} from {start:.2f} s to {end:.2f} s ({end - start:.2f} s; "
+                f"qa.{'black' if kind == 'black' else 'freeze'}_min_s is {limits[kind]:g})"
+            )
     return problems
 
 

@@ -34,13 +34,23 @@ MASK = "[redacted]"
 ALWAYS_SECRET = ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "PGPASSWORD")
 _MIN_SECRET = 6  # shorter values would blank ordinary words
 _PATTERNS = [
-    (re.compile(r"(?i)\b((?:proxy-)?authorization|x-api-key|api-key|x-goog-api-key)(\W{0,4}?)\s*[:=]\s*"
-                r"([\"']?)(?:(?:bearer|basic|token)\s+)?(?!\[)[^\s\"',;}\]]+"), rf"\1\2: \3{MASK}"),
+    (
+        re.compile(
+            r"(?i)\b((?:proxy-)?authorization|x-api-key|api-key|x-goog-api-key)(\W{0,4}?)\s*[:=]\s*"
+            r"([\"']?)(?:(?:bearer|basic|token)\s+)?(?!\[)[^\s\"',;}\]]+"
+        ),
+        rf"\1\2: \3{MASK}",
+    ),
     (re.compile(r"(?i)\b(bearer|basic)\s+(?!\[)[A-Za-z0-9._~+/=-]{6,}"), rf"\1 {MASK}"),
     (re.compile(r"\bsk-[A-Za-z0-9_-]{12,}"), f"sk-{MASK}"),
     (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^\s/@:\"']+(?::[^\s/@\"']*)?@"), rf"\1{MASK}@"),
-    (re.compile(r"(?i)([?&;](?:api[_-]?key|key|token|access_token|sig|signature|x-amz-signature|x-amz-credential|"
-                r"x-amz-security-token|password|secret)=)[^&\s\"'#]+"), rf"\1{MASK}"),
+    (
+        re.compile(
+            r"(?i)([?&;](?:api[_-]?key|key|token|access_token|sig|signature|x-amz-signature|x-amz-credential|"
+            r"x-amz-security-token|password|secret)=)[^&\s\"'#]+"
+        ),
+        rf"\1{MASK}",
+    ),
 ]
 
 

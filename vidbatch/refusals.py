@@ -47,8 +47,9 @@ class Refusal:
     def scope(self) -> str | None:
         """What the refusal binds for this run's lower-priority items: "campaign", "night" (a
         batch's allowance binds the whole batch like the night), or None (this item alone)."""
-        return {Refused.CAMPAIGN_CAP: "campaign", Refused.NIGHT_CAP: "night",
-                Refused.BATCH_ALLOWANCE: "night"}.get(self.kind)
+        return {Refused.CAMPAIGN_CAP: "campaign", Refused.NIGHT_CAP: "night", Refused.BATCH_ALLOWANCE: "night"}.get(
+            self.kind
+        )
 
     @property
     def another_run_has_it(self) -> bool:

@@ -24,8 +24,16 @@ __all__ = ["REPORT_ITEMS", "relative_link", "spend_chart_svg", "first_to_look_at
 REPORT_ITEMS = 500
 PALETTE = ("#2a9d8f", "#e76f51", "#e9c46a", "#264653", "#8ab17d", "#b5838d", "#6d597a", "#f4a261")
 OTHER = "#8d99ae"  # routes beyond the palette
-STATUS_CLASS = {"finished": "ok", "done": "ok", "stitched": "ok", "failed": "bad", "blocked": "warn",
-                "deferred": "warn", "planned": "warn", "awaiting_review": "warn"}
+STATUS_CLASS = {
+    "finished": "ok",
+    "done": "ok",
+    "stitched": "ok",
+    "failed": "bad",
+    "blocked": "warn",
+    "deferred": "warn",
+    "planned": "warn",
+    "awaiting_review": "warn",
+}
 # Which items the page shows first when it cannot show them all.
 LOOK_ORDER = {"failed": 0, "awaiting_review": 1, "deferred": 2, "planned": 3, "finished": 4, "done": 5}
 
@@ -39,8 +47,11 @@ def relative_link(from_key: str, to_key: str | None) -> str | None:
 
 @functools.cache
 def _templates() -> Environment:
-    env = Environment(loader=PackageLoader("vidbatch", "templates"), undefined=StrictUndefined,
-                      autoescape=select_autoescape(["html.j2", "svg.j2"], default=True))
+    env = Environment(
+        loader=PackageLoader("vidbatch", "templates"),
+        undefined=StrictUndefined,
+        autoescape=select_autoescape(["html.j2", "svg.j2"], default=True),
+    )
     env.filters["money"] = usd_text
     return env
 
@@ -63,11 +74,18 @@ def spend_chart_svg(spend: pl.DataFrame, caps: dict[str, float], night_cap: floa
         x, segments = float(size["left"]), []
         for route, usd in frame.group_by("route").agg(pl.col("actual_usd").sum()).sort("route").iter_rows():
             width = size["plot"] * usd / scale_max
-            segments.append({"x": x, "width": width, "colour": colours[str(route)], "route": str(route),
-                             "usd": usd})
+            segments.append({"x": x, "width": width, "colour": colours[str(route)], "route": str(route), "usd": usd})
             x += width
-        rows.append({"name": name, "y": 30 + index * (22 + 14), "segments": segments, "cap": cap,
-                     "cap_x": size["left"] + size["plot"] * cap / scale_max, "used": float(frame["actual_usd"].sum())})
+        rows.append(
+            {
+                "name": name,
+                "y": 30 + index * (22 + 14),
+                "segments": segments,
+                "cap": cap,
+                "cap_x": size["left"] + size["plot"] * cap / scale_max,
+                "used": float(frame["actual_usd"].sum()),
+            }
+        )
     return _templates().get_template("chart.svg.j2").render(size=size, rows=rows, legend=list(colours.items()))
 
 
@@ -80,14 +98,25 @@ def first_to_look_at(items: pl.DataFrame, limit: int) -> pl.DataFrame:
     return items.with_row_index("_order").sort(rank, "_order").head(limit).drop("_order")
 
 
-def report_html(summary: dict, items: pl.DataFrame, storyboards: pl.DataFrame, chart_svg: str,
-                items_href: str = "../items.parquet") -> str:
+def report_html(
+    summary: dict, items: pl.DataFrame, storyboards: pl.DataFrame, chart_svg: str, items_href: str = "../items.parquet"
+) -> str:
     """The page. `items`: item_id, campaign, route, model, status, reason, est_cost_usd,
     cost_usd, qa, storyboard, asset_href, sheet_href. `storyboards`: campaign, storyboard_id,
     scene_count, status, reason, mode, seconds, asset_href, sheet_href. `chart_svg`: from
     `spend_chart_svg` (escaped there). `items_href`: the run's full item table, from the page."""
     shown = first_to_look_at(items, REPORT_ITEMS)
-    return _templates().get_template("report.html.j2").render(
-        summary=summary, items=shown.iter_rows(named=True), storyboards=storyboards.iter_rows(named=True),
-        chart=Markup(chart_svg), status_class=STATUS_CLASS, shown=shown.height, hidden=items.height - shown.height,
-        items_href=items_href)
+    return (
+        _templates()
+        .get_template("report.html.j2")
+        .render(
+            summary=summary,
+            items=shown.iter_rows(named=True),
+            storyboards=storyboards.iter_rows(named=True),
+            chart=Markup(chart_svg),
+            status_class=STATUS_CLASS,
+            shown=shown.height,
+            hidden=items.height - shown.height,
+            items_href=items_href,
+        )
+    )

@@ -51,8 +51,9 @@ def _problem(verdict: ClipVerdict) -> str | None:
     return None
 
 
-def verdict_rows(pending: pl.DataFrame, verdicts: list[ClipVerdict], *, reviewer: str | None,
-                 run_id: str) -> tuple[list[dict], list[str]]:
+def verdict_rows(
+    pending: pl.DataFrame, verdicts: list[ClipVerdict], *, reviewer: str | None, run_id: str
+) -> tuple[list[dict], list[str]]:
     """Ledger rows (`approved` / `review_rejected`) for the verdicts on clips in `pending` (their
     `awaiting_review` rows), and one line per verdict refused. Undecided clips get no row."""
     waiting = {(r["campaign"], r["item_id"]): r for r in pending.iter_rows(named=True)}
@@ -68,6 +69,9 @@ def verdict_rows(pending: pl.DataFrame, verdicts: list[ClipVerdict], *, reviewer
             problems.append(f"{verdict.campaign}/{verdict.item_id}: {why}")
             continue
         status = "approved" if verdict.verdict == "approve" else "review_rejected"
-        rows.append(Reservation.of_row(held).decided(status, verdict.note.strip(), reviewer=reviewer,
-                                                     prompt=verdict.prompt.strip() or None, run_id=run_id))
+        rows.append(
+            Reservation.of_row(held).decided(
+                status, verdict.note.strip(), reviewer=reviewer, prompt=verdict.prompt.strip() or None, run_id=run_id
+            )
+        )
     return rows, problems

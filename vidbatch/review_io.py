@@ -25,8 +25,13 @@ __all__ = ["PENDING_COLUMNS", "pending_clips", "decide", "already_decided"]
 PENDING_COLUMNS = ["campaign", "item_id", "route", "model", "cost_usd", "held_at", "watch", "sheet", "run_id"]
 
 
-def pending_clips(root: OutputRoot, store: LedgerStore, campaign: str | None = None,
-                  item_ids: list[str] | None = None, urls: bool = False) -> pl.DataFrame:
+def pending_clips(
+    root: OutputRoot,
+    store: LedgerStore,
+    campaign: str | None = None,
+    item_ids: list[str] | None = None,
+    urls: bool = False,
+) -> pl.DataFrame:
     """Clips awaiting review, oldest first: item, campaign, route, model, cost, when, where to watch
     it and its contact sheet (URIs, or with `urls` shareable http(s) links where the root gives them),
     plus the ledger's columns for the verdict rows."""
@@ -35,15 +40,26 @@ def pending_clips(root: OutputRoot, store: LedgerStore, campaign: str | None = N
     def where(key: str) -> str:
         return (root.share_url(key) if urls else None) or root.key_uri(key)
 
-    sheets = [where(layout.review_sheet(r["campaign"], r["item_id"], r["reservation_id"] or r["fingerprint"]))
-              for r in rows.iter_rows(named=True)]
+    sheets = [
+        where(layout.review_sheet(r["campaign"], r["item_id"], r["reservation_id"] or r["fingerprint"]))
+        for r in rows.iter_rows(named=True)
+    ]
     watch = [where(key) if (key := root.key_of(uri)) else uri for uri in rows["asset_uri"].to_list()]
-    return rows.with_columns(pl.col("created_at").alias("held_at"),
-                             pl.Series("watch", watch, dtype=pl.String), pl.Series("sheet", sheets, dtype=pl.String))
+    return rows.with_columns(
+        pl.col("created_at").alias("held_at"),
+        pl.Series("watch", watch, dtype=pl.String),
+        pl.Series("sheet", sheets, dtype=pl.String),
+    )
 
 
-def decide(root: OutputRoot, store: LedgerStore, verdicts: list[ClipVerdict], *, reviewer: str | None = None,
-           run_id: str | None = None) -> dict:
+def decide(
+    root: OutputRoot,
+    store: LedgerStore,
+    verdicts: list[ClipVerdict],
+    *,
+    reviewer: str | None = None,
+    run_id: str | None = None,
+) -> dict:
     """Record the verdicts (one transaction: a clip decided meanwhile keeps that verdict) and deliver
     the approved clips. Returns what was approved, rejected, delivered, refused (with why), and
     `taken`: clips another reviewer had decided, in the same words whether that verdict came first
@@ -53,10 +69,14 @@ def decide(root: OutputRoot, store: LedgerStore, verdicts: list[ClipVerdict], *,
     pending = store.awaiting_review(item_ids=ids)
     waiting = set(zip(pending["campaign"].to_list(), pending["item_id"].to_list()))
     decided = store.verdicts(ids)
-    gone = [(v.campaign, v.item_id) for v in verdicts
-            if (v.campaign, v.item_id) not in waiting and (v.campaign, v.item_id) in decided]
-    rows, refused = verdict_rows(pending, [v for v in verdicts if (v.campaign, v.item_id) not in gone],
-                                 reviewer=reviewer, run_id=run_id)
+    gone = [
+        (v.campaign, v.item_id)
+        for v in verdicts
+        if (v.campaign, v.item_id) not in waiting and (v.campaign, v.item_id) in decided
+    ]
+    rows, refused = verdict_rows(
+        pending, [v for v in verdicts if (v.campaign, v.item_id) not in gone], reviewer=reviewer, run_id=run_id
+    )
     written = store.decide(rows)
     kept = {r["reservation_id"] for r in written}
     lost = [(r["campaign"], r["item_id"]) for r in rows if r["reservation_id"] not in kept]
@@ -70,12 +90,19 @@ def decide(root: OutputRoot, store: LedgerStore, verdicts: list[ClipVerdict], *,
             try:
                 delivered.append(_deliver(root, store, held[row["reservation_id"]], folder))
             except Exception as err:  # noqa: BLE001 - approved stays approved: the next run delivers it
-                undelivered.append(f"{row['campaign']}/{row['item_id']}: approved, not delivered yet "
-                                   f"({type(err).__name__}: {err}); the next run delivers it")
-    return {"approved": [r["item_id"] for r in approved],
-            "rejected": [r["item_id"] for r in written if r["status"] == "review_rejected"],
-            "delivered": delivered, "refused": refused, "taken": taken, "undelivered": undelivered,
-            "reviewer": reviewer}
+                undelivered.append(
+                    f"{row['campaign']}/{row['item_id']}: approved, not delivered yet "
+                    f"({type(err).__name__}: {err}); the next run delivers it"
+                )
+    return {
+        "approved": [r["item_id"] for r in approved],
+        "rejected": [r["item_id"] for r in written if r["status"] == "review_rejected"],
+        "delivered": delivered,
+        "refused": refused,
+        "taken": taken,
+        "undelivered": undelivered,
+        "reviewer": reviewer,
+    }
 
 
 def already_decided(campaign: str, item: str, status: str, reviewer: str | None) -> str:

@@ -15,8 +15,16 @@ from pydantic import BaseModel, ConfigDict, PositiveFloat, PositiveInt
 
 from vidbatch.names import problem
 
-__all__ = ["MeasuredPrice", "Realism", "REALISMS", "Resolution", "Strict", "endpoint_problem", "checked_endpoint",
-           "check_names"]
+__all__ = [
+    "MeasuredPrice",
+    "Realism",
+    "REALISMS",
+    "Resolution",
+    "Strict",
+    "endpoint_problem",
+    "checked_endpoint",
+    "check_names",
+]
 
 Realism = Literal["low", "medium", "high"]
 REALISMS: tuple[Realism, ...] = get_args(Realism)  # the one list: catalogs, policies and routing read it
@@ -41,8 +49,10 @@ def endpoint_problem(url: str, key_env: str) -> str | None:
     if not parts.hostname:
         return "has no host"
     if parts.username is not None or parts.password is not None:
-        return (f"holds credentials (user:password@); remove them: the key goes in the environment variable "
-                f"{key_env}, never in a URL or a policy file")
+        return (
+            f"holds credentials (user:password@); remove them: the key goes in the environment variable "
+            f"{key_env}, never in a URL or a policy file"
+        )
     return None
 
 

@@ -74,18 +74,18 @@ class ClipJob(BaseModel):
     est_cost_usd: float
     realism: str = "low"
     aspect: str = "16:9"
-    forced: bool = False                 # the catalog named the provider
+    forced: bool = False  # the catalog named the provider
     storyboard_id: str | None = None
     scene_index: int | None = None
-    remix_of: str | None = None          # item whose closed-route video this one remixes
-    remix_job_id: str | None = None      # that video's job id, when it was made in an earlier run
+    remix_of: str | None = None  # item whose closed-route video this one remixes
+    remix_job_id: str | None = None  # that video's job id, when it was made in an earlier run
     resume_reservation_id: str | None = None  # an open reservation whose jobs this run resumes
     resume_job_ids: tuple[str, ...] = ()
     resume_paid_usd: float | None = None  # that reservation is already paid: deliver, do not pay again
-    recover: Recovery | None = None       # a stored clip to deliver instead of generating one
-    extend_s: float = 0.0                # continue the clip this much past its generated footage
+    recover: Recovery | None = None  # a stored clip to deliver instead of generating one
+    extend_s: float = 0.0  # continue the clip this much past its generated footage
     fallbacks: tuple[Fallback, ...] = ()  # where it may go next, best first, if its route goes dark
-    lora: str | None = None              # the catalog's (or its campaign's) LoRA, for routes that take one
+    lora: str | None = None  # the catalog's (or its campaign's) LoRA, for routes that take one
 
     @property
     def raw_seconds(self) -> float:
@@ -112,8 +112,13 @@ def history_keys(catalog: pl.DataFrame) -> pl.DataFrame:
     return pl.concat(keys).unique()
 
 
-def plan_run(catalog: pl.DataFrame, policy: Policy, history: History, routes: Sequence[PricedRoute],
-             busy_runs: frozenset[str] = frozenset()) -> pl.DataFrame:
+def plan_run(
+    catalog: pl.DataFrame,
+    policy: Policy,
+    history: History,
+    routes: Sequence[PricedRoute],
+    busy_runs: frozenset[str] = frozenset(),
+) -> pl.DataFrame:
     """Plan the items not already settled; settled ones come back with status `done`.
 
     `catalog` needs a `fingerprint` column (see catalog.with_fingerprints); `history` is what the
@@ -121,14 +126,28 @@ def plan_run(catalog: pl.DataFrame, policy: Policy, history: History, routes: Se
     route can do and costs (providers.priced_routes). Jobs in flight of `busy_runs` (other runs
     alive now) are theirs to finish: not resumed here.
     """
-    settled = history.settled.rename({
-        "fingerprint": "settled_fp", "run_id": "settled_run", "cost_usd": "settled_cost",
-        "delivered": "settled_delivered",
-        "asset_uri": "settled_uri", "reservation_id": "settled_reservation", "job_id": "settled_job",
-        "route": "settled_by", "model": "settled_model", "review": "settled_review",
-        "rejections": "settled_rejections", "edited_prompt": "settled_prompt"})
-    joined = catalog.join(settled.select("campaign", "item_id", *_SETTLED_COLUMNS),
-                          on=["campaign", "item_id"], how="left", maintain_order="left")
+    settled = history.settled.rename(
+        {
+            "fingerprint": "settled_fp",
+            "run_id": "settled_run",
+            "cost_usd": "settled_cost",
+            "delivered": "settled_delivered",
+            "asset_uri": "settled_uri",
+            "reservation_id": "settled_reservation",
+            "job_id": "settled_job",
+            "route": "settled_by",
+            "model": "settled_model",
+            "review": "settled_review",
+            "rejections": "settled_rejections",
+            "edited_prompt": "settled_prompt",
+        }
+    )
+    joined = catalog.join(
+        settled.select("campaign", "item_id", *_SETTLED_COLUMNS),
+        on=["campaign", "item_id"],
+        how="left",
+        maintain_order="left",
+    )
     same = (pl.col("settled_fp") == pl.col("fingerprint")).fill_null(False)
     review = pl.col("settled_review")
     pending = same & (review == "pending").fill_null(False)
@@ -141,52 +160,97 @@ def plan_run(catalog: pl.DataFrame, policy: Policy, history: History, routes: Se
     allowed = pl.col("settled_rejections") <= policy.review.max_regenerations
     exhausted = joined.filter(rejected & ~allowed)
     todo = _remakes(joined.filter(~same | (rejected & allowed)))
-    inflight = history.in_flight.filter(
-        (pl.col("job_ids").list.len() > 0) & ~pl.col("run_id").is_in(list(busy_runs))).unique(
-        ["campaign", "item_id", "fingerprint"], keep="last").rename({"route": "held_by"})
+    inflight = (
+        history.in_flight.filter((pl.col("job_ids").list.len() > 0) & ~pl.col("run_id").is_in(list(busy_runs)))
+        .unique(["campaign", "item_id", "fingerprint"], keep="last")
+        .rename({"route": "held_by"})
+    )
     keys = ["campaign", "item_id", "fingerprint"]
     resumed = _resumptions(todo.join(inflight, on=keys, how="inner", maintain_order="left"), routes)
     todo = todo.join(inflight.select(keys), on=keys, how="anti", maintain_order="left")
     plan = plan_catalog(todo.drop(_SETTLED_COLUMNS), policy, routes, committed=history.committed)
     changed = todo.filter(pl.col("settled_fp").is_not_null()).select(
-        "item_id", "campaign", "settled_run", (pl.col("settled_fp") == pl.col("fingerprint")).alias("remake"),
-        "settled_rejections")
-    plan = plan.join(changed, on=["campaign", "item_id"], how="left", maintain_order="left").with_columns(
-        pl.when(pl.col("remake"))
-        .then(pl.format("{}; made again: review rejected the clip of run {} (rejection {} of {} allowed)",
-                        pl.col("reason"), pl.col("settled_run").str.slice(0, 8), pl.col("settled_rejections"),
-                        pl.lit(policy.review.max_regenerations)))
-        .when(pl.col("settled_run").is_not_null())
-        .then(pl.format("{}; changed since settled in run {}", pl.col("reason"),
-                        pl.col("settled_run").str.slice(0, 8)))
-        .otherwise(pl.col("reason")).alias("reason")).drop("settled_run", "remake", "settled_rejections")
+        "item_id",
+        "campaign",
+        "settled_run",
+        (pl.col("settled_fp") == pl.col("fingerprint")).alias("remake"),
+        "settled_rejections",
+    )
+    plan = (
+        plan.join(changed, on=["campaign", "item_id"], how="left", maintain_order="left")
+        .with_columns(
+            pl.when(pl.col("remake"))
+            .then(
+                pl.format(
+                    "{}; made again: review rejected the clip of run {} (rejection {} of {} allowed)",
+                    pl.col("reason"),
+                    pl.col("settled_run").str.slice(0, 8),
+                    pl.col("settled_rejections"),
+                    pl.lit(policy.review.max_regenerations),
+                )
+            )
+            .when(pl.col("settled_run").is_not_null())
+            .then(
+                pl.format(
+                    "{}; changed since settled in run {}", pl.col("reason"), pl.col("settled_run").str.slice(0, 8)
+                )
+            )
+            .otherwise(pl.col("reason"))
+            .alias("reason")
+        )
+        .drop("settled_run", "remake", "settled_rejections")
+    )
     done_rows = done.with_columns(
-        pl.lit(ItemStatus.DONE.value).alias("status"), pl.lit(0.0).alias("est_cost_usd"),
-        pl.format("already settled in run {} (cost ${})", pl.col("settled_run").str.slice(0, 8),
-                  pl.col("settled_cost").round(4)).alias("reason"),
+        pl.lit(ItemStatus.DONE.value).alias("status"),
+        pl.lit(0.0).alias("est_cost_usd"),
+        pl.format(
+            "already settled in run {} (cost ${})",
+            pl.col("settled_run").str.slice(0, 8),
+            pl.col("settled_cost").round(4),
+        ).alias("reason"),
     ).drop(_SETTLED_COLUMNS)
     awaiting_rows = awaiting.with_columns(
-        pl.lit(ItemStatus.AWAITING_REVIEW.value).alias("status"), pl.lit(0.0).alias("est_cost_usd"),
-        pl.format("made in run {} (${}), awaiting review: approve or reject it in the Prefect UI or with "
-                  "`vidbatch review`", pl.col("settled_run").str.slice(0, 8), pl.col("settled_cost").round(4))
-        .alias("reason"),
+        pl.lit(ItemStatus.AWAITING_REVIEW.value).alias("status"),
+        pl.lit(0.0).alias("est_cost_usd"),
+        pl.format(
+            "made in run {} (${}), awaiting review: approve or reject it in the Prefect UI or with `vidbatch review`",
+            pl.col("settled_run").str.slice(0, 8),
+            pl.col("settled_cost").round(4),
+        ).alias("reason"),
     ).drop(_SETTLED_COLUMNS)
     exhausted_rows = exhausted.with_columns(
-        pl.lit(ItemStatus.DEFERRED.value).alias("status"), pl.lit(0.0).alias("est_cost_usd"),
-        pl.format("review rejected {} clips of this item (review.max_regenerations = {}): change its catalog row "
-                  "(prompt, seed) or raise the limit", pl.col("settled_rejections"),
-                  pl.lit(policy.review.max_regenerations)).alias("reason"),
+        pl.lit(ItemStatus.DEFERRED.value).alias("status"),
+        pl.lit(0.0).alias("est_cost_usd"),
+        pl.format(
+            "review rejected {} clips of this item (review.max_regenerations = {}): change its catalog row "
+            "(prompt, seed) or raise the limit",
+            pl.col("settled_rejections"),
+            pl.lit(policy.review.max_regenerations),
+        ).alias("reason"),
     ).drop(_SETTLED_COLUMNS)
-    remix_ids = history.settled.select("campaign", pl.col("item_id").alias("remix_of"),
-                                             pl.col("job_id").alias("remix_job_id"))
-    return (pl.concat([resumed, _recoveries(undelivered, routes), plan, awaiting_rows, exhausted_rows, done_rows],
-                      how="diagonal_relaxed")
-            .join(remix_ids, on=["campaign", "remix_of"], how="left", maintain_order="left"))
+    remix_ids = history.settled.select(
+        "campaign", pl.col("item_id").alias("remix_of"), pl.col("job_id").alias("remix_job_id")
+    )
+    return pl.concat(
+        [resumed, _recoveries(undelivered, routes), plan, awaiting_rows, exhausted_rows, done_rows],
+        how="diagonal_relaxed",
+    ).join(remix_ids, on=["campaign", "remix_of"], how="left", maintain_order="left")
 
 
-_SETTLED_COLUMNS = ["settled_fp", "settled_run", "settled_cost", "settled_delivered", "settled_uri",
-                    "settled_reservation", "settled_job", "settled_by", "settled_model", "settled_review",
-                    "settled_rejections", "settled_prompt"]
+_SETTLED_COLUMNS = [
+    "settled_fp",
+    "settled_run",
+    "settled_cost",
+    "settled_delivered",
+    "settled_uri",
+    "settled_reservation",
+    "settled_job",
+    "settled_by",
+    "settled_model",
+    "settled_review",
+    "settled_rejections",
+    "settled_prompt",
+]
 SEED_STEP = 1009  # a clip made again after a review rejection: its seed moves this far per rejection
 
 
@@ -196,8 +260,11 @@ def _remakes(rows: pl.DataFrame) -> pl.DataFrame:
     remake = (pl.col("settled_fp") == pl.col("fingerprint")).fill_null(False)
     return rows.with_columns(
         pl.when(remake).then(pl.col("settled_rejections") * SEED_STEP).otherwise(0).cast(pl.Int64).alias("seed_offset"),
-        pl.when(remake & pl.col("settled_prompt").is_not_null()).then(pl.col("settled_prompt"))
-        .otherwise(pl.col("prompt")).alias("prompt"))
+        pl.when(remake & pl.col("settled_prompt").is_not_null())
+        .then(pl.col("settled_prompt"))
+        .otherwise(pl.col("prompt"))
+        .alias("prompt"),
+    )
 
 
 def _priced_on(rows: pl.DataFrame, routes: Sequence[PricedRoute], route: str) -> tuple[pl.DataFrame, pl.Expr]:
@@ -213,18 +280,38 @@ def _recoveries(rows: pl.DataFrame, routes: Sequence[PricedRoute]) -> pl.DataFra
     priced, size = _priced_on(rows, routes, "settled_by")
     kept = [c for c in rows.columns if c not in ("route", "model", "size", "est_cost_usd", "status", "reason")]
     return priced.select(
-        *kept, size.alias("size"), pl.col("settled_by").alias("route"),
-        pl.col("settled_model").alias("model"), pl.lit(0.0).alias("est_cost_usd"),
-        pl.when(size.is_null()).then(pl.lit(ItemStatus.DEFERRED.value)).otherwise(pl.lit(ItemStatus.PLANNED.value)).alias("status"),
+        *kept,
+        size.alias("size"),
+        pl.col("settled_by").alias("route"),
+        pl.col("settled_model").alias("model"),
+        pl.lit(0.0).alias("est_cost_usd"),
         pl.when(size.is_null())
-        .then(pl.format("paid in run {}, not delivered; the route that made it ({}) is not in this policy",
-                        pl.col("settled_run").str.slice(0, 8), pl.col("settled_by")))
-        .otherwise(pl.format("paid in run {} (${}) and stored, not delivered: delivering the stored clip, not paid "
-                             "again", pl.col("settled_run").str.slice(0, 8), pl.col("settled_cost").round(4)))
+        .then(pl.lit(ItemStatus.DEFERRED.value))
+        .otherwise(pl.lit(ItemStatus.PLANNED.value))
+        .alias("status"),
+        pl.when(size.is_null())
+        .then(
+            pl.format(
+                "paid in run {}, not delivered; the route that made it ({}) is not in this policy",
+                pl.col("settled_run").str.slice(0, 8),
+                pl.col("settled_by"),
+            )
+        )
+        .otherwise(
+            pl.format(
+                "paid in run {} (${}) and stored, not delivered: delivering the stored clip, not paid again",
+                pl.col("settled_run").str.slice(0, 8),
+                pl.col("settled_cost").round(4),
+            )
+        )
         .alias("reason"),
-        pl.struct(raw_uri="settled_uri", reservation_id="settled_reservation", job_id="settled_job",
-                  cost_usd="settled_cost", approved=(pl.col("settled_review") == "approved").fill_null(False))
-        .alias("recover"),
+        pl.struct(
+            raw_uri="settled_uri",
+            reservation_id="settled_reservation",
+            job_id="settled_job",
+            cost_usd="settled_cost",
+            approved=(pl.col("settled_review") == "approved").fill_null(False),
+        ).alias("recover"),
     ).drop(_SETTLED_COLUMNS)
 
 
@@ -237,17 +324,34 @@ def _resumptions(rows: pl.DataFrame, routes: Sequence[PricedRoute]) -> pl.DataFr
     why_gone = pl.col("held_by").replace_strict(gone, default=None, return_dtype=pl.String)
     jobs = pl.col("job_ids").list.join(", ")
     resumed = priced.select(
-        *rows.columns, size.alias("size"),
-        pl.when(why_gone.is_null()).then(pl.lit(ItemStatus.PLANNED.value)).otherwise(pl.lit(ItemStatus.DEFERRED.value)).alias("status"),
-        pl.col("reservation_id").alias("resume_reservation_id"), pl.col("job_ids").alias("resume_job_ids"),
+        *rows.columns,
+        size.alias("size"),
+        pl.when(why_gone.is_null())
+        .then(pl.lit(ItemStatus.PLANNED.value))
+        .otherwise(pl.lit(ItemStatus.DEFERRED.value))
+        .alias("status"),
+        pl.col("reservation_id").alias("resume_reservation_id"),
+        pl.col("job_ids").alias("resume_job_ids"),
         pl.col("paid_usd").alias("resume_paid_usd"),
         pl.when(why_gone.is_null())
-        .then(pl.format("resuming job(s) {} submitted in run {} (already reserved)", jobs,
-                        pl.col("run_id").str.slice(0, 8)))
-        .otherwise(pl.format("job(s) {} in flight at {}, which is unavailable ({}); waiting for it", jobs,
-                             pl.col("held_by"), why_gone)).alias("reason"))
-    return (resumed.drop("route", "reservation_id", "job_ids", "run_id", "paid_usd", *_SETTLED_COLUMNS)
-            .rename({"held_by": "route"}))
+        .then(
+            pl.format(
+                "resuming job(s) {} submitted in run {} (already reserved)", jobs, pl.col("run_id").str.slice(0, 8)
+            )
+        )
+        .otherwise(
+            pl.format(
+                "job(s) {} in flight at {}, which is unavailable ({}); waiting for it",
+                jobs,
+                pl.col("held_by"),
+                why_gone,
+            )
+        )
+        .alias("reason"),
+    )
+    return resumed.drop("route", "reservation_id", "job_ids", "run_id", "paid_usd", *_SETTLED_COLUMNS).rename(
+        {"held_by": "route"}
+    )
 
 
 def _seed(row: dict) -> int:
@@ -258,8 +362,9 @@ def _seed(row: dict) -> int:
 
 def _fallback(option: dict) -> Fallback:
     width, height = (int(v) for v in option["size"].split("x"))
-    return Fallback(route=option["route"], model=option["model"], width=width, height=height,
-                    est_cost_usd=option["est_cost_usd"])
+    return Fallback(
+        route=option["route"], model=option["model"], width=width, height=height, est_cost_usd=option["est_cost_usd"]
+    )
 
 
 def clip_jobs(plan: pl.DataFrame) -> list[ClipJob]:
@@ -267,19 +372,39 @@ def clip_jobs(plan: pl.DataFrame) -> list[ClipJob]:
     jobs = []
     for row in plan.filter(pl.col("status") == ItemStatus.PLANNED.value).iter_rows(named=True):
         width, height = (int(v) for v in row["size"].split("x"))
-        jobs.append(ClipJob(
-            item_id=row["item_id"], campaign=row["campaign"], fingerprint=row["fingerprint"],
-            route=row["route"], model=row["model"], width=width, height=height,
-            resolution=row["resolution"], prompt=row["prompt"], negative_prompt=row["negative_prompt"],
-            duration_s=row["duration_s"], trim_start_s=row["trim_start_s"], seed=_seed(row),
-            image_uri=row.get("image_source") or row["image_uri"], est_cost_usd=row["est_cost_usd"],
-            realism=row["realism"],
-            aspect=row["aspect"], forced=bool(row.get("route_forced")), storyboard_id=row["storyboard_id"],
-            scene_index=row["scene_index"], remix_of=row.get("remix_of"), remix_job_id=row.get("remix_job_id"),
-            resume_reservation_id=row.get("resume_reservation_id"),
-            resume_job_ids=tuple(row.get("resume_job_ids") or ()), resume_paid_usd=row.get("resume_paid_usd"),
-            recover=Recovery(**row["recover"]) if row.get("recover") else None, extend_s=row.get("extend_s") or 0.0,
-            fallbacks=tuple(_fallback(f) for f in row.get("fallbacks") or ()), lora=row.get("lora")))
+        jobs.append(
+            ClipJob(
+                item_id=row["item_id"],
+                campaign=row["campaign"],
+                fingerprint=row["fingerprint"],
+                route=row["route"],
+                model=row["model"],
+                width=width,
+                height=height,
+                resolution=row["resolution"],
+                prompt=row["prompt"],
+                negative_prompt=row["negative_prompt"],
+                duration_s=row["duration_s"],
+                trim_start_s=row["trim_start_s"],
+                seed=_seed(row),
+                image_uri=row.get("image_source") or row["image_uri"],
+                est_cost_usd=row["est_cost_usd"],
+                realism=row["realism"],
+                aspect=row["aspect"],
+                forced=bool(row.get("route_forced")),
+                storyboard_id=row["storyboard_id"],
+                scene_index=row["scene_index"],
+                remix_of=row.get("remix_of"),
+                remix_job_id=row.get("remix_job_id"),
+                resume_reservation_id=row.get("resume_reservation_id"),
+                resume_job_ids=tuple(row.get("resume_job_ids") or ()),
+                resume_paid_usd=row.get("resume_paid_usd"),
+                recover=Recovery(**row["recover"]) if row.get("recover") else None,
+                extend_s=row.get("extend_s") or 0.0,
+                fallbacks=tuple(_fallback(f) for f in row.get("fallbacks") or ()),
+                lora=row.get("lora"),
+            )
+        )
     return jobs
 
 
@@ -287,10 +412,24 @@ def fallback_job(job: ClipJob, why: str) -> ClipJob | str:
     """The same item on its next route, as the planner ordered and priced it, after its route went
     dark (`why`), or the reason it must wait. A catalog's forced route and a remix have none."""
     if not job.fallbacks:
-        what = ("catalog forces it" if job.forced else "a remix needs the route that made its source"
-                if job.remix_of else "no fallback left in the policy's order")
+        what = (
+            "catalog forces it"
+            if job.forced
+            else "a remix needs the route that made its source"
+            if job.remix_of
+            else "no fallback left in the policy's order"
+        )
         return f"{job.route} unavailable ({why}); {what}; deferred"
     nxt, rest = job.fallbacks[0], job.fallbacks[1:]
-    return job.model_copy(update=dict(route=nxt.route, model=nxt.model, width=nxt.width, height=nxt.height,
-                                      est_cost_usd=nxt.est_cost_usd, fallbacks=rest, resume_reservation_id=None,
-                                      resume_job_ids=()))
+    return job.model_copy(
+        update=dict(
+            route=nxt.route,
+            model=nxt.model,
+            width=nxt.width,
+            height=nxt.height,
+            est_cost_usd=nxt.est_cost_usd,
+            fallbacks=rest,
+            resume_reservation_id=None,
+            resume_job_ids=(),
+        )
+    )

@@ -93,5 +93,7 @@ class RunStop:
         if self._event.wait(max(0.0, seconds)):
             why = self._why
             assert why is not None  # set before the event
-            raise RunStopped(f"the run stopped ({why.cause.value}: {why.what}) while its job ran at "
-                             "the provider: the job stays recorded and the next run resumes it without paying again")
+            raise RunStopped(
+                f"the run stopped ({why.cause.value}: {why.what}) while its job ran at "
+                "the provider: the job stays recorded and the next run resumes it without paying again"
+            )

@@ -25,8 +25,18 @@ import polars as pl
 from vidbatch.errors import CatalogError, LayoutError, StorageError
 from vidbatch.layout import check_key
 
-__all__ = ["OutputRoot", "LocalRoot", "S3Root", "open_root", "read_catalog", "fetch_to", "sha256_of", "s3_client",
-           "split_s3", "work_folder"]
+__all__ = [
+    "OutputRoot",
+    "LocalRoot",
+    "S3Root",
+    "open_root",
+    "read_catalog",
+    "fetch_to",
+    "sha256_of",
+    "s3_client",
+    "split_s3",
+    "work_folder",
+]
 
 
 def s3_client():
@@ -55,6 +65,7 @@ def _named_fault(verb: str):
     """A root's IO method whose failures (a full disk, S3 stopped, botocore's many errors) raise one
     StorageError naming the root, what was being done and the cause; LayoutError, StorageError and
     a missing file (FileNotFoundError: the caller's to read) pass as they are."""
+
     def wrap(method):
         @functools.wraps(method)
         def call(self, *args, **kwargs):
@@ -64,9 +75,12 @@ def _named_fault(verb: str):
                 raise
             except Exception as err:
                 cause = (str(err).strip().splitlines() or [""])[0][:300]
-                raise StorageError(f"the output root {self.uri} cannot be {verb} ({type(err).__name__}: "
-                                   f"{cause})") from None
+                raise StorageError(
+                    f"the output root {self.uri} cannot be {verb} ({type(err).__name__}: {cause})"
+                ) from None
+
         return call
+
     return wrap
 
 
@@ -76,8 +90,13 @@ class OutputRoot:
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
-        for name, verb in (("put_file", "written"), ("write_parquet", "written"), ("read_parquet", "read"),
-                           ("read_parquet_dir", "read"), ("exists", "read")):
+        for name, verb in (
+            ("put_file", "written"),
+            ("write_parquet", "written"),
+            ("read_parquet", "read"),
+            ("read_parquet_dir", "read"),
+            ("exists", "read"),
+        ):
             if name in cls.__dict__:
                 setattr(cls, name, _named_fault(verb)(cls.__dict__[name]))
 
@@ -91,7 +110,7 @@ class OutputRoot:
         base = self.key_uri("")
         if uri is None or not uri.startswith(base):
             return None
-        return uri[len(base):].lstrip("/") or None
+        return uri[len(base) :].lstrip("/") or None
 
     def share_url(self, key: str, expires_s: int = 7 * 86400) -> str | None:
         """An http(s) URL a browser (the Prefect UI) can open for `key`, or None: a local folder
@@ -215,8 +234,11 @@ class S3Root(OutputRoot):
         return f"s3://{self.bucket}/{self._key(key)}" if key else self.uri
 
     def share_url(self, key: str, expires_s: int = 7 * 86400) -> str | None:
-        return s3_client().generate_presigned_url("get_object", Params={"Bucket": self.bucket, "Key": self._key(key)},
-                                                  ExpiresIn=min(int(expires_s), 7 * 86400))
+        return s3_client().generate_presigned_url(
+            "get_object",
+            Params={"Bucket": self.bucket, "Key": self._key(key)},
+            ExpiresIn=min(int(expires_s), 7 * 86400),
+        )
 
     def put_file(self, local: Path, key: str) -> str:
         from boto3.s3.transfer import TransferConfig
@@ -225,10 +247,16 @@ class S3Root(OutputRoot):
         head = self._head(key)
         if head is not None and head.get("Metadata", {}).get("sha256") == digest:
             return self.key_uri(key)  # already there, same bytes
-        config = TransferConfig(multipart_threshold=self.multipart_threshold,
-                                multipart_chunksize=self.multipart_chunksize)
-        client.upload_file(str(local), self.bucket, target, Config=config,
-                           ExtraArgs={"ChecksumAlgorithm": "SHA256", "Metadata": {"sha256": digest}})
+        config = TransferConfig(
+            multipart_threshold=self.multipart_threshold, multipart_chunksize=self.multipart_chunksize
+        )
+        client.upload_file(
+            str(local),
+            self.bucket,
+            target,
+            Config=config,
+            ExtraArgs={"ChecksumAlgorithm": "SHA256", "Metadata": {"sha256": digest}},
+        )
         return self.key_uri(key)
 
     def write_parquet(self, frame: pl.DataFrame, key: str) -> str:
@@ -261,13 +289,19 @@ class S3Root(OutputRoot):
         except ClientError as err:
             code = err.response.get("Error", {}).get("Code")
             if code in ("404", "NoSuchBucket", "NotFound"):
-                raise StorageError(f"output root {self.uri}: bucket '{self.bucket}' does not exist (create it, or "
-                                   "check the name and AWS_ENDPOINT_URL_S3)") from None
-            raise StorageError(f"output root {self.uri}: S3 refused access ({code}); check the credentials "
-                               "(AWS_* or the instance role)") from None
+                raise StorageError(
+                    f"output root {self.uri}: bucket '{self.bucket}' does not exist (create it, or "
+                    "check the name and AWS_ENDPOINT_URL_S3)"
+                ) from None
+            raise StorageError(
+                f"output root {self.uri}: S3 refused access ({code}); check the credentials "
+                "(AWS_* or the instance role)"
+            ) from None
         except Exception as err:  # botocore's connection errors are many
-            raise StorageError(f"output root {self.uri}: S3 cannot be reached ({type(err).__name__}); check "
-                               "AWS_ENDPOINT_URL_S3 and the network") from None
+            raise StorageError(
+                f"output root {self.uri}: S3 cannot be reached ({type(err).__name__}); check "
+                "AWS_ENDPOINT_URL_S3 and the network"
+            ) from None
 
     def read_parquet(self, key: str, schema: dict) -> pl.DataFrame:
         client = s3_client()
@@ -279,11 +313,14 @@ class S3Root(OutputRoot):
 
     def read_parquet_dir(self, prefix: str, schema: dict) -> pl.DataFrame:
         client = s3_client()
-        pages = client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket,
-                                                                 Prefix=self._key(prefix) + "/part-")
+        pages = client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=self._key(prefix) + "/part-"
+        )
         keys = sorted(o["Key"] for page in pages for o in page.get("Contents", []))
-        frames = [conform(pl.read_parquet(io.BytesIO(client.get_object(Bucket=self.bucket, Key=k)["Body"].read())),
-                          schema) for k in keys]
+        frames = [
+            conform(pl.read_parquet(io.BytesIO(client.get_object(Bucket=self.bucket, Key=k)["Body"].read())), schema)
+            for k in keys
+        ]
         return pl.concat(frames) if frames else pl.DataFrame(schema=schema)
 
 

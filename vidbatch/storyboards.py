@@ -22,10 +22,16 @@ __all__ = ["StitchTarget", "storyboard_table", "incompatibilities", "stitch_targ
 
 # A stitched storyboard as the ledger database records it (vidbatch.ledger_store: `stitches`).
 STITCH_SCHEMA: dict[str, pl.DataType] = {
-    "run_id": pl.String(), "campaign": pl.String(), "storyboard_id": pl.String(), "stitch_fingerprint": pl.String(),
-    "asset_uri": pl.String(), "seconds": pl.Float64(), "scenes": pl.Int64(), "mode": pl.String(),
-    "created_at": pl.Datetime("us", "UTC")}
-
+    "run_id": pl.String(),
+    "campaign": pl.String(),
+    "storyboard_id": pl.String(),
+    "stitch_fingerprint": pl.String(),
+    "asset_uri": pl.String(),
+    "seconds": pl.Float64(),
+    "scenes": pl.Int64(),
+    "mode": pl.String(),
+    "created_at": pl.Datetime("us", "UTC"),
+}
 
 
 def _stitch_fingerprint(fingerprints: list[str], crossfade_s: float, stitch: Stitch) -> str:
@@ -33,8 +39,9 @@ def _stitch_fingerprint(fingerprints: list[str], crossfade_s: float, stitch: Sti
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def storyboard_table(items: pl.DataFrame, rejected_scenes: pl.DataFrame, stitched_before: pl.DataFrame,
-                     stitch: Stitch) -> pl.DataFrame:
+def storyboard_table(
+    items: pl.DataFrame, rejected_scenes: pl.DataFrame, stitched_before: pl.DataFrame, stitch: Stitch
+) -> pl.DataFrame:
     """One row per storyboard of the catalog.
 
     `items`: campaign, item_id, storyboard_id, scene_index, fingerprint, crossfade_s, status,
@@ -44,11 +51,18 @@ def storyboard_table(items: pl.DataFrame, rejected_scenes: pl.DataFrame, stitche
     stitch_fingerprint, status (`ready` | `blocked` | `done`) and reason.
     """
     scenes = items.filter(pl.col("storyboard_id").is_not_null()).select(
-        "campaign", "storyboard_id", "scene_index", "item_id", "fingerprint", "crossfade_s", "status", "reason")
+        "campaign", "storyboard_id", "scene_index", "item_id", "fingerprint", "crossfade_s", "status", "reason"
+    )
     rejected = rejected_scenes.select(
-        "campaign", "storyboard_id", "scene_index", "item_id", pl.lit(None, dtype=pl.String).alias("fingerprint"),
-        pl.lit(None, dtype=pl.Float64).alias("crossfade_s"), pl.lit("rejected").alias("status"),
-        pl.format("catalog row {} was rejected", pl.col("row")).alias("reason"))
+        "campaign",
+        "storyboard_id",
+        "scene_index",
+        "item_id",
+        pl.lit(None, dtype=pl.String).alias("fingerprint"),
+        pl.lit(None, dtype=pl.Float64).alias("crossfade_s"),
+        pl.lit("rejected").alias("status"),
+        pl.format("catalog row {} was rejected", pl.col("row")).alias("reason"),
+    )
     every = pl.concat([scenes, rejected], how="vertical_relaxed").sort("storyboard_id", "scene_index")
     rows = []
     for (campaign, board), group in every.group_by("campaign", "storyboard_id", maintain_order=True):
@@ -56,25 +70,47 @@ def storyboard_table(items: pl.DataFrame, rejected_scenes: pl.DataFrame, stitche
         fade = group["crossfade_s"].drop_nulls()
         crossfade = float(fade[0]) if len(fade) else stitch.crossfade_s
         fingerprint = _stitch_fingerprint(group["fingerprint"].fill_null("").to_list(), crossfade, stitch)
-        before = stitched_before.filter((pl.col("campaign") == campaign) & (pl.col("storyboard_id") == board)
-                                        & (pl.col("stitch_fingerprint") == fingerprint))
+        before = stitched_before.filter(
+            (pl.col("campaign") == campaign)
+            & (pl.col("storyboard_id") == board)
+            & (pl.col("stitch_fingerprint") == fingerprint)
+        )
         if missing.height:
             status = "blocked"
             reason = "waits for " + "; ".join(
                 f"scene {r['scene_index']} ({r['item_id']}): {r['status']}: {r['reason']}"
-                for r in missing.iter_rows(named=True))
+                for r in missing.iter_rows(named=True)
+            )
         elif before.height and (group["status"] == ItemStatus.DONE).all():
             status, reason = "done", f"already stitched from these scenes in run {before['run_id'][-1][:8]}"
         else:
             status = "ready"
             reason = f"{group.height} scenes ready" + (f", {crossfade:g} s crossfades" if crossfade else "")
-        rows.append({"campaign": campaign, "storyboard_id": board, "item_ids": group["item_id"].to_list(),
-                     "scene_count": group.height, "crossfade_s": crossfade, "stitch_fingerprint": fingerprint,
-                     "status": status, "reason": reason})
-    return pl.DataFrame(rows, schema={"campaign": pl.String, "storyboard_id": pl.String,
-                                      "item_ids": pl.List(pl.String), "scene_count": pl.Int64,
-                                      "crossfade_s": pl.Float64, "stitch_fingerprint": pl.String,
-                                      "status": pl.String, "reason": pl.String})
+        rows.append(
+            {
+                "campaign": campaign,
+                "storyboard_id": board,
+                "item_ids": group["item_id"].to_list(),
+                "scene_count": group.height,
+                "crossfade_s": crossfade,
+                "stitch_fingerprint": fingerprint,
+                "status": status,
+                "reason": reason,
+            }
+        )
+    return pl.DataFrame(
+        rows,
+        schema={
+            "campaign": pl.String,
+            "storyboard_id": pl.String,
+            "item_ids": pl.List(pl.String),
+            "scene_count": pl.Int64,
+            "crossfade_s": pl.Float64,
+            "stitch_fingerprint": pl.String,
+            "status": pl.String,
+            "reason": pl.String,
+        },
+    )
 
 
 def incompatibilities(infos: list) -> list[str]:
@@ -104,8 +140,8 @@ def stitch_target(infos: list, aspect: str, stitch: Stitch) -> StitchTarget:
     landscape = aspect == "16:9"
     fitting = [i for i in infos if (i.width >= i.height) == landscape] or infos
     best = max(fitting, key=lambda i: i.width * i.height)
-    width, height = (best.width, best.height) if (best.width >= best.height) == landscape else (best.height,
-                                                                                              best.width)
+    width, height = (best.width, best.height) if (best.width >= best.height) == landscape else (best.height, best.width)
     fps = stitch.fps or round(max(i.fps for i in infos))
-    return StitchTarget(width=width - width % 2, height=height - height % 2, fps=fps,
-                        audio=any(i.has_audio for i in infos))
+    return StitchTarget(
+        width=width - width % 2, height=height - height % 2, fps=fps, audio=any(i.has_audio for i in infos)
+    )

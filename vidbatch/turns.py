@@ -47,8 +47,12 @@ class Turns:
             if not any(entry[2] == item for entry in queue):  # unplanned here: queue at its place in the plan
                 queue.append((self._rank.get(item, len(self._rank)), next(self._arrivals), item))
                 queue.sort()
-            self._cond.wait_for(lambda: self._halted is not None or (
-                queue[0][2] == item and self._busy.get(route, 0) < slots and self._unstarted.get(route) is None))
+            self._cond.wait_for(
+                lambda: (
+                    self._halted is not None
+                    or (queue[0][2] == item and self._busy.get(route, 0) < slots and self._unstarted.get(route) is None)
+                )
+            )
             if self._halted is not None:
                 queue[:] = [entry for entry in queue if entry[2] != item]
                 raise self._halted()

@@ -39,9 +39,12 @@ def resolve_blocks(automations: list[dict], find_block) -> list[dict]:
 
 
 @automations_app.command()
-def apply(file: Annotated[Path, typer.Option("--file", help="automations YAML")] = DEFAULT_FILE,
-          webhook: Annotated[str, typer.Option("--webhook", help="the Webhook block notifications go through")]
-          = "vidbatch-alerts") -> None:
+def apply(
+    file: Annotated[Path, typer.Option("--file", help="automations YAML")] = DEFAULT_FILE,
+    webhook: Annotated[
+        str, typer.Option("--webhook", help="the Webhook block notifications go through")
+    ] = "vidbatch-alerts",
+) -> None:
     """Create (or replace, by name) the automations of FILE on the Prefect server."""
     import yaml
     from prefect.client.orchestration import get_client
@@ -60,6 +63,7 @@ def apply(file: Annotated[Path, typer.Option("--file", help="automations YAML")]
             if action.get("block", "").startswith("webhook/"):
                 action["block"] = f"webhook/{webhook}"
     with get_client(sync_client=True) as client:
+
         def find_block(slug: str, name: str):
             try:
                 return client.read_block_document_by_name(name, block_type_slug=slug).id
@@ -69,8 +73,11 @@ def apply(file: Annotated[Path, typer.Option("--file", help="automations YAML")]
         try:
             automations = [AutomationCore.model_validate(a) for a in resolve_blocks(wanted, find_block)]
         except LookupError as err:
-            fail(f"no block {err} on {PREFECT_API_URL.value()}: create it first (UI: Blocks > Webhook, with your "
-                 "Slack/Teams/incident URL)", 2)
+            fail(
+                f"no block {err} on {PREFECT_API_URL.value()}: create it first (UI: Blocks > Webhook, with your "
+                "Slack/Teams/incident URL)",
+                2,
+            )
         except ValueError as err:
             fail(f"{file} is not a valid automations file: {err}", 2)
         for automation in automations:

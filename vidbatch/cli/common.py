@@ -11,8 +11,22 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["out_console", "err_console", "PolicyOpt", "OutOpt", "JsonOpt", "LedgerOpt", "SandboxOpt", "fail",
-           "table", "ndjson", "policy_ledger_url", "existing_ledger", "LEDGER_HEADERS", "SHOWN"]
+__all__ = [
+    "out_console",
+    "err_console",
+    "PolicyOpt",
+    "OutOpt",
+    "JsonOpt",
+    "LedgerOpt",
+    "SandboxOpt",
+    "fail",
+    "table",
+    "ndjson",
+    "policy_ledger_url",
+    "existing_ledger",
+    "LEDGER_HEADERS",
+    "SHOWN",
+]
 
 out_console = Console()
 err_console = Console(stderr=True)
@@ -20,10 +34,19 @@ err_console = Console(stderr=True)
 PolicyOpt = Annotated[Optional[Path], typer.Option("--policy", help="policy TOML (default: the shipped one)")]
 OutOpt = Annotated[str, typer.Option("--out", help="output root: a folder or s3://bucket/prefix")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output, one JSON object per line")]
-LedgerOpt = Annotated[Optional[str], typer.Option(
-    "--ledger", help="ledger database URL (default: $VIDBATCH_LEDGER_URL, else SQLite beside a local --out)")]
-SandboxOpt = Annotated[bool, typer.Option("--sandbox", help="every paid route on a loopback server of its "
-                                          "kind: no money spent, ledger rows marked sandbox")]
+LedgerOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--ledger", help="ledger database URL (default: $VIDBATCH_LEDGER_URL, else SQLite beside a local --out)"
+    ),
+]
+SandboxOpt = Annotated[
+    bool,
+    typer.Option(
+        "--sandbox",
+        help="every paid route on a loopback server of its kind: no money spent, ledger rows marked sandbox",
+    ),
+]
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -51,8 +74,9 @@ def table(title: str, frame, columns: list[str], headers: dict[str, str] | None 
     for index, column in enumerate(columns):
         free_text = column.startswith(("reason", "first items"))
         widest = max((len(row[index]) for row in rows), default=0)
-        shown.add_column((headers or {}).get(column, column), overflow="fold",
-                         min_width=None if free_text else min(widest, 24))
+        shown.add_column(
+            (headers or {}).get(column, column), overflow="fold", min_width=None if free_text else min(widest, 24)
+        )
     for row in rows:
         shown.add_row(*row)
     return shown
@@ -77,7 +101,8 @@ def existing_ledger(root, url: str | None, policy_url: str | None = None):
     from vidbatch.storage import LocalRoot
 
     if not configured_url(url, policy_url) and (
-            root is None or (isinstance(root, LocalRoot) and not root.path.exists())):
+        root is None or (isinstance(root, LocalRoot) and not root.path.exists())
+    ):
         return None
     return open_ledger(root, url, policy_url)
 

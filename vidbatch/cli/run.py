@@ -38,26 +38,44 @@ EXIT_FAILED, EXIT_MISTAKE, EXIT_NO_ROUTE, EXIT_CANCELLED = 1, 2, 3, 4
 SIGNAL_EXIT = {signal.SIGINT: 130, signal.SIGTERM: 143}
 
 
-def run(catalog: str, policy: PolicyOpt = None, out: OutOpt = "vidbatch-out",
-        campaign: Annotated[Optional[str], typer.Option(help="only this campaign's rows")] = None,
-        sandbox: SandboxOpt = False,
-        sandbox_latency: Annotated[float, typer.Option(help="seconds a sandbox job takes")] = 2.0,
-        sandbox_faults: Annotated[Optional[str], typer.Option(
-            help='with --sandbox: faults to inject, as JSON, e.g. \'{"rate_limit_next": 3}\'')] = None,
-        submit: Annotated[bool, typer.Option("--submit", help="run on the Prefect server's workers (the "
-                                             "deployment below) instead of here")] = False,
-        deployment: Annotated[str, typer.Option(help="deployment that --submit runs")] = "produce-catalog/adhoc",
-        wait: Annotated[bool, typer.Option("--wait", help="with --submit: wait for the run to end")] = False,
-        ledger_url: LedgerOpt = None) -> None:
+def run(
+    catalog: str,
+    policy: PolicyOpt = None,
+    out: OutOpt = "vidbatch-out",
+    campaign: Annotated[Optional[str], typer.Option(help="only this campaign's rows")] = None,
+    sandbox: SandboxOpt = False,
+    sandbox_latency: Annotated[float, typer.Option(help="seconds a sandbox job takes")] = 2.0,
+    sandbox_faults: Annotated[
+        Optional[str], typer.Option(help="with --sandbox: faults to inject, as JSON, e.g. '{\"rate_limit_next\": 3}'")
+    ] = None,
+    submit: Annotated[
+        bool,
+        typer.Option("--submit", help="run on the Prefect server's workers (the deployment below) instead of here"),
+    ] = False,
+    deployment: Annotated[str, typer.Option(help="deployment that --submit runs")] = "produce-catalog/adhoc",
+    wait: Annotated[bool, typer.Option("--wait", help="with --submit: wait for the run to end")] = False,
+    ledger_url: LedgerOpt = None,
+) -> None:
     """Produce a catalog: generate, trim and store clips, and write the ledger."""
     faults = _faults(sandbox_faults, sandbox)
     if ledger_url and submit:
-        fail("--ledger applies to a run here; a submitted run opens the ledger its worker is given: set "
-              "VIDBATCH_LEDGER_URL in the work pool's (or deployment's) job variables", EXIT_MISTAKE)
+        fail(
+            "--ledger applies to a run here; a submitted run opens the ledger its worker is given: set "
+            "VIDBATCH_LEDGER_URL in the work pool's (or deployment's) job variables",
+            EXIT_MISTAKE,
+        )
     if submit:
-        _submit(deployment, wait, catalog=_shared(catalog), out=_shared(out),
-                policy_path=_shared(str(policy)) if policy else None, campaign=campaign, sandbox=sandbox,
-                sandbox_latency_s=sandbox_latency, sandbox_faults=faults)
+        _submit(
+            deployment,
+            wait,
+            catalog=_shared(catalog),
+            out=_shared(out),
+            policy_path=_shared(str(policy)) if policy else None,
+            campaign=campaign,
+            sandbox=sandbox,
+            sandbox_latency_s=sandbox_latency,
+            sandbox_faults=faults,
+        )
         return
     _check_first(catalog, policy, out, campaign, ledger_url)
     with _signals_end_in_one_line() as stopped:
@@ -98,8 +116,14 @@ def _run_here(catalog, policy, out, campaign, sandbox, sandbox_latency, faults, 
 
     _start_prefect()
     _console_without_tracebacks()
-    progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), console=err_console, transient=False)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=False,
+    )
     bar = {}
 
     def listen(event: dict) -> None:
@@ -111,10 +135,17 @@ def _run_here(catalog, policy, out, campaign, sandbox, sandbox_latency, faults, 
             stopped["line"] = event["line"]
 
     with progress:  # the ledger URL goes in by hand, never as a parameter: Prefect would store its password
-        state = produce_catalog(catalog=catalog, out=out, policy_path=str(policy) if policy else None,
-                                campaign=campaign, sandbox=sandbox, sandbox_latency_s=sandbox_latency,
-                                sandbox_faults=faults, in_process=InProcess(listeners=(listen,), ledger_url=ledger_url),
-                                return_state=True)
+        state = produce_catalog(
+            catalog=catalog,
+            out=out,
+            policy_path=str(policy) if policy else None,
+            campaign=campaign,
+            sandbox=sandbox,
+            sandbox_latency_s=sandbox_latency,
+            sandbox_faults=faults,
+            in_process=InProcess(listeners=(listen,), ledger_url=ledger_url),
+            return_state=True,
+        )
     summary = state.result(raise_on_failure=False)
     if state.is_cancelled() or state.is_crashed():
         fail(state.message or f"the run ended {state.name}", EXIT_CANCELLED if state.is_cancelled() else EXIT_FAILED)
@@ -127,8 +158,11 @@ def _run_here(catalog, policy, out, campaign, sandbox, sandbox_latency, faults, 
     if not isinstance(summary, dict):  # a run's result is its summary, or the error above
         fail(f"the run ended {state.name} without a summary", EXIT_FAILED)
     if not wait_until_recorded(summary["run_id"]):
-        err_console.print("  [yellow]the Prefect API had not recorded every task run when vidbatch stopped "
-                          "waiting[/] (the ledger and outputs are complete)", highlight=False)
+        err_console.print(
+            "  [yellow]the Prefect API had not recorded every task run when vidbatch stopped "
+            "waiting[/] (the ledger and outputs are complete)",
+            highlight=False,
+        )
     if state.name == NO_ROUTE:
         summary["exit_code"] = EXIT_NO_ROUTE
     return summary
@@ -193,8 +227,11 @@ def _start_prefect() -> None:
     try:
         start_ephemeral_api()
     except RuntimeError as err:
-        fail(f"the temporary Prefect API did not start: {str(err)[:600]} (set PREFECT_API_URL to use a "
-             "running server, or PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS to wait longer)", 1)
+        fail(
+            f"the temporary Prefect API did not start: {str(err)[:600]} (set PREFECT_API_URL to use a "
+            "running server, or PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS to wait longer)",
+            1,
+        )
 
 
 def _faults(text: str | None, sandbox: bool) -> dict | None:
@@ -230,14 +267,19 @@ def _submit(deployment: str, wait: bool, **parameters) -> None:
         fail("--submit needs a Prefect server: set PREFECT_API_URL (see README, Operating)", 2)
     try:
         run: FlowRun = run_deployment(  # type: ignore[assignment]  # sync_compatible: a FlowRun here
-            deployment, parameters={k: v for k, v in parameters.items() if v is not None}, timeout=None if wait else 0)
+            deployment, parameters={k: v for k, v in parameters.items() if v is not None}, timeout=None if wait else 0
+        )
     except Exception as err:  # prefect raises several types: name the deployment and the cause
         fail(f"cannot submit to {deployment} at {PREFECT_API_URL.value()}: {type(err).__name__}: {err}", 2)
     ui, state = PREFECT_UI_URL.value(), run.state
     assert state is not None  # the API gives a created flow run its Scheduled state
     message = f" ({state.message})" if wait and state.message and not state.is_completed() else ""
-    out_console.print(f"submitted flow run {run.name} ({run.id}) of {deployment}: {state.name}{message}"
-                      + (f"\n  {ui}/runs/flow-run/{run.id}" if ui else ""), highlight=False, soft_wrap=True)
+    out_console.print(
+        f"submitted flow run {run.name} ({run.id}) of {deployment}: {state.name}{message}"
+        + (f"\n  {ui}/runs/flow-run/{run.id}" if ui else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
     if wait and state.is_cancelled():
         raise typer.Exit(EXIT_CANCELLED)
     if wait and state.name == NO_ROUTE:
@@ -253,16 +295,22 @@ def _print_summary(summary: dict) -> None:
 
     counts = summary["status_counts"]
     out_console.print(f"run {summary['run_id']} (night {summary['night']}) -> {summary['out']}", soft_wrap=True)
-    out_console.print("  " + (", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "no items")
-                      + f"; rejected rows: {summary['rejected_rows']}")
+    out_console.print(
+        "  "
+        + (", ".join(f"{k}: {v}" for k, v in sorted(counts.items())) or "no items")
+        + f"; rejected rows: {summary['rejected_rows']}"
+    )
     out_console.print(f"  estimated {usd_text(summary['est_cost_usd'])}, actual {usd_text(summary['cost_usd'])}")
     if summary["rejected_rows"]:
         out_console.print(f"  rejects: {summary['out']}/{layout.run_table(summary['run_id'], 'rejects')}")
     for route, why in summary["unavailable"].items():
         out_console.print(f"  [yellow]route {route} unavailable[/]: {e(why)}", highlight=False)
     more = summary.get("more", {})
-    for kind, label, field in (("fell_back", "fell back", "reason"), ("deferred", "deferred", "reason"),
-                               ("qa_regenerated", "QA regenerated", "qa")):
+    for kind, label, field in (
+        ("fell_back", "fell back", "reason"),
+        ("deferred", "deferred", "reason"),
+        ("qa_regenerated", "QA regenerated", "qa"),
+    ):
         for item in summary[kind]:
             out_console.print(f"  [yellow]{label}[/] {e(item['item_id'])}: {e(str(item[field]))}", highlight=False)
         if more.get(kind):
@@ -270,25 +318,38 @@ def _print_summary(summary: dict) -> None:
     for board in summary["storyboards"]:
         colour = {"stitched": "green", "done": "green", "failed": "red"}.get(board["status"], "yellow")
         where = f" -> {board['asset_uri']}" if board["asset_uri"] else ""
-        out_console.print(f"  storyboard {e(board['storyboard_id'])}: [{colour}]{board['status']}[/] "
-                          f"({e(str(board['reason']))}){e(where)}", highlight=False, soft_wrap=True)
+        out_console.print(
+            f"  storyboard {e(board['storyboard_id'])}: [{colour}]{board['status']}[/] "
+            f"({e(str(board['reason']))}){e(where)}",
+            highlight=False,
+            soft_wrap=True,
+        )
     if summary["status_counts"].get("awaiting_review"):
         runs = f" (or the review runs {', '.join(summary['reviews'])})" if summary.get("reviews") else ""
-        out_console.print(f"  [yellow]{summary['status_counts']['awaiting_review']} clip(s) await review[/]: "
-                          f"vidbatch review --out {summary['out']}{runs}", highlight=False, soft_wrap=True)
+        out_console.print(
+            f"  [yellow]{summary['status_counts']['awaiting_review']} clip(s) await review[/]: "
+            f"vidbatch review --out {summary['out']}{runs}",
+            highlight=False,
+            soft_wrap=True,
+        )
     for failure in summary["failed"]:
         err_console.print(f"  [red]failed[/] {e(failure['item_id'])}: {e(str(failure['reason']))}", highlight=False)
     if more.get("failed"):
         err_console.print(f"  … and {more['failed']:,} more failed", highlight=False)
     if any(more.values()):
-        out_console.print(f"  every item: {summary['out']}/{layout.run_table(summary['run_id'], 'items')}",
-                          highlight=False, soft_wrap=True)
+        out_console.print(
+            f"  every item: {summary['out']}/{layout.run_table(summary['run_id'], 'items')}",
+            highlight=False,
+            soft_wrap=True,
+        )
     out_console.print(f"  report: {summary['report']}", highlight=False, soft_wrap=True)
     if summary["failed"] or any(b["status"] == "failed" for b in summary["storyboards"]):
         raise typer.Exit(EXIT_FAILED)
     if summary.get("exit_code") == EXIT_NO_ROUTE:
-        err_console.print("[bold red]nothing could be made:[/] no route of the policy is available (the reasons "
-                          "above); every item waits for a run that has one", highlight=False, soft_wrap=True)
+        err_console.print(
+            "[bold red]nothing could be made:[/] no route of the policy is available (the reasons "
+            "above); every item waits for a run that has one",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(EXIT_NO_ROUTE)
-
-

@@ -28,8 +28,15 @@ from vidbatch.layout import STITCHES
 from vidbatch.storage import LocalRoot, OutputRoot
 from vidbatch.storyboards import STITCH_SCHEMA
 
-__all__ = ["LedgerStore", "open_ledger", "ledger_url", "configured_url", "HEARTBEAT_S", "DEAD_AFTER_S",
-           "LEDGER_URL_ENV"]
+__all__ = [
+    "LedgerStore",
+    "open_ledger",
+    "ledger_url",
+    "configured_url",
+    "HEARTBEAT_S",
+    "DEAD_AFTER_S",
+    "LEDGER_URL_ENV",
+]
 
 LEDGER_URL_ENV = "VIDBATCH_LEDGER_URL"
 PARQUET_PREFIX = "ledger"  # where output roots kept their ledger before it became a database
@@ -40,8 +47,10 @@ def ledger_url(root: OutputRoot | None, url: str | None = None, policy_url: str 
     beside a local root."""
     url = configured_url(url, policy_url)
     if url and "{{" in url:  # prefect deploy leaves a placeholder whose variable was not set
-        raise StorageError(f"{LEDGER_URL_ENV} is an unrendered template ({url}): set {LEDGER_URL_ENV} (empty for "
-                           "the SQLite file beside a local output root) before `prefect deploy`, then deploy again")
+        raise StorageError(
+            f"{LEDGER_URL_ENV} is an unrendered template ({url}): set {LEDGER_URL_ENV} (empty for "
+            "the SQLite file beside a local output root) before `prefect deploy`, then deploy again"
+        )
     if url:
         return url
     if isinstance(root, LocalRoot):
@@ -49,9 +58,11 @@ def ledger_url(root: OutputRoot | None, url: str | None = None, policy_url: str 
         return f"sqlite:///{(root.path / 'ledger.db').resolve()}"
     if root is None:
         raise StorageError(f"no ledger: give an output root (--out) or a ledger URL (--ledger, {LEDGER_URL_ENV})")
-    raise StorageError(f"output root {root.uri} is not a local folder, so its ledger must be a database every "
-                       f"machine reaches: set {LEDGER_URL_ENV} (or --ledger), e.g. "
-                       "postgresql+psycopg://vidbatch@db.example.com/vidbatch")
+    raise StorageError(
+        f"output root {root.uri} is not a local folder, so its ledger must be a database every "
+        f"machine reaches: set {LEDGER_URL_ENV} (or --ledger), e.g. "
+        "postgresql+psycopg://vidbatch@db.example.com/vidbatch"
+    )
 
 
 def configured_url(url: str | None = None, policy_url: str | None = None) -> str | None:

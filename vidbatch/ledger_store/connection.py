@@ -53,7 +53,6 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
-
 @contextlib.contextmanager
 def connected(engine: Engine, url: str):
     """A connection, waited for while the database cannot be reached (up to `patience_s()`); else,
@@ -79,7 +78,8 @@ def _unreachable(err: DBAPIError) -> bool:
     """A connection refused or dropped (worth waiting for), not a wrong password or database name."""
     words = str(err.orig or err).lower()
     return isinstance(err, OperationalError) and not any(
-        word in words for word in ("password", "authentication", "does not exist", "permission denied"))
+        word in words for word in ("password", "authentication", "does not exist", "permission denied")
+    )
 
 
 def _failed(url: str, what: str, err: DBAPIError, waited: float) -> str:

@@ -24,26 +24,30 @@ __all__ = ["take_slot", "give_slot", "slots_held", "take_submit"]
 
 def _held(conn: Connection, limit_name: str, alive: Callable) -> tuple[list[str], list[str]]:
     """(live holders, dead holders) of `limit_name`'s slots."""
-    rows = conn.execute(
-        select(route_slots.c.holder, runs.c.ended_at, runs.c.heartbeat_at, runs.c.host, runs.c.pid)
-        .select_from(route_slots.outerjoin(runs, route_slots.c.run_id == runs.c.run_id))
-        .where(route_slots.c.limit_name == limit_name)).mappings().all()
+    rows = (
+        conn.execute(
+            select(route_slots.c.holder, runs.c.ended_at, runs.c.heartbeat_at, runs.c.host, runs.c.pid)
+            .select_from(route_slots.outerjoin(runs, route_slots.c.run_id == runs.c.run_id))
+            .where(route_slots.c.limit_name == limit_name)
+        )
+        .mappings()
+        .all()
+    )
     live = [row["holder"] for row in rows if row["heartbeat_at"] is not None and alive(row)]
     return live, [row["holder"] for row in rows if row["holder"] not in live]
 
 
-def take_slot(conn: Connection, limit_name: str, capacity: int, run_id: str, holder: str, now: datetime,
-              alive: Callable) -> bool:
+def take_slot(
+    conn: Connection, limit_name: str, capacity: int, run_id: str, holder: str, now: datetime, alive: Callable
+) -> bool:
     """Take one of `limit_name`'s `capacity` slots for `holder` (of `run_id`); False when every
     slot is held by a live run. Slots of dead runs are cleared on the way."""
     live, dead = _held(conn, limit_name, alive)
     if dead:
-        conn.execute(delete(route_slots).where(route_slots.c.limit_name == limit_name,
-                                               route_slots.c.holder.in_(dead)))
+        conn.execute(delete(route_slots).where(route_slots.c.limit_name == limit_name, route_slots.c.holder.in_(dead)))
     if len(live) >= capacity:
         return False
-    conn.execute(insert(route_slots), [{"limit_name": limit_name, "holder": holder, "run_id": run_id,
-                                        "taken_at": now}])
+    conn.execute(insert(route_slots), [{"limit_name": limit_name, "holder": holder, "run_id": run_id, "taken_at": now}])
     return True
 
 
@@ -62,8 +66,9 @@ def take_submit(conn: Connection, limit_name: str, per_minute: float, now: float
     read as no time passed)."""
     rate = per_minute / 60.0
     capacity = max(1.0, float(int(per_minute)))
-    row = conn.execute(select(route_submits.c.level, route_submits.c.at)
-                       .where(route_submits.c.limit_name == limit_name)).first()
+    row = conn.execute(
+        select(route_submits.c.level, route_submits.c.at).where(route_submits.c.limit_name == limit_name)
+    ).first()
     level = max(0.0, row.level - max(0.0, now - row.at) * rate) if row else 0.0
     if level + 1 > capacity:
         return (level + 1 - capacity) / rate

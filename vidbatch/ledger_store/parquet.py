@@ -53,7 +53,8 @@ def read_ledger_parquet(path: str) -> pl.DataFrame:
             if night is None:
                 raise StorageError(f"{file} has no night column and is not under a night=YYYY-MM-DD folder")
             frame = frame.with_columns(pl.lit(night, pl.String).alias("night"))
-        frame = frame.with_columns(pl.lit(None, LEDGER_SCHEMA[c]).alias(c)
-                                   for c in OPTIONAL_COLUMNS if c not in frame.columns)
+        frame = frame.with_columns(
+            pl.lit(None, LEDGER_SCHEMA[c]).alias(c) for c in OPTIONAL_COLUMNS if c not in frame.columns
+        )
         frames.append(frame.select(list(LEDGER_SCHEMA)).cast(pl.Schema(LEDGER_SCHEMA)))
     return pl.concat(frames)

@@ -12,8 +12,21 @@ from collections import defaultdict
 from datetime import datetime, timezone
 
 import polars as pl
-from sqlalchemy import (Column, DateTime, MetaData, Table, Text, case, exists, func, insert, literal, select, text,
-                        union_all)
+from sqlalchemy import (
+    Column,
+    DateTime,
+    MetaData,
+    Table,
+    Text,
+    case,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.engine import Connection
 
 from vidbatch.ledger import CLOSING, IN_FLIGHT_SCHEMA, LEDGER_SCHEMA, SETTLED_SCHEMA, SPEND_COLUMNS, SPENT
@@ -21,12 +34,24 @@ from vidbatch.ledger_store.schema import MONEY_COLUMNS, ledger_rows, night_spend
 from vidbatch.micros import usd_of
 from vidbatch.measured import MEASUREMENT_SCHEMA
 
-__all__ = ["measurements", "committed_by", "settled_for", "awaiting_review", "in_flight", "spend", "rows", "still_open",
-           "aware", "is_paid"]
+__all__ = [
+    "measurements",
+    "committed_by",
+    "settled_for",
+    "awaiting_review",
+    "in_flight",
+    "spend",
+    "rows",
+    "still_open",
+    "aware",
+    "is_paid",
+]
 
 _WANTED = Table("wanted_items", MetaData(), Column("campaign", Text), Column("item_id", Text))
-_CREATE_WANTED = ("CREATE TEMPORARY TABLE IF NOT EXISTS wanted_items "
-                  "(campaign TEXT NOT NULL, item_id TEXT NOT NULL, PRIMARY KEY (campaign, item_id))")
+_CREATE_WANTED = (
+    "CREATE TEMPORARY TABLE IF NOT EXISTS wanted_items "
+    "(campaign TEXT NOT NULL, item_id TEXT NOT NULL, PRIMARY KEY (campaign, item_id))"
+)
 # `wanted CROSS JOIN ledger_rows` keeps SQLite's planner on the item index (wanted rows outside,
 # ledger_rows looked up); PostgreSQL reads it as an inner join and plans it itself.
 _SETTLED = """
@@ -72,8 +97,14 @@ def _paid(reservation_id):
 
 
 def is_paid(conn: Connection, reservation_id: str) -> bool:
-    return conn.execute(select(ledger_rows.c.id).where(ledger_rows.c.reservation_id == reservation_id,
-                                                       ledger_rows.c.status == "paid").limit(1)).first() is not None
+    return (
+        conn.execute(
+            select(ledger_rows.c.id)
+            .where(ledger_rows.c.reservation_id == reservation_id, ledger_rows.c.status == "paid")
+            .limit(1)
+        ).first()
+        is not None
+    )
 
 
 def committed_by(conn: Connection, night: str) -> dict[tuple[str, str], int]:
@@ -81,16 +112,18 @@ def committed_by(conn: Connection, night: str) -> dict[tuple[str, str], int]:
     rows) plus the estimates still open (an open reservation that is already paid counts its cost,
     among the spent money)."""
     spent = select(night_spend.c.campaign, night_spend.c.run_id, night_spend.c.micros).where(
-        night_spend.c.night == night)
-    held = select(open_reservations.c.campaign, open_reservations.c.run_id,
-                  open_reservations.c.est_cost_micros.label("micros")).where(
-        open_reservations.c.night == night, ~_paid(open_reservations.c.reservation_id))
+        night_spend.c.night == night
+    )
+    held = select(
+        open_reservations.c.campaign, open_reservations.c.run_id, open_reservations.c.est_cost_micros.label("micros")
+    ).where(open_reservations.c.night == night, ~_paid(open_reservations.c.reservation_id))
     both = union_all(spent, held).subquery()
     # One statement, so one snapshot on PostgreSQL: a settlement committed between two queries could
     # otherwise be missed by both (not yet spent in the first, no longer held in the second).
     out: dict[tuple[str, str], int] = defaultdict(int)
-    for campaign, run_id, amount in conn.execute(select(both.c.campaign, both.c.run_id, func.sum(both.c.micros))
-                                                 .group_by(both.c.campaign, both.c.run_id)):
+    for campaign, run_id, amount in conn.execute(
+        select(both.c.campaign, both.c.run_id, func.sum(both.c.micros)).group_by(both.c.campaign, both.c.run_id)
+    ):
         out[(campaign, run_id)] += int(amount or 0)  # PostgreSQL sums BIGINT as NUMERIC: a Decimal
     return out
 
@@ -99,13 +132,26 @@ def measurements(conn: Connection, recent: int, since_night: str) -> pl.DataFram
     """The newest `recent` measured prices of each (route, price key) among the settled clips of
     nights from `since_night` on that recorded one (MEASUREMENT_SCHEMA): bounded by those nights,
     not by history (the index on night)."""
-    ranked = select(ledger_rows.c.route, ledger_rows.c.price_key, ledger_rows.c.gpu_s_per_shot,
-                    func.row_number().over(partition_by=(ledger_rows.c.route, ledger_rows.c.price_key),
-                                           order_by=ledger_rows.c.id.desc()).label("newest")).where(
-        ledger_rows.c.night >= since_night, ledger_rows.c.status == "settled",
-        ledger_rows.c.price_key.is_not(None), ledger_rows.c.gpu_s_per_shot.is_not(None)).subquery()
-    found = conn.execute(select(ranked.c.route, ranked.c.price_key, ranked.c.gpu_s_per_shot).where(
-        ranked.c.newest <= recent)).all()
+    ranked = (
+        select(
+            ledger_rows.c.route,
+            ledger_rows.c.price_key,
+            ledger_rows.c.gpu_s_per_shot,
+            func.row_number()
+            .over(partition_by=(ledger_rows.c.route, ledger_rows.c.price_key), order_by=ledger_rows.c.id.desc())
+            .label("newest"),
+        )
+        .where(
+            ledger_rows.c.night >= since_night,
+            ledger_rows.c.status == "settled",
+            ledger_rows.c.price_key.is_not(None),
+            ledger_rows.c.gpu_s_per_shot.is_not(None),
+        )
+        .subquery()
+    )
+    found = conn.execute(
+        select(ranked.c.route, ranked.c.price_key, ranked.c.gpu_s_per_shot).where(ranked.c.newest <= recent)
+    ).all()
     return pl.DataFrame([r._asdict() for r in found], schema=MEASUREMENT_SCHEMA)
 
 
@@ -118,27 +164,43 @@ def settled_for(conn: Connection, keys: pl.DataFrame) -> pl.DataFrame:
     conn.execute(text(_CREATE_WANTED))
     conn.execute(_WANTED.delete())
     conn.execute(insert(_WANTED), wanted.to_dicts())
-    found = [read_back(dict(r._mapping))
-             for r in conn.execute(text(_SETTLED).columns(created_at=DateTime(timezone=True)))]
+    found = [
+        read_back(dict(r._mapping)) for r in conn.execute(text(_SETTLED).columns(created_at=DateTime(timezone=True)))
+    ]
     conn.execute(_WANTED.delete())
     for row in found:
         row["created_at"], row["delivered"] = aware(row["created_at"]), bool(row["delivered"])
-    return (pl.DataFrame(found, schema=SETTLED_SCHEMA).sort("created_at", maintain_order=True)
-            .group_by("campaign", "item_id", maintain_order=True).last())
+    return (
+        pl.DataFrame(found, schema=SETTLED_SCHEMA)
+        .sort("created_at", maintain_order=True)
+        .group_by("campaign", "item_id", maintain_order=True)
+        .last()
+    )
 
 
-def awaiting_review(conn: Connection, *, campaign: str | None = None,
-                    item_ids: list[str] | None = None) -> pl.DataFrame:
+def awaiting_review(
+    conn: Connection, *, campaign: str | None = None, item_ids: list[str] | None = None
+) -> pl.DataFrame:
     """The clips awaiting a person's verdict (their `awaiting_review` rows, LEDGER_SCHEMA plus
     `cost_usd` as paid), oldest first; found on the status index, whatever the history."""
     pending, verdict = ledger_rows.alias("pending"), ledger_rows.alias("verdict")
     paid = ledger_rows.alias("paid")
-    cost = (select(func.coalesce(func.sum(paid.c.cost_micros), 0)).where(
-        paid.c.reservation_id == pending.c.reservation_id, paid.c.status.in_(SPENT)).scalar_subquery())
-    query = select(*_columns(pending, but="cost_usd"), cost.label("cost_micros")).where(
-        pending.c.status == "awaiting_review",
-        ~exists().where(verdict.c.reservation_id == pending.c.reservation_id,
-                        verdict.c.status.in_(("approved", "review_rejected")))).order_by(pending.c.id)
+    cost = (
+        select(func.coalesce(func.sum(paid.c.cost_micros), 0))
+        .where(paid.c.reservation_id == pending.c.reservation_id, paid.c.status.in_(SPENT))
+        .scalar_subquery()
+    )
+    query = (
+        select(*_columns(pending, but="cost_usd"), cost.label("cost_micros"))
+        .where(
+            pending.c.status == "awaiting_review",
+            ~exists().where(
+                verdict.c.reservation_id == pending.c.reservation_id,
+                verdict.c.status.in_(("approved", "review_rejected")),
+            ),
+        )
+        .order_by(pending.c.id)
+    )
     if campaign is not None:
         query = query.where(pending.c.campaign == campaign)
     if item_ids is not None:
@@ -155,31 +217,56 @@ def in_flight(conn: Connection) -> pl.DataFrame:
     Two indexed queries, the open ones first (few, whatever the history), then their jobs: one
     join would let SQLite's planner (no statistics) start from every `submitted` row ever written."""
     reserved = ledger_rows.alias("reserved")
-    held = [r._asdict() for r in conn.execute(
-        select(open_reservations.c.reservation_id, open_reservations.c.campaign, open_reservations.c.item_id,
-               open_reservations.c.fingerprint, reserved.c.route, reserved.c.model,
-               open_reservations.c.est_cost_micros, open_reservations.c.run_id)
-        .join(reserved, reserved.c.id == open_reservations.c.row_id).order_by(open_reservations.c.row_id))]
+    held = [
+        r._asdict()
+        for r in conn.execute(
+            select(
+                open_reservations.c.reservation_id,
+                open_reservations.c.campaign,
+                open_reservations.c.item_id,
+                open_reservations.c.fingerprint,
+                reserved.c.route,
+                reserved.c.model,
+                open_reservations.c.est_cost_micros,
+                open_reservations.c.run_id,
+            )
+            .join(reserved, reserved.c.id == open_reservations.c.row_id)
+            .order_by(open_reservations.c.row_id)
+        )
+    ]
     jobs: dict[str, list[str]] = defaultdict(list)
     paid: dict[str, int] = {}
     ids = [r["reservation_id"] for r in held]
     for start in range(0, len(ids), 500):
         for reservation_id, job_id, status, cost in conn.execute(
-                select(ledger_rows.c.reservation_id, ledger_rows.c.job_id, ledger_rows.c.status,
-                       ledger_rows.c.cost_micros)
-                .where(ledger_rows.c.reservation_id.in_(ids[start:start + 500]),
-                       ledger_rows.c.status.in_(("submitted", "paid"))).order_by(ledger_rows.c.id)):
+            select(ledger_rows.c.reservation_id, ledger_rows.c.job_id, ledger_rows.c.status, ledger_rows.c.cost_micros)
+            .where(
+                ledger_rows.c.reservation_id.in_(ids[start : start + 500]),
+                ledger_rows.c.status.in_(("submitted", "paid")),
+            )
+            .order_by(ledger_rows.c.id)
+        ):
             if status == "paid":
                 paid[reservation_id] = paid.get(reservation_id, 0) + cost
             else:
                 jobs[reservation_id].append(job_id)
-    return pl.DataFrame([{**read_back(r), "job_ids": jobs[r["reservation_id"]],
-                          "paid_usd": usd_of(paid[r["reservation_id"]]) if r["reservation_id"] in paid else None}
-                         for r in held if jobs[r["reservation_id"]]], schema=IN_FLIGHT_SCHEMA)
+    return pl.DataFrame(
+        [
+            {
+                **read_back(r),
+                "job_ids": jobs[r["reservation_id"]],
+                "paid_usd": usd_of(paid[r["reservation_id"]]) if r["reservation_id"] in paid else None,
+            }
+            for r in held
+            if jobs[r["reservation_id"]]
+        ],
+        schema=IN_FLIGHT_SCHEMA,
+    )
 
 
-def spend(conn: Connection, keys: list[str], *, run_id: str | None = None,
-          nights: list[str] | None = None) -> pl.DataFrame:
+def spend(
+    conn: Connection, keys: list[str], *, run_id: str | None = None, nights: list[str] | None = None
+) -> pl.DataFrame:
     """Estimated vs actual money grouped by `keys` (ledger columns; none: one row of totals).
 
     clips: settled rows; failed_calls; deferred; est_usd: the estimates of calls made (reserved
@@ -200,8 +287,10 @@ def spend(conn: Connection, keys: list[str], *, run_id: str | None = None,
     if keys:
         query = query.group_by(*columns).order_by(*columns)
     schema = {**{k: LEDGER_SCHEMA[k] for k in keys}, **SPEND_COLUMNS}
-    found = [{**r._asdict(), "est_usd": usd_of(int(r.est_usd or 0)), "actual_usd": usd_of(int(r.actual_usd or 0))}
-             for r in conn.execute(query)]  # summed in micro-dollars, exactly
+    found = [
+        {**r._asdict(), "est_usd": usd_of(int(r.est_usd or 0)), "actual_usd": usd_of(int(r.actual_usd or 0))}
+        for r in conn.execute(query)
+    ]  # summed in micro-dollars, exactly
     if not keys and found and found[0]["clips"] is None:  # no rows at all: zero totals
         found = [{name: 0 for name in SPEND_COLUMNS}]
     return pl.DataFrame(found, schema=schema, orient="row")

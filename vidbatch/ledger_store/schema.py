@@ -6,8 +6,20 @@ from sqlalchemy import BigInteger, Boolean, Column, DateTime, Float, Integer, Me
 
 from vidbatch.micros import micros, usd_of
 
-__all__ = ["MONEY_COLUMNS", "stored", "read_back", "metadata", "ledger_rows", "open_reservations", "runs", "imports",
-           "stitches", "route_slots", "route_submits", "night_spend"]
+__all__ = [
+    "MONEY_COLUMNS",
+    "stored",
+    "read_back",
+    "metadata",
+    "ledger_rows",
+    "open_reservations",
+    "runs",
+    "imports",
+    "stitches",
+    "route_slots",
+    "route_submits",
+    "night_spend",
+]
 
 metadata = MetaData()
 
@@ -17,7 +29,8 @@ MONEY_COLUMNS = {"est_cost_usd": "est_cost_micros", "cost_usd": "cost_micros"}
 
 # One row per ledger event, never updated or deleted (see vidbatch.ledger for what they mean).
 ledger_rows = Table(
-    "ledger_rows", metadata,
+    "ledger_rows",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("run_id", String(64)),
     Column("night", String(10)),
@@ -28,7 +41,7 @@ ledger_rows = Table(
     Column("model", Text),
     Column("status", String(16), nullable=False),
     Column("est_cost_micros", BigInteger, nullable=False, default=0),  # revision 0009: was est_cost_usd, Float
-    Column("cost_micros", BigInteger, nullable=False, default=0),      # revision 0009: was cost_usd, Float
+    Column("cost_micros", BigInteger, nullable=False, default=0),  # revision 0009: was cost_usd, Float
     Column("seconds", Float),
     Column("asset_uri", Text),
     Column("sha256", String(64)),
@@ -38,17 +51,18 @@ ledger_rows = Table(
     Column("job_id", Text),
     Column("attempt", Integer),
     Column("sandbox", Boolean, nullable=False, default=False),
-    Column("prompt", Text),    # revision 0003
+    Column("prompt", Text),  # revision 0003
     Column("reviewer", Text),  # revision 0003
-    Column("price_key", Text),         # revision 0004: settled clips that measured their price
-    Column("gpu_s_per_shot", Float),   # revision 0004
+    Column("price_key", Text),  # revision 0004: settled clips that measured their price
+    Column("gpu_s_per_shot", Float),  # revision 0004
 )
 
 # The reservations no settled/failed/released row has closed yet: an index the store keeps in the
 # same transaction as the rows it derives from, so what is open (the money held, the jobs to resume)
 # is found without scanning history. It can always be rebuilt from ledger_rows (migration 0002).
 open_reservations = Table(
-    "open_reservations", metadata,
+    "open_reservations",
+    metadata,
     Column("reservation_id", String(64), primary_key=True),
     Column("row_id", Integer, nullable=False),  # the `reserved` row in ledger_rows
     Column("night", String(10), nullable=False),
@@ -62,7 +76,8 @@ open_reservations = Table(
 # Runs that write to this ledger, with a heartbeat: a reservation held by a live run is never
 # duplicated; one held by a run that stopped beating is taken over.
 runs = Table(
-    "runs", metadata,
+    "runs",
+    metadata,
     Column("run_id", String(64), primary_key=True),
     Column("host", Text),
     Column("pid", Integer),
@@ -74,7 +89,8 @@ runs = Table(
 # Parquet ledgers imported into this one (an output root's old `ledger/part-*.parquet`, or
 # `vidbatch ledger import PATH`), so each is imported once.
 imports = Table(
-    "imports", metadata,
+    "imports",
+    metadata,
     Column("source", Text, primary_key=True),
     Column("rows", Integer, nullable=False),
     Column("imported_at", DateTime(timezone=True), nullable=False),
@@ -82,7 +98,8 @@ imports = Table(
 
 # Storyboards stitched so far (revision 0006; before it, Parquet parts under the root's `storyboards/`).
 stitches = Table(
-    "stitches", metadata,
+    "stitches",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("run_id", String(64)),
     Column("campaign", Text, nullable=False),
@@ -97,14 +114,16 @@ stitches = Table(
 
 # A route's limits across every run that shares this ledger (revision 0007; vidbatch.ledger_store.limits).
 route_slots = Table(
-    "route_slots", metadata,
+    "route_slots",
+    metadata,
     Column("limit_name", String(128), primary_key=True),
     Column("holder", String(128), primary_key=True),
     Column("run_id", String(64), nullable=False),
     Column("taken_at", DateTime(timezone=True), nullable=False),
 )
 route_submits = Table(
-    "route_submits", metadata,
+    "route_submits",
+    metadata,
     Column("limit_name", String(128), primary_key=True),
     Column("level", Float, nullable=False),
     Column("at", Float, nullable=False),
@@ -116,7 +135,8 @@ route_submits = Table(
 # the write lock that every reservation takes). It can always be rebuilt from ledger_rows. A row
 # without a campaign or run (none are written so) is kept under "".
 night_spend = Table(
-    "night_spend", metadata,
+    "night_spend",
+    metadata,
     Column("night", String(10), primary_key=True),
     Column("campaign", String(256), primary_key=True),
     Column("run_id", String(64), primary_key=True),

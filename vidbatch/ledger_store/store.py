@@ -43,7 +43,7 @@ from vidbatch.storyboards import STITCH_SCHEMA
 
 __all__ = ["LedgerStore", "HEARTBEAT_S", "DEAD_AFTER_S"]
 
-HEARTBEAT_S = 15.0    # how often a live run says so
+HEARTBEAT_S = 15.0  # how often a live run says so
 DEAD_AFTER_S = 120.0  # a run silent this long is dead: its open reservations may be taken over
 IMPORT_SLICE = 5000  # rows an import turns into dicts and writes at a time
 _MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -78,8 +78,7 @@ class LedgerStore:
             conn = conn.execution_options(immediate=True)
             with conn.begin():
                 if self.postgres:
-                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"),
-                                 {"key": zlib.crc32(lock_key.encode())})
+                    conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": zlib.crc32(lock_key.encode())})
                 yield conn
 
     @contextlib.contextmanager
@@ -101,8 +100,17 @@ class LedgerStore:
             return
         with self._writing() as conn:
             ids = {r["reservation_id"] for r in rows if r.get("reservation_id") and r["status"] != "reserved"}
-            nights = dict(conn.execute(select(ledger_rows.c.reservation_id, ledger_rows.c.night).where(
-                ledger_rows.c.status == "reserved", ledger_rows.c.reservation_id.in_(ids))).all()) if ids else {}
+            nights = (
+                dict(
+                    conn.execute(
+                        select(ledger_rows.c.reservation_id, ledger_rows.c.night).where(
+                            ledger_rows.c.status == "reserved", ledger_rows.c.reservation_id.in_(ids)
+                        )
+                    ).all()
+                )
+                if ids
+                else {}
+            )
             writes.insert_rows(conn, [{**r, "night": nights.get(r.get("reservation_id"), r["night"])} for r in rows])
 
     def reserve(self, row: dict, caps: Caps, ahead: Committed = Committed()) -> Refusal | None:
@@ -133,8 +141,11 @@ class LedgerStore:
         if refused:
             return refused
         with self._writing(f"vidbatch-night-{row['night']}") as conn:
-            holding = conn.execute(select(open_reservations.c.est_cost_micros).where(
-                open_reservations.c.reservation_id == row["reservation_id"])).scalar()
+            holding = conn.execute(
+                select(open_reservations.c.est_cost_micros).where(
+                    open_reservations.c.reservation_id == row["reservation_id"]
+                )
+            ).scalar()
             if holding is None:
                 return Refusal(Refused.NOT_OPEN, f"reservation {row['reservation_id'][:8]} is not open")
             if estimate <= holding:
@@ -149,27 +160,54 @@ class LedgerStore:
         """Why this item is not to be made now, or None: another run settled it already (same
         fingerprint, passed QA), or another live run holds an open reservation of it. A holder that
         stopped beating is dead: its reservation is closed at its estimate and this run goes on."""
-        same_item = and_(ledger_rows.c.campaign == row["campaign"], ledger_rows.c.item_id == row["item_id"],
-                         ledger_rows.c.fingerprint == row["fingerprint"])
+        same_item = and_(
+            ledger_rows.c.campaign == row["campaign"],
+            ledger_rows.c.item_id == row["item_id"],
+            ledger_rows.c.fingerprint == row["fingerprint"],
+        )
         qa = ledger_rows.alias("qa")
-        made = conn.execute(select(ledger_rows.c.run_id).where(
-            same_item, ledger_rows.c.status == "settled", ledger_rows.c.run_id != row["run_id"],
-            ~exists().where(qa.c.reservation_id == ledger_rows.c.reservation_id,
-                            qa.c.status.in_(("qa_failed", "review_rejected"))))).first()
+        made = conn.execute(
+            select(ledger_rows.c.run_id).where(
+                same_item,
+                ledger_rows.c.status == "settled",
+                ledger_rows.c.run_id != row["run_id"],
+                ~exists().where(
+                    qa.c.reservation_id == ledger_rows.c.reservation_id,
+                    qa.c.status.in_(("qa_failed", "review_rejected")),
+                ),
+            )
+        ).first()
         if made is not None:
-            return Refusal(Refused.MADE_ELSEWHERE, f"already made by run {made.run_id[:8]} while this run waited; "
-                           "not made twice", other_run=made.run_id)
-        holders = writes.open_rows(conn, and_(open_reservations.c.campaign == row["campaign"],
-                                         open_reservations.c.item_id == row["item_id"],
-                                         open_reservations.c.fingerprint == row["fingerprint"],
-                                         open_reservations.c.run_id != row["run_id"]))
+            return Refusal(
+                Refused.MADE_ELSEWHERE,
+                f"already made by run {made.run_id[:8]} while this run waited; not made twice",
+                other_run=made.run_id,
+            )
+        holders = writes.open_rows(
+            conn,
+            and_(
+                open_reservations.c.campaign == row["campaign"],
+                open_reservations.c.item_id == row["item_id"],
+                open_reservations.c.fingerprint == row["fingerprint"],
+                open_reservations.c.run_id != row["run_id"],
+            ),
+        )
         for held in holders:
             run = conn.execute(select(runs).where(runs.c.run_id == held["run_id"])).mappings().first()
             if run is not None and _alive(run):
-                return Refusal(Refused.HELD_ELSEWHERE, f"run {held['run_id'][:8]} is making this item now "
-                               f"(reservation {held['reservation_id'][:8]}); not made twice", other_run=held["run_id"])
-            writes.charge_estimates(conn, [held], row["run_id"], f"run {held['run_id'][:8]} stopped inside this "
-                              f"reservation; charged the estimate; taken over by run {row['run_id'][:8]}")
+                return Refusal(
+                    Refused.HELD_ELSEWHERE,
+                    f"run {held['run_id'][:8]} is making this item now "
+                    f"(reservation {held['reservation_id'][:8]}); not made twice",
+                    other_run=held["run_id"],
+                )
+            writes.charge_estimates(
+                conn,
+                [held],
+                row["run_id"],
+                f"run {held['run_id'][:8]} stopped inside this "
+                f"reservation; charged the estimate; taken over by run {row['run_id'][:8]}",
+            )
         return None
 
     def decide(self, rows: list[dict]) -> list[dict]:
@@ -194,18 +232,20 @@ class LedgerStore:
     def verdicts(self, item_ids: list[str]) -> dict[tuple[str, str], tuple[str, str | None]]:
         """(campaign, item_id) -> (verdict, reviewer) of the newest review verdict of each of `item_ids`."""
         with self._reading() as conn:
-            rows = conn.execute(select(ledger_rows.c.campaign, ledger_rows.c.item_id, ledger_rows.c.status,
-                                       ledger_rows.c.reviewer).where(
-                ledger_rows.c.item_id.in_(item_ids), ledger_rows.c.status.in_(("approved", "review_rejected")))
-                .order_by(ledger_rows.c.id)).all()
+            rows = conn.execute(
+                select(ledger_rows.c.campaign, ledger_rows.c.item_id, ledger_rows.c.status, ledger_rows.c.reviewer)
+                .where(ledger_rows.c.item_id.in_(item_ids), ledger_rows.c.status.in_(("approved", "review_rejected")))
+                .order_by(ledger_rows.c.id)
+            ).all()
         return {(r.campaign, r.item_id): (r.status, r.reviewer) for r in rows}
 
     def fail_open(self, run_id: str, item_ids: list[str], reason: str) -> int:
         """Close `run_id`'s open reservations of `item_ids` as failed at their estimate (a worker died
         inside them: the GPU time was rented); how many. Each keeps exactly one closing row."""
         with self._writing() as conn:
-            stale = writes.open_rows(conn, and_(open_reservations.c.run_id == run_id,
-                                          open_reservations.c.item_id.in_(item_ids)))
+            stale = writes.open_rows(
+                conn, and_(open_reservations.c.run_id == run_id, open_reservations.c.item_id.in_(item_ids))
+            )
             writes.charge_estimates(conn, stale, run_id, f"{reason}; charged the estimate")
         return len(stale)
 
@@ -223,13 +263,18 @@ class LedgerStore:
         with self._writing() as conn:
             if conn.execute(select(imports.c.source).where(imports.c.source == source)).first():
                 return 0
-            frame = frame.with_columns(pl.lit(None, LEDGER_SCHEMA[c]).alias(c) for c in OPTIONAL_COLUMNS
-                                       if c not in frame.columns)  # a ledger from before revision 0003
+            frame = frame.with_columns(
+                pl.lit(None, LEDGER_SCHEMA[c]).alias(c) for c in OPTIONAL_COLUMNS if c not in frame.columns
+            )  # a ledger from before revision 0003
             held = writes.row_keys(conn, frame["run_id"].drop_nulls().unique().to_list())
             last_id = conn.execute(select(func.max(ledger_rows.c.id))).scalar() or 0
             added = 0
-            frame = frame.select(*(micros_expr(pl.col(c)).fill_null(0).alias(MONEY_COLUMNS[c]) if c in MONEY_COLUMNS
-                                   else c for c in LEDGER_SCHEMA))  # as ledger_rows holds it (schema.stored)
+            frame = frame.select(
+                *(
+                    micros_expr(pl.col(c)).fill_null(0).alias(MONEY_COLUMNS[c]) if c in MONEY_COLUMNS else c
+                    for c in LEDGER_SCHEMA
+                )
+            )  # as ledger_rows holds it (schema.stored)
             for part in frame.iter_slices(IMPORT_SLICE):  # memory: one slice of dicts
                 rows = [r for r in part.to_dicts() if writes.row_key(r) not in held]
                 writes.bulk_insert(conn, rows, self.postgres)
@@ -266,8 +311,18 @@ class LedgerStore:
             if conn.execute(select(runs.c.run_id).where(runs.c.run_id == run_id)).first():
                 conn.execute(update(runs).where(runs.c.run_id == run_id).values(heartbeat_at=now, ended_at=None))
             else:
-                conn.execute(insert(runs), [{"run_id": run_id, "host": socket.gethostname(), "pid": os.getpid(),
-                                             "started_at": now, "heartbeat_at": now}])
+                conn.execute(
+                    insert(runs),
+                    [
+                        {
+                            "run_id": run_id,
+                            "host": socket.gethostname(),
+                            "pid": os.getpid(),
+                            "started_at": now,
+                            "heartbeat_at": now,
+                        }
+                    ],
+                )
         stop = threading.Event()
 
         def beat() -> None:
@@ -317,8 +372,11 @@ class LedgerStore:
     def live_runs(self) -> set[str]:
         """Runs that have not ended and beat their heartbeat lately."""
         with self._reading() as conn:
-            return {run["run_id"] for run in conn.execute(select(runs).where(runs.c.ended_at.is_(None))).mappings()
-                    if _alive(run)}
+            return {
+                run["run_id"]
+                for run in conn.execute(select(runs).where(runs.c.ended_at.is_(None))).mappings()
+                if _alive(run)
+            }
 
     def committed(self, night: str) -> Committed:
         """What `night` has committed across every run: spent plus open reservations."""
@@ -330,9 +388,12 @@ class LedgerStore:
         reservation with provider jobs, `night`'s committed money and the measured prices (the newest
         clips of each price key); bounded by what is asked about, not by the ledger's history."""
         with self._reading(snapshot=True) as conn:
-            return History(settled=queries.settled_for(conn, keys), in_flight=queries.in_flight(conn),
-                           committed=_committed(queries.committed_by(conn, night)),
-                           measured=measured_prices(queries.measurements(conn, RECENT, since_night(night))))
+            return History(
+                settled=queries.settled_for(conn, keys),
+                in_flight=queries.in_flight(conn),
+                committed=_committed(queries.committed_by(conn, night)),
+                measured=measured_prices(queries.measurements(conn, RECENT, since_night(night))),
+            )
 
     def measured(self, night: str | None = None) -> dict:
         """route -> price key -> what its newest settled clips measured (vidbatch.measured), as a
@@ -354,16 +415,25 @@ class LedgerStore:
     def nights(self, newest: int | None = None) -> list[str]:
         """The nights that have rows (the `newest` ones, or all), newest first."""
         with self._reading() as conn:
-            return list(conn.scalars(select(ledger_rows.c.night).where(ledger_rows.c.night.is_not(None))
-                                     .group_by(ledger_rows.c.night).order_by(ledger_rows.c.night.desc())
-                                     .limit(newest)))
+            return list(
+                conn.scalars(
+                    select(ledger_rows.c.night)
+                    .where(ledger_rows.c.night.is_not(None))
+                    .group_by(ledger_rows.c.night)
+                    .order_by(ledger_rows.c.night.desc())
+                    .limit(newest)
+                )
+            )
 
     def stitches(self, campaigns: list[str] | None = None) -> pl.DataFrame:
         """Storyboards stitched so far (of `campaigns`, or all), oldest first (STITCH_SCHEMA)."""
         where = stitches.c.campaign.in_(campaigns) if campaigns is not None else true()
         with self._reading() as conn:
-            rows = conn.execute(select(*(stitches.c[name] for name in STITCH_SCHEMA)).where(where)
-                                .order_by(stitches.c.id)).mappings().all()
+            rows = (
+                conn.execute(select(*(stitches.c[name] for name in STITCH_SCHEMA)).where(where).order_by(stitches.c.id))
+                .mappings()
+                .all()
+            )
         return pl.DataFrame([{**r, "created_at": queries.aware(r["created_at"])} for r in rows], schema=STITCH_SCHEMA)
 
     def frame(self, *, run_id: str | None = None, night: str | None = None) -> pl.DataFrame:

@@ -22,5 +22,13 @@ from vidbatch.sandbox.jobs import Faults, Job, VideoJobs
 from vidbatch.sandbox.server import VideosSandbox
 from vidbatch.sandbox.veo import VeoFaults, VeoSandbox
 
-__all__ = ["Faults", "Job", "VideoJobs", "VideosSandbox", "DashScopeFaults", "DashScopeSandbox", "VeoFaults",
-           "VeoSandbox"]
+__all__ = [
+    "Faults",
+    "Job",
+    "VideoJobs",
+    "VideosSandbox",
+    "DashScopeFaults",
+    "DashScopeSandbox",
+    "VeoFaults",
+    "VeoSandbox",
+]

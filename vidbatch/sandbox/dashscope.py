@@ -32,14 +32,30 @@ __all__ = ["DashScopeFaults", "Task", "DashScopeSandbox", "WAN21_MODELS", "SUBMI
 SUBMIT_PATH = "/api/v1/services/aigc/video-generation/video-synthesis"
 # Model Studio's Wan 2.1 video models (international site list prices, USD per second of video).
 WAN21_MODELS: dict[str, dict] = {
-    "wan2.1-t2v-turbo": {"usd_per_s": 0.036, "durations": [5], "image": False,
-                         "sizes": ["832*480", "480*832", "624*624", "1280*720", "720*1280", "960*960"]},
-    "wan2.1-t2v-plus": {"usd_per_s": 0.10, "durations": [5], "image": False,
-                        "sizes": ["1280*720", "720*1280", "960*960"]},
-    "wan2.1-i2v-turbo": {"usd_per_s": 0.036, "durations": [3, 4, 5], "image": True,
-                         "sizes": ["832*480", "480*832", "624*624", "1280*720", "720*1280", "960*960"]},
-    "wan2.1-i2v-plus": {"usd_per_s": 0.10, "durations": [5], "image": True,
-                        "sizes": ["1280*720", "720*1280", "960*960"]},
+    "wan2.1-t2v-turbo": {
+        "usd_per_s": 0.036,
+        "durations": [5],
+        "image": False,
+        "sizes": ["832*480", "480*832", "624*624", "1280*720", "720*1280", "960*960"],
+    },
+    "wan2.1-t2v-plus": {
+        "usd_per_s": 0.10,
+        "durations": [5],
+        "image": False,
+        "sizes": ["1280*720", "720*1280", "960*960"],
+    },
+    "wan2.1-i2v-turbo": {
+        "usd_per_s": 0.036,
+        "durations": [3, 4, 5],
+        "image": True,
+        "sizes": ["832*480", "480*832", "624*624", "1280*720", "720*1280", "960*960"],
+    },
+    "wan2.1-i2v-plus": {
+        "usd_per_s": 0.10,
+        "durations": [5],
+        "image": True,
+        "sizes": ["1280*720", "720*1280", "960*960"],
+    },
 }
 
 
@@ -47,20 +63,20 @@ WAN21_MODELS: dict[str, dict] = {
 class DashScopeFaults:
     """What goes wrong, and when. Counters count down as faults fire; tests may change them live."""
 
-    throttle_next: int = 0          # the next N submits answer 429 Throttling.RateQuota
-    server_error_next: int = 0      # the next N requests of any kind answer 500 InternalError
-    lost_reply_next: int = 0        # the next N submits create their task, then drop the connection
-    fail_next: int = 0              # the next N tasks end FAILED (InternalError.Algo), not billed
-    inspect: str | None = None      # submits whose prompt contains this answer 400 DataInspectionFailed
+    throttle_next: int = 0  # the next N submits answer 429 Throttling.RateQuota
+    server_error_next: int = 0  # the next N requests of any kind answer 500 InternalError
+    lost_reply_next: int = 0  # the next N submits create their task, then drop the connection
+    fail_next: int = 0  # the next N tasks end FAILED (InternalError.Algo), not billed
+    inspect: str | None = None  # submits whose prompt contains this answer 400 DataInspectionFailed
     gone_models: set[str] = field(default_factory=set)  # submits for these answer 400 "Model not exist."
-    url_ttl_s: float = 86_400.0     # result URLs expire this long after the task succeeds
+    url_ttl_s: float = 86_400.0  # result URLs expire this long after the task succeeds
     reject_prompt: str | None = None  # submits whose prompt contains this answer 400 InvalidParameter
-    echo_headers: bool = False      # error messages repeat the request's headers (as some gateways do)
-    read_throttle_p: float = 0.0    # each GET of the task API answers 429 Throttling with this probability
-    task_list: bool = True          # False: the endpoint has no task-list call (GET /api/v1/tasks is 404)
-    lost_reply_p: float = 0.0       # each submit that creates a task loses its reply with this probability
-    throttle_p: float = 0.0         # each request (submit, poll, look-up) answers 429 with this probability
-    server_error_p: float = 0.0     # each request answers 500 with this probability (before doing anything)
+    echo_headers: bool = False  # error messages repeat the request's headers (as some gateways do)
+    read_throttle_p: float = 0.0  # each GET of the task API answers 429 Throttling with this probability
+    task_list: bool = True  # False: the endpoint has no task-list call (GET /api/v1/tasks is 404)
+    lost_reply_p: float = 0.0  # each submit that creates a task loses its reply with this probability
+    throttle_p: float = 0.0  # each request (submit, poll, look-up) answers 429 with this probability
+    server_error_p: float = 0.0  # each request answers 500 with this probability (before doing anything)
 
 
 @dataclass
@@ -71,7 +87,7 @@ class Task:
     size: str
     duration: int
     seed: int | None
-    created: float                  # monotonic
+    created: float  # monotonic
     submitted_at: datetime
     fails: bool = False
 
@@ -89,9 +105,16 @@ class DashScopeSandbox(Loopback):
 
     _name = "dashscope-sandbox"
 
-    def __init__(self, *, api_key: str = "sk-dashscope-sandbox", latency_s: float = 1.0,
-                 models: dict[str, dict] | None = None, task_ttl_s: float = 86_400.0, fps: int = 16,
-                 faults: DashScopeFaults | None = None):
+    def __init__(
+        self,
+        *,
+        api_key: str = "sk-dashscope-sandbox",
+        latency_s: float = 1.0,
+        models: dict[str, dict] | None = None,
+        task_ttl_s: float = 86_400.0,
+        fps: int = 16,
+        faults: DashScopeFaults | None = None,
+    ):
         self.api_key = api_key
         self.latency_s = latency_s
         self.models = models or WAN21_MODELS
@@ -110,8 +133,15 @@ class DashScopeSandbox(Loopback):
         now = time.monotonic()
         with self._lock:
             done = [t for t in self.tasks.values() if t.status(self.latency_s, now) == "SUCCEEDED"]
-        return [{"task_id": t.id, "model": t.model, "seconds": t.duration,
-                 "usd": round(t.duration * self.models[t.model]["usd_per_s"], 6)} for t in done]
+        return [
+            {
+                "task_id": t.id,
+                "model": t.model,
+                "seconds": t.duration,
+                "usd": round(t.duration * self.models[t.model]["usd_per_s"], 6),
+            }
+            for t in done
+        ]
 
     def total_billed_usd(self) -> float:
         return round(sum(line["usd"] for line in self.billing()), 6)
@@ -149,13 +179,24 @@ class DashScopeSandbox(Loopback):
         with self._lock:
             if self.faults.throttle_next > 0:
                 self.faults.throttle_next -= 1
-                return 429, _error("Throttling.RateQuota",
-                                   "Requests rate limit exceeded, please try again later."), None
+                return (
+                    429,
+                    _error("Throttling.RateQuota", "Requests rate limit exceeded, please try again later."),
+                    None,
+                )
             fails = self.faults.fail_next > 0
             self.faults.fail_next -= fails
-            task = Task(id=str(uuid.uuid4()), model=model, prompt=prompt, size=size, duration=int(duration),
-                        seed=params.get("seed"), created=time.monotonic(), submitted_at=datetime.now(timezone.utc),
-                        fails=fails)
+            task = Task(
+                id=str(uuid.uuid4()),
+                model=model,
+                prompt=prompt,
+                size=size,
+                duration=int(duration),
+                seed=params.get("seed"),
+                created=time.monotonic(),
+                submitted_at=datetime.now(timezone.utc),
+                fails=fails,
+            )
             self.tasks[task.id] = task
         return 200, {"request_id": str(uuid.uuid4()), "output": {"task_id": task.id, "task_status": "PENDING"}}, task
 
@@ -166,8 +207,12 @@ class DashScopeSandbox(Loopback):
         if task is None or now - task.created > self.task_ttl_s:
             return {"request_id": str(uuid.uuid4()), "output": {"task_id": task_id, "task_status": "UNKNOWN"}}
         status = task.status(self.latency_s, now)
-        output = {"task_id": task.id, "task_status": status, "submit_time": _stamp(task.submitted_at),
-                  "orig_prompt": task.prompt}
+        output = {
+            "task_id": task.id,
+            "task_status": status,
+            "submit_time": _stamp(task.submitted_at),
+            "orig_prompt": task.prompt,
+        }
         answer = {"request_id": str(uuid.uuid4()), "output": output}
         if status == "SUCCEEDED":
             expires = int(time.time() + self.faults.url_ttl_s - (now - task.created - self.latency_s))
@@ -179,15 +224,31 @@ class DashScopeSandbox(Loopback):
 
     def listing(self, model: str | None, start: str | None, end: str | None, page_no: int, page_size: int) -> dict:
         """The batch task query: tasks of the window (by submit time), newest first."""
-        rows = [t for t in self.tasks.values() if (model is None or t.model == model)
-                and (start is None or _compact(t.submitted_at) >= start)
-                and (end is None or _compact(t.submitted_at) <= end)]
+        rows = [
+            t
+            for t in self.tasks.values()
+            if (model is None or t.model == model)
+            and (start is None or _compact(t.submitted_at) >= start)
+            and (end is None or _compact(t.submitted_at) <= end)
+        ]
         rows.sort(key=lambda t: t.submitted_at, reverse=True)
-        page = rows[(page_no - 1) * page_size: page_no * page_size]
+        page = rows[(page_no - 1) * page_size : page_no * page_size]
         now = time.monotonic()
-        return {"request_id": str(uuid.uuid4()), "total": len(rows), "page_no": page_no, "page_size": page_size,
-                "data": [{"task_id": t.id, "model_name": t.model, "status": t.status(self.latency_s, now),
-                          "gmt_create": _stamp(t.submitted_at)} for t in page]}
+        return {
+            "request_id": str(uuid.uuid4()),
+            "total": len(rows),
+            "page_no": page_no,
+            "page_size": page_size,
+            "data": [
+                {
+                    "task_id": t.id,
+                    "model_name": t.model,
+                    "status": t.status(self.latency_s, now),
+                    "gmt_create": _stamp(t.submitted_at),
+                }
+                for t in page
+            ],
+        }
 
     def result(self, task_id: str, expires: int) -> Path | None:
         """The result's MP4, or None when the URL has expired or names no succeeded task."""
@@ -195,8 +256,10 @@ class DashScopeSandbox(Loopback):
         if task is None or time.time() > expires or task.status(self.latency_s, time.monotonic()) != "SUCCEEDED":
             return None
         width, height = (int(v) for v in task.size.split("*"))
-        return self.rendered(f"{width}x{height}-{task.duration}s.mp4",
-                             lambda part: media.testsrc(part, task.duration, width, height, self.fps))
+        return self.rendered(
+            f"{width}x{height}-{task.duration}s.mp4",
+            lambda part: media.testsrc(part, task.duration, width, height, self.fps),
+        )
 
     def _app(self):
         from vidbatch.sandbox.dashscope_http import build_app

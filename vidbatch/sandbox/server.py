@@ -69,8 +69,10 @@ def gatekeeper(app, sandbox, gate, echoed, log=None) -> None:
                 answer = json.loads(body)
             except ValueError:
                 answer = None
-            response = JSONResponse(echoed(answer, body.decode(errors="replace"), str(dict(request.headers)),
-                                           response.status_code), status_code=response.status_code)
+            response = JSONResponse(
+                echoed(answer, body.decode(errors="replace"), str(dict(request.headers)), response.status_code),
+                status_code=response.status_code,
+            )
         if log is not None:
             log(request, response)
         response.headers["x-vidbatch-sandbox"] = "1"
@@ -128,14 +130,30 @@ class VideosSandbox(Loopback):
 
     _name, _path = "videos-sandbox", "/v1"
 
-    def __init__(self, *, api_key: str = "sk-sandbox", latency_s: float = 1.0, poll_after_ms: int = 200,
-                 prices: dict[str, dict[str, float]] | None = None, report_billing: bool = True,
-                 fps: int = 24, ttl_s: float = 3600.0, seed: int = 0, faults: Faults | None = None):
+    def __init__(
+        self,
+        *,
+        api_key: str = "sk-sandbox",
+        latency_s: float = 1.0,
+        poll_after_ms: int = 200,
+        prices: dict[str, dict[str, float]] | None = None,
+        report_billing: bool = True,
+        fps: int = 24,
+        ttl_s: float = 3600.0,
+        seed: int = 0,
+        faults: Faults | None = None,
+    ):
         self.api_key = api_key
         self.poll_after_ms = poll_after_ms
         self.fps = fps
-        self.book = VideoJobs(prices=prices or LIST_PRICES, latency_s=latency_s,
-                              ttl_s=ttl_s, report_billing=report_billing, faults=faults or Faults(), seed=seed)
+        self.book = VideoJobs(
+            prices=prices or LIST_PRICES,
+            latency_s=latency_s,
+            ttl_s=ttl_s,
+            report_billing=report_billing,
+            faults=faults or Faults(),
+            seed=seed,
+        )
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status) of every request
         super().__init__("vidbatch-sandbox-")
 
@@ -168,8 +186,10 @@ class VideosSandbox(Loopback):
     def render(self, job: Job) -> Path:
         """The job's MP4 (a test pattern with a tone), rendered once per size and length."""
         width, height = (int(v) for v in job.size.split("x"))
-        return self.rendered(f"{job.size}-{job.seconds}s.mp4", lambda part: media.testsrc(
-            part, job.seconds, width, height, self.fps, audio=True))
+        return self.rendered(
+            f"{job.size}-{job.seconds}s.mp4",
+            lambda part: media.testsrc(part, job.seconds, width, height, self.fps, audio=True),
+        )
 
     def thumbnail(self, job: Job) -> Path:
         video = self.render(job)

@@ -35,24 +35,30 @@ VEO_MODELS: dict[str, dict] = {
     "veo-3.1-generate-001": {"usd_per_s": 0.40, "durations": [4, 6, 8], "resolutions": ["720p", "1080p"]},
     "veo-3.1-fast-generate-001": {"usd_per_s": 0.15, "durations": [4, 6, 8], "resolutions": ["720p", "1080p"]},
 }
-SIZES = {("720p", "16:9"): (1280, 720), ("720p", "9:16"): (720, 1280),
-         ("1080p", "16:9"): (1920, 1080), ("1080p", "9:16"): (1080, 1920)}
-REFUSAL = ("Veo could not generate videos because the input prompt violates Vertex AI's usage guidelines. "
-           "You have not been charged. Support codes: 58061214")
+SIZES = {
+    ("720p", "16:9"): (1280, 720),
+    ("720p", "9:16"): (720, 1280),
+    ("1080p", "16:9"): (1920, 1080),
+    ("1080p", "9:16"): (1080, 1920),
+}
+REFUSAL = (
+    "Veo could not generate videos because the input prompt violates Vertex AI's usage guidelines. "
+    "You have not been charged. Support codes: 58061214"
+)
 
 
 @dataclass
 class VeoFaults:
     """What goes wrong, and when. Counters count down as faults fire; tests may change them live."""
 
-    exhausted_next: int = 0         # the next N creates answer 429 RESOURCE_EXHAUSTED
-    server_error_next: int = 0      # the next N requests of any kind answer 503 UNAVAILABLE
-    lost_reply_next: int = 0        # the next N creates make their operation, then a gateway answers 504
-    refuse: str | None = None       # operations whose prompt contains this end refused (raiMediaFilteredCount)
+    exhausted_next: int = 0  # the next N creates answer 429 RESOURCE_EXHAUSTED
+    server_error_next: int = 0  # the next N requests of any kind answer 503 UNAVAILABLE
+    lost_reply_next: int = 0  # the next N creates make their operation, then a gateway answers 504
+    refuse: str | None = None  # operations whose prompt contains this end refused (raiMediaFilteredCount)
     never_finish: str | None = None  # operations whose prompt contains this never end
     gone_models: set[str] = field(default_factory=set)  # creates for these answer 404 NOT_FOUND
     reject_prompt: str | None = None  # creates whose prompt contains this answer 400 INVALID_ARGUMENT
-    echo_headers: bool = False      # error messages repeat the request's headers (as some gateways do)
+    echo_headers: bool = False  # error messages repeat the request's headers (as some gateways do)
 
 
 @dataclass
@@ -64,7 +70,7 @@ class Operation:
     width: int
     height: int
     image: bool
-    created: float                  # monotonic
+    created: float  # monotonic
     refused: bool = False
     endless: bool = False
 
@@ -77,9 +83,18 @@ class VeoSandbox(Loopback):
 
     _name = "veo-sandbox"
 
-    def __init__(self, *, api_key: str = "veo-sandbox-key", latency_s: float = 1.0, project: str = "vidbatch-sandbox",
-                 location: str = "us-central1", models: dict[str, dict] | None = None, fps: int = 24,
-                 operation_ttl_s: float = 172_800.0, faults: VeoFaults | None = None):
+    def __init__(
+        self,
+        *,
+        api_key: str = "veo-sandbox-key",
+        latency_s: float = 1.0,
+        project: str = "vidbatch-sandbox",
+        location: str = "us-central1",
+        models: dict[str, dict] | None = None,
+        fps: int = 24,
+        operation_ttl_s: float = 172_800.0,
+        faults: VeoFaults | None = None,
+    ):
         self.api_key, self.latency_s, self.project, self.location = api_key, latency_s, project, location
         self.models = models or VEO_MODELS
         self.fps, self.operation_ttl_s = fps, operation_ttl_s
@@ -96,8 +111,15 @@ class VeoSandbox(Loopback):
         now = time.monotonic()
         with self._lock:
             made = [op for op in self.operations.values() if op.done(self.latency_s, now) and not op.refused]
-        return [{"operation": op.name, "model": op.model, "seconds": op.seconds,
-                 "usd": round(op.seconds * self.models[op.model]["usd_per_s"], 6)} for op in made]
+        return [
+            {
+                "operation": op.name,
+                "model": op.model,
+                "seconds": op.seconds,
+                "usd": round(op.seconds * self.models[op.model]["usd_per_s"], 6),
+            }
+            for op in made
+        ]
 
     def total_billed_usd(self) -> float:
         return round(sum(line["usd"] for line in self.billing()), 6)
@@ -114,9 +136,17 @@ class VeoSandbox(Loopback):
         """(HTTP status, JSON body, the operation made or None) for predictLongRunning."""
         spec = self.models.get(model)
         if spec is None or model in self.faults.gone_models:
-            return 404, _error(404, f"Publisher Model `projects/{self.project}/locations/{self.location}/publishers/"
-                                    f"google/models/{model}` was not found or your project does not have access to "
-                                    "it.", "NOT_FOUND"), None
+            return (
+                404,
+                _error(
+                    404,
+                    f"Publisher Model `projects/{self.project}/locations/{self.location}/publishers/"
+                    f"google/models/{model}` was not found or your project does not have access to "
+                    "it.",
+                    "NOT_FOUND",
+                ),
+                None,
+            )
         instances, params = body.get("instances") or [{}], body.get("parameters") or {}
         given = instances[0]
         prompt = given.get("prompt") or ""
@@ -125,11 +155,21 @@ class VeoSandbox(Loopback):
         seconds, resolution = params.get("durationSeconds", 8), params.get("resolution", "720p")
         aspect = params.get("aspectRatio", "16:9")
         if seconds not in spec["durations"]:
-            return 400, _error(400, f"durationSeconds {seconds} is not supported by {model}: "
-                                    f"{spec['durations']}", "INVALID_ARGUMENT"), None
+            return (
+                400,
+                _error(
+                    400,
+                    f"durationSeconds {seconds} is not supported by {model}: {spec['durations']}",
+                    "INVALID_ARGUMENT",
+                ),
+                None,
+            )
         if resolution not in spec["resolutions"] or (resolution, aspect) not in SIZES:
-            return 400, _error(400, f"resolution {resolution} at {aspect} is not supported by {model}",
-                               "INVALID_ARGUMENT"), None
+            return (
+                400,
+                _error(400, f"resolution {resolution} at {aspect} is not supported by {model}", "INVALID_ARGUMENT"),
+                None,
+            )
         if self.faults.reject_prompt and self.faults.reject_prompt in prompt:
             return 400, _error(400, "The request was rejected by the gateway.", "INVALID_ARGUMENT"), None
         if int(params.get("sampleCount", 1)) != 1:
@@ -137,16 +177,34 @@ class VeoSandbox(Loopback):
         with self._lock:
             if self.faults.exhausted_next > 0:
                 self.faults.exhausted_next -= 1
-                return 429, _error(429, "Quota exceeded for aiplatform.googleapis.com/online_prediction_requests_"
-                                        f"per_base_model with base model: {model}. Please submit a quota increase "
-                                        "request.", "RESOURCE_EXHAUSTED"), None
+                return (
+                    429,
+                    _error(
+                        429,
+                        "Quota exceeded for aiplatform.googleapis.com/online_prediction_requests_"
+                        f"per_base_model with base model: {model}. Please submit a quota increase "
+                        "request.",
+                        "RESOURCE_EXHAUSTED",
+                    ),
+                    None,
+                )
             width, height = SIZES[(resolution, aspect)]
-            name = (f"projects/{self.project}/locations/{self.location}/publishers/google/models/{model}/"
-                    f"operations/{uuid.uuid4()}")
-            op = Operation(name=name, model=model, prompt=prompt, seconds=int(seconds), width=width, height=height,
-                           image=bool(given.get("image")), created=time.monotonic(),
-                           refused=bool(self.faults.refuse and self.faults.refuse in prompt),
-                           endless=bool(self.faults.never_finish and self.faults.never_finish in prompt))
+            name = (
+                f"projects/{self.project}/locations/{self.location}/publishers/google/models/{model}/"
+                f"operations/{uuid.uuid4()}"
+            )
+            op = Operation(
+                name=name,
+                model=model,
+                prompt=prompt,
+                seconds=int(seconds),
+                width=width,
+                height=height,
+                image=bool(given.get("image")),
+                created=time.monotonic(),
+                refused=bool(self.faults.refuse and self.faults.refuse in prompt),
+                endless=bool(self.faults.never_finish and self.faults.never_finish in prompt),
+            )
             self.operations[name] = op
         return 200, {"name": name}, op
 
@@ -159,17 +217,30 @@ class VeoSandbox(Loopback):
         if not op.done(self.latency_s, now):
             return 200, {"name": name}
         if op.refused:
-            return 200, {"name": name, "done": True, "response": {
-                "@type": "type.googleapis.com/cloud.ai.large_models.vision.GenerateVideoResponse",
-                "raiMediaFilteredCount": 1, "raiMediaFilteredReasons": [REFUSAL]}}
+            return 200, {
+                "name": name,
+                "done": True,
+                "response": {
+                    "@type": "type.googleapis.com/cloud.ai.large_models.vision.GenerateVideoResponse",
+                    "raiMediaFilteredCount": 1,
+                    "raiMediaFilteredReasons": [REFUSAL],
+                },
+            }
         video = base64.b64encode(self._video(op).read_bytes()).decode()
-        return 200, {"name": name, "done": True, "response": {
-            "@type": "type.googleapis.com/cloud.ai.large_models.vision.GenerateVideoResponse",
-            "videos": [{"bytesBase64Encoded": video, "mimeType": "video/mp4"}]}}
+        return 200, {
+            "name": name,
+            "done": True,
+            "response": {
+                "@type": "type.googleapis.com/cloud.ai.large_models.vision.GenerateVideoResponse",
+                "videos": [{"bytesBase64Encoded": video, "mimeType": "video/mp4"}],
+            },
+        }
 
     def _video(self, op: Operation) -> Path:
-        return self.rendered(f"{op.width}x{op.height}-{op.seconds}s.mp4",
-                             lambda part: media.testsrc(part, op.seconds, op.width, op.height, self.fps))
+        return self.rendered(
+            f"{op.width}x{op.height}-{op.seconds}s.mp4",
+            lambda part: media.testsrc(part, op.seconds, op.width, op.height, self.fps),
+        )
 
     def _app(self):
         from vidbatch.sandbox.veo_http import build_app

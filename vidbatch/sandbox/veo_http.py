@@ -30,8 +30,11 @@ def build_app(sandbox: VeoSandbox) -> FastAPI:
     @app.post("/{version}/{rest:path}")
     async def call(version: str, rest: str, request: Request):
         model, _, verb = rest.rpartition(_PREFIX)[2].partition(":")
-        if version not in ("v1", "v1beta1") or _PREFIX not in rest or verb not in ("predictLongRunning",
-                                                                                     "fetchPredictOperation"):
+        if (
+            version not in ("v1", "v1beta1")
+            or _PREFIX not in rest
+            or verb not in ("predictLongRunning", "fetchPredictOperation")
+        ):
             return _answer(sandbox, verb or rest, model, 404, _error(404, f"no such method: {rest}", "NOT_FOUND"))
         try:
             body = await request.json()
@@ -71,9 +74,15 @@ def _gate(sandbox: VeoSandbox, request: Request):
         return None
     key = request.headers.get("x-goog-api-key") or request.headers.get("authorization", "").removeprefix("Bearer ")
     if key != sandbox.api_key:
-        return JSONResponse(_error(401, "API keys are not supported by this API. Expected OAuth2 access token or "
-                                        "other authentication credentials that assert a principal.",
-                                   "UNAUTHENTICATED"), status_code=401)
+        return JSONResponse(
+            _error(
+                401,
+                "API keys are not supported by this API. Expected OAuth2 access token or "
+                "other authentication credentials that assert a principal.",
+                "UNAUTHENTICATED",
+            ),
+            status_code=401,
+        )
     if sandbox.faults.server_error_next > 0:
         sandbox.faults.server_error_next -= 1
         sandbox.requests.append(("any", "", 503))

@@ -27,8 +27,9 @@ __all__ = ["build_app", "VideosRoutes"]
 _ECHO: contextvars.ContextVar[str | None] = contextvars.ContextVar("echoed_headers", default=None)
 
 
-def _error(status: int, message: str, code: str | None = None, param: str | None = None,
-           headers: dict | None = None) -> JSONResponse:
+def _error(
+    status: int, message: str, code: str | None = None, param: str | None = None, headers: dict | None = None
+) -> JSONResponse:
     kind = "invalid_request_error" if status < 500 else "server_error"
     if _ECHO.get():  # a gateway that repeats what it was sent, credentials included
         message = f"{message} (request headers: {_ECHO.get()})"
@@ -86,8 +87,9 @@ class VideosRoutes:
         faults = self.book.faults
         gone_all = faults.gone_after_submits is not None and self.book.accepted >= faults.gone_after_submits
         if model in faults.gone_models or gone_all:
-            return _error(404, f"The model '{model}' does not exist or you do not have access to it.",
-                          "model_not_found", "model")
+            return _error(
+                404, f"The model '{model}' does not exist or you do not have access to it.", "model_not_found", "model"
+            )
         retry = {"retry-after": f"{faults.retry_after_s:g}"}
         if faults.rate_limit_next > 0:
             faults.rate_limit_next -= 1
@@ -95,8 +97,12 @@ class VideosRoutes:
         if self.book.roll_rate_limit():
             return _error(429, "Rate limit reached for requests.", "rate_limit_exceeded", headers=retry)
         if faults.max_in_flight is not None and self.book.in_flight() >= faults.max_in_flight:
-            return _error(429, f"Too many concurrent video jobs (limit {faults.max_in_flight}).",
-                          "concurrency_limit_exceeded", headers=retry)
+            return _error(
+                429,
+                f"Too many concurrent video jobs (limit {faults.max_in_flight}).",
+                "concurrency_limit_exceeded",
+                headers=retry,
+            )
         return None
 
     def _accept(self, job: Job) -> JSONResponse:
@@ -132,13 +138,18 @@ class VideosRoutes:
         upload = form.get("input_reference")
         if upload is not None:
             if isinstance(upload, str):
-                return _error(400, "input_reference must be an uploaded image file in the sandbox.",
-                              "invalid_value", "input_reference")
+                return _error(
+                    400,
+                    "input_reference must be an uploaded image file in the sandbox.",
+                    "invalid_value",
+                    "input_reference",
+                )
             problem = _check_reference(await upload.read(), size)
             if problem:
                 return problem
-        return self._accept(self.book.new(model=model, prompt=prompt, seconds=int(seconds),
-                                          billed_seconds=int(seconds), size=size))
+        return self._accept(
+            self.book.new(model=model, prompt=prompt, seconds=int(seconds), billed_seconds=int(seconds), size=size)
+        )
 
     async def extend(self, request: Request):
         form = await request.form()
@@ -154,8 +165,16 @@ class VideosRoutes:
         problem = self._check(prompt, source.model, "4", source.size)
         if problem:
             return problem
-        return self._accept(self.book.new(model=source.model, prompt=prompt, kind="extend", size=source.size,
-                                          seconds=source.seconds + int(seconds), billed_seconds=int(seconds)))
+        return self._accept(
+            self.book.new(
+                model=source.model,
+                prompt=prompt,
+                kind="extend",
+                size=source.size,
+                seconds=source.seconds + int(seconds),
+                billed_seconds=int(seconds),
+            )
+        )
 
     async def remix(self, video_id: str, request: Request):
         body = await request.json()
@@ -166,15 +185,24 @@ class VideosRoutes:
         problem = self._admit(source.model) or self._check(prompt, source.model, "4", source.size)
         if problem:
             return problem
-        return self._accept(self.book.new(model=source.model, prompt=prompt, kind="remix", size=source.size,
-                                          seconds=source.seconds, billed_seconds=source.seconds,
-                                          remixed_from=source.id))
+        return self._accept(
+            self.book.new(
+                model=source.model,
+                prompt=prompt,
+                kind="remix",
+                size=source.size,
+                seconds=source.seconds,
+                billed_seconds=source.seconds,
+                remixed_from=source.id,
+            )
+        )
 
     # ---- reads -------------------------------------------------------------------------------
 
     def _video(self, job: Job) -> JSONResponse:
-        return JSONResponse(self.book.video_json(job),
-                            headers={"openai-poll-after-ms": str(self.sandbox.poll_after_ms)})
+        return JSONResponse(
+            self.book.video_json(job), headers={"openai-poll-after-ms": str(self.sandbox.poll_after_ms)}
+        )
 
     def _find(self, video_id: str) -> Job | JSONResponse:
         job = self.book.find(video_id)
@@ -190,9 +218,13 @@ class VideosRoutes:
         if self.book.faults.list_status:
             return _error(self.book.faults.list_status, "The job list is not available here.")
         page, more = self.book.listing(after, limit, newest_first=order == "desc")
-        return {"object": "list", "data": [self.book.video_json(j) for j in page],
-                "first_id": page[0].id if page else None, "last_id": page[-1].id if page else None,
-                "has_more": more}
+        return {
+            "object": "list",
+            "data": [self.book.video_json(j) for j in page],
+            "first_id": page[0].id if page else None,
+            "last_id": page[-1].id if page else None,
+            "has_more": more,
+        }
 
     async def retrieve(self, video_id: str):
         job = self._find(video_id)
@@ -208,8 +240,9 @@ class VideosRoutes:
             return FileResponse(self.sandbox.render(job), media_type="video/mp4")
         if variant == "thumbnail":
             return FileResponse(self.sandbox.thumbnail(job), media_type="image/jpeg")
-        return _error(400, f"variant '{variant}' is not served by the sandbox (video | thumbnail)",
-                      "invalid_value", "variant")
+        return _error(
+            400, f"variant '{variant}' is not served by the sandbox (video | thumbnail)", "invalid_value", "variant"
+        )
 
     async def delete(self, video_id: str):
         job = self._find(video_id)
@@ -234,6 +267,10 @@ def _check_reference(data: bytes, size: str) -> JSONResponse | None:
         except MediaError:
             return _error(400, "input_reference is not a readable image", "invalid_value", "input_reference")
     if f"{info.width}x{info.height}" != size:
-        return _error(400, f"input_reference is {info.width}x{info.height}; it must match size {size}",
-                      "invalid_value", "input_reference")
+        return _error(
+            400,
+            f"input_reference is {info.width}x{info.height}; it must match size {size}",
+            "invalid_value",
+            "input_reference",
+        )
     return None

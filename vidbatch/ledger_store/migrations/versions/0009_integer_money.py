@@ -35,8 +35,10 @@ def _micros(column: str, postgres: bool) -> str:
 def _convert(table: str, money: dict[str, str], postgres: bool) -> None:
     """`table`'s USD columns (money: old name -> new name) to BigInteger micro-dollars, in place."""
     if postgres:
-        op.execute(f"ALTER TABLE {table} " + ", ".join(
-            f"ALTER COLUMN {old} TYPE BIGINT USING {_micros(old, True)}" for old in money))
+        op.execute(
+            f"ALTER TABLE {table} "
+            + ", ".join(f"ALTER COLUMN {old} TYPE BIGINT USING {_micros(old, True)}" for old in money)
+        )
         for old, new in money.items():
             op.execute(f"ALTER TABLE {table} RENAME COLUMN {old} TO {new}")
         return
@@ -73,8 +75,9 @@ def upgrade() -> None:
 
 def _back(table: str, money: dict[str, str], postgres: bool) -> None:
     for old in money:
-        op.execute(f"ALTER TABLE {table} ADD COLUMN {old} {'DOUBLE PRECISION' if postgres else 'FLOAT'} "
-                   "NOT NULL DEFAULT 0")
+        op.execute(
+            f"ALTER TABLE {table} ADD COLUMN {old} {'DOUBLE PRECISION' if postgres else 'FLOAT'} NOT NULL DEFAULT 0"
+        )
     op.execute(f"UPDATE {table} SET " + ", ".join(f"{old} = {new} / 1000000.0" for old, new in money.items()))
     for new in money.values():
         op.execute(f"ALTER TABLE {table} DROP COLUMN {new}")
