@@ -7,6 +7,7 @@ Reads like a recipe; the decisions live in vidbatch's pure modules, the IO in vi
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from vidbatch.in_process import NOTHING, InProcess, Listener
 from vidbatch.providers import priced_routes, run_settings, unavailable_routes
 from vidbatch.redact import Redactor, logs_redacted
 from vidbatch.report import run_outcomes
-from vidbatch.runs import clip_jobs, history_keys, night_of, plan_run
+from vidbatch.runs import ClipJob, clip_jobs, history_keys, night_of, plan_run
 from vidbatch.storage import OutputRoot, open_root, work_folder
 from vidbatch.tasks.catalog_io import load_catalog, write_run_table
 from vidbatch.tasks.context import OpenJobs, RunContext
@@ -143,18 +144,12 @@ def _produce_with(
         workdir=workdir,
         sandbox=sandbox,
         redact=redact,
+        declared=declared,
         in_flight=OpenJobs(
             {j.item_id: (j.resume_reservation_id, j.resume_job_ids) for j in jobs if j.resume_reservation_id}
         ),
-        earmarks=Earmarks(
-            [
-                (j.item_id, j.campaign, j.est_cost_usd)
-                for j in local
-                if j.recover is None and not j.resume_reservation_id
-            ]
-        ),
+        earmarks=Earmarks([(j.item_id, j.campaign, j.est_cost_usd) for j in local if _reserves(j)]),
         turns=Turns({route: [j.item_id for j in local if j.route == route] for route in providers}),
-        declared=declared,
     )
     progress = ProgressArtifact(len(jobs))
     outcomes = []
@@ -164,28 +159,54 @@ def _produce_with(
         progress.advance()
         emit({"event": "clip", **row})
 
-    gpu = [
-        GpuBatches(
-            [j for j in jobs if j.route == route],
-            root=root,
-            ledger=ledger,
-            run_id=run_id,
-            night=night,
-            policy_path=policy_path,
-            deployment=settings.deployment,
-            batch_size=settings.batch_size,
-            attempts=settings.batch_attempts,
-            sandbox=sandbox,
-            on_outcome=record,
-        )
-        for route, settings in pool.items()
-    ]  # in batches on the GPU pool, while the other routes' clips run here
+    gpu = _gpu_batches(ctx, jobs, pool, policy_path, record)  # on the GPU pool, while the rest run here
     # Cancel in Prefect; signals say what is left
     with progress, watched_for_stops(flow_run.get_id(), ctx, outcomes, emit):
         run_items(local, ctx, record, pollers=[b.poll for b in gpu])
     if ctx.stop.is_set():  # cancelled, or a fault: the line says what is left for the next run
         return stopped_state(ctx, outcomes, emit)
+    return _close_run(ctx, plan, rejects, rejected_scenes, outcomes, unavailable, policy_path)
 
+
+def _gpu_batches(
+    ctx: RunContext, jobs: list[ClipJob], pool: dict, policy_path: str | None, record: Callable[[dict], None]
+) -> list[GpuBatches]:
+    """The pool routes' clips, submitted in batches to their GPU work pools."""
+    return [
+        GpuBatches(
+            [j for j in jobs if j.route == route],
+            root=ctx.root,
+            ledger=ctx.ledger,
+            run_id=ctx.run_id,
+            night=ctx.night,
+            policy_path=policy_path,
+            deployment=settings.deployment,
+            batch_size=settings.batch_size,
+            attempts=settings.batch_attempts,
+            sandbox=ctx.sandbox,
+            on_outcome=record,
+        )
+        for route, settings in pool.items()
+    ]
+
+
+def _reserves(job: ClipJob) -> bool:
+    """A clip that will reserve money in this run (not one delivered from storage or resumed)."""
+    return job.recover is None and not job.resume_reservation_id
+
+
+def _close_run(
+    ctx: RunContext,
+    plan: pl.DataFrame,
+    rejects: pl.DataFrame,
+    rejected_scenes: pl.DataFrame,
+    outcomes: list[dict],
+    unavailable: dict[str, str],
+    policy_path: str | None,
+) -> dict | State:
+    """The run's items table, storyboards, summary, review runs and report, then its final state."""
+    root, ledger, run_id, night, policy, workdir = ctx.root, ctx.ledger, ctx.run_id, ctx.night, ctx.policy, ctx.workdir
+    sandbox, providers, redact = ctx.sandbox, ctx.providers, ctx.redact
     items = run_outcomes(plan, pl.DataFrame(outcomes, schema=OUTCOME_SCHEMA)).join(
         plan.select("campaign", "item_id", "storyboard_id", "scene_index"),
         on=["campaign", "item_id"],

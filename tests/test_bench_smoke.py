@@ -24,6 +24,7 @@ TINY = {  # the slowest first: they run side by side, the quick ones fill in aft
     "plan_cli.py": ["2000"],
     "plan_throughput.py": ["1000"],
     "ledger_migration.py": ["1000"],
+    "code_shape.py": ["--before", "HEAD"],
     "stitch.py": ["2", "1", "1"],
     "stop_figures.py": ["3", "--signals", "term", "--settle", "1"],
     "ledger_import.py": ["1000", "3000"],

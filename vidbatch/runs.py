@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 import polars as pl
@@ -126,22 +127,43 @@ def plan_run(
     route can do and costs (providers.priced_routes). Jobs in flight of `busy_runs` (other runs
     alive now) are theirs to finish: not resumed here.
     """
-    settled = history.settled.rename(
-        {
-            "fingerprint": "settled_fp",
-            "run_id": "settled_run",
-            "cost_usd": "settled_cost",
-            "delivered": "settled_delivered",
-            "asset_uri": "settled_uri",
-            "reservation_id": "settled_reservation",
-            "job_id": "settled_job",
-            "route": "settled_by",
-            "model": "settled_model",
-            "review": "settled_review",
-            "rejections": "settled_rejections",
-            "edited_prompt": "settled_prompt",
-        }
+    past = _against_history(catalog, history, policy)
+    inflight = (
+        history.in_flight.filter((pl.col("job_ids").list.len() > 0) & ~pl.col("run_id").is_in(list(busy_runs)))
+        .unique(["campaign", "item_id", "fingerprint"], keep="last")
+        .rename({"route": "held_by"})
     )
+    keys = ["campaign", "item_id", "fingerprint"]
+    resumed = _resumptions(past.todo.join(inflight, on=keys, how="inner", maintain_order="left"), routes)
+    todo = past.todo.join(inflight.select(keys), on=keys, how="anti", maintain_order="left")
+    plan = plan_catalog(todo.drop(_SETTLED_COLUMNS), policy, routes, committed=history.committed)
+    remix_ids = history.settled.select(
+        "campaign", pl.col("item_id").alias("remix_of"), pl.col("job_id").alias("remix_job_id")
+    )
+    return pl.concat(
+        [
+            resumed,
+            _recoveries(past.undelivered, routes),
+            _remade_reasons(plan, todo, policy),
+            *_not_planned(past, policy),
+        ],
+        how="diagonal_relaxed",
+    ).join(remix_ids, on=["campaign", "remix_of"], how="left", maintain_order="left")
+
+
+class _Past(NamedTuple):
+    """A catalog's items by what the ledger holds of them (each frame: catalog columns plus
+    _SETTLED_COLUMNS)."""
+
+    done: pl.DataFrame  # settled with this fingerprint, delivered, not held for review (or approved)
+    undelivered: pl.DataFrame  # settled and paid, its deliverable not stored yet
+    awaiting: pl.DataFrame  # held for a person's review
+    exhausted: pl.DataFrame  # rejected by review more often than the policy remakes
+    todo: pl.DataFrame  # new, changed, or rejected and to be made again
+
+
+def _against_history(catalog: pl.DataFrame, history: History, policy: Policy) -> _Past:
+    settled = history.settled.rename({name: f"settled_{suffix}" for name, suffix in _SETTLED_NAMES.items()})
     joined = catalog.join(
         settled.select("campaign", "item_id", *_SETTLED_COLUMNS),
         on=["campaign", "item_id"],
@@ -154,21 +176,18 @@ def plan_run(
     rejected = same & (review == "rejected").fill_null(False)
     kept = same & ~pending & ~rejected  # approved, or never held for review
     delivered = kept & pl.col("settled_delivered").fill_null(True)
-    done = joined.filter(delivered)
-    undelivered = joined.filter(kept & ~delivered)
-    awaiting = joined.filter(pending)
     allowed = pl.col("settled_rejections") <= policy.review.max_regenerations
-    exhausted = joined.filter(rejected & ~allowed)
-    todo = _remakes(joined.filter(~same | (rejected & allowed)))
-    inflight = (
-        history.in_flight.filter((pl.col("job_ids").list.len() > 0) & ~pl.col("run_id").is_in(list(busy_runs)))
-        .unique(["campaign", "item_id", "fingerprint"], keep="last")
-        .rename({"route": "held_by"})
+    return _Past(
+        done=joined.filter(delivered),
+        undelivered=joined.filter(kept & ~delivered),
+        awaiting=joined.filter(pending),
+        exhausted=joined.filter(rejected & ~allowed),
+        todo=_remakes(joined.filter(~same | (rejected & allowed))),
     )
-    keys = ["campaign", "item_id", "fingerprint"]
-    resumed = _resumptions(todo.join(inflight, on=keys, how="inner", maintain_order="left"), routes)
-    todo = todo.join(inflight.select(keys), on=keys, how="anti", maintain_order="left")
-    plan = plan_catalog(todo.drop(_SETTLED_COLUMNS), policy, routes, committed=history.committed)
+
+
+def _remade_reasons(plan: pl.DataFrame, todo: pl.DataFrame, policy: Policy) -> pl.DataFrame:
+    """The plan, its reasons saying why an item settled before is made again."""
     changed = todo.filter(pl.col("settled_fp").is_not_null()).select(
         "item_id",
         "campaign",
@@ -176,7 +195,7 @@ def plan_run(
         (pl.col("settled_fp") == pl.col("fingerprint")).alias("remake"),
         "settled_rejections",
     )
-    plan = (
+    return (
         plan.join(changed, on=["campaign", "item_id"], how="left", maintain_order="left")
         .with_columns(
             pl.when(pl.col("remake"))
@@ -200,57 +219,59 @@ def plan_run(
         )
         .drop("settled_run", "remake", "settled_rejections")
     )
-    done_rows = done.with_columns(
-        pl.lit(ItemStatus.DONE.value).alias("status"),
-        pl.lit(0.0).alias("est_cost_usd"),
-        pl.format(
-            "already settled in run {} (cost ${})",
-            pl.col("settled_run").str.slice(0, 8),
-            pl.col("settled_cost").round(4),
-        ).alias("reason"),
-    ).drop(_SETTLED_COLUMNS)
-    awaiting_rows = awaiting.with_columns(
-        pl.lit(ItemStatus.AWAITING_REVIEW.value).alias("status"),
-        pl.lit(0.0).alias("est_cost_usd"),
-        pl.format(
-            "made in run {} (${}), awaiting review: approve or reject it in the Prefect UI or with `vidbatch review`",
-            pl.col("settled_run").str.slice(0, 8),
-            pl.col("settled_cost").round(4),
-        ).alias("reason"),
-    ).drop(_SETTLED_COLUMNS)
-    exhausted_rows = exhausted.with_columns(
-        pl.lit(ItemStatus.DEFERRED.value).alias("status"),
-        pl.lit(0.0).alias("est_cost_usd"),
-        pl.format(
-            "review rejected {} clips of this item (review.max_regenerations = {}): change its catalog row "
-            "(prompt, seed) or raise the limit",
-            pl.col("settled_rejections"),
-            pl.lit(policy.review.max_regenerations),
-        ).alias("reason"),
-    ).drop(_SETTLED_COLUMNS)
-    remix_ids = history.settled.select(
-        "campaign", pl.col("item_id").alias("remix_of"), pl.col("job_id").alias("remix_job_id")
-    )
-    return pl.concat(
-        [resumed, _recoveries(undelivered, routes), plan, awaiting_rows, exhausted_rows, done_rows],
-        how="diagonal_relaxed",
-    ).join(remix_ids, on=["campaign", "remix_of"], how="left", maintain_order="left")
 
 
-_SETTLED_COLUMNS = [
-    "settled_fp",
-    "settled_run",
-    "settled_cost",
-    "settled_delivered",
-    "settled_uri",
-    "settled_reservation",
-    "settled_job",
-    "settled_by",
-    "settled_model",
-    "settled_review",
-    "settled_rejections",
-    "settled_prompt",
-]
+def _not_planned(past: _Past, policy: Policy) -> list[pl.DataFrame]:
+    """The rows of the items not planned tonight: awaiting review, out of remakes, and done."""
+    run = pl.col("settled_run").str.slice(0, 8)
+    cost = pl.col("settled_cost").round(4)
+    said = [
+        (
+            past.awaiting,
+            ItemStatus.AWAITING_REVIEW,
+            pl.format(
+                "made in run {} (${}), awaiting review: "
+                "approve or reject it in the Prefect UI or with `vidbatch review`",
+                run,
+                cost,
+            ),
+        ),
+        (
+            past.exhausted,
+            ItemStatus.DEFERRED,
+            pl.format(
+                "review rejected {} clips of this item (review.max_regenerations = {}): change its catalog row "
+                "(prompt, seed) or raise the limit",
+                pl.col("settled_rejections"),
+                pl.lit(policy.review.max_regenerations),
+            ),
+        ),
+        (past.done, ItemStatus.DONE, pl.format("already settled in run {} (cost ${})", run, cost)),
+    ]
+    return [
+        frame.with_columns(
+            pl.lit(status.value).alias("status"), pl.lit(0.0).alias("est_cost_usd"), reason.alias("reason")
+        ).drop(_SETTLED_COLUMNS)
+        for frame, status, reason in said
+    ]
+
+
+# history.settled's columns under the names the plan gives them (settled_<suffix>)
+_SETTLED_NAMES = {
+    "fingerprint": "fp",
+    "run_id": "run",
+    "cost_usd": "cost",
+    "delivered": "delivered",
+    "asset_uri": "uri",
+    "reservation_id": "reservation",
+    "job_id": "job",
+    "route": "by",
+    "model": "model",
+    "review": "review",
+    "rejections": "rejections",
+    "edited_prompt": "prompt",
+}
+_SETTLED_COLUMNS = [f"settled_{suffix}" for suffix in _SETTLED_NAMES.values()]
 SEED_STEP = 1009  # a clip made again after a review rejection: its seed moves this far per rejection
 
 
