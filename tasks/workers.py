@@ -20,6 +20,7 @@ from uuid import UUID
 from vidbatch.statuses import ItemStatus
 from vidbatch import layout
 from vidbatch.ledger_store import LedgerStore
+from vidbatch.money import allowance_usd
 from vidbatch.runs import ClipJob
 from vidbatch.storage import OutputRoot
 from vidbatch.tasks.outcomes import OUTCOME_SCHEMA, outcome_row
@@ -104,7 +105,7 @@ class GpuBatches:
                     "run_id": self.run_id,
                     "night": self.night,
                     "batch": key,
-                    "allowance_usd": sum(j.est_cost_usd for j in batch),
+                    "allowance_usd": allowance_usd(j.est_cost_usd for j in batch),
                     "policy_path": self.policy_path,
                     "sandbox": self.sandbox,
                 },

@@ -111,3 +111,15 @@ def test_a_cap_finer_than_a_micro_dollar_is_refused_by_name():
     with pytest.raises(ValidationError, match="finer than the ledger's unit"):
         Caps(night_usd=0.0000001, campaign_usd=1.0, item_usd=1.0)
     assert Caps(night_usd=0.1, campaign_usd=0.000001, item_usd=1.0).campaign_micros("x") == 1
+
+
+def test_a_batch_allowance_holds_each_of_its_clips_estimates_as_the_ledger_rounds_them():
+    """Estimates that round up one by one (2.5 micro-dollars each: 3 in the ledger) outgrow their
+    float sum rounded once (5 micro-dollars): the allowance is the sum of the rounded ones."""
+    from vidbatch.money import allowance_usd
+
+    estimates = [0.0000025, 0.0000025, 0.0291665, 0.0291665]
+    assert micros(sum(estimates)) < sum(micros(usd) for usd in estimates)  # the trap
+    allowance = Allowance(allowance_usd(estimates))
+    assert all(allowance.try_reserve(usd) is None for usd in estimates)
+    assert allowance.try_reserve(0.000001) is not None  # and not a micro-dollar more

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,7 +24,17 @@ from vidbatch.micros import MICROS_PER_USD, micros, micros_expr, usd_of
 from vidbatch.policy import Caps
 from vidbatch.refusals import Refusal, Refused
 
-__all__ = ["Committed", "over_item_cap", "over_caps", "who", "usd_text", "accept_in_order", "usd_expr", "Allowance"]
+__all__ = [
+    "Committed",
+    "over_item_cap",
+    "over_caps",
+    "who",
+    "usd_text",
+    "accept_in_order",
+    "usd_expr",
+    "allowance_usd",
+    "Allowance",
+]
 
 
 @dataclass(frozen=True)
@@ -164,9 +174,15 @@ def accept_in_order(
 # ---- batch: a GPU batch's allowance ------------------------------------------------------------
 
 
+def allowance_usd(estimates: Iterable[float]) -> float:
+    """A batch's allowance: the sum of its clips' estimates, each as the ledger holds it (a float
+    sum rounded once can fall a micro-dollar short of the clips' own, rounded each)."""
+    return usd_of(sum(micros(usd) for usd in estimates))
+
+
 class Allowance:
-    """A GPU batch may spend at most its allowance (the sum of its clips' planned estimates), inside
-    the policy's caps (which the ledger holds across every run). Thread-safe."""
+    """A GPU batch may spend at most its allowance (`allowance_usd` of its clips' planned
+    estimates), inside the policy's caps (which the ledger holds across every run). Thread-safe."""
 
     def __init__(self, usd: float):
         self.usd = usd
