@@ -32,7 +32,7 @@ from vidbatch.errors import (
     TransientProviderError,
 )
 from vidbatch.stopping import StopCause
-from vidbatch.ledger import Reservation, ledger_row
+from vidbatch.ledger import ledger_row
 from vidbatch.media import sha256_of
 from vidbatch.providers import ClipRequest
 from vidbatch.refusals import Refusal
@@ -42,7 +42,7 @@ from vidbatch.storage import fetch_to
 from vidbatch.tasks.clips import Deferral, FinishedClip, GeneratedClip
 from vidbatch.tasks.context import RunContext, run_log
 from vidbatch.tasks.ledger_io import write_ledger_rows
-from vidbatch.tasks.reservation import ClipReservation
+from vidbatch.tasks.reservation import ClipReservation, reservation_of
 
 __all__ = ["generate_clip", "generate_or_defer", "retry_transient_only", "deferred_state", "RETRIES", "RETRY_DELAYS_S"]
 
@@ -156,18 +156,7 @@ def _recovered(job: ClipJob, ctx: RunContext) -> GeneratedClip:
         path = fetch_to(found.raw_uri, workdir, "recovered.mp4")
     except StorageError as err:
         raise StorageError(ctx.redact(err)) from None
-    paid_by = Reservation(
-        run_id=ctx.run_id,
-        night=ctx.night,
-        item_id=job.item_id,
-        campaign=job.campaign,
-        fingerprint=job.fingerprint,
-        route=job.route,
-        model=job.model,
-        est_cost_usd=0.0,
-        reservation_id=found.reservation_id,
-        sandbox=ctx.sandbox,
-    )
+    paid_by = reservation_of(job, ctx, reservation_id=found.reservation_id, est_cost_usd=0.0, sandbox=ctx.sandbox)
     return GeneratedClip(
         job=job,
         path=path,

@@ -31,7 +31,32 @@ from vidbatch.runs import ClipJob
 from vidbatch.tasks.context import RunContext
 from vidbatch.tasks.ledger_io import write_ledger_rows
 
-__all__ = ["ClipReservation", "Ending", "ending_for", "AlreadyClosed"]
+__all__ = ["ClipReservation", "Ending", "ending_for", "AlreadyClosed", "reservation_of"]
+
+
+def reservation_of(
+    job: ClipJob,
+    ctx: RunContext,
+    *,
+    reservation_id: str,
+    est_cost_usd: float,
+    sandbox: bool,
+    attempt: int | None = None,
+) -> Reservation:
+    """The ledger rows' shared fields for `job`'s reservation in this run."""
+    return Reservation(
+        run_id=ctx.run_id,
+        night=ctx.night,
+        item_id=job.item_id,
+        campaign=job.campaign,
+        fingerprint=job.fingerprint,
+        route=job.route,
+        model=job.model,
+        est_cost_usd=est_cost_usd,
+        reservation_id=reservation_id,
+        attempt=attempt,
+        sandbox=sandbox,
+    )
 
 
 class AlreadyClosed(RuntimeError):
@@ -86,18 +111,8 @@ class ClipReservation:
         resumed = ctx.in_flight.get(job.item_id)
         self.resumed = resumed is not None
         reservation_id, self.job_ids = resumed if resumed else (new_reservation_id(), ())
-        self.rows = Reservation(
-            run_id=ctx.run_id,
-            night=ctx.night,
-            item_id=job.item_id,
-            campaign=job.campaign,
-            fingerprint=job.fingerprint,
-            route=job.route,
-            model=job.model,
-            est_cost_usd=job.est_cost_usd,
-            reservation_id=reservation_id,
-            attempt=attempt,
-            sandbox=sandbox,
+        self.rows = reservation_of(
+            job, ctx, reservation_id=reservation_id, est_cost_usd=job.est_cost_usd, sandbox=sandbox, attempt=attempt
         )
         self.held_usd = job.est_cost_usd  # the estimate, then each raise
         # what it has paid already: a resumed reservation, or an earlier attempt of this run
