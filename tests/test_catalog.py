@@ -96,3 +96,13 @@ def test_fingerprint_is_stable_and_changes_with_the_prompt():
     fp = with_fingerprints(valid)["fingerprint"].to_list()
     assert fp == with_fingerprints(valid)["fingerprint"].to_list()
     assert fp[0] != fp[1] and len(fp[0]) == 16
+
+
+def test_a_per_item_cap_finer_than_a_micro_dollar_is_rejected_by_name_not_rounded():
+    frame = catalog([{"max_cost_usd": 0.1}, {"max_cost_usd": 0.0000001}, {"max_cost_usd": 1.2345678},
+                     {"max_cost_usd": 0.000001}])
+    valid, rejects = validate_catalog(frame, ["wan", "sora"])
+    assert valid["row"].to_list() == [0, 3]  # 0.1 is 100,000 micro-dollars despite its float; $0.000001 is one
+    got = reasons(rejects)
+    assert "max_cost_usd 1e-7 is finer than the ledger's unit" in got[(1, "max_cost_usd")]
+    assert "finer than the ledger's unit" in got[(2, "max_cost_usd")]
