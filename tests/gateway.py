@@ -32,24 +32,38 @@ def litellm_proxy(upstream_base_url: str, workdir: Path):
         if os.environ.get("CI"):
             pytest.fail("the LiteLLM proxy is missing: infra/dev.sh test installs it into .venv-gateway")
         pytest.skip("no LiteLLM proxy (.venv-gateway): run the tests through infra/dev.sh test")
-    port = free_port()
     env = {**{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "PREFECT_"))},
            "UPSTREAM_BASE_URL": upstream_base_url, "UPSTREAM_API_KEY": UPSTREAM_KEY,
            "LITELLM_MASTER_KEY": MASTER_KEY, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_TELEMETRY": "False",
            "NO_DOCKER": "1"}
-    log = (workdir / "litellm.log").open("w")
-    proxy = subprocess.Popen([str(binary), "--config", str(CONFIG), "--host", "127.0.0.1", "--port", str(port),
-                              "--num_workers", "1"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
-    try:  # its first import compiles much: a roomy limit, which only matters when it fails
-        wait_for_http(f"http://127.0.0.1:{port}/health/liveliness", workdir / "litellm.log", proxy, timeout_s=240)
+    for attempt in (1, 2):
+        # A port picked free can be taken by another worker's server before the proxy binds it: a
+        # proxy that does not come up gets one more start on another port (both logs are kept).
+        port, log_path = free_port(), workdir / f"litellm-{attempt}.log"
+        log = log_path.open("w")
+        proxy = subprocess.Popen([str(binary), "--config", str(CONFIG), "--host", "127.0.0.1", "--port", str(port),
+                                  "--num_workers", "1"], env=env, stdout=log, stderr=subprocess.STDOUT, cwd=workdir)
+        try:  # its first import compiles much: a roomy limit, which only matters when it fails
+            wait_for_http(f"http://127.0.0.1:{port}/health/liveliness", log_path, proxy, timeout_s=180)
+        except pytest.fail.Exception:
+            _stop(proxy, log)
+            if attempt == 2:
+                raise
+            continue
+        break
+    try:
         yield f"http://127.0.0.1:{port}/v1"
     finally:
-        proxy.terminate()
-        try:
-            proxy.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proxy.kill()
-        log.close()
+        _stop(proxy, log)
+
+
+def _stop(proxy: subprocess.Popen, log) -> None:
+    proxy.terminate()
+    try:
+        proxy.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proxy.kill()
+    log.close()
 
 
 def billed_by_prompt(box) -> dict[str, float]:
