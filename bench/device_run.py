@@ -6,9 +6,12 @@ measured. A size that cannot start in the time left is recorded as skipped, one 
 stopped, one that fails with the end of its error output. The figures are wan_speed.py's own
 (profiles against stock in the same process and run).
 
-  --plan gpu    tiny (a check that the install works), 1.3b (10 steps), 5b (5 steps), a14b (4 steps):
-                stock, exact, fast, turbo; `clip_s_at_full_steps` scales the denoise to the full steps
-  --plan tiny   the tiny Wan 2.2 A14B model, stock and turbo, 2 steps (what the test command runs)
+  --plan gpu    tiny (a check that the install works); the memory axis on 1.3b (2 steps: every memory
+                profile's peak GPU memory and seconds against whole); 1.3b (10 steps), 5b (5 steps),
+                a14b (4 steps): stock, exact, fast, turbo; `clip_s_at_full_steps` scales the denoise
+  --plan tiny   the tiny Wan 2.2 A14B model, stock and turbo, 2 steps, and the tiny model's memory axis
+                (whole, group-offload-fp8; 1 step), and a14b's stored bytes in bf16 and FP8 (meta
+                device): what the test command runs
   --plan tiny-all  both tiny Wan 2.2 models (TI2V-5B, A14B): the CPU rehearsal of a device run
 Run: .venv/bin/python bench/device_run.py --plan tiny --budget-s 300 --out /tmp/wan_speed.jsonl
 """
@@ -25,10 +28,13 @@ from pathlib import Path
 
 SPEED = Path(__file__).resolve().parent / "wan_speed.py"
 PROFILES = ["--profiles", "exact,fast,turbo"]
+MEMORY = ["--memory", "whole,encoder-cpu,fp8,model-offload,group-offload,group-offload-fp8"]
 PLANS = {
-    "gpu": [("tiny", ["--steps", "4", "--profiles", "turbo"]), ("1.3b", ["--steps", "10", *PROFILES]),
+    "gpu": [("tiny", ["--steps", "4", "--profiles", "turbo"]), ("1.3b", ["--steps", "2", *MEMORY]),
+            ("1.3b", ["--steps", "10", *PROFILES]),
             ("5b", ["--steps", "5", *PROFILES]), ("a14b", ["--steps", "4", "--profiles", "turbo"])],
-    "tiny": [("tiny-a14b", ["--steps", "2", "--profiles", "turbo"])],
+    "tiny": [("tiny-a14b", ["--steps", "2", "--profiles", "turbo"]),
+             ("tiny", ["--steps", "1", "--memory", "whole,group-offload-fp8"]), ("a14b", ["--stored"])],
     "tiny-all": [("tiny-5b", ["--steps", "2", "--profiles", "turbo"]),
                  ("tiny-a14b", ["--steps", "2", "--profiles", "turbo"])],
 }

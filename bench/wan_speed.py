@@ -20,6 +20,12 @@ autotune), printing one JSON line each:
   --steps N         fewer denoising steps (a quick look; `clip_s_at_full_steps` scales the denoise)
   --profiles a,b    which profiles besides stock (default: every profile of the default policy's Wan
                     route; on a GPU also exact with the cuDNN attention backend)
+  --memory a,b      the memory axis instead: the model rebuilt (same seed) under each memory profile
+                    (whole first: the baseline), one stock clip each: seconds per clip, peak GPU memory
+                    (torch.cuda.max_memory_allocated), weights' stored bytes, difference from whole, and
+                    beside them the default policy's stated figures for that model (GiB, time_x)
+  --stored          the weights' stored bytes of the size's transformer(s) in bf16 and under FP8
+                    layerwise casting, built on the meta device (no memory, no GPU: real sizes on CPU)
 `turbo` (the default policy's step-distilled profile: 4 steps, guidance off) runs with a random LoRA
 of the same rank as LightX2V's (64; 4 on the tiny models) on every expert: the same compute as the
 real distilled LoRA, not its pictures (its difference from stock says nothing here).
@@ -43,6 +49,7 @@ import numpy as np
 import torch
 
 from vidbatch.providers.wan_levers import PassCounter, apply_profile, experts, use_loras
+from vidbatch.providers.wan_memory import hold, offload_hooks, resident_bytes
 from vidbatch.providers.wan_tiny import build_tiny_pipeline
 from vidbatch.providers.wan_settings import LoraSource, WanProfile, WanRoute
 
@@ -219,6 +226,74 @@ def measure(pipe, name: str, profile: WanProfile, size: str, steps: int, device:
     return frames.astype(np.float32)
 
 
+# the default policy's model of each real size, and the resolution it renders (its stated memory figures)
+POLICY_MODEL = {"1.3b": ("wan2.1-t2v-1.3b", "480p"), "14b": ("wan2.1-t2v-14b", "720p")}
+
+
+def memory_axis(size: str, names: list[str], steps: int, device: str, dtype, route: WanRoute) -> None:
+    """One stock clip per memory profile, each on a freshly built model (same seed, so the same
+    weights): seconds and peak memory against whole's, measured in this run."""
+    base = None
+    for name in ["whole", *[n for n in names if n != "whole"]]:
+        memory = route.memory_profiles[name]
+        pipe = build(size, device, dtype)  # random init is fast on the device; what offloads goes back
+        pipe.set_progress_bar_config(disable=True)
+        if memory.offload != "none" or memory.text_encoder_on_cpu:
+            pipe.to("cpu")
+            if device == "cuda":
+                torch.cuda.empty_cache()
+        hold(pipe, memory, device, dtype)
+        render(pipe, size, steps, 5.0)  # warm-up: kernels chosen, offload streams set up
+        if device == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        started = time.perf_counter()
+        frames = render(pipe, size, steps, 5.0).astype(np.float32)
+        if device == "cuda":
+            torch.cuda.synchronize()
+        clip_s = time.perf_counter() - started
+        stored = sum(resident_bytes(m) for m in pipe.components.values() if isinstance(m, torch.nn.Module))
+        line = {"size": size, "memory": name, "device": _device_name(device), "steps": steps,
+                "clip_s": round(clip_s, 3), "peak_gib": round(_peak_gib(device), 2),
+                "stored_mib": round(stored / 2**20, 3), "hooks": offload_hooks(pipe),
+                "stated_mean_abs_diff": memory.mean_abs_diff}
+        if base is None:
+            base = (clip_s, line["peak_gib"], stored, frames)
+        line.update(time_x=round(clip_s / base[0], 3), stored_x=round(stored / base[2], 3),
+                    mean_abs_diff=float(np.abs(frames - base[3]).mean()))
+        if device == "cuda":
+            line["peak_x"] = round(line["peak_gib"] / base[1], 3)
+        model = POLICY_MODEL.get(size)
+        need = route.models[model[0]].memory.get(name) if model else None
+        if need is not None:
+            line.update(stated_gib=need.gib.get(model[1]), stated_time_x=need.time_x, stated_measured=need.measured)
+        print(json.dumps(line), flush=True)
+        del pipe
+        if device == "cuda":
+            torch.cuda.empty_cache()
+
+
+def stored(size: str) -> None:
+    """Bytes the size's transformer(s) store in bf16 and with FP8 weights (enable_layerwise_casting),
+    on the meta device: the real configuration's sizes, nothing allocated."""
+    c = SIZES[size]
+    channels = c.get("channels", 16)
+    from diffusers import WanTransformer3DModel
+
+    with torch.device("meta"):
+        made = [WanTransformer3DModel(
+            patch_size=(1, 2, 2), num_attention_heads=c["heads"], attention_head_dim=c["head_dim"],
+            in_channels=channels, out_channels=channels, text_dim=c["text_dim"], freq_dim=256, ffn_dim=c["ffn"],
+            num_layers=c["layers"], cross_attn_norm=True, qk_norm="rms_norm_across_heads", eps=1e-6,
+            rope_max_seq_len=1024) for _ in range(c.get("experts", 1))]
+    bf16 = sum(resident_bytes(t.to(torch.bfloat16)) for t in made)
+    for t in made:
+        t.enable_layerwise_casting(storage_dtype=torch.float8_e4m3fn, compute_dtype=torch.bfloat16)
+    fp8 = sum(resident_bytes(t) for t in made)
+    print(json.dumps({"size": size, "experts": len(made), "stored_bf16_gib": round(bf16 / 2**30, 2),
+                      "stored_fp8_gib": round(fp8 / 2**30, 2), "fp8_x": round(fp8 / bf16, 3)}), flush=True)
+
+
 def _device_name(device: str) -> str:
     return torch.cuda.get_device_name() if device == "cuda" else "cpu"
 
@@ -234,10 +309,22 @@ def main() -> None:
     parser.add_argument("--size", choices=sorted(SIZES), default="tiny")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--profiles", default=None)
+    parser.add_argument("--memory", default=None)
+    parser.add_argument("--stored", action="store_true")
     args = parser.parse_args()
+    if args.stored:
+        stored(args.size)
+        return
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     route = default_route()
+    if args.memory:
+        names = args.memory.split(",")
+        unknown = [n for n in names if n not in route.memory_profiles]
+        if unknown:
+            parser.error(f"no memory profile {unknown[0]!r} (profiles: {', '.join(route.memory_profiles)})")
+        memory_axis(args.size, names, args.steps or SIZES[args.size]["steps"], device, dtype, route)
+        return
     # turbo's LoRA is the policy's per model; here one random LoRA of the same rank stands in for it
     profiles = {name: p.model_copy(update={"model_loras": {}, "lora": "distilled" if p.model_loras else p.lora})
                 for name, p in route.profiles.items()}

@@ -42,7 +42,7 @@ from vidbatch.tasks.run_providers import run_providers
 from vidbatch.tasks.run_labels import ProgressArtifact, finish_run, label_run, log_plan
 from vidbatch.tasks.stitch import stitch_storyboards
 from vidbatch.tasks.stop_watch import stopped_state, watched_for_stops
-from vidbatch.tasks.workers import GpuBatches
+from vidbatch.tasks.workers import GpuBatches, by_deployment
 
 __all__ = ["produce_catalog"]
 
@@ -171,22 +171,24 @@ def _produce_with(
 def _gpu_batches(
     ctx: RunContext, jobs: list[ClipJob], pool: dict, policy_path: str | None, record: Callable[[dict], None]
 ) -> list[GpuBatches]:
-    """The pool routes' clips, submitted in batches to their GPU work pools."""
+    """The pool routes' clips, submitted in batches to their GPU work pools: each clip to the
+    deployment of the pool the plan placed it on (one per GPU type)."""
     return [
         GpuBatches(
-            [j for j in jobs if j.route == route],
+            sent,
             root=ctx.root,
             ledger=ctx.ledger,
             run_id=ctx.run_id,
             night=ctx.night,
             policy_path=policy_path,
-            deployment=settings.deployment,
+            deployment=to,
             batch_size=settings.batch_size,
             attempts=settings.batch_attempts,
             sandbox=ctx.sandbox,
             on_outcome=record,
         )
         for route, settings in pool.items()
+        for to, sent in by_deployment([j for j in jobs if j.route == route], settings).items()
     ]
 
 

@@ -76,6 +76,7 @@ class ClipRequest:
     extend_s: float = 0.0  # then extend the clip by this much, continuing from its last frame
     campaign: str = ""  # whose clip: a route may render campaigns differently (Wan profiles)
     lora: str | None = None  # a LoRA of the route to apply (Wan)
+    pool: str | None = None  # the route's pool the plan placed it on (Wan: a GPU pool); None: the route picks
 
 
 @dataclass

@@ -25,9 +25,8 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from vidbatch.errors import ContentRejected, ProviderUnavailable, RenderStopped, RunStopped, TransientProviderError
+from vidbatch.errors import ContentRejected, RenderStopped, RunStopped, TransientProviderError
 from vidbatch.media import write_frames
 from vidbatch.micros import micros
 from vidbatch.providers import Capabilities, Clip, ClipRequest, Journal, ProviderKind, RunSettings
@@ -42,14 +41,11 @@ from vidbatch.providers.wan_levers import (
     state_of,
     use_loras,
 )
-from vidbatch.providers.wan_tiny import (
-    TINY_SOURCES,
-    TestPatternPipeline,
-    build_tiny_pipeline,
-    choose_pil_image_processor,
-    image_view,
-)
+from vidbatch.providers.wan_loading import _no_weights, _pipeline, pipeline_loads
+from vidbatch.providers.wan_tiny import build_tiny_pipeline
 from vidbatch.providers.wan_pricing import wan_estimate_usd, wan_extension_frames, wan_options, wan_shot_frames
+from vidbatch.providers.wan_describe import describe
+from vidbatch.providers.wan_fit import Placement, place
 from vidbatch.providers.wan_settings import WanModel, WanProfile, WanRoute
 
 __all__ = [
@@ -66,173 +62,9 @@ __all__ = [
     "experts",
 ]
 
-_PIPELINES: dict[tuple[str, str, str], Any] = {}
-_LOAD_LOCK = threading.Lock()
-_LOADS = {"count": 0}
 # (source, task, width, height, frames, steps, guided, profile) -> (first step s, step s, after-steps s)
 # of the newest call: what the next call of that shape will use, before it begins
 _SHAPES: dict[tuple, tuple[float, float, float]] = {}
-
-
-# ---- 1. model entries --------------------------------------------------------------------------
-
-
-def _device(route: WanRoute) -> str:
-    import torch
-
-    if route.device != "auto":
-        return route.device
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def _dtype(route: WanRoute, device: str):
-    import torch
-
-    if device == "cpu":  # bf16 convolutions on CPU are slow and some kernels are missing
-        return torch.float32
-    return getattr(torch, route.dtype)
-
-
-# ---- 2. loading, once per process ----------------------------------------------------------------
-
-
-def _load(entry: WanModel, device: str, dtype):
-    if entry.source == "testsrc":
-        return TestPatternPipeline()
-    import torch
-
-    choose_pil_image_processor()
-    from diffusers import AutoencoderKLWan, WanImageToVideoPipeline, WanPipeline
-
-    if entry.source in TINY_SOURCES:
-        pipe = build_tiny_pipeline("i2v" if entry.task == "i2v" else "t2v", entry.source)
-    else:  # a 2.2 checkpoint's own config brings transformer_2 and boundary_ratio, or expand_timesteps
-        cls = WanImageToVideoPipeline if entry.task == "i2v" else WanPipeline
-        try:
-            # The Wan VAE stays in float32 (the model card's advice): bf16 decoding bands colours.
-            vae = AutoencoderKLWan.from_pretrained(entry.source, subfolder="vae", dtype=torch.float32)
-            pipe = cls.from_pretrained(entry.source, vae=vae, dtype=dtype)
-        except (OSError, ValueError) as err:
-            raise ProviderUnavailable(_not_loaded(entry.source, err)) from err
-    pipe.set_progress_bar_config(disable=True)
-    pipe.to(device)
-    if entry.source in TINY_SOURCES:
-        _cast_like_from_pretrained(pipe, dtype)
-    elif device == "cpu":
-        _own_memory(pipe)
-    return pipe
-
-
-def _no_weights(sources: list[str]) -> str | None:
-    """Why none of a route's checkpoints can be loaded on this machine, or None: each one is a hub id
-    missing from the local model cache, and the model hub cannot be reached (or HF_HUB_OFFLINE)."""
-    from huggingface_hub import constants, try_to_load_from_cache
-
-    def here(source: str) -> bool:
-        return (
-            source in TINY_SOURCES
-            or source == "testsrc"
-            or Path(source).expanduser().exists()
-            or isinstance(try_to_load_from_cache(source, "model_index.json"), str)
-        )
-
-    if not sources or any(here(source) for source in sources):
-        return None
-    if not constants.HF_HUB_OFFLINE:
-        import httpx
-
-        try:
-            httpx.head(constants.ENDPOINT, timeout=HUB_PROBE_S)
-            return None  # reachable: the weights download on first use
-        except httpx.HTTPError:
-            pass
-    shown = ", ".join(sources[:3]) + (f" and {len(sources) - 3} more" if len(sources) > 3 else "")
-    return (
-        f"none of its models is on this machine ({shown}) and {_hub_out_of_reach()}: download them where the "
-        "workers can read them (huggingface-cli download ID --local-dir DIR) and set each model's `source` to "
-        "its DIR"
-    )
-
-
-def _hub_out_of_reach() -> str:
-    """Why the model hub cannot serve a checkpoint, in the user's terms."""
-    from huggingface_hub import constants
-
-    if constants.HF_HUB_OFFLINE:
-        return "HF_HUB_OFFLINE is set"
-    return f"the model hub ({constants.ENDPOINT}) cannot be reached"
-
-
-HUB_PROBE_S = 3.0  # how long the health check waits for the model hub to answer
-
-
-def _not_loaded(source: str, err: Exception) -> str:
-    """Why a checkpoint did not load, in the user's terms: a hub id that is not in the local cache
-    while the model hub cannot be reached (no network, or HF_HUB_OFFLINE) says so, not which file
-    diffusers looked for first."""
-    from huggingface_hub import constants
-
-    text = str(err)
-    hub_id = not Path(source).expanduser().exists()
-    if hub_id and (
-        constants.HF_HUB_OFFLINE
-        or any(word in text for word in ("couldn't connect", "does not appear to have a file", "offline", "Connection"))
-    ):
-        return (
-            f"Wan model {source!r} is not in this machine's model cache and {_hub_out_of_reach()}: download it "
-            f"where the workers can read it (huggingface-cli download {source} --local-dir DIR) and set the "
-            "model's "
-            "`source` to DIR"
-        )
-    return f"cannot load Wan model {source!r}: {text.splitlines()[0][:300] if text else type(err).__name__}"
-
-
-def _cast_like_from_pretrained(pipe, dtype) -> None:
-    """An in-code model in the route's dtype as `from_pretrained(dtype=...)` leaves a checkpoint:
-    the VAE and each model's `_keep_in_fp32_modules` stay float32 (a plain `.to(dtype)` casts them
-    too, and diffusers warns that it should not)."""
-    for module in (*experts(pipe), pipe.text_encoder):
-        keep = set(getattr(module, "_keep_in_fp32_modules", None) or ())
-        for name, param in module.named_parameters():
-            if not keep.intersection(name.split(".")):
-                param.data = param.data.to(dtype)
-
-
-def _own_memory(pipe) -> None:
-    """Give every CPU weight memory of its own.
-
-    `from_pretrained` leaves each tensor a view into the safetensors file, at whatever offset it has
-    there (often not 64-byte aligned). CPU kernels take another vector path for misaligned data, so
-    the same weights and seed gave last-bit differences, and after a few denoising steps a clip that
-    differed from the same model built in memory. (On CUDA, `.to()` copies into aligned memory.)"""
-    import torch
-
-    for component in pipe.components.values():
-        if isinstance(component, torch.nn.Module):
-            for tensor in [*component.parameters(), *component.buffers()]:
-                tensor.data = tensor.data.clone()
-
-
-def pipeline_loads() -> int:
-    """How many pipelines this process has loaded (a worker should load each model once)."""
-    return _LOADS["count"]
-
-
-def _pipeline(entry: WanModel, route: WanRoute, image: bool = False):
-    """The loaded pipeline of `entry` (loaded on first use); for a TI2V model and an image, its
-    image-to-video view over the same modules."""
-    device = _device(route)
-    key = (entry.source, "t2v" if entry.task == "ti2v" else entry.task, device)
-    with _LOAD_LOCK:
-        if key not in _PIPELINES:
-            _PIPELINES[key] = _load(entry, device, _dtype(route, device))
-            _LOADS["count"] += 1
-        if entry.task != "ti2v" or not image or entry.source == "testsrc":
-            return _PIPELINES[key]
-        view = (entry.source, "ti2v-image", device)
-        if view not in _PIPELINES:
-            _PIPELINES[view] = image_view(_PIPELINES[key])
-        return _PIPELINES[view]
 
 
 # ---- the meter: GPU time held against the reservation --------------------------------------------
@@ -422,6 +254,7 @@ class WanProvider:
             request.seconds,
             request.extend_s,
             self.route.profile_for(request.campaign),
+            request.pool,
         )
 
     def _check(self, request: ClipRequest) -> tuple[WanModel, WanModel | None]:
@@ -470,24 +303,26 @@ class WanProvider:
         fps = route.fps_of(request.model)
         profile_name = route.profile_for(request.campaign)
         profile = route.profiles[profile_name]
-        # 2. the pipelines, loaded once
+        placed = self._placed(request, request.model, profile_name, request.pool)
+        # 2. the pipelines, loaded once, held in GPU memory as the pool's card needs
         wants_image = entry.task == "i2v" or (entry.task == "ti2v" and request.image is not None)
         image = _load_image(request.image, request.width, request.height) if wants_image else None
-        pipe = _pipeline(entry, route, image=wants_image)
+        pipe = _pipeline(entry, route, placed.memory, image=wants_image, pool=placed.pool)
         # 3. shots, at the model's own frame rate and shot length
         shots = wan_shot_frames(request.seconds, fps, route.shot_frames_of(request.model))
         calls = [(self._shape(entry, profile_name, profile, request, n), self._steps(entry, profile)) for n in shots]
         extension: list[int] = []
         if extender is not None:
             extender_name = route.i2v_model[request.resolution]
-            pipe_ext = _pipeline(extender, route, image=True)
+            held = self._placed(request, extender_name, profile_name, placed.pool).memory
+            pipe_ext = _pipeline(extender, route, held, image=True, pool=placed.pool)
             extension = wan_extension_frames(request.extend_s, fps, route.shot_frames_of(extender_name))
             calls += [
                 (self._shape(extender, profile_name, profile, request, n), self._steps(extender, profile))
                 for n in extension
             ]
         frames: list = []
-        meter = _Meter(journal, route.gpu_usd_per_hour / 3600, calls)
+        meter = _Meter(journal, placed.usd_per_hour / 3600, calls)
         meter.hold_clip()  # the whole clip, when this process has rendered its shapes: refused, nothing is spent
         for index, count in enumerate(shots):
             # 4. one seeded shot, metered; i2v continues from the previous shot's last frame
@@ -532,17 +367,26 @@ class WanProvider:
         added = sum(len(f) for f in frames[len(shots) :])
         grown = f" + extension {added} frames (i2v from the last frame)" if extender else ""
         lora = ", ".join(filter(None, [request.lora, profile.lora_for(request.model)]))
+        where = f" {placed.note()}" if placed.note() else ""
         return Clip(
             path=path,
             seconds=total / fps,
-            cost_usd=gpu_s * route.gpu_usd_per_hour / 3600,
+            cost_usd=gpu_s * placed.usd_per_hour / 3600,
             fps=fps,
-            price_key=route.price_key(request.model, request.resolution, profile_name),
+            price_key=placed.price_key,
             gpu_s_per_shot=main_s * route.shot_frames_of(request.model) / sum(shots),
             detail=f"{len(shots)} shot(s){grown}, {total} frames at {fps} fps, seed {request.seed}, profile "
-            f"{profile_name}{f', LoRA {lora}' if lora else ''}, {gpu_s:.1f} GPU s "
+            f"{profile_name}{f', LoRA {lora}' if lora else ''}, {gpu_s:.1f} GPU s{where}, "
             f"on {socket.gethostname()}:{os.getpid()} (model loads in this process: {pipeline_loads()})",
         )
+
+    def _placed(self, request: ClipRequest, model: str, profile: str, pool: str | None) -> Placement:
+        """Where `model` renders this request: the plan's pool (or the cheapest that fits), held in
+        memory as that card needs; a model that fits nowhere is refused before anything loads."""
+        placed = place(self.route, model, request.resolution, profile, pool)
+        if isinstance(placed, str):
+            raise ContentRejected(placed)
+        return placed
 
     @staticmethod
     def _steps(entry: WanModel, profile: WanProfile) -> int:
@@ -612,7 +456,7 @@ class WanProvider:
         except torch.cuda.OutOfMemoryError as err:
             torch.cuda.empty_cache()
             raise TransientProviderError(
-                f"GPU out of memory on {what}", cost_usd=meter.used_s() * self.route.gpu_usd_per_hour / 3600
+                f"GPU out of memory on {what}", cost_usd=meter.used_s() * meter.usd_per_s
             ) from err
         finally:
             if hook is not None:
@@ -646,55 +490,19 @@ def _load_image(path: Path | None, width: int, height: int):
         raise ContentRejected(f"cannot read image {path.name}: {err}") from err
 
 
-def _describe(route: WanRoute) -> dict:
-    return {
-        "models": {"t2v": dict(route.t2v_model), "i2v": dict(route.i2v_model)},
-        "profiles": {
-            name: {
-                "mean_abs_diff": p.mean_abs_diff,
-                "campaigns": sorted(c for c, chosen in route.campaign_profiles.items() if chosen == name),
-            }
-            for name, p in route.profiles.items()
-        },
-        "default_profile": route.profile,
-        "loras": {name: {"source": lora.source, "scale": lora.scale} for name, lora in route.loras.items()},
-        "prices": {
-            "gpu_usd_per_hour": route.gpu_usd_per_hour,
-            "gpu_s_per_shot": {name: dict(m.gpu_s_per_shot) for name, m in route.models.items()},
-        },
-        "figures": _figures(route),
-        "where": "the GPU work pool" if route.workers == "pool" else "this process",
-    }
-
-
-def _figures(route: WanRoute) -> dict[str, dict]:
-    """price key -> the GPU seconds per shot a reservation holds and where that figure comes from,
-    for the models the route routes to and the profiles its campaigns use."""
-    models = sorted(set(route.t2v_model.values()) | set(route.i2v_model.values()))
-    profiles = sorted({route.profile, *route.campaign_profiles.values()})
-    return {
-        route.price_key(m, res, p): {
-            "gpu_s_per_shot": round(route.gpu_s_per_shot(m, res, p), 4),
-            "source": route.price_source(m, res, p),
-        }
-        for m in models
-        for res in route.models[m].sizes
-        for p in profiles
-    }
-
-
 KIND = ProviderKind(
     name="wan-diffusers",
     settings=WanRoute,
     build=lambda route, settings: WanProvider(settings, route),
     description="Wan 2.1 and 2.2 open weights, run by diffusers on this machine's (or a GPU worker's) accelerator",
-    describe=_describe,
+    describe=describe,
     price=wan_options,
     measured=lambda settings, figures: settings.with_measured(figures),
     run_settings=lambda s: RunSettings(
         concurrency=s.concurrency,
         workers=s.workers,
         deployment=s.deployment,
+        pool_deployments={pool: s.deployment_of(pool) for pool in s.pool_table()},
         batch_size=s.batch_size,
         batch_attempts=s.batch_attempts,
         loras=dict(s.loras),

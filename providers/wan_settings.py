@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import Field, PositiveFloat, PositiveInt, field_validator, model_validator
 
+from vidbatch.providers.wan_pools import STOCK_MEMORY, UNSTATED_POOL, GpuPool, MemoryNeed, MemoryProfile
 from vidbatch.route_settings import MeasuredPrice, Resolution, Strict, check_names
 
 __all__ = ["WanModel", "WanProfile", "LoraSource", "STOCK_PROFILES", "WanRoute"]
@@ -43,6 +44,11 @@ class WanModel(Strict):
         16,
         description="what width and height must divide by: 16 for Wan 2.1 and "
         "2.2 A14B (8x VAE, 2x2 patches), 32 for TI2V-5B (16x VAE, 2x2 patches)",
+    )
+    memory: dict[str, MemoryNeed] = Field(
+        {},
+        description="memory profile -> what it needs (GiB per resolution, time relative to whole): "
+        "where a pool states its memory, the model renders only with a profile stated here that fits",
     )
 
     @model_validator(mode="after")
@@ -143,7 +149,15 @@ class WanRoute(Strict):
     """A `wan-diffusers` route: Wan open weights run by diffusers on our own (or rented) GPUs."""
 
     kind: Literal["wan-diffusers"] = "wan-diffusers"
-    gpu_usd_per_hour: PositiveFloat
+    gpu_usd_per_hour: PositiveFloat | None = Field(
+        None, description="one GPU of an unstated type at this price; or state `pools` instead"
+    )
+    pools: dict[str, GpuPool] = Field(
+        {}, description="the GPU pools that render this route, by name: a clip goes to the cheapest where it fits"
+    )
+    memory_profiles: dict[str, MemoryProfile] = Field(
+        STOCK_MEMORY, description="how a model may be held in GPU memory, by name (stock ones built in)"
+    )
     fps: PositiveInt = 16
     max_shot_frames: PositiveInt = 81
     t2v_model: dict[Resolution, str]
@@ -186,6 +200,45 @@ class WanRoute(Strict):
         """A policy's profiles add to (or redefine) stock, exact and fast; they never remove them."""
         return {**STOCK_PROFILES, **given}
 
+    @field_validator("memory_profiles", mode="after")
+    @classmethod
+    def _stock_memory_stays(cls, given: dict[str, MemoryProfile]) -> dict[str, MemoryProfile]:
+        return {**STOCK_MEMORY, **given}
+
+    @model_validator(mode="after")
+    def _one_way_to_price_gpus(self) -> "WanRoute":
+        check_names("pool", self.pools)
+        if (self.gpu_usd_per_hour is None) == (not self.pools):
+            raise ValueError(
+                "state either gpu_usd_per_hour (one GPU of an unstated type) or pools (each with its gpu, "
+                "memory_gib and usd_per_hour), not both and not neither"
+            )
+        if self.workers == "local" and len(self.pools) > 1:
+            raise ValueError(
+                f"workers = 'local' renders on this machine's GPU, but {len(self.pools)} pools are stated: "
+                "keep the one that describes this machine, or set workers = 'pool'"
+            )
+        for name, model in self.models.items():
+            for memory in model.memory:
+                if memory not in self.memory_profiles:
+                    raise ValueError(
+                        f"models.{name}.memory names memory profile '{memory}', which memory_profiles does not "
+                        f"define ({', '.join(self.memory_profiles)})"
+                    )
+        return self
+
+    def pool_table(self) -> dict[str, GpuPool]:
+        """The route's pools by name: those stated, or one card of an unstated type at gpu_usd_per_hour."""
+        if self.pools:
+            return dict(self.pools)
+        assert self.gpu_usd_per_hour is not None  # the validator asks for one or the other
+        return {UNSTATED_POOL: GpuPool(gpu="unstated", memory_gib=None, usd_per_hour=self.gpu_usd_per_hour)}
+
+    def deployment_of(self, pool: str) -> str:
+        """The batch deployment the workers of `pool` serve."""
+        stated = self.pool_table()[pool].deployment
+        return stated or (self.deployment if pool == UNSTATED_POOL else f"render-wan/{pool}")
+
     def fps_of(self, model: str) -> int:
         """Frames per second `model` renders (its own, else the route's)."""
         return self.models[model].fps or self.fps
@@ -198,26 +251,47 @@ class WanRoute(Strict):
         return self.campaign_profiles.get(campaign, self.profile)
 
     @staticmethod
-    def price_key(model: str, resolution: str, profile: str) -> str:
-        return f"{model}|{resolution}|{profile}"
+    def price_key(model: str, resolution: str, profile: str, gpu: str | None = None, memory: str = "whole") -> str:
+        """The ledger's key of a measured price: model|resolution|profile, and |gpu|memory profile
+        where the route states its pools (GPU seconds differ by card and by how the model is held)."""
+        base = f"{model}|{resolution}|{profile}"
+        return base if gpu is None else f"{base}|{gpu}|{memory}"
 
-    def stated_gpu_s_per_shot(self, model: str, resolution: Resolution, profile: str) -> float:
+    def stated_gpu_s_per_shot(
+        self, model: str, resolution: Resolution, profile: str, pool: str | None = None, memory: str = "whole"
+    ) -> float:
         """The policy's GPU seconds of one full shot of `model` at `resolution` under `profile`
-        (the profile's figure, else the model's stock one)."""
+        (the profile's figure, else the model's stock one), on a stated `pool`'s card held in
+        `memory` (the card's and the memory profile's time factors)."""
         stated = self.profiles[profile].gpu_s_per_shot.get(model, {})
-        return stated.get(resolution, self.models[model].gpu_s_per_shot[resolution])
+        seconds = stated.get(resolution, self.models[model].gpu_s_per_shot[resolution])
+        if pool is None or not self.pools:
+            return seconds
+        need = self.models[model].memory.get(memory)
+        return seconds * self.pools[pool].time_x * (need.time_x if need else 1.0)
 
-    def gpu_s_per_shot(self, model: str, resolution: Resolution, profile: str) -> float:
+    def measured_key(
+        self, model: str, resolution: Resolution, profile: str, pool: str | None = None, memory: str = "whole"
+    ) -> str:
+        """The price key a clip rendered so records, and the next reservations read."""
+        gpu = self.pools[pool].gpu if pool is not None and self.pools else None
+        return self.price_key(model, resolution, profile, gpu, memory)
+
+    def gpu_s_per_shot(
+        self, model: str, resolution: Resolution, profile: str, pool: str | None = None, memory: str = "whole"
+    ) -> float:
         """GPU seconds of one full shot that a reservation holds: the policy's figure, or what the
-        ledger measured when that is more (a price that holds)."""
-        stated = self.stated_gpu_s_per_shot(model, resolution, profile)
-        found = self.measured.get(self.price_key(model, resolution, profile))
+        ledger measured (on that GPU type, held that way) when that is more (a price that holds)."""
+        stated = self.stated_gpu_s_per_shot(model, resolution, profile, pool, memory)
+        found = self.measured.get(self.measured_key(model, resolution, profile, pool, memory))
         return max(stated, found.gpu_s_per_shot) if found else stated
 
-    def price_source(self, model: str, resolution: Resolution, profile: str) -> str:
+    def price_source(
+        self, model: str, resolution: Resolution, profile: str, pool: str | None = None, memory: str = "whole"
+    ) -> str:
         """Where `gpu_s_per_shot` comes from: "policy", or the ledger's measurement."""
-        stated = self.stated_gpu_s_per_shot(model, resolution, profile)
-        found = self.measured.get(self.price_key(model, resolution, profile))
+        stated = self.stated_gpu_s_per_shot(model, resolution, profile, pool, memory)
+        found = self.measured.get(self.measured_key(model, resolution, profile, pool, memory))
         if found is None:
             return "policy; not measured yet"
         if found.gpu_s_per_shot <= stated:

@@ -78,6 +78,7 @@ def _request(job: ClipJob, workdir: Path) -> ClipRequest:
         extend_s=job.extend_s,
         campaign=job.campaign,
         lora=job.lora,
+        pool=job.pool,
     )
 
 

@@ -19,6 +19,7 @@ from uuid import UUID
 
 from vidbatch.statuses import ItemStatus
 from vidbatch import layout
+from vidbatch.kinds import RunSettings
 from vidbatch.ledger_store import LedgerStore
 from vidbatch.money import allowance_usd
 from vidbatch.runs import ClipJob
@@ -28,7 +29,7 @@ from vidbatch.tasks.outcomes import OUTCOME_SCHEMA, outcome_row
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import FlowRun
 
-__all__ = ["batches_of", "batch_key", "GpuBatches"]
+__all__ = ["batches_of", "batch_key", "by_deployment", "GpuBatches"]
 
 
 def batches_of(jobs: list[ClipJob], size: int) -> list[list[ClipJob]]:
@@ -38,6 +39,15 @@ def batches_of(jobs: list[ClipJob], size: int) -> list[list[ClipJob]]:
     for job in jobs:
         groups.setdefault(job.lora, []).append(job)
     return [group[i : i + size] for group in groups.values() for i in range(0, len(group), size)]
+
+
+def by_deployment(jobs: list[ClipJob], settings: RunSettings) -> dict[str, list[ClipJob]]:
+    """A route's clips by the batch deployment of the pool the plan placed each on (one per GPU
+    type); a clip without a pool goes to the route's own deployment. In plan order."""
+    out: dict[str, list[ClipJob]] = {}
+    for job in jobs:
+        out.setdefault(settings.pool_deployments.get(job.pool, settings.deployment), []).append(job)
+    return out
 
 
 def batch_key(night: str, jobs: list[ClipJob], attempt: int) -> str:

@@ -23,7 +23,7 @@ def test_plan_json_lists_items_and_rejects(tmp_path):
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     by_id = {line["item_id"]: line for line in lines}
-    assert set(by_id["i0"]) == {"item_id", "route", "model", "est_cost_usd", "status", "reason"}
+    assert set(by_id["i0"]) == {"item_id", "route", "model", "pool", "est_cost_usd", "status", "reason"}
     assert by_id["i0"]["status"] == "planned" and by_id["i0"]["route"] == "wan"
     assert by_id["i1"]["status"] == "deferred" and "sora is unavailable (no API key" in by_id["i1"]["reason"]
     assert by_id["i2"]["status"] == "rejected" and by_id["i2"]["column"] == "aspect"

@@ -36,6 +36,7 @@ class RunSettings:
     submits_per_minute: float = 60.0
     workers: str = "local"  # "pool": rendered in batches by the GPU work pool (flows/render_wan.py)
     deployment: str = ""  # the batch deployment a pool's workers serve
+    pool_deployments: dict = field(default_factory=dict)  # a job's pool -> its deployment (one per GPU type)
     batch_size: int = 1
     batch_attempts: int = 1
     loras: dict = field(default_factory=dict)  # LoRA name -> the kind's settings of it

@@ -36,13 +36,25 @@ PLAN_COLUMNS = [
     "route",
     "model",
     "size",
+    "pool",
     "est_cost_usd",
     "status",
     "reason",
     "cap",
     "cap_usd",
 ]
-OPTION_FIELDS = {"model": pl.String, "size": pl.String, "cost": pl.Float64, "shots": pl.Int64, "billed_s": pl.Float64}
+# pool: where on the route the item renders (Wan: a GPU pool); note: that choice in words, for the
+# reason; unable: why the route cannot make the item (e.g. its model fits no pool's GPU)
+OPTION_FIELDS = {
+    "model": pl.String,
+    "size": pl.String,
+    "cost": pl.Float64,
+    "shots": pl.Int64,
+    "billed_s": pl.Float64,
+    "pool": pl.String,
+    "note": pl.String,
+    "unable": pl.String,
+}
 FALLBACK_TYPE = pl.List(
     pl.Struct({"route": pl.String, "model": pl.String, "size": pl.String, "est_cost_usd": pl.Float64})
 )
@@ -51,8 +63,8 @@ FALLBACK_TYPE = pl.List(
 @dataclass(frozen=True)
 class PricedRoute:
     """A route as the planner sees it: what it can do, and polars expressions that add
-    `{name}_model`, `{name}_size`, `{name}_cost` (and optionally `{name}_shots`, `{name}_billed_s`)
-    to a catalog, null where it cannot make an item."""
+    `{name}_model`, `{name}_size`, `{name}_cost` (and optionally `{name}_shots`, `{name}_billed_s`,
+    `{name}_pool`, `{name}_note`, `{name}_unable`) to a catalog, null where it cannot make an item."""
 
     offer: RouteOffer
     price: Sequence[pl.Expr] = ()
@@ -67,7 +79,7 @@ def plan_catalog(
 ) -> pl.DataFrame:
     """Route and price every valid catalog row and allocate the caps.
 
-    Returns the catalog's columns plus route, route_forced, model, size, shots, billed_s,
+    Returns the catalog's columns plus route, route_forced, model, size, pool, shots, billed_s,
     est_cost_usd, fallbacks (the later able options, for a route that goes dark mid-run), status
     ("planned" | "deferred"), reason, and the first cap that refused the item a route (`cap`, a
     `Refused` value, and `cap_usd`; null when none did), in allocation order.
@@ -89,6 +101,7 @@ def plan_catalog(
     staged = staged.with_columns(_first_accepted(options.depth).alias("chosen")).with_columns(
         _pick_option("route", options.depth, pl.String).alias("chosen_route"),
         _pick_option("rank", options.depth, pl.Int64).fill_null(1 << 30).alias("chosen_rank"),
+        _pick_option("note", options.depth, pl.String).alias("chosen_note"),
     )
     skipped = ranked.select("row", "skipped").explode("skipped").drop_nulls("skipped").unnest("skipped")
     unable_before = (
@@ -212,7 +225,12 @@ def _options(catalog: pl.DataFrame, ranked: pl.DataFrame, routes: Sequence[Price
     over_cap = ~unpriced & (micros_expr(pl.col("cost")) > micros_expr(pl.col("item_cap")))
     why = (
         pl.when(unpriced)
-        .then(pl.format("{} cannot make this item (no model or price)", pl.col("route")))
+        .then(
+            pl.coalesce(
+                pl.format("{} cannot make this item: {}", pl.col("route"), pl.col("unable")),
+                pl.format("{} cannot make this item (no model or price)", pl.col("route")),
+            )
+        )
         .when(over_cap)
         .then(
             pl.format(
@@ -312,7 +330,7 @@ def _reason(refusals: list[pl.Expr], long_after_s: float | None) -> pl.Expr:
         .when(pl.col("chosen_route") != pl.col("preferred"))
         .then(pl.format("fell back to {}", pl.col("chosen_route")))
     )
-    parts = [why, pl.col("unable_before"), *refusals, tail]
+    parts = [why, pl.col("unable_before"), *refusals, tail, pl.col("chosen_note")]
     return pl.concat_str(parts, separator="; ", ignore_nulls=True)
 
 
@@ -325,6 +343,7 @@ def _finish(plan: pl.DataFrame, depth: int, catalog_columns: list[str]) -> pl.Da
             (planned & (pl.col("chosen_route") != pl.col("preferred"))).fill_null(False).alias("fell_back"),
             _pick_option("model", depth, pl.String).alias("model"),
             _pick_option("size", depth, pl.String).alias("size"),
+            _pick_option("pool", depth, pl.String).alias("pool"),
             _pick_option("shots", depth, pl.Int64).alias("shots"),
             _pick_option("billed_s", depth, pl.Float64).alias("billed_s"),
             pl.when(planned).then(_pick_option("cost", depth, pl.Float64)).otherwise(0.0).alias("est_cost_usd"),
@@ -342,6 +361,7 @@ def _finish(plan: pl.DataFrame, depth: int, catalog_columns: list[str]) -> pl.Da
             "route_forced",
             "model",
             "size",
+            "pool",
             "shots",
             "billed_s",
             "est_cost_usd",

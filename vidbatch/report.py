@@ -95,11 +95,15 @@ def run_outcomes(plan: pl.DataFrame, outcomes: pl.DataFrame) -> pl.DataFrame:
 
 
 def plan_groups(plan: pl.DataFrame) -> pl.DataFrame:
-    """Items and estimated cost by campaign × route × status: a plan of any size, in a few rows."""
+    """Items and estimated cost by campaign × route × status (× pool, where a route placed items
+    on GPU pools): a plan of any size, in a few rows."""
+    keys = ["campaign", "route", "status"]
+    if "pool" in plan.columns and plan["pool"].is_not_null().any():
+        keys.insert(2, "pool")
     return (
-        plan.group_by("campaign", "route", "status")
+        plan.group_by(*keys)
         .agg(pl.len().alias("items"), pl.col("est_cost_usd").sum().alias("est_usd"))
-        .sort("campaign", "route", "status", nulls_last=True)
+        .sort(*keys, nulls_last=True)
     )
 
 

@@ -87,6 +87,7 @@ class ClipJob(BaseModel):
     extend_s: float = 0.0  # continue the clip this much past its generated footage
     fallbacks: tuple[Fallback, ...] = ()  # where it may go next, best first, if its route goes dark
     lora: str | None = None  # the catalog's (or its campaign's) LoRA, for routes that take one
+    pool: str | None = None  # where on its route the plan placed it (Wan: the GPU pool); None: the route picks
 
     @property
     def raw_seconds(self) -> float:
@@ -424,6 +425,7 @@ def clip_jobs(plan: pl.DataFrame) -> list[ClipJob]:
                 extend_s=row.get("extend_s") or 0.0,
                 fallbacks=tuple(_fallback(f) for f in row.get("fallbacks") or ()),
                 lora=row.get("lora"),
+                pool=row.get("pool"),
             )
         )
     return jobs

@@ -11,7 +11,7 @@ from vidbatch.runs import ClipJob
 from vidbatch.storage import open_root
 from vidbatch.tasks.outcomes import OUTCOME_SCHEMA
 from vidbatch.layout import batch_table
-from vidbatch.tasks.workers import batch_key, batches_of
+from vidbatch.tasks.workers import batch_key, batches_of, by_deployment
 
 pytestmark = pytest.mark.usefixtures("prefect_api")
 
@@ -35,6 +35,18 @@ def test_batches_are_stable_per_night_items_and_attempt():
     assert batch_key("2026-11-24", jobs[:3], 1) != batch_key("2026-11-25", jobs[:3], 1)
     changed = [jobs[0].model_copy(update={"fingerprint": "other"}), *jobs[1:3]]
     assert batch_key("2026-11-24", changed, 1) != batch_key("2026-11-24", jobs[:3], 1)
+
+
+def test_each_clip_goes_to_the_deployment_of_the_pool_the_plan_placed_it_on():
+    from tests.test_wan_fit import TWO
+    from vidbatch.providers.wan import KIND
+
+    settings = KIND.run_settings(TWO)
+    assert settings.pool_deployments == {"rtx4090": "render-wan/rtx4090", "h100": "render-wan/h100"}
+    jobs = [job(0, pool="rtx4090"), job(1, pool="h100"), job(2, pool="rtx4090"), job(3)]
+    sent = by_deployment(jobs, settings)
+    assert {to: [j.item_id for j in js] for to, js in sent.items()} == {
+        "render-wan/rtx4090": ["b0", "b2"], "render-wan/h100": ["b1"], "render-wan/gpu": ["b3"]}
 
 
 def test_a_resubmitted_batch_renders_nothing_twice_and_delivers_what_was_paid_for(tmp_path):

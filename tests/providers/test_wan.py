@@ -8,7 +8,7 @@ from vidbatch.errors import ContentRejected
 from vidbatch.media import probe, sha256_of
 from vidbatch.policy import load_policy
 from vidbatch.providers import ClipRequest
-from vidbatch.providers import wan as wan_module
+from vidbatch.providers import wan_loading as wan_module
 from vidbatch.providers.wan import WanProvider, build_tiny_pipeline, pipeline_loads
 from tests.conftest import DEMO_POLICY
 
@@ -133,7 +133,7 @@ def test_loading_prints_nothing_a_user_cannot_act_on(tmp_path):
 
     code = ("import torch\n"
             "from vidbatch.policy import load_policy\n"
-            "from vidbatch.providers.wan import _load\n"
+            "from vidbatch.providers.wan_loading import _load\n"
             f"route = load_policy({str(DEMO_POLICY)!r}).routes['wan']\n"
             "pipe = _load(route.models['tiny-i2v'], 'cpu', torch.bfloat16)\n"
             "t = pipe.transformer\n"

@@ -94,7 +94,7 @@ def plan(
     except PolicyError as err:  # a plugin kind's settings, checked when the kind loads
         fail(str(err), 2)
     result = plan_run(valid, pol, history, routes)
-    columns = ["item_id", "route", "model", "est_cost_usd", "status", "reason"]
+    columns = ["item_id", "route", "model", "pool", "est_cost_usd", "status", "reason"]
     if as_json:
         ndjson(result.select(columns))
         ndjson(rejects.select(pl.lit("rejected").alias("status"), pl.all()))
@@ -124,7 +124,7 @@ def _print_figures(policy, measured: Mapping[str, Mapping[str, Any]], plan) -> N
             if rows.height and (not models or key.split("|", 1)[0] in models)
         }
         if figures:
-            out_console.print(f"{route} estimates hold (model|resolution|profile):", highlight=False)
+            out_console.print(f"{route} estimates hold (model|resolution|profile[|gpu|memory]):", highlight=False)
         for key, figure in figures.items():
             out_console.print(
                 f"  {key}: {figure['gpu_s_per_shot']:g} GPU s per shot ({figure['source']})",

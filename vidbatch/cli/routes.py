@@ -87,12 +87,31 @@ def routes(
             )
         if row.get("loras"):
             out_console.print(f"  LoRAs   {' · '.join(row['loras'])}", highlight=False, soft_wrap=True)
+        _print_fit(row.get("fit") or [])
         places = [f"{realism} #{n}" for realism, n in row["order"]["prefer"].items()] + [
             f"long {realism} #{n}" for realism, n in row["order"]["long"].items()
         ]
         out_console.print(
             f"  order   {' · '.join(places) or 'in no order: only items that name it'}", highlight=False, soft_wrap=True
         )
+
+
+def _print_fit(fit: list[dict]) -> None:
+    """The fit table: each model and resolution the route routes to, on each pool, held how and
+    at what price per full shot; `*` marks the pool the planner chooses (the cheapest that fits)."""
+    if not fit:
+        return
+    out_console.print("  fit     model resolution: pool memory-profile GiB $/shot (* chosen)", highlight=False)
+    lines: dict[str, list[str]] = {}
+    for f in fit:
+        cell = (
+            f"{f['pool']} {f['memory']} {f['need_gib']:g} GiB ${f['usd_per_shot']:.4f}{' *' if f['chosen'] else ''}"
+            if f["fits"]
+            else f"{f['pool']} does not fit"
+        )
+        lines.setdefault(f"{f['model']} {f['resolution']}", []).append(cell)
+    for key, cells in lines.items():
+        out_console.print(f"          {key}: {' · '.join(cells)}", highlight=False, soft_wrap=True)
 
 
 def _places(policy, route: str) -> dict:
@@ -125,7 +144,11 @@ def _describe(name: str, kind, settings, check: bool) -> dict:
         "kind": kind.name,
         "models": about.get("models"),
         "prices": about.get("prices"),
-        **{key: about[key] for key in ("profiles", "default_profile", "loras", "figures") if key in about},
+        **{
+            key: about[key]
+            for key in ("profiles", "default_profile", "loras", "figures", "memory", "fit")
+            if key in about
+        },
         "where": about.get("where"),
         "capabilities": {
             **asdict(provider.capabilities),
