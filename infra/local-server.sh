@@ -25,7 +25,7 @@ export VIDBATCH_LEDGER_URL="${VIDBATCH_LEDGER_URL:-}"   # every deployed run's l
 pids=($!)
 trap 'kill "${pids[@]}" 2>/dev/null; wait' EXIT INT TERM
 until curl -sf "$PREFECT_API_URL/health" >/dev/null; do sleep 1; done
-for pool in vidbatch vidbatch-gpu; do   # flows; Wan batches (policy [wan] workers = "pool")
+for pool in vidbatch vidbatch-gpu vidbatch-gpu-24gb; do   # flows; Wan batches per GPU type (policy [wan] workers = "pool")
   "$VENV/bin/prefect" work-pool inspect "$pool" >/dev/null 2>&1 \
     || "$VENV/bin/prefect" work-pool create "$pool" --type process >/dev/null
 done

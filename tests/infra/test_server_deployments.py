@@ -33,7 +33,7 @@ def server(tmp_path_factory):
                                 stdout=open(logs / "server.log", "w"), stderr=subprocess.STDOUT)]
     try:
         wait_for_http(f"{api}/health", logs / "server.log", started[0])
-        for pool in ("vidbatch", "vidbatch-gpu"):
+        for pool in ("vidbatch", "vidbatch-gpu", "vidbatch-gpu-24gb"):
             subprocess.run([PREFECT, "work-pool", "create", pool, "--type", "process"], env=env, check=True,
                            capture_output=True, cwd=REPO)
         # The team's ledger is named at deploy time only: workers learn it from the job variables.
