@@ -46,6 +46,9 @@ def server(tmp_path_factory):
             started.append(subprocess.Popen([PREFECT, "worker", "start", "--pool", "vidbatch-gpu", "--limit", "1",
                                              "--name", f"gpu-{n}"], env=env, cwd=home,
                                             stdout=open(logs / f"gpu-{n}.log", "w"), stderr=subprocess.STDOUT))
+        started.append(subprocess.Popen([PREFECT, "worker", "start", "--pool", "vidbatch-gpu-24gb", "--limit", "1",
+                                         "--name", "gpu-24gb"], env=env, cwd=home,
+                                        stdout=open(logs / "gpu-24gb.log", "w"), stderr=subprocess.STDOUT))
         yield {"api": api, "home": home, "env": env, "logs": logs, "ledger_url": ledger_url}
     finally:
         for process in reversed(started):
@@ -184,6 +187,44 @@ def _gpu_policy(path: Path) -> str:
     path.write_text(text.replace('gpu_s_per_shot = { "480p" = 8.0, "720p" = 8.0 }',
                                  'gpu_s_per_shot = { "480p" = 200.0, "720p" = 200.0 }', 1))
     return str(path)
+
+
+def test_clips_render_on_the_pool_of_gpus_the_plan_placed_them_on(server, tmp_path):
+    """Two pools of different cards: the tiny model fits the 24 GiB pool at 480p (the cheaper card)
+    and only the 80 GiB one at 720p; each clip goes to its pool's deployment and is priced there."""
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterName
+    from prefect.deployments import run_deployment
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    text = Path(_gpu_policy(tmp_path / "one-pool.toml")).read_text().replace("gpu_usd_per_hour = 2.50\n", "", 1)
+    text += ('\n[routes.wan.pools.h100]\ngpu = "H100"\nmemory_gib = 80\nusd_per_hour = 2.50\ndeployment = "render-wan/gpu"\n'
+             '[routes.wan.pools.small]\ngpu = "L4"\nmemory_gib = 24\nusd_per_hour = 0.80\n'
+             'deployment = "render-wan/gpu-24gb"\n')
+    for model in ("tiny", "tiny-i2v"):  # 480p fits a 24 GiB card, 720p needs the 80 GiB one
+        text += f'[routes.wan.models.{model}.memory]\nwhole = {{ gib = {{ "480p" = 2.0, "720p" = 30.0 }} }}\n'
+    policy = tmp_path / "two-pools.toml"
+    policy.write_text(text)
+    items = [{"item_id": f"p{n}", "campaign": "pools", "duration_s": 1.0, "resolution": res}
+             for n, res in enumerate(["480p", "720p", "480p", "720p"])]
+    catalog = write_catalog(tmp_path / "pools.parquet", items)
+    with temporary_settings({PREFECT_API_URL: server["api"]}):
+        orchestrator = run_deployment("produce-catalog/adhoc", timeout=0, parameters={
+            "catalog": catalog, "out": str(tmp_path / "out"), "policy_path": str(policy)})
+    deadline = time.monotonic() + 300
+    with client(server) as api:
+        while not api.read_flow_run(orchestrator.id).state.is_final():
+            assert time.monotonic() < deadline
+            time.sleep(1)
+        final = api.read_flow_run(orchestrator.id)
+        batches = api.read_flow_runs(deployment_filter=DeploymentFilter(name=DeploymentFilterName(any_=["gpu-24gb"])))
+    assert final.state.is_completed(), final.state
+    on_small = sorted(j["item_id"] for run in batches for j in run.parameters["jobs"])
+    assert on_small == ["p0", "p2"]
+    settled = team_ledger(server, campaign="pools").filter(pl.col("status") == "settled").sort("item_id")
+    assert settled["item_id"].to_list() == ["p0", "p1", "p2", "p3"]
+    assert settled["price_key"].to_list() == ["tiny|480p|stock|L4|whole", "tiny|720p|stock|H100|whole"] * 2
+    assert all(("on pool small (L4)" if key.endswith("L4|whole") else "on pool h100 (H100)") in reason
+               for key, reason in zip(settled["price_key"], settled["reason"]))
 
 
 def _kill_a_batch_mid_clip(api, server, deadline: float) -> int:
