@@ -2,7 +2,9 @@
 
 Baseline in the same run: the same routing, pricing and cap allocation written as a plain per-row
 Python loop over the project's own scalar pricing functions (what a non-vectorised planner costs).
-Policy: catalogs/videos-api-policy.toml (production Wan and a Videos-API closed route).
+Policy: catalogs/videos-api-policy.toml (production Wan and a Videos-API closed route). Then the
+same plan with its Wan route on two GPU pools (a 24 GiB card beside its H100, the default policy's
+memory needs): what the fit rule adds, as a ratio to the one-pool plan of the same run.
 Run: .venv/bin/python bench/plan_throughput.py [N]
 """
 
@@ -77,6 +79,26 @@ def main(n: int) -> None:
     print(f"baseline per-row loop    {t4 - t3:.3f} s;  vectorised plan is {(t4 - t3) / (t2 - t1):.1f}x faster")
     print(f"planned {plan.filter(pl.col('status') == 'planned').height:,}, deferred "
           f"{plan.filter(pl.col('status') == 'deferred').height:,}, rejected {rejects.height}")
+    pooled = two_pools(policy)
+    t5 = time.perf_counter()
+    placed = plan_catalog(valid, pooled, priced_routes(pooled, build_providers(pooled)))
+    t6 = time.perf_counter()
+    by_pool = placed.filter(pl.col("status") == "planned").group_by("pool").len().sort("pool")
+    print(f"plan on two GPU pools    {t6 - t5:.3f} s  ({(t6 - t5) / (t2 - t1):.2f}x the one-pool plan); planned by pool: "
+          + ", ".join(f"{p or '-'} {k:,}" for p, k in by_pool.iter_rows()))
+
+
+def two_pools(policy):
+    """`policy` with its Wan route on an RTX 4090 pool beside its H100 one, the models' memory needs
+    taken from the default policy (estimates)."""
+    default = load_policy(None).routes["wan"]
+    wan = policy.routes["wan"].model_dump()
+    for name, model in wan["models"].items():
+        model["memory"] = default.models[name].model_dump()["memory"]
+    wan.update(gpu_usd_per_hour=None, workers="pool", pools={
+        "rtx4090": {"gpu": "RTX 4090", "memory_gib": 24, "usd_per_hour": 0.45, "time_x": 4.5},
+        "h100": {"gpu": "H100", "memory_gib": 80, "usd_per_hour": 2.50}})
+    return policy.model_copy(update={"routes": {**policy.routes, "wan": type(policy.routes["wan"]).model_validate(wan)}})
 
 
 if __name__ == "__main__":

@@ -134,7 +134,7 @@ def run_sizes(label: str, sizes: list[int], work: Path, home: Path, site: Path |
                     break
             except httpx.HTTPError:
                 time.sleep(0.5)
-        for pool in ("vidbatch", "vidbatch-gpu"):
+        for pool in ("vidbatch", "vidbatch-gpu", "vidbatch-gpu-24gb"):  # infra/prefect.yaml's work pools
             subprocess.run([BIN / "prefect", "work-pool", "create", pool, "--type", "process"], env=env,
                            check=True, capture_output=True)
         subprocess.run([BIN / "prefect", "--no-prompt", "deploy", "--prefect-file", "infra/prefect.yaml", "--all"],

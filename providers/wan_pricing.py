@@ -108,7 +108,7 @@ def wan_options(route: WanRoute, name: str) -> list[pl.Expr]:
         shots.cast(pl.Int64).alias(f"{name}_shots"),
         gpu_s.alias(f"{name}_gpu_s"),
         (gpu_s * usd_per_hour / 3600).alias(f"{name}_cost"),
-        pool.alias(f"{name}_pool"),
+        (pool if route.pools else pl.lit(None, pl.String)).alias(f"{name}_pool"),  # no pools: the route's one card
         _pick(_placed(placements, Placement.note), gpu_key, pl.String).alias(f"{name}_note"),
         pl.when(pool.is_null() & model.is_not_null())
         .then(_pick(unfit, gpu_key, pl.String))
