@@ -87,6 +87,13 @@ def routes(
             )
         if row.get("loras"):
             out_console.print(f"  LoRAs   {' · '.join(row['loras'])}", highlight=False, soft_wrap=True)
+        if row.get("fit"):  # the memory profiles the fit table names, and what each does
+            out_console.print(
+                "  memory  "
+                + " · ".join(f"{name} ({', '.join(m['levers'])})" for name, m in (row.get("memory") or {}).items()),
+                highlight=False,
+                soft_wrap=True,
+            )
         _print_fit(row.get("fit") or [])
         places = [f"{realism} #{n}" for realism, n in row["order"]["prefer"].items()] + [
             f"long {realism} #{n}" for realism, n in row["order"]["long"].items()
