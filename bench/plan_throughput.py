@@ -84,8 +84,8 @@ def main(n: int) -> None:
     placed = plan_catalog(valid, pooled, priced_routes(pooled, build_providers(pooled)))
     t6 = time.perf_counter()
     by_pool = placed.filter(pl.col("status") == "planned").group_by("pool").len().sort("pool")
-    print(f"plan on two GPU pools    {t6 - t5:.3f} s  ({(t6 - t5) / (t2 - t1):.2f}x the one-pool plan); planned by pool: "
-          + ", ".join(f"{p or '-'} {k:,}" for p, k in by_pool.iter_rows()))
+    print(f"plan on two GPU pools    {t6 - t5:.3f} s  ({(t6 - t5) / (t2 - t1):.2f}x the one-pool plan); "
+          "planned by pool: " + ", ".join(f"{p or '-'} {k:,}" for p, k in by_pool.iter_rows()))
 
 
 def two_pools(policy):
@@ -98,7 +98,8 @@ def two_pools(policy):
     wan.update(gpu_usd_per_hour=None, workers="pool", pools={
         "rtx4090": {"gpu": "RTX 4090", "memory_gib": 24, "usd_per_hour": 0.45, "time_x": 4.5},
         "h100": {"gpu": "H100", "memory_gib": 80, "usd_per_hour": 2.50}})
-    return policy.model_copy(update={"routes": {**policy.routes, "wan": type(policy.routes["wan"]).model_validate(wan)}})
+    routes = {**policy.routes, "wan": type(policy.routes["wan"]).model_validate(wan)}
+    return policy.model_copy(update={"routes": routes})
 
 
 if __name__ == "__main__":

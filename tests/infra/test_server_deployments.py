@@ -197,7 +197,8 @@ def test_clips_render_on_the_pool_of_gpus_the_plan_placed_them_on(server, tmp_pa
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     text = Path(_gpu_policy(tmp_path / "one-pool.toml")).read_text().replace("gpu_usd_per_hour = 2.50\n", "", 1)
-    text += ('\n[routes.wan.pools.h100]\ngpu = "H100"\nmemory_gib = 80\nusd_per_hour = 2.50\ndeployment = "render-wan/gpu"\n'
+    text += ('\n[routes.wan.pools.h100]\ngpu = "H100"\nmemory_gib = 80\nusd_per_hour = 2.50\n'
+             'deployment = "render-wan/gpu"\n'
              '[routes.wan.pools.small]\ngpu = "L4"\nmemory_gib = 24\nusd_per_hour = 0.80\n'
              'deployment = "render-wan/gpu-24gb"\n')
     for model in ("tiny", "tiny-i2v"):  # 480p fits a 24 GiB card, 720p needs the 80 GiB one
