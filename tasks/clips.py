@@ -10,6 +10,7 @@ from vidbatch.ledger import Reservation
 from vidbatch.media import MediaInfo
 from vidbatch.refusals import Refusal
 from vidbatch.runs import ClipJob
+from vidbatch.scores import ClipScores
 from vidbatch.statuses import ItemStatus
 
 __all__ = ["GeneratedClip", "Deferral", "CheckedClip", "FinishedClip"]
@@ -51,6 +52,7 @@ class CheckedClip:
     info: MediaInfo
     qa: str
     regenerated: bool = False  # QA failed the first clip; this is its one regeneration
+    scores: ClipScores | None = None  # [qa.scores]: what the clip measured (None: scoring is off)
 
 
 @dataclass(frozen=True)
@@ -72,3 +74,4 @@ class FinishedClip:
     fell_back: bool = False  # made on a fallback: its planned route went dark mid-run
     qa_regenerated: bool = False  # QA failed its first clip; this one passed
     job_id: str | None = None  # the provider's job that made it (a remix of it names that job)
+    scores: ClipScores | None = None  # [qa.scores]: what the clip measured (None: scoring is off)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import polars as pl
 
 from vidbatch.errors import Deferred, RunFault, TransientProviderError
+from vidbatch.pricing import DType
 from vidbatch.refusals import CAPS, Refusal
+from vidbatch.scores import ClipScores
 from vidbatch.statuses import ItemStatus
 from vidbatch.tasks.clips import Deferral
 
 __all__ = ["OUTCOME_SCHEMA", "outcome_row", "outcome_of", "run_summary"]
 
-OUTCOME_SCHEMA = {
+OUTCOME_SCHEMA: dict[str, DType] = {
     "item_id": pl.String,
     "campaign": pl.String,
     "asset_uri": pl.String,
@@ -26,6 +28,14 @@ OUTCOME_SCHEMA = {
     "qa_regenerated": pl.Boolean,
     "cap": pl.String,
     "cap_usd": pl.Float64,
+    # [qa.scores] (vidbatch.scores): null where not scored; score_verdict says why a clip was not
+    "adherence": pl.Float64,
+    "coherence": pl.Float64,
+    "drift": pl.Float64,
+    "motion": pl.Float64,
+    "jitter": pl.Float64,
+    "drift_curve": pl.List(pl.Float64),
+    "score_verdict": pl.String,
 }
 
 
@@ -72,6 +82,7 @@ def outcome_of(job, future) -> dict:
             est_cost_usd=done.est_cost_usd,
             fell_back=done.fell_back,
             qa_regenerated=done.qa_regenerated,
+            **_score_fields(done.scores),
         )
     error = state.result(raise_on_failure=False)
     if isinstance(error, (Deferred, TransientProviderError, RunFault)):  # nothing lost: a later run goes on
@@ -82,6 +93,12 @@ def outcome_of(job, future) -> dict:
             **_cap_fields(error.refusal if isinstance(error, Deferred) else None),
         )
     return outcome_row(job, ItemStatus.FAILED.value, f"{type(error).__name__}: {error}")
+
+
+def _score_fields(scores: ClipScores | None) -> dict:
+    if scores is None:
+        return {}
+    return {**scores.values(), "drift_curve": list(scores.drift_curve) or None, "score_verdict": scores.verdict}
 
 
 def _cap_fields(refusal: Refusal | None) -> dict:

@@ -17,6 +17,7 @@ clip is stored and paid, so the next run delivers it without paying again.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from prefect.states import State
@@ -26,13 +27,14 @@ from vidbatch.errors import MediaError, QAFailed
 from vidbatch.media import MediaInfo, contact_sheet, cut, detect_defects, probe, sha256_of
 from vidbatch.policy import Policy
 from vidbatch.qa import Expected, qa_failures, qa_summary
+from vidbatch.scorer import score_clip
 from vidbatch.statuses import ItemStatus
 from vidbatch.tasks.context import RunContext
 from vidbatch.tasks.clips import CheckedClip, FinishedClip, GeneratedClip
 from vidbatch.tasks.generate import generate_clip
 from vidbatch.tasks.ledger_io import write_ledger_rows
 
-__all__ = ["finish_clip", "deliver", "write_asset", "hold_for_review", "check_clip"]
+__all__ = ["finish_clip", "score", "deliver", "write_asset", "hold_for_review", "check_clip"]
 
 
 def check_clip(path: Path, clip: GeneratedClip, policy: Policy) -> tuple[MediaInfo, list[str]]:
@@ -75,7 +77,20 @@ def finish_clip(clip: GeneratedClip, ctx: RunContext) -> FinishedClip | State:
     checked = _checked(clip, ctx)
     if isinstance(checked, State):  # the regeneration was deferred (a cap): so is the item
         return checked
+    checked = score(checked, ctx)
     return deliver(checked, ctx, approved=clip.job.recover is not None and clip.job.recover.approved)
+
+
+def score(checked: CheckedClip, ctx: RunContext) -> CheckedClip:
+    """The clip that passed QA with its scores (`[qa.scores]`; vidbatch.scorer): measured on the
+    finished cut. A clip or model that cannot be scored gets a verdict, never fails the item."""
+    settings = ctx.policy.qa.scores
+    if not settings.enabled:
+        return checked
+    scores = score_clip(checked.path, checked.clip.job.prompt, settings.model, settings.frames, settings.device)
+    if scores.verdict:
+        scores = scores.model_copy(update={"verdict": ctx.redact(scores.verdict)})
+    return replace(checked, scores=scores)
 
 
 def deliver(checked: CheckedClip, ctx: RunContext, approved: bool = False) -> FinishedClip:
@@ -133,7 +148,8 @@ def write_asset(ctx: RunContext, checked: CheckedClip) -> FinishedClip:
     asset_uri = root.put_file(checked.path, layout.asset(job.campaign, job.item_id))
     digest = sha256_of(checked.path)
     if checked.clip.reservation.reservation_id:  # the item is done once its deliverable is stored
-        write_ledger_rows(ctx.ledger, [checked.clip.reservation.delivered(asset_uri, digest)])
+        scores = checked.scores.ledger_fields() if checked.scores else {}
+        write_ledger_rows(ctx.ledger, [checked.clip.reservation.delivered(asset_uri, digest, **scores)])
     return _finished(checked, asset_uri, digest, sheet_uri, ItemStatus.FINISHED)
 
 
@@ -157,6 +173,7 @@ def _finished(checked: CheckedClip, uri: str, digest: str, sheet_uri: str, statu
         fell_back=bool(checked.clip.fell_back_from),
         qa_regenerated=checked.regenerated,
         job_id=checked.clip.job_id,
+        scores=checked.scores,
     )
 
 
@@ -171,6 +188,14 @@ def hold_for_review(checked: CheckedClip, ctx: RunContext) -> FinishedClip:
     digest = sha256_of(checked.path)
     write_ledger_rows(
         ctx.ledger,
-        [paid_by.awaiting_review(uri, digest, f"QA {checked.qa}; awaiting review", seconds=checked.info.duration_s)],
+        [
+            paid_by.awaiting_review(
+                uri,
+                digest,
+                f"QA {checked.qa}; awaiting review",
+                seconds=checked.info.duration_s,
+                **(checked.scores.ledger_fields() if checked.scores else {}),
+            )
+        ],
     )
     return _finished(checked, uri, digest, sheet_uri, ItemStatus.AWAITING_REVIEW)

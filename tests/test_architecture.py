@@ -1,7 +1,8 @@
 """The import contract, read from the source (function-level imports included):
 
   pure core  -> nothing heavy, no IO library, none of the layers above it
-  edges      (media, storage, inputs, the ledger store, review IO, the sandbox) -> the core and each other
+  edges      (media, storage, inputs, the ledger store, review IO, the sandbox, clip scoring: its model
+             and optical flow) -> the core and each other
   providers  -> the core and the edges, never tasks or flows
   tasks      -> never flows
   flows      -> never the CLI
@@ -17,9 +18,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = {"vidbatch": ROOT / "vidbatch", "vidbatch.tasks": ROOT / "tasks", "vidbatch.flows": ROOT / "flows",
             "vidbatch.providers": ROOT / "providers"}
 EDGES = {"vidbatch.media", "vidbatch.storage", "vidbatch.inputs", "vidbatch.ledger_store", "vidbatch.review_io",
-         "vidbatch.sandbox", "vidbatch.cli"}
+         "vidbatch.sandbox", "vidbatch.cli", "vidbatch.scorer", "vidbatch.motion"}
 HEAVY = {"prefect", "torch", "diffusers", "transformers", "boto3", "botocore", "ffmpeg", "av", "fastapi", "uvicorn",
-         "rich", "typer", "openai", "httpx", "sqlalchemy", "alembic"}
+         "rich", "typer", "openai", "httpx", "sqlalchemy", "alembic", "cv2", "PIL", "tokenizers"}
 LAYERS = ("vidbatch.tasks", "vidbatch.flows", "vidbatch.providers", "vidbatch.cli")
 
 

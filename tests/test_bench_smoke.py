@@ -25,6 +25,7 @@ TINY = {  # the slowest first: they run side by side, the quick ones fill in aft
     "plan_throughput.py": ["1000"],
     "ledger_migration.py": ["1000"],
     "code_shape.py": ["--before", "HEAD"],
+    "score_cost.py": ["1"],
     "stitch.py": ["2", "1", "1"],
     "stop_figures.py": ["3", "--signals", "term", "--settle", "1"],
     "ledger_import.py": ["1000", "3000"],

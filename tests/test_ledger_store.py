@@ -11,7 +11,7 @@ import pytest
 
 import vidbatch.ledger_store
 from vidbatch.errors import StorageError
-from vidbatch.ledger import OPTIONAL_COLUMNS, ledger_frame, ledger_row, new_reservation_id
+from vidbatch.ledger import OPTIONAL_COLUMNS, SCORE_COLUMNS, ledger_frame, ledger_row, new_reservation_id
 from vidbatch.ledger_store import LedgerStore, open_ledger
 from vidbatch.micros import micros, micros_expr
 from vidbatch.policy import Caps
@@ -283,7 +283,8 @@ def test_revision_0009_turns_float_money_into_exact_micro_dollars_in_place(ledge
     with engine.begin() as conn:
         config.attributes["connection"] = conn
         command.upgrade(config, "0008")
-        conn.execute(insert(Table("ledger_rows", MetaData(), autoload_with=conn)), rows)
+        table = Table("ledger_rows", MetaData(), autoload_with=conn)  # as 0008 made it: no score columns yet
+        conn.execute(insert(table), [{k: v for k, v in row.items() if k in table.c} for row in rows])
         conn.execute(insert(Table("open_reservations", MetaData(), autoload_with=conn)), [{  # as the store kept it
             **{k: still_open[k] for k in ("reservation_id", "night", "campaign", "item_id", "fingerprint", "run_id",
                                           "est_cost_usd")}, "row_id": len(rows)}])
@@ -309,6 +310,47 @@ def test_revision_0009_turns_float_money_into_exact_micro_dollars_in_place(ledge
         command.upgrade(config, "head")
     engine.dispose()
     assert back == [micros(usd) / 1e6 for usd in amounts]
+
+
+def test_revision_0010_keeps_each_delivered_clips_scores_and_older_rows_have_none(ledger_url):
+    """A ledger at 0009 (no score columns) upgrades in place: its rows read with null scores, a
+    delivered clip's scores are kept and read back, and a downgrade to 0009 drops only them."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import MetaData, Table, create_engine, insert
+
+    from vidbatch.ledger import Reservation
+    from vidbatch.scores import ClipScores
+
+    old = reservation("r", "old", 0.1)
+    engine = create_engine(ledger_url)
+    config = Config()
+    config.set_main_option("script_location", str(Path(vidbatch.ledger_store.__file__).parent / "migrations"))
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0009")
+        table = Table("ledger_rows", MetaData(), autoload_with=conn)
+        conn.execute(insert(table), [{**{k: v for k, v in old.items() if k in table.c and "cost" not in k},
+                                      "est_cost_micros": 100_000, "cost_micros": 0}])
+    engine.dispose()
+    ledger = LedgerStore(ledger_url)  # 0009 -> head
+    held = reservation("r", "new", 0.2)
+    scores = ClipScores(adherence=0.31, coherence=0.97, drift=0.12, motion=1.5, jitter=0.05, model="tiny-clip")
+    ledger.append([held, closing(held, "settled", 0.2),
+                   Reservation.of_row(held).delivered("s3://b/assets/c/new.mp4", "ab" * 32, **scores.ledger_fields())])
+    frame = ledger.frame()
+    assert frame.filter(pl.col("item_id") == "old").select(*SCORE_COLUMNS).row(0) == (None,) * 6
+    delivered = frame.filter(pl.col("status") == "delivered").row(0, named=True)
+    assert {k: delivered[k] for k in SCORE_COLUMNS} == {"adherence": 0.31, "coherence": 0.97, "drift": 0.12,
+                                                         "motion": 1.5, "jitter": 0.05, "score_model": "tiny-clip"}
+    ledger.engine.dispose()
+    engine = create_engine(ledger_url)
+    with engine.begin() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0009")
+        assert not set(SCORE_COLUMNS) & set(Table("ledger_rows", MetaData(), autoload_with=conn).c.keys())
+        command.upgrade(config, "head")
+    engine.dispose()
 
 
 def test_a_ledger_made_before_the_open_reservations_table_upgrades(ledger_url):

@@ -132,3 +132,17 @@ def test_the_caps_that_deferred_items_are_read_from_data_never_from_words():
     assert night["cap"] == "night cap $1.00" and night["deferred_items"] == 2 and night["campaign"] == "a, b"
     assert got["vidbatch.cap.campaign.a"]["payload"]["first_items"] == ["i0"]
     assert items.filter(pl.col("item_id") == "i1")["cap"].to_list() == [None]
+
+
+def test_each_clips_scores_are_columns_and_its_drift_curve_a_small_plot():
+    frame = pl.concat([
+        items(1, adherence=0.312, coherence=0.97, drift=0.4, motion=1.25, jitter=0.05,
+              drift_curve=[1.0, 0.9, 0.7, 0.6], score_verdict=None),
+        items(1, item_id="bad", adherence=None, coherence=None, drift=None, motion=None, jitter=None,
+              drift_curve=None, score_verdict="not scored: cannot decode bad.mp4"),
+    ], how="diagonal_relaxed")
+    page = report_html(SUMMARY, frame, no_boards(), "<svg></svg>")
+    assert "<td>0.31</td><td>0.97</td><td>1.25<br><small>jitter 0.05</small></td><td>0.40<br><svg class=drift" in page
+    assert 'points="0.0,1.0 21.3,2.6 42.7,5.8 64.0,7.4"' in page  # falling as the clip drifts
+    assert "<td>—</td><td>—</td><td>—</td><td>—<br><br><small>not scored: cannot decode bad.mp4</small>" in page
+    assert "adh." in report_html(SUMMARY, items(1), no_boards(), "<svg></svg>")  # a run without scores renders

@@ -108,9 +108,17 @@ LEDGER_SCHEMA: dict[str, pl.DataType] = {
     # settled: what the clip measured of its route's price, for the next reservations (vidbatch.measured)
     "price_key": pl.String(),  # e.g. "wan2.1-t2v-1.3b|480p|stock" (Wan: model|resolution|profile)
     "gpu_s_per_shot": pl.Float64(),  # Wan: GPU seconds the clip used, per full shot of its model
+    # delivered / awaiting_review: the finished clip's scores ([qa.scores], vidbatch.scores; revision 0010)
+    "adherence": pl.Float64(),
+    "coherence": pl.Float64(),
+    "drift": pl.Float64(),
+    "motion": pl.Float64(),
+    "jitter": pl.Float64(),
+    "score_model": pl.String(),  # the embedding model that measured adherence and coherence
 }
-# Added in revisions 0003 and 0004: older Parquet ledgers lack them (read as null).
-OPTIONAL_COLUMNS = ("prompt", "reviewer", "price_key", "gpu_s_per_shot")
+SCORE_COLUMNS = ("adherence", "coherence", "drift", "motion", "jitter", "score_model")
+# Added in revisions 0003, 0004 and 0010: older Parquet ledgers lack them (read as null).
+OPTIONAL_COLUMNS = ("prompt", "reviewer", "price_key", "gpu_s_per_shot", *SCORE_COLUMNS)
 # Revision 0005 named `route` what older ledgers call `provider` (it always held the route's name).
 RENAMED_COLUMNS = {"provider": "route"}
 # What a Parquet ledger of any age is read with: today's columns and the old names.
@@ -156,10 +164,13 @@ def ledger_row(
     reviewer: str | None = None,
     price_key: str | None = None,
     gpu_s_per_shot: float | None = None,
+    **scores: float | str | None,
 ) -> dict[str, Any]:
     """One ledger row as a dict, checked against the schema's statuses."""
     if status not in STATUSES:
         raise ValueError(f"unknown ledger status {status!r}")
+    if set(scores) - set(SCORE_COLUMNS):
+        raise ValueError(f"unknown ledger columns {sorted(set(scores) - set(SCORE_COLUMNS))}")
     return {
         "run_id": run_id,
         "night": night,
@@ -184,6 +195,7 @@ def ledger_row(
         "reviewer": reviewer,
         "price_key": price_key,
         "gpu_s_per_shot": gpu_s_per_shot,
+        **{name: scores.get(name) for name in SCORE_COLUMNS},
     }
 
 
@@ -241,9 +253,9 @@ class Reservation:
         """The provider made and billed the clip: its cost, before download and delivery."""
         return self._row("paid", cost_usd=cost_usd, reason=reason, job_id=job_id)
 
-    def delivered(self, asset_uri: str, sha256: str) -> dict[str, Any]:
-        """The deliverable is stored (no money: it was paid for)."""
-        return self._row("delivered", asset_uri=asset_uri, sha256=sha256, reason="delivered")
+    def delivered(self, asset_uri: str, sha256: str, **scores: float | str | None) -> dict[str, Any]:
+        """The deliverable is stored (no money: it was paid for), with its clip's scores."""
+        return self._row("delivered", asset_uri=asset_uri, sha256=sha256, reason="delivered", **scores)
 
     def awaiting_review(self, review_uri: str, sha256: str, reason: str, **fields: Any) -> dict[str, Any]:
         """Past QA and held for a person: `review_uri` is the finished cut to watch (no money)."""

@@ -34,6 +34,7 @@ __all__ = [
     "first_frame",
     "last_frame",
     "frame_at",
+    "decode_frames",
     "fit_image",
     "contact_sheet",
     "detect_defects",
@@ -342,6 +343,42 @@ def frame_at(src: Path, at_s: float) -> np.ndarray:
         f"read a frame of {src.name} at {at_s:.3f} s",
     )
     return np.frombuffer(out, np.uint8).reshape(info.height, info.width, 3)
+
+
+DECODE_MAX_FRAMES = 3000  # what decode_frames keeps at most (over 2 minutes at 24 fps)
+DECODE_MAX_PIXELS = 4096 * 4096  # a frame larger than this is not decoded (a hostile header)
+
+
+def decode_frames(src: Path, max_side: int = 256) -> np.ndarray:
+    """Every frame of a clip, decoded once with PyAV and shrunk so its longer side is at most
+    `max_side`: (T, H, W, 3) uint8 RGB (about 110 KB a frame at 256 px: a 20 s clip is ~50 MB).
+    A clip with no decodable frame, frames over DECODE_MAX_PIXELS or more than DECODE_MAX_FRAMES
+    frames raises MediaError saying so."""
+    decoded: list[np.ndarray] = []
+    name = Path(src).name
+    try:
+        with av.open(str(src)) as container:
+            video = next(iter(container.streams.video), None)
+            if video is None:
+                raise MediaError(f"{name} has no video stream")
+            if video.codec_context.width * video.codec_context.height > DECODE_MAX_PIXELS:
+                raise MediaError(
+                    f"{name} is {video.codec_context.width}x{video.codec_context.height}: larger than any clip we make"
+                )
+            for frame in container.decode(video):
+                if len(decoded) == DECODE_MAX_FRAMES:
+                    raise MediaError(f"{name} has more than {DECODE_MAX_FRAMES} frames: too long to score")
+                scale = max_side / max(frame.width, frame.height)
+                if scale < 1:
+                    frame = frame.reformat(
+                        width=max(2, round(frame.width * scale)), height=max(2, round(frame.height * scale))
+                    )
+                decoded.append(frame.to_ndarray(format="rgb24"))
+    except (av.FFmpegError, OSError, ValueError) as err:
+        raise MediaError(f"cannot decode {name}: {getattr(err, 'strerror', None) or str(err)[:200]}") from err
+    if not decoded:
+        raise MediaError(f"{name} has no decodable frame")
+    return np.stack(decoded)
 
 
 def contact_sheet(src: Path, dst: Path, *, columns: int = 6, thumb_width: int = 192) -> Path:

@@ -151,9 +151,24 @@ def _under(route: str, error: ErrorDetails) -> InitErrorDetails:
     return moved
 
 
+class Scoring(_Strict):
+    """`[qa.scores]`: each clip that passed the QA gate is scored (vidbatch.scorer): prompt
+    adherence and coherence from a CLIP/SigLIP-family model, motion from optical flow."""
+
+    enabled: bool = Field(False, description="score every clip that passed QA (the shipped policies turn it on)")
+    model: str = Field(
+        "openai/clip-vit-base-patch32",
+        description="a CLIP/SigLIP-family checkpoint transformers' AutoModel loads (hub id or local folder), "
+        "or tiny-clip (random weights, built in code: rehearsals and tests)",
+    )
+    frames: PositiveInt = Field(8, le=64, description="frames sampled evenly over the clip for the embeddings")
+    device: str = Field("auto", description="cuda when available, else cpu")
+
+
 class QA(_Strict):
     """The gate every finished clip passes before it is accepted (see vidbatch.qa)."""
 
+    scores: Scoring = Scoring()
     enabled: bool = True
     black_min_s: PositiveFloat = Field(1.0, description="a black stretch at least this long fails the clip")
     black_pixel_threshold: float = Field(

@@ -19,7 +19,7 @@ from markupsafe import Markup
 
 from vidbatch.money import usd_text
 
-__all__ = ["REPORT_ITEMS", "relative_link", "spend_chart_svg", "first_to_look_at", "report_html"]
+__all__ = ["REPORT_ITEMS", "relative_link", "spend_chart_svg", "first_to_look_at", "report_html", "drift_sparkline"]
 
 REPORT_ITEMS = 500
 PALETTE = ("#2a9d8f", "#e76f51", "#e9c46a", "#264653", "#8ab17d", "#b5838d", "#6d597a", "#f4a261")
@@ -53,7 +53,27 @@ def _templates() -> Environment:
         autoescape=select_autoescape(["html.j2", "svg.j2"], default=True),
     )
     env.filters["money"] = usd_text
+    env.filters["sparkline"] = drift_sparkline
+    env.filters["score"] = lambda value: "—" if value is None else f"{value:.2f}"
     return env
+
+
+def drift_sparkline(curve) -> Markup:
+    """A clip's drift curve (each sampled frame's cosine to the first, vidbatch.scores) as a small
+    inline SVG: flat at the top for a steady clip, falling where it wanders or cuts away."""
+    values = [float(v) for v in (curve if curve is not None else [])]
+    if len(values) < 2:
+        return Markup("")
+    width, height, low = 64, 18, min(0.0, *values)
+    points = " ".join(
+        f"{i * width / (len(values) - 1):.1f},{(1.0 - v) / (1.0 - low or 1.0) * (height - 2) + 1:.1f}"
+        for i, v in enumerate(values)
+    )
+    return Markup(
+        f'<svg class=drift width={width} height={height} viewBox="0 0 {width} {height}" role=img '
+        f'aria-label="drift curve, last {values[-1]:.2f}"><polyline fill=none stroke="#264653" '
+        f'stroke-width=1.5 points="{points}"/></svg>'
+    )
 
 
 def spend_chart_svg(spend: pl.DataFrame, caps: dict[str, float], night_cap: float) -> str:

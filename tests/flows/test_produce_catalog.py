@@ -108,3 +108,19 @@ def test_a_campaign_lora_runs_through_the_flow_and_a_new_file_remakes_only_its_i
     assert make()["status_counts"] == {"done": 1, "finished": 1}  # a new file: only its item again
     remade = ledger_of(tmp_path / "out").filter(pl.col("status") == "settled")
     assert remade["item_id"].to_list().count("i1") == 2 and remade["item_id"].to_list().count("i0") == 1
+
+
+def test_every_finished_clip_is_scored_into_the_runs_items_table(tmp_path):
+    summary = run(tmp_path, [{"duration_s": 1.0, "prompt": "a red car on the road"}, {"duration_s": 1.5}])
+    assert summary["status_counts"] == {"finished": 2}
+    items = pl.read_parquet(tmp_path / "out" / "runs" / summary["run_id"] / "items.parquet").sort("item_id")
+    assert items["score_verdict"].to_list() == [None, None]
+    for column in ("adherence", "coherence", "drift", "motion", "jitter"):
+        assert items[column].is_not_null().all(), column
+    assert items["coherence"].is_between(-1.0, 1.0).all() and (items["motion"] >= 0).all()
+    curves = items["drift_curve"]
+    assert curves.list.len().to_list() == [8, 8] and curves.list.first().to_list() == [1.0, 1.0]
+    delivered = ledger_of(tmp_path / "out").filter(pl.col("status") == "delivered").sort("item_id")
+    assert delivered["score_model"].to_list() == ["tiny-clip", "tiny-clip"]  # the ledger keeps them (0010)
+    for column in ("adherence", "coherence", "drift", "motion", "jitter"):
+        assert delivered[column].to_list() == items[column].to_list(), column

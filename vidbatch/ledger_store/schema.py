@@ -55,6 +55,12 @@ ledger_rows = Table(
     Column("reviewer", Text),  # revision 0003
     Column("price_key", Text),  # revision 0004: settled clips that measured their price
     Column("gpu_s_per_shot", Float),  # revision 0004
+    Column("adherence", Float),  # revision 0010: the finished clip's scores ([qa.scores])
+    Column("coherence", Float),
+    Column("drift", Float),
+    Column("motion", Float),
+    Column("jitter", Float),
+    Column("score_model", Text),
 )
 
 # The reservations no settled/failed/released row has closed yet: an index the store keeps in the
