@@ -118,12 +118,15 @@ def write_report(
         if listed.height < items.height
         else ""
     )
+    scores = [pl.col(c).round(3) for c in ("adherence", "coherence", "drift", "motion") if c in listed.columns]
     create_table_artifact(
         cents(
-            listed.select("item_id", "campaign", "route", "model", "status", "est_cost_usd", "cost_usd", "qa", "reason")
+            listed.select(
+                "item_id", "campaign", "route", "model", "status", "est_cost_usd", "cost_usd", "qa", *scores, "reason"
+            )
         ).to_dicts(),
         key="clips",
-        description=f"the run's items: route, status, cost, QA{more}",
+        description=f"the run's items: route, status, cost, QA, scores{more}",
     )
     if link:  # the UI opens http(s) links only; a local report is named in the markdown artifact
         create_link_artifact(

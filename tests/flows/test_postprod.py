@@ -117,6 +117,9 @@ def _check_artifacts(run_id: str) -> None:
     money = [v for rows in (routes, json.loads(by_key["clips"].data)) for r in rows for k, v in r.items()
              if k.endswith("_usd") and v is not None]
     assert money and all(round(v, 4) == v for v in money)  # cents, not 18 digits
+    clips = json.loads(by_key["clips"].data)
+    finished = [r for r in clips if r["status"] == "finished"]
+    assert finished and all(isinstance(r["coherence"], float) and r["motion"] is not None for r in finished)
 
 
 def test_a_missing_scene_blocks_its_storyboard_until_a_later_run_makes_it(tmp_path):
