@@ -53,6 +53,7 @@ class CheckedClip:
     qa: str
     regenerated: bool = False  # QA failed the first clip; this is its one regeneration
     scores: ClipScores | None = None  # [qa.scores]: what the clip measured (None: scoring is off)
+    needs_person: str | None = None  # its scores missed their lines (vidbatch.triage): why it waits for review
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from vidbatch.media import MediaInfo, contact_sheet, cut, detect_defects, probe,
 from vidbatch.policy import Policy
 from vidbatch.qa import Expected, qa_failures, qa_summary
 from vidbatch.scorer import score_clip
+from vidbatch.triage import clears, misses, worded
 from vidbatch.statuses import ItemStatus
 from vidbatch.tasks.context import RunContext
 from vidbatch.tasks.clips import CheckedClip, FinishedClip, GeneratedClip
@@ -77,8 +78,11 @@ def finish_clip(clip: GeneratedClip, ctx: RunContext) -> FinishedClip | State:
     checked = _checked(clip, ctx)
     if isinstance(checked, State):  # the regeneration was deferred (a cap): so is the item
         return checked
-    checked = score(checked, ctx)
-    return deliver(checked, ctx, approved=clip.job.recover is not None and clip.job.recover.approved)
+    checked = _triaged(score(checked, ctx), ctx)
+    if isinstance(checked, State):  # the remake was deferred (a cap): so is the item
+        return checked
+    approved = clip.job.recover is not None and clip.job.recover.approved
+    return deliver(checked, ctx, approved=approved or _clears(checked, ctx))
 
 
 def score(checked: CheckedClip, ctx: RunContext) -> CheckedClip:
@@ -93,10 +97,41 @@ def score(checked: CheckedClip, ctx: RunContext) -> CheckedClip:
     return replace(checked, scores=scores)
 
 
+def _triaged(checked: CheckedClip, ctx: RunContext) -> CheckedClip | State:
+    """A clip whose scores miss the policy's lines (vidbatch.triage) is made again once with
+    another seed, when `[review] max_regenerations` allows any (paid, recorded like any clip; the
+    first gets a `qa_failed` row, so it is never delivered from storage). One that still misses,
+    or may not be made again, waits for a person (`needs_person`)."""
+    job = checked.clip.job
+    missed = misses(checked.scores, ctx.policy.qa.scores.lines_for(job.campaign))
+    if not missed:
+        return checked
+    why = worded(missed)
+    if checked.regenerated or ctx.policy.review.max_regenerations == 0:
+        return replace(checked, needs_person=why)
+    _qa_failed(checked.clip, ctx, f"passed, but its {why}")
+    remade = _remade(checked.clip, ctx, f"its {why}")
+    if isinstance(remade, State):
+        return remade
+    again = score(remade, ctx)
+    missed_again = misses(again.scores, ctx.policy.qa.scores.lines_for(job.campaign))
+    if missed_again:
+        return replace(again, needs_person=f"made again for its {why}; still {worded(missed_again)}")
+    return replace(again, qa=f"{again.qa}; made again (seed {again.clip.job.seed}) for its {why}")
+
+
+def _clears(checked: CheckedClip, ctx: RunContext) -> bool:
+    """Above every approval line, where the policy lets that skip human review."""
+    settings = ctx.policy.qa.scores
+    return settings.approve_skips_review and checked.needs_person is None and clears(checked.scores, settings.approve)
+
+
 def deliver(checked: CheckedClip, ctx: RunContext, approved: bool = False) -> FinishedClip:
     """Held for review when the policy's `[review]` names the campaign (unless a person approved
-    this clip already), else written as the deliverable."""
-    if ctx.policy.review.needed(checked.clip.job.campaign) and not approved:
+    this clip already, or its scores cleared the approval line), or when its scores missed their
+    lines twice; else written as the deliverable."""
+    needs_review = ctx.policy.review.needed(checked.clip.job.campaign) and not approved
+    if needs_review or checked.needs_person:
         return hold_for_review(checked, ctx)
     return write_asset(ctx, checked)
 
@@ -113,22 +148,29 @@ def _checked(clip: GeneratedClip, ctx: RunContext) -> CheckedClip | State:
     _qa_failed(clip, ctx, first)
     if not ctx.policy.qa.regenerate_once:
         raise QAFailed(f"QA {first} (qa.regenerate_once is off)")
+    return _remade(clip, ctx, f"the first clip {first}", first)
+
+
+def _remade(clip: GeneratedClip, ctx: RunContext, why: str, first: str | None = None) -> CheckedClip | State:
+    """`clip`'s item made once more with the next seed (a new reservation: paid again), cut and
+    checked; a QA failure of the new clip fails the item. `first`: the first clip's QA verdict
+    (None: it passed QA and is remade for its scores, `why`)."""
     seed = clip.job.seed + 1
     job = clip.job.model_copy(
         update={"seed": seed, "resume_reservation_id": None, "resume_job_ids": (), "recover": None}
     )
-    again = generate_clip(job, ctx, why=f"QA regeneration with seed {seed}: the first clip {first}")
+    again = generate_clip(job, ctx, why=f"QA regeneration with seed {seed}: {why}")
     if isinstance(again, State):
         return again
     path, info, failures = _cut_and_check(again, ctx)
     if failures:
         second = qa_summary(failures)
         _qa_failed(again, ctx, second)
+        if first is None:
+            raise QAFailed(f"QA failed on the remake: seed {seed} {second} (seed {clip.job.seed} was remade for {why})")
         raise QAFailed(f"QA failed twice: seed {clip.job.seed} {first}; seed {seed} {second}")
     assert path is not None and info is not None
-    return CheckedClip(
-        again, path, info, f"passed on regeneration (seed {seed}); the first clip {first}", regenerated=True
-    )
+    return CheckedClip(again, path, info, f"passed on regeneration (seed {seed}); {why}", regenerated=True)
 
 
 def _cut_and_check(clip: GeneratedClip, ctx: RunContext) -> tuple[Path | None, MediaInfo | None, list[str]]:
@@ -192,7 +234,7 @@ def hold_for_review(checked: CheckedClip, ctx: RunContext) -> FinishedClip:
             paid_by.awaiting_review(
                 uri,
                 digest,
-                f"QA {checked.qa}; awaiting review",
+                f"QA {checked.qa}; {checked.needs_person + '; ' if checked.needs_person else ''}awaiting review",
                 seconds=checked.info.duration_s,
                 **(checked.scores.ledger_fields() if checked.scores else {}),
             )

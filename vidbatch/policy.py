@@ -163,6 +163,38 @@ class Scoring(_Strict):
     )
     frames: PositiveInt = Field(8, le=64, description="frames sampled evenly over the clip for the embeddings")
     device: str = Field("auto", description="cuda when available, else cpu")
+    lines: dict[str, float] = Field(
+        {},
+        description="score -> its line: a floor for adherence, coherence and motion, a ceiling for drift and "
+        "jitter; a clip that misses one is made again with another seed, then waits for a person",
+    )
+    campaign_lines: dict[str, dict[str, float]] = Field({}, description="campaign -> its own lines (replace `lines`)")
+    approve: dict[str, float] = Field(
+        {}, description="score -> the line a clip must meet on every named score to skip human review"
+    )
+    approve_skips_review: bool = Field(
+        False, description="a clip that meets every `approve` line is delivered without waiting for review"
+    )
+
+    @field_validator("lines", "approve")
+    @classmethod
+    def _known_scores(cls, given: dict[str, float]) -> dict[str, float]:
+        from vidbatch.scores import SCORE_NAMES
+
+        for name in given:
+            if name not in SCORE_NAMES:
+                raise ValueError(f"no score named {name!r} (scores: {', '.join(SCORE_NAMES)})")
+        return given
+
+    @field_validator("campaign_lines")
+    @classmethod
+    def _known_campaign_scores(cls, given: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for lines in given.values():
+            cls._known_scores(lines)
+        return given
+
+    def lines_for(self, campaign: str) -> dict[str, float]:
+        return self.campaign_lines.get(campaign, self.lines)
 
 
 class QA(_Strict):
