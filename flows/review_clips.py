@@ -46,12 +46,21 @@ def _describe(pending, root_uri: str) -> str:
         "reject with a note (made again by the next run with another seed, or your edited prompt), or leave "
         "undecided.",
         "",
-        "| campaign | item | route | cost | watch |",
-        "|---|---|---|---:|---|",
+        "Worst first (least coherent, then least adherent to its prompt).",
+        "",
+        "| campaign | item | route | cost | coherence | adherence | motion | watch |",
+        "|---|---|---|---:|---:|---:|---:|---|",
     ]
+
+    def score(value) -> str:
+        return "—" if value is None else f"{value:.2f}"
+
     for r in pending.iter_rows(named=True):
         watch = f"[watch]({r['watch']})" if r["watch"].startswith("http") else f"`{r['watch']}`"
-        lines.append(f"| {r['campaign']} | {r['item_id']} | {r['route']} | {usd_text(r['cost_usd'])} | {watch} |")
+        lines.append(
+            f"| {r['campaign']} | {r['item_id']} | {r['route']} | {usd_text(r['cost_usd'])} | {score(r['coherence'])} "
+            f"| {score(r['adherence'])} | {score(r['motion'])} | {watch} |"
+        )
     return "\n".join(lines)
 
 

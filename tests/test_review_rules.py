@@ -37,3 +37,13 @@ def test_hostile_or_incomplete_verdicts_are_refused_by_name():
     rows, problems = verdict_rows(pending(), [ClipVerdict(campaign="spring", item_id="s0", verdict="approve")],
                                   reviewer="ann\x00", run_id="rv")
     assert rows == [] and "control character" in problems[0]
+
+
+def test_clips_for_a_person_come_worst_first_unscored_last():
+    import polars as pl
+
+    from vidbatch.triage import worst_first
+
+    clips = pl.DataFrame({"item_id": ["old", "fine", "bad", "unscored", "tied"],
+                          "coherence": [0.9, 0.99, 0.5, None, 0.9], "adherence": [0.3, 0.3, 0.3, None, 0.1]})
+    assert worst_first(clips)["item_id"].to_list() == ["bad", "tied", "old", "fine", "unscored"]

@@ -15,6 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from vidbatch import layout
+from vidbatch.triage import worst_first
 from vidbatch.ledger import Reservation
 from vidbatch.ledger_store import LedgerStore
 from vidbatch.review import ClipVerdict, verdict_rows
@@ -22,7 +23,21 @@ from vidbatch.storage import OutputRoot, fetch_to, work_folder
 
 __all__ = ["PENDING_COLUMNS", "pending_clips", "decide", "already_decided"]
 
-PENDING_COLUMNS = ["campaign", "item_id", "route", "model", "cost_usd", "held_at", "watch", "sheet", "run_id"]
+PENDING_COLUMNS = [
+    "campaign",
+    "item_id",
+    "route",
+    "model",
+    "cost_usd",
+    "adherence",
+    "coherence",
+    "motion",
+    "drift",
+    "held_at",
+    "watch",
+    "sheet",
+    "run_id",
+]
 
 
 def pending_clips(
@@ -32,9 +47,10 @@ def pending_clips(
     item_ids: list[str] | None = None,
     urls: bool = False,
 ) -> pl.DataFrame:
-    """Clips awaiting review, oldest first: item, campaign, route, model, cost, when, where to watch
-    it and its contact sheet (URIs, or with `urls` shareable http(s) links where the root gives them),
-    plus the ledger's columns for the verdict rows."""
+    """Clips awaiting review, worst first (vidbatch.triage.worst_first: by coherence, then
+    adherence; unscored clips after, oldest first among equals): item, campaign, route, model,
+    cost, scores, when, where to watch it and its contact sheet (URIs, or with `urls` shareable
+    http(s) links where the root gives them), plus the ledger's columns for the verdict rows."""
     rows = store.awaiting_review(campaign=campaign, item_ids=item_ids)
 
     def where(key: str) -> str:
@@ -45,10 +61,12 @@ def pending_clips(
         for r in rows.iter_rows(named=True)
     ]
     watch = [where(key) if (key := root.key_of(uri)) else uri for uri in rows["asset_uri"].to_list()]
-    return rows.with_columns(
-        pl.col("created_at").alias("held_at"),
-        pl.Series("watch", watch, dtype=pl.String),
-        pl.Series("sheet", sheets, dtype=pl.String),
+    return worst_first(
+        rows.with_columns(
+            pl.col("created_at").alias("held_at"),
+            pl.Series("watch", watch, dtype=pl.String),
+            pl.Series("sheet", sheets, dtype=pl.String),
+        )
     )
 
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import polars as pl
+
 from vidbatch.scores import ClipScores
 
-__all__ = ["LOWER_IS_BETTER", "Miss", "misses", "worded", "clears"]
+__all__ = ["LOWER_IS_BETTER", "Miss", "misses", "worded", "clears", "worst_first"]
 
 LOWER_IS_BETTER = ("drift", "jitter")  # their lines are ceilings; the others' are floors
 
@@ -48,3 +50,9 @@ def worded(found: list[Miss]) -> str:
 def clears(scores: ClipScores | None, approve: dict[str, float]) -> bool:
     """True when `approve` names lines and every one is met (at or beyond it)."""
     return bool(approve) and scores is not None and scores.verdict is None and not misses(scores, approve)
+
+
+def worst_first(clips: pl.DataFrame) -> pl.DataFrame:
+    """Clips for a person to look at, the least coherent first, then the least adherent; those
+    without scores after them; otherwise in their order (oldest first)."""
+    return clips.sort(["coherence", "adherence"], nulls_last=True, maintain_order=True)

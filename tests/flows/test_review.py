@@ -52,6 +52,8 @@ def test_clips_wait_for_review_the_cli_decides_and_the_next_runs_remake_and_stit
     listed = [json.loads(line) for line in text.splitlines()]
     assert {r["item_id"] for r in listed} == {"s0", "s1"} and all(r["route"] == "wan" for r in listed)
     assert all(r["watch"].endswith(".mp4") and r["cost_usd"] > 0 for r in listed)
+    coherence = [r["coherence"] for r in listed]
+    assert None not in coherence and coherence == sorted(coherence)  # scored, the least coherent first
 
     code, text = cli("review", "reject", "s1", "--out", out, "--reviewer", "ann")
     assert code == 2 and "--note" in text  # refused before anything is written

@@ -58,6 +58,8 @@ def review(
     """List the clips awaiting review: item, campaign, route, cost, where to watch it."""
     if ctx.invoked_subcommand:
         return
+    import polars as pl
+
     from vidbatch.review_io import PENDING_COLUMNS, pending_clips
 
     root, store = _open(out, ledger_url, policy)
@@ -69,12 +71,14 @@ def review(
     if pending is None or not pending.height:
         out_console.print(f"no clip awaits review under {out}" + (f" in campaign {campaign}" if campaign else ""))
         return
-    shown = pending.head(SHOWN).with_columns(pending["cost_usd"].head(SHOWN).round(4))
+    shown = pending.head(SHOWN).with_columns(
+        pending["cost_usd"].head(SHOWN).round(4), *(pl.col(c).round(2) for c in ("coherence", "adherence", "motion"))
+    )
     out_console.print(
         table(
             f"{pending.height:,} clip(s) awaiting review under {out}",
             shown,
-            ["item_id", "campaign", "route", "cost_usd", "watch"],
+            ["item_id", "campaign", "route", "cost_usd", "coherence", "adherence", "motion", "watch"],
             {"cost_usd": "cost $"},
         ),
         soft_wrap=True,
