@@ -34,12 +34,13 @@ def b32(device: str) -> scorer.Embedder:
     """CLIP ViT-B/32's configuration (transformers' CLIPConfig defaults), random weights, and a
     word-level tokenizer built in code."""
     import torch
-    import transformers
-    from transformers import CLIPConfig, CLIPModel
+    from transformers.models.clip.configuration_clip import CLIPConfig
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+    from transformers.models.clip.modeling_clip import CLIPModel
 
     torch.manual_seed(0)
     tokenizer = scorer.word_tokenizer(PROMPT, 77)
-    processor = getattr(transformers, "CLIPImageProcessorPil", None) or transformers.CLIPImageProcessor
+    processor = CLIPImageProcessorPil
     model = CLIPModel(CLIPConfig()).eval().to(device)
     return scorer.Embedder(model, tokenizer, processor(), device, "random-clip-vit-b32")
 

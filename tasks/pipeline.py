@@ -41,7 +41,7 @@ from vidbatch.tasks.context import RunContext, run_log
 from vidbatch.tasks.events import item_failed
 from vidbatch.tasks.generate import RETRIES, RETRY_DELAYS_S, deferred_state, generate_or_defer, retry_transient_only
 from vidbatch.tasks.outcomes import outcome_of
-from vidbatch.tasks.postprod import finish_clip
+from vidbatch.tasks.postprod import finish_clip, warm_scorer
 
 __all__ = ["make_clip", "run_items"]
 
@@ -85,6 +85,8 @@ def run_items(
     ended: queue.Queue = queue.Queue()
     running: dict[int, tuple[ClipJob, object]] = {}
     outcomes: list[dict] = []
+    if jobs:
+        warm_scorer(ctx)  # here, before clips render and are scored in threads of their own
     try:
         made: dict[str, Any] = {}  # item -> its task run's future
         for job in sorted(jobs, key=lambda j: j.remix_of is not None):

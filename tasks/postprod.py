@@ -27,7 +27,7 @@ from vidbatch.errors import MediaError, QAFailed
 from vidbatch.media import MediaInfo, contact_sheet, cut, detect_defects, probe, sha256_of
 from vidbatch.policy import Policy
 from vidbatch.qa import Expected, qa_failures, qa_summary
-from vidbatch.scorer import score_clip
+from vidbatch.scorer import score_clip, warm
 from vidbatch.triage import clears, misses, worded
 from vidbatch.statuses import ItemStatus
 from vidbatch.tasks.context import RunContext
@@ -35,7 +35,7 @@ from vidbatch.tasks.clips import CheckedClip, FinishedClip, GeneratedClip
 from vidbatch.tasks.generate import generate_clip
 from vidbatch.tasks.ledger_io import write_ledger_rows
 
-__all__ = ["finish_clip", "score", "deliver", "write_asset", "hold_for_review", "check_clip"]
+__all__ = ["finish_clip", "score", "warm_scorer", "deliver", "write_asset", "hold_for_review", "check_clip"]
 
 
 def check_clip(path: Path, clip: GeneratedClip, policy: Policy) -> tuple[MediaInfo, list[str]]:
@@ -95,6 +95,16 @@ def score(checked: CheckedClip, ctx: RunContext) -> CheckedClip:
     if scores.verdict:
         scores = scores.model_copy(update={"verdict": ctx.redact(scores.verdict)})
     return replace(checked, scores=scores)
+
+
+def warm_scorer(ctx: RunContext) -> None:
+    """Load the scoring model (`[qa.scores]`) and run it once, in the calling thread, before any
+    clip is made: transformers' first imports are not thread-safe, and clips are scored in one
+    thread while the next renders in another (where diffusers imports transformers too). A model
+    that cannot load is left to each clip's verdict."""
+    settings = ctx.policy.qa.scores
+    if settings.enabled:
+        warm(settings.model, settings.device)
 
 
 def _triaged(checked: CheckedClip, ctx: RunContext) -> CheckedClip | State:

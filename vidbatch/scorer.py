@@ -2,6 +2,10 @@
 transformers (loaded once per process, on the GPU when there is one) for prompt adherence and
 coherence, OpenCV's optical flow for motion. An undecodable or hostile clip gets a verdict.
 
+transformers' classes are imported from their own modules, not from the package's lazy top level:
+its lazy attribute lookup is not thread-safe, and a clip is scored while the next one renders
+(a GPU batch imported `transformers.CLIPConfig` half-made and failed the item).
+
 torch and transformers are imported when a model loads, never at import time. `tiny-clip` is a
 CLIP built in code with random weights and a tokenizer built in code (tests, rehearsals): its
 similarities carry no meaning about the prompt, only the plumbing and the measures that need none.
@@ -20,7 +24,7 @@ from vidbatch.media import decode_frames
 from vidbatch.motion import motion_of
 from vidbatch.scores import ClipScores, adherence_of, coherence_of, evenly
 
-__all__ = ["TINY_CLIP", "Embedder", "embedder", "score_clip", "model_loads", "word_tokenizer"]
+__all__ = ["TINY_CLIP", "Embedder", "embedder", "score_clip", "model_loads", "warm", "word_tokenizer"]
 
 TINY_CLIP = "tiny-clip"
 _MODELS: dict[tuple[str, str], Embedder] = {}
@@ -87,7 +91,9 @@ def _load(source: str, device: str) -> Embedder:
     if source == TINY_CLIP:
         model, tokenizer, images = _tiny()
     else:
-        from transformers import AutoImageProcessor, AutoModel, AutoTokenizer
+        from transformers.models.auto.image_processing_auto import AutoImageProcessor
+        from transformers.models.auto.modeling_auto import AutoModel
+        from transformers.models.auto.tokenization_auto import AutoTokenizer
 
         try:
             model = AutoModel.from_pretrained(source)
@@ -100,12 +106,11 @@ def _load(source: str, device: str) -> Embedder:
 def _tiny():
     """A CLIP with random weights (seeded) and a word-level tokenizer, all built in code."""
     import torch
-    from transformers import CLIPConfig, CLIPModel
-
-    import transformers
+    from transformers.models.clip.configuration_clip import CLIPConfig
+    from transformers.models.clip.modeling_clip import CLIPModel
 
     # transformers 5's CLIPImageProcessor wants torchvision (not in our CPU installs): its PIL twin
-    processor = getattr(transformers, "CLIPImageProcessorPil", None) or transformers.CLIPImageProcessor
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil as processor
 
     torch.manual_seed(0)
     config = CLIPConfig(
@@ -135,10 +140,21 @@ def _tiny():
     return CLIPModel(config), tokenizer, images
 
 
+def warm(source: str, device: str = "auto") -> None:
+    """Load `source` and embed one blank frame and one word with it, so every module it imports is
+    imported now, in this thread (a model that cannot load is left to each clip's verdict)."""
+    try:
+        model = embedder(source, device)
+        model.images(np.zeros((1, 64, 64, 3), np.uint8))
+        model.text("warm")
+    except (MediaError, ImportError, RuntimeError):
+        return
+
+
 def word_tokenizer(words: str, max_length: int):
     """A word-level tokenizer built in code (no hub): pad 0, unknown 1, end 2, then `words`."""
     from tokenizers import Tokenizer, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
+    from transformers.tokenization_utils_tokenizers import PreTrainedTokenizerFast
 
     vocab = {"<pad>": 0, "<unk>": 1, "</s>": 2, **{w: i + 3 for i, w in enumerate(dict.fromkeys(words.split()))}}
     word_level = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
@@ -160,6 +176,8 @@ def score_clip(path: Path, prompt: str, source: str, frames: int = 8, device: st
         model = embedder(source, device)
     except MediaError as err:  # remembered: the next clips of this process do not try again
         return ClipScores(verdict=f"not scored: {err}")
+    except ImportError as err:  # not remembered: the next clip tries again
+        return ClipScores(verdict=f"not scored: the scoring model's code did not import ({err})")
     picked = decoded[evenly(len(decoded), frames)]
     try:
         images, text = model.images(picked), model.text(prompt)
