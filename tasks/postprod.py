@@ -31,8 +31,8 @@ from vidbatch.scorer import score_clip, warm
 from vidbatch.triage import clears, misses, worded
 from vidbatch.statuses import ItemStatus
 from vidbatch.tasks.context import RunContext
-from vidbatch.tasks.clips import CheckedClip, FinishedClip, GeneratedClip
-from vidbatch.tasks.generate import generate_clip
+from vidbatch.tasks.clips import CheckedClip, Deferral, FinishedClip, GeneratedClip
+from vidbatch.tasks.generate import deferred_state, generate_clip
 from vidbatch.tasks.ledger_io import write_ledger_rows
 
 __all__ = ["finish_clip", "score", "warm_scorer", "deliver", "write_asset", "hold_for_review", "check_clip"]
@@ -170,8 +170,12 @@ def _remade(clip: GeneratedClip, ctx: RunContext, why: str, first: str | None = 
         update={"seed": seed, "resume_reservation_id": None, "resume_job_ids": (), "recover": None}
     )
     again = generate_clip(job, ctx, why=f"QA regeneration with seed {seed}: {why}")
-    if isinstance(again, State):
-        return again
+    if isinstance(again, State):  # deferred (a cap): the nested task run's own state, which Prefect
+        # would wrap ("All states completed") if returned as it is: the item's own deferral instead
+        deferral = again.result(raise_on_failure=False)
+        if isinstance(deferral, Deferral):
+            return deferred_state(deferral.reason, deferral.refusal)
+        return deferred_state(again.message or f"the regeneration ended {again.name}")
     path, info, failures = _cut_and_check(again, ctx)
     if failures:
         second = qa_summary(failures)

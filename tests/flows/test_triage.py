@@ -51,3 +51,19 @@ def test_a_clip_above_every_approval_line_skips_the_review_its_campaign_needs(tm
                   review_all)
     assert skipped["status_counts"] == {"finished": 1}
     assert ledger_of(tmp_path / "b" / "out").filter(pl.col("status") == "delivered")["coherence"][0] >= 0.5
+
+
+def test_a_remake_the_caps_refuse_defers_the_item_and_the_run_goes_on(tmp_path):
+    """The campaign cap holds one clip, not its remake: the item is deferred (nothing lost, the
+    first clip is paid and recorded), the run ends with its outcome, not a fault."""
+    path = tmp_path / "p.toml"
+    policy_file(path, campaign_usd=0.0015, global_limits=False)  # one 1 s testsrc clip: $0.00105
+    text = path.read_text().replace('model = "tiny-clip"\n', 'model = "tiny-clip"\nlines = { coherence = 1.01 }\n', 1)
+    path.write_text(text)
+    catalog = write_catalog(tmp_path / "catalog.parquet", [{"item_id": "t0", "duration_s": 1.0}])
+    summary = produce(catalog, out=str(tmp_path / "out"), policy_path=str(path),
+                      providers={"wan": lambda p: TestsrcProvider(), "sora": None})
+    assert summary["state"] == "COMPLETED" and summary["status_counts"] == {"deferred": 1}
+    ledger = ledger_of(tmp_path / "out")
+    assert ledger.filter(pl.col("status") == "settled").height == 1  # the first clip: paid, kept in the ledger
+    assert "campaign cap" in ledger.filter(pl.col("status") == "deferred")["reason"][0]
