@@ -120,14 +120,14 @@ def _triaged(checked: CheckedClip, ctx: RunContext) -> CheckedClip | State:
     if checked.regenerated or ctx.policy.review.max_regenerations == 0:
         return replace(checked, needs_person=why)
     _qa_failed(checked.clip, ctx, f"passed, but its {why}")
-    remade = _remade(checked.clip, ctx, f"its {why}")
+    remade = _remade(checked.clip, ctx, f"seed {job.seed}'s {why}")
     if isinstance(remade, State):
         return remade
     again = score(remade, ctx)
     missed_again = misses(again.scores, ctx.policy.qa.scores.lines_for(job.campaign))
     if missed_again:
-        return replace(again, needs_person=f"made again for its {why}; still {worded(missed_again)}")
-    return replace(again, qa=f"{again.qa}; made again (seed {again.clip.job.seed}) for its {why}")
+        return replace(again, needs_person=f"its {worded(missed_again)} too")
+    return again
 
 
 def _clears(checked: CheckedClip, ctx: RunContext) -> bool:

@@ -31,7 +31,8 @@ def test_a_clip_below_its_floor_is_made_again_then_waits_for_a_person(tmp_path):
     first = ledger.filter(pl.col("status") == "qa_failed")["reason"].to_list()
     assert len(first) == 1 and "passed, but its scores: coherence" in first[0] and "below its floor 1.01" in first[0]
     held = ledger.filter(pl.col("status") == "awaiting_review").row(0, named=True)
-    assert "made again for its scores: coherence" in held["reason"] and "still scores: coherence" in held["reason"]
+    assert "passed on regeneration (seed " in held["reason"] and "'s scores: coherence" in held["reason"]
+    assert "; its scores: coherence" in held["reason"] and " too; awaiting review" in held["reason"]
     assert held["coherence"] is not None and held["score_model"] == "tiny-clip"
 
 
