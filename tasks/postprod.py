@@ -1,4 +1,6 @@
-"""Post-production of one clip: cut it to the finished window, pass the QA gate, deliver it.
+"""Post-production of one clip: cut it to the finished window, pass the QA gate, score it and
+triage by its scores ([qa.scores]: a clip below its lines is made again once, then waits for a
+person; one above the approval lines may skip review), deliver it.
 
 finish_clip: a frame-accurate cut of [trim_start_s, trim_start_s + duration_s + extend_s), then
 the QA gate (length, size, fps; black and frozen stretches). A failing clip gets a `qa_failed`
