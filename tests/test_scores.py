@@ -87,3 +87,9 @@ def test_an_undecodable_clip_or_a_missing_model_gets_a_verdict_not_a_traceback(t
     assert score_clip(clips["steady"], "a cat", missing).verdict == first.verdict  # not tried again
     score_clip(clips["frozen"], "a cat", "tiny-clip")
     assert model_loads() == loads  # each model is loaded once per process
+
+
+def test_a_hostile_prompt_is_scored_like_any_other(clips):
+    prompt = ("a cat \x00 ../../etc/passwd 🐈 " * 2000)[:32_000]  # the catalog's longest prompt, with NUL
+    scores = score_clip(clips["steady"], prompt, "tiny-clip")
+    assert scores.verdict is None and -1.0 <= scores.adherence <= 1.0

@@ -139,3 +139,9 @@ def test_routes_prints_the_fit_table_and_plan_the_pool_of_each_item(tmp_path):
     wan = [r for r in rows if r.get("route") == "wan" and r.get("status") == "planned"]
     assert wan and all(r["pool"] in ("rtx4090", "h100") for r in wan)
     assert all("on pool " + r["pool"] in r["reason"] for r in wan)
+
+
+@pytest.mark.parametrize("name", ["../up", "a/b", "nul\x00", ""])
+def test_a_hostile_pool_name_is_refused_at_policy_load(name):
+    with pytest.raises(ValidationError, match="pool name"):
+        with_pools({name: RTX4090}, workers="local")
